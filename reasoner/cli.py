@@ -1,0 +1,185 @@
+"""The ``reason`` command: a thin layer over the pipeline.
+
+    reason RULES... [EVIDENCE...] [TABLES...] --query P,Q [--json] [--explain ATOM]
+    reason check RULES...
+
+Arguments are told apart by what they are: ``*.mln`` files and directories of
+them are rules, ``*.db`` files are evidence, ``*.parquet``/``*.csv`` are tables.
+Exit codes: 0 success, 2 bad input or usage, 3 unsatisfiable hard formulas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from reasoner import __version__
+from reasoner.errors import ReasonerError, UsageError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_INPUT, EXIT_UNSATISFIABLE = 0, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="reason",
+        description="Exact MAP inference for Markov logic programs (Alchemy/Tuffy syntax).",
+        epilog="Subcommands: 'reason check RULES...' checks rule files only. Exit codes: 0 ok, 2 bad input, 3 unsatisfiable.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="rule files or directories (*.mln), evidence (*.db), tables (*.parquet, *.csv)")
+    parser.add_argument("--query", "-q", action="append", default=[], metavar="P,Q", help="query predicates (open world, reported)")
+    parser.add_argument("--query-file", type=Path, metavar="FILE", help="Tuffy query.db: query predicates or atoms")
+    parser.add_argument("--table", action="append", default=[], metavar="NAME=PATH", help="a table for 'bind ... from NAME'")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--explain", action="append", default=[], metavar="ATOM", help="print the derivation of an atom, e.g. 'Cancer(Anna)'")
+    parser.add_argument("--margins", metavar="P,Q|all|none", help="atoms that get margins (default: all query atoms up to 1,000)")
+    parser.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop exact solving and report the best world found")
+    parser.add_argument("--workers", type=int, default=1, metavar="N", help="solver processes (results do not depend on it)")
+    parser.add_argument("--no-timings", action="store_true", help="leave timings out of the JSON (for byte-stable output)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"reason {__version__}")
+    return parser
+
+
+def _check_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="reason check", description="Check rule files: syntax, names, arities, types, safety.")
+    parser.add_argument("rules", nargs="+", metavar="RULES")
+    parser.add_argument("--query", "-q", action="append", default=[], metavar="P,Q")
+    parser.add_argument("--query-file", type=Path, metavar="FILE")
+    parser.add_argument("--debug", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in arguments
+    try:
+        if arguments and arguments[0] == "check":
+            return _check(_check_parser().parse_args(arguments[1:]))
+        return _run(_run_parser().parse_args(arguments))
+    except ReasonerError as error:
+        if debug:
+            raise
+        print(error.render(), file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("error: out of memory; see the README's section on limits", file=sys.stderr)
+        return 1
+
+
+def _queries(names: list[str], query_file: Path | None):  # type: ignore[no-untyped-def]
+    from reasoner.evidence import parse_query_file, parse_query_names
+
+    patterns = []
+    spans = {}
+    for text in names:
+        patterns.extend(parse_query_names(text))
+    if query_file is not None:
+        found, spans = parse_query_file(query_file)
+        patterns.extend(found)
+    return patterns, spans
+
+
+def _check(options: argparse.Namespace) -> int:
+    from reasoner.pipeline import check
+
+    patterns, spans = _queries(options.query, options.query_file)
+    program = check(options.rules, patterns, spans)
+    for warning in program.warnings:
+        print(warning.render(), file=sys.stderr)
+    formulas = len(program.formulas)
+    print(f"ok: {len(program.program.files)} file(s), {len(program.predicates)} predicates, {formulas} formulas")
+    return EXIT_OK
+
+
+def _classify(inputs: list[str], table_options: list[str]) -> tuple[list[Path], list[Path], dict[str, Path]]:
+    rules: list[Path] = []
+    evidence: list[Path] = []
+    tables: dict[str, Path] = {}
+    for raw in inputs:
+        path = Path(raw)
+        suffix = path.suffix.lower()
+        if path.is_dir():
+            rules.append(path)
+        elif not path.exists():
+            raise UsageError(f"{raw}: no such file or directory")
+        elif suffix == ".mln":
+            rules.append(path)
+        elif suffix == ".db":
+            evidence.append(path)
+        elif suffix in (".parquet", ".pq", ".csv"):
+            name = path.stem
+            if name in tables:
+                raise UsageError(f"{raw}: a table named '{name}' was given twice; use --table NAME=PATH")
+            tables[name] = path
+        else:
+            raise UsageError(f"{raw}: unknown kind of input (expected .mln, .db, .parquet or .csv)")
+    for option in table_options:
+        name, sep, value = option.partition("=")
+        if not sep or not name or not value:
+            raise UsageError(f"--table {option}: expected NAME=PATH")
+        if not Path(value).is_file():
+            raise UsageError(f"--table {option}: no such file")
+        tables[name] = Path(value)
+    if not rules:
+        raise UsageError("no rule files given (*.mln or a directory of them)")
+    return rules, evidence, tables
+
+
+def _run(options: argparse.Namespace) -> int:
+    from reasoner.explain import explain
+    from reasoner.pipeline import run
+    from reasoner.render import render_json, render_text
+
+    rules, evidence, tables = _classify(options.inputs, options.table)
+    patterns, spans = _queries(options.query, options.query_file)
+    if options.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if options.time_limit is not None and options.time_limit <= 0:
+        raise UsageError("--time-limit must be a positive number of seconds")
+    margins = None
+    if options.margins is not None:
+        choice = options.margins.strip()
+        if choice == "none":
+            margins = []
+        elif choice != "all":
+            margins = [name.strip() for name in choice.split(",") if name.strip()]
+        else:
+            margins = sorted({pattern.predicate for pattern in patterns})
+    if options.explain and margins is not None and margins != []:
+        pass
+    explain_predicates = [text.split("(", 1)[0].strip() for text in options.explain]
+    if explain_predicates:
+        margins = sorted(set(margins or []) | set(explain_predicates)) if margins is not None else None
+    result = run(
+        rules,
+        evidence,
+        tables,
+        patterns,
+        spans,
+        margins=margins,
+        time_limit=options.time_limit,
+        workers=options.workers,
+    )
+    proofs = [explain(result.network, result.solution, text) for text in options.explain] if result.solution.status != "unsatisfiable" else []
+    output = render_json(result, proofs, timings=not options.no_timings) if options.json else render_text(result, proofs)
+    sys.stdout.write(output + "\n")
+    return EXIT_UNSATISFIABLE if result.solution.status == "unsatisfiable" else EXIT_OK
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())

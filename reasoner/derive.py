@@ -1,0 +1,158 @@
+"""Derived evidence: Datalog rules evaluated over evidence before grounding.
+
+``SameLender(a, b) :- Lender(a, l), Lender(b, l), a != b.`` Rules run stratum by
+stratum (negation only on lower strata); recursive strata iterate to a fixpoint.
+Derived atoms are closed-world facts whose source is the rule (``row`` 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from reasoner.check import CheckedProgram
+from reasoner.errors import LimitError
+from reasoner.syntax import Comparison, Constant, DerivedRule, Literal, Term, Variable
+
+__all__ = ["derive"]
+
+MAX_DERIVED_ROWS = 50_000_000
+_DERIVED_SOURCE = -1
+
+
+def derive(program: CheckedProgram, relations: dict[str, "Relation"]) -> dict[str, "Relation"]:  # noqa: F821
+    """Add the relations of derived predicates to ``relations`` (a new dict)."""
+    from reasoner.evidence import Relation
+
+    result = dict(relations)
+    for stratum in program.derived_strata:
+        heads = sorted({rule.head.predicate for rule in stratum})
+        current = {name: _empty(program.predicates[name].arity) for name in heads}
+        while True:
+            changed = False
+            for rule in stratum:
+                tables = {name: _facts(result, name, program) for name in _body_names(rule)}
+                tables.update({name: frame for name, frame in current.items()})
+                derived = _evaluate(rule, tables)
+                name = rule.head.predicate
+                merged = pd.concat([current[name], derived], ignore_index=True).drop_duplicates(ignore_index=True)
+                if len(merged) > MAX_DERIVED_ROWS:
+                    raise LimitError(
+                        f"{rule.span.file}:{rule.span.line}: derived predicate '{name}' exceeds "
+                        f"{MAX_DERIVED_ROWS:,} facts; add conditions to the rule"
+                    )
+                if len(merged) != len(current[name]):
+                    changed = True
+                current[name] = merged
+            recursive = any(
+                isinstance(lit, Literal) and lit.atom.predicate in heads for rule in stratum for lit in rule.body
+            )
+            if not changed or not recursive:
+                break
+        for name, frame in current.items():
+            arity = program.predicates[name].arity
+            frame = frame.sort_values(list(frame.columns), key=_sort_key).reset_index(drop=True) if arity else frame
+            frame = frame.copy()
+            frame["truth"] = True
+            frame["source"] = np.int32(_DERIVED_SOURCE)
+            frame["row"] = np.int64(0)
+            result[name] = Relation(name, arity, frame)
+    return result
+
+
+def _sort_key(column: pd.Series) -> pd.Series:
+    from reasoner.constants import order_key
+
+    return column.map(order_key)
+
+
+def _empty(arity: int) -> pd.DataFrame:
+    return pd.DataFrame({f"a{i}": pd.Series([], dtype=object) for i in range(arity)})
+
+
+def _body_names(rule: DerivedRule) -> set[str]:
+    return {literal.atom.predicate for literal in rule.body if isinstance(literal, Literal)}
+
+
+def _facts(relations: dict, name: str, program: CheckedProgram) -> pd.DataFrame:
+    relation = relations.get(name)
+    arity = program.predicates[name].arity
+    if relation is None:
+        return _empty(arity)
+    frame = relation.frame
+    return frame.loc[frame["truth"].to_numpy(dtype=bool), [f"a{i}" for i in range(arity)]]
+
+
+def _atom_frame(atom_args: tuple[Term, ...], facts: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``facts`` matching the atom's constants and repeated variables, by variable name."""
+    mask = np.ones(len(facts), dtype=bool)
+    seen: dict[str, str] = {}
+    columns: dict[str, str] = {}
+    for position, term in enumerate(atom_args):
+        column = f"a{position}"
+        if isinstance(term, Constant):
+            mask &= (facts[column] == term.value).to_numpy(dtype=bool)
+        elif term.name in seen:
+            mask &= (facts[column] == facts[seen[term.name]]).to_numpy(dtype=bool)
+        else:
+            seen[term.name] = column
+            columns[column] = term.name
+    return facts.loc[mask, list(columns)].rename(columns=columns).drop_duplicates()
+
+
+def _evaluate(rule: DerivedRule, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    positives = [lit for lit in rule.body if isinstance(lit, Literal) and lit.positive]
+    negatives = [lit for lit in rule.body if isinstance(lit, Literal) and not lit.positive]
+    comparisons = [lit for lit in rule.body if isinstance(lit, Comparison)]
+    frame: pd.DataFrame | None = None
+    for literal in positives:
+        part = _atom_frame(literal.atom.args, tables[literal.atom.predicate])
+        if frame is None:
+            frame = part
+        else:
+            shared = [name for name in part.columns if name in frame.columns]
+            frame = frame.merge(part, on=shared, how="inner") if shared else frame.merge(part, how="cross")
+        if len(frame) > MAX_DERIVED_ROWS:
+            raise LimitError(
+                f"{rule.span.file}:{rule.span.line}: the body of this rule joins to more than "
+                f"{MAX_DERIVED_ROWS:,} rows; add conditions that share variables"
+            )
+    assert frame is not None
+    for comparison in comparisons:
+        frame = frame[_compare(frame, comparison)]
+    for literal in negatives:
+        part = _atom_frame(literal.atom.args, tables[literal.atom.predicate])
+        shared = [name for name in part.columns if name in frame.columns]
+        if not shared:
+            frame = frame.iloc[0:0] if len(part) else frame
+            continue
+        marker = part[shared].drop_duplicates().assign(_hit=True)
+        frame = frame.merge(marker, on=shared, how="left")
+        frame = frame[frame["_hit"].isna()].drop(columns="_hit")
+    head: dict[str, pd.Series | object] = {}
+    for position, term in enumerate(rule.head.args):
+        head[f"a{position}"] = frame[term.name] if isinstance(term, Variable) else term.value
+    out = pd.DataFrame(head, index=frame.index) if head else pd.DataFrame(index=frame.index[:1])
+    for column in out.columns:
+        out[column] = out[column].astype(object)
+    return out.drop_duplicates().reset_index(drop=True)
+
+
+def _values(frame: pd.DataFrame, term: Term) -> pd.Series:
+    if isinstance(term, Variable):
+        return frame[term.name]
+    return pd.Series([term.value] * len(frame), index=frame.index, dtype=object)
+
+
+def _compare(frame: pd.DataFrame, comparison: Comparison) -> np.ndarray:
+    left, right = _values(frame, comparison.left), _values(frame, comparison.right)
+    if comparison.op == "=":
+        return (left == right).to_numpy(dtype=bool)
+    if comparison.op == "!=":
+        return (left != right).to_numpy(dtype=bool)
+    a = pd.to_numeric(left, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    b = pd.to_numeric(right, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    numeric = ~(np.isnan(a) | np.isnan(b))
+    with np.errstate(invalid="ignore"):
+        result = {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[comparison.op]
+    return np.asarray(result & numeric, dtype=bool)

@@ -1,0 +1,93 @@
+"""Errors raised by reasoner, one class per stage.
+
+    ReasonerError                 exit code 2 unless said otherwise
+    ├── UsageError                bad command-line options or arguments
+    ├── RuleError                 rule files: syntax, names, types, safety (positioned)
+    ├── EvidenceError             facts and evidence files (file, column, row)
+    └── LimitError                a documented limit was reached
+
+A ``RuleError`` carries one or more ``Diagnostic`` s; the command line prints
+them and never a traceback (unless ``--debug``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reasoner.syntax import Span
+
+__all__ = [
+    "Diagnostic",
+    "EvidenceError",
+    "LimitError",
+    "ReasonerError",
+    "RuleError",
+    "UsageError",
+    "render_span",
+]
+
+
+class ReasonerError(Exception):
+    """Base of every error reasoner reports to its user."""
+
+    exit_code = 2
+
+    def render(self) -> str:
+        return f"error: {self}"
+
+
+class UsageError(ReasonerError):
+    """The command line is wrong."""
+
+
+class EvidenceError(ReasonerError):
+    """A facts table or evidence file is wrong; the message names file, column, row."""
+
+    def render(self) -> str:
+        return str(self)
+
+
+class LimitError(ReasonerError):
+    """A documented limit was reached; the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One positioned message about a rule file."""
+
+    span: Span
+    message: str
+    severity: str = "error"
+    notes: tuple[str, ...] = ()
+
+    def render(self) -> str:
+        head = f"{self.span.file}:{self.span.line}:{self.span.column}: {self.severity}: {self.message}"
+        lines = [head, render_span(self.span)]
+        lines.extend(f"note: {note}" for note in self.notes)
+        return "\n".join(line for line in lines if line)
+
+
+def render_span(span: Span) -> str:
+    """The source line of ``span`` with a caret under the spanned text."""
+    text = span.line_text.rstrip("\n").expandtabs(1) if span.line_text else ""
+    if not text:
+        return ""
+    number = str(span.line)
+    width = 1
+    if span.end_line == span.line and span.end_column > span.column:
+        width = span.end_column - span.column
+    width = max(1, min(width, len(text) - span.column + 1))
+    gutter = " " * (len(number) + 4)
+    caret = "^" + "~" * (width - 1)
+    return f"    {number} | {text}\n{gutter}| {' ' * (span.column - 1)}{caret}"
+
+
+class RuleError(ReasonerError):
+    """One or more positioned diagnostics about rule files."""
+
+    def __init__(self, diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:
+        self.diagnostics = tuple(diagnostics)
+        super().__init__(self.diagnostics[0].message if self.diagnostics else "invalid rules")
+
+    def render(self) -> str:
+        return "\n".join(diagnostic.render() for diagnostic in self.diagnostics)

@@ -1,0 +1,429 @@
+"""Stage 3: evidence files and tables → ``Evidence`` (relations per predicate, with sources).
+
+Evidence comes from Alchemy/Tuffy ``.db`` files (one ground atom per line,
+``!`` for a false atom) and from tables (``.parquet``, ``.csv``) through the
+``bind`` statements of the rule files. Every evidence atom keeps its source:
+the file and line, or the table and its 1-based row.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reasoner.check import CheckedProgram, QueryPattern
+from reasoner.constants import ConstantValue, canonical, display
+from reasoner.errors import Diagnostic, EvidenceError, RuleError, UsageError
+from reasoner.syntax import Binding, Condition, Span
+
+__all__ = [
+    "Evidence",
+    "Relation",
+    "Source",
+    "load_evidence",
+    "parse_query_file",
+    "parse_query_names",
+    "read_table",
+]
+
+_ATOM = re.compile(r"\s*(!?)\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
+_ARG = re.compile(r'\s*("(?:[^"\\]|\\.)*"|[^,"]*?)\s*(,|$)')
+_INTEGER = re.compile(r"[+-]?\d+\Z")
+_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?\Z")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """An input file: its path, kind (``db`` or ``table``) and SHA-256."""
+
+    path: str
+    kind: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """Evidence atoms of one predicate.
+
+    ``frame`` has one column per argument (``a0``, ``a1``, …, canonical constant
+    values), ``truth`` (bool), ``source`` (index into ``Evidence.sources``) and
+    ``row`` (line in a ``.db`` file or 1-based row of a table; 0 for derived).
+    """
+
+    predicate: str
+    arity: int
+    frame: pd.DataFrame
+
+    def columns(self) -> list[str]:
+        return [f"a{i}" for i in range(self.arity)]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    relations: dict[str, Relation]
+    sources: tuple[Source, ...]
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def relation(self, predicate: str) -> Relation | None:
+        return self.relations.get(predicate)
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def parse_constant(text: str) -> ConstantValue:
+    """A constant written in an evidence file or query: number, name or quoted string."""
+    if text.startswith('"') and text.endswith('"') and len(text) >= 2:
+        from reasoner.parse import _unquote
+
+        return _unquote(text)
+    if _INTEGER.match(text):
+        return int(text)
+    if _FLOAT.match(text):
+        return canonical(float(text))
+    return text
+
+
+def _split_args(text: str) -> list[str] | None:
+    if not text.strip():
+        return []
+    if '"' not in text:
+        return [part.strip() for part in text.split(",")]
+    parts: list[str] = []
+    position = 0
+    while position <= len(text):
+        match = _ARG.match(text, position)
+        if match is None:
+            return None
+        parts.append(match.group(1))
+        if match.group(2) == "":
+            break
+        position = match.end()
+    return parts
+
+
+def _span(file: str, line: int, column: int, width: int, text: str) -> Span:
+    return Span(file, line, column, line, column + max(1, width), text)
+
+
+def parse_db(
+    path: Path, program: CheckedProgram, source_index: int
+) -> dict[str, list[tuple[tuple[ConstantValue, ...], bool, int]]]:
+    """Atoms of one ``.db`` file, grouped by predicate: (args, truth, line)."""
+    atoms: dict[str, list[tuple[tuple[ConstantValue, ...], bool, int]]] = {}
+    errors: list[Diagnostic] = []
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise EvidenceError(f"{file}: not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise UsageError(f"{file}: cannot read: {error.strerror}") from None
+    text = re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("//", 1)[0] if "//" in raw and '"' not in raw else raw
+        if not line.strip():
+            continue
+        match = _ATOM.match(line)
+        args = _split_args(match.group(3)) if match else None
+        if match is None or args is None or any(arg == "" for arg in args):
+            column = len(line) - len(line.lstrip()) + 1
+            errors.append(
+                Diagnostic(
+                    _span(file, number, column, len(line.strip()), raw),
+                    "expected a ground atom such as 'Friends(Anna, Bob)' or '!Smokes(Bob)'",
+                )
+            )
+            continue
+        negated, name = match.group(1) == "!", match.group(2)
+        predicate = program.predicates.get(name)
+        column = match.start(2) + 1
+        if predicate is None:
+            notes = []
+            close = difflib.get_close_matches(name, list(program.predicates), n=1)
+            if close:
+                notes.append(f"did you mean '{program.predicates[close[0]].signature}'?")
+            errors.append(
+                Diagnostic(_span(file, number, column, len(name), raw), f"unknown predicate '{name}/{len(args)}'", notes=tuple(notes))
+            )
+            continue
+        if predicate.arity != len(args):
+            errors.append(
+                Diagnostic(
+                    _span(file, number, column, len(name), raw),
+                    f"'{name}' takes {predicate.arity} argument{'s' if predicate.arity != 1 else ''}, got {len(args)}",
+                )
+            )
+            continue
+        if predicate.role == "derived":
+            errors.append(
+                Diagnostic(
+                    _span(file, number, column, len(name), raw),
+                    f"'{name}' is derived by rules; it cannot also be given as evidence",
+                )
+            )
+            continue
+        values = tuple(parse_constant(arg) for arg in args)
+        atoms.setdefault(name, []).append((values, not negated, number))
+        if len(errors) > 50:
+            break
+    if errors:
+        raise RuleError(errors)
+    return atoms
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A table from parquet or CSV, or an ``EvidenceError`` that says what is wrong."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path).to_pandas()
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except (OSError, ValueError) as error:
+        raise EvidenceError(f"{path}: cannot read as {suffix.lstrip('.')} table: {error}") from None
+    except Exception as error:  # pyarrow raises its own error types for corrupt files
+        raise EvidenceError(f"{path}: cannot read as {suffix.lstrip('.')} table: {error}") from None
+    return _infer_csv_types(frame)
+
+
+def _infer_csv_types(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numbers stay numbers, codes with leading zeros stay strings."""
+    for name in frame.columns:
+        column = frame[name]
+        present = column.dropna()
+        if present.empty:
+            continue
+        text = present.astype(str)
+        leading_zero = text.str.match(r"^[+-]?0\d").any()
+        numbers = pd.to_numeric(text, errors="coerce")
+        if not leading_zero and numbers.notna().all():
+            frame[name] = pd.to_numeric(column, errors="coerce")
+    return frame
+
+
+def load_evidence(
+    program: CheckedProgram,
+    db_files: Sequence[Path] = (),
+    tables: dict[str, Path] | None = None,
+) -> Evidence:
+    """Read every evidence file and bound table; evaluate derived rules."""
+    tables = dict(tables or {})
+    sources: list[Source] = []
+    collected: dict[str, list[pd.DataFrame]] = {}
+    skipped: dict[str, int] = {}
+
+    for path in db_files:
+        index = len(sources)
+        sources.append(Source(str(path), "db", _digest(path)))
+        for name, atoms in parse_db(path, program, index).items():
+            arity = program.predicates[name].arity
+            frame = pd.DataFrame(
+                {f"a{i}": pd.Series([args[i] for args, _, _ in atoms], dtype=object) for i in range(arity)}
+            )
+            frame["truth"] = np.fromiter((truth for _, truth, _ in atoms), dtype=bool, count=len(atoms))
+            frame["source"] = np.int32(index)
+            frame["row"] = np.fromiter((line for _, _, line in atoms), dtype=np.int64, count=len(atoms))
+            collected.setdefault(name, []).append(frame)
+
+    used_tables = _resolve_tables(program.bindings, tables)
+    loaded: dict[str, tuple[int, pd.DataFrame]] = {}
+    for binding in program.bindings:
+        path = used_tables[binding.table]
+        if binding.table not in loaded:
+            loaded[binding.table] = (len(sources), read_table(path))
+            sources.append(Source(str(path), "table", _digest(path)))
+        index, table = loaded[binding.table]
+        frame, missing = _bind(binding, table, path, program)
+        frame["source"] = np.int32(index)
+        if missing:
+            skipped[f"{binding.span.file}:{binding.span.line}"] = missing
+        collected.setdefault(binding.predicate, []).append(frame)
+
+    relations: dict[str, Relation] = {}
+    for name, frames in sorted(collected.items()):
+        arity = program.predicates[name].arity
+        relations[name] = Relation(name, arity, _deduplicate(name, pd.concat(frames, ignore_index=True), arity, sources))
+
+    from reasoner.derive import derive
+
+    relations = derive(program, relations)
+    return Evidence(relations, tuple(sources), skipped)
+
+
+def _resolve_tables(bindings: Iterable[Binding], tables: dict[str, Path]) -> dict[str, Path]:
+    wanted = sorted({binding.table for binding in bindings})
+    resolved: dict[str, Path] = {}
+    unnamed = [name for name in wanted if name not in tables]
+    if unnamed and len(wanted) == 1 and len(tables) == 1:
+        # One table given and one table named by the rules: they are the same.
+        resolved[wanted[0]] = next(iter(tables.values()))
+        return resolved
+    for name in wanted:
+        if name in tables:
+            resolved[name] = tables[name]
+            continue
+        binding = next(b for b in bindings if b.table == name)
+        given = ", ".join(sorted(tables)) or "none"
+        raise RuleError(
+            [
+                Diagnostic(
+                    binding.span,
+                    f"no table named '{name}' was given (tables given: {given})",
+                    notes=(f"pass it as '{name}.parquet' or '--table {name}=PATH'",),
+                )
+            ]
+        )
+    return resolved
+
+
+def _bind(binding: Binding, table: pd.DataFrame, path: Path, program: CheckedProgram) -> tuple[pd.DataFrame, int]:
+    arity = program.predicates[binding.predicate].arity
+    columns: dict[str, pd.Series] = {}
+    rows = pd.Series(np.arange(1, len(table) + 1, dtype=np.int64))
+    for position, column in enumerate(binding.columns):
+        if column.name is None:
+            columns[f"a{position}"] = rows
+        else:
+            columns[f"a{position}"] = _column(table, column.name, binding, path).reset_index(drop=True)
+    mask = np.ones(len(table), dtype=bool)
+    for condition in binding.conditions:
+        mask &= _condition_mask(table, rows, condition, binding, path)
+    frame = pd.DataFrame(columns)
+    frame = frame[mask]
+    present = frame.notna().all(axis=1).to_numpy()
+    if arity and not frame.empty:
+        for name in frame.columns:
+            values = frame[name]
+            if values.dtype.kind == "f":
+                present &= np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+    missing = int((~present).sum())
+    frame = frame[present]
+    out = pd.DataFrame({f"a{i}": _canonical_series(frame[f"a{i}"]) for i in range(arity)})
+    out["truth"] = True
+    out["row"] = rows[mask][present].to_numpy()
+    return out.reset_index(drop=True), missing
+
+
+def _column(table: pd.DataFrame, name: str, binding: Binding, path: Path) -> pd.Series:
+    if name in table.columns:
+        return table[name]
+    close = difflib.get_close_matches(name, [str(c) for c in table.columns], n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise EvidenceError(
+        f"{path}: column '{name}' not found (bound at {binding.span.file}:{binding.span.line}:"
+        f"{binding.span.column}){hint}\n  columns are: {', '.join(str(c) for c in table.columns)[:500]}"
+    )
+
+
+def _condition_mask(table: pd.DataFrame, rows: pd.Series, condition: Condition, binding: Binding, path: Path) -> np.ndarray:
+    if condition.column.name is None:
+        column = rows
+    else:
+        column = _column(table, condition.column.name, binding, path).reset_index(drop=True)
+    values = [constant.value for constant in condition.values]
+    if condition.op in ("=", "in", "!="):
+        canonical_column = _canonical_series(column.where(column.notna(), None))
+        hit = canonical_column.isin(values).to_numpy()
+        return ~hit & column.notna().to_numpy() if condition.op == "!=" else hit
+    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bound = float(values[0])
+    with np.errstate(invalid="ignore"):
+        result = {
+            "<": numbers < bound,
+            "<=": numbers <= bound,
+            ">": numbers > bound,
+            ">=": numbers >= bound,
+        }[condition.op]
+    return np.asarray(result, dtype=bool)
+
+
+def _canonical_series(values: pd.Series) -> pd.Series:
+    """Canonical constant values (ints for integral floats, str for the rest)."""
+    kind = values.dtype.kind
+    if kind in "iub":
+        return pd.Series(values.to_numpy().astype(np.int64).tolist(), dtype=object, index=values.index)
+    if kind == "f":
+        array = values.to_numpy(dtype=float, na_value=np.nan)
+        return pd.Series([canonical(v) if v == v else None for v in array.tolist()], dtype=object, index=values.index)
+    out = []
+    for value in values.tolist():
+        if value is None or (isinstance(value, float) and value != value):
+            out.append(None)
+        else:
+            out.append(canonical(value))
+    return pd.Series(out, dtype=object, index=values.index)
+
+
+def _deduplicate(name: str, frame: pd.DataFrame, arity: int, sources: list[Source]) -> pd.DataFrame:
+    """One row per atom (first source kept); an atom both true and false is an error."""
+    keys = [f"a{i}" for i in range(arity)]
+    if not keys:
+        frame = frame.copy()
+        frame["_key"] = 0
+        keys = ["_key"]
+    conflict = frame.groupby(keys, sort=False)["truth"].nunique()
+    if (conflict > 1).any():
+        bad = conflict[conflict > 1].index[0]
+        bad_tuple = bad if isinstance(bad, tuple) else (bad,)
+        values = ", ".join(display(v) for v in bad_tuple)
+        raise EvidenceError(f"evidence says both {name}({values}) and !{name}({values})")
+    first = ~frame.duplicated(subset=keys, keep="first")
+    result = frame[first.to_numpy()].reset_index(drop=True)
+    return result.drop(columns=["_key"], errors="ignore")
+
+
+def parse_query_names(text: str) -> list[QueryPattern]:
+    """``--query P,Q`` → patterns for whole predicates."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    for name in names:
+        if not _NAME.match(name):
+            raise UsageError(f"--query: '{name}' is not a predicate name")
+    return [QueryPattern(name) for name in names]
+
+
+def parse_query_file(path: Path) -> tuple[list[QueryPattern], dict[str, Span]]:
+    """A Tuffy ``query.db``: query predicates (``Cancer(x)``, ``Cancer``) or atoms (``Cancer(Bob)``)."""
+    patterns: list[QueryPattern] = []
+    spans: dict[str, Span] = {}
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{file}: cannot read query file: {error}") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("//", 1)[0].strip()
+        if not line:
+            continue
+        column = raw.index(line[0]) + 1
+        if _NAME.match(line):
+            patterns.append(QueryPattern(line))
+            spans.setdefault(line, _span(file, number, column, len(line), raw))
+            continue
+        match = _ATOM.match(line)
+        args = _split_args(match.group(3)) if match else None
+        if match is None or args is None or match.group(1):
+            raise RuleError([Diagnostic(_span(file, number, column, len(line), raw), "expected a query predicate or atom such as 'Cancer(x)'")])
+        name = match.group(2)
+        values: list[ConstantValue | None] = []
+        for arg in args:
+            values.append(None if re.match(r"[a-z]", arg) and not arg.startswith('"') else parse_constant(arg))
+        pattern_args = None if all(value is None for value in values) else tuple(values)
+        patterns.append(QueryPattern(name, pattern_args))
+        spans.setdefault(name, _span(file, number, column, len(name), raw))
+    return patterns, spans

@@ -1,0 +1,281 @@
+"""Stage 7: ``Solution`` + ``GroundNetwork`` → ``Proof``: why an atom has its MAP value.
+
+A proof lists the ground formulas that mention the atom. Each is weighed by
+what it would cost to flip the atom alone: formulas whose cost would rise
+*support* the value, formulas whose cost would fall *oppose* it. Every ground
+formula carries its rule (text, file:line), its substitution and the evidence
+atoms it rests on with their sources (file and line, or table and row).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+
+from reasoner.errors import UsageError
+from reasoner.evidence import parse_constant
+from reasoner.ground import FALSE, TRUE, UNKNOWN, GroundNetwork, evaluate
+from reasoner.normalize import Cmp, Lit, leaves
+from reasoner.solve import Solution
+
+__all__ = ["EvidenceCitation", "GroundFormulaProof", "Proof", "explain", "find_atom"]
+
+_ATOM = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceCitation:
+    """An atom a ground formula rests on: its value and where that value comes from."""
+
+    atom: str
+    value: bool
+    source: str  # "evidence.db:3", "facts.csv row 17", "closed world", "derived", "inferred"
+
+
+@dataclass(frozen=True, slots=True)
+class GroundFormulaProof:
+    rule: str
+    location: str
+    weight: str  # as written, or "hard"
+    substitution: tuple[tuple[str, str], ...]
+    satisfied: bool
+    effect: Decimal  # cost change if the atom alone were flipped (>0 supports)
+    atoms: tuple[EvidenceCitation, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Proof:
+    atom: str
+    value: bool
+    decided_by: str  # "evidence", "inference", "no formula"
+    source: str | None
+    margin: Decimal | None
+    supporting: tuple[GroundFormulaProof, ...]
+    opposing: tuple[GroundFormulaProof, ...]
+    neutral: int
+
+    def to_json(self) -> dict[str, object]:
+        def formula(item: GroundFormulaProof) -> dict[str, object]:
+            return {
+                "rule": item.rule,
+                "location": item.location,
+                "weight": item.weight,
+                "substitution": dict(item.substitution),
+                "satisfied": item.satisfied,
+                "effect": _number(item.effect),
+                "atoms": [{"atom": a.atom, "value": a.value, "source": a.source} for a in item.atoms],
+            }
+
+        return {
+            "atom": self.atom,
+            "value": self.value,
+            "decided_by": self.decided_by,
+            "source": self.source,
+            "margin": None if self.margin is None else _number(self.margin),
+            "supporting": [formula(item) for item in self.supporting],
+            "opposing": [formula(item) for item in self.opposing],
+            "neutral_formulas": self.neutral,
+        }
+
+
+def _number(value: Decimal) -> float | int | str:
+    if value.is_infinite():
+        return "hard" if value > 0 else "-hard"
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def find_atom(network: GroundNetwork, text: str) -> tuple[str, int]:
+    """(predicate, key) of an atom written like ``Cancer(Anna)``; ``UsageError`` if unknown."""
+    match = _ATOM.match(text)
+    if not match:
+        raise UsageError(f"--explain: '{text}' is not an atom such as 'Cancer(Anna)'")
+    name = match.group(1)
+    predicate = network.program.predicates.get(name)
+    if predicate is None:
+        raise UsageError(f"--explain: unknown predicate '{name}'")
+    from reasoner.evidence import _split_args
+
+    args = _split_args(match.group(2)) or []
+    if len(args) != predicate.arity:
+        raise UsageError(f"--explain: '{name}' takes {predicate.arity} arguments, got {len(args)}")
+    index = network.predicates[name]
+    ids = []
+    for arg, type_name in zip(args, predicate.types, strict=True):
+        value = parse_constant(arg)
+        position = network.constants.index.get_indexer([value])[0] if len(network.constants) else -1
+        domain = network.constants.domains.get(type_name)
+        if position < 0 or domain is None or position not in set(domain.tolist()):
+            raise UsageError(f"--explain: '{arg}' is not a constant of type '{type_name}'")
+        ids.append(np.array([position], dtype=np.int64))
+    key = int(index.keys(network.constants, ids)[0]) if ids else 0
+    return name, key
+
+
+def atom_value(network: GroundNetwork, solution: Solution, predicate: str, key: int) -> tuple[bool, str, str | None]:
+    """(value, decided_by, source) of any ground atom."""
+    index = network.predicates[predicate]
+    state, rows = index.lookup(np.array([key], dtype=np.int64))
+    if state[0] != UNKNOWN:
+        source = _source(network, predicate, int(rows[0])) if rows[0] >= 0 else "closed world"
+        return bool(state[0] == TRUE), "evidence", source
+    atom_id = int(network.atoms.ids(predicate, np.array([key]))[0])
+    if atom_id:
+        return bool(solution.values[atom_id]), "inference", None
+    return False, "no formula", None
+
+
+def _source(network: GroundNetwork, predicate: str, row: int) -> str:
+    relation = network.evidence.relations[predicate]
+    frame = relation.frame
+    source = int(frame["source"].iat[row])
+    line = int(frame["row"].iat[row])
+    if source < 0:
+        return "derived"
+    info = network.evidence.sources[source]
+    return f"{info.path}:{line}" if info.kind == "db" else f"{info.path} row {line}"
+
+
+def explain(network: GroundNetwork, solution: Solution, text: str) -> Proof:
+    """The proof of one atom's MAP value."""
+    predicate, key = find_atom(network, text)
+    canonical = network.key_text(predicate, np.array([key]))[0]
+    value, decided_by, source = atom_value(network, solution, predicate, key)
+    atom_id = int(network.atoms.ids(predicate, np.array([key]))[0])
+    margin = None
+    if decided_by == "no formula":
+        margin = Decimal(0)
+    elif atom_id and atom_id in solution.margins and solution.margins[atom_id] is not None:
+        margin = Decimal(solution.margins[atom_id]) / solution.scale  # type: ignore[operator]
+    supporting: list[GroundFormulaProof] = []
+    opposing: list[GroundFormulaProof] = []
+    neutral = 0
+    if atom_id:
+        for block in network.blocks:
+            rows = np.unique(np.concatenate([np.flatnonzero(atoms == atom_id) for atoms in block.leaf_atoms] or [np.empty(0, dtype=np.int64)]))
+            for row in rows.tolist():
+                proof = _ground_formula(network, solution, block, row, atom_id)
+                if proof.effect > 0:
+                    supporting.append(proof)
+                elif proof.effect < 0:
+                    opposing.append(proof)
+                else:
+                    neutral += 1
+    supporting.sort(key=lambda item: (-item.effect, item.location, item.substitution))
+    opposing.sort(key=lambda item: (item.effect, item.location, item.substitution))
+    return Proof(canonical, value, decided_by, source, margin, tuple(supporting), tuple(opposing), neutral)
+
+
+def ground_formula_citations(network: GroundNetwork, solution: Solution, block_index: int, row: int) -> GroundFormulaProof:
+    """A ground formula with its evidence, for unsatisfiable cores (open atoms have no value)."""
+    proof = _ground_formula(network, solution, network.blocks[block_index], row, 0)
+    atoms = tuple(
+        EvidenceCitation(atom.atom, atom.value, "open") if atom.source == "inferred" else atom
+        for atom in proof.atoms
+    )
+    return GroundFormulaProof(proof.rule, proof.location, proof.weight, proof.substitution, proof.satisfied, proof.effect, atoms)
+
+
+def _ground_formula(network: GroundNetwork, solution: Solution, block, row: int, atom_id: int) -> GroundFormulaProof:  # type: ignore[no-untyped-def]
+    formula = block.formula
+    substitution = tuple(
+        (name, network.constants.text(int(block.substitutions[row, slot])))
+        for slot, name in enumerate(formula.variables)
+    )
+    states_now: list[np.ndarray] = []
+    states_flipped: list[np.ndarray] = []
+    citations: list[EvidenceCitation] = []
+    seen: set[str] = set()
+    for leaf, states, atoms, evidence in zip(leaves(block.tree), block.leaf_states, block.leaf_atoms, block.leaf_evidence, strict=True):
+        state = int(states[row])
+        atom = int(atoms[row])
+        if state == UNKNOWN and atom:
+            value = bool(solution.values[atom])
+            now = value == leaf.positive
+            flipped = now if atom != atom_id else not now
+            states_now.append(np.array([TRUE if now else FALSE], dtype=np.int8))
+            states_flipped.append(np.array([TRUE if flipped else FALSE], dtype=np.int8))
+        else:
+            states_now.append(np.array([state], dtype=np.int8))
+            states_flipped.append(np.array([state], dtype=np.int8))
+        if isinstance(leaf, Cmp):
+            continue
+        assert isinstance(leaf, Lit)
+        text = _leaf_text(network, block, row, leaf)
+        if text in seen:
+            continue
+        seen.add(text)
+        if state == UNKNOWN and atom:
+            citations.append(EvidenceCitation(text, bool(solution.values[atom]), "inferred"))
+        else:
+            atom_true = (state == TRUE) == leaf.positive
+            row_index = int(evidence[row])
+            source = _source(network, leaf.predicate, row_index) if row_index >= 0 else "closed world"
+            citations.append(EvidenceCitation(text, atom_true, source))
+    now = evaluate(block.tree, states_now, 1)[0] == TRUE
+    flipped = evaluate(block.tree, states_flipped, 1)[0] == TRUE
+    weight = block.formula.statement.weight
+    if weight is None:
+        magnitude = Decimal("Infinity")
+    else:
+        magnitude = abs(weight)
+    # The block's tree is negated for negative weights: "true" means "not costly".
+    effect = Decimal(0)
+    if now != flipped:
+        effect = magnitude if now else -magnitude
+    satisfied = now != block.negated
+    statement = block.formula.statement
+    return GroundFormulaProof(
+        rule=statement.text,
+        location=f"{statement.span.file}:{statement.span.line}",
+        weight="hard" if weight is None else str(weight),
+        substitution=substitution,
+        satisfied=satisfied,
+        effect=effect,
+        atoms=tuple(citations),
+    )
+
+
+def _leaf_text(network: GroundNetwork, block, row: int, leaf: Lit) -> str:  # type: ignore[no-untyped-def]
+    from reasoner.normalize import Const
+
+    parts = []
+    for arg in leaf.args:
+        if isinstance(arg, Const):
+            parts.append(network.constants.text(network.constants.id(arg.value)))
+        else:
+            parts.append(network.constants.text(int(block.substitutions[row, arg.slot])))
+    return f"{leaf.predicate}({','.join(parts)})"
+
+
+def render_proof(proof: Proof) -> str:
+    """The proof as text a reader can check line by line."""
+    margin = "n/a (fixed)" if proof.margin is None else _plain(proof.margin)
+    lines = [f"{proof.atom} = {'true' if proof.value else 'false'}"]
+    if proof.decided_by == "evidence":
+        lines.append(f"  given as evidence ({proof.source})")
+    elif proof.decided_by == "no formula":
+        lines.append("  no ground formula mentions it: false by default (margin 0)")
+    else:
+        lines.append(f"  inferred: the best world with it {'false' if proof.value else 'true'} costs {margin} more")
+    for title, items in (("supporting", proof.supporting), ("opposing", proof.opposing)):
+        if not items:
+            continue
+        lines.append(f"  {title} ({len(items)}):")
+        for item in items:
+            effect = "hard" if item.effect.is_infinite() else _plain(abs(item.effect))
+            lines.append(f"    [{effect}] {item.rule}    ({item.location})")
+            if item.substitution:
+                lines.append("        with " + ", ".join(f"{name}={value}" for name, value in item.substitution))
+            for atom in item.atoms:
+                lines.append(f"        {atom.atom} = {'true' if atom.value else 'false'}  [{atom.source}]")
+    if proof.neutral:
+        lines.append(f"  {proof.neutral} other ground formula{'s' if proof.neutral != 1 else ''} mention it without effect")
+    return "\n".join(lines)
+
+
+def _plain(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text

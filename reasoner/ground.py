@@ -1,0 +1,534 @@
+"""Stage 4: ``CheckedProgram`` + ``Evidence`` → ``GroundNetwork``.
+
+Grounding is relational and bottom-up, as Tuffy does it in a database: each
+formula is put in negation normal form, its CNF tells which substitutions the
+evidence cannot already satisfy, and one SQL query per formula (DuckDB, over
+integer-coded evidence relations) returns exactly those substitutions: joins
+for literals the evidence must make false, anti-joins for the others, domain
+scans only for variables nothing else binds. Each remaining grounding is then
+evaluated against the evidence, column by column in numpy: groundings the
+evidence satisfies are dropped (and counted), groundings it violates are added
+to the cost, and the rest keep, per leaf, the atom they refer to.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from reasoner.check import CheckedFormula, CheckedProgram, Predicate
+from reasoner.constants import ConstantValue
+from reasoner.errors import LimitError
+from reasoner.evidence import Evidence
+from reasoner.intern import ConstantTable, build_constant_table
+from reasoner.normalize import Cmp, Const, Junction, Lit, Node, Truth, Var, leaves, normalize, to_clauses
+from reasoner.syntax import Comparison, Constant, Formula, Quantified
+
+__all__ = ["AtomTable", "GroundBlock", "GroundNetwork", "ground", "evaluate"]
+
+FALSE, TRUE, UNKNOWN = np.int8(0), np.int8(1), np.int8(2)
+MAX_KEY = 2**62
+MAX_GROUNDINGS_PER_FORMULA = 200_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class PredicateIndex:
+    """Atoms of one predicate as integer keys (mixed radix over type-local positions)."""
+
+    predicate: Predicate
+    sizes: tuple[int, ...]
+    strides: tuple[int, ...]
+    evidence_keys: np.ndarray  # sorted
+    evidence_truth: np.ndarray  # bool, aligned with evidence_keys
+    evidence_rows: np.ndarray  # index into the relation frame, aligned
+
+    @property
+    def num_atoms(self) -> int:
+        return math.prod(self.sizes)
+
+    def keys(self, constants: ConstantTable, columns: list[np.ndarray]) -> np.ndarray:
+        key = np.zeros(len(columns[0]) if columns else 1, dtype=np.int64)
+        for type_name, stride, column in zip(self.predicate.types, self.strides, columns, strict=True):
+            key += constants.local(type_name, column).astype(np.int64) * stride
+        return key
+
+    def args(self, constants: ConstantTable, keys: np.ndarray) -> list[np.ndarray]:
+        """Global constant ids of each argument for the given keys."""
+        out = []
+        for type_name, size, stride in zip(self.predicate.types, self.sizes, self.strides, strict=True):
+            out.append(constants.domains[type_name][(keys // stride) % size])
+        return out
+
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Evidence state (FALSE/TRUE/UNKNOWN per the world assumption) and evidence row (-1)."""
+        state = np.full(len(keys), UNKNOWN if self.predicate.open_world else FALSE, dtype=np.int8)
+        rows = np.full(len(keys), -1, dtype=np.int64)
+        if len(self.evidence_keys):
+            position = np.searchsorted(self.evidence_keys, keys)
+            position = np.minimum(position, len(self.evidence_keys) - 1)
+            hit = self.evidence_keys[position] == keys
+            state[hit] = np.where(self.evidence_truth[position[hit]], TRUE, FALSE)
+            rows[hit] = self.evidence_rows[position[hit]]
+        return state, rows
+
+
+@dataclass(frozen=True, slots=True)
+class AtomTable:
+    """The unknown ground atoms, numbered 1..n: predicates by name, atoms by key."""
+
+    predicates: tuple[str, ...]
+    keys: tuple[np.ndarray, ...]
+    offsets: tuple[int, ...]  # id of the first atom of each predicate is offset + 1
+
+    @property
+    def size(self) -> int:
+        return self.offsets[-1] + len(self.keys[-1]) if self.keys else 0
+
+    def ids(self, predicate: str, keys: np.ndarray) -> np.ndarray:
+        """Atom ids for keys (0 where the atom is not unknown)."""
+        if predicate not in self.predicates:
+            return np.zeros(len(keys), dtype=np.int64)
+        index = self.predicates.index(predicate)
+        table = self.keys[index]
+        if not len(table):
+            return np.zeros(len(keys), dtype=np.int64)
+        position = np.minimum(np.searchsorted(table, keys), len(table) - 1)
+        found = table[position] == keys
+        return np.where(found, position + self.offsets[index] + 1, 0).astype(np.int64)
+
+    def locate(self, atom_id: int) -> tuple[str, int]:
+        """(predicate, key) of an atom id."""
+        index = int(np.searchsorted(np.asarray(self.offsets), atom_id - 1, side="right")) - 1
+        return self.predicates[index], int(self.keys[index][atom_id - 1 - self.offsets[index]])
+
+
+@dataclass(frozen=True, slots=True)
+class GroundBlock:
+    """The groundings of one formula that the evidence leaves open or violates.
+
+    ``substitutions`` holds one row of constant ids per grounding (columns in
+    the order of ``formula.variables``). Per leaf of ``tree`` (in ``leaves``
+    order): its literal state, the atom id when unknown (else 0) and the
+    evidence row that decided it (-1: none, closed-world default or comparison).
+    """
+
+    formula: CheckedFormula
+    tree: Node
+    weight: Decimal | None  # |w|; None for hard formulas
+    negated: bool
+    substitutions: np.ndarray
+    leaf_states: tuple[np.ndarray, ...]
+    leaf_atoms: tuple[np.ndarray, ...]
+    leaf_evidence: tuple[np.ndarray, ...]
+    root_state: np.ndarray
+    total_groundings: int
+
+    @property
+    def hard(self) -> bool:
+        return self.weight is None
+
+    def __len__(self) -> int:
+        return int(self.substitutions.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class GroundNetwork:
+    program: CheckedProgram
+    evidence: Evidence
+    constants: ConstantTable
+    predicates: dict[str, PredicateIndex]
+    atoms: AtomTable
+    blocks: tuple[GroundBlock, ...]
+    stats: dict[str, object] = field(default_factory=dict)
+
+    def atom_text(self, atom_id: int) -> str:
+        predicate, key = self.atoms.locate(atom_id)
+        return self.key_text(predicate, np.array([key]))[0]
+
+    def key_text(self, predicate: str, keys: np.ndarray) -> list[str]:
+        index = self.predicates[predicate]
+        args = index.args(self.constants, keys)
+        texts = [[self.constants.text(int(i)) for i in column] for column in args]
+        if not texts:
+            return [f"{predicate}()" for _ in range(len(keys))]
+        return [f"{predicate}({','.join(parts)})" for parts in zip(*texts, strict=True)]
+
+
+def evaluate(node: Node, states: list[np.ndarray], count: int) -> np.ndarray:
+    """Three-valued (Kleene) value of the tree per grounding, from its leaf states."""
+    iterator = iter(states)
+
+    def walk(node: Node) -> np.ndarray:
+        if isinstance(node, (Lit, Cmp)):
+            return next(iterator)
+        if isinstance(node, Truth):
+            return np.full(count, TRUE if node.value else FALSE, dtype=np.int8)
+        assert isinstance(node, Junction)
+        children = [walk(child) for child in node.children]
+        stacked = np.stack(children) if children else np.empty((0, count), dtype=np.int8)
+        if node.kind == "and":
+            out = np.where((stacked == FALSE).any(axis=0), FALSE, np.where((stacked == TRUE).all(axis=0), TRUE, UNKNOWN))
+        else:
+            out = np.where((stacked == TRUE).any(axis=0), TRUE, np.where((stacked == FALSE).all(axis=0), FALSE, UNKNOWN))
+        return out.astype(np.int8)
+
+    return walk(node)
+
+
+def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
+    """Ground every formula of the program against the evidence."""
+    started = time.perf_counter()
+    constants = _constant_table(program, evidence)
+    predicates = _predicate_indexes(program, evidence, constants)
+    connection = duckdb.connect()
+    connection.execute("SET threads TO 2")
+    _register(connection, program, predicates, constants)
+    grounded: list[tuple[CheckedFormula, Node, Decimal | None, bool, np.ndarray, list, list, list, int]] = []
+    stats: dict[str, object] = {"zero_weight_formulas": 0}
+    candidates = 0
+    for formula in program.formulas:
+        weight = formula.statement.weight
+        if weight is not None and weight == 0:
+            stats["zero_weight_formulas"] = int(stats["zero_weight_formulas"]) + 1  # type: ignore[call-overload]
+            continue
+        negated = weight is not None and weight < 0
+        tree = normalize(formula, _domain_values(constants), negate=negated)
+        total = math.prod(len(constants.domains.get(type_name, ())) for type_name in formula.types)
+        substitutions = _candidates(connection, formula, tree, predicates, constants, total)
+        states, keys, rows = _leaf_states(tree, substitutions, predicates, constants)
+        candidates += len(substitutions)
+        keep = evaluate(tree, states, len(substitutions)) != TRUE
+        if not keep.all():
+            substitutions = substitutions[keep]
+            states = [state[keep] for state in states]
+            keys = [key[keep] for key in keys]
+            rows = [row[keep] for row in rows]
+        grounded.append((formula, tree, None if weight is None else abs(weight), negated, substitutions, states, keys, rows, total))
+    connection.close()
+
+    atoms = _number_atoms(grounded)
+    blocks = []
+    for formula, tree, weight, negated, substitutions, states, keys, rows, total in grounded:
+        leaf_atoms = []
+        for leaf, state, key in zip(leaves(tree), states, keys, strict=True):
+            if isinstance(leaf, Lit):
+                ids = atoms.ids(leaf.predicate, key)
+                ids = np.where(state == UNKNOWN, ids, 0)
+            else:
+                ids = np.zeros(len(state), dtype=np.int64)
+            leaf_atoms.append(ids)
+        blocks.append(
+            GroundBlock(
+                formula=formula,
+                tree=tree,
+                weight=weight,
+                negated=negated,
+                substitutions=substitutions,
+                leaf_states=tuple(states),
+                leaf_atoms=tuple(leaf_atoms),
+                leaf_evidence=tuple(rows),
+                root_state=evaluate(tree, states, len(substitutions)),
+                total_groundings=total,
+            )
+        )
+    stats["grounding_seconds"] = time.perf_counter() - started
+    stats["candidate_groundings"] = candidates
+    stats["ground_formulas"] = int(sum(int((block.root_state == UNKNOWN).sum()) for block in blocks))
+    stats["violated_by_evidence"] = int(sum(int((block.root_state == FALSE).sum()) for block in blocks))
+    stats["total_groundings"] = int(sum(block.total_groundings for block in blocks))
+    stats["unknown_atoms"] = atoms.size
+    return GroundNetwork(program, evidence, constants, predicates, atoms, tuple(blocks), stats)
+
+
+# -- constants and evidence relations ------------------------------------
+
+
+def _formula_constants(formula: Formula) -> list[ConstantValue]:
+    found: list[ConstantValue] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, Constant):
+            found.append(node.value)
+        elif isinstance(node, Comparison):
+            walk(node.left)
+            walk(node.right)
+        elif isinstance(node, Quantified):
+            walk(node.body)
+        elif hasattr(node, "operands"):
+            for operand in node.operands:  # type: ignore[attr-defined]
+                walk(operand)
+        elif hasattr(node, "operand"):
+            walk(node.operand)  # type: ignore[attr-defined]
+        elif hasattr(node, "left") and hasattr(node, "right"):
+            walk(node.left)  # type: ignore[attr-defined]
+            walk(node.right)  # type: ignore[attr-defined]
+        elif hasattr(node, "args"):
+            for arg in node.args:  # type: ignore[attr-defined]
+                walk(arg)
+
+    walk(formula)
+    return found
+
+
+def _constant_table(program: CheckedProgram, evidence: Evidence) -> ConstantTable:
+    typed: dict[str, list] = {type_name: [] for type_name in program.types}
+    for type_name, values in program.constants.items():
+        typed[type_name].append(values)
+    for name, relation in evidence.relations.items():
+        for position, type_name in enumerate(program.predicates[name].types):
+            typed[type_name].append(relation.frame[f"a{position}"])
+    untyped = [value for formula in program.formulas for value in _formula_constants(formula.formula)]
+    return build_constant_table(typed, untyped)
+
+
+def _domain_values(constants: ConstantTable) -> dict[str, list[ConstantValue]]:
+    return {name: [constants.values[i] for i in ids] for name, ids in constants.domains.items()}
+
+
+def _predicate_indexes(
+    program: CheckedProgram, evidence: Evidence, constants: ConstantTable
+) -> dict[str, PredicateIndex]:
+    indexes = {}
+    for name, predicate in program.predicates.items():
+        sizes = tuple(len(constants.domains.get(type_name, ())) for type_name in predicate.types)
+        strides = []
+        stride = 1
+        for size in reversed(sizes):
+            strides.append(stride)
+            stride *= max(size, 1)
+        if stride > MAX_KEY:
+            raise LimitError(
+                f"predicate '{predicate.signature}' has {stride:.3g} possible atoms, more than "
+                f"the {MAX_KEY:.3g} the engine can number; split its types into smaller ones"
+            )
+        relation = evidence.relation(name)
+        empty = np.empty(0, dtype=np.int64)
+        index = PredicateIndex(predicate, sizes, tuple(reversed(strides)), empty, np.empty(0, dtype=bool), empty)
+        if relation is not None and len(relation.frame):
+            frame = relation.frame
+            columns = [constants.ids(frame[f"a{i}"]) for i in range(predicate.arity)]
+            keys = index.keys(constants, columns) if columns else np.zeros(len(frame), dtype=np.int64)
+            order = np.argsort(keys, kind="stable")
+            index = PredicateIndex(
+                predicate,
+                index.sizes,
+                index.strides,
+                keys[order],
+                frame["truth"].to_numpy(dtype=bool)[order],
+                order.astype(np.int64),
+            )
+        indexes[name] = index
+    return indexes
+
+
+def _register(
+    connection: duckdb.DuckDBPyConnection,
+    program: CheckedProgram,
+    predicates: dict[str, PredicateIndex],
+    constants: ConstantTable,
+) -> None:
+    for position, name in enumerate(sorted(predicates)):
+        index = predicates[name]
+        args = index.args(constants, index.evidence_keys)
+        frame = pd.DataFrame({f"a{i}": column for i, column in enumerate(args)})
+        frame["truth"] = index.evidence_truth
+        connection.register(f"e_{name}", frame)
+    for name, ids in constants.domains.items():
+        connection.register(f"d_{name}", pd.DataFrame({"c": ids}))
+    for type_name in program.types:
+        if type_name not in constants.domains:
+            connection.register(f"d_{type_name}", pd.DataFrame({"c": np.empty(0, dtype=np.int64)}))
+
+
+def _table(predicate: str) -> str:
+    return f'"e_{predicate}"'
+
+
+def _domain(type_name: str) -> str:
+    return f'"d_{type_name}"'
+
+
+# -- candidate substitutions -----------------------------------------------
+
+
+def _candidates(
+    connection: duckdb.DuckDBPyConnection,
+    formula: CheckedFormula,
+    tree: Node,
+    predicates: dict[str, PredicateIndex],
+    constants: ConstantTable,
+    total: int,
+) -> np.ndarray:
+    width = len(formula.variables)
+    if isinstance(tree, Truth):
+        # Decided for every grounding; only a false one matters (it is violated).
+        if tree.value or total == 0:
+            return np.empty((0, width), dtype=np.int64)
+        clauses: list[list[Lit | Cmp]] | None = [[]]
+    else:
+        clauses = to_clauses(tree)
+    if clauses is None:
+        clauses = [[]]  # every grounding is a candidate
+    if not clauses:
+        return np.empty((0, width), dtype=np.int64)
+    queries = [_clause_query(clause, formula, predicates, constants) for clause in clauses]
+    columns = [f"v{i}" for i in range(width)] or ["_one"]
+    sql = " UNION ".join(f"({query})" for query in queries)
+    sql = f"SELECT * FROM ({sql}) ORDER BY {', '.join(columns)}"
+    estimate = total if clauses == [[]] else 0
+    if estimate > MAX_GROUNDINGS_PER_FORMULA:
+        raise LimitError(_too_many(formula, estimate))
+    result = connection.execute(sql).fetchnumpy()
+    count = len(result[columns[0]])
+    if count > MAX_GROUNDINGS_PER_FORMULA:
+        raise LimitError(_too_many(formula, count))
+    if not width:
+        return np.empty((count, 0), dtype=np.int64)
+    return np.column_stack([np.asarray(result[column], dtype=np.int64) for column in columns]).reshape(count, width)
+
+
+def _too_many(formula: CheckedFormula, count: int) -> str:
+    span = formula.span
+    return (
+        f"{span.file}:{span.line}:{span.column}: formula has {count:,} groundings the evidence "
+        f"does not decide (limit {MAX_GROUNDINGS_PER_FORMULA:,}); join its variables through "
+        "evidence predicates or add conditions"
+    )
+
+
+def _clause_query(
+    clause: list[Lit | Cmp],
+    formula: CheckedFormula,
+    predicates: dict[str, PredicateIndex],
+    constants: ConstantTable,
+) -> str:
+    """SQL for the substitutions under which no literal of the clause is true by evidence."""
+    bound: dict[int, str] = {}
+    sources: list[str] = []
+    conditions: list[str] = []
+    later: list[Lit | Cmp] = []
+    for number, leaf in enumerate(clause):
+        if isinstance(leaf, Lit) and not leaf.positive and not predicates[leaf.predicate].predicate.open_world:
+            # !P(t) is not true ⇔ P(t) is true: a join with P's true atoms.
+            alias = f"j{number}"
+            sources.append(f"{_table(leaf.predicate)} AS {alias}")
+            conditions.append(f"{alias}.truth")
+            for position, arg in enumerate(leaf.args):
+                column = f"{alias}.a{position}"
+                if isinstance(arg, Const):
+                    conditions.append(f"{column} = {constants.id(arg.value)}")
+                elif arg.slot in bound:
+                    conditions.append(f"{column} = {bound[arg.slot]}")
+                else:
+                    bound[arg.slot] = column
+        else:
+            later.append(leaf)
+    for slot, type_name in enumerate(formula.types):
+        if slot not in bound:
+            alias = f"d{slot}"
+            sources.append(f"{_domain(type_name)} AS {alias}")
+            bound[slot] = f"{alias}.c"
+
+    def term(arg: Var | Const) -> str:
+        return str(constants.id(arg.value)) if isinstance(arg, Const) else bound[arg.slot]
+
+    for number, leaf in enumerate(later):
+        if isinstance(leaf, Cmp):
+            conditions.append(f"NOT ({_comparison_sql(leaf.op, term(leaf.left), term(leaf.right), constants)})")
+            continue
+        index = predicates[leaf.predicate]
+        if leaf.positive and not index.predicate.open_world:
+            truth = "a.truth"  # P(t) is not true ⇔ P(t) is not a true evidence atom
+        elif leaf.positive:
+            truth = "a.truth"
+        else:
+            truth = "NOT a.truth"  # !P(t) is not true ⇔ P(t) is not false by evidence
+        if not len(index.evidence_keys):
+            continue
+        matches = " AND ".join(f"a.a{position} = {term(arg)}" for position, arg in enumerate(leaf.args))
+        where = f"{matches} AND {truth}" if matches else truth
+        conditions.append(f"NOT EXISTS (SELECT 1 FROM {_table(leaf.predicate)} AS a WHERE {where})")
+    selected = [f"{bound[slot]} AS v{slot}" for slot in range(len(formula.types))] or ["1 AS _one"]
+    sql = f"SELECT {', '.join(selected)}"
+    if sources:
+        sql += f" FROM {', '.join(sources)}"
+    if conditions:
+        sql += f" WHERE {' AND '.join(conditions)}"
+    return sql
+
+
+def _comparison_sql(op: str, left: str, right: str, constants: ConstantTable) -> str:
+    if op in ("=", "!="):
+        return f"{left} {'=' if op == '=' else '<>'} {right}"
+    numeric = constants.num_numeric
+    return f"({left} < {numeric} AND {right} < {numeric} AND {left} {op} {right})"
+
+
+# -- leaves ------------------------------------------------------------------
+
+
+def _leaf_states(
+    tree: Node,
+    substitutions: np.ndarray,
+    predicates: dict[str, PredicateIndex],
+    constants: ConstantTable,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    count = substitutions.shape[0]
+    states: list[np.ndarray] = []
+    keys: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
+
+    def column(arg: Var | Const) -> np.ndarray:
+        if isinstance(arg, Const):
+            return np.full(count, constants.id(arg.value), dtype=np.int64)
+        return substitutions[:, arg.slot]
+
+    for leaf in leaves(tree):
+        if isinstance(leaf, Cmp):
+            left, right = column(leaf.left), column(leaf.right)
+            value = _compare_ids(leaf.op, left, right, constants.num_numeric)
+            states.append(np.where(value, TRUE, FALSE).astype(np.int8))
+            keys.append(np.zeros(count, dtype=np.int64))
+            rows.append(np.full(count, -1, dtype=np.int64))
+            continue
+        index = predicates[leaf.predicate]
+        key = index.keys(constants, [column(arg) for arg in leaf.args]) if leaf.args else np.zeros(count, dtype=np.int64)
+        state, row = index.lookup(key)
+        if not leaf.positive:
+            state = np.where(state == UNKNOWN, UNKNOWN, np.where(state == TRUE, FALSE, TRUE)).astype(np.int8)
+        states.append(state)
+        keys.append(key)
+        rows.append(row)
+    return states, keys, rows
+
+
+def _compare_ids(op: str, left: np.ndarray, right: np.ndarray, numeric: int) -> np.ndarray:
+    if op == "=":
+        return left == right
+    if op == "!=":
+        return left != right
+    both = (left < numeric) & (right < numeric)
+    return both & {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+
+
+def _number_atoms(grounded: list) -> AtomTable:
+    found: dict[str, list[np.ndarray]] = {}
+    for _formula, tree, *_rest in grounded:
+        states, keys = _rest[3], _rest[4]
+        for leaf, state, key in zip(leaves(tree), states, keys, strict=True):
+            if isinstance(leaf, Lit):
+                found.setdefault(leaf.predicate, []).append(key[state == UNKNOWN])
+    names = tuple(sorted(found))
+    tables = tuple(np.unique(np.concatenate(found[name])) for name in names)
+    offsets = []
+    offset = 0
+    for table in tables:
+        offsets.append(offset)
+        offset += len(table)
+    return AtomTable(names, tables, tuple(offsets))

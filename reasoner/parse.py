@@ -1,0 +1,468 @@
+"""Stage 1: rule files → ``Program``.
+
+The grammar is ``grammar/mln.lark`` (shipped inside the package as
+``reasoner/grammar/mln.lark``). The lark tree never leaves this module: a
+``Transformer`` turns it into the frozen nodes of ``reasoner.syntax``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, UnexpectedInput, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, VisitError
+
+from reasoner.errors import Diagnostic, RuleError, UsageError
+from reasoner.syntax import (
+    And,
+    Atom,
+    Binding,
+    Column,
+    Comparison,
+    Condition,
+    Constant,
+    DerivedRule,
+    Equivalent,
+    Formula,
+    Implies,
+    Literal,
+    Not,
+    Or,
+    PredicateDeclaration,
+    Program,
+    Quantified,
+    Span,
+    Statement,
+    Term,
+    TypeDeclaration,
+    Variable,
+    WeightedFormula,
+)
+
+__all__ = ["grammar_path", "parse_program", "parse_text", "rule_files"]
+
+MAX_LINE_LENGTH = 100_000
+MAX_NESTING = 200
+
+_TERMINAL_NAMES = {
+    "PREDICATE": "a predicate",
+    "NAME": "a variable or type name",
+    "CONSTANT_NAME": "a constant",
+    "INTEGER": "an integer",
+    "FLOAT": "a number",
+    "STRING": "a quoted string",
+    "WEIGHT": "a weight",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "COMMA": "','",
+    "PERIOD": "'.'",
+    "NOT": "'!'",
+    "AND": "'^'",
+    "OR": "'v'",
+    "IMPLIES": "'=>'",
+    "EQUIV": "'<=>'",
+    "COMPARATOR": "a comparison (= != < <= > >=)",
+    "EQUAL": "'='",
+    "STAR": "'*'",
+    "QUANTIFIER": "EXIST or FORALL",
+    "_NL": "end of line",
+    "$END": "end of file",
+    "ROW": "'@row'",
+    "BIND": "'bind'",
+    "FROM": "'from'",
+    "WHERE": "'where'",
+    "AND_WORD": "'and'",
+    "IN": "'in'",
+    "ELLIPSIS": "'...'",
+    "__ANON_0": "':-'",
+}
+
+
+def grammar_path() -> Path:
+    """The grammar file: inside the installed package, else the source checkout's."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "grammar" / "mln.lark", here.parent / "grammar" / "mln.lark"):
+        if candidate.is_file():
+            return candidate
+    raise UsageError("the grammar file mln.lark is missing from the installation")
+
+
+@functools.cache
+def _parser() -> Lark:
+    return Lark(
+        grammar_path().read_text(encoding="utf-8"),
+        parser="lalr",
+        propagate_positions=True,
+        postlex=_JoinBracketedLines(),
+        maybe_placeholders=False,
+    )
+
+
+class _JoinBracketedLines:
+    """Drops newlines inside parentheses and braces, so a statement may span lines."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        depth = 0
+        for token in stream:
+            if token.type in ("LPAR", "LBRACE"):
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise _NestingTooDeep(token)
+            elif token.type in ("RPAR", "RBRACE"):
+                depth = max(0, depth - 1)
+            elif token.type == "_NL" and depth > 0:
+                continue
+            yield token
+
+
+class _NestingTooDeep(Exception):
+    def __init__(self, token: Token) -> None:
+        self.token = token
+
+
+def rule_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand directories to their ``*.mln`` files (sorted); keep files as given."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(path.glob("*.mln"))
+            if not found:
+                raise UsageError(f"{path}: directory has no *.mln rule files")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"{path}: no such rule file or directory")
+    return files
+
+
+def parse_program(paths: Iterable[str | Path]) -> Program:
+    """Parse rule files (directories mean their ``*.mln`` files) into one program."""
+    statements: list[Statement] = []
+    names: list[str] = []
+    diagnostics: list[Diagnostic] = []
+    for path in rule_files(paths):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise UsageError(f"{path}: not UTF-8 text (byte {error.start})") from None
+        except OSError as error:
+            raise UsageError(f"{path}: cannot read: {error.strerror}") from None
+        try:
+            statements.extend(parse_text(text, str(path)).statements)
+        except RuleError as error:
+            diagnostics.extend(error.diagnostics)
+        names.append(str(path))
+    if diagnostics:
+        raise RuleError(diagnostics)
+    return Program(tuple(statements), tuple(names))
+
+
+def parse_text(text: str, file: str = "<rules>") -> Program:
+    """Parse the text of one rule file."""
+    lines = text.splitlines()
+    for number, line in enumerate(lines, start=1):
+        if len(line) > MAX_LINE_LENGTH:
+            span = Span(file, number, 1, number, 2, line[:200])
+            raise RuleError(
+                [
+                    Diagnostic(
+                        span,
+                        f"line is {len(line):,} characters long; the limit is {MAX_LINE_LENGTH:,}",
+                        notes=("split the statement over several lines inside parentheses",),
+                    )
+                ]
+            )
+    source = text if text.endswith("\n") else text + "\n"
+    try:
+        tree = _parser().parse(source)
+        statements = _ToSyntax(file, lines, source).transform(tree)
+    except UnexpectedInput as error:
+        raise RuleError([_syntax_diagnostic(error, file, lines)]) from None
+    except _NestingTooDeep as error:
+        span = _token_span(error.token, file, lines)
+        raise RuleError(
+            [Diagnostic(span, f"parentheses nested deeper than {MAX_NESTING} levels")]
+        ) from None
+    except VisitError as error:
+        if isinstance(error.orig_exc, RuleError):
+            raise error.orig_exc from None
+        raise
+    except RecursionError:
+        span = Span(file, 1, 1, 1, 2, lines[0] if lines else "")
+        raise RuleError([Diagnostic(span, "formula nested too deeply to parse")]) from None
+    return Program(tuple(statements), (file,))
+
+
+def _syntax_diagnostic(error: UnexpectedInput, file: str, lines: list[str]) -> Diagnostic:
+    line = max(1, getattr(error, "line", 1) or 1)
+    column = max(1, getattr(error, "column", 1) or 1)
+    line_text = lines[line - 1] if line - 1 < len(lines) else ""
+    width = 1
+    notes: list[str] = []
+    if isinstance(error, UnexpectedToken):
+        token = error.token
+        if token.type == "$END":
+            line, column = len(lines) or 1, len(lines[-1]) + 1 if lines else 1
+            line_text = lines[-1] if lines else ""
+            found = "end of file"
+        elif token.type == "_NL":
+            found = "end of line"
+            column = len(line_text) + 1
+        else:
+            found = f"'{token}'"
+            width = max(1, len(str(token)))
+        expected = _expected(error.expected)
+        message = f"unexpected {found}; expected {expected}"
+        if token.type in ("_NL", "$END") and "PERIOD" in error.expected:
+            notes.append(
+                "a formula needs a weight before it (soft) or a period after it (hard)"
+            )
+        if token.type == "NAME" and str(token) == "v":
+            notes.append("'v' is the disjunction; it cannot be a variable name")
+    elif isinstance(error, UnexpectedCharacters):
+        character = line_text[column - 1] if column - 1 < len(line_text) else "?"
+        message = f"unexpected character '{character}'"
+        if error.allowed:
+            message += f"; expected {_expected(error.allowed)}"
+        if character == "\t":
+            message = "unexpected tab"
+    elif isinstance(error, UnexpectedEOF):
+        message = "unexpected end of file"
+    else:
+        message = "syntax error"
+    span = Span(file, line, column, line, column + width, line_text)
+    return Diagnostic(span, message, notes=tuple(notes))
+
+
+def _expected(names: Iterable[str]) -> str:
+    friendly = sorted({_TERMINAL_NAMES.get(name, f"'{name.lower()}'") for name in names})
+    if len(friendly) > 6:
+        friendly = friendly[:6] + ["…"]
+    return " or ".join(friendly) if len(friendly) <= 2 else ", ".join(friendly)
+
+
+def _token_span(token: Token, file: str, lines: list[str]) -> Span:
+    line = token.line or 1
+    column = token.column or 1
+    end_line = token.end_line or line
+    end_column = token.end_column or column + 1
+    return Span(file, line, column, end_line, end_column, _line(lines, line))
+
+
+def _line(lines: list[str], number: int) -> str:
+    return lines[number - 1] if 0 < number <= len(lines) else ""
+
+
+@v_args(meta=True)
+class _ToSyntax(Transformer[Token, list[Statement]]):
+    """Lark tree → ``reasoner.syntax`` nodes."""
+
+    def __init__(self, file: str, lines: list[str], source: str) -> None:
+        super().__init__()
+        self.file = file
+        self.lines = lines
+        self.source = source
+
+    # -- positions -----------------------------------------------------
+    def _span(self, meta: Any) -> Span:
+        line = getattr(meta, "line", 1)
+        column = getattr(meta, "column", 1)
+        return Span(
+            self.file,
+            line,
+            column,
+            getattr(meta, "end_line", line),
+            getattr(meta, "end_column", column + 1),
+            _line(self.lines, line),
+        )
+
+    def _token(self, token: Token) -> Span:
+        return _token_span(token, self.file, self.lines)
+
+    def _fail(self, span: Span, message: str, *notes: str) -> RuleError:
+        return RuleError([Diagnostic(span, message, notes=notes)])
+
+    # -- statements ----------------------------------------------------
+    def start(self, meta: Any, children: list[Statement]) -> list[Statement]:
+        return list(children)
+
+    def type_declaration(self, meta: Any, children: list[Any]) -> TypeDeclaration:
+        name, constants = children
+        return TypeDeclaration(str(name), tuple(constants), self._span(meta))
+
+    def constant_list(self, meta: Any, children: list[Constant]) -> list[Constant]:
+        return list(children)
+
+    def constant_range(self, meta: Any, children: list[Any]) -> list[Constant]:
+        first, _ellipsis, last = children
+        if not isinstance(first.value, int) or not isinstance(last.value, int):
+            raise self._fail(first.span, "a range '{A, ..., B}' needs integer bounds")
+        if last.value < first.value:
+            raise self._fail(last.span, "range ends before it starts")
+        if last.value - first.value > 1_000_000:
+            raise self._fail(last.span, "range has more than 1,000,000 constants")
+        return [Constant(value, first.span) for value in range(first.value, last.value + 1)]
+
+    def declaration(self, meta: Any, children: list[Any]) -> PredicateDeclaration:
+        closed = len(children) == 2
+        atom: Atom = children[-1]
+        types: list[str] = []
+        for arg in atom.args:
+            if not isinstance(arg, Variable):
+                raise self._fail(
+                    arg.span,
+                    f"'{atom}' is neither a declaration nor a formula",
+                    "a declaration lists type names, e.g. 'Friends(person, person)'",
+                    "a formula needs a weight before it (soft) or a period after it (hard)",
+                )
+            types.append(arg.name)
+        return PredicateDeclaration(atom.predicate, tuple(types), closed, self._span(meta))
+
+    def weighted_formula(self, meta: Any, children: list[Any]) -> WeightedFormula:
+        token, formula = children
+        text = str(token)
+        fixed = text.startswith("@")
+        try:
+            weight = Decimal(text.lstrip("@"))
+        except InvalidOperation:
+            raise self._fail(self._token(token), f"weight '{text}' is not a number") from None
+        if not weight.is_finite():
+            raise self._fail(self._token(token), f"weight '{text}' is not a finite number")
+        return WeightedFormula(weight, formula, self._text(meta), self._span(meta), fixed)
+
+    def hard_formula(self, meta: Any, children: list[Any]) -> WeightedFormula:
+        return WeightedFormula(None, children[0], self._text(meta), self._span(meta))
+
+    def _text(self, meta: Any) -> str:
+        return " ".join(self.source[meta.start_pos : meta.end_pos].split())
+
+    def binding(self, meta: Any, children: list[Any]) -> Binding:
+        predicate = str(children[1])
+        rest = children[2:]
+        columns = tuple(item for item in rest if isinstance(item, Column))
+        table_index = next(i for i, item in enumerate(rest) if isinstance(item, Token) and item.type == "NAME")
+        table = str(rest[table_index])
+        conditions: tuple[Condition, ...] = ()
+        if table_index + 1 < len(rest):
+            conditions = tuple(rest[table_index + 1])
+        return Binding(predicate, columns, table, conditions, self._span(meta))
+
+    def column(self, meta: Any, children: list[Token]) -> Column:
+        token = children[0]
+        span = self._token(token)
+        if token.type == "ROW":
+            return Column(None, span)
+        if token.type == "STRING":
+            return Column(_unquote(str(token)), span)
+        return Column(str(token), span)
+
+    def condition_clause(self, meta: Any, children: list[Any]) -> list[Condition]:
+        return [child for child in children if isinstance(child, Condition)]
+
+    def condition(self, meta: Any, children: list[Any]) -> Condition:
+        column, op, value = children
+        return Condition(column, str(op), (value,), self._span(meta))
+
+    def condition_in(self, meta: Any, children: list[Any]) -> Condition:
+        column = children[0]
+        values = tuple(child for child in children[2:] if isinstance(child, Constant))
+        return Condition(column, "in", values, self._span(meta))
+
+    def derived_rule(self, meta: Any, children: list[Any]) -> DerivedRule:
+        head = children[0]
+        body = tuple(child for child in children[1:] if not isinstance(child, Token))
+        return DerivedRule(head, body, self._span(meta))
+
+    def body_literal(self, meta: Any, children: list[Any]) -> Literal | Comparison:
+        if len(children) == 1 and isinstance(children[0], Comparison):
+            return children[0]
+        return Literal(len(children) == 1, children[-1], self._span(meta))
+
+    # -- formulas ------------------------------------------------------
+    def quantified(self, meta: Any, children: list[Any]) -> Quantified:
+        keyword = str(children[0])
+        names = [child for child in children[1:-1] if isinstance(child, Token)]
+        variables = tuple(Variable(str(name), self._token(name)) for name in names)
+        quantifier = "forall" if keyword == "FORALL" else "exists"
+        return Quantified(quantifier, variables, children[-1], self._span(meta))
+
+    def equivalence(self, meta: Any, children: list[Any]) -> Formula:
+        operands = [child for child in children if not isinstance(child, Token)]
+        result: Formula = operands[0]
+        for operand in operands[1:]:
+            result = Equivalent(result, operand, self._span(meta))
+        return result
+
+    def implication(self, meta: Any, children: list[Any]) -> Implies:
+        left, _arrow, right = children
+        return Implies(left, right, self._span(meta))
+
+    def disjunction(self, meta: Any, children: list[Any]) -> Or:
+        operands = tuple(child for child in children if not isinstance(child, Token))
+        return Or(operands, self._span(meta))
+
+    def conjunction(self, meta: Any, children: list[Any]) -> And:
+        operands = tuple(child for child in children if not isinstance(child, Token))
+        return And(operands, self._span(meta))
+
+    def negation(self, meta: Any, children: list[Any]) -> Not:
+        return Not(children[-1], self._span(meta))
+
+    def atom(self, meta: Any, children: list[Any]) -> Atom:
+        predicate = children[0]
+        return Atom(str(predicate).strip(), tuple(children[1:]), self._span(meta))
+
+    def nullary_atom(self, meta: Any, children: list[Any]) -> Atom:
+        return Atom(str(children[0]).strip(), (), self._span(meta))
+
+    def comparison(self, meta: Any, children: list[Any]) -> Comparison:
+        left, op, right = children
+        return Comparison(str(op), left, right, self._span(meta))
+
+    def variable(self, meta: Any, children: list[Token]) -> Term:
+        token = children[0]
+        return Variable(str(token), self._token(token))
+
+    def constant(self, meta: Any, children: list[Token]) -> Constant:
+        token = children[0]
+        span = self._token(token)
+        text = str(token)
+        value: int | float | str
+        if token.type == "INTEGER":
+            value = int(text)
+        elif token.type == "FLOAT":
+            number = float(text)
+            value = int(number) if number.is_integer() and abs(number) < 2**63 else number
+        elif token.type == "STRING":
+            value = _unquote(text)
+        else:
+            value = text
+        return Constant(value, span)
+
+
+def _unquote(text: str) -> str:
+    body = text[1:-1]
+    if "\\" not in body:
+        return body
+    out: list[str] = []
+    escapes = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+    index = 0
+    while index < len(body):
+        character = body[index]
+        if character == "\\" and index + 1 < len(body):
+            out.append(escapes.get(body[index + 1], body[index + 1]))
+            index += 2
+        else:
+            out.append(character)
+            index += 1
+    return "".join(out)

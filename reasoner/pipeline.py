@@ -1,0 +1,163 @@
+"""The engine as one call: rule files + evidence → ground, encode, solve.
+
+``run`` returns a ``Run`` with every stage's output, so the command line, the
+lending audit and tests share one path through the pipeline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+
+from reasoner.check import CheckedProgram, QueryPattern, check_program
+from reasoner.encode import Encoding, encode
+from reasoner.errors import LimitError, UsageError
+from reasoner.evidence import Evidence, load_evidence
+from reasoner.ground import TRUE, UNKNOWN, GroundNetwork, ground
+from reasoner.parse import parse_program
+from reasoner.solve import Solution, solve
+from reasoner.syntax import Span
+
+__all__ = ["QueryAtom", "Run", "check", "query_atoms", "run"]
+
+MAX_LISTED_ATOMS = 1_000_000
+DEFAULT_MARGIN_ATOMS = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class QueryAtom:
+    text: str
+    value: bool
+    atom_id: int  # 0 when fixed by evidence or in no formula
+    fixed: bool  # given by evidence
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    program: CheckedProgram
+    evidence: Evidence
+    network: GroundNetwork
+    encoding: Encoding
+    solution: Solution
+    atoms: tuple[QueryAtom, ...]
+    seconds: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def cost(self, scaled: int) -> Decimal:
+        return Decimal(scaled) / Decimal(self.solution.scale)
+
+
+def check(
+    rules: Sequence[str | Path],
+    queries: Sequence[QueryPattern] = (),
+    query_spans: dict[str, Span] | None = None,
+) -> CheckedProgram:
+    return check_program(parse_program(rules), queries, query_spans)
+
+
+def run(
+    rules: Sequence[str | Path],
+    db_files: Sequence[Path] = (),
+    tables: dict[str, Path] | None = None,
+    queries: Sequence[QueryPattern] = (),
+    query_spans: dict[str, Span] | None = None,
+    *,
+    margins: Sequence[str] | None = None,
+    time_limit: float | None = None,
+    workers: int = 1,
+) -> Run:
+    """Parse, check, load, ground, encode and solve.
+
+    ``margins``: predicates whose atoms get margins; ``None`` means every query
+    atom when there are at most 1,000 of them, else none.
+    """
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = now - clock
+        clock = now
+
+    program = check(rules, queries, query_spans)
+    if not queries and not any(p.open_world for p in program.predicates.values()):
+        raise UsageError("no query: name the query predicates with --query P,Q or --query-file FILE")
+    lap("parse")
+    evidence = load_evidence(program, db_files, tables)
+    lap("evidence")
+    network = ground(program, evidence)
+    lap("ground")
+    encoding = encode(network)
+    lap("encode")
+    atoms, notes = query_atoms(network, program.queries)
+    margin_atoms = _margin_atoms(atoms, margins, program)
+    solution = solve(encoding, margin_atoms=margin_atoms, time_limit=time_limit, workers=workers)
+    lap("solve")
+    values = solution.values
+    atoms = tuple(
+        QueryAtom(atom.text, bool(values[atom.atom_id]) if atom.atom_id else atom.value, atom.atom_id, atom.fixed)
+        for atom in atoms
+    )
+    return Run(program, evidence, network, encoding, solution, atoms, seconds, tuple(notes))
+
+
+def _margin_atoms(atoms: Sequence[QueryAtom], margins: Sequence[str] | None, program: CheckedProgram) -> list[int]:
+    if margins is None:
+        if len(atoms) > DEFAULT_MARGIN_ATOMS:
+            return []
+        return [atom.atom_id for atom in atoms if atom.atom_id]
+    wanted = set(margins)
+    for name in wanted:
+        if name not in program.predicates:
+            raise UsageError(f"--margins: unknown predicate '{name}'")
+    return [atom.atom_id for atom in atoms if atom.atom_id and atom.text.split("(", 1)[0] in wanted]
+
+
+def query_atoms(network: GroundNetwork, queries: Sequence[QueryPattern]) -> tuple[list[QueryAtom], list[str]]:
+    """Every ground atom of every query predicate (matching the query patterns), in order."""
+    atoms: list[QueryAtom] = []
+    notes: list[str] = []
+    by_predicate: dict[str, list[QueryPattern]] = {}
+    for query in queries:
+        by_predicate.setdefault(query.predicate, []).append(query)
+    for name in sorted(by_predicate):
+        index = network.predicates[name]
+        count = index.num_atoms
+        if count > MAX_LISTED_ATOMS:
+            keys = np.unique(np.concatenate([index.evidence_keys, _unknown_keys(network, name)]))
+            notes.append(
+                f"{name} has {count:,} ground atoms; only the {len(keys):,} that are evidence or "
+                "in the network are listed, all others are false"
+            )
+        else:
+            keys = np.arange(count, dtype=np.int64)
+        state, _rows = index.lookup(keys)
+        ids = network.atoms.ids(name, keys)
+        texts = network.key_text(name, keys)
+        patterns = by_predicate[name]
+        whole = any(pattern.args is None for pattern in patterns)
+        args = None if whole else index.args(network.constants, keys)
+        for position, (text, value, atom_id) in enumerate(zip(texts, state.tolist(), ids.tolist(), strict=True)):
+            if args is not None:
+                values = tuple(network.constants.values[int(column[position])] for column in args)
+                if not any(pattern.matches(values) for pattern in patterns):
+                    continue
+            fixed = value != UNKNOWN
+            atoms.append(QueryAtom(text, value == TRUE, int(atom_id), fixed))
+    return atoms, notes
+
+
+def _unknown_keys(network: GroundNetwork, name: str) -> np.ndarray:
+    if name not in network.atoms.predicates:
+        return np.empty(0, dtype=np.int64)
+    return network.atoms.keys[network.atoms.predicates.index(name)]
+
+
+def limit_message(error: LimitError) -> str:
+    return str(error)

@@ -1,0 +1,129 @@
+"""Printing a run: the JSON object and the readable summary."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from reasoner.explain import GroundFormulaProof, Proof, ground_formula_citations, render_proof
+from reasoner.pipeline import Run
+
+__all__ = ["render_json", "render_text", "unsat_core"]
+
+
+def _number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def unsat_core(run: Run) -> list[GroundFormulaProof]:
+    """The ground hard formulas of an unsatisfiable core, with their evidence."""
+    solution, encoding = run.solution, run.encoding
+    pairs = list(solution.core_evidence)
+    for formula in solution.core:
+        pairs.append((int(encoding.formula_block[formula]), int(encoding.formula_row[formula])))
+    return [ground_formula_citations(run.network, solution, block, row) for block, row in pairs]
+
+
+def _stats(run: Run) -> dict[str, object]:
+    network_stats = run.network.stats
+    solution = run.solution
+    return {
+        "ground_formulas": network_stats["ground_formulas"],
+        "groundings": network_stats["total_groundings"],
+        "violated_by_evidence": network_stats["violated_by_evidence"],
+        "unknown_atoms": network_stats["unknown_atoms"],
+        "clauses": run.encoding.num_clauses,
+        "variables": run.encoding.num_vars,
+        "components": len(run.encoding.components),
+        "largest_component": max((len(c.variables) for c in run.encoding.components), default=0),
+        "zero_weight_formulas": network_stats["zero_weight_formulas"],
+        "skipped_rows": dict(run.evidence.skipped),
+        "seconds": {stage: round(value, 4) for stage, value in run.seconds.items()},
+    }
+
+
+def render_json(run: Run, proofs: list[Proof] | None = None, timings: bool = True) -> str:
+    solution = run.solution
+    margins = {}
+    for atom in run.atoms:
+        if atom.atom_id and atom.atom_id in solution.margins:
+            margin = solution.margins[atom.atom_id]
+            margins[atom.text] = None if margin is None else _number(run.cost(margin))
+        elif atom.fixed and solution.margins and not atom.atom_id:
+            margins[atom.text] = None
+    result: dict[str, object] = {
+        "status": solution.status,
+        "cost": _number(run.cost(solution.cost)),
+    }
+    if solution.status == "feasible":
+        result["lower_bound"] = _number(run.cost(solution.lower_bound))
+    if solution.status == "unsatisfiable":
+        result["unsat_core"] = [_core_json(item) for item in unsat_core(run)]
+    else:
+        result["query_atoms"] = {atom.text: atom.value for atom in run.atoms}
+        result["margins"] = margins
+    stats = _stats(run)
+    if not timings:
+        stats.pop("seconds")
+    result["stats"] = stats
+    if run.notes:
+        result["notes"] = list(run.notes)
+    if proofs:
+        result["explanations"] = [proof.to_json() for proof in proofs]
+    return json.dumps(result, indent=None, ensure_ascii=False)
+
+
+def _core_json(item: GroundFormulaProof) -> dict[str, object]:
+    return {
+        "rule": item.rule,
+        "location": item.location,
+        "substitution": dict(item.substitution),
+        "atoms": [
+            {"atom": a.atom, "value": None, "source": "open"} if a.source == "open"
+            else {"atom": a.atom, "value": a.value, "source": a.source}
+            for a in item.atoms
+        ],
+    }
+
+
+def render_text(run: Run, proofs: list[Proof] | None = None) -> str:
+    solution = run.solution
+    stats = _stats(run)
+    lines = [
+        f"status: {solution.status}",
+        f"cost: {_plain(run.cost(solution.cost))}"
+        + (f" (lower bound {_plain(run.cost(solution.lower_bound))})" if solution.status == "feasible" else ""),
+        f"ground formulas: {stats['ground_formulas']:,} in {stats['components']:,} components "
+        f"(largest {stats['largest_component']:,} variables); {stats['violated_by_evidence']:,} violated by evidence",
+    ]
+    if solution.status == "unsatisfiable":
+        lines.append("the hard formulas cannot all hold; this set of ground hard formulas is contradictory:")
+        for item in unsat_core(run):
+            lines.append(f"  {item.rule}    ({item.location})")
+            if item.substitution:
+                lines.append("      with " + ", ".join(f"{n}={v}" for n, v in item.substitution))
+            for atom in item.atoms:
+                value = "open" if atom.source == "open" else ("true" if atom.value else "false")
+                source = "" if atom.source == "open" else f"  [{atom.source}]"
+                lines.append(f"      {atom.atom} = {value}{source}")
+    else:
+        lines.append("")
+        width = max((len(atom.text) for atom in run.atoms), default=0)
+        for atom in run.atoms:
+            margin = ""
+            if atom.atom_id and atom.atom_id in solution.margins:
+                value = solution.margins[atom.atom_id]
+                margin = "  margin hard" if value is None else f"  margin {_plain(run.cost(value))}"
+            elif atom.fixed:
+                margin = "  (evidence)"
+            lines.append(f"{atom.text:<{width}}  {'true ' if atom.value else 'false'}{margin}")
+    for note in run.notes:
+        lines.append(f"note: {note}")
+    for proof in proofs or []:
+        lines.append("")
+        lines.append(render_proof(proof))
+    return "\n".join(lines)
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")

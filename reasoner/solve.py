@@ -1,0 +1,306 @@
+"""Stage 6: ``Encoding`` → ``Solution``: exact MAP per component with RC2, margins, cores.
+
+Each connected component is an independent weighted partial MaxSAT problem,
+solved exactly with python-sat's RC2 (Glucose 3). Components are solved in
+order, or by worker processes in batches; the result does not depend on how
+they are spread. Among equally good worlds the world is the one RC2 returns
+for the component's canonical clause order (atoms numbered in sorted order),
+so the same input always gives the same world; an atom in no formula is false.
+
+With a time limit, a component that is not finished gets the best world a SAT
+call on its hard clauses finds, and RC2's lower bound: the status is then
+``feasible``, not ``optimal``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from pysat.examples.musx import MUSX
+from pysat.examples.rc2 import RC2
+from pysat.formula import WCNF
+from pysat.solvers import Solver
+
+from reasoner.encode import Component, Encoding
+
+__all__ = ["Solution", "solve"]
+
+SOLVER = "g3"
+BATCH_CLAUSES = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Solution:
+    """The MAP world (``values[v]`` for variable ``v``; index 0 unused) and its cost.
+
+    Costs are scaled integers (divide by ``scale``). ``margins`` maps an atom id
+    to the scaled cost increase of the best world where it takes the other
+    value, or ``None`` when no such world satisfies the hard formulas.
+    ``core`` lists ground formula ids of a small unsatisfiable core; ``core_evidence``
+    the hard (block, row) groundings that evidence alone violates.
+    """
+
+    status: str
+    values: np.ndarray
+    cost: int
+    lower_bound: int
+    scale: int
+    margins: dict[int, int | None] = field(default_factory=dict)
+    core: tuple[int, ...] = ()
+    core_evidence: tuple[tuple[int, int], ...] = ()
+    stats: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    """One component with local variables 1..n (``variables[i-1]`` is the global id)."""
+
+    index: int
+    variables: np.ndarray
+    offsets: np.ndarray
+    literals: np.ndarray
+    weights: np.ndarray
+    margin_variables: np.ndarray  # local ids
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    index: int
+    status: str  # optimal | feasible | unsatisfiable
+    model: np.ndarray  # bool per local variable (index 0 unused)
+    cost: int
+    lower_bound: int
+    margins: tuple[tuple[int, int | None], ...]
+    core: tuple[int, ...]  # local clause indices
+
+
+def solve(
+    encoding: Encoding,
+    *,
+    margin_atoms: Iterable[int] = (),
+    time_limit: float | None = None,
+    workers: int = 1,
+) -> Solution:
+    """Solve every component; compute margins for ``margin_atoms``."""
+    started = time.perf_counter()
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    values = np.zeros(encoding.num_vars + 1, dtype=bool)
+    if encoding.violated_hard:
+        return Solution(
+            "unsatisfiable", values, encoding.fixed_cost, encoding.fixed_cost, encoding.scale,
+            core_evidence=encoding.violated_hard[:10],
+            stats={"components": len(encoding.components)},
+        )
+    wanted = np.unique(np.fromiter(margin_atoms, dtype=np.int64))
+    problems = [_problem(encoding, component, wanted) for component in encoding.components]
+    results = _run(problems, deadline, workers)
+
+    cost = encoding.fixed_cost
+    bound = encoding.fixed_cost
+    margins: dict[int, int | None] = {int(atom): 0 for atom in wanted}
+    statuses = set()
+    for problem, result in zip(problems, results, strict=True):
+        statuses.add(result.status)
+        if result.status == "unsatisfiable":
+            core = tuple(int(encoding.formula_of[problem_clause(encoding, problem, c)]) for c in result.core)
+            return Solution(
+                "unsatisfiable", values, cost, bound, encoding.scale,
+                core=tuple(sorted(set(core))),
+                stats={"components": len(problems), "seconds": time.perf_counter() - started},
+            )
+        values[problem.variables] = result.model[1:]
+        cost += result.cost
+        bound += result.lower_bound
+        for local, margin in result.margins:
+            margins[int(problem.variables[local - 1])] = margin
+    status = "feasible" if "feasible" in statuses else "optimal"
+    sizes = [len(problem.variables) for problem in problems]
+    stats = {
+        "components": len(problems),
+        "largest_component": max(sizes, default=0),
+        "seconds": time.perf_counter() - started,
+        "unfinished_components": sum(1 for result in results if result.status == "feasible"),
+    }
+    return Solution(status, values, cost, bound if status == "feasible" else cost, encoding.scale, margins, stats=stats)
+
+
+def problem_clause(encoding: Encoding, problem: _Problem, local_clause: int) -> int:
+    component = encoding.components[problem.index]
+    return int(component.clauses[local_clause])
+
+
+def _problem(encoding: Encoding, component: Component, wanted: np.ndarray) -> _Problem:
+    clauses = component.clauses
+    starts, ends = encoding.offsets[clauses], encoding.offsets[clauses + 1]
+    lengths = ends - starts
+    offsets = np.zeros(len(clauses) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    positions = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+    literals = encoding.literals[positions]
+    local = np.searchsorted(component.variables, np.abs(literals)) + 1
+    local_literals = np.where(literals > 0, local, -local).astype(np.int64)
+    margin_variables = np.searchsorted(component.variables, wanted[np.isin(wanted, component.variables)]) + 1
+    return _Problem(component.index, component.variables, offsets, local_literals, encoding.weights[clauses], margin_variables)
+
+
+def _run(problems: list[_Problem], deadline: float | None, workers: int) -> list[_Result]:
+    if workers <= 1 or len(problems) < 2:
+        return [_solve_problem(problem, deadline) for problem in problems]
+    batches: list[list[_Problem]] = [[]]
+    size = 0
+    for problem in problems:
+        if size >= BATCH_CLAUSES and batches[-1]:
+            batches.append([])
+            size = 0
+        batches[-1].append(problem)
+        size += len(problem.weights)
+    if len(batches) == 1:
+        return [_solve_problem(problem, deadline) for problem in problems]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        chunks = pool.map(_solve_batch, batches, [deadline] * len(batches))
+        return [result for chunk in chunks for result in chunk]
+
+
+def _solve_batch(problems: list[_Problem], deadline: float | None) -> list[_Result]:
+    return [_solve_problem(problem, deadline) for problem in problems]
+
+
+def _clauses(problem: _Problem) -> tuple[list[list[int]], list[list[int]], list[int], list[int]]:
+    hard: list[list[int]] = []
+    soft: list[list[int]] = []
+    weights: list[int] = []
+    hard_index: list[int] = []
+    literals = problem.literals.tolist()
+    offsets = problem.offsets.tolist()
+    for index, weight in enumerate(problem.weights.tolist()):
+        clause = literals[offsets[index] : offsets[index + 1]]
+        if weight == 0:
+            hard.append(clause)
+            hard_index.append(index)
+        else:
+            soft.append(clause)
+            weights.append(weight)
+    return hard, soft, weights, hard_index
+
+
+def _wcnf(num_vars: int, hard: list[list[int]], soft: list[list[int]], weights: list[int]) -> WCNF:
+    formula = WCNF()
+    formula.nv = num_vars
+    formula.hard = [list(clause) for clause in hard]
+    formula.soft = [list(clause) for clause in soft]
+    formula.wght = list(weights)
+    formula.topw = sum(weights) + 1
+    return formula
+
+
+def _cost(model: np.ndarray, soft: list[list[int]], weights: list[int]) -> int:
+    total = 0
+    for clause, weight in zip(soft, weights, strict=True):
+        if not any((model[abs(lit)] if lit > 0 else not model[abs(lit)]) for lit in clause):
+            total += weight
+    return total
+
+
+def _to_model(num_vars: int, assignment: list[int] | None) -> np.ndarray:
+    model = np.zeros(num_vars + 1, dtype=bool)
+    if assignment:
+        for lit in assignment:
+            if 0 < abs(lit) <= num_vars:
+                model[abs(lit)] = lit > 0
+    return model
+
+
+def _solve_problem(problem: _Problem, deadline: float | None) -> _Result:
+    num_vars = len(problem.variables)
+    hard, soft, weights, hard_index = _clauses(problem)
+    status, model, cost, bound = _maxsat(num_vars, hard, soft, weights, deadline)
+    if status == "unsatisfiable":
+        return _Result(problem.index, status, model, 0, 0, (), _core(num_vars, hard, hard_index))
+    margins: list[tuple[int, int | None]] = []
+    for variable in problem.margin_variables.tolist():
+        forced = [-variable] if model[variable] else [variable]
+        other_status, _other, other_cost, _bound = _maxsat(num_vars, hard + [forced], soft, weights, deadline)
+        if other_status == "unsatisfiable":
+            margins.append((variable, None))
+        else:
+            margins.append((variable, max(0, other_cost - cost)))
+    return _Result(problem.index, status, model, cost, bound, tuple(margins), ())
+
+
+def _maxsat(
+    num_vars: int, hard: list[list[int]], soft: list[list[int]], weights: list[int], deadline: float | None
+) -> tuple[str, np.ndarray, int, int]:
+    """(status, model, cost, lower bound) of one weighted partial MaxSAT problem."""
+    if num_vars == 1:
+        return _single_variable(hard, soft, weights)
+    if deadline is not None and time.monotonic() >= deadline:
+        return _fallback(num_vars, hard, soft, weights, 0)
+    with RC2(_wcnf(num_vars, hard, soft, weights), solver=SOLVER) as rc2:
+        timer = None
+        if deadline is not None:
+            timer = threading.Timer(max(0.0, deadline - time.monotonic()), rc2.interrupt)
+            timer.start()
+        try:
+            assignment = rc2.compute(expect_interrupt=deadline is not None)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if assignment is None:
+            if rc2.interrupted or (deadline is not None and time.monotonic() >= deadline):
+                return _fallback(num_vars, hard, soft, weights, int(rc2.cost))
+            return "unsatisfiable", np.zeros(num_vars + 1, dtype=bool), 0, 0
+        model = _to_model(num_vars, assignment)
+        cost = _cost(model, soft, weights)
+        return "optimal", model, cost, cost
+
+
+def _single_variable(
+    hard: list[list[int]], soft: list[list[int]], weights: list[int]
+) -> tuple[str, np.ndarray, int, int]:
+    allowed = {True, False}
+    for clause in hard:
+        if clause == [1]:
+            allowed.discard(False)
+        elif clause == [-1]:
+            allowed.discard(True)
+        elif 1 in clause and -1 in clause:
+            continue
+    if not allowed:
+        return "unsatisfiable", np.zeros(2, dtype=bool), 0, 0
+    costs = {}
+    for value in allowed:
+        model = np.array([False, value])
+        costs[value] = _cost(model, soft, weights)
+    best = min(sorted(allowed), key=lambda value: costs[value])  # ties: False
+    return "optimal", np.array([False, best]), costs[best], costs[best]
+
+
+def _fallback(
+    num_vars: int, hard: list[list[int]], soft: list[list[int]], weights: list[int], bound: int
+) -> tuple[str, np.ndarray, int, int]:
+    """A world satisfying the hard clauses (SAT, phases from the unit soft clauses), unoptimised."""
+    with Solver(name=SOLVER, bootstrap_with=hard) as oracle:
+        phases = [clause[0] for clause in soft if len(clause) == 1]
+        if phases:
+            oracle.set_phases(phases)
+        if not oracle.solve():
+            return "unsatisfiable", np.zeros(num_vars + 1, dtype=bool), 0, 0
+        model = _to_model(num_vars, oracle.get_model())
+    cost = _cost(model, soft, weights)
+    return "feasible", model, cost, min(bound, cost)
+
+
+def _core(num_vars: int, hard: list[list[int]], hard_index: list[int]) -> tuple[int, ...]:
+    """Local indices of the hard clauses in a minimal unsatisfiable subset."""
+    formula = WCNF()
+    formula.nv = num_vars
+    for clause in hard:
+        formula.append(clause, weight=1)
+    with MUSX(formula, verbosity=0) as mus:
+        subset = mus.compute() or []
+    return tuple(hard_index[index - 1] for index in subset)

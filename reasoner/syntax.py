@@ -1,0 +1,268 @@
+"""The abstract syntax of rule files: frozen nodes, each with its source span."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Union
+
+__all__ = [
+    "And",
+    "Atom",
+    "Binding",
+    "Column",
+    "Comparison",
+    "Condition",
+    "Constant",
+    "DerivedRule",
+    "Equivalent",
+    "Formula",
+    "Implies",
+    "Literal",
+    "Not",
+    "Or",
+    "PredicateDeclaration",
+    "Program",
+    "Quantified",
+    "Span",
+    "Statement",
+    "Term",
+    "TypeDeclaration",
+    "Variable",
+    "WeightedFormula",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Where a node stands: file, 1-based line and column, and the line's text."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    line_text: str = field(default="", compare=False, repr=False)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    name: str
+    span: Span = field(compare=False)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Constant:
+    """A constant: an ``int``, a ``float`` or a ``str`` (bare or quoted in the source)."""
+
+    value: int | float | str
+    span: Span = field(compare=False)
+
+    def __str__(self) -> str:
+        from reasoner.constants import display
+
+        return display(self.value)
+
+
+Term = Union[Variable, Constant]
+
+
+@dataclass(frozen=True, slots=True)
+class Atom:
+    predicate: str
+    args: tuple[Term, ...]
+    span: Span = field(compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.predicate}({', '.join(str(arg) for arg in self.args)})"
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """A built-in comparison ``left op right`` with op one of = != < <= > >=."""
+
+    op: str
+    left: Term
+    right: Term
+    span: Span = field(compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.left} {self.op} {self.right}"
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: Formula
+    span: Span = field(compare=False)
+
+    def __str__(self) -> str:
+        return f"!{_wrap(self.operand)}"
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    operands: tuple[Formula, ...]
+    span: Span = field(compare=False)
+
+    def __str__(self) -> str:
+        return " ^ ".join(_wrap(operand) for operand in self.operands)
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    operands: tuple[Formula, ...]
+    span: Span = field(compare=False)
+
+    def __str__(self) -> str:
+        return " v ".join(_wrap(operand) for operand in self.operands)
+
+
+@dataclass(frozen=True, slots=True)
+class Implies:
+    left: Formula
+    right: Formula
+    span: Span = field(compare=False)
+
+    def __str__(self) -> str:
+        return f"{_wrap(self.left)} => {_wrap(self.right)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Equivalent:
+    left: Formula
+    right: Formula
+    span: Span = field(compare=False)
+
+    def __str__(self) -> str:
+        return f"{_wrap(self.left)} <=> {_wrap(self.right)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Quantified:
+    """``EXIST x,y body`` (quantifier ``exists``) or ``FORALL x body`` (``forall``)."""
+
+    quantifier: str
+    variables: tuple[Variable, ...]
+    body: Formula
+    span: Span = field(compare=False)
+
+    def __str__(self) -> str:
+        keyword = "EXIST" if self.quantifier == "exists" else "FORALL"
+        names = ",".join(variable.name for variable in self.variables)
+        return f"{keyword} {names} {_wrap(self.body)}"
+
+
+Formula = Union[Atom, Comparison, Not, And, Or, Implies, Equivalent, Quantified]
+
+
+def _wrap(formula: Formula) -> str:
+    if isinstance(formula, (Atom, Comparison, Not)):
+        return str(formula)
+    return f"({formula})"
+
+
+@dataclass(frozen=True, slots=True)
+class TypeDeclaration:
+    """``person = {Anna, Bob}``: constants that belong to a type."""
+
+    name: str
+    constants: tuple[Constant, ...]
+    span: Span = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PredicateDeclaration:
+    """``Friends(person, person)``; ``closed`` when written with Tuffy's ``*``."""
+
+    name: str
+    types: tuple[str, ...]
+    closed: bool
+    span: Span = field(compare=False)
+
+    @property
+    def signature(self) -> str:
+        return f"{self.name}/{len(self.types)}"
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedFormula:
+    """A formula with a weight, or a hard formula (``weight is None``)."""
+
+    weight: Decimal | None
+    formula: Formula
+    text: str
+    span: Span = field(compare=False)
+    fixed: bool = False
+
+    @property
+    def hard(self) -> bool:
+        return self.weight is None
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A table column, or the 1-based row number when ``name is None`` (``@row``)."""
+
+    name: str | None
+    span: Span = field(compare=False)
+
+    def __str__(self) -> str:
+        return "@row" if self.name is None else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """``column op value`` or ``column in (values)`` (op ``in``) in a binding."""
+
+    column: Column
+    op: str
+    values: tuple[Constant, ...]
+    span: Span = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """``bind Pred(col, ...) from table where ...``: evidence read from a table."""
+
+    predicate: str
+    columns: tuple[Column, ...]
+    table: str
+    conditions: tuple[Condition, ...]
+    span: Span = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    """An atom or its negation in the body of a derived rule."""
+
+    positive: bool
+    atom: Atom
+    span: Span = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedRule:
+    """``Head(x) :- Body(x, y), !Other(y), x != y.``: deterministic derived evidence."""
+
+    head: Atom
+    body: tuple[Literal | Comparison, ...]
+    span: Span = field(compare=False)
+
+
+Statement = Union[
+    TypeDeclaration, PredicateDeclaration, WeightedFormula, Binding, DerivedRule
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """Every statement of every rule file, in file order."""
+
+    statements: tuple[Statement, ...]
+    files: tuple[str, ...]
