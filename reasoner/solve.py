@@ -85,8 +85,13 @@ def solve(
     margin_atoms: Iterable[int] = (),
     time_limit: float | None = None,
     workers: int = 1,
+    split: bool = True,
 ) -> Solution:
-    """Solve every component; compute margins for ``margin_atoms``."""
+    """Solve every component; compute margins for ``margin_atoms``.
+
+    ``split=False`` solves the whole network as one problem (for testing that
+    splitting changes nothing).
+    """
     started = time.perf_counter()
     deadline = None if time_limit is None else time.monotonic() + time_limit
     values = np.zeros(encoding.num_vars + 1, dtype=bool)
@@ -97,7 +102,12 @@ def solve(
             stats={"components": len(encoding.components)},
         )
     wanted = np.unique(np.fromiter(margin_atoms, dtype=np.int64))
-    problems = [_problem(encoding, component, wanted) for component in encoding.components]
+    components = encoding.components
+    if not split and len(components) > 1:
+        clauses = np.sort(np.concatenate([component.clauses for component in components]))
+        members = np.unique(np.concatenate([component.variables for component in components]))
+        components = (Component(0, clauses, members),)
+    problems = [_problem(component, encoding, wanted) for component in components]
     results = _run(problems, deadline, workers)
 
     cost = encoding.fixed_cost
@@ -107,7 +117,7 @@ def solve(
     for problem, result in zip(problems, results, strict=True):
         statuses.add(result.status)
         if result.status == "unsatisfiable":
-            core = tuple(int(encoding.formula_of[problem_clause(encoding, problem, c)]) for c in result.core)
+            core = tuple(int(encoding.formula_of[components[problem.index].clauses[c]]) for c in result.core)
             return Solution(
                 "unsatisfiable", values, cost, bound, encoding.scale,
                 core=tuple(sorted(set(core))),
@@ -121,7 +131,7 @@ def solve(
     status = "feasible" if "feasible" in statuses else "optimal"
     sizes = [len(problem.variables) for problem in problems]
     stats = {
-        "components": len(problems),
+        "components": len(encoding.components),
         "largest_component": max(sizes, default=0),
         "seconds": time.perf_counter() - started,
         "unfinished_components": sum(1 for result in results if result.status == "feasible"),
@@ -129,12 +139,7 @@ def solve(
     return Solution(status, values, cost, bound if status == "feasible" else cost, encoding.scale, margins, stats=stats)
 
 
-def problem_clause(encoding: Encoding, problem: _Problem, local_clause: int) -> int:
-    component = encoding.components[problem.index]
-    return int(component.clauses[local_clause])
-
-
-def _problem(encoding: Encoding, component: Component, wanted: np.ndarray) -> _Problem:
+def _problem(component: Component, encoding: Encoding, wanted: np.ndarray) -> _Problem:
     clauses = component.clauses
     starts, ends = encoding.offsets[clauses], encoding.offsets[clauses + 1]
     lengths = ends - starts
