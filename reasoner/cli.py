@@ -77,6 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         print("error: out of memory; see the README's section on limits", file=sys.stderr)
         return 1
+    except Exception as error:  # a bug, not bad input: say so without a traceback
+        if debug:
+            raise
+        print(f"internal error: {type(error).__name__}: {error}", file=sys.stderr)
+        print("note: this is a bug in reasoner; rerun with --debug for a traceback and report it", file=sys.stderr)
+        return 1
 
 
 def _queries(names: list[str], query_file: Path | None):  # type: ignore[no-untyped-def]

@@ -7,6 +7,8 @@ Derived atoms are closed-world facts whose source is the rule (``row`` 0).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -17,12 +19,22 @@ from reasoner.syntax import Comparison, Constant, DerivedRule, Literal, Term, Va
 __all__ = ["derive"]
 
 MAX_DERIVED_ROWS = 50_000_000
-_DERIVED_SOURCE = -1
 
 
-def derive(program: CheckedProgram, relations: dict[str, "Relation"]) -> dict[str, "Relation"]:  # noqa: F821
-    """Add the relations of derived predicates to ``relations`` (a new dict)."""
-    from reasoner.evidence import Relation
+def derive(
+    program: CheckedProgram,
+    relations: dict[str, "Relation"],  # noqa: F821
+    sources: list["Source"] | None = None,  # noqa: F821
+) -> dict[str, "Relation"]:  # noqa: F821
+    """Add the relations of derived predicates to ``relations`` (a new dict).
+
+    A derived atom's source is the rule file (appended to ``sources`` with kind
+    ``rules``) and its row the line of the first rule that derived it.
+    """
+    from reasoner.evidence import Relation, Source, _digest
+
+    sources = [] if sources is None else sources
+    rule_files: dict[str, int] = {}
 
     result = dict(relations)
     for stratum in program.derived_strata:
@@ -35,7 +47,16 @@ def derive(program: CheckedProgram, relations: dict[str, "Relation"]) -> dict[st
                 tables.update({name: frame for name, frame in current.items()})
                 derived = _evaluate(rule, tables)
                 name = rule.head.predicate
-                merged = pd.concat([current[name], derived], ignore_index=True).drop_duplicates(ignore_index=True)
+                file = rule.span.file
+                if file not in rule_files:
+                    rule_files[file] = len(sources)
+                    digest = _digest(Path(file)) if Path(file).is_file() else ""
+                    sources.append(Source(file, "rules", digest))
+                derived["source"] = np.int32(rule_files[file])
+                derived["row"] = np.int64(rule.span.line)
+                columns = [f"a{i}" for i in range(program.predicates[name].arity)]
+                merged = pd.concat([current[name], derived], ignore_index=True)
+                merged = merged.drop_duplicates(subset=columns or None, ignore_index=True)
                 if len(merged) > MAX_DERIVED_ROWS:
                     raise LimitError(
                         f"{rule.span.file}:{rule.span.line}: derived predicate '{name}' exceeds "
@@ -51,11 +72,12 @@ def derive(program: CheckedProgram, relations: dict[str, "Relation"]) -> dict[st
                 break
         for name, frame in current.items():
             arity = program.predicates[name].arity
-            frame = frame.sort_values(list(frame.columns), key=_sort_key).reset_index(drop=True) if arity else frame
+            keys = [f"a{i}" for i in range(arity)]
+            frame = frame.sort_values(keys, key=_sort_key).reset_index(drop=True) if arity else frame
             frame = frame.copy()
             frame["truth"] = True
-            frame["source"] = np.int32(_DERIVED_SOURCE)
-            frame["row"] = np.int64(0)
+            frame["source"] = frame["source"].astype(np.int32)
+            frame["row"] = frame["row"].astype(np.int64)
             result[name] = Relation(name, arity, frame)
     return result
 
@@ -67,7 +89,10 @@ def _sort_key(column: pd.Series) -> pd.Series:
 
 
 def _empty(arity: int) -> pd.DataFrame:
-    return pd.DataFrame({f"a{i}": pd.Series([], dtype=object) for i in range(arity)})
+    frame = pd.DataFrame({f"a{i}": pd.Series([], dtype=object) for i in range(arity)})
+    frame["source"] = pd.Series([], dtype=np.int32)
+    frame["row"] = pd.Series([], dtype=np.int64)
+    return frame
 
 
 def _body_names(rule: DerivedRule) -> set[str]:

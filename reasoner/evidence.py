@@ -262,7 +262,7 @@ def load_evidence(
 
     from reasoner.derive import derive
 
-    relations = derive(program, relations)
+    relations = derive(program, relations, sources)
     return Evidence(relations, tuple(sources), skipped)
 
 
@@ -306,7 +306,7 @@ def _bind(binding: Binding, table: pd.DataFrame, path: Path, program: CheckedPro
         mask &= _condition_mask(table, rows, condition, binding, path)
     frame = pd.DataFrame(columns)
     frame = frame[mask]
-    present = frame.notna().all(axis=1).to_numpy()
+    present = frame.notna().all(axis=1).to_numpy().copy()
     if arity and not frame.empty:
         for name in frame.columns:
             values = frame[name]

@@ -132,9 +132,9 @@ def _source(network: GroundNetwork, predicate: str, row: int) -> str:
     frame = relation.frame
     source = int(frame["source"].iat[row])
     line = int(frame["row"].iat[row])
-    if source < 0:
-        return "derived"
     info = network.evidence.sources[source]
+    if info.kind == "rules":
+        return f"derived by {info.path}:{line}"
     return f"{info.path}:{line}" if info.kind == "db" else f"{info.path} row {line}"
 
 
@@ -214,8 +214,8 @@ def _ground_formula(network: GroundNetwork, solution: Solution, block, row: int,
             row_index = int(evidence[row])
             source = _source(network, leaf.predicate, row_index) if row_index >= 0 else "closed world"
             citations.append(EvidenceCitation(text, atom_true, source))
-    now = evaluate(block.tree, states_now, 1)[0] == TRUE
-    flipped = evaluate(block.tree, states_flipped, 1)[0] == TRUE
+    now = bool(evaluate(block.tree, states_now, 1)[0] == TRUE)
+    flipped = bool(evaluate(block.tree, states_flipped, 1)[0] == TRUE)
     weight = block.formula.statement.weight
     if weight is None:
         magnitude = Decimal("Infinity")

@@ -1,0 +1,5 @@
+"""``python -m reasoner``: the ``reason`` command."""
+
+from reasoner.cli import entry
+
+entry()
