@@ -93,12 +93,9 @@ def smokers(
     group = person // community
     start = group * community
     size = np.minimum(community, people - start)
-    friends = max(0, min(friends, int(size.min()) - 1)) if people else 0
-    # Each person picks `friends` distinct others of their community: offsets
-    # 1..size-1 (mod size) without replacement, drawn per person.
-    offsets = np.argsort(rng.random((people, max(int(size.max()) - 1, 1))), axis=1)[:, :friends] + 1
-    offsets = offsets % size[:, None]
-    offsets[offsets == 0] = 1  # short last community: keep distinct from self
+    # Each person names `friends` others of their community (drawn with
+    # replacement; duplicates dropped, so a few people have fewer).
+    offsets = rng.integers(1, np.maximum(size, 2)[:, None], (people, friends))
     source = np.repeat(person, friends)
     target = (start[:, None] + ((person - start)[:, None] + offsets) % size[:, None]).ravel()
     keep = source != target

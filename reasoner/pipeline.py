@@ -47,6 +47,19 @@ class Run:
     atoms: tuple[QueryAtom, ...]
     seconds: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    margin_predicates: frozenset[str] = frozenset()
+
+    def margin(self, atom: QueryAtom) -> Decimal | None:
+        """The atom's margin: 0 in no formula, ``None`` when fixed by evidence or hard formulas."""
+        if atom.fixed:
+            return None
+        if not atom.atom_id:
+            return Decimal(0)
+        scaled = self.solution.margins.get(atom.atom_id)
+        return None if scaled is None else self.cost(scaled)
+
+    def has_margin(self, atom: QueryAtom) -> bool:
+        return atom.text.split("(", 1)[0] in self.margin_predicates
 
     def cost(self, scaled: int) -> Decimal:
         return Decimal(scaled) / Decimal(self.solution.scale)
@@ -96,7 +109,8 @@ def run(
     encoding = encode(network)
     lap("encode")
     atoms, notes = query_atoms(network, program.queries)
-    margin_atoms = _margin_atoms(atoms, margins, program)
+    margin_predicates = _margin_predicates(atoms, margins, program)
+    margin_atoms = [atom.atom_id for atom in atoms if atom.atom_id and atom.text.split("(", 1)[0] in margin_predicates]
     solution = solve(encoding, margin_atoms=margin_atoms, time_limit=time_limit, workers=workers)
     lap("solve")
     values = solution.values
@@ -104,19 +118,19 @@ def run(
         QueryAtom(atom.text, bool(values[atom.atom_id]) if atom.atom_id else atom.value, atom.atom_id, atom.fixed)
         for atom in atoms
     )
-    return Run(program, evidence, network, encoding, solution, atoms, seconds, tuple(notes))
+    return Run(program, evidence, network, encoding, solution, atoms, seconds, tuple(notes), frozenset(margin_predicates))
 
 
-def _margin_atoms(atoms: Sequence[QueryAtom], margins: Sequence[str] | None, program: CheckedProgram) -> list[int]:
+def _margin_predicates(atoms: Sequence[QueryAtom], margins: Sequence[str] | None, program: CheckedProgram) -> set[str]:
     if margins is None:
         if len(atoms) > DEFAULT_MARGIN_ATOMS:
-            return []
-        return [atom.atom_id for atom in atoms if atom.atom_id]
+            return set()
+        return {query.predicate for query in program.queries}
     wanted = set(margins)
     for name in wanted:
         if name not in program.predicates:
             raise UsageError(f"--margins: unknown predicate '{name}'")
-    return [atom.atom_id for atom in atoms if atom.atom_id and atom.text.split("(", 1)[0] in wanted]
+    return wanted
 
 
 def query_atoms(network: GroundNetwork, queries: Sequence[QueryPattern]) -> tuple[list[QueryAtom], list[str]]:
@@ -149,7 +163,7 @@ def query_atoms(network: GroundNetwork, queries: Sequence[QueryPattern]) -> tupl
                 if not any(pattern.matches(values) for pattern in patterns):
                     continue
             fixed = value != UNKNOWN
-            atoms.append(QueryAtom(text, value == TRUE, int(atom_id), fixed))
+            atoms.append(QueryAtom(text, bool(value == TRUE), int(atom_id), bool(fixed)))
     return atoms, notes
 
 

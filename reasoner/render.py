@@ -46,11 +46,9 @@ def render_json(run: Run, proofs: list[Proof] | None = None, timings: bool = Tru
     solution = run.solution
     margins = {}
     for atom in run.atoms:
-        if atom.atom_id and atom.atom_id in solution.margins:
-            margin = solution.margins[atom.atom_id]
-            margins[atom.text] = None if margin is None else _number(run.cost(margin))
-        elif atom.fixed and solution.margins and not atom.atom_id:
-            margins[atom.text] = None
+        if run.has_margin(atom):
+            margin = run.margin(atom)
+            margins[atom.text] = None if margin is None else _number(margin)
     result: dict[str, object] = {
         "status": solution.status,
         "cost": _number(run.cost(solution.cost)),
@@ -111,11 +109,11 @@ def render_text(run: Run, proofs: list[Proof] | None = None) -> str:
         width = max((len(atom.text) for atom in run.atoms), default=0)
         for atom in run.atoms:
             margin = ""
-            if atom.atom_id and atom.atom_id in solution.margins:
-                value = solution.margins[atom.atom_id]
-                margin = "  margin hard" if value is None else f"  margin {_plain(run.cost(value))}"
-            elif atom.fixed:
+            if atom.fixed:
                 margin = "  (evidence)"
+            elif run.has_margin(atom):
+                value = run.margin(atom)
+                margin = "  margin hard" if value is None else f"  margin {_plain(value)}"
             lines.append(f"{atom.text:<{width}}  {'true ' if atom.value else 'false'}{margin}")
     for note in run.notes:
         lines.append(f"note: {note}")
