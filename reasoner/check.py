@@ -346,7 +346,8 @@ class _Checker:
                 notes = []
                 close = difflib.get_close_matches(name, list(self.declarations), n=1)
                 if close:
-                    notes.append(f"did you mean '{close[0]}'?")
+                    found = self.declarations[close[0]]
+                    notes.append(f"did you mean '{found.signature}' (declared at {_where(found.span)})?")
                 self.error(span, f"query predicate '{name}' is not declared", *notes)
             elif name in derived_names:
                 self.error(span, f"query predicate '{name}' is derived by rules; it cannot be a query")

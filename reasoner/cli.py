@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reasoner import __version__
 from reasoner.errors import ReasonerError, UsageError
+
+if TYPE_CHECKING:
+    from reasoner.check import QueryPattern
 
 __all__ = ["main"]
 
@@ -86,23 +91,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _queries(names: list[str], query_file: Path | None):  # type: ignore[no-untyped-def]
+    from reasoner.syntax import Span
+
+    patterns: list[QueryPattern] = []
+    spans: dict[str, Span] = {}
+    if not names and query_file is None:
+        return patterns, spans  # without importing the evidence stage (pandas): 'reason check' stays quick
     from reasoner.evidence import parse_query_file, parse_query_names
 
-    patterns = []
-    spans = {}
     for text in names:
-        patterns.extend(parse_query_names(text))
+        found_names = parse_query_names(text)
+        patterns.extend(found_names)
+        for pattern in found_names:
+            match = re.search(rf"(?<![A-Za-z0-9_]){pattern.predicate}(?![A-Za-z0-9_])", text)
+            column = match.start() + 1 if match else 1
+            spans.setdefault(pattern.predicate, Span("--query", 1, column, 1, column + len(pattern.predicate), text))
     if query_file is not None:
-        found, spans = parse_query_file(query_file)
+        found, file_spans = parse_query_file(query_file)
         patterns.extend(found)
+        for name, span in file_spans.items():
+            spans.setdefault(name, span)
     return patterns, spans
 
 
 def _check(options: argparse.Namespace) -> int:
-    from reasoner.pipeline import check
+    from reasoner.check import check_program
+    from reasoner.parse import parse_program
 
     patterns, spans = _queries(options.query, options.query_file)
-    program = check(options.rules, patterns, spans)
+    program = check_program(parse_program(options.rules), patterns, spans)
     for warning in program.warnings:
         print(warning.render(), file=sys.stderr)
     formulas = len(program.formulas)
@@ -145,16 +162,18 @@ def _classify(inputs: list[str], table_options: list[str]) -> tuple[list[Path], 
 
 
 def _run(options: argparse.Namespace) -> int:
-    from reasoner.explain import explain
-    from reasoner.pipeline import run
-    from reasoner.render import render_json, render_text
-
+    # Options are checked before the pipeline is imported, so usage errors are quick.
     rules, evidence, tables = _classify(options.inputs, options.table)
-    patterns, spans = _queries(options.query, options.query_file)
     if options.workers < 1:
         raise UsageError("--workers must be at least 1")
     if options.time_limit is not None and options.time_limit <= 0:
         raise UsageError("--time-limit must be a positive number of seconds")
+    patterns, spans = _queries(options.query, options.query_file)
+
+    from reasoner.explain import explain
+    from reasoner.pipeline import run
+    from reasoner.render import render_json, render_text
+
     margins = None
     if options.margins is not None:
         choice = options.margins.strip()

@@ -77,7 +77,7 @@ def render_span(span: Span) -> str:
     if span.end_line == span.line and span.end_column > span.column:
         width = span.end_column - span.column
     width = max(1, min(width, len(text) - span.column + 1))
-    gutter = " " * (len(number) + 4)
+    gutter = " " * (len(number) + 5)
     caret = "^" + "~" * (width - 1)
     return f"    {number} | {text}\n{gutter}| {' ' * (span.column - 1)}{caret}"
 

@@ -21,7 +21,7 @@ import pandas as pd
 from reasoner.check import CheckedProgram, QueryPattern
 from reasoner.constants import ConstantValue, canonical, display
 from reasoner.errors import Diagnostic, EvidenceError, RuleError, UsageError
-from reasoner.syntax import Binding, Condition, Span
+from reasoner.syntax import Binding, Column, Condition, Span
 
 __all__ = [
     "Evidence",
@@ -116,6 +116,10 @@ def _split_args(text: str) -> list[str] | None:
     return parts
 
 
+def _where(span: Span) -> str:
+    return f"{span.file}:{span.line}:{span.column}"
+
+
 def _span(file: str, line: int, column: int, width: int, text: str) -> Span:
     return Span(file, line, column, line, column + max(1, width), text)
 
@@ -156,7 +160,8 @@ def parse_db(
             notes = []
             close = difflib.get_close_matches(name, list(program.predicates), n=1)
             if close:
-                notes.append(f"did you mean '{program.predicates[close[0]].signature}'?")
+                found = program.predicates[close[0]]
+                notes.append(f"did you mean '{found.signature}' (declared at {_where(found.span)})?")
             errors.append(
                 Diagnostic(_span(file, number, column, len(name), raw), f"unknown predicate '{name}/{len(args)}'", notes=tuple(notes))
             )
@@ -166,6 +171,7 @@ def parse_db(
                 Diagnostic(
                     _span(file, number, column, len(name), raw),
                     f"'{name}' takes {predicate.arity} argument{'s' if predicate.arity != 1 else ''}, got {len(args)}",
+                    notes=(f"declared as '{name}({', '.join(predicate.types)})' at {_where(predicate.span)}",),
                 )
             )
             continue
@@ -300,7 +306,7 @@ def _bind(binding: Binding, table: pd.DataFrame, path: Path, program: CheckedPro
         if column.name is None:
             columns[f"a{position}"] = rows
         else:
-            columns[f"a{position}"] = _column(table, column.name, binding, path).reset_index(drop=True)
+            columns[f"a{position}"] = _column(table, column, path).reset_index(drop=True)
     mask = np.ones(len(table), dtype=bool)
     for condition in binding.conditions:
         mask &= _condition_mask(table, rows, condition, binding, path)
@@ -320,22 +326,22 @@ def _bind(binding: Binding, table: pd.DataFrame, path: Path, program: CheckedPro
     return out.reset_index(drop=True), missing
 
 
-def _column(table: pd.DataFrame, name: str, binding: Binding, path: Path) -> pd.Series:
+def _column(table: pd.DataFrame, column: Column, path: Path) -> pd.Series:
+    name = str(column.name)
     if name in table.columns:
         return table[name]
     close = difflib.get_close_matches(name, [str(c) for c in table.columns], n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    raise EvidenceError(
-        f"{path}: column '{name}' not found (bound at {binding.span.file}:{binding.span.line}:"
-        f"{binding.span.column}){hint}\n  columns are: {', '.join(str(c) for c in table.columns)[:500]}"
-    )
+    notes = [f"did you mean '{close[0]}'?"] if close else []
+    listed = ", ".join(str(c) for c in table.columns)
+    notes.append(f"columns of {path}: {listed if len(listed) <= 500 else listed[:500] + '…'}")
+    raise RuleError([Diagnostic(column.span, f"table {path} has no column '{name}'", notes=tuple(notes))])
 
 
 def _condition_mask(table: pd.DataFrame, rows: pd.Series, condition: Condition, binding: Binding, path: Path) -> np.ndarray:
     if condition.column.name is None:
         column = rows
     else:
-        column = _column(table, condition.column.name, binding, path).reset_index(drop=True)
+        column = _column(table, condition.column, path).reset_index(drop=True)
     values = [constant.value for constant in condition.values]
     if condition.op in ("=", "in", "!="):
         canonical_column = _canonical_series(column.where(column.notna(), None))

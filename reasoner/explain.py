@@ -100,7 +100,8 @@ def find_atom(network: GroundNetwork, text: str) -> tuple[str, int]:
 
     args = _split_args(match.group(2)) or []
     if len(args) != predicate.arity:
-        raise UsageError(f"--explain: '{name}' takes {predicate.arity} arguments, got {len(args)}")
+        plural = "s" if predicate.arity != 1 else ""
+        raise UsageError(f"--explain: '{name}' takes {predicate.arity} argument{plural}, got {len(args)}")
     index = network.predicates[name]
     ids = []
     for arg, type_name in zip(args, predicate.types, strict=True):
@@ -147,8 +148,10 @@ def explain(network: GroundNetwork, solution: Solution, text: str) -> Proof:
     margin = None
     if decided_by == "no formula":
         margin = Decimal(0)
-    elif atom_id and atom_id in solution.margins and solution.margins[atom_id] is not None:
-        margin = Decimal(solution.margins[atom_id]) / solution.scale  # type: ignore[operator]
+    elif atom_id and atom_id in solution.margins:
+        scaled = solution.margins[atom_id]
+        # None: no world with the atom flipped satisfies the hard formulas.
+        margin = Decimal("Infinity") if scaled is None else Decimal(scaled) / solution.scale
     supporting: list[GroundFormulaProof] = []
     opposing: list[GroundFormulaProof] = []
     neutral = 0
@@ -210,7 +213,7 @@ def _ground_formula(network: GroundNetwork, solution: Solution, block, row: int,
         if state == UNKNOWN and atom:
             citations.append(EvidenceCitation(text, bool(solution.values[atom]), "inferred"))
         else:
-            atom_true = (state == TRUE) == leaf.positive
+            atom_true = bool((state == TRUE) == leaf.positive)
             row_index = int(evidence[row])
             source = _source(network, leaf.predicate, row_index) if row_index >= 0 else "closed world"
             citations.append(EvidenceCitation(text, atom_true, source))
@@ -252,14 +255,18 @@ def _leaf_text(network: GroundNetwork, block, row: int, leaf: Lit) -> str:  # ty
 
 def render_proof(proof: Proof) -> str:
     """The proof as text a reader can check line by line."""
-    margin = "n/a (fixed)" if proof.margin is None else _plain(proof.margin)
     lines = [f"{proof.atom} = {'true' if proof.value else 'false'}"]
     if proof.decided_by == "evidence":
         lines.append(f"  given as evidence ({proof.source})")
     elif proof.decided_by == "no formula":
         lines.append("  no ground formula mentions it: false by default (margin 0)")
+    elif proof.margin is None:
+        lines.append("  inferred (margin not computed: only query atoms get margins)")
+    elif proof.margin.is_infinite():
+        lines.append(f"  inferred: no world with it {'false' if proof.value else 'true'} satisfies the hard formulas")
     else:
-        lines.append(f"  inferred: the best world with it {'false' if proof.value else 'true'} costs {margin} more")
+        flipped = "false" if proof.value else "true"
+        lines.append(f"  inferred: the best world with it {flipped} costs {_plain(proof.margin)} more")
     for title, items in (("supporting", proof.supporting), ("opposing", proof.opposing)):
         if not items:
             continue
@@ -272,7 +279,8 @@ def render_proof(proof: Proof) -> str:
             for atom in item.atoms:
                 lines.append(f"        {atom.atom} = {'true' if atom.value else 'false'}  [{atom.source}]")
     if proof.neutral:
-        lines.append(f"  {proof.neutral} other ground formula{'s' if proof.neutral != 1 else ''} mention it without effect")
+        plural = "s mention" if proof.neutral != 1 else " mentions"
+        lines.append(f"  {proof.neutral} other ground formula{plural} it without effect")
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -55,7 +56,7 @@ class PredicateIndex:
     def keys(self, constants: ConstantTable, columns: list[np.ndarray]) -> np.ndarray:
         key = np.zeros(len(columns[0]) if columns else 1, dtype=np.int64)
         for type_name, stride, column in zip(self.predicate.types, self.strides, columns, strict=True):
-            key += constants.local(type_name, column).astype(np.int64) * stride
+            key += _local(constants, type_name, column).astype(np.int64) * stride
         return key
 
     def args(self, constants: ConstantTable, keys: np.ndarray) -> list[np.ndarray]:
@@ -184,13 +185,15 @@ def evaluate(node: Node, states: list[np.ndarray], count: int) -> np.ndarray:
 def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
     """Ground every formula of the program against the evidence."""
     started = time.perf_counter()
-    constants = _constant_table(program, evidence)
-    predicates = _predicate_indexes(program, evidence, constants)
+    columns = _factorize(evidence)
+    constants = _constant_table(program, evidence, columns)
+    predicates = _predicate_indexes(program, evidence, constants, columns)
     connection = duckdb.connect()
     connection.execute("SET threads TO 2")
     _register(connection, program, predicates, constants)
     grounded: list[tuple[CheckedFormula, Node, Decimal | None, bool, np.ndarray, list, list, list, int]] = []
     stats: dict[str, object] = {"zero_weight_formulas": 0}
+    domain_values = _DomainValues(constants)
     candidates = 0
     for formula in program.formulas:
         weight = formula.statement.weight
@@ -198,7 +201,7 @@ def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
             stats["zero_weight_formulas"] = int(stats["zero_weight_formulas"]) + 1  # type: ignore[call-overload]
             continue
         negated = weight is not None and weight < 0
-        tree = normalize(formula, _domain_values(constants), negate=negated)
+        tree = normalize(formula, domain_values, negate=negated)
         total = math.prod(len(constants.domains.get(type_name, ())) for type_name in formula.types)
         substitutions = _candidates(connection, formula, tree, predicates, constants, total)
         states, keys, rows = _leaf_states(tree, substitutions, predicates, constants)
@@ -212,7 +215,7 @@ def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
         grounded.append((formula, tree, None if weight is None else abs(weight), negated, substitutions, states, keys, rows, total))
     connection.close()
 
-    atoms = _number_atoms(grounded)
+    atoms = _number_atoms(grounded, predicates)
     blocks = []
     for formula, tree, weight, negated, substitutions, states, keys, rows, total in grounded:
         leaf_atoms = []
@@ -276,13 +279,42 @@ def _formula_constants(formula: Formula) -> list[ConstantValue]:
     return found
 
 
-def _constant_table(program: CheckedProgram, evidence: Evidence) -> ConstantTable:
+# Per evidence column (predicate, position): codes into its distinct values
+# (pandas.factorize), or None when the column has missing values.
+_Factorized = dict[tuple[str, int], tuple[np.ndarray, pd.Series] | None]
+
+
+def _factorize(evidence: Evidence) -> _Factorized:
+    """Hash every evidence column once: the constant table needs its distinct
+    values and the predicate index its ids (distinct values' ids, taken by code)."""
+    out: _Factorized = {}
+    for name, relation in evidence.relations.items():
+        for position in range(relation.arity):
+            codes, uniques = pd.factorize(relation.frame[f"a{position}"].to_numpy(dtype=object))
+            if len(codes) and int(codes.min()) < 0:
+                out[(name, position)] = None
+            else:
+                out[(name, position)] = (codes.astype(np.int64), pd.Series(uniques, dtype=object))
+    return out
+
+
+def _column_ids(constants: ConstantTable, frame: pd.DataFrame, key: tuple[str, int], columns: _Factorized | None) -> np.ndarray:
+    """``constants.ids`` of an evidence column."""
+    found = None if columns is None else columns.get(key)
+    if found is None:
+        return constants.ids(frame[f"a{key[1]}"])
+    codes, uniques = found
+    return constants.ids(uniques)[codes]
+
+
+def _constant_table(program: CheckedProgram, evidence: Evidence, columns: _Factorized | None = None) -> ConstantTable:
     typed: dict[str, list] = {type_name: [] for type_name in program.types}
     for type_name, values in program.constants.items():
         typed[type_name].append(values)
     for name, relation in evidence.relations.items():
         for position, type_name in enumerate(program.predicates[name].types):
-            typed[type_name].append(relation.frame[f"a{position}"])
+            found = None if columns is None else columns.get((name, position))
+            typed[type_name].append(relation.frame[f"a{position}"] if found is None else found[1])
     untyped = [value for formula in program.formulas for value in _formula_constants(formula.formula)]
     return build_constant_table(typed, untyped)
 
@@ -291,8 +323,32 @@ def _domain_values(constants: ConstantTable) -> dict[str, list[ConstantValue]]:
     return {name: [constants.values[i] for i in ids] for name, ids in constants.domains.items()}
 
 
+class _DomainValues(Mapping[str, list[ConstantValue]]):
+    """``_domain_values`` built lazily, one type at a time, once per ``ground`` call.
+
+    Only quantifiers need a domain's values; building every domain for every
+    formula cost seconds on large domains.
+    """
+
+    def __init__(self, constants: ConstantTable) -> None:
+        self._constants = constants
+        self._cache: dict[str, list[ConstantValue]] = {}
+
+    def __getitem__(self, name: str) -> list[ConstantValue]:
+        if name not in self._cache:
+            ids = self._constants.domains[name]
+            self._cache[name] = [self._constants.values[i] for i in ids]
+        return self._cache[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._constants.domains)
+
+    def __len__(self) -> int:
+        return len(self._constants.domains)
+
+
 def _predicate_indexes(
-    program: CheckedProgram, evidence: Evidence, constants: ConstantTable
+    program: CheckedProgram, evidence: Evidence, constants: ConstantTable, factorized: _Factorized | None = None
 ) -> dict[str, PredicateIndex]:
     indexes = {}
     for name, predicate in program.predicates.items():
@@ -312,7 +368,7 @@ def _predicate_indexes(
         index = PredicateIndex(predicate, sizes, tuple(reversed(strides)), empty, np.empty(0, dtype=bool), empty)
         if relation is not None and len(relation.frame):
             frame = relation.frame
-            columns = [constants.ids(frame[f"a{i}"]) for i in range(predicate.arity)]
+            columns = [_column_ids(constants, frame, (name, i), factorized) for i in range(predicate.arity)]
             keys = index.keys(constants, columns) if columns else np.zeros(len(frame), dtype=np.int64)
             order = np.argsort(keys, kind="stable")
             index = PredicateIndex(
@@ -517,7 +573,31 @@ def _compare_ids(op: str, left: np.ndarray, right: np.ndarray, numeric: int) -> 
     return both & {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
 
 
-def _number_atoms(grounded: list) -> AtomTable:
+def _local(constants: ConstantTable, type_name: str, ids: np.ndarray) -> np.ndarray:
+    """``constants.local``, without a binary search when the type's ids are one run.
+
+    Constants are numbered in canonical order, so a type whose constants are not
+    interleaved with another type's has contiguous ids: the position of ``id`` is
+    then ``id - first`` (exactly what the search returns for ids in the run).
+    """
+    domain = constants.domains[type_name]
+    if len(ids) and len(domain) and int(domain[-1]) - int(domain[0]) + 1 == len(domain):
+        low, high = int(domain[0]), int(domain[-1])
+        if int(ids.min()) >= low and int(ids.max()) <= high:
+            return ids - low
+    return constants.local(type_name, ids)
+
+
+def _unique_keys(keys: np.ndarray, space: int) -> np.ndarray:
+    """``np.unique(keys)``; by a bitmap when the key space is small (no sort, no hash)."""
+    if len(keys) and space <= max(4 * len(keys), 1 << 20) and int(keys.min()) >= 0 and int(keys.max()) < space:
+        present = np.zeros(space, dtype=bool)
+        present[keys] = True
+        return np.flatnonzero(present).astype(np.int64)
+    return np.unique(keys)
+
+
+def _number_atoms(grounded: list, predicates: dict[str, PredicateIndex] | None = None) -> AtomTable:
     found: dict[str, list[np.ndarray]] = {}
     for _formula, tree, *_rest in grounded:
         states, keys = _rest[3], _rest[4]
@@ -525,7 +605,12 @@ def _number_atoms(grounded: list) -> AtomTable:
             if isinstance(leaf, Lit):
                 found.setdefault(leaf.predicate, []).append(key[state == UNKNOWN])
     names = tuple(sorted(found))
-    tables = tuple(np.unique(np.concatenate(found[name])) for name in names)
+    tables = tuple(
+        _unique_keys(np.concatenate(found[name]), predicates[name].num_atoms)
+        if predicates is not None and name in predicates
+        else np.unique(np.concatenate(found[name]))
+        for name in names
+    )
     offsets = []
     offset = 0
     for table in tables:

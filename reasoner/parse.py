@@ -8,6 +8,7 @@ The grammar is ``grammar/mln.lark`` (shipped inside the package as
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -69,6 +70,7 @@ _TERMINAL_NAMES = {
     "EQUIV": "'<=>'",
     "COMPARATOR": "a comparison (= != < <= > >=)",
     "EQUAL": "'='",
+    "_EQUAL": "'='",
     "STAR": "'*'",
     "QUANTIFIER": "EXIST or FORALL",
     "_NL": "end of line",
@@ -223,12 +225,16 @@ def _syntax_diagnostic(error: UnexpectedInput, file: str, lines: list[str]) -> D
             width = max(1, len(str(token)))
         expected = _expected(error.expected)
         message = f"unexpected {found}; expected {expected}"
+        if token.type == "$END" and _unclosed("\n".join(lines)):
+            notes.append("a '(' or '{' is never closed; a statement continues over lines until it is")
         if token.type in ("_NL", "$END") and "PERIOD" in error.expected:
             notes.append(
                 "a formula needs a weight before it (soft) or a period after it (hard)"
             )
         if token.type == "NAME" and str(token) == "v":
             notes.append("'v' is the disjunction; it cannot be a variable name")
+        if re.search(r"(?<![A-Za-z0-9_])(EXISTS?|FORALL)[ \t]+$", line_text[: column - 1]):
+            notes.append("a quantified formula inside another needs parentheses, e.g. 'P(x) v (EXIST y Q(x, y))'")
     elif isinstance(error, UnexpectedCharacters):
         character = line_text[column - 1] if column - 1 < len(line_text) else "?"
         message = f"unexpected character '{character}'"
@@ -240,8 +246,34 @@ def _syntax_diagnostic(error: UnexpectedInput, file: str, lines: list[str]) -> D
         message = "unexpected end of file"
     else:
         message = "syntax error"
+    bad_weight = _bad_weight(line_text, column)
+    if bad_weight is not None:
+        column, word = bad_weight
+        width, message = len(word), f"weight '{word}' is not a number"
+        notes = ["a weight is a number such as '1.5', '-2', '1e-3' or Tuffy's '@5'"]
     span = Span(file, line, column, line, column + width, line_text)
     return Diagnostic(span, message, notes=tuple(notes))
+
+
+def _unclosed(text: str) -> bool:
+    code = re.sub(r'"([^"\\\n]|\\.)*"|//[^\n]*|/\*.*?\*/', "", text, flags=re.S)
+    return code.count("(") + code.count("{") > code.count(")") + code.count("}")
+
+
+_FIRST_WORD = re.compile(r"([ \t]*)([^\s(]+)[ \t]+(?=[!(\"A-Za-z])")
+_VALID_WEIGHT = re.compile(r"@?[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
+_KEYWORDS = frozenset({"bind", "EXIST", "EXISTS", "FORALL"})
+
+
+def _bad_weight(line_text: str, column: int) -> tuple[int, str] | None:
+    """(column, word) when the error lies in a first word that stands where a weight goes."""
+    match = _FIRST_WORD.match(line_text)
+    if match is None:
+        return None
+    word = match.group(2)
+    if word in _KEYWORDS or _VALID_WEIGHT.match(word) or not (match.start(2) < column <= match.end() + 1):
+        return None
+    return match.start(2) + 1, word
 
 
 def _expected(names: Iterable[str]) -> str:
@@ -450,16 +482,22 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
         return Constant(value, span)
 
 
+_HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
+
+
 def _unquote(text: str) -> str:
     body = text[1:-1]
     if "\\" not in body:
         return body
     out: list[str] = []
-    escapes = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+    escapes = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", '"': '"', "\\": "\\"}
     index = 0
     while index < len(body):
         character = body[index]
-        if character == "\\" and index + 1 < len(body):
+        if character == "\\" and body[index + 1 : index + 2] == "u" and _HEX4.fullmatch(body, index + 2, index + 6):
+            out.append(chr(int(body[index + 2 : index + 6], 16)))  # as JSON writes control characters
+            index += 6
+        elif character == "\\" and index + 1 < len(body):
             out.append(escapes.get(body[index + 1], body[index + 1]))
             index += 2
         else:

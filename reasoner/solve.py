@@ -204,9 +204,13 @@ def _wcnf(num_vars: int, hard: list[list[int]], soft: list[list[int]], weights: 
 
 
 def _cost(model: np.ndarray, soft: list[list[int]], weights: list[int]) -> int:
+    value = model.tolist()  # list indexing: ~5x faster than numpy scalars here
     total = 0
     for clause, weight in zip(soft, weights, strict=True):
-        if not any((model[abs(lit)] if lit > 0 else not model[abs(lit)]) for lit in clause):
+        for lit in clause:
+            if value[lit] if lit > 0 else not value[-lit]:
+                break
+        else:
             total += weight
     return total
 
@@ -269,12 +273,13 @@ def _single_variable(
 ) -> tuple[str, np.ndarray, int, int]:
     allowed = {True, False}
     for clause in hard:
-        if clause == [1]:
+        literals = set(clause)  # a clause may repeat its literal: [1, 1]
+        if literals == {1}:
             allowed.discard(False)
-        elif clause == [-1]:
+        elif literals == {-1}:
             allowed.discard(True)
-        elif 1 in clause and -1 in clause:
-            continue
+        elif not literals:
+            allowed.clear()
     if not allowed:
         return "unsatisfiable", np.zeros(2, dtype=bool), 0, 0
     costs = {}

@@ -65,9 +65,15 @@ class Constant:
     span: Span = field(compare=False)
 
     def __str__(self) -> str:
+        import json
+
         from reasoner.constants import display
 
-        return display(self.value)
+        text = display(self.value)
+        if isinstance(self.value, str) and not ("A" <= text[:1] <= "Z" or text.startswith('"')):
+            # A bare lower-case or '_' name would read back as a variable or not at all.
+            return json.dumps(self.value, ensure_ascii=False)
+        return text
 
 
 Term = Union[Variable, Constant]

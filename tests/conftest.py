@@ -1,0 +1,71 @@
+"""Shared test options and helpers.
+
+``pytest --update-golden`` rewrites the expected files of the golden cases
+(``tests/golden/**/expected*``) from the current output; review the diff
+before committing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite the expected output of golden test cases instead of comparing",
+    )
+
+
+def run_reason(
+    args: Sequence[str | Path], cwd: Path | str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m reasoner ARGS`` in a subprocess and capture its output."""
+    environment = dict(os.environ)
+    environment["PYTHONHASHSEED"] = "0"
+    environment.pop("PYTHONWARNINGS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "reasoner", *(str(arg) for arg in args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment,
+    )
+
+
+@pytest.fixture(scope="session")
+def reason() -> Callable[..., subprocess.CompletedProcess[str]]:
+    return run_reason
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest) -> Callable[[Path, str], None]:
+    """``golden(path, actual)``: compare with the expected file, or rewrite it (``--update-golden``)."""
+    update = bool(request.config.getoption("--update-golden"))
+
+    def compare(path: Path, actual: str) -> None:
+        _compare_golden(path, actual, update)
+
+    return compare
+
+
+def _compare_golden(path: Path, actual: str, update: bool) -> None:
+    if update:
+        path.write_text(actual, encoding="utf-8")
+        return
+    if not path.exists():
+        pytest.fail(f"{path} is missing; run pytest with --update-golden to create it")
+    expected = path.read_text(encoding="utf-8")
+    assert actual == expected, f"output differs from {path} (run pytest --update-golden to accept)"
