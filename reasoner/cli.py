@@ -185,9 +185,6 @@ def _run(options: argparse.Namespace) -> int:
             margins = sorted({pattern.predicate for pattern in patterns})
     if options.explain and margins is not None and margins != []:
         pass
-    explain_predicates = [text.split("(", 1)[0].strip() for text in options.explain]
-    if explain_predicates:
-        margins = sorted(set(margins or []) | set(explain_predicates)) if margins is not None else None
     result = run(
         rules,
         evidence,
@@ -197,6 +194,7 @@ def _run(options: argparse.Namespace) -> int:
         margins=margins,
         time_limit=options.time_limit,
         workers=options.workers,
+        explain_atoms=options.explain,
     )
     proofs = [explain(result.network, result.solution, text) for text in options.explain] if result.solution.status != "unsatisfiable" else []
     output = render_json(result, proofs, timings=not options.no_timings) if options.json else render_text(result, proofs)

@@ -83,11 +83,13 @@ def run(
     margins: Sequence[str] | None = None,
     time_limit: float | None = None,
     workers: int = 1,
+    explain_atoms: Sequence[str] = (),
 ) -> Run:
     """Parse, check, load, ground, encode and solve.
 
     ``margins``: predicates whose atoms get margins; ``None`` means every query
-    atom when there are at most 1,000 of them, else none.
+    atom when there are at most 1,000 of them, else none. Atoms named in
+    ``explain_atoms`` (text such as ``Smokes(Bob)``) always get one.
     """
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -99,7 +101,7 @@ def run(
         clock = now
 
     program = check(rules, queries, query_spans)
-    if not queries and not any(p.open_world for p in program.predicates.values()):
+    if not queries:
         raise UsageError("no query: name the query predicates with --query P,Q or --query-file FILE")
     lap("parse")
     evidence = load_evidence(program, db_files, tables)
@@ -111,6 +113,7 @@ def run(
     atoms, notes = query_atoms(network, program.queries)
     margin_predicates = _margin_predicates(atoms, margins, program)
     margin_atoms = [atom.atom_id for atom in atoms if atom.atom_id and atom.text.split("(", 1)[0] in margin_predicates]
+    margin_atoms += _explained_atom_ids(network, explain_atoms)
     solution = solve(encoding, margin_atoms=margin_atoms, time_limit=time_limit, workers=workers)
     lap("solve")
     values = solution.values
@@ -119,6 +122,16 @@ def run(
         for atom in atoms
     )
     return Run(program, evidence, network, encoding, solution, atoms, seconds, tuple(notes), frozenset(margin_predicates))
+
+
+def _explained_atom_ids(network: GroundNetwork, texts: Sequence[str]) -> list[int]:
+    from reasoner.explain import find_atom
+
+    ids = []
+    for text in texts:
+        predicate, key = find_atom(network, text)
+        ids.extend(int(i) for i in network.atoms.ids(predicate, np.array([key], dtype=np.int64)) if i)
+    return ids
 
 
 def _margin_predicates(atoms: Sequence[QueryAtom], margins: Sequence[str] | None, program: CheckedProgram) -> set[str]:

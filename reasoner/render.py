@@ -89,10 +89,12 @@ def render_text(run: Run, proofs: list[Proof] | None = None) -> str:
     stats = _stats(run)
     lines = [
         f"status: {solution.status}",
+        "cost: n/a (no world satisfies the hard formulas)" if solution.status == "unsatisfiable" else
         f"cost: {_plain(run.cost(solution.cost))}"
         + (f" (lower bound {_plain(run.cost(solution.lower_bound))})" if solution.status == "feasible" else ""),
-        f"ground formulas: {stats['ground_formulas']:,} in {stats['components']:,} components "
-        f"(largest {stats['largest_component']:,} variables); {stats['violated_by_evidence']:,} violated by evidence",
+        f"ground formulas: {stats['ground_formulas']:,} in {_count(stats['components'], 'component')} "
+        f"(largest {_count(stats['largest_component'], 'variable')}); "
+        f"{stats['violated_by_evidence']:,} violated by evidence",
     ]
     if solution.status == "unsatisfiable":
         lines.append("the hard formulas cannot all hold; this set of ground hard formulas is contradictory:")
@@ -121,6 +123,11 @@ def render_text(run: Run, proofs: list[Proof] | None = None) -> str:
         lines.append("")
         lines.append(render_proof(proof))
     return "\n".join(lines)
+
+
+def _count(number: object, noun: str) -> str:
+    value = int(number)  # type: ignore[call-overload]
+    return f"{value:,} {noun}{'' if value == 1 else 's'}"
 
 
 def _plain(value: Decimal) -> str:
