@@ -1,0 +1,149 @@
+"""Read HMDA registers as published: every column as text, so codes keep their leading zeros.
+
+Parquet (a file or a dataset directory), CSV, or the pipe-delimited text the HMDA platform
+publishes; the delimiter is detected from the first line ('|', tab, ',' or ';'), ``.gz`` and
+``.bz2`` are decompressed, and a ``.zip`` holding one file (as the snapshot downloads come)
+is read from inside. A text file without a header is taken as the public LAR in published
+column order when it has exactly its 99 fields. Non-string parquet columns are cast to text
+(6037.0 becomes '6037', never '6037.0').
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, cast
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reasoner.errors import EvidenceError
+from reasoner.lending.fields import PUBLISHED_COLUMNS, normalize_name
+
+__all__ = ["KNOWN_NAMES", "read_hmda"]
+
+KNOWN_NAMES = frozenset(map(normalize_name, PUBLISHED_COLUMNS)) | {"application_id", "uli", "loan_to_value_ratio"}
+DELIMITERS = ("|", "\t", ",", ";")
+
+
+def read_hmda(path: str | Path, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """The register at ``path`` as published, every column as text (``str``), no row dropped.
+
+    ``columns`` (any spelling; compared after ``normalize_name``) keeps only those columns,
+    which saves most of the time and memory on a national file: pass ``hmda.INPUT_COLUMNS``
+    to read just what ``clean_hmda`` uses.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise EvidenceError(f"{path}: no such file or directory")
+    wanted = None if columns is None else frozenset(normalize_name(name) for name in columns)
+    suffix = path.suffix.lower()
+    try:
+        if path.is_dir() or suffix in (".parquet", ".pq"):
+            return _read_parquet(path, wanted)
+        return _read_text(path, wanted)
+    except EvidenceError:
+        raise
+    except OSError as error:
+        raise EvidenceError(f"{path}: cannot read: {error.strerror or error}") from None
+    except Exception as error:  # pyarrow and zipfile raise their own types for corrupt files
+        raise EvidenceError(f"{path}: cannot read as HMDA data: {_first_line(error)}") from None
+
+
+def _selected(names: list[str], wanted: frozenset[str] | None) -> list[str]:
+    return names if wanted is None else [name for name in names if normalize_name(name) in wanted]
+
+
+def _read_parquet(path: Path, wanted: frozenset[str] | None) -> pd.DataFrame:
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(path, format="parquet", partitioning="hive")
+    table = dataset.to_table(columns=_selected(dataset.schema.names, wanted))
+    columns = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+            column = pc.cast(column, pa.string())  # 6037.0 → '6037': no stray '.0'
+        columns[name] = column
+    return pa.table(columns).to_pandas()
+
+
+@contextmanager
+def _open_binary(path: Path) -> Iterator[BinaryIO]:
+    """The bytes of ``path``: decompressed (.gz, .bz2), or the one file inside a .zip."""
+    if path.suffix.lower() != ".zip":
+        with pa.input_stream(str(path), compression="detect") as stream:
+            yield cast(BinaryIO, stream)
+        return
+    with zipfile.ZipFile(path) as archive:
+        members = [info.filename for info in archive.infolist() if not info.is_dir()]
+        if len(members) != 1:
+            listed = ", ".join(f"'{name}'" for name in members[:5]) or "no file"
+            raise EvidenceError(f"{path}: a .zip must hold exactly one data file, found {listed}")
+        with archive.open(members[0]) as member:
+            yield cast(BinaryIO, member)
+
+
+def _read_text(path: Path, wanted: frozenset[str] | None) -> pd.DataFrame:
+    import pyarrow.csv as pacsv
+
+    with _open_binary(path) as handle:
+        head = handle.read(1 << 16)
+    if not head.strip():
+        raise EvidenceError(f"{path}: empty file")
+    first = head.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
+    delimiter = _detect_delimiter(first)
+    names = next(csv.reader([first], delimiter=delimiter))
+    has_header = any(normalize_name(name) in KNOWN_NAMES for name in names)
+    if not has_header and len(names) == len(PUBLISHED_COLUMNS):
+        names, skip = list(PUBLISHED_COLUMNS), 0  # headerless snapshot text
+    else:
+        skip = 1
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise EvidenceError(f"{path}: column '{repeated[0]}' appears more than once in the header")
+    read = pacsv.ReadOptions(column_names=names, skip_rows=skip, encoding="utf8")
+    parse = pacsv.ParseOptions(delimiter=delimiter)
+    convert = pacsv.ConvertOptions(
+        column_types={name: pa.string() for name in names},
+        include_columns=_selected(names, wanted),
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    try:
+        with _open_binary(path) as handle:
+            table = pacsv.read_csv(handle, read_options=read, parse_options=parse, convert_options=convert)
+    except pa.ArrowInvalid as error:
+        raise EvidenceError(f"{path}: {_describe_parse_error(path, delimiter, len(names), skip, error)}") from None
+    return table.to_pandas()
+
+
+def _detect_delimiter(line: str) -> str:
+    counts = {delimiter: _count_outside_quotes(line, delimiter) for delimiter in DELIMITERS}
+    best = max(DELIMITERS, key=lambda delimiter: counts[delimiter])
+    return best if counts[best] else ","
+
+
+def _count_outside_quotes(line: str, character: str) -> int:
+    return sum(part.count(character) for part in line.split('"')[::2])
+
+
+def _describe_parse_error(path: Path, delimiter: str, width: int, skip: int, error: Exception) -> str:
+    """Find the first line whose number of fields is wrong (only runs on a broken file)."""
+    with _open_binary(path) as handle:
+        text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace", newline="")
+        for line_number, fields in enumerate(csv.reader(text, delimiter=delimiter), start=1):
+            if line_number > skip and fields and len(fields) != width:
+                return f"line {line_number} (row {line_number - skip}): expected {width} fields, got {len(fields)}"
+    return f"cannot parse: {_first_line(error)}"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,373 @@
+"""HMDA ingest: read a public loan/application register and clean it for the audit.
+
+``read_hmda(path)`` returns the file as published, every column as text (codes keep their
+leading zeros): parquet (a file or a dataset directory), CSV, or the pipe-delimited text the
+HMDA platform publishes (the delimiter is detected; ``.gz``/``.bz2`` and a ``.zip`` holding
+one file are read as well); ``read_hmda(path, columns=INPUT_COLUMNS)`` reads only the
+columns ``clean_hmda`` uses.
+
+``clean_hmda(raw, source_name)`` returns a ``CleanedHMDA`` whose ``frame`` has one row per
+input row, never dropping any, with these columns:
+
+====================  =========  ================================================================
+column                type       meaning
+====================  =========  ================================================================
+row                   int64      1-based data row of the input (the header is not counted)
+application_id        str        ``application_id`` or ``uli`` when the input has one, else ``row``
+lei                   str        the lender's Legal Entity Identifier
+activity_year         str        as published (null when absent)
+state_code            str        two-letter state code; null for NA
+county_code           str        5-digit state+county FIPS with leading zeros; null for NA
+census_tract          str        11-digit tract with leading zeros; null for NA
+msa                   str        ``derived_msa-md`` as published; null for NA
+race                  str        ``derived_race``, published spelling
+ethnicity             str        ``derived_ethnicity``, published spelling
+sex                   str        ``derived_sex``, published spelling
+age                   str        ``applicant_age`` bucket ('<25' … '>74'); null for 8888/9999/NA
+action_taken          int64      1 … 8
+decision              str        'approved' (1, 2), 'denied' (3), 'other' (4 … 8)
+loan_type             int64      1 conventional, 2 FHA, 3 VA, 4 FSA/RHS
+loan_purpose          int64      1, 2, 31, 32, 4, 5
+lien_status           int64      1 first lien, 2 subordinate lien
+loan_amount           float64    dollars; published as the midpoint of its $10,000 interval
+income                float64    dollars (the published value is in thousands: multiplied by 1000)
+dti                   float64    debt-to-income, percent; buckets become a number (below)
+cltv                  float64    combined loan-to-value, percent
+property_value        float64    dollars, $10,000-interval midpoint as published
+interest_rate         float64    percent
+rate_spread           float64    percentage points over APOR
+tract_minority_pct    float64    ``tract_minority_population_percent``
+tract_income_pct      float64    ``tract_to_msa_income_percentage``
+denial_reason_1       float64    1 … 9; NaN for 10 (not applicable), 1111 (exempt) and NA
+excluded              str        '' when usable for treatment rules, else the first reason
+====================  =========  ================================================================
+
+Text columns use pandas' ``str`` dtype, null where the value is missing; every float is NaN
+when the published value is ``NA``, ``Exempt`` or empty. ``raw`` may hold text (as
+``read_hmda`` gives), categoricals (as ``synthesize`` gives) or numbers. Published DTI
+buckets become numbers: '<20%' → 10, '20%-<30%' → 25, '30%-<36%' → 33, '36' … '49' (with
+or without '%') → themselves, '50%-60%' → 55, '>60%' → 70 (the open-ended buckets are closed
+at 0 % and 80 %); any other number is taken as it is.
+
+A row's ``excluded`` reason is the first that applies, in this order: 'not a decision'
+(action 4 … 8: withdrawn, incomplete, purchased, preapprovals), 'missing income', 'missing
+dti', 'exempt dti', 'missing cltv', 'exempt cltv', 'missing loan amount', 'unknown race
+code' (a ``derived_race`` outside the dictionary), 'race not available' ('Race Not
+Available', 'Free Form Text Only'). Pricing fields are never a reason: the HMDA edits make
+``rate_spread`` NA for every denial (V657), so only pricing analyses may require them.
+
+Required input columns (either spelling; ``loan_to_value_ratio`` stands in for
+``combined_loan_to_value_ratio``): ``lei``, ``action_taken``, ``derived_race``,
+``derived_ethnicity``, ``derived_sex``, ``loan_type``, ``loan_purpose``, ``lien_status``,
+``loan_amount``, ``income``, ``debt_to_income_ratio``, ``combined_loan_to_value_ratio``. The
+others used are optional: when absent their output is all missing and they are listed in
+``CleanedHMDA.absent_columns``.
+
+Every problem is an ``EvidenceError`` naming the source, column and rows: a missing column
+(with a did-you-mean), no rows, no usable row, a value that is neither a number nor a
+documented code, an undocumented code, an empty LEI, and empty or duplicate application ids.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reasoner.errors import EvidenceError
+from reasoner.lending.fields import (
+    ACTION_TAKEN,
+    DERIVED_ETHNICITY,
+    DERIVED_RACE,
+    DERIVED_SEX,
+    LIEN_STATUS,
+    LOAN_PURPOSE,
+    LOAN_TYPE,
+    RACE_NOT_AVAILABLE,
+    normalize_name,
+)
+from reasoner.lending.files import KNOWN_NAMES, read_hmda
+from reasoner.lending.values import (
+    MISSING_TEXT,
+    Column,
+    canonical_texts,
+    describe_rows,
+    factorize_column,
+    parse_code,
+    parse_denial_reason,
+    parse_dti,
+    parse_number,
+    strings,
+)
+
+__all__ = ["CLEAN_COLUMNS", "EXCLUSION_REASONS", "INPUT_COLUMNS", "CleanedHMDA", "clean_hmda", "read_hmda"]
+
+CLEAN_COLUMNS = (
+    "row",
+    "application_id",
+    "lei",
+    "activity_year",
+    "state_code",
+    "county_code",
+    "census_tract",
+    "msa",
+    "race",
+    "ethnicity",
+    "sex",
+    "age",
+    "action_taken",
+    "decision",
+    "loan_type",
+    "loan_purpose",
+    "lien_status",
+    "loan_amount",
+    "income",
+    "dti",
+    "cltv",
+    "property_value",
+    "interest_rate",
+    "rate_spread",
+    "tract_minority_pct",
+    "tract_income_pct",
+    "denial_reason_1",
+    "excluded",
+)
+EXCLUSION_REASONS = (
+    "not a decision",
+    "missing income",
+    "missing dti",
+    "exempt dti",
+    "missing cltv",
+    "exempt cltv",
+    "missing loan amount",
+    "unknown race code",
+    "race not available",
+)
+REQUIRED = (
+    "lei",
+    "action_taken",
+    "derived_race",
+    "derived_ethnicity",
+    "derived_sex",
+    "loan_type",
+    "loan_purpose",
+    "lien_status",
+    "loan_amount",
+    "income",
+    "debt_to_income_ratio",
+    "combined_loan_to_value_ratio",
+)
+OPTIONAL = (
+    "activity_year",
+    "derived_msa_md",
+    "state_code",
+    "county_code",
+    "census_tract",
+    "applicant_age",
+    "property_value",
+    "interest_rate",
+    "rate_spread",
+    "tract_minority_population_percent",
+    "tract_to_msa_income_percentage",
+    "denial_reason_1",
+)
+ID_COLUMNS = ("application_id", "uli")
+ALIASES = {"loan_to_value_ratio": "combined_loan_to_value_ratio"}
+DECISIONS = ("approved", "denied", "other")
+INPUT_COLUMNS = REQUIRED + OPTIONAL + ID_COLUMNS + tuple(ALIASES)  # what ``clean_hmda`` reads
+
+
+@dataclass(frozen=True, slots=True)
+class CleanedHMDA:
+    """A cleaned register: ``frame`` (``CLEAN_COLUMNS``), exclusion counts and provenance.
+
+    ``exclusions`` counts rows per reason (every reason of ``EXCLUSION_REASONS``, zeros
+    included); ``id_column`` is 'application_id', 'uli' or 'row'; ``rows_read`` the input rows.
+    """
+
+    frame: pd.DataFrame
+    exclusions: dict[str, int]
+    id_column: str
+    rows_read: int
+    source: str = ""
+    absent_columns: tuple[str, ...] = ()
+
+    @property
+    def usable(self) -> pd.DataFrame:
+        """Rows usable for treatment rules (``excluded == ''``)."""
+        return self.frame[self.frame["excluded"] == ""]
+
+
+def clean_hmda(raw: pd.DataFrame, source_name: str) -> CleanedHMDA:
+    """Typed, documented columns and an exclusion reason per row (see the module docstring)."""
+    source = str(source_name)
+    count = len(raw)
+    if count == 0:
+        raise EvidenceError(f"{source}: no rows")
+    labels, absent = _resolve_columns(raw, source)
+    columns = {name: factorize_column(raw[label], str(label)) for name, label in labels.items()}
+
+    def text(name: str, canonical: tuple[str, ...] = (), missing: tuple[str, ...] = ()) -> pd.Series:
+        if name not in columns:
+            return strings(np.zeros(count, dtype=np.int64), [None])
+        column = columns[name]
+        return column.take_strings(canonical_texts(column.texts, canonical, missing))
+
+    def number(name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name not in columns:
+            return np.full(count, np.nan), np.zeros(count, dtype=bool)
+        return parse_number(columns[name], source)
+
+    action = parse_code(columns["action_taken"], source, ACTION_TAKEN)
+    decision = np.select([np.isin(action, (1, 2)), action == 3], [0, 1], 2)
+    income = number("income")[0] * 1000.0
+    loan_amount = number("loan_amount")[0]
+    dti, dti_exempt = parse_dti(columns["debt_to_income_ratio"], source)
+    cltv, cltv_exempt = number("combined_loan_to_value_ratio")
+    race_column = columns["derived_race"]
+    known_race = pd.Series(race_column.texts, dtype=object).str.lower().isin([race.lower() for race in DERIVED_RACE])
+    race = text("derived_race", DERIVED_RACE)
+    ids, id_column = _application_ids(raw, source)
+    frame = pd.DataFrame(
+        {
+            "row": np.arange(1, count + 1, dtype=np.int64),
+            "application_id": ids,
+            "lei": _lei(columns["lei"], source),
+            "activity_year": text("activity_year"),
+            "state_code": text("state_code"),
+            "county_code": _fips(columns.get("county_code"), 5, count),
+            "census_tract": _fips(columns.get("census_tract"), 11, count),
+            "msa": text("derived_msa_md"),
+            "race": race,
+            "ethnicity": text("derived_ethnicity", DERIVED_ETHNICITY),
+            "sex": text("derived_sex", DERIVED_SEX),
+            "age": text("applicant_age", missing=("8888", "9999")),
+            "action_taken": action,
+            "decision": strings(decision, DECISIONS),
+            "loan_type": parse_code(columns["loan_type"], source, LOAN_TYPE),
+            "loan_purpose": parse_code(columns["loan_purpose"], source, LOAN_PURPOSE),
+            "lien_status": parse_code(columns["lien_status"], source, LIEN_STATUS),
+            "loan_amount": loan_amount,
+            "income": income,
+            "dti": dti,
+            "cltv": cltv,
+            "property_value": number("property_value")[0],
+            "interest_rate": number("interest_rate")[0],
+            "rate_spread": number("rate_spread")[0],
+            "tract_minority_pct": number("tract_minority_population_percent")[0],
+            "tract_income_pct": number("tract_to_msa_income_percentage")[0],
+            "denial_reason_1": (
+                parse_denial_reason(columns["denial_reason_1"], source)
+                if "denial_reason_1" in columns
+                else np.full(count, np.nan)
+            ),
+        }
+    )
+    reasons = {
+        "not a decision": decision == 2,
+        "missing income": np.isnan(income),
+        "missing dti": np.isnan(dti) & ~dti_exempt,
+        "exempt dti": dti_exempt,
+        "missing cltv": np.isnan(cltv) & ~cltv_exempt,
+        "exempt cltv": cltv_exempt,
+        "missing loan amount": np.isnan(loan_amount),
+        "unknown race code": ~race_column.take(known_race.to_numpy(dtype=bool)),
+        "race not available": race.isin(RACE_NOT_AVAILABLE).to_numpy(dtype=bool),
+    }
+    reason_codes, exclusions = _first_reasons(reasons, count)
+    frame["excluded"] = strings(reason_codes, ("", *EXCLUSION_REASONS))
+    if sum(exclusions.values()) == count:
+        listed = ", ".join(f"{reason} {rows}" for reason, rows in exclusions.items() if rows)
+        raise EvidenceError(f"{source}: no usable rows: {count} read; excluded: {listed}")
+    return CleanedHMDA(frame, exclusions, id_column, count, source, absent)
+
+
+def _resolve_columns(raw: pd.DataFrame, source: str) -> tuple[dict[str, Hashable], tuple[str, ...]]:
+    """Internal name → input label of every column used; and the optional ones absent."""
+    normalized = [normalize_name(label) for label in raw.columns]
+    by_name: dict[str, Hashable] = {}
+    for label, name in zip(raw.columns, normalized, strict=True):
+        if name in ALIASES and ALIASES[name] not in normalized:
+            name = ALIASES[name]
+        if name in by_name:
+            raise EvidenceError(f"{source}: columns '{by_name[name]}' and '{label}' are the same field '{name}'")
+        by_name[name] = label
+    missing = [name for name in REQUIRED if name not in by_name]
+    if missing:
+        unknown = {normalize_name(label): label for name, label in by_name.items() if name not in KNOWN_NAMES}
+        parts = []
+        for name in missing:
+            close = difflib.get_close_matches(name, list(unknown), n=1, cutoff=0.75)
+            parts.append(f"'{name}'" + (f" (did you mean '{unknown[close[0]]}'?)" if close else ""))
+        note = "" if any(name in KNOWN_NAMES for name in by_name) else "; no column is named like an HMDA field"
+        plural = "s" if len(missing) > 1 else ""
+        raise EvidenceError(f"{source}: missing column{plural} {', '.join(parts)}{note}")
+    labels = {name: by_name[name] for name in REQUIRED + OPTIONAL if name in by_name}
+    return labels, tuple(name for name in OPTIONAL if name not in by_name)
+
+
+def _lei(column: Column, source: str) -> pd.Series:
+    blank = np.isin(column.texts, list(MISSING_TEXT))
+    rows = np.flatnonzero(column.take(blank)) + 1
+    if rows.size:
+        raise EvidenceError(
+            f"{source}: column '{column.label}': expected an LEI, got an empty value ({describe_rows(rows)})"
+        )
+    return column.take_strings(list(column.texts))
+
+
+def _fips(column: Column | None, width: int, count: int) -> pd.Series:
+    """FIPS codes with their leading zeros back (a number column loses them: 6037 → '06037')."""
+    if column is None:
+        return strings(np.zeros(count, dtype=np.int64), [None])
+    texts = column.series()
+    digits = texts.str.fullmatch(r"\d+(\.0+)?").astype(bool)
+    padded = texts.where(~digits, texts.str.split(".").str[0].str.zfill(width))
+    missing = texts.str.upper().isin(MISSING_TEXT)
+    return column.take_strings([None if gone else value for value, gone in zip(padded, missing, strict=True)])
+
+
+def _application_ids(raw: pd.DataFrame, source: str) -> tuple[pd.Series, str]:
+    """Ids from ``application_id`` or ``uli`` (checked: none empty, none repeated), else the row."""
+    present = {normalize_name(label): label for label in raw.columns}
+    name = next((name for name in ID_COLUMNS if name in present), None)
+    if name is None:
+        rows = pa.array(np.arange(1, len(raw) + 1, dtype=np.int64))
+        return pc.cast(rows, pa.string()).to_pandas(), "row"
+    label = present[name]
+    column = factorize_column(raw[label], str(label))
+    ids = column.take_strings(list(column.texts))
+    blank = column.take(np.isin(column.texts, list(MISSING_TEXT)))
+    if blank.any():
+        rows = np.flatnonzero(blank) + 1
+        raise EvidenceError(
+            f"{source}: column '{label}': expected an application id, got an empty value ({describe_rows(rows)})"
+        )
+    counts = np.bincount(column.codes, minlength=column.texts.size)
+    if (counts > 1).any():
+        repeated_rows = np.flatnonzero(counts[column.codes] > 1)
+        first_codes = list(dict.fromkeys(column.codes[repeated_rows[:1000]].tolist()))
+        described = ", ".join(
+            f"'{column.texts[code]}' ({describe_rows(np.flatnonzero(column.codes == code) + 1)})"
+            for code in first_codes[:3]
+        )
+        more = int((counts > 1).sum()) - min(3, len(first_codes))
+        tail = f" and {more} more" if more > 0 else ""
+        raise EvidenceError(f"{source}: column '{label}': duplicate application ids {described}{tail}")
+    return ids, name
+
+
+def _first_reasons(reasons: dict[str, np.ndarray], count: int) -> tuple[np.ndarray, dict[str, int]]:
+    """Per row: 0 when usable, else 1 + the index of its first reason; and rows per reason."""
+    codes = np.zeros(count, dtype=np.int64)
+    counts: dict[str, int] = {}
+    for index, reason in enumerate(EXCLUSION_REASONS, start=1):
+        mask = reasons[reason] & (codes == 0)
+        codes[mask] = index
+        counts[reason] = int(mask.sum())
+    return codes, counts
