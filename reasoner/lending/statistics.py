@@ -1,0 +1,646 @@
+"""Per-lender statistical evidence of disparate treatment, redlining and pricing disparity.
+
+Every function takes a cleaned HMDA frame (``reasoner.lending.hmda``), never raises for a
+small or degenerate lender, and returns a DataFrame sorted by ``lei`` in which a statistic
+that cannot be computed is NaN and the ``reason`` column says why ('' when all is well).
+
+``lender_denial_odds(frame, group_column, reference, compared, covariates)``
+    Per lender and compared group: applications and raw denial rates of both groups, and the
+    odds ratio of denial for the compared group adjusted for the covariates: a logistic
+    regression of ``denied`` on an intercept, the group indicator and the covariates
+    (``income`` and ``loan_amount`` as logarithms; every covariate standardised within the
+    lender's fit, which changes no odds ratio). Fitted by Newton's method with step halving,
+    all lenders at once (sums per lender by ``np.bincount``). The standard error is the
+    square root of the indicator's entry of the inverse observed information (X'WX at the
+    estimate, computed as a Schur complement so that a covariate constant within a lender
+    does no harm); the CI is Wald's (estimate ± 1.96 SE on the log scale) and the p-value
+    the two-sided Wald z test. Separation (a group with no denial or no approval, or
+    coefficients that diverge), too few applications and collinearity give NaN and a reason.
+
+``matched_pair_test(pairs, frame, max_rank=1)``
+    Per lender, over the pairs of ``similar_pairs`` (``b`` compared, ``a`` reference): pairs
+    where both were approved or both denied (concordant), where only the reference applicant
+    was approved (``reference_favoured``) and the reverse (``compared_favoured``), and the
+    exact McNemar test: under no disparity a discordant pair favours either side with
+    probability 1/2, so ``reference_favoured`` ~ Binomial(discordant, 1/2) and the two-sided
+    p-value is ``min(1, 2 P(X <= min(n10, n01)))`` (equal to ``scipy.stats.binomtest``).
+    Fisher's exact test would be wrong here: it treats the two groups as independent
+    samples and ignores the pairing, which is the point of matching; concordant pairs carry
+    no information about the disparity. ``max_rank`` (default 1) keeps each compared
+    applicant's nearest pair only, so pairs do not share a compared applicant (a reference
+    applicant may still serve several: matching is with replacement).
+
+``redlining_signals(frame, threshold=50.0)``
+    Per lender and MSA: the share of its applications from majority-minority tracts
+    (``tract_minority_pct > threshold``) against the share among its MSA peers (all other
+    lenders in that MSA), and its denial rate in those tracts against the peers'. Both
+    p-values are one-sided Fisher exact tests (hypergeometric, exact for any count) in the
+    direction of redlining: a share lower than the peers' and a denial rate higher. Every
+    application with an MSA and a tract percentage counts, whatever its exclusion (race is
+    not used); denial rates use decisions (approved or denied).
+
+``pricing_disparity(frame, group_column, reference, compared, covariates)``
+    Per lender and compared group, among originated loans (usable rows with
+    ``action_taken == 1`` and a ``rate_spread``): mean rate spreads, the raw gap and the gap adjusted by ordinary least
+    squares for the covariates (``loan_amount`` as a logarithm), with its 95% CI and the
+    two-sided t test p-value (classical homoskedastic standard errors), for all lenders at
+    once via the Frisch–Waugh–Lovell partialling of per-lender cross-product sums.
+
+``cluster_outliers(frame, pairs, min_neighbours=5, share=0.8)``
+    Compared applicants whose decision disagrees with most of their reference neighbours:
+    denied while at least ``share`` of at least ``min_neighbours`` neighbours were approved,
+    or approved while at least that share were denied.
+
+Rows usable for treatment analyses are those with ``excluded == ''`` and a decision
+'approved' or 'denied'. A lender's group with fewer than ``min_group`` (default
+``MIN_GROUP``) applications or loans is not tested.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from reasoner.errors import UsageError
+
+__all__ = [
+    "DENIAL_COVARIATES",
+    "MIN_GROUP",
+    "PRICING_COVARIATES",
+    "cluster_outliers",
+    "lender_denial_odds",
+    "matched_pair_test",
+    "pricing_disparity",
+    "redlining_signals",
+]
+
+DENIAL_COVARIATES = ("income", "dti", "cltv", "loan_amount")
+PRICING_COVARIATES = ("cltv", "dti", "loan_amount")
+LOG_COVARIATES = ("income", "loan_amount", "property_value")  # skewed dollar amounts: logarithms
+MIN_GROUP = 5
+Z95 = float(stats.norm.ppf(0.975))
+MAX_NEWTON = 50
+MAX_HALVINGS = 30
+SEPARATION_LIMIT = 15.0  # |coefficient| (log-odds per standard deviation) taken as divergence
+COLLINEAR = 1e-9  # indicator variance left after the covariates, relative to its own
+
+
+# --- (a) adjusted denial odds -----------------------------------------------------------------
+
+
+def lender_denial_odds(
+    frame: pd.DataFrame,
+    group_column: str,
+    reference: str,
+    compared: str | Sequence[str],
+    covariates: Sequence[str] = DENIAL_COVARIATES,
+    *,
+    min_group: int = MIN_GROUP,
+) -> pd.DataFrame:
+    """Raw denial rates and the adjusted denial odds ratio per lender and compared group.
+
+    Columns: lei, group, reference_applications, compared_applications,
+    reference_denial_rate, compared_denial_rate, model_applications (rows of both groups
+    with every covariate), log_odds_ratio, standard_error, odds_ratio, ci_low, ci_high,
+    p_value, reason. See the module docstring for the model.
+    """
+    groups = _groups(compared, reference)
+    covariates = tuple(covariates)
+    _require(frame, ("lei", "excluded", "decision", group_column, *covariates), "lender denial odds")
+    usable = _usable(frame)
+    units = _Units(frame, group_column, reference, groups, usable)
+    denied = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
+    values = _covariates(frame, covariates)
+    complete = np.isfinite(values).all(axis=1)
+
+    raw_rows, raw_unit, raw_indicator = units.rows(usable)
+    count = units.count
+    reference_n = np.bincount(raw_unit[~raw_indicator], minlength=count)
+    compared_n = np.bincount(raw_unit[raw_indicator], minlength=count)
+    reference_denials = np.bincount(raw_unit[~raw_indicator], denied[raw_rows[~raw_indicator]], count)
+    compared_denials = np.bincount(raw_unit[raw_indicator], denied[raw_rows[raw_indicator]], count)
+
+    rows, unit, indicator = units.rows(usable & complete)
+    outcome = denied[rows].astype(np.float64)
+    model_reference = np.bincount(unit[~indicator], minlength=count)
+    model_compared = np.bincount(unit[indicator], minlength=count)
+    model_reference_denials = np.bincount(unit[~indicator], outcome[~indicator], count)
+    model_compared_denials = np.bincount(unit[indicator], outcome[indicator], count)
+    reason = _size_reasons(model_reference, model_compared, min_group, "applications")
+    reason = _first_reason(
+        reason,
+        (model_compared_denials == 0, "separation: no compared applicant denied"),
+        (model_compared_denials == model_compared, "separation: every compared applicant denied"),
+        (model_reference_denials == 0, "separation: no reference applicant denied"),
+        (model_reference_denials == model_reference, "separation: every reference applicant denied"),
+    )
+
+    fit = reason[unit] == ""
+    fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
+    design = _design(values[rows[fit]], indicator[fit], fit_unit, fitted_units.size)
+    log_odds, variance, status = _logistic(design, outcome[fit], fit_unit, fitted_units.size)
+    estimate = np.full(count, np.nan)
+    error = np.full(count, np.nan)
+    fitted_reason = np.array(["", "separation: coefficients diverge", "did not converge", _COLLINEAR_TEXT])[status]
+    reason[fitted_units] = fitted_reason
+    good = fitted_units[status == 0]
+    estimate[good] = log_odds[status == 0]
+    error[good] = np.sqrt(variance[status == 0])
+
+    table = units.table()
+    table["reference_applications"] = reference_n
+    table["compared_applications"] = compared_n
+    table["reference_denial_rate"] = _ratio(reference_denials, reference_n)
+    table["compared_denial_rate"] = _ratio(compared_denials, compared_n)
+    table["model_applications"] = model_reference + model_compared
+    table["log_odds_ratio"] = estimate
+    table["standard_error"] = error
+    table["odds_ratio"] = np.exp(estimate)
+    table["ci_low"] = np.exp(estimate - Z95 * error)
+    table["ci_high"] = np.exp(estimate + Z95 * error)
+    table["p_value"] = 2 * stats.norm.sf(np.abs(estimate / error))
+    table["reason"] = pd.Series(reason, dtype="str")
+    return table
+
+
+def _design(values: np.ndarray, indicator: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
+    """Intercept, group indicator and the covariates standardised within each unit."""
+    standardised = _standardise(values, unit, count)
+    return np.column_stack([np.ones(indicator.size), indicator.astype(np.float64), standardised])
+
+
+def _logistic(
+    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One logistic regression per unit, all at once: the indicator's (column 1) estimate,
+    its variance from the observed information, and a status (0 ok, 1 diverged, 2 not
+    converged, 3 indicator collinear with the covariates)."""
+    width = design.shape[1]
+    beta = np.zeros((count, width))
+    status = np.zeros(count, dtype=np.int64)
+    active = np.ones(count, dtype=bool)
+
+    def loglik(coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        eta = np.einsum("ij,ij->i", design, coefficients[unit])
+        return np.bincount(unit, outcome * eta - np.logaddexp(0.0, eta), count), eta
+
+    current, eta = loglik(beta)
+    for _ in range(MAX_NEWTON):
+        if not active.any():
+            break
+        fitted = special.expit(eta)
+        gradient = np.column_stack(
+            [np.bincount(unit, design[:, column] * (outcome - fitted), count) for column in range(width)]
+        )
+        information = _cross(design, fitted * (1 - fitted), unit, count)
+        step = np.einsum("uij,uj->ui", np.linalg.pinv(information, hermitian=True), gradient)
+        step[~active] = 0.0
+        size = np.ones(count)
+        for _ in range(MAX_HALVINGS):
+            trial = beta + size[:, None] * step
+            value, trial_eta = loglik(trial)
+            worse = active & (value < current - 1e-12 * (1 + np.abs(current)))
+            if not worse.any():
+                break
+            size[worse] /= 2
+        beta, current, eta = trial, value, trial_eta
+        moved = np.abs(size[:, None] * step).max(axis=1)
+        diverged = active & (np.abs(beta).max(axis=1) > SEPARATION_LIMIT)
+        status[diverged] = 1
+        active &= ~diverged & (moved >= 1e-8)
+    status[active] = 2
+
+    fitted = special.expit(eta)
+    information = _cross(design, fitted * (1 - fitted), unit, count)
+    left = _partial_variance(information, 1)
+    collinear = (status == 0) & ~(left > COLLINEAR * information[:, 1, 1])
+    status[collinear] = 3
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = np.where(status == 0, 1.0 / left, np.nan)
+    return beta[:, 1], variance, status
+
+
+# --- (b) matched pairs ------------------------------------------------------------------------
+
+
+def matched_pair_test(pairs: pd.DataFrame, frame: pd.DataFrame, *, max_rank: int = 1) -> pd.DataFrame:
+    """Concordant and discordant decisions of matched pairs per lender, exact McNemar test.
+
+    ``pairs`` as ``similar_pairs`` returns them (columns a, b, rank); decisions and lenders
+    come from ``frame`` by ``application_id``; a pair counts for the lender of ``b`` and only
+    when both applicants have the same lender and a decision (approved or denied). Columns:
+    lei, pairs, both_approved, both_denied, reference_favoured (a approved, b denied),
+    compared_favoured (a denied, b approved), discordant, discordant_ratio
+    (reference_favoured / compared_favoured, the conditional odds ratio), p_value, reason.
+    """
+    _require(pairs, ("a", "b", "rank"), "matched pair test: pairs")
+    _require(frame, ("application_id", "lei", "decision"), "matched pair test")
+    chosen = pairs[pairs["rank"].to_numpy() <= max_rank]
+    first = _lookup(frame, chosen["a"], "a")
+    second = _lookup(frame, chosen["b"], "b")
+    decision = frame["decision"].to_numpy(dtype=object, na_value="")
+    lei = frame["lei"].to_numpy(dtype=object, na_value="")
+    decided = np.isin(decision[first], ("approved", "denied")) & np.isin(decision[second], ("approved", "denied"))
+    keep = decided & (lei[first] == lei[second])
+    first, second = first[keep], second[keep]
+    codes, leis = pd.factorize(pd.Series(lei[second], dtype="str"), sort=True)
+    count = leis.size
+    first_approved = decision[first] == "approved"
+    second_approved = decision[second] == "approved"
+    both_approved = np.bincount(codes, first_approved & second_approved, count).astype(np.int64)
+    both_denied = np.bincount(codes, ~first_approved & ~second_approved, count).astype(np.int64)
+    reference_favoured = np.bincount(codes, first_approved & ~second_approved, count).astype(np.int64)
+    compared_favoured = np.bincount(codes, ~first_approved & second_approved, count).astype(np.int64)
+    discordant = reference_favoured + compared_favoured
+    smaller = np.minimum(reference_favoured, compared_favoured)
+    p_value = np.minimum(1.0, 2 * stats.binom.cdf(smaller, discordant, 0.5))
+    reason = np.where(discordant == 0, "no discordant pairs", "")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(discordant > 0, reference_favoured / compared_favoured, np.nan)
+    return pd.DataFrame(
+        {
+            "lei": pd.Series(leis, dtype="str"),
+            "pairs": np.bincount(codes, minlength=count).astype(np.int64),
+            "both_approved": both_approved,
+            "both_denied": both_denied,
+            "reference_favoured": reference_favoured,
+            "compared_favoured": compared_favoured,
+            "discordant": discordant,
+            "discordant_ratio": ratio,
+            "p_value": np.where(discordant > 0, p_value, np.nan),
+            "reason": pd.Series(reason, dtype="str"),
+        }
+    )
+
+
+# --- (c) redlining ----------------------------------------------------------------------------
+
+
+def redlining_signals(frame: pd.DataFrame, threshold: float = 50.0, *, min_group: int = MIN_GROUP) -> pd.DataFrame:
+    """Majority-minority tract shares and denial rates of each lender against its MSA peers.
+
+    Columns: lei, msa, applications, minority_tract_applications, minority_tract_share,
+    peer_minority_tract_share, share_gap (lender - peers), share_p_value (one-sided: lower),
+    minority_tract_decisions, minority_tract_denial_rate, peer_minority_tract_denial_rate,
+    denial_gap, denial_p_value (one-sided: higher), other_tract_denial_rate (the lender's
+    elsewhere in the MSA, for context), reason.
+    """
+    _require(frame, ("lei", "msa", "tract_minority_pct", "decision"), "redlining signals")
+    percent = frame["tract_minority_pct"].to_numpy(dtype=np.float64, na_value=np.nan)
+    known = np.isfinite(percent) & frame["msa"].notna().to_numpy(dtype=bool)
+    part = frame.loc[known, ["lei", "msa"]].reset_index(drop=True)
+    minority = percent[known] > threshold
+    decision = frame["decision"].to_numpy(dtype=object, na_value="")[known]
+    decided = np.isin(decision, ("approved", "denied"))
+    denied = decision == "denied"
+
+    keys = part.groupby(["lei", "msa"], sort=True).ngroup().to_numpy()
+    table = part.groupby(["lei", "msa"], sort=True).size().reset_index()[["lei", "msa"]]
+    count = len(table)
+    msa_codes = pd.factorize(table["msa"])[0]
+
+    def per_key(weights: np.ndarray) -> np.ndarray:
+        return np.bincount(keys, weights.astype(np.float64), count).astype(np.int64)
+
+    def peers(values: np.ndarray) -> np.ndarray:
+        totals = np.bincount(msa_codes, values, msa_codes.max() + 1 if count else 0).astype(np.int64)
+        result: np.ndarray = totals[msa_codes] - values
+        return result
+
+    applications = np.bincount(keys, minlength=count).astype(np.int64)
+    minority_applications = per_key(minority)
+    minority_decisions = per_key(minority & decided)
+    minority_denials = per_key(minority & denied)
+    other_decisions = per_key(~minority & decided)
+    other_denials = per_key(~minority & denied)
+    peer_applications = peers(applications)
+    peer_minority = peers(minority_applications)
+    peer_decisions = peers(minority_decisions)
+    peer_denials = peers(minority_denials)
+
+    share = _ratio(minority_applications, applications)
+    peer_share = _ratio(peer_minority, peer_applications)
+    share_test = (peer_applications > 0) & (applications >= min_group)
+    share_p = stats.hypergeom.cdf(
+        minority_applications, applications + peer_applications, minority_applications + peer_minority, applications
+    )
+    denial_rate = _ratio(minority_denials, minority_decisions)
+    peer_rate = _ratio(peer_denials, peer_decisions)
+    denial_test = (peer_decisions > 0) & (minority_decisions >= min_group)
+    denial_p = stats.hypergeom.sf(
+        minority_denials - 1, minority_decisions + peer_decisions, minority_denials + peer_denials, minority_decisions
+    )
+    reason = _first_reason(
+        np.full(count, "", dtype=object),
+        (peer_applications == 0, "no peers in the MSA"),
+        (applications < min_group, f"fewer than {min_group} applications in the MSA"),
+        (peer_decisions == 0, "no peer decisions in majority-minority tracts"),
+        (minority_decisions < min_group, f"fewer than {min_group} decisions in majority-minority tracts"),
+    )
+    table["applications"] = applications
+    table["minority_tract_applications"] = minority_applications
+    table["minority_tract_share"] = share
+    table["peer_minority_tract_share"] = peer_share
+    table["share_gap"] = share - peer_share
+    table["share_p_value"] = np.where(share_test, share_p, np.nan)
+    table["minority_tract_decisions"] = minority_decisions
+    table["minority_tract_denial_rate"] = denial_rate
+    table["peer_minority_tract_denial_rate"] = peer_rate
+    table["denial_gap"] = denial_rate - peer_rate
+    table["denial_p_value"] = np.where(denial_test, denial_p, np.nan)
+    table["other_tract_denial_rate"] = _ratio(other_denials, other_decisions)
+    table["reason"] = pd.Series(reason, dtype="str")
+    return table
+
+
+# --- (d) pricing ------------------------------------------------------------------------------
+
+
+def pricing_disparity(
+    frame: pd.DataFrame,
+    group_column: str,
+    reference: str,
+    compared: str | Sequence[str],
+    covariates: Sequence[str] = PRICING_COVARIATES,
+    *,
+    min_group: int = MIN_GROUP,
+) -> pd.DataFrame:
+    """Raw and adjusted rate-spread gaps (compared - reference) among originated loans.
+
+    Columns: lei, group, reference_loans, compared_loans, reference_mean_spread,
+    compared_mean_spread, raw_gap, adjusted_gap, standard_error, ci_low, ci_high, p_value,
+    reason. Loans are usable rows (``excluded == ''``) with ``action_taken == 1``, a rate
+    spread and every covariate.
+    """
+    groups = _groups(compared, reference)
+    covariates = tuple(covariates)
+    needed = ("lei", "excluded", "action_taken", "rate_spread", group_column, *covariates)
+    _require(frame, needed, "pricing disparity")
+    spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
+    values = _covariates(frame, covariates)
+    originated = frame["action_taken"].eq(1).fillna(False).to_numpy(dtype=bool)
+    loans = _usable(frame) & originated & np.isfinite(spread) & np.isfinite(values).all(axis=1)
+    units = _Units(frame, group_column, reference, groups, loans)
+    rows, unit, indicator = units.rows(loans)
+    count = units.count
+    reference_n = np.bincount(unit[~indicator], minlength=count)
+    compared_n = np.bincount(unit[indicator], minlength=count)
+    reference_mean = _ratio(np.bincount(unit[~indicator], spread[rows[~indicator]], count), reference_n)
+    compared_mean = _ratio(np.bincount(unit[indicator], spread[rows[indicator]], count), compared_n)
+    reason = _size_reasons(reference_n, compared_n, min_group, "loans")
+
+    fit = reason[unit] == ""
+    fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
+    gap, error, df, status = _least_squares(
+        spread[rows[fit]], indicator[fit], values[rows[fit]], fit_unit, fitted_units.size
+    )
+    texts = np.array(["", "too few loans for the covariates", _COLLINEAR_TEXT])
+    reason[fitted_units] = texts[status]
+    adjusted = np.full(count, np.nan)
+    standard_error = np.full(count, np.nan)
+    freedom = np.full(count, np.nan)
+    adjusted[fitted_units] = np.where(status == 0, gap, np.nan)
+    standard_error[fitted_units] = np.where(status == 0, error, np.nan)
+    freedom[fitted_units] = df
+    with np.errstate(invalid="ignore"):
+        critical = stats.t.ppf(0.975, freedom)
+        p_value = 2 * stats.t.sf(np.abs(adjusted / standard_error), freedom)
+
+    table = units.table()
+    table["reference_loans"] = reference_n
+    table["compared_loans"] = compared_n
+    table["reference_mean_spread"] = reference_mean
+    table["compared_mean_spread"] = compared_mean
+    table["raw_gap"] = compared_mean - reference_mean
+    table["adjusted_gap"] = adjusted
+    table["standard_error"] = standard_error
+    table["ci_low"] = adjusted - critical * standard_error
+    table["ci_high"] = adjusted + critical * standard_error
+    table["p_value"] = p_value
+    table["reason"] = pd.Series(reason, dtype="str")
+    return table
+
+
+def _least_squares(
+    outcome: np.ndarray, indicator: np.ndarray, values: np.ndarray, unit: np.ndarray, count: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per unit OLS of outcome on intercept + indicator + covariates, by Frisch–Waugh–Lovell:
+    the indicator's coefficient, standard error, residual degrees of freedom and a status
+    (0 ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates)."""
+    sizes = np.bincount(unit, minlength=count).astype(np.float64)
+    columns = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count), outcome])
+    centred = columns - (np.column_stack([np.bincount(unit, c, count) for c in columns.T]) / sizes[:, None])[unit]
+    sums = _cross(centred, np.ones(unit.size), unit, count)  # (units, q + 1, q + 1), outcome last
+    others = slice(1, columns.shape[1] - 1)
+    pseudo = np.linalg.pinv(sums[:, others, others], hermitian=True)
+    rank = np.linalg.matrix_rank(sums[:, others, others], hermitian=True)
+    group_others = sums[:, 0, others]
+    outcome_others = sums[:, -1, others]
+    left = sums[:, 0, 0] - np.einsum("ui,uij,uj->u", group_others, pseudo, group_others)
+    cross = sums[:, 0, -1] - np.einsum("ui,uij,uj->u", group_others, pseudo, outcome_others)
+    explained = np.einsum("ui,uij,uj->u", outcome_others, pseudo, outcome_others)
+    df = sizes - 2 - rank
+    status = np.select([df < 1, ~(left > COLLINEAR * sums[:, 0, 0])], [1, 2], 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = cross / left
+        residual = np.maximum(sums[:, -1, -1] - explained - gap * cross, 0.0)
+        error = np.sqrt(residual / df / left)
+    return gap, error, df, status
+
+
+# --- (e) outliers among neighbours ------------------------------------------------------------
+
+
+def cluster_outliers(
+    frame: pd.DataFrame, pairs: pd.DataFrame, *, min_neighbours: int = 5, share: float = 0.8
+) -> pd.DataFrame:
+    """Compared applicants decided against most of their similarly situated neighbours.
+
+    Neighbours are the reference applicants paired with ``b`` (every rank of ``pairs``), so
+    ``similar_pairs`` must ask for at least ``min_neighbours``. Columns: application_id,
+    lei, decision, neighbours, neighbour_approval_share; one row per applicant denied while
+    at least ``share`` of its neighbours were approved, or approved while at least ``share``
+    were denied; sorted by lei then application id.
+    """
+    _require(pairs, ("a", "b"), "cluster outliers: pairs")
+    _require(frame, ("application_id", "lei", "decision"), "cluster outliers")
+    first = _lookup(frame, pairs["a"], "a")
+    second = _lookup(frame, pairs["b"], "b")
+    decision = frame["decision"].to_numpy(dtype=object, na_value="")
+    decided = np.isin(decision[first], ("approved", "denied"))
+    first, second = first[decided], second[decided]
+    applicants, codes = np.unique(second, return_inverse=True)
+    neighbours = np.bincount(codes, minlength=applicants.size)
+    approvals = np.bincount(codes, decision[first] == "approved", applicants.size)
+    approval_share = _ratio(approvals, neighbours)
+    own = decision[applicants]
+    outlier = (neighbours >= min_neighbours) & (
+        ((own == "denied") & (approval_share >= share)) | ((own == "approved") & (1 - approval_share >= share))
+    )
+    rows = applicants[outlier]
+    result = pd.DataFrame(
+        {
+            "application_id": frame["application_id"].iloc[rows].to_numpy(),
+            "lei": frame["lei"].iloc[rows].to_numpy(),
+            "decision": own[outlier],
+            "neighbours": neighbours[outlier].astype(np.int64),
+            "neighbour_approval_share": approval_share[outlier],
+        }
+    ).astype({"application_id": "str", "lei": "str", "decision": "str"})
+    return result.sort_values(["lei", "application_id"], kind="stable", ignore_index=True)
+
+
+# --- shared -----------------------------------------------------------------------------------
+
+_COLLINEAR_TEXT = "group collinear with the covariates"
+
+
+class _Units:
+    """Fit units: one per lender (sorted LEI) and compared group; lenders with a usable row."""
+
+    def __init__(
+        self, frame: pd.DataFrame, group_column: str, reference: str, groups: tuple[str, ...], usable: np.ndarray
+    ) -> None:
+        group = frame[group_column]
+        self.is_reference = group.eq(reference).fillna(False).to_numpy(dtype=bool)
+        self.group_index = np.full(len(frame), -1, dtype=np.int64)
+        for index, name in enumerate(groups):
+            self.group_index[group.eq(name).fillna(False).to_numpy(dtype=bool)] = index
+        taking_part = usable & (self.is_reference | (self.group_index >= 0))
+        lei = frame["lei"].astype("str")
+        self.leis = np.array(sorted(set(lei[taking_part].dropna())), dtype=object)
+        self.lender = np.full(len(frame), -1, dtype=np.int64)
+        known = taking_part & lei.notna().to_numpy(dtype=bool)
+        self.lender[known] = np.searchsorted(self.leis, lei[known].to_numpy(dtype=object))
+        self.groups = groups
+        self.count = self.leis.size * len(groups)
+
+    def rows(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows of every unit under ``mask`` (reference rows once per compared group), their
+        unit number and whether they belong to the compared group."""
+        width = len(self.groups)
+        reference = np.flatnonzero(mask & self.is_reference & (self.lender >= 0))
+        parts_rows, parts_unit, parts_indicator = [], [], []
+        for index in range(width):
+            compared = np.flatnonzero(mask & (self.group_index == index) & (self.lender >= 0))
+            parts_rows += [reference, compared]
+            parts_unit += [self.lender[reference] * width + index, self.lender[compared] * width + index]
+            parts_indicator += [np.zeros(reference.size, bool), np.ones(compared.size, bool)]
+        return np.concatenate(parts_rows), np.concatenate(parts_unit), np.concatenate(parts_indicator)
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "lei": pd.Series(np.repeat(self.leis, len(self.groups)), dtype="str"),
+                "group": pd.Series(np.tile(np.array(self.groups, dtype=object), self.leis.size), dtype="str"),
+            }
+        )
+
+
+def _groups(compared: str | Sequence[str], reference: str) -> tuple[str, ...]:
+    groups = (compared,) if isinstance(compared, str) else tuple(compared)
+    if not groups or len(set(groups)) != len(groups):
+        raise UsageError(f"compared groups must be given once each, got {groups!r}")
+    if reference in groups:
+        raise UsageError(f"reference group '{reference}' is also a compared group")
+    return groups
+
+
+def _require(frame: pd.DataFrame, names: Iterable[str], what: str) -> None:
+    known = [str(name) for name in frame.columns]
+    for name in names:
+        if name not in frame.columns:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UsageError(f"{what}: no column '{name}'{hint}")
+
+
+def _usable(frame: pd.DataFrame) -> np.ndarray:
+    usable: np.ndarray = frame["excluded"].eq("").fillna(False).to_numpy(dtype=bool) & frame["decision"].isin(
+        ("approved", "denied")
+    ).to_numpy(dtype=bool)
+    return usable
+
+
+def _covariates(frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
+    """Covariates as floats (n, len(names)); logarithms of LOG_COVARIATES (NaN when <= 0)."""
+    columns = []
+    for name in names:
+        if not pd.api.types.is_numeric_dtype(frame[name]):
+            raise UsageError(f"covariate '{name}' is not numeric ({frame[name].dtype})")
+        column = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        if name in LOG_COVARIATES:
+            column = np.where(column > 0, np.log(np.where(column > 0, column, 1.0)), np.nan)
+        columns.append(column)
+    return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+
+
+def _standardise(values: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
+    """Columns centred and scaled within each unit; a column constant in a unit becomes 0."""
+    if values.shape[1] == 0:
+        return values
+    sizes = np.maximum(np.bincount(unit, minlength=count), 1).astype(np.float64)
+    means = np.column_stack([np.bincount(unit, column, count) for column in values.T]) / sizes[:, None]
+    centred = values - means[unit]
+    spread = np.sqrt(np.column_stack([np.bincount(unit, column**2, count) for column in centred.T]) / sizes[:, None])
+    constant = spread <= 1e-9 * np.maximum(np.abs(means), 1.0)
+    spread = np.where(constant, np.inf, spread)
+    standardised: np.ndarray = centred / spread[unit]
+    return standardised
+
+
+def _cross(design: np.ndarray, weight: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
+    """Per-unit weighted cross products sum_i w_i x_i x_i' as (units, p, p)."""
+    width = design.shape[1]
+    result = np.empty((count, width, width))
+    for row in range(width):
+        weighted = weight * design[:, row]
+        for column in range(row, width):
+            result[:, row, column] = result[:, column, row] = np.bincount(unit, weighted * design[:, column], count)
+    return result
+
+
+def _partial_variance(information: np.ndarray, index: int) -> np.ndarray:
+    """Schur complement of entry ``index``: what of it the other columns do not explain."""
+    others = [column for column in range(information.shape[1]) if column != index]
+    block = information[:, others][:, :, others]
+    side = information[:, index, others]
+    left: np.ndarray = information[:, index, index] - np.einsum(
+        "ui,uij,uj->u", side, np.linalg.pinv(block, hermitian=True), side
+    )
+    return left
+
+
+def _lookup(frame: pd.DataFrame, ids: pd.Series, column: str) -> np.ndarray:
+    positions: np.ndarray = pd.Index(frame["application_id"].astype("str")).get_indexer(ids.astype("str"))
+    if (positions < 0).any():
+        missing = ids.astype("str").to_numpy()[positions < 0]
+        raise UsageError(f"pairs: column '{column}': application id '{missing[0]}' is not in the frame")
+    return positions
+
+
+def _size_reasons(reference: np.ndarray, compared: np.ndarray, minimum: int, noun: str) -> np.ndarray:
+    return _first_reason(
+        np.full(reference.size, "", dtype=object),
+        (compared == 0, f"no compared {noun}"),
+        (reference == 0, f"no reference {noun}"),
+        (compared < minimum, f"fewer than {minimum} compared {noun}"),
+        (reference < minimum, f"fewer than {minimum} reference {noun}"),
+    )
+
+
+def _first_reason(reason: np.ndarray, *rules: tuple[np.ndarray, str]) -> np.ndarray:
+    """Fill empty reasons with the first rule that applies."""
+    for applies, text in rules:
+        reason = np.where((reason == "") & applies, text, reason).astype(object)
+    return reason
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio: np.ndarray = np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
+    return ratio

@@ -1,0 +1,482 @@
+"""Per-lender statistics: closed forms and scipy on hand-built tables, planted effects on synthetic data.
+
+The oracles share no code with the module: the closed-form 2x2 odds ratio, a logistic
+likelihood maximised by ``scipy.optimize``, ``np.linalg.lstsq`` for least squares,
+``scipy.stats.binomtest``, ``fisher_exact`` and ``ttest_ind``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import optimize, special, stats
+
+from reasoner.errors import UsageError
+from reasoner.lending import clean_hmda, synthesize
+from reasoner.lending.similar import SimilaritySpec, similar_pairs
+from reasoner.lending.statistics import (
+    cluster_outliers,
+    lender_denial_odds,
+    matched_pair_test,
+    pricing_disparity,
+    redlining_signals,
+)
+
+BLACK = "Black or African American"
+DEFAULTS: dict[str, object] = {
+    "lei": "L1",
+    "msa": "M1",
+    "race": "White",
+    "decision": "approved",
+    "action_taken": 1,
+    "excluded": "",
+    "income": 100_000.0,
+    "dti": 30.0,
+    "cltv": 80.0,
+    "loan_amount": 200_000.0,
+    "rate_spread": 0.5,
+    "tract_minority_pct": 20.0,
+}
+
+
+def frame_of(columns: Mapping[str, object]) -> pd.DataFrame:
+    """A cleaned-looking frame: ``columns`` (sequences of one length, or scalars) over the defaults;
+    columns not in the defaults are numbers."""
+    count = next(len(value) for value in columns.values() if isinstance(value, list | np.ndarray))
+    data = {**DEFAULTS, **columns}
+    frame = pd.DataFrame(
+        {name: np.broadcast_to(np.asarray(value, dtype=object), count) for name, value in data.items()}
+    )
+    frame["application_id"] = [f"{number:06d}" for number in range(count)]
+    for name in data:
+        if name == "action_taken":
+            frame[name] = frame[name].astype(np.int64)
+        elif isinstance(DEFAULTS.get(name, 0.0), float):
+            frame[name] = frame[name].astype(np.float64)
+        else:
+            frame[name] = frame[name].astype("str")
+    return frame
+
+
+def table_frame(lei: str, counts: dict[tuple[str, str], int]) -> dict[str, list[object]]:
+    """Rows of one lender from counts per (race, decision)."""
+    rows: dict[str, list[object]] = {"lei": [], "race": [], "decision": []}
+    for (race, decision), number in counts.items():
+        rows["lei"] += [lei] * number
+        rows["race"] += [race] * number
+        rows["decision"] += [decision] * number
+    return rows
+
+
+def concat(*parts: dict[str, list[object]]) -> dict[str, list[object]]:
+    return {name: [value for part in parts for value in part[name]] for name in parts[0]}
+
+
+# --- (a) adjusted denial odds ---------------------------------------------------------------
+
+
+def test_odds_ratio_without_covariates_is_the_closed_form() -> None:
+    counts = {("White", "denied"): 10, ("White", "approved"): 30, (BLACK, "denied"): 10, (BLACK, "approved"): 10}
+    frame = frame_of(table_frame("L1", counts))
+    result = lender_denial_odds(frame, "race", "White", BLACK, covariates=())
+    row = result.iloc[0]
+    odds_ratio = (10 / 10) / (10 / 30)
+    error = np.sqrt(1 / 10 + 1 / 10 + 1 / 10 + 1 / 30)
+    assert row["reason"] == ""
+    assert (row["reference_applications"], row["compared_applications"], row["model_applications"]) == (40, 20, 60)
+    assert (row["reference_denial_rate"], row["compared_denial_rate"]) == (0.25, 0.5)
+    assert row["odds_ratio"] == pytest.approx(odds_ratio, rel=1e-9)
+    assert row["standard_error"] == pytest.approx(error, rel=1e-7)
+    assert row["ci_low"] == pytest.approx(np.exp(np.log(odds_ratio) - 1.959963984540054 * error), rel=1e-7)
+    assert row["ci_high"] == pytest.approx(np.exp(np.log(odds_ratio) + 1.959963984540054 * error), rel=1e-7)
+    assert row["p_value"] == pytest.approx(2 * stats.norm.sf(np.log(odds_ratio) / error), rel=1e-7)
+
+
+def logistic_oracle(design: np.ndarray, outcome: np.ndarray) -> tuple[float, float]:
+    """The group coefficient (column 1) and its standard error, by scipy and a matrix inverse."""
+
+    def loss(beta: np.ndarray) -> tuple[float, np.ndarray]:
+        eta = design @ beta
+        return float(np.sum(np.logaddexp(0, eta) - outcome * eta)), design.T @ (special.expit(eta) - outcome)
+
+    found = optimize.minimize(loss, np.zeros(design.shape[1]), jac=True, method="BFGS", options={"gtol": 1e-10})
+    fitted = special.expit(design @ found.x)
+    information = design.T @ (design * (fitted * (1 - fitted))[:, None])
+    return float(found.x[1]), float(np.sqrt(np.linalg.inv(information)[1, 1]))
+
+
+def test_adjusted_odds_ratio_matches_a_maximum_likelihood_oracle() -> None:
+    rng = np.random.default_rng(3)
+    size = 600
+    black = rng.random(size) < 0.35
+    income = np.exp(rng.normal(np.log(90_000) - 0.3 * black, 0.5))
+    dti = rng.normal(35 + 4 * black, 8)
+    cltv = rng.normal(80, 10, size)
+    loan_amount = income * np.exp(rng.normal(1.0, 0.3, size))
+    logit = -2 + 0.8 * black + 0.08 * (dti - 35) + 0.04 * (cltv - 80) - 0.7 * np.log(income / 90_000)
+    denied = rng.random(size) < special.expit(logit)
+    frame = frame_of(
+        {
+            "lei": np.where(rng.random(size) < 0.5, "L1", "L2"),
+            "race": np.where(black, BLACK, "White"),
+            "decision": np.where(denied, "denied", "approved"),
+            "income": income,
+            "dti": dti,
+            "cltv": cltv,
+            "loan_amount": loan_amount,
+        }
+    )
+    result = lender_denial_odds(frame, "race", "White", [BLACK])
+    assert result["lei"].tolist() == ["L1", "L2"] and (result["reason"] == "").all()
+    for lei, row in zip(result["lei"], result.itertuples(), strict=True):
+        part = frame[frame["lei"] == lei]
+        design = np.column_stack(
+            [
+                np.ones(len(part)),
+                (part["race"] == BLACK).to_numpy(float),
+                np.log(part["income"]),
+                part["dti"],
+                part["cltv"],
+                np.log(part["loan_amount"]),
+            ]
+        )
+        estimate, error = logistic_oracle(design, (part["decision"] == "denied").to_numpy(float))
+        assert row.log_odds_ratio == pytest.approx(estimate, abs=1e-5)
+        assert row.standard_error == pytest.approx(error, rel=1e-5)
+        assert row.p_value == pytest.approx(2 * stats.norm.sf(abs(estimate / error)), rel=1e-4, abs=1e-12)
+
+
+def test_degenerate_lenders_get_a_reason_not_an_exception() -> None:
+    rng = np.random.default_rng(0)
+    separated_dti = rng.uniform(20, 60, 80)
+    parts: list[dict[str, list[object]]] = [
+        table_frame("A", {("White", "approved"): 30, ("White", "denied"): 10, (BLACK, "approved"): 20}),
+        table_frame("B", {("White", "approved"): 30, ("White", "denied"): 10, (BLACK, "denied"): 3}),
+        table_frame("C", {("White", "approved"): 30, ("White", "denied"): 10}),
+        table_frame("D", {("White", "approved"): 10, (BLACK, "denied"): 6, (BLACK, "approved"): 6}),
+        {
+            "lei": ["E"] * 80,
+            "race": [BLACK if index % 2 else "White" for index in range(80)],
+            "decision": ["denied" if value > 40 else "approved" for value in separated_dti],
+        },
+        table_frame("F", {(BLACK, "approved"): 5, (BLACK, "denied"): 5, ("Asian", "denied"): 9}),
+    ]
+    rows = concat(*parts)
+    dti = np.full(len(rows["lei"]), 30.0)
+    dti[np.array(rows["lei"]) == "E"] = separated_dti
+    frame = frame_of({**rows, "dti": dti})
+    result = lender_denial_odds(frame, "race", "White", (BLACK, "Asian"))
+    reasons = dict(zip(zip(result["lei"], result["group"], strict=True), result["reason"], strict=True))
+    assert reasons == {
+        ("A", BLACK): "separation: no compared applicant denied",
+        ("A", "Asian"): "no compared applications",
+        ("B", BLACK): "fewer than 5 compared applications",
+        ("B", "Asian"): "no compared applications",
+        ("C", BLACK): "no compared applications",
+        ("C", "Asian"): "no compared applications",
+        ("D", BLACK): "separation: no reference applicant denied",
+        ("D", "Asian"): "no compared applications",
+        ("E", BLACK): "separation: coefficients diverge",
+        ("E", "Asian"): "no compared applications",
+        ("F", BLACK): "no reference applications",
+        ("F", "Asian"): "no reference applications",
+    }
+    assert result["odds_ratio"].isna().all() and result["p_value"].isna().all()
+    assert result.loc[result["lei"] == "A", "compared_denial_rate"].iloc[0] == 0.0
+
+
+def test_group_collinear_with_a_covariate_is_reported() -> None:
+    counts = {("White", "denied"): 10, ("White", "approved"): 30, (BLACK, "denied"): 10, (BLACK, "approved"): 10}
+    rows = table_frame("L1", counts)
+    frame = frame_of({**rows, "flag": [float(race == BLACK) * 3 + 1 for race in rows["race"]]})
+    result = lender_denial_odds(frame, "race", "White", BLACK, covariates=("dti", "flag"))
+    assert result["reason"].tolist() == ["group collinear with the covariates"]
+    pricing = pricing_disparity(frame, "race", "White", BLACK, covariates=("flag",))
+    assert pricing["reason"].tolist() == ["group collinear with the covariates"]
+
+
+def test_bad_arguments_are_usage_errors() -> None:
+    frame = frame_of(table_frame("L1", {("White", "approved"): 3}))
+    with pytest.raises(UsageError, match="reference group 'White' is also a compared group"):
+        lender_denial_odds(frame, "race", "White", ("White",))
+    with pytest.raises(UsageError, match="no column 'incme' \\(did you mean 'income'\\?\\)"):
+        lender_denial_odds(frame, "race", "White", BLACK, covariates=("incme",))
+
+
+# --- (b) matched pairs ----------------------------------------------------------------------
+
+
+def pair_case() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Lender L1: 4 reference-favoured, 1 compared-favoured, 2 both approved, 1 both denied
+    (rank 1), and a rank-2 reference-favoured pair; lender L2: one reference-favoured pair, a
+    pair whose compared applicant has no decision, and a pair across lenders (dropped)."""
+    outcomes = [("approved", "denied")] * 4 + [("denied", "approved")] + [("approved", "approved")] * 2
+    outcomes += [("denied", "denied")]
+    decisions = [decision for pair in outcomes for decision in pair]
+    decisions += ["approved", "denied", "approved", "denied", "other"]  # rows 16 … 20
+    frame = frame_of({"decision": decisions, "lei": ["L1"] * 18 + ["L2"] * 3})
+    ids = frame["application_id"].tolist()
+    a = ids[0:16:2] + [ids[16], ids[18], ids[18], ids[16]]
+    b = ids[1:16:2] + [ids[1], ids[19], ids[20], ids[19]]
+    rank = [1] * 8 + [2, 1, 1, 1]
+    return pd.DataFrame({"a": a, "b": b, "distance": 0.0, "rank": rank}), frame
+
+
+def test_matched_pair_counts_and_exact_mcnemar_p_value() -> None:
+    pairs, frame = pair_case()
+    result = matched_pair_test(pairs, frame)
+    first = result.iloc[0]
+    assert result["lei"].tolist() == ["L1", "L2"]
+    assert (first["pairs"], first["both_approved"], first["both_denied"]) == (8, 2, 1)
+    assert (first["reference_favoured"], first["compared_favoured"], first["discordant"]) == (4, 1, 5)
+    assert first["discordant_ratio"] == 4.0
+    assert first["p_value"] == pytest.approx(stats.binomtest(4, 5, 0.5).pvalue, rel=1e-12)
+    second = result.iloc[1]
+    assert (second["pairs"], second["reference_favoured"], second["p_value"]) == (1, 1, 1.0)
+    with_rank_two = matched_pair_test(pairs, frame, max_rank=2)
+    assert with_rank_two.iloc[0]["reference_favoured"] == 5
+
+
+@pytest.mark.parametrize("favoured, against", [(15, 4), (4, 15), (7, 7), (30, 12), (1, 0)])
+def test_mcnemar_p_value_matches_scipy_binomtest(favoured: int, against: int) -> None:
+    decisions = ["approved", "denied"] * favoured + ["denied", "approved"] * against + ["approved"] * 6
+    frame = frame_of({"decision": decisions})
+    ids = frame["application_id"].tolist()
+    pairs = pd.DataFrame({"a": ids[0::2], "b": ids[1::2], "rank": 1})
+    row = matched_pair_test(pairs, frame).iloc[0]
+    assert (row["reference_favoured"], row["compared_favoured"], row["both_approved"]) == (favoured, against, 3)
+    assert row["p_value"] == pytest.approx(stats.binomtest(favoured, favoured + against, 0.5).pvalue, rel=1e-10)
+
+
+def test_no_discordant_pairs_and_unknown_ids() -> None:
+    frame = frame_of({"decision": ["approved"] * 4})
+    pairs = pd.DataFrame({"a": ["000000", "000002"], "b": ["000001", "000003"], "rank": 1})
+    row = matched_pair_test(pairs, frame).iloc[0]
+    assert row["reason"] == "no discordant pairs" and np.isnan(row["p_value"])
+    with pytest.raises(UsageError, match="application id 'nope' is not in the frame"):
+        matched_pair_test(pd.DataFrame({"a": ["nope"], "b": ["000001"], "rank": [1]}), frame)
+
+
+# --- (c) redlining --------------------------------------------------------------------------
+
+
+def test_redlining_shares_denials_and_fisher_p_values() -> None:
+    # M1: lender A has 20 applications, 6 in majority-minority tracts (one withdrawn, 4 of 5
+    # decisions denials); its peers B and C have 40, 20 in such tracts (4 denials of 20).
+    blocks = [  # lei, msa, tract percent, decisions
+        ("A", "M1", 80.0, ["other", "denied", "denied", "denied", "denied", "approved"]),
+        ("A", "M1", 10.0, ["denied"] * 2 + ["approved"] * 12),
+        ("B", "M1", 80.0, ["denied"] * 3 + ["approved"] * 9),
+        ("B", "M1", 10.0, ["approved"] * 13),
+        ("C", "M1", 80.0, ["denied"] + ["approved"] * 7),
+        ("C", "M1", 10.0, ["approved"] * 7),
+        ("D", "M2", 80.0, ["approved"] * 7),
+        ("A", "M1", np.nan, ["denied"]),  # unknown tract: not counted
+        ("A", None, 80.0, ["denied"]),  # unknown MSA: not counted
+    ]
+    columns: dict[str, list[object]] = {"lei": [], "msa": [], "tract_minority_pct": [], "decision": []}
+    for lei, msa, percent, decisions in blocks:
+        columns["lei"] += [lei] * len(decisions)
+        columns["msa"] += [msa] * len(decisions)
+        columns["tract_minority_pct"] += [percent] * len(decisions)
+        columns["decision"] += decisions
+    frame = frame_of({**columns, "excluded": "missing income"})  # exclusions do not matter here
+    result = redlining_signals(frame)
+    assert result[["lei", "msa"]].values.tolist() == [["A", "M1"], ["B", "M1"], ["C", "M1"], ["D", "M2"]]
+    row = result.iloc[0]
+    assert (row["applications"], row["minority_tract_applications"]) == (20, 6)
+    assert row["minority_tract_share"] == pytest.approx(0.3) and row["peer_minority_tract_share"] == pytest.approx(0.5)
+    expected = stats.fisher_exact([[6, 14], [20, 20]], alternative="less").pvalue
+    assert row["share_p_value"] == pytest.approx(expected, rel=1e-10)
+    assert (row["minority_tract_decisions"], row["minority_tract_denial_rate"]) == (5, 0.8)
+    assert row["peer_minority_tract_denial_rate"] == pytest.approx(4 / 20)
+    expected = stats.fisher_exact([[4, 1], [4, 16]], alternative="greater").pvalue
+    assert row["denial_p_value"] == pytest.approx(expected, rel=1e-10)
+    assert row["other_tract_denial_rate"] == pytest.approx(2 / 14) and row["reason"] == ""
+    lonely = result.iloc[3]
+    assert lonely["reason"] == "no peers in the MSA" and np.isnan(lonely["share_p_value"])
+
+
+def test_redlining_threshold_is_strict() -> None:
+    frame = frame_of({"lei": ["A", "A", "B", "B"], "tract_minority_pct": [50.0, 50.1, 10.0, 90.0]})
+    assert redlining_signals(frame)["minority_tract_applications"].tolist() == [1, 1]
+    assert redlining_signals(frame, threshold=40.0)["minority_tract_applications"].tolist() == [2, 1]
+
+
+# --- (d) pricing ----------------------------------------------------------------------------
+
+
+def test_pricing_gap_without_covariates_is_a_two_sample_t_test() -> None:
+    rng = np.random.default_rng(4)
+    spread = np.r_[rng.normal(0.4, 0.2, 30), rng.normal(0.6, 0.2, 12)]
+    race = ["White"] * 30 + [BLACK] * 12
+    frame = frame_of({"race": race + [BLACK, BLACK], "rate_spread": np.r_[spread, np.nan, 5.0]})
+    frame.loc[43, "action_taken"] = 2  # approved, not originated
+    row = pricing_disparity(frame, "race", "White", BLACK, covariates=()).iloc[0]
+    assert (row["reference_loans"], row["compared_loans"]) == (30, 12)
+    assert row["raw_gap"] == pytest.approx(spread[30:].mean() - spread[:30].mean())
+    assert row["adjusted_gap"] == pytest.approx(row["raw_gap"], rel=1e-10)
+    test = stats.ttest_ind(spread[30:], spread[:30], equal_var=True)
+    assert row["p_value"] == pytest.approx(test.pvalue, rel=1e-8)
+    interval = test.confidence_interval(0.95)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((interval.low, interval.high), rel=1e-8)
+
+
+def test_pricing_gap_with_covariates_matches_least_squares() -> None:
+    rng = np.random.default_rng(5)
+    size = 300
+    black = rng.random(size) < 0.4
+    cltv, dti = rng.normal(80, 10, size), rng.normal(35, 8, size)
+    loan_amount = np.exp(rng.normal(12, 0.5, size))
+    spread = 0.3 + 0.25 * black + 0.01 * (cltv - 80) + 0.01 * (dti - 35) + rng.normal(0, 0.2, size)
+    frame = frame_of(
+        {
+            "race": np.where(black, BLACK, "White"),
+            "cltv": cltv,
+            "dti": dti,
+            "loan_amount": loan_amount,
+            "rate_spread": spread,
+        }
+    )
+    row = pricing_disparity(frame, "race", "White", BLACK).iloc[0]
+    design = np.column_stack([np.ones(size), black.astype(float), cltv, dti, np.log(loan_amount)])
+    beta, residual, _, _ = np.linalg.lstsq(design, spread, rcond=None)
+    variance = residual[0] / (size - 5) * np.linalg.inv(design.T @ design)[1, 1]
+    assert row["adjusted_gap"] == pytest.approx(beta[1], rel=1e-9)
+    assert row["standard_error"] == pytest.approx(np.sqrt(variance), rel=1e-8)
+    assert row["p_value"] == pytest.approx(2 * stats.t.sf(abs(beta[1]) / np.sqrt(variance), size - 5), rel=1e-6)
+
+
+def test_pricing_small_groups_get_a_reason() -> None:
+    frame = frame_of({"race": ["White"] * 10 + [BLACK] * 3, "lei": ["L1"] * 13})
+    row = pricing_disparity(frame, "race", "White", BLACK).iloc[0]
+    assert row["reason"] == "fewer than 5 compared loans" and np.isnan(row["adjusted_gap"])
+    assert row["raw_gap"] == 0.0
+
+
+# --- (e) outliers among neighbours ----------------------------------------------------------
+
+
+def test_cluster_outliers_by_neighbour_share() -> None:
+    # b0 denied, 4 of 5 neighbours approved: outlier; b1 denied, 4 of 4 approved: too few;
+    # b2 approved, 5 of 5 denied: outlier; b3 denied, 3 of 5 approved: not an outlier.
+    neighbour_decisions = [
+        ["approved"] * 4 + ["denied"],
+        ["approved"] * 4,
+        ["denied"] * 5,
+        ["approved"] * 3 + ["denied"] * 2,
+    ]
+    own = ["denied", "denied", "approved", "denied"]
+    decisions = own + [decision for group in neighbour_decisions for decision in group]
+    frame = frame_of({"decision": decisions, "lei": ["L2", "L1", "L1", "L1"] + ["L1"] * 19})
+    ids = frame["application_id"].tolist()
+    sizes = [len(group) for group in neighbour_decisions]
+    pairs = pd.DataFrame(
+        {
+            "a": ids[4:],
+            "b": [ids[index] for index, size in enumerate(sizes) for _ in range(size)],
+            "rank": [rank for size in sizes for rank in range(1, size + 1)],
+        }
+    )
+    result = cluster_outliers(frame, pairs)
+    assert result.values.tolist() == [[ids[2], "L1", "approved", 5, 0.0], [ids[0], "L2", "denied", 5, 0.8]]
+
+
+# --- synthetic register: planted effects ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> tuple[pd.DataFrame, pd.DataFrame]:
+    raw, truth = synthesize(20_000, 40, 1)
+    frame = clean_hmda(raw, "synth").frame.copy()
+    hispanic = frame["ethnicity"].eq("Hispanic or Latino").fillna(False)
+    minority = frame["race"].isin([BLACK, "Asian", "American Indian or Alaska Native"]) | hispanic
+    white = frame["race"].eq("White").fillna(False) & ~minority
+    group = pd.Series(None, index=frame.index, dtype="str")
+    group[white] = "White"
+    group[minority] = "minority"
+    frame["group"] = group
+    return frame, truth.drop(columns="applications").set_index("lei")
+
+
+def with_truth(result: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    return result.join(truth, on="lei")
+
+
+def test_disparate_treatment_lenders_have_larger_adjusted_odds_ratios(
+    synthetic: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    frame, truth = synthetic
+    result = with_truth(lender_denial_odds(frame, "group", "White", "minority"), truth)
+    assert result["lei"].is_monotonic_increasing
+    planted = result.loc[result["kind"] == "disparate_treatment", "log_odds_ratio"]
+    fair = result.loc[(result["kind"] == "fair") & (result["reason"] == ""), "log_odds_ratio"]
+    assert planted.notna().all() and len(fair) >= 20
+    assert planted.mean() > fair.mean() + 0.5
+    assert stats.mannwhitneyu(planted, fair, alternative="greater").pvalue < 0.05
+    covered = result.loc[result["kind"] == "fair"].eval("ci_low < 1 < ci_high").mean()
+    assert covered >= 0.85
+
+
+def test_fair_lenders_with_different_pools_have_raw_gaps_but_adjusted_ratios_near_one(
+    synthetic: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    frame, truth = synthetic
+    result = with_truth(lender_denial_odds(frame, "group", "White", "minority"), truth)
+    wide = result[(result["kind"] == "fair") & (result["pool_gap"] > 0.4) & (result["reason"] == "")]
+    assert len(wide) >= 5
+    weight = wide["compared_applications"]
+    raw_gap = ((wide["compared_denial_rate"] - wide["reference_denial_rate"]) * weight).sum() / weight.sum()
+    assert raw_gap > 0.05
+    precision = 1 / wide["standard_error"] ** 2
+    pooled = (wide["log_odds_ratio"] * precision).sum() / precision.sum()
+    pooled_error = 1 / np.sqrt(precision.sum())
+    assert abs(pooled) < 0.4 and abs(pooled) < 2.5 * pooled_error
+
+
+def test_matched_pairs_favour_the_reference_group_at_disparate_treatment_lenders(
+    synthetic: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    frame, truth = synthetic
+    spec = SimilaritySpec(group_column="group", compared=("minority",), log_columns=("income", "loan_amount"))
+    pairs = similar_pairs(frame, spec)
+    result = with_truth(matched_pair_test(pairs, frame), truth)
+    totals = result.groupby("kind")[["reference_favoured", "compared_favoured"]].sum()
+    ratio = totals["reference_favoured"] / totals["compared_favoured"]
+    assert ratio["disparate_treatment"] > 2.0 and ratio["disparate_treatment"] > ratio["fair"] + 0.5
+    planted = totals.loc["disparate_treatment"]
+    discordant = int(planted.sum())
+    assert stats.binomtest(int(planted["reference_favoured"]), discordant, 0.5).pvalue < 1e-6
+
+    outliers = with_truth(cluster_outliers(frame, pairs), truth)
+    denied = outliers[outliers["decision"] == "denied"].groupby("kind").size()
+    compared = frame[frame["group"] == "minority"].join(truth, on="lei").groupby("kind").size()
+    assert denied["disparate_treatment"] / compared["disparate_treatment"] > denied["fair"] / compared["fair"]
+
+
+def test_redlining_lenders_show_the_tract_share_gap(synthetic: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    frame, truth = synthetic
+    result = with_truth(redlining_signals(frame), truth)
+    assert result[["lei", "msa"]].apply(tuple, axis=1).is_monotonic_increasing
+    home = result.sort_values("applications", kind="stable").groupby("lei").tail(1)
+    planted = home[home["kind"] == "redlining"]
+    fair = home[home["kind"] == "fair"]
+    assert len(planted) >= 2
+    assert (planted["share_gap"] < -0.05).all() and (planted["share_p_value"] < 0.05).all()
+    assert (planted["share_p_value"] < 1e-3).sum() >= len(planted) - 1
+    assert (fair["share_p_value"] < 1e-3).sum() <= 1
+    assert planted["denial_gap"].mean() > fair["denial_gap"].mean()
+
+
+def test_pricing_lenders_show_the_rate_spread_gap(synthetic: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    frame, truth = synthetic
+    result = with_truth(pricing_disparity(frame, "group", "White", "minority"), truth)
+    planted = result[result["kind"] == "pricing"]
+    fair = result[(result["kind"] == "fair") & (result["reason"] == "")]
+    assert len(planted) >= 2
+    assert (planted["p_value"] < 1e-4).all()
+    assert np.allclose(planted["adjusted_gap"], planted["effect_size"], atol=0.15)
+    assert (fair["p_value"] < 1e-3).sum() <= 1 and fair["adjusted_gap"].abs().median() < 0.06
