@@ -106,7 +106,8 @@ def smokers(
     smokes = rng.random(people) < 0.4
 
     lines = [f"Friends(P{a}, P{b})" for a, b in pairs.tolist()]
-    lines += [f"{'' if s else '!'}Smokes(P{p})" for p, s in zip(person[chosen].tolist(), smokes[chosen].tolist())]
+    evidence = zip(person[chosen].tolist(), smokes[chosen].tolist(), strict=True)
+    lines += [f"{'' if s else '!'}Smokes(P{p})" for p, s in evidence]
     db = out / "smokers.db"
     db.write_text("\n".join(lines) + "\n")
     info = {"people": people, "communities": int(group.max()) + 1 if people else 0, "friend_pairs": len(pairs),
@@ -239,13 +240,13 @@ def main() -> None:
     s.add_argument("--community", type=int, default=200)
     s.add_argument("--friends", type=int, default=8)
     s.add_argument("--evidence-fraction", type=float, default=0.1)
-    l = sub.add_parser("lending")
-    l.add_argument("--applicants", type=int, required=True)
-    l.add_argument("--k", type=int, default=8)
-    l.add_argument("--mean-lender", type=int, default=150)
-    l.add_argument("--max-lender", type=int, default=400)
-    l.add_argument("--minority-rate", type=float, default=0.3)
-    for p in (s, l):
+    le = sub.add_parser("lending")
+    le.add_argument("--applicants", type=int, required=True)
+    le.add_argument("--k", type=int, default=8)
+    le.add_argument("--mean-lender", type=int, default=150)
+    le.add_argument("--max-lender", type=int, default=400)
+    le.add_argument("--minority-rate", type=float, default=0.3)
+    for p in (s, le):
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--seed", type=int, default=1)
     args = vars(parser.parse_args())

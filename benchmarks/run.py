@@ -49,13 +49,17 @@ def measure(bench: Benchmark, workers: list[int], profile: str | None) -> dict[s
 
         profiler = cProfile.Profile()
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}  # this process and its (worker) children, all threads
 
     def timed(stage: str, function, *args, **kwargs):  # type: ignore[no-untyped-def]
         if profiler is not None:
             profiler.enable()
+        before = os.times()
         start = time.perf_counter()
         result = function(*args, **kwargs)
         seconds[stage] = time.perf_counter() - start
+        after = os.times()
+        cpu[stage] = sum(after[i] - before[i] for i in range(4))
         if profiler is not None:
             profiler.disable()
         return result
@@ -95,6 +99,8 @@ def measure(bench: Benchmark, workers: list[int], profile: str | None) -> dict[s
         "median_component": sorted(sizes)[len(sizes) // 2] if sizes else 0,
         "cost": str(costs[workers[0]]),
         "seconds": seconds,
+        "cpu_seconds": cpu,
+        "load_average": os.getloadavg(),
         "solve_stats": {k: v for k, v in solve_stats.items() if isinstance(v, (int, float))},
         "peak_rss_mb": round(self_peak, 1),
         "worker_peak_rss_mb": round(child_peak, 1),
@@ -190,9 +196,13 @@ def main() -> None:
                 result["process_seconds"] = wall
                 results.append(result)
                 rows.append(row(result))
-                print(f"# {kind} {size:,}: generated in {generated:.1f} s, measured in {wall:.1f} s "
-                      f"(components median {result['median_component']}, clauses {result['clauses']:,}, "
-                      f"worker peak RSS {result['worker_peak_rss_mb']:,.0f} MB)", file=sys.stderr, flush=True)
+                c = result["cpu_seconds"]
+                print(f"# {kind} {size:,}: generated in {generated:.1f} s, measured in {wall:.1f} s; "
+                      f"clauses {result['clauses']:,}, components median {result['median_component']}; "
+                      f"CPU s: ground {c['ground']:.2f}, "
+                      + ", ".join(f"solve {k[6:]} {v:.2f}" for k, v in c.items() if k.startswith("solve_w"))
+                      + f"; worker peak RSS {result['worker_peak_rss_mb']:,.0f} MB; "
+                      f"load average {result['load_average'][0]:.1f}", file=sys.stderr, flush=True)
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -366,7 +366,18 @@ def _canonical_series(values: pd.Series) -> pd.Series:
         return pd.Series(values.to_numpy().astype(np.int64).tolist(), dtype=object, index=values.index)
     if kind == "f":
         array = values.to_numpy(dtype=float, na_value=np.nan)
-        return pd.Series([canonical(v) if v == v else None for v in array.tolist()], dtype=object, index=values.index)
+        finite = np.isfinite(array)
+        integral = finite & (np.floor(array) == array) & (np.abs(array) < 2.0**63)
+        out_array = np.empty(len(array), dtype=object)
+        out_array[:] = array.tolist()
+        if integral.any():
+            out_array[integral] = array[integral].astype(np.int64).tolist()
+        out_array[~finite] = None
+        return pd.Series(out_array, dtype=object, index=values.index)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        # Strings are their own canonical value: no per-value conversion.
+        array = values.to_numpy(dtype=object, na_value=None)
+        return pd.Series(array, dtype=object, index=values.index)
     out = []
     for value in values.tolist():
         if value is None or (isinstance(value, float) and value != value):

@@ -185,7 +185,7 @@ def evaluate(node: Node, states: list[np.ndarray], count: int) -> np.ndarray:
 def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
     """Ground every formula of the program against the evidence."""
     started = time.perf_counter()
-    columns = _factorize(evidence)
+    columns = _Columns(program, evidence)
     constants = _constant_table(program, evidence, columns)
     predicates = _predicate_indexes(program, evidence, constants, columns)
     connection = duckdb.connect()
@@ -279,44 +279,63 @@ def _formula_constants(formula: Formula) -> list[ConstantValue]:
     return found
 
 
-# Per evidence column (predicate, position): codes into its distinct values
-# (pandas.factorize), or None when the column has missing values.
-_Factorized = dict[tuple[str, int], tuple[np.ndarray, pd.Series] | None]
+class _Columns:
+    """Evidence columns hashed once per type (``pandas.factorize`` over all of a
+    type's columns together): the constant table needs each type's distinct
+    values, the predicate indexes each column's constant ids (the distinct
+    values' ids, taken by code). A type with a missing value is left out (the
+    plain path handles it)."""
 
-
-def _factorize(evidence: Evidence) -> _Factorized:
-    """Hash every evidence column once: the constant table needs its distinct
-    values and the predicate index its ids (distinct values' ids, taken by code)."""
-    out: _Factorized = {}
-    for name, relation in evidence.relations.items():
-        for position in range(relation.arity):
-            codes, uniques = pd.factorize(relation.frame[f"a{position}"].to_numpy(dtype=object))
+    def __init__(self, program: CheckedProgram, evidence: Evidence) -> None:
+        self.codes: dict[tuple[str, int], np.ndarray] = {}
+        self.uniques: dict[str, pd.Series] = {}
+        self._ids: dict[str, np.ndarray] = {}
+        by_type: dict[str, list[tuple[tuple[str, int], np.ndarray]]] = {}
+        for name, relation in evidence.relations.items():
+            for position, type_name in enumerate(program.predicates[name].types):
+                column = relation.frame[f"a{position}"].to_numpy(dtype=object)
+                by_type.setdefault(type_name, []).append(((name, position), column))
+        for type_name, parts in by_type.items():
+            arrays = [column for _key, column in parts]
+            codes, uniques = pd.factorize(np.concatenate(arrays) if len(arrays) > 1 else arrays[0])
             if len(codes) and int(codes.min()) < 0:
-                out[(name, position)] = None
-            else:
-                out[(name, position)] = (codes.astype(np.int64), pd.Series(uniques, dtype=object))
-    return out
+                continue
+            self.uniques[type_name] = pd.Series(uniques, dtype=object)
+            bounds = np.cumsum([len(column) for column in arrays])[:-1]
+            for (key, _column), part in zip(parts, np.split(codes.astype(np.int64), bounds), strict=True):
+                self.codes[key] = part
+
+    def ids(self, constants: ConstantTable, type_name: str, key: tuple[str, int]) -> np.ndarray | None:
+        """Constant ids of column ``key`` (None: not hashed here)."""
+        codes = self.codes.get(key)
+        if codes is None:
+            return None
+        if type_name not in self._ids:
+            self._ids[type_name] = constants.ids(self.uniques[type_name])
+        return self._ids[type_name][codes]
 
 
-def _column_ids(constants: ConstantTable, frame: pd.DataFrame, key: tuple[str, int], columns: _Factorized | None) -> np.ndarray:
-    """``constants.ids`` of an evidence column."""
-    found = None if columns is None else columns.get(key)
-    if found is None:
-        return constants.ids(frame[f"a{key[1]}"])
-    codes, uniques = found
-    return constants.ids(uniques)[codes]
-
-
-def _constant_table(program: CheckedProgram, evidence: Evidence, columns: _Factorized | None = None) -> ConstantTable:
+def _constant_table(program: CheckedProgram, evidence: Evidence, columns: _Columns | None = None) -> ConstantTable:
     typed: dict[str, list] = {type_name: [] for type_name in program.types}
     for type_name, values in program.constants.items():
         typed[type_name].append(values)
     for name, relation in evidence.relations.items():
         for position, type_name in enumerate(program.predicates[name].types):
-            found = None if columns is None else columns.get((name, position))
-            typed[type_name].append(relation.frame[f"a{position}"] if found is None else found[1])
+            if columns is None or (name, position) not in columns.codes:
+                typed[type_name].append(relation.frame[f"a{position}"])
+    if columns is not None:
+        for type_name, uniques in columns.uniques.items():
+            typed[type_name].append(uniques)
     untyped = [value for formula in program.formulas for value in _formula_constants(formula.formula)]
     return build_constant_table(typed, untyped)
+
+
+def _column_ids(
+    constants: ConstantTable, frame: pd.DataFrame, name: str, position: int, type_name: str, columns: _Columns | None
+) -> np.ndarray:
+    """``constants.ids`` of an evidence column."""
+    ids = None if columns is None else columns.ids(constants, type_name, (name, position))
+    return constants.ids(frame[f"a{position}"]) if ids is None else ids
 
 
 def _domain_values(constants: ConstantTable) -> dict[str, list[ConstantValue]]:
@@ -348,7 +367,7 @@ class _DomainValues(Mapping[str, list[ConstantValue]]):
 
 
 def _predicate_indexes(
-    program: CheckedProgram, evidence: Evidence, constants: ConstantTable, factorized: _Factorized | None = None
+    program: CheckedProgram, evidence: Evidence, constants: ConstantTable, columns: _Columns | None = None
 ) -> dict[str, PredicateIndex]:
     indexes = {}
     for name, predicate in program.predicates.items():
@@ -368,8 +387,8 @@ def _predicate_indexes(
         index = PredicateIndex(predicate, sizes, tuple(reversed(strides)), empty, np.empty(0, dtype=bool), empty)
         if relation is not None and len(relation.frame):
             frame = relation.frame
-            columns = [_column_ids(constants, frame, (name, i), factorized) for i in range(predicate.arity)]
-            keys = index.keys(constants, columns) if columns else np.zeros(len(frame), dtype=np.int64)
+            ids = [_column_ids(constants, frame, name, i, predicate.types[i], columns) for i in range(predicate.arity)]
+            keys = index.keys(constants, ids) if ids else np.zeros(len(frame), dtype=np.int64)
             order = np.argsort(keys, kind="stable")
             index = PredicateIndex(
                 predicate,
@@ -522,6 +541,8 @@ def _clause_query(
 def _comparison_sql(op: str, left: str, right: str, constants: ConstantTable) -> str:
     if op in ("=", "!="):
         return f"{left} {'=' if op == '=' else '<>'} {right}"
+    if op.startswith("!"):
+        return f"NOT {_comparison_sql(op[1:], left, right, constants)}"
     numeric = constants.num_numeric
     return f"({left} < {numeric} AND {right} < {numeric} AND {left} {op} {right})"
 
@@ -569,6 +590,8 @@ def _compare_ids(op: str, left: np.ndarray, right: np.ndarray, numeric: int) -> 
         return left == right
     if op == "!=":
         return left != right
+    if op.startswith("!"):
+        return ~_compare_ids(op[1:], left, right, numeric)
     both = (left < numeric) & (right < numeric)
     return both & {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
 

@@ -63,11 +63,15 @@ def build_constant_table(
             else:
                 bucket.update(collection)
         everything |= bucket
-    ordered = sorted(everything, key=order_key)
-    values = np.empty(len(ordered), dtype=object)
-    values[:] = ordered
+    # Canonical order (``order_key``): numbers by value, then strings by code point.
+    # Strings sort without a key function, which is the same order and much faster.
+    strings = sorted(value for value in everything if isinstance(value, str))
+    numbers = sorted((value for value in everything if not isinstance(value, str)), key=order_key)
+    values = np.empty(len(numbers) + len(strings), dtype=object)
+    values[: len(numbers)] = numbers
+    values[len(numbers) :] = strings
     index = pd.Index(values, dtype=object)
-    num_numeric = sum(1 for value in ordered if not isinstance(value, str))
+    num_numeric = len(numbers)
     domains = {}
     for type_name, bucket in sorted(per_type.items()):
         ids = index.get_indexer(pd.Series(list(bucket), dtype=object)).astype(np.int64)

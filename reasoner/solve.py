@@ -14,6 +14,7 @@ call on its hard clauses finds, and RC2's lower bound: the status is then
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Iterable
@@ -108,7 +109,14 @@ def solve(
         members = np.unique(np.concatenate([component.variables for component in components]))
         components = (Component(0, clauses, members),)
     problems = [_problem(component, encoding, wanted) for component in components]
-    results = _run(problems, deadline, workers)
+    # RC2 allocates many small objects; keep the collector from rescanning the
+    # long-lived ones (network, evidence) on every pass, and forked workers from
+    # touching (copying) their pages. Collection never changes results.
+    gc.freeze()
+    try:
+        results = _run(problems, deadline, workers)
+    finally:
+        gc.unfreeze()
 
     cost = encoding.fixed_cost
     bound = encoding.fixed_cost
