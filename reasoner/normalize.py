@@ -50,7 +50,13 @@ __all__ = [
 MAX_EXPANSION = 100_000
 MAX_PRUNING_CLAUSES = 64
 
-NEGATED_OPERATOR = {"=": "!=", "!=": "=", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+# An order comparison involving a non-number is false, so its negation is true:
+# ``!(x < y)`` is not ``x >= y`` but ``!<``, "not less than" (also true for strings).
+NEGATED_OPERATOR = {
+    "=": "!=", "!=": "=",
+    "<": "!<", "<=": "!<=", ">": "!>", ">=": "!>=",
+    "!<": "<", "!<=": "<=", "!>": ">", "!>=": ">=",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +191,8 @@ def compare_values(op: str, left: ConstantValue, right: ConstantValue) -> bool:
         return left == right
     if op == "!=":
         return left != right
+    if op.startswith("!"):
+        return not compare_values(op[1:], left, right)
     if isinstance(left, str) or isinstance(right, str):
         return False
     return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
