@@ -420,6 +420,7 @@ class _Scope:
         self.bound_names: set[str] = set()
         self.comparison_only: dict[str, Span] = {}
         self.comparisons: list[Comparison] = []
+        self.quantified: dict[str, Span] = {}
 
     def visit(self, formula: Formula, bound: frozenset[str]) -> None:
         if isinstance(formula, Atom):
@@ -451,6 +452,7 @@ class _Scope:
                 if variable.name not in self.order:
                     self.order.append(variable.name)
                 self.bound_names.add(variable.name)
+                self.quantified.setdefault(variable.name, variable.span)
             self.visit(formula.body, bound | {v.name for v in formula.variables})
 
     def _use(self, variable: Variable, type_: str) -> None:
@@ -474,6 +476,13 @@ class _Scope:
                     span,
                     f"variable '{name}' cannot be grounded: it appears only in comparisons",
                     "use it as an argument of a predicate in the same formula",
+                )
+        for name, span in self.quantified.items():
+            if name not in self.types and name not in self.comparison_only:
+                self.checker.error(
+                    span,
+                    f"quantified variable '{name}' is not used in the formula",
+                    "use it as an argument of a predicate, or leave out the quantifier",
                 )
         for comparison in self.comparisons:
             self.checker._check_comparison(comparison, self.types)

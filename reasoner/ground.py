@@ -36,6 +36,7 @@ __all__ = ["AtomTable", "GroundBlock", "GroundNetwork", "ground", "evaluate"]
 FALSE, TRUE, UNKNOWN = np.int8(0), np.int8(1), np.int8(2)
 MAX_KEY = 2**62
 MAX_GROUNDINGS_PER_FORMULA = 200_000_000
+MAX_CLAUSE_FILTERS = 32  # literals of a clause checked in SQL beyond its joins
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,12 +485,16 @@ def _clause_query(
     constants: ConstantTable,
 ) -> str:
     """SQL for the substitutions under which no literal of the clause is true by evidence."""
+    clause = list(dict.fromkeys(clause))  # quantifier expansion repeats literals
     bound: dict[int, str] = {}
     sources: list[str] = []
     conditions: list[str] = []
     later: list[Lit | Cmp] = []
     for number, leaf in enumerate(clause):
         if isinstance(leaf, Lit) and not leaf.positive and not predicates[leaf.predicate].predicate.open_world:
+            if all(isinstance(arg, Const) or arg.slot in bound for arg in leaf.args):
+                later.append(leaf)  # binds no variable: an EXISTS filter, not one more table to join
+                continue
             # !P(t) is not true ⇔ P(t) is true: a join with P's true atoms.
             alias = f"j{number}"
             sources.append(f"{_table(leaf.predicate)} AS {alias}")
@@ -513,7 +518,9 @@ def _clause_query(
     def term(arg: Var | Const) -> str:
         return str(constants.id(arg.value)) if isinstance(arg, Const) else bound[arg.slot]
 
-    for number, leaf in enumerate(later):
+    # Each filter is a (correlated) subquery; a few prune as well as hundreds and cost
+    # far less. Leaving some out only admits candidates that numpy evaluation drops.
+    for number, leaf in enumerate(later[:MAX_CLAUSE_FILTERS]):
         if isinstance(leaf, Cmp):
             conditions.append(f"NOT ({_comparison_sql(leaf.op, term(leaf.left), term(leaf.right), constants)})")
             continue
@@ -524,9 +531,14 @@ def _clause_query(
             truth = "a.truth"
         else:
             truth = "NOT a.truth"  # !P(t) is not true ⇔ P(t) is not false by evidence
+        matches = " AND ".join(f"a.a{position} = {term(arg)}" for position, arg in enumerate(leaf.args))
+        if not leaf.positive and not index.predicate.open_world:
+            # !P(t) is not true ⇔ P(t) is a true evidence atom
+            where = f"{matches} AND a.truth" if matches else "a.truth"
+            conditions.append(f"EXISTS (SELECT 1 FROM {_table(leaf.predicate)} AS a WHERE {where})")
+            continue
         if not len(index.evidence_keys):
             continue
-        matches = " AND ".join(f"a.a{position} = {term(arg)}" for position, arg in enumerate(leaf.args))
         where = f"{matches} AND {truth}" if matches else truth
         conditions.append(f"NOT EXISTS (SELECT 1 FROM {_table(leaf.predicate)} AS a WHERE {where})")
     selected = [f"{bound[slot]} AS v{slot}" for slot in range(len(formula.types))] or ["1 AS _one"]
