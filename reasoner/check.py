@@ -7,7 +7,7 @@ raised together as one ``RuleError``.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -43,6 +43,8 @@ __all__ = [
     "Predicate",
     "QueryPattern",
     "check_program",
+    "did_you_mean",
+    "where",
 ]
 
 NUMERIC_OPERATORS = ("<", "<=", ">", ">=")
@@ -204,7 +206,7 @@ class _Checker:
             self.error(
                 declaration.span,
                 f"predicate '{declaration.name}' declared again with other types",
-                f"first declared as '{previous.signature}' at {_where(previous.span)}",
+                f"first declared as '{previous.signature}' at {where(previous.span)}",
             )
         elif previous.closed != declaration.closed:
             self.declarations[declaration.name] = PredicateDeclaration(
@@ -214,12 +216,8 @@ class _Checker:
     def _lookup(self, atom: Atom) -> PredicateDeclaration | None:
         declaration = self.declarations.get(atom.predicate)
         if declaration is None:
-            notes = []
-            close = difflib.get_close_matches(atom.predicate, list(self.declarations), n=1)
-            if close:
-                found = self.declarations[close[0]]
-                notes.append(f"did you mean '{found.signature}' (declared at {_where(found.span)})?")
-            else:
+            notes = did_you_mean(atom.predicate, self.declarations)
+            if not notes:
                 types = ", ".join(f"type{i + 1}" for i in range(len(atom.args)))
                 notes.append(f"declare it first, e.g. '{atom.predicate}({types})'")
             span = _name_span(atom)
@@ -230,7 +228,7 @@ class _Checker:
                 _name_span(atom),
                 f"'{atom.predicate}' takes {len(declaration.types)} argument"
                 f"{'s' if len(declaration.types) != 1 else ''}, got {len(atom.args)}",
-                f"declared as '{declaration.name}({', '.join(declaration.types)})' at {_where(declaration.span)}",
+                f"declared as '{declaration.name}({', '.join(declaration.types)})' at {where(declaration.span)}",
             )
             return None
         return declaration
@@ -261,7 +259,7 @@ class _Checker:
                 f"'{binding.predicate}' takes {len(declaration.types)} argument"
                 f"{'s' if len(declaration.types) != 1 else ''}, but the binding names "
                 f"{len(binding.columns)} column{'s' if len(binding.columns) != 1 else ''}",
-                f"declared as '{declaration.name}({', '.join(declaration.types)})' at {_where(declaration.span)}",
+                f"declared as '{declaration.name}({', '.join(declaration.types)})' at {where(declaration.span)}",
             )
         for condition in binding.conditions:
             if condition.op in NUMERIC_OPERATORS:
@@ -343,19 +341,14 @@ class _Checker:
             span = self.query_spans.get(name, Span("<query>", 1, 1, 1, 2, name))
             declaration = self.declarations.get(name)
             if declaration is None:
-                notes = []
-                close = difflib.get_close_matches(name, list(self.declarations), n=1)
-                if close:
-                    found = self.declarations[close[0]]
-                    notes.append(f"did you mean '{found.signature}' (declared at {_where(found.span)})?")
-                self.error(span, f"query predicate '{name}' is not declared", *notes)
+                self.error(span, f"query predicate '{name}' is not declared", *did_you_mean(name, self.declarations))
             elif name in derived_names:
                 self.error(span, f"query predicate '{name}' is derived by rules; it cannot be a query")
             elif declaration.closed:
                 self.error(
                     span,
                     f"query predicate '{name}' is declared closed-world with '*'",
-                    f"declared at {_where(declaration.span)}",
+                    f"declared at {where(declaration.span)}",
                 )
         predicates: dict[str, Predicate] = {}
         for name in sorted(self.declarations):
@@ -466,7 +459,7 @@ class _Scope:
             self.checker.error(
                 variable.span,
                 f"type clash: variable '{variable.name}' is '{type_}' here "
-                f"but '{known}' at {_where(self.first[variable.name])}",
+                f"but '{known}' at {where(self.first[variable.name])}",
             )
 
     def finish(self) -> None:
@@ -494,7 +487,16 @@ def _name_span(atom: Atom) -> Span:
     return Span(span.file, span.line, span.column, span.line, span.column + len(atom.predicate), span.line_text)
 
 
-def _where(span: Span) -> str:
+def did_you_mean(name: str, declared: Mapping[str, Predicate | PredicateDeclaration]) -> list[str]:
+    """A note naming the closest declared predicate and where it is declared, if any."""
+    close = difflib.get_close_matches(name, list(declared), n=1)
+    if not close:
+        return []
+    found = declared[close[0]]
+    return [f"did you mean '{found.signature}' (declared at {where(found.span)})?"]
+
+
+def where(span: Span) -> str:
     return f"{span.file}:{span.line}:{span.column}"
 
 

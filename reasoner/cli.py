@@ -183,8 +183,6 @@ def _run(options: argparse.Namespace) -> int:
             margins = [name.strip() for name in choice.split(",") if name.strip()]
         else:
             margins = sorted({pattern.predicate for pattern in patterns})
-    if options.explain and margins is not None and margins != []:
-        pass
     result = run(
         rules,
         evidence,

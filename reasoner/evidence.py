@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reasoner.check import CheckedProgram, QueryPattern
+from reasoner.check import CheckedProgram, QueryPattern, did_you_mean, where
 from reasoner.constants import ConstantValue, canonical, display
 from reasoner.errors import Diagnostic, EvidenceError, RuleError, UsageError
 from reasoner.syntax import Binding, Column, Condition, Span
@@ -116,10 +116,6 @@ def _split_args(text: str) -> list[str] | None:
     return parts
 
 
-def _where(span: Span) -> str:
-    return f"{span.file}:{span.line}:{span.column}"
-
-
 def _span(file: str, line: int, column: int, width: int, text: str) -> Span:
     return Span(file, line, column, line, column + max(1, width), text)
 
@@ -157,13 +153,9 @@ def parse_db(
         predicate = program.predicates.get(name)
         column = match.start(2) + 1
         if predicate is None:
-            notes = []
-            close = difflib.get_close_matches(name, list(program.predicates), n=1)
-            if close:
-                found = program.predicates[close[0]]
-                notes.append(f"did you mean '{found.signature}' (declared at {_where(found.span)})?")
+            notes = tuple(did_you_mean(name, program.predicates))
             errors.append(
-                Diagnostic(_span(file, number, column, len(name), raw), f"unknown predicate '{name}/{len(args)}'", notes=tuple(notes))
+                Diagnostic(_span(file, number, column, len(name), raw), f"unknown predicate '{name}/{len(args)}'", notes=notes)
             )
             continue
         if predicate.arity != len(args):
@@ -171,7 +163,7 @@ def parse_db(
                 Diagnostic(
                     _span(file, number, column, len(name), raw),
                     f"'{name}' takes {predicate.arity} argument{'s' if predicate.arity != 1 else ''}, got {len(args)}",
-                    notes=(f"declared as '{name}({', '.join(predicate.types)})' at {_where(predicate.span)}",),
+                    notes=(f"declared as '{name}({', '.join(predicate.types)})' at {where(predicate.span)}",),
                 )
             )
             continue

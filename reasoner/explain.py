@@ -21,7 +21,15 @@ from reasoner.ground import FALSE, TRUE, UNKNOWN, GroundNetwork, evaluate
 from reasoner.normalize import Cmp, Lit, leaves
 from reasoner.solve import Solution
 
-__all__ = ["EvidenceCitation", "GroundFormulaProof", "Proof", "explain", "find_atom"]
+__all__ = [
+    "EvidenceCitation",
+    "GroundFormulaProof",
+    "Proof",
+    "decimal_json",
+    "decimal_text",
+    "explain",
+    "find_atom",
+]
 
 _ATOM = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
 
@@ -65,7 +73,7 @@ class Proof:
                 "weight": item.weight,
                 "substitution": dict(item.substitution),
                 "satisfied": item.satisfied,
-                "effect": _number(item.effect),
+                "effect": decimal_json(item.effect),
                 "atoms": [{"atom": a.atom, "value": a.value, "source": a.source} for a in item.atoms],
             }
 
@@ -74,14 +82,14 @@ class Proof:
             "value": self.value,
             "decided_by": self.decided_by,
             "source": self.source,
-            "margin": None if self.margin is None else _number(self.margin),
+            "margin": None if self.margin is None else decimal_json(self.margin),
             "supporting": [formula(item) for item in self.supporting],
             "opposing": [formula(item) for item in self.opposing],
             "neutral_formulas": self.neutral,
         }
 
 
-def _number(value: Decimal) -> float | int | str:
+def decimal_json(value: Decimal) -> float | int | str:
     if value.is_infinite():
         return "hard" if value > 0 else "-hard"
     return int(value) if value == value.to_integral_value() else float(value)
@@ -266,13 +274,13 @@ def render_proof(proof: Proof) -> str:
         lines.append(f"  inferred: no world with it {'false' if proof.value else 'true'} satisfies the hard formulas")
     else:
         flipped = "false" if proof.value else "true"
-        lines.append(f"  inferred: the best world with it {flipped} costs {_plain(proof.margin)} more")
+        lines.append(f"  inferred: the best world with it {flipped} costs {decimal_text(proof.margin)} more")
     for title, items in (("supporting", proof.supporting), ("opposing", proof.opposing)):
         if not items:
             continue
         lines.append(f"  {title} ({len(items)}):")
         for item in items:
-            effect = "hard" if item.effect.is_infinite() else _plain(abs(item.effect))
+            effect = "hard" if item.effect.is_infinite() else decimal_text(abs(item.effect))
             lines.append(f"    [{effect}] {item.rule}    ({item.location})")
             if item.substitution:
                 lines.append("        with " + ", ".join(f"{name}={value}" for name, value in item.substitution))
@@ -284,6 +292,6 @@ def render_proof(proof: Proof) -> str:
     return "\n".join(lines)
 
 
-def _plain(value: Decimal) -> str:
+def decimal_text(value: Decimal) -> str:
     text = format(value.normalize(), "f")
     return text

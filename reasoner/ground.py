@@ -339,12 +339,8 @@ def _column_ids(
     return constants.ids(frame[f"a{position}"]) if ids is None else ids
 
 
-def _domain_values(constants: ConstantTable) -> dict[str, list[ConstantValue]]:
-    return {name: [constants.values[i] for i in ids] for name, ids in constants.domains.items()}
-
-
 class _DomainValues(Mapping[str, list[ConstantValue]]):
-    """``_domain_values`` built lazily, one type at a time, once per ``ground`` call.
+    """The constants of each type as values, built lazily, once per ``ground`` call.
 
     Only quantifiers need a domain's values; building every domain for every
     formula cost seconds on large domains.
@@ -409,7 +405,7 @@ def _register(
     predicates: dict[str, PredicateIndex],
     constants: ConstantTable,
 ) -> None:
-    for position, name in enumerate(sorted(predicates)):
+    for name in sorted(predicates):
         index = predicates[name]
         args = index.args(constants, index.evidence_keys)
         frame = pd.DataFrame({f"a{i}": column for i, column in enumerate(args)})
@@ -520,7 +516,7 @@ def _clause_query(
 
     # Each filter is a (correlated) subquery; a few prune as well as hundreds and cost
     # far less. Leaving some out only admits candidates that numpy evaluation drops.
-    for number, leaf in enumerate(later[:MAX_CLAUSE_FILTERS]):
+    for leaf in later[:MAX_CLAUSE_FILTERS]:
         if isinstance(leaf, Cmp):
             conditions.append(f"NOT ({_comparison_sql(leaf.op, term(leaf.left), term(leaf.right), constants)})")
             continue
@@ -632,7 +628,7 @@ def _unique_keys(keys: np.ndarray, space: int) -> np.ndarray:
     return np.unique(keys)
 
 
-def _number_atoms(grounded: list, predicates: dict[str, PredicateIndex] | None = None) -> AtomTable:
+def _number_atoms(grounded: list, predicates: dict[str, PredicateIndex]) -> AtomTable:
     found: dict[str, list[np.ndarray]] = {}
     for _formula, tree, *_rest in grounded:
         states, keys = _rest[3], _rest[4]
@@ -640,12 +636,7 @@ def _number_atoms(grounded: list, predicates: dict[str, PredicateIndex] | None =
             if isinstance(leaf, Lit):
                 found.setdefault(leaf.predicate, []).append(key[state == UNKNOWN])
     names = tuple(sorted(found))
-    tables = tuple(
-        _unique_keys(np.concatenate(found[name]), predicates[name].num_atoms)
-        if predicates is not None and name in predicates
-        else np.unique(np.concatenate(found[name]))
-        for name in names
-    )
+    tables = tuple(_unique_keys(np.concatenate(found[name]), predicates[name].num_atoms) for name in names)
     offsets = []
     offset = 0
     for table in tables:

@@ -31,7 +31,6 @@ from reasoner.syntax import (
     Or,
     Quantified,
     Term,
-    Variable,
 )
 
 __all__ = [

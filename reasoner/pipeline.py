@@ -16,7 +16,7 @@ import numpy as np
 
 from reasoner.check import CheckedProgram, QueryPattern, check_program
 from reasoner.encode import Encoding, encode
-from reasoner.errors import LimitError, UsageError
+from reasoner.errors import UsageError
 from reasoner.evidence import Evidence, load_evidence
 from reasoner.ground import TRUE, UNKNOWN, GroundNetwork, ground
 from reasoner.parse import parse_program
@@ -184,7 +184,3 @@ def _unknown_keys(network: GroundNetwork, name: str) -> np.ndarray:
     if name not in network.atoms.predicates:
         return np.empty(0, dtype=np.int64)
     return network.atoms.keys[network.atoms.predicates.index(name)]
-
-
-def limit_message(error: LimitError) -> str:
-    return str(error)

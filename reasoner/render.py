@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
 from reasoner.explain import GroundFormulaProof, Proof, ground_formula_citations, render_proof
+from reasoner.explain import decimal_json, decimal_text
 from reasoner.pipeline import Run
 
 __all__ = ["render_json", "render_text", "unsat_core"]
-
-
-def _number(value: Decimal) -> int | float:
-    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def unsat_core(run: Run) -> list[GroundFormulaProof]:
@@ -26,7 +22,6 @@ def unsat_core(run: Run) -> list[GroundFormulaProof]:
 
 def _stats(run: Run) -> dict[str, object]:
     network_stats = run.network.stats
-    solution = run.solution
     return {
         "ground_formulas": network_stats["ground_formulas"],
         "groundings": network_stats["total_groundings"],
@@ -48,13 +43,13 @@ def render_json(run: Run, proofs: list[Proof] | None = None, timings: bool = Tru
     for atom in run.atoms:
         if run.has_margin(atom):
             margin = run.margin(atom)
-            margins[atom.text] = None if margin is None else _number(margin)
+            margins[atom.text] = None if margin is None else decimal_json(margin)
     result: dict[str, object] = {
         "status": solution.status,
-        "cost": _number(run.cost(solution.cost)),
+        "cost": decimal_json(run.cost(solution.cost)),
     }
     if solution.status == "feasible":
-        result["lower_bound"] = _number(run.cost(solution.lower_bound))
+        result["lower_bound"] = decimal_json(run.cost(solution.lower_bound))
     if solution.status == "unsatisfiable":
         result["unsat_core"] = [_core_json(item) for item in unsat_core(run)]
     else:
@@ -90,8 +85,8 @@ def render_text(run: Run, proofs: list[Proof] | None = None) -> str:
     lines = [
         f"status: {solution.status}",
         "cost: n/a (no world satisfies the hard formulas)" if solution.status == "unsatisfiable" else
-        f"cost: {_plain(run.cost(solution.cost))}"
-        + (f" (lower bound {_plain(run.cost(solution.lower_bound))})" if solution.status == "feasible" else ""),
+        f"cost: {decimal_text(run.cost(solution.cost))}"
+        + (f" (lower bound {decimal_text(run.cost(solution.lower_bound))})" if solution.status == "feasible" else ""),
         f"ground formulas: {stats['ground_formulas']:,} in {_count(stats['components'], 'component')} "
         f"(largest {_count(stats['largest_component'], 'variable')}); "
         f"{stats['violated_by_evidence']:,} violated by evidence",
@@ -115,7 +110,7 @@ def render_text(run: Run, proofs: list[Proof] | None = None) -> str:
                 margin = "  (evidence)"
             elif run.has_margin(atom):
                 value = run.margin(atom)
-                margin = "  margin hard" if value is None else f"  margin {_plain(value)}"
+                margin = "  margin hard" if value is None else f"  margin {decimal_text(value)}"
             lines.append(f"{atom.text:<{width}}  {'true ' if atom.value else 'false'}{margin}")
     for note in run.notes:
         lines.append(f"note: {note}")
@@ -128,7 +123,3 @@ def render_text(run: Run, proofs: list[Proof] | None = None) -> str:
 def _count(number: object, noun: str) -> str:
     value = int(number)  # type: ignore[call-overload]
     return f"{value:,} {noun}{'' if value == 1 else 's'}"
-
-
-def _plain(value: Decimal) -> str:
-    return format(value.normalize(), "f")
