@@ -25,6 +25,7 @@ from reasoner.syntax import Binding, Column, Condition, Span
 
 __all__ = [
     "Evidence",
+    "MemoryTable",
     "Relation",
     "Source",
     "load_evidence",
@@ -48,6 +49,27 @@ class Source:
     path: str
     kind: str
     sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryTable:
+    """A table already in memory (the lending audit's computed tables).
+
+    ``label`` names it in citations ("facts.parquet row 17"), ``sha256`` is the digest
+    recorded as its source (the input file's, or one of the computed content).
+    """
+
+    frame: pd.DataFrame
+    label: str
+    sha256: str
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, label: str) -> MemoryTable:
+        """A computed table, its digest taken over its content (stable across runs)."""
+        digest = hashlib.sha256()
+        digest.update(",".join(map(str, frame.columns)).encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        return cls(frame, label, digest.hexdigest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +240,7 @@ def _infer_csv_types(frame: pd.DataFrame) -> pd.DataFrame:
 def load_evidence(
     program: CheckedProgram,
     db_files: Sequence[Path] = (),
-    tables: dict[str, Path] | None = None,
+    tables: dict[str, Path | MemoryTable] | None = None,
 ) -> Evidence:
     """Read every evidence file and bound table; evaluate derived rules."""
     tables = dict(tables or {})
@@ -242,12 +264,17 @@ def load_evidence(
     used_tables = _resolve_tables(program.bindings, tables)
     loaded: dict[str, tuple[int, pd.DataFrame]] = {}
     for binding in program.bindings:
-        path = used_tables[binding.table]
+        given = used_tables[binding.table]
         if binding.table not in loaded:
-            loaded[binding.table] = (len(sources), read_table(path))
-            sources.append(Source(str(path), "table", _digest(path)))
+            if isinstance(given, MemoryTable):
+                loaded[binding.table] = (len(sources), given.frame)
+                sources.append(Source(given.label, "table", given.sha256))
+            else:
+                loaded[binding.table] = (len(sources), read_table(given))
+                sources.append(Source(str(given), "table", _digest(given)))
         index, table = loaded[binding.table]
-        frame, missing = _bind(binding, table, path, program)
+        label = given.label if isinstance(given, MemoryTable) else str(given)
+        frame, missing = _bind(binding, table, label, program)
         frame["source"] = np.int32(index)
         if missing:
             skipped[f"{binding.span.file}:{binding.span.line}"] = missing
@@ -264,9 +291,11 @@ def load_evidence(
     return Evidence(relations, tuple(sources), skipped)
 
 
-def _resolve_tables(bindings: Iterable[Binding], tables: dict[str, Path]) -> dict[str, Path]:
+def _resolve_tables(
+    bindings: Iterable[Binding], tables: dict[str, Path | MemoryTable]
+) -> dict[str, Path | MemoryTable]:
     wanted = sorted({binding.table for binding in bindings})
-    resolved: dict[str, Path] = {}
+    resolved: dict[str, Path | MemoryTable] = {}
     unnamed = [name for name in wanted if name not in tables]
     if unnamed and len(wanted) == 1 and len(tables) == 1:
         # One table given and one table named by the rules: they are the same.
@@ -290,7 +319,7 @@ def _resolve_tables(bindings: Iterable[Binding], tables: dict[str, Path]) -> dic
     return resolved
 
 
-def _bind(binding: Binding, table: pd.DataFrame, path: Path, program: CheckedProgram) -> tuple[pd.DataFrame, int]:
+def _bind(binding: Binding, table: pd.DataFrame, path: str, program: CheckedProgram) -> tuple[pd.DataFrame, int]:
     arity = program.predicates[binding.predicate].arity
     columns: dict[str, pd.Series] = {}
     rows = pd.Series(np.arange(1, len(table) + 1, dtype=np.int64))
@@ -318,7 +347,7 @@ def _bind(binding: Binding, table: pd.DataFrame, path: Path, program: CheckedPro
     return out.reset_index(drop=True), missing
 
 
-def _column(table: pd.DataFrame, column: Column, path: Path) -> pd.Series:
+def _column(table: pd.DataFrame, column: Column, path: str) -> pd.Series:
     name = str(column.name)
     if name in table.columns:
         return table[name]
@@ -329,7 +358,7 @@ def _column(table: pd.DataFrame, column: Column, path: Path) -> pd.Series:
     raise RuleError([Diagnostic(column.span, f"table {path} has no column '{name}'", notes=tuple(notes))])
 
 
-def _condition_mask(table: pd.DataFrame, rows: pd.Series, condition: Condition, binding: Binding, path: Path) -> np.ndarray:
+def _condition_mask(table: pd.DataFrame, rows: pd.Series, condition: Condition, binding: Binding, path: str) -> np.ndarray:
     if condition.column.name is None:
         column = rows
     else:

@@ -24,10 +24,12 @@ from reasoner.solve import Solution
 __all__ = [
     "EvidenceCitation",
     "GroundFormulaProof",
+    "Occurrences",
     "Proof",
     "decimal_json",
     "decimal_text",
     "explain",
+    "explain_key",
     "find_atom",
 ]
 
@@ -147,9 +149,41 @@ def _source(network: GroundNetwork, predicate: str, row: int) -> str:
     return f"{info.path}:{line}" if info.kind == "db" else f"{info.path} row {line}"
 
 
-def explain(network: GroundNetwork, solution: Solution, text: str) -> Proof:
-    """The proof of one atom's MAP value."""
+class Occurrences:
+    """Where each atom occurs: (block, row) pairs, built once for explaining many atoms."""
+
+    def __init__(self, network: GroundNetwork) -> None:
+        atoms, blocks, rows = [], [], []
+        for number, block in enumerate(network.blocks):
+            for leaf_atoms in block.leaf_atoms:
+                present = np.flatnonzero(leaf_atoms)
+                atoms.append(np.asarray(leaf_atoms)[present].astype(np.int64))
+                blocks.append(np.full(present.size, number, dtype=np.int64))
+                rows.append(present.astype(np.int64))
+        empty = np.empty(0, dtype=np.int64)
+        atom = np.concatenate(atoms) if atoms else empty
+        block = np.concatenate(blocks) if blocks else empty
+        row = np.concatenate(rows) if rows else empty
+        triples = np.unique(np.stack([atom, block, row], axis=1), axis=0) if atom.size else np.empty((0, 3), np.int64)
+        self._atoms = triples[:, 0]
+        self._places = triples[:, 1:]
+
+    def of(self, atom_id: int) -> np.ndarray:
+        """(block, row) pairs, sorted, of the ground formulas that mention the atom."""
+        start, stop = np.searchsorted(self._atoms, [atom_id, atom_id + 1])
+        return self._places[start:stop]
+
+
+def explain(network: GroundNetwork, solution: Solution, text: str, occurrences: Occurrences | None = None) -> Proof:
+    """The proof of one atom's MAP value (``occurrences`` speeds up explaining many)."""
     predicate, key = find_atom(network, text)
+    return explain_key(network, solution, predicate, key, occurrences)
+
+
+def explain_key(
+    network: GroundNetwork, solution: Solution, predicate: str, key: int, occurrences: Occurrences | None = None
+) -> Proof:
+    """The proof of the atom ``key`` of ``predicate``."""
     canonical = network.key_text(predicate, np.array([key]))[0]
     value, decided_by, source = atom_value(network, solution, predicate, key)
     atom_id = int(network.atoms.ids(predicate, np.array([key]))[0])
@@ -164,16 +198,15 @@ def explain(network: GroundNetwork, solution: Solution, text: str) -> Proof:
     opposing: list[GroundFormulaProof] = []
     neutral = 0
     if atom_id:
-        for block in network.blocks:
-            rows = np.unique(np.concatenate([np.flatnonzero(atoms == atom_id) for atoms in block.leaf_atoms] or [np.empty(0, dtype=np.int64)]))
-            for row in rows.tolist():
-                proof = _ground_formula(network, solution, block, row, atom_id)
-                if proof.effect > 0:
-                    supporting.append(proof)
-                elif proof.effect < 0:
-                    opposing.append(proof)
-                else:
-                    neutral += 1
+        places = (occurrences or Occurrences(network)).of(atom_id)
+        for block_index, row in places.tolist():
+            proof = _ground_formula(network, solution, network.blocks[block_index], row, atom_id)
+            if proof.effect > 0:
+                supporting.append(proof)
+            elif proof.effect < 0:
+                opposing.append(proof)
+            else:
+                neutral += 1
     supporting.sort(key=lambda item: (-item.effect, item.location, item.substitution))
     opposing.sort(key=lambda item: (item.effect, item.location, item.substitution))
     return Proof(canonical, value, decided_by, source, margin, tuple(supporting), tuple(opposing), neutral)

@@ -17,7 +17,7 @@ import numpy as np
 from reasoner.check import CheckedProgram, QueryPattern, check_program
 from reasoner.encode import Encoding, encode
 from reasoner.errors import UsageError
-from reasoner.evidence import Evidence, load_evidence
+from reasoner.evidence import Evidence, MemoryTable, load_evidence
 from reasoner.ground import TRUE, UNKNOWN, GroundNetwork, ground
 from reasoner.parse import parse_program
 from reasoner.solve import Solution, solve
@@ -76,7 +76,7 @@ def check(
 def run(
     rules: Sequence[str | Path],
     db_files: Sequence[Path] = (),
-    tables: dict[str, Path] | None = None,
+    tables: dict[str, Path | MemoryTable] | None = None,
     queries: Sequence[QueryPattern] = (),
     query_spans: dict[str, Span] | None = None,
     *,
