@@ -1,7 +1,12 @@
 """The ``reason`` command: a thin layer over the pipeline.
 
     reason RULES... [EVIDENCE...] [TABLES...] --query P,Q [--json] [--explain ATOM]
+    reason RULES/ FACTS [PAIRS] [-o OUT]      the lending audit (rules with an audit.toml)
+    reason audit FACTS [-o OUT]               the same with the built-in rule library
     reason check RULES...
+    reason synth OUT --applications N --lenders M --seed S
+    reason evaluate OUT TRUTH
+    reason explain OUT APPLICATION_ID|LEI
 
 Arguments are told apart by what they are: ``*.mln`` files and directories of
 them are rules, ``*.db`` files are evidence, ``*.parquet``/``*.csv`` are tables.
@@ -50,8 +55,53 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop exact solving and report the best world found")
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="solver processes (results do not depend on it)")
     parser.add_argument("--no-timings", action="store_true", help="leave timings out of the JSON (for byte-stable output)")
+    parser.add_argument("--output", "-o", type=Path, default=Path("reason-out"), metavar="OUT", help="audit: output directory (default ./reason-out)")
+    parser.add_argument("--force", action="store_true", help="audit: replace a non-empty output directory")
+    parser.add_argument("--quiet", action="store_true", help="audit: no progress messages")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"reason {__version__}")
+    return parser
+
+
+def _audit_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="reason audit", description="Fair-lending audit of an HMDA table with the built-in rule library.")
+    parser.add_argument("facts", type=Path, metavar="FACTS", help="HMDA loan/application register: parquet, CSV or pipe-delimited text")
+    parser.add_argument("--rules", type=Path, action="append", default=[], metavar="DIR", help="rule directory (default: the built-in library)")
+    parser.add_argument("--pairs", type=Path, metavar="TABLE", help="precomputed similar pairs (columns comparison, b, a, distance, rank, lei)")
+    parser.add_argument("--output", "-o", type=Path, default=Path("reason-out"), metavar="OUT")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty output directory")
+    parser.add_argument("--workers", type=int, default=1, metavar="N")
+    parser.add_argument("--time-limit", type=float, metavar="SECONDS")
+    parser.add_argument("--no-timings", action="store_true", help="leave timings out of manifest.json (byte-stable output)")
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--debug", action="store_true")
+    return parser
+
+
+def _synth_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="reason synth", description="Write an HMDA-format table with planted discrimination, and its truth.")
+    parser.add_argument("out", type=Path, metavar="OUT", help="output table (.parquet, else CSV); the truth goes to OUT-stem.truth.csv")
+    parser.add_argument("--applications", type=int, default=50_000, metavar="N")
+    parser.add_argument("--lenders", type=int, default=100, metavar="M")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--debug", action="store_true")
+    return parser
+
+
+def _evaluate_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="reason evaluate", description="Lender-level precision, recall, F1 and ROC AUC against a truth file, with baselines.")
+    parser.add_argument("out", type=Path, metavar="OUT", help="an audit output directory")
+    parser.add_argument("truth", type=Path, metavar="TRUTH", help="truth CSV from 'reason synth' (lei, discriminates, kind)")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--debug", action="store_true")
+    return parser
+
+
+def _explain_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="reason explain", description="Print the derivation of one finding of an audit in prose.")
+    parser.add_argument("out", type=Path, metavar="OUT", help="an audit output directory")
+    parser.add_argument("id", metavar="APPLICATION_ID|LEI")
+    parser.add_argument("--debug", action="store_true")
     return parser
 
 
@@ -68,8 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in arguments
     try:
-        if arguments and arguments[0] == "check":
-            return _check(_check_parser().parse_args(arguments[1:]))
+        commands = {
+            "check": (_check_parser, _check),
+            "audit": (_audit_parser, _audit_command),
+            "synth": (_synth_parser, _synth),
+            "evaluate": (_evaluate_parser, _evaluate),
+            "explain": (_explain_parser, _explain),
+        }
+        if arguments and arguments[0] in commands and not Path(arguments[0]).exists():
+            make_parser, command = commands[arguments[0]]
+            return command(make_parser().parse_args(arguments[1:]))
         return _run(_run_parser().parse_args(arguments))
     except ReasonerError as error:
         if debug:
@@ -169,6 +227,11 @@ def _run(options: argparse.Namespace) -> int:
     if options.time_limit is not None and options.time_limit <= 0:
         raise UsageError("--time-limit must be a positive number of seconds")
     patterns, spans = _queries(options.query, options.query_file)
+    if not patterns and not evidence:
+        from reasoner.lending.config import find_config
+
+        if find_config(rules) is not None:
+            return _audit(rules, list(tables.values()), options)
 
     from reasoner.explain import explain
     from reasoner.pipeline import run
@@ -198,6 +261,73 @@ def _run(options: argparse.Namespace) -> int:
     output = render_json(result, proofs, timings=not options.no_timings) if options.json else render_text(result, proofs)
     sys.stdout.write(output + "\n")
     return EXIT_UNSATISFIABLE if result.solution.status == "unsatisfiable" else EXIT_OK
+
+
+def _progress(quiet: bool):  # type: ignore[no-untyped-def]
+    if quiet or not sys.stderr.isatty():
+        return lambda message: None
+    return lambda message: print(f"reason: {message}", file=sys.stderr)
+
+
+def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, pairs: Path | None = None) -> int:
+    if len(tables) > 2 or not tables:
+        raise UsageError("the audit takes one facts table and optionally one pairs table, e.g. 'reason rules/ facts.parquet'")
+    facts = tables[0]
+    if len(tables) == 2:
+        pairs = tables[1]
+    if options.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if options.time_limit is not None and options.time_limit <= 0:
+        raise UsageError("--time-limit must be a positive number of seconds")
+    out = Path(options.output)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not options.force:
+        raise UsageError(f"{out}: exists and is not empty; choose another -o or pass --force to replace it")
+    from reasoner.lending.audit import audit
+    from reasoner.lending.outputs import write_outputs
+
+    result = audit(rules, facts, pairs=pairs, workers=options.workers, time_limit=options.time_limit, progress=_progress(options.quiet))
+    write_outputs(result, out, force=options.force, timings=not options.no_timings)
+    lenders = result.findings.lenders
+    flagged = int(lenders["flagged"].sum())
+    print(f"{len(lenders):,} lenders audited, {flagged:,} flagged, {len(result.findings.applications):,} application findings")
+    for tier, count in lenders["risk_tier"].value_counts().sort_index().items():
+        print(f"  {tier:<22} {count:,}")
+    print(f"outputs in {out}/ (report.html, report.md, lenders.parquet, applications.parquet, explanations.jsonl, manifest.json)")
+    return EXIT_UNSATISFIABLE if result.run.solution.status == "unsatisfiable" else EXIT_OK
+
+
+def _audit_command(options: argparse.Namespace) -> int:
+    from reasoner.lending.audit import builtin_rules
+
+    rules = list(options.rules) or [builtin_rules()]
+    if not options.facts.is_file() and not options.facts.is_dir():
+        raise UsageError(f"{options.facts}: no such file or directory")
+    return _audit(rules, [options.facts], options, options.pairs)
+
+
+def _synth(options: argparse.Namespace) -> int:
+    from reasoner.lending.synth import write_synth
+
+    if options.applications < 1 or options.lenders < 1:
+        raise UsageError("--applications and --lenders must be at least 1")
+    out = write_synth(options.out, options.applications, options.lenders, options.seed)
+    print(f"wrote {out} ({options.applications:,} applications, {options.lenders:,} lenders) and {out.with_name(out.stem + '.truth.csv')}")
+    return EXIT_OK
+
+
+def _evaluate(options: argparse.Namespace) -> int:
+    from reasoner.lending.evaluate import evaluate, render_evaluation
+
+    result = evaluate(options.out, options.truth)
+    sys.stdout.write(render_evaluation(result, as_json=options.json) + "\n")
+    return EXIT_OK
+
+
+def _explain(options: argparse.Namespace) -> int:
+    from reasoner.lending.explain_finding import explain_finding
+
+    sys.stdout.write(explain_finding(options.out, options.id) + "\n")
+    return EXIT_OK
 
 
 def entry() -> None:

@@ -324,7 +324,9 @@ def _bind(binding: Binding, table: pd.DataFrame, path: str, program: CheckedProg
     columns: dict[str, pd.Series] = {}
     rows = pd.Series(np.arange(1, len(table) + 1, dtype=np.int64))
     for position, column in enumerate(binding.columns):
-        if column.name is None:
+        if column.constant is not None:
+            columns[f"a{position}"] = pd.Series([column.constant] * len(table), dtype=object)
+        elif column.name is None:
             columns[f"a{position}"] = rows
         else:
             columns[f"a{position}"] = _column(table, column, path).reset_index(drop=True)
@@ -359,7 +361,9 @@ def _column(table: pd.DataFrame, column: Column, path: str) -> pd.Series:
 
 
 def _condition_mask(table: pd.DataFrame, rows: pd.Series, condition: Condition, binding: Binding, path: str) -> np.ndarray:
-    if condition.column.name is None:
+    if condition.column.constant is not None:
+        column = pd.Series([condition.column.constant] * len(table), dtype=object)
+    elif condition.column.name is None:
         column = rows
     else:
         column = _column(table, condition.column, path).reset_index(drop=True)

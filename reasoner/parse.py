@@ -396,6 +396,11 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
             return Column(None, span)
         if token.type == "STRING":
             return Column(_unquote(str(token)), span)
+        if token.type == "CONSTANT_NAME":
+            return Column(None, span, str(token))
+        if token.type in ("INTEGER", "FLOAT"):
+            number = float(str(token))
+            return Column(None, span, int(number) if number.is_integer() else number)
         return Column(str(token), span)
 
     def condition_clause(self, meta: Any, children: list[Any]) -> list[Condition]:

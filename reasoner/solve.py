@@ -17,7 +17,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -108,7 +108,8 @@ def solve(
         clauses = np.sort(np.concatenate([component.clauses for component in components]))
         members = np.unique(np.concatenate([component.variables for component in components]))
         components = (Component(0, clauses, members),)
-    problems = [_problem(component, encoding, wanted) for component in components]
+    single, multi = _split_singletons(components)
+    problems = [_problem(component, encoding, wanted) for component in multi]
     # RC2 allocates many small objects; keep the collector from rescanning the
     # long-lived ones (network, evidence) on every pass, and forked workers from
     # touching (copying) their pages. Collection never changes results.
@@ -122,6 +123,15 @@ def solve(
     bound = encoding.fixed_cost
     margins: dict[int, int | None] = {int(atom): 0 for atom in wanted}
     statuses = set()
+    if single:
+        outcome = _solve_singletons(single, encoding, wanted, values, margins)
+        if outcome is None:  # a variable whose hard clauses contradict: the generic path finds the core
+            extra = [_problem(component, encoding, wanted) for component in single]
+            results = [_solve_problem(problem, deadline) for problem in extra] + results
+            problems = extra + problems
+        else:
+            cost += outcome
+            bound += outcome
     for problem, result in zip(problems, results, strict=True):
         statuses.add(result.status)
         if result.status == "unsatisfiable":
@@ -145,6 +155,55 @@ def solve(
         "unfinished_components": sum(1 for result in results if result.status == "feasible"),
     }
     return Solution(status, values, cost, bound if status == "feasible" else cost, encoding.scale, margins, stats=stats)
+
+
+def _split_singletons(components: Sequence[Component]) -> tuple[list[Component], list[Component]]:
+    """Components of one variable (solved together, vectorised) and the rest."""
+    single = [component for component in components if len(component.variables) == 1]
+    rest = [component for component in components if len(component.variables) != 1]
+    return single, rest
+
+
+def _solve_singletons(
+    components: list[Component], encoding: Encoding, wanted: np.ndarray, values: np.ndarray, margins: dict[int, int | None]
+) -> int | None:
+    """Solve one-variable components at once; their cost, or None if one has no model.
+
+    A clause of a one-variable component is satisfied by true when it has a positive literal
+    and by false when it has a negative one; ties go to false, as in ``_single_variable``.
+    """
+    clauses = np.concatenate([component.clauses for component in components])
+    owner = np.concatenate([np.full(len(c.clauses), i, dtype=np.int64) for i, c in enumerate(components)])
+    variables = np.array([int(component.variables[0]) for component in components], dtype=np.int64)
+    starts, ends = encoding.offsets[clauses], encoding.offsets[clauses + 1]
+    lengths = ends - starts
+    positions = np.repeat(starts, lengths) + (np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    literal_clause = np.repeat(np.arange(len(clauses)), lengths)
+    positive = np.zeros(len(clauses), dtype=bool)
+    negative = np.zeros(len(clauses), dtype=bool)
+    np.logical_or.at(positive, literal_clause, encoding.literals[positions] > 0)
+    np.logical_or.at(negative, literal_clause, encoding.literals[positions] < 0)
+    weights = encoding.weights[clauses].astype(np.int64)
+    hard = weights == 0
+    count = len(components)
+    true_forbidden = np.bincount(owner[hard & ~positive], minlength=count) > 0
+    false_forbidden = np.bincount(owner[hard & ~negative], minlength=count) > 0
+    if (true_forbidden & false_forbidden).any():
+        return None
+    soft = ~hard
+    cost_true = np.bincount(owner[soft & ~positive], weights[soft & ~positive], count).astype(np.int64)
+    cost_false = np.bincount(owner[soft & ~negative], weights[soft & ~negative], count).astype(np.int64)
+    choose_true = false_forbidden | (~true_forbidden & (cost_true < cost_false))
+    values[variables] = choose_true
+    chosen = np.where(choose_true, cost_true, cost_false)
+    other = np.where(choose_true, cost_false, cost_true)
+    other_forbidden = np.where(choose_true, false_forbidden, true_forbidden)
+    asked = np.isin(variables, wanted)
+    for variable, margin, forbidden in zip(
+        variables[asked].tolist(), (other - chosen)[asked].tolist(), other_forbidden[asked].tolist(), strict=True
+    ):
+        margins[variable] = None if forbidden else margin
+    return int(chosen.sum())
 
 
 def _problem(component: Component, encoding: Encoding, wanted: np.ndarray) -> _Problem:

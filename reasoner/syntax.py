@@ -213,12 +213,16 @@ class WeightedFormula:
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """A table column, or the 1-based row number when ``name is None`` (``@row``)."""
+    """A table column; the 1-based row number when ``name is None`` (``@row``); or, when
+    ``constant`` is set, that constant in every row (``bind Level(lei, P01) from ...``)."""
 
     name: str | None
     span: Span = field(compare=False)
+    constant: int | float | str | None = None
 
     def __str__(self) -> str:
+        if self.constant is not None:
+            return str(self.constant)
         return "@row" if self.name is None else self.name
 
 

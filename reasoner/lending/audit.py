@@ -1,0 +1,112 @@
+"""The fair-lending audit: rule library + HMDA facts → findings, reports and a manifest.
+
+    read (``files.read_hmda``) → clean (``hmda.clean_hmda``) → tables (similar pairs and
+    statistics, ``tables.audit_tables``) → the engine (``pipeline.run`` with the tables bound
+    in memory) → findings (``score.score``) → outputs (``outputs.write_outputs``)
+
+``audit(...)`` returns an ``Audit`` holding every stage's result; nothing is written until
+``outputs.write_outputs``, which writes to a temporary directory and moves it into place.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reasoner.check import QueryPattern
+from reasoner.errors import UsageError
+from reasoner.evidence import MemoryTable, _digest, read_table
+from reasoner.lending.config import AuditConfig, find_config, load_config
+from reasoner.lending.files import read_hmda
+from reasoner.lending.hmda import INPUT_COLUMNS, CleanedHMDA, clean_hmda
+from reasoner.lending.score import Findings, score
+from reasoner.lending.tables import AuditTables, audit_tables
+from reasoner.parse import rule_files
+from reasoner.pipeline import Run, run
+
+__all__ = ["Audit", "audit", "builtin_rules"]
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    rules: tuple[Path, ...]  # every rule file, in the order read
+    config: AuditConfig
+    facts: Path
+    facts_sha256: str
+    cleaned: CleanedHMDA
+    tables: AuditTables
+    run: Run
+    findings: Findings
+    options: dict[str, object]
+    seconds: dict[str, float] = field(default_factory=dict)
+    pairs_source: Path | None = None
+
+
+def builtin_rules() -> Path:
+    """The rule library shipped with the package (``rules/`` of the source tree)."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "rules", package.parent / "rules"):
+        if (candidate / "audit.toml").is_file():
+            return candidate
+    raise UsageError("the rule library (rules/audit.toml) is missing from the installation")
+
+
+def audit(
+    rules: Sequence[Path],
+    facts: Path,
+    *,
+    pairs: Path | None = None,
+    workers: int = 1,
+    time_limit: float | None = None,
+    progress: Callable[[str], None] = lambda message: None,
+) -> Audit:
+    """Run the audit of ``facts`` under the rule files ``rules`` (directories or files)."""
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(now - clock, 3)
+        clock = now
+
+    config_path = find_config(list(rules))
+    if config_path is None:
+        raise UsageError("no audit.toml beside the rule files: the audit needs its settings (see rules/audit.toml)")
+    config = load_config(config_path)
+    progress(f"reading {facts}")
+    raw = read_hmda(facts, INPUT_COLUMNS)
+    cleaned = clean_hmda(raw, facts.name)
+    del raw
+    facts_sha256 = _digest(facts) if facts.is_file() else ""
+    lap("read")
+    progress(f"{cleaned.rows_read:,} rows read; finding similar applicants and computing statistics")
+    given_pairs = read_table(pairs) if pairs is not None else None
+    tables = audit_tables(cleaned, config, given_pairs)
+    lap("similarity and statistics")
+    progress(f"{len(tables.pairs):,} similar pairs; grounding and solving the rules")
+    memory = {name: MemoryTable.of(frame, name) for name, frame in tables.named().items()}
+    memory["applications"] = MemoryTable(tables.applications, facts.name, facts_sha256 or memory["applications"].sha256)
+    if pairs is not None:
+        memory["pairs"] = MemoryTable(tables.pairs, pairs.name, _digest(pairs))
+    queries = [config.lender_verdict, "Cleared", *(name for name, _ in config.lender_kinds), *(name for name, _ in config.application_findings)]
+    result = run(
+        list(rules),
+        (),
+        memory,
+        [QueryPattern(name) for name in queries],
+        margins=[config.lender_verdict, *(name for name, _ in config.application_findings)],
+        workers=workers,
+        time_limit=time_limit,
+    )
+    for stage, spent in result.seconds.items():
+        seconds[f"engine: {stage}"] = round(spent, 3)
+    lap("reasoning")
+    progress("scoring and explaining the findings")
+    findings = score(result, tables, config)
+    lap("scoring")
+    files = tuple(rule_files(list(rules)))
+    options = {"workers": workers, "time_limit": time_limit, "pairs": str(pairs) if pairs else None}
+    return Audit(files, config, facts, facts_sha256, cleaned, tables, result, findings, options, seconds, pairs)

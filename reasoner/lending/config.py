@@ -1,0 +1,232 @@
+"""The audit's settings: ``audit.toml`` beside the rule files → ``AuditConfig``.
+
+Everything a policy author may want to change without touching Python lives there: the
+groups compared, what makes applicants similarly situated, the statistical settings, which
+rule predicates are findings, and the risk-tier and confidence cut-offs with the action
+recommended for each tier. Weights and thresholds of the rules live in the ``.mln`` files.
+
+A mistake in the file is reported with its file, line and column and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reasoner.errors import Diagnostic, RuleError
+from reasoner.syntax import Span
+
+__all__ = ["CONFIG_NAME", "CONFIDENCE_LABELS", "TIERS", "AuditConfig", "Comparison", "find_config", "load_config"]
+
+CONFIG_NAME = "audit.toml"
+TIERS = ("TIER_1_CRITICAL", "TIER_2_HIGH_RISK", "TIER_3_ELEVATED_RISK", "TIER_4_MONITORING", "TIER_5_LOW_RISK")
+CONFIDENCE_LABELS = ("VERY_HIGH_CONFIDENCE", "HIGH_CONFIDENCE", "MEDIUM_CONFIDENCE", "LOW_CONFIDENCE")
+INSUFFICIENT = "INSUFFICIENT_EVIDENCE"
+GROUP_COLUMNS = ("race", "ethnicity", "sex", "age", "race_ethnicity", "minority", "minority_sex", "minority_tract")
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Applicants of ``compared`` groups against applicants of ``reference``, by ``column``."""
+
+    name: str
+    column: str
+    reference: str
+    compared: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditConfig:
+    path: Path
+    comparisons: tuple[Comparison, ...]
+    similarity_columns: tuple[str, ...]
+    log_columns: tuple[str, ...]
+    scaling: str
+    blocks: tuple[str, ...]
+    neighbours: int
+    max_distance: float | None
+    covariates: tuple[str, ...]
+    pricing_covariates: tuple[str, ...]
+    min_group: int
+    majority_minority_percent: float
+    outlier_min_neighbours: int
+    outlier_share: float
+    lender_verdict: str
+    lender_kinds: tuple[tuple[str, str], ...]  # (predicate, label)
+    application_findings: tuple[tuple[str, str], ...]
+    tiers: tuple[tuple[str, float], ...]  # (tier, lowest risk score), highest tier first
+    confidence: tuple[tuple[str, float], ...]  # (label, lowest margin), highest first
+    actions: tuple[tuple[str, str], ...]
+
+    def action(self, tier: str) -> str:
+        return dict(self.actions)[tier]
+
+
+def find_config(rule_paths: list[Path]) -> Path | None:
+    """The ``audit.toml`` of the first rule directory (or rule file's directory) that has one."""
+    for path in rule_paths:
+        folder = path if path.is_dir() else path.parent
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class _Reader:
+    """Typed access to one TOML table with positioned errors."""
+
+    def __init__(self, path: Path, text: str, data: dict[str, Any], section: str) -> None:
+        self.path, self.text, self.data, self.section = path, text, data, section
+        self.used: set[str] = set()
+
+    def error(self, key: str | None, message: str, notes: tuple[str, ...] = ()) -> RuleError:
+        return config_error(self.path, self.text, self.section, key, message, notes)
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is ...:
+                raise self.error(None, f"[{self.section}] has no '{key}'")
+            return default
+        value = self.data[key]
+        if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.error(key, f"'{key}' must be {_article(names)}, not {type(value).__name__} {value!r}")
+        return value
+
+    def strings(self, key: str, default: Any = ...) -> tuple[str, ...]:
+        value = self.get(key, list, default)
+        if not all(isinstance(item, str) for item in value):
+            raise self.error(key, f"'{key}' must be a list of strings")
+        return tuple(value)
+
+    def number(self, key: str, low: float | None = None, high: float | None = None, default: Any = ...) -> float:
+        value = float(self.get(key, (int, float), default))
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise self.error(key, f"'{key}' must be between {low} and {high}, not {value}")
+        return value
+
+    def table(self, key: str) -> dict[str, Any]:
+        return dict(self.get(key, dict))
+
+    def finish(self) -> None:
+        for key in sorted(self.data):
+            if key not in self.used:
+                close = difflib.get_close_matches(key, sorted(self.used), n=1)
+                notes = (f"did you mean '{close[0]}'?",) if close else (f"known keys: {', '.join(sorted(self.used))}",)
+                raise self.error(key, f"unknown key '{key}' in [{self.section}]", notes)
+
+
+def _article(name: str) -> str:
+    return {"int": "an integer", "float": "a number", "str": "a string", "list": "a list", "dict": "a table"}.get(
+        name, "an integer or a number" if name == "int or float" else name
+    )
+
+
+def config_error(
+    path: Path, text: str, section: str, key: str | None, message: str, notes: tuple[str, ...] = ()
+) -> RuleError:
+    line, column = _locate(text, section, key)
+    source_line = text.splitlines()[line - 1] if text and 0 < line <= len(text.splitlines()) else ""
+    width = len(key) if key else 1
+    span = Span(str(path), line, column, line, column + width, source_line)
+    return RuleError([Diagnostic(span, message, notes=notes)])
+
+
+def _locate(text: str, section: str, key: str | None) -> tuple[int, int]:
+    """Line and column of ``key`` in ``[section]`` (or of the section header; 1, 1 if not found)."""
+    lines = text.splitlines()
+    head = section.split(".")[0]
+    start = 0
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped in (f"[{head}]", f"[[{head}]]") or stripped.startswith((f"[{head}.", f"[[{head}.")):
+            start = number
+            if key is None:
+                return number + 1, line.index("[") + 1
+            break
+    pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=" if key else r"$^")
+    for number in range(start, len(lines)):
+        if key and pattern.match(lines[number]):
+            return number + 1, lines[number].index(key) + 1
+        if key:
+            inline = re.search(rf"(?<![A-Za-z0-9_]){re.escape(key)}\s*=", lines[number])
+            if inline and number > start:
+                return number + 1, inline.start() + 1
+    return start + 1, 1
+
+
+def load_config(path: Path) -> AuditConfig:
+    """Read and check ``audit.toml``; a ``RuleError`` names the line of any mistake."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        match = re.search(r"\(at line (\d+), column (\d+)\)", str(error))
+        line, column = (int(match.group(1)), int(match.group(2))) if match else (1, 1)
+        message = re.sub(r"\s*\(at line.*\)$", "", str(error))
+        lines = text.splitlines()
+        span = Span(str(path), line, column, line, column + 1, lines[line - 1] if 0 < line <= len(lines) else "")
+        raise RuleError([Diagnostic(span, f"not valid TOML: {message}")]) from None
+
+    top = _Reader(path, text, data, "audit.toml")
+    comparisons = []
+    for entry in top.get("comparisons", list):
+        reader = _Reader(path, text, entry, "comparisons")
+        name = reader.get("name", str)
+        column = reader.get("column", str)
+        if column not in GROUP_COLUMNS:
+            raise reader.error("column", f"unknown group column '{column}'", (f"expected one of: {', '.join(GROUP_COLUMNS)}",))
+        comparison = Comparison(name, column, reader.get("reference", str), reader.strings("compared"))
+        if not comparison.compared or comparison.reference in comparison.compared:
+            raise reader.error("compared", "'compared' must list groups other than the reference")
+        reader.finish()
+        comparisons.append(comparison)
+    if not comparisons or len({c.name for c in comparisons}) != len(comparisons):
+        raise top.error("comparisons", "[[comparisons]] must name at least one comparison, each name once")
+
+    similarity = _Reader(path, text, top.table("similarity"), "similarity")
+    statistics = _Reader(path, text, top.table("statistics"), "statistics")
+    findings = _Reader(path, text, top.table("findings"), "findings")
+    scoring = _Reader(path, text, top.table("scoring"), "scoring")
+    max_distance = similarity.get("max_distance", (int, float), None)
+    tiers_table = _Reader(path, text, scoring.table("tiers"), "scoring.tiers")
+    tiers = tuple((tier, tiers_table.number(tier, 0, 100)) for tier in TIERS[:-1])
+    tiers_table.finish()
+    if any(low < high for (_, low), (_, high) in zip(tiers, tiers[1:], strict=False)):
+        raise scoring.error("tiers", "tier cut-offs must not increase from TIER_1 to TIER_4")
+    confidence_table = _Reader(path, text, scoring.table("confidence"), "scoring.confidence")
+    confidence = tuple((label, confidence_table.number(label, 0)) for label in CONFIDENCE_LABELS[:-1])
+    confidence_table.finish()
+    actions_table = _Reader(path, text, scoring.table("actions"), "scoring.actions")
+    actions = tuple((tier, actions_table.get(tier, str)) for tier in TIERS)
+    actions_table.finish()
+    config = AuditConfig(
+        path=path,
+        comparisons=tuple(comparisons),
+        similarity_columns=similarity.strings("columns"),
+        log_columns=similarity.strings("log_columns", []),
+        scaling=similarity.get("scaling", str, "robust"),
+        blocks=similarity.strings("blocks"),
+        neighbours=int(similarity.number("neighbours", 1, 100)),
+        max_distance=None if max_distance is None else float(max_distance),
+        covariates=statistics.strings("covariates"),
+        pricing_covariates=statistics.strings("pricing_covariates"),
+        min_group=int(statistics.number("min_group", 2)),
+        majority_minority_percent=statistics.number("majority_minority_percent", 0, 100),
+        outlier_min_neighbours=int(statistics.number("outlier_min_neighbours", 1)),
+        outlier_share=statistics.number("outlier_share", 0.5, 1),
+        lender_verdict=findings.get("lender_verdict", str),
+        lender_kinds=tuple(sorted(findings.table("lender_kinds").items())),
+        application_findings=tuple(sorted(findings.table("application_findings").items())),
+        tiers=tiers,
+        confidence=confidence,
+        actions=actions,
+    )
+    for reader in (similarity, statistics, findings, scoring, top):
+        reader.finish()
+    return config

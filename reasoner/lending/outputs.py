@@ -1,0 +1,191 @@
+"""``Audit`` → the output directory, written whole or not at all.
+
+Files: ``lenders.parquet``, ``applications.parquet``, ``explanations.jsonl``, ``report.md``,
+``report.html`` and ``manifest.json``. They are written to a temporary directory beside the
+target and moved into place at the end; an existing non-empty target is replaced only with
+``force``. Every file but the manifest's ``timings`` is byte-identical for the same inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from reasoner import __version__
+from reasoner.errors import UsageError
+from reasoner.evidence import _digest
+from reasoner.explain import decimal_json
+from reasoner.lending.audit import Audit
+
+__all__ = ["OUTPUT_FILES", "explanation_records", "manifest", "write_outputs"]
+
+OUTPUT_FILES = ("lenders.parquet", "applications.parquet", "explanations.jsonl", "report.md", "report.html")
+STATISTIC_TABLES = ("denial_odds", "matched_pairs", "pricing", "redlining")
+
+
+def write_outputs(audit: Audit, out: Path, *, force: bool = False, timings: bool = True) -> Path:
+    """Write every output file; return ``out``."""
+    from reasoner.lending.report import render_html, render_markdown
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise UsageError(f"{out}: exists and is not empty; choose another -o or pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _parquet(audit.findings.lenders, staging / "lenders.parquet")
+        _parquet(audit.findings.applications, staging / "applications.parquet")
+        with (staging / "explanations.jsonl").open("w", encoding="utf-8") as handle:
+            for record in explanation_records(audit):
+                handle.write(json.dumps(record, ensure_ascii=False, sort_keys=False, allow_nan=False) + "\n")
+        (staging / "report.md").write_text(render_markdown(audit), encoding="utf-8")
+        (staging / "report.html").write_text(render_html(audit), encoding="utf-8")
+        record = manifest(audit, {name: _digest(staging / name) for name in OUTPUT_FILES}, timings=timings)
+        (staging / "manifest.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / "previous")
+            os.replace(staging, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def _parquet(frame: pd.DataFrame, path: Path) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata(None)  # no pandas metadata: stable bytes across pandas versions
+    pq.write_table(table, path, compression="zstd")
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN → None, numpy scalars → Python."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def _statistics(audit: Audit, lei: str) -> dict[str, list[dict[str, Any]]]:
+    found = {}
+    for name in STATISTIC_TABLES:
+        frame = getattr(audit.tables, name)
+        rows = frame[frame["lei"] == lei]
+        found[name] = [_clean(row) for row in rows.to_dict("records")]
+    return found
+
+
+def explanation_records(audit: Audit) -> list[dict[str, Any]]:
+    """One record per finding: flagged lenders first (by risk), then applications."""
+    findings = audit.findings
+    records = []
+    for row in findings.lenders.itertuples(index=False):
+        if not row.flagged:
+            continue
+        proof = findings.proofs.get(("lender", row.lei))
+        kinds = {
+            label: findings.proofs[(predicate, row.lei)].to_json()
+            for predicate, label in audit.config.lender_kinds
+            if (predicate, row.lei) in findings.proofs
+        }
+        records.append(
+            _clean(
+                {
+                    "finding": "lender",
+                    "lei": row.lei,
+                    "risk_tier": row.risk_tier,
+                    "risk_score": row.risk_score,
+                    "confidence": row.confidence,
+                    "margin": row.margin,
+                    "violations": list(row.violations),
+                    "proof": proof.to_json() if proof else None,
+                    "violation_proofs": kinds,
+                    "statistics": _statistics(audit, row.lei),
+                }
+            )
+        )
+    predicates = {label: predicate for predicate, label in audit.config.application_findings}
+    for row in findings.applications.itertuples(index=False):
+        proof = findings.proofs[(predicates[row.finding], str(row.application_id))]
+        records.append(
+            _clean(
+                {
+                    "finding": "application",
+                    "application_id": row.application_id,
+                    "row": row.row,
+                    "source": f"{audit.facts.name} row {row.row}",
+                    "lei": row.lei,
+                    "kind": row.finding,
+                    "confidence": row.confidence,
+                    "margin": row.margin,
+                    "violation_score": row.violation_score,
+                    "comparators": list(row.comparators),
+                    "proof": proof.to_json(),
+                }
+            )
+        )
+    return records
+
+
+def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> dict[str, Any]:
+    cleaned = audit.cleaned
+    solution = audit.run.solution
+    usable = int((cleaned.frame["excluded"] == "").sum())
+    pair_counts = {name: _clean(counts.__dict__ if hasattr(counts, "__dict__") else _dataclass(counts)) for name, counts in audit.tables.pair_counts.items()}
+    record: dict[str, Any] = {
+        "tool": "reasoner",
+        "version": __version__,
+        "inputs": [{"path": str(audit.facts), "sha256": audit.facts_sha256, "kind": "facts"}]
+        + ([{"path": str(audit.pairs_source), "sha256": _digest(audit.pairs_source), "kind": "pairs"}] if audit.pairs_source else []),
+        "rules": [{"path": str(path), "sha256": _digest(path)} for path in (*audit.rules, audit.config.path)],
+        "options": _clean(audit.options),
+        "application_id": cleaned.id_column,
+        "rows": {
+            "read": cleaned.rows_read,
+            "usable": usable,
+            "excluded": dict(cleaned.exclusions),
+            "absent_columns": list(cleaned.absent_columns),
+        },
+        "pairs": {"given": audit.tables.pairs_given, "rows": len(audit.tables.pairs), "by_comparison": pair_counts},
+        "engine": {
+            "solver": "RC2 (python-sat), exact MaxSAT per connected component",
+            "status": solution.status,
+            "cost": decimal_json(audit.run.cost(solution.cost)),
+            "ground_formulas": int(sum(len(block.substitutions) for block in audit.run.network.blocks)),
+            "components": _clean(solution.stats.get("components", 0)),
+        },
+        "findings": {
+            "lenders": len(audit.findings.lenders),
+            "flagged_lenders": int(audit.findings.lenders["flagged"].sum()),
+            "flagged_applications": len(audit.findings.applications),
+        },
+        "outputs": {name: {"sha256": digest} for name, digest in outputs.items()},
+        "outputs_digest": hashlib.sha256("".join(f"{n}:{d}\n" for n, d in sorted(outputs.items())).encode()).hexdigest(),
+    }
+    if timings:
+        record["timings"] = dict(audit.seconds)
+    return record
+
+
+def _dataclass(value: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(value)

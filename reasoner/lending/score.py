@@ -1,0 +1,205 @@
+"""MAP world of the rule library (``pipeline.Run``) → lender and application findings.
+
+Per lender: the verdict atom (``[findings] lender_verdict``, ``Flagged``) and its margin ``m``
+(cost of the best world with the verdict reversed, minus the MAP cost), signed ``+m`` when
+flagged and ``-m`` when not. ``risk_score = 100 / (1 + exp(-signed m))``: the probability of
+the verdict when each side is represented by its best world (a max-marginal). The tier is the
+first whose cut-off the risk score reaches; ``confidence`` comes from ``|m|`` with the
+configured cut-offs, or is ``INSUFFICIENT_EVIDENCE`` for a lender no statistic could be
+computed for. ``violation_score`` adds the weights of the ground formulas that push the
+lender's finding atoms (``[findings] lender_kinds``) towards a violation.
+
+Per application: every true atom of an application finding (``[findings]
+application_findings``), with its margin, confidence and ``violation_score`` (the weights of
+the ground formulas that support it), and the rules that do.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from reasoner.explain import Occurrences, Proof, explain_key
+from reasoner.lending.config import INSUFFICIENT, TIERS, AuditConfig
+from reasoner.lending.tables import AuditTables
+from reasoner.pipeline import Run
+
+__all__ = ["Findings", "LENDER_COLUMNS", "APPLICATION_COLUMNS", "score"]
+
+LENDER_COLUMNS = (
+    "lei", "risk_tier", "risk_score", "confidence", "flagged", "violation_score", "margin", "violations",
+    "flagged_applications", "applications", "usable_applications", "denial_rate", "recommended_action",
+)
+APPLICATION_COLUMNS = (
+    "application_id", "row", "lei", "finding", "race_ethnicity", "sex", "decision", "violation_score",
+    "margin", "confidence", "rules", "comparators",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    lenders: pd.DataFrame
+    applications: pd.DataFrame
+    proofs: dict[tuple[str, str], Proof]  # (kind, id) → proof, kind 'lender' or the finding predicate
+
+
+@dataclass(frozen=True, slots=True)
+class _Atom:
+    key: int
+    constant: object
+    value: bool
+    margin: float  # inf when no world reverses it; nan when not computed
+
+
+def _atoms(run: Run, predicate: str) -> list[_Atom]:
+    """Every ground atom of a unary query predicate, with its value and margin."""
+    network = run.network
+    index = network.predicates[predicate]
+    keys = np.arange(index.num_atoms, dtype=np.int64)
+    constants = index.args(network.constants, keys)[0]
+    by_text = {atom.text: atom for atom in run.atoms}
+    texts = network.key_text(predicate, keys)
+    found = []
+    for key, constant, text in zip(keys.tolist(), constants.tolist(), texts, strict=True):
+        atom = by_text.get(text)
+        if atom is None:
+            continue
+        margin = run.margin(atom)
+        if margin is None:
+            value = math.inf if atom.fixed or atom.atom_id in run.solution.margins else math.nan
+        else:
+            value = float(margin)
+        found.append(_Atom(key, network.constants.values[constant], atom.value, value))
+    return found
+
+
+def _effects(proof: Proof, towards_true: bool) -> float:
+    """Finite weight of the ground formulas pushing the atom towards true (or false)."""
+    items = proof.supporting if proof.value == towards_true else proof.opposing
+    return float(sum((abs(item.effect) for item in items if not item.effect.is_infinite()), Decimal(0)))
+
+
+def score(run: Run, tables: AuditTables, config: AuditConfig) -> Findings:
+    network, solution = run.network, run.solution
+    occurrences = Occurrences(network)
+    proofs: dict[tuple[str, str], Proof] = {}
+
+    verdict = {str(atom.constant): atom for atom in _atoms(run, config.lender_verdict)}
+    kinds: dict[str, list[str]] = {}
+    violation: dict[str, float] = {}
+    for predicate, label in config.lender_kinds:
+        for atom in _atoms(run, predicate):
+            lei = str(atom.constant)
+            proof = explain_key(network, solution, predicate, atom.key, occurrences)
+            violation[lei] = violation.get(lei, 0.0) + _effects(proof, True)
+            if atom.value:
+                kinds.setdefault(lei, []).append(label)
+                proofs[(predicate, lei)] = proof
+
+    lenders = tables.lenders.set_index("lei")
+    flagged_apps: dict[str, int] = {}
+    app_rows = []
+    frame = tables.applications
+    position = pd.Series(np.arange(len(frame)), index=frame["application_id"].astype(str))
+    findings = [(predicate, label, atom) for predicate, label in config.application_findings for atom in _atoms(run, predicate)]
+    findings = [item for item in findings if item[2].value]
+    comparators = _comparators(tables, {str(atom.constant) for _, _, atom in findings})
+    for predicate, label, atom in findings:
+        app = str(atom.constant)
+        where = int(position[app])
+        proof = explain_key(network, solution, predicate, atom.key, occurrences)
+        proofs[(predicate, app)] = proof
+        lei = str(frame["lei"].iat[where])
+        flagged_apps[lei] = flagged_apps.get(lei, 0) + 1
+        rules = sorted({item.location for item in proof.supporting})
+        app_rows.append(
+            {
+                "application_id": app,
+                "row": int(frame["row"].iat[where]),
+                "lei": lei,
+                "finding": label,
+                "race_ethnicity": frame["race_ethnicity"].iat[where],
+                "sex": frame["sex"].iat[where],
+                "decision": frame["decision"].iat[where],
+                "violation_score": _effects(proof, True),
+                "margin": atom.margin,
+                "confidence": _confidence(config, atom.margin, True),
+                "rules": rules,
+                "comparators": comparators.get(app, []),
+            }
+        )
+
+    rows = []
+    for lei in lenders.index.astype(str):
+        atom = verdict.get(lei)
+        flagged = bool(atom.value) if atom else False
+        margin = atom.margin if atom else 0.0
+        signed = margin if flagged else -margin
+        risk = 100.0 / (1.0 + math.exp(-signed)) if math.isfinite(signed) else (100.0 if signed > 0 else 0.0)
+        risk = round(risk, 2)
+        tier = next((name for name, low in config.tiers if risk >= low), TIERS[-1])
+        if flagged and tier == TIERS[-1] or flagged != (tier in TIERS[:3]):
+            tier = TIERS[2] if flagged else TIERS[3]  # tiers 1-3 mean flagged, whatever the cut-offs
+        tested = bool(lenders.at[lei, "tested"])
+        usable = int(lenders.at[lei, "usable"])
+        rows.append(
+            {
+                "lei": lei,
+                "risk_tier": tier,
+                "risk_score": risk,
+                "confidence": _confidence(config, margin, tested),
+                "flagged": flagged,
+                "violation_score": round(violation.get(lei, 0.0), 6),
+                "margin": margin,
+                "violations": sorted(kinds.get(lei, [])) if flagged else [],
+                "flagged_applications": flagged_apps.get(lei, 0),
+                "applications": int(lenders.at[lei, "applications"]),
+                "usable_applications": usable,
+                "denial_rate": round(int(lenders.at[lei, "denied"]) / usable, 6) if usable else math.nan,
+                "recommended_action": config.action(tier),
+            }
+        )
+        if flagged and atom is not None:
+            proofs[("lender", lei)] = explain_key(network, solution, config.lender_verdict, atom.key, occurrences)
+    lender_frame = pd.DataFrame(rows, columns=list(LENDER_COLUMNS))
+    order = np.lexsort((lender_frame["lei"].to_numpy(), -lender_frame["risk_score"].to_numpy()))
+    lender_frame = lender_frame.iloc[order].reset_index(drop=True)
+    applications = pd.DataFrame(app_rows, columns=list(APPLICATION_COLUMNS))
+    applications = applications.sort_values(["lei", "application_id", "finding"], kind="stable").reset_index(drop=True)
+    return Findings(lender_frame, applications, proofs)
+
+
+def _confidence(config: AuditConfig, margin: float, tested: bool) -> str:
+    if not tested or math.isnan(margin):
+        return INSUFFICIENT
+    return next((label for label, low in config.confidence if abs(margin) >= low), "LOW_CONFIDENCE")
+
+
+def _comparators(tables: AuditTables, wanted: set[str]) -> dict[str, list[dict[str, object]]]:
+    """Per wanted compared applicant: its similar reference applicants (nearest first)."""
+    pairs = tables.pairs
+    pairs = pairs[pairs["b"].astype(str).isin(wanted)]
+    if pairs.empty:
+        return {}
+    frame = tables.applications
+    position = pd.Series(np.arange(len(frame)), index=frame["application_id"].astype(str))
+    where = position.reindex(pairs["a"].astype(str)).to_numpy()
+    known = ~np.isnan(where)
+    decision = np.full(len(pairs), None, dtype=object)
+    row = np.zeros(len(pairs), dtype=np.int64)
+    located = where[known].astype(np.int64)
+    decision[known] = frame["decision"].to_numpy(dtype=object)[located]
+    row[known] = frame["row"].to_numpy()[located]
+    found: dict[str, list[dict[str, object]]] = {}
+    for b, a, comparison, distance, rank, choice, input_row in zip(
+        pairs["b"].astype(str), pairs["a"].astype(str), pairs["comparison"], pairs["distance"].tolist(),
+        pairs["rank"].tolist(), decision.tolist(), row.tolist(), strict=True,
+    ):
+        found.setdefault(b, []).append(
+            {"application_id": a, "row": input_row, "comparison": comparison, "distance": round(distance, 6), "rank": rank, "decision": choice}
+        )
+    return found

@@ -1,0 +1,221 @@
+"""Cleaned HMDA + ``AuditConfig`` → the tables the rule library binds (``AuditTables``).
+
+==============  ==============================================================================
+table           one row per
+==============  ==============================================================================
+applications    input row: the cleaned columns (``reasoner.lending.hmda``) and the group
+                columns below; row *n* of this table is row *n* of the input
+lenders         lender: applications, decisions, usable rows, ``tested`` (1 when a statistic
+                could be computed for at least one comparison)
+pairs           similar pair: comparison, b (compared applicant), a (reference applicant),
+                distance, rank, lei, spread_gap (b's rate spread minus a's, NaN unless both
+                loans were originated with a spread)
+denial_odds     lender × comparison: ``statistics.lender_denial_odds``
+matched_pairs   lender × comparison: ``statistics.matched_pair_test`` (rank-1 pairs)
+pricing         lender × comparison: ``statistics.pricing_disparity``
+redlining       lender × MSA: ``statistics.redlining_signals``
+outliers        compared applicant × comparison: ``statistics.cluster_outliers``
+==============  ==============================================================================
+
+Group columns: ``race_ethnicity`` is 'Hispanic or Latino' for Hispanic applicants of any race,
+'White non-Hispanic' for White applicants who are not Hispanic, otherwise ``race`` (White
+applicants whose ethnicity is joint or not available get none, so they are in neither group);
+``minority`` is 'Minority' for any race other than White or for Hispanic applicants,
+'White non-Hispanic' for the reference group; ``minority_sex`` and ``minority_tract`` combine
+``minority`` with ``sex`` (Male/Female) and with the tract ('majority-minority tract' when
+``tract_minority_pct`` is above the configured percentage, else 'other tract').
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from reasoner.lending.config import AuditConfig, Comparison
+from reasoner.lending.hmda import CleanedHMDA
+from reasoner.lending.similar import PairCounts, SimilaritySpec, similar_pairs
+from reasoner.lending.statistics import (
+    cluster_outliers,
+    lender_denial_odds,
+    matched_pair_test,
+    pricing_disparity,
+    redlining_signals,
+)
+
+__all__ = ["MINORITY_GROUPS", "AuditTables", "add_group_columns", "audit_tables"]
+
+HISPANIC = "Hispanic or Latino"
+WHITE = "White non-Hispanic"
+MINORITY_GROUPS = (
+    HISPANIC,
+    "Black or African American",
+    "Asian",
+    "American Indian or Alaska Native",
+    "Native Hawaiian or Other Pacific Islander",
+    "2 or more minority races",
+)
+PAIR_COLUMNS = ("comparison", "b", "a", "distance", "rank", "lei", "spread_gap")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditTables:
+    applications: pd.DataFrame
+    lenders: pd.DataFrame
+    pairs: pd.DataFrame
+    denial_odds: pd.DataFrame
+    matched_pairs: pd.DataFrame
+    pricing: pd.DataFrame
+    redlining: pd.DataFrame
+    outliers: pd.DataFrame
+    pair_counts: dict[str, PairCounts] = field(default_factory=dict)
+    pairs_given: bool = False
+
+    def named(self) -> dict[str, pd.DataFrame]:
+        """Every table by the name the rules bind it with."""
+        return {
+            "applications": self.applications,
+            "lenders": self.lenders,
+            "pairs": self.pairs,
+            "denial_odds": self.denial_odds,
+            "matched_pairs": self.matched_pairs,
+            "pricing": self.pricing,
+            "redlining": self.redlining,
+            "outliers": self.outliers,
+        }
+
+
+def add_group_columns(frame: pd.DataFrame, majority_minority_percent: float) -> pd.DataFrame:
+    """The frame with ``race_ethnicity``, ``minority``, ``minority_sex``, ``minority_tract``."""
+    frame = frame.copy()
+    race = frame["race"].to_numpy(dtype=object, na_value=None)
+    ethnicity = frame["ethnicity"].to_numpy(dtype=object, na_value=None)
+    hispanic = ethnicity == HISPANIC
+    white = race == "White"
+    race_ethnicity = np.where(hispanic, HISPANIC, np.where(white, None, race))
+    race_ethnicity = np.where(white & (ethnicity == "Not Hispanic or Latino"), WHITE, race_ethnicity)
+    minority = np.where(np.isin(race_ethnicity, MINORITY_GROUPS), "Minority", np.where(race_ethnicity == WHITE, WHITE, None))
+    sex = frame["sex"].to_numpy(dtype=object, na_value=None)
+    binary_sex = np.isin(sex, ("Male", "Female"))
+    known = minority != None  # noqa: E711 (elementwise)
+    minority_sex = np.where(known & binary_sex, minority.astype(str) + " " + sex.astype(str), None)
+    percent = frame["tract_minority_pct"].to_numpy(dtype=np.float64, na_value=np.nan)
+    tract = np.where(percent > majority_minority_percent, "majority-minority tract", "other tract")
+    minority_tract = np.where(known & np.isfinite(percent), minority.astype(str) + " / " + tract, None)
+    for name, values in (
+        ("race_ethnicity", race_ethnicity),
+        ("minority", minority),
+        ("minority_sex", minority_sex),
+        ("minority_tract", minority_tract),
+    ):
+        frame[name] = pd.Series(values, index=frame.index, dtype="str")
+    return frame
+
+
+def audit_tables(cleaned: CleanedHMDA, config: AuditConfig, pairs: pd.DataFrame | None = None) -> AuditTables:
+    """Every table of the module docstring; ``pairs`` replaces the similarity search when given."""
+    frame = add_group_columns(cleaned.frame, config.majority_minority_percent)
+    counts: dict[str, PairCounts] = {}
+    if pairs is None:
+        found = []
+        for comparison in config.comparisons:
+            part = similar_pairs(frame, _spec(config, comparison))
+            counts[comparison.name] = part.attrs["counts"]
+            part = part[["a", "b", "distance", "rank", "lei"]].copy()
+            part.attrs = {}
+            part.insert(0, "comparison", comparison.name)
+            found.append(part)
+        pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=list(PAIR_COLUMNS[:-1]))
+    pairs = _with_spread_gap(pairs, frame)
+    per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
+
+    odds, matched, pricing, outliers = [], [], [], []
+    for comparison in config.comparisons:
+        column, reference, compared = comparison.column, comparison.reference, comparison.compared
+        found_pairs = per_comparison.get(comparison.name, pairs.iloc[:0])
+        odds.append(_tag(lender_denial_odds(frame, column, reference, compared, config.covariates, min_group=config.min_group), comparison))
+        matched.append(_tag(matched_pair_test(found_pairs, frame), comparison))
+        pricing.append(
+            _tag(pricing_disparity(frame, column, reference, compared, config.pricing_covariates, min_group=config.min_group), comparison)
+        )
+        outliers.append(
+            _tag(
+                cluster_outliers(
+                    frame, found_pairs, min_neighbours=config.outlier_min_neighbours, share=config.outlier_share
+                ),
+                comparison,
+            )
+        )
+    denial_odds = _sorted(pd.concat(odds, ignore_index=True), ["lei", "comparison", "group"])
+    return AuditTables(
+        applications=frame,
+        lenders=_lenders(frame, denial_odds),
+        pairs=pairs,
+        denial_odds=denial_odds,
+        matched_pairs=_sorted(pd.concat(matched, ignore_index=True), ["lei", "comparison"]),
+        pricing=_sorted(pd.concat(pricing, ignore_index=True), ["lei", "comparison", "group"]),
+        redlining=redlining_signals(frame, config.majority_minority_percent, min_group=config.min_group),
+        outliers=_sorted(pd.concat(outliers, ignore_index=True), ["lei", "comparison", "application_id"]),
+        pair_counts=counts,
+        pairs_given=not counts,
+    )
+
+
+def _spec(config: AuditConfig, comparison: Comparison) -> SimilaritySpec:
+    return SimilaritySpec(
+        columns=config.similarity_columns,
+        scaling=config.scaling,
+        blocks=config.blocks,
+        neighbours=config.neighbours,
+        max_distance=config.max_distance,
+        group_column=comparison.column,
+        reference=comparison.reference,
+        compared=comparison.compared,
+        log_columns=config.log_columns,
+    )
+
+
+def _with_spread_gap(pairs: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    pairs = pairs.reset_index(drop=True)
+    spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
+    originated = frame["action_taken"].to_numpy() == 1
+    spread = np.where(originated, spread, np.nan)
+    position = pd.Series(np.arange(len(frame)), index=frame["application_id"].astype(str))
+    first = position.reindex(pairs["a"].astype(str)).to_numpy()
+    second = position.reindex(pairs["b"].astype(str)).to_numpy()
+    known = ~(np.isnan(first) | np.isnan(second))
+    gap = np.full(len(pairs), np.nan)
+    gap[known] = spread[second[known].astype(np.int64)] - spread[first[known].astype(np.int64)]
+    out = pairs.copy()
+    out["spread_gap"] = gap
+    return out
+
+
+def _tag(result: pd.DataFrame, comparison: Comparison) -> pd.DataFrame:
+    result = result.copy()
+    result.insert(1 if "lei" in result.columns[:1] else 0, "comparison", comparison.name)
+    return result
+
+
+def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def _lenders(frame: pd.DataFrame, denial_odds: pd.DataFrame) -> pd.DataFrame:
+    decided = frame["decision"].isin(("approved", "denied"))
+    usable = decided & frame["excluded"].eq("")
+    summary = pd.DataFrame(
+        {
+            "lei": frame["lei"],
+            "applications": 1,
+            "decisions": decided.astype(np.int64),
+            "usable": usable.astype(np.int64),
+            "denied": (usable & frame["decision"].eq("denied")).astype(np.int64),
+        }
+    )
+    lenders = summary.groupby("lei", sort=True).sum().reset_index()
+    tested = denial_odds.loc[denial_odds["reason"] == "", "lei"].unique()
+    lenders["tested"] = lenders["lei"].isin(tested).astype(np.int64)
+    lenders["lei"] = lenders["lei"].astype("str")
+    return lenders
