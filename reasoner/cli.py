@@ -134,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(error.render(), file=sys.stderr)
         return error.exit_code
+    except BrokenPipeError:  # e.g. 'reason ... | head': the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

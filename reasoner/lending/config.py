@@ -26,6 +26,14 @@ CONFIG_NAME = "audit.toml"
 TIERS = ("TIER_1_CRITICAL", "TIER_2_HIGH_RISK", "TIER_3_ELEVATED_RISK", "TIER_4_MONITORING", "TIER_5_LOW_RISK")
 CONFIDENCE_LABELS = ("VERY_HIGH_CONFIDENCE", "HIGH_CONFIDENCE", "MEDIUM_CONFIDENCE", "LOW_CONFIDENCE")
 INSUFFICIENT = "INSUFFICIENT_EVIDENCE"
+KNOWN_KEYS = frozenset(
+    (
+        "comparisons", "similarity", "statistics", "findings", "scoring", "name", "column", "reference", "compared",
+        "columns", "log_columns", "scaling", "blocks", "neighbours", "max_distance", "covariates", "pricing_covariates",
+        "min_group", "majority_minority_percent", "outlier_min_neighbours", "outlier_share", "lender_verdict",
+        "lender_kinds", "application_findings", "tiers", "confidence", "actions", *TIERS, *CONFIDENCE_LABELS,
+    )
+)
 GROUP_COLUMNS = ("race", "ethnicity", "sex", "age", "race_ethnicity", "minority", "minority_sex", "minority_tract")
 
 
@@ -89,6 +97,10 @@ class _Reader:
     def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
         self.used.add(key)
         if key not in self.data:
+            unknown = [str(name) for name in self.data if str(name) not in KNOWN_KEYS]
+            close = difflib.get_close_matches(key, unknown, n=1)
+            if close:  # a misspelling: point at it
+                raise self.error(close[0], f"unknown key '{close[0]}' in [{self.section}]", (f"did you mean '{key}'?",))
             if default is ...:
                 raise self.error(None, f"[{self.section}] has no '{key}'")
             return default
@@ -197,8 +209,9 @@ def load_config(path: Path) -> AuditConfig:
     tiers_table = _Reader(path, text, scoring.table("tiers"), "scoring.tiers")
     tiers = tuple((tier, tiers_table.number(tier, 0, 100)) for tier in TIERS[:-1])
     tiers_table.finish()
-    if any(low < high for (_, low), (_, high) in zip(tiers, tiers[1:], strict=False)):
-        raise scoring.error("tiers", "tier cut-offs must not increase from TIER_1 to TIER_4")
+    for (name, low), (next_name, high) in zip(tiers, tiers[1:], strict=False):
+        if high > low:
+            raise tiers_table.error(next_name, f"tier cut-offs must not increase from TIER_1 to TIER_4: {next_name} = {high} is above {name} = {low}")
     confidence_table = _Reader(path, text, scoring.table("confidence"), "scoring.confidence")
     confidence = tuple((label, confidence_table.number(label, 0)) for label in CONFIDENCE_LABELS[:-1])
     confidence_table.finish()

@@ -3,7 +3,8 @@
 Files: ``lenders.parquet``, ``applications.parquet``, ``explanations.jsonl``, ``report.md``,
 ``report.html`` and ``manifest.json``. They are written to a temporary directory beside the
 target and moved into place at the end; an existing non-empty target is replaced only with
-``force``. Every file but the manifest's ``timings`` is byte-identical for the same inputs.
+``force``. Every file is byte-identical for the same inputs and options, whatever the number of
+workers, except the manifest's ``run`` section (workers and timings; ``timings=False`` omits it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 import os
 import shutil
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -149,14 +151,14 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
     cleaned = audit.cleaned
     solution = audit.run.solution
     usable = int((cleaned.frame["excluded"] == "").sum())
-    pair_counts = {name: _clean(counts.__dict__ if hasattr(counts, "__dict__") else _dataclass(counts)) for name, counts in audit.tables.pair_counts.items()}
+    pair_counts = {name: _clean(asdict(counts)) for name, counts in audit.tables.pair_counts.items()}
     record: dict[str, Any] = {
         "tool": "reasoner",
         "version": __version__,
         "inputs": [{"path": str(audit.facts), "sha256": audit.facts_sha256, "kind": "facts"}]
         + ([{"path": str(audit.pairs_source), "sha256": _digest(audit.pairs_source), "kind": "pairs"}] if audit.pairs_source else []),
         "rules": [{"path": str(path), "sha256": _digest(path)} for path in (*audit.rules, audit.config.path)],
-        "options": _clean(audit.options),
+        "options": _clean({name: value for name, value in audit.options.items() if name != "workers"}),
         "application_id": cleaned.id_column,
         "rows": {
             "read": cleaned.rows_read,
@@ -180,12 +182,6 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
         "outputs": {name: {"sha256": digest} for name, digest in outputs.items()},
         "outputs_digest": hashlib.sha256("".join(f"{n}:{d}\n" for n, d in sorted(outputs.items())).encode()).hexdigest(),
     }
-    if timings:
-        record["timings"] = dict(audit.seconds)
+    if timings:  # how the run went, not what it computed: left out for byte-stable manifests
+        record["run"] = {"workers": audit.options["workers"], "timings": dict(audit.seconds)}
     return record
-
-
-def _dataclass(value: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(value)
