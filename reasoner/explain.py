@@ -138,21 +138,34 @@ def atom_value(network: GroundNetwork, solution: Solution, predicate: str, key: 
     return False, "no formula", None
 
 
-def _source(network: GroundNetwork, predicate: str, row: int) -> str:
-    relation = network.evidence.relations[predicate]
-    frame = relation.frame
-    source = int(frame["source"].iat[row])
-    line = int(frame["row"].iat[row])
+def _source(network: GroundNetwork, predicate: str, row: int, occurrences: Occurrences | None = None) -> str:
+    sources, lines = occurrences.evidence_rows(predicate) if occurrences else _evidence_rows(network, predicate)
+    source = int(sources[row])
+    line = int(lines[row])
     info = network.evidence.sources[source]
     if info.kind == "rules":
         return f"derived by {info.path}:{line}"
     return f"{info.path}:{line}" if info.kind == "db" else f"{info.path} row {line}"
 
 
+def _evidence_rows(network: GroundNetwork, predicate: str) -> tuple[np.ndarray, np.ndarray]:
+    frame = network.evidence.relations[predicate].frame
+    return frame["source"].to_numpy(), frame["row"].to_numpy()
+
+
 class Occurrences:
-    """Where each atom occurs: (block, row) pairs, built once for explaining many atoms."""
+    """Where each atom occurs: (block, row) pairs, built once for explaining many atoms
+    (with the evidence sources per predicate, also looked up once)."""
+
+    def evidence_rows(self, predicate: str) -> tuple[np.ndarray, np.ndarray]:
+        """Source index and row (line) of every evidence atom of ``predicate``."""
+        if predicate not in self._evidence:
+            self._evidence[predicate] = _evidence_rows(self._network, predicate)
+        return self._evidence[predicate]
 
     def __init__(self, network: GroundNetwork) -> None:
+        self._network = network
+        self._evidence: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         atoms, blocks, rows = [], [], []
         for number, block in enumerate(network.blocks):
             for leaf_atoms in block.leaf_atoms:
@@ -198,9 +211,9 @@ def explain_key(
     opposing: list[GroundFormulaProof] = []
     neutral = 0
     if atom_id:
-        places = (occurrences or Occurrences(network)).of(atom_id)
-        for block_index, row in places.tolist():
-            proof = _ground_formula(network, solution, network.blocks[block_index], row, atom_id)
+        occurrences = occurrences or Occurrences(network)
+        for block_index, row in occurrences.of(atom_id).tolist():
+            proof = _ground_formula(network, solution, network.blocks[block_index], row, atom_id, occurrences)
             if proof.effect > 0:
                 supporting.append(proof)
             elif proof.effect < 0:
@@ -222,7 +235,9 @@ def ground_formula_citations(network: GroundNetwork, solution: Solution, block_i
     return GroundFormulaProof(proof.rule, proof.location, proof.weight, proof.substitution, proof.satisfied, proof.effect, atoms)
 
 
-def _ground_formula(network: GroundNetwork, solution: Solution, block, row: int, atom_id: int) -> GroundFormulaProof:  # type: ignore[no-untyped-def]
+def _ground_formula(  # type: ignore[no-untyped-def]
+    network: GroundNetwork, solution: Solution, block, row: int, atom_id: int, occurrences: Occurrences | None = None
+) -> GroundFormulaProof:
     formula = block.formula
     substitution = tuple(
         (name, network.constants.text(int(block.substitutions[row, slot])))
@@ -256,7 +271,7 @@ def _ground_formula(network: GroundNetwork, solution: Solution, block, row: int,
         else:
             atom_true = bool((state == TRUE) == leaf.positive)
             row_index = int(evidence[row])
-            source = _source(network, leaf.predicate, row_index) if row_index >= 0 else "closed world"
+            source = _source(network, leaf.predicate, row_index, occurrences) if row_index >= 0 else "closed world"
             citations.append(EvidenceCitation(text, atom_true, source))
     now = bool(evaluate(block.tree, states_now, 1)[0] == TRUE)
     flipped = bool(evaluate(block.tree, states_flipped, 1)[0] == TRUE)

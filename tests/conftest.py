@@ -69,3 +69,24 @@ def _compare_golden(path: Path, actual: str, update: bool) -> None:
         pytest.fail(f"{path} is missing; run pytest with --update-golden to create it")
     expected = path.read_text(encoding="utf-8")
     assert actual == expected, f"output differs from {path} (run pytest --update-golden to accept)"
+
+
+SAMPLE = REPOSITORY / "examples" / "hmda" / "sample.parquet"
+
+
+@pytest.fixture(scope="session")
+def sample_audit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(folder, OUT) of one audit of the bundled HMDA sample, run once per session.
+
+    The facts are copied into ``folder`` and the audit runs there with relative paths, so
+    outputs name ``sample.parquet`` and nothing of the temporary directory. Tests must not
+    modify OUT.
+    """
+    import shutil
+
+    folder = tmp_path_factory.mktemp("sample-audit")
+    shutil.copy(SAMPLE, folder / "sample.parquet")
+    shutil.copy(SAMPLE.with_name("sample.truth.csv"), folder / "sample.truth.csv")
+    done = run_reason([REPOSITORY / "rules", "sample.parquet", "-o", "out", "--no-timings"], cwd=folder, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return folder, folder / "out"

@@ -28,11 +28,8 @@ def reason(*args: object, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("audit") / "out"
-    done = reason(RULES, SAMPLE, "-o", target, "--no-timings")
-    assert done.returncode == 0, done.stderr
-    return target
+def out(sample_audit: tuple[Path, Path]) -> Path:
+    return sample_audit[1]
 
 
 def test_outputs_are_complete_and_described_by_the_manifest(out: Path) -> None:
@@ -87,9 +84,10 @@ def test_application_findings_cite_input_rows_and_comparators(out: Path) -> None
     assert f"sample.parquet row {first['row']}" in cited
 
 
-def test_same_inputs_give_identical_bytes_whatever_the_workers(out: Path, tmp_path: Path) -> None:
+def test_same_inputs_give_identical_bytes_whatever_the_workers(sample_audit: tuple[Path, Path], tmp_path: Path) -> None:
+    folder, out = sample_audit
     again = tmp_path / "again"
-    done = reason(RULES, SAMPLE, "-o", again, "--no-timings", "--workers", "2")
+    done = reason(RULES, "sample.parquet", "-o", again, "--no-timings", "--workers", "2", cwd=folder)
     assert done.returncode == 0, done.stderr
     for path in sorted(out.iterdir()):
         assert (again / path.name).read_bytes() == path.read_bytes(), path.name
