@@ -43,7 +43,10 @@ def _run_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="reason",
         description="Exact MAP inference for Markov logic programs (Alchemy/Tuffy syntax).",
-        epilog="Subcommands: 'reason check RULES...' checks rule files only. Exit codes: 0 ok, 2 bad input, 3 unsatisfiable.",
+        epilog=(
+            "A rule directory with an audit.toml and no --query runs the fair-lending audit. Subcommands: "
+            "check, audit, synth, evaluate, explain (reason SUBCOMMAND --help). Exit codes: 0 ok, 2 bad input, 3 unsatisfiable."
+        ),
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="rule files or directories (*.mln), evidence (*.db), tables (*.parquet, *.csv)")
     parser.add_argument("--query", "-q", action="append", default=[], metavar="P,Q", help="query predicates (open world, reported)")
@@ -52,15 +55,31 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--explain", action="append", default=[], metavar="ATOM", help="print the derivation of an atom, e.g. 'Cancer(Anna)'")
     parser.add_argument("--margins", metavar="P,Q|all|none", help="atoms that get margins (default: all query atoms up to 1,000)")
+    _common_options(parser)
+    _audit_output_options(parser)
+    parser.add_argument("--version", action="version", version=f"reason {__version__}")
+    return parser
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    """Options of both the engine and the audit."""
     parser.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop exact solving and report the best world found")
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="solver processes (results do not depend on it)")
-    parser.add_argument("--no-timings", action="store_true", help="leave timings out of the JSON (for byte-stable output)")
+    parser.add_argument("--no-timings", action="store_true", help="leave timings out of the JSON or manifest.json (byte-stable output)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _check_common(options: argparse.Namespace) -> None:
+    if options.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if options.time_limit is not None and options.time_limit <= 0:
+        raise UsageError("--time-limit must be a positive number of seconds")
+
+
+def _audit_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", type=Path, default=Path("reason-out"), metavar="OUT", help="audit: output directory (default ./reason-out)")
     parser.add_argument("--force", action="store_true", help="audit: replace a non-empty output directory")
     parser.add_argument("--quiet", action="store_true", help="audit: no progress messages")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.add_argument("--version", action="version", version=f"reason {__version__}")
-    return parser
 
 
 def _audit_parser() -> argparse.ArgumentParser:
@@ -68,13 +87,8 @@ def _audit_parser() -> argparse.ArgumentParser:
     parser.add_argument("facts", type=Path, metavar="FACTS", help="HMDA loan/application register: parquet, CSV or pipe-delimited text")
     parser.add_argument("--rules", type=Path, action="append", default=[], metavar="DIR", help="rule directory (default: the built-in library)")
     parser.add_argument("--pairs", type=Path, metavar="TABLE", help="precomputed similar pairs (columns comparison, b, a, distance, rank, lei)")
-    parser.add_argument("--output", "-o", type=Path, default=Path("reason-out"), metavar="OUT")
-    parser.add_argument("--force", action="store_true", help="replace a non-empty output directory")
-    parser.add_argument("--workers", type=int, default=1, metavar="N")
-    parser.add_argument("--time-limit", type=float, metavar="SECONDS")
-    parser.add_argument("--no-timings", action="store_true", help="leave timings out of manifest.json (byte-stable output)")
-    parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("--debug", action="store_true")
+    _common_options(parser)
+    _audit_output_options(parser)
     return parser
 
 
@@ -225,10 +239,7 @@ def _classify(inputs: list[str], table_options: list[str]) -> tuple[list[Path], 
 def _run(options: argparse.Namespace) -> int:
     # Options are checked before the pipeline is imported, so usage errors are quick.
     rules, evidence, tables = _classify(options.inputs, options.table)
-    if options.workers < 1:
-        raise UsageError("--workers must be at least 1")
-    if options.time_limit is not None and options.time_limit <= 0:
-        raise UsageError("--time-limit must be a positive number of seconds")
+    _check_common(options)
     patterns, spans = _queries(options.query, options.query_file)
     if not patterns and not evidence:
         from reasoner.lending.config import find_config
@@ -278,15 +289,12 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
     facts = tables[0]
     if len(tables) == 2:
         pairs = tables[1]
-    if options.workers < 1:
-        raise UsageError("--workers must be at least 1")
-    if options.time_limit is not None and options.time_limit <= 0:
-        raise UsageError("--time-limit must be a positive number of seconds")
-    out = Path(options.output)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not options.force:
-        raise UsageError(f"{out}: exists and is not empty; choose another -o or pass --force to replace it")
+    _check_common(options)
     from reasoner.lending.audit import audit
-    from reasoner.lending.outputs import write_outputs
+    from reasoner.lending.outputs import check_output, write_outputs
+
+    out = Path(options.output)
+    check_output(out, options.force)  # before the work, not only when writing
 
     result = audit(rules, facts, pairs=pairs, workers=options.workers, time_limit=options.time_limit, progress=_progress(options.quiet))
     write_outputs(result, out, force=options.force, timings=not options.no_timings)

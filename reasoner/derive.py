@@ -31,7 +31,7 @@ def derive(
     A derived atom's source is the rule file (appended to ``sources`` with kind
     ``rules``) and its row the line of the first rule that derived it.
     """
-    from reasoner.evidence import Relation, Source, _digest
+    from reasoner.evidence import Relation, Source, file_sha256
 
     sources = [] if sources is None else sources
     rule_files: dict[str, int] = {}
@@ -50,7 +50,7 @@ def derive(
                 file = rule.span.file
                 if file not in rule_files:
                     rule_files[file] = len(sources)
-                    digest = _digest(Path(file)) if Path(file).is_file() else ""
+                    digest = file_sha256(Path(file)) if Path(file).is_file() else ""
                     sources.append(Source(file, "rules", digest))
                 derived["source"] = np.int32(rule_files[file])
                 derived["row"] = np.int64(rule.span.line)

@@ -28,6 +28,7 @@ __all__ = [
     "MemoryTable",
     "Relation",
     "Source",
+    "file_sha256",
     "load_evidence",
     "parse_query_file",
     "parse_query_names",
@@ -99,12 +100,10 @@ class Evidence:
         return self.relations.get(predicate)
 
 
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, in hex (how every input is identified in sources and manifests)."""
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def parse_constant(text: str) -> ConstantValue:
@@ -250,7 +249,7 @@ def load_evidence(
 
     for path in db_files:
         index = len(sources)
-        sources.append(Source(str(path), "db", _digest(path)))
+        sources.append(Source(str(path), "db", file_sha256(path)))
         for name, atoms in parse_db(path, program, index).items():
             arity = program.predicates[name].arity
             frame = pd.DataFrame(
@@ -271,7 +270,7 @@ def load_evidence(
                 sources.append(Source(given.label, "table", given.sha256))
             else:
                 loaded[binding.table] = (len(sources), read_table(given))
-                sources.append(Source(str(given), "table", _digest(given)))
+                sources.append(Source(str(given), "table", file_sha256(given)))
         index, table = loaded[binding.table]
         label = given.label if isinstance(given, MemoryTable) else str(given)
         frame, missing = _bind(binding, table, label, program)
@@ -324,12 +323,7 @@ def _bind(binding: Binding, table: pd.DataFrame, path: str, program: CheckedProg
     columns: dict[str, pd.Series] = {}
     rows = pd.Series(np.arange(1, len(table) + 1, dtype=np.int64))
     for position, column in enumerate(binding.columns):
-        if column.constant is not None:
-            columns[f"a{position}"] = pd.Series([column.constant] * len(table), dtype=object)
-        elif column.name is None:
-            columns[f"a{position}"] = rows
-        else:
-            columns[f"a{position}"] = _column(table, column, path).reset_index(drop=True)
+        columns[f"a{position}"] = _column_values(table, rows, column, path)
     mask = np.ones(len(table), dtype=bool)
     for condition in binding.conditions:
         mask &= _condition_mask(table, rows, condition, binding, path)
@@ -360,13 +354,17 @@ def _column(table: pd.DataFrame, column: Column, path: str) -> pd.Series:
     raise RuleError([Diagnostic(column.span, f"table {path} has no column '{name}'", notes=tuple(notes))])
 
 
+def _column_values(table: pd.DataFrame, rows: pd.Series, column: Column, path: str) -> pd.Series:
+    """A bound column's values: the table's column, the row numbers (``@row``) or a constant."""
+    if column.constant is not None:
+        return pd.Series([column.constant] * len(table), dtype=object)
+    if column.name is None:
+        return rows
+    return _column(table, column, path).reset_index(drop=True)
+
+
 def _condition_mask(table: pd.DataFrame, rows: pd.Series, condition: Condition, binding: Binding, path: str) -> np.ndarray:
-    if condition.column.constant is not None:
-        column = pd.Series([condition.column.constant] * len(table), dtype=object)
-    elif condition.column.name is None:
-        column = rows
-    else:
-        column = _column(table, condition.column, path).reset_index(drop=True)
+    column = _column_values(table, rows, condition.column, path)
     values = [constant.value for constant in condition.values]
     if condition.op in ("=", "in", "!="):
         canonical_column = _canonical_series(column.where(column.notna(), None))

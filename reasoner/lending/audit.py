@@ -17,7 +17,7 @@ from pathlib import Path
 
 from reasoner.check import QueryPattern
 from reasoner.errors import UsageError
-from reasoner.evidence import MemoryTable, _digest, read_table
+from reasoner.evidence import MemoryTable, file_sha256, read_table
 from reasoner.lending.config import AuditConfig, find_config, load_config
 from reasoner.lending.files import read_hmda
 from reasoner.lending.hmda import INPUT_COLUMNS, CleanedHMDA, clean_hmda
@@ -42,6 +42,7 @@ class Audit:
     options: dict[str, object]
     seconds: dict[str, float] = field(default_factory=dict)
     pairs_source: Path | None = None
+    pairs_sha256: str = ""
 
 
 def builtin_rules() -> Path:
@@ -80,17 +81,20 @@ def audit(
     raw = read_hmda(facts, INPUT_COLUMNS)
     cleaned = clean_hmda(raw, facts.name)
     del raw
-    facts_sha256 = _digest(facts) if facts.is_file() else ""
+    facts_sha256 = file_sha256(facts) if facts.is_file() else ""
     lap("read")
     progress(f"{cleaned.rows_read:,} rows read; finding similar applicants and computing statistics")
     given_pairs = read_table(pairs) if pairs is not None else None
     tables = audit_tables(cleaned, config, given_pairs)
     lap("similarity and statistics")
     progress(f"{len(tables.pairs):,} similar pairs; grounding and solving the rules")
-    memory = {name: MemoryTable.of(frame, name) for name, frame in tables.named().items()}
-    memory["applications"] = MemoryTable(tables.applications, facts.name, facts_sha256 or memory["applications"].sha256)
-    if pairs is not None:
-        memory["pairs"] = MemoryTable(tables.pairs, pairs.name, _digest(pairs))
+    pairs_sha256 = file_sha256(pairs) if pairs is not None else ""
+    # Input tables are cited by file name and identified by the file's digest; computed ones by content.
+    inputs = {"applications": (facts.name, facts_sha256), "pairs": (pairs.name if pairs else "", pairs_sha256)}
+    memory = {
+        name: MemoryTable(frame, *inputs[name]) if inputs.get(name, ("", ""))[1] else MemoryTable.of(frame, name)
+        for name, frame in tables.named().items()
+    }
     queries = [config.lender_verdict, "Cleared", *(name for name, _ in config.lender_kinds), *(name for name, _ in config.application_findings)]
     result = run(
         list(rules),
@@ -109,4 +113,4 @@ def audit(
     lap("scoring")
     files = tuple(rule_files(list(rules)))
     options = {"workers": workers, "time_limit": time_limit, "pairs": str(pairs) if pairs else None}
-    return Audit(files, config, facts, facts_sha256, cleaned, tables, result, findings, options, seconds, pairs)
+    return Audit(files, config, facts, facts_sha256, cleaned, tables, result, findings, options, seconds, pairs, pairs_sha256)

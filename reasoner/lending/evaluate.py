@@ -41,7 +41,6 @@ manifest records none, is read unverified).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -54,6 +53,7 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, recall_score, roc_auc_score
 
 from reasoner.errors import EvidenceError, UsageError
+from reasoner.evidence import file_sha256
 from reasoner.lending.files import read_hmda
 from reasoner.lending.hmda import INPUT_COLUMNS, clean_hmda
 from reasoner.lending.statistics import DENIAL_COVARIATES, MIN_GROUP, lender_denial_odds
@@ -237,8 +237,7 @@ def _facts(out: Path, manifest: dict[str, Any]) -> tuple[Path, tuple[str, ...]]:
     if found.is_dir():
         return found, (f"{found} is a directory: not checked against the manifest (it records no sha256 for one)",)
     expected = entries[0].get("sha256")
-    with found.open("rb") as handle:
-        actual = hashlib.file_digest(handle, "sha256").hexdigest()
+    actual = file_sha256(found)
     if actual != expected:
         raise EvidenceError(
             f"{found}: sha256 {actual} differs from {expected} recorded in {manifest_path}: "

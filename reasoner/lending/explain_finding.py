@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import json
 import math
 import re
@@ -37,6 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from reasoner.errors import ReasonerError, UsageError
+from reasoner.evidence import file_sha256
 
 __all__ = ["explain_finding"]
 
@@ -139,7 +139,7 @@ def _unchanged(path: Path, sha256: str, out: Path) -> Path | None:
     candidates = [path] if path.is_absolute() else [path, out.resolve().parent / path]
     for candidate in candidates:
         try:
-            if candidate.is_file() and hashlib.sha256(candidate.read_bytes()).hexdigest() == sha256:
+            if candidate.is_file() and file_sha256(candidate) == sha256:
                 return candidate
         except OSError:
             continue

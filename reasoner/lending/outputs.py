@@ -25,11 +25,11 @@ import pyarrow.parquet as pq
 
 from reasoner import __version__
 from reasoner.errors import UsageError
-from reasoner.evidence import _digest
+from reasoner.evidence import file_sha256
 from reasoner.explain import decimal_json
 from reasoner.lending.audit import Audit
 
-__all__ = ["OUTPUT_FILES", "explanation_records", "manifest", "write_outputs"]
+__all__ = ["OUTPUT_FILES", "check_output", "explanation_records", "manifest", "write_outputs"]
 
 OUTPUT_FILES = ("lenders.parquet", "applications.parquet", "explanations.jsonl", "report.md", "report.html")
 STATISTIC_TABLES = ("denial_odds", "matched_pairs", "pricing", "redlining")
@@ -40,8 +40,7 @@ def write_outputs(audit: Audit, out: Path, *, force: bool = False, timings: bool
     from reasoner.lending.report import render_html, render_markdown
 
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise UsageError(f"{out}: exists and is not empty; choose another -o or pass --force to replace it")
+    check_output(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -52,7 +51,7 @@ def write_outputs(audit: Audit, out: Path, *, force: bool = False, timings: bool
                 handle.write(json.dumps(record, ensure_ascii=False, sort_keys=False, allow_nan=False) + "\n")
         (staging / "report.md").write_text(render_markdown(audit), encoding="utf-8")
         (staging / "report.html").write_text(render_html(audit), encoding="utf-8")
-        record = manifest(audit, {name: _digest(staging / name) for name in OUTPUT_FILES}, timings=timings)
+        record = manifest(audit, {name: file_sha256(staging / name) for name in OUTPUT_FILES}, timings=timings)
         (staging / "manifest.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
@@ -65,6 +64,12 @@ def write_outputs(audit: Audit, out: Path, *, force: bool = False, timings: bool
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def check_output(out: Path, force: bool) -> None:
+    """A ``UsageError`` when ``out`` exists and is not an empty directory, unless ``force``."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise UsageError(f"{out}: exists and is not empty; choose another -o or pass --force to replace it")
 
 
 def _parquet(frame: pd.DataFrame, path: Path) -> None:
@@ -86,12 +91,13 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _statistics(audit: Audit, lei: str) -> dict[str, list[dict[str, Any]]]:
-    found = {}
+def _statistics(audit: Audit, leis: set[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Per lender of ``leis``: its rows of each statistics table (each table grouped once)."""
+    found: dict[str, dict[str, list[dict[str, Any]]]] = {lei: {name: [] for name in STATISTIC_TABLES} for lei in leis}
     for name in STATISTIC_TABLES:
         frame = getattr(audit.tables, name)
-        rows = frame[frame["lei"] == lei]
-        found[name] = [_clean(row) for row in rows.to_dict("records")]
+        for row in frame[frame["lei"].isin(leis)].to_dict("records"):
+            found[str(row["lei"])][name].append(_clean(row))
     return found
 
 
@@ -99,6 +105,7 @@ def explanation_records(audit: Audit) -> list[dict[str, Any]]:
     """One record per finding: flagged lenders first (by risk), then applications."""
     findings = audit.findings
     records = []
+    statistics = _statistics(audit, set(findings.lenders.loc[findings.lenders["flagged"], "lei"]))
     for row in findings.lenders.itertuples(index=False):
         if not row.flagged:
             continue
@@ -120,7 +127,7 @@ def explanation_records(audit: Audit) -> list[dict[str, Any]]:
                     "violations": list(row.violations),
                     "proof": proof.to_json() if proof else None,
                     "violation_proofs": kinds,
-                    "statistics": _statistics(audit, row.lei),
+                    "statistics": statistics[row.lei],
                 }
             )
         )
@@ -156,8 +163,8 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
         "tool": "reasoner",
         "version": __version__,
         "inputs": [{"path": str(audit.facts), "sha256": audit.facts_sha256, "kind": "facts"}]
-        + ([{"path": str(audit.pairs_source), "sha256": _digest(audit.pairs_source), "kind": "pairs"}] if audit.pairs_source else []),
-        "rules": [{"path": str(path), "sha256": _digest(path)} for path in (*audit.rules, audit.config.path)],
+        + ([{"path": str(audit.pairs_source), "sha256": audit.pairs_sha256, "kind": "pairs"}] if audit.pairs_source else []),
+        "rules": [{"path": str(path), "sha256": file_sha256(path)} for path in (*audit.rules, audit.config.path)],
         "options": _clean({name: value for name, value in audit.options.items() if name != "workers"}),
         "application_id": cleaned.id_column,
         "rows": {

@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from reasoner.explain import Occurrences, Proof, explain_key
+from reasoner.ground import TRUE, UNKNOWN
 from reasoner.lending.config import INSUFFICIENT, TIERS, AuditConfig
-from reasoner.lending.tables import AuditTables
+from reasoner.lending.tables import AuditTables, application_positions
 from reasoner.pipeline import Run
 
 __all__ = ["Findings", "LENDER_COLUMNS", "APPLICATION_COLUMNS", "score"]
@@ -56,24 +57,31 @@ class _Atom:
 
 
 def _atoms(run: Run, predicate: str) -> list[_Atom]:
-    """Every ground atom of a unary query predicate, with its value and margin."""
-    network = run.network
+    """Every ground atom of a unary predicate, with its value and margin.
+
+    An atom fixed by evidence has an infinite margin; one in no formula is false with margin 0;
+    one whose margin was not asked for has NaN.
+    """
+    network, solution = run.network, run.solution
     index = network.predicates[predicate]
     keys = np.arange(index.num_atoms, dtype=np.int64)
     constants = index.args(network.constants, keys)[0]
-    by_text = {atom.text: atom for atom in run.atoms}
-    texts = network.key_text(predicate, keys)
+    state, _rows = index.lookup(keys)
+    ids = network.atoms.ids(predicate, keys)
     found = []
-    for key, constant, text in zip(keys.tolist(), constants.tolist(), texts, strict=True):
-        atom = by_text.get(text)
-        if atom is None:
-            continue
-        margin = run.margin(atom)
-        if margin is None:
-            value = math.inf if atom.fixed or atom.atom_id in run.solution.margins else math.nan
+    for key, constant, value, atom_id in zip(keys.tolist(), constants.tolist(), state.tolist(), ids.tolist(), strict=True):
+        if value != UNKNOWN:
+            truth, margin = value == TRUE, math.inf
+        elif not atom_id:
+            truth, margin = False, 0.0
         else:
-            value = float(margin)
-        found.append(_Atom(key, network.constants.values[constant], atom.value, value))
+            truth = bool(solution.values[atom_id])
+            if atom_id not in solution.margins:
+                margin = math.nan
+            else:  # None: no world with it reversed satisfies the hard rules
+                scaled = solution.margins[atom_id]
+                margin = math.inf if scaled is None else float(run.cost(scaled))
+        found.append(_Atom(key, network.constants.values[constant], truth, margin))
     return found
 
 
@@ -104,7 +112,7 @@ def score(run: Run, tables: AuditTables, config: AuditConfig) -> Findings:
     flagged_apps: dict[str, int] = {}
     app_rows = []
     frame = tables.applications
-    position = pd.Series(np.arange(len(frame)), index=frame["application_id"].astype(str))
+    position = application_positions(frame)
     findings = [(predicate, label, atom) for predicate, label in config.application_findings for atom in _atoms(run, predicate)]
     findings = [item for item in findings if item[2].value]
     comparators = _comparators(tables, {str(atom.constant) for _, _, atom in findings})
@@ -142,8 +150,8 @@ def score(run: Run, tables: AuditTables, config: AuditConfig) -> Findings:
         risk = 100.0 / (1.0 + math.exp(-signed)) if math.isfinite(signed) else (100.0 if signed > 0 else 0.0)
         risk = round(risk, 2)
         tier = next((name for name, low in config.tiers if risk >= low), TIERS[-1])
-        if flagged and tier == TIERS[-1] or flagged != (tier in TIERS[:3]):
-            tier = TIERS[2] if flagged else TIERS[3]  # tiers 1-3 mean flagged, whatever the cut-offs
+        if flagged != (tier in TIERS[:3]):  # tiers 1-3 mean flagged, also at a margin of 0 (risk 50)
+            tier = TIERS[2] if flagged else TIERS[3]
         tested = bool(lenders.at[lei, "tested"])
         usable = int(lenders.at[lei, "usable"])
         rows.append(
@@ -186,8 +194,7 @@ def _comparators(tables: AuditTables, wanted: set[str]) -> dict[str, list[dict[s
     if pairs.empty:
         return {}
     frame = tables.applications
-    position = pd.Series(np.arange(len(frame)), index=frame["application_id"].astype(str))
-    where = position.reindex(pairs["a"].astype(str)).to_numpy()
+    where = application_positions(frame).reindex(pairs["a"].astype(str)).to_numpy()
     known = ~np.isnan(where)
     decision = np.full(len(pairs), None, dtype=object)
     row = np.zeros(len(pairs), dtype=np.int64)

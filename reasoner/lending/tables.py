@@ -44,7 +44,7 @@ from reasoner.lending.statistics import (
     redlining_signals,
 )
 
-__all__ = ["MINORITY_GROUPS", "AuditTables", "add_group_columns", "audit_tables"]
+__all__ = ["MINORITY_GROUPS", "AuditTables", "add_group_columns", "application_positions", "audit_tables"]
 
 HISPANIC = "Hispanic or Latino"
 WHITE = "White non-Hispanic"
@@ -176,12 +176,17 @@ def _spec(config: AuditConfig, comparison: Comparison) -> SimilaritySpec:
     )
 
 
+def application_positions(frame: pd.DataFrame) -> pd.Series:
+    """Position of each application in ``frame``, indexed by its id as text."""
+    return pd.Series(np.arange(len(frame)), index=frame["application_id"].astype(str))
+
+
 def _with_spread_gap(pairs: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     pairs = pairs.reset_index(drop=True)
     spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
     originated = frame["action_taken"].to_numpy() == 1
     spread = np.where(originated, spread, np.nan)
-    position = pd.Series(np.arange(len(frame)), index=frame["application_id"].astype(str))
+    position = application_positions(frame)
     first = position.reindex(pairs["a"].astype(str)).to_numpy()
     second = position.reindex(pairs["b"].astype(str)).to_numpy()
     known = ~(np.isnan(first) | np.isnan(second))
