@@ -164,3 +164,21 @@ def test_the_shipped_config_loads() -> None:
     config = load_config(RULES / "audit.toml")
     assert [c.name for c in config.comparisons][:2] == ["minority", "black"]
     assert config.lender_verdict == "Flagged"
+
+
+def test_a_pair_table_without_its_columns_is_refused_with_what_is_expected(tmp_path: Path) -> None:
+    table = tmp_path / "pairs.parquet"
+    pd.DataFrame({"x": [1]}).to_parquet(table)
+    done = reason(RULES, SAMPLE, table, "-o", tmp_path / "out")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "pairs.parquet: the pair table has no column 'comparison'" in done.stderr
+    assert "expected columns comparison, b, a, distance, rank, lei" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_synth_to_an_unwritable_place_says_so(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    done = reason("synth", blocker / "s.parquet", "--applications", 10)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "s.parquet: cannot write" in done.stderr

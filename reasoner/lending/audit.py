@@ -15,14 +15,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from reasoner.check import QueryPattern
-from reasoner.errors import UsageError
+from reasoner.errors import EvidenceError, UsageError
 from reasoner.evidence import MemoryTable, file_sha256, read_table
 from reasoner.lending.config import AuditConfig, find_config, load_config
 from reasoner.lending.files import read_hmda
 from reasoner.lending.hmda import INPUT_COLUMNS, CleanedHMDA, clean_hmda
 from reasoner.lending.score import Findings, score
-from reasoner.lending.tables import AuditTables, audit_tables
+from reasoner.lending.tables import PAIR_COLUMNS, AuditTables, audit_tables
 from reasoner.parse import rule_files
 from reasoner.pipeline import Run, run
 
@@ -84,7 +86,7 @@ def audit(
     facts_sha256 = file_sha256(facts) if facts.is_file() else ""
     lap("read")
     progress(f"{cleaned.rows_read:,} rows read; finding similar applicants and computing statistics")
-    given_pairs = read_table(pairs) if pairs is not None else None
+    given_pairs = _read_pairs(pairs) if pairs is not None else None
     tables = audit_tables(cleaned, config, given_pairs)
     lap("similarity and statistics")
     progress(f"{len(tables.pairs):,} similar pairs; grounding and solving the rules")
@@ -114,3 +116,16 @@ def audit(
     files = tuple(rule_files(list(rules)))
     options = {"workers": workers, "time_limit": time_limit, "pairs": str(pairs) if pairs else None}
     return Audit(files, config, facts, facts_sha256, cleaned, tables, result, findings, options, seconds, pairs, pairs_sha256)
+
+
+def _read_pairs(path: Path) -> pd.DataFrame:
+    """A precomputed pair table, with the columns the rules and statistics need."""
+    table = read_table(path)
+    missing = [name for name in PAIR_COLUMNS if name != "spread_gap" and name not in table.columns]
+    if missing:
+        raise EvidenceError(
+            f"error: {path}: the pair table has no column {', '.join(repr(name) for name in missing)}; "
+            f"expected columns {', '.join(PAIR_COLUMNS[:-1])} (comparison name, compared and reference "
+            "application ids, distance, rank, lender); it has: " + ", ".join(map(str, table.columns))
+        )
+    return table

@@ -113,7 +113,11 @@ def write_synth(out_path: str | Path, num_applications: int, num_lenders: int, s
     import pyarrow.parquet as pq
 
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.open("wb").close()
+    except OSError as error:
+        raise UsageError(f"{out}: cannot write: {error.strerror}") from None
     parquet = out.suffix.lower() in (".parquet", ".pq")
     world, chunks = _plan(num_applications, num_lenders, seed)
     counts = np.zeros(num_lenders, dtype=np.int64)

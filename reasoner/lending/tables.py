@@ -44,7 +44,7 @@ from reasoner.lending.statistics import (
     redlining_signals,
 )
 
-__all__ = ["MINORITY_GROUPS", "AuditTables", "add_group_columns", "application_positions", "audit_tables"]
+__all__ = ["MINORITY_GROUPS", "PAIR_COLUMNS", "AuditTables", "add_group_columns", "application_positions", "audit_tables"]
 
 HISPANIC = "Hispanic or Latino"
 WHITE = "White non-Hispanic"
