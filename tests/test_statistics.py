@@ -19,6 +19,7 @@ from reasoner.lending import clean_hmda, synthesize
 from reasoner.lending.similar import SimilaritySpec, similar_pairs
 from reasoner.lending.statistics import (
     cluster_outliers,
+    denial_probabilities,
     lender_denial_odds,
     matched_pair_test,
     pricing_disparity,
@@ -249,6 +250,81 @@ def test_mcnemar_p_value_matches_scipy_binomtest(favoured: int, against: int) ->
     row = matched_pair_test(pairs, frame).iloc[0]
     assert (row["reference_favoured"], row["compared_favoured"], row["both_approved"]) == (favoured, against, 3)
     assert row["p_value"] == pytest.approx(stats.binomtest(favoured, favoured + against, 0.5).pvalue, rel=1e-10)
+
+
+def test_denial_probabilities_match_an_unpenalised_fit_per_lender() -> None:
+    """Oracle: the logistic likelihood of each lender maximised by scipy.optimize on the raw
+    (unstandardised) covariates; rows without a covariate or a decision get NaN."""
+    rng = np.random.default_rng(5)
+    size = 400
+    lei = np.where(np.arange(size) < 250, "L1", "L2")
+    dti = rng.normal(35, 8, size)
+    income = np.exp(rng.normal(np.log(90_000), 0.4, size))
+    logit = -1.5 + 0.08 * (dti - 35) - 0.9 * np.log(income / 90_000) + np.where(lei == "L2", 0.7, 0.0)
+    denied = rng.random(size) < special.expit(logit)
+    decision = np.where(denied, "denied", "approved").astype(object)
+    decision[7] = "withdrawn"
+    dti[11] = np.nan
+    frame = frame_of({"lei": lei, "decision": decision, "dti": dti, "income": income})
+    probability = denial_probabilities(frame, ("dti", "income"))
+    assert np.isnan(probability[11]) and np.isfinite(probability[7])  # a withdrawal is scored, not fitted
+    for name in ("L1", "L2"):
+        fit = (lei == name) & np.isfinite(dti) & (decision != "withdrawn")
+        design = np.column_stack([np.ones(fit.sum()), dti[fit], np.log(income[fit])])
+        outcome = denied[fit].astype(float)
+
+        def loss(beta: np.ndarray, design: np.ndarray = design, outcome: np.ndarray = outcome) -> float:
+            eta = design @ beta
+            return float(np.sum(np.logaddexp(0.0, eta) - outcome * eta))
+
+        beta = optimize.minimize(loss, np.zeros(3), method="BFGS", options={"gtol": 1e-10}).x
+        rows = (lei == name) & np.isfinite(dti)
+        expected = special.expit(np.column_stack([np.ones(rows.sum()), dti[rows], np.log(income[rows])]) @ beta)
+        assert probability[rows] == pytest.approx(expected, abs=1e-5)
+
+
+def test_adjusted_pair_test_removes_the_bias_of_inexact_matching() -> None:
+    """No disparity, but every reference applicant is matched with a compared applicant whose DTI
+    is 6 points higher: McNemar's test finds the matching bias, the adjusted test does not; a
+    real disparity (1.0 log-odds against the compared group) is found by both."""
+    rng = np.random.default_rng(11)
+    pairs_count = 3000
+
+    def case(effect: float) -> pd.Series:
+        reference_dti = rng.normal(34, 8, pairs_count)
+        compared_dti = reference_dti + 6.0
+        dti = np.column_stack([reference_dti, compared_dti]).ravel()
+        compared = np.tile([False, True], pairs_count)
+        denied = rng.random(dti.size) < special.expit(-1.8 + 0.09 * (dti - 34) + effect * compared)
+        frame = frame_of({"dti": dti, "decision": np.where(denied, "denied", "approved")})
+        ids = frame["application_id"].tolist()
+        pairs = pd.DataFrame({"a": ids[0::2], "b": ids[1::2], "rank": 1})
+        probability = denial_probabilities(frame, ("dti",))
+        return matched_pair_test(pairs, frame, denial_probability=probability).iloc[0]
+
+    fair = case(0.0)
+    assert fair["mcnemar_p_value"] < 1e-4 and fair["discordant_ratio"] > 1.4
+    assert fair["p_value"] > 0.01 and fair["adjusted_ratio"] == pytest.approx(1.0, abs=0.15)
+    assert fair["expected_reference_favoured"] == pytest.approx(fair["reference_favoured"], rel=0.1)
+    biased = case(1.0)
+    assert biased["p_value"] < 1e-6 and biased["adjusted_ratio"] > 2.0
+
+
+def test_adjusted_pair_test_with_even_odds_is_mcnemar_and_matches_scipy_poisson_binomial() -> None:
+    decisions = ["approved", "denied"] * 9 + ["denied", "approved"] * 3
+    frame = frame_of({"decision": decisions})
+    ids = frame["application_id"].tolist()
+    pairs = pd.DataFrame({"a": ids[0::2], "b": ids[1::2], "rank": 1})
+    even = matched_pair_test(pairs, frame, denial_probability=np.full(len(frame), 0.3)).iloc[0]
+    assert even["p_value"] == pytest.approx(stats.binomtest(9, 12, 0.5).pvalue, rel=1e-10)
+    assert even["p_value"] == pytest.approx(even["mcnemar_p_value"], rel=1e-10)
+    probability = np.linspace(0.05, 0.6, len(frame))
+    row = matched_pair_test(pairs, frame, denial_probability=probability).iloc[0]
+    d_a, d_b = probability[0::2], probability[1::2]
+    q = d_b * (1 - d_a) / (d_b * (1 - d_a) + d_a * (1 - d_b))
+    distribution = stats.poisson_binom(q)
+    assert row["expected_reference_favoured"] == pytest.approx(q.sum(), rel=1e-12)
+    assert row["p_value"] == pytest.approx(min(1.0, 2 * min(distribution.cdf(9), distribution.sf(8))), rel=1e-10)
 
 
 def test_no_discordant_pairs_and_unknown_ids() -> None:

@@ -500,7 +500,10 @@ def _denial_heading(context: Context) -> str:
 
 
 def _pairs_heading(context: Context) -> str:
-    return "Matched pairs (nearest similar reference applicant; exact McNemar test):"
+    return (
+        "Matched pairs (nearest similar reference applicant; exact test of the discordant pairs against the "
+        "split their financials predict, and McNemar's test against an even split):"
+    )
 
 
 def _pricing_heading(context: Context) -> str:
@@ -542,7 +545,15 @@ def _pairs_row(row: Record, context: Context) -> str:
     if row.get("reason") or _missing(row.get("p_value")):
         return f"{name}: not tested ({row.get('reason') or 'no discordant pair'}); {counts}"
     ratio = _number(row.get("discordant_ratio"), 2)
-    return f"{name}: {counts} (ratio {ratio}, exact McNemar p = {_p(row.get('p_value'))})"
+    expected = row.get("expected_reference_favoured")
+    if _missing(expected):  # a pair table from before the adjusted test
+        return f"{name}: {counts} (ratio {ratio}, exact McNemar p = {_p(row.get('p_value'))})"
+    return (
+        f"{name}: {counts} (ratio {ratio}; the financials predict {_number(expected, 1)} of the "
+        f"{_number(row.get('discordant'))} discordant pairs to favour the {reference} applicant: adjusted ratio "
+        f"{_number(row.get('adjusted_ratio'), 2)}, exact p = {_p(row.get('p_value'))}; McNemar p = "
+        f"{_p(row.get('mcnemar_p_value'))})"
+    )
 
 
 def _pricing_row(row: Record, context: Context) -> str:

@@ -241,9 +241,29 @@ def _evidence(by: _ByLender, lei: str) -> list[_Block]:
             _Block(
                 "pairs",
                 "Matched pairs (nearest similar reference applicant):",
-                ("comparison", "pairs", "reference favoured", "compared favoured", "ratio", "McNemar p"),
+                (
+                    "comparison",
+                    "pairs",
+                    "reference favoured",
+                    "expected",
+                    "compared favoured",
+                    "ratio",
+                    "adjusted ratio",
+                    "p",
+                    "McNemar p",
+                ),
                 [
-                    (r.comparison, r.pairs, r.reference_favoured, r.compared_favoured, r.discordant_ratio, r.p_value)
+                    (
+                        r.comparison,
+                        r.pairs,
+                        r.reference_favoured,
+                        r.expected_reference_favoured,
+                        r.compared_favoured,
+                        r.discordant_ratio,
+                        r.adjusted_ratio,
+                        r.p_value,
+                        r.mcnemar_p_value,
+                    )
                     for r in pairs
                 ],
                 pairs,
@@ -391,12 +411,16 @@ def _method(audit: Audit) -> list[str]:
         f"{', '.join(config.blocks)}, at most {_number(config.max_distance, 2)} apart.",
         "",
         "Statistical evidence per lender and comparison: denial odds ratio from a logistic regression on "
-        f"{', '.join(config.covariates)} (Wald test); exact McNemar test on the nearest matched pairs; rate-spread "
+        f"{', '.join(config.covariates)} (Wald test); on the nearest matched pairs, an exact test of how often "
+        "discordant pairs favour the reference applicant against what the pair's financials predict (each "
+        "applicant's denial probability from a per-lender logistic regression on the same covariates without the "
+        "group; Poisson-binomial), with McNemar's test beside it; rate-spread "
         "gap among "
         f"originated loans adjusted by least squares for {', '.join(config.pricing_covariates)}; one-sided Fisher "
         "exact tests of "
         "the lender's share of applications from, and denial rate in, majority-minority tracts (> "
-        f"{_number(config.majority_minority_percent, 0)}% minority) against MSA peers.",
+        f"{_number(config.majority_minority_percent, 0)}% minority) against MSA peers (the raw denial rates are "
+        "shown; the rules weigh the denial odds of the comparisons in audit.toml, such as 'neighbourhood').",
         "",
         "The rule files weigh this evidence as a Markov logic network; the most probable world is found exactly by "
         "weighted MaxSAT. "

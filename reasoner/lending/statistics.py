@@ -72,6 +72,7 @@ __all__ = [
     "MIN_GROUP",
     "PRICING_COVARIATES",
     "cluster_outliers",
+    "denial_probabilities",
     "lender_denial_odds",
     "matched_pair_test",
     "pricing_disparity",
@@ -179,6 +180,23 @@ def _logistic(
     """One logistic regression per unit, all at once: the indicator's (column 1) estimate,
     its variance from the observed information, and a status (0 ok, 1 diverged, 2 not
     converged, 3 indicator collinear with the covariates)."""
+    beta, eta, status = _newton(design, outcome, unit, count)
+    fitted = special.expit(eta)
+    information = _cross(design, fitted * (1 - fitted), unit, count)
+    left = _partial_variance(information, 1)
+    collinear = (status == 0) & ~(left > COLLINEAR * information[:, 1, 1])
+    status[collinear] = 3
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = np.where(status == 0, 1.0 / left, np.nan)
+    return beta[:, 1], variance, status
+
+
+def _newton(
+    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Maximum likelihood by Newton's method with step halving, one regression per unit:
+    coefficients (units, width), the linear predictor per row, and a status per unit
+    (0 converged, 1 diverged, 2 not converged)."""
     width = design.shape[1]
     beta = np.zeros((count, width))
     status = np.zeros(count, dtype=np.int64)
@@ -213,29 +231,75 @@ def _logistic(
         status[diverged] = 1
         active &= ~diverged & (moved >= 1e-8)
     status[active] = 2
+    return beta, eta, status
 
-    fitted = special.expit(eta)
-    information = _cross(design, fitted * (1 - fitted), unit, count)
-    left = _partial_variance(information, 1)
-    collinear = (status == 0) & ~(left > COLLINEAR * information[:, 1, 1])
-    status[collinear] = 3
-    with np.errstate(divide="ignore", invalid="ignore"):
-        variance = np.where(status == 0, 1.0 / left, np.nan)
-    return beta[:, 1], variance, status
+
+def denial_probabilities(frame: pd.DataFrame, covariates: Sequence[str] = DENIAL_COVARIATES) -> np.ndarray:
+    """Per row, the probability of denial on the financials alone: one logistic regression per
+    lender of ``denied`` on an intercept and the covariates (no group), over its usable rows
+    with every covariate. NaN for rows without every covariate and for lenders whose fit
+    fails (fewer than ``MIN_GROUP`` rows, separation, no convergence)."""
+    covariates = tuple(covariates)
+    _require(frame, ("lei", "excluded", "decision", *covariates), "denial probabilities")
+    values = _covariates(frame, covariates)
+    complete = np.isfinite(values).all(axis=1)
+    codes, _ = pd.factorize(frame["lei"].astype("str"), sort=True)
+    count = int(codes.max()) + 1 if codes.size else 0
+    known = complete & (codes >= 0)
+    fit = known & _usable(frame)
+    outcome = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
+    rows = np.flatnonzero(fit)
+    unit = codes[rows]
+    size = np.bincount(unit, minlength=count)
+    denials = np.bincount(unit, outcome[rows], count)
+    good_unit = (size >= MIN_GROUP) & (denials > 0) & (denials < size)
+    rows, unit = rows[good_unit[unit]], unit[good_unit[unit]]
+    probability = np.full(len(frame), np.nan)
+    if rows.size == 0:
+        return probability
+    # Standardise on the fitted rows, then apply the same centring and scale to every row of the lender.
+    sizes = np.maximum(np.bincount(unit, minlength=count), 1).astype(np.float64)
+    means = np.column_stack([np.bincount(unit, column, count) for column in values[rows].T]) / sizes[:, None]
+    centred = values[rows] - means[unit]
+    spread = np.sqrt(np.column_stack([np.bincount(unit, column**2, count) for column in centred.T]) / sizes[:, None])
+    spread = np.where(spread <= 1e-9 * np.maximum(np.abs(means), 1.0), np.inf, spread)
+    design = np.column_stack([np.ones(rows.size), (values[rows] - means[unit]) / spread[unit]])
+    beta, _, status = _newton(design, outcome[rows].astype(np.float64), unit, count)
+    scored = np.flatnonzero(known & good_unit[np.maximum(codes, 0)] & (status[np.maximum(codes, 0)] == 0))
+    lender = codes[scored]
+    eta = beta[lender, 0] + np.einsum("ij,ij->i", (values[scored] - means[lender]) / spread[lender], beta[lender, 1:])
+    probability[scored] = special.expit(eta)
+    return probability
 
 
 # --- (b) matched pairs ------------------------------------------------------------------------
 
 
-def matched_pair_test(pairs: pd.DataFrame, frame: pd.DataFrame, *, max_rank: int = 1) -> pd.DataFrame:
-    """Concordant and discordant decisions of matched pairs per lender, exact McNemar test.
+def matched_pair_test(
+    pairs: pd.DataFrame, frame: pd.DataFrame, *, max_rank: int = 1, denial_probability: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Concordant and discordant decisions of matched pairs per lender, exact tests.
 
     ``pairs`` as ``similar_pairs`` returns them (columns a, b, rank); decisions and lenders
     come from ``frame`` by ``application_id``; a pair counts for the lender of ``b`` and only
     when both applicants have the same lender and a decision (approved or denied). Columns:
     lei, pairs, both_approved, both_denied, reference_favoured (a approved, b denied),
     compared_favoured (a denied, b approved), discordant, discordant_ratio
-    (reference_favoured / compared_favoured, the conditional odds ratio), p_value, reason.
+    (reference_favoured / compared_favoured, the conditional odds ratio),
+    expected_reference_favoured, adjusted_ratio (the discordant ratio over the ratio expected
+    from the financials, E / (discordant - E)), p_value, mcnemar_p_value, reason.
+
+    ``mcnemar_p_value`` is the exact McNemar test (each discordant pair favours either side
+    with probability 1/2). Matching leaves residual differences: where the compared group's
+    pool is financially weaker, its nearest reference neighbour is on average a little
+    stronger, and with thousands of pairs McNemar's test finds that bias. So ``p_value``
+    conditions on each pair's financials (bias-corrected matching): with ``denial_probability``
+    (per row of ``frame``, from ``denial_probabilities``) a discordant pair favours the
+    reference applicant with probability q = d_b(1 - d_a) / (d_b(1 - d_a) + d_a(1 - d_b))
+    under no disparity, so ``reference_favoured`` follows the Poisson-binomial distribution of
+    those q (exact, ``scipy.stats.poisson_binom``) with mean ``expected_reference_favoured``;
+    the two-sided p-value is min(1, 2 min(P(X <= x), P(X >= x))). A pair without both
+    probabilities counts with q = 1/2; without ``denial_probability``, ``p_value`` is McNemar's.
     """
     _require(pairs, ("a", "b", "rank"), "matched pair test: pairs")
     _require(frame, ("application_id", "lei", "decision"), "matched pair test")
@@ -257,7 +321,18 @@ def matched_pair_test(pairs: pd.DataFrame, frame: pd.DataFrame, *, max_rank: int
     compared_favoured = np.bincount(codes, ~first_approved & second_approved, count).astype(np.int64)
     discordant = reference_favoured + compared_favoured
     smaller = np.minimum(reference_favoured, compared_favoured)
-    p_value = np.minimum(1.0, 2 * stats.binom.cdf(smaller, discordant, 0.5))
+    mcnemar = np.minimum(1.0, 2 * stats.binom.cdf(smaller, discordant, 0.5))
+    odd = first_approved != second_approved
+    chance = np.full(first.size, 0.5)
+    if denial_probability is not None:
+        d_a, d_b = denial_probability[first], denial_probability[second]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = d_b * (1 - d_a) / (d_b * (1 - d_a) + d_a * (1 - d_b))
+        chance = np.where(np.isfinite(q), q, 0.5)
+    expected = np.bincount(codes, np.where(odd, chance, 0.0), count)
+    p_value = (
+        mcnemar if denial_probability is None else _poisson_binomial_test(codes[odd], chance[odd], reference_favoured)
+    )
     reason = np.where(discordant == 0, "no discordant pairs", "")
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(discordant > 0, reference_favoured / compared_favoured, np.nan)
@@ -271,10 +346,32 @@ def matched_pair_test(pairs: pd.DataFrame, frame: pd.DataFrame, *, max_rank: int
             "compared_favoured": compared_favoured,
             "discordant": discordant,
             "discordant_ratio": ratio,
+            "expected_reference_favoured": np.where(discordant > 0, expected, np.nan),
+            "adjusted_ratio": ratio / _ratio(expected, discordant - expected),
             "p_value": np.where(discordant > 0, p_value, np.nan),
+            "mcnemar_p_value": np.where(discordant > 0, mcnemar, np.nan),
             "reason": pd.Series(reason, dtype="str"),
         }
     )
+
+
+def _poisson_binomial_test(unit: np.ndarray, chance: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Per unit, the two-sided exact test of ``observed`` successes among trials (rows of
+    ``unit``) with success probabilities ``chance``: min(1, 2 min(P(X <= x), P(X >= x)))."""
+    p_value = np.ones(observed.size)
+    order = np.argsort(unit, kind="stable")
+    bounds = np.searchsorted(unit[order], np.arange(observed.size + 1))
+    for index in range(observed.size):
+        trials = chance[order[bounds[index] : bounds[index + 1]]]
+        if trials.size == 0:
+            continue
+        if np.all(trials == trials[0]):
+            distribution = stats.binom(trials.size, trials[0])
+        else:
+            distribution = stats.poisson_binom(trials)
+        x = observed[index]
+        p_value[index] = min(1.0, 2 * min(distribution.cdf(x), distribution.sf(x - 1)))
+    return p_value
 
 
 # --- (c) redlining ----------------------------------------------------------------------------

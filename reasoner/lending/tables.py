@@ -38,6 +38,7 @@ from reasoner.lending.hmda import CleanedHMDA
 from reasoner.lending.similar import PairCounts, SimilaritySpec, similar_pairs
 from reasoner.lending.statistics import (
     cluster_outliers,
+    denial_probabilities,
     lender_denial_odds,
     matched_pair_test,
     pricing_disparity,
@@ -131,11 +132,12 @@ def audit_tables(cleaned: CleanedHMDA, config: AuditConfig, pairs: pd.DataFrame 
     per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
 
     odds, matched, pricing, outliers = [], [], [], []
+    denial_probability = denial_probabilities(frame, config.covariates)
     for comparison in config.comparisons:
         column, reference, compared = comparison.column, comparison.reference, comparison.compared
         found_pairs = per_comparison.get(comparison.name, pairs.iloc[:0])
         odds.append(_tag(lender_denial_odds(frame, column, reference, compared, config.covariates, min_group=config.min_group), comparison))
-        matched.append(_tag(matched_pair_test(found_pairs, frame), comparison))
+        matched.append(_tag(matched_pair_test(found_pairs, frame, denial_probability=denial_probability), comparison))
         pricing.append(
             _tag(pricing_disparity(frame, column, reference, compared, config.pricing_covariates, min_group=config.min_group), comparison)
         )
