@@ -169,7 +169,10 @@ def render_markdown(audit: Audit) -> str:
     by = _ByLender(audit)
     for row in _rows(lenders[lenders["flagged"]]):
         lines += ["", *_lender_page(by, row)]
-    lines += ["", *_data_quality(audit), "", *_method(audit)]
+    from reasoner.lending.model_section import model_section_markdown
+
+    model = model_section_markdown(audit)
+    lines += [*([""] + model if model else []), "", *_data_quality(audit), "", *_method(audit)]
     return "\n".join(lines) + "\n"
 
 
@@ -566,6 +569,9 @@ def render_html(audit: Audit) -> str:
         for row in _rows(sectioned):
             out += _lender_html(audit, by, row, anchors[row.lei])
         out.append("</section>")
+    from reasoner.lending.model_section import model_section_html
+
+    out += model_section_html(audit)
     out += _data_quality_html(audit)
     out += _method_html(audit)
     out += [

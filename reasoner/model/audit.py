@@ -146,7 +146,7 @@ def audit_model(
     leis = _leis(frame, lender)
     base = synthetic_profiles(frame, synthetic, seed, identities=identities) if synthetic else frame
     base_ids = _ids(base) if synthetic else ids
-    base_leis = _leis(base, lender)
+    base_leis = _leis(base, lender) if not synthetic or lender else np.full(len(base), "", dtype=object)
     twins = make_twins(base, groups, proxies, reference=frame)
     predicted = model.predict(twins.frame)
     found_flips = flips(twins.base, twins.attribute, twins.group, predicted.decisions, predicted.scores)

@@ -55,7 +55,7 @@ def synthetic_profiles(reference: pd.DataFrame, count: int, seed: int, *, identi
         out["applicant_first_name"] = [person.person.first_name() for _ in range(count)]
         out["applicant_last_name"] = [person.person.last_name() for _ in range(count)]
         out["application_id"] = [f"SYN{person.code.imei()}" for _ in range(count)]
-    elif "application_id" not in out.columns:
+    else:
         out["application_id"] = [f"synthetic-{index + 1}" for index in range(count)]
     return out
 
