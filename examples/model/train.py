@@ -50,6 +50,7 @@ PROTECTED_FIELDS = [
     "applicant_ethnicity-1", "applicant_ethnicity-2", "applicant_ethnicity-3", "applicant_ethnicity-4", "applicant_ethnicity-5",
     "applicant_sex", "applicant_age", "applicant_age_above_62",
 ]  # fmt: skip
+RACES = ["White", "Black or African American", "Asian", "American Indian or Alaska Native"]
 SAMPLE = Path(__file__).resolve().parents[1] / "hmda" / "sample.parquet"
 
 
@@ -90,6 +91,25 @@ def train(
     return model
 
 
+def _before_after(table: pd.DataFrame, before: Pipeline, after: Pipeline) -> str:
+    """Disparate impact and statistical parity difference by race, before and after reweighing."""
+    from reasoner.model.metrics import group_metrics
+
+    groups = pd.DataFrame({"derived_race": table["derived_race"].where(table["derived_race"].isin(RACES), None)})
+    found = {}
+    for label, model in (("before", before), ("after", after)):
+        decisions = model.predict(table[FINANCIALS + [PROXY]]) == 1
+        metrics = group_metrics(groups, decisions, None, {"derived_race": "White"}, replicates=200, seed=0)
+        found[label] = metrics.set_index(["group", "metric"])["value"]
+    lines = ["proxy model, by derived_race against White: before and after Kamiran-Calders reweighing"]
+    lines.append(f"{'group':<34} {'metric':<31} {'before':>8} {'after':>8}")
+    for group, metric in found["before"].index:
+        if metric in ("disparate_impact", "statistical_parity_difference"):
+            before_value, after_value = found["before"][(group, metric)], found["after"][(group, metric)]
+            lines.append(f"{group:<34} {metric:<31} {before_value:>8.3f} {after_value:>8.3f}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
@@ -115,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         models["proxy-reweighed"] = train(table, FINANCIALS + [PROXY], weights=aligned)
     for name, model in models.items():
         sio.dump(model, options.out / f"{name}.skops")
+    if "proxy-reweighed" in models:
+        print(_before_after(table, models["proxy"], models["proxy-reweighed"]))
     if not options.no_onnx:
         from skl2onnx import to_onnx
         from skl2onnx.common.data_types import FloatTensorType, StringTensorType
