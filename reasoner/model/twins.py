@@ -194,9 +194,7 @@ def make_twins(
                 if setter is not None:
                     setter(twin, str(group))
                 for name in proxies:
-                    twin[name] = _quantile_map(base, reference, attribute, name, str(group)).astype(
-                        base[name].dtype, copy=False
-                    )
+                    twin[name] = _quantile_map(base, reference, attribute, name, str(group)).astype(base[name].dtype)
                 parts.append(twin)
                 bases.append(positions)
                 attributes.append(np.full(len(base), label, dtype=object))
