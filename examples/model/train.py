@@ -47,7 +47,8 @@ PROXY = "tract_minority_population_percent"
 PROTECTED_FIELDS = [
     "derived_race", "derived_ethnicity", "derived_sex",
     "applicant_race-1", "applicant_race-2", "applicant_race-3", "applicant_race-4", "applicant_race-5",
-    "applicant_ethnicity-1", "applicant_ethnicity-2", "applicant_ethnicity-3", "applicant_ethnicity-4", "applicant_ethnicity-5",
+    "applicant_ethnicity-1", "applicant_ethnicity-2", "applicant_ethnicity-3", "applicant_ethnicity-4",
+    "applicant_ethnicity-5",
     "applicant_sex", "applicant_age", "applicant_age_above_62",
 ]  # fmt: skip
 RACES = ["White", "Black or African American", "Asian", "American Indian or Alaska Native"]

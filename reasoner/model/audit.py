@@ -91,7 +91,8 @@ def read_outcome(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
             out[position] = 0.0
         elif text not in ("", "na", "nan", "none"):
             raise EvidenceError(
-                f"{source}: column '{column}': expected 1/0, true/false or approved/denied as the outcome, got {value!r} (row {position + 1})"
+                f"{source}: column '{column}': expected 1/0, true/false or approved/denied as the outcome, "
+                f"got {value!r} (row {position + 1})"
             )
     return out
 
@@ -138,7 +139,8 @@ def audit_model(
             ref = next((str(value) for value in counts.index if str(value) in groups[name]), None)
         if ref is None:
             raise UsageError(
-                f"--protected {name}: the column has no group to compare (only {sorted(map(str, frame[name].unique()))[:5]})"
+                f"--protected {name}: the column has no group to compare "
+                f"(only {sorted(map(str, frame[name].unique()))[:5]})"
             )
         refs[name] = ref
 

@@ -251,7 +251,8 @@ def _interpret(model: Model, raw: Any, rows: int) -> Predictions:
         values = values[:, 0]
     if values.ndim != 1 or values.shape[0] != rows:
         raise ModelError(
-            f"{model.name}: expected one score or decision per row ({rows} values), got an output of shape {values.shape}"
+            f"{model.name}: expected one score or decision per row ({rows} values), "
+            f"got an output of shape {values.shape}"
         )
     if values.dtype == bool:
         return Predictions(np.full(rows, np.nan), values.copy())
@@ -262,7 +263,8 @@ def _interpret(model: Model, raw: Any, rows: int) -> Predictions:
             )
         if ((values < 0) | (values > 1)).any():
             raise ModelError(
-                f"{model.name}: scores must be probabilities between 0 and 1; got {float(values.min()):g} … {float(values.max()):g}"
+                f"{model.name}: scores must be probabilities between 0 and 1; "
+                f"got {float(values.min()):g} … {float(values.max()):g}"
             )
         if not np.isin(values, (0.0, 1.0)).all():
             return Predictions(values.astype(np.float64), values >= model.threshold)

@@ -12,7 +12,7 @@ the favourable decision and y the known outcome:
 
 ==================================  ==========================================================
 ``disparate_impact``                P(ŷ=1 | g) / P(ŷ=1 | r); below 0.8 breaches the four-fifths rule
-``statistical_parity_difference``   P(ŷ=1 | g) − P(ŷ=1 | r)  (Fairlearn's demographic parity difference for two groups, signed)
+``statistical_parity_difference``   P(ŷ=1 | g) − P(ŷ=1 | r)  (signed; Fairlearn's demographic parity difference)
 ``equal_opportunity_difference``    TPR_g − TPR_r, TPR = P(ŷ=1 | y=1)   (needs the outcome)
 ``average_odds_difference``         ½[(FPR_g − FPR_r) + (TPR_g − TPR_r)], FPR = P(ŷ=1 | y=0)   (needs the outcome)
 ==================================  ==========================================================
