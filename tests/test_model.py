@@ -408,6 +408,15 @@ def test_bad_inputs_give_a_message_and_exit_2(
 # -- model evidence in the lending audit -------------------------------------------------------------
 
 
+def test_model_evidence_must_be_a_model_audit_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sample = REPOSITORY / "examples" / "hmda" / "sample.parquet"
+    (tmp_path / "empty").mkdir()
+    for folder, message in (("absent", "not a directory"), ("empty", "not a model audit output: manifest.json")):
+        code = main(["audit", str(sample), "--model-evidence", str(tmp_path / folder), "-o", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err
+
+
 def test_model_evidence_is_weighed_in_the_lending_audit(models: Path, tmp_path: Path) -> None:
     from reasoner.lending.audit import audit, builtin_rules
     from reasoner.lending.outputs import explanation_records
@@ -426,3 +435,12 @@ def test_model_evidence_is_weighed_in_the_lending_audit(models: Path, tmp_path: 
     cited = json.dumps(records)
     assert "CounterfactualFlip(" in cited and "model_flips row" in cited
     assert "## Model evidence" in render_markdown(with_model) and 'id="model"' in render_html(with_model)
+    from reasoner.lending.explain_finding import explain_finding
+    from reasoner.lending.outputs import write_outputs
+
+    out = write_outputs(with_model, tmp_path / "audit", timings=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["inputs"][-1]["kind"] == "model evidence"
+    lender = next(record["lei"] for record in records if "CounterfactualFlip(" in json.dumps(record))
+    text = explain_finding(out, lender)
+    assert "the model denies the" in text and "twin of applicant" in text and "[model_flips row" in text

@@ -86,6 +86,7 @@ def audit(
     if config_path is None:
         raise UsageError("no audit.toml beside the rule files: the audit needs its settings (see rules/audit.toml)")
     config = load_config(config_path)
+    model_tables, model_source = _model_tables(model_evidence)  # before the work: a wrong directory fails fast
     progress(f"reading {facts}")
     raw = read_hmda(facts, INPUT_COLUMNS)
     cleaned = clean_hmda(raw, facts.name)
@@ -104,7 +105,6 @@ def audit(
         name: MemoryTable(frame, *inputs[name]) if inputs.get(name, ("", ""))[1] else MemoryTable.of(frame, name)
         for name, frame in tables.named().items()
     }
-    model_tables, model_source = _model_tables(model_evidence)
     memory.update({name: MemoryTable.of(frame, name) for name, frame in model_tables.items()})
     queries = [config.lender_verdict, "Cleared", *(name for name, _ in config.lender_kinds), *(name for name, _ in config.application_findings)]
     result = run(

@@ -22,7 +22,7 @@ def _rows(audit: Audit) -> list[tuple[object, ...]]:
     flips = audit.model_evidence["model_flips"]
     metrics = audit.model_evidence["model_metrics"]
     verdicts = audit.findings.lenders.set_index("lei")
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for r in rates[rates["via"] == "attribute"].itertuples(index=False):
         mine = flips[(flips["lei"] == r.lei) & (flips["attribute"] == r.attribute) & (flips["via"] == "attribute")]
         breaches = metrics[

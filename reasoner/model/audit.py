@@ -216,7 +216,7 @@ def audit_model(
                 "weight": reweighing_weights(joined, pd.Series(outcomes)),
             }
         )
-    options = {
+    options: dict[str, object] = {
         "protected": list(protected),
         "proxies": list(proxies),
         "outcome": outcome,

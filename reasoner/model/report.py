@@ -69,7 +69,7 @@ def _header(result: ModelAudit) -> list[str]:
 
 
 def _rate_rows(result: ModelAudit) -> list[tuple[object, ...]]:
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for r in _rates(result).itertuples(index=False):
         pair = "any two groups" if r.group_a == "*" else f"{r.group_a} / {r.group_b}"
         rows.append(
