@@ -91,7 +91,7 @@ def model_section_html(audit: Audit) -> list[str]:
     rates = audit.model_evidence["model_flip_rates"]
     rates = rates[rates["via"] == "attribute"]
     points = [
-        _Point(f"{r.lei[:12]}… {r.attribute}", r.flip_rate, r.ci_low, r.ci_high)
+        _Point(f"{r.lei[:8]}… {r.attribute.removeprefix('derived_')}", r.flip_rate, r.ci_low, r.ci_high)
         for r in rates.itertuples(index=False)
         if isinstance(r.flip_rate, float)
     ]

@@ -497,6 +497,7 @@ def render_html(audit: Audit) -> str:
         *(f'<p class="meta">{_inline(line)}</p>' for line in _header(audit)),
         '<nav class="toc">Contents: <a href="#summary">Summary</a><a href="#lenders">Lenders by tier</a>'
         + ('<a href="#flagged">Flagged lenders</a>' if len(flagged) else "")
+        + ('<a href="#model">Model evidence</a>' if audit.model_evidence is not None else "")
         + '<a href="#data-quality">Data quality</a><a href="#method">Method</a></nav>',
         "</header>",
         '<section id="summary">',

@@ -187,14 +187,11 @@ def render_model_markdown(result: ModelAudit) -> str:
 
 
 def _rate_chart(result: ModelAudit) -> str:
+    """One row per attribute (a base applicant flips when any two of its twins differ); the pairs are in the table."""
+    rates = _rates(result)
     points = [
-        _Point(
-            f"{r.attribute}: {'any' if r.group_a == '*' else r.group_a + ' / ' + r.group_b}",
-            r.flip_rate,
-            r.ci_low,
-            r.ci_high,
-        )
-        for r in _rates(result).itertuples(index=False)
+        _Point(str(r.attribute), r.flip_rate, r.ci_low, r.ci_high)
+        for r in rates[rates["group_a"] == "*"].itertuples(index=False)
     ]
     return _forest(
         points,
@@ -248,7 +245,8 @@ def render_model_html(result: ModelAudit) -> str:
         "<h2>Counterfactual twins</h2>",
         _figure(
             _rate_chart(result),
-            "Share of base applicants whose twins get different decisions, with exact 95% intervals.",
+            "Share of base applicants whose twins get different decisions (any two groups), with exact 95% intervals; "
+            "the pairs of groups are in the table.",
         ),
         _html_table(RATE_HEADERS, _rate_rows(result), numeric={2, 3, 4, 6, 7}),
     ]
