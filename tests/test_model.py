@@ -444,3 +444,78 @@ def test_model_evidence_is_weighed_in_the_lending_audit(models: Path, tmp_path: 
     lender = next(record["lei"] for record in records if "CounterfactualFlip(" in json.dumps(record))
     text = explain_finding(out, lender)
     assert "the model denies the" in text and "twin of applicant" in text and "[model_flips row" in text
+
+
+def test_synthetic_bases_are_reproducible_and_belong_to_no_lender(models: Path) -> None:
+    data = models / "applications.parquet"
+    runs = [
+        audit_model(
+            str(models / "race.skops"), data, ["derived_race"], synthetic=150, seed=4, identities=True, replicates=100
+        )
+        for _ in range(2)
+    ]
+    pd.testing.assert_frame_equal(runs[0].twins, runs[1].twins)
+    twins = runs[0].twins
+    assert twins["application_id"].nunique() == 150 and twins["application_id"].str.startswith("SYN").all()
+    assert (twins["lei"] == "").all() and runs[0].synthetic
+    assert (runs[0].flip_rates["scope"] == "model").all()  # no lender: nothing for the lending audit
+
+
+def test_model_evidence_tables_keep_flips_against_the_reference_and_attributed_rows(tmp_path: Path) -> None:
+    from reasoner.model.evidence import MODEL_TABLES, empty_model_evidence, read_model_evidence
+
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"references": {"derived_race": "White"}, "model": {"path": "m.skops", "sha256": "ab"}})
+    )
+    flips = pd.DataFrame(
+        {
+            "application_id": ["1", "2", "3", "4"],
+            "lei": ["L1", "L1", "L2", ""],
+            "attribute": ["derived_race", "derived_race", "derived_race+proxies", "derived_race"],
+            "denied_group": ["Black or African American", "Asian", "White", "Asian"],
+            "approved_group": ["White", "Black or African American", "Asian", "White"],
+            "denied_score": [0.4, 0.45, 0.4, 0.4],
+            "approved_score": [0.6, 0.55, 0.6, 0.6],
+            "score_shift": [0.2, 0.1, 0.2, 0.2],
+        }
+    )
+    flips.to_parquet(tmp_path / "flips.parquet")
+    rates = pd.DataFrame(
+        {
+            "scope": ["model", "lender", "lender"],
+            "lei": ["", "L1", "L1"],
+            "attribute": ["derived_race"] * 3,
+            "group_a": ["*", "*", "Asian"],
+            "group_b": ["*", "*", "White"],
+            "twins": [10, 5, 5],
+            "flips": [3, 2, 1],
+            "flip_rate": [0.3, 0.4, 0.2],
+            "ci_low": [0.07, 0.05, 0.01],
+            "ci_high": [0.65, 0.85, 0.72],
+        }  # fmt: skip
+    )
+    rates.to_parquet(tmp_path / "flip_rates.parquet")
+    metrics = pd.DataFrame(
+        {
+            "scope": ["lender"],
+            "lei": ["L1"],
+            "attribute": ["derived_race"],
+            "group": ["Asian"],
+            "reference": ["White"],
+            "metric": ["disparate_impact"],
+            "value": [0.5],
+            "ci_low": [0.3],
+            "ci_high": [0.7],
+            "rows": [30],
+            "reference_rows": [40],
+        }  # fmt: skip
+    )
+    metrics.to_parquet(tmp_path / "metrics.parquet")
+    tables, source = read_model_evidence(tmp_path)
+    # Asian/Black is no comparison with the reference; the row without a lender is not attributable.
+    assert tables["model_flips"][["application_id", "via"]].values.tolist() == [["1", "attribute"], ["3", "proxies"]]
+    assert tables["model_flips"]["attribute"].tolist() == ["derived_race", "derived_race"]
+    assert tables["model_flip_rates"][["lei", "flips"]].values.tolist() == [["L1", 2]]
+    assert len(tables["model_metrics"]) == 1 and source["model_sha256"] == "ab"
+    for name, frame in empty_model_evidence().items():
+        assert tuple(frame.columns) == MODEL_TABLES[name] == tuple(tables[name].columns) and frame.empty
