@@ -17,6 +17,11 @@ the favourable decision and y the known outcome:
 ``average_odds_difference``         ½[(FPR_g − FPR_r) + (TPR_g − TPR_r)], FPR = P(ŷ=1 | y=0)   (needs the outcome)
 ==================================  ==========================================================
 
+And Fairlearn's between-group summaries over every group of the attribute with metrics
+(rows with group and reference ``*``): ``demographic_parity_difference`` (largest minus
+smallest favourable rate), ``demographic_parity_ratio`` (smallest over largest) and
+``equalized_odds_difference`` (the larger of the TPR and FPR ranges; needs the outcome).
+
 Confidence intervals: stratified bootstrap (each group's rows resampled with replacement,
 drawn as multinomial counts of its (y, ŷ) cells), ``replicates`` replicates with a fixed seed,
 95% percentile intervals. A metric undefined in a replicate (a zero denominator) is left out of
@@ -32,8 +37,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-__all__ = ["FLIP_COLUMNS", "GROUP_METRICS", "clopper_pearson", "flip_rates", "flips", "group_metrics"]
+__all__ = ["FLIP_COLUMNS", "GROUP_METRICS", "SPREAD_METRICS", "clopper_pearson", "flip_rates", "flips", "group_metrics"]
 
+SPREAD_METRICS = ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference")
 GROUP_METRICS = (
     "disparate_impact",
     "statistical_parity_difference",
@@ -213,10 +219,12 @@ def group_metrics(
         ref_draws = rng.multinomial(
             int(counts[reference].sum()), counts[reference] / counts[reference].sum(), size=replicates
         )
+        every = {reference: (counts[reference], ref_draws)}
         for group, count in counts.items():
             if group == reference or count.sum() < min_group:
                 continue
             draws = rng.multinomial(int(count.sum()), count / count.sum(), size=replicates)
+            every[group] = (count, draws)
             point = _metrics(count[None, :], counts[reference][None, :])
             boot = _metrics(draws, ref_draws)
             for metric in GROUP_METRICS:
@@ -241,6 +249,20 @@ def group_metrics(
                         int(counts[reference].sum()),
                     )
                 )
+        if len(every) > 1:  # Fairlearn's between-group summaries over every group with metrics
+            ordered = sorted(every)
+            point = _spread(np.stack([every[g][0][None, :] for g in ordered]))
+            boot = _spread(np.stack([every[g][1] for g in ordered]))
+            total = int(sum(every[g][0].sum() for g in ordered))
+            for metric in SPREAD_METRICS:
+                value = float(point[metric][0])
+                sample = boot[metric][np.isfinite(boot[metric])]
+                low, high = (
+                    np.quantile(sample, [0.025, 0.975]).tolist()
+                    if sample.size and np.isfinite(value)
+                    else [float("nan")] * 2
+                )
+                rows.append((lei, name, "*", "*", metric, value, float(low), float(high), total, 0))
     return pd.DataFrame(
         rows,
         columns=[
@@ -256,6 +278,21 @@ def group_metrics(
             "reference_rows",
         ],
     )
+
+
+def _spread(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Fairlearn's summaries for cell counts of shape (groups, replicates, 6)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = (counts[..., 1] + counts[..., 3] + counts[..., 5]) / counts.sum(axis=-1)
+        tpr = counts[..., 5] / (counts[..., 4] + counts[..., 5])
+        fpr = counts[..., 3] / (counts[..., 2] + counts[..., 3])
+        tpr_range = tpr.max(axis=0) - tpr.min(axis=0)
+        fpr_range = fpr.max(axis=0) - fpr.min(axis=0)
+        return {
+            "demographic_parity_difference": rate.max(axis=0) - rate.min(axis=0),
+            "demographic_parity_ratio": rate.min(axis=0) / rate.max(axis=0),
+            "equalized_odds_difference": np.maximum(tpr_range, fpr_range),
+        }
 
 
 def _metrics(group: np.ndarray, reference: np.ndarray) -> dict[str, np.ndarray]:

@@ -104,13 +104,13 @@ def _metric_rows(result: ModelAudit) -> list[tuple[object, ...]]:
     return [
         (
             r.attribute,
-            r.group,
-            r.reference,
+            "all groups (Fairlearn)" if r.group == "*" else r.group,
+            "–" if r.reference == "*" else r.reference,
             r.metric,
             r.value,
             f"{_number(r.ci_low)} to {_number(r.ci_high)}",
             r.rows,
-            r.reference_rows,
+            r.reference_rows if r.reference != "*" else "–",
         )
         for r in _metrics(result).itertuples(index=False)
     ]
