@@ -7,6 +7,7 @@
     reason synth OUT --applications N --lenders M --seed S
     reason evaluate OUT TRUTH
     reason explain OUT APPLICATION_ID|LEI
+    reason audit-model MODEL --data TABLE --protected COLUMNS -o OUT   audit a credit model
 
 Arguments are told apart by what they are: ``*.mln`` files and directories of
 them are rules, ``*.db`` files are evidence, ``*.parquet``/``*.csv`` are tables.
@@ -45,7 +46,7 @@ def _run_parser() -> argparse.ArgumentParser:
         description="Exact MAP inference for Markov logic programs (Alchemy/Tuffy syntax).",
         epilog=(
             "A rule directory with an audit.toml and no --query runs the fair-lending audit. Subcommands: "
-            "check, audit, synth, evaluate, explain (reason SUBCOMMAND --help). Exit codes: 0 ok, 2 bad input, 3 unsatisfiable."
+            "check, audit, synth, evaluate, explain, audit-model (reason SUBCOMMAND --help). Exit codes: 0 ok, 2 bad input, 3 unsatisfiable."
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="rule files or directories (*.mln), evidence (*.db), tables (*.parquet, *.csv)")
@@ -80,6 +81,7 @@ def _audit_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", type=Path, default=Path("reason-out"), metavar="OUT", help="audit: output directory (default ./reason-out)")
     parser.add_argument("--force", action="store_true", help="audit: replace a non-empty output directory")
     parser.add_argument("--quiet", action="store_true", help="audit: no progress messages")
+    parser.add_argument("--model-evidence", type=Path, metavar="OUT_MODEL", help="audit: the -o directory of 'reason audit-model', weighed by rules/70-model.mln")
 
 
 def _audit_parser() -> argparse.ArgumentParser:
@@ -138,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "synth": (_synth_parser, _synth),
             "evaluate": (_evaluate_parser, _evaluate),
             "explain": (_explain_parser, _explain),
+            "audit-model": (_audit_model_parser, _audit_model),
         }
         if arguments and arguments[0] in commands and not Path(arguments[0]).exists():
             make_parser, command = commands[arguments[0]]
@@ -296,7 +299,10 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
     out = Path(options.output)
     check_output(out, options.force)  # before the work, not only when writing
 
-    result = audit(rules, facts, pairs=pairs, workers=options.workers, time_limit=options.time_limit, progress=_progress(options.quiet))
+    result = audit(
+        rules, facts, pairs=pairs, workers=options.workers, time_limit=options.time_limit, progress=_progress(options.quiet),
+        model_evidence=options.model_evidence,
+    )
     write_outputs(result, out, force=options.force, timings=not options.no_timings)
     lenders = result.findings.lenders
     flagged = int(lenders["flagged"].sum())
@@ -338,6 +344,74 @@ def _explain(options: argparse.Namespace) -> int:
     from reasoner.lending.explain_finding import explain_finding
 
     sys.stdout.write(explain_finding(options.out, options.id) + "\n")
+    return EXIT_OK
+
+
+# -- reason audit-model ----------------------------------------------------------------------
+
+
+def _audit_model_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="reason audit-model",
+        description="Audit a credit model: counterfactual twins, flip rates, group fairness metrics, reweighing.",
+        epilog="Pickles (.joblib, .pkl) run code when loaded: they need --trust-pickle. Prefer .skops or .onnx.",
+    )
+    parser.add_argument("model", metavar="MODEL", help="a .skops, .onnx, .joblib/.pkl file, or module:function taking a DataFrame")
+    parser.add_argument("--data", type=Path, required=True, metavar="TABLE", help="applications (parquet or CSV): base applicants and the data for the group metrics")
+    parser.add_argument("--protected", required=True, metavar="COLUMNS", help="protected columns, comma-separated, e.g. derived_race,derived_sex")
+    parser.add_argument("--output", "-o", type=Path, required=True, metavar="OUT", help="output directory")
+    parser.add_argument("--outcome", metavar="COLUMN", help="known outcomes (1/0, approved/denied, or HMDA action_taken) for the error-rate metrics and --reweigh")
+    parser.add_argument("--reference", action="append", default=[], metavar="COLUMN=GROUP", help="reference (privileged) group of a protected column (default White, Not Hispanic or Latino, Male, else the largest)")
+    parser.add_argument("--proxies", metavar="COLUMNS", help="numeric columns that follow the twin by quantile mapping in a second set of twins")
+    parser.add_argument("--lender", metavar="LEI", help="the lender that decides with the model (default: each row's lei)")
+    parser.add_argument("--synthetic", type=int, metavar="N", help="N synthetic base applicants drawn from --data (Gaussian copula) instead of its rows")
+    parser.add_argument("--identities", action="store_true", help="give synthetic applicants names and ids (mimesis)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic profiles and the bootstrap")
+    parser.add_argument("--reweigh", action="store_true", help="write Kamiran-Calders weights for the data (needs --outcome)")
+    parser.add_argument("--favourable", default="1", metavar="LABEL", help="the model's label for approval (default 1)")
+    parser.add_argument("--threshold", type=float, default=0.5, help="a score at or above it is an approval (default 0.5)")
+    parser.add_argument("--min-group", type=int, default=20, metavar="N", help="smallest group with metrics (default 20)")
+    parser.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap replicates of the metric intervals (default 2000)")
+    parser.add_argument("--trust-pickle", action="store_true", help="allow loading a pickle: it runs arbitrary code")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty output directory")
+    parser.add_argument("--debug", action="store_true")
+    return parser
+
+
+def _audit_model(options: argparse.Namespace) -> int:
+    from reasoner.lending.outputs import check_output
+
+    protected = [name.strip() for name in options.protected.split(",") if name.strip()]
+    references = {}
+    for item in options.reference:
+        name, sep, group = item.partition("=")
+        if not sep or not name or not group:
+            raise UsageError(f"--reference {item}: expected COLUMN=GROUP")
+        references[name] = group
+    if options.synthetic is not None and options.synthetic < 1:
+        raise UsageError("--synthetic must be at least 1")
+    if options.bootstrap < 100 or options.min_group < 1:
+        raise UsageError("--bootstrap must be at least 100 and --min-group at least 1")
+    if not 0 < options.threshold < 1:
+        raise UsageError("--threshold must be between 0 and 1")
+    check_output(options.output, options.force)
+    from reasoner.model.audit import audit_model
+    from reasoner.model.outputs import write_model_outputs
+
+    favourable: object = int(options.favourable) if options.favourable.lstrip("-").isdigit() else options.favourable
+    result = audit_model(
+        options.model, options.data, protected, outcome=options.outcome, synthetic=options.synthetic, seed=options.seed,
+        reweigh=options.reweigh, trust_pickle=options.trust_pickle, lender=options.lender, references=references,
+        favourable=favourable, threshold=options.threshold, min_group=options.min_group, replicates=options.bootstrap,
+        identities=options.identities, proxies=[name.strip() for name in (options.proxies or "").split(",") if name.strip()],
+    )
+    write_model_outputs(result, options.output, force=options.force)
+    rates = result.flip_rates[(result.flip_rates["scope"] == "model") & (result.flip_rates["group_a"] == "*")]
+    for row in rates.itertuples(index=False):
+        print(f"{row.attribute}: {row.flips:,} of {row.twins:,} base applicants flip ({100 * row.flip_rate:.2f}%, 95% CI {100 * row.ci_low:.2f}-{100 * row.ci_high:.2f}%)")
+    metrics = result.metrics[(result.metrics["scope"] == "model") & (result.metrics["metric"] == "disparate_impact")]
+    breaches = metrics[metrics["value"] < 0.8]
+    print(f"{len(breaches):,} group(s) below the four-fifths rule; outputs in {options.output}/ (report.md, report.html, manifest.json, *.parquet)")
     return EXIT_OK
 
 

@@ -45,6 +45,8 @@ class Audit:
     seconds: dict[str, float] = field(default_factory=dict)
     pairs_source: Path | None = None
     pairs_sha256: str = ""
+    model_evidence: dict[str, pd.DataFrame] | None = None  # the model tables when --model-evidence was given
+    model_source: dict[str, str] | None = None  # its directory, model and digests
 
 
 def builtin_rules() -> Path:
@@ -64,8 +66,13 @@ def audit(
     workers: int = 1,
     time_limit: float | None = None,
     progress: Callable[[str], None] = lambda message: None,
+    model_evidence: Path | None = None,
 ) -> Audit:
-    """Run the audit of ``facts`` under the rule files ``rules`` (directories or files)."""
+    """Run the audit of ``facts`` under the rule files ``rules`` (directories or files).
+
+    ``model_evidence``: the output directory of ``reason audit-model``, whose tables
+    (``reasoner.model.evidence``) the model rules bind; without it they are bound empty.
+    """
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -79,6 +86,7 @@ def audit(
     if config_path is None:
         raise UsageError("no audit.toml beside the rule files: the audit needs its settings (see rules/audit.toml)")
     config = load_config(config_path)
+    model_tables, model_source = _model_tables(model_evidence)  # before the work: a wrong directory fails fast
     progress(f"reading {facts}")
     raw = read_hmda(facts, INPUT_COLUMNS)
     cleaned = clean_hmda(raw, facts.name)
@@ -97,6 +105,7 @@ def audit(
         name: MemoryTable(frame, *inputs[name]) if inputs.get(name, ("", ""))[1] else MemoryTable.of(frame, name)
         for name, frame in tables.named().items()
     }
+    memory.update({name: MemoryTable.of(frame, name) for name, frame in model_tables.items()})
     queries = [config.lender_verdict, "Cleared", *(name for name, _ in config.lender_kinds), *(name for name, _ in config.application_findings)]
     result = run(
         list(rules),
@@ -115,7 +124,20 @@ def audit(
     lap("scoring")
     files = tuple(rule_files(list(rules)))
     options = {"workers": workers, "time_limit": time_limit, "pairs": str(pairs) if pairs else None}
-    return Audit(files, config, facts, facts_sha256, cleaned, tables, result, findings, options, seconds, pairs, pairs_sha256)
+    if model_evidence is not None:
+        options["model_evidence"] = str(model_evidence)
+    return Audit(
+        files, config, facts, facts_sha256, cleaned, tables, result, findings, options, seconds, pairs, pairs_sha256,
+        model_tables if model_evidence is not None else None, model_source,
+    )
+
+
+def _model_tables(path: Path | None) -> tuple[dict[str, pd.DataFrame], dict[str, str] | None]:
+    from reasoner.model.evidence import empty_model_evidence, read_model_evidence
+
+    if path is None:
+        return empty_model_evidence(), None
+    return read_model_evidence(path)
 
 
 def _read_pairs(path: Path) -> pd.DataFrame:

@@ -453,7 +453,31 @@ def _violation_lines(label: str, proof: Record, statistics: Record, context: Con
         lines += _statistics_lines(table, cited or rows, context, "  ")
         if cited and len(rows) > len(cited):
             lines.append(f"    ({len(rows) - len(cited)} other {_UNITS[table]} of this lender not cited by the rules)")
+    lines += _model_flip_lines(proof)
     return lines + (_proof_lines(proof, "  ") if proof else ["  (no proof recorded)"])
+
+
+MAX_FLIPS_SAID = 5
+
+
+def _model_flip_lines(proof: Record) -> list[str]:
+    """The counterfactual twins of the lender's model the proof cites (rules/70-model.mln), in words."""
+    flips = []
+    for item in _atoms(proof):
+        if _predicate(str(item.get("atom"))) == "CounterfactualFlip" and item.get("value"):
+            _lei, application, attribute, denied, approved = _arguments(str(item["atom"]))
+            sentence = f"the model denies the {denied} twin and approves the {approved} twin of applicant {application}"
+            flips.append(f"{sentence} ({attribute}) [{_short(str(item.get('source')))}]")
+    if not flips:
+        return []
+    lines = [
+        "  The lender's model, on counterfactual twins (identical but for the protected attribute): "
+        f"{len(flips)} flips"
+    ]
+    lines += [f"    - {flip}" for flip in flips[:MAX_FLIPS_SAID]]
+    if len(flips) > MAX_FLIPS_SAID:
+        lines.append(f"    ({len(flips) - MAX_FLIPS_SAID} more below)")
+    return lines
 
 
 def _unflagged_text(row: Record, context: Context) -> str:

@@ -163,7 +163,8 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
         "tool": "reasoner",
         "version": __version__,
         "inputs": [{"path": str(audit.facts), "sha256": audit.facts_sha256, "kind": "facts"}]
-        + ([{"path": str(audit.pairs_source), "sha256": audit.pairs_sha256, "kind": "pairs"}] if audit.pairs_source else []),
+        + ([{"path": str(audit.pairs_source), "sha256": audit.pairs_sha256, "kind": "pairs"}] if audit.pairs_source else [])
+        + ([{**audit.model_source, "kind": "model evidence"}] if audit.model_source else []),
         "rules": [{"path": str(path), "sha256": file_sha256(path)} for path in (*audit.rules, audit.config.path)],
         "options": _clean({name: value for name, value in audit.options.items() if name != "workers"}),
         "application_id": cleaned.id_column,

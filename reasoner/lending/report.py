@@ -169,7 +169,10 @@ def render_markdown(audit: Audit) -> str:
     by = _ByLender(audit)
     for row in _rows(lenders[lenders["flagged"]]):
         lines += ["", *_lender_page(by, row)]
-    lines += ["", *_data_quality(audit), "", *_method(audit)]
+    from reasoner.lending.model_section import model_section_markdown
+
+    model = model_section_markdown(audit)
+    lines += [*([""] + model if model else []), "", *_data_quality(audit), "", *_method(audit)]
     return "\n".join(lines) + "\n"
 
 
@@ -518,6 +521,7 @@ def render_html(audit: Audit) -> str:
         *(f'<p class="meta">{_inline(line)}</p>' for line in _header(audit)),
         '<nav class="toc">Contents: <a href="#summary">Summary</a><a href="#lenders">Lenders by tier</a>'
         + ('<a href="#flagged">Flagged lenders</a>' if len(flagged) else "")
+        + ('<a href="#model">Model evidence</a>' if audit.model_evidence is not None else "")
         + '<a href="#data-quality">Data quality</a><a href="#method">Method</a></nav>',
         "</header>",
         '<section id="summary">',
@@ -590,6 +594,9 @@ def render_html(audit: Audit) -> str:
         for row in _rows(sectioned):
             out += _lender_html(audit, by, row, anchors[row.lei])
         out.append("</section>")
+    from reasoner.lending.model_section import model_section_html
+
+    out += model_section_html(audit)
     out += _data_quality_html(audit)
     out += _method_html(audit)
     out += [
