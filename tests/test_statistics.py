@@ -20,6 +20,7 @@ from reasoner.lending.similar import SimilaritySpec, similar_pairs
 from reasoner.lending.statistics import (
     cluster_outliers,
     denial_probabilities,
+    holm_adjusted,
     lender_denial_odds,
     matched_pair_test,
     pricing_disparity,
@@ -325,6 +326,26 @@ def test_adjusted_pair_test_with_even_odds_is_mcnemar_and_matches_scipy_poisson_
     distribution = stats.poisson_binom(q)
     assert row["expected_reference_favoured"] == pytest.approx(q.sum(), rel=1e-12)
     assert row["p_value"] == pytest.approx(min(1.0, 2 * min(distribution.cdf(9), distribution.sf(8))), rel=1e-10)
+
+
+def test_holm_adjustment_by_hand_and_against_its_definition() -> None:
+    p = np.array([0.01, 0.04, 0.03, np.nan, 0.005, 0.5, 0.2])
+    family = np.array(["a", "a", "a", "a", "b", "b", "c"])
+    # a: m = 3, ascending .01 .03 .04 -> 3(.01) = .03, 2(.03) = .06, max(.06, 1(.04)) = .06
+    expected = np.array([0.03, 0.06, 0.06, np.nan, 0.01, 0.5, 0.2])
+    np.testing.assert_allclose(holm_adjusted(p, family), expected, rtol=1e-12)
+    rng = np.random.default_rng(3)
+    p = np.where(rng.random(200) < 0.1, np.nan, rng.random(200) ** 3)
+    family = rng.choice(np.array(["x", "y", "z", "w"]), 200)
+    adjusted = holm_adjusted(p, family)
+    for name in np.unique(family):
+        rows = np.flatnonzero((family == name) & np.isfinite(p))
+        ordered = rows[np.argsort(p[rows], kind="stable")]
+        m = ordered.size
+        for i, row in enumerate(ordered):
+            definition = max(min(1.0, (m - j) * p[ordered[j]]) for j in range(i + 1))
+            assert adjusted[row] == pytest.approx(definition, rel=1e-12)
+    assert np.isnan(adjusted[~np.isfinite(p)]).all()
 
 
 def test_no_discordant_pairs_and_unknown_ids() -> None:

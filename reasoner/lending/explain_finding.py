@@ -553,7 +553,7 @@ def _denial_row(row: Record, context: Context) -> str:
     return (
         f"{name}: the odds of denying {compared} applicants are {_number(row['odds_ratio'], 2)} times those of "
         f"{reference} applicants (95% CI {_number(row.get('ci_low'), 2)}–{_number(row.get('ci_high'), 2)}, "
-        f"p = {_p(row.get('p_value'))}); {raw}"
+        f"p = {_p(row.get('p_value'))}{_holm(row)}); {raw}"
     )
 
 
@@ -575,7 +575,7 @@ def _pairs_row(row: Record, context: Context) -> str:
     return (
         f"{name}: {counts} (ratio {ratio}; the financials predict {_number(expected, 1)} of the "
         f"{_number(row.get('discordant'))} discordant pairs to favour the {reference} applicant: adjusted ratio "
-        f"{_number(row.get('adjusted_ratio'), 2)}, exact p = {_p(row.get('p_value'))}; McNemar p = "
+        f"{_number(row.get('adjusted_ratio'), 2)}, exact p = {_p(row.get('p_value'))}{_holm(row)}; McNemar p = "
         f"{_p(row.get('mcnemar_p_value'))})"
     )
 
@@ -593,7 +593,8 @@ def _pricing_row(row: Record, context: Context) -> str:
     interval = f"{_signed(row.get('ci_low'))} to {_signed(row.get('ci_high'))}"
     return (
         f"{name}: {compared} borrowers paid {_signed(row['adjusted_gap'])} points against {reference} borrowers "
-        f"after adjustment (95% CI {interval}, p = {_p(row.get('p_value'))}; raw gap {_signed(row.get('raw_gap'))}); "
+        f"after adjustment (95% CI {interval}, p = {_p(row.get('p_value'))}{_holm(row)}; "
+        f"raw gap {_signed(row.get('raw_gap'))}); "
         f"{means}"
     )
 
@@ -614,6 +615,12 @@ def _redlining_row(row: Record, context: Context) -> str:
         denial += f" (one-sided Fisher p = {_p(row.get('denial_p_value'))})"
     reason = f"; not fully tested: {row['reason']}" if row.get("reason") else ""
     return f"MSA {row.get('msa')}: {share}; {denial}{reason}"
+
+
+def _holm(row: Record) -> str:
+    """The p-value adjusted over the lender's comparisons (what the rules weigh), when there is one."""
+    adjusted = row.get("p_adjusted")
+    return "" if _missing(adjusted) else f", {_p(adjusted)} adjusted over the lender's comparisons (Holm)"
 
 
 def _generic_row(row: Record, context: Context) -> str:

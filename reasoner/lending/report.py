@@ -221,6 +221,7 @@ def _evidence(by: _ByLender, lei: str) -> list[_Block]:
                     "odds ratio",
                     "95% CI",
                     "p",
+                    "p (Holm)",
                 ),
                 [
                     (
@@ -232,6 +233,7 @@ def _evidence(by: _ByLender, lei: str) -> list[_Block]:
                         r.odds_ratio,
                         f"{_number(r.ci_low, 2)}–{_number(r.ci_high, 2)}",
                         r.p_value,
+                        r.p_adjusted,
                     )
                     for r in odds
                 ],
@@ -253,6 +255,7 @@ def _evidence(by: _ByLender, lei: str) -> list[_Block]:
                     "ratio",
                     "adjusted ratio",
                     "p",
+                    "p (Holm)",
                     "McNemar p",
                 ),
                 [
@@ -265,6 +268,7 @@ def _evidence(by: _ByLender, lei: str) -> list[_Block]:
                         r.discordant_ratio,
                         r.adjusted_ratio,
                         r.p_value,
+                        r.p_adjusted,
                         r.mcnemar_p_value,
                     )
                     for r in pairs
@@ -301,9 +305,17 @@ def _evidence(by: _ByLender, lei: str) -> list[_Block]:
             _Block(
                 "pricing",
                 "Rate spread among originated loans (percentage points):",
-                ("comparison", "loans (compared)", "loans (reference)", "raw gap", "adjusted gap", "p"),
+                ("comparison", "loans (compared)", "loans (reference)", "raw gap", "adjusted gap", "p", "p (Holm)"),
                 [
-                    (r.comparison, r.compared_loans, r.reference_loans, r.raw_gap, r.adjusted_gap, r.p_value)
+                    (
+                        r.comparison,
+                        r.compared_loans,
+                        r.reference_loans,
+                        r.raw_gap,
+                        r.adjusted_gap,
+                        r.p_value,
+                        r.p_adjusted,
+                    )
                     for r in pricing
                 ],
                 pricing,
@@ -423,7 +435,9 @@ def _method(audit: Audit) -> list[str]:
         "exact tests of "
         "the lender's share of applications from, and denial rate in, majority-minority tracts (> "
         f"{_number(config.majority_minority_percent, 0)}% minority) against MSA peers (the raw denial rates are "
-        "shown; the rules weigh the denial odds of the comparisons in audit.toml, such as 'neighbourhood').",
+        "shown; the rules weigh the denial odds of the comparisons in audit.toml, such as 'neighbourhood'). "
+        "A lender is tested once per comparison, so the rules weigh p-values adjusted by Holm's method over the "
+        "lender's comparisons ('p (Holm)').",
         "",
         "The rule files weigh this evidence as a Markov logic network; the most probable world is found exactly by "
         "weighted MaxSAT. "

@@ -73,6 +73,7 @@ __all__ = [
     "PRICING_COVARIATES",
     "cluster_outliers",
     "denial_probabilities",
+    "holm_adjusted",
     "lender_denial_odds",
     "matched_pair_test",
     "pricing_disparity",
@@ -372,6 +373,27 @@ def _poisson_binomial_test(unit: np.ndarray, chance: np.ndarray, observed: np.nd
         x = observed[index]
         p_value[index] = min(1.0, 2 * min(distribution.cdf(x), distribution.sf(x - 1)))
     return p_value
+
+
+def holm_adjusted(p_values: np.ndarray, families: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment of ``p_values`` within each family (rows with the same
+    ``families`` value): with the family's m finite p-values in ascending order,
+    adjusted p(i) = max over j <= i of min(1, (m - j + 1) p(j)). NaN stays NaN. Controls the
+    chance of any false finding in a family at the level, whatever the tests' dependence."""
+    adjusted = np.full(p_values.size, np.nan)
+    finite = np.flatnonzero(np.isfinite(p_values))
+    if finite.size == 0:
+        return adjusted
+    codes = pd.factorize(pd.Series(families[finite]).astype("str"))[0]
+    order = np.lexsort((p_values[finite], codes))
+    codes_sorted, p_sorted = codes[order], p_values[finite][order]
+    sizes = np.bincount(codes_sorted)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rank = np.arange(order.size) - starts[codes_sorted]  # 0-based rank within the family
+    scaled = np.minimum(1.0, (sizes[codes_sorted] - rank) * p_sorted)
+    running = pd.Series(scaled).groupby(codes_sorted).cummax().to_numpy()
+    adjusted[finite[order]] = running
+    return adjusted
 
 
 # --- (c) redlining ----------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from reasoner.lending.similar import PairCounts, SimilaritySpec, similar_pairs
 from reasoner.lending.statistics import (
     cluster_outliers,
     denial_probabilities,
+    holm_adjusted,
     lender_denial_odds,
     matched_pair_test,
     pricing_disparity,
@@ -149,14 +150,14 @@ def audit_tables(cleaned: CleanedHMDA, config: AuditConfig, pairs: pd.DataFrame 
                 comparison,
             )
         )
-    denial_odds = _sorted(pd.concat(odds, ignore_index=True), ["lei", "comparison", "group"])
+    denial_odds = _with_holm(_sorted(pd.concat(odds, ignore_index=True), ["lei", "comparison", "group"]))
     return AuditTables(
         applications=frame,
         lenders=_lenders(frame, denial_odds),
         pairs=pairs,
         denial_odds=denial_odds,
-        matched_pairs=_sorted(pd.concat(matched, ignore_index=True), ["lei", "comparison"]),
-        pricing=_sorted(pd.concat(pricing, ignore_index=True), ["lei", "comparison", "group"]),
+        matched_pairs=_with_holm(_sorted(pd.concat(matched, ignore_index=True), ["lei", "comparison"])),
+        pricing=_with_holm(_sorted(pd.concat(pricing, ignore_index=True), ["lei", "comparison", "group"])),
         redlining=redlining_signals(frame, config.majority_minority_percent, min_group=config.min_group),
         outliers=_sorted(pd.concat(outliers, ignore_index=True), ["lei", "comparison", "application_id"]),
         pair_counts=counts,
@@ -197,6 +198,13 @@ def _with_spread_gap(pairs: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     out = pairs.copy()
     out["spread_gap"] = gap
     return out
+
+
+def _with_holm(table: pd.DataFrame) -> pd.DataFrame:
+    """``p_adjusted``: ``p_value`` adjusted by Holm's method over the lender's comparisons (a lender
+    is tested once per comparison, so one chance finding among them is not evidence)."""
+    table["p_adjusted"] = holm_adjusted(table["p_value"].to_numpy(dtype=np.float64), table["lei"].to_numpy())
+    return table
 
 
 def _tag(result: pd.DataFrame, comparison: Comparison) -> pd.DataFrame:
