@@ -23,6 +23,7 @@ __all__ = [
     "MAX_CLAUSE_FILTERS",
     "MAX_DERIVED_ROWS",
     "MAX_EXPANSION",
+    "MAX_FIELD_LENGTH",
     "MAX_FORMULA_LEAVES",
     "MAX_KEY",
     "MAX_LINE_LENGTH",
@@ -45,6 +46,9 @@ MAX_LINE_LENGTH = 100_000  # characters on one line
 MAX_STATEMENT_TOKENS = 20_000  # tokens in one statement (a formula of ~5,000 atoms)
 MAX_NESTING = 200  # parentheses, negations, quantifiers and implications inside one another
 MAX_RANGE = 1_000_000  # constants in one '{A, ..., B}' range
+
+# -- facts tables (EvidenceError) ---------------------------------------------
+MAX_FIELD_LENGTH = 1_000  # characters of one value of an HMDA register (the longest field has 45)
 
 # -- grounding and encoding (LimitError) ------------------------------------
 DEFAULT_MAX_GROUNDINGS = 20_000_000  # groundings of one formula (up to 2 variables; fewer beyond) left undecided
