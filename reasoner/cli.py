@@ -70,7 +70,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="solver processes (results do not depend on it)")
     parser.add_argument("--no-timings", action="store_true", help="leave timings out of the JSON or manifest.json (byte-stable output)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.add_argument("--memory-limit", metavar="SIZE", help="address-space cap, e.g. 4G; see the README's limits")
+    parser.add_argument("--memory-limit", metavar="SIZE", help="stop cleanly past this resident memory, e.g. 4G")
     parser.add_argument("--max-groundings", type=int, metavar="N", help="groundings one formula may have (default 20M)")
 
 
@@ -81,8 +81,18 @@ def _check_common(options: argparse.Namespace) -> None:
         raise UsageError("--time-limit must be a positive number of seconds")
     from reasoner import limits
 
-    memory = None if options.memory_limit is None else limits.parse_size(options.memory_limit)
-    limits.configure(max_groundings=options.max_groundings, memory_limit=memory)
+    if options.memory_limit is not None:
+        limits.parse_size(options.memory_limit)  # a usage error now; applied by _apply_memory_limit
+    limits.configure(max_groundings=options.max_groundings)
+
+
+def _apply_memory_limit(options: argparse.Namespace) -> None:
+    """Start watching the resident memory, once the libraries the run needs are loaded."""
+    if options.memory_limit is None:
+        return
+    from reasoner import limits
+
+    limits.configure(memory_limit=limits.parse_size(options.memory_limit))
 
 
 def _audit_output_options(parser: argparse.ArgumentParser) -> None:
@@ -284,6 +294,8 @@ def _run(options: argparse.Namespace) -> int:
     from reasoner.pipeline import run
     from reasoner.render import render_json, render_text
 
+    _apply_memory_limit(options)
+
     margins = None
     if options.margins is not None:
         choice = options.margins.strip()
@@ -325,6 +337,8 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
     _check_common(options)
     from reasoner.lending.audit import audit
     from reasoner.lending.outputs import check_output, write_outputs
+
+    _apply_memory_limit(options)
 
     out = Path(options.output)
     check_output(out, options.force)  # before the work, not only when writing

@@ -7,17 +7,21 @@ groundings). Reaching one is never a crash: the rule-file limits are positioned
 do. The README's "Reliability" section lists them with the same values.
 
 Two limits can be changed per run from the command line: ``--max-groundings``
-(``max_groundings``) and ``--memory-limit`` (``memory_limit``), through
-``configure``; the others are fixed.
+(``max_groundings``) and ``--memory-limit`` (``memory_limit``, a watchdog on the
+resident memory), through ``configure``; the others are fixed.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import resource
+import signal
+import threading
+import time
 from dataclasses import dataclass, replace
 
-from reasoner.errors import UsageError
+from reasoner.errors import LimitError, UsageError
 
 __all__ = [
     "MAX_CLAUSE_FILTERS",
@@ -38,6 +42,7 @@ __all__ = [
     "configure",
     "current",
     "parse_size",
+    "resident_bytes",
 ]
 
 # -- rule files (positioned diagnostics) ------------------------------------
@@ -79,12 +84,15 @@ def current() -> RunLimits:
 
 
 def configure(*, max_groundings: int | None = None, memory_limit: int | None = None) -> RunLimits:
-    """Change the per-run limits of this process; ``memory_limit`` also caps its address space.
+    """Change the per-run limits of this process (call it from the main thread).
 
-    The cap is ``RLIMIT_AS``: beyond it an allocation fails with ``MemoryError``, which the
-    command line reports as a limit (exit 2) instead of the kernel killing the process. The
-    grounding budget shrinks with it, so a formula whose groundings cannot fit is refused
-    before they are computed.
+    ``memory_limit`` (bytes) starts a watchdog thread that reads the resident memory of the
+    process every ``WATCH_SECONDS``; past the limit it signals the main thread, which raises
+    a ``LimitError`` at its next Python instruction (nothing is written: outputs are moved into
+    place only at the end). The grounding budget shrinks with the limit and DuckDB gets half of
+    it, so that a formula whose groundings cannot fit is refused before they are computed. The
+    address space is not capped (``RLIMIT_AS``): thread pools that cannot map their stacks hang
+    instead of failing.
     """
     global _current
     changes: dict[str, int] = {}
@@ -93,17 +101,44 @@ def configure(*, max_groundings: int | None = None, memory_limit: int | None = N
             raise UsageError("--max-groundings must be at least 1")
         changes["max_groundings"] = max_groundings
     if memory_limit is not None:
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        if hard != resource.RLIM_INFINITY and memory_limit > hard:
-            raise UsageError(f"--memory-limit {memory_limit:,} bytes is above this system's limit of {hard:,}")
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, hard))
         changes["memory_limit"] = memory_limit
         # A grounding row costs about 8 bytes per variable several times over (SQL result,
         # numpy copy, leaf states); a quarter of the budget at ~64 bytes a row is conservative.
         budget = max(1, memory_limit // 4 // 64)
         changes["max_groundings"] = min(changes.get("max_groundings", _current.max_groundings), budget)
+        _watch(memory_limit)
     _current = replace(_current, **changes)
     return _current
+
+
+WATCH_SECONDS = 0.1
+
+
+def resident_bytes() -> int:
+    """Resident memory of this process now (Linux), else its peak so far."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            return int(handle.read().split()[1]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _watch(limit: int) -> None:
+    def reached(signum: int, frame: object) -> None:
+        raise LimitError(
+            f"the memory limit ({limit / 2**30:.2f} GiB, --memory-limit) was reached; nothing was written. "
+            "Give more memory, or lower --max-groundings to be refused earlier (README: Reliability)"
+        )
+
+    signal.signal(signal.SIGUSR1, reached)
+    pid = os.getpid()
+
+    def watch() -> None:
+        while resident_bytes() <= limit:
+            time.sleep(WATCH_SECONDS)
+        os.kill(pid, signal.SIGUSR1)
+
+    threading.Thread(target=watch, name="reasoner-memory-limit", daemon=True).start()
 
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*\Z", re.IGNORECASE)
@@ -116,6 +151,6 @@ def parse_size(text: str, option: str = "--memory-limit") -> int:
     if match is None:
         raise UsageError(f"{option} {text}: expected a size such as 4G, 512M or 2000000000")
     size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-    if size < 256 * 2**20:
-        raise UsageError(f"{option} {text}: at least 256M is needed to load the libraries")
+    if size < 64 * 2**20:
+        raise UsageError(f"{option} {text}: at least 64M is needed to load the libraries")
     return size

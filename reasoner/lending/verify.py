@@ -76,5 +76,5 @@ def render_verification(result: Verification, out: Path) -> str:
     lines += [f"{out}/{name}: missing (recorded in manifest.json)" for name in result.missing]
     lines += [f"{out}/{name}: added after the run (not recorded in manifest.json)" for name in result.added]
     if not result.digest_matches:
-        lines.append(f"{out}/manifest.json: outputs_digest does not match its own file digests (the manifest was edited)")
+        lines.append(f"{out}/manifest.json: outputs_digest does not match its file digests (the manifest was edited)")
     return "\n".join(lines)
