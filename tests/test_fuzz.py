@@ -114,7 +114,7 @@ def test_the_seed_corpus_is_there() -> None:
         assert_result_or_positioned_error(text, str(path))
 
 
-@settings(FUZZ, max_examples=1000)
+@settings(FUZZ, max_examples=600)
 @given(st.integers(0, len(TEXTS) - 1), st.lists(EDIT, min_size=1, max_size=8))
 def test_mutated_rule_files_give_a_program_or_a_positioned_error(which: int, edits: list) -> None:
     assert_result_or_positioned_error(_mutate(TEXTS[which], edits))
