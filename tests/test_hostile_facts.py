@@ -85,6 +85,27 @@ def _with_ids(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(application_id=[f"A{i}" for i in range(len(frame))])
 
 
+def _typed(kind: str) -> WriteCase:
+    """The sample with its income column replaced by a column of another parquet type."""
+
+    def write(frame: pd.DataFrame, folder: Path) -> Path:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        values = {
+            "list": pa.array([[1, 2]] * len(frame)),
+            "struct": pa.array([{"a": 1}] * len(frame)),
+            "binary": pa.array([b"12"] * 4 + [b"\xff\xfe"] + [b"12"] * (len(frame) - 5)),
+            "bool": pa.array([True] * len(frame)),
+        }[kind]
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        path = folder / "facts.parquet"
+        pq.write_table(table.set_column(table.column_names.index("income"), "income", values), path)
+        return path
+
+    return write
+
+
 def _corrupt(frame: pd.DataFrame, folder: Path) -> Path:
     path = folder / "facts.parquet"
     frame.to_parquet(path)
@@ -116,6 +137,12 @@ REFUSED: list[tuple[str, WriteCase, list[str]]] = [
     ("corrupt parquet", _corrupt, ["facts.parquet: cannot read as HMDA data, expected a parquet file"]),
     ("truncated parquet", _truncated, ["facts.parquet: cannot read as HMDA data, expected a parquet file"]),
     ("text named .parquet", _text(lambda f: b"lei,income\nA,1\n", "facts.parquet"), ["expected a parquet file"]),
+    ("list column", _typed("list"), ["column 'income': expected text or numbers, got a column of type list<"]),
+    ("struct column", _typed("struct"), ["column 'income': expected text or numbers, got a column of type struct<"]),
+    ("non-UTF-8 binary column", _typed("binary"),
+     ["column 'income': expected UTF-8 text, got bytes that are not UTF-8 (row 5)"]),
+    ("boolean column", _typed("bool"),
+     ["column 'income': expected a number, 'NA' or 'Exempt', got 'true' (rows 1, 2, 3)"]),
     ("latin-1 byte in UTF-8", _text(_latin1_in_utf8),
      ["column 'derived_race': expected UTF-8 text, got byte 0xe9 on line 11 (row 10)", "iconv"]),
     ("latin-1 file", _text(lambda f: f.to_csv(index=False).replace("White", "Whité").encode("latin-1")),

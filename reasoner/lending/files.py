@@ -89,9 +89,25 @@ def _read_parquet(path: Path, wanted: frozenset[str] | None) -> pa.Table:
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
         if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
-            column = pc.cast(column, pa.string())  # 6037.0 → '6037': no stray '.0'
+            column = _as_text(column, name, path)
         columns[name] = column
     return pa.table(columns)
+
+
+def _as_text(column: pa.ChunkedArray, name: str, path: Path) -> pa.ChunkedArray:
+    """A parquet column as text (6037.0 → '6037': no stray '.0'); nested or non-UTF-8 bytes refused."""
+    kind = column.type
+    if pa.types.is_nested(kind):
+        raise EvidenceError(f"{path}: column '{name}': expected text or numbers, got a column of type {kind}")
+    try:
+        return pc.cast(column, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            row = next((index + 1 for index, value in enumerate(column.to_pylist()) if not _utf8(value)), None)
+            where = f" (row {row})" if row else ""
+            message = f"{path}: column '{name}': expected UTF-8 text, got bytes that are not UTF-8{where}"
+            raise EvidenceError(message) from None
+        raise EvidenceError(f"{path}: column '{name}': expected text or numbers, got a column of type {kind}") from None
 
 
 @contextmanager
@@ -187,6 +203,14 @@ def _describe_encoding_error(path: Path, delimiter: str, names: list[str], skip:
                     "convert the file to UTF-8 (e.g. 'iconv -f latin1 -t utf-8')"
                 )
     return "expected UTF-8 text; convert the file to UTF-8"
+
+
+def _utf8(value: bytes | None) -> bool:
+    try:
+        value is None or value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _first_line(error: BaseException) -> str:
