@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reasoner.errors import EvidenceError
 from reasoner.lending.hmda import INPUT_COLUMNS, clean_hmda, read_hmda
@@ -227,3 +229,47 @@ def test_the_command_line_exits_2_with_the_message_and_writes_nothing(
     assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr  # type: ignore[attr-defined]
     assert expected[0] in done.stderr  # type: ignore[attr-defined]
     assert not (tmp_path / "out").exists()
+
+
+# -- fuzzing: mutated CSV bytes -----------------------------------------------------------------
+
+FUZZ_PIECES = [b",", b";", b"|", b"\t", b'"', b"\n", b"\r\n", b"\xe9", b"\xff", b"\x00", b"NA", b"Exempt", b"NaN",
+               b"inf", b"-1", b"1e400", b"9999", b"", b"x" * 2000, "é".encode(), b"\xef\xbb\xbf"]
+
+
+@pytest.fixture(scope="module")
+def small_csv(small: pd.DataFrame) -> bytes:
+    return small.head(40).to_csv(index=False).encode("utf-8")
+
+
+CSV_EDIT = st.tuples(st.integers(0, 4), st.integers(0, 1_000_000), st.integers(0, 300), st.integers(0, 50))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(CSV_EDIT, max_size=6))
+def test_mutated_csv_bytes_give_a_table_or_an_evidence_error(
+    small_csv: bytes, tmp_path: Path, edits: list[tuple[int, int, int, int]]
+) -> None:
+    data = small_csv
+    for operation, start, length, piece in edits:
+        i = start % (len(data) + 1)
+        j = min(len(data), i + length)
+        if operation == 0:
+            data = data[:i] + FUZZ_PIECES[piece % len(FUZZ_PIECES)] + data[i:]
+        elif operation == 1:
+            data = data[:i] + data[j:]
+        elif operation == 2:
+            data = data[:i] + data[i:j] * 2 + data[j:]
+        elif operation == 3:
+            data = data[:i] + FUZZ_PIECES[piece % len(FUZZ_PIECES)] + data[j:]
+        else:
+            data = data[:i]
+    path = tmp_path / "fuzzed.csv"
+    path.write_bytes(data)
+    try:
+        cleaned = _cleaned(path)
+    except EvidenceError as error:
+        message = error.render()
+        assert message.startswith("error: ") and "fuzzed.csv" in message, message
+    else:
+        assert len(cleaned.frame) == cleaned.rows_read and sum(cleaned.exclusions.values()) < cleaned.rows_read
