@@ -245,7 +245,7 @@ def small_csv(small: pd.DataFrame) -> bytes:
 CSV_EDIT = st.tuples(st.integers(0, 4), st.integers(0, 1_000_000), st.integers(0, 300), st.integers(0, 50))
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(st.lists(CSV_EDIT, max_size=6))
 def test_mutated_csv_bytes_give_a_table_or_an_evidence_error(
     small_csv: bytes, tmp_path: Path, edits: list[tuple[int, int, int, int]]
