@@ -8,10 +8,12 @@
     reason evaluate OUT TRUTH
     reason explain OUT APPLICATION_ID|LEI
     reason audit-model MODEL --data TABLE --protected COLUMNS -o OUT   audit a credit model
+    reason verify OUT                         re-check the output digests of manifest.json
 
 Arguments are told apart by what they are: ``*.mln`` files and directories of
 them are rules, ``*.db`` files are evidence, ``*.parquet``/``*.csv`` are tables.
-Exit codes: 0 success, 2 bad input or usage, 3 unsatisfiable hard formulas.
+Exit codes: 0 success, 2 bad input or usage, 3 unsatisfiable hard formulas, 4 outputs
+that differ from their manifest (verify).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_INPUT, EXIT_UNSATISFIABLE = 0, 2, 3
+EXIT_OK, EXIT_INPUT, EXIT_UNSATISFIABLE, EXIT_ALTERED = 0, 2, 3, 4
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,7 +48,8 @@ def _run_parser() -> argparse.ArgumentParser:
         description="Exact MAP inference for Markov logic programs (Alchemy/Tuffy syntax).",
         epilog=(
             "A rule directory with an audit.toml and no --query runs the fair-lending audit. Subcommands: "
-            "check, audit, synth, evaluate, explain, audit-model (reason SUBCOMMAND --help). Exit codes: 0 ok, 2 bad input, 3 unsatisfiable."
+            "check, audit, synth, evaluate, explain, audit-model, verify (reason SUBCOMMAND --help). Exit codes: 0 ok, "
+            "2 bad input, 3 unsatisfiable, 4 outputs altered (verify)."
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="rule files or directories (*.mln), evidence (*.db), tables (*.parquet, *.csv)")
@@ -68,6 +71,8 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="solver processes (results do not depend on it)")
     parser.add_argument("--no-timings", action="store_true", help="leave timings out of the JSON or manifest.json (byte-stable output)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--memory-limit", metavar="SIZE", help="stop cleanly past this resident memory, e.g. 4G")
+    parser.add_argument("--max-groundings", type=int, metavar="N", help="groundings one formula may have (default 20M)")
 
 
 def _check_common(options: argparse.Namespace) -> None:
@@ -75,6 +80,20 @@ def _check_common(options: argparse.Namespace) -> None:
         raise UsageError("--workers must be at least 1")
     if options.time_limit is not None and options.time_limit <= 0:
         raise UsageError("--time-limit must be a positive number of seconds")
+    from reasoner import limits
+
+    if options.memory_limit is not None:
+        limits.parse_size(options.memory_limit)  # a usage error now; applied by _apply_memory_limit
+    limits.configure(max_groundings=options.max_groundings)
+
+
+def _apply_memory_limit(options: argparse.Namespace) -> None:
+    """Start watching the resident memory, once the libraries the run needs are loaded."""
+    if options.memory_limit is None:
+        return
+    from reasoner import limits
+
+    limits.configure(memory_limit=limits.parse_size(options.memory_limit))
 
 
 def _audit_output_options(parser: argparse.ArgumentParser) -> None:
@@ -121,6 +140,13 @@ def _explain_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _verify_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="reason verify", description="Re-check an audit's output files against manifest.json.")
+    parser.add_argument("out", type=Path, metavar="OUT", help="an audit output directory")
+    parser.add_argument("--debug", action="store_true")
+    return parser
+
+
 def _check_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="reason check", description="Check rule files: syntax, names, arities, types, safety.")
     parser.add_argument("rules", nargs="+", metavar="RULES")
@@ -141,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "evaluate": (_evaluate_parser, _evaluate),
             "explain": (_explain_parser, _explain),
             "audit-model": (_audit_model_parser, _audit_model),
+            "verify": (_verify_parser, _verify),
         }
         if arguments and arguments[0] in commands and not Path(arguments[0]).exists():
             make_parser, command = commands[arguments[0]]
@@ -158,14 +185,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except MemoryError:
-        print("error: out of memory; see the README's section on limits", file=sys.stderr)
-        return 1
+        return _out_of_memory()
     except Exception as error:  # a bug, not bad input: say so without a traceback
+        if type(error).__name__ == "OutOfMemoryException" and not debug:  # DuckDB's, outside Python's heap
+            return _out_of_memory()
         if debug:
             raise
         print(f"internal error: {type(error).__name__}: {error}", file=sys.stderr)
         print("note: this is a bug in reasoner; rerun with --debug for a traceback and report it", file=sys.stderr)
         return 1
+
+
+def _out_of_memory() -> int:
+    from reasoner.limits import current
+
+    budget = current().memory_limit
+    if budget is None:
+        print("error: out of memory; see the README's section on limits", file=sys.stderr)
+        return 1
+    print(
+        f"error: the memory limit ({budget / 2**30:.2f} GiB, --memory-limit) was reached; nothing was written. "
+        "Give more memory, or lower --max-groundings to be refused earlier (README: Reliability)",
+        file=sys.stderr,
+    )
+    return EXIT_INPUT
 
 
 def _queries(names: list[str], query_file: Path | None):  # type: ignore[no-untyped-def]
@@ -254,6 +297,8 @@ def _run(options: argparse.Namespace) -> int:
     from reasoner.pipeline import run
     from reasoner.render import render_json, render_text
 
+    _apply_memory_limit(options)
+
     margins = None
     if options.margins is not None:
         choice = options.margins.strip()
@@ -295,6 +340,8 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
     _check_common(options)
     from reasoner.lending.audit import audit
     from reasoner.lending.outputs import check_output, write_outputs
+
+    _apply_memory_limit(options)
 
     out = Path(options.output)
     check_output(out, options.force)  # before the work, not only when writing
@@ -413,6 +460,14 @@ def _audit_model(options: argparse.Namespace) -> int:
     breaches = metrics[metrics["value"] < 0.8]
     print(f"{len(breaches):,} group(s) below the four-fifths rule; outputs in {options.output}/ (report.md, report.html, manifest.json, *.parquet)")
     return EXIT_OK
+
+
+def _verify(options: argparse.Namespace) -> int:
+    from reasoner.lending.verify import render_verification, verify
+
+    result = verify(options.out)
+    print(render_verification(result, options.out), file=sys.stdout if result.ok else sys.stderr)
+    return EXIT_OK if result.ok else EXIT_ALTERED
 
 
 def entry() -> None:

@@ -14,11 +14,11 @@ import pandas as pd
 
 from reasoner.check import CheckedProgram
 from reasoner.errors import LimitError
+from reasoner.limits import MAX_DERIVED_ROWS
 from reasoner.syntax import Comparison, Constant, DerivedRule, Literal, Term, Variable
 
 __all__ = ["derive"]
 
-MAX_DERIVED_ROWS = 50_000_000
 
 
 def derive(

@@ -20,11 +20,11 @@ from scipy.sparse.csgraph import connected_components
 
 from reasoner.errors import LimitError
 from reasoner.ground import FALSE, TRUE, UNKNOWN, GroundBlock, GroundNetwork
+from reasoner.limits import MAX_WEIGHT, MAX_WEIGHT_PLACES
 from reasoner.normalize import Cmp, Junction, Lit, Node, Truth
 
 __all__ = ["Component", "Encoding", "encode"]
 
-MAX_WEIGHT = 2**62
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +73,10 @@ def weight_scale(weights: list[Decimal]) -> int:
         exponent = weight.normalize().as_tuple().exponent
         if isinstance(exponent, int) and exponent < 0:
             places = max(places, -exponent)
-    if places > 12:
-        raise LimitError(f"a weight has {places} decimal places; at most 12 are supported")
+    if places > MAX_WEIGHT_PLACES:
+        raise LimitError(
+            f"a weight has {places} decimal places; at most {MAX_WEIGHT_PLACES} are supported: round the weights"
+        )
     return 10**places
 
 

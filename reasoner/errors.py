@@ -41,10 +41,14 @@ class UsageError(ReasonerError):
 
 
 class EvidenceError(ReasonerError):
-    """A facts table or evidence file is wrong; the message names file, column, row."""
+    """A facts table or evidence file is wrong; the message names file, column, row.
+
+    Rendered as every other error, ``error: FILE: column 'c': expected ..., got ... (row N)``.
+    """
 
     def render(self) -> str:
-        return str(self)
+        message = str(self)
+        return message if message.startswith("error: ") else f"error: {message}"
 
 
 class LimitError(ReasonerError):

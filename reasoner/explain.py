@@ -220,8 +220,10 @@ def explain_key(
                 opposing.append(proof)
             else:
                 neutral += 1
-    supporting.sort(key=lambda item: (-item.effect, item.location, item.substitution))
-    opposing.sort(key=lambda item: (item.effect, item.location, item.substitution))
+    # Ties are broken by the formula's text before its location, so neither the order nor the
+    # names of the rule files change the order of a proof.
+    supporting.sort(key=lambda item: (-item.effect, item.rule, item.substitution, item.location))
+    opposing.sort(key=lambda item: (item.effect, item.rule, item.substitution, item.location))
     return Proof(canonical, value, decided_by, source, margin, tuple(supporting), tuple(opposing), neutral)
 
 

@@ -23,20 +23,19 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from reasoner import limits
 from reasoner.check import CheckedFormula, CheckedProgram, Predicate
 from reasoner.constants import ConstantValue
 from reasoner.errors import LimitError
 from reasoner.evidence import Evidence
 from reasoner.intern import ConstantTable, build_constant_table
+from reasoner.limits import MAX_CLAUSE_FILTERS, MAX_KEY
 from reasoner.normalize import Cmp, Const, Junction, Lit, Node, Truth, Var, leaves, normalize, to_clauses
 from reasoner.syntax import Comparison, Constant, Formula, Quantified
 
 __all__ = ["AtomTable", "GroundBlock", "GroundNetwork", "ground", "evaluate"]
 
 FALSE, TRUE, UNKNOWN = np.int8(0), np.int8(1), np.int8(2)
-MAX_KEY = 2**62
-MAX_GROUNDINGS_PER_FORMULA = 200_000_000
-MAX_CLAUSE_FILTERS = 32  # literals of a clause checked in SQL beyond its joins
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +190,9 @@ def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
     predicates = _predicate_indexes(program, evidence, constants, columns)
     connection = duckdb.connect()
     connection.execute("SET threads TO 2")
+    budget = limits.current().memory_limit
+    if budget is not None:  # DuckDB allocates outside Python: give it half, so it fails cleanly first
+        connection.execute(f"SET memory_limit = '{max(64, budget // 2 // 2**20)}MB'")
     _register(connection, program, predicates, constants)
     grounded: list[tuple[CheckedFormula, Node, Decimal | None, bool, np.ndarray, list, list, list, int]] = []
     stats: dict[str, object] = {"zero_weight_formulas": 0}
@@ -451,26 +453,48 @@ def _candidates(
         return np.empty((0, width), dtype=np.int64)
     queries = [_clause_query(clause, formula, predicates, constants) for clause in clauses]
     columns = [f"v{i}" for i in range(width)] or ["_one"]
-    sql = " UNION ".join(f"({query})" for query in queries)
-    sql = f"SELECT * FROM ({sql}) ORDER BY {', '.join(columns)}"
+    # The limit holds before the groundings exist: the domain product when nothing prunes them;
+    # else each clause's query stops one row past the limit (joins stream, so it never builds
+    # more), and their union, capped the same way, is exact whenever no clause reached it.
+    limit = _grounding_limit(width)
     estimate = total if clauses == [[]] else 0
-    if estimate > MAX_GROUNDINGS_PER_FORMULA:
-        raise LimitError(_too_many(formula, estimate))
-    result = connection.execute(sql).fetchnumpy()
+    if estimate > limit:
+        raise LimitError(_too_many(formula, estimate, limit))
+    sql = " UNION ".join(f"(SELECT * FROM ({query}) LIMIT {limit + 1})" for query in queries)
+    sql = f"SELECT * FROM ({sql}) ORDER BY {', '.join(columns)} LIMIT {limit + 1}"
+    try:
+        result = connection.execute(sql).fetchnumpy()
+    except duckdb.OutOfMemoryException:
+        span = formula.span
+        raise LimitError(
+            f"{span.file}:{span.line}:{span.column}: out of memory while grounding this formula; "
+            "join its variables through evidence predicates, or give more memory (--memory-limit)"
+        ) from None
     count = len(result[columns[0]])
-    if count > MAX_GROUNDINGS_PER_FORMULA:
-        raise LimitError(_too_many(formula, count))
+    if count > limit:
+        raise LimitError(_too_many(formula, count, limit, at_least=True))
     if not width:
         return np.empty((count, 0), dtype=np.int64)
     return np.column_stack([np.asarray(result[column], dtype=np.int64) for column in columns]).reshape(count, width)
 
 
-def _too_many(formula: CheckedFormula, count: int) -> str:
+def _grounding_limit(width: int) -> int:
+    """Groundings one formula may have: ``--max-groundings``, scaled down beyond 2 variables.
+
+    A grounding's memory grows with its variables, so the limit is one of memory: a formula
+    of ``w > 2`` variables may have ``max_groundings * 2 / w`` groundings.
+    """
+    limit = limits.current().max_groundings
+    return limit if width <= 2 else max(1, limit * 2 // width)
+
+
+def _too_many(formula: CheckedFormula, count: int, limit: int, at_least: bool = False) -> str:
     span = formula.span
     return (
-        f"{span.file}:{span.line}:{span.column}: formula has {count:,} groundings the evidence "
-        f"does not decide (limit {MAX_GROUNDINGS_PER_FORMULA:,}); join its variables through "
-        "evidence predicates or add conditions"
+        f"{span.file}:{span.line}:{span.column}: formula has "
+        f"{f'more than {limit:,}' if at_least else f'{count:,}'} groundings the evidence does not decide (limit {limit:,}); join its variables through "
+        "evidence predicates or add conditions, or raise the limit with --max-groundings N "
+        "(memory grows with the groundings times the variables)"
     )
 
 

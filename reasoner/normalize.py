@@ -19,6 +19,7 @@ from typing import Union
 from reasoner.check import CheckedFormula
 from reasoner.constants import ConstantValue
 from reasoner.errors import LimitError
+from reasoner.limits import MAX_EXPANSION, MAX_FORMULA_LEAVES, MAX_PRUNING_CLAUSES
 from reasoner.syntax import (
     And,
     Atom,
@@ -46,8 +47,6 @@ __all__ = [
     "to_clauses",
 ]
 
-MAX_EXPANSION = 100_000
-MAX_PRUNING_CLAUSES = 64
 
 # An order comparison involving a non-number is false, so its negation is true:
 # ``!(x < y)`` is not ``x >= y`` but ``!<``, "not less than" (also true for strings).
@@ -104,9 +103,42 @@ def normalize(
     domains: Mapping[str, Sequence[ConstantValue]],
     negate: bool = False,
 ) -> Node:
-    """The NNF tree of a checked formula (negated when ``negate``)."""
+    """The NNF tree of a checked formula (negated when ``negate``).
+
+    Rewriting '<=>' doubles both sides and a quantifier copies its body once per case, so a
+    short formula can have an astronomically large NNF; its size is computed first and a
+    ``LimitError`` raised beyond ``MAX_FORMULA_LEAVES`` leaves, before anything is built.
+    """
+    size = _leaf_count(formula.formula, formula, domains)
+    if size > MAX_FORMULA_LEAVES:
+        span = formula.span
+        raise LimitError(
+            f"{span.file}:{span.line}:{span.column}: formula expands to {size:,} literals once '<=>' and "
+            f"quantifiers are rewritten (limit {MAX_FORMULA_LEAVES:,}); split it into several formulas or "
+            "name a part with a derived predicate"
+        )
     slots = {name: Var(index) for index, name in enumerate(formula.variables)}
     return _simplify(_nnf(formula.formula, not negate, slots, formula, domains))
+
+
+def _leaf_count(node: Formula, formula: CheckedFormula, domains: Mapping[str, Sequence[ConstantValue]]) -> int:
+    """Leaves of the NNF of ``node`` (exact, as an unbounded integer; cheap to compute)."""
+    if isinstance(node, (Atom, Comparison)):
+        return 1
+    if isinstance(node, Not):
+        return _leaf_count(node.operand, formula, domains)
+    if isinstance(node, (And, Or)):
+        return sum(_leaf_count(operand, formula, domains) for operand in node.operands)
+    if isinstance(node, Implies):
+        return _leaf_count(node.left, formula, domains) + _leaf_count(node.right, formula, domains)
+    if isinstance(node, Equivalent):
+        return 2 * (_leaf_count(node.left, formula, domains) + _leaf_count(node.right, formula, domains))
+    if isinstance(node, Quantified):
+        cases = 1
+        for variable in node.variables:
+            cases *= len(domains.get(formula.type_of(variable.name), ()))
+        return max(1, cases) * _leaf_count(node.body, formula, domains)
+    return 1
 
 
 def _term(term: Term, env: Mapping[str, Arg]) -> Arg:

@@ -18,6 +18,7 @@ from lark import Lark, Token, Transformer, UnexpectedInput, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, VisitError
 
 from reasoner.errors import Diagnostic, RuleError, UsageError
+from reasoner.limits import MAX_LINE_LENGTH, MAX_NESTING, MAX_RANGE, MAX_RULE_FILE_BYTES, MAX_STATEMENT_TOKENS
 from reasoner.syntax import (
     And,
     Atom,
@@ -45,9 +46,6 @@ from reasoner.syntax import (
 )
 
 __all__ = ["grammar_path", "parse_program", "parse_text", "rule_files"]
-
-MAX_LINE_LENGTH = 100_000
-MAX_NESTING = 200
 
 _TERMINAL_NAMES = {
     "PREDICATE": "a predicate",
@@ -107,25 +105,47 @@ def _parser() -> Lark:
 
 
 class _JoinBracketedLines:
-    """Drops newlines inside parentheses and braces, so a statement may span lines."""
+    """Drops newlines inside parentheses and braces, so a statement may span lines.
+
+    It also enforces the statement limits before the parser builds anything: at most
+    ``MAX_STATEMENT_TOKENS`` tokens per statement and at most ``MAX_NESTING`` levels of
+    nesting, counting parentheses, runs of '!', and the quantifiers, '=>' and '<=>' that
+    nest what follows them. Deeper formulas would overflow the stack of every later stage.
+    """
 
     always_accept = ("_NL",)
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
-        depth = 0
+        levels: list[int] = [0]  # per open parenthesis: operators nesting what follows
+        negations = tokens = 0
         for token in stream:
-            if token.type in ("LPAR", "LBRACE"):
-                depth += 1
-                if depth > MAX_NESTING:
-                    raise _NestingTooDeep(token)
-            elif token.type in ("RPAR", "RBRACE"):
-                depth = max(0, depth - 1)
-            elif token.type == "_NL" and depth > 0:
-                continue
+            kind = token.type
+            tokens += 1
+            if tokens > MAX_STATEMENT_TOKENS:
+                raise _StatementTooLong(token)
+            if kind in ("LPAR", "LBRACE"):
+                levels.append(negations)  # '!(' is two levels: the negation wraps the parenthesis
+            elif kind in ("RPAR", "RBRACE"):
+                if len(levels) > 1:
+                    levels.pop()
+            elif kind in ("QUANTIFIER", "IMPLIES", "EQUIV"):
+                levels[-1] += 1
+            elif kind == "_NL":
+                if len(levels) > 1:
+                    continue
+                levels, tokens = [0], 0
+            negations = negations + 1 if kind == "NOT" else 0
+            if len(levels) - 1 + sum(levels) + negations > MAX_NESTING:
+                raise _NestingTooDeep(token)
             yield token
 
 
 class _NestingTooDeep(Exception):
+    def __init__(self, token: Token) -> None:
+        self.token = token
+
+
+class _StatementTooLong(Exception):
     def __init__(self, token: Token) -> None:
         self.token = token
 
@@ -154,6 +174,12 @@ def parse_program(paths: Iterable[str | Path]) -> Program:
     diagnostics: list[Diagnostic] = []
     for path in rule_files(paths):
         try:
+            size = path.stat().st_size
+            if size > MAX_RULE_FILE_BYTES:
+                raise UsageError(
+                    f"{path}: rule file is {size:,} bytes; the limit is {MAX_RULE_FILE_BYTES:,}: "
+                    "put facts in evidence files or tables (*.db, *.parquet, *.csv), not in rule files"
+                )
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as error:
             raise UsageError(f"{path}: not UTF-8 text (byte {error.start})") from None
@@ -184,6 +210,17 @@ def parse_text(text: str, file: str = "<rules>") -> Program:
                     )
                 ]
             )
+    if len(text) > MAX_RULE_FILE_BYTES:
+        span = Span(file, 1, 1, 1, 2, lines[0][:200] if lines else "")
+        raise RuleError(
+            [
+                Diagnostic(
+                    span,
+                    f"rule file is {len(text):,} characters long; the limit is {MAX_RULE_FILE_BYTES:,}",
+                    notes=("put facts in evidence files or tables (*.db, *.parquet, *.csv), not in rule files",),
+                )
+            ]
+        )
     source = text if text.endswith("\n") else text + "\n"
     try:
         tree = _parser().parse(source)
@@ -193,16 +230,45 @@ def parse_text(text: str, file: str = "<rules>") -> Program:
     except _NestingTooDeep as error:
         span = _token_span(error.token, file, lines)
         raise RuleError(
-            [Diagnostic(span, f"parentheses nested deeper than {MAX_NESTING} levels")]
+            [
+                Diagnostic(
+                    span,
+                    f"formula nested deeper than {MAX_NESTING} levels",
+                    notes=(
+                        "parentheses, runs of '!', quantifiers, '=>' and '<=>' each add a level",
+                        "split the formula into several, or name a part with a derived rule",
+                    ),
+                )
+            ]
+        ) from None
+    except _StatementTooLong as error:
+        span = _token_span(error.token, file, lines)
+        raise RuleError(
+            [
+                Diagnostic(
+                    span,
+                    f"statement has more than {MAX_STATEMENT_TOKENS:,} tokens",
+                    notes=("split it into several formulas; put facts in evidence files or tables",),
+                )
+            ]
         ) from None
     except VisitError as error:
         if isinstance(error.orig_exc, RuleError):
             raise error.orig_exc from None
+        if isinstance(error.orig_exc, RecursionError):
+            raise RuleError([_too_deep(file, lines)]) from None
         raise
     except RecursionError:
-        span = Span(file, 1, 1, 1, 2, lines[0] if lines else "")
-        raise RuleError([Diagnostic(span, "formula nested too deeply to parse")]) from None
+        raise RuleError([_too_deep(file, lines)]) from None
     return Program(tuple(statements), (file,))
+
+
+def _too_deep(file: str, lines: list[str]) -> Diagnostic:
+    """Stack overflow despite the nesting limit: blame the line with the most operators."""
+    counts = [len(re.findall(r"[(!]|=>|EXISTS?|FORALL", line)) for line in lines] or [0]
+    number = counts.index(max(counts)) + 1
+    span = Span(file, number, 1, number, 2, _line(lines, number))
+    return Diagnostic(span, "formula nested too deeply to parse", notes=("split it into several formulas",))
 
 
 def _syntax_diagnostic(error: UnexpectedInput, file: str, lines: list[str]) -> Diagnostic:
@@ -341,8 +407,10 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
             raise self._fail(first.span, "a range '{A, ..., B}' needs integer bounds")
         if last.value < first.value:
             raise self._fail(last.span, "range ends before it starts")
-        if last.value - first.value > 1_000_000:
-            raise self._fail(last.span, "range has more than 1,000,000 constants")
+        if last.value - first.value >= MAX_RANGE:
+            raise self._fail(
+                last.span, f"range has more than {MAX_RANGE:,} constants", "declare the type from a table with 'bind'"
+            )
         return [Constant(value, first.span) for value in range(first.value, last.value + 1)]
 
     def declaration(self, meta: Any, children: list[Any]) -> PredicateDeclaration:

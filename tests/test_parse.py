@@ -482,7 +482,7 @@ def test_syntax_error_shows_the_line_with_a_caret() -> None:
 
 def test_deep_nesting_is_an_error_not_a_crash() -> None:
     message = parse_error("1 " + "(" * 500 + "P(x)" + ")" * 500 + "\n")
-    assert "error: parentheses nested deeper than" in message
+    assert "error: formula nested deeper than 200 levels" in message
 
 
 def test_overlong_line_is_an_error() -> None:

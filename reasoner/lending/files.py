@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from reasoner.errors import EvidenceError
 from reasoner.lending.fields import PUBLISHED_COLUMNS, normalize_name
+from reasoner.limits import MAX_FIELD_LENGTH
 
 __all__ = ["KNOWN_NAMES", "read_hmda"]
 
@@ -43,23 +44,42 @@ def read_hmda(path: str | Path, columns: Iterable[str] | None = None) -> pd.Data
         raise EvidenceError(f"{path}: no such file or directory")
     wanted = None if columns is None else frozenset(normalize_name(name) for name in columns)
     suffix = path.suffix.lower()
+    parquet = path.is_dir() or suffix in (".parquet", ".pq")
     try:
-        if path.is_dir() or suffix in (".parquet", ".pq"):
-            return _read_parquet(path, wanted)
-        return _read_text(path, wanted)
+        table = _read_parquet(path, wanted) if parquet else _read_text(path, wanted)
     except EvidenceError:
         raise
     except OSError as error:
-        raise EvidenceError(f"{path}: cannot read: {error.strerror or error}") from None
+        if error.errno is not None:  # a real system error, not pyarrow's IOError for a corrupt file
+            raise EvidenceError(f"{path}: cannot read: {error.strerror or error}") from None
+        expected = "a parquet file (or a directory of them)" if parquet else "CSV or pipe-delimited text"
+        raise EvidenceError(f"{path}: cannot read as HMDA data, expected {expected}: {_first_line(error)}") from None
     except Exception as error:  # pyarrow and zipfile raise their own types for corrupt files
-        raise EvidenceError(f"{path}: cannot read as HMDA data: {_first_line(error)}") from None
+        expected = "a parquet file (or a directory of them)" if parquet else "CSV or pipe-delimited text"
+        raise EvidenceError(f"{path}: cannot read as HMDA data, expected {expected}: {_first_line(error)}") from None
+    _check_lengths(table, path)
+    return table.to_pandas()
+
+
+def _check_lengths(table: pa.Table, path: Path) -> None:
+    """An ``EvidenceError`` naming the column and rows of a value longer than any HMDA field."""
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        lengths = pc.utf8_length(column)
+        longest = pc.max(lengths).as_py()
+        if longest is not None and longest > MAX_FIELD_LENGTH:
+            rows = pc.indices_nonzero(pc.greater(lengths, MAX_FIELD_LENGTH)).to_numpy()[:3] + 1
+            listed = ", ".join(str(row) for row in rows)
+            raise EvidenceError(
+                f"{path}: column '{name}': expected a value of at most {MAX_FIELD_LENGTH:,} characters, "
+                f"got one of {longest:,} (row{'s' if len(rows) > 1 else ''} {listed}); is it the right file?"
+            )
 
 
 def _selected(names: list[str], wanted: frozenset[str] | None) -> list[str]:
     return names if wanted is None else [name for name in names if normalize_name(name) in wanted]
 
 
-def _read_parquet(path: Path, wanted: frozenset[str] | None) -> pd.DataFrame:
+def _read_parquet(path: Path, wanted: frozenset[str] | None) -> pa.Table:
     import pyarrow.dataset as ds
 
     dataset = ds.dataset(path, format="parquet", partitioning="hive")
@@ -69,9 +89,25 @@ def _read_parquet(path: Path, wanted: frozenset[str] | None) -> pd.DataFrame:
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
         if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
-            column = pc.cast(column, pa.string())  # 6037.0 → '6037': no stray '.0'
+            column = _as_text(column, name, path)
         columns[name] = column
-    return pa.table(columns).to_pandas()
+    return pa.table(columns)
+
+
+def _as_text(column: pa.ChunkedArray, name: str, path: Path) -> pa.ChunkedArray:
+    """A parquet column as text (6037.0 → '6037': no stray '.0'); nested or non-UTF-8 bytes refused."""
+    kind = column.type
+    if pa.types.is_nested(kind):
+        raise EvidenceError(f"{path}: column '{name}': expected text or numbers, got a column of type {kind}")
+    try:
+        return pc.cast(column, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            row = next((index + 1 for index, value in enumerate(column.to_pylist()) if not _utf8(value)), None)
+            where = f" (row {row})" if row else ""
+            message = f"{path}: column '{name}': expected UTF-8 text, got bytes that are not UTF-8{where}"
+            raise EvidenceError(message) from None
+        raise EvidenceError(f"{path}: column '{name}': expected text or numbers, got a column of type {kind}") from None
 
 
 @contextmanager
@@ -90,7 +126,7 @@ def _open_binary(path: Path) -> Iterator[BinaryIO]:
             yield cast(BinaryIO, member)
 
 
-def _read_text(path: Path, wanted: frozenset[str] | None) -> pd.DataFrame:
+def _read_text(path: Path, wanted: frozenset[str] | None) -> pa.Table:
     import pyarrow.csv as pacsv
 
     with _open_binary(path) as handle:
@@ -120,8 +156,10 @@ def _read_text(path: Path, wanted: frozenset[str] | None) -> pd.DataFrame:
         with _open_binary(path) as handle:
             table = pacsv.read_csv(handle, read_options=read, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as error:
+        if "invalid UTF8" in str(error):
+            raise EvidenceError(f"{path}: {_describe_encoding_error(path, delimiter, names, skip)}") from None
         raise EvidenceError(f"{path}: {_describe_parse_error(path, delimiter, len(names), skip, error)}") from None
-    return table.to_pandas()
+    return table
 
 
 def _detect_delimiter(line: str) -> str:
@@ -142,6 +180,37 @@ def _describe_parse_error(path: Path, delimiter: str, width: int, skip: int, err
             if line_number > skip and fields and len(fields) != width:
                 return f"line {line_number} (row {line_number - skip}): expected {width} fields, got {len(fields)}"
     return f"cannot parse: {_first_line(error)}"
+
+
+def _describe_encoding_error(path: Path, delimiter: str, names: list[str], skip: int) -> str:
+    """Name the line, row and column of the first byte that is not UTF-8 (only on a broken file)."""
+    with _open_binary(path) as handle:
+        for line_number, line in enumerate(io.BufferedReader(cast(io.RawIOBase, handle)), start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                text = line.decode("latin-1").rstrip("\r\n")
+                fields = next(csv.reader([text], delimiter=delimiter), [])
+                column, offset = "", 0
+                for index, field in enumerate(fields):
+                    offset += len(field) + 1
+                    if offset > error.start:
+                        column = f"column '{names[index]}': " if index < len(names) else ""
+                        break
+                row = f" (row {line_number - skip})" if line_number > skip else ""
+                return (
+                    f"{column}expected UTF-8 text, got byte 0x{line[error.start]:02x} on line {line_number}{row}; "
+                    "convert the file to UTF-8 (e.g. 'iconv -f latin1 -t utf-8')"
+                )
+    return "expected UTF-8 text; convert the file to UTF-8"
+
+
+def _utf8(value: bytes | None) -> bool:
+    try:
+        value is None or value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _first_line(error: BaseException) -> str:

@@ -71,7 +71,7 @@ documented code, an undocumented code, an empty LEI, and empty or duplicate appl
 from __future__ import annotations
 
 import difflib
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +96,7 @@ from reasoner.lending.values import (
     MISSING_TEXT,
     Column,
     canonical_texts,
+    describe_bad,
     describe_rows,
     factorize_column,
     parse_code,
@@ -240,13 +241,13 @@ def clean_hmda(raw: pd.DataFrame, source_name: str) -> CleanedHMDA:
             "lei": _lei(columns["lei"], source),
             "activity_year": text("activity_year"),
             "state_code": text("state_code"),
-            "county_code": _fips(columns.get("county_code"), 5, count),
-            "census_tract": _fips(columns.get("census_tract"), 11, count),
+            "county_code": _fips(columns.get("county_code"), 5, count, source, "county (state + county FIPS)"),
+            "census_tract": _fips(columns.get("census_tract"), 11, count, source, "census tract"),
             "msa": text("derived_msa_md"),
             "race": race,
             "ethnicity": text("derived_ethnicity", DERIVED_ETHNICITY),
             "sex": text("derived_sex", DERIVED_SEX),
-            "age": text("applicant_age", missing=("8888", "9999")),
+            "age": _age(columns.get("applicant_age"), source, text),
             "action_taken": action,
             "decision": strings(decision, DECISIONS),
             "loan_type": parse_code(columns["loan_type"], source, LOAN_TYPE),
@@ -321,15 +322,40 @@ def _lei(column: Column, source: str) -> pd.Series:
     return column.take_strings(list(column.texts))
 
 
-def _fips(column: Column | None, width: int, count: int) -> pd.Series:
-    """FIPS codes with their leading zeros back (a number column loses them: 6037 → '06037')."""
+def _fips(column: Column | None, width: int, count: int, source: str = "", what: str = "code") -> pd.Series:
+    """FIPS codes with their leading zeros back (a number column loses them: 6037 → '06037').
+
+    Anything but ``width`` digits (once padded) or a missing value is an ``EvidenceError``.
+    """
     if column is None:
         return strings(np.zeros(count, dtype=np.int64), [None])
     texts = column.series()
     digits = texts.str.fullmatch(r"\d+(\.0+)?").astype(bool)
     padded = texts.where(~digits, texts.str.split(".").str[0].str.zfill(width))
     missing = texts.str.upper().isin(MISSING_TEXT)
+    bad = ~(missing | padded.str.fullmatch(rf"\d{{{width}}}").astype(bool))
+    if bad.any():
+        raise EvidenceError(
+            f"{source}: column '{column.label}': expected a {what} of {width} digits or 'NA', "
+            f"got {describe_bad(column, bad.to_numpy(dtype=bool))}"
+        )
     return column.take_strings([None if gone else value for value, gone in zip(padded, missing, strict=True)])
+
+
+AGE_BUCKETS = ("<25", "25-34", "35-44", "45-54", "55-64", "65-74", ">74")
+
+
+def _age(column: Column | None, source: str, text: Callable[..., pd.Series]) -> pd.Series:
+    """``applicant_age`` as its published bucket; 8888, 9999 and NA are missing; nothing else."""
+    if column is not None:
+        allowed = set(AGE_BUCKETS) | {"8888", "9999"} | set(MISSING_TEXT)
+        bad = ~np.isin(column.texts, list(allowed))
+        if bad.any():
+            raise EvidenceError(
+                f"{source}: column '{column.label}': expected one of {', '.join(AGE_BUCKETS)}, 8888, 9999 or 'NA', "
+                f"got {describe_bad(column, bad)}"
+            )
+    return text("applicant_age", missing=("8888", "9999"))
 
 
 def _application_ids(raw: pd.DataFrame, source: str) -> tuple[pd.Series, str]:

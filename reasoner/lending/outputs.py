@@ -154,6 +154,13 @@ def explanation_records(audit: Audit) -> list[dict[str, Any]]:
     return records
 
 
+def _limits() -> dict[str, int | None]:
+    from reasoner.limits import current
+
+    limits = current()
+    return {"max_groundings": limits.max_groundings, "memory_limit": limits.memory_limit}
+
+
 def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> dict[str, Any]:
     cleaned = audit.cleaned
     solution = audit.run.solution
@@ -165,8 +172,10 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
         "inputs": [{"path": str(audit.facts), "sha256": audit.facts_sha256, "kind": "facts"}]
         + ([{"path": str(audit.pairs_source), "sha256": audit.pairs_sha256, "kind": "pairs"}] if audit.pairs_source else [])
         + ([{**audit.model_source, "kind": "model evidence"}] if audit.model_source else []),
-        "rules": [{"path": str(path), "sha256": file_sha256(path)} for path in (*audit.rules, audit.config.path)],
-        "options": _clean({name: value for name, value in audit.options.items() if name != "workers"}),
+        "rules": [  # sorted: the results do not depend on the order the files were given in
+            {"path": str(path), "sha256": file_sha256(path)} for path in sorted((*audit.rules, audit.config.path), key=str)
+        ],
+        "options": _clean({name: value for name, value in audit.options.items() if name != "workers"}) | _limits(),
         "application_id": cleaned.id_column,
         "rows": {
             "read": cleaned.rows_read,
@@ -179,6 +188,9 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
             "solver": "RC2 (python-sat), exact MaxSAT per connected component",
             "status": solution.status,
             "cost": decimal_json(audit.run.cost(solution.cost)),
+            "lower_bound": decimal_json(audit.run.cost(solution.lower_bound)),  # equals cost when optimal
+            "proven_optimal": solution.status == "optimal",
+            "unfinished_components": _clean(solution.stats.get("unfinished_components", 0)),
             "ground_formulas": int(sum(len(block.substitutions) for block in audit.run.network.blocks)),
             "components": _clean(solution.stats.get("components", 0)),
         },

@@ -102,6 +102,21 @@ def _header(audit: Audit) -> list[str]:
         + (" (the input has no application id: rows are cited by number)" if cleaned.id_column == "row" else "")
         + ".",
         f"Rules: {len(audit.rules)} files and `{audit.config.path.name}`; solver status: {audit.run.solution.status}.",
+        *_not_optimal(audit),
+    ]
+
+
+def _not_optimal(audit: Audit) -> list[str]:
+    """A warning line when the time limit stopped the solver before it proved the world optimal."""
+    solution = audit.run.solution
+    if solution.status != "feasible":
+        return []
+    unfinished = solution.stats.get("unfinished_components", 0)
+    return [
+        f"**Not proven optimal:** the time limit ({audit.options.get('time_limit')} s) stopped the solver on "
+        f"{unfinished:,} component(s); the findings come from the best world found (cost "
+        f"{audit.run.cost(solution.cost)}, lower bound {audit.run.cost(solution.lower_bound)}). "
+        "Rerun with a longer --time-limit, or none, for a proven result."
     ]
 
 
@@ -444,7 +459,7 @@ def _method(audit: Audit) -> list[str]:
         "A lender's margin is how much less probable (in log-weight) the best world with its verdict reversed is; "
         "risk score = 100 / (1 + e^(−margin)), signed by the verdict. Rule files:",
         "",
-        *[f"- `{path.name}`" for path in audit.rules],
+        *[f"- `{path.name}`" for path in sorted(audit.rules, key=str)],
     ]
 
 

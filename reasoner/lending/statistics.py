@@ -110,6 +110,7 @@ def lender_denial_odds(
     with every covariate), log_odds_ratio, standard_error, odds_ratio, ci_low, ci_high,
     p_value, reason. See the module docstring for the model.
     """
+    frame = _canonical_order(frame)
     groups = _groups(compared, reference)
     covariates = tuple(covariates)
     _require(frame, ("lei", "excluded", "decision", group_column, *covariates), "lender denial odds")
@@ -495,6 +496,7 @@ def pricing_disparity(
     reason. Loans are usable rows (``excluded == ''``) with ``action_taken == 1``, a rate
     spread and every covariate.
     """
+    frame = _canonical_order(frame)
     groups = _groups(compared, reference)
     covariates = tuple(covariates)
     needed = ("lei", "excluded", "action_taken", "rate_spread", group_column, *covariates)
@@ -616,6 +618,18 @@ def cluster_outliers(
 # --- shared -----------------------------------------------------------------------------------
 
 _COLLINEAR_TEXT = "group collinear with the covariates"
+
+
+def _canonical_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows in application-id order (shorter ids first: row numbers keep their order), so the
+    floating-point sums of a fit do not depend on the order of the input's rows."""
+    if "application_id" not in frame.columns or frame.empty:
+        return frame
+    ids = frame["application_id"].astype(str)
+    order = np.lexsort((ids.to_numpy(dtype=object), ids.str.len().to_numpy()))
+    if (order == np.arange(len(order))).all():
+        return frame
+    return frame.iloc[order]
 
 
 class _Units:
