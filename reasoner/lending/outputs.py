@@ -156,8 +156,8 @@ def explanation_records(audit: Audit) -> list[dict[str, Any]]:
 
 def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> dict[str, Any]:
     cleaned = audit.cleaned
-    solution = audit.run.solution
-    usable = int((cleaned.frame["excluded"] == "").sum())
+    engine = audit.engine
+    usable = cleaned.usable
     pair_counts = {name: _clean(asdict(counts)) for name, counts in audit.tables.pair_counts.items()}
     record: dict[str, Any] = {
         "tool": "reasoner",
@@ -173,13 +173,13 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
             "excluded": dict(cleaned.exclusions),
             "absent_columns": list(cleaned.absent_columns),
         },
-        "pairs": {"given": audit.tables.pairs_given, "rows": len(audit.tables.pairs), "by_comparison": pair_counts},
+        "pairs": {"given": audit.tables.pairs_given, "rows": audit.tables.pair_rows, "by_comparison": pair_counts},
         "engine": {
             "solver": "RC2 (python-sat), exact MaxSAT per connected component",
-            "status": solution.status,
-            "cost": decimal_json(audit.run.cost(solution.cost)),
-            "ground_formulas": int(sum(len(block.substitutions) for block in audit.run.network.blocks)),
-            "components": _clean(solution.stats.get("components", 0)),
+            "status": engine.status,
+            "cost": decimal_json(engine.cost),
+            "ground_formulas": engine.ground_formulas,
+            "components": engine.components,
         },
         "findings": {
             "lenders": len(audit.findings.lenders),
