@@ -38,7 +38,7 @@ def run_on_cluster(tasks: Iterable[PartitionTask], address: str) -> Iterator[Par
     except ImportError:  # pragma: no cover - distributed is a dependency
         raise UsageError("--cluster needs Dask distributed: pip install distributed") from None
     try:
-        client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
+        client = Client(address, timeout=CONNECT_SECONDS)
     except (OSError, TimeoutError) as error:
         raise UsageError(f"--cluster {address}: cannot reach the Dask scheduler ({error})") from None
     with client:

@@ -33,6 +33,7 @@ __all__ = ["OUTPUT_FILES", "check_output", "explanation_records", "manifest", "w
 
 OUTPUT_FILES = ("lenders.parquet", "applications.parquet", "explanations.jsonl", "report.md", "report.html")
 STATISTIC_TABLES = ("denial_odds", "matched_pairs", "pricing", "redlining")
+HOW_OPTIONS = ("workers", "cluster")  # how the audit ran, not what it computed: in the manifest's run section
 
 
 def write_outputs(audit: Audit, out: Path, *, force: bool = False, timings: bool = True) -> Path:
@@ -165,7 +166,7 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
         "inputs": [{"path": str(audit.facts), "sha256": audit.facts_sha256, "kind": "facts"}]
         + ([{"path": str(audit.pairs_source), "sha256": audit.pairs_sha256, "kind": "pairs"}] if audit.pairs_source else []),
         "rules": [{"path": str(path), "sha256": file_sha256(path)} for path in (*audit.rules, audit.config.path)],
-        "options": _clean({name: value for name, value in audit.options.items() if name != "workers"}),
+        "options": _clean({name: value for name, value in audit.options.items() if name not in HOW_OPTIONS}),
         "application_id": cleaned.id_column,
         "rows": {
             "read": cleaned.rows_read,
@@ -190,5 +191,6 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
         "outputs_digest": hashlib.sha256("".join(f"{n}:{d}\n" for n, d in sorted(outputs.items())).encode()).hexdigest(),
     }
     if timings:  # how the run went, not what it computed: left out for byte-stable manifests
-        record["run"] = {"workers": audit.options["workers"], "timings": dict(audit.seconds)}
+        record["run"] = {name: audit.options[name] for name in HOW_OPTIONS if name in audit.options}
+        record["run"]["timings"] = dict(audit.seconds)
     return record
