@@ -21,6 +21,7 @@ process, a worker process or a cluster worker alike.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,13 +30,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reasoner.check import QueryPattern
+from reasoner.check import CheckedProgram, QueryPattern
 from reasoner.evidence import MemoryTable
 from reasoner.lending.config import AuditConfig
 from reasoner.lending.score import Findings, score
 from reasoner.lending.similar import PairCounts, Scaling
 from reasoner.lending.tables import AuditTables, audit_tables
-from reasoner.pipeline import run
+from reasoner.pipeline import check, run
 
 __all__ = ["CITED_TABLES", "EngineSummary", "PartitionResult", "PartitionTask", "audit_partition", "cited_rows"]
 
@@ -131,11 +132,13 @@ def audit_partition(task: PartitionTask) -> PartitionResult:
         *(name for name, _ in config.lender_kinds),
         *(name for name, _ in config.application_findings),
     ]
+    patterns = [QueryPattern(name) for name in queries]
     result = run(
         list(task.rules),
         (),
         memory,
-        [QueryPattern(name) for name in queries],
+        patterns,
+        program=_checked(task.rules, tuple(queries), _stamps(task.rules)),
         margins=[config.lender_verdict, *(name for name, _ in config.application_findings)],
         workers=1,
         time_limit=task.time_limit,
@@ -166,6 +169,17 @@ def audit_partition(task: PartitionTask) -> PartitionResult:
         engine=engine,
         seconds=seconds,
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _checked(rules: tuple[Path, ...], queries: tuple[str, ...], stamps: tuple[tuple[int, int], ...]) -> CheckedProgram:
+    """The rules parsed and checked once per process, not once per partition (``stamps``:
+    size and modification time of each file, so a long-lived cluster worker sees edits)."""
+    return check(list(rules), [QueryPattern(name) for name in queries])
+
+
+def _stamps(rules: tuple[Path, ...]) -> tuple[tuple[int, int], ...]:
+    return tuple((path.stat().st_size, path.stat().st_mtime_ns) for path in rules)
 
 
 def cited_rows(findings: Findings, label: str) -> set[int]:
