@@ -296,7 +296,7 @@ def _execute(tasks: Iterator[PartitionTask], workers: int, cluster: str | None) 
             yield audit_partition(task)
         return
     # A bounded number of partitions in flight: the parent never holds every partition's frame twice.
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each) as pool:
         pending: set[Future[PartitionResult]] = set()
         for task in tasks:
             pending.add(pool.submit(audit_partition, task))
@@ -306,6 +306,13 @@ def _execute(tasks: Iterator[PartitionTask], workers: int, cluster: str | None) 
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             yield from (future.result() for future in finished)
+
+
+def _one_thread_each() -> None:
+    """Worker processes use one BLAS/OpenMP thread each: the processes already fill the cores."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
 
 
 # --- gathering ----------------------------------------------------------------------------------
