@@ -424,14 +424,29 @@ class _Renumber:
         return found
 
     def formula(self, item: GroundFormulaProof) -> GroundFormulaProof:
-        atoms = tuple(EvidenceCitation(atom.atom, atom.value, self.source(atom.source) or "") for atom in item.atoms)
-        return dataclasses.replace(item, atoms=atoms)
+        atoms = item.atoms
+        sources = [self.source(atom.source) or "" for atom in atoms]
+        if all(new == atom.source for new, atom in zip(sources, atoms, strict=True)):
+            return item
+        return GroundFormulaProof(
+            item.rule,
+            item.location,
+            item.weight,
+            item.substitution,
+            item.satisfied,
+            item.effect,
+            tuple(EvidenceCitation(atom.atom, atom.value, new) for atom, new in zip(atoms, sources, strict=True)),
+        )
 
     def proof(self, proof: Proof) -> Proof:
-        return dataclasses.replace(
-            proof,
-            source=self.source(proof.source),
-            supporting=tuple(self.formula(item) for item in proof.supporting),
-            opposing=tuple(self.formula(item) for item in proof.opposing),
+        return Proof(
+            proof.atom,
+            proof.value,
+            proof.decided_by,
+            self.source(proof.source),
+            proof.margin,
+            tuple(self.formula(item) for item in proof.supporting),
+            tuple(self.formula(item) for item in proof.opposing),
+            proof.neutral,
         )
 
