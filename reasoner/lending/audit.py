@@ -20,6 +20,8 @@ byte for byte, whatever the partitions, workers or cluster (tests check it).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -225,7 +227,7 @@ def audit(
     tables = _gather_tables(done, config, pairs_given=given_pairs is not None)
     engine = EngineSummary.combine([result.engine for result in done])
     lap("gathering", len(done), "partitions")
-    options = {"workers": workers, "time_limit": time_limit, "pairs": str(pairs) if pairs else None}
+    options: dict[str, object] = {"workers": workers, "time_limit": time_limit, "pairs": str(pairs) if pairs else None}
     if cluster:
         options["cluster"] = cluster
     return Audit(
@@ -365,14 +367,22 @@ def _gather_findings(results: list[PartitionResult], facts_label: str, config: A
     offsets = {name: np.cumsum([0] + [len(result.tables[name]) for result in results]) for name in CITED_TABLES}
     for position, result in enumerate(results):
         numbering: dict[str, Callable[[int], int]] = {
-            name: (lambda row, start=int(offsets[name][position]): start + row) for name in CITED_TABLES
+            name: functools.partial(operator.add, int(offsets[name][position])) for name in CITED_TABLES
         }
-        numbering[facts_label] = lambda row, rows=result.rows: int(rows[row - 1])
-        numbering["pairs"] = lambda row, index=result.index: pair_rows[(index, row)]
+        numbering[facts_label] = functools.partial(_input_row, result.rows)
+        numbering["pairs"] = functools.partial(_pair_row, pair_rows, result.index)
         renumber = _Renumber(numbering)
         for key, proof in result.findings.proofs.items():
             proofs[key] = renumber.proof(proof)
     return Findings(lenders, applications, proofs)
+
+
+def _input_row(rows: np.ndarray, row: int) -> int:
+    return int(rows[row - 1])
+
+
+def _pair_row(rows: dict[tuple[int, int], int], index: int, row: int) -> int:
+    return rows[(index, row)]
 
 
 def _global_pair_rows(results: list[PartitionResult], config: AuditConfig) -> dict[tuple[int, int], int]:

@@ -122,7 +122,7 @@ def audit_partition(task: PartitionTask) -> PartitionResult:
     tables = audit_tables(frame, config, task.pairs, scaling=task.scaling, redlining=task.redlining)
     seconds["similarity and statistics"] = time.perf_counter() - clock
     inputs = {"applications": (task.facts_label, task.facts_sha256), "pairs": (task.pairs_label, task.pairs_sha256)}
-    memory = {
+    memory: dict[str, Path | MemoryTable] = {
         name: MemoryTable(table, *inputs[name]) if inputs.get(name, ("", ""))[1] else MemoryTable.of(table, name)
         for name, table in tables.named().items()
     }
@@ -153,7 +153,7 @@ def audit_partition(task: PartitionTask) -> PartitionResult:
         solution.status,
         result.cost(solution.cost),
         int(sum(len(block.substitutions) for block in result.network.blocks)),
-        int(solution.stats.get("components", 0)),
+        int(str(solution.stats.get("components", 0))),
     )
     return PartitionResult(
         index=task.index,
