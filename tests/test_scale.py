@@ -78,7 +78,7 @@ def test_progress_reports_every_stage_with_counts_when_enabled(tmp_path: Path) -
     sample = REPOSITORY / "examples" / "hmda" / "sample.parquet"
     result = audit([RULES], sample, workers=1, progress=Progress(True, stream))
     text = stream.getvalue()
-    assert "reading sample.parquet: 5.00k rows" in text
+    assert "reading sample.parquet: 100%" in text and "5.00k/5.00k" in text
     assert "auditing 12 lenders in 1 partitions" in text and "rows/s" in text
     stages = [stage.stage for stage in result.stages]
     assert stages[0] == "read"

@@ -36,7 +36,7 @@ from reasoner.errors import EvidenceError, UsageError
 from reasoner.evidence import file_sha256, read_table
 from reasoner.explain import EvidenceCitation, GroundFormulaProof, Proof
 from reasoner.lending.config import AuditConfig, find_config, load_config
-from reasoner.lending.files import read_hmda
+from reasoner.lending.files import parquet_rows, read_hmda
 from reasoner.lending.hmda import INPUT_COLUMNS, clean_hmda
 from reasoner.lending.partition import CITED_TABLES, EngineSummary, PartitionResult, PartitionTask, audit_partition
 from reasoner.lending.progress import Progress, StageTiming
@@ -163,9 +163,8 @@ def audit(
         raise UsageError("no audit.toml beside the rule files: the audit needs its settings (see rules/audit.toml)")
     config = load_config(config_path)
     files = tuple(rule_files(list(rules)))
-    with progress.bar(f"reading {facts.name}", None, "rows") as bar:
-        raw = read_hmda(facts, INPUT_COLUMNS)
-        bar.update(len(raw))
+    with progress.bar(f"reading {facts.name}", parquet_rows(facts) if progress.enabled else None, "rows") as bar:
+        raw = read_hmda(facts, INPUT_COLUMNS, bar.update)
         cleaned = clean_hmda(raw, facts.name)
         del raw
     frame = cleaned.frame
