@@ -9,7 +9,7 @@
     reason explain OUT APPLICATION_ID|LEI
 
 Arguments are told apart by what they are: ``*.mln`` files and directories of
-them are rules, ``*.db`` files are evidence, ``*.parquet``/``*.csv`` are tables.
+them are rules, ``*.db`` files are evidence, ``*.parquet``/``*.csv`` files and directories of parquet files are tables.
 Exit codes: 0 success, 2 bad input or usage, 3 unsatisfiable hard formulas.
 """
 
@@ -212,6 +212,13 @@ def _check(options: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _is_dataset(path: Path) -> bool:
+    """A directory of parquet files (e.g. one per year, or hive partitions) and no rule files."""
+    if any(path.glob("*.mln")) or (path / "audit.toml").exists():
+        return False
+    return any(path.rglob("*.parquet"))
+
+
 def _classify(inputs: list[str], table_options: list[str]) -> tuple[list[Path], list[Path], dict[str, Path]]:
     rules: list[Path] = []
     evidence: list[Path] = []
@@ -219,7 +226,11 @@ def _classify(inputs: list[str], table_options: list[str]) -> tuple[list[Path], 
     for raw in inputs:
         path = Path(raw)
         suffix = path.suffix.lower()
-        if path.is_dir():
+        if path.is_dir() and _is_dataset(path):
+            if path.name in tables:
+                raise UsageError(f"{raw}: a table named '{path.name}' was given twice; use --table NAME=PATH")
+            tables[path.name] = path
+        elif path.is_dir():
             rules.append(path)
         elif not path.exists():
             raise UsageError(f"{raw}: no such file or directory")

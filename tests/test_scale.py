@@ -102,3 +102,20 @@ def test_timing_table_rates() -> None:
     lines = table.splitlines()
     assert lines[1].split() == ["read", "2.0", "1,000", "rows", "500"]
     assert lines[2].split() == ["gathering", "0.0"]
+
+
+@pytest.mark.slow
+def test_a_dataset_directory_of_several_files_is_one_register(sample_audit: tuple[Path, Path], tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    folder, out = sample_audit
+    table = pq.read_table(folder / "sample.parquet")
+    dataset = tmp_path / "years"
+    dataset.mkdir()
+    pq.write_table(table.slice(0, 2000), dataset / "part-0.parquet")
+    pq.write_table(table.slice(2000), dataset / "part-1.parquet")
+    again = tmp_path / "out"
+    done = run_reason([RULES, dataset, "-o", again, "--no-timings", "--partition-rows", 1500], timeout=300)
+    assert done.returncode == 0, done.stderr
+    for name in ("lenders.parquet", "applications.parquet"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
