@@ -19,6 +19,8 @@ from tqdm import tqdm
 
 __all__ = ["Progress", "StageTiming", "timing_table"]
 
+MIN_RATE_SECONDS = 0.05  # shorter stages get no rate (it would be noise)
+
 
 @dataclass(frozen=True, slots=True)
 class StageTiming:
@@ -67,7 +69,7 @@ def timing_table(rows: Sequence[StageTiming]) -> str:
             row.stage,
             f"{row.seconds:.1f}",
             f"{row.count:,} {row.unit}".strip() if row.count else "",
-            f"{row.count / row.seconds:,.0f}" if row.count and row.seconds > 0 else "",
+            f"{row.count / row.seconds:,.0f}" if row.count and row.seconds >= MIN_RATE_SECONDS else "",
         )
         for row in rows
     ]
