@@ -34,6 +34,7 @@ from reasoner.syntax import Comparison, Constant, Formula, Quantified
 __all__ = ["AtomTable", "GroundBlock", "GroundNetwork", "ground", "evaluate"]
 
 FALSE, TRUE, UNKNOWN = np.int8(0), np.int8(1), np.int8(2)
+DUCKDB_THREADS = 2  # threads of the grounding joins; worker processes that already fill the cores set 1
 MAX_KEY = 2**62
 MAX_GROUNDINGS_PER_FORMULA = 200_000_000
 MAX_CLAUSE_FILTERS = 32  # literals of a clause checked in SQL beyond its joins
@@ -190,7 +191,7 @@ def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
     constants = _constant_table(program, evidence, columns)
     predicates = _predicate_indexes(program, evidence, constants, columns)
     connection = duckdb.connect()
-    connection.execute("SET threads TO 2")
+    connection.execute(f"SET threads TO {DUCKDB_THREADS}")
     _register(connection, program, predicates, constants)
     grounded: list[tuple[CheckedFormula, Node, Decimal | None, bool, np.ndarray, list, list, list, int]] = []
     stats: dict[str, object] = {"zero_weight_formulas": 0}

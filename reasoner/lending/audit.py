@@ -310,10 +310,13 @@ def _execute(tasks: Iterator[PartitionTask], workers: int, cluster: str | None) 
 
 
 def _one_thread_each() -> None:
-    """Worker processes use one BLAS/OpenMP thread each: the processes already fill the cores."""
+    """Worker processes use one BLAS/OpenMP and one DuckDB thread each: the processes already fill the cores."""
     from threadpoolctl import threadpool_limits
 
+    from reasoner import ground
+
     threadpool_limits(1)
+    ground.DUCKDB_THREADS = 1
 
 
 # --- gathering ----------------------------------------------------------------------------------
