@@ -11,7 +11,7 @@
     reason verify OUT                         re-check the output digests of manifest.json
 
 Arguments are told apart by what they are: ``*.mln`` files and directories of
-them are rules, ``*.db`` files are evidence, ``*.parquet``/``*.csv`` are tables.
+them are rules, ``*.db`` files are evidence, ``*.parquet``/``*.csv`` files and directories of parquet files are tables.
 Exit codes: 0 success, 2 bad input or usage, 3 unsatisfiable hard formulas, 4 outputs
 that differ from their manifest (verify).
 """
@@ -22,6 +22,7 @@ import argparse
 import os
 import re
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,7 +69,9 @@ def _run_parser() -> argparse.ArgumentParser:
 def _common_options(parser: argparse.ArgumentParser) -> None:
     """Options of both the engine and the audit."""
     parser.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop exact solving and report the best world found")
-    parser.add_argument("--workers", type=int, default=1, metavar="N", help="solver processes (results do not depend on it)")
+    parser.add_argument(
+        "--workers", type=int, metavar="N", help="processes (default: 1 for the engine, every core for the audit; results do not depend on it)"
+    )
     parser.add_argument("--no-timings", action="store_true", help="leave timings out of the JSON or manifest.json (byte-stable output)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--memory-limit", metavar="SIZE", help="stop cleanly past this resident memory, e.g. 4G")
@@ -76,7 +79,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_common(options: argparse.Namespace) -> None:
-    if options.workers < 1:
+    if options.workers is not None and options.workers < 1:
         raise UsageError("--workers must be at least 1")
     if options.time_limit is not None and options.time_limit <= 0:
         raise UsageError("--time-limit must be a positive number of seconds")
@@ -99,8 +102,18 @@ def _apply_memory_limit(options: argparse.Namespace) -> None:
 def _audit_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", type=Path, default=Path("reason-out"), metavar="OUT", help="audit: output directory (default ./reason-out)")
     parser.add_argument("--force", action="store_true", help="audit: replace a non-empty output directory")
-    parser.add_argument("--quiet", action="store_true", help="audit: no progress messages")
-    parser.add_argument("--model-evidence", type=Path, metavar="OUT_MODEL", help="audit: the -o directory of 'reason audit-model', weighed by rules/70-model.mln")
+    parser.add_argument("--quiet", action="store_true", help="audit: no progress bars or timing table on stderr")
+    parser.add_argument(
+        "--partition-rows", type=int, default=None, metavar="N",
+        help="audit: rows per partition of whole lenders (default 20,000; results do not depend on it)",
+    )
+    parser.add_argument(
+        "--cluster", metavar="ADDRESS", help="audit: run the partitions on a Dask cluster, e.g. tcp://scheduler:8786"
+    )
+    parser.add_argument(
+        "--model-evidence", type=Path, metavar="OUT_MODEL",
+        help="audit: the -o directory of 'reason audit-model', weighed by rules/70-model.mln",
+    )
 
 
 def _audit_parser() -> argparse.ArgumentParser:
@@ -248,6 +261,13 @@ def _check(options: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _is_dataset(path: Path) -> bool:
+    """A directory of parquet files (e.g. one per year, or hive partitions) and no rule files."""
+    if any(path.glob("*.mln")) or (path / "audit.toml").exists():
+        return False
+    return any(path.rglob("*.parquet"))
+
+
 def _classify(inputs: list[str], table_options: list[str]) -> tuple[list[Path], list[Path], dict[str, Path]]:
     rules: list[Path] = []
     evidence: list[Path] = []
@@ -255,7 +275,11 @@ def _classify(inputs: list[str], table_options: list[str]) -> tuple[list[Path], 
     for raw in inputs:
         path = Path(raw)
         suffix = path.suffix.lower()
-        if path.is_dir():
+        if path.is_dir() and _is_dataset(path):
+            if path.name in tables:
+                raise UsageError(f"{raw}: a table named '{path.name}' was given twice; use --table NAME=PATH")
+            tables[path.name] = path
+        elif path.is_dir():
             rules.append(path)
         elif not path.exists():
             raise UsageError(f"{raw}: no such file or directory")
@@ -316,19 +340,13 @@ def _run(options: argparse.Namespace) -> int:
         spans,
         margins=margins,
         time_limit=options.time_limit,
-        workers=options.workers,
+        workers=options.workers or 1,
         explain_atoms=options.explain,
     )
     proofs = [explain(result.network, result.solution, text) for text in options.explain] if result.solution.status != "unsatisfiable" else []
     output = render_json(result, proofs, timings=not options.no_timings) if options.json else render_text(result, proofs)
     sys.stdout.write(output + "\n")
     return EXIT_UNSATISFIABLE if result.solution.status == "unsatisfiable" else EXIT_OK
-
-
-def _progress(quiet: bool):  # type: ignore[no-untyped-def]
-    if quiet or not sys.stderr.isatty():
-        return lambda message: None
-    return lambda message: print(f"reason: {message}", file=sys.stderr)
 
 
 def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, pairs: Path | None = None) -> int:
@@ -338,26 +356,43 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
     if len(tables) == 2:
         pairs = tables[1]
     _check_common(options)
-    from reasoner.lending.audit import audit
+    if options.partition_rows is not None and options.partition_rows < 1:
+        raise UsageError("--partition-rows must be at least 1")
+    from reasoner.lending.audit import PARTITION_ROWS, audit
     from reasoner.lending.outputs import check_output, write_outputs
+    from reasoner.lending.progress import Progress, StageTiming, timing_table
 
     _apply_memory_limit(options)
 
     out = Path(options.output)
     check_output(out, options.force)  # before the work, not only when writing
 
+    progress = Progress.for_terminal(options.quiet)
     result = audit(
-        rules, facts, pairs=pairs, workers=options.workers, time_limit=options.time_limit, progress=_progress(options.quiet),
+        rules,
+        facts,
+        pairs=pairs,
+        workers=options.workers,
+        time_limit=options.time_limit,
+        progress=progress,
+        partition_rows=options.partition_rows or PARTITION_ROWS,
+        cluster=options.cluster,
         model_evidence=options.model_evidence,
     )
-    write_outputs(result, out, force=options.force, timings=not options.no_timings)
+    started = time.perf_counter()
+    with progress.bar(f"writing {out}", len(result.findings.lenders) + len(result.findings.applications), "findings") as bar:
+        write_outputs(result, out, force=options.force, timings=not options.no_timings)
+        bar.update(len(result.findings.lenders) + len(result.findings.applications))
+    if progress.enabled:
+        writing = StageTiming("writing", time.perf_counter() - started, len(result.findings.applications), "findings")
+        print(timing_table([*result.stages, writing]), file=sys.stderr)
     lenders = result.findings.lenders
     flagged = int(lenders["flagged"].sum())
     print(f"{len(lenders):,} lenders audited, {flagged:,} flagged, {len(result.findings.applications):,} application findings")
     for tier, count in lenders["risk_tier"].value_counts().sort_index().items():
         print(f"  {tier:<22} {count:,}")
     print(f"outputs in {out}/ (report.html, report.md, lenders.parquet, applications.parquet, explanations.jsonl, manifest.json)")
-    return EXIT_UNSATISFIABLE if result.run.solution.status == "unsatisfiable" else EXIT_OK
+    return EXIT_UNSATISFIABLE if result.engine.status == "unsatisfiable" else EXIT_OK
 
 
 def _audit_command(options: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ atoms it rests on with their sources (file and line, or table and row).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -17,8 +18,8 @@ import numpy as np
 
 from reasoner.errors import UsageError
 from reasoner.evidence import parse_constant
-from reasoner.ground import FALSE, TRUE, UNKNOWN, GroundNetwork, evaluate
-from reasoner.normalize import Cmp, Lit, leaves
+from reasoner.ground import FALSE, TRUE, UNKNOWN, GroundNetwork
+from reasoner.normalize import Cmp, Junction, Lit, Node, Truth, leaves
 from reasoner.solve import Solution
 
 __all__ = [
@@ -245,8 +246,8 @@ def _ground_formula(  # type: ignore[no-untyped-def]
         (name, network.constants.text(int(block.substitutions[row, slot])))
         for slot, name in enumerate(formula.variables)
     )
-    states_now: list[np.ndarray] = []
-    states_flipped: list[np.ndarray] = []
+    states_now: list[int] = []
+    states_flipped: list[int] = []
     citations: list[EvidenceCitation] = []
     seen: set[str] = set()
     for leaf, states, atoms, evidence in zip(leaves(block.tree), block.leaf_states, block.leaf_atoms, block.leaf_evidence, strict=True):
@@ -256,11 +257,11 @@ def _ground_formula(  # type: ignore[no-untyped-def]
             value = bool(solution.values[atom])
             now = value == leaf.positive
             flipped = now if atom != atom_id else not now
-            states_now.append(np.array([TRUE if now else FALSE], dtype=np.int8))
-            states_flipped.append(np.array([TRUE if flipped else FALSE], dtype=np.int8))
+            states_now.append(_TRUE if now else _FALSE)
+            states_flipped.append(_TRUE if flipped else _FALSE)
         else:
-            states_now.append(np.array([state], dtype=np.int8))
-            states_flipped.append(np.array([state], dtype=np.int8))
+            states_now.append(state)
+            states_flipped.append(state)
         if isinstance(leaf, Cmp):
             continue
         assert isinstance(leaf, Lit)
@@ -275,8 +276,8 @@ def _ground_formula(  # type: ignore[no-untyped-def]
             row_index = int(evidence[row])
             source = _source(network, leaf.predicate, row_index, occurrences) if row_index >= 0 else "closed world"
             citations.append(EvidenceCitation(text, atom_true, source))
-    now = bool(evaluate(block.tree, states_now, 1)[0] == TRUE)
-    flipped = bool(evaluate(block.tree, states_flipped, 1)[0] == TRUE)
+    now = _kleene(block.tree, iter(states_now)) == _TRUE
+    flipped = _kleene(block.tree, iter(states_flipped)) == _TRUE
     weight = block.formula.statement.weight
     if weight is None:
         magnitude = Decimal("Infinity")
@@ -297,6 +298,29 @@ def _ground_formula(  # type: ignore[no-untyped-def]
         effect=effect,
         atoms=tuple(citations),
     )
+
+
+_FALSE, _TRUE, _UNKNOWN = int(FALSE), int(TRUE), int(UNKNOWN)
+
+
+def _kleene(node: Node, states: Iterator[int]) -> int:
+    """``ground.evaluate`` for one grounding, in plain Python (proofs evaluate one at a time).
+
+    Leaves take their states from ``states`` in the same order (every child is visited).
+    """
+    if isinstance(node, (Lit, Cmp)):
+        return next(states)
+    if isinstance(node, Truth):
+        return _TRUE if node.value else _FALSE
+    assert isinstance(node, Junction)
+    children = [_kleene(child, states) for child in node.children]
+    if node.kind == "and":
+        if _FALSE in children:
+            return _FALSE
+        return _TRUE if all(child == _TRUE for child in children) else _UNKNOWN
+    if _TRUE in children:
+        return _TRUE
+    return _FALSE if all(child == _FALSE for child in children) else _UNKNOWN
 
 
 def _leaf_text(network: GroundNetwork, block, row: int, leaf: Lit) -> str:  # type: ignore[no-untyped-def]

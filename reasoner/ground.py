@@ -36,6 +36,7 @@ from reasoner.syntax import Comparison, Constant, Formula, Quantified
 __all__ = ["AtomTable", "GroundBlock", "GroundNetwork", "ground", "evaluate"]
 
 FALSE, TRUE, UNKNOWN = np.int8(0), np.int8(1), np.int8(2)
+DUCKDB_THREADS = 2  # threads of the grounding joins; worker processes that already fill the cores set 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +190,7 @@ def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
     constants = _constant_table(program, evidence, columns)
     predicates = _predicate_indexes(program, evidence, constants, columns)
     connection = duckdb.connect()
-    connection.execute("SET threads TO 2")
+    connection.execute(f"SET threads TO {DUCKDB_THREADS}")
     budget = limits.current().memory_limit
     if budget is not None:  # DuckDB allocates outside Python: give it half, so it fails cleanly first
         connection.execute(f"SET memory_limit = '{max(64, budget // 2 // 2**20)}MB'")

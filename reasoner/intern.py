@@ -8,7 +8,7 @@ sorts atoms canonically.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ class ConstantTable:
     index: pd.Index
     num_numeric: int
     domains: dict[str, np.ndarray]  # type → sorted ids
+    texts: dict[int, str] = field(default_factory=dict, compare=False, repr=False)  # display text by id, as asked
 
     def __len__(self) -> int:
         return len(self.values)
@@ -41,7 +42,10 @@ class ConstantTable:
         return int(self.index.get_loc(value))
 
     def text(self, identifier: int) -> str:
-        return display(self.values[identifier])
+        found = self.texts.get(identifier)
+        if found is None:
+            found = self.texts[identifier] = display(self.values[identifier])
+        return found
 
     def local(self, type_name: str, ids: np.ndarray) -> np.ndarray:
         """Positions of ids within a type's domain."""

@@ -84,12 +84,15 @@ def run(
     time_limit: float | None = None,
     workers: int = 1,
     explain_atoms: Sequence[str] = (),
+    program: CheckedProgram | None = None,
 ) -> Run:
     """Parse, check, load, ground, encode and solve.
 
     ``margins``: predicates whose atoms get margins; ``None`` means every query
     atom when there are at most 1,000 of them, else none. Atoms named in
-    ``explain_atoms`` (text such as ``Smokes(Bob)``) always get one.
+    ``explain_atoms`` (text such as ``Smokes(Bob)``) always get one. ``program``:
+    the checked ``rules`` and ``queries`` when the caller has them already (the
+    lending audit checks its rules once for many partitions).
     """
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -100,7 +103,8 @@ def run(
         seconds[stage] = now - clock
         clock = now
 
-    program = check(rules, queries, query_spans)
+    if program is None:
+        program = check(rules, queries, query_spans)
     if not queries:
         raise UsageError("no query: name the query predicates with --query P,Q or --query-file FILE")
     lap("parse")

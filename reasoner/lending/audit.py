@@ -1,34 +1,94 @@
 """The fair-lending audit: rule library + HMDA facts → findings, reports and a manifest.
 
-    read (``files.read_hmda``) → clean (``hmda.clean_hmda``) → tables (similar pairs and
-    statistics, ``tables.audit_tables``) → the engine (``pipeline.run`` with the tables bound
-    in memory) → findings (``score.score``) → outputs (``outputs.write_outputs``)
+    read (``files.read_hmda``, only the columns the audit uses) → clean (``hmda.clean_hmda``)
+    → the register-wide pass (similarity scaling, redlining against MSA peers, lenders)
+    → partitions of whole lenders, each on its own (``partition.audit_partition``: similar
+      pairs and statistics, the engine with the tables bound in memory, scoring)
+    → gathered findings, citations renumbered as rows of the whole register's tables
+    → outputs (``outputs.write_outputs``)
 
-``audit(...)`` returns an ``Audit`` holding every stage's result; nothing is written until
+Partitions hold whole lenders, consecutive in LEI order, about ``partition_rows`` rows each
+(a lender larger than that is a partition by itself), so memory follows the largest lender and
+partitions run in worker processes (``workers``) or on a Dask cluster (``cluster``). Every rule
+is about one lender, so the gathered findings are those of one network for the whole register,
+byte for byte, whatever the partitions, workers or cluster (tests check it).
+
+``audit(...)`` returns an ``Audit`` holding what the outputs need; nothing is written until
 ``outputs.write_outputs``, which writes to a temporary directory and moves it into place.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import operator
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from reasoner.check import QueryPattern
 from reasoner.errors import EvidenceError, UsageError
-from reasoner.evidence import MemoryTable, file_sha256, read_table
+from reasoner.evidence import file_sha256, read_table
+from reasoner.explain import EvidenceCitation, GroundFormulaProof, Proof
 from reasoner.lending.config import AuditConfig, find_config, load_config
-from reasoner.lending.files import read_hmda
-from reasoner.lending.hmda import INPUT_COLUMNS, CleanedHMDA, clean_hmda
-from reasoner.lending.score import Findings, score
-from reasoner.lending.tables import PAIR_COLUMNS, AuditTables, audit_tables
+from reasoner.lending.files import parquet_rows, read_hmda
+from reasoner.lending.hmda import INPUT_COLUMNS, clean_hmda
+from reasoner.lending.partition import CITED_TABLES, EngineSummary, PartitionResult, PartitionTask, audit_partition
+from reasoner.lending.progress import Progress, StageTiming
+from reasoner.lending.score import Findings
+from reasoner.lending.similar import PairCounts, Scaling, fit_scaling
+from reasoner.lending.statistics import redlining_signals
+from reasoner.lending.tables import PAIR_COLUMNS, similarity_spec
 from reasoner.parse import rule_files
-from reasoner.pipeline import Run, run
 
-__all__ = ["Audit", "audit", "builtin_rules"]
+__all__ = ["PARTITION_ROWS", "Audit", "AuditTables", "Register", "audit", "builtin_rules", "default_workers"]
+
+PARTITION_ROWS = 20_000  # rows per partition (whole lenders; a larger lender is one partition)
+REDLINING_COLUMNS = ("lei", "msa", "tract_minority_pct", "decision")
+PARTITION_STAGES = (
+    "similarity and statistics",
+    "engine: parse",
+    "engine: evidence",
+    "engine: ground",
+    "engine: encode",
+    "engine: solve",
+    "scoring",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """What was read: rows, usable rows, exclusions by reason, the id column, absent columns."""
+
+    rows_read: int
+    usable: int
+    exclusions: dict[str, int]
+    id_column: str
+    absent_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditTables:
+    """The per-lender tables of every lender (``tables.AuditTables`` gathered over partitions).
+
+    The pair table itself is not kept (it is the largest and no output lists it): ``pair_rows``
+    is its number of rows and ``pair_counts`` what the search did per comparison.
+    """
+
+    lenders: pd.DataFrame
+    denial_odds: pd.DataFrame
+    matched_pairs: pd.DataFrame
+    pricing: pd.DataFrame
+    redlining: pd.DataFrame
+    outliers: pd.DataFrame
+    pair_rows: int
+    pair_counts: dict[str, PairCounts] = field(default_factory=dict)
+    pairs_given: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +97,15 @@ class Audit:
     config: AuditConfig
     facts: Path
     facts_sha256: str
-    cleaned: CleanedHMDA
+    cleaned: Register
     tables: AuditTables
-    run: Run
+    engine: EngineSummary
     findings: Findings
     options: dict[str, object]
     seconds: dict[str, float] = field(default_factory=dict)
     pairs_source: Path | None = None
     pairs_sha256: str = ""
+    stages: tuple[StageTiming, ...] = ()
     model_evidence: dict[str, pd.DataFrame] | None = None  # the model tables when --model-evidence was given
     model_source: dict[str, str] | None = None  # its directory, model and digests
 
@@ -58,77 +119,132 @@ def builtin_rules() -> Path:
     raise UsageError("the rule library (rules/audit.toml) is missing from the installation")
 
 
+def default_workers() -> int:
+    """Every core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def audit(
     rules: Sequence[Path],
     facts: Path,
     *,
     pairs: Path | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     time_limit: float | None = None,
-    progress: Callable[[str], None] = lambda message: None,
+    progress: Progress | None = None,
+    partition_rows: int = PARTITION_ROWS,
+    cluster: str | None = None,
     model_evidence: Path | None = None,
 ) -> Audit:
     """Run the audit of ``facts`` under the rule files ``rules`` (directories or files).
 
     ``model_evidence``: the output directory of ``reason audit-model``, whose tables
     (``reasoner.model.evidence``) the model rules bind; without it they are bound empty.
-    """
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
 
-    def lap(stage: str) -> None:
+    ``workers``: processes for the partitions (None: every core); ``cluster``: the address of
+    a Dask scheduler that runs the partitions instead (``tcp://host:8786``).
+    """
+    progress = progress or Progress(False)
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if partition_rows < 1:
+        raise UsageError("--partition-rows must be at least 1")
+    seconds: dict[str, float] = {}
+    stages: list[StageTiming] = []
+    started = clock = time.perf_counter()
+
+    def lap(stage: str, count: int = 0, unit: str = "") -> None:
         nonlocal clock
         now = time.perf_counter()
         seconds[stage] = round(now - clock, 3)
+        stages.append(StageTiming(stage, now - clock, count, unit))
         clock = now
 
     config_path = find_config(list(rules))
     if config_path is None:
         raise UsageError("no audit.toml beside the rule files: the audit needs its settings (see rules/audit.toml)")
     config = load_config(config_path)
-    model_tables, model_source = _model_tables(model_evidence)  # before the work: a wrong directory fails fast
-    progress(f"reading {facts}")
-    raw = read_hmda(facts, INPUT_COLUMNS)
-    cleaned = clean_hmda(raw, facts.name)
-    del raw
-    facts_sha256 = file_sha256(facts) if facts.is_file() else ""
-    lap("read")
-    progress(f"{cleaned.rows_read:,} rows read; finding similar applicants and computing statistics")
-    given_pairs = _read_pairs(pairs) if pairs is not None else None
-    tables = audit_tables(cleaned, config, given_pairs)
-    lap("similarity and statistics")
-    progress(f"{len(tables.pairs):,} similar pairs; grounding and solving the rules")
-    pairs_sha256 = file_sha256(pairs) if pairs is not None else ""
-    # Input tables are cited by file name and identified by the file's digest; computed ones by content.
-    inputs = {"applications": (facts.name, facts_sha256), "pairs": (pairs.name if pairs else "", pairs_sha256)}
-    memory = {
-        name: MemoryTable(frame, *inputs[name]) if inputs.get(name, ("", ""))[1] else MemoryTable.of(frame, name)
-        for name, frame in tables.named().items()
-    }
-    memory.update({name: MemoryTable.of(frame, name) for name, frame in model_tables.items()})
-    queries = [config.lender_verdict, "Cleared", *(name for name, _ in config.lender_kinds), *(name for name, _ in config.application_findings)]
-    result = run(
-        list(rules),
-        (),
-        memory,
-        [QueryPattern(name) for name in queries],
-        margins=[config.lender_verdict, *(name for name, _ in config.application_findings)],
-        workers=workers,
-        time_limit=time_limit,
-    )
-    for stage, spent in result.seconds.items():
-        seconds[f"engine: {stage}"] = round(spent, 3)
-    lap("reasoning")
-    progress("scoring and explaining the findings")
-    findings = score(result, tables, config)
-    lap("scoring")
     files = tuple(rule_files(list(rules)))
-    options = {"workers": workers, "time_limit": time_limit, "pairs": str(pairs) if pairs else None}
+    model_tables, model_source = _model_tables(model_evidence)  # before the work: a wrong directory fails fast
+    with progress.bar(f"reading {facts.name}", parquet_rows(facts) if progress.enabled else None, "rows") as bar:
+        raw = read_hmda(facts, INPUT_COLUMNS, bar.update)
+        cleaned = clean_hmda(raw, facts.name)
+        del raw
+    frame = cleaned.frame
+    facts_sha256 = file_sha256(facts) if facts.is_file() else ""
+    register = Register(
+        cleaned.rows_read,
+        int((frame["excluded"] == "").sum()),
+        dict(cleaned.exclusions),
+        cleaned.id_column,
+        cleaned.absent_columns,
+    )
+    lap("read", cleaned.rows_read, "rows")
+
+    given_pairs = _read_pairs(pairs) if pairs is not None else None
+    pairs_sha256 = file_sha256(pairs) if pairs is not None else ""
+    # One partition when the blocks may cross lenders, or pairs were given (they may).
+    whole = given_pairs is not None or "lei" not in config.blocks
+    parts = _partitions(frame, partition_rows, whole)
+    scaling = _scaling(frame, config)
+    redlining = redlining_signals(
+        frame[list(REDLINING_COLUMNS)], config.majority_minority_percent, min_group=config.min_group
+    )
+    lap("register-wide statistics", len(frame), "rows")
+
+    leis_of = [frame["lei"].iloc[rows].dropna().unique() for rows in parts]
+    # Model rows of lenders in the register, sorted by lei: each partition's rows are one block of them.
+    present = frame["lei"].dropna().unique()
+    model_tables = {name: table[table["lei"].isin(present)].reset_index(drop=True) for name, table in model_tables.items()}
+    tasks = (
+        PartitionTask(
+            index=index,
+            rules=files,
+            config=config,
+            frame=frame.iloc[rows],
+            scaling=scaling,
+            redlining=redlining[redlining["lei"].isin(leis_of[index])],
+            pairs=given_pairs,
+            facts_label=facts.name,
+            facts_sha256=facts_sha256,
+            pairs_label=pairs.name if pairs else "",
+            pairs_sha256=pairs_sha256,
+            time_limit=None if time_limit is None else max(0.1, time_limit - (time.perf_counter() - started)),
+            model={name: table[table["lei"].isin(leis_of[index])] for name, table in model_tables.items()},
+        )
+        for index, rows in enumerate(parts)
+    )
+    results: list[PartitionResult | None] = [None] * len(parts)
+    lenders_total = int(frame["lei"].nunique())
+    with progress.bar(f"auditing {lenders_total:,} lenders in {len(parts):,} partitions", len(frame), "rows") as bar:
+        for result in _execute(tasks, workers, cluster):
+            results[result.index] = result
+            bar.update(result.applications)
+            bar.set_postfix_str(f"{sum(r is not None for r in results)}/{len(parts)} partitions", refresh=False)
+    done = [result for result in results if result is not None]
+    del frame, cleaned
+    lap("partitions (similarity, statistics, grounding, solving, scoring)", register.rows_read, "rows")
+    for name in PARTITION_STAGES:
+        spent = sum(result.seconds.get(name, 0.0) for result in done)
+        seconds[f"in partitions: {name}"] = round(spent, 3)
+        stages.append(StageTiming(f"  {name} (summed over partitions)", spent, register.rows_read, "rows"))
+
+    findings = _gather_findings(done, facts.name, config)
+    tables = _gather_tables(done, config, pairs_given=given_pairs is not None)
+    engine = EngineSummary.combine([result.engine for result in done])
+    lap("gathering", len(done), "partitions")
+    options: dict[str, object] = {"workers": workers, "time_limit": time_limit, "pairs": str(pairs) if pairs else None}
+    if cluster:
+        options["cluster"] = cluster
     if model_evidence is not None:
         options["model_evidence"] = str(model_evidence)
     return Audit(
-        files, config, facts, facts_sha256, cleaned, tables, result, findings, options, seconds, pairs, pairs_sha256,
-        model_tables if model_evidence is not None else None, model_source,
+        files, config, facts, facts_sha256, register, tables, engine, findings, options, seconds, pairs, pairs_sha256,
+        tuple(stages), model_tables if model_evidence is not None else None, model_source,
     )
 
 
@@ -151,3 +267,220 @@ def _read_pairs(path: Path) -> pd.DataFrame:
             "application ids, distance, rank, lender); it has: " + ", ".join(map(str, table.columns))
         )
     return table
+
+
+def _partitions(frame: pd.DataFrame, target: int, whole: bool) -> list[np.ndarray]:
+    """Row positions of each partition: whole lenders, consecutive in LEI order, ~``target`` rows.
+
+    Rows without a LEI (no lender to audit; they count in the similarity search's figures)
+    join the first partition. Positions are in input order within a partition.
+    """
+    if whole or len(frame) <= target:
+        return [np.arange(len(frame))]
+    codes, leis = pd.factorize(frame["lei"], sort=True)
+    if not len(leis):
+        return [np.arange(len(frame))]
+    sizes = np.bincount(codes[codes >= 0], minlength=len(leis))
+    groups, current, filled = [], [], 0
+    for code, size in enumerate(sizes.tolist()):
+        current.append(code)
+        filled += size
+        if filled >= target:
+            groups.append(current)
+            current, filled = [], 0
+    if current:
+        groups.append(current)
+    partition_of = np.empty(len(leis), dtype=np.int64)
+    for number, members in enumerate(groups):
+        partition_of[members] = number
+    which = np.where(codes >= 0, partition_of[np.maximum(codes, 0)], 0)
+    order = np.argsort(which, kind="stable")
+    bounds = np.cumsum(np.bincount(which, minlength=len(groups)))[:-1]
+    return list(np.split(order, bounds))
+
+
+def _scaling(frame: pd.DataFrame, config: AuditConfig) -> Scaling | None:
+    """The similarity scaling of the whole register (the same for every comparison)."""
+    if not config.comparisons:
+        return None
+    return fit_scaling(frame, similarity_spec(config, config.comparisons[0]))
+
+
+def _execute(tasks: Iterator[PartitionTask], workers: int, cluster: str | None) -> Iterator[PartitionResult]:
+    """Results of the tasks as they finish: here, in worker processes, or on a Dask cluster."""
+    if cluster:
+        from reasoner.lending.cluster import run_on_cluster
+
+        yield from run_on_cluster(tasks, cluster)
+        return
+    if workers <= 1:
+        for task in tasks:
+            yield audit_partition(task)
+        return
+    # A bounded number of partitions in flight: the parent never holds every partition's frame twice.
+    with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each) as pool:
+        pending: set[Future[PartitionResult]] = set()
+        for task in tasks:
+            pending.add(pool.submit(audit_partition, task))
+            if len(pending) >= 2 * workers:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from (future.result() for future in finished)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from (future.result() for future in finished)
+
+
+def _one_thread_each() -> None:
+    """Worker processes use one BLAS/OpenMP and one DuckDB thread each: the processes already fill the cores."""
+    from threadpoolctl import threadpool_limits
+
+    from reasoner import ground
+
+    threadpool_limits(1)
+    ground.DUCKDB_THREADS = 1
+
+
+# --- gathering ----------------------------------------------------------------------------------
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames one after the other; empty ones add nothing (and do not change column types)."""
+    filled = [frame for frame in frames if len(frame)]
+    if not filled:
+        return frames[0].reset_index(drop=True)
+    return pd.concat(filled, ignore_index=True) if len(filled) > 1 else filled[0].reset_index(drop=True)
+
+
+def _gather_tables(results: list[PartitionResult], config: AuditConfig, *, pairs_given: bool) -> AuditTables:
+    tables = {name: _concat([result.tables[name] for result in results]) for name in CITED_TABLES}
+    counts: dict[str, PairCounts] = {}
+    for comparison in config.comparisons:
+        parts = [result.pair_counts[comparison.name] for result in results if comparison.name in result.pair_counts]
+        if parts:
+            counts[comparison.name] = _sum_counts(parts)
+    rows = sum(sum(result.pair_rows.values()) for result in results)
+    return AuditTables(**tables, pair_rows=rows, pair_counts=counts, pairs_given=pairs_given)
+
+
+def _sum_counts(parts: list[PairCounts]) -> PairCounts:
+    first = parts[0]
+    by_column = tuple(
+        (name, sum(dict(part.missing_by_column)[name] for part in parts)) for name, _ in first.missing_by_column
+    )
+    totals = {
+        item.name: sum(getattr(part, item.name) for part in parts)
+        for item in dataclasses.fields(PairCounts)
+        if item.name != "missing_by_column"
+    }
+    return PairCounts(missing_by_column=by_column, **totals)
+
+
+def _gather_findings(results: list[PartitionResult], facts_label: str, config: AuditConfig) -> Findings:
+    """Every partition's findings, in the order of one network's, citing rows of whole tables."""
+    lenders = _concat([result.findings.lenders for result in results])
+    order = np.lexsort((lenders["lei"].to_numpy(), -lenders["risk_score"].to_numpy()))
+    lenders = lenders.iloc[order].reset_index(drop=True)
+    applications = _concat([result.findings.applications for result in results])
+    applications = applications.sort_values(["lei", "application_id", "finding"], kind="stable").reset_index(drop=True)
+    proofs: dict[tuple[str, str], Proof] = {}
+    if len(results) == 1:
+        proofs.update(results[0].findings.proofs)
+        return Findings(lenders, applications, proofs)
+    pair_rows = _global_pair_rows(results, config)
+    names = list(results[0].tables)  # CITED_TABLES and the model tables
+    offsets = {name: np.cumsum([0] + [len(result.tables[name]) for result in results]) for name in names}
+    for position, result in enumerate(results):
+        numbering: dict[str, Callable[[int], int]] = {
+            name: functools.partial(operator.add, int(offsets[name][position])) for name in names
+        }
+        numbering[facts_label] = functools.partial(_input_row, result.rows)
+        numbering["pairs"] = functools.partial(_pair_row, pair_rows, result.index)
+        renumber = _Renumber(numbering)
+        for key, proof in result.findings.proofs.items():
+            proofs[key] = renumber.proof(proof)
+    return Findings(lenders, applications, proofs)
+
+
+def _input_row(rows: np.ndarray, row: int) -> int:
+    return int(rows[row - 1])
+
+
+def _pair_row(rows: dict[tuple[int, int], int], index: int, row: int) -> int:
+    return rows[(index, row)]
+
+
+def _global_pair_rows(results: list[PartitionResult], config: AuditConfig) -> dict[tuple[int, int], int]:
+    """(partition, row of its pair table) → row of the whole register's pair table, for cited pairs.
+
+    The whole table is the comparisons in ``audit.toml`` order, each sorted by compared
+    applicant (id as text) and rank; a compared applicant's pairs are in one partition.
+    """
+    found: dict[tuple[int, int], int] = {}
+    start = 0
+    for comparison in config.comparisons:
+        name = comparison.name
+        cited = [
+            (result.index, row, b, rank)
+            for result in results
+            for row, (c, b, rank) in result.cited_pairs.items()
+            if c == name
+        ]
+        if cited:
+            ids = np.array([item[2] for item in cited], dtype=object)
+            before = np.zeros(len(cited), dtype=np.int64)
+            for result in results:
+                if name in result.pair_keys:
+                    keys, counts = result.pair_keys[name]
+                    cumulative = np.concatenate([[0], np.cumsum(counts)])
+                    before += cumulative[np.searchsorted(keys, ids, side="left")]
+            for (index, row, _b, rank), earlier in zip(cited, before.tolist(), strict=True):
+                found[(index, row)] = start + earlier + rank
+        start += sum(result.pair_rows.get(name, 0) for result in results)
+    return found
+
+
+class _Renumber:
+    """Citations "TABLE row N" of a partition's proofs → rows of the whole register's tables."""
+
+    def __init__(self, numbering: dict[str, Callable[[int], int]]) -> None:
+        self.numbering = numbering
+        self.cache: dict[str, str] = {}
+
+    def source(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        found = self.cache.get(text)
+        if found is None:
+            label, separator, number = text.rpartition(" row ")
+            convert = self.numbering.get(label) if separator and number.isdigit() else None
+            found = f"{label} row {convert(int(number))}" if convert else text
+            self.cache[text] = found
+        return found
+
+    def formula(self, item: GroundFormulaProof) -> GroundFormulaProof:
+        atoms = item.atoms
+        sources = [self.source(atom.source) or "" for atom in atoms]
+        if all(new == atom.source for new, atom in zip(sources, atoms, strict=True)):
+            return item
+        return GroundFormulaProof(
+            item.rule,
+            item.location,
+            item.weight,
+            item.substitution,
+            item.satisfied,
+            item.effect,
+            tuple(EvidenceCitation(atom.atom, atom.value, new) for atom, new in zip(atoms, sources, strict=True)),
+        )
+
+    def proof(self, proof: Proof) -> Proof:
+        return Proof(
+            proof.atom,
+            proof.value,
+            proof.decided_by,
+            self.source(proof.source),
+            proof.margin,
+            tuple(self.formula(item) for item in proof.supporting),
+            tuple(self.formula(item) for item in proof.opposing),
+            proof.neutral,
+        )
+

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -26,18 +26,21 @@ from reasoner.errors import EvidenceError
 from reasoner.lending.fields import PUBLISHED_COLUMNS, normalize_name
 from reasoner.limits import MAX_FIELD_LENGTH
 
-__all__ = ["KNOWN_NAMES", "read_hmda"]
+__all__ = ["KNOWN_NAMES", "parquet_rows", "read_hmda"]
 
 KNOWN_NAMES = frozenset(map(normalize_name, PUBLISHED_COLUMNS)) | {"application_id", "uli", "loan_to_value_ratio"}
 DELIMITERS = ("|", "\t", ",", ";")
 
 
-def read_hmda(path: str | Path, columns: Iterable[str] | None = None) -> pd.DataFrame:
+def read_hmda(
+    path: str | Path, columns: Iterable[str] | None = None, progress: Callable[[int], None] | None = None
+) -> pd.DataFrame:
     """The register at ``path`` as published, every column as text (``str``), no row dropped.
 
     ``columns`` (any spelling; compared after ``normalize_name``) keeps only those columns,
     which saves most of the time and memory on a national file: pass ``hmda.INPUT_COLUMNS``
-    to read just what ``clean_hmda`` uses.
+    to read just what ``clean_hmda`` uses. ``progress`` is called with the number of rows of
+    each batch read (parquet is read in record batches; text at once).
     """
     path = Path(path)
     if not path.exists():
@@ -46,7 +49,9 @@ def read_hmda(path: str | Path, columns: Iterable[str] | None = None) -> pd.Data
     suffix = path.suffix.lower()
     parquet = path.is_dir() or suffix in (".parquet", ".pq")
     try:
-        table = _read_parquet(path, wanted) if parquet else _read_text(path, wanted)
+        table = _read_parquet(path, wanted, progress) if parquet else _read_text(path, wanted)
+        if not parquet and progress is not None:
+            progress(table.num_rows)
     except EvidenceError:
         raise
     except OSError as error:
@@ -79,11 +84,30 @@ def _selected(names: list[str], wanted: frozenset[str] | None) -> list[str]:
     return names if wanted is None else [name for name in names if normalize_name(name) in wanted]
 
 
-def _read_parquet(path: Path, wanted: frozenset[str] | None) -> pa.Table:
+def parquet_rows(path: str | Path) -> int | None:
+    """Rows of a parquet file or dataset directory from its metadata; None for other inputs."""
+    import pyarrow.dataset as ds
+
+    path = Path(path)
+    if not (path.is_dir() or path.suffix.lower() in (".parquet", ".pq")):
+        return None
+    try:
+        return int(ds.dataset(path, format="parquet", partitioning="hive").count_rows())
+    except Exception:  # unreadable: read_hmda says why
+        return None
+
+
+def _read_parquet(path: Path, wanted: frozenset[str] | None, progress: Callable[[int], None] | None) -> pa.Table:
     import pyarrow.dataset as ds
 
     dataset = ds.dataset(path, format="parquet", partitioning="hive")
-    table = dataset.to_table(columns=_selected(dataset.schema.names, wanted))
+    scanner = dataset.scanner(columns=_selected(dataset.schema.names, wanted))
+    batches = []
+    for batch in scanner.to_batches():  # column-pruned record batches, file after file
+        batches.append(batch)
+        if progress is not None:
+            progress(batch.num_rows)
+    table = pa.Table.from_batches(batches, schema=scanner.projected_schema)
     columns = {}
     for name, column in zip(table.column_names, table.columns, strict=True):
         if pa.types.is_dictionary(column.type):

@@ -33,6 +33,7 @@ __all__ = ["OUTPUT_FILES", "check_output", "explanation_records", "manifest", "w
 
 OUTPUT_FILES = ("lenders.parquet", "applications.parquet", "explanations.jsonl", "report.md", "report.html")
 STATISTIC_TABLES = ("denial_odds", "matched_pairs", "pricing", "redlining")
+HOW_OPTIONS = ("workers", "cluster")  # how the audit ran, not what it computed: in the manifest's run section
 
 
 def write_outputs(audit: Audit, out: Path, *, force: bool = False, timings: bool = True) -> Path:
@@ -163,8 +164,8 @@ def _limits() -> dict[str, int | None]:
 
 def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> dict[str, Any]:
     cleaned = audit.cleaned
-    solution = audit.run.solution
-    usable = int((cleaned.frame["excluded"] == "").sum())
+    engine = audit.engine
+    usable = cleaned.usable
     pair_counts = {name: _clean(asdict(counts)) for name, counts in audit.tables.pair_counts.items()}
     record: dict[str, Any] = {
         "tool": "reasoner",
@@ -175,7 +176,8 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
         "rules": [  # sorted: the results do not depend on the order the files were given in
             {"path": str(path), "sha256": file_sha256(path)} for path in sorted((*audit.rules, audit.config.path), key=str)
         ],
-        "options": _clean({name: value for name, value in audit.options.items() if name != "workers"}) | _limits(),
+        "options": _clean({name: value for name, value in audit.options.items() if name not in HOW_OPTIONS})
+        | _limits(),
         "application_id": cleaned.id_column,
         "rows": {
             "read": cleaned.rows_read,
@@ -183,16 +185,16 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
             "excluded": dict(cleaned.exclusions),
             "absent_columns": list(cleaned.absent_columns),
         },
-        "pairs": {"given": audit.tables.pairs_given, "rows": len(audit.tables.pairs), "by_comparison": pair_counts},
+        "pairs": {"given": audit.tables.pairs_given, "rows": audit.tables.pair_rows, "by_comparison": pair_counts},
         "engine": {
             "solver": "RC2 (python-sat), exact MaxSAT per connected component",
-            "status": solution.status,
-            "cost": decimal_json(audit.run.cost(solution.cost)),
-            "lower_bound": decimal_json(audit.run.cost(solution.lower_bound)),  # equals cost when optimal
-            "proven_optimal": solution.status == "optimal",
-            "unfinished_components": _clean(solution.stats.get("unfinished_components", 0)),
-            "ground_formulas": int(sum(len(block.substitutions) for block in audit.run.network.blocks)),
-            "components": _clean(solution.stats.get("components", 0)),
+            "status": engine.status,
+            "cost": decimal_json(engine.cost),
+            "lower_bound": decimal_json(engine.lower_bound),  # equals cost when optimal
+            "proven_optimal": engine.status == "optimal",
+            "unfinished_components": engine.unfinished_components,
+            "ground_formulas": engine.ground_formulas,
+            "components": engine.components,
         },
         "findings": {
             "lenders": len(audit.findings.lenders),
@@ -203,5 +205,6 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
         "outputs_digest": hashlib.sha256("".join(f"{n}:{d}\n" for n, d in sorted(outputs.items())).encode()).hexdigest(),
     }
     if timings:  # how the run went, not what it computed: left out for byte-stable manifests
-        record["run"] = {"workers": audit.options["workers"], "timings": dict(audit.seconds)}
+        record["run"] = {name: audit.options[name] for name in HOW_OPTIONS if name in audit.options}
+        record["run"]["timings"] = dict(audit.seconds)
     return record

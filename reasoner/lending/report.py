@@ -85,7 +85,7 @@ def _summary(audit: Audit) -> _Summary:
     cleaned = audit.cleaned
     return _Summary(
         rows=cleaned.rows_read,
-        usable=int((cleaned.frame["excluded"] == "").sum()),
+        usable=cleaned.usable,
         lenders=len(lenders),
         flagged=int(lenders["flagged"].sum()),
         applications=len(audit.findings.applications),
@@ -101,21 +101,20 @@ def _header(audit: Audit) -> list[str]:
         f"applications identified by `{cleaned.id_column}`"
         + (" (the input has no application id: rows are cited by number)" if cleaned.id_column == "row" else "")
         + ".",
-        f"Rules: {len(audit.rules)} files and `{audit.config.path.name}`; solver status: {audit.run.solution.status}.",
+        f"Rules: {len(audit.rules)} files and `{audit.config.path.name}`; solver status: {audit.engine.status}.",
         *_not_optimal(audit),
     ]
 
 
 def _not_optimal(audit: Audit) -> list[str]:
     """A warning line when the time limit stopped the solver before it proved the world optimal."""
-    solution = audit.run.solution
-    if solution.status != "feasible":
+    engine = audit.engine
+    if engine.status != "feasible":
         return []
-    unfinished = solution.stats.get("unfinished_components", 0)
     return [
         f"**Not proven optimal:** the time limit ({audit.options.get('time_limit')} s) stopped the solver on "
-        f"{unfinished:,} component(s); the findings come from the best world found (cost "
-        f"{audit.run.cost(solution.cost)}, lower bound {audit.run.cost(solution.lower_bound)}). "
+        f"{engine.unfinished_components:,} component(s); the findings come from the best world found (cost "
+        f"{engine.cost}, lower bound {engine.lower_bound}). "
         "Rerun with a longer --time-limit, or none, for a proven result."
     ]
 
@@ -401,7 +400,7 @@ def _data_quality(audit: Audit) -> list[str]:
         lines += ["", "Similar pairs per comparison:", ""]
         lines += _table(PAIR_COUNT_HEADERS, _pair_count_rows(audit))
     elif audit.pairs_source is not None:
-        lines += ["", f"Similar pairs were given in `{audit.pairs_source.name}` ({len(audit.tables.pairs):,} rows)."]
+        lines += ["", f"Similar pairs were given in `{audit.pairs_source.name}` ({audit.tables.pair_rows:,} rows)."]
     return lines
 
 
@@ -823,7 +822,7 @@ def _data_quality_html(audit: Audit) -> list[str]:
         out += ["<p>Similar pairs per comparison:</p>", _html_table(PAIR_COUNT_HEADERS, _pair_count_rows(audit))]
     elif audit.pairs_source is not None:
         out.append(
-            f"<p>Similar pairs were given in <code>{_e(audit.pairs_source.name)}</code> ({len(audit.tables.pairs):,} "
+            f"<p>Similar pairs were given in <code>{_e(audit.pairs_source.name)}</code> ({audit.tables.pair_rows:,} "
             "rows).</p>"
         )
     out.append("</section>")

@@ -58,7 +58,16 @@ from sklearn.neighbors import KDTree
 
 from reasoner.errors import UsageError
 
-__all__ = ["BATCH_PAIRS", "SCALINGS", "TREE_MIN_REFERENCES", "PairCounts", "SimilaritySpec", "similar_pairs"]
+__all__ = [
+    "BATCH_PAIRS",
+    "SCALINGS",
+    "TREE_MIN_REFERENCES",
+    "PairCounts",
+    "Scaling",
+    "SimilaritySpec",
+    "fit_scaling",
+    "similar_pairs",
+]
 
 SCALINGS = ("robust", "standard", "none")
 TREE_MIN_REFERENCES = 64  # blocks with more reference applicants get a KD-tree
@@ -142,6 +151,18 @@ class PairCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class Scaling:
+    """Centre and spread of every similarity column (``None`` for scaling 'none' or no rows).
+
+    Fitted once on a whole register (``fit_scaling``) and handed to ``similar_pairs`` for
+    each part of it, so that a part's distances are those of the whole register.
+    """
+
+    centre: tuple[float, ...] | None
+    spread: tuple[float, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Sides:
     """Rows that take part, sorted by (block, application id), with scaled values."""
 
@@ -154,8 +175,24 @@ class _Sides:
     compared_block: np.ndarray  # per compared row: its block number
 
 
-def similar_pairs(frame: pd.DataFrame, spec: SimilaritySpec) -> pd.DataFrame:
-    """Each compared applicant's nearest reference applicants in its block (module docstring)."""
+def fit_scaling(frame: pd.DataFrame, spec: SimilaritySpec) -> Scaling:
+    """The scaling ``similar_pairs(frame, spec)`` fits (module docstring), for use on parts of ``frame``.
+
+    It does not depend on the groups compared: every usable row with complete values counts.
+    """
+    _check_columns(frame, spec, groups=False)
+    values = _features(frame, spec)
+    decided = frame["decision"].isin(DECISIONS).to_numpy(dtype=bool)
+    usable = frame["excluded"].eq("").fillna(False).to_numpy(dtype=bool) & decided
+    return _fit(values, usable & np.isfinite(values).all(axis=1), spec.scaling)
+
+
+def similar_pairs(frame: pd.DataFrame, spec: SimilaritySpec, scaling: Scaling | None = None) -> pd.DataFrame:
+    """Each compared applicant's nearest reference applicants in its block (module docstring).
+
+    ``scaling`` (from ``fit_scaling`` on a larger frame this one is part of) replaces the
+    scaling fitted on ``frame``.
+    """
     _check_columns(frame, spec)
     decided = frame["decision"].isin(DECISIONS).to_numpy(dtype=bool)
     usable = frame["excluded"].eq("").fillna(False).to_numpy(dtype=bool) & decided
@@ -175,7 +212,7 @@ def similar_pairs(frame: pd.DataFrame, spec: SimilaritySpec) -> pd.DataFrame:
     taking_part = complete & known_block
     missing = int((sides_mask & ~taking_part).sum())
 
-    scaled = _scale(values, usable & complete, spec.scaling)
+    scaled = _apply(values, scaling if scaling is not None else _fit(values, usable & complete, spec.scaling))
     order_key = _id_order(frame["application_id"])
     sides = _sides(scaled, block_codes, order_key, is_reference & taking_part, is_compared & taking_part)
 
@@ -217,8 +254,9 @@ def similar_pairs(frame: pd.DataFrame, spec: SimilaritySpec) -> pd.DataFrame:
     return pairs
 
 
-def _check_columns(frame: pd.DataFrame, spec: SimilaritySpec) -> None:
-    needed = ("application_id", "excluded", "decision", spec.group_column, *spec.blocks, *spec.columns)
+def _check_columns(frame: pd.DataFrame, spec: SimilaritySpec, *, groups: bool = True) -> None:
+    group = (spec.group_column,) if groups else ()
+    needed = ("application_id", "excluded", "decision", *group, *spec.blocks, *spec.columns)
     known = [str(name) for name in frame.columns]
     for name in needed:
         if name not in frame.columns:
@@ -253,11 +291,10 @@ def _block_codes(frame: pd.DataFrame, blocks: tuple[str, ...], rows: np.ndarray)
     return codes
 
 
-def _scale(values: np.ndarray, fit_rows: np.ndarray, scaling: str) -> np.ndarray:
-    """Centre and scale every column with statistics of ``fit_rows`` (module docstring)."""
-    width = values.shape[1]
+def _fit(values: np.ndarray, fit_rows: np.ndarray, scaling: str) -> Scaling:
+    """Centre and spread of every column from ``fit_rows`` (module docstring)."""
     if scaling == "none" or not fit_rows.any():
-        return values
+        return Scaling(None, None)
     fitted = values[fit_rows]
     deviation = fitted.std(axis=0)
     if scaling == "robust":
@@ -265,8 +302,18 @@ def _scale(values: np.ndarray, fit_rows: np.ndarray, scaling: str) -> np.ndarray
         spread = np.where(upper - lower > 0, upper - lower, deviation)
     else:
         centre, spread = fitted.mean(axis=0), deviation
-    spread = np.where(spread > 0, spread, 1.0).reshape(1, width)
-    scaled: np.ndarray = (values - centre.reshape(1, width)) / spread
+    spread = np.where(spread > 0, spread, 1.0)
+    return Scaling(tuple(float(value) for value in centre), tuple(float(value) for value in spread))
+
+
+def _apply(values: np.ndarray, scaling: Scaling) -> np.ndarray:
+    """Every column centred and divided by its spread."""
+    if scaling.centre is None or scaling.spread is None:
+        return values
+    width = values.shape[1]
+    centre = np.array(scaling.centre, dtype=np.float64).reshape(1, width)
+    spread = np.array(scaling.spread, dtype=np.float64).reshape(1, width)
+    scaled: np.ndarray = (values - centre) / spread
     return scaled
 
 

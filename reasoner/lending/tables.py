@@ -34,8 +34,7 @@ import numpy as np
 import pandas as pd
 
 from reasoner.lending.config import AuditConfig, Comparison
-from reasoner.lending.hmda import CleanedHMDA
-from reasoner.lending.similar import PairCounts, SimilaritySpec, similar_pairs
+from reasoner.lending.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs
 from reasoner.lending.statistics import (
     cluster_outliers,
     denial_probabilities,
@@ -46,7 +45,15 @@ from reasoner.lending.statistics import (
     redlining_signals,
 )
 
-__all__ = ["MINORITY_GROUPS", "PAIR_COLUMNS", "AuditTables", "add_group_columns", "application_positions", "audit_tables"]
+__all__ = [
+    "MINORITY_GROUPS",
+    "PAIR_COLUMNS",
+    "AuditTables",
+    "add_group_columns",
+    "application_positions",
+    "audit_tables",
+    "similarity_spec",
+]
 
 HISPANIC = "Hispanic or Latino"
 WHITE = "White non-Hispanic"
@@ -115,14 +122,27 @@ def add_group_columns(frame: pd.DataFrame, majority_minority_percent: float) -> 
     return frame
 
 
-def audit_tables(cleaned: CleanedHMDA, config: AuditConfig, pairs: pd.DataFrame | None = None) -> AuditTables:
-    """Every table of the module docstring; ``pairs`` replaces the similarity search when given."""
-    frame = add_group_columns(cleaned.frame, config.majority_minority_percent)
+def audit_tables(
+    cleaned: pd.DataFrame,
+    config: AuditConfig,
+    pairs: pd.DataFrame | None = None,
+    *,
+    scaling: Scaling | None = None,
+    redlining: pd.DataFrame | None = None,
+) -> AuditTables:
+    """Every table of the module docstring for the cleaned rows ``cleaned`` (``hmda.CleanedHMDA.frame``).
+
+    ``pairs`` replaces the similarity search when given. For a part of a register (some of
+    its lenders, ``audit.audit``): ``scaling`` is the similarity scaling of the whole register
+    (``similar.fit_scaling``) and ``redlining`` its redlining rows about these lenders, which
+    compare each lender with its MSA peers.
+    """
+    frame = add_group_columns(cleaned, config.majority_minority_percent)
     counts: dict[str, PairCounts] = {}
     if pairs is None:
         found = []
         for comparison in config.comparisons:
-            part = similar_pairs(frame, _spec(config, comparison))
+            part = similar_pairs(frame, similarity_spec(config, comparison), scaling)
             counts[comparison.name] = part.attrs["counts"]
             part = part[["a", "b", "distance", "rank", "lei"]].copy()
             part.attrs = {}
@@ -158,14 +178,19 @@ def audit_tables(cleaned: CleanedHMDA, config: AuditConfig, pairs: pd.DataFrame 
         denial_odds=denial_odds,
         matched_pairs=_with_holm(_sorted(pd.concat(matched, ignore_index=True), ["lei", "comparison"])),
         pricing=_with_holm(_sorted(pd.concat(pricing, ignore_index=True), ["lei", "comparison", "group"])),
-        redlining=redlining_signals(frame, config.majority_minority_percent, min_group=config.min_group),
+        redlining=(
+            redlining_signals(frame, config.majority_minority_percent, min_group=config.min_group)
+            if redlining is None
+            else redlining.reset_index(drop=True)
+        ),
         outliers=_sorted(pd.concat(outliers, ignore_index=True), ["lei", "comparison", "application_id"]),
         pair_counts=counts,
         pairs_given=not counts,
     )
 
 
-def _spec(config: AuditConfig, comparison: Comparison) -> SimilaritySpec:
+def similarity_spec(config: AuditConfig, comparison: Comparison) -> SimilaritySpec:
+    """The similarity search of one comparison, as ``audit.toml`` declares it."""
     return SimilaritySpec(
         columns=config.similarity_columns,
         scaling=config.scaling,
