@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reasoner import __version__
+from reasoner import __version__, limits
 from reasoner.errors import ReasonerError, UsageError
 
 if TYPE_CHECKING:
@@ -83,8 +83,6 @@ def _check_common(options: argparse.Namespace) -> None:
         raise UsageError("--workers must be at least 1")
     if options.time_limit is not None and options.time_limit <= 0:
         raise UsageError("--time-limit must be a positive number of seconds")
-    from reasoner import limits
-
     if options.memory_limit is not None:
         limits.parse_size(options.memory_limit)  # a usage error now; applied by _apply_memory_limit
     limits.configure(max_groundings=options.max_groundings)
@@ -94,8 +92,6 @@ def _apply_memory_limit(options: argparse.Namespace) -> None:
     """Start watching the resident memory, once the libraries the run needs are loaded."""
     if options.memory_limit is None:
         return
-    from reasoner import limits
-
     limits.configure(memory_limit=limits.parse_size(options.memory_limit))
 
 
@@ -202,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a bug, not bad input: say so without a traceback
         if type(error).__name__ == "OutOfMemoryException" and not debug:  # DuckDB's, outside Python's heap
             return _out_of_memory()
+        reached = limits.memory_limit_reached()
+        if reached is not None and not debug:  # the watchdog's signal interrupted a library call
+            print(reached.render(), file=sys.stderr)
+            return reached.exit_code
         if debug:
             raise
         print(f"internal error: {type(error).__name__}: {error}", file=sys.stderr)

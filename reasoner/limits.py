@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from reasoner.errors import LimitError, UsageError
 
 __all__ = [
+    "memory_limit_reached",
     "MAX_CLAUSE_FILTERS",
     "MAX_DERIVED_ROWS",
     "MAX_EXPANSION",
@@ -123,12 +124,23 @@ def resident_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+_reached: LimitError | None = None
+
+
+def memory_limit_reached() -> LimitError | None:
+    """The error of a memory limit reached in this process, if one was: a library interrupted
+    by the watchdog's signal (DuckDB: 'Query interrupted') raises its own error instead."""
+    return _reached
+
+
 def _watch(limit: int) -> None:
     def reached(signum: int, frame: object) -> None:
-        raise LimitError(
+        global _reached
+        _reached = LimitError(
             f"the memory limit ({limit / 2**30:.2f} GiB, --memory-limit) was reached; nothing was written. "
             "Give more memory, or lower --max-groundings to be refused earlier (README: Reliability)"
         )
+        raise _reached
 
     signal.signal(signal.SIGUSR1, reached)
     pid = os.getpid()

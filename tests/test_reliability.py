@@ -312,10 +312,10 @@ def test_a_world_not_proven_optimal_is_said_in_the_report_and_the_manifest(runs:
 
     base = _AUDITS["base"]
     assert "Not proven optimal" not in render_markdown(base)
-    solution = dataclasses.replace(base.run.solution, status="feasible", lower_bound=base.run.solution.cost - 7)
-    solution.stats["unfinished_components"] = 3
-    run = dataclasses.replace(base.run, solution=solution)
-    stopped = dataclasses.replace(base, run=run, options={**base.options, "time_limit": 0.5})
+    engine = dataclasses.replace(
+        base.engine, status="feasible", lower_bound=base.engine.cost - 7, unfinished_components=3
+    )
+    stopped = dataclasses.replace(base, engine=engine, options={**base.options, "time_limit": 0.5})
     text = render_markdown(stopped)
     assert "**Not proven optimal:** the time limit (0.5 s) stopped the solver on 3 component(s)" in text
     record = manifest(stopped, {})

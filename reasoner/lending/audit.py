@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from reasoner import limits
 from reasoner.errors import EvidenceError, UsageError
 from reasoner.evidence import file_sha256, read_table
 from reasoner.explain import EvidenceCitation, GroundFormulaProof, Proof
@@ -221,7 +222,7 @@ def audit(
     results: list[PartitionResult | None] = [None] * len(parts)
     lenders_total = int(frame["lei"].nunique())
     with progress.bar(f"auditing {lenders_total:,} lenders in {len(parts):,} partitions", len(frame), "rows") as bar:
-        for result in _execute(tasks, workers, cluster):
+        for result in _execute(tasks, workers if len(parts) > 1 else 1, cluster):
             results[result.index] = result
             bar.update(result.applications)
             bar.set_postfix_str(f"{sum(r is not None for r in results)}/{len(parts)} partitions", refresh=False)
@@ -318,7 +319,9 @@ def _execute(tasks: Iterator[PartitionTask], workers: int, cluster: str | None) 
             yield audit_partition(task)
         return
     # A bounded number of partitions in flight: the parent never holds every partition's frame twice.
-    with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each) as pool:
+    run_limits = limits.current()
+    setup = (run_limits.memory_limit, run_limits.max_groundings)
+    with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each, initargs=setup) as pool:
         pending: set[Future[PartitionResult]] = set()
         for task in tasks:
             pending.add(pool.submit(audit_partition, task))
@@ -330,9 +333,12 @@ def _execute(tasks: Iterator[PartitionTask], workers: int, cluster: str | None) 
             yield from (future.result() for future in finished)
 
 
-def _one_thread_each() -> None:
-    """Worker processes use one BLAS/OpenMP and one DuckDB thread each: the processes already fill the cores."""
+def _one_thread_each(memory_limit: int | None, max_groundings: int) -> None:
+    """Worker processes use one BLAS/OpenMP and one DuckDB thread each (the processes already fill
+    the cores), and the run's limits: ``--memory-limit`` applies to each process."""
     from threadpoolctl import threadpool_limits
+
+    limits.configure(max_groundings=max_groundings, memory_limit=memory_limit)
 
     from reasoner import ground
 

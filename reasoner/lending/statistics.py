@@ -243,6 +243,13 @@ def denial_probabilities(frame: pd.DataFrame, covariates: Sequence[str] = DENIAL
     fails (fewer than ``MIN_GROUP`` rows, separation, no convergence)."""
     covariates = tuple(covariates)
     _require(frame, ("lei", "excluded", "decision", *covariates), "denial probabilities")
+    canonical = _canonical_order(frame.reset_index(drop=True))  # sums independent of the input's row order
+    probability = np.empty(len(frame))
+    probability[canonical.index.to_numpy()] = _fitted_denial(canonical, covariates)
+    return probability
+
+
+def _fitted_denial(frame: pd.DataFrame, covariates: tuple[str, ...]) -> np.ndarray:
     values = _covariates(frame, covariates)
     complete = np.isfinite(values).all(axis=1)
     codes, _ = pd.factorize(frame["lei"].astype("str"), sort=True)
