@@ -15,6 +15,8 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,15 @@ from reasoner.evidence import file_sha256
 from reasoner.explain import decimal_json
 from reasoner.lending.audit import Audit
 
-__all__ = ["OUTPUT_FILES", "check_output", "explanation_records", "manifest", "write_outputs"]
+__all__ = [
+    "OUTPUT_FILES",
+    "check_output",
+    "explanation_records",
+    "manifest",
+    "staged",
+    "write_outputs",
+    "write_parquet",
+]
 
 OUTPUT_FILES = ("lenders.parquet", "applications.parquet", "explanations.jsonl", "report.md", "report.html")
 STATISTIC_TABLES = ("denial_odds", "matched_pairs", "pricing", "redlining")
@@ -42,11 +52,9 @@ def write_outputs(audit: Audit, out: Path, *, force: bool = False, timings: bool
 
     out = Path(out)
     check_output(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        _parquet(audit.findings.lenders, staging / "lenders.parquet")
-        _parquet(audit.findings.applications, staging / "applications.parquet")
+    with staged(out) as staging:
+        write_parquet(audit.findings.lenders, staging / "lenders.parquet")
+        write_parquet(audit.findings.applications, staging / "applications.parquet")
         with (staging / "explanations.jsonl").open("w", encoding="utf-8") as handle:
             for record in explanation_records(audit):
                 handle.write(json.dumps(record, ensure_ascii=False, sort_keys=False, allow_nan=False) + "\n")
@@ -54,6 +62,18 @@ def write_outputs(audit: Audit, out: Path, *, force: bool = False, timings: bool
         (staging / "report.html").write_text(render_html(audit), encoding="utf-8")
         record = manifest(audit, {name: file_sha256(staging / name) for name in OUTPUT_FILES}, timings=timings)
         (staging / "manifest.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return out
+
+
+@contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """A temporary directory beside ``out`` that replaces ``out`` (whole, by renames) when the
+    block ends, or is removed when it raises: a reader sees the previous output or the new one,
+    never a half-written one."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield staging
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
             os.replace(out, old / "previous")
@@ -64,7 +84,6 @@ def write_outputs(audit: Audit, out: Path, *, force: bool = False, timings: bool
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return out
 
 
 def check_output(out: Path, force: bool) -> None:
@@ -73,7 +92,8 @@ def check_output(out: Path, force: bool) -> None:
         raise UsageError(f"{out}: exists and is not empty; choose another -o or pass --force to replace it")
 
 
-def _parquet(frame: pd.DataFrame, path: Path) -> None:
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """``frame`` as zstd parquet without pandas metadata (stable bytes across pandas versions)."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.replace_schema_metadata(None)  # no pandas metadata: stable bytes across pandas versions
     pq.write_table(table, path, compression="zstd")

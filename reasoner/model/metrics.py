@@ -229,12 +229,7 @@ def group_metrics(
             boot = _metrics(draws, ref_draws)
             for metric in GROUP_METRICS:
                 value = float(point[metric][0])
-                sample = boot[metric][np.isfinite(boot[metric])]
-                low, high = (
-                    np.quantile(sample, [0.025, 0.975]).tolist()
-                    if sample.size and np.isfinite(value)
-                    else [float("nan")] * 2
-                )
+                low, high = _percentile_interval(boot[metric], value)
                 rows.append(
                     (
                         lei,
@@ -256,12 +251,7 @@ def group_metrics(
             total = int(sum(every[g][0].sum() for g in ordered))
             for metric in SPREAD_METRICS:
                 value = float(point[metric][0])
-                sample = boot[metric][np.isfinite(boot[metric])]
-                low, high = (
-                    np.quantile(sample, [0.025, 0.975]).tolist()
-                    if sample.size and np.isfinite(value)
-                    else [float("nan")] * 2
-                )
+                low, high = _percentile_interval(boot[metric], value)
                 rows.append((lei, name, "*", "*", metric, value, float(low), float(high), total, 0))
     return pd.DataFrame(
         rows,
@@ -310,3 +300,13 @@ def _metrics(group: np.ndarray, reference: np.ndarray) -> dict[str, np.ndarray]:
             "equal_opportunity_difference": tpr_g - tpr_r,
             "average_odds_difference": 0.5 * ((fpr_g - fpr_r) + (tpr_g - tpr_r)),
         }
+
+
+def _percentile_interval(replicates: np.ndarray, value: float) -> tuple[float, float]:
+    """The 95% percentile bootstrap interval of the finite replicates (NaN when there are none
+    or the point estimate itself is not finite)."""
+    sample = replicates[np.isfinite(replicates)]
+    if not sample.size or not np.isfinite(value):
+        return float("nan"), float("nan")
+    low, high = np.quantile(sample, [0.025, 0.975]).tolist()
+    return float(low), float(high)

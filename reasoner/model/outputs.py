@@ -11,19 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from reasoner import __version__
 from reasoner.evidence import file_sha256
-from reasoner.lending.outputs import check_output
+from reasoner.lending.outputs import check_output, staged, write_parquet
 from reasoner.model.audit import ModelAudit
 
 __all__ = ["EVIDENCE_FILES", "write_model_outputs"]
@@ -37,9 +30,7 @@ def write_model_outputs(result: ModelAudit, out: Path, *, force: bool = False) -
 
     out = Path(out)
     check_output(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged(out) as staging:
         tables = {
             "twins": result.twins,
             "flips": result.flips,
@@ -49,7 +40,7 @@ def write_model_outputs(result: ModelAudit, out: Path, *, force: bool = False) -
         if result.weights is not None:
             tables["weights"] = result.weights
         for name, frame in tables.items():
-            _parquet(frame, staging / f"{name}.parquet")
+            write_parquet(frame, staging / f"{name}.parquet")
         (staging / "report.md").write_text(render_model_markdown(result), encoding="utf-8")
         (staging / "report.html").write_text(render_model_html(result), encoding="utf-8")
         names = sorted(path.name for path in staging.iterdir())
@@ -57,22 +48,8 @@ def write_model_outputs(result: ModelAudit, out: Path, *, force: bool = False) -
         (staging / "manifest.json").write_text(
             json.dumps(_manifest(result, digests), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / "previous")
-            os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
-
-def _parquet(frame: pd.DataFrame, path: Path) -> None:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(table.replace_schema_metadata(None), path, compression="zstd")
 
 
 def _manifest(result: ModelAudit, outputs: dict[str, str]) -> dict[str, Any]:
