@@ -299,6 +299,26 @@ def test_reaching_the_memory_limit_is_a_message_and_exit_2(tmp_path: Path, reaso
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()  # type: ignore[attr-defined]
 
 
+def test_a_worker_interrupted_by_the_memory_watchdog_reports_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a worker process the watchdog's signal may land inside DuckDB, which raises its own
+    'Query interrupted': the worker reports the limit instead (worker processes get the run's
+    limits from the pool's initializer)."""
+    from reasoner import limits
+    from reasoner.errors import LimitError
+    from reasoner.lending import audit as audit_module
+
+    def interrupted(task: object) -> object:
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(audit_module, "audit_partition", interrupted)
+    monkeypatch.setattr(limits, "_reached", LimitError("the memory limit (1.00 GiB, --memory-limit) was reached"))
+    with pytest.raises(LimitError, match="the memory limit"):
+        audit_module._audit_partition_in_worker(None)  # type: ignore[arg-type]
+    monkeypatch.setattr(limits, "_reached", None)
+    with pytest.raises(RuntimeError, match="Query interrupted"):  # not the limit: a bug, reported as such
+        audit_module._audit_partition_in_worker(None)  # type: ignore[arg-type]
+
+
 def test_the_grounding_limit_names_the_formula_and_the_option(tmp_path: Path, reason: Callable[..., object]) -> None:
     done = reason([ROOT / "rules", SAMPLE, "-o", tmp_path / "out", "--max-groundings", "10"], timeout=120)
     assert done.returncode == 2, done.stderr  # type: ignore[attr-defined]

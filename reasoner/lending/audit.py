@@ -324,13 +324,25 @@ def _execute(tasks: Iterator[PartitionTask], workers: int, cluster: str | None) 
     with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each, initargs=setup) as pool:
         pending: set[Future[PartitionResult]] = set()
         for task in tasks:
-            pending.add(pool.submit(audit_partition, task))
+            pending.add(pool.submit(_audit_partition_in_worker, task))
             if len(pending) >= 2 * workers:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (future.result() for future in finished)
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             yield from (future.result() for future in finished)
+
+
+def _audit_partition_in_worker(task: PartitionTask) -> PartitionResult:
+    """``audit_partition`` in a worker process: a library call that the memory watchdog's signal
+    interrupted (DuckDB's 'Query interrupted') is reported as the limit it is."""
+    try:
+        return audit_partition(task)
+    except Exception:
+        reached = limits.memory_limit_reached()
+        if reached is not None:
+            raise reached from None
+        raise
 
 
 def _one_thread_each(memory_limit: int | None, max_groundings: int) -> None:

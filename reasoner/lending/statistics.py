@@ -71,6 +71,7 @@ __all__ = [
     "DENIAL_COVARIATES",
     "MIN_GROUP",
     "PRICING_COVARIATES",
+    "application_index",
     "cluster_outliers",
     "denial_probabilities",
     "holm_adjusted",
@@ -285,7 +286,12 @@ def _fitted_denial(frame: pd.DataFrame, covariates: tuple[str, ...]) -> np.ndarr
 
 
 def matched_pair_test(
-    pairs: pd.DataFrame, frame: pd.DataFrame, *, max_rank: int = 1, denial_probability: np.ndarray | None = None
+    pairs: pd.DataFrame,
+    frame: pd.DataFrame,
+    *,
+    max_rank: int = 1,
+    denial_probability: np.ndarray | None = None,
+    id_index: pd.Index | None = None,
 ) -> pd.DataFrame:
     """Concordant and discordant decisions of matched pairs per lender, exact tests.
 
@@ -313,8 +319,9 @@ def matched_pair_test(
     _require(pairs, ("a", "b", "rank"), "matched pair test: pairs")
     _require(frame, ("application_id", "lei", "decision"), "matched pair test")
     chosen = pairs[pairs["rank"].to_numpy() <= max_rank]
-    first = _lookup(frame, chosen["a"], "a")
-    second = _lookup(frame, chosen["b"], "b")
+    id_index = application_index(frame) if id_index is None else id_index
+    first = _lookup(id_index, chosen["a"], "a")
+    second = _lookup(id_index, chosen["b"], "b")
     decision = frame["decision"].to_numpy(dtype=object, na_value="")
     lei = frame["lei"].to_numpy(dtype=object, na_value="")
     decided = np.isin(decision[first], ("approved", "denied")) & np.isin(decision[second], ("approved", "denied"))
@@ -374,12 +381,12 @@ def _poisson_binomial_test(unit: np.ndarray, chance: np.ndarray, observed: np.nd
         trials = chance[order[bounds[index] : bounds[index + 1]]]
         if trials.size == 0:
             continue
-        if np.all(trials == trials[0]):
-            distribution = stats.binom(trials.size, trials[0])
-        else:
-            distribution = stats.poisson_binom(trials)
         x = observed[index]
-        p_value[index] = min(1.0, 2 * min(distribution.cdf(x), distribution.sf(x - 1)))
+        if np.all(trials == trials[0]):
+            below, above = stats.binom.cdf(x, trials.size, trials[0]), stats.binom.sf(x - 1, trials.size, trials[0])
+        else:  # not frozen: building a frozen distribution costs more than the exact sums themselves
+            below, above = stats.poisson_binom.cdf(x, trials), stats.poisson_binom.sf(x - 1, trials)
+        p_value[index] = min(1.0, 2 * min(float(below), float(above)))
     return p_value
 
 
@@ -584,7 +591,12 @@ def _least_squares(
 
 
 def cluster_outliers(
-    frame: pd.DataFrame, pairs: pd.DataFrame, *, min_neighbours: int = 5, share: float = 0.8
+    frame: pd.DataFrame,
+    pairs: pd.DataFrame,
+    *,
+    min_neighbours: int = 5,
+    share: float = 0.8,
+    id_index: pd.Index | None = None,
 ) -> pd.DataFrame:
     """Compared applicants decided against most of their similarly situated neighbours.
 
@@ -596,8 +608,9 @@ def cluster_outliers(
     """
     _require(pairs, ("a", "b"), "cluster outliers: pairs")
     _require(frame, ("application_id", "lei", "decision"), "cluster outliers")
-    first = _lookup(frame, pairs["a"], "a")
-    second = _lookup(frame, pairs["b"], "b")
+    id_index = application_index(frame) if id_index is None else id_index
+    first = _lookup(id_index, pairs["a"], "a")
+    second = _lookup(id_index, pairs["b"], "b")
     decision = frame["decision"].to_numpy(dtype=object, na_value="")
     decided = np.isin(decision[first], ("approved", "denied"))
     first, second = first[decided], second[decided]
@@ -651,11 +664,11 @@ class _Units:
         for index, name in enumerate(groups):
             self.group_index[group.eq(name).fillna(False).to_numpy(dtype=bool)] = index
         taking_part = usable & (self.is_reference | (self.group_index >= 0))
-        lei = frame["lei"].astype("str")
-        self.leis = np.array(sorted(set(lei[taking_part].dropna())), dtype=object)
+        lei = frame["lei"].astype("str").to_numpy(dtype=object, na_value=None)
+        known = taking_part & (lei != None)  # noqa: E711 (elementwise)
+        self.leis = np.array(sorted(set(lei[known].tolist())), dtype=object)
         self.lender = np.full(len(frame), -1, dtype=np.int64)
-        known = taking_part & lei.notna().to_numpy(dtype=bool)
-        self.lender[known] = np.searchsorted(self.leis, lei[known].to_numpy(dtype=object))
+        self.lender[known] = np.searchsorted(self.leis, lei[known])
         self.groups = groups
         self.count = self.leis.size * len(groups)
 
@@ -755,8 +768,14 @@ def _partial_variance(information: np.ndarray, index: int) -> np.ndarray:
     return left
 
 
-def _lookup(frame: pd.DataFrame, ids: pd.Series, column: str) -> np.ndarray:
-    positions: np.ndarray = pd.Index(frame["application_id"].astype("str")).get_indexer(ids.astype("str"))
+def application_index(frame: pd.DataFrame) -> pd.Index:
+    """The frame's application ids (as text) as an index, to find pair members' rows; build it
+    once per frame and pass it as ``id_index`` to the pair functions."""
+    return pd.Index(frame["application_id"].astype("str").to_numpy(dtype=object))  # plain strings hash fastest
+
+
+def _lookup(id_index: pd.Index, ids: pd.Series, column: str) -> np.ndarray:
+    positions: np.ndarray = id_index.get_indexer(ids.astype("str").to_numpy(dtype=object))
     if (positions < 0).any():
         missing = ids.astype("str").to_numpy()[positions < 0]
         raise UsageError(f"pairs: column '{column}': application id '{missing[0]}' is not in the frame")

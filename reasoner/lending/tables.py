@@ -36,6 +36,7 @@ import pandas as pd
 from reasoner.lending.config import AuditConfig, Comparison
 from reasoner.lending.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs
 from reasoner.lending.statistics import (
+    application_index,
     cluster_outliers,
     denial_probabilities,
     holm_adjusted,
@@ -154,18 +155,23 @@ def audit_tables(
 
     odds, matched, pricing, outliers = [], [], [], []
     denial_probability = denial_probabilities(frame, config.covariates)
+    id_index = application_index(frame)
     for comparison in config.comparisons:
         column, reference, compared = comparison.column, comparison.reference, comparison.compared
         found_pairs = per_comparison.get(comparison.name, pairs.iloc[:0])
         odds.append(_tag(lender_denial_odds(frame, column, reference, compared, config.covariates, min_group=config.min_group), comparison))
-        matched.append(_tag(matched_pair_test(found_pairs, frame, denial_probability=denial_probability), comparison))
+        matched.append(_tag(matched_pair_test(found_pairs, frame, denial_probability=denial_probability, id_index=id_index), comparison))
         pricing.append(
             _tag(pricing_disparity(frame, column, reference, compared, config.pricing_covariates, min_group=config.min_group), comparison)
         )
         outliers.append(
             _tag(
                 cluster_outliers(
-                    frame, found_pairs, min_neighbours=config.outlier_min_neighbours, share=config.outlier_share
+                    frame,
+                    found_pairs,
+                    min_neighbours=config.outlier_min_neighbours,
+                    share=config.outlier_share,
+                    id_index=id_index,
                 ),
                 comparison,
             )
