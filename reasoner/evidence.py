@@ -21,6 +21,7 @@ import pandas as pd
 from reasoner.check import CheckedProgram, QueryPattern, did_you_mean, where
 from reasoner.constants import ConstantValue, canonical, display
 from reasoner.errors import Diagnostic, EvidenceError, RuleError, UsageError
+from reasoner.limits import raise_if_memory_limit_reached
 from reasoner.syntax import Binding, Column, Condition, Span
 
 __all__ = [
@@ -215,8 +216,10 @@ def read_table(path: Path) -> pd.DataFrame:
             return pq.read_table(path).to_pandas()
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except (OSError, ValueError) as error:
+        raise_if_memory_limit_reached()
         raise EvidenceError(f"{path}: cannot read as {suffix.lstrip('.')} table: {error}") from None
     except Exception as error:  # pyarrow raises its own error types for corrupt files
+        raise_if_memory_limit_reached()
         raise EvidenceError(f"{path}: cannot read as {suffix.lstrip('.')} table: {error}") from None
     return _infer_csv_types(frame)
 

@@ -25,6 +25,7 @@ from reasoner.errors import LimitError, UsageError
 
 __all__ = [
     "memory_limit_reached",
+    "raise_if_memory_limit_reached",
     "MAX_CLAUSE_FILTERS",
     "MAX_DERIVED_ROWS",
     "MAX_EXPANSION",
@@ -131,6 +132,13 @@ def memory_limit_reached() -> LimitError | None:
     """The error of a memory limit reached in this process, if one was: a library interrupted
     by the watchdog's signal (DuckDB: 'Query interrupted') raises its own error instead."""
     return _reached
+
+
+def raise_if_memory_limit_reached() -> None:
+    """Re-raise the memory limit's error if the watchdog fired: for handlers of a library's own
+    errors, which the watchdog's signal may have caused."""
+    if _reached is not None:
+        raise _reached
 
 
 def _watch(limit: int) -> None:

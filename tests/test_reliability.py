@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from reasoner import limits
-from reasoner.errors import UsageError
+from reasoner.errors import EvidenceError, UsageError
 from reasoner.lending.audit import Audit, audit
 from reasoner.lending.outputs import write_outputs
 from reasoner.lending.report import render_markdown
@@ -317,6 +317,25 @@ def test_a_worker_interrupted_by_the_memory_watchdog_reports_the_limit(monkeypat
     monkeypatch.setattr(limits, "_reached", None)
     with pytest.raises(RuntimeError, match="Query interrupted"):  # not the limit: a bug, reported as such
         audit_module._audit_partition_in_worker(None)  # type: ignore[arg-type]
+
+
+def test_a_read_interrupted_by_the_memory_watchdog_reports_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyarrow interrupted by the watchdog's signal raises its own error, which reading would
+    otherwise report as a corrupt file."""
+    from reasoner import limits
+    from reasoner.errors import LimitError
+    from reasoner.lending import files
+
+    def interrupted(*arguments: object) -> object:
+        raise OSError("Interrupted")
+
+    monkeypatch.setattr(files, "_read_parquet", interrupted)
+    monkeypatch.setattr(limits, "_reached", LimitError("the memory limit (1.00 GiB, --memory-limit) was reached"))
+    with pytest.raises(LimitError, match="the memory limit"):
+        files.read_hmda(SAMPLE)
+    monkeypatch.setattr(limits, "_reached", None)
+    with pytest.raises(EvidenceError, match="cannot read as HMDA data"):
+        files.read_hmda(SAMPLE)
 
 
 def test_the_grounding_limit_names_the_formula_and_the_option(tmp_path: Path, reason: Callable[..., object]) -> None:

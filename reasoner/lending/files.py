@@ -22,9 +22,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reasoner.errors import EvidenceError
+from reasoner.errors import EvidenceError, ReasonerError
 from reasoner.lending.fields import PUBLISHED_COLUMNS, normalize_name
-from reasoner.limits import MAX_FIELD_LENGTH
+from reasoner.limits import MAX_FIELD_LENGTH, raise_if_memory_limit_reached
 
 __all__ = ["KNOWN_NAMES", "parquet_rows", "read_hmda"]
 
@@ -52,14 +52,16 @@ def read_hmda(
         table = _read_parquet(path, wanted, progress) if parquet else _read_text(path, wanted)
         if not parquet and progress is not None:
             progress(table.num_rows)
-    except EvidenceError:
+    except ReasonerError:  # EvidenceError, or a limit reached while reading
         raise
     except OSError as error:
+        raise_if_memory_limit_reached()
         if error.errno is not None:  # a real system error, not pyarrow's IOError for a corrupt file
             raise EvidenceError(f"{path}: cannot read: {error.strerror or error}") from None
         expected = "a parquet file (or a directory of them)" if parquet else "CSV or pipe-delimited text"
         raise EvidenceError(f"{path}: cannot read as HMDA data, expected {expected}: {_first_line(error)}") from None
     except Exception as error:  # pyarrow and zipfile raise their own types for corrupt files
+        raise_if_memory_limit_reached()
         expected = "a parquet file (or a directory of them)" if parquet else "CSV or pipe-delimited text"
         raise EvidenceError(f"{path}: cannot read as HMDA data, expected {expected}: {_first_line(error)}") from None
     _check_lengths(table, path)
