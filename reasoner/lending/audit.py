@@ -200,7 +200,9 @@ def audit(
     leis_of = [frame["lei"].iloc[rows].dropna().unique() for rows in parts]
     # Model rows of lenders in the register, sorted by lei: each partition's rows are one block of them.
     present = frame["lei"].dropna().unique()
-    model_tables = {name: table[table["lei"].isin(present)].reset_index(drop=True) for name, table in model_tables.items()}
+    model_tables = {
+        name: table[table["lei"].isin(present)].reset_index(drop=True) for name, table in model_tables.items()
+    }
     tasks = (
         PartitionTask(
             index=index,
@@ -339,9 +341,7 @@ def _audit_partition_in_worker(task: PartitionTask) -> PartitionResult:
     try:
         return audit_partition(task)
     except Exception:
-        reached = limits.memory_limit_reached()
-        if reached is not None:
-            raise reached from None
+        limits.raise_if_memory_limit_reached()
         raise
 
 

@@ -569,11 +569,9 @@ def _pairs_row(row: Record, context: Context) -> str:
     if row.get("reason") or _missing(row.get("p_value")):
         return f"{name}: not tested ({row.get('reason') or 'no discordant pair'}); {counts}"
     ratio = _number(row.get("discordant_ratio"), 2)
-    expected = row.get("expected_reference_favoured")
-    if _missing(expected):  # a pair table from before the adjusted test
-        return f"{name}: {counts} (ratio {ratio}, exact McNemar p = {_p(row.get('p_value'))})"
     return (
-        f"{name}: {counts} (ratio {ratio}; the financials predict {_number(expected, 1)} of the "
+        f"{name}: {counts} (ratio {ratio}; the financials predict "
+        f"{_number(row.get('expected_reference_favoured'), 1)} of the "
         f"{_number(row.get('discordant'))} discordant pairs to favour the {reference} applicant: adjusted ratio "
         f"{_number(row.get('adjusted_ratio'), 2)}, exact p = {_p(row.get('p_value'))}{_holm(row)}; McNemar p = "
         f"{_p(row.get('mcnemar_p_value'))})"

@@ -244,9 +244,11 @@ def denial_probabilities(frame: pd.DataFrame, covariates: Sequence[str] = DENIAL
     fails (fewer than ``MIN_GROUP`` rows, separation, no convergence)."""
     covariates = tuple(covariates)
     _require(frame, ("lei", "excluded", "decision", *covariates), "denial probabilities")
-    canonical = _canonical_order(frame.reset_index(drop=True))  # sums independent of the input's row order
+    order = _canonical_positions(frame)  # sums independent of the input's row order
+    if order is None:
+        return _fitted_denial(frame, covariates)
     probability = np.empty(len(frame))
-    probability[canonical.index.to_numpy()] = _fitted_denial(canonical, covariates)
+    probability[order] = _fitted_denial(frame.iloc[order], covariates)
     return probability
 
 
@@ -268,11 +270,7 @@ def _fitted_denial(frame: pd.DataFrame, covariates: tuple[str, ...]) -> np.ndarr
     if rows.size == 0:
         return probability
     # Standardise on the fitted rows, then apply the same centring and scale to every row of the lender.
-    sizes = np.maximum(np.bincount(unit, minlength=count), 1).astype(np.float64)
-    means = np.column_stack([np.bincount(unit, column, count) for column in values[rows].T]) / sizes[:, None]
-    centred = values[rows] - means[unit]
-    spread = np.sqrt(np.column_stack([np.bincount(unit, column**2, count) for column in centred.T]) / sizes[:, None])
-    spread = np.where(spread <= 1e-9 * np.maximum(np.abs(means), 1.0), np.inf, spread)
+    means, spread = _scales(values[rows], unit, count)
     design = np.column_stack([np.ones(rows.size), (values[rows] - means[unit]) / spread[unit]])
     beta, _, status = _newton(design, outcome[rows].astype(np.float64), unit, count)
     scored = np.flatnonzero(known & good_unit[np.maximum(codes, 0)] & (status[np.maximum(codes, 0)] == 0))
@@ -643,13 +641,17 @@ _COLLINEAR_TEXT = "group collinear with the covariates"
 def _canonical_order(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows in application-id order (shorter ids first: row numbers keep their order), so the
     floating-point sums of a fit do not depend on the order of the input's rows."""
+    order = _canonical_positions(frame)
+    return frame if order is None else frame.iloc[order]
+
+
+def _canonical_positions(frame: pd.DataFrame) -> np.ndarray | None:
+    """Positions of ``_canonical_order``'s rows; None when the rows are in that order already."""
     if "application_id" not in frame.columns or frame.empty:
-        return frame
+        return None
     ids = frame["application_id"].astype(str)
     order = np.lexsort((ids.to_numpy(dtype=object), ids.str.len().to_numpy()))
-    if (order == np.arange(len(order))).all():
-        return frame
-    return frame.iloc[order]
+    return None if (order == np.arange(len(order))).all() else order
 
 
 class _Units:
@@ -736,14 +738,20 @@ def _standardise(values: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray
     """Columns centred and scaled within each unit; a column constant in a unit becomes 0."""
     if values.shape[1] == 0:
         return values
+    means, spread = _scales(values, unit, count)
+    standardised: np.ndarray = (values - means[unit]) / spread[unit]
+    return standardised
+
+
+def _scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit and column: the mean and the standard deviation (inf for a column constant in
+    the unit, so that it standardises to 0)."""
     sizes = np.maximum(np.bincount(unit, minlength=count), 1).astype(np.float64)
     means = np.column_stack([np.bincount(unit, column, count) for column in values.T]) / sizes[:, None]
     centred = values - means[unit]
     spread = np.sqrt(np.column_stack([np.bincount(unit, column**2, count) for column in centred.T]) / sizes[:, None])
     constant = spread <= 1e-9 * np.maximum(np.abs(means), 1.0)
-    spread = np.where(constant, np.inf, spread)
-    standardised: np.ndarray = centred / spread[unit]
-    return standardised
+    return means, np.where(constant, np.inf, spread)
 
 
 def _cross(design: np.ndarray, weight: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
