@@ -119,3 +119,15 @@ def test_a_dataset_directory_of_several_files_is_one_register(sample_audit: tupl
     assert done.returncode == 0, done.stderr
     for name in ("lenders.parquet", "applications.parquet"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_bad_scale_options_are_usage_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reasoner.errors import UsageError
+    from reasoner.lending import cluster
+
+    sample = REPOSITORY / "examples" / "hmda" / "sample.parquet"
+    with pytest.raises(UsageError, match="--partition-rows must be at least 1"):
+        audit([RULES], sample, partition_rows=0)
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1)
+    with pytest.raises(UsageError, match=r"--cluster tcp://127\.0\.0\.1:1: cannot reach the Dask scheduler"):
+        audit([RULES], sample, workers=1, partition_rows=2_000, cluster="tcp://127.0.0.1:1")
