@@ -20,11 +20,9 @@ byte for byte, whatever the partitions, workers or cluster (tests check it).
 from __future__ import annotations
 
 import dataclasses
-import functools
-import operator
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +33,8 @@ import pandas as pd
 from reasoner import limits
 from reasoner.errors import EvidenceError, UsageError
 from reasoner.evidence import file_sha256, read_table
-from reasoner.explain import EvidenceCitation, GroundFormulaProof, Proof
 from reasoner.lending.config import AuditConfig, find_config, load_config
+from reasoner.lending.explanations import Explanations, Numbering, Rendered, numberings
 from reasoner.lending.files import parquet_rows, read_hmda
 from reasoner.lending.hmda import INPUT_COLUMNS, clean_hmda
 from reasoner.lending.partition import CITED_TABLES, EngineSummary, PartitionResult, PartitionTask, audit_partition
@@ -59,6 +57,7 @@ PARTITION_STAGES = (
     "engine: encode",
     "engine: solve",
     "scoring",
+    "explanations",
 )
 
 
@@ -101,7 +100,8 @@ class Audit:
     cleaned: Register
     tables: AuditTables
     engine: EngineSummary
-    findings: Findings
+    findings: Findings  # without proofs: they are rendered in ``explanations``
+    explanations: Explanations
     options: dict[str, object]
     seconds: dict[str, float] = field(default_factory=dict)
     pairs_source: Path | None = None
@@ -222,10 +222,12 @@ def audit(
         for index, rows in enumerate(parts)
     )
     results: list[PartitionResult | None] = [None] * len(parts)
+    explanations = Explanations()
     lenders_total = int(frame["lei"].nunique())
     with progress.bar(f"auditing {lenders_total:,} lenders in {len(parts):,} partitions", len(frame), "rows") as bar:
         for result in _execute(tasks, workers if len(parts) > 1 else 1, cluster):
-            results[result.index] = result
+            explanations.add(result.index, result.explanations)  # to disk: the main process keeps no proofs
+            results[result.index] = dataclasses.replace(result, explanations=Rendered({}, b""))
             bar.update(result.applications)
             bar.set_postfix_str(f"{sum(r is not None for r in results)}/{len(parts)} partitions", refresh=False)
     done = [result for result in results if result is not None]
@@ -236,7 +238,8 @@ def audit(
         seconds[f"in partitions: {name}"] = round(spent, 3)
         stages.append(StageTiming(f"  {name} (summed over partitions)", spent, register.rows_read, "rows"))
 
-    findings = _gather_findings(done, facts.name, config)
+    findings = _gather_findings(done)
+    explanations.number(_numberings(done, config, facts.name))
     tables = _gather_tables(done, config, pairs_given=given_pairs is not None)
     engine = EngineSummary.combine([result.engine for result in done])
     lap("gathering", len(done), "partitions")
@@ -246,8 +249,8 @@ def audit(
     if model_evidence is not None:
         options["model_evidence"] = str(model_evidence)
     return Audit(
-        files, config, facts, facts_sha256, register, tables, engine, findings, options, seconds, pairs, pairs_sha256,
-        tuple(stages), model_tables if model_evidence is not None else None, model_source,
+        files, config, facts, facts_sha256, register, tables, engine, findings, explanations, options, seconds, pairs,
+        pairs_sha256, tuple(stages), model_tables if model_evidence is not None else None, model_source,
     )
 
 
@@ -393,112 +396,25 @@ def _sum_counts(parts: list[PairCounts]) -> PairCounts:
     return PairCounts(missing_by_column=by_column, **totals)
 
 
-def _gather_findings(results: list[PartitionResult], facts_label: str, config: AuditConfig) -> Findings:
-    """Every partition's findings, in the order of one network's, citing rows of whole tables."""
+def _gather_findings(results: list[PartitionResult]) -> Findings:
+    """Every partition's findings, in the order of one network's."""
     lenders = _concat([result.findings.lenders for result in results])
     order = np.lexsort((lenders["lei"].to_numpy(), -lenders["risk_score"].to_numpy()))
     lenders = lenders.iloc[order].reset_index(drop=True)
     applications = _concat([result.findings.applications for result in results])
     applications = applications.sort_values(["lei", "application_id", "finding"], kind="stable").reset_index(drop=True)
-    proofs: dict[tuple[str, str], Proof] = {}
-    if len(results) == 1:
-        proofs.update(results[0].findings.proofs)
-        return Findings(lenders, applications, proofs)
-    pair_rows = _global_pair_rows(results, config)
-    names = list(results[0].tables)  # CITED_TABLES and the model tables
-    offsets = {name: np.cumsum([0] + [len(result.tables[name]) for result in results]) for name in names}
-    for position, result in enumerate(results):
-        numbering: dict[str, Callable[[int], int]] = {
-            name: functools.partial(operator.add, int(offsets[name][position])) for name in names
-        }
-        numbering[facts_label] = functools.partial(_input_row, result.rows)
-        numbering["pairs"] = functools.partial(_pair_row, pair_rows, result.index)
-        renumber = _Renumber(numbering)
-        for key, proof in result.findings.proofs.items():
-            proofs[key] = renumber.proof(proof)
-    return Findings(lenders, applications, proofs)
+    return Findings(lenders, applications, {})
 
 
-def _input_row(rows: np.ndarray, row: int) -> int:
-    return int(rows[row - 1])
+def _numberings(results: list[PartitionResult], config: AuditConfig, facts_label: str) -> dict[int, Numbering]:
+    """How each partition's citations become rows of the whole register's tables.
 
-
-def _pair_row(rows: dict[tuple[int, int], int], index: int, row: int) -> int:
-    return rows[(index, row)]
-
-
-def _global_pair_rows(results: list[PartitionResult], config: AuditConfig) -> dict[tuple[int, int], int]:
-    """(partition, row of its pair table) → row of the whole register's pair table, for cited pairs.
-
-    The whole table is the comparisons in ``audit.toml`` order, each sorted by compared
-    applicant (id as text) and rank; a compared applicant's pairs are in one partition.
+    One partition's rows are the whole register's (a given pair table, say, is cited as it is).
     """
-    found: dict[tuple[int, int], int] = {}
-    start = 0
-    for comparison in config.comparisons:
-        name = comparison.name
-        cited = [
-            (result.index, row, b, rank)
-            for result in results
-            for row, (c, b, rank) in result.cited_pairs.items()
-            if c == name
-        ]
-        if cited:
-            ids = np.array([item[2] for item in cited], dtype=object)
-            before = np.zeros(len(cited), dtype=np.int64)
-            for result in results:
-                if name in result.pair_keys:
-                    keys, counts = result.pair_keys[name]
-                    cumulative = np.concatenate([[0], np.cumsum(counts)])
-                    before += cumulative[np.searchsorted(keys, ids, side="left")]
-            for (index, row, _b, rank), earlier in zip(cited, before.tolist(), strict=True):
-                found[(index, row)] = start + earlier + rank
-        start += sum(result.pair_rows.get(name, 0) for result in results)
-    return found
-
-
-class _Renumber:
-    """Citations "TABLE row N" of a partition's proofs → rows of the whole register's tables."""
-
-    def __init__(self, numbering: dict[str, Callable[[int], int]]) -> None:
-        self.numbering = numbering
-        self.cache: dict[str, str] = {}
-
-    def source(self, text: str | None) -> str | None:
-        if text is None:
-            return None
-        found = self.cache.get(text)
-        if found is None:
-            label, separator, number = text.rpartition(" row ")
-            convert = self.numbering.get(label) if separator and number.isdigit() else None
-            found = f"{label} row {convert(int(number))}" if convert else text
-            self.cache[text] = found
-        return found
-
-    def formula(self, item: GroundFormulaProof) -> GroundFormulaProof:
-        atoms = item.atoms
-        sources = [self.source(atom.source) or "" for atom in atoms]
-        if all(new == atom.source for new, atom in zip(sources, atoms, strict=True)):
-            return item
-        return GroundFormulaProof(
-            item.rule,
-            item.location,
-            item.weight,
-            item.substitution,
-            item.satisfied,
-            item.effect,
-            tuple(EvidenceCitation(atom.atom, atom.value, new) for atom, new in zip(atoms, sources, strict=True)),
-        )
-
-    def proof(self, proof: Proof) -> Proof:
-        return Proof(
-            proof.atom,
-            proof.value,
-            proof.decided_by,
-            self.source(proof.source),
-            proof.margin,
-            tuple(self.formula(item) for item in proof.supporting),
-            tuple(self.formula(item) for item in proof.opposing),
-            proof.neutral,
-        )
-
+    if len(results) == 1:
+        result = results[0]
+        return {result.index: Numbering(facts_label, result.rows, dict.fromkeys(result.tables, 0), ((0, 0),))}
+    sizes = [{name: len(table) for name, table in result.tables.items()} for result in results]
+    parts = [(result.rows, size, result.pair_rows) for result, size in zip(results, sizes, strict=True)]
+    found = numberings(parts, [comparison.name for comparison in config.comparisons], facts_label)
+    return {result.index: numbering for result, numbering in zip(results, found, strict=True)}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -30,10 +29,12 @@ from reasoner.errors import UsageError
 from reasoner.evidence import file_sha256
 from reasoner.explain import decimal_json
 from reasoner.lending.audit import Audit
+from reasoner.lending.explanations import flagged_in_order, json_safe
 
 __all__ = [
     "OUTPUT_FILES",
     "check_output",
+    "explanation_lines",
     "explanation_records",
     "manifest",
     "staged",
@@ -42,7 +43,6 @@ __all__ = [
 ]
 
 OUTPUT_FILES = ("lenders.parquet", "applications.parquet", "explanations.jsonl", "report.md", "report.html")
-STATISTIC_TABLES = ("denial_odds", "matched_pairs", "pricing", "redlining")
 HOW_OPTIONS = ("workers", "cluster")  # how the audit ran, not what it computed: in the manifest's run section
 
 
@@ -55,9 +55,8 @@ def write_outputs(audit: Audit, out: Path, *, force: bool = False, timings: bool
     with staged(out) as staging:
         write_parquet(audit.findings.lenders, staging / "lenders.parquet")
         write_parquet(audit.findings.applications, staging / "applications.parquet")
-        with (staging / "explanations.jsonl").open("w", encoding="utf-8") as handle:
-            for record in explanation_records(audit):
-                handle.write(json.dumps(record, ensure_ascii=False, sort_keys=False, allow_nan=False) + "\n")
+        with (staging / "explanations.jsonl").open("w", encoding="utf-8", newline="") as handle:
+            handle.writelines(explanation_lines(audit))
         (staging / "report.md").write_text(render_markdown(audit), encoding="utf-8")
         (staging / "report.html").write_text(render_html(audit), encoding="utf-8")
         record = manifest(audit, {name: file_sha256(staging / name) for name in OUTPUT_FILES}, timings=timings)
@@ -99,80 +98,16 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     pq.write_table(table, path, compression="zstd")
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN → None, numpy scalars → Python."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
-
-
-def _statistics(audit: Audit, leis: set[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """Per lender of ``leis``: its rows of each statistics table (each table grouped once)."""
-    found: dict[str, dict[str, list[dict[str, Any]]]] = {lei: {name: [] for name in STATISTIC_TABLES} for lei in leis}
-    for name in STATISTIC_TABLES:
-        frame = getattr(audit.tables, name)
-        for row in frame[frame["lei"].isin(leis)].to_dict("records"):
-            found[str(row["lei"])][name].append(_clean(row))
-    return found
+def explanation_lines(audit: Audit) -> Iterator[str]:
+    """explanations.jsonl in chunks of whole lines: one record per finding, flagged lenders first
+    (by risk, as lenders.parquet), then applications (as applications.parquet); see
+    ``reasoner.lending.explanations``."""
+    return audit.explanations.lines(flagged_in_order(audit.findings.lenders))
 
 
 def explanation_records(audit: Audit) -> list[dict[str, Any]]:
-    """One record per finding: flagged lenders first (by risk), then applications."""
-    findings = audit.findings
-    records = []
-    statistics = _statistics(audit, set(findings.lenders.loc[findings.lenders["flagged"], "lei"]))
-    for row in findings.lenders.itertuples(index=False):
-        if not row.flagged:
-            continue
-        proof = findings.proofs.get(("lender", row.lei))
-        kinds = {
-            label: findings.proofs[(predicate, row.lei)].to_json()
-            for predicate, label in audit.config.lender_kinds
-            if (predicate, row.lei) in findings.proofs
-        }
-        records.append(
-            _clean(
-                {
-                    "finding": "lender",
-                    "lei": row.lei,
-                    "risk_tier": row.risk_tier,
-                    "risk_score": row.risk_score,
-                    "confidence": row.confidence,
-                    "margin": row.margin,
-                    "violations": list(row.violations),
-                    "proof": proof.to_json() if proof else None,
-                    "violation_proofs": kinds,
-                    "statistics": statistics[row.lei],
-                }
-            )
-        )
-    predicates = {label: predicate for predicate, label in audit.config.application_findings}
-    for row in findings.applications.itertuples(index=False):
-        proof = findings.proofs[(predicates[row.finding], str(row.application_id))]
-        records.append(
-            _clean(
-                {
-                    "finding": "application",
-                    "application_id": row.application_id,
-                    "row": row.row,
-                    "source": f"{audit.facts.name} row {row.row}",
-                    "lei": row.lei,
-                    "kind": row.finding,
-                    "confidence": row.confidence,
-                    "margin": row.margin,
-                    "violation_score": row.violation_score,
-                    "comparators": list(row.comparators),
-                    "proof": proof.to_json(),
-                }
-            )
-        )
-    return records
+    """explanations.jsonl as records (for small audits and tests: holds every record at once)."""
+    return [json.loads(line) for chunk in explanation_lines(audit) for line in chunk.splitlines()]
 
 
 def _limits() -> dict[str, int | None]:
@@ -186,7 +121,7 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
     cleaned = audit.cleaned
     engine = audit.engine
     usable = cleaned.usable
-    pair_counts = {name: _clean(asdict(counts)) for name, counts in audit.tables.pair_counts.items()}
+    pair_counts = {name: json_safe(asdict(counts)) for name, counts in audit.tables.pair_counts.items()}
     record: dict[str, Any] = {
         "tool": "reasoner",
         "version": __version__,
@@ -196,7 +131,7 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
         "rules": [  # sorted: the results do not depend on the order the files were given in
             {"path": str(path), "sha256": file_sha256(path)} for path in sorted((*audit.rules, audit.config.path), key=str)
         ],
-        "options": _clean({name: value for name, value in audit.options.items() if name not in HOW_OPTIONS})
+        "options": json_safe({name: value for name, value in audit.options.items() if name not in HOW_OPTIONS})
         | _limits(),
         "application_id": cleaned.id_column,
         "rows": {

@@ -11,9 +11,10 @@ depends on other lenders is decided once for the whole register and handed in: t
 similarity scaling (fitted on every usable row) and the redlining table (a lender against its
 MSA peers).
 
-Evidence citations in the proofs ("pairs row 17") are numbered within the partition's tables;
-``PartitionResult`` carries what the audit needs to renumber them as rows of the whole
-register's tables (``audit.audit`` does it once every partition is back).
+The partition renders its findings' explanations itself (``explanations.render``), with
+evidence citations ("pairs row 17") numbered within the partition's tables; ``PartitionResult``
+carries the rendered lines, not the proofs, and the sizes of its tables, from which the audit
+renumbers the citations as rows of the whole register's tables once every partition is back.
 
 The function is at module level and its input and output pickle, so a partition runs in this
 process, a worker process or a cluster worker alike.
@@ -33,12 +34,13 @@ import pandas as pd
 from reasoner.check import CheckedProgram, QueryPattern
 from reasoner.evidence import MemoryTable
 from reasoner.lending.config import AuditConfig
+from reasoner.lending.explanations import Rendered, render
 from reasoner.lending.score import Findings, score
 from reasoner.lending.similar import PairCounts, Scaling
 from reasoner.lending.tables import AuditTables, audit_tables
 from reasoner.pipeline import check, run
 
-__all__ = ["CITED_TABLES", "EngineSummary", "PartitionResult", "PartitionTask", "audit_partition", "cited_rows"]
+__all__ = ["CITED_TABLES", "EngineSummary", "PartitionResult", "PartitionTask", "audit_partition"]
 
 CITED_TABLES = ("lenders", "denial_odds", "matched_pairs", "pricing", "redlining", "outliers")  # sorted by lei first
 
@@ -97,10 +99,10 @@ class PartitionTask:
 class PartitionResult:
     """Findings of a partition's lenders, with citations numbered within the partition.
 
-    ``tables`` the per-lender tables (``CITED_TABLES``), ``pair_keys``
-    per comparison the partition's compared applicants with pairs (ids as text, sorted) and
-    their number of pairs, ``cited_pairs`` the comparison, compared applicant and rank of every
-    pair row a proof cites, ``rows`` the input row of each of the partition's applications.
+    ``tables`` the per-lender tables (``CITED_TABLES`` and the model tables), ``pair_rows`` the
+    partition's pairs per comparison, ``rows`` the input row of each of its applications,
+    ``findings`` its lenders and application findings (without proofs: those are rendered in
+    ``explanations``, citing the partition's own rows).
     """
 
     index: int
@@ -109,10 +111,9 @@ class PartitionResult:
     tables: dict[str, pd.DataFrame]
     pair_counts: dict[str, PairCounts]
     pair_rows: dict[str, int]
-    pair_keys: dict[str, tuple[np.ndarray, np.ndarray]]
-    cited_pairs: dict[int, tuple[str, str, int]]
     rows: np.ndarray
     findings: Findings
+    explanations: Rendered
     engine: EngineSummary
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -154,6 +155,10 @@ def audit_partition(task: PartitionTask) -> PartitionResult:
     clock = time.perf_counter()
     findings = score(result, tables, config)
     seconds["scoring"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    explanations = render(findings, tables, config, task.facts_label)
+    findings = Findings(findings.lenders, findings.applications, {})  # the proofs travel rendered
+    seconds["explanations"] = time.perf_counter() - clock
     solution = result.solution
     engine = EngineSummary(
         solution.status,
@@ -170,10 +175,9 @@ def audit_partition(task: PartitionTask) -> PartitionResult:
         tables={name: getattr(tables, name) for name in CITED_TABLES} | dict(task.model),
         pair_counts=tables.pair_counts,
         pair_rows=_pair_rows(tables),
-        pair_keys=_pair_keys(tables),
-        cited_pairs=_cited_pairs(tables, findings),
         rows=rows,
         findings=findings,
+        explanations=explanations,
         engine=engine,
         seconds=seconds,
     )
@@ -190,43 +194,6 @@ def _stamps(rules: tuple[Path, ...]) -> tuple[tuple[int, int], ...]:
     return tuple((path.stat().st_size, path.stat().st_mtime_ns) for path in rules)
 
 
-def cited_rows(findings: Findings, label: str) -> set[int]:
-    """Row numbers of table ``label`` that the findings' proofs cite."""
-    prefix = f"{label} row "
-    found = set()
-    for proof in findings.proofs.values():
-        for sources in (
-            [proof.source or ""],
-            *([atom.source for atom in item.atoms] for item in (*proof.supporting, *proof.opposing)),
-        ):
-            for source in sources:
-                if source.startswith(prefix):
-                    found.add(int(source[len(prefix) :]))
-    return found
-
-
 def _pair_rows(tables: AuditTables) -> dict[str, int]:
     counts = tables.pairs["comparison"].value_counts(sort=False)
     return {str(name): int(count) for name, count in counts.items()}
-
-
-def _pair_keys(tables: AuditTables) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per comparison: compared applicants (ids as text, sorted as the pair table is) and their pairs."""
-    keys = {}
-    for name, part in tables.pairs.groupby("comparison", sort=True):
-        ids, counts = np.unique(part["b"].astype("str").to_numpy(dtype=object), return_counts=True)
-        keys[str(name)] = (ids, counts.astype(np.int64))
-    return keys
-
-
-def _cited_pairs(tables: AuditTables, findings: Findings) -> dict[int, tuple[str, str, int]]:
-    wanted = sorted(cited_rows(findings, "pairs"))
-    pairs = tables.pairs
-    positions = np.array(wanted, dtype=np.int64) - 1
-    comparison = pairs["comparison"].to_numpy(dtype=object)[positions]
-    b = pairs["b"].astype("str").to_numpy(dtype=object)[positions]
-    rank = pairs["rank"].to_numpy(dtype=np.int64)[positions]
-    return {
-        row: (str(c), str(applicant), int(r))
-        for row, c, applicant, r in zip(wanted, comparison.tolist(), b.tolist(), rank.tolist(), strict=True)
-    }

@@ -9,7 +9,8 @@ lenders         lender: applications, decisions, usable rows, ``tested`` (1 when
                 could be computed for at least one comparison)
 pairs           similar pair: comparison, b (compared applicant), a (reference applicant),
                 distance, rank, lei, spread_gap (b's rate spread minus a's, NaN unless both
-                loans were originated with a spread)
+                loans were originated with a spread); searched pairs are ordered by
+                comparison (``audit.toml`` order), lei, b (as text) and rank
 denial_odds     lender × comparison: ``statistics.lender_denial_odds``
 matched_pairs   lender × comparison: ``statistics.matched_pair_test`` (rank-1 pairs)
 pricing         lender × comparison: ``statistics.pricing_disparity``
@@ -148,7 +149,7 @@ def audit_tables(
             part = part[["a", "b", "distance", "rank", "lei"]].copy()
             part.attrs = {}
             part.insert(0, "comparison", comparison.name)
-            found.append(part)
+            found.append(_by_lender(part))
         pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=list(PAIR_COLUMNS[:-1]))
     pairs = _with_spread_gap(pairs, frame)
     per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
@@ -213,6 +214,14 @@ def similarity_spec(config: AuditConfig, comparison: Comparison) -> SimilaritySp
 def application_positions(frame: pd.DataFrame) -> pd.Series:
     """Position of each application in ``frame``, indexed by its id as text."""
     return pd.Series(np.arange(len(frame)), index=frame["application_id"].astype(str))
+
+
+def _by_lender(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Pairs ordered by lender, then as found (compared applicant, rank): a partition's pairs of
+    a comparison are then one run of the whole register's (``explanations``)."""
+    codes, _ = pd.factorize(pairs["lei"], sort=True, use_na_sentinel=False)
+    order = np.argsort(codes, kind="stable")
+    return pairs if (order[1:] > order[:-1]).all() else pairs.iloc[order].reset_index(drop=True)
 
 
 def _with_spread_gap(pairs: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
