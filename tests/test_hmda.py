@@ -453,3 +453,74 @@ def test_read_only_the_columns_clean_uses(tmp_path: Path, name: str) -> None:
     assert "applicant_race-2" not in raw.columns and "co-applicant_age" not in raw.columns
     assert {"derived_msa-md", "denial_reason-1", "income"} <= set(raw.columns)
     pd.testing.assert_frame_equal(clean_hmda(raw, name).frame, clean_hmda(browser_frame(), name).frame)
+
+
+# --- read and cleaned piece by piece (hmda.read_clean) ------------------------------------------
+
+SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hmda" / "sample.parquet"
+
+
+@pytest.mark.parametrize("batch", [700, 5000, 10**6])
+def test_read_in_pieces_gives_the_frame_of_one_piece(monkeypatch: pytest.MonkeyPatch, batch: int) -> None:
+    from reasoner.lending import files
+    from reasoner.lending.hmda import read_clean
+
+    whole = clean_hmda(read_hmda(SAMPLE, INPUT_COLUMNS), SAMPLE.name)
+    monkeypatch.setattr(files, "BATCH_ROWS", batch)
+    pieces = []
+    monkeypatch.setattr(files, "_piece", _counting(files._piece, pieces))
+    cleaned = read_clean(SAMPLE, SAMPLE.name)
+    assert len(pieces) == -(-whole.rows_read // batch)
+    pd.testing.assert_frame_equal(cleaned.frame, whole.frame)
+    assert list(cleaned.frame.dtypes) == list(whole.frame.dtypes)
+    assert (cleaned.exclusions, cleaned.id_column, cleaned.rows_read) == (whole.exclusions, whole.id_column, whole.rows_read)
+
+
+def _counting(function, calls: list[int]):  # type: ignore[no-untyped-def]
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return function(*args, **kwargs)
+
+    return counted
+
+
+def _register(rows: int) -> pd.DataFrame:
+    frame = pd.DataFrame({name: values * (rows // 4) for name, values in BROWSER.items()})
+    frame["application_id"] = [f"A{number:05d}" for number in range(len(frame))]
+    return frame
+
+
+def test_pieces_without_ids_number_rows_of_the_whole_input(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from reasoner.lending import files
+    from reasoner.lending.hmda import read_clean
+
+    path = tmp_path / "noid.parquet"
+    pq.write_table(pa.Table.from_pandas(_register(40).drop(columns="application_id"), preserve_index=False), path)
+    monkeypatch.setattr(files, "BATCH_ROWS", 12)
+    cleaned = read_clean(path, path.name)
+    assert cleaned.id_column == "row"
+    assert cleaned.frame["application_id"].tolist() == [str(row) for row in range(1, 41)]
+    assert cleaned.frame["row"].tolist() == list(range(1, 41))
+
+
+@pytest.mark.parametrize("bad", ["value", "duplicate"])
+def test_a_piece_refused_gives_the_message_of_the_whole_input(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, bad: str
+) -> None:
+    from reasoner.lending import files
+    from reasoner.lending.hmda import read_clean
+
+    frame = _register(40)
+    if bad == "value":
+        frame.loc[[3, 30, 31], "loan_amount"] = "lots"  # rows 4, 31 and 32: in the first and the third piece
+    else:
+        frame.loc[30, "application_id"] = frame.loc[2, "application_id"]  # rows 3 and 31: different pieces
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    with pytest.raises(EvidenceError) as whole:
+        clean_hmda(read_hmda(path, INPUT_COLUMNS), path.name)
+    monkeypatch.setattr(files, "BATCH_ROWS", 12)
+    with pytest.raises(EvidenceError) as pieces:
+        read_clean(path, path.name)
+    assert str(pieces.value) == str(whole.value)
+    assert ("31" in str(whole.value)) and ("rows" in str(whole.value))

@@ -1,6 +1,6 @@
 """The fair-lending audit: rule library + HMDA facts → findings, reports and a manifest.
 
-    read (``files.read_hmda``, only the columns the audit uses) → clean (``hmda.clean_hmda``)
+    read and clean (``hmda.read_clean``: only the columns the audit uses, piece by piece)
     → the register-wide pass (similarity scaling, redlining against MSA peers, lenders)
     → partitions of whole lenders, each on its own (``partition.audit_partition``: similar
       pairs and statistics, the engine with the tables bound in memory, scoring)
@@ -35,8 +35,8 @@ from reasoner.errors import EvidenceError, UsageError
 from reasoner.evidence import file_sha256, read_table
 from reasoner.lending.config import AuditConfig, find_config, load_config
 from reasoner.lending.explanations import Explanations, Numbering, Rendered, numberings
-from reasoner.lending.files import parquet_rows, read_hmda
-from reasoner.lending.hmda import INPUT_COLUMNS, clean_hmda
+from reasoner.lending.files import parquet_rows
+from reasoner.lending.hmda import read_clean
 from reasoner.lending.partition import CITED_TABLES, EngineSummary, PartitionResult, PartitionTask, audit_partition
 from reasoner.lending.progress import Progress, StageTiming
 from reasoner.lending.score import Findings
@@ -172,9 +172,7 @@ def audit(
     files = tuple(rule_files(list(rules)))
     model_tables, model_source = _model_tables(model_evidence)  # before the work: a wrong directory fails fast
     with progress.bar(f"reading {facts.name}", parquet_rows(facts) if progress.enabled else None, "rows") as bar:
-        raw = read_hmda(facts, INPUT_COLUMNS, bar.update)
-        cleaned = clean_hmda(raw, facts.name)
-        del raw
+        cleaned = read_clean(facts, facts.name, bar.update)
     frame = cleaned.frame
     facts_sha256 = file_sha256(facts) if facts.is_file() else ""
     register = Register(

@@ -26,10 +26,13 @@ from reasoner.errors import EvidenceError, ReasonerError
 from reasoner.lending.fields import PUBLISHED_COLUMNS, normalize_name
 from reasoner.limits import MAX_FIELD_LENGTH, raise_if_memory_limit_reached
 
-__all__ = ["KNOWN_NAMES", "parquet_rows", "read_hmda"]
+__all__ = ["BATCH_ROWS", "KNOWN_NAMES", "parquet_rows", "read_hmda", "read_hmda_batches"]
 
 KNOWN_NAMES = frozenset(map(normalize_name, PUBLISHED_COLUMNS)) | {"application_id", "uli", "loan_to_value_ratio"}
 DELIMITERS = ("|", "\t", ",", ";")
+
+
+BATCH_ROWS = 500_000  # rows per batch of ``read_hmda_batches`` (a parquet input's record batches gathered)
 
 
 def read_hmda(
@@ -43,29 +46,80 @@ def read_hmda(
     each batch read (parquet is read in record batches; text at once).
     """
     path = Path(path)
-    if not path.exists():
-        raise EvidenceError(f"{path}: no such file or directory")
-    wanted = None if columns is None else frozenset(normalize_name(name) for name in columns)
-    suffix = path.suffix.lower()
-    parquet = path.is_dir() or suffix in (".parquet", ".pq")
-    try:
-        table = _read_parquet(path, wanted, progress) if parquet else _read_text(path, wanted)
+    with _reading(path) as parquet:
+        table = _read_parquet(path, _wanted(columns), progress) if parquet else _read_text(path, _wanted(columns))
         if not parquet and progress is not None:
             progress(table.num_rows)
+    _check_lengths(table, path)
+    return table.to_pandas()
+
+
+def read_hmda_batches(
+    path: str | Path,
+    columns: Iterable[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+    rows: int | None = None,
+) -> Iterator[pd.DataFrame]:
+    """``read_hmda`` in consecutive pieces of about ``rows`` rows (``BATCH_ROWS``), in input order:
+    a parquet input (file or dataset directory) is scanned in column-pruned record batches, so
+    only one piece is in memory at a time; a text input is one piece."""
+    path = Path(path)
+    rows = BATCH_ROWS if rows is None else rows
+    with _reading(path) as parquet:
+        if not parquet:
+            table = _read_text(path, _wanted(columns))
+            if progress is not None:
+                progress(table.num_rows)
+            _check_lengths(table, path)
+            yield table.to_pandas()
+            return
+        import pyarrow.dataset as ds
+
+        dataset = ds.dataset(path, format="parquet", partitioning="hive")
+        scanner = dataset.scanner(columns=_selected(dataset.schema.names, _wanted(columns)), batch_size=min(rows, 1 << 17))
+        gathered: list[pa.RecordBatch] = []
+        filled, pieces = 0, 0
+        for batch in scanner.to_batches():  # column-pruned record batches, file after file
+            if progress is not None:
+                progress(batch.num_rows)
+            gathered.append(batch)
+            filled += batch.num_rows
+            if filled >= rows:
+                yield _piece(gathered, scanner.projected_schema, path)
+                gathered, filled, pieces = [], 0, pieces + 1
+        if filled or not pieces:  # the rest; an empty register is one empty piece
+            yield _piece(gathered, scanner.projected_schema, path)
+
+
+def _piece(batches: list[pa.RecordBatch], schema: pa.Schema, path: Path) -> pd.DataFrame:
+    table = _as_texts(pa.Table.from_batches(batches, schema=schema), path)
+    _check_lengths(table, path)
+    return table.to_pandas()
+
+
+def _wanted(columns: Iterable[str] | None) -> frozenset[str] | None:
+    return None if columns is None else frozenset(normalize_name(name) for name in columns)
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[bool]:
+    """Reading ``path`` (yields whether it is parquet): its failures as ``EvidenceError``s."""
+    if not path.exists():
+        raise EvidenceError(f"{path}: no such file or directory")
+    parquet = path.is_dir() or path.suffix.lower() in (".parquet", ".pq")
+    expected = "a parquet file (or a directory of them)" if parquet else "CSV or pipe-delimited text"
+    try:
+        yield parquet
     except ReasonerError:  # EvidenceError, or a limit reached while reading
         raise
     except OSError as error:
         raise_if_memory_limit_reached()
         if error.errno is not None:  # a real system error, not pyarrow's IOError for a corrupt file
             raise EvidenceError(f"{path}: cannot read: {error.strerror or error}") from None
-        expected = "a parquet file (or a directory of them)" if parquet else "CSV or pipe-delimited text"
         raise EvidenceError(f"{path}: cannot read as HMDA data, expected {expected}: {_first_line(error)}") from None
     except Exception as error:  # pyarrow and zipfile raise their own types for corrupt files
         raise_if_memory_limit_reached()
-        expected = "a parquet file (or a directory of them)" if parquet else "CSV or pipe-delimited text"
         raise EvidenceError(f"{path}: cannot read as HMDA data, expected {expected}: {_first_line(error)}") from None
-    _check_lengths(table, path)
-    return table.to_pandas()
 
 
 def _check_lengths(table: pa.Table, path: Path) -> None:
@@ -109,7 +163,10 @@ def _read_parquet(path: Path, wanted: frozenset[str] | None, progress: Callable[
         batches.append(batch)
         if progress is not None:
             progress(batch.num_rows)
-    table = pa.Table.from_batches(batches, schema=scanner.projected_schema)
+    return _as_texts(pa.Table.from_batches(batches, schema=scanner.projected_schema), path)
+
+
+def _as_texts(table: pa.Table, path: Path) -> pa.Table:
     columns = {}
     for name, column in zip(table.column_names, table.columns, strict=True):
         if pa.types.is_dictionary(column.type):

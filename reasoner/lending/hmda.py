@@ -73,6 +73,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -80,6 +81,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reasoner.errors import EvidenceError
+from reasoner.lending import files
 from reasoner.lending.fields import (
     ACTION_TAKEN,
     DERIVED_ETHNICITY,
@@ -91,7 +93,7 @@ from reasoner.lending.fields import (
     RACE_NOT_AVAILABLE,
     normalize_name,
 )
-from reasoner.lending.files import KNOWN_NAMES, read_hmda
+from reasoner.lending.files import KNOWN_NAMES, parquet_rows, read_hmda, read_hmda_batches
 from reasoner.lending.values import (
     MISSING_TEXT,
     Column,
@@ -106,7 +108,9 @@ from reasoner.lending.values import (
     strings,
 )
 
-__all__ = ["CLEAN_COLUMNS", "EXCLUSION_REASONS", "INPUT_COLUMNS", "CleanedHMDA", "clean_hmda", "read_hmda"]
+__all__ = [
+    "CLEAN_COLUMNS", "EXCLUSION_REASONS", "INPUT_COLUMNS", "CleanedHMDA", "clean_hmda", "read_clean", "read_hmda",
+]
 
 CLEAN_COLUMNS = (
     "row",
@@ -204,8 +208,58 @@ class CleanedHMDA:
         return self.frame[self.frame["excluded"] == ""]
 
 
-def clean_hmda(raw: pd.DataFrame, source_name: str) -> CleanedHMDA:
-    """Typed, documented columns and an exclusion reason per row (see the module docstring)."""
+def read_clean(path: Path, source_name: str, progress: Callable[[int], None] | None = None) -> CleanedHMDA:
+    """``clean_hmda(read_hmda(path, INPUT_COLUMNS), source_name)``, read and cleaned piece by piece
+    (``files.read_hmda_batches``) so that only the cleaned columns of the whole register and one
+    raw piece are in memory at a time. The result is the same frame. When a piece is refused,
+    the register is cleaned again in one piece, so the message names rows of the whole input and
+    counts all of them (an error is rare; an exact message is worth the second read)."""
+    parts: list[CleanedHMDA] = []
+    first = 1
+    try:
+        for raw in read_hmda_batches(path, INPUT_COLUMNS, progress):
+            parts.append(clean_hmda(raw, source_name, first_row=first, whole=False))
+            first += len(raw)
+            del raw
+        return _combined(parts, source_name)
+    except EvidenceError:
+        rows = parquet_rows(path)
+        if rows is None or rows <= files.BATCH_ROWS:
+            raise  # the register was one piece: the message is exact
+        del parts
+    return clean_hmda(read_hmda(path, INPUT_COLUMNS), source_name)
+
+
+def _combined(parts: list[CleanedHMDA], source_name: str) -> CleanedHMDA:
+    """Consecutive pieces of a register as one (a repeated id or no usable row → ``EvidenceError``)."""
+    if len(parts) == 1:
+        only = parts[0]
+        _check_usable(only.exclusions, only.rows_read, str(source_name))
+        return only
+    frame = pd.concat([part.frame for part in parts], ignore_index=True)
+    parts_ids = {part.id_column for part in parts}
+    if parts_ids != {"row"} and frame["application_id"].duplicated().any():
+        raise EvidenceError(f"{source_name}: duplicate application ids")  # re-cleaned whole for the message
+    exclusions = {reason: sum(part.exclusions[reason] for part in parts) for reason in parts[0].exclusions}
+    count = sum(part.rows_read for part in parts)
+    _check_usable(exclusions, count, str(source_name))
+    first = parts[0]
+    return CleanedHMDA(frame, exclusions, first.id_column, count, first.source, first.absent_columns)
+
+
+def _check_usable(exclusions: dict[str, int], count: int, source: str) -> None:
+    if sum(exclusions.values()) == count:
+        listed = ", ".join(f"{reason} {rows}" for reason, rows in exclusions.items() if rows)
+        raise EvidenceError(f"{source}: no usable rows: {count} read; excluded: {listed}")
+
+
+def clean_hmda(raw: pd.DataFrame, source_name: str, *, first_row: int = 1, whole: bool = True) -> CleanedHMDA:
+    """Typed, documented columns and an exclusion reason per row (see the module docstring).
+
+    ``first_row``: the input row of ``raw``'s first row, when it is a piece of the input
+    (``read_clean``); ``whole=False`` leaves the checks that need every row (no usable row)
+    to the caller.
+    """
     source = str(source_name)
     count = len(raw)
     if count == 0:
@@ -233,10 +287,10 @@ def clean_hmda(raw: pd.DataFrame, source_name: str) -> CleanedHMDA:
     race_column = columns["derived_race"]
     known_race = pd.Series(race_column.texts, dtype=object).str.lower().isin([race.lower() for race in DERIVED_RACE])
     race = text("derived_race", DERIVED_RACE)
-    ids, id_column = _application_ids(raw, source)
+    ids, id_column = _application_ids(raw, source, first_row)
     frame = pd.DataFrame(
         {
-            "row": np.arange(1, count + 1, dtype=np.int64),
+            "row": np.arange(first_row, first_row + count, dtype=np.int64),
             "application_id": ids,
             "lei": _lei(columns["lei"], source),
             "activity_year": text("activity_year"),
@@ -282,9 +336,8 @@ def clean_hmda(raw: pd.DataFrame, source_name: str) -> CleanedHMDA:
     }
     reason_codes, exclusions = _first_reasons(reasons, count)
     frame["excluded"] = strings(reason_codes, ("", *EXCLUSION_REASONS))
-    if sum(exclusions.values()) == count:
-        listed = ", ".join(f"{reason} {rows}" for reason, rows in exclusions.items() if rows)
-        raise EvidenceError(f"{source}: no usable rows: {count} read; excluded: {listed}")
+    if whole:
+        _check_usable(exclusions, count, source)
     return CleanedHMDA(frame, exclusions, id_column, count, source, absent)
 
 
@@ -358,12 +411,12 @@ def _age(column: Column | None, source: str, text: Callable[..., pd.Series]) -> 
     return text("applicant_age", missing=("8888", "9999"))
 
 
-def _application_ids(raw: pd.DataFrame, source: str) -> tuple[pd.Series, str]:
+def _application_ids(raw: pd.DataFrame, source: str, first_row: int = 1) -> tuple[pd.Series, str]:
     """Ids from ``application_id`` or ``uli`` (checked: none empty, none repeated), else the row."""
     present = {normalize_name(label): label for label in raw.columns}
     name = next((name for name in ID_COLUMNS if name in present), None)
     if name is None:
-        rows = pa.array(np.arange(1, len(raw) + 1, dtype=np.int64))
+        rows = pa.array(np.arange(first_row, first_row + len(raw), dtype=np.int64))
         return pc.cast(rows, pa.string()).to_pandas(), "row"
     label = present[name]
     column = factorize_column(raw[label], str(label))
