@@ -83,8 +83,11 @@ def derive(
 
 
 def _sort_key(column: pd.Series) -> pd.Series:
+    """``constants.order_key`` of every value: text sorts as itself when every value is text."""
     from reasoner.constants import order_key
 
+    if pd.api.types.infer_dtype(column, skipna=False) == "string":
+        return column
     return column.map(order_key)
 
 

@@ -370,8 +370,10 @@ def _condition_mask(table: pd.DataFrame, rows: pd.Series, condition: Condition, 
     column = _column_values(table, rows, condition.column, path)
     values = [constant.value for constant in condition.values]
     if condition.op in ("=", "in", "!="):
-        canonical_column = _canonical_series(column.where(column.notna(), None))
-        hit = canonical_column.isin(values).to_numpy()
+        if _typed_like(column, values):  # the column's values are their own canonical constants
+            hit = column.isin(values).to_numpy(dtype=bool, na_value=False)
+        else:
+            hit = _canonical_series(column.where(column.notna(), None)).isin(values).to_numpy()
         return ~hit & column.notna().to_numpy() if condition.op == "!=" else hit
     numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     bound = float(values[0])
@@ -383,6 +385,16 @@ def _condition_mask(table: pd.DataFrame, rows: pd.Series, condition: Condition, 
             ">=": numbers >= bound,
         }[condition.op]
     return np.asarray(result, dtype=bool)
+
+
+def _typed_like(column: pd.Series, values: list[object]) -> bool:
+    """Whether ``column.isin(values)`` compares canonical constants: a text column (not object)
+    against text, or an integer column against integers."""
+    if isinstance(column.dtype, pd.StringDtype) or str(column.dtype) in ("str", "string"):
+        return all(isinstance(value, str) for value in values)
+    if column.dtype.kind in "iu":
+        return all(isinstance(value, int) and not isinstance(value, bool) for value in values)
+    return False
 
 
 def _canonical_series(values: pd.Series) -> pd.Series:
@@ -420,14 +432,16 @@ def _deduplicate(name: str, frame: pd.DataFrame, arity: int, sources: list[Sourc
         frame = frame.copy()
         frame["_key"] = 0
         keys = ["_key"]
+    repeated = frame.duplicated(subset=keys, keep="first").to_numpy()
+    if not repeated.any():
+        return frame.drop(columns=["_key"], errors="ignore")  # one row per atom already: no conflict either
     conflict = frame.groupby(keys, sort=False)["truth"].nunique()
     if (conflict > 1).any():
         bad = conflict[conflict > 1].index[0]
         bad_tuple = bad if isinstance(bad, tuple) else (bad,)
         values = ", ".join(display(v) for v in bad_tuple)
         raise EvidenceError(f"evidence says both {name}({values}) and !{name}({values})")
-    first = ~frame.duplicated(subset=keys, keep="first")
-    result = frame[first.to_numpy()].reset_index(drop=True)
+    result = frame[~repeated].reset_index(drop=True)
     return result.drop(columns=["_key"], errors="ignore")
 
 

@@ -20,6 +20,7 @@ byte for byte, whatever the partitions, workers or cluster (tests check it).
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -324,7 +325,11 @@ def _execute(tasks: Iterator[PartitionTask], workers: int, cluster: str | None) 
     # A bounded number of partitions in flight: the parent never holds every partition's frame twice.
     run_limits = limits.current()
     setup = (run_limits.memory_limit, run_limits.max_groundings)
-    with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each, initargs=setup) as pool:
+    # Fresh worker processes (forkserver), not forks of this one: a fork would share the register's
+    # cleaned columns, and its resident memory (which --memory-limit watches) would count them.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["reasoner.lending.partition"])
+    with ProcessPoolExecutor(workers, context, initializer=_one_thread_each, initargs=setup) as pool:
         pending: set[Future[PartitionResult]] = set()
         for task in tasks:
             pending.add(pool.submit(_audit_partition_in_worker, task))

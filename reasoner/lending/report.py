@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from reasoner import __version__
 from reasoner.lending.audit import Audit
@@ -137,7 +139,7 @@ class _ByLender:
         frames = {
             name: getattr(audit.tables, name) for name in ("denial_odds", "matched_pairs", "redlining", "pricing")
         }
-        frames["applications"] = audit.findings.applications
+        frames["applications"] = _nearest_only(audit.findings.applications)
         self._parts: dict[str, dict[str, list[Any]]] = {}
         for name, frame in frames.items():
             parts: dict[str, list[Any]] = {}
@@ -148,6 +150,16 @@ class _ByLender:
     def __call__(self, name: str, lei: str) -> list[Any]:
         """The rows of table ``name`` about lender ``lei``, in table order."""
         return self._parts[name].get(lei, [])
+
+
+def _nearest_only(applications: pd.DataFrame) -> pd.DataFrame:
+    """The findings with only their nearest comparator (all the report shows): a national register's
+    comparators as Python objects would take gigabytes."""
+    column = applications["comparators"]
+    if not isinstance(column.dtype, pd.ArrowDtype):
+        return applications
+    nearest = pc.list_slice(pa.chunked_array(column.array._pa_array), 0, 1)
+    return applications.assign(comparators=pd.Series(pd.arrays.ArrowExtensionArray(nearest), index=applications.index))
 
 
 def _rows(frame: pd.DataFrame) -> list[Any]:

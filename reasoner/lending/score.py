@@ -22,6 +22,7 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from reasoner.explain import Occurrences, Proof, explain_key
 from reasoner.ground import TRUE, UNKNOWN
@@ -29,7 +30,7 @@ from reasoner.lending.config import INSUFFICIENT, TIERS, AuditConfig
 from reasoner.lending.tables import AuditTables, application_positions
 from reasoner.pipeline import Run
 
-__all__ = ["Findings", "LENDER_COLUMNS", "APPLICATION_COLUMNS", "score"]
+__all__ = ["APPLICATION_COLUMNS", "COMPARATORS", "LENDER_COLUMNS", "Findings", "score"]
 
 LENDER_COLUMNS = (
     "lei", "risk_tier", "risk_score", "confidence", "flagged", "violation_score", "margin", "violations",
@@ -38,6 +39,22 @@ LENDER_COLUMNS = (
 APPLICATION_COLUMNS = (
     "application_id", "row", "lei", "finding", "race_ethnicity", "sex", "decision", "violation_score",
     "margin", "confidence", "rules", "comparators",
+)
+
+
+# A finding's comparators, one Arrow list a row: columnar, about a tenth of the memory of Python dicts
+# (a national register has half a million findings with ~15 comparators each).
+COMPARATORS = pa.list_(
+    pa.struct(
+        [
+            ("application_id", pa.string()),
+            ("row", pa.int64()),
+            ("comparison", pa.string()),
+            ("distance", pa.float64()),
+            ("rank", pa.int64()),
+            ("decision", pa.string()),
+        ]
+    )
 )
 
 
@@ -177,6 +194,10 @@ def score(run: Run, tables: AuditTables, config: AuditConfig) -> Findings:
     order = np.lexsort((lender_frame["lei"].to_numpy(), -lender_frame["risk_score"].to_numpy()))
     lender_frame = lender_frame.iloc[order].reset_index(drop=True)
     applications = pd.DataFrame(app_rows, columns=list(APPLICATION_COLUMNS))
+    applications["comparators"] = pd.Series(
+        pd.arrays.ArrowExtensionArray(pa.array(applications["comparators"].tolist(), type=COMPARATORS)),
+        index=applications.index,
+    )
     applications = applications.sort_values(["lei", "application_id", "finding"], kind="stable").reset_index(drop=True)
     return Findings(lender_frame, applications, proofs)
 
