@@ -60,6 +60,7 @@ def _one(size: int, workers: int) -> dict[str, float]:
     result = audit([ROOT / "rules"], data, workers=workers)
     clock = time.perf_counter()
     write_outputs(result, HERE / "data" / f"out-{size}-{workers}", force=True)
+    result.explanations.close()
     seconds = result.seconds
 
     def summed(*names: str) -> float:
@@ -67,7 +68,7 @@ def _one(size: int, workers: int) -> dict[str, float]:
 
     partitions = seconds["partitions (similarity, statistics, grounding, solving, scoring)"]
     work = summed("similarity and statistics", "engine: parse", "engine: evidence", "engine: ground", "engine: encode",
-                  "engine: solve", "scoring") or 1.0
+                  "engine: solve", "scoring", "explanations") or 1.0
     share = partitions / work  # wall seconds per summed partition second (1 with one worker)
     figures = {
         "read": seconds["read"],
@@ -75,13 +76,13 @@ def _one(size: int, workers: int) -> dict[str, float]:
         "similarity+statistics": summed("similarity and statistics") * share,
         "grounding": summed("engine: parse", "engine: evidence", "engine: ground", "engine: encode") * share,
         "solving": summed("engine: solve") * share,
-        "scoring": summed("scoring") * share + seconds["gathering"],
+        "scoring": summed("scoring", "explanations") * share + seconds["gathering"],
         "grounding_summed": summed("engine: evidence", "engine: ground", "engine: encode"),
         "solving_summed": summed("engine: solve"),
         "writing": time.perf_counter() - clock,
         "total": time.perf_counter() - started,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "worker_rss_mb": result.peak_memory.get("largest worker", 0) / 2**20 if workers > 1 else 0,
         "flagged": int(result.findings.lenders["flagged"].sum()),
     }
     return figures

@@ -380,12 +380,14 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
         model_evidence=options.model_evidence,
     )
     started = time.perf_counter()
-    with progress.bar(f"writing {out}", len(result.findings.lenders) + len(result.findings.applications), "findings") as bar:
-        write_outputs(result, out, force=options.force, timings=not options.no_timings)
-        bar.update(len(result.findings.lenders) + len(result.findings.applications))
+    records = int(result.findings.lenders["flagged"].sum()) + len(result.findings.applications)
+    with progress.bar(f"writing {out}", records, "findings") as bar:
+        write_outputs(result, out, force=options.force, timings=not options.no_timings, progress=bar.update)
     if progress.enabled:
         writing = StageTiming("writing", time.perf_counter() - started, len(result.findings.applications), "findings")
         print(timing_table([*result.stages, writing]), file=sys.stderr)
+        memory = ", ".join(f"{name} {size / 2**20:,.0f} MB" for name, size in result.peak_memory.items())
+        print(f"peak resident memory: {memory}", file=sys.stderr)
     lenders = result.findings.lenders
     flagged = int(lenders["flagged"].sum())
     print(f"{len(lenders):,} lenders audited, {flagged:,} flagged, {len(result.findings.applications):,} application findings")

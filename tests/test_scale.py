@@ -131,3 +131,20 @@ def test_bad_scale_options_are_usage_errors(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1)
     with pytest.raises(UsageError, match=r"--cluster tcp://127\.0\.0\.1:1: cannot reach the Dask scheduler"):
         audit([RULES], sample, workers=1, partition_rows=2_000, cluster="tcp://127.0.0.1:1")
+
+
+def test_peak_memory_of_main_and_workers_is_recorded_in_the_run_section(tmp_path: Path) -> None:
+    import json
+
+    from reasoner.lending.outputs import write_outputs
+
+    sample = REPOSITORY / "examples" / "hmda" / "sample.parquet"
+    result = audit([RULES], sample, workers=2, partition_rows=1500)
+    assert set(result.peak_memory) == {"main", "largest worker"}
+    assert all(size > 50 * 2**20 for size in result.peak_memory.values())  # a Python process with pandas
+    written: list[int] = []
+    write_outputs(result, tmp_path / "out", progress=written.append)
+    lines = (tmp_path / "out" / "explanations.jsonl").read_text(encoding="utf-8").count("\n")
+    assert sum(written) == lines == int(result.findings.lenders["flagged"].sum()) + len(result.findings.applications)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    assert set(manifest["run"]["peak_memory_mb"]) == {"main", "largest worker"}

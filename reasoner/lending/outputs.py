@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -46,8 +46,11 @@ OUTPUT_FILES = ("lenders.parquet", "applications.parquet", "explanations.jsonl",
 HOW_OPTIONS = ("workers", "cluster")  # how the audit ran, not what it computed: in the manifest's run section
 
 
-def write_outputs(audit: Audit, out: Path, *, force: bool = False, timings: bool = True) -> Path:
-    """Write every output file; return ``out``."""
+def write_outputs(
+    audit: Audit, out: Path, *, force: bool = False, timings: bool = True, progress: Callable[[int], None] | None = None
+) -> Path:
+    """Write every output file; return ``out``. ``progress`` is called with the number of
+    explanation records written, chunk after chunk."""
     from reasoner.lending.report import render_html, render_markdown
 
     out = Path(out)
@@ -56,7 +59,10 @@ def write_outputs(audit: Audit, out: Path, *, force: bool = False, timings: bool
         write_parquet(audit.findings.lenders, staging / "lenders.parquet")
         write_parquet(audit.findings.applications, staging / "applications.parquet")
         with (staging / "explanations.jsonl").open("w", encoding="utf-8", newline="") as handle:
-            handle.writelines(explanation_lines(audit))
+            for chunk in explanation_lines(audit):
+                handle.write(chunk)
+                if progress is not None:
+                    progress(chunk.count("\n"))
         (staging / "report.md").write_text(render_markdown(audit), encoding="utf-8")
         (staging / "report.html").write_text(render_html(audit), encoding="utf-8")
         record = manifest(audit, {name: file_sha256(staging / name) for name in OUTPUT_FILES}, timings=timings)
@@ -162,4 +168,5 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
     if timings:  # how the run went, not what it computed: left out for byte-stable manifests
         record["run"] = {name: audit.options[name] for name in HOW_OPTIONS if name in audit.options}
         record["run"]["timings"] = dict(audit.seconds)
+        record["run"]["peak_memory_mb"] = {name: round(size / 2**20) for name, size in audit.peak_memory.items()}
     return record

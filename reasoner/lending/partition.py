@@ -23,6 +23,7 @@ process, a worker process or a cluster worker alike.
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -40,7 +41,7 @@ from reasoner.lending.similar import PairCounts, Scaling
 from reasoner.lending.tables import AuditTables, audit_tables
 from reasoner.pipeline import check, run
 
-__all__ = ["CITED_TABLES", "EngineSummary", "PartitionResult", "PartitionTask", "audit_partition"]
+__all__ = ["CITED_TABLES", "EngineSummary", "PartitionResult", "PartitionTask", "audit_partition", "peak_memory"]
 
 CITED_TABLES = ("lenders", "denial_odds", "matched_pairs", "pricing", "redlining", "outliers")  # sorted by lei first
 
@@ -116,6 +117,7 @@ class PartitionResult:
     explanations: Rendered
     engine: EngineSummary
     seconds: dict[str, float] = field(default_factory=dict)
+    peak_memory: int = 0  # peak resident bytes of the process that audited it, so far
 
 
 def audit_partition(task: PartitionTask) -> PartitionResult:
@@ -180,7 +182,18 @@ def audit_partition(task: PartitionTask) -> PartitionResult:
         explanations=explanations,
         engine=engine,
         seconds=seconds,
+        peak_memory=peak_memory(),
     )
+
+
+def peak_memory() -> int:
+    """Peak resident memory of this process so far, in bytes (0 where it cannot be read)."""
+    try:
+        import resource
+    except ImportError:  # not on a Unix
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
 
 
 @functools.lru_cache(maxsize=4)
