@@ -303,5 +303,6 @@ def _components(num_vars: int, offsets: np.ndarray, literals: np.ndarray) -> tup
 def _group(labels: np.ndarray, items: np.ndarray) -> list[np.ndarray]:
     """Items split by label, groups in label order, items in their original order."""
     order = np.argsort(labels, kind="stable")
-    boundaries = np.flatnonzero(np.diff(labels[order])) + 1
-    return np.split(items[order], boundaries)
+    boundaries = (np.flatnonzero(np.diff(labels[order])) + 1).tolist()
+    grouped = items[order]
+    return [grouped[start:stop] for start, stop in zip([0, *boundaries], [*boundaries, len(grouped)], strict=True)]

@@ -52,6 +52,9 @@ class ConstantTable:
         return np.searchsorted(self.domains[type_name], ids)
 
 
+SAFE_INTEGER = 2**53  # integers below it in magnitude are exact as floats
+
+
 def build_constant_table(
     typed_values: Mapping[str, Iterable[Iterable[ConstantValue]]],
     untyped_values: Iterable[ConstantValue] = (),
@@ -70,7 +73,11 @@ def build_constant_table(
     # Canonical order (``order_key``): numbers by value, then strings by code point.
     # Strings sort without a key function, which is the same order and much faster.
     strings = sorted(value for value in everything if isinstance(value, str))
-    numbers = sorted((value for value in everything if not isinstance(value, str)), key=order_key)
+    numbers = [value for value in everything if not isinstance(value, str)]
+    if all(type(value) is int and -SAFE_INTEGER < value < SAFE_INTEGER for value in numbers):
+        numbers.sort()  # the order of ``order_key`` (exact as floats), without a key per value
+    else:
+        numbers.sort(key=order_key)
     values = np.empty(len(numbers) + len(strings), dtype=object)
     values[: len(numbers)] = numbers
     values[len(numbers) :] = strings
