@@ -7,7 +7,9 @@
 Data is generated with `reason synth` under benchmarks/data/ (not committed) and reused when
 present: N applications from min(5,000, N / 500) lenders. Each run is a fresh process (so peak
 RSS is the audit's own) and prints one row: rows, workers, seconds per stage, rows per second end
-to end, peak RSS of the main process and of the largest worker process, and the floor ratios.
+to end, peak RSS of the main process and of the largest worker process (each worker reports its
+own with every partition), and the floor ratios. "scoring" includes rendering the explanations
+(in the partitions) and gathering the findings; "writing" every output file.
 
 The floor is what any audit of the data must at least do, measured in the same benchmark run on
 the same file: a plain pyarrow scan of the columns the audit reads plus, per lender, a KD-tree

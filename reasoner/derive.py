@@ -125,7 +125,10 @@ def _atom_frame(atom_args: tuple[Term, ...], facts: pd.DataFrame) -> pd.DataFram
         else:
             seen[term.name] = column
             columns[column] = term.name
-    return facts.loc[mask, list(columns)].rename(columns=columns).drop_duplicates()
+    frame = facts.loc[mask, list(columns)].rename(columns=columns)
+    if atom_args and len(columns) == len(atom_args):  # all columns kept: distinct already (one row per atom)
+        return frame
+    return frame.drop_duplicates()
 
 
 def _evaluate(rule: DerivedRule, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

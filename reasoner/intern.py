@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from reasoner.constants import ConstantValue, display, order_key
+from reasoner.constants import ConstantValue, display
 
 __all__ = ["ConstantTable", "build_constant_table"]
 
@@ -52,7 +52,13 @@ class ConstantTable:
         return np.searchsorted(self.domains[type_name], ids)
 
 
-SAFE_INTEGER = 2**53  # integers below it in magnitude are exact as floats
+def _by_order_key(numbers: list[ConstantValue]) -> list[ConstantValue]:
+    """``sorted(numbers, key=order_key)``, with numpy: by value as a float, then integers first."""
+    if not numbers:
+        return numbers
+    as_float = np.array([float(value) for value in numbers], dtype=np.float64)
+    is_float = np.array([type(value) is float for value in numbers], dtype=bool)
+    return [numbers[position] for position in np.lexsort((is_float, as_float)).tolist()]
 
 
 def build_constant_table(
@@ -73,11 +79,7 @@ def build_constant_table(
     # Canonical order (``order_key``): numbers by value, then strings by code point.
     # Strings sort without a key function, which is the same order and much faster.
     strings = sorted(value for value in everything if isinstance(value, str))
-    numbers = [value for value in everything if not isinstance(value, str)]
-    if all(type(value) is int and -SAFE_INTEGER < value < SAFE_INTEGER for value in numbers):
-        numbers.sort()  # the order of ``order_key`` (exact as floats), without a key per value
-    else:
-        numbers.sort(key=order_key)
+    numbers = _by_order_key([value for value in everything if not isinstance(value, str)])
     values = np.empty(len(numbers) + len(strings), dtype=object)
     values[: len(numbers)] = numbers
     values[len(numbers) :] = strings

@@ -126,3 +126,17 @@ def test_spill_is_removed_with_the_audit(partitioned) -> None:  # type: ignore[n
     assert any(directory.iterdir())
     result.explanations.close()
     assert not directory.exists()
+
+
+def test_no_room_for_the_explanations_is_a_limit_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from reasoner.errors import LimitError
+    from reasoner.lending.audit import audit
+
+    def full(self: Path, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(LimitError, match="No space left on device.*set TMPDIR"):
+        audit([RULES], SAMPLE, workers=1)

@@ -336,8 +336,10 @@ def _execute(tasks: Iterator[PartitionTask], workers: int, cluster: str | None) 
     setup = (run_limits.memory_limit, run_limits.max_groundings)
     # Fresh worker processes (forkserver), not forks of this one: a fork would share the register's
     # cleaned columns, and its resident memory (which --memory-limit watches) would count them.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["reasoner.lending.partition"])
+    forkserver = "forkserver" in multiprocessing.get_all_start_methods()  # not on Windows: spawn
+    context = multiprocessing.get_context("forkserver" if forkserver else "spawn")
+    if forkserver:
+        multiprocessing.set_forkserver_preload(["reasoner.lending.partition"])
     with ProcessPoolExecutor(workers, context, initializer=_one_thread_each, initargs=setup) as pool:
         pending: set[Future[PartitionResult]] = set()
         for task in tasks:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reasoner.errors import LimitError
 from reasoner.lending.config import AuditConfig
 from reasoner.lending.score import Findings
 from reasoner.lending.tables import AuditTables, application_positions
@@ -222,7 +223,10 @@ class Explanations:
     (removed with this object), and how to renumber them once every partition is in."""
 
     def __init__(self) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="reasoner-explanations-"))
+        try:
+            self.directory = Path(tempfile.mkdtemp(prefix="reasoner-explanations-"))
+        except OSError as error:
+            raise _spill_error(Path(tempfile.gettempdir()), error) from None
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.directory, True)
         self.lenders: dict[str, tuple[int, str]] = {}  # flagged lender → (partition, line)
         self.spilled: list[int] = []  # partitions whose application lines are on disk
@@ -231,7 +235,11 @@ class Explanations:
     def add(self, partition: int, rendered: Rendered) -> None:
         for lei, line in rendered.lenders.items():
             self.lenders[lei] = (partition, line)
-        (self.directory / f"{partition:08d}.jsonl").write_bytes(rendered.applications)
+        try:
+            (self.directory / f"{partition:08d}.jsonl").write_bytes(rendered.applications)
+        except OSError as error:
+            self.close()
+            raise _spill_error(self.directory, error) from None
         self.spilled.append(partition)
 
     def number(self, numbering: dict[int, Numbering]) -> None:
@@ -257,6 +265,13 @@ class Explanations:
 
     def close(self) -> None:
         self._cleanup()
+
+
+def _spill_error(directory: Path, error: OSError) -> LimitError:
+    return LimitError(
+        f"cannot keep the explanations in {directory}: {error.strerror or error}; they take about 500 bytes per "
+        "application: set TMPDIR to a directory with room for them"
+    )
 
 
 def flagged_in_order(lenders: pd.DataFrame) -> list[str]:
