@@ -136,20 +136,27 @@ def _evaluate(rule: DerivedRule, tables: dict[str, pd.DataFrame]) -> pd.DataFram
     negatives = [lit for lit in rule.body if isinstance(lit, Literal) and not lit.positive]
     comparisons = [lit for lit in rule.body if isinstance(lit, Comparison)]
     frame: pd.DataFrame | None = None
+    waiting = list(comparisons)
     for literal in positives:
         part = _atom_frame(literal.atom.args, tables[literal.atom.predicate])
         if frame is None:
             frame = part
         else:
             shared = [name for name in part.columns if name in frame.columns]
-            frame = frame.merge(part, on=shared, how="inner") if shared else frame.merge(part, how="cross")
+            if len(shared) == 1 and len(part.columns) == 1:  # a semi-join: keep the rows whose value it has
+                frame = frame[frame[shared[0]].isin(part[shared[0]]).to_numpy(dtype=bool)]
+            else:
+                frame = frame.merge(part, on=shared, how="inner") if shared else frame.merge(part, how="cross")
         if len(frame) > MAX_DERIVED_ROWS:
             raise LimitError(
                 f"{rule.span.file}:{rule.span.line}: the body of this rule joins to more than "
                 f"{MAX_DERIVED_ROWS:,} rows; add conditions that share variables"
             )
+        for comparison in [item for item in waiting if _bound(item, frame)]:  # as soon as its variables are
+            frame = frame[_compare(frame, comparison)]
+            waiting.remove(comparison)
     assert frame is not None
-    for comparison in comparisons:
+    for comparison in waiting:
         frame = frame[_compare(frame, comparison)]
     for literal in negatives:
         part = _atom_frame(literal.atom.args, tables[literal.atom.predicate])
@@ -167,6 +174,11 @@ def _evaluate(rule: DerivedRule, tables: dict[str, pd.DataFrame]) -> pd.DataFram
     for column in out.columns:
         out[column] = out[column].astype(object)
     return out.drop_duplicates().reset_index(drop=True)
+
+
+def _bound(comparison: Comparison, frame: pd.DataFrame) -> bool:
+    terms = (comparison.left, comparison.right)
+    return all(not isinstance(term, Variable) or term.name in frame.columns for term in terms)
 
 
 def _values(frame: pd.DataFrame, term: Term) -> pd.Series:

@@ -22,6 +22,7 @@ from decimal import Decimal
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from reasoner import limits
 from reasoner.check import CheckedFormula, CheckedProgram, Predicate
@@ -408,17 +409,18 @@ def _register(
     predicates: dict[str, PredicateIndex],
     constants: ConstantTable,
 ) -> None:
+    # Arrow tables: DuckDB scans them in place, and building them costs less than data frames.
     for name in sorted(predicates):
         index = predicates[name]
         args = index.args(constants, index.evidence_keys)
-        frame = pd.DataFrame({f"a{i}": column for i, column in enumerate(args)})
-        frame["truth"] = index.evidence_truth
-        connection.register(f"e_{name}", frame)
+        columns = {f"a{i}": pa.array(np.asarray(column, dtype=np.int64)) for i, column in enumerate(args)}
+        columns["truth"] = pa.array(np.asarray(index.evidence_truth, dtype=bool))
+        connection.register(f"e_{name}", pa.table(columns))
     for name, ids in constants.domains.items():
-        connection.register(f"d_{name}", pd.DataFrame({"c": ids}))
+        connection.register(f"d_{name}", pa.table({"c": pa.array(np.asarray(ids, dtype=np.int64))}))
     for type_name in program.types:
         if type_name not in constants.domains:
-            connection.register(f"d_{type_name}", pd.DataFrame({"c": np.empty(0, dtype=np.int64)}))
+            connection.register(f"d_{type_name}", pa.table({"c": pa.array(np.empty(0, dtype=np.int64))}))
 
 
 def _table(predicate: str) -> str:

@@ -106,7 +106,8 @@ def test_renumber_a_label_with_quotes_and_non_ascii() -> None:
 
 
 def test_pair_rows_follow_comparisons_then_partitions() -> None:
-    # Two partitions; comparisons x then y. Whole table: x of part 0 (3), x of part 1 (2), y of part 0 (1), y of part 1 (4).
+    # Two partitions, comparisons x then y; the whole table: x of part 0 (3 rows), x of part 1 (2),
+    # y of part 0 (1), y of part 1 (4).
     parts = [
         (np.arange(1, 4), {"lenders": 2}, {"x": 3, "y": 1}),
         (np.arange(4, 9), {"lenders": 1}, {"x": 2, "y": 4}),
