@@ -182,3 +182,33 @@ def test_synth_to_an_unwritable_place_says_so(tmp_path: Path) -> None:
     done = reason("synth", blocker / "s.parquet", "--applications", 10)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "s.parquet: cannot write" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "expected"),
+    [("rank", None, "whole number from 1"), ("rank", 1.5, "whole number from 1"), ("distance", "far", "at least 0")],
+)
+def test_a_pair_table_with_bad_values_names_column_and_row(
+    tmp_path: Path, column: str, value: object, expected: str
+) -> None:
+    from reasoner.errors import EvidenceError
+    from reasoner.lending.audit import _read_pairs
+
+    rows = [{"comparison": "minority", "b": "1", "a": "2", "distance": 0.5, "rank": 1, "lei": "L"} for _ in range(3)]
+    rows[1][column] = value
+    table = tmp_path / "pairs.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    with pytest.raises(EvidenceError, match=rf"pairs.csv: column '{column}': expected a .*{expected}.*\(row 2\)"):
+        _read_pairs(table)
+
+
+def test_an_input_named_like_a_computed_table_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    from reasoner.errors import UsageError
+    from reasoner.lending.audit import audit
+
+    named = tmp_path / "pairs"
+    shutil.copy(SAMPLE, named)
+    with pytest.raises(UsageError, match="may not be named 'pairs'"):
+        audit([RULES], named, workers=1)

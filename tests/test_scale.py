@@ -148,3 +148,23 @@ def test_peak_memory_of_main_and_workers_is_recorded_in_the_run_section(tmp_path
     assert sum(written) == lines == int(result.findings.lenders["flagged"].sum()) + len(result.findings.applications)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
     assert set(manifest["run"]["peak_memory_mb"]) == {"main", "largest worker"}
+
+
+@pytest.mark.slow
+def test_a_dataset_directory_gives_the_same_explanations_whatever_the_partitions(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(REPOSITORY / "examples" / "hmda" / "sample.parquet")
+    dataset = tmp_path / "years"
+    dataset.mkdir()
+    pq.write_table(table.slice(0, 2500), dataset / "part-0.parquet")
+    pq.write_table(table.slice(2500), dataset / "part-1.parquet")
+    outputs = []
+    for rows in (400, 100_000):
+        result = audit([RULES], dataset, workers=1, partition_rows=rows)
+        from reasoner.lending.outputs import explanation_records
+
+        outputs.append(explanation_records(result))
+    assert outputs[0] == outputs[1]
+    text = str(outputs[0])
+    assert "years row " in text and "'applications row" not in text  # the directory's rows, never a partition's

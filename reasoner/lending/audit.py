@@ -51,6 +51,7 @@ from reasoner.lending.score import Findings
 from reasoner.lending.similar import PairCounts, Scaling, fit_scaling
 from reasoner.lending.statistics import redlining_signals
 from reasoner.lending.tables import PAIR_COLUMNS, similarity_spec
+from reasoner.lending.values import describe_rows
 from reasoner.parse import rule_files
 
 __all__ = ["PARTITION_ROWS", "Audit", "AuditTables", "Register", "audit", "builtin_rules", "default_workers"]
@@ -180,6 +181,7 @@ def audit(
     config = load_config(config_path)
     files = tuple(rule_files(list(rules)))
     model_tables, model_source = _model_tables(model_evidence)  # before the work: a wrong directory fails fast
+    _check_labels(facts, pairs, [*CITED_TABLES, "pairs", *model_tables])
     with progress.bar(f"reading {facts.name}", parquet_rows(facts) if progress.enabled else None, "rows") as bar:
         cleaned = read_clean(facts, facts.name, bar.update)
     frame = cleaned.frame
@@ -280,7 +282,31 @@ def _read_pairs(path: Path) -> pd.DataFrame:
             f"expected columns {', '.join(PAIR_COLUMNS[:-1])} (comparison name, compared and reference "
             "application ids, distance, rank, lender); it has: " + ", ".join(map(str, table.columns))
         )
+    table = table.copy()
+    for name, expected in (("rank", "a whole number from 1"), ("distance", "a number of at least 0")):
+        values = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(values) | (values < (1 if name == "rank" else 0))
+            if name == "rank":
+                bad |= values != np.round(values)
+        if bad.any():
+            rows = np.flatnonzero(bad) + 1
+            first = table[name].iloc[int(rows[0]) - 1]
+            raise EvidenceError(
+                f"error: {path}: column '{name}': expected {expected}, got {first!r} ({describe_rows(rows)})"
+            )
+        table[name] = values.astype(np.int64) if name == "rank" else values
     return table
+
+
+def _check_labels(facts: Path, pairs: Path | None, tables: Sequence[str]) -> None:
+    """Explanations cite computed tables by name ("pairs row 3"): an input may not be named like one."""
+    for given in (facts, pairs):
+        if given is not None and given.name in tables:
+            raise UsageError(
+                f"{given}: an input may not be named '{given.name}': the explanations cite the computed table "
+                f"of that name by row; rename it (for example {given.name}.parquet)"
+            )
 
 
 def _partitions(frame: pd.DataFrame, target: int, whole: bool) -> list[np.ndarray]:

@@ -222,7 +222,8 @@ def read_clean(path: Path, source_name: str, progress: Callable[[int], None] | N
             first += len(raw)
             del raw
         return _combined(parts, source_name)
-    except EvidenceError:
+    except EvidenceError as error:
+        error.__traceback__ = None  # frees the refused piece before the input is read again
         rows = parquet_rows(path)
         if rows is None or rows <= files.BATCH_ROWS:
             raise  # the register was one piece: the message is exact

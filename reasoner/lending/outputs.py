@@ -113,7 +113,7 @@ def explanation_lines(audit: Audit) -> Iterator[str]:
 
 def explanation_records(audit: Audit) -> list[dict[str, Any]]:
     """explanations.jsonl as records (for small audits and tests: holds every record at once)."""
-    return [json.loads(line) for chunk in explanation_lines(audit) for line in chunk.splitlines()]
+    return [json.loads(line) for chunk in explanation_lines(audit) for line in chunk.split("\n") if line]
 
 
 def _limits() -> dict[str, int | None]:

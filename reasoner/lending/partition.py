@@ -130,10 +130,10 @@ def audit_partition(task: PartitionTask) -> PartitionResult:
     tables = audit_tables(frame, config, task.pairs, scaling=task.scaling, redlining=task.redlining)
     seconds["similarity and statistics"] = time.perf_counter() - clock
     inputs = {"applications": (task.facts_label, task.facts_sha256), "pairs": (task.pairs_label, task.pairs_sha256)}
-    memory: dict[str, Path | MemoryTable] = {
-        name: MemoryTable(table, *inputs[name]) if inputs.get(name, ("", ""))[1] else MemoryTable.of(table, name)
-        for name, table in tables.named().items()
-    }
+    memory: dict[str, Path | MemoryTable] = {}
+    for name, table in tables.named().items():
+        label, digest = inputs.get(name, ("", ""))  # an input's rows are cited as its rows (a directory has no digest)
+        memory[name] = MemoryTable(table, label, digest) if digest else MemoryTable.of(table, label or name)
     memory.update({name: MemoryTable.of(table.reset_index(drop=True), name) for name, table in task.model.items()})
     queries = [
         config.lender_verdict,
