@@ -64,20 +64,16 @@ class Rendered:
 def json_safe(value: Any) -> Any:
     """JSON-safe: NaN → None, ±inf → "inf"/"-inf", numpy scalars → Python, tuples → lists."""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind is str or kind is int or kind is bool or value is None:  # most values: returned as they are
         return value
     if kind is float:
         return value if math.isfinite(value) else (None if math.isnan(value) else ("inf" if value > 0 else "-inf"))
-    if kind is dict:
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if kind is list or kind is tuple:
-        return [json_safe(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
-        return json_safe(value.item())
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        return json_safe(value.item())
     return value
 
 
@@ -236,7 +232,7 @@ class Explanations:
         for lei, line in rendered.lenders.items():
             self.lenders[lei] = (partition, line)
         try:
-            (self.directory / f"{partition:08d}.jsonl").write_bytes(rendered.applications)
+            self._path(partition).write_bytes(rendered.applications)
         except OSError as error:
             self.close()
             raise _spill_error(self.directory, error) from None
@@ -255,13 +251,16 @@ class Explanations:
             yield from self._chunks(partition, self.numbering[partition].renumber)
 
     def _chunks(self, partition: int, renumber: Callable[[str], str], size: int = 1 << 24) -> Iterator[str]:
-        with (self.directory / f"{partition:08d}.jsonl").open("r", encoding="utf-8", newline="") as handle:
+        with self._path(partition).open("r", encoding="utf-8", newline="") as handle:
             while True:
                 chunk = handle.read(size)
                 if not chunk:
                     return
                 rest = "" if chunk.endswith("\n") else handle.readline()  # whole lines only
                 yield renumber(chunk + rest)
+
+    def _path(self, partition: int) -> Path:
+        return self.directory / f"{partition:08d}.jsonl"
 
     def close(self) -> None:
         self._cleanup()
