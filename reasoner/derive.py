@@ -14,6 +14,7 @@ import pandas as pd
 
 from reasoner.check import CheckedProgram
 from reasoner.errors import LimitError
+from reasoner.evidence import as_objects, isin
 from reasoner.limits import MAX_DERIVED_ROWS
 from reasoner.syntax import Comparison, Constant, DerivedRule, Literal, Term, Variable
 
@@ -144,8 +145,9 @@ def _evaluate(rule: DerivedRule, tables: dict[str, pd.DataFrame]) -> pd.DataFram
         else:
             shared = [name for name in part.columns if name in frame.columns]
             if len(shared) == 1 and len(part.columns) == 1:  # a semi-join: keep the rows whose value it has
-                frame = frame[frame[shared[0]].isin(part[shared[0]]).to_numpy(dtype=bool)]
+                frame = frame[isin(frame[shared[0]], part[shared[0]])]
             else:
+                frame, part = _joinable(frame, part, shared)
                 frame = frame.merge(part, on=shared, how="inner") if shared else frame.merge(part, how="cross")
         if len(frame) > MAX_DERIVED_ROWS:
             raise LimitError(
@@ -165,6 +167,7 @@ def _evaluate(rule: DerivedRule, tables: dict[str, pd.DataFrame]) -> pd.DataFram
             frame = frame.iloc[0:0] if len(part) else frame
             continue
         marker = part[shared].drop_duplicates().assign(_hit=True)
+        frame, marker = _joinable(frame, marker, shared)
         frame = frame.merge(marker, on=shared, how="left")
         frame = frame[frame["_hit"].isna()].drop(columns="_hit")
     head: dict[str, pd.Series | object] = {}
@@ -174,6 +177,16 @@ def _evaluate(rule: DerivedRule, tables: dict[str, pd.DataFrame]) -> pd.DataFram
     for column in out.columns:
         out[column] = out[column].astype(object)
     return out.drop_duplicates().reset_index(drop=True)
+
+
+def _joinable(left: pd.DataFrame, right: pd.DataFrame, shared: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two frames with each shared column of one dtype (evidence columns are typed where
+    they can be, ``evidence.typed_constants``; pandas joins int64 with text only as objects)."""
+    for name in shared:
+        if left[name].dtype != right[name].dtype:
+            left = left.assign(**{name: as_objects(left[name])})
+            right = right.assign(**{name: as_objects(right[name])})
+    return left, right
 
 
 def _bound(comparison: Comparison, frame: pd.DataFrame) -> bool:

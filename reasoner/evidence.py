@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from reasoner.check import CheckedProgram, QueryPattern, did_you_mean, where
 from reasoner.constants import ConstantValue, canonical, display
@@ -78,9 +80,12 @@ class MemoryTable:
 class Relation:
     """Evidence atoms of one predicate.
 
-    ``frame`` has one column per argument (``a0``, ``a1``, …, canonical constant
-    values), ``truth`` (bool), ``source`` (index into ``Evidence.sources``) and
+    ``frame`` has one column per argument (``a0``, ``a1``, …) of canonical
+    constants, ``truth`` (bool), ``source`` (index into ``Evidence.sources``) and
     ``row`` (line in a ``.db`` file or 1-based row of a table; 0 for derived).
+    An argument column is columnar where its values allow (``typed_constants``):
+    int64 (integers), float64 (floats, none of them integral) or text; else it
+    holds the canonical Python values (object).
     """
 
     predicate: str
@@ -285,7 +290,7 @@ def load_evidence(
     relations: dict[str, Relation] = {}
     for name, frames in sorted(collected.items()):
         arity = program.predicates[name].arity
-        relations[name] = Relation(name, arity, _deduplicate(name, pd.concat(frames, ignore_index=True), arity, sources))
+        relations[name] = Relation(name, arity, _deduplicate(name, _concat(frames, arity), arity, sources))
 
     from reasoner.derive import derive
 
@@ -340,7 +345,7 @@ def _bind(binding: Binding, table: pd.DataFrame, path: str, program: CheckedProg
                 present &= np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
     missing = int((~present).sum())
     frame = frame[present]
-    out = pd.DataFrame({f"a{i}": _canonical_series(frame[f"a{i}"]) for i in range(arity)})
+    out = pd.DataFrame({f"a{i}": typed_constants(frame[f"a{i}"]) for i in range(arity)})
     out["truth"] = True
     out["row"] = rows[mask][present].to_numpy()
     return out.reset_index(drop=True), missing
@@ -390,7 +395,7 @@ def _condition_mask(table: pd.DataFrame, rows: pd.Series, condition: Condition, 
 def _typed_like(column: pd.Series, values: list[object]) -> bool:
     """Whether ``column.isin(values)`` compares canonical constants: a text column (not object)
     against text, or an integer column against integers."""
-    if isinstance(column.dtype, pd.StringDtype) or str(column.dtype) in ("str", "string"):
+    if is_text(column):
         return all(isinstance(value, str) for value in values)
     if column.dtype.kind in "iu":
         return all(isinstance(value, int) and not isinstance(value, bool) for value in values)
@@ -425,6 +430,69 @@ def _canonical_series(values: pd.Series) -> pd.Series:
     return pd.Series(out, dtype=object, index=values.index)
 
 
+def typed_constants(values: pd.Series) -> pd.Series:
+    """Present values as canonical constants, kept columnar when one dtype holds them exactly:
+    integers (and integral floats) as int64, floats none of which is integral as float64, text
+    as it is; anything else as canonical Python values (``_canonical_series``)."""
+    kind = values.dtype.kind
+    if kind in "iub":
+        return pd.Series(values.to_numpy().astype(np.int64), index=values.index)
+    if kind == "f":
+        array = values.to_numpy(dtype=float, na_value=np.nan)
+        if np.isfinite(array).all():
+            integral = (np.floor(array) == array) & (np.abs(array) < 2.0**63)
+            if integral.all():
+                return pd.Series(array.astype(np.int64), index=values.index)
+            if not integral.any():
+                return pd.Series(array, index=values.index)
+    elif is_text(values) and not values.isna().any():
+        return values
+    return _canonical_series(values)
+
+
+def is_text(values: pd.Series) -> bool:
+    """Whether a column has a text dtype (not object)."""
+    return isinstance(values.dtype, pd.StringDtype) or str(values.dtype) in ("str", "string")
+
+
+def arrow_text(values: pd.Series) -> pa.Array:
+    """A text column as one Arrow ``large_string`` array (no copy when it is one already)."""
+    array = pa.array(values)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array if array.type == pa.large_string() else array.cast(pa.large_string())
+
+
+def as_objects(values: pd.Series) -> pd.Series:
+    """A column of constants as canonical Python values (object dtype)."""
+    if values.dtype == object:
+        return values
+    return pd.Series(values.to_numpy(dtype=object), index=values.index, dtype=object)
+
+
+def isin(values: pd.Series, among: pd.Series) -> np.ndarray:
+    """``values.isin(among)`` as a bool array; text against text with Arrow (pandas converts
+    Arrow text to Python strings for it, 20 times slower), a dtype against another as values."""
+    if is_text(values) and is_text(among):
+        found = pc.is_in(arrow_text(values), value_set=arrow_text(among).unique())
+        return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+    if values.dtype != among.dtype:
+        values, among = as_objects(values), as_objects(among)
+    return values.isin(among).to_numpy(dtype=bool)
+
+
+def _concat(frames: list[pd.DataFrame], arity: int) -> pd.DataFrame:
+    """Relation frames one after the other; a column whose dtype differs between them as Python
+    values (concatenating int64 with float64 would turn integers into floats)."""
+    if len(frames) == 1:
+        return frames[0]
+    for position in range(arity):
+        column = f"a{position}"
+        if len({str(frame[column].dtype) for frame in frames}) > 1:
+            frames = [frame.assign(**{column: as_objects(frame[column])}) for frame in frames]
+    return pd.concat(frames, ignore_index=True)
+
+
 def _deduplicate(name: str, frame: pd.DataFrame, arity: int, sources: list[Source]) -> pd.DataFrame:
     """One row per atom (first source kept); an atom both true and false is an error."""
     keys = [f"a{i}" for i in range(arity)]
@@ -439,7 +507,7 @@ def _deduplicate(name: str, frame: pd.DataFrame, arity: int, sources: list[Sourc
     if (conflict > 1).any():
         bad = conflict[conflict > 1].index[0]
         bad_tuple = bad if isinstance(bad, tuple) else (bad,)
-        values = ", ".join(display(v) for v in bad_tuple)
+        values = ", ".join(display(v.item() if hasattr(v, "item") else v) for v in bad_tuple)
         raise EvidenceError(f"evidence says both {name}({values}) and !{name}({values})")
     result = frame[~repeated].reset_index(drop=True)
     return result.drop(columns=["_key"], errors="ignore")

@@ -23,13 +23,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from reasoner import limits
 from reasoner.check import CheckedFormula, CheckedProgram, Predicate
 from reasoner.constants import ConstantValue
 from reasoner.errors import LimitError
-from reasoner.evidence import Evidence
-from reasoner.intern import ConstantTable, build_constant_table
+from reasoner.evidence import Evidence, arrow_text, is_text
+from reasoner.intern import ConstantTable, intern_columns
 from reasoner.limits import MAX_CLAUSE_FILTERS, MAX_KEY
 from reasoner.normalize import Cmp, Const, Junction, Lit, Node, Truth, Var, leaves, normalize, to_clauses
 from reasoner.syntax import Comparison, Constant, Formula, Quantified
@@ -285,62 +286,64 @@ def _formula_constants(formula: Formula) -> list[ConstantValue]:
 
 
 class _Columns:
-    """Evidence columns hashed once per type (``pandas.factorize`` over all of a
-    type's columns together): the constant table needs each type's distinct
-    values, the predicate indexes each column's constant ids (the distinct
-    values' ids, taken by code). A type with a missing value is left out (the
-    plain path handles it)."""
+    """Evidence columns interned once (``intern.intern_columns``): each type's columns are
+    hashed together, by kind (text with Arrow, numbers with numpy), and the constant table is
+    built from the distinct values; a column's constant ids are its distinct values' ids,
+    taken by code."""
 
     def __init__(self, program: CheckedProgram, evidence: Evidence) -> None:
-        self.codes: dict[tuple[str, int], np.ndarray] = {}
-        self.uniques: dict[str, pd.Series] = {}
-        self._ids: dict[str, np.ndarray] = {}
-        by_type: dict[str, list[tuple[tuple[str, int], np.ndarray]]] = {}
+        self.codes: dict[tuple[str, int], tuple[int, np.ndarray]] = {}  # column → (its group, codes)
+        self.uniques: dict[str, list[pd.Series | pa.Array | np.ndarray]] = {}  # type → distinct values per group
+        self.ids: dict[str, list[np.ndarray]] = {}  # type → ids of those values, once interned
+        by_type: dict[str, dict[str, list[tuple[tuple[str, int], pd.Series]]]] = {}
         for name, relation in evidence.relations.items():
             for position, type_name in enumerate(program.predicates[name].types):
-                column = relation.frame[f"a{position}"].to_numpy(dtype=object)
-                by_type.setdefault(type_name, []).append(((name, position), column))
-        for type_name, parts in by_type.items():
-            arrays = [column for _key, column in parts]
-            codes, uniques = pd.factorize(np.concatenate(arrays) if len(arrays) > 1 else arrays[0])
-            if len(codes) and int(codes.min()) < 0:
-                continue
-            self.uniques[type_name] = pd.Series(uniques, dtype=object)
-            bounds = np.cumsum([len(column) for column in arrays])[:-1]
-            for (key, _column), part in zip(parts, np.split(codes.astype(np.int64), bounds), strict=True):
-                self.codes[key] = part
+                column = relation.frame[f"a{position}"]
+                groups = by_type.setdefault(type_name, {})
+                groups.setdefault(_kind(column), []).append(((name, position), column))
+        for type_name, groups in by_type.items():
+            uniques = self.uniques.setdefault(type_name, [])
+            for kind, parts in sorted(groups.items()):
+                codes, distinct = _factorize([column for _key, column in parts], kind)
+                bounds = np.cumsum([len(column) for _key, column in parts])[:-1]
+                for (key, _column), part in zip(parts, np.split(codes, bounds), strict=True):
+                    self.codes[key] = (len(uniques), part)
+                uniques.append(distinct)
 
-    def ids(self, constants: ConstantTable, type_name: str, key: tuple[str, int]) -> np.ndarray | None:
-        """Constant ids of column ``key`` (None: not hashed here)."""
-        codes = self.codes.get(key)
-        if codes is None:
-            return None
-        if type_name not in self._ids:
-            self._ids[type_name] = constants.ids(self.uniques[type_name])
-        return self._ids[type_name][codes]
+    def column_ids(self, type_name: str, key: tuple[str, int]) -> np.ndarray:
+        group, codes = self.codes[key]
+        return self.ids[type_name][group][codes]
 
 
-def _constant_table(program: CheckedProgram, evidence: Evidence, columns: _Columns | None = None) -> ConstantTable:
+def _kind(column: pd.Series) -> str:
+    if column.dtype.kind in "iuf":
+        return str(column.dtype)
+    return "text" if is_text(column) else "object"
+
+
+def _factorize(columns: list[pd.Series], kind: str) -> tuple[np.ndarray, pd.Series | pa.Array | np.ndarray]:
+    """Codes of the columns' values, concatenated, into their distinct values."""
+    if kind == "text":
+        chunks = [arrow_text(column) for column in columns]
+        encoded = pc.dictionary_encode(pa.concat_arrays(chunks))
+        return np.asarray(encoded.indices, dtype=np.int64), encoded.dictionary
+    arrays = [column.to_numpy(dtype=object if kind == "object" else None) for column in columns]
+    codes, distinct = pd.factorize(np.concatenate(arrays) if len(arrays) > 1 else arrays[0], use_na_sentinel=False)
+    return codes.astype(np.int64), distinct
+
+
+def _constant_table(program: CheckedProgram, evidence: Evidence, columns: _Columns) -> ConstantTable:
     typed: dict[str, list] = {type_name: [] for type_name in program.types}
     for type_name, values in program.constants.items():
-        typed[type_name].append(values)
-    for name, relation in evidence.relations.items():
-        for position, type_name in enumerate(program.predicates[name].types):
-            if columns is None or (name, position) not in columns.codes:
-                typed[type_name].append(relation.frame[f"a{position}"])
-    if columns is not None:
-        for type_name, uniques in columns.uniques.items():
-            typed[type_name].append(uniques)
+        typed[type_name].append(list(values))
+    first = {type_name: len(collections) for type_name, collections in typed.items()}
+    for type_name, uniques in columns.uniques.items():
+        typed.setdefault(type_name, []).extend(uniques)
     untyped = [value for formula in program.formulas for value in _formula_constants(formula.formula)]
-    return build_constant_table(typed, untyped)
-
-
-def _column_ids(
-    constants: ConstantTable, frame: pd.DataFrame, name: str, position: int, type_name: str, columns: _Columns | None
-) -> np.ndarray:
-    """``constants.ids`` of an evidence column."""
-    ids = None if columns is None else columns.ids(constants, type_name, (name, position))
-    return constants.ids(frame[f"a{position}"]) if ids is None else ids
+    constants, ids = intern_columns(typed, untyped)
+    for type_name in columns.uniques:
+        columns.ids[type_name] = ids[type_name][first.get(type_name, 0) :]
+    return constants
 
 
 class _DomainValues(Mapping[str, list[ConstantValue]]):
@@ -368,7 +371,7 @@ class _DomainValues(Mapping[str, list[ConstantValue]]):
 
 
 def _predicate_indexes(
-    program: CheckedProgram, evidence: Evidence, constants: ConstantTable, columns: _Columns | None = None
+    program: CheckedProgram, evidence: Evidence, constants: ConstantTable, columns: _Columns
 ) -> dict[str, PredicateIndex]:
     indexes = {}
     for name, predicate in program.predicates.items():
@@ -388,7 +391,7 @@ def _predicate_indexes(
         index = PredicateIndex(predicate, sizes, tuple(reversed(strides)), empty, np.empty(0, dtype=bool), empty)
         if relation is not None and len(relation.frame):
             frame = relation.frame
-            ids = [_column_ids(constants, frame, name, i, predicate.types[i], columns) for i in range(predicate.arity)]
+            ids = [columns.column_ids(predicate.types[i], (name, i)) for i in range(predicate.arity)]
             keys = index.keys(constants, ids) if ids else np.zeros(len(frame), dtype=np.int64)
             order = np.argsort(keys, kind="stable")
             index = PredicateIndex(

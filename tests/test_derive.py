@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reasoner.evidence import load_evidence
+from reasoner.evidence import MemoryTable, load_evidence
 from reasoner.pipeline import check
 
 PROGRAM = """\
@@ -93,3 +95,64 @@ def test_the_program_parses(tmp_path: Path) -> None:
     rules = tmp_path / "program.mln"
     rules.write_text(PROGRAM, encoding="utf-8")
     assert [rule.head.predicate for stratum in check([rules]).derived_strata for rule in stratum]
+
+
+TABLES = PROGRAM.replace(
+    "Mark(x) => Mark(x).\n",
+    "Mark(x) => Mark(x).\n"
+    "bind Edge(x, y) from edges\n"
+    "bind Edge(x, y) from more_edges\n"
+    "bind Len(x, y, d) from lengths\n",
+)
+mixed_nodes = st.sampled_from(["A", "B", "C", 1, 2])
+
+
+def _table(rows: list[tuple[object, ...]], names: list[str], dtype: str | None) -> pd.DataFrame:
+    frame = pd.DataFrame({name: [row[i] for row in rows] for i, name in enumerate(names)})
+    for name in names[:2]:
+        if dtype == "str" and all(isinstance(value, str) for value in frame[name]):
+            frame[name] = frame[name].astype("str")
+        elif all(isinstance(value, int) for value in frame[name]):
+            frame[name] = frame[name].astype(np.int64)
+        else:
+            frame[name] = frame[name].astype(object)
+    return frame
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sets(st.tuples(mixed_nodes, mixed_nodes), max_size=10),
+    st.sets(st.tuples(mixed_nodes, mixed_nodes), max_size=6),
+    st.sets(mixed_nodes, min_size=1, max_size=5),
+    st.sets(st.tuples(mixed_nodes, mixed_nodes, st.sampled_from([0, 1.5, 2, 3.25])), max_size=8),
+)
+def test_typed_table_columns_derive_as_python_values_do(
+    tmp_path_factory,
+    edges: set[tuple[object, object]],
+    more: set[tuple[object, object]],
+    marks: set[object],
+    lengths: set[tuple[object, object, float]],  # type: ignore[no-untyped-def]
+) -> None:
+    """Text, int64 and object columns of one type, one predicate bound from two tables of
+    different dtypes, a number column with floats and integers: the least fixpoint still."""
+    folder = tmp_path_factory.mktemp("typed")
+    rules = folder / "program.mln"
+    rules.write_text(TABLES, encoding="utf-8")
+    db = folder / "facts.db"
+    db.write_text("".join(f"Mark({x})\n" for x in sorted(marks, key=str)), encoding="utf-8")
+    tables = {
+        "edges": MemoryTable.of(_table(sorted(edges, key=str), ["x", "y"], "str"), "edges"),
+        "more_edges": MemoryTable.of(_table(sorted(more, key=str), ["x", "y"], None), "more_edges"),
+        "lengths": MemoryTable.of(_table(sorted(lengths, key=str), ["x", "y", "d"], "str"), "lengths"),
+    }
+    evidence = load_evidence(check([rules]), [db], tables)
+    canonical_lengths = {(x, y, int(d) if float(d).is_integer() else d) for x, y, d in lengths}
+    expected = _oracle(edges | more, marks, canonical_lengths)  # type: ignore[arg-type]
+    expected["Edge"] = edges | more
+    for name, rows in expected.items():
+        relation = evidence.relations.get(name)
+        frame = pd.DataFrame() if relation is None else relation.frame
+        arguments = frame[[c for c in frame.columns if c.startswith("a")]].itertuples(index=False)
+        found = {tuple(value.item() if hasattr(value, "item") else value for value in row) for row in arguments}
+        assert found == rows, name
+        assert all(type(value) is not bool for row in found for value in row)
