@@ -11,8 +11,10 @@ solver (pysat treats weight 0 as hard).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import overload
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -23,7 +25,7 @@ from reasoner.ground import FALSE, TRUE, UNKNOWN, GroundBlock, GroundNetwork
 from reasoner.limits import MAX_WEIGHT, MAX_WEIGHT_PLACES
 from reasoner.normalize import Cmp, Junction, Lit, Node, Truth
 
-__all__ = ["Component", "Encoding", "encode"]
+__all__ = ["Component", "Components", "Encoding", "encode"]
 
 
 
@@ -34,6 +36,56 @@ class Component:
     index: int
     clauses: np.ndarray
     variables: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class Components(Sequence[Component]):
+    """The components as arrays (one Python object per component cost more than encoding):
+    component ``i`` has clauses ``clauses[clause_bounds[i]:clause_bounds[i + 1]]`` and
+    variables ``variables[variable_bounds[i]:variable_bounds[i + 1]]``, each in order."""
+
+    clause_bounds: np.ndarray
+    clauses: np.ndarray
+    variable_bounds: np.ndarray
+    variables: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.clause_bounds) - 1
+
+    @overload
+    def __getitem__(self, index: int) -> Component: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Component]: ...
+
+    def __getitem__(self, index: int | slice) -> Component | Sequence[Component]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        clauses = self.clauses[self.clause_bounds[index] : self.clause_bounds[index + 1]]
+        members = self.variables[self.variable_bounds[index] : self.variable_bounds[index + 1]]
+        return Component(index, clauses, members)
+
+    def sizes(self) -> np.ndarray:
+        """Variables per component."""
+        return np.diff(self.variable_bounds)
+
+    @staticmethod
+    def of(components: Sequence[Component]) -> Components:
+        """Components given one by one, as arrays."""
+
+        def bounds(parts: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate([[0], np.cumsum([len(part) for part in parts], dtype=np.int64)]).astype(np.int64)
+
+        clauses = [np.asarray(component.clauses, dtype=np.int64) for component in components]
+        members = [np.asarray(component.variables, dtype=np.int64) for component in components]
+        empty = np.empty(0, dtype=np.int64)
+        return Components(
+            bounds(clauses), np.concatenate(clauses) if clauses else empty,
+            bounds(members), np.concatenate(members) if members else empty,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +108,7 @@ class Encoding:
     scale: int
     fixed_cost: int
     violated_hard: tuple[tuple[int, int], ...]
-    components: tuple[Component, ...]
+    components: Components
 
     @property
     def num_clauses(self) -> int:
@@ -280,10 +332,10 @@ class _TreeEncoder:
         self.builder.emit(self.clause(node, needed), self.ids[needed], 0)
 
 
-def _components(num_vars: int, offsets: np.ndarray, literals: np.ndarray) -> tuple[Component, ...]:
+def _components(num_vars: int, offsets: np.ndarray, literals: np.ndarray) -> Components:
     num_clauses = len(offsets) - 1
     if num_clauses == 0:
-        return ()
+        return Components.of([])
     variables = np.abs(literals)
     lengths = np.diff(offsets)
     first = np.repeat(variables[offsets[:-1]], lengths)
@@ -291,18 +343,16 @@ def _components(num_vars: int, offsets: np.ndarray, literals: np.ndarray) -> tup
         (np.ones(len(variables), dtype=np.int8), (first, variables)), shape=(num_vars + 1, num_vars + 1)
     )
     _count, labels = connected_components(graph, directed=False)
-    clause_groups = _group(labels[variables[offsets[:-1]]], np.arange(num_clauses))
+    clause_bounds, clauses = _group(labels[variables[offsets[:-1]]], np.arange(num_clauses, dtype=np.int64))
     used = np.unique(variables)
-    variable_groups = _group(labels[used], used)
-    return tuple(
-        Component(index, clauses, members)
-        for index, (clauses, members) in enumerate(zip(clause_groups, variable_groups, strict=True))
-    )
+    variable_bounds, members = _group(labels[used], used)
+    return Components(clause_bounds, clauses, variable_bounds, members)
 
 
-def _group(labels: np.ndarray, items: np.ndarray) -> list[np.ndarray]:
-    """Items split by label, groups in label order, items in their original order."""
+def _group(labels: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Items grouped by label (groups in label order, items in their original order): the
+    bounds of each group in the grouped items, and the grouped items."""
     order = np.argsort(labels, kind="stable")
-    boundaries = (np.flatnonzero(np.diff(labels[order])) + 1).tolist()
-    grouped = items[order]
-    return [grouped[start:stop] for start, stop in zip([0, *boundaries], [*boundaries, len(grouped)], strict=True)]
+    boundaries = np.flatnonzero(np.diff(labels[order])) + 1
+    bounds = np.concatenate([[0], boundaries, [len(order)]]).astype(np.int64)
+    return bounds, items[order].astype(np.int64)

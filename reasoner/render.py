@@ -30,7 +30,7 @@ def _stats(run: Run) -> dict[str, object]:
         "clauses": run.encoding.num_clauses,
         "variables": run.encoding.num_vars,
         "components": len(run.encoding.components),
-        "largest_component": max((len(c.variables) for c in run.encoding.components), default=0),
+        "largest_component": int(run.encoding.components.sizes().max(initial=0)),
         "zero_weight_formulas": network_stats["zero_weight_formulas"],
         "skipped_rows": dict(run.evidence.skipped),
         "seconds": {stage: round(value, 4) for stage, value in run.seconds.items()},

@@ -27,7 +27,7 @@ from pysat.examples.rc2 import RC2
 from pysat.formula import WCNF
 from pysat.solvers import Solver
 
-from reasoner.encode import Component, Encoding
+from reasoner.encode import Component, Components, Encoding
 
 __all__ = ["Solution", "solve"]
 
@@ -105,10 +105,11 @@ def solve(
     wanted = np.unique(np.fromiter(margin_atoms, dtype=np.int64))
     components = encoding.components
     if not split and len(components) > 1:
-        clauses = np.sort(np.concatenate([component.clauses for component in components]))
-        members = np.unique(np.concatenate([component.variables for component in components]))
-        components = (Component(0, clauses, members),)
-    single, multi = _split_singletons(components)
+        clauses = np.sort(components.clauses)
+        members = np.unique(components.variables)
+        components = Components.of([Component(0, clauses, members)])
+    single = np.flatnonzero(components.sizes() == 1)
+    multi = [components[int(index)] for index in np.flatnonzero(components.sizes() != 1)]
     problems = [_problem(component, encoding, wanted) for component in multi]
     # RC2 allocates many small objects; keep the collector from rescanning the
     # long-lived ones (network, evidence) on every pass, and forked workers from
@@ -123,10 +124,10 @@ def solve(
     bound = encoding.fixed_cost
     margins: dict[int, int | None] = {int(atom): 0 for atom in wanted}
     statuses = set()
-    if single:
-        outcome = _solve_singletons(single, encoding, wanted, values, margins)
+    if len(single):
+        outcome = _solve_singletons(components, single, encoding, wanted, values, margins)
         if outcome is None:  # a variable whose hard clauses contradict: the generic path finds the core
-            extra = [_problem(component, encoding, wanted) for component in single]
+            extra = [_problem(components[int(index)], encoding, wanted) for index in single]
             results = [_solve_problem(problem, deadline) for problem in extra] + results
             problems = extra + problems
         else:
@@ -157,24 +158,25 @@ def solve(
     return Solution(status, values, cost, bound if status == "feasible" else cost, encoding.scale, margins, stats=stats)
 
 
-def _split_singletons(components: Sequence[Component]) -> tuple[list[Component], list[Component]]:
-    """Components of one variable (solved together, vectorised) and the rest."""
-    single = [component for component in components if len(component.variables) == 1]
-    rest = [component for component in components if len(component.variables) != 1]
-    return single, rest
-
-
 def _solve_singletons(
-    components: list[Component], encoding: Encoding, wanted: np.ndarray, values: np.ndarray, margins: dict[int, int | None]
+    components: Components,
+    single: np.ndarray,
+    encoding: Encoding,
+    wanted: np.ndarray,
+    values: np.ndarray,
+    margins: dict[int, int | None],
 ) -> int | None:
-    """Solve one-variable components at once; their cost, or None if one has no model.
+    """Solve the one-variable components (indices ``single``) at once; their cost, or None if
+    one has no model.
 
     A clause of a one-variable component is satisfied by true when it has a positive literal
     and by false when it has a negative one; ties go to false, as in ``_single_variable``.
     """
-    clauses = np.concatenate([component.clauses for component in components])
-    owner = np.concatenate([np.full(len(c.clauses), i, dtype=np.int64) for i, c in enumerate(components)])
-    variables = np.array([int(component.variables[0]) for component in components], dtype=np.int64)
+    first, last = components.clause_bounds[single], components.clause_bounds[single + 1]
+    counts = last - first
+    owner = np.repeat(np.arange(len(single), dtype=np.int64), counts)
+    clauses = components.clauses[np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())]
+    variables = components.variables[components.variable_bounds[single]]
     starts, ends = encoding.offsets[clauses], encoding.offsets[clauses + 1]
     lengths = ends - starts
     positions = np.repeat(starts, lengths) + (np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths))
@@ -185,7 +187,7 @@ def _solve_singletons(
     np.logical_or.at(negative, literal_clause, encoding.literals[positions] < 0)
     weights = encoding.weights[clauses].astype(np.int64)
     hard = weights == 0
-    count = len(components)
+    count = len(single)
     true_forbidden = np.bincount(owner[hard & ~positive], minlength=count) > 0
     false_forbidden = np.bincount(owner[hard & ~negative], minlength=count) > 0
     if (true_forbidden & false_forbidden).any():
