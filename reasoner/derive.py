@@ -14,7 +14,7 @@ import pandas as pd
 
 from reasoner.check import CheckedProgram
 from reasoner.errors import LimitError
-from reasoner.evidence import as_objects, isin
+from reasoner.evidence import as_objects, concat_relations, is_text, isin
 from reasoner.limits import MAX_DERIVED_ROWS
 from reasoner.syntax import Comparison, Constant, DerivedRule, Literal, Term, Variable
 
@@ -56,7 +56,7 @@ def derive(
                 derived["source"] = np.int32(rule_files[file])
                 derived["row"] = np.int64(rule.span.line)
                 columns = [f"a{i}" for i in range(program.predicates[name].arity)]
-                merged = pd.concat([current[name], derived], ignore_index=True)
+                merged = derived if current[name].empty else concat_relations([current[name], derived], len(columns))
                 merged = merged.drop_duplicates(subset=columns or None, ignore_index=True)
                 if len(merged) > MAX_DERIVED_ROWS:
                     raise LimitError(
@@ -87,6 +87,8 @@ def _sort_key(column: pd.Series) -> pd.Series:
     """``constants.order_key`` of every value: text sorts as itself when every value is text."""
     from reasoner.constants import order_key
 
+    if column.dtype.kind in "iuf" or is_text(column):  # typed: numbers by value, text by code point
+        return column
     if pd.api.types.infer_dtype(column, skipna=False) == "string":
         return column
     return column.map(order_key)
@@ -175,7 +177,8 @@ def _evaluate(rule: DerivedRule, tables: dict[str, pd.DataFrame]) -> pd.DataFram
         head[f"a{position}"] = frame[term.name] if isinstance(term, Variable) else term.value
     out = pd.DataFrame(head, index=frame.index) if head else pd.DataFrame(index=frame.index[:1])
     for column in out.columns:
-        out[column] = out[column].astype(object)
+        if out[column].dtype == object or out[column].dtype.kind == "b":
+            out[column] = as_objects(out[column])  # a constant of the rule in every row, or Python values
     return out.drop_duplicates().reset_index(drop=True)
 
 

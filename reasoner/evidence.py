@@ -269,19 +269,18 @@ def load_evidence(
             collected.setdefault(name, []).append(frame)
 
     used_tables = _resolve_tables(program.bindings, tables)
-    loaded: dict[str, tuple[int, pd.DataFrame]] = {}
+    loaded: dict[str, tuple[int, _Bound]] = {}
     for binding in program.bindings:
         given = used_tables[binding.table]
         if binding.table not in loaded:
             if isinstance(given, MemoryTable):
-                loaded[binding.table] = (len(sources), given.frame)
+                loaded[binding.table] = (len(sources), _Bound(given.frame, given.label))
                 sources.append(Source(given.label, "table", given.sha256))
             else:
-                loaded[binding.table] = (len(sources), read_table(given))
+                loaded[binding.table] = (len(sources), _Bound(read_table(given), str(given)))
                 sources.append(Source(str(given), "table", file_sha256(given)))
-        index, table = loaded[binding.table]
-        label = given.label if isinstance(given, MemoryTable) else str(given)
-        frame, missing = _bind(binding, table, label, program)
+        index, bound = loaded[binding.table]
+        frame, missing = _bind(binding, bound, program)
         frame["source"] = np.int32(index)
         if missing:
             skipped[f"{binding.span.file}:{binding.span.line}"] = missing
@@ -290,7 +289,7 @@ def load_evidence(
     relations: dict[str, Relation] = {}
     for name, frames in sorted(collected.items()):
         arity = program.predicates[name].arity
-        relations[name] = Relation(name, arity, _deduplicate(name, _concat(frames, arity), arity, sources))
+        relations[name] = Relation(name, arity, _deduplicate(name, concat_relations(frames, arity), arity, sources))
 
     from reasoner.derive import derive
 
@@ -326,29 +325,52 @@ def _resolve_tables(
     return resolved
 
 
-def _bind(binding: Binding, table: pd.DataFrame, path: str, program: CheckedProgram) -> tuple[pd.DataFrame, int]:
-    arity = program.predicates[binding.predicate].arity
-    columns: dict[str, pd.Series] = {}
-    rows = pd.Series(np.arange(1, len(table) + 1, dtype=np.int64))
-    for position, column in enumerate(binding.columns):
-        columns[f"a{position}"] = _column_values(table, rows, column, path)
-    mask = np.ones(len(table), dtype=bool)
-    for condition in binding.conditions:
-        mask &= _condition_mask(table, rows, condition, binding, path)
-    frame = pd.DataFrame(columns)
-    frame = frame[mask]
-    present = frame.notna().all(axis=1).to_numpy().copy()
-    if arity and not frame.empty:
-        for name in frame.columns:
-            values = frame[name]
+class _Bound:
+    """What the bindings of one table share: condition masks and missing-value masks, worked
+    out once per table rather than once per binding (a table is often bound many times)."""
+
+    def __init__(self, table: pd.DataFrame, path: str) -> None:
+        self.table, self.path = table, path
+        self.rows = pd.Series(np.arange(1, len(table) + 1, dtype=np.int64))
+        self._masks: dict[object, np.ndarray] = {}
+
+    def condition(self, condition: Condition, binding: Binding) -> np.ndarray:
+        found = self._masks.get(condition)
+        if found is None:
+            found = self._masks[condition] = _condition_mask(self.table, self.rows, condition, binding, self.path)
+        return found
+
+    def values(self, column: Column) -> pd.Series:
+        return _column_values(self.table, self.rows, column, self.path)
+
+    def present(self, column: Column, values: pd.Series) -> np.ndarray:
+        """Rows where the column has a value (not missing, a finite number)."""
+        key = ("present", column)
+        found = self._masks.get(key)
+        if found is None:
+            found = values.notna().to_numpy(dtype=bool).copy()
             if values.dtype.kind == "f":
-                present &= np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
-    missing = int((~present).sum())
-    frame = frame[present]
-    out = pd.DataFrame({f"a{i}": typed_constants(frame[f"a{i}"]) for i in range(arity)})
+                found &= np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+            self._masks[key] = found
+        return found
+
+
+def _bind(binding: Binding, bound: _Bound, program: CheckedProgram) -> tuple[pd.DataFrame, int]:
+    arity = program.predicates[binding.predicate].arity
+    mask = np.ones(len(bound.table), dtype=bool)
+    for condition in binding.conditions:
+        mask &= bound.condition(condition, binding)
+    values = [bound.values(column) for column in binding.columns]
+    present = mask.copy()
+    if arity:
+        for column, series in zip(binding.columns, values, strict=True):
+            present &= bound.present(column, series)
+    missing = int(mask.sum() - present.sum())
+    keep = np.flatnonzero(present)
+    out = pd.DataFrame({f"a{i}": typed_constants(values[i].iloc[keep]).reset_index(drop=True) for i in range(arity)})
     out["truth"] = True
-    out["row"] = rows[mask][present].to_numpy()
-    return out.reset_index(drop=True), missing
+    out["row"] = keep + 1
+    return out, missing
 
 
 def _column(table: pd.DataFrame, column: Column, path: str) -> pd.Series:
@@ -481,7 +503,7 @@ def isin(values: pd.Series, among: pd.Series) -> np.ndarray:
     return values.isin(among).to_numpy(dtype=bool)
 
 
-def _concat(frames: list[pd.DataFrame], arity: int) -> pd.DataFrame:
+def concat_relations(frames: list[pd.DataFrame], arity: int) -> pd.DataFrame:
     """Relation frames one after the other; a column whose dtype differs between them as Python
     values (concatenating int64 with float64 would turn integers into floats)."""
     if len(frames) == 1:
