@@ -14,6 +14,8 @@ to the cost, and the rest keep, per leaf, the atom they refer to.
 from __future__ import annotations
 
 import math
+import re
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -191,35 +193,32 @@ def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
     columns = _Columns(program, evidence)
     constants = _constant_table(program, evidence, columns)
     predicates = _predicate_indexes(program, evidence, constants, columns)
-    connection = duckdb.connect()
-    connection.execute(f"SET threads TO {DUCKDB_THREADS}")
-    budget = limits.current().memory_limit
-    if budget is not None:  # DuckDB allocates outside Python: give it half, so it fails cleanly first
-        connection.execute(f"SET memory_limit = '{max(64, budget // 2 // 2**20)}MB'")
-    _register(connection, program, predicates, constants)
-    grounded: list[tuple[CheckedFormula, Node, Decimal | None, bool, np.ndarray, list, list, list, int]] = []
-    stats: dict[str, object] = {"zero_weight_formulas": 0}
-    domain_values = _DomainValues(constants)
-    candidates = 0
-    for formula in program.formulas:
-        weight = formula.statement.weight
-        if weight is not None and weight == 0:
-            stats["zero_weight_formulas"] = int(stats["zero_weight_formulas"]) + 1  # type: ignore[call-overload]
-            continue
-        negated = weight is not None and weight < 0
-        tree = normalize(formula, domain_values, negate=negated)
-        total = math.prod(len(constants.domains.get(type_name, ())) for type_name in formula.types)
-        substitutions = _candidates(connection, formula, tree, predicates, constants, total)
-        states, keys, rows = _leaf_states(tree, substitutions, predicates, constants)
-        candidates += len(substitutions)
-        keep = evaluate(tree, states, len(substitutions)) != TRUE
-        if not keep.all():
-            substitutions = substitutions[keep]
-            states = [state[keep] for state in states]
-            keys = [key[keep] for key in keys]
-            rows = [row[keep] for row in rows]
-        grounded.append((formula, tree, None if weight is None else abs(weight), negated, substitutions, states, keys, rows, total))
-    connection.close()
+    connection = _Relations(program, predicates, constants)
+    try:
+        grounded: list[tuple[CheckedFormula, Node, Decimal | None, bool, np.ndarray, list, list, list, int]] = []
+        stats: dict[str, object] = {"zero_weight_formulas": 0}
+        domain_values = _DomainValues(constants)
+        candidates = 0
+        for formula in program.formulas:
+            weight = formula.statement.weight
+            if weight is not None and weight == 0:
+                stats["zero_weight_formulas"] = int(stats["zero_weight_formulas"]) + 1  # type: ignore[call-overload]
+                continue
+            negated = weight is not None and weight < 0
+            tree = normalize(formula, domain_values, negate=negated)
+            total = math.prod(len(constants.domains.get(type_name, ())) for type_name in formula.types)
+            substitutions = _candidates(connection, formula, tree, predicates, constants, total)
+            states, keys, rows = _leaf_states(tree, substitutions, predicates, constants)
+            candidates += len(substitutions)
+            keep = evaluate(tree, states, len(substitutions)) != TRUE
+            if not keep.all():
+                substitutions = substitutions[keep]
+                states = [state[keep] for state in states]
+                keys = [key[keep] for key in keys]
+                rows = [row[keep] for row in rows]
+            grounded.append((formula, tree, None if weight is None else abs(weight), negated, substitutions, states, keys, rows, total))
+    finally:
+        connection.close()
 
     atoms = _number_atoms(grounded, predicates)
     blocks = []
@@ -406,24 +405,58 @@ def _predicate_indexes(
     return indexes
 
 
-def _register(
-    connection: duckdb.DuckDBPyConnection,
-    program: CheckedProgram,
-    predicates: dict[str, PredicateIndex],
-    constants: ConstantTable,
-) -> None:
-    # Arrow tables: DuckDB scans them in place, and building them costs less than data frames.
-    for name in sorted(predicates):
-        index = predicates[name]
-        args = index.args(constants, index.evidence_keys)
+_THREAD = threading.local()
+
+
+class _Relations:
+    """The DuckDB connection of the grounding queries, opened and given each evidence relation
+    and domain (as an Arrow table) only when a query needs it: most formulas of a program are
+    grounded without SQL (``_scan_clause``)."""
+
+    def __init__(self, program: CheckedProgram, predicates: dict[str, PredicateIndex], constants: ConstantTable) -> None:
+        self._program, self._predicates, self._constants = program, predicates, constants
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._registered: set[str] = set()
+
+    def execute(self, sql: str) -> dict[str, np.ndarray]:
+        connection = self._open()
+        for name in sorted(set(re.findall(r'"([ed]_[A-Za-z_][A-Za-z0-9_]*)"', sql)) - self._registered):
+            connection.register(name, self._table(name))
+            self._registered.add(name)
+        return connection.execute(sql).fetchnumpy()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            for name in sorted(self._registered):
+                self._connection.unregister(name)
+            self._registered.clear()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        if self._connection is None:
+            # One connection per thread, kept: opening one costs 10-20 ms, more than most groundings.
+            connection = getattr(_THREAD, "connection", None)
+            if connection is None:
+                connection = _THREAD.connection = duckdb.connect()
+            connection.execute(f"SET threads TO {DUCKDB_THREADS}")
+            budget = limits.current().memory_limit
+            if budget is not None:  # DuckDB allocates outside Python: give it half, so it fails cleanly first
+                connection.execute(f"SET memory_limit = '{max(64, budget // 2 // 2**20)}MB'")
+            else:
+                connection.execute("RESET memory_limit")
+            self._connection = connection
+        return self._connection
+
+    def _table(self, name: str) -> pa.Table:
+        # Arrow tables: DuckDB scans them in place, and building them costs less than data frames.
+        kind, _underscore, subject = name.partition("_")
+        if kind == "d":
+            ids = self._constants.domains.get(subject, np.empty(0, dtype=np.int64))
+            return pa.table({"c": pa.array(np.asarray(ids, dtype=np.int64))})
+        index = self._predicates[subject]
+        args = index.args(self._constants, index.evidence_keys)
         columns = {f"a{i}": pa.array(np.asarray(column, dtype=np.int64)) for i, column in enumerate(args)}
         columns["truth"] = pa.array(np.asarray(index.evidence_truth, dtype=bool))
-        connection.register(f"e_{name}", pa.table(columns))
-    for name, ids in constants.domains.items():
-        connection.register(f"d_{name}", pa.table({"c": pa.array(np.asarray(ids, dtype=np.int64))}))
-    for type_name in program.types:
-        if type_name not in constants.domains:
-            connection.register(f"d_{type_name}", pa.table({"c": pa.array(np.empty(0, dtype=np.int64))}))
+        return pa.table(columns)
 
 
 def _table(predicate: str) -> str:
@@ -438,7 +471,7 @@ def _domain(type_name: str) -> str:
 
 
 def _candidates(
-    connection: duckdb.DuckDBPyConnection,
+    connection: _Relations,
     formula: CheckedFormula,
     tree: Node,
     predicates: dict[str, PredicateIndex],
@@ -457,19 +490,25 @@ def _candidates(
         clauses = [[]]  # every grounding is a candidate
     if not clauses:
         return np.empty((0, width), dtype=np.int64)
+    limit = _grounding_limit(width)
+    scanned = [_scan_clause(clause, formula, predicates, constants) for clause in clauses]
+    if all(part is not None for part in scanned):
+        found = _unique_rows(np.concatenate(scanned) if len(scanned) > 1 else scanned[0])  # type: ignore[arg-type]
+        if len(found) > limit:
+            raise LimitError(_too_many(formula, len(found), limit, at_least=True))
+        return found.astype(np.int64).reshape(len(found), width)
     queries = [_clause_query(clause, formula, predicates, constants) for clause in clauses]
     columns = [f"v{i}" for i in range(width)] or ["_one"]
     # The limit holds before the groundings exist: the domain product when nothing prunes them;
     # else each clause's query stops one row past the limit (joins stream, so it never builds
     # more), and their union, capped the same way, is exact whenever no clause reached it.
-    limit = _grounding_limit(width)
     estimate = total if clauses == [[]] else 0
     if estimate > limit:
         raise LimitError(_too_many(formula, estimate, limit))
     sql = " UNION ".join(f"(SELECT * FROM ({query}) LIMIT {limit + 1})" for query in queries)
     sql = f"SELECT * FROM ({sql}) ORDER BY {', '.join(columns)} LIMIT {limit + 1}"
     try:
-        result = connection.execute(sql).fetchnumpy()
+        result = connection.execute(sql)
     except duckdb.OutOfMemoryException:
         span = formula.span
         raise LimitError(
@@ -482,6 +521,84 @@ def _candidates(
     if not width:
         return np.empty((count, 0), dtype=np.int64)
     return np.column_stack([np.asarray(result[column], dtype=np.int64) for column in columns]).reshape(count, width)
+
+
+def _scan_clause(
+    clause: list[Lit | Cmp],
+    formula: CheckedFormula,
+    predicates: dict[str, PredicateIndex],
+    constants: ConstantTable,
+) -> np.ndarray | None:
+    """``_clause_query``'s substitutions (rows of constant ids) computed in numpy, for a clause
+    that joins at most one relation and leaves no variable to a domain product: its variables
+    are bound by the true atoms of one closed-world predicate it negates, or it has one
+    variable, taken from its domain. Every other literal filters, as in SQL. None: use SQL."""
+    clause = list(dict.fromkeys(clause))
+    width = len(formula.types)
+    if not width:
+        return None
+    join: Lit | None = None
+    for leaf in clause:  # as ``_clause_query`` picks its joins: the first one binds every variable, or SQL
+        if isinstance(leaf, Lit) and not leaf.positive and not predicates[leaf.predicate].predicate.open_world:
+            slots = {arg.slot for arg in leaf.args if isinstance(arg, Var)}
+            if join is None and slots:
+                if slots != set(range(width)):
+                    return None
+                join = leaf
+    if join is not None:
+        index = predicates[join.predicate]
+        take = index.evidence_truth.copy()
+        args = index.args(constants, index.evidence_keys)
+        bound: dict[int, np.ndarray] = {}
+        for arg, column in zip(join.args, args, strict=True):
+            if isinstance(arg, Const):
+                take &= column == _constant_id(constants, arg.value)
+            elif arg.slot in bound:
+                take &= column == bound[arg.slot]
+            else:
+                bound[arg.slot] = column
+        rows = np.column_stack([bound[slot][take] for slot in range(width)]).astype(np.int64)
+    elif width == 1:
+        domain = constants.domains.get(formula.types[0], np.empty(0, dtype=np.int64))
+        rows = np.asarray(domain, dtype=np.int64).reshape(-1, 1)
+    else:
+        return None
+    keep = np.ones(len(rows), dtype=bool)
+    count = len(rows)
+
+    def column(arg: Var | Const) -> np.ndarray:
+        if isinstance(arg, Const):
+            return np.full(count, _constant_id(constants, arg.value), dtype=np.int64)
+        return rows[:, arg.slot]
+
+    for leaf in clause:
+        if leaf is join:
+            continue
+        if isinstance(leaf, Cmp):  # not true
+            keep &= ~_compare_ids(leaf.op, column(leaf.left), column(leaf.right), constants.num_numeric)
+            continue
+        index = predicates[leaf.predicate]
+        key = index.keys(constants, [column(arg) for arg in leaf.args]) if leaf.args else np.zeros(count, dtype=np.int64)
+        state, _rows = index.lookup(key)
+        keep &= (state != TRUE) if leaf.positive else (state != FALSE)  # the literal is not true by evidence
+    return rows[keep]
+
+
+def _unique_rows(rows: np.ndarray) -> np.ndarray:
+    """The distinct rows, sorted lexicographically (as SQL's ORDER BY v0, v1, … sorts them)."""
+    if rows.shape[1] == 1:
+        return np.unique(rows[:, 0]).reshape(-1, 1)
+    ordered = rows[np.lexsort(rows.T[::-1])]
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    return ordered[first]
+
+
+def _constant_id(constants: ConstantTable, value: ConstantValue) -> int:
+    try:
+        return constants.id(value)
+    except KeyError:
+        return -1  # in no relation: equal to no id
 
 
 def _grounding_limit(width: int) -> int:
