@@ -197,21 +197,30 @@ def _bound(comparison: Comparison, frame: pd.DataFrame) -> bool:
     return all(not isinstance(term, Variable) or term.name in frame.columns for term in terms)
 
 
-def _values(frame: pd.DataFrame, term: Term) -> pd.Series:
+def _values(frame: pd.DataFrame, term: Term) -> pd.Series | object:
+    """A variable's column, or a constant as it is (compared as a scalar, not a column of it)."""
     if isinstance(term, Variable):
         return frame[term.name]
-    return pd.Series([term.value] * len(frame), index=frame.index, dtype=object)
+    return term.value
+
+
+def _numbers(values: pd.Series | object) -> np.ndarray | float:
+    if isinstance(values, pd.Series):
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    found = pd.to_numeric(pd.Series([values], dtype=object), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return float(found[0])
 
 
 def _compare(frame: pd.DataFrame, comparison: Comparison) -> np.ndarray:
     left, right = _values(frame, comparison.left), _values(frame, comparison.right)
-    if comparison.op == "=":
-        return (left == right).to_numpy(dtype=bool)
-    if comparison.op == "!=":
-        return (left != right).to_numpy(dtype=bool)
-    a = pd.to_numeric(left, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    b = pd.to_numeric(right, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    if comparison.op in ("=", "!="):
+        if not isinstance(left, pd.Series) and not isinstance(right, pd.Series):
+            same = np.full(len(frame), left == right, dtype=bool)
+        else:
+            same = np.asarray((left == right) if isinstance(left, pd.Series) else (right == left), dtype=bool)
+        return same if comparison.op == "=" else ~same
+    a, b = _numbers(left), _numbers(right)
     numeric = ~(np.isnan(a) | np.isnan(b))
     with np.errstate(invalid="ignore"):
         result = {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[comparison.op]
-    return np.asarray(result & numeric, dtype=bool)
+    return np.broadcast_to(np.asarray(result & numeric, dtype=bool), (len(frame),)).copy()

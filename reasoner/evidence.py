@@ -280,8 +280,7 @@ def load_evidence(
                 loaded[binding.table] = (len(sources), _Bound(read_table(given), str(given)))
                 sources.append(Source(str(given), "table", file_sha256(given)))
         index, bound = loaded[binding.table]
-        frame, missing = _bind(binding, bound, program)
-        frame["source"] = np.int32(index)
+        frame, missing = _bind(binding, bound, program, index)
         if missing:
             skipped[f"{binding.span.file}:{binding.span.line}"] = missing
         collected.setdefault(binding.predicate, []).append(frame)
@@ -355,7 +354,8 @@ class _Bound:
         return found
 
 
-def _bind(binding: Binding, bound: _Bound, program: CheckedProgram) -> tuple[pd.DataFrame, int]:
+def _bind(binding: Binding, bound: _Bound, program: CheckedProgram, source: int) -> tuple[pd.DataFrame, int]:
+    """The binding's atoms (a relation frame), and how many rows it skipped for a missing value."""
     arity = program.predicates[binding.predicate].arity
     mask = np.ones(len(bound.table), dtype=bool)
     for condition in binding.conditions:
@@ -367,10 +367,15 @@ def _bind(binding: Binding, bound: _Bound, program: CheckedProgram) -> tuple[pd.
             present &= bound.present(column, series)
     missing = int(mask.sum() - present.sum())
     keep = np.flatnonzero(present)
-    out = pd.DataFrame({f"a{i}": typed_constants(values[i].iloc[keep]).reset_index(drop=True) for i in range(arity)})
-    out["truth"] = True
-    out["row"] = keep + 1
-    return out, missing
+    whole = len(keep) == len(bound.table)
+    columns: dict[str, object] = {
+        f"a{i}": typed_constants(values[i] if whole else pd.Series(values[i].array.take(keep), copy=False))
+        for i in range(arity)
+    }
+    columns["truth"] = np.ones(len(keep), dtype=bool)
+    columns["source"] = np.full(len(keep), source, dtype=np.int32)
+    columns["row"] = keep + 1
+    return pd.DataFrame(columns, copy=False), missing
 
 
 def _column(table: pd.DataFrame, column: Column, path: str) -> pd.Series:
