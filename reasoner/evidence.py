@@ -524,20 +524,23 @@ def _deduplicate(name: str, frame: pd.DataFrame, arity: int, sources: list[Sourc
     """One row per atom (first source kept); an atom both true and false is an error."""
     keys = [f"a{i}" for i in range(arity)]
     if not keys:
-        frame = frame.copy()
-        frame["_key"] = 0
-        keys = ["_key"]
-    repeated = frame.duplicated(subset=keys, keep="first").to_numpy()
+        repeated = np.arange(len(frame)) > 0
+    elif len(keys) == 1:
+        repeated = frame[keys[0]].duplicated(keep="first").to_numpy()
+    else:
+        repeated = frame.duplicated(subset=keys, keep="first").to_numpy()
     if not repeated.any():
-        return frame.drop(columns=["_key"], errors="ignore")  # one row per atom already: no conflict either
-    conflict = frame.groupby(keys, sort=False)["truth"].nunique()
+        return frame  # one row per atom already: no conflict either
+    if not keys:
+        conflict = pd.Series([frame["truth"].nunique()], index=pd.Index([()], tupleize_cols=False))
+    else:
+        conflict = frame.groupby(keys, sort=False)["truth"].nunique()
     if (conflict > 1).any():
         bad = conflict[conflict > 1].index[0]
         bad_tuple = bad if isinstance(bad, tuple) else (bad,)
         values = ", ".join(display(v.item() if hasattr(v, "item") else v) for v in bad_tuple)
         raise EvidenceError(f"evidence says both {name}({values}) and !{name}({values})")
-    result = frame[~repeated].reset_index(drop=True)
-    return result.drop(columns=["_key"], errors="ignore")
+    return frame[~repeated].reset_index(drop=True)
 
 
 def parse_query_names(text: str) -> list[QueryPattern]:

@@ -294,6 +294,7 @@ class _Columns:
         self.codes: dict[tuple[str, int], tuple[int, np.ndarray]] = {}  # column → (its group, codes)
         self.uniques: dict[str, list[pd.Series | pa.Array | np.ndarray]] = {}  # type → distinct values per group
         self.ids: dict[str, list[np.ndarray]] = {}  # type → ids of those values, once interned
+        self._local: dict[tuple[str, int], np.ndarray] = {}
         by_type: dict[str, dict[str, list[tuple[tuple[str, int], pd.Series]]]] = {}
         for name, relation in evidence.relations.items():
             for position, type_name in enumerate(program.predicates[name].types):
@@ -309,9 +310,14 @@ class _Columns:
                     self.codes[key] = (len(uniques), part)
                 uniques.append(distinct)
 
-    def column_ids(self, type_name: str, key: tuple[str, int]) -> np.ndarray:
+    def column_local(self, constants: ConstantTable, type_name: str, key: tuple[str, int]) -> np.ndarray:
+        """Positions of column ``key``'s values within their type's domain (looked up for the
+        distinct values only, taken by code)."""
         group, codes = self.codes[key]
-        return self.ids[type_name][group][codes]
+        found = self._local.get((type_name, group))
+        if found is None:
+            found = self._local[(type_name, group)] = _local(constants, type_name, self.ids[type_name][group])
+        return found[codes]
 
 
 def _kind(column: pd.Series) -> str:
@@ -390,8 +396,9 @@ def _predicate_indexes(
         index = PredicateIndex(predicate, sizes, tuple(reversed(strides)), empty, np.empty(0, dtype=bool), empty)
         if relation is not None and len(relation.frame):
             frame = relation.frame
-            ids = [columns.column_ids(predicate.types[i], (name, i)) for i in range(predicate.arity)]
-            keys = index.keys(constants, ids) if ids else np.zeros(len(frame), dtype=np.int64)
+            keys = np.zeros(len(frame), dtype=np.int64)
+            for position, (type_name, stride) in enumerate(zip(predicate.types, index.strides, strict=True)):
+                keys += columns.column_local(constants, type_name, (name, position)).astype(np.int64) * stride
             order = np.argsort(keys, kind="stable")
             index = PredicateIndex(
                 predicate,
