@@ -56,8 +56,11 @@ def derive(
                 derived["source"] = np.int32(rule_files[file])
                 derived["row"] = np.int64(rule.span.line)
                 columns = [f"a{i}" for i in range(program.predicates[name].arity)]
-                merged = derived if current[name].empty else concat_relations([current[name], derived], len(columns))
-                merged = merged.drop_duplicates(subset=columns or None, ignore_index=True)
+                if current[name].empty:
+                    merged = derived  # distinct already (``_evaluate``)
+                else:
+                    merged = concat_relations([current[name], derived], len(columns))
+                    merged = merged.drop_duplicates(subset=columns or None, ignore_index=True)
                 if len(merged) > MAX_DERIVED_ROWS:
                     raise LimitError(
                         f"{rule.span.file}:{rule.span.line}: derived predicate '{name}' exceeds "
@@ -111,7 +114,9 @@ def _facts(relations: dict, name: str, program: CheckedProgram) -> pd.DataFrame:
     if relation is None:
         return _empty(arity)
     frame = relation.frame
-    return frame.loc[frame["truth"].to_numpy(dtype=bool), [f"a{i}" for i in range(arity)]]
+    truth = frame["truth"].to_numpy(dtype=bool)
+    columns = [f"a{i}" for i in range(arity)]
+    return frame[columns] if truth.all() else frame.loc[truth, columns]
 
 
 def _atom_frame(atom_args: tuple[Term, ...], facts: pd.DataFrame) -> pd.DataFrame:
@@ -128,7 +133,7 @@ def _atom_frame(atom_args: tuple[Term, ...], facts: pd.DataFrame) -> pd.DataFram
         else:
             seen[term.name] = column
             columns[column] = term.name
-    frame = facts.loc[mask, list(columns)].rename(columns=columns)
+    frame = (facts[list(columns)] if mask.all() else facts.loc[mask, list(columns)]).rename(columns=columns)
     if atom_args and len(columns) == len(atom_args):  # all columns kept: distinct already (one row per atom)
         return frame
     return frame.drop_duplicates()
@@ -140,6 +145,20 @@ def _evaluate(rule: DerivedRule, tables: dict[str, pd.DataFrame]) -> pd.DataFram
     comparisons = [lit for lit in rule.body if isinstance(lit, Comparison)]
     frame: pd.DataFrame | None = None
     waiting = list(comparisons)
+    keep: np.ndarray | None = None  # rows of ``frame`` the semi-joins and comparisons keep, taken at the next join
+
+    def narrow(mask: np.ndarray) -> None:
+        nonlocal keep
+        keep = mask if keep is None else keep & mask
+
+    def settled() -> pd.DataFrame:
+        nonlocal frame, keep
+        assert frame is not None
+        if keep is not None and not keep.all():
+            frame = frame[keep]
+        keep = None
+        return frame
+
     for literal in positives:
         part = _atom_frame(literal.atom.args, tables[literal.atom.predicate])
         if frame is None:
@@ -147,21 +166,27 @@ def _evaluate(rule: DerivedRule, tables: dict[str, pd.DataFrame]) -> pd.DataFram
         else:
             shared = [name for name in part.columns if name in frame.columns]
             if len(shared) == 1 and len(part.columns) == 1:  # a semi-join: keep the rows whose value it has
-                frame = frame[isin(frame[shared[0]], part[shared[0]])]
+                narrow(isin(frame[shared[0]], part[shared[0]]))
             else:
-                frame, part = _joinable(frame, part, shared)
+                frame, part = _joinable(settled(), part, shared)
                 frame = frame.merge(part, on=shared, how="inner") if shared else frame.merge(part, how="cross")
-        if len(frame) > MAX_DERIVED_ROWS:
-            raise LimitError(
-                f"{rule.span.file}:{rule.span.line}: the body of this rule joins to more than "
-                f"{MAX_DERIVED_ROWS:,} rows; add conditions that share variables"
-            )
+                if len(frame) > MAX_DERIVED_ROWS:
+                    raise LimitError(
+                        f"{rule.span.file}:{rule.span.line}: the body of this rule joins to more than "
+                        f"{MAX_DERIVED_ROWS:,} rows; add conditions that share variables"
+                    )
         for comparison in [item for item in waiting if _bound(item, frame)]:  # as soon as its variables are
-            frame = frame[_compare(frame, comparison)]
+            narrow(_compare(frame, comparison))
             waiting.remove(comparison)
     assert frame is not None
+    if len(frame) > MAX_DERIVED_ROWS:
+        raise LimitError(
+            f"{rule.span.file}:{rule.span.line}: the body of this rule joins to more than "
+            f"{MAX_DERIVED_ROWS:,} rows; add conditions that share variables"
+        )
     for comparison in waiting:
-        frame = frame[_compare(frame, comparison)]
+        narrow(_compare(frame, comparison))
+    frame = settled()
     for literal in negatives:
         part = _atom_frame(literal.atom.args, tables[literal.atom.predicate])
         shared = [name for name in part.columns if name in frame.columns]
