@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reasoner import ground as ground_module
 from reasoner.check import QueryPattern
 from reasoner.errors import RuleError
 from reasoner.pipeline import Run, run
@@ -621,6 +622,23 @@ def test_engine_matches_brute_force(program: Program, tmp_path: Path) -> None:
         check_one_problem(result)
     except AssertionError as error:
         raise AssertionError(f"{error}\n{describe(program)}") from error
+
+
+@settings(COMMON, max_examples=150)
+@given(program=programs())
+def test_grounding_without_sql_gives_the_sql_groundings(program: Program, tmp_path: Path) -> None:
+    """Clauses grounded in numpy (``ground._scan_clause``) give the substitutions, leaf states
+    and evidence rows the SQL queries give."""
+    result = run_program(program, tmp_path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ground_module, "_scan_clause", lambda *args: None)
+        sql = ground_module.ground(result.program, result.evidence)
+    assert len(sql.blocks) == len(result.network.blocks)
+    for mine, theirs in zip(result.network.blocks, sql.blocks, strict=True):
+        assert np.array_equal(mine.substitutions, theirs.substitutions), describe(program)
+        assert np.array_equal(mine.root_state, theirs.root_state)
+        for a, b in zip(mine.leaf_states + mine.leaf_evidence, theirs.leaf_states + theirs.leaf_evidence, strict=True):
+            assert np.array_equal(a, b)
 
 
 def _atom(predicate: str, *args: str) -> Node:
