@@ -29,7 +29,7 @@ def canonical(value: object) -> ConstantValue:
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             raise ValueError(f"{value!r} is not a usable constant")
-        return int(value) if value.is_integer() and abs(value) < 2**63 else value
+        return int(value) if value.is_integer() and -(2**63) <= value < 2**63 else value
     if isinstance(value, str):
         return value
     if hasattr(value, "item"):  # numpy scalars

@@ -437,7 +437,7 @@ def _canonical_series(values: pd.Series) -> pd.Series:
     if kind == "f":
         array = values.to_numpy(dtype=float, na_value=np.nan)
         finite = np.isfinite(array)
-        integral = finite & (np.floor(array) == array) & (np.abs(array) < 2.0**63)
+        integral = finite & (np.floor(array) == array) & (array >= -(2.0**63)) & (array < 2.0**63)
         out_array = np.empty(len(array), dtype=object)
         out_array[:] = array.tolist()
         if integral.any():
@@ -467,7 +467,7 @@ def typed_constants(values: pd.Series) -> pd.Series:
     if kind == "f":
         array = values.to_numpy(dtype=float, na_value=np.nan)
         if np.isfinite(array).all():
-            integral = (np.floor(array) == array) & (np.abs(array) < 2.0**63)
+            integral = (np.floor(array) == array) & (array >= -(2.0**63)) & (array < 2.0**63)
             if integral.all():
                 return pd.Series(array.astype(np.int64), index=values.index)
             if not integral.any():
@@ -478,8 +478,8 @@ def typed_constants(values: pd.Series) -> pd.Series:
 
 
 def is_text(values: pd.Series) -> bool:
-    """Whether a column has a text dtype (not object)."""
-    return isinstance(values.dtype, pd.StringDtype) or str(values.dtype) in ("str", "string")
+    """Whether a column is Arrow text (pandas' ``str``; every string in it is valid UTF-8)."""
+    return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
 
 
 def arrow_text(values: pd.Series) -> pa.Array:

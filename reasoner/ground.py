@@ -14,6 +14,7 @@ to the cost, and the rest keep, per leaf, the atom they refer to.
 from __future__ import annotations
 
 import math
+import os
 import re
 import threading
 import time
@@ -415,6 +416,19 @@ def _predicate_indexes(
 _THREAD = threading.local()
 
 
+def _close_before_fork() -> None:
+    """A forked process must not inherit DuckDB's threads (nor a connection whose threads it
+    lacks): the forking thread's kept connection is closed first, and opened again when needed."""
+    connection = getattr(_THREAD, "connection", None)
+    if connection is not None:
+        _THREAD.connection = None
+        connection.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_close_before_fork)
+
+
 class _Relations:
     """The DuckDB connection of the grounding queries, opened and given each evidence relation
     and domain (as an Arrow table) only when a query needs it: most formulas of a program are
@@ -497,7 +511,14 @@ def _candidates(
         clauses = [[]]  # every grounding is a candidate
     if not clauses:
         return np.empty((0, width), dtype=np.int64)
+    # The limit holds before the groundings exist: the domain product when nothing prunes them;
+    # else each clause's query stops one row past the limit (joins stream, so it never builds
+    # more), and their union, capped the same way, is exact whenever no clause reached it. A
+    # clause grounded in numpy has at most the rows of one relation or one domain.
     limit = _grounding_limit(width)
+    estimate = total if clauses == [[]] else 0
+    if estimate > limit:
+        raise LimitError(_too_many(formula, estimate, limit))
     scanned = [_scan_clause(clause, formula, predicates, constants) for clause in clauses]
     if all(part is not None for part in scanned):
         found = _unique_rows(np.concatenate(scanned) if len(scanned) > 1 else scanned[0])  # type: ignore[arg-type]
@@ -506,12 +527,6 @@ def _candidates(
         return found.astype(np.int64).reshape(len(found), width)
     queries = [_clause_query(clause, formula, predicates, constants) for clause in clauses]
     columns = [f"v{i}" for i in range(width)] or ["_one"]
-    # The limit holds before the groundings exist: the domain product when nothing prunes them;
-    # else each clause's query stops one row past the limit (joins stream, so it never builds
-    # more), and their union, capped the same way, is exact whenever no clause reached it.
-    estimate = total if clauses == [[]] else 0
-    if estimate > limit:
-        raise LimitError(_too_many(formula, estimate, limit))
     sql = " UNION ".join(f"(SELECT * FROM ({query}) LIMIT {limit + 1})" for query in queries)
     sql = f"SELECT * FROM ({sql}) ORDER BY {', '.join(columns)} LIMIT {limit + 1}"
     try:

@@ -215,9 +215,9 @@ def _split(collection: Collection) -> tuple[list[tuple[str, np.ndarray | pa.Arra
             return [("int", collection.to_numpy(dtype=np.int64))], None
         if collection.dtype.kind == "f":
             return [("float", collection.to_numpy(dtype=np.float64))], None
-        if isinstance(collection.dtype, pd.StringDtype) or str(collection.dtype) in ("str", "string"):
-            from reasoner.evidence import arrow_text
+        from reasoner.evidence import arrow_text, is_text
 
+        if is_text(collection):
             return [("str", arrow_text(collection))], None
         collection = collection.to_numpy(dtype=object)
     elif isinstance(collection, pa.Array) and (
@@ -233,7 +233,7 @@ def _split(collection: Collection) -> tuple[list[tuple[str, np.ndarray | pa.Arra
     for number, value in enumerate(collection):
         if isinstance(value, str):
             kind = "str"
-        elif isinstance(value, float) and not (value.is_integer() and abs(value) < 2**63):
+        elif isinstance(value, float) and not (value.is_integer() and _LOW <= value <= _HIGH):
             kind = "float"
         elif isinstance(value, (int, float, np.integer)) and _LOW <= value <= _HIGH:
             value, kind = int(value), "int"
@@ -246,7 +246,10 @@ def _split(collection: Collection) -> tuple[list[tuple[str, np.ndarray | pa.Arra
         if not by_kind[kind]:
             continue
         if kind == "str":
-            pieces.append((kind, pa.array(by_kind[kind], type=pa.large_string())))
+            try:
+                pieces.append((kind, pa.array(by_kind[kind], type=pa.large_string())))
+            except (UnicodeEncodeError, pa.ArrowException):
+                return None  # a string UTF-8 cannot hold (a lone surrogate): the plain path
         else:
             pieces.append((kind, np.array(by_kind[kind], dtype=np.int64 if kind == "int" else np.float64)))
     concatenated = np.array([p for kind in ("int", "float", "str") for p in positions[kind]], dtype=np.int64)

@@ -547,7 +547,7 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
             value = int(text)
         elif token.type == "FLOAT":
             number = float(text)
-            value = int(number) if number.is_integer() and abs(number) < 2**63 else number
+            value = int(number) if number.is_integer() and -(2**63) <= number < 2**63 else number
         elif token.type == "STRING":
             value = _unquote(text)
         else:

@@ -13,9 +13,11 @@ from reasoner.evidence import typed_constants
 from reasoner.intern import _python_table, intern_columns
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=4)
+any_texts = st.text(max_size=4)  # lone surrogates too: UTF-8 (Arrow) cannot hold them, Python can
 ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 big = st.integers(min_value=2**63, max_value=2**65)
 floats = st.floats(allow_nan=False, allow_infinity=False).filter(lambda value: not value.is_integer())
+integral_floats = st.sampled_from([-(2.0**63), -1.0, 0.0, 3.0, 2.0**62])  # Python values: canonical as integers
 
 
 def _column(kind: str, values: list) -> object:  # type: ignore[type-arg]
@@ -35,7 +37,7 @@ collections = st.one_of(
     st.tuples(st.just("arrow"), st.lists(texts, max_size=8)),
     st.tuples(st.just("int"), st.lists(ints, max_size=8)),
     st.tuples(st.just("float"), st.lists(floats, max_size=8)),
-    st.tuples(st.just("python"), st.lists(st.one_of(texts, ints, floats, big), max_size=8)),
+    st.tuples(st.just("python"), st.lists(st.one_of(any_texts, ints, floats, big), max_size=8)),
 )
 
 
@@ -89,3 +91,16 @@ def test_typed_constants_keep_exact_columns_and_canonicalise_the_rest() -> None:
     text = pd.Series(["a", "b"], dtype="str")
     assert typed_constants(text) is text
     assert typed_constants(pd.Series(["a", 3], dtype=object)).tolist() == ["a", 3]
+
+
+def test_the_lowest_int64_is_one_constant_whatever_its_column() -> None:
+    low = -(2**63)
+    table, ids = intern_columns({"t": [np.array([low], dtype=np.int64), [float(low)]]})
+    assert list(table.values) == [low] and [list(found) for found in ids["t"]] == [[0], [0]]
+    assert str(typed_constants(pd.Series([float(low), 1.0])).dtype) == "int64"
+
+
+def test_strings_arrow_cannot_hold_take_the_python_path() -> None:
+    table, ids = intern_columns({"t": [["\ud83d", "a"], pd.Series(["b"], dtype="str")]})
+    assert list(table.values) == sorted(["\ud83d", "a", "b"])
+    assert [table.values[i] for i in ids["t"][0]] == ["\ud83d", "a"]

@@ -641,6 +641,50 @@ def test_grounding_without_sql_gives_the_sql_groundings(program: Program, tmp_pa
             assert np.array_equal(a, b)
 
 
+def test_grounding_limit_reads_the_same_without_sql(tmp_path: Path) -> None:
+    """A formula over its grounding limit is refused with the same message by both paths."""
+    from reasoner import limits
+    from reasoner.errors import LimitError
+
+    rules = tmp_path / "wide.mln"
+    rules.write_text(
+        "t = {A, B, C, D, E}\nQ(t)\nR(t)\n"
+        "1 (Q(x) ^ R(x) ^ Q(A)) v (R(x) ^ Q(B) ^ R(C)) v (Q(x) ^ R(D) ^ Q(C)) v (R(x) ^ Q(D) ^ R(E))\n",
+        encoding="utf-8",
+    )
+    before = limits.current()
+    messages = []
+    try:
+        limits.configure(max_groundings=3)
+        for scan in (ground_module._scan_clause, lambda *args: None):
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(ground_module, "_scan_clause", scan)
+                with pytest.raises(LimitError) as raised:
+                    run([rules], (), {}, [QueryPattern("Q")])
+                messages.append(str(raised.value))
+    finally:
+        limits._current = before
+    assert messages[0] == messages[1] and "formula has 5 groundings" in messages[0]
+
+
+def test_no_duckdb_thread_is_forked(tmp_path: Path) -> None:
+    """The kept DuckDB connection is closed before a fork (its threads would not survive it)."""
+    import os
+
+    rules = tmp_path / "join.mln"
+    rules.write_text("t = {A, B}\nE(t, t)\nF(t)\n1 E(x, y) ^ E(y, x) => F(x)\n", encoding="utf-8")
+    db = tmp_path / "e.db"
+    db.write_text("E(A, B)\nE(B, A)\n", encoding="utf-8")
+    run([rules], [db], {}, [QueryPattern("F")])
+    assert getattr(ground_module._THREAD, "connection", None) is not None  # the join ran in DuckDB
+    pid = os.fork()
+    if pid == 0:  # the child: no connection inherited
+        os._exit(0 if getattr(ground_module._THREAD, "connection", None) is None else 1)
+    _pid, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert getattr(ground_module._THREAD, "connection", None) is None
+
+
 def _atom(predicate: str, *args: str) -> Node:
     return ("atom", predicate, tuple(("var", a) if a.islower() else ("const", a) for a in args))
 
