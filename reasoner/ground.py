@@ -438,6 +438,7 @@ class _Relations:
         self._program, self._predicates, self._constants = program, predicates, constants
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._registered: set[str] = set()
+        self.states: dict[str, np.ndarray] = {}  # every atom's evidence state, per predicate (``_evidence_state``)
 
     def execute(self, sql: str) -> dict[str, np.ndarray]:
         connection = self._open()
@@ -519,7 +520,7 @@ def _candidates(
     estimate = total if clauses == [[]] else 0
     if estimate > limit:
         raise LimitError(_too_many(formula, estimate, limit))
-    scanned = [_scan_clause(clause, formula, predicates, constants) for clause in clauses]
+    scanned = [_scan_clause(clause, formula, predicates, constants, connection.states) for clause in clauses]
     if all(part is not None for part in scanned):
         found = _unique_rows(np.concatenate(scanned) if len(scanned) > 1 else scanned[0])  # type: ignore[arg-type]
         if len(found) > limit:
@@ -550,6 +551,7 @@ def _scan_clause(
     formula: CheckedFormula,
     predicates: dict[str, PredicateIndex],
     constants: ConstantTable,
+    states: dict[str, np.ndarray],
 ) -> np.ndarray | None:
     """``_clause_query``'s substitutions (rows of constant ids) computed in numpy, for a clause
     that joins at most one relation and leaves no variable to a domain product: its variables
@@ -585,25 +587,37 @@ def _scan_clause(
         rows = np.asarray(domain, dtype=np.int64).reshape(-1, 1)
     else:
         return None
-    keep = np.ones(len(rows), dtype=bool)
-    count = len(rows)
 
     def column(arg: Var | Const) -> np.ndarray:
         if isinstance(arg, Const):
-            return np.full(count, _constant_id(constants, arg.value), dtype=np.int64)
+            return np.full(len(rows), _constant_id(constants, arg.value), dtype=np.int64)
         return rows[:, arg.slot]
 
-    for leaf in clause:
-        if leaf is join:
+    for leaf in clause:  # each filter narrows the rows the next one looks up
+        if leaf is join or not len(rows):
             continue
         if isinstance(leaf, Cmp):  # not true
-            keep &= ~_compare_ids(leaf.op, column(leaf.left), column(leaf.right), constants.num_numeric)
+            rows = rows[~_compare_ids(leaf.op, column(leaf.left), column(leaf.right), constants.num_numeric)]
             continue
         index = predicates[leaf.predicate]
-        key = index.keys(constants, [column(arg) for arg in leaf.args]) if leaf.args else np.zeros(count, dtype=np.int64)
-        state, _rows = index.lookup(key)
-        keep &= (state != TRUE) if leaf.positive else (state != FALSE)  # the literal is not true by evidence
-    return rows[keep]
+        key = index.keys(constants, [column(arg) for arg in leaf.args]) if leaf.args else np.zeros(len(rows), np.int64)
+        state = _evidence_state(index, key, states)
+        rows = rows[(state != TRUE) if leaf.positive else (state != FALSE)]  # the literal is not true by evidence
+    return rows
+
+
+def _evidence_state(index: PredicateIndex, keys: np.ndarray, states: dict[str, np.ndarray]) -> np.ndarray:
+    """``index.lookup(keys)[0]``; from a table of every atom's state when the predicate has at
+    most a few million atoms (built once per grounding, in ``states``), else by binary search."""
+    if index.num_atoms > max(1 << 22, 4 * len(keys)):
+        return index.lookup(keys)[0]
+    name = index.predicate.name
+    table = states.get(name)
+    if table is None:
+        table = np.full(index.num_atoms, UNKNOWN if index.predicate.open_world else FALSE, dtype=np.int8)
+        table[index.evidence_keys] = np.where(index.evidence_truth, TRUE, FALSE)
+        states[name] = table
+    return table[keys]
 
 
 def _unique_rows(rows: np.ndarray) -> np.ndarray:
