@@ -434,7 +434,9 @@ class _Relations:
     and domain (as an Arrow table) only when a query needs it: most formulas of a program are
     grounded without SQL (``_scan_clause``)."""
 
-    def __init__(self, program: CheckedProgram, predicates: dict[str, PredicateIndex], constants: ConstantTable) -> None:
+    def __init__(
+        self, program: CheckedProgram, predicates: dict[str, PredicateIndex], constants: ConstantTable
+    ) -> None:
         self._program, self._predicates, self._constants = program, predicates, constants
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._registered: set[str] = set()
@@ -574,13 +576,13 @@ def _scan_clause(
         take = index.evidence_truth.copy()
         args = index.args(constants, index.evidence_keys)
         bound: dict[int, np.ndarray] = {}
-        for arg, column in zip(join.args, args, strict=True):
+        for arg, ids in zip(join.args, args, strict=True):
             if isinstance(arg, Const):
-                take &= column == _constant_id(constants, arg.value)
+                take &= ids == _constant_id(constants, arg.value)
             elif arg.slot in bound:
-                take &= column == bound[arg.slot]
+                take &= ids == bound[arg.slot]
             else:
-                bound[arg.slot] = column
+                bound[arg.slot] = ids
         rows = np.column_stack([bound[slot][take] for slot in range(width)]).astype(np.int64)
     elif width == 1:
         domain = constants.domains.get(formula.types[0], np.empty(0, dtype=np.int64))
