@@ -17,6 +17,7 @@ import os
 import re
 import resource
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -44,6 +45,7 @@ __all__ = [
     "configure",
     "current",
     "parse_size",
+    "peak_memory",
     "resident_bytes",
 ]
 
@@ -122,7 +124,13 @@ def resident_bytes() -> int:
         with open("/proc/self/statm", encoding="ascii") as handle:
             return int(handle.read().split()[1]) * resource.getpagesize()
     except (OSError, ValueError, IndexError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return peak_memory()
+
+
+def peak_memory() -> int:
+    """Peak resident memory of this process so far, in bytes."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
 
 
 _reached: LimitError | None = None

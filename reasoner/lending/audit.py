@@ -38,14 +38,7 @@ from reasoner.lending.config import AuditConfig, find_config, load_config
 from reasoner.lending.explanations import Explanations, Numbering, Rendered, numberings
 from reasoner.lending.files import parquet_rows
 from reasoner.lending.hmda import read_clean
-from reasoner.lending.partition import (
-    CITED_TABLES,
-    EngineSummary,
-    PartitionResult,
-    PartitionTask,
-    audit_partition,
-    peak_memory,
-)
+from reasoner.lending.partition import CITED_TABLES, EngineSummary, PartitionResult, PartitionTask, audit_partition
 from reasoner.lending.progress import Progress, StageTiming
 from reasoner.lending.score import Findings
 from reasoner.lending.similar import PairCounts, Scaling, fit_scaling
@@ -260,7 +253,7 @@ def audit(
     return Audit(
         files, config, facts, facts_sha256, register, tables, engine, findings, explanations, options, seconds, pairs,
         pairs_sha256, tuple(stages), model_tables if model_evidence is not None else None, model_source,
-        {"main": peak_memory(), "largest worker": max(result.peak_memory for result in done)},
+        {"main": limits.peak_memory(), "largest worker": max(result.peak_memory for result in done)},
     )
 
 

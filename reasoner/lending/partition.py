@@ -23,7 +23,6 @@ process, a worker process or a cluster worker alike.
 from __future__ import annotations
 
 import functools
-import sys
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from reasoner.check import CheckedProgram, QueryPattern
+from reasoner.limits import peak_memory
 from reasoner.evidence import MemoryTable
 from reasoner.lending.config import AuditConfig
 from reasoner.lending.explanations import Rendered, render
@@ -41,7 +41,7 @@ from reasoner.lending.similar import PairCounts, Scaling
 from reasoner.lending.tables import AuditTables, audit_tables
 from reasoner.pipeline import check, run
 
-__all__ = ["CITED_TABLES", "EngineSummary", "PartitionResult", "PartitionTask", "audit_partition", "peak_memory"]
+__all__ = ["CITED_TABLES", "EngineSummary", "PartitionResult", "PartitionTask", "audit_partition"]
 
 CITED_TABLES = ("lenders", "denial_odds", "matched_pairs", "pricing", "redlining", "outliers")  # sorted by lei first
 
@@ -184,16 +184,6 @@ def audit_partition(task: PartitionTask) -> PartitionResult:
         seconds=seconds,
         peak_memory=peak_memory(),
     )
-
-
-def peak_memory() -> int:
-    """Peak resident memory of this process so far, in bytes (0 where it cannot be read)."""
-    try:
-        import resource
-    except ImportError:  # not on a Unix
-        return 0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
 
 
 @functools.lru_cache(maxsize=4)
