@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reasoner.constants import ConstantValue, display, order_key
+from reasoner.evidence import arrow_text, is_text
 
 __all__ = ["ConstantTable", "build_constant_table", "intern_columns"]
 
@@ -63,7 +64,7 @@ class ConstantTable:
 
     def id(self, value: ConstantValue) -> int:
         if self.ints is None or self.int_ids is None or self.floats is None or self.float_ids is None:
-            return int(self.index.get_loc(value))
+            return int(self.index.get_loc(value))  # built value by value (``_python_table``): all four are None
         if isinstance(value, str):
             strings = self.values[self.num_numeric :]
             position = int(np.searchsorted(strings, value))
@@ -92,15 +93,6 @@ def _find(table: np.ndarray, ids: np.ndarray, key: int | float, value: object) -
     if position < len(table) and table[position] == key:
         return int(ids[position])
     raise KeyError(value)
-
-
-def _by_order_key(numbers: list[ConstantValue]) -> list[ConstantValue]:
-    """``sorted(numbers, key=order_key)``, with numpy: by value as a float, then integers first."""
-    if not numbers:
-        return numbers
-    as_float = np.array([float(value) for value in numbers], dtype=np.float64)
-    is_float = np.array([type(value) is float for value in numbers], dtype=bool)
-    return [numbers[position] for position in np.lexsort((is_float, as_float)).tolist()]
 
 
 def build_constant_table(
@@ -215,8 +207,6 @@ def _split(collection: Collection) -> tuple[list[tuple[str, np.ndarray | pa.Arra
             return [("int", collection.to_numpy(dtype=np.int64))], None
         if collection.dtype.kind == "f":
             return [("float", collection.to_numpy(dtype=np.float64))], None
-        from reasoner.evidence import arrow_text, is_text
-
         if is_text(collection):
             return [("str", arrow_text(collection))], None
         collection = collection.to_numpy(dtype=object)
@@ -262,6 +252,14 @@ def _exact_order(value: ConstantValue) -> tuple[tuple[int, float, str], int]:
     return order_key(value), value if isinstance(value, int) else 0  # type: ignore[return-value]
 
 
+def _python_values(collection: Collection) -> list[ConstantValue]:
+    if isinstance(collection, pd.Series):
+        return list(collection.to_numpy(dtype=object))
+    if isinstance(collection, pa.Array):
+        return collection.to_pylist()
+    return [value.item() if hasattr(value, "item") else value for value in collection]
+
+
 def _python_table(
     typed_values: Mapping[str, Sequence[Collection]], untyped_values: Iterable[ConstantValue]
 ) -> tuple[ConstantTable, dict[str, list[np.ndarray]]]:
@@ -271,15 +269,7 @@ def _python_table(
     for type_name, collections in typed_values.items():
         lists = per_type.setdefault(type_name, [])
         for collection in collections:
-            listed = (
-                list(collection.to_numpy(dtype=object))
-                if isinstance(collection, pd.Series)
-                else (
-                    collection.to_pylist()
-                    if isinstance(collection, pa.Array)
-                    else [value.item() if hasattr(value, "item") else value for value in collection]
-                )
-            )
+            listed = _python_values(collection)
             lists.append(listed)
             everything.update(listed)
     strings = sorted(value for value in everything if isinstance(value, str))
