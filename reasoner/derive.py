@@ -170,20 +170,12 @@ def _evaluate(rule: DerivedRule, tables: dict[str, pd.DataFrame]) -> pd.DataFram
             else:
                 frame, part = _joinable(settled(), part, shared)
                 frame = frame.merge(part, on=shared, how="inner") if shared else frame.merge(part, how="cross")
-                if len(frame) > MAX_DERIVED_ROWS:
-                    raise LimitError(
-                        f"{rule.span.file}:{rule.span.line}: the body of this rule joins to more than "
-                        f"{MAX_DERIVED_ROWS:,} rows; add conditions that share variables"
-                    )
+                _check_rows(rule, frame)
         for comparison in [item for item in waiting if _bound(item, frame)]:  # as soon as its variables are
             narrow(_compare(frame, comparison))
             waiting.remove(comparison)
     assert frame is not None
-    if len(frame) > MAX_DERIVED_ROWS:
-        raise LimitError(
-            f"{rule.span.file}:{rule.span.line}: the body of this rule joins to more than "
-            f"{MAX_DERIVED_ROWS:,} rows; add conditions that share variables"
-        )
+    _check_rows(rule, frame)
     for comparison in waiting:
         narrow(_compare(frame, comparison))
     frame = settled()
@@ -205,6 +197,14 @@ def _evaluate(rule: DerivedRule, tables: dict[str, pd.DataFrame]) -> pd.DataFram
         if out[column].dtype == object or out[column].dtype.kind == "b":
             out[column] = as_objects(out[column])  # a constant of the rule in every row, or Python values
     return out.drop_duplicates().reset_index(drop=True)
+
+
+def _check_rows(rule: DerivedRule, frame: pd.DataFrame) -> None:
+    if len(frame) > MAX_DERIVED_ROWS:
+        raise LimitError(
+            f"{rule.span.file}:{rule.span.line}: the body of this rule joins to more than "
+            f"{MAX_DERIVED_ROWS:,} rows; add conditions that share variables"
+        )
 
 
 def _joinable(left: pd.DataFrame, right: pd.DataFrame, shared: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

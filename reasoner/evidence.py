@@ -437,7 +437,7 @@ def _canonical_series(values: pd.Series) -> pd.Series:
     if kind == "f":
         array = values.to_numpy(dtype=float, na_value=np.nan)
         finite = np.isfinite(array)
-        integral = finite & (np.floor(array) == array) & (array >= -(2.0**63)) & (array < 2.0**63)
+        integral = finite & _integral(array)
         out_array = np.empty(len(array), dtype=object)
         out_array[:] = array.tolist()
         if integral.any():
@@ -467,7 +467,7 @@ def typed_constants(values: pd.Series) -> pd.Series:
     if kind == "f":
         array = values.to_numpy(dtype=float, na_value=np.nan)
         if np.isfinite(array).all():
-            integral = (np.floor(array) == array) & (array >= -(2.0**63)) & (array < 2.0**63)
+            integral = _integral(array)
             if integral.all():
                 return pd.Series(array.astype(np.int64), index=values.index)
             if not integral.any():
@@ -475,6 +475,12 @@ def typed_constants(values: pd.Series) -> pd.Series:
     elif is_text(values) and not values.isna().any():
         return values
     return _canonical_series(values)
+
+
+def _integral(array: np.ndarray) -> np.ndarray:
+    """Which floats are canonically integers (``constants.canonical``): integral and in int64's range."""
+    with np.errstate(invalid="ignore"):
+        return (np.floor(array) == array) & (array >= -(2.0**63)) & (array < 2.0**63)
 
 
 def is_text(values: pd.Series) -> bool:
@@ -531,12 +537,9 @@ def _deduplicate(name: str, frame: pd.DataFrame, arity: int, sources: list[Sourc
         repeated = frame.duplicated(subset=keys, keep="first").to_numpy()
     if not repeated.any():
         return frame  # one row per atom already: no conflict either
-    if not keys:
-        conflict = pd.Series([frame["truth"].nunique()], index=pd.Index([()], tupleize_cols=False))
-    else:
-        conflict = frame.groupby(keys, sort=False)["truth"].nunique()
+    conflict = frame.groupby(keys, sort=False)["truth"].nunique() if keys else frame["truth"].agg(["nunique"])
     if (conflict > 1).any():
-        bad = conflict[conflict > 1].index[0]
+        bad = conflict[conflict > 1].index[0] if keys else ()
         bad_tuple = bad if isinstance(bad, tuple) else (bad,)
         values = ", ".join(display(v.item() if hasattr(v, "item") else v) for v in bad_tuple)
         raise EvidenceError(f"evidence says both {name}({values}) and !{name}({values})")
