@@ -194,7 +194,8 @@ def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
     columns = _Columns(program, evidence)
     constants = _constant_table(program, evidence, columns)
     predicates = _predicate_indexes(program, evidence, constants, columns)
-    connection = _Relations(program, predicates, constants)
+    connection = _Relations(predicates, constants)
+    atom_states: dict[str, np.ndarray] = {}  # every atom's evidence state, per predicate (``_evidence_state``)
     try:
         grounded: list[tuple[CheckedFormula, Node, Decimal | None, bool, np.ndarray, list, list, list, int]] = []
         stats: dict[str, object] = {"zero_weight_formulas": 0}
@@ -208,7 +209,7 @@ def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
             negated = weight is not None and weight < 0
             tree = normalize(formula, domain_values, negate=negated)
             total = math.prod(len(constants.domains.get(type_name, ())) for type_name in formula.types)
-            substitutions = _candidates(connection, formula, tree, predicates, constants, total)
+            substitutions = _candidates(connection, atom_states, formula, tree, predicates, constants, total)
             states, keys, rows = _leaf_states(tree, substitutions, predicates, constants)
             candidates += len(substitutions)
             keep = evaluate(tree, states, len(substitutions)) != TRUE
@@ -434,13 +435,10 @@ class _Relations:
     and domain (as an Arrow table) only when a query needs it: most formulas of a program are
     grounded without SQL (``_scan_clause``)."""
 
-    def __init__(
-        self, program: CheckedProgram, predicates: dict[str, PredicateIndex], constants: ConstantTable
-    ) -> None:
-        self._program, self._predicates, self._constants = program, predicates, constants
+    def __init__(self, predicates: dict[str, PredicateIndex], constants: ConstantTable) -> None:
+        self._predicates, self._constants = predicates, constants
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._registered: set[str] = set()
-        self.states: dict[str, np.ndarray] = {}  # every atom's evidence state, per predicate (``_evidence_state``)
 
     def execute(self, sql: str) -> dict[str, np.ndarray]:
         connection = self._open()
@@ -496,6 +494,7 @@ def _domain(type_name: str) -> str:
 
 def _candidates(
     connection: _Relations,
+    states: dict[str, np.ndarray],
     formula: CheckedFormula,
     tree: Node,
     predicates: dict[str, PredicateIndex],
@@ -522,7 +521,7 @@ def _candidates(
     estimate = total if clauses == [[]] else 0
     if estimate > limit:
         raise LimitError(_too_many(formula, estimate, limit))
-    scanned = [_scan_clause(clause, formula, predicates, constants, connection.states) for clause in clauses]
+    scanned = [_scan_clause(clause, formula, predicates, constants, states) for clause in clauses]
     if all(part is not None for part in scanned):
         found = _unique_rows(np.concatenate(scanned) if len(scanned) > 1 else scanned[0])  # type: ignore[arg-type]
         if len(found) > limit:
@@ -578,7 +577,7 @@ def _scan_clause(
         bound: dict[int, np.ndarray] = {}
         for arg, ids in zip(join.args, args, strict=True):
             if isinstance(arg, Const):
-                take &= ids == _constant_id(constants, arg.value)
+                take &= ids == constants.id(arg.value)
             elif arg.slot in bound:
                 take &= ids == bound[arg.slot]
             else:
@@ -592,7 +591,7 @@ def _scan_clause(
 
     def column(arg: Var | Const) -> np.ndarray:
         if isinstance(arg, Const):
-            return np.full(len(rows), _constant_id(constants, arg.value), dtype=np.int64)
+            return np.full(len(rows), constants.id(arg.value), dtype=np.int64)
         return rows[:, arg.slot]
 
     for leaf in clause:  # each filter narrows the rows the next one looks up
@@ -630,13 +629,6 @@ def _unique_rows(rows: np.ndarray) -> np.ndarray:
     first = np.ones(len(ordered), dtype=bool)
     first[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
     return ordered[first]
-
-
-def _constant_id(constants: ConstantTable, value: ConstantValue) -> int:
-    try:
-        return constants.id(value)
-    except KeyError:
-        return -1  # in no relation: equal to no id
 
 
 def _grounding_limit(width: int) -> int:
