@@ -542,8 +542,23 @@ def _deduplicate(name: str, frame: pd.DataFrame, arity: int, sources: list[Sourc
         bad = conflict[conflict > 1].index[0] if keys else ()
         bad_tuple = bad if isinstance(bad, tuple) else (bad,)
         values = ", ".join(display(v.item() if hasattr(v, "item") else v) for v in bad_tuple)
-        raise EvidenceError(f"evidence says both {name}({values}) and !{name}({values})")
+        same = np.ones(len(frame), dtype=bool)
+        for key, value in zip(keys, bad_tuple, strict=True):
+            same &= (frame[key] == value).to_numpy(dtype=bool)
+        truth = frame["truth"].to_numpy(dtype=bool)
+        said = [_where(sources, frame, int(np.flatnonzero(same & (truth == value))[0])) for value in (True, False)]
+        raise EvidenceError(
+            f"evidence says both {name}({values}) ({said[0]}) and !{name}({values}) ({said[1]}); "
+            "an atom is either true or false: remove one of them"
+        )
     return frame[~repeated].reset_index(drop=True)
+
+
+def _where(sources: list[Source], frame: pd.DataFrame, position: int) -> str:
+    """Where an evidence row came from: ``file.db:3`` or ``table row 7``."""
+    source = sources[int(frame["source"].iloc[position])]
+    row = int(frame["row"].iloc[position])
+    return f"{source.path}:{row}" if source.kind == "db" else f"{source.path} row {row}"
 
 
 def parse_query_names(text: str) -> list[QueryPattern]:
