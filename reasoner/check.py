@@ -242,6 +242,14 @@ class _Checker:
         if len(self.errors) > before:
             return None
         free = tuple(name for name in scope.order if name not in scope.bound_names)
+        if statement.weight_variable is not None and statement.weight_variable not in free:
+            self.error(
+                statement.span,
+                f"the weight variable '{statement.weight_variable}' does not appear free in the formula",
+                "a formula 'w: F' takes each grounding's weight from the value of the variable 'w' in F, "
+                "e.g. 'w: Strength(l, w) => Flagged(l)'",
+            )
+            return None
         types = tuple(scope.types[name] for name in free)
         bound = tuple((name, scope.types[name]) for name in scope.order if name in scope.bound_names)
         return CheckedFormula(index, statement, free, types, bound)

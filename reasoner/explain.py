@@ -278,11 +278,9 @@ def _ground_formula(  # type: ignore[no-untyped-def]
             citations.append(EvidenceCitation(text, atom_true, source))
     now = _kleene(block.tree, iter(states_now)) == _TRUE
     flipped = _kleene(block.tree, iter(states_flipped)) == _TRUE
-    weight = block.formula.statement.weight
-    if weight is None:
-        magnitude = Decimal("Infinity")
-    else:
-        magnitude = abs(weight)
+    # The block's weight is |w| (a formula 'w: F' has one block per distinct value of w).
+    weight = None if block.weight is None else (-block.weight if block.negated else block.weight)
+    magnitude = Decimal("Infinity") if weight is None else abs(weight)
     # The block's tree is negated for negative weights: "true" means "not costly".
     effect = Decimal(0)
     if now != flipped:

@@ -18,7 +18,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from reasoner import limits
 from reasoner.check import CheckedFormula, CheckedProgram, Predicate
 from reasoner.constants import ConstantValue
-from reasoner.errors import LimitError
+from reasoner.errors import EvidenceError, LimitError
 from reasoner.evidence import Evidence, arrow_text, is_text
 from reasoner.intern import ConstantTable, intern_columns
 from reasoner.limits import MAX_CLAUSE_FILTERS, MAX_KEY
@@ -201,13 +201,10 @@ def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
         stats: dict[str, object] = {"zero_weight_formulas": 0}
         domain_values = _DomainValues(constants)
         candidates = 0
-        for formula in program.formulas:
-            weight = formula.statement.weight
-            if weight is not None and weight == 0:
-                stats["zero_weight_formulas"] = int(stats["zero_weight_formulas"]) + 1  # type: ignore[call-overload]
-                continue
-            negated = weight is not None and weight < 0
-            tree = normalize(formula, domain_values, negate=negated)
+
+        def candidates_of(formula: CheckedFormula, tree: Node) -> tuple[int, np.ndarray, list, list, list]:
+            """The formula's groundings that the evidence does not make true, with their leaf states."""
+            nonlocal candidates
             total = math.prod(len(constants.domains.get(type_name, ())) for type_name in formula.types)
             substitutions = _candidates(connection, atom_states, formula, tree, predicates, constants, total)
             states, keys, rows = _leaf_states(tree, substitutions, predicates, constants)
@@ -218,6 +215,20 @@ def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
                 states = [state[keep] for state in states]
                 keys = [key[keep] for key in keys]
                 rows = [row[keep] for row in rows]
+            return total, substitutions, states, keys, rows
+
+        for formula in program.formulas:
+            weight = formula.statement.weight
+            if formula.statement.weight_variable is not None:
+                for part in _data_weighted(formula, domain_values, constants, lambda tree: candidates_of(formula, tree)):
+                    grounded.append(part)
+                continue
+            if weight is not None and weight == 0:
+                stats["zero_weight_formulas"] = int(stats["zero_weight_formulas"]) + 1  # type: ignore[call-overload]
+                continue
+            negated = weight is not None and weight < 0
+            tree = normalize(formula, domain_values, negate=negated)
+            total, substitutions, states, keys, rows = candidates_of(formula, tree)
             grounded.append((formula, tree, None if weight is None else abs(weight), negated, substitutions, states, keys, rows, total))
     finally:
         connection.close()
@@ -254,6 +265,64 @@ def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
     stats["total_groundings"] = int(sum(block.total_groundings for block in blocks))
     stats["unknown_atoms"] = atoms.size
     return GroundNetwork(program, evidence, constants, predicates, atoms, tuple(blocks), stats)
+
+
+WEIGHT_PLACES = 4  # a weight taken from the data is rounded to this many decimal places
+
+
+def data_weight(value: object) -> Decimal | None:
+    """A grounding's weight from its weight variable's value: the number rounded to
+    ``WEIGHT_PLACES`` decimals (half to even); ``None`` when the value is not a finite number."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return Decimal(repr(value) if isinstance(value, float) else value).quantize(Decimal(1).scaleb(-WEIGHT_PLACES))
+
+
+def _data_weighted(
+    formula: CheckedFormula,
+    domain_values: _DomainValues,
+    constants: ConstantTable,
+    candidates_of: Callable[[Node], tuple[int, np.ndarray, list, list, list]],
+) -> list[tuple[CheckedFormula, Node, Decimal | None, bool, np.ndarray, list, list, list, int]]:
+    """The groundings of ``w: F``, one block per distinct weight (the encoding weighs blocks).
+
+    A grounding whose ``w`` is positive weighs ``F``; a negative one weighs ``!F`` by ``|w|``
+    (as a formula written with a negative weight); zero costs nothing. A value of ``w`` that
+    is not a number is an error naming the formula.
+    """
+    variable = formula.statement.weight_variable
+    assert variable is not None
+    slot = formula.variables.index(variable)
+    parts = []
+    for negated in (False, True):
+        tree = normalize(formula, domain_values, negate=negated)
+        total, substitutions, states, keys, rows = candidates_of(tree)
+        if not len(substitutions):
+            continue
+        ids, inverse = np.unique(substitutions[:, slot], return_inverse=True)
+        weights = []
+        for constant_id in ids:
+            value = constants.values[int(constant_id)]
+            weight = data_weight(value)
+            if weight is None:
+                raise EvidenceError(
+                    f"{formula.span}:{formula.span.column}: the weight variable '{variable}' is bound to "
+                    f"{constants.text(int(constant_id))}, which is not a number"
+                )
+            weights.append(weight)
+        signed = np.array([weight.copy_abs() if (weight < 0) == negated else Decimal(0) for weight in weights], dtype=object)
+        per_grounding = signed[inverse]  # |w| where the sign matches this tree, else 0 (left out)
+        for magnitude in sorted(set(signed.tolist()) - {Decimal(0)}):
+            keep = per_grounding == magnitude
+            parts.append(
+                (formula, tree, magnitude, negated, substitutions[keep],
+                 [state[keep] for state in states], [key[keep] for key in keys], [row[keep] for row in rows], total)
+            )
+    return parts
 
 
 # -- constants and evidence relations ------------------------------------

@@ -55,6 +55,7 @@ _TERMINAL_NAMES = {
     "FLOAT": "a number",
     "STRING": "a quoted string",
     "WEIGHT": "a weight",
+    "WEIGHT_VARIABLE": "a weight taken from a variable ('w:')",
     "LPAR": "'('",
     "RPAR": "')'",
     "LBRACE": "'{'",
@@ -439,6 +440,11 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
         if not weight.is_finite():
             raise self._fail(self._token(token), f"weight '{text}' is not a finite number")
         return WeightedFormula(weight, formula, self._text(meta), self._span(meta), fixed)
+
+    def data_weighted_formula(self, meta: Any, children: list[Any]) -> WeightedFormula:
+        token, formula = children
+        name = str(token).rstrip(":")
+        return WeightedFormula(None, formula, self._text(meta), self._span(meta), weight_variable=name)
 
     def hard_formula(self, meta: Any, children: list[Any]) -> WeightedFormula:
         return WeightedFormula(None, children[0], self._text(meta), self._span(meta))

@@ -198,17 +198,23 @@ class PredicateDeclaration:
 
 @dataclass(frozen=True, slots=True)
 class WeightedFormula:
-    """A formula with a weight, or a hard formula (``weight is None``)."""
+    """A formula with a weight, or a hard formula (``weight is None``).
+
+    ``weight_variable`` names the free variable whose value is each grounding's weight
+    (RockIt's ``conf: !Conf(x, conf) v Red(x)``); ``weight`` is then ``None`` and the
+    formula is soft.
+    """
 
     weight: Decimal | None
     formula: Formula
     text: str
     span: Span = field(compare=False)
     fixed: bool = False
+    weight_variable: str | None = None
 
     @property
     def hard(self) -> bool:
-        return self.weight is None
+        return self.weight is None and self.weight_variable is None
 
 
 @dataclass(frozen=True, slots=True)
