@@ -18,6 +18,7 @@ from reasoner.errors import UsageError
 from reasoner.lending import clean_hmda, synthesize
 from reasoner.lending.similar import SimilaritySpec, similar_pairs
 from reasoner.lending.statistics import (
+    Covariates,
     cluster_outliers,
     denial_probabilities,
     holm_adjusted,
@@ -406,7 +407,7 @@ def test_redlining_threshold_is_strict() -> None:
 # --- (d) pricing ----------------------------------------------------------------------------
 
 
-def test_pricing_gap_without_covariates_is_a_two_sample_t_test() -> None:
+def test_pricing_gap_without_covariates_is_a_welch_like_robust_test() -> None:
     rng = np.random.default_rng(4)
     spread = np.r_[rng.normal(0.4, 0.2, 30), rng.normal(0.6, 0.2, 12)]
     race = ["White"] * 30 + [BLACK] * 12
@@ -416,10 +417,14 @@ def test_pricing_gap_without_covariates_is_a_two_sample_t_test() -> None:
     assert (row["reference_loans"], row["compared_loans"]) == (30, 12)
     assert row["raw_gap"] == pytest.approx(spread[30:].mean() - spread[:30].mean())
     assert row["adjusted_gap"] == pytest.approx(row["raw_gap"], rel=1e-10)
-    test = stats.ttest_ind(spread[30:], spread[:30], equal_var=True)
-    assert row["p_value"] == pytest.approx(test.pvalue, rel=1e-8)
-    interval = test.confidence_interval(0.95)
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((interval.low, interval.high), rel=1e-8)
+    # HC1 without covariates: each group's variance around its own mean, scaled by n / (n - 2).
+    n = 42
+    compared, reference = spread[30:], spread[:30]
+    robust = np.sqrt(n / (n - 2) * (compared.var() / 12 + reference.var() / 30))
+    assert row["standard_error"] == pytest.approx(robust, rel=1e-8)
+    assert row["p_value"] == pytest.approx(2 * stats.t.sf(abs(row["raw_gap"]) / robust, n - 2), rel=1e-8)
+    critical = stats.t.ppf(0.975, n - 2)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((row["raw_gap"] - critical * robust, row["raw_gap"] + critical * robust))
 
 
 def test_pricing_gap_with_covariates_matches_least_squares() -> None:
@@ -440,8 +445,11 @@ def test_pricing_gap_with_covariates_matches_least_squares() -> None:
     )
     row = pricing_disparity(frame, "race", "White", BLACK).iloc[0]
     design = np.column_stack([np.ones(size), black.astype(float), cltv, dti, np.log(loan_amount)])
-    beta, residual, _, _ = np.linalg.lstsq(design, spread, rcond=None)
-    variance = residual[0] / (size - 5) * np.linalg.inv(design.T @ design)[1, 1]
+    beta, _, _, _ = np.linalg.lstsq(design, spread, rcond=None)
+    bread = np.linalg.inv(design.T @ design)
+    residual = spread - design @ beta
+    sandwich = bread @ (design.T * residual**2) @ design @ bread * size / (size - 5)  # HC1
+    variance = sandwich[1, 1]
     assert row["adjusted_gap"] == pytest.approx(beta[1], rel=1e-9)
     assert row["standard_error"] == pytest.approx(np.sqrt(variance), rel=1e-8)
     assert row["p_value"] == pytest.approx(2 * stats.t.sf(abs(beta[1]) / np.sqrt(variance), size - 5), rel=1e-6)
@@ -577,3 +585,73 @@ def test_pricing_lenders_show_the_rate_spread_gap(synthetic: tuple[pd.DataFrame,
     assert (planted["p_value"] < 1e-4).all()
     assert np.allclose(planted["adjusted_gap"], planted["effect_size"], atol=0.15)
     assert (fair["p_value"] < 1e-3).sum() <= 1 and fair["adjusted_gap"].abs().median() < 0.06
+
+
+# --- product controls: categories and bands -------------------------------------------------
+
+
+def test_a_product_premium_is_not_a_pricing_disparity_once_product_is_controlled() -> None:
+    rng = np.random.default_rng(11)
+    size = 600
+    black = rng.random(size) < 0.5
+    fha = rng.random(size) < np.where(black, 0.6, 0.2)  # more FHA loans among Black borrowers
+    spread = 0.3 + 0.5 * fha + rng.normal(0, 0.15, size)  # the FHA premium, the same for everyone
+    frame = frame_of({"race": np.where(black, BLACK, "White"), "rate_spread": spread})
+    frame["loan_type"] = np.where(fha, 2, 1).astype(np.int64)
+    naive = pricing_disparity(frame, "race", "White", BLACK, covariates=()).iloc[0]
+    assert naive["p_value"] < 1e-10 and naive["adjusted_gap"] > 0.15
+    controlled = pricing_disparity(frame, "race", "White", BLACK, covariates=Covariates(categorical=("loan_type",))).iloc[0]
+    assert abs(controlled["adjusted_gap"]) < 0.03 and controlled["p_value"] > 0.05
+
+
+def test_bands_let_an_underwriting_threshold_shift_the_odds_without_losing_the_lender() -> None:
+    # Every applicant above DTI 50% is denied (a hard threshold), and Black applicants have
+    # higher DTIs; below it, decisions do not depend on race. A straight line in DTI calls the
+    # threshold a racial disparity; bands see the threshold and the lender stays tested.
+    rng = np.random.default_rng(12)
+    size = 800
+    black = rng.random(size) < 0.4
+    dti = np.clip(rng.normal(np.where(black, 44, 36), 8), 5, 65)
+    denied = (dti > 50) | (rng.random(size) < 0.1)
+    frame = frame_of(
+        {"race": np.where(black, BLACK, "White"), "dti": dti, "decision": np.where(denied, "denied", "approved")}
+    )
+    straight = lender_denial_odds(frame, "race", "White", BLACK, covariates=("dti",)).iloc[0]
+    banded = lender_denial_odds(frame, "race", "White", BLACK, covariates=Covariates(bands=(("dti", (43.0, 50.0)),))).iloc[0]
+    assert banded["reason"] == ""
+    assert straight["odds_ratio"] > banded["odds_ratio"]
+    assert banded["ci_low"] < 1 < banded["ci_high"]
+
+
+def test_a_lender_gets_the_same_fit_whatever_lenders_share_its_frame() -> None:
+    rng = np.random.default_rng(13)
+
+    def lender(lei: str, types: list[int], size: int) -> pd.DataFrame:
+        black = rng.random(size) < 0.4
+        part = frame_of(
+            {
+                "lei": [lei] * size,
+                "race": np.where(black, BLACK, "White"),
+                "dti": rng.normal(35, 8, size),
+                "decision": np.where(rng.random(size) < 0.2 + 0.1 * black, "denied", "approved"),
+            }
+        )
+        part["loan_type"] = rng.choice(types, size).astype(np.int64)
+        part["application_id"] = [f"{lei}{number:05d}" for number in range(size)]
+        return part
+
+    first = lender("A", [1, 2], 300)
+    other = lender("B", [1, 3, 4], 300)
+    spec = Covariates(numeric=("dti",), categorical=("loan_type",), bands=(("dti", (43.0,)),))
+    alone = lender_denial_odds(first, "race", "White", BLACK, covariates=spec).iloc[0]
+    together = lender_denial_odds(pd.concat([first, other], ignore_index=True), "race", "White", BLACK, covariates=spec)
+    assert together.iloc[0]["lei"] == "A"
+    assert together.iloc[0]["log_odds_ratio"] == pytest.approx(alone["log_odds_ratio"], rel=1e-9)
+    assert together.iloc[0]["standard_error"] == pytest.approx(alone["standard_error"], rel=1e-9)
+
+
+def test_a_categorical_covariate_with_too_many_values_asks_for_bands() -> None:
+    frame = frame_of({"race": ["White", BLACK] * 50})
+    frame["loan_term"] = np.arange(100).astype(np.int64)
+    with pytest.raises(UsageError, match="'loan_term' has more than 64 values"):
+        lender_denial_odds(frame, "race", "White", BLACK, covariates=Covariates(categorical=("loan_term",)))

@@ -178,6 +178,9 @@ def audit(
     with progress.bar(f"reading {facts.name}", parquet_rows(facts) if progress.enabled else None, "rows") as bar:
         cleaned = read_clean(facts, facts.name, bar.update)
     frame = cleaned.frame
+    for name in (*config.denial_model.columns, *config.pricing_model.columns):
+        if name not in frame.columns:
+            raise config.locate_covariate(name)
     facts_sha256 = file_sha256(facts) if facts.is_file() else ""
     register = Register(
         cleaned.rows_read,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from reasoner.errors import Diagnostic, RuleError
+from reasoner.lending.statistics import Covariates
 from reasoner.syntax import Span
 
 __all__ = ["CONFIG_NAME", "CONFIDENCE_LABELS", "TIERS", "AuditConfig", "Comparison", "find_config", "load_config"]
@@ -30,6 +31,8 @@ KNOWN_KEYS = frozenset(
     (
         "comparisons", "similarity", "statistics", "findings", "scoring", "name", "column", "reference", "compared",
         "columns", "log_columns", "scaling", "blocks", "neighbours", "max_distance", "covariates", "pricing_covariates",
+        "categorical_covariates", "bands", "pricing_categorical_covariates", "pricing_bands", "alternative_odds_ratio",
+        "alternative_pricing_gap", "theory",
         "min_group", "majority_minority_percent", "outlier_min_neighbours", "outlier_share", "lender_verdict",
         "lender_kinds", "application_findings", "tiers", "confidence", "actions", *TIERS, *CONFIDENCE_LABELS,
     )
@@ -45,6 +48,7 @@ class Comparison:
     column: str
     reference: str
     compared: tuple[str, ...]
+    theory: str = "treatment"  # "treatment": evidence of disparate treatment; "redlining": of redlining only
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +73,37 @@ class AuditConfig:
     tiers: tuple[tuple[str, float], ...]  # (tier, lowest risk score), highest tier first
     confidence: tuple[tuple[str, float], ...]  # (label, lowest margin), highest first
     actions: tuple[tuple[str, str], ...]
+    categorical_covariates: tuple[str, ...] = ()
+    bands: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    pricing_categorical_covariates: tuple[str, ...] = ()
+    pricing_bands: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    alternative_odds_ratio: float = 2.0
+    alternative_pricing_gap: float = 0.2
 
     def action(self, tier: str) -> str:
         return dict(self.actions)[tier]
+
+    @property
+    def denial_model(self) -> Covariates:
+        """What the denial models (odds, matched-pair probabilities) control for."""
+        return Covariates(self.covariates, self.categorical_covariates, self.bands)
+
+    @property
+    def pricing_model(self) -> Covariates:
+        """What the rate-spread model controls for."""
+        return Covariates(self.pricing_covariates, self.pricing_categorical_covariates, self.pricing_bands)
+
+    def locate_covariate(self, name: str) -> RuleError:
+        """An error pointing at the line of ``audit.toml`` that names covariate ``name``."""
+        text = self.path.read_text(encoding="utf-8")
+        for key in ("covariates", "categorical_covariates", "bands", "pricing_covariates", "pricing_categorical_covariates", "pricing_bands"):
+            if re.search(rf"^\s*{key}\s*=.*[\"'\s{{]{re.escape(name)}[\"'\s=]", text, re.MULTILINE):
+                return config_error(
+                    self.path, text, "statistics", key,
+                    f"covariate '{name}' is not a column of the register",
+                    ("covariates are columns of the cleaned register (see the README's cleaning table) or of the column map",),
+                )
+        return config_error(self.path, text, "statistics", None, f"covariate '{name}' is not a column of the register")
 
 
 def find_config(rule_paths: list[Path]) -> Path | None:
@@ -131,6 +163,21 @@ class _Reader:
                 close = difflib.get_close_matches(key, sorted(self.used), n=1)
                 notes = (f"did you mean '{close[0]}'?",) if close else (f"known keys: {', '.join(sorted(self.used))}",)
                 raise self.error(key, f"unknown key '{key}' in [{self.section}]", notes)
+
+
+def _bands(reader: _Reader, key: str) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """``bands = { dti = [36, 43, 50], cltv = [80, 95] }``: increasing cut points per column."""
+    found = []
+    for column, edges in sorted(reader.get(key, dict, {}).items()):
+        if (
+            not isinstance(edges, list)
+            or not edges
+            or not all(isinstance(edge, int | float) and not isinstance(edge, bool) for edge in edges)
+            or any(later <= earlier for earlier, later in zip(edges, edges[1:], strict=False))
+        ):
+            raise reader.error(column, f"'{key}.{column}' must be a list of increasing numbers (the cut points)")
+        found.append((str(column), tuple(float(edge) for edge in edges)))
+    return tuple(found)
 
 
 def _article(name: str) -> str:
@@ -193,7 +240,10 @@ def load_config(path: Path) -> AuditConfig:
         column = reader.get("column", str)
         if column not in GROUP_COLUMNS:
             raise reader.error("column", f"unknown group column '{column}'", (f"expected one of: {', '.join(GROUP_COLUMNS)}",))
-        comparison = Comparison(name, column, reader.get("reference", str), reader.strings("compared"))
+        theory = reader.get("theory", str, "treatment")
+        if theory not in ("treatment", "redlining"):
+            raise reader.error("theory", f"unknown theory '{theory}'", ("expected 'treatment' or 'redlining'",))
+        comparison = Comparison(name, column, reader.get("reference", str), reader.strings("compared"), theory)
         if not comparison.compared or comparison.reference in comparison.compared:
             raise reader.error("compared", "'compared' must list groups other than the reference")
         reader.finish()
@@ -229,6 +279,12 @@ def load_config(path: Path) -> AuditConfig:
         max_distance=None if max_distance is None else float(max_distance),
         covariates=statistics.strings("covariates"),
         pricing_covariates=statistics.strings("pricing_covariates"),
+        categorical_covariates=statistics.strings("categorical_covariates", []),
+        bands=_bands(statistics, "bands"),
+        pricing_categorical_covariates=statistics.strings("pricing_categorical_covariates", []),
+        pricing_bands=_bands(statistics, "pricing_bands"),
+        alternative_odds_ratio=statistics.number("alternative_odds_ratio", 1.01, 100, default=2.0),
+        alternative_pricing_gap=statistics.number("alternative_pricing_gap", 0.001, 10, default=0.2),
         min_group=int(statistics.number("min_group", 2)),
         majority_minority_percent=statistics.number("majority_minority_percent", 0, 100),
         outlier_min_neighbours=int(statistics.number("outlier_min_neighbours", 1)),

@@ -43,7 +43,8 @@ that cannot be computed is NaN and the ``reason`` column says why ('' when all i
     Per lender and compared group, among originated loans (usable rows with
     ``action_taken == 1`` and a ``rate_spread``): mean rate spreads, the raw gap and the gap adjusted by ordinary least
     squares for the covariates (``loan_amount`` as a logarithm), with its 95% CI and the
-    two-sided t test p-value (classical homoskedastic standard errors), for all lenders at
+    two-sided t test p-value (heteroskedasticity-robust HC1 standard errors: spreads vary
+    more for some products and borrowers than others), for all lenders at
     once via the Frisch–Waugh–Lovell partialling of per-lender cross-product sums.
 
 ``cluster_outliers(frame, pairs, min_neighbours=5, share=0.8)``
@@ -60,6 +61,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -69,6 +71,8 @@ from reasoner.errors import UsageError
 
 __all__ = [
     "DENIAL_COVARIATES",
+    "Covariates",
+    "as_covariates",
     "MIN_GROUP",
     "PRICING_COVARIATES",
     "application_index",
@@ -82,6 +86,8 @@ __all__ = [
 ]
 
 DENIAL_COVARIATES = ("income", "dti", "cltv", "loan_amount")
+MAX_LEVELS = 64  # values a categorical covariate may take (one indicator each)
+RIDGE = 1.0  # L2 penalty on the standardised band and category indicators' coefficients (never on the group's)
 PRICING_COVARIATES = ("cltv", "dti", "loan_amount")
 LOG_COVARIATES = ("income", "loan_amount", "property_value")  # skewed dollar amounts: logarithms
 MIN_GROUP = 5
@@ -92,6 +98,36 @@ SEPARATION_LIMIT = 15.0  # |coefficient| (log-odds per standard deviation) taken
 COLLINEAR = 1e-9  # indicator variance left after the covariates, relative to its own
 
 
+@dataclass(frozen=True, slots=True)
+class Covariates:
+    """What a model controls for: ``numeric`` columns (dollar amounts as logarithms), ``bands``
+    of numeric columns (one indicator per interval between the cut points, so underwriting
+    thresholds such as DTI 43% or CLTV 80% can shift the odds; the lowest band is the base),
+    and ``categorical`` columns (one indicator per value, a missing value a level of its own;
+    at most ``MAX_LEVELS`` values)."""
+
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    bands: tuple[tuple[str, tuple[float, ...]], ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every input column the model reads."""
+        return tuple(dict.fromkeys((*self.numeric, *(name for name, _ in self.bands), *self.categorical)))
+
+    def describe(self) -> str:
+        """The controls in words: 'income, dti, ... and loan_type (categories)'."""
+        parts = list(self.numeric)
+        parts += [f"{name} bands (cut at {', '.join(f'{edge:g}' for edge in edges)})" for name, edges in self.bands]
+        parts += [f"{name} (categories)" for name in self.categorical]
+        return ", ".join(parts)
+
+
+def as_covariates(covariates: Sequence[str] | Covariates) -> Covariates:
+    """A plain list of names means numeric covariates."""
+    return covariates if isinstance(covariates, Covariates) else Covariates(numeric=tuple(covariates))
+
+
 # --- (a) adjusted denial odds -----------------------------------------------------------------
 
 
@@ -100,7 +136,7 @@ def lender_denial_odds(
     group_column: str,
     reference: str,
     compared: str | Sequence[str],
-    covariates: Sequence[str] = DENIAL_COVARIATES,
+    covariates: Sequence[str] | Covariates = DENIAL_COVARIATES,
     *,
     min_group: int = MIN_GROUP,
 ) -> pd.DataFrame:
@@ -113,8 +149,8 @@ def lender_denial_odds(
     """
     frame = _canonical_order(frame)
     groups = _groups(compared, reference)
-    covariates = tuple(covariates)
-    _require(frame, ("lei", "excluded", "decision", group_column, *covariates), "lender denial odds")
+    covariates = as_covariates(covariates)
+    _require(frame, ("lei", "excluded", "decision", group_column, *covariates.columns), "lender denial odds")
     usable = _usable(frame)
     units = _Units(frame, group_column, reference, groups, usable)
     denied = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
@@ -146,7 +182,7 @@ def lender_denial_odds(
     fit = reason[unit] == ""
     fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
     design = _design(values[rows[fit]], indicator[fit], fit_unit, fitted_units.size)
-    log_odds, variance, status = _logistic(design, outcome[fit], fit_unit, fitted_units.size)
+    log_odds, variance, status = _logistic(design, outcome[fit], fit_unit, fitted_units.size, len(covariates.numeric))
     estimate = np.full(count, np.nan)
     error = np.full(count, np.nan)
     fitted_reason = np.array(["", "separation: coefficients diverge", "did not converge", _COLLINEAR_TEXT])[status]
@@ -178,14 +214,16 @@ def _design(values: np.ndarray, indicator: np.ndarray, unit: np.ndarray, count: 
 
 
 def _logistic(
-    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int
+    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, numeric: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One logistic regression per unit, all at once: the indicator's (column 1) estimate,
     its variance from the observed information, and a status (0 ok, 1 diverged, 2 not
-    converged, 3 indicator collinear with the covariates)."""
-    beta, eta, status = _newton(design, outcome, unit, count)
+    converged, 3 indicator collinear with the covariates). The ``numeric`` covariates after
+    the indicator are unpenalised; the band and category indicators after them are not."""
+    penalty = _penalty(design.shape[1], free=2 + numeric)
+    beta, eta, status = _newton(design, outcome, unit, count, penalty)
     fitted = special.expit(eta)
-    information = _cross(design, fitted * (1 - fitted), unit, count)
+    information = _cross(design, fitted * (1 - fitted), unit, count) + np.diag(penalty)
     left = _partial_variance(information, 1)
     collinear = (status == 0) & ~(left > COLLINEAR * information[:, 1, 1])
     status[collinear] = 3
@@ -194,20 +232,33 @@ def _logistic(
     return beta[:, 1], variance, status
 
 
+def _penalty(width: int, free: int) -> np.ndarray:
+    """``RIDGE`` on every coefficient but the first ``free`` (intercept, group indicator,
+    numeric covariates): the band and category indicators, which alone can make a fit
+    singular or separate (every applicant above DTI 50% denied)."""
+    penalty = np.full(width, RIDGE)
+    penalty[:free] = 0.0
+    return penalty
+
+
 def _newton(
-    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int
+    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, penalty: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Maximum likelihood by Newton's method with step halving, one regression per unit:
-    coefficients (units, width), the linear predictor per row, and a status per unit
-    (0 converged, 1 diverged, 2 not converged)."""
+    """Penalised maximum likelihood by Newton's method with step halving, one regression per
+    unit: coefficients (units, width), the linear predictor per row, and a status per unit
+    (0 converged, 1 diverged, 2 not converged). ``penalty``: per coefficient, the weight of
+    ``-penalty * beta**2 / 2`` added to the log-likelihood (a Gaussian prior; none by default)."""
     width = design.shape[1]
+    if penalty is None:
+        penalty = np.zeros(width)
     beta = np.zeros((count, width))
     status = np.zeros(count, dtype=np.int64)
     active = np.ones(count, dtype=bool)
 
     def loglik(coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         eta = np.einsum("ij,ij->i", design, coefficients[unit])
-        return np.bincount(unit, outcome * eta - np.logaddexp(0.0, eta), count), eta
+        prior = 0.5 * (coefficients**2) @ penalty
+        return np.bincount(unit, outcome * eta - np.logaddexp(0.0, eta), count) - prior, eta
 
     current, eta = loglik(beta)
     for _ in range(MAX_NEWTON):
@@ -216,8 +267,8 @@ def _newton(
         fitted = special.expit(eta)
         gradient = np.column_stack(
             [np.bincount(unit, design[:, column] * (outcome - fitted), count) for column in range(width)]
-        )
-        information = _cross(design, fitted * (1 - fitted), unit, count)
+        ) - beta * penalty
+        information = _cross(design, fitted * (1 - fitted), unit, count) + np.diag(penalty)
         step = np.einsum("uij,uj->ui", np.linalg.pinv(information, hermitian=True), gradient)
         step[~active] = 0.0
         size = np.ones(count)
@@ -237,13 +288,13 @@ def _newton(
     return beta, eta, status
 
 
-def denial_probabilities(frame: pd.DataFrame, covariates: Sequence[str] = DENIAL_COVARIATES) -> np.ndarray:
+def denial_probabilities(frame: pd.DataFrame, covariates: Sequence[str] | Covariates = DENIAL_COVARIATES) -> np.ndarray:
     """Per row, the probability of denial on the financials alone: one logistic regression per
     lender of ``denied`` on an intercept and the covariates (no group), over its usable rows
     with every covariate. NaN for rows without every covariate and for lenders whose fit
     fails (fewer than ``MIN_GROUP`` rows, separation, no convergence)."""
-    covariates = tuple(covariates)
-    _require(frame, ("lei", "excluded", "decision", *covariates), "denial probabilities")
+    covariates = as_covariates(covariates)
+    _require(frame, ("lei", "excluded", "decision", *covariates.columns), "denial probabilities")
     order = _canonical_positions(frame)  # sums independent of the input's row order
     if order is None:
         return _fitted_denial(frame, covariates)
@@ -252,7 +303,7 @@ def denial_probabilities(frame: pd.DataFrame, covariates: Sequence[str] = DENIAL
     return probability
 
 
-def _fitted_denial(frame: pd.DataFrame, covariates: tuple[str, ...]) -> np.ndarray:
+def _fitted_denial(frame: pd.DataFrame, covariates: Covariates) -> np.ndarray:
     values = _covariates(frame, covariates)
     complete = np.isfinite(values).all(axis=1)
     codes, _ = pd.factorize(frame["lei"].astype("str"), sort=True)
@@ -272,7 +323,7 @@ def _fitted_denial(frame: pd.DataFrame, covariates: tuple[str, ...]) -> np.ndarr
     # Standardise on the fitted rows, then apply the same centring and scale to every row of the lender.
     means, spread = _scales(values[rows], unit, count)
     design = np.column_stack([np.ones(rows.size), (values[rows] - means[unit]) / spread[unit]])
-    beta, _, status = _newton(design, outcome[rows].astype(np.float64), unit, count)
+    beta, _, status = _newton(design, outcome[rows].astype(np.float64), unit, count, _penalty(design.shape[1], free=1 + len(covariates.numeric)))
     scored = np.flatnonzero(known & good_unit[np.maximum(codes, 0)] & (status[np.maximum(codes, 0)] == 0))
     lender = codes[scored]
     eta = beta[lender, 0] + np.einsum("ij,ij->i", (values[scored] - means[lender]) / spread[lender], beta[lender, 1:])
@@ -497,7 +548,7 @@ def pricing_disparity(
     group_column: str,
     reference: str,
     compared: str | Sequence[str],
-    covariates: Sequence[str] = PRICING_COVARIATES,
+    covariates: Sequence[str] | Covariates = PRICING_COVARIATES,
     *,
     min_group: int = MIN_GROUP,
 ) -> pd.DataFrame:
@@ -510,8 +561,8 @@ def pricing_disparity(
     """
     frame = _canonical_order(frame)
     groups = _groups(compared, reference)
-    covariates = tuple(covariates)
-    needed = ("lei", "excluded", "action_taken", "rate_spread", group_column, *covariates)
+    covariates = as_covariates(covariates)
+    needed = ("lei", "excluded", "action_taken", "rate_spread", group_column, *covariates.columns)
     _require(frame, needed, "pricing disparity")
     spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
     values = _covariates(frame, covariates)
@@ -562,26 +613,31 @@ def _least_squares(
     outcome: np.ndarray, indicator: np.ndarray, values: np.ndarray, unit: np.ndarray, count: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per unit OLS of outcome on intercept + indicator + covariates, by Frisch–Waugh–Lovell:
-    the indicator's coefficient, standard error, residual degrees of freedom and a status
-    (0 ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates)."""
+    the indicator's coefficient, its heteroskedasticity-robust standard error (HC1: White's
+    sandwich scaled by n / (n - k)), the residual degrees of freedom and a status (0 ok, 1 no
+    degrees of freedom left, 2 indicator collinear with the covariates)."""
     sizes = np.bincount(unit, minlength=count).astype(np.float64)
     columns = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count), outcome])
-    centred = columns - (np.column_stack([np.bincount(unit, c, count) for c in columns.T]) / sizes[:, None])[unit]
+    safe_sizes = np.maximum(sizes, 1.0)
+    centred = columns - (np.column_stack([np.bincount(unit, c, count) for c in columns.T]) / safe_sizes[:, None])[unit]
     sums = _cross(centred, np.ones(unit.size), unit, count)  # (units, q + 1, q + 1), outcome last
     others = slice(1, columns.shape[1] - 1)
     pseudo = np.linalg.pinv(sums[:, others, others], hermitian=True)
-    rank = np.linalg.matrix_rank(sums[:, others, others], hermitian=True)
-    group_others = sums[:, 0, others]
-    outcome_others = sums[:, -1, others]
-    left = sums[:, 0, 0] - np.einsum("ui,uij,uj->u", group_others, pseudo, group_others)
-    cross = sums[:, 0, -1] - np.einsum("ui,uij,uj->u", group_others, pseudo, outcome_others)
-    explained = np.einsum("ui,uij,uj->u", outcome_others, pseudo, outcome_others)
+    rank = np.linalg.matrix_rank(sums[:, others, others], hermitian=True) if columns.shape[1] > 2 else np.zeros(count, int)
+    # The indicator and the outcome net of the covariates, row by row.
+    indicator_on = np.einsum("uij,uj->ui", pseudo, sums[:, others, 0])
+    outcome_on = np.einsum("uij,uj->ui", pseudo, sums[:, others, -1])
+    residual_indicator = centred[:, 0] - np.einsum("ij,ij->i", centred[:, others], indicator_on[unit])
+    residual_outcome = centred[:, -1] - np.einsum("ij,ij->i", centred[:, others], outcome_on[unit])
+    left = np.bincount(unit, residual_indicator**2, count)
+    cross = np.bincount(unit, residual_indicator * residual_outcome, count)
     df = sizes - 2 - rank
     status = np.select([df < 1, ~(left > COLLINEAR * sums[:, 0, 0])], [1, 2], 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         gap = cross / left
-        residual = np.maximum(sums[:, -1, -1] - explained - gap * cross, 0.0)
-        error = np.sqrt(residual / df / left)
+        residual = residual_outcome - gap[unit] * residual_indicator
+        meat = np.bincount(unit, (residual_indicator * residual) ** 2, count)
+        error = np.sqrt(sizes / df * meat) / left
     return gap, error, df, status
 
 
@@ -721,17 +777,45 @@ def _usable(frame: pd.DataFrame) -> np.ndarray:
     return usable
 
 
-def _covariates(frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
-    """Covariates as floats (n, len(names)); logarithms of LOG_COVARIATES (NaN when <= 0)."""
+def _covariates(frame: pd.DataFrame, covariates: Covariates) -> np.ndarray:
+    """The model's covariate columns as floats (n, width): numeric columns (logarithms of
+    LOG_COVARIATES, NaN when <= 0), then band and category indicators (``Covariates``). A row
+    with a numeric or banded value missing is NaN throughout its numeric part (left out of
+    the fit); a missing category is a level of its own."""
     columns = []
-    for name in names:
-        if not pd.api.types.is_numeric_dtype(frame[name]):
-            raise UsageError(f"covariate '{name}' is not numeric ({frame[name].dtype})")
-        column = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
-        if name in LOG_COVARIATES:
-            column = np.where(column > 0, np.log(np.where(column > 0, column, 1.0)), np.nan)
-        columns.append(column)
+    for name in covariates.numeric:
+        columns.append(_numeric(frame, name))
+    for name, edges in covariates.bands:
+        values = _numeric(frame, name, logarithm=False)
+        band = np.searchsorted(np.asarray(edges, dtype=np.float64), values, side="right")
+        for index in range(1, len(edges) + 1):
+            columns.append(np.where(np.isnan(values), np.nan, (band == index).astype(np.float64)))
+    for name in covariates.categorical:
+        columns.extend(_indicators(frame[name]))
     return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+
+
+def _numeric(frame: pd.DataFrame, name: str, *, logarithm: bool = True) -> np.ndarray:
+    if not pd.api.types.is_numeric_dtype(frame[name]):
+        raise UsageError(f"covariate '{name}' is not numeric ({frame[name].dtype}): name it as a categorical covariate")
+    column: np.ndarray = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    if logarithm and name in LOG_COVARIATES:
+        column = np.where(column > 0, np.log(np.where(column > 0, column, 1.0)), np.nan)
+    return column
+
+
+def _indicators(values: pd.Series) -> list[np.ndarray]:
+    """One 0/1 column per value (in text order; missing is a value). There is no base level:
+    the columns are centred within each lender's fit and their coefficients penalised
+    (``RIDGE``), which makes the fit unique and the same whichever lenders share a partition."""
+    text = values.astype("str").fillna("\x00missing").to_numpy(dtype=object)
+    levels, codes = np.unique(text, return_inverse=True)
+    if levels.size > MAX_LEVELS:
+        raise UsageError(
+            f"categorical covariate '{values.name}' has more than {MAX_LEVELS} values ({levels.size}): "
+            "give it bands instead, or map its values to fewer categories"
+        )
+    return [(codes == index).astype(np.float64) for index in range(levels.size)]
 
 
 def _standardise(values: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:

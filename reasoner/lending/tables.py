@@ -29,6 +29,7 @@ applicants whose ethnicity is joint or not available get none, so they are in ne
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +56,7 @@ __all__ = [
     "application_positions",
     "audit_tables",
     "similarity_spec",
+    "with_evidence",
 ]
 
 HISPANIC = "Hispanic or Latino"
@@ -155,15 +157,15 @@ def audit_tables(
     per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
 
     odds, matched, pricing, outliers = [], [], [], []
-    denial_probability = denial_probabilities(frame, config.covariates)
+    denial_probability = denial_probabilities(frame, config.denial_model)
     id_index = application_index(frame)
     for comparison in config.comparisons:
         column, reference, compared = comparison.column, comparison.reference, comparison.compared
         found_pairs = per_comparison.get(comparison.name, pairs.iloc[:0])
-        odds.append(_tag(lender_denial_odds(frame, column, reference, compared, config.covariates, min_group=config.min_group), comparison))
+        odds.append(_tag(lender_denial_odds(frame, column, reference, compared, config.denial_model, min_group=config.min_group), comparison))
         matched.append(_tag(matched_pair_test(found_pairs, frame, denial_probability=denial_probability, id_index=id_index), comparison))
         pricing.append(
-            _tag(pricing_disparity(frame, column, reference, compared, config.pricing_covariates, min_group=config.min_group), comparison)
+            _tag(pricing_disparity(frame, column, reference, compared, config.pricing_model, min_group=config.min_group), comparison)
         )
         outliers.append(
             _tag(
@@ -178,13 +180,18 @@ def audit_tables(
             )
         )
     denial_odds = _with_holm(_sorted(pd.concat(odds, ignore_index=True), ["lei", "comparison", "group"]))
+    treatment = [comparison.name for comparison in config.comparisons if comparison.theory == "treatment"]
+    denial_odds = with_evidence(denial_odds, "log_odds_ratio", math.log(config.alternative_odds_ratio), treatment)
     return AuditTables(
         applications=frame,
         lenders=_lenders(frame, denial_odds),
         pairs=pairs,
         denial_odds=denial_odds,
         matched_pairs=_with_holm(_sorted(pd.concat(matched, ignore_index=True), ["lei", "comparison"])),
-        pricing=_with_holm(_sorted(pd.concat(pricing, ignore_index=True), ["lei", "comparison", "group"])),
+        pricing=with_evidence(
+            _with_holm(_sorted(pd.concat(pricing, ignore_index=True), ["lei", "comparison", "group"])),
+            "adjusted_gap", config.alternative_pricing_gap, treatment,
+        ),
         redlining=(
             redlining_signals(frame, config.majority_minority_percent, min_group=config.min_group)
             if redlining is None
@@ -238,6 +245,44 @@ def _with_spread_gap(pairs: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     out = pairs.copy()
     out["spread_gap"] = gap
     return out
+
+
+MAX_EVIDENCE = 25.0  # the largest weight one body of evidence may carry (e^25: beyond any doubt)
+
+
+def with_evidence(table: pd.DataFrame, estimate: str, alternative: float, comparisons: list[str]) -> pd.DataFrame:
+    """The table with the evidence each row carries, graded rather than thresholded:
+
+    - ``llr``: the log-likelihood ratio of the estimate (normal, with its standard error ``s``)
+      under the alternative effect ``d`` (a log odds ratio, or a rate-spread gap) against no
+      effect: ``(estimate * d - d**2 / 2) / s**2``. Positive when the data favour a disparity of
+      size ``d`` over none, negative when they favour none; it grows with precision, so a large
+      lender's small, significant gap (below ``d / 2``) counts against a finding, not for it.
+    - ``strongest``: 1 on the lender's row of highest ``llr`` among ``comparisons`` (the nested
+      comparisons look at the same applicants: the lender's evidence is counted once), else 0.
+    - ``evidence_weight``: on that row, ``llr - ln k`` (k the lender's comparisons with an
+      estimate: looking k times costs ln k, the log of Bonferroni's factor), floored at 0 and
+      capped at ``MAX_EVIDENCE``; 0 elsewhere.
+    """
+    table = table.copy()
+    value = table[estimate].to_numpy(dtype=np.float64, na_value=np.nan)
+    error = table["standard_error"].to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        llr = (value * alternative - alternative**2 / 2) / error**2
+    table["llr"] = llr
+    eligible = table["comparison"].isin(comparisons).to_numpy() & np.isfinite(llr)
+    ranked = pd.DataFrame({"lei": table["lei"], "llr": np.where(eligible, llr, -np.inf), "row": np.arange(len(table))})
+    ranked = ranked[eligible].sort_values(["lei", "llr", "row"], ascending=[True, False, True], kind="stable")
+    best = ranked.drop_duplicates("lei")["row"].to_numpy()
+    tried = ranked.groupby("lei", sort=False)["row"].size()
+    strongest = np.zeros(len(table), dtype=np.int64)
+    strongest[best] = 1
+    weight = np.zeros(len(table))
+    looks = tried.reindex(table["lei"].iloc[best]).to_numpy(dtype=np.float64)
+    weight[best] = np.round(np.clip(llr[best] - np.log(looks), 0.0, MAX_EVIDENCE), 4)  # the rules' precision
+    table["strongest"] = strongest
+    table["evidence_weight"] = weight
+    return table
 
 
 def _with_holm(table: pd.DataFrame) -> pd.DataFrame:
