@@ -655,3 +655,22 @@ def test_a_categorical_covariate_with_too_many_values_asks_for_bands() -> None:
     frame["loan_term"] = np.arange(100).astype(np.int64)
     with pytest.raises(UsageError, match="'loan_term' has more than 64 values"):
         lender_denial_odds(frame, "race", "White", BLACK, covariates=Covariates(categorical=("loan_term",)))
+
+
+def test_a_covariate_constant_at_a_lender_is_reported_as_not_controlled() -> None:
+    rng = np.random.default_rng(14)
+    size = 200
+    frame = frame_of(
+        {
+            "lei": ["A"] * size + ["B"] * size,
+            "race": np.where(rng.random(2 * size) < 0.4, BLACK, "White"),
+            "dti": rng.normal(35, 8, 2 * size),
+            "decision": np.where(rng.random(2 * size) < 0.2, "denied", "approved"),
+        }
+    )
+    frame["loan_type"] = np.r_[np.ones(size), rng.choice([1, 2], size)].astype(np.int64)  # A: conventional only
+    spec = Covariates(numeric=("dti",), categorical=("loan_type",))
+    odds = lender_denial_odds(frame, "race", "White", BLACK, covariates=spec)
+    assert odds["not_controlled"].tolist() == ["loan_type", ""]
+    pricing = pricing_disparity(frame.assign(decision="approved"), "race", "White", BLACK, covariates=spec)
+    assert pricing["not_controlled"].tolist() == ["loan_type", ""]

@@ -145,7 +145,8 @@ def lender_denial_odds(
     Columns: lei, group, reference_applications, compared_applications,
     reference_denial_rate, compared_denial_rate, model_applications (rows of both groups
     with every covariate), log_odds_ratio, standard_error, odds_ratio, ci_low, ci_high,
-    p_value, reason. See the module docstring for the model.
+    p_value, not_controlled (covariates constant in the lender's rows, so not adjusted for),
+    reason. See the module docstring for the model.
     """
     frame = _canonical_order(frame)
     groups = _groups(compared, reference)
@@ -154,7 +155,7 @@ def lender_denial_odds(
     usable = _usable(frame)
     units = _Units(frame, group_column, reference, groups, usable)
     denied = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
-    values = _covariates(frame, covariates)
+    values, labels = _labelled_covariates(frame, covariates)
     complete = np.isfinite(values).all(axis=1)
 
     raw_rows, raw_unit, raw_indicator = units.rows(usable)
@@ -203,6 +204,7 @@ def lender_denial_odds(
     table["ci_low"] = np.exp(estimate - Z95 * error)
     table["ci_high"] = np.exp(estimate + Z95 * error)
     table["p_value"] = 2 * stats.norm.sf(np.abs(estimate / error))
+    table["not_controlled"] = pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str")
     table["reason"] = pd.Series(reason, dtype="str")
     return table
 
@@ -565,7 +567,7 @@ def pricing_disparity(
     needed = ("lei", "excluded", "action_taken", "rate_spread", group_column, *covariates.columns)
     _require(frame, needed, "pricing disparity")
     spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
-    values = _covariates(frame, covariates)
+    values, labels = _labelled_covariates(frame, covariates)
     originated = frame["action_taken"].eq(1).fillna(False).to_numpy(dtype=bool)
     loans = _usable(frame) & originated & np.isfinite(spread) & np.isfinite(values).all(axis=1)
     units = _Units(frame, group_column, reference, groups, loans)
@@ -605,6 +607,7 @@ def pricing_disparity(
     table["ci_low"] = adjusted - critical * standard_error
     table["ci_high"] = adjusted + critical * standard_error
     table["p_value"] = p_value
+    table["not_controlled"] = pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str")
     table["reason"] = pd.Series(reason, dtype="str")
     return table
 
@@ -782,17 +785,47 @@ def _covariates(frame: pd.DataFrame, covariates: Covariates) -> np.ndarray:
     LOG_COVARIATES, NaN when <= 0), then band and category indicators (``Covariates``). A row
     with a numeric or banded value missing is NaN throughout its numeric part (left out of
     the fit); a missing category is a level of its own."""
-    columns = []
+    return _labelled_covariates(frame, covariates)[0]
+
+
+def _labelled_covariates(frame: pd.DataFrame, covariates: Covariates) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``_covariates`` and, per column, the covariate it comes from ('dti bands', 'loan_type')."""
+    columns, labels = [], []
     for name in covariates.numeric:
         columns.append(_numeric(frame, name))
+        labels.append(name)
     for name, edges in covariates.bands:
         values = _numeric(frame, name, logarithm=False)
         band = np.searchsorted(np.asarray(edges, dtype=np.float64), values, side="right")
         for index in range(1, len(edges) + 1):
             columns.append(np.where(np.isnan(values), np.nan, (band == index).astype(np.float64)))
+            labels.append(f"{name} bands")
     for name in covariates.categorical:
-        columns.extend(_indicators(frame[name]))
-    return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+        indicators = _indicators(frame[name])
+        columns.extend(indicators)
+        labels.extend([name] * len(indicators))
+    matrix = np.column_stack(columns) if columns else np.empty((len(frame), 0))
+    return matrix, tuple(labels)
+
+
+def _not_controlled(values: np.ndarray, labels: tuple[str, ...], unit: np.ndarray, count: int) -> np.ndarray:
+    """Per unit, the covariates (comma-separated) every column of which is constant in the unit's
+    rows: the fit could not adjust for them (a lender making only conventional loans cannot be
+    adjusted for loan type), so explanations must not claim it did."""
+    if not labels or unit.size == 0:
+        return np.full(count, "", dtype=object)
+    _, spread = _scales(values, unit, count)
+    constant = ~np.isfinite(spread)  # (units, columns)
+    names = list(dict.fromkeys(labels))
+    owner = np.array([names.index(label) for label in labels])
+    flat = np.ones((count, len(names)), dtype=bool)
+    for index in range(len(names)):
+        flat[:, index] = constant[:, owner == index].all(axis=1)
+    present = np.bincount(unit, minlength=count) > 0
+    return np.array(
+        [", ".join(name for name, gone in zip(names, row, strict=True) if gone) if seen else "" for row, seen in zip(flat, present, strict=True)],
+        dtype=object,
+    )
 
 
 def _numeric(frame: pd.DataFrame, name: str, *, logarithm: bool = True) -> np.ndarray:
