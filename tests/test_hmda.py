@@ -249,7 +249,9 @@ def test_missing_cltv_and_loan_amount_reasons() -> None:
 def test_optional_columns_may_be_absent() -> None:
     frame = browser_frame().drop(columns=["census_tract", "rate_spread", "denial_reason-1", "applicant_age"])
     cleaned = clean_hmda(frame, "lar.csv")
-    assert set(cleaned.absent_columns) == {"census_tract", "rate_spread", "denial_reason_1", "applicant_age"}
+    absent = set(cleaned.absent_columns)
+    assert {"census_tract", "rate_spread", "denial_reason_1", "applicant_age"} <= absent
+    assert not absent & {column.replace("-", "_") for column in frame.columns}
     assert cleaned.frame["census_tract"].isna().all() and cleaned.frame["rate_spread"].isna().all()
 
 
@@ -525,3 +527,23 @@ def test_a_piece_refused_gives_the_message_of_the_whole_input(
         read_clean(path, path.name)
     assert str(pieces.value) == str(whole.value)
     assert ("31" in str(whole.value)) and ("rows" in str(whole.value))
+
+
+def test_product_fields_and_denial_reasons_kept() -> None:
+    frame = browser_frame()
+    frame["occupancy_type"] = ["1", "2", "3", "1"]
+    frame["open-end_line_of_credit"] = ["2", "1111", "1", "2"]
+    frame["loan_term"] = ["360", "Exempt", "NA", "180"]
+    frame["total_units"] = ["1", "5-24", ">149", "4"]
+    frame["denial_reason-2"] = ["", "3", "", "NA"]
+    cleaned = clean_hmda(frame, "lar.csv").frame
+    assert cleaned["occupancy_type"].tolist() == [1.0, 2.0, 3.0, 1.0]
+    assert cleaned["open_end_line_of_credit"].fillna(-1).tolist() == [2.0, -1, 1.0, 2.0]
+    assert cleaned["loan_term"].fillna(-1).tolist() == [360.0, -1, -1, 180.0]
+    assert cleaned["total_units"].tolist() == [1.0, 5.0, 150.0, 4.0]
+    assert cleaned["denial_reason_2"].fillna(-1).tolist() == [-1, 3.0, -1, -1]
+    assert cleaned["reverse_mortgage"].isna().all() and "reverse_mortgage" in clean_hmda(frame, "x").absent_columns
+    frame["occupancy_type"] = ["1", "7", "3", "1"]
+    expected = r"column 'occupancy_type': expected one of 1, 2, 3, 1111, 'NA' or 'Exempt', got '7' \(row 2\)"
+    with pytest.raises(EvidenceError, match=expected):
+        clean_hmda(frame, "lar.csv")

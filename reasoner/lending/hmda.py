@@ -29,6 +29,14 @@ decision              str        'approved' (1, 2), 'denied' (3), 'other' (4 …
 loan_type             int64      1 conventional, 2 FHA, 3 VA, 4 FSA/RHS
 loan_purpose          int64      1, 2, 31, 32, 4, 5
 lien_status           int64      1 first lien, 2 subordinate lien
+occupancy_type        float64    1 principal residence, 2 second, 3 investment (optional, below)
+open_end_line_of_credit  float64 1 yes, 2 no
+business_or_commercial_purpose  float64  1 yes, 2 no
+reverse_mortgage      float64    1 yes, 2 no
+preapproval           float64    1 requested, 2 not requested
+construction_method   float64    1 site-built, 2 manufactured home
+loan_term             float64    months
+total_units           float64    units; a published bucket becomes its lower bound ('5-24' → 5)
 loan_amount           float64    dollars; published as the midpoint of its $10,000 interval
 income                float64    dollars (the published value is in thousands: multiplied by 1000)
 dti                   float64    debt-to-income, percent; buckets become a number (below)
@@ -39,12 +47,15 @@ rate_spread           float64    percentage points over APOR
 tract_minority_pct    float64    ``tract_minority_population_percent``
 tract_income_pct      float64    ``tract_to_msa_income_percentage``
 denial_reason_1       float64    1 … 9; NaN for 10 (not applicable), 1111 (exempt) and NA
+denial_reason_2 … 4   float64    the same, for the second to fourth reasons
 excluded              str        '' when usable for treatment rules, else the first reason
 ====================  =========  ================================================================
 
-Text columns use pandas' ``str`` dtype, null where the value is missing; every float is NaN
-when the published value is ``NA``, ``Exempt`` or empty. ``raw`` may hold text (as
-``read_hmda`` gives), categoricals (as ``synthesize`` gives) or numbers. Published DTI
+The product and population fields (``occupancy_type`` … ``total_units``) and ``denial_reason_2``
+… ``_4`` are optional: NaN when absent, and NaN for 'NA', 'Exempt' and 1111 (exempt); a code
+outside the dictionary is an error. Text columns use pandas' ``str`` dtype, null where the
+value is missing; every float is NaN when the published value is ``NA``, ``Exempt`` or empty.
+``raw`` may hold text (as ``read_hmda`` gives), categoricals (as ``synthesize`` gives) or numbers. Published DTI
 buckets become numbers: '<20%' → 10, '20%-<30%' → 25, '30%-<36%' → 33, '36' … '49' (with
 or without '%') → themselves, '50%-60%' → 55, '>60%' → 70 (the open-ended buckets are closed
 at 0 % and 80 %); any other number is taken as it is.
@@ -112,6 +123,21 @@ __all__ = [
     "CLEAN_COLUMNS", "EXCLUSION_REASONS", "INPUT_COLUMNS", "CleanedHMDA", "clean_hmda", "read_clean", "read_hmda",
 ]
 
+# Codes of the product and population fields kept for the rules' controls; any other value is
+# an error. 1111 (exempt) is missing, as 'NA' and 'Exempt' are.
+PRODUCT_CODES = {
+    "occupancy_type": (1, 2, 3),
+    "open_end_line_of_credit": (1, 2),
+    "business_or_commercial_purpose": (1, 2),
+    "reverse_mortgage": (1, 2),
+    "preapproval": (1, 2),
+    "construction_method": (1, 2),
+}
+PRODUCT_FIELDS = ("occupancy_type", "open_end_line_of_credit", "business_or_commercial_purpose", "reverse_mortgage",
+                  "preapproval", "construction_method", "loan_term", "total_units")
+# total_units is published in buckets above 4 units: each becomes its lower bound
+TOTAL_UNITS_BUCKETS = {"5-24": 5.0, "25-49": 25.0, "50-99": 50.0, "100-149": 100.0, ">149": 150.0}
+
 CLEAN_COLUMNS = (
     "row",
     "application_id",
@@ -130,6 +156,7 @@ CLEAN_COLUMNS = (
     "loan_type",
     "loan_purpose",
     "lien_status",
+    *PRODUCT_FIELDS,
     "loan_amount",
     "income",
     "dti",
@@ -140,6 +167,9 @@ CLEAN_COLUMNS = (
     "tract_minority_pct",
     "tract_income_pct",
     "denial_reason_1",
+    "denial_reason_2",
+    "denial_reason_3",
+    "denial_reason_4",
     "excluded",
 )
 EXCLUSION_REASONS = (
@@ -180,7 +210,12 @@ OPTIONAL = (
     "tract_minority_population_percent",
     "tract_to_msa_income_percentage",
     "denial_reason_1",
+    "denial_reason_2",
+    "denial_reason_3",
+    "denial_reason_4",
+    *PRODUCT_FIELDS,
 )
+DENIAL_REASONS = ("denial_reason_1", "denial_reason_2", "denial_reason_3", "denial_reason_4")
 ID_COLUMNS = ("application_id", "uli")
 ALIASES = {"loan_to_value_ratio": "combined_loan_to_value_ratio"}
 DECISIONS = ("approved", "denied", "other")
@@ -317,13 +352,14 @@ def clean_hmda(raw: pd.DataFrame, source_name: str, *, first_row: int = 1, whole
             "rate_spread": number("rate_spread")[0],
             "tract_minority_pct": number("tract_minority_population_percent")[0],
             "tract_income_pct": number("tract_to_msa_income_percentage")[0],
-            "denial_reason_1": (
-                parse_denial_reason(columns["denial_reason_1"], source)
-                if "denial_reason_1" in columns
-                else np.full(count, np.nan)
-            ),
+            **{
+                name: parse_denial_reason(columns[name], source) if name in columns else np.full(count, np.nan)
+                for name in DENIAL_REASONS
+            },
         }
     )
+    for name in PRODUCT_FIELDS:
+        frame.insert(frame.columns.get_loc("loan_amount"), name, _product_field(columns.get(name), name, count, source))
     reasons = {
         "not a decision": decision == 2,
         "missing income": np.isnan(income),
@@ -394,6 +430,28 @@ def _fips(column: Column | None, width: int, count: int, source: str = "", what:
             f"got {describe_bad(column, bad.to_numpy(dtype=bool))}"
         )
     return column.take_strings([None if gone else value for value, gone in zip(padded, missing, strict=True)])
+
+
+def _product_field(column: Column | None, name: str, count: int, source: str) -> np.ndarray:
+    """A product or population field as a float: its code or number, NaN for NA, Exempt, 1111 and empty."""
+    if column is None:
+        return np.full(count, np.nan)
+    texts = column.series()
+    if name == "total_units":
+        texts = texts.map(lambda text: str(TOTAL_UNITS_BUCKETS.get(text, text)))
+    numbers = pd.to_numeric(texts.where(~texts.str.upper().isin(MISSING_TEXT | {"EXEMPT"})), errors="coerce")
+    values = np.array(numbers.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)  # writable
+    values[values == 1111] = np.nan
+    if name in PRODUCT_CODES:
+        bad = ~(np.isnan(values) | np.isin(values, PRODUCT_CODES[name]))
+        expected = "one of " + ", ".join(str(code) for code in PRODUCT_CODES[name]) + ", 1111, 'NA' or 'Exempt'"
+    else:
+        bad = ~np.isnan(values) & ~(values >= 0)
+        expected = "a number, 'NA' or 'Exempt'" + (" (or a bucket such as '5-24')" if name == "total_units" else "")
+    bad |= np.isnan(values) & ~texts.str.upper().isin(MISSING_TEXT | {"EXEMPT", "1111"}).to_numpy(dtype=bool)
+    if bad.any():
+        raise EvidenceError(f"{source}: column '{column.label}': expected {expected}, got {describe_bad(column, bad)}")
+    return column.take(values)
 
 
 AGE_BUCKETS = ("<25", "25-34", "35-44", "45-54", "55-64", "65-74", ">74")
