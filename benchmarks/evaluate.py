@@ -60,8 +60,13 @@ def _one(applications: int, lenders: int, seed: int, workers: int) -> dict[str, 
     seconds = time.perf_counter() - started
     record = json.loads(_reason("evaluate", out, data.with_name(f"{data.stem}.truth.csv"), "--json"))
     methods = {method["method"]: method for method in record["methods"]}
-    return {"seed": seed, "record": record, "audit": methods["audit"], "analyst": methods["analyst baseline"],
-            "seconds": seconds}
+    return {
+        "seed": seed,
+        "record": record,
+        "audit": methods["audit"],
+        "analyst": methods["analyst baseline"],
+        "seconds": seconds,
+    }
 
 
 def _number(value: object) -> str:

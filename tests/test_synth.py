@@ -7,7 +7,9 @@ per lender on the cleaned frame, peer shares per MSA, mean rate-spread gaps.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import numpy as np
 import pandas as pd
@@ -425,3 +427,13 @@ def test_fair_lenders_deny_minority_applicants_a_little_more(confounded: tuple[p
     model = LogisticRegression(C=1e6, solver="newton-cholesky").fit(design.to_numpy(), denied)
     odds_ratio = float(np.exp(model.coef_[0][-1]))
     assert 1.05 < odds_ratio < 1.6
+
+
+def test_cli_simple_flag_writes_the_simple_register(
+    tmp_path: Path, reason: Callable[..., CompletedProcess[str]]
+) -> None:
+    done = reason(["synth", tmp_path / "lar.csv", "--applications", 3000, "--lenders", 6, "--seed", 42, "--simple"])
+    assert done.returncode == 0, done.stderr
+    assert digest(tmp_path / "lar.csv") == SIMPLE_CSV_SHA256
+    default = reason(["synth", tmp_path / "default.csv", "--applications", 3000, "--lenders", 6, "--seed", 42])
+    assert default.returncode == 0 and "group" in (tmp_path / "default.truth.csv").read_text().splitlines()[0]

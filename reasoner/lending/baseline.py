@@ -112,9 +112,7 @@ def _controls(frame: pd.DataFrame) -> np.ndarray:
     loan_type = frame["loan_type"].to_numpy(dtype=np.float64, na_value=np.nan)
     columns += [np.where(np.isfinite(loan_type), loan_type == code, np.nan) for code in (2, 3, 4)]
     purpose = frame["loan_purpose"].to_numpy(dtype=np.float64, na_value=np.nan)
-    columns += [
-        np.where(np.isfinite(purpose), np.isin(purpose, codes), np.nan) for codes in ((31, 32), (2,), (4, 5))
-    ]
+    columns += [np.where(np.isfinite(purpose), np.isin(purpose, codes), np.nan) for codes in ((31, 32), (2,), (4, 5))]
     return np.column_stack(columns).astype(np.float64)
 
 
