@@ -16,6 +16,11 @@ L5     fair                 3/0           9/1           no (0)              not 
 
 The regression flags L1 only (z = log 36 / sqrt(1.736) = 2.72, p = 0.007; L3 z = 0.62) and
 cannot fit L4 (no White denial: separation) nor L5 (too few minority applicants).
+
+The analyst baseline runs two tests per lender here (minority and Black: the same rows; no
+pricing, no Hispanic, Asian or female applicants), so Holm doubles the p-value: L1 2 x 0.007
+(its light penalty moves p a little), L2 an estimate of 0 (p 1), L3 1, L4 fitted despite the
+separation (penalised), p 0.2 x 2 = 0.39 (Fisher's exact test: 0.03 one-sided); L5 not computed.
 """
 
 from __future__ import annotations
@@ -134,7 +139,13 @@ def test_metrics_by_hand(audited: tuple[Path, Path]) -> None:
         "four-fifths rule": (2, 1, 0.5, 0.5, 0.5, pytest.approx(5 / 6), 1, pytest.approx(1 / 3), kinds),
         # z: positives (2.72, 0.62) against (0, lowest, lowest)
         "logistic regression": (1, 2, 1.0, 0.5, pytest.approx(2 / 3), 1.0, 0, 0.0, kinds),
+        # -log10 p: positives (1.9, 0) against (0, 0.41, lowest): L3 ties L2, counted one half
+        "analyst baseline": (1, 1, 1.0, 0.5, pytest.approx(2 / 3), pytest.approx(4.5 / 6), 0, 0.0, kinds),
     }
+    best = {method.method: (method.best_f1, method.best_cut) for method in result.methods}
+    assert best["audit"] == (pytest.approx(0.8), 50.0)  # flag 90, 70, 50: precision 2/3, recall 1
+    assert best["logistic regression"][0] == 1.0  # its z ranks L1 and L3 above every fair lender
+    assert best["analyst baseline"] == (pytest.approx(2 / 3), pytest.approx(-math.log10(0.012691), rel=1e-3))
     assert any(
         "four-fifths rule: 1 of 5 lenders not computed (fewer than 5 minority decisions 1)" in note
         for note in result.notes
@@ -150,11 +161,14 @@ def test_render_text_and_json(audited: tuple[Path, Path]) -> None:
     header = next(line for line in lines if line.startswith("method"))
     audit_row = next(line for line in lines if line.startswith("audit "))
     assert header.split("  ")[-1].strip() == "false flags on fair lenders"
-    assert audit_row.split()[1:] == ["2", "0.50", "0.50", "0.50", "0.83", "0.33", "(1/3)"]
+    assert audit_row.split()[1:] == ["2", "0.50", "0.50", "0.50", "0.83", "0.80", "0.33", "(1/3)"]
     assert len(audit_row) == len(header)
     record = json.loads(render_evaluation(result, as_json=True))
     assert list(record) == ["out", "truth", "facts", "lenders", "discriminating", "fair", "kinds", "methods", "notes"]
-    assert [method["method"] for method in record["methods"]] == ["audit", "four-fifths rule", "logistic regression"]
+    assert [method["method"] for method in record["methods"]] == [
+        "audit", "four-fifths rule", "logistic regression", "analyst baseline"
+    ]  # fmt: skip
+    assert record["methods"][0]["best_f1"] == pytest.approx(0.8) and record["methods"][0]["best_cut"] == 50.0
     assert record["methods"][2]["recall_by_kind"] == {"disparate_treatment": 1.0, "redlining": 0.0}
 
 

@@ -43,7 +43,7 @@ QUIET = (
 @pytest.fixture(scope="module")
 def small_audit(tmp_path_factory: pytest.TempPathFactory) -> Audit:
     path = tmp_path_factory.mktemp("report") / "synth.parquet"
-    write_synth(path, 6000, 12, 5)
+    write_synth(path, 6000, 12, 5, simple=True)  # the planted effects these reports were written for
     return audit([RULES], path)
 
 

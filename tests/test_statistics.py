@@ -495,7 +495,7 @@ def test_cluster_outliers_by_neighbour_share() -> None:
 
 @pytest.fixture(scope="module")
 def synthetic() -> tuple[pd.DataFrame, pd.DataFrame]:
-    raw, truth = synthesize(20_000, 40, 1)
+    raw, truth = synthesize(20_000, 40, 1, simple=True)  # planted effects without confounds
     frame = clean_hmda(raw, "synth").frame.copy()
     hispanic = frame["ethnicity"].eq("Hispanic or Latino").fillna(False)
     minority = frame["race"].isin([BLACK, "Asian", "American Indian or Alaska Native"]) | hispanic

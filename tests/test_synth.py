@@ -7,11 +7,14 @@ per lender on the cleaned frame, peer shares per MSA, mean rate-spread gaps.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from reasoner.errors import UsageError
 from reasoner.lending import clean_hmda, read_hmda, synthesize, write_synth
@@ -26,7 +29,7 @@ DTI_TEXTS = {"<20%", "20%-<30%", "30%-<36%", "50%-60%", ">60%", "NA", "Exempt"} 
 
 @pytest.fixture(scope="module")
 def world() -> tuple[pd.DataFrame, pd.DataFrame]:
-    return synthesize(NUM_APPLICATIONS, NUM_LENDERS, 5)
+    return synthesize(NUM_APPLICATIONS, NUM_LENDERS, 5, simple=True)
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +149,8 @@ def test_written_files_read_back(tmp_path: Path) -> None:
     parquet = read_hmda(write_synth(tmp_path / "lar.parquet", 4_000, 7, 9))
     pd.testing.assert_frame_equal(csv, raw.astype("str"))
     pd.testing.assert_frame_equal(parquet, raw.astype("str"))
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "lar.truth.csv", dtype={"lei": "str", "kind": "str"}), truth)
+    written = pd.read_csv(tmp_path / "lar.truth.csv", dtype={"lei": "str", "kind": "str", "group": "str"})
+    pd.testing.assert_frame_equal(written, truth)
 
 
 def test_bad_arguments() -> None:
@@ -289,3 +293,147 @@ def test_small_worlds_keep_half_fair(lenders: int, kinds: set[str]) -> None:
     assert kinds <= set(truth["kind"])
     if lenders == 6:
         assert set(truth["kind"]) == {"fair", "disparate_treatment", "redlining", "pricing"}
+
+
+# --- the default register: confounds of real registers ---------------------------------------
+# Measured on the published columns only (no code shared with the generator).
+
+SIMPLE_CSV_SHA256 = "0a51fb355b915850b5eefec418215396d0b805a81667c1f9e153577c32706acd"
+SIMPLE_TRUTH_SHA256 = "6a11509a780d5b3f3309290eb4151a9b75a64528292bf61821269764bdd948b8"
+
+
+def test_simple_register_is_the_generator_before_confounds(tmp_path: Path) -> None:
+    """Digests of ``write_synth(…, 3000, 6, 42)`` written before the confounds were added."""
+    path = write_synth(tmp_path / "lar.csv", 3_000, 6, 42, simple=True)
+    assert digest(path) == SIMPLE_CSV_SHA256 and digest(tmp_path / "lar.truth.csv") == SIMPLE_TRUTH_SHA256
+    assert digest(write_synth(tmp_path / "default.csv", 3_000, 6, 42)) != SIMPLE_CSV_SHA256
+
+
+@pytest.fixture(scope="module")
+def confounded() -> tuple[pd.DataFrame, pd.DataFrame]:
+    raw, truth = synthesize(60_000, 120, 7)
+    return raw.astype("str"), truth
+
+
+def test_confounded_truth_names_the_group(confounded: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    _, truth = confounded
+    assert list(truth.columns) == [
+        "lei", "discriminates", "kind", "effect_size", "group", "applications", "pool_gap", "exempt",
+        "buys_in_white_tracts",
+    ]  # fmt: skip
+    fair = truth["kind"] == "fair"
+    assert (truth.loc[fair, "group"] == "none").all() and not truth.loc[~fair, "group"].eq("none").any()
+    assert (truth.loc[truth["kind"] == "redlining", "group"] == "majority-minority tracts").all()
+    one_group = truth.loc[truth["kind"].isin(["disparate_treatment", "pricing"]), "group"]
+    assert "minority" in set(one_group) and len(set(one_group) & {"Black", "Hispanic", "Asian"}) >= 2
+    odds = np.exp(truth.loc[truth["kind"] == "disparate_treatment", "effect_size"])
+    assert odds.between(1.49, 3.01).all()
+    assert truth.loc[truth["kind"] == "pricing", "effect_size"].between(0.1, 0.3).all()
+    sizes = truth["applications"]
+    assert 200 <= sizes.median() <= 450 and sizes.max() > 8 * sizes.median()  # many small lenders
+    assert sizes[truth["discriminates"]].min() < 300  # small lenders discriminate too
+    assert truth.loc[truth["buys_in_white_tracts"], "kind"].eq("fair").all() and truth["buys_in_white_tracts"].any()
+
+
+def test_product_mix_and_fha_premium(confounded: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    raw, _ = confounded
+    fha = raw["loan_type"] == "2"
+    white = (raw["derived_race"] == "White") & (raw["derived_ethnicity"] == "Not Hispanic or Latino")
+    black = raw["derived_race"] == "Black or African American"
+    hispanic = raw["derived_ethnicity"] == "Hispanic or Latino"
+    assert fha[black].mean() > fha[white].mean() + 0.08 and fha[hispanic].mean() > fha[white].mean() + 0.06
+    originated = (raw["action_taken"] == "1") & (raw["rate_spread"] != "Exempt") & (raw["lien_status"] == "1")
+    spread = raw.loc[originated, "rate_spread"].astype(float)
+    premium = spread[fha[originated]].mean() - spread[raw.loc[originated, "loan_type"] == "1"].mean()
+    assert premium > 0.6
+
+
+def test_underwriting_jumps_at_dti_and_cltv_thresholds(confounded: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    raw, _ = confounded
+    decided = raw[raw["action_taken"].isin(["1", "2", "3"]) & ~raw["debt_to_income_ratio"].isin(["NA", "Exempt"])]
+    denied = decided["action_taken"] == "3"
+    dti = decided["debt_to_income_ratio"]
+    just_below = denied[dti.isin(["41", "42", "43"])].mean()
+    just_above = denied[dti.isin(["44", "45", "46"])].mean()
+    assert just_above > just_below + 0.08  # a jump, not the gentle slope between 36 and 43
+    assert denied[dti == "50%-60%"].mean() > denied[dti.isin(["47", "48", "49"])].mean() + 0.1
+    cltv = decided["combined_loan_to_value_ratio"].astype(float)
+    assert denied[cltv.between(95.5, 99)].mean() > denied[cltv.between(91, 94.5)].mean() + 0.1
+
+
+def test_denial_reasons_follow_the_file(confounded: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    raw, _ = confounded
+    denied = raw["action_taken"].isin(["3", "7"]) & (raw["denial_reason-1"] != "1111")
+    first = raw.loc[denied, "denial_reason-1"]
+    assert set(first) <= {"1", "3", "4", "9"}
+    reasons = raw.loc[denied, ["denial_reason-1", "denial_reason-2", "denial_reason-3"]]
+    high_dti = raw.loc[denied, "debt_to_income_ratio"].isin([">60%"])
+    assert reasons[high_dti].eq("1").any(axis=1).all()  # DTI over 60% is always among the reasons
+    named_dti = reasons.eq("1").any(axis=1)
+    assert not named_dti[raw.loc[denied, "debt_to_income_ratio"].isin(["<20%", "20%-<30%"])].any()
+    for index in (2, 3, 4):
+        assert raw.loc[~denied, f"denial_reason-{index}"].eq("").all()
+    repeated = (reasons["denial_reason-1"] == reasons["denial_reason-2"]) & (reasons["denial_reason-2"] != "")
+    assert not repeated.any()
+
+
+def test_published_fields_vary_as_in_real_registers(confounded: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    raw, _ = confounded
+    assert {"1", "2", "3"} <= set(raw["occupancy_type"]) and {"120", "180", "360"} <= set(raw["loan_term"])
+    assert {"1", "2"} <= set(raw["open-end_line_of_credit"])
+    assert {"1", "2"} <= set(raw["business_or_commercial_purpose"])
+    assert raw.loc[raw["open-end_line_of_credit"] == "1", "lien_status"].eq("2").all()
+    assert raw.loc[raw["business_or_commercial_purpose"] == "1", "occupancy_type"].eq("3").all()
+    assert {"7", "8"} <= set(raw["action_taken"])
+    hispanic = raw["derived_ethnicity"] == "Hispanic or Latino"
+    without_race = raw.loc[hispanic, "derived_race"].eq("Race Not Available").mean()
+    assert 0.25 < without_race < 0.5
+    assert raw.loc[hispanic & (raw["derived_race"] == "Race Not Available"), "applicant_race-1"].eq("6").all()
+    assert (raw["derived_sex"] == "Sex Not Available").any()
+
+
+def test_purchased_loans_come_from_white_tracts(confounded: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    raw, truth = confounded
+    buyers = set(truth.loc[truth["buys_in_white_tracts"], "lei"])
+    minority = raw["tract_minority_population_percent"].astype(float)
+    at_buyers = raw["lei"].isin(buyers)
+    purchased = at_buyers & (raw["action_taken"] == "6")
+    assert purchased.sum() > 0.2 * at_buyers.sum()
+    applied = at_buyers & raw["action_taken"].isin(["1", "2", "3", "4", "5"])
+    assert minority[purchased].mean() < minority[applied].mean() - 10
+
+
+def test_fair_lenders_deny_minority_applicants_a_little_more(confounded: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """The unpublished credit gap: fair lenders' Black applicants are denied more than White
+    ones with the same published financials and product, by a small pooled odds ratio."""
+    raw, truth = confounded
+    fair = raw["lei"].isin(set(truth.loc[truth["kind"] == "fair", "lei"]))
+    decided = fair & raw["action_taken"].isin(["1", "2", "3"]) & ~raw["debt_to_income_ratio"].isin(["NA", "Exempt"])
+    rows = raw[decided & ~raw["income"].eq("NA")]
+    white = (rows["derived_race"] == "White") & (rows["derived_ethnicity"] == "Not Hispanic or Latino")
+    black = rows["derived_race"] == "Black or African American"
+    rows = rows[white | black]
+    design = pd.get_dummies(
+        rows[["debt_to_income_ratio", "loan_type", "loan_purpose", "lien_status", "occupancy_type"]], dtype=float
+    )
+    cltv = rows["combined_loan_to_value_ratio"].astype(float)
+    design["log_income"] = np.log(rows["income"].astype(float))
+    design["log_amount"] = np.log(rows["loan_amount"].astype(float))
+    for cut in (80, 95):
+        design[f"cltv_over_{cut}"] = (cltv > cut).astype(float)
+    design["cltv"] = cltv / 100
+    design["black"] = (rows["derived_race"] == "Black or African American").astype(float)
+    denied = rows["action_taken"].eq("3").to_numpy()
+    model = LogisticRegression(C=1e6, solver="newton-cholesky").fit(design.to_numpy(), denied)
+    odds_ratio = float(np.exp(model.coef_[0][-1]))
+    assert 1.05 < odds_ratio < 1.6
+
+
+def test_cli_simple_flag_writes_the_simple_register(
+    tmp_path: Path, reason: Callable[..., CompletedProcess[str]]
+) -> None:
+    done = reason(["synth", tmp_path / "lar.csv", "--applications", 3000, "--lenders", 6, "--seed", 42, "--simple"])
+    assert done.returncode == 0, done.stderr
+    assert digest(tmp_path / "lar.csv") == SIMPLE_CSV_SHA256
+    default = reason(["synth", tmp_path / "default.csv", "--applications", 3000, "--lenders", 6, "--seed", 42])
+    assert default.returncode == 0 and "group" in (tmp_path / "default.truth.csv").read_text().splitlines()[0]

@@ -1,8 +1,8 @@
-"""Lender-level evaluation of an audit against the truth of a synthetic register, with two baselines.
+"""Lender-level evaluation of an audit against the truth of a synthetic register, with baselines.
 
 ``evaluate(out, truth)`` reads the audit output directory ``out`` (``lenders.parquet`` and
 ``manifest.json``) and the truth CSV that ``reason synth`` wrote (columns lei, discriminates,
-kind), and scores three methods on the same lenders and the same facts:
+kind), and scores four methods on the same lenders and the same facts:
 
 ``audit``
     predicted: ``flagged`` of ``lenders.parquet``; score: ``risk_score`` (0–100).
@@ -19,6 +19,14 @@ kind), and scores three methods on the same lenders and the same facts:
     amount) over the usable applications. Predicted: minority coefficient > 0 with two-sided
     p < 0.05; score: its z statistic (coefficient / standard error). Not computed for every
     reason that function gives (too few applications, separation, partially exempt DTI/CLTV …).
+``analyst baseline``
+    ``baseline.analyst_baseline``: per lender, a logistic regression of denial and a least-squares
+    regression of rate spread among originations (HC3 standard errors) for each of five
+    comparisons (minority, Black, Hispanic, Asian, female), with log income, CLTV, DTI categories,
+    loan type and purpose as controls; Holm-adjusted over the lender's tests. Predicted: the
+    smallest adjusted p-value < 0.05 (for an estimate to the compared group's disadvantage);
+    score: -log10 of it. Not computed for a lender none of whose tests has ``MIN_GROUP`` rows of
+    each group (or, for denial, a denial).
 
 A lender a method cannot score is not flagged by it and gets a score below every score the
 method did compute (such lenders tie); the notes say how many and why.
@@ -27,7 +35,11 @@ Metrics, with positive = ``discriminates`` of the truth, by scikit-learn:
 
 - precision, recall, F1: ``precision_recall_fscore_support`` (binary); NaN when undefined
   (precision when nothing is flagged, recall when no lender discriminates).
-- ROC AUC: ``roc_auc_score`` of the score; NaN when the truth has one class only.
+- ROC AUC: ``roc_auc_score`` of the score (tied scores count one half); NaN when the truth has
+  one class only.
+- best F1: the largest F1 over every cut of the method's score (flag the lenders scoring at or
+  above it; ``precision_recall_curve``), which the method itself cannot know: it says how good
+  the ranking is at its best cut, ``best_cut`` (in the score's units).
 - false flags on fair lenders: flagged fair lenders / fair lenders (``confusion_matrix``).
 - recall by kind: ``recall_score`` among the discriminating lenders of each truth ``kind``.
 
@@ -50,10 +62,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, recall_score, roc_auc_score
+from sklearn.metrics import (
+    confusion_matrix,
+    precision_recall_curve,
+    precision_recall_fscore_support,
+    recall_score,
+    roc_auc_score,
+)
 
 from reasoner.errors import EvidenceError, UsageError
 from reasoner.evidence import file_sha256
+from reasoner.lending.baseline import analyst_baseline
 from reasoner.lending.files import read_hmda
 from reasoner.lending.hmda import INPUT_COLUMNS, clean_hmda
 from reasoner.lending.statistics import DENIAL_COVARIATES, MIN_GROUP, lender_denial_odds
@@ -83,6 +102,8 @@ class MethodScores:
     recall: float
     f1: float
     auc: float
+    best_f1: float
+    best_cut: float
     false_flags: int
     false_flag_rate: float
     recall_by_kind: tuple[tuple[str, float], ...]
@@ -127,7 +148,7 @@ def evaluate(out: Path, truth: Path) -> Evaluation:
     cleaned = clean_hmda(read_hmda(facts, INPUT_COLUMNS), facts.name)
     frame = add_group_columns(cleaned.frame, MAJORITY_MINORITY_PERCENT)
     leis = pd.Index(answers["lei"])
-    predictions = (_audit(lenders, leis), _four_fifths(frame, leis), _logistic(frame, leis))
+    predictions = (_audit(lenders, leis), _four_fifths(frame, leis), _logistic(frame, leis), _analyst(frame, leis))
     positive = answers["discriminates"].to_numpy(dtype=bool)
     kind = answers["kind"].to_numpy(dtype=object)
     kinds = _kinds(kind[positive])
@@ -286,6 +307,15 @@ def _logistic(frame: pd.DataFrame, leis: pd.Index) -> _Prediction:
     return _Prediction("logistic regression", flagged, z, reason)
 
 
+def _analyst(frame: pd.DataFrame, leis: pd.Index) -> _Prediction:
+    baseline = analyst_baseline(frame).set_index("lei").reindex(leis)
+    adjusted = baseline["p_adjusted"].to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(divide="ignore"):
+        score = -np.log10(np.maximum(adjusted, np.finfo(np.float64).tiny))
+    reason = baseline["reason"].fillna("no usable application").to_numpy(dtype=object)
+    return _Prediction("analyst baseline", adjusted < SIGNIFICANCE, score, reason)
+
+
 # --- metrics ----------------------------------------------------------------------------------
 
 
@@ -309,6 +339,7 @@ def _method_scores(
         recall=float(recall),
         f1=float(f1),
         auc=_auc(positive, _ranked_score(prediction.score)),
+        **_best_cut(positive, _ranked_score(prediction.score)),
         false_flags=int(fair_flagged),
         false_flag_rate=float(fair_flagged / (fair_flagged + fair_cleared))
         if fair_flagged + fair_cleared
@@ -322,6 +353,17 @@ def _ranked_score(score: np.ndarray) -> np.ndarray:
     computed = np.isfinite(score)
     lowest = float(score[computed].min()) - 1.0 if computed.any() else 0.0
     return np.where(computed, score, lowest)
+
+
+def _best_cut(positive: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """The largest F1 over the cuts of ``score`` and the cut that gives it (the highest such)."""
+    if not positive.any():
+        return {"best_f1": math.nan, "best_cut": math.nan}
+    precision, recall, cuts = precision_recall_curve(positive, score)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)[:-1]
+    best = int(np.flatnonzero(f1 == f1.max())[-1])
+    return {"best_f1": float(f1[best]), "best_cut": float(cuts[best])}
 
 
 def _auc(positive: np.ndarray, score: np.ndarray) -> float:
@@ -379,7 +421,7 @@ def render_evaluation(result: Evaluation, *, as_json: bool = False) -> str:
         + f", {result.fair} fair",
         "",
         *_table(
-            ("method", "flagged", "precision", "recall", "F1", "AUC", "false flags on fair lenders"),
+            ("method", "flagged", "precision", "recall", "F1", "AUC", "best F1", "false flags on fair lenders"),
             [
                 (
                     method.method,
@@ -388,6 +430,7 @@ def render_evaluation(result: Evaluation, *, as_json: bool = False) -> str:
                     _number(method.recall),
                     _number(method.f1),
                     _number(method.auc),
+                    _number(method.best_f1),
                     f"{_number(method.false_flag_rate)} ({method.false_flags}/{result.fair})",
                 )
                 for method in result.methods
@@ -438,6 +481,8 @@ def _record(result: Evaluation) -> dict[str, Any]:
                 "recall": _json_number(method.recall),
                 "f1": _json_number(method.f1),
                 "auc": _json_number(method.auc),
+                "best_f1": _json_number(method.best_f1),
+                "best_cut": _json_number(method.best_cut),
                 "false_flags": method.false_flags,
                 "false_flag_rate": _json_number(method.false_flag_rate),
                 "recall_by_kind": {name: _json_number(recall) for name, recall in method.recall_by_kind},

@@ -75,6 +75,8 @@ def publish_register(world: World, record: dict[str, np.ndarray], size: int) -> 
     )  # 0 Male, 1 Female, 2 Joint, 3 not available
     age = np.where((action == 6) & (record["unavailable"] < 0.05), len(AGES), record["age"])
     fine = (record["noise"] * 7.0) % 1.0
+    race_missing = record.get("race_missing", np.zeros(size, dtype=bool))
+    realistic = "occupancy" in record
     columns: dict[str, pd.Categorical] = {}
 
     def put(name: str, codes: np.ndarray, texts: Sequence[str], *overrides: tuple[np.ndarray, str]) -> None:
@@ -105,7 +107,14 @@ def publish_register(world: World, record: dict[str, np.ndarray], size: int) -> 
         (hispanic & joint, "Joint"),
         (unavailable, "Ethnicity Not Available"),
     )
-    put("derived_race", group, list(GROUP_RACE), (joint & ~hispanic, "Joint"), (unavailable, "Race Not Available"))
+    put(
+        "derived_race",
+        group,
+        list(GROUP_RACE),
+        (joint & ~hispanic, "Joint"),
+        (race_missing, "Race Not Available"),
+        (unavailable, "Race Not Available"),
+    )
     put("derived_sex", sex, ["Male", "Female", "Joint", "Sex Not Available"])
     put("action_taken", action - 1, [str(code) for code in range(1, 9)])
     purchasers = np.array([0, 1, 3, 5, 6, 71])[(fine * 6).astype(np.int64)]
@@ -114,8 +123,13 @@ def publish_register(world: World, record: dict[str, np.ndarray], size: int) -> 
     number("loan_type", record["loan_type"], 0)
     number("loan_purpose", record["purpose"], 0)
     number("lien_status", record["lien"], 0)
-    for name in ("reverse_mortgage", "open-end_line_of_credit", "business_or_commercial_purpose"):
-        const(name, "2", (exempt, "1111"))
+    if realistic:
+        const("reverse_mortgage", "2", (exempt, "1111"))
+        const("open-end_line_of_credit", "2", (record["open_end"], "1"), (exempt, "1111"))
+        const("business_or_commercial_purpose", "2", (record["business"], "1"), (exempt, "1111"))
+    else:
+        for name in ("reverse_mortgage", "open-end_line_of_credit", "business_or_commercial_purpose"):
+            const(name, "2", (exempt, "1111"))
     number("loan_amount", record["loan_amount"], 0)
     number("combined_loan_to_value_ratio", record["cltv"], 3, (no_ratios, "NA"), (exempt, "Exempt"))
     number("interest_rate", record["interest_rate"], 3, (~priced & (action != 6), "NA"), (exempt, "Exempt"))
@@ -145,14 +159,20 @@ def publish_register(world: World, record: dict[str, np.ndarray], size: int) -> 
         (exempt, "Exempt"),
     )
     const("lender_credits", "", (~originated, "NA"), (exempt, "Exempt"))
-    const("loan_term", "360", (fine < 0.1, "180"), (exempt, "Exempt"))
+    if realistic:
+        number("loan_term", record["term"], 0, (exempt, "Exempt"))
+    else:
+        const("loan_term", "360", (fine < 0.1, "180"), (exempt, "Exempt"))
     for name in ("prepayment_penalty_term", "intro_rate_period"):
         const(name, "NA", (exempt, "Exempt"))
     for name in ("negative_amortization", "interest_only_payment", "balloon_payment", "other_nonamortizing_features"):
         const(name, "2", (exempt, "1111"))
     number("property_value", record["property_value"], 0, (np.isin(action, (4, 5)), "NA"), (exempt, "Exempt"))
     const("construction_method", "1")
-    const("occupancy_type", "1", (fine > 0.9, "2"), (fine > 0.96, "3"))
+    if realistic:
+        number("occupancy_type", record["occupancy"], 0)
+    else:
+        const("occupancy_type", "1", (fine > 0.9, "2"), (fine > 0.96, "3"))
     const("manufactured_home_secured_property_type", "3", (exempt, "1111"))
     const("manufactured_home_land_property_interest", "5", (exempt, "1111"))
     const("total_units", "1")
@@ -171,7 +191,7 @@ def publish_register(world: World, record: dict[str, np.ndarray], size: int) -> 
             const(f"{person}_ethnicity-{index}", "")
     const("applicant_ethnicity_observed", "2")
     const("co-applicant_ethnicity_observed", "2", (~coapplicant, "4"))
-    put("applicant_race-1", group, list(GROUP_RACE_CODE), (unavailable, "6"))
+    put("applicant_race-1", group, list(GROUP_RACE_CODE), (race_missing | unavailable, "6"))
     put("co-applicant_race-1", group, list(GROUP_RACE_CODE), (joint, "5"), (unavailable, "6"), (~coapplicant, "8"))
     for person in ("applicant", "co-applicant"):
         for index in range(2, 6):
@@ -192,10 +212,17 @@ def publish_register(world: World, record: dict[str, np.ndarray], size: int) -> 
     const("aus-1", "1", (fine > 0.5, "2"), (fine > 0.85, "6"), (action == 6, "6"), (exempt, "1111"))
     for index in range(2, 6):
         const(f"aus-{index}", "")
-    reason = np.select([record["dti"] >= 45, record["cltv"] > 95, fine < 0.1], [1, 4, 7], 3)
-    number("denial_reason-1", np.where(denied, reason, 10), 0, (exempt, "1111"))
-    for index in range(2, 5):
-        const(f"denial_reason-{index}", "")
+    if realistic:  # reasons ranked by what weighed in the decision (synth._denial_reasons)
+        number("denial_reason-1", np.where(denied, record["reason_1"], 10), 0, (exempt, "1111"))
+        for index in (2, 3):
+            codes = record[f"reason_{index}"]
+            number(f"denial_reason-{index}", codes, 0, (~denied | (codes == 0), ""), (exempt, ""))
+        const("denial_reason-4", "")
+    else:
+        reason = np.select([record["dti"] >= 45, record["cltv"] > 95, fine < 0.1], [1, 4, 7], 3)
+        number("denial_reason-1", np.where(denied, reason, 10), 0, (exempt, "1111"))
+        for index in range(2, 5):
+            const(f"denial_reason-{index}", "")
     population = world.tract_population
 
     def per_tract(name: str, values: np.ndarray, digits: int) -> None:
