@@ -417,10 +417,10 @@ def test_pricing_gap_without_covariates_is_a_welch_like_robust_test() -> None:
     assert (row["reference_loans"], row["compared_loans"]) == (30, 12)
     assert row["raw_gap"] == pytest.approx(spread[30:].mean() - spread[:30].mean())
     assert row["adjusted_gap"] == pytest.approx(row["raw_gap"], rel=1e-10)
-    # HC1 without covariates: each group's variance around its own mean, scaled by n / (n - 2).
+    # HC3 without covariates: each group's variance around its own mean, over n_g - 1 (leverage 1 / n_g).
     n = 42
     compared, reference = spread[30:], spread[:30]
-    robust = np.sqrt(n / (n - 2) * (compared.var() / 12 + reference.var() / 30))
+    robust = np.sqrt(compared.var(ddof=1) / 11 + reference.var(ddof=1) / 29)
     assert row["standard_error"] == pytest.approx(robust, rel=1e-8)
     assert row["p_value"] == pytest.approx(2 * stats.t.sf(abs(row["raw_gap"]) / robust, n - 2), rel=1e-8)
     critical = stats.t.ppf(0.975, n - 2)
@@ -448,7 +448,8 @@ def test_pricing_gap_with_covariates_matches_least_squares() -> None:
     beta, _, _, _ = np.linalg.lstsq(design, spread, rcond=None)
     bread = np.linalg.inv(design.T @ design)
     residual = spread - design @ beta
-    sandwich = bread @ (design.T * residual**2) @ design @ bread * size / (size - 5)  # HC1
+    leverage = np.einsum("ij,jk,ik->i", design, bread, design)
+    sandwich = bread @ (design.T * (residual / (1 - leverage)) ** 2) @ design @ bread  # HC3
     variance = sandwich[1, 1]
     assert row["adjusted_gap"] == pytest.approx(beta[1], rel=1e-9)
     assert row["standard_error"] == pytest.approx(np.sqrt(variance), rel=1e-8)

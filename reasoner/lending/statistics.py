@@ -43,7 +43,7 @@ that cannot be computed is NaN and the ``reason`` column says why ('' when all i
     Per lender and compared group, among originated loans (usable rows with
     ``action_taken == 1`` and a ``rate_spread``): mean rate spreads, the raw gap and the gap adjusted by ordinary least
     squares for the covariates (``loan_amount`` as a logarithm), with its 95% CI and the
-    two-sided t test p-value (heteroskedasticity-robust HC1 standard errors: spreads vary
+    two-sided t test p-value (heteroskedasticity-robust HC3 standard errors: spreads vary
     more for some products and borrowers than others), for all lenders at
     once via the Frisch–Waugh–Lovell partialling of per-lender cross-product sums.
 
@@ -607,6 +607,7 @@ def pricing_disparity(
     table["ci_low"] = adjusted - critical * standard_error
     table["ci_high"] = adjusted + critical * standard_error
     table["p_value"] = p_value
+    table["degrees_of_freedom"] = freedom
     table["not_controlled"] = pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str")
     table["reason"] = pd.Series(reason, dtype="str")
     return table
@@ -616,9 +617,10 @@ def _least_squares(
     outcome: np.ndarray, indicator: np.ndarray, values: np.ndarray, unit: np.ndarray, count: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per unit OLS of outcome on intercept + indicator + covariates, by Frisch–Waugh–Lovell:
-    the indicator's coefficient, its heteroskedasticity-robust standard error (HC1: White's
-    sandwich scaled by n / (n - k)), the residual degrees of freedom and a status (0 ok, 1 no
-    degrees of freedom left, 2 indicator collinear with the covariates)."""
+    the indicator's coefficient, its heteroskedasticity-robust standard error (HC3: White's
+    sandwich with each residual divided by one minus its leverage, the variant that holds its
+    size in small samples, Long & Ervin 2000), the residual degrees of freedom and a status (0
+    ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates)."""
     sizes = np.bincount(unit, minlength=count).astype(np.float64)
     columns = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count), outcome])
     safe_sizes = np.maximum(sizes, 1.0)
@@ -627,6 +629,9 @@ def _least_squares(
     others = slice(1, columns.shape[1] - 1)
     pseudo = np.linalg.pinv(sums[:, others, others], hermitian=True)
     rank = np.linalg.matrix_rank(sums[:, others, others], hermitian=True) if columns.shape[1] > 2 else np.zeros(count, int)
+    # Leverage of each row in its unit's fit (intercept, indicator and covariates), for HC3.
+    full = np.linalg.pinv(sums[:, :-1, :-1], hermitian=True)
+    leverage = 1.0 / np.maximum(sizes, 1.0)[unit] + np.einsum("ij,ijk,ik->i", centred[:, :-1], full[unit], centred[:, :-1])
     # The indicator and the outcome net of the covariates, row by row.
     indicator_on = np.einsum("uij,uj->ui", pseudo, sums[:, others, 0])
     outcome_on = np.einsum("uij,uj->ui", pseudo, sums[:, others, -1])
@@ -639,8 +644,9 @@ def _least_squares(
     with np.errstate(divide="ignore", invalid="ignore"):
         gap = cross / left
         residual = residual_outcome - gap[unit] * residual_indicator
-        meat = np.bincount(unit, (residual_indicator * residual) ** 2, count)
-        error = np.sqrt(sizes / df * meat) / left
+        inflated = residual / np.maximum(1.0 - leverage, 1e-6)  # HC3: each residual over 1 - its leverage
+        meat = np.bincount(unit, (residual_indicator * inflated) ** 2, count)
+        error = np.sqrt(meat) / left
     return gap, error, df, status
 
 

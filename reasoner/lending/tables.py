@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from reasoner.lending.config import AuditConfig, Comparison
 from reasoner.lending.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs
@@ -253,7 +254,8 @@ MAX_EVIDENCE = 25.0  # the largest weight one body of evidence may carry (e^25: 
 def with_evidence(table: pd.DataFrame, estimate: str, alternative: float, comparisons: list[str]) -> pd.DataFrame:
     """The table with the evidence each row carries, graded rather than thresholded:
 
-    - ``llr``: the log-likelihood ratio of the estimate (normal, with its standard error ``s``)
+    - ``llr``: the log-likelihood ratio of the estimate (normal, with its standard error ``s``;
+      for a t statistic, the standard error that gives the same p-value under the normal)
       under the alternative effect ``d`` (a log odds ratio, or a rate-spread gap) against no
       effect: ``(estimate * d - d**2 / 2) / s**2``. Positive when the data favour a disparity of
       size ``d`` over none, negative when they favour none; it grows with precision, so a large
@@ -267,6 +269,12 @@ def with_evidence(table: pd.DataFrame, estimate: str, alternative: float, compar
     table = table.copy()
     value = table[estimate].to_numpy(dtype=np.float64, na_value=np.nan)
     error = table["standard_error"].to_numpy(dtype=np.float64, na_value=np.nan)
+    if "degrees_of_freedom" in table.columns:  # a t statistic: its normal equivalent, so few loans weigh little
+        freedom = table["degrees_of_freedom"].to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            statistic = value / error
+            equivalent = np.sign(statistic) * stats.norm.isf(stats.t.sf(np.abs(statistic), freedom))
+            error = np.where(np.abs(equivalent) > 0, value / equivalent, error)
     with np.errstate(divide="ignore", invalid="ignore"):
         llr = (value * alternative - alternative**2 / 2) / error**2
     table["llr"] = llr
