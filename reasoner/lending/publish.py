@@ -6,6 +6,10 @@ dictionary and the HMDA edits (see ``reasoner.lending.fields``): pricing is ``NA
 loan was originated or approved (V657, V677), DTI and CLTV are ``NA`` for withdrawn,
 incomplete and purchased files (V679, V681), property value for withdrawn and incomplete
 (V688); a partially exempt lender reports ``Exempt`` (text fields) or ``1111`` (coded fields).
+Records of the confounded register (``synth``'s default) also carry occupancy, loan term,
+open-end and business-purpose flags, up to three ranked denial reasons and Hispanic
+applicants without a race (race code 6, 'Race Not Available'); without them (``--simple``) those
+columns are written as before.
 """
 
 from __future__ import annotations
