@@ -675,3 +675,15 @@ def test_a_covariate_constant_at_a_lender_is_reported_as_not_controlled() -> Non
     assert odds["not_controlled"].tolist() == ["loan_type", ""]
     pricing = pricing_disparity(frame.assign(decision="approved"), "race", "White", BLACK, covariates=spec)
     assert pricing["not_controlled"].tolist() == ["loan_type", ""]
+
+
+def test_register_wide_levels_give_a_partition_the_columns_of_the_whole_register() -> None:
+    frame = frame_of({"race": ["White", BLACK] * 20})
+    frame["loan_type"] = np.r_[np.ones(20), np.full(20, 2.0)]
+    spec = Covariates(categorical=("loan_type",)).with_levels(frame)
+    assert spec.levels == (("loan_type", ("1", "2")),)
+    part = frame.iloc[:20]  # loan type 1 only
+    odds = lender_denial_odds(part, "race", "White", BLACK, covariates=spec)
+    assert odds["not_controlled"].tolist() == ["loan_type"]
+    missing = frame.assign(loan_type=np.r_[np.full(39, np.nan), 2.0])
+    assert Covariates(categorical=("loan_type",)).with_levels(missing).levels == (("loan_type", ("2", "\x00missing")),)

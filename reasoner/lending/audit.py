@@ -181,6 +181,7 @@ def audit(
     for name in (*config.denial_model.columns, *config.pricing_model.columns):
         if name not in frame.columns:
             raise config.locate_covariate(name)
+    config = config.with_levels(frame)
     facts_sha256 = file_sha256(facts) if facts.is_file() else ""
     register = Register(
         cleaned.rows_read,

@@ -10,6 +10,7 @@ A mistake in the file is reported with its file, line and column and what was ex
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import tomllib
@@ -17,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from reasoner.errors import Diagnostic, RuleError
-from reasoner.lending.statistics import Covariates
+from reasoner.lending.statistics import Covariates, category_levels
 from reasoner.syntax import Span
 
 __all__ = ["CONFIG_NAME", "CONFIDENCE_LABELS", "TIERS", "AuditConfig", "Comparison", "find_config", "load_config"]
@@ -79,6 +82,7 @@ class AuditConfig:
     pricing_bands: tuple[tuple[str, tuple[float, ...]], ...] = ()
     alternative_odds_ratio: float = 2.0
     alternative_pricing_gap: float = 0.2
+    category_levels: tuple[tuple[str, tuple[str, ...]], ...] = ()  # register-wide (``with_levels``)
 
     def action(self, tier: str) -> str:
         return dict(self.actions)[tier]
@@ -86,12 +90,27 @@ class AuditConfig:
     @property
     def denial_model(self) -> Covariates:
         """What the denial models (odds, matched-pair probabilities) control for."""
-        return Covariates(self.covariates, self.categorical_covariates, self.bands)
+        levels = dict(self.category_levels)
+        return Covariates(
+            self.covariates, self.categorical_covariates, self.bands,
+            tuple((name, levels[name]) for name in self.categorical_covariates if name in levels),
+        )
 
     @property
     def pricing_model(self) -> Covariates:
         """What the rate-spread model controls for."""
-        return Covariates(self.pricing_covariates, self.pricing_categorical_covariates, self.pricing_bands)
+        levels = dict(self.category_levels)
+        return Covariates(
+            self.pricing_covariates, self.pricing_categorical_covariates, self.pricing_bands,
+            tuple((name, levels[name]) for name in self.pricing_categorical_covariates if name in levels),
+        )
+
+    def with_levels(self, frame: pd.DataFrame) -> AuditConfig:
+        """The settings with each categorical covariate's values read from the whole register
+        ``frame``: every partition then fits the same indicator columns (outputs do not depend
+        on how the register is partitioned)."""
+        names = dict.fromkeys((*self.categorical_covariates, *self.pricing_categorical_covariates))
+        return dataclasses.replace(self, category_levels=tuple((name, category_levels(frame[name])) for name in names))
 
     def locate_covariate(self, name: str) -> RuleError:
         """An error pointing at the line of ``audit.toml`` that names covariate ``name``."""

@@ -109,6 +109,14 @@ class Covariates:
     numeric: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
     bands: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    levels: tuple[tuple[str, tuple[str, ...]], ...] = ()  # per categorical column, its values register-wide
+
+    def with_levels(self, frame: pd.DataFrame) -> Covariates:
+        """The same model with the values of each categorical covariate taken from ``frame`` (the
+        whole register), so that every partition builds the same indicator columns."""
+        return Covariates(
+            self.numeric, self.categorical, self.bands, tuple((name, category_levels(frame[name])) for name in self.categorical)
+        )
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -806,8 +814,9 @@ def _labelled_covariates(frame: pd.DataFrame, covariates: Covariates) -> tuple[n
         for index in range(1, len(edges) + 1):
             columns.append(np.where(np.isnan(values), np.nan, (band == index).astype(np.float64)))
             labels.append(f"{name} bands")
+    known = dict(covariates.levels)
     for name in covariates.categorical:
-        indicators = _indicators(frame[name])
+        indicators = _indicators(frame[name], known.get(name))
         columns.extend(indicators)
         labels.extend([name] * len(indicators))
     matrix = np.column_stack(columns) if columns else np.empty((len(frame), 0))
@@ -843,18 +852,41 @@ def _numeric(frame: pd.DataFrame, name: str, *, logarithm: bool = True) -> np.nd
     return column
 
 
-def _indicators(values: pd.Series) -> list[np.ndarray]:
-    """One 0/1 column per value (in text order; missing is a value). There is no base level:
-    the columns are centred within each lender's fit and their coefficients penalised
-    (``RIDGE``), which makes the fit unique and the same whichever lenders share a partition."""
-    text = values.astype("str").fillna("\x00missing").to_numpy(dtype=object)
-    levels, codes = np.unique(text, return_inverse=True)
-    if levels.size > MAX_LEVELS:
+MISSING_LEVEL = "\x00missing"
+
+
+def category_levels(values: pd.Series) -> tuple[str, ...]:
+    """The distinct values of a categorical covariate as text, sorted; missing is a value."""
+    uniques = pd.unique(values.astype(object).where(values.notna(), None))
+    levels = sorted({MISSING_LEVEL if value is None else _level_text(value) for value in uniques})
+    if len(levels) > MAX_LEVELS:
         raise UsageError(
-            f"categorical covariate '{values.name}' has more than {MAX_LEVELS} values ({levels.size}): "
+            f"categorical covariate '{values.name}' has more than {MAX_LEVELS} values ({len(levels)}): "
             "give it bands instead, or map its values to fewer categories"
         )
-    return [(codes == index).astype(np.float64) for index in range(levels.size)]
+    return tuple(levels)
+
+
+def _level_text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a code read as a float (1.0) is the code (1)
+    return str(value)
+
+
+def _indicators(values: pd.Series, levels: tuple[str, ...] | None = None) -> list[np.ndarray]:
+    """One 0/1 column per value of ``levels`` (``category_levels``: the register's, so every
+    partition has the same columns; by default the frame's own). There is no base level: the
+    columns are centred within each lender's fit and their coefficients penalised (``RIDGE``),
+    which makes the fit unique and the same whichever lenders share a partition."""
+    if levels is None:
+        levels = category_levels(values)
+    codes, uniques = pd.factorize(values.astype(object).where(values.notna(), None), use_na_sentinel=True)
+    position = {level: index for index, level in enumerate(levels)}
+    mapped = np.array([position.get(_level_text(value), -1) for value in uniques] + [position.get(MISSING_LEVEL, -1)], dtype=np.int64)
+    level = mapped[codes]  # the sentinel -1 takes the last entry: missing
+    if (level < 0).any():
+        raise UsageError(f"categorical covariate '{values.name}': a value outside the register's levels")
+    return [(level == index).astype(np.float64) for index in range(len(levels))]
 
 
 def _standardise(values: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
@@ -878,13 +910,18 @@ def _scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[np.ndarra
 
 
 def _cross(design: np.ndarray, weight: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
-    """Per-unit weighted cross products sum_i w_i x_i x_i' as (units, p, p)."""
+    """Per-unit weighted cross products sum_i w_i x_i x_i' as (units, p, p): one matrix product
+    per unit over its rows in their order (a stable sort), so a unit's sums do not depend on
+    the other units."""
     width = design.shape[1]
-    result = np.empty((count, width, width))
-    for row in range(width):
-        weighted = weight * design[:, row]
-        for column in range(row, width):
-            result[:, row, column] = result[:, column, row] = np.bincount(unit, weighted * design[:, column], count)
+    result = np.zeros((count, width, width))
+    order = np.argsort(unit, kind="stable")
+    bounds = np.searchsorted(unit[order], np.arange(count + 1))
+    rows = design[order]
+    weighted = rows * weight[order, None]
+    for index in np.flatnonzero(bounds[1:] > bounds[:-1]):
+        start, stop = bounds[index], bounds[index + 1]
+        result[index] = weighted[start:stop].T @ rows[start:stop]
     return result
 
 
