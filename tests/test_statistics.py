@@ -686,4 +686,4 @@ def test_register_wide_levels_give_a_partition_the_columns_of_the_whole_register
     odds = lender_denial_odds(part, "race", "White", BLACK, covariates=spec)
     assert odds["not_controlled"].tolist() == ["loan_type"]
     missing = frame.assign(loan_type=np.r_[np.full(39, np.nan), 2.0])
-    assert Covariates(categorical=("loan_type",)).with_levels(missing).levels == (("loan_type", ("2", "\x00missing")),)
+    assert Covariates(categorical=("loan_type",)).with_levels(missing).levels == (("loan_type", ("\x00missing", "2")),)
