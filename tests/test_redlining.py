@@ -97,7 +97,9 @@ def test_other_segments_are_set_aside_when_the_register_has_the_column(column: s
 
 
 def test_outside_metro_areas_the_market_is_the_state() -> None:
-    frame = register([("A", "99999", 60.0, 1, 10), ("A", "99999", 60.0, 1, 10), ("A", None, 60.0, 1, 5), ("A", "M1", 60.0, 1, 5)])
+    frame = register(
+        [("A", "99999", 60.0, 1, 10), ("A", "99999", 60.0, 1, 10), ("A", None, 60.0, 1, 5), ("A", "M1", 60.0, 1, 5)]
+    )
     frame.loc[10:19, "state_code"] = "AL"
     frame.loc[20:21, "state_code"] = None  # the state from the county's FIPS code
     frame.loc[22:24, ["state_code", "county_code"]] = None  # nowhere: unplaced
@@ -132,7 +134,9 @@ def test_peers_are_lenders_of_similar_volume_unless_too_few() -> None:
 
 
 def test_bands_are_strict_and_configurable() -> None:
-    frame = register([("A", "M1", 50.0, 1, 5), ("A", "M1", 80.0, 1, 5), ("A", "M1", 80.1, 1, 5), ("B", "M1", 10.0, 1, 5)])
+    frame = register(
+        [("A", "M1", 50.0, 1, 5), ("A", "M1", 80.0, 1, 5), ("A", "M1", 80.1, 1, 5), ("B", "M1", 10.0, 1, 5)]
+    )
     table = redlining_signals(frame, bands=(40.0, 50.0, 80.0))
     counts = table[(table["lei"] == "A") & (table["measure"] == "applications") & (table["market"] == "M1")]
     assert counts[["band", "band_count"]].values.tolist() == [[40.0, 15], [50.0, 10], [80.0, 5]]
@@ -210,7 +214,12 @@ def test_an_assessment_area_is_the_lenders_market(tmp_path: Path) -> None:
     mine = table[(table["lei"] == "A") & (table["measure"] == "applications") & (table["band"] == 50.0)]
     assert mine["market"].tolist() == ["area of A", "all markets"]
     area = mine.iloc[0]
-    assert (area["market_kind"], area["count"], area["band_count"], area["outside_area"]) == ("assessment area", 20, 4, 9)
+    assert (area["market_kind"], area["count"], area["band_count"], area["outside_area"]) == (
+        "assessment area",
+        20,
+        4,
+        9,
+    )
     assert (area["peer_count"], area["peer_band_count"]) == (20, 10)  # B's applications in county 28001
     others = table[table["lei"] == "B"]
     assert set(others["market"]) == {"M1", "all markets"}  # B, not listed, keeps its MSA and has A as a peer
@@ -221,9 +230,15 @@ def test_an_assessment_area_is_the_lenders_market(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("lender,county\nA,28001\n", r"areas.csv: expected the columns 'lei' and 'county' or 'msa'"),
-        ("lei,county\nA,28001\n,28003\n", r"areas.csv: column 'lei': expected a lender's LEI, got an empty value \(row 2\)"),
+        (
+            "lei,county\nA,28001\n,28003\n",
+            r"areas.csv: column 'lei': expected a lender's LEI, got an empty value \(row 2\)",
+        ),
         ("lei,county,msa\nA,28001,\nA,,\n", r"areas.csv: row 2: expected a county or an MSA"),
-        ("lei,county\nA,28001\nA,281\n", r"areas.csv: column 'county': expected a 5-digit state\+county FIPS code, got '281' \(row 2\)"),
+        (
+            "lei,county\nA,28001\nA,281\n",
+            r"areas.csv: column 'county': expected a 5-digit state\+county FIPS code, got '281' \(row 2\)",
+        ),
         ("lei,msa\nA,99999\n", r"areas.csv: column 'msa': expected a 5-digit MSA/MD code \(99999.*\(row 1\)"),
         ("lei,county\n", r"areas.csv: no rows"),
     ],

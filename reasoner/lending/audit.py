@@ -40,8 +40,8 @@ from reasoner.lending.files import parquet_rows
 from reasoner.lending.hmda import read_clean
 from reasoner.lending.partition import CITED_TABLES, EngineSummary, PartitionResult, PartitionTask, audit_partition
 from reasoner.lending.progress import Progress, StageTiming
-from reasoner.lending.score import Findings
 from reasoner.lending.redlining import redlining_columns
+from reasoner.lending.score import Findings
 from reasoner.lending.similar import PairCounts, Scaling, fit_scaling
 from reasoner.lending.tables import PAIR_COLUMNS, register_redlining, similarity_spec
 from reasoner.lending.values import describe_rows

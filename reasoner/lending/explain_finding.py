@@ -451,7 +451,9 @@ def _violation_lines(label: str, proof: Record, statistics: Record, context: Con
         rows = list(statistics.get(table, []))
         cited = [row for row in rows if _key(row) in mentioned]
         lines += _statistics_lines(table, cited or rows, context, "  ")
-        others = len({_key(row) for row in rows} - {_key(row) for row in cited}) if table == "redlining" else len(rows) - len(cited)
+        others = len(rows) - len(cited)
+        if table == "redlining":  # several rows (bands, measures) per market
+            others = len({_key(row) for row in rows} - {_key(row) for row in cited})
         if cited and others:
             lines.append(f"    ({others} other {_UNITS[table]} of this lender not cited by the rules)")
     lines += _model_flip_lines(proof)
@@ -504,7 +506,12 @@ def _unflagged_text(row: Record, context: Context) -> str:
 
 # -- statistics ------------------------------------------------------------------------------------
 
-_UNITS = {"denial_odds": "comparisons", "matched_pairs": "comparisons", "pricing": "comparisons", "redlining": "markets"}
+_UNITS = {
+    "denial_odds": "comparisons",
+    "matched_pairs": "comparisons",
+    "pricing": "comparisons",
+    "redlining": "markets",
+}
 POOLED = "all markets"  # the market of a lender's pooled redlining rows, always shown with its cited markets
 
 
@@ -606,9 +613,9 @@ def _pricing_row(row: Record, context: Context) -> str:
 def _redlining_row(row: Record, context: Context) -> str:
     measure = str(row.get("measure", "applications"))
     pooled = row.get("market_kind") == "pooled"
-    where = (
-        f"{_count(row.get('markets'), 'market')} pooled" if pooled else f"{row.get('market')} ({row.get('market_kind')})"
-    )
+    where = f"{row.get('market')} ({row.get('market_kind')})"
+    if pooled:
+        where = f"{_count(row.get('markets'), 'market')} pooled"
     head = f"{where}, tracts over {_number(row.get('band'), 0)}% minority, {measure}"
     peers = "its peers" if pooled else f"{_count(row.get('peers'), 'peer lender')} ({row.get('peer_basis')})"
     share = (

@@ -182,7 +182,9 @@ def _markets(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     state = frame["state_code"].astype("str").fillna("")
     county = frame["county_code"].astype("str").fillna("")
     metro = ((msa != "") & (msa != NON_METRO)).to_numpy()
-    region = state.where(state != "", ("FIPS " + county.str[:2]).where(county.str.len() >= 2, "")).to_numpy(dtype=object)
+    region = state.where(state != "", ("FIPS " + county.str[:2]).where(county.str.len() >= 2, "")).to_numpy(
+        dtype=object
+    )
     market = np.where(metro, msa.to_numpy(dtype=object), np.where(region != "", "non-metro " + region.astype(str), ""))
     kind = np.where(metro, "MSA", np.where(region != "", "non-metro state", ""))
     return market.astype(object), kind.astype(object)
@@ -208,7 +210,9 @@ def _segments(frame: pd.DataFrame) -> np.ndarray:
 
 def _areas(areas: pd.DataFrame | None) -> pd.DataFrame:
     if areas is None:
-        return pd.DataFrame({"lei": pd.Series(dtype=object), "county": pd.Series(dtype=object), "msa": pd.Series(dtype=object)})
+        return pd.DataFrame(
+            {"lei": pd.Series(dtype=object), "county": pd.Series(dtype=object), "msa": pd.Series(dtype=object)}
+        )
     return areas[["lei", "county", "msa"]].astype(object)
 
 
@@ -229,7 +233,9 @@ def _area_markets(rows: pd.DataFrame, areas: pd.DataFrame, counted: list[str]) -
     table["focal"] = table["lei"] == table["area_lei"]
     table["market"] = "area of " + table["area_lei"].astype(str)
     table["market_kind"] = "assessment area"
-    own_inside = inside.loc[placed["lei"].to_numpy()[inside["cell"].to_numpy()] == inside["area_lei"].to_numpy(), "cell"]
+    own_inside = inside.loc[
+        placed["lei"].to_numpy()[inside["cell"].to_numpy()] == inside["area_lei"].to_numpy(), "cell"
+    ]
     outside_cells = np.setdiff1d(placed.loc[placed["lei"].isin(areas["lei"]), "cell"].to_numpy(), own_inside.to_numpy())
     outside = placed.iloc[outside_cells].groupby("lei")["applications"].sum()
     table["outside_area"] = np.where(table["focal"], table["lei"].map(outside).fillna(0), 0).astype(np.int64)
@@ -398,7 +404,9 @@ def read_assessment_areas(path: Path) -> pd.DataFrame:
     row = np.arange(1, len(areas) + 1)
     empty_lei = areas["lei"].to_numpy() == ""
     if empty_lei.any():
-        raise EvidenceError(f"{name}: column 'lei': expected a lender's LEI, got an empty value (row {row[empty_lei][0]})")
+        raise EvidenceError(
+            f"{name}: column 'lei': expected a lender's LEI, got an empty value (row {row[empty_lei][0]})"
+        )
     neither = (areas["county"].to_numpy() == "") & (areas["msa"].to_numpy() == "")
     if neither.any():
         raise EvidenceError(
@@ -412,5 +420,7 @@ def read_assessment_areas(path: Path) -> pd.DataFrame:
             what += " (99999, outside any MSA, is not an area: list the counties)"
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
-            raise EvidenceError(f"{name}: column '{key}': expected {what}, got '{values.iat[first]}' (row {row[first]})")
+            raise EvidenceError(
+                f"{name}: column '{key}': expected {what}, got '{values.iat[first]}' (row {row[first]})"
+            )
     return areas.drop_duplicates().sort_values(["lei", "county", "msa"], kind="stable").reset_index(drop=True)

@@ -803,9 +803,8 @@ def _lender_html(audit: Audit, by: _ByLender, r: Any, anchor: str) -> list[str]:
                     f'<p class="note">The {MAX_MSAS} of {len(markets):,} markets with the smallest p-values; '
                     "report.md lists all.</p>"
                 )
-                block = _Block(
-                    block.kind, block.caption, block.headers, [block.rows[i] for i in order], [records[i] for i in order]
-                )
+                rows = [block.rows[i] for i in order]
+                block = _Block(block.kind, block.caption, block.headers, rows, [records[i] for i in order])
             out.append(
                 _figure(
                     _redlining_chart(_market_shares(block.records)),
