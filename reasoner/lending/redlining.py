@@ -109,10 +109,10 @@ def redlining_signals(
     if missing:
         raise ValueError(f"redlining signals: the frame has no column {', '.join(repr(m) for m in missing)}")
     bands = tuple(float(band) for band in bands)
-    lei = frame["lei"].astype("str").to_numpy(dtype=object, na_value="")
     action = pd.to_numeric(frame["action_taken"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     percent = frame["tract_minority_pct"].to_numpy(dtype=np.float64, na_value=np.nan)
-    market, kind = _markets(frame)
+    place, places = _places(frame)
+    market_of_place, kind_of_place = _markets(places)
 
     # The first reason a row is not analysed: 1 purchased, 2 preapproval, 3 other segment, 4 unplaced.
     reason = np.zeros(len(frame), dtype=np.int64)
@@ -121,19 +121,36 @@ def redlining_signals(
     reason[action == PURCHASED] = 1
     segment = _segments(frame)
     reason[(reason == 0) & segment] = 3
-    reason[(reason == 0) & ~(np.isfinite(percent) & (market != ""))] = 4
+    reason[(reason == 0) & ~(np.isfinite(percent) & (market_of_place != "")[place])] = 4
 
-    rows = pd.DataFrame({"lei": lei, "market": market, "kind": kind, "reason": reason})
-    rows["county"] = frame["county_code"].astype("str").to_numpy(dtype=object, na_value="")
-    rows["msa"] = frame["msa"].astype("str").to_numpy(dtype=object, na_value="")
-    rows["applications"] = (reason == 0).astype(np.int64)
-    rows["originations"] = ((reason == 0) & (action == ORIGINATED)).astype(np.int64)
+    # Counts per cell (lender × place): everything after this works on cells, not rows.
+    lei_code, leis = pd.factorize(frame["lei"].astype("str"), sort=True)
+    cell_key = lei_code.astype(np.int64) * len(places) + place
+    cell_values, cell = np.unique(cell_key, return_inverse=True)
+    cell_place = cell_values % len(places) if len(places) else cell_values
+    rows = pd.DataFrame(
+        {
+            "lei": np.asarray(leis, dtype=object)[cell_values // max(len(places), 1)],
+            "market": market_of_place[cell_place],
+            "kind": kind_of_place[cell_place],
+            "county": places["county_code"].to_numpy(dtype=object)[cell_place],
+            "msa": places["msa"].to_numpy(dtype=object)[cell_place],
+        }
+    )
+
+    def per_cell(indicator: np.ndarray) -> np.ndarray:
+        return np.bincount(cell, indicator.astype(np.float64), cell_values.size).astype(np.int64)
+
+    analysed = reason == 0
+    originated = analysed & (action == ORIGINATED)
+    rows["applications"] = per_cell(analysed)
+    rows["originations"] = per_cell(originated)
     for band in bands:
-        inside = (reason == 0) & (percent > band)
-        rows[f"applications_{band}"] = inside.astype(np.int64)
-        rows[f"originations_{band}"] = (inside & (action == ORIGINATED)).astype(np.int64)
+        inside = percent > band
+        rows[f"applications_{band}"] = per_cell(analysed & inside)
+        rows[f"originations_{band}"] = per_cell(originated & inside)
     for code, name in enumerate(COUNT_COLUMNS[:4], start=1):
-        rows[name] = (reason == code).astype(np.int64)
+        rows[name] = per_cell(reason == code)
     counted = [name for name in rows.columns if name.startswith(MEASURES)]
 
     areas = _areas(assessment_areas)
@@ -176,15 +193,30 @@ OUTPUT_COLUMNS = (
 )  # fmt: skip
 
 
-def _markets(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's market ('' when none can be told) and its kind."""
-    msa = frame["msa"].astype("str").fillna("")
-    state = frame["state_code"].astype("str").fillna("")
-    county = frame["county_code"].astype("str").fillna("")
+def _places(frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """Each row's place (its distinct MSA, state and county) and the places: columns msa,
+    state_code, county_code ('' when missing). Markets are worked out once per place."""
+    codes, values = [], []
+    for name in ("msa", "state_code", "county_code"):
+        code, uniques = pd.factorize(frame[name].astype("str"), sort=True)
+        codes.append(code.astype(np.int64) + 1)  # 0: missing
+        values.append(np.concatenate([[""], np.asarray(uniques, dtype=object)]))
+    key = (codes[0] * len(values[1]) + codes[1]) * len(values[2]) + codes[2]
+    found, place = np.unique(key, return_inverse=True)
+    county, rest = found % len(values[2]), found // len(values[2])
+    parts = {"msa": rest // len(values[1]), "state_code": rest % len(values[1]), "county_code": county}
+    places = pd.DataFrame({name: values[i][parts[name]] for i, name in enumerate(parts)})
+    return place.astype(np.int64), places
+
+
+def _markets(places: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each place's market ('' when none can be told) and its kind."""
+    msa = places["msa"].astype(object)
+    state = places["state_code"].astype(object)
+    county = places["county_code"].astype(object)
     metro = ((msa != "") & (msa != NON_METRO)).to_numpy()
-    region = state.where(state != "", ("FIPS " + county.str[:2]).where(county.str.len() >= 2, "")).to_numpy(
-        dtype=object
-    )
+    from_county = ("FIPS " + county.str[:2]).where(county.str.len() >= 2, "")
+    region = state.where(state != "", from_county).to_numpy(dtype=object)
     market = np.where(metro, msa.to_numpy(dtype=object), np.where(region != "", "non-metro " + region.astype(str), ""))
     kind = np.where(metro, "MSA", np.where(region != "", "non-metro state", ""))
     return market.astype(object), kind.astype(object)
@@ -341,7 +373,7 @@ def _pooled(table: pd.DataFrame, rows: pd.DataFrame, bands: tuple[float, ...]) -
         )
     sums = strata.groupby(["lei", "band", "measure"], sort=True).sum().reset_index()
     keys = pd.MultiIndex.from_product(
-        [sorted(set(rows["lei"])), bands, MEASURES], names=["lei", "band", "measure"]
+        [np.unique(rows["lei"].to_numpy(dtype=object)), bands, MEASURES], names=["lei", "band", "measure"]
     ).to_frame(index=False)
     sums = keys.merge(sums, on=["lei", "band", "measure"], how="left")
     for name in ("count", "band_count", "peer_count", "peer_band_count", "markets"):
