@@ -14,6 +14,7 @@ from reasoner.errors import EvidenceError, RuleError
 from reasoner.lending import synthesize
 from reasoner.lending.audit import audit
 from reasoner.lending.config import load_config
+from reasoner.lending.explain_finding import explain_finding
 from reasoner.lending.redlining import read_assessment_areas, redlining_signals
 from reasoner.lending.statistics import holm_adjusted
 
@@ -329,3 +330,17 @@ def test_a_lender_avoiding_minority_tracts_is_flagged(world: tuple[pd.DataFrame,
     assert lenders.loc[lei, "flagged"] and "redlining" in list(lenders.loc[lei, "violations"])
     fair = truth.loc[(truth["kind"] == "fair") & (truth["lei"] != lei), "lei"]
     assert not lenders.loc[fair, "flagged"].any()
+
+
+def test_the_report_and_the_explanation_say_what_was_set_aside_and_pooled(sample_audit: tuple[Path, Path]) -> None:
+    out = sample_audit[1]
+    truth = pd.read_csv(out.parent / "sample.truth.csv")
+    lei = str(truth.loc[truth["kind"] == "redlining", "lei"].iat[0])
+    report = (out / "report.md").read_text(encoding="utf-8")
+    section = report[report.index(f"## Lender {lei}") :]
+    assert "Tracts over 50% minority against peers of similar volume (set aside: " in section
+    assert "| all markets | applications |" in section and "markets pooled |" in section
+    text = explain_finding(out, lei)
+    assert "markets pooled, tracts over 50% minority, applications:" in text
+    assert "Mantel-Haenszel ratio" in text and "set aside: " in text
+    assert "PooledShortfall(" in text and "[redlining row " in text

@@ -321,7 +321,7 @@ def _evidence(by: _ByLender, lei: str) -> list[_Block]:
                         r.share_ratio,
                         r.p_value,
                         r.p_adjusted,
-                        f"{_number(r.peers)} ({r.peer_basis})" if _finite(r.peers) else f"{_number(r.markets)} markets",
+                        _peers(r),
                     )
                     for r in red
                 ],
@@ -380,6 +380,11 @@ def _strongest_first(r: Any) -> tuple[object, ...]:
     """Sort key of application findings: violation score descending (NaN last), then application id."""
     score = r.violation_score
     return (0, -score, r.application_id) if _finite(score) else (1, 0.0, r.application_id)
+
+
+def _peers(r: Any) -> str:
+    """Who a redlining row compares the lender with: '12 (volume 0.5-2x)', or '6 markets pooled'."""
+    return f"{int(r.peers):,} ({r.peer_basis})" if _finite(r.peers) else f"{int(r.markets):,} markets pooled"
 
 
 def _first_band(by: _ByLender, lei: str) -> float:
