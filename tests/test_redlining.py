@@ -3,6 +3,9 @@ exact and pooled tests, assessment areas, and the audit's verdicts on registers 
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from reasoner.lending.config import load_config
 from reasoner.lending.explain_finding import explain_finding
 from reasoner.lending.redlining import read_assessment_areas, redlining_signals
 from reasoner.lending.statistics import holm_adjusted
+from reasoner.lending.tables import register_redlining
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
@@ -249,6 +253,21 @@ def test_assessment_area_mistakes_name_the_file_column_and_row(tmp_path: Path, t
         read_assessment_areas(write(tmp_path / "areas.csv", text))
 
 
+def test_a_bad_assessment_area_file_stops_the_audit_with_its_row(
+    tmp_path: Path, reason: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    text = (rules / "audit.toml").read_text(encoding="utf-8")
+    text = text.replace('# assessment_areas = "areas.csv"', 'assessment_areas = "areas.csv"')
+    (rules / "audit.toml").write_text(text, encoding="utf-8")
+    write(rules / "areas.csv", "lei,county\n5493000007WZSHXDHH53,13121\n5493000007WZSHXDHH53,1312\n")
+    done = reason([rules, ROOT / "examples" / "hmda" / "sample.parquet", "-o", tmp_path / "out"], timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "areas.csv: column 'county': expected a 5-digit state+county FIPS code, got '1312' (row 2)" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def _config(tmp_path: Path, section: str) -> Path:
     text = (RULES / "audit.toml").read_text(encoding="utf-8")
     start = text.index("[redlining]")
@@ -262,6 +281,11 @@ def test_the_redlining_settings_are_read_and_checked(tmp_path: Path) -> None:
     settings = load_config(_config(tmp_path, section)).redlining
     assert settings.bands == (50.0, 75.0) and settings.peer_volume == (0.25, 4.0) and settings.min_peers == 3
     assert settings.assessment_areas == tmp_path / "areas.csv"
+    frame = register([("A", "M1", 80.0, 1, 6), ("B", "M1", 10.0, 1, 6)])
+    frame["county_code"] = "28001"
+    table = register_redlining(frame, load_config(_config(tmp_path, section)))
+    assert sorted(set(table.loc[table["lei"] == "A", "market"])) == ["all markets", "area of A"]
+    assert set(table["band"]) == {50.0, 75.0}
     assert load_config(_config(tmp_path, "")).redlining.bands == (50.0, 80.0)  # the section is optional
     for bad, message in (
         ("bands = [80, 50]", "'bands' must list increasing"),
