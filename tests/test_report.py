@@ -136,7 +136,8 @@ def test_long_reports_are_capped_with_a_note(small_audit: Audit, monkeypatch: py
     flagged = int(lenders["flagged"].sum())
     listed = int((lenders["risk_tier"] != TIERS[-1]).sum())
     redlining = small_audit.tables.redlining
-    msas = redlining[redlining["reason"] == ""].groupby("lei").size()
+    tested = redlining[(redlining["reason"] == "") & (redlining["market_kind"] != "pooled") & (redlining["band"] == 50)]
+    msas = tested.groupby("lei")["market"].nunique()
     monkeypatch.setattr(report, "MAX_LENDER_SECTIONS", 1)
     monkeypatch.setattr(report, "MAX_LENDER_ROWS", 1)
     monkeypatch.setattr(report, "MAX_MSAS", 1)
@@ -150,7 +151,7 @@ def test_long_reports_are_capped_with_a_note(small_audit: Audit, monkeypatch: py
     if listed > 1:
         assert f"The 1 highest-risk of {listed:,} lenders in tiers 1–4 are listed" in page
     if msas.get(top, 0) > 1:
-        assert f"The 1 of {msas[top]:,} MSAs with the smallest p-values" in page
+        assert f"The 1 of {msas[top]:,} markets with the smallest p-values" in page
     assert render_markdown(small_audit).count("\n## Lender ") == flagged  # the Markdown keeps every lender
 
 

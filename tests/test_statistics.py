@@ -25,7 +25,6 @@ from reasoner.lending.statistics import (
     lender_denial_odds,
     matched_pair_test,
     pricing_disparity,
-    redlining_signals,
 )
 
 BLACK = "Black or African American"
@@ -358,52 +357,6 @@ def test_no_discordant_pairs_and_unknown_ids() -> None:
         matched_pair_test(pd.DataFrame({"a": ["nope"], "b": ["000001"], "rank": [1]}), frame)
 
 
-# --- (c) redlining --------------------------------------------------------------------------
-
-
-def test_redlining_shares_denials_and_fisher_p_values() -> None:
-    # M1: lender A has 20 applications, 6 in majority-minority tracts (one withdrawn, 4 of 5
-    # decisions denials); its peers B and C have 40, 20 in such tracts (4 denials of 20).
-    blocks = [  # lei, msa, tract percent, decisions
-        ("A", "M1", 80.0, ["other", "denied", "denied", "denied", "denied", "approved"]),
-        ("A", "M1", 10.0, ["denied"] * 2 + ["approved"] * 12),
-        ("B", "M1", 80.0, ["denied"] * 3 + ["approved"] * 9),
-        ("B", "M1", 10.0, ["approved"] * 13),
-        ("C", "M1", 80.0, ["denied"] + ["approved"] * 7),
-        ("C", "M1", 10.0, ["approved"] * 7),
-        ("D", "M2", 80.0, ["approved"] * 7),
-        ("A", "M1", np.nan, ["denied"]),  # unknown tract: not counted
-        ("A", None, 80.0, ["denied"]),  # unknown MSA: not counted
-    ]
-    columns: dict[str, list[object]] = {"lei": [], "msa": [], "tract_minority_pct": [], "decision": []}
-    for lei, msa, percent, decisions in blocks:
-        columns["lei"] += [lei] * len(decisions)
-        columns["msa"] += [msa] * len(decisions)
-        columns["tract_minority_pct"] += [percent] * len(decisions)
-        columns["decision"] += decisions
-    frame = frame_of({**columns, "excluded": "missing income"})  # exclusions do not matter here
-    result = redlining_signals(frame)
-    assert result[["lei", "msa"]].values.tolist() == [["A", "M1"], ["B", "M1"], ["C", "M1"], ["D", "M2"]]
-    row = result.iloc[0]
-    assert (row["applications"], row["minority_tract_applications"]) == (20, 6)
-    assert row["minority_tract_share"] == pytest.approx(0.3) and row["peer_minority_tract_share"] == pytest.approx(0.5)
-    expected = stats.fisher_exact([[6, 14], [20, 20]], alternative="less").pvalue
-    assert row["share_p_value"] == pytest.approx(expected, rel=1e-10)
-    assert (row["minority_tract_decisions"], row["minority_tract_denial_rate"]) == (5, 0.8)
-    assert row["peer_minority_tract_denial_rate"] == pytest.approx(4 / 20)
-    expected = stats.fisher_exact([[4, 1], [4, 16]], alternative="greater").pvalue
-    assert row["denial_p_value"] == pytest.approx(expected, rel=1e-10)
-    assert row["other_tract_denial_rate"] == pytest.approx(2 / 14) and row["reason"] == ""
-    lonely = result.iloc[3]
-    assert lonely["reason"] == "no peers in the MSA" and np.isnan(lonely["share_p_value"])
-
-
-def test_redlining_threshold_is_strict() -> None:
-    frame = frame_of({"lei": ["A", "A", "B", "B"], "tract_minority_pct": [50.0, 50.1, 10.0, 90.0]})
-    assert redlining_signals(frame)["minority_tract_applications"].tolist() == [1, 1]
-    assert redlining_signals(frame, threshold=40.0)["minority_tract_applications"].tolist() == [2, 1]
-
-
 # --- (d) pricing ----------------------------------------------------------------------------
 
 
@@ -561,20 +514,6 @@ def test_matched_pairs_favour_the_reference_group_at_disparate_treatment_lenders
     denied = outliers[outliers["decision"] == "denied"].groupby("kind").size()
     compared = frame[frame["group"] == "minority"].join(truth, on="lei").groupby("kind").size()
     assert denied["disparate_treatment"] / compared["disparate_treatment"] > denied["fair"] / compared["fair"]
-
-
-def test_redlining_lenders_show_the_tract_share_gap(synthetic: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-    frame, truth = synthetic
-    result = with_truth(redlining_signals(frame), truth)
-    assert result[["lei", "msa"]].apply(tuple, axis=1).is_monotonic_increasing
-    home = result.sort_values("applications", kind="stable").groupby("lei").tail(1)
-    planted = home[home["kind"] == "redlining"]
-    fair = home[home["kind"] == "fair"]
-    assert len(planted) >= 2
-    assert (planted["share_gap"] < -0.05).all() and (planted["share_p_value"] < 0.05).all()
-    assert (planted["share_p_value"] < 1e-3).sum() >= len(planted) - 1
-    assert (fair["share_p_value"] < 1e-3).sum() <= 1
-    assert planted["denial_gap"].mean() > fair["denial_gap"].mean()
 
 
 def test_pricing_lenders_show_the_rate_spread_gap(synthetic: tuple[pd.DataFrame, pd.DataFrame]) -> None:

@@ -40,17 +40,16 @@ from reasoner.lending.files import parquet_rows
 from reasoner.lending.hmda import read_clean
 from reasoner.lending.partition import CITED_TABLES, EngineSummary, PartitionResult, PartitionTask, audit_partition
 from reasoner.lending.progress import Progress, StageTiming
+from reasoner.lending.redlining import redlining_columns
 from reasoner.lending.score import Findings
 from reasoner.lending.similar import PairCounts, Scaling, fit_scaling
-from reasoner.lending.statistics import redlining_signals
-from reasoner.lending.tables import PAIR_COLUMNS, similarity_spec
+from reasoner.lending.tables import PAIR_COLUMNS, register_redlining, similarity_spec
 from reasoner.lending.values import describe_rows
 from reasoner.parse import rule_files
 
 __all__ = ["PARTITION_ROWS", "Audit", "AuditTables", "Register", "audit", "builtin_rules", "default_workers"]
 
 PARTITION_ROWS = 20_000  # rows per partition (whole lenders; a larger lender is one partition)
-REDLINING_COLUMNS = ("lei", "msa", "tract_minority_pct", "decision")
 PARTITION_STAGES = (
     "similarity and statistics",
     "engine: parse",
@@ -198,9 +197,7 @@ def audit(
     whole = given_pairs is not None or "lei" not in config.blocks
     parts = _partitions(frame, partition_rows, whole)
     scaling = _scaling(frame, config)
-    redlining = redlining_signals(
-        frame[list(REDLINING_COLUMNS)], config.majority_minority_percent, min_group=config.min_group
-    )
+    redlining = register_redlining(frame[redlining_columns(frame)], config)
     lap("register-wide statistics", len(frame), "rows")
 
     leis_of = [frame["lei"].iloc[rows].dropna().unique() for rows in parts]

@@ -24,12 +24,23 @@ from reasoner.errors import Diagnostic, RuleError
 from reasoner.lending.statistics import Covariates, category_levels
 from reasoner.syntax import Span
 
-__all__ = ["CONFIG_NAME", "CONFIDENCE_LABELS", "TIERS", "AuditConfig", "Comparison", "find_config", "load_config"]
+__all__ = [
+    "CONFIDENCE_LABELS",
+    "CONFIG_NAME",
+    "TIERS",
+    "AuditConfig",
+    "Comparison",
+    "RedliningSettings",
+    "find_config",
+    "load_config",
+    "redlining_settings",
+]
 
 CONFIG_NAME = "audit.toml"
 TIERS = ("TIER_1_CRITICAL", "TIER_2_HIGH_RISK", "TIER_3_ELEVATED_RISK", "TIER_4_MONITORING", "TIER_5_LOW_RISK")
 CONFIDENCE_LABELS = ("VERY_HIGH_CONFIDENCE", "HIGH_CONFIDENCE", "MEDIUM_CONFIDENCE", "LOW_CONFIDENCE")
 INSUFFICIENT = "INSUFFICIENT_EVIDENCE"
+REDLINING_KEYS = ("redlining", "bands", "peer_volume", "min_peers", "assessment_areas")
 KNOWN_KEYS = frozenset(
     (
         "comparisons", "similarity", "statistics", "findings", "scoring", "name", "column", "reference", "compared",
@@ -38,6 +49,7 @@ KNOWN_KEYS = frozenset(
         "alternative_pricing_gap", "theory",
         "min_group", "majority_minority_percent", "outlier_min_neighbours", "outlier_share", "lender_verdict",
         "lender_kinds", "application_findings", "tiers", "confidence", "actions", *TIERS, *CONFIDENCE_LABELS,
+        *REDLINING_KEYS,
     )
 )
 GROUP_COLUMNS = ("race", "ethnicity", "sex", "age", "race_ethnicity", "minority", "minority_sex", "minority_tract")
@@ -52,6 +64,19 @@ class Comparison:
     reference: str
     compared: tuple[str, ...]
     theory: str = "treatment"  # "treatment": evidence of disparate treatment; "redlining": of redlining only
+
+
+@dataclass(frozen=True, slots=True)
+class RedliningSettings:
+    """``[redlining]``: tract bands (minority percentage exceeded), the volume band of peers
+    (lenders with ``peer_volume`` times the lender's applications in the market; all lenders
+    when fewer than ``min_peers``), and an optional CSV of assessment areas (``lei``, ``county``
+    or ``msa``), relative to ``audit.toml``."""
+
+    bands: tuple[float, ...] = (50.0, 80.0)
+    peer_volume: tuple[float, float] = (0.5, 2.0)
+    min_peers: int = 5
+    assessment_areas: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +108,7 @@ class AuditConfig:
     alternative_odds_ratio: float = 2.0
     alternative_pricing_gap: float = 0.2
     category_levels: tuple[tuple[str, tuple[str, ...]], ...] = ()  # register-wide (``with_levels``)
+    redlining: RedliningSettings = RedliningSettings()
 
     def action(self, tier: str) -> str:
         return dict(self.actions)[tier]
@@ -314,7 +340,38 @@ def load_config(path: Path) -> AuditConfig:
         tiers=tiers,
         confidence=confidence,
         actions=actions,
+        redlining=redlining_settings(path, text, top),
     )
     for reader in (similarity, statistics, findings, scoring, top):
         reader.finish()
     return config
+
+
+def redlining_settings(path: Path, text: str, top: _Reader) -> RedliningSettings:
+    """The optional ``[redlining]`` table of ``audit.toml`` (defaults when absent)."""
+    if "redlining" not in top.data:
+        top.used.add("redlining")
+        return RedliningSettings()
+    reader = _Reader(path, text, top.table("redlining"), "redlining")
+    given = reader.get("bands", list, [50, 80])
+    numbers = all(isinstance(value, int | float) and not isinstance(value, bool) for value in given)
+    bands = tuple(float(value) for value in given) if numbers else ()
+    if not bands or not all(0 <= band < 100 for band in bands) or list(bands) != sorted(set(bands)):
+        raise reader.error("bands", "'bands' must list increasing tract minority percentages from 0 to below 100")
+    volume = reader.get("peer_volume", list, [0.5, 2.0])
+    if len(volume) != 2 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in volume):
+        raise reader.error("peer_volume", "'peer_volume' must be two numbers [low, high], e.g. [0.5, 2.0]")
+    low, high = float(volume[0]), float(volume[1])
+    if not 0 < low <= 1 <= high:
+        raise reader.error("peer_volume", f"'peer_volume' must satisfy 0 < low <= 1 <= high, not [{low}, {high}]")
+    areas = reader.get("assessment_areas", str, "")
+    settings = RedliningSettings(
+        bands=bands,
+        peer_volume=(low, high),
+        min_peers=int(reader.number("min_peers", 1, 1000, 5)),
+        assessment_areas=(path.parent / areas) if areas else None,
+    )
+    if settings.assessment_areas is not None and not settings.assessment_areas.is_file():
+        raise reader.error("assessment_areas", f"assessment-area file '{areas}' not found (looked in {path.parent})")
+    reader.finish()
+    return settings

@@ -446,13 +446,16 @@ def _application_findings(lei: str, count: int, context: Context) -> str:
 def _violation_lines(label: str, proof: Record, statistics: Record, context: Context) -> list[str]:
     """The violation's statistics (only the rows its evidence names, when it names any) and its proof."""
     lines = []
-    mentioned = {argument for item in _atoms(proof) for argument in _arguments(item["atom"])}
+    mentioned = {argument for item in _atoms(proof) for argument in _arguments(item["atom"])} | {POOLED}
     for table in VIOLATION_TABLES.get(label, STATISTIC_TABLES):
         rows = list(statistics.get(table, []))
         cited = [row for row in rows if _key(row) in mentioned]
         lines += _statistics_lines(table, cited or rows, context, "  ")
-        if cited and len(rows) > len(cited):
-            lines.append(f"    ({len(rows) - len(cited)} other {_UNITS[table]} of this lender not cited by the rules)")
+        others = len(rows) - len(cited)
+        if table == "redlining":  # several rows (bands, measures) per market
+            others = len({_key(row) for row in rows} - {_key(row) for row in cited})
+        if cited and others:
+            lines.append(f"    ({others} other {_UNITS[table]} of this lender not cited by the rules)")
     lines += _model_flip_lines(proof)
     return lines + (_proof_lines(proof, "  ") if proof else ["  (no proof recorded)"])
 
@@ -503,12 +506,18 @@ def _unflagged_text(row: Record, context: Context) -> str:
 
 # -- statistics ------------------------------------------------------------------------------------
 
-_UNITS = {"denial_odds": "comparisons", "matched_pairs": "comparisons", "pricing": "comparisons", "redlining": "MSAs"}
+_UNITS = {
+    "denial_odds": "comparisons",
+    "matched_pairs": "comparisons",
+    "pricing": "comparisons",
+    "redlining": "markets",
+}
+POOLED = "all markets"  # the market of a lender's pooled redlining rows, always shown with its cited markets
 
 
 def _key(row: Record) -> str:
-    """What a statistics row is about: its comparison, or its MSA."""
-    return str(row.get("comparison", row.get("msa", "")))
+    """What a statistics row is about: its comparison, or its market."""
+    return str(row.get("comparison", row.get("market", "")))
 
 
 def _statistics_lines(table: str, rows: list[Record], context: Context, indent: str) -> list[str]:
@@ -536,7 +545,11 @@ def _pricing_heading(context: Context) -> str:
 
 
 def _redlining_heading(context: Context) -> str:
-    return "Majority-minority tracts against the lender's MSA peers:"
+    return (
+        "Minority tracts against peer lenders of similar volume (applications: actions 1-5; one-sided Fisher "
+        "exact tests per market, Holm-adjusted over the lender's markets; pooled: Mantel-Haenszel ratio and "
+        "Cochran-Mantel-Haenszel test):"
+    )
 
 
 def _denial_row(row: Record, context: Context) -> str:
@@ -598,21 +611,40 @@ def _pricing_row(row: Record, context: Context) -> str:
 
 
 def _redlining_row(row: Record, context: Context) -> str:
+    measure = str(row.get("measure", "applications"))
+    pooled = row.get("market_kind") == "pooled"
+    where = f"{row.get('market')} ({row.get('market_kind')})"
+    if pooled:
+        where = f"{_count(row.get('markets'), 'market')} pooled"
+    head = f"{where}, tracts over {_number(row.get('band'), 0)}% minority, {measure}"
+    peers = "its peers" if pooled else f"{_count(row.get('peers'), 'peer lender')} ({row.get('peer_basis')})"
     share = (
-        f"{_percent(row.get('minority_tract_share'))} of its {_count(row.get('applications'), 'application')} "
-        f"came from majority-minority tracts against {_percent(row.get('peer_minority_tract_share'))} at its MSA peers"
+        f"{_percent(row.get('share'))} of its {_number(row.get('count'))} against {_percent(row.get('peer_share'))} "
+        f"of {_number(row.get('peer_count'))} at {peers}"
     )
-    if not _missing(row.get("share_p_value")):
-        share += f" (one-sided Fisher p = {_p(row.get('share_p_value'))})"
-    denial = (
-        f"its denial rate there was {_percent(row.get('minority_tract_denial_rate'))} of "
-        f"{_count(row.get('minority_tract_decisions'), 'decision')} against the peers' "
-        f"{_percent(row.get('peer_minority_tract_denial_rate'))}"
-    )
-    if not _missing(row.get("denial_p_value")):
-        denial += f" (one-sided Fisher p = {_p(row.get('denial_p_value'))})"
-    reason = f"; not fully tested: {row['reason']}" if row.get("reason") else ""
-    return f"MSA {row.get('msa')}: {share}; {denial}{reason}"
+    if row.get("reason") or _missing(row.get("p_value")):
+        return f"{head}: not tested ({row.get('reason') or 'no estimate'}); {share}"
+    if pooled:
+        test = f"Mantel-Haenszel ratio {_number(row.get('share_ratio'), 2)}, one-sided CMH p = {_p(row.get('p_value'))}"
+        set_aside = [
+            _count(row.get(name), noun)
+            for name, noun in (
+                ("purchased", "purchased loan"),
+                ("preapprovals", "preapproval request"),
+                ("other_segments", "loan of another segment"),
+                ("unplaced", "application without tract or market"),
+                ("outside_area", "application outside the assessment area"),
+            )
+            if not _missing(row.get(name)) and float(row[name]) > 0
+        ]
+        if set_aside:
+            test += f"; set aside: {', '.join(set_aside)}"
+    else:
+        test = (
+            f"ratio {_number(row.get('share_ratio'), 2)}, one-sided Fisher p = {_p(row.get('p_value'))}, "
+            f"{_p(row.get('p_adjusted'))} adjusted over its markets (Holm)"
+        )
+    return f"{head}: {share} ({test})"
 
 
 def _holm(row: Record) -> str:

@@ -9,11 +9,11 @@ font, image or link outside the page (a Content-Security-Policy of ``default-src
 makes any stray reference inert). It prints on A4/Letter (one flagged lender per page) and
 adds charts: risk scores by tier (summary); per flagged lender a forest plot of the adjusted
 denial odds ratios with 95% CIs on a log axis, the outcomes of the matched pairs as stacked
-bars, the lender's share of applications from, and denial rate in, majority-minority tracts
-against its MSA peers, and the adjusted rate-spread gaps. Its evidence tables are those of
+bars, the lender's shares of applications and originations from majority-minority tracts
+against its volume peers per market, and the adjusted rate-spread gaps. Its evidence tables are those of
 ``report.md``; the recommended action, a function of the tier, is given once per tier. Sections
 are capped at the ``MAX_LENDER_SECTIONS`` highest-risk flagged lenders, the lenders table at
-``MAX_LENDER_ROWS`` rows and a lender's MSAs at ``MAX_MSAS`` (the smallest p-values), each with a
+``MAX_LENDER_ROWS`` rows and a lender's redlining markets at ``MAX_MSAS`` (the smallest p-values), each with a
 note saying so; ``report.md`` and ``explanations.jsonl`` keep everything.
 
 Charts are hand-written SVG rather than matplotlib: four simple chart kinds (points with
@@ -48,7 +48,7 @@ __all__ = ["render_html", "render_markdown"]
 MAX_APPLICATIONS_LISTED = 10
 MAX_LENDER_SECTIONS = 50  # HTML: sections for the highest-risk flagged lenders only
 MAX_LENDER_ROWS = 500  # HTML: rows of the lenders-by-tier table
-MAX_MSAS = 15  # HTML: MSAs per lender in the redlining table and chart
+MAX_MSAS = 15  # HTML: markets per lender in the redlining table and chart
 
 
 def _number(value: object, digits: int = 3) -> str:
@@ -302,23 +302,26 @@ def _evidence(by: _ByLender, lei: str) -> list[_Block]:
                 pairs,
             )
         )
-    red = [r for r in by("redlining", lei) if r.reason == ""]
+    red = [r for r in by("redlining", lei) if r.reason == "" and r.band == _first_band(by, lei)]
     if red:
+        pooled = next((r for r in by("redlining", lei) if r.market_kind == "pooled"), None)
         blocks.append(
             _Block(
                 "redlining",
-                "Majority-minority tracts against MSA peers:",
-                ("MSA", "applications", "share", "peers' share", "share p", "denial rate there", "peers'", "denial p"),
+                f"Tracts over {_number(red[0].band, 0)}% minority against peers of similar volume"
+                f"{_set_aside(pooled)}:",
+                ("market", "measure", "lender", "share", "peers' share", "ratio", "p", "p (Holm)", "peers"),
                 [
                     (
-                        r.msa,
-                        r.applications,
-                        r.minority_tract_share,
-                        r.peer_minority_tract_share,
-                        r.share_p_value,
-                        r.minority_tract_denial_rate,
-                        r.peer_minority_tract_denial_rate,
-                        r.denial_p_value,
+                        r.market,
+                        r.measure,
+                        r.count,
+                        r.share,
+                        r.peer_share,
+                        r.share_ratio,
+                        r.p_value,
+                        r.p_adjusted,
+                        _peers(r),
                     )
                     for r in red
                 ],
@@ -379,9 +382,43 @@ def _strongest_first(r: Any) -> tuple[object, ...]:
     return (0, -score, r.application_id) if _finite(score) else (1, 0.0, r.application_id)
 
 
+def _peers(r: Any) -> str:
+    """Who a redlining row compares the lender with: '12 (volume 0.5-2x)', or '6 markets pooled'."""
+    return f"{int(r.peers):,} ({r.peer_basis})" if _finite(r.peers) else f"{int(r.markets):,} markets pooled"
+
+
+def _first_band(by: _ByLender, lei: str) -> float:
+    """The lowest tract band of the lender's redlining rows (majority-minority), NaN when none."""
+    return min((float(r.band) for r in by("redlining", lei)), default=math.nan)
+
+
+def _set_aside(pooled: Any) -> str:
+    """'; set aside: 12 purchased loans, …' from a pooled redlining row ('' when nothing was)."""
+    if pooled is None:
+        return ""
+    parts = [
+        (pooled.purchased, "purchased loan"),
+        (pooled.preapprovals, "preapproval request"),
+        (pooled.other_segments, "reverse, open-end, business-purpose or non-owner-occupied loan"),
+        (pooled.unplaced, "application without a tract or market"),
+        (pooled.outside_area, "application outside the assessment area"),
+    ]
+    listed = [f"{int(count):,} {what}{'s' if int(count) != 1 else ''}" for count, what in parts if int(count) > 0]
+    return f" (set aside: {', '.join(listed)})" if listed else ""
+
+
 def _strength(r: Any) -> float:
-    """The smaller p-value of a redlining row (2 when neither was computed)."""
-    return min((p for p in (r.share_p_value, r.denial_p_value) if _finite(p)), default=2.0)
+    """The p-value of a market's redlining row (2 when it was not computed)."""
+    return float(r.p_value) if _finite(r.p_value) else 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class _MarketShares:
+    """One market of the redlining chart: the lender's and its peers' shares, both measures."""
+
+    market: str
+    applications: int
+    shares: dict[str, tuple[float, float]]  # measure → (lender, peers)
 
 
 def _comparator(comparators: object) -> str:
@@ -459,9 +496,14 @@ def _method(audit: Audit) -> list[str]:
         "gap among "
         f"originated loans adjusted by least squares for {', '.join(config.pricing_covariates)}; one-sided Fisher "
         "exact tests of "
-        "the lender's share of applications from, and denial rate in, majority-minority tracts (> "
-        f"{_number(config.majority_minority_percent, 0)}% minority) against MSA peers (the raw denial rates are "
-        "shown; the rules weigh the denial odds of the comparisons in audit.toml, such as 'neighbourhood'). "
+        "the lender's share of applications (actions 1–5; purchased loans and preapproval requests set aside) and "
+        "of originations from tracts over "
+        f"{' and '.join(_number(band, 0) + '%' for band in config.redlining.bands)} minority against peer lenders "
+        f"of {_number(config.redlining.peer_volume[0], 1)}–{_number(config.redlining.peer_volume[1], 1)} times its "
+        "volume in each market (MSA; the non-metro part of the state outside MSAs; the assessment area when "
+        "given), Holm-adjusted over the lender's markets, and pooled over them (Mantel–Haenszel ratio, "
+        "Cochran–Mantel–Haenszel test); the rules weigh these and the denial odds of the comparisons in "
+        "audit.toml, such as 'neighbourhood'. "
         "A lender is tested once per comparison, so the rules weigh p-values adjusted by Holm's method over the "
         "lender's comparisons ('p (Holm)').",
         "",
@@ -755,24 +797,26 @@ def _lender_html(audit: Audit, by: _ByLender, r: Any, anchor: str) -> list[str]:
                 ),
             ]
         elif block.kind == "redlining":
-            out.append("<h4>Majority-minority tracts against MSA peers</h4>")
-            if len(block.records) > MAX_MSAS:  # keep the MSAs with the strongest signals
+            out.append("<h4>Minority tracts against peers of similar volume</h4>")
+            markets = sorted({str(r.market) for r in block.records if r.market_kind != "pooled"})
+            if len(markets) > MAX_MSAS:  # keep the markets with the strongest signals
                 records = block.records
-                order = sorted(range(len(records)), key=lambda i: (_strength(records[i]), str(records[i].msa)))
-                order = order[:MAX_MSAS]
-                kept = [block.rows[i] for i in order]
+                strongest = {str(r.market): _strength(r) for r in records if r.measure == "applications"}
+                kept_markets = set(sorted(markets, key=lambda m: (strongest.get(m, 2.0), m))[:MAX_MSAS])
+                order = [i for i, r in enumerate(records) if r.market_kind == "pooled" or str(r.market) in kept_markets]
                 out.append(
-                    f'<p class="note">The {MAX_MSAS} of {len(records):,} MSAs with the smallest p-values; '
+                    f'<p class="note">The {MAX_MSAS} of {len(markets):,} markets with the smallest p-values; '
                     "report.md lists all.</p>"
                 )
-                block = _Block(block.kind, block.caption, block.headers, kept, [records[i] for i in order])
+                rows = [block.rows[i] for i in order]
+                block = _Block(block.kind, block.caption, block.headers, rows, [records[i] for i in order])
             out.append(
                 _figure(
-                    _redlining_chart(block.records),
-                    "Left: the lender's share of its applications in the MSA that come from majority-minority tracts "
-                    f"(more than {_number(config.majority_minority_percent, 0)}% minority residents), against the "
-                    "other lenders in the MSA; a share well below the peers' suggests avoiding these neighbourhoods. "
-                    "Right: denial rates in those tracts.",
+                    _redlining_chart(_market_shares(block.records)),
+                    "The lender's share of its applications (left) and originations (right) in each market that come "
+                    f"from tracts with more than {_number(block.records[0].band, 0)}% minority residents, against "
+                    "peer lenders of similar volume in the market (purchased loans and preapproval requests set "
+                    "aside); a share well below the peers' suggests avoiding these neighbourhoods.",
                 )
             )
         elif block.kind == "pricing":
@@ -1137,23 +1181,26 @@ def _pairs_chart(rows: list[Any]) -> str:
     return _svg(width, height, "Matched-pair outcomes by comparison", body)
 
 
-def _redlining_chart(rows: list[Any]) -> str:
+def _market_shares(records: list[Any]) -> list[_MarketShares]:
+    """The redlining rows of one band, one entry per market (pooled last), for the chart."""
+    shares: dict[str, dict[str, tuple[float, float]]] = {}
+    counts: dict[str, int] = {}
+    for r in records:
+        key = str(r.market)
+        shares.setdefault(key, {})[str(r.measure)] = (float(r.share), float(r.peer_share))
+        if r.measure == "applications":
+            counts[key] = int(r.count)
+    order = sorted(shares, key=lambda market: market == "all markets")  # stable: table order, pooled last
+    return [_MarketShares(market, counts.get(market, 0), shares[market]) for market in order]
+
+
+def _redlining_chart(rows: list[_MarketShares]) -> str:
     if not rows:
         return ""
     width, label_w = 780, 100
     panels = (
-        (
-            "minority_tract_share",
-            "peer_minority_tract_share",
-            "share of applications from majority-minority tracts",
-            110,
-        ),
-        (
-            "minority_tract_denial_rate",
-            "peer_minority_tract_denial_rate",
-            "denial rate in majority-minority tracts",
-            455,
-        ),
+        ("applications", "share of applications", 110),
+        ("originations", "share of originations", 455),
     )
     panel_w, row_h, top = 270, 30, 52
     height = top + row_h * len(rows) + 26
@@ -1161,11 +1208,11 @@ def _redlining_chart(rows: list[Any]) -> str:
         _rect(label_w + 10, 6, 12, 10, "#2f5f8f"),
         _text(label_w + 27, 11, "this lender", size=11.5),
         _rect(label_w + 115, 6, 12, 10, "#b8bec5"),
-        _text(label_w + 132, 11, "other lenders in the MSA", size=11.5),
+        _text(label_w + 132, 11, "peers of similar volume", size=11.5),
     ]
     bottom = top + row_h * len(rows)
-    for own, peer, title, x0 in panels:
-        values = [float(getattr(r, c)) for r in rows for c in (own, peer) if _finite(getattr(r, c))]
+    for measure, title, x0 in panels:
+        values = [value for r in rows for value in r.shares.get(measure, ()) if _finite(value)]
         limit = min(1.0, max(0.1, math.ceil(max(values, default=0.1) * 10 - 1e-9) / 10))
         body.append(_text(x0, top - 16, title, size=11.5, weight="600"))
         step = 0.25 if limit > 0.5 else 0.1
@@ -1175,13 +1222,13 @@ def _redlining_chart(rows: list[Any]) -> str:
             body.append(_text(gx, bottom + 12, f"{k * step:.0%}", anchor="middle", size=11, fill=MUTED))
         for i, r in enumerate(rows):
             y = top + row_h * i
-            for j, (column, colour) in enumerate(((own, "#2f5f8f"), (peer, "#b8bec5"))):
-                value = getattr(r, column)
+            pair = r.shares.get(measure, (math.nan, math.nan))
+            for j, (value, colour) in enumerate(zip(pair, ("#2f5f8f", "#b8bec5"), strict=True)):
                 by = y + 3 + j * 11
                 if _finite(value):
                     w = float(value) / limit * panel_w
                     who = "lender" if j == 0 else "peers"
-                    body.append(_rect(x0, by, w, 10, colour, f"MSA {r.msa}, {who}: {float(value):.1%}"))
+                    body.append(_rect(x0, by, w, 10, colour, f"{r.market}, {who}: {float(value):.1%}"))
                     body.append(
                         _text(x0 + w + 4, by + 5, f"{float(value):.0%}", size=10.5, fill=INK if j == 0 else MUTED)
                     )
@@ -1189,9 +1236,9 @@ def _redlining_chart(rows: list[Any]) -> str:
                     body.append(_text(x0 + 4, by + 5, "–", size=10.5, fill=MUTED))
     for i, r in enumerate(rows):
         y = top + row_h * i
-        body.append(_text(label_w, y + 14, _clip(f"MSA {r.msa}", 16), anchor="end"))
-        body.append(_text(label_w, y + 25, f"{int(r.applications):,} apps", anchor="end", size=10, fill=MUTED))
-    return _svg(width, height, "Majority-minority tracts: lender against MSA peers", body)
+        body.append(_text(label_w, y + 14, _clip(r.market, 16), anchor="end"))
+        body.append(_text(label_w, y + 25, f"{r.applications:,} apps", anchor="end", size=10, fill=MUTED))
+    return _svg(width, height, "Minority tracts: lender against peers of similar volume", body)
 
 
 def _risk_histogram(lenders: pd.DataFrame, cutoffs: Sequence[tuple[str, float]]) -> str:

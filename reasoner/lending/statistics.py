@@ -1,4 +1,4 @@
-"""Per-lender statistical evidence of disparate treatment, redlining and pricing disparity.
+"""Per-lender statistical evidence of disparate treatment and pricing disparity (redlining: ``redlining``).
 
 Every function takes a cleaned HMDA frame (``reasoner.lending.hmda``), never raises for a
 small or degenerate lender, and returns a DataFrame sorted by ``lei`` in which a statistic
@@ -29,15 +29,6 @@ that cannot be computed is NaN and the ``reason`` column says why ('' when all i
     no information about the disparity. ``max_rank`` (default 1) keeps each compared
     applicant's nearest pair only, so pairs do not share a compared applicant (a reference
     applicant may still serve several: matching is with replacement).
-
-``redlining_signals(frame, threshold=50.0)``
-    Per lender and MSA: the share of its applications from majority-minority tracts
-    (``tract_minority_pct > threshold``) against the share among its MSA peers (all other
-    lenders in that MSA), and its denial rate in those tracts against the peers'. Both
-    p-values are one-sided Fisher exact tests (hypergeometric, exact for any count) in the
-    direction of redlining: a share lower than the peers' and a denial rate higher. Every
-    application with an MSA and a tract percentage counts, whatever its exclusion (race is
-    not used); denial rates use decisions (approved or denied).
 
 ``pricing_disparity(frame, group_column, reference, compared, covariates)``
     Per lender and compared group, among originated loans (usable rows with
@@ -82,7 +73,6 @@ __all__ = [
     "lender_denial_odds",
     "matched_pair_test",
     "pricing_disparity",
-    "redlining_signals",
 ]
 
 DENIAL_COVARIATES = ("income", "dti", "cltv", "loan_amount")
@@ -468,86 +458,6 @@ def holm_adjusted(p_values: np.ndarray, families: np.ndarray) -> np.ndarray:
     running = pd.Series(scaled).groupby(codes_sorted).cummax().to_numpy()
     adjusted[finite[order]] = running
     return adjusted
-
-
-# --- (c) redlining ----------------------------------------------------------------------------
-
-
-def redlining_signals(frame: pd.DataFrame, threshold: float = 50.0, *, min_group: int = MIN_GROUP) -> pd.DataFrame:
-    """Majority-minority tract shares and denial rates of each lender against its MSA peers.
-
-    Columns: lei, msa, applications, minority_tract_applications, minority_tract_share,
-    peer_minority_tract_share, share_gap (lender - peers), share_p_value (one-sided: lower),
-    minority_tract_decisions, minority_tract_denial_rate, peer_minority_tract_denial_rate,
-    denial_gap, denial_p_value (one-sided: higher), other_tract_denial_rate (the lender's
-    elsewhere in the MSA, for context), reason.
-    """
-    _require(frame, ("lei", "msa", "tract_minority_pct", "decision"), "redlining signals")
-    percent = frame["tract_minority_pct"].to_numpy(dtype=np.float64, na_value=np.nan)
-    known = np.isfinite(percent) & frame["msa"].notna().to_numpy(dtype=bool)
-    part = frame.loc[known, ["lei", "msa"]].reset_index(drop=True)
-    minority = percent[known] > threshold
-    decision = frame["decision"].to_numpy(dtype=object, na_value="")[known]
-    decided = np.isin(decision, ("approved", "denied"))
-    denied = decision == "denied"
-
-    keys = part.groupby(["lei", "msa"], sort=True).ngroup().to_numpy()
-    table = part.groupby(["lei", "msa"], sort=True).size().reset_index()[["lei", "msa"]]
-    count = len(table)
-    msa_codes = pd.factorize(table["msa"])[0]
-
-    def per_key(weights: np.ndarray) -> np.ndarray:
-        return np.bincount(keys, weights.astype(np.float64), count).astype(np.int64)
-
-    def peers(values: np.ndarray) -> np.ndarray:
-        totals = np.bincount(msa_codes, values, msa_codes.max() + 1 if count else 0).astype(np.int64)
-        result: np.ndarray = totals[msa_codes] - values
-        return result
-
-    applications = np.bincount(keys, minlength=count).astype(np.int64)
-    minority_applications = per_key(minority)
-    minority_decisions = per_key(minority & decided)
-    minority_denials = per_key(minority & denied)
-    other_decisions = per_key(~minority & decided)
-    other_denials = per_key(~minority & denied)
-    peer_applications = peers(applications)
-    peer_minority = peers(minority_applications)
-    peer_decisions = peers(minority_decisions)
-    peer_denials = peers(minority_denials)
-
-    share = _ratio(minority_applications, applications)
-    peer_share = _ratio(peer_minority, peer_applications)
-    share_test = (peer_applications > 0) & (applications >= min_group)
-    share_p = stats.hypergeom.cdf(
-        minority_applications, applications + peer_applications, minority_applications + peer_minority, applications
-    )
-    denial_rate = _ratio(minority_denials, minority_decisions)
-    peer_rate = _ratio(peer_denials, peer_decisions)
-    denial_test = (peer_decisions > 0) & (minority_decisions >= min_group)
-    denial_p = stats.hypergeom.sf(
-        minority_denials - 1, minority_decisions + peer_decisions, minority_denials + peer_denials, minority_decisions
-    )
-    reason = _first_reason(
-        np.full(count, "", dtype=object),
-        (peer_applications == 0, "no peers in the MSA"),
-        (applications < min_group, f"fewer than {min_group} applications in the MSA"),
-        (peer_decisions == 0, "no peer decisions in majority-minority tracts"),
-        (minority_decisions < min_group, f"fewer than {min_group} decisions in majority-minority tracts"),
-    )
-    table["applications"] = applications
-    table["minority_tract_applications"] = minority_applications
-    table["minority_tract_share"] = share
-    table["peer_minority_tract_share"] = peer_share
-    table["share_gap"] = share - peer_share
-    table["share_p_value"] = np.where(share_test, share_p, np.nan)
-    table["minority_tract_decisions"] = minority_decisions
-    table["minority_tract_denial_rate"] = denial_rate
-    table["peer_minority_tract_denial_rate"] = peer_rate
-    table["denial_gap"] = denial_rate - peer_rate
-    table["denial_p_value"] = np.where(denial_test, denial_p, np.nan)
-    table["other_tract_denial_rate"] = _ratio(other_denials, other_decisions)
-    table["reason"] = pd.Series(reason, dtype="str")
-    return table
 
 
 # --- (d) pricing ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ pairs           similar pair: comparison, b (compared applicant), a (reference a
 denial_odds     lender × comparison: ``statistics.lender_denial_odds``
 matched_pairs   lender × comparison: ``statistics.matched_pair_test`` (rank-1 pairs)
 pricing         lender × comparison: ``statistics.pricing_disparity``
-redlining       lender × MSA: ``statistics.redlining_signals``
+redlining       lender × market × band × measure, and pooled per lender: ``redlining.redlining_signals``
 outliers        compared applicant × comparison: ``statistics.cluster_outliers``
 ==============  ==============================================================================
 
@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import stats
 
 from reasoner.lending.config import AuditConfig, Comparison
+from reasoner.lending.redlining import read_assessment_areas, redlining_signals
 from reasoner.lending.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs
 from reasoner.lending.statistics import (
     application_index,
@@ -46,7 +47,6 @@ from reasoner.lending.statistics import (
     lender_denial_odds,
     matched_pair_test,
     pricing_disparity,
-    redlining_signals,
 )
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "add_group_columns",
     "application_positions",
     "audit_tables",
+    "register_redlining",
     "similarity_spec",
     "with_evidence",
 ]
@@ -193,14 +194,25 @@ def audit_tables(
             _with_holm(_sorted(pd.concat(pricing, ignore_index=True), ["lei", "comparison", "group"])),
             "adjusted_gap", config.alternative_pricing_gap, treatment,
         ),
-        redlining=(
-            redlining_signals(frame, config.majority_minority_percent, min_group=config.min_group)
-            if redlining is None
-            else redlining.reset_index(drop=True)
-        ),
+        redlining=register_redlining(frame, config) if redlining is None else redlining.reset_index(drop=True),
         outliers=_sorted(pd.concat(outliers, ignore_index=True), ["lei", "comparison", "application_id"]),
         pair_counts=counts,
         pairs_given=not counts,
+    )
+
+
+def register_redlining(frame: pd.DataFrame, config: AuditConfig) -> pd.DataFrame:
+    """The redlining table of a whole register (each lender against its peers), as ``[redlining]``
+    of ``audit.toml`` says: bands, volume peers, the assessment areas when a file is named."""
+    settings = config.redlining
+    areas = None if settings.assessment_areas is None else read_assessment_areas(settings.assessment_areas)
+    return redlining_signals(
+        frame,
+        bands=settings.bands,
+        peer_volume=settings.peer_volume,
+        min_peers=settings.min_peers,
+        min_group=config.min_group,
+        assessment_areas=areas,
     )
 
 
