@@ -16,6 +16,7 @@ matched_pairs   lender × comparison: ``statistics.matched_pair_test`` (rank-1 p
 pricing         lender × comparison: ``statistics.pricing_disparity``
 redlining       lender × MSA: ``statistics.redlining_signals``
 outliers        compared applicant × comparison: ``statistics.cluster_outliers``
+interactions    lender × interaction (race × sex, race × tract): ``interaction.interaction_tests``
 ==============  ==============================================================================
 
 Group columns: ``race_ethnicity`` is 'Hispanic or Latino' for Hispanic applicants of any race,
@@ -35,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from reasoner.lending.config import AuditConfig, Comparison
+from reasoner.lending.interaction import interaction_tests
 from reasoner.lending.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs
 from reasoner.lending.statistics import (
     application_index,
@@ -80,6 +82,7 @@ class AuditTables:
     pricing: pd.DataFrame
     redlining: pd.DataFrame
     outliers: pd.DataFrame
+    interactions: pd.DataFrame
     pair_counts: dict[str, PairCounts] = field(default_factory=dict)
     pairs_given: bool = False
 
@@ -94,6 +97,7 @@ class AuditTables:
             "pricing": self.pricing,
             "redlining": self.redlining,
             "outliers": self.outliers,
+            "interactions": self.interactions,
         }
 
 
@@ -191,6 +195,12 @@ def audit_tables(
             else redlining.reset_index(drop=True)
         ),
         outliers=_sorted(pd.concat(outliers, ignore_index=True), ["lei", "comparison", "application_id"]),
+        interactions=interaction_tests(
+            frame,
+            covariates=config.covariates,
+            majority_minority_percent=config.majority_minority_percent,
+            min_group=config.min_group,
+        ),
         pair_counts=counts,
         pairs_given=not counts,
     )
