@@ -87,6 +87,7 @@ class AuditTables:
     pricing: pd.DataFrame
     redlining: pd.DataFrame
     outliers: pd.DataFrame
+    interactions: pd.DataFrame
     pair_rows: int
     pair_counts: dict[str, PairCounts] = field(default_factory=dict)
     pairs_given: bool = False

@@ -49,12 +49,12 @@ MANIFEST = "manifest.json"
 INSUFFICIENT = "INSUFFICIENT_EVIDENCE"
 TOP_APPLICATIONS = 5
 SUGGESTIONS = 3
-STATISTIC_TABLES = ("denial_odds", "matched_pairs", "pricing", "redlining")
+STATISTIC_TABLES = ("denial_odds", "matched_pairs", "pricing", "redlining", "interactions")
 # The statistics that bear on each lender violation (the labels of audit.toml [findings]
 # lender_kinds); a label not listed gets every table.
 VIOLATION_TABLES = {
     "disparate treatment": ("denial_odds", "matched_pairs"),
-    "intersectional disparity": ("denial_odds",),
+    "intersectional disparity": ("interactions",),
     "pricing disparity": ("pricing",),
     "redlining": ("redlining",),
 }
@@ -240,6 +240,8 @@ def _matching(path: Path, identifier: str) -> list[Record]:
     for record in _records(path, identifier):
         if _identifier(record) == identifier:
             found.append(record)
+            if record.get("finding") == "lender":  # a lender has one record
+                break
         elif found:
             break
     return found
@@ -511,13 +513,14 @@ _UNITS = {
     "matched_pairs": "comparisons",
     "pricing": "comparisons",
     "redlining": "markets",
+    "interactions": "interactions",
 }
 POOLED = "all markets"  # the market of a lender's pooled redlining rows, always shown with its cited markets
 
 
 def _key(row: Record) -> str:
-    """What a statistics row is about: its comparison, or its market."""
-    return str(row.get("comparison", row.get("market", "")))
+    """What a statistics row is about: its comparison, its market or its interaction."""
+    return str(row.get("comparison", row.get("market", row.get("interaction", ""))))
 
 
 def _statistics_lines(table: str, rows: list[Record], context: Context, indent: str) -> list[str]:
@@ -647,10 +650,41 @@ def _redlining_row(row: Record, context: Context) -> str:
     return f"{head}: {share} ({test})"
 
 
-def _holm(row: Record) -> str:
+def _interactions_heading(context: Context) -> str:
+    covariates = _listing(list(context.covariates), "and") or "the financials"
+    return (
+        "Interaction of two bases (logistic regression of denial on minority, the second basis and their product, "
+        f"adjusted for {covariates}; Wald test of the product):"
+    )
+
+
+_SECOND_BASIS = {"race_sex": ("women", "men", "minority women"), "race_tract": (
+    "majority-minority tracts", "other tracts", "minority applicants in majority-minority tracts")}
+
+
+def _interactions_row(row: Record, context: Context) -> str:
+    name = str(row["interaction"])
+    second, other, both = _SECOND_BASIS.get(name, ("the second basis", "the rest", "applicants of both bases"))
+    rates = (
+        f"raw denial rates: {both} {_percent(row.get('both_denial_rate'))} of {_number(row.get('both_applications'))}, "
+        f"other minority applicants {_percent(row.get('minority_only_denial_rate'))} of "
+        f"{_number(row.get('minority_only_applications'))}, White non-Hispanic applicants in {second} "
+        f"{_percent(row.get('second_only_denial_rate'))} of {_number(row.get('second_only_applications'))}, in {other} "
+        f"{_percent(row.get('neither_denial_rate'))} of {_number(row.get('neither_applications'))}"
+    )
+    if row.get("reason") or _missing(row.get("odds_ratio")):
+        return f"{name}: not tested ({row.get('reason') or 'no estimate'}); {rates}"
+    return (
+        f"{name}: the odds of denying {both} are {_number(row['odds_ratio'], 2)} times what the race effect and "
+        f"the other basis's effect predict together (95% CI {_number(row.get('ci_low'), 2)}–"
+        f"{_number(row.get('ci_high'), 2)}, p = {_p(row.get('p_value'))}{_holm(row, 'interactions')}); {rates}"
+    )
+
+
+def _holm(row: Record, family: str = "comparisons") -> str:
     """The p-value adjusted over the lender's comparisons (what the rules weigh), when there is one."""
     adjusted = row.get("p_adjusted")
-    return "" if _missing(adjusted) else f", {_p(adjusted)} adjusted over the lender's comparisons (Holm)"
+    return "" if _missing(adjusted) else f", {_p(adjusted)} adjusted over the lender's {family} (Holm)"
 
 
 def _generic_row(row: Record, context: Context) -> str:
@@ -662,21 +696,54 @@ _STATISTICS: dict[str, tuple[Callable[[Context], str], Callable[[Record, Context
     "matched_pairs": (_pairs_heading, _pairs_row),
     "pricing": (_pricing_heading, _pricing_row),
     "redlining": (_redlining_heading, _redlining_row),
+    "interactions": (_interactions_heading, _interactions_row),
 }
 
 
 # -- proofs ----------------------------------------------------------------------------------------
 
 
+# Evidence that an application stands beside a comparator (or a cluster) in one comparison, its last
+# argument (rules/10-matched-pair.mln): a rule with an existential over the comparisons is grounded
+# once per pair and cites every comparison; the text shows those in which the pair appears.
+PER_COMPARISON = ("MatchedDenial", "ClusterOutlier")
+
+
 def _atoms(proof: Record) -> list[Record]:
-    """The evidence atoms of a proof's ground formulas, without the atom it explains."""
+    """The evidence atoms of a proof's ground formulas, without the atom it explains and without
+    the instances of an existential over comparisons in which the pair does not appear."""
     explained = proof.get("atom")
     return [
         item
         for formula in (*proof.get("supporting", []), *proof.get("opposing", []))
-        for item in formula.get("atoms", [])
+        for item in _split_comparisons(formula.get("atoms", []))[0]
         if item.get("atom") != explained
     ]
+
+
+def _split_comparisons(atoms: list[Record]) -> tuple[list[Record], list[tuple[str, list[Record]]], list[str]]:
+    """A ground formula's atoms: (those shown, in order; the comparisons in which the pair appears,
+    each with its atoms; the comparisons in which it does not). A formula without per-comparison
+    evidence (``PER_COMPARISON``) has every atom shown and no comparison."""
+    comparisons: dict[str, bool] = {}
+    for item in atoms:
+        arguments = _arguments(str(item.get("atom")))
+        if _predicate(str(item.get("atom"))) in PER_COMPARISON and arguments:
+            comparisons[arguments[-1]] = comparisons.get(arguments[-1], False) or bool(item.get("value"))
+    if not comparisons:
+        return atoms, [], []
+    shown: list[Record] = []
+    groups: dict[str, list[Record]] = {name: [] for name, present in comparisons.items() if present}
+    for item in atoms:
+        arguments = _arguments(str(item.get("atom")))
+        last = arguments[-1] if arguments else ""
+        if last not in comparisons:
+            shown.append(item)
+        elif last in groups:
+            groups[last].append(item)
+            shown.append(item)
+    absent = sorted(name for name, present in comparisons.items() if not present)
+    return shown, list(groups.items()), absent
 
 
 def _proof_lines(proof: Record, indent: str) -> list[str]:
@@ -737,11 +804,22 @@ def _rule_lines(formulas: list[Record], explained: str | None, indent: str) -> l
         own = "" if same else f", {_effect(formula.get('effect'))}"
         prefix = f"{number}. " if len(formulas) > 1 else ""
         lines.append(f"{indent}  {prefix}with {values or 'no variables'}: {state}{own}")
-        for item in formula.get("atoms", []):
-            if item.get("atom") != explained:
-                source = _short(str(item.get("source")))
-                lines.append(f"{indent}       {item['atom']} is {_truth(item.get('value'))}  [{source}]")
+        shown, groups, absent = _split_comparisons(formula.get("atoms", []))
+        grouped = {id(item) for _, items in groups for item in items}
+        for item in shown:
+            if item.get("atom") != explained and id(item) not in grouped:
+                lines.append(f"{indent}       {_atom_line(item)}")
+        for name, items in groups:
+            lines.append(f"{indent}       in comparison {name}:")
+            lines += [f"{indent}         {_atom_line(item)}" for item in items]
+        if groups:
+            lines.append(f"{indent}       appears in {_plural(len(groups), 'comparison')}, counted once" +
+                         (f"; not in {', '.join(absent)}" if absent else ""))
     return lines
+
+
+def _atom_line(item: Record) -> str:
+    return f"{item['atom']} is {_truth(item.get('value'))}  [{_short(str(item.get('source')))}]"
 
 
 def _glossary(atoms: Iterable[Record], context: Context) -> list[str]:

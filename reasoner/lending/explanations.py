@@ -44,7 +44,7 @@ from reasoner.lending.tables import AuditTables, application_positions
 
 __all__ = ["STATISTIC_TABLES", "Explanations", "Numbering", "Rendered", "json_safe", "render"]
 
-STATISTIC_TABLES = ("denial_odds", "matched_pairs", "pricing", "redlining")
+STATISTIC_TABLES = ("denial_odds", "matched_pairs", "pricing", "redlining", "interactions")
 # A citation: the JSON text of a "source" value "LABEL row N" (LABEL as JSON escapes it).
 _CITATION = re.compile(r'"source": "((?:[^"\\]|\\.)*) row ([0-9]+)"')
 

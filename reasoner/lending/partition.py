@@ -43,7 +43,8 @@ from reasoner.pipeline import check, run
 
 __all__ = ["CITED_TABLES", "EngineSummary", "PartitionResult", "PartitionTask", "audit_partition"]
 
-CITED_TABLES = ("lenders", "denial_odds", "matched_pairs", "pricing", "redlining", "outliers")  # sorted by lei first
+# sorted by lei first
+CITED_TABLES = ("lenders", "denial_odds", "matched_pairs", "pricing", "redlining", "outliers", "interactions")
 
 
 @dataclass(frozen=True, slots=True)

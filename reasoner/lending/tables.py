@@ -16,6 +16,7 @@ matched_pairs   lender × comparison: ``statistics.matched_pair_test`` (rank-1 p
 pricing         lender × comparison: ``statistics.pricing_disparity``
 redlining       lender × market × band × measure, and pooled per lender: ``redlining.redlining_signals``
 outliers        compared applicant × comparison: ``statistics.cluster_outliers``
+interactions    lender × interaction (race × sex, race × tract): ``interaction.interaction_tests``
 ==============  ==============================================================================
 
 Group columns: ``race_ethnicity`` is 'Hispanic or Latino' for Hispanic applicants of any race,
@@ -38,6 +39,7 @@ from scipy import stats
 
 from reasoner.lending.config import AuditConfig, Comparison
 from reasoner.lending.redlining import read_assessment_areas, redlining_signals
+from reasoner.lending.interaction import interaction_tests
 from reasoner.lending.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs
 from reasoner.lending.statistics import (
     application_index,
@@ -84,6 +86,7 @@ class AuditTables:
     pricing: pd.DataFrame
     redlining: pd.DataFrame
     outliers: pd.DataFrame
+    interactions: pd.DataFrame
     pair_counts: dict[str, PairCounts] = field(default_factory=dict)
     pairs_given: bool = False
 
@@ -98,6 +101,7 @@ class AuditTables:
             "pricing": self.pricing,
             "redlining": self.redlining,
             "outliers": self.outliers,
+            "interactions": self.interactions,
         }
 
 
@@ -196,6 +200,12 @@ def audit_tables(
         ),
         redlining=register_redlining(frame, config) if redlining is None else redlining.reset_index(drop=True),
         outliers=_sorted(pd.concat(outliers, ignore_index=True), ["lei", "comparison", "application_id"]),
+        interactions=interaction_tests(
+            frame,
+            covariates=config.covariates,
+            majority_minority_percent=config.majority_minority_percent,
+            min_group=config.min_group,
+        ),
         pair_counts=counts,
         pairs_given=not counts,
     )
