@@ -11,12 +11,16 @@ pairs           similar pair: comparison, b (compared applicant), a (reference a
                 distance, rank, lei, spread_gap (b's rate spread minus a's, NaN unless both
                 loans were originated with a spread); searched pairs are ordered by
                 comparison (``audit.toml`` order), lei, b (as text) and rank
-denial_odds     lender × comparison: ``statistics.lender_denial_odds``
+denial_odds     lender × comparison: ``statistics.lender_denial_odds``, then
+                ``min_detectable_odds_ratio`` (``power``) and the effect sizes (``effects``)
 matched_pairs   lender × comparison: ``statistics.matched_pair_test`` (rank-1 pairs)
 pricing         lender × comparison: ``statistics.pricing_disparity``
 redlining       lender × MSA: ``statistics.redlining_signals``
 outliers        compared applicant × comparison: ``statistics.cluster_outliers``
 ==============  ==============================================================================
+
+Not bound by the rules, for the report: ``reason_mix`` and ``contradicted_reasons``
+(``denial_reasons``), lender × comparison (× reason).
 
 Group columns: ``race_ethnicity`` is 'Hispanic or Latino' for Hispanic applicants of any race,
 'White non-Hispanic' for White applicants who are not Hispanic, otherwise ``race`` (White
@@ -35,6 +39,9 @@ import numpy as np
 import pandas as pd
 
 from reasoner.lending.config import AuditConfig, Comparison
+from reasoner.lending.denial_reasons import contradicted_reasons, reason_mix
+from reasoner.lending.effects import with_effects
+from reasoner.lending.power import with_power
 from reasoner.lending.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs
 from reasoner.lending.statistics import (
     application_index,
@@ -82,6 +89,8 @@ class AuditTables:
     outliers: pd.DataFrame
     pair_counts: dict[str, PairCounts] = field(default_factory=dict)
     pairs_given: bool = False
+    reason_mix: pd.DataFrame = field(default_factory=pd.DataFrame)  # not bound: the report's
+    contradicted_reasons: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def named(self) -> dict[str, pd.DataFrame]:
         """Every table by the name the rules bind it with."""
@@ -178,6 +187,7 @@ def audit_tables(
             )
         )
     denial_odds = _with_holm(_sorted(pd.concat(odds, ignore_index=True), ["lei", "comparison", "group"]))
+    denial_odds = with_effects(with_power(denial_odds))
     return AuditTables(
         applications=frame,
         lenders=_lenders(frame, denial_odds),
@@ -193,6 +203,8 @@ def audit_tables(
         outliers=_sorted(pd.concat(outliers, ignore_index=True), ["lei", "comparison", "application_id"]),
         pair_counts=counts,
         pairs_given=not counts,
+        reason_mix=reason_mix(frame, config.comparisons),
+        contradicted_reasons=contradicted_reasons(frame, config.comparisons),
     )
 
 
