@@ -179,7 +179,9 @@ def _register() -> pd.DataFrame:
         for index in range(800):
             group = MINORITY if index % 2 else WHITE
             action = 3 if rng.random() < 0.2 else 1
-            rows.append(_row(lei, group, action, 80.0 if index % 4 < 2 else 10.0, income=60 + index % 50))
+            # PEER1 tells denied minority applicants their DTI is too high, at a DTI of 33%: contradicted
+            reason = "1" if lei == "PEER1" and group is MINORITY and action == 3 else "10" if action != 3 else "9"
+            rows.append(_row(lei, group, action, 80.0 if index % 4 < 2 else 10.0, income=60 + index % 50, reason=reason))
     # every application denied, none from majority-minority tracts: no comparison, a redlining share gap
     rows += [_row("DENYALL", WHITE if i % 2 else MINORITY, 3, 10.0, income=60 + i) for i in range(120)]
     rows += [_row("NOREF", MINORITY, 3 if i % 3 == 0 else 1, 80.0, income=60 + i) for i in range(60)]  # no reference
@@ -233,6 +235,9 @@ def test_reports_and_explain_say_not_tested_and_underpowered(audited: Audit, tmp
     assert "### Lenders not tested or underpowered" in report
     assert "| NOREF | NOT_TESTED | 0 |" in report or "| NOREF | NOT_TESTED |" in report
     assert "## Denial reasons (Regulation B)" in report
+    section = report[report.index("## Denial reasons"):report.index("## Data quality")]
+    assert "| PEER1 | minority |" in section and "| PEER1 | black |" in section  # contradicted and reason mix
+    assert "PEER2" not in section
     html = (out / "report.html").read_text(encoding="utf-8")
     assert '<span class="badge ts">UNDERPOWERED</span>' in html or "UNDERPOWERED" in html
     text = explain_finding(out, "SMALL")
