@@ -3,6 +3,7 @@ denial reasons (``verdicts``, ``effects``, ``denial_reasons``, ``score``, ``conf
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from reasoner.lending.config import Comparison, load_config
 from reasoner.lending.denial_reasons import contradicted_reasons, reason_mix
 from reasoner.lending.effects import effect_sizes, with_effects
 from reasoner.lending.outputs import write_outputs
+from reasoner.lending.verdict_section import denial_reason_tables
 from reasoner.lending.verdicts import lender_evidence
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -64,7 +66,8 @@ def test_effect_intervals_follow_the_odds_ratio_interval_and_untested_rows_get_n
 
 def _odds(rows: list[tuple[str, str, str, float, float, float]]) -> pd.DataFrame:
     """denial_odds rows: lei, comparison, reason, p_adjusted, min detectable OR, odds ratio."""
-    frame = pd.DataFrame(rows, columns=["lei", "comparison", "reason", "p_adjusted", "min_detectable_odds_ratio", "odds_ratio"])
+    columns = ["lei", "comparison", "reason", "p_adjusted", "min_detectable_odds_ratio", "odds_ratio"]
+    frame = pd.DataFrame(rows, columns=columns)
     for name in ("marginal_effect", "marginal_effect_ci_low", "marginal_effect_ci_high", "excess_denials",
                  "excess_denials_ci_low", "excess_denials_ci_high"):
         frame[name] = frame["odds_ratio"] - 1
@@ -146,7 +149,8 @@ def test_underpowered_odds_ratio_must_be_above_one(tmp_path: Path) -> None:
     path = _config_with(tmp_path, "underpowered_odds_ratio = 2", "underpowered_odds_ratio = 1")
     with pytest.raises(RuleError, match="above 1"):
         load_config(path)
-    assert load_config(_config_with(tmp_path, "underpowered_odds_ratio = 2", "underpowered_odds_ratio = 3")).underpowered_odds_ratio == 3
+    three = _config_with(tmp_path, "underpowered_odds_ratio = 2", "underpowered_odds_ratio = 3")
+    assert load_config(three).underpowered_odds_ratio == 3
 
 
 # --- the audit: lenders that cannot be tested are not low risk --------------------------------------
@@ -181,7 +185,8 @@ def _register() -> pd.DataFrame:
             action = 3 if rng.random() < 0.2 else 1
             # PEER1 tells denied minority applicants their DTI is too high, at a DTI of 33%: contradicted
             reason = "1" if lei == "PEER1" and group is MINORITY and action == 3 else "10" if action != 3 else "9"
-            rows.append(_row(lei, group, action, 80.0 if index % 4 < 2 else 10.0, income=60 + index % 50, reason=reason))
+            tract = 80.0 if index % 4 < 2 else 10.0
+            rows.append(_row(lei, group, action, tract, income=60 + index % 50, reason=reason))
     # every application denied, none from majority-minority tracts: no comparison, a redlining share gap
     rows += [_row("DENYALL", WHITE if i % 2 else MINORITY, 3, 10.0, income=60 + i) for i in range(120)]
     rows += [_row("NOREF", MINORITY, 3 if i % 3 == 0 else 1, 80.0, income=60 + i) for i in range(60)]  # no reference
@@ -238,6 +243,10 @@ def test_reports_and_explain_say_not_tested_and_underpowered(audited: Audit, tmp
     section = report[report.index("## Denial reasons"):report.index("## Data quality")]
     assert "| PEER1 | minority |" in section and "| PEER1 | black |" in section  # contradicted and reason mix
     assert "PEER2" not in section
+    cleaned = dataclasses.replace(audited.cleaned, absent_columns=("denial_reason_1",))
+    absent = dataclasses.replace(audited, cleaned=cleaned)
+    intro, tables = denial_reason_tables(absent)
+    assert "has no denial reasons" in intro and tables == []
     html = (out / "report.html").read_text(encoding="utf-8")
     assert '<span class="badge ts">UNDERPOWERED</span>' in html or "UNDERPOWERED" in html
     text = explain_finding(out, "SMALL")

@@ -106,7 +106,9 @@ def _leis(frame: pd.DataFrame) -> np.ndarray:
     return np.array(sorted(set(frame["lei"].dropna().astype("str").tolist())), dtype=object)
 
 
-def _excess_p(compared_hits: np.ndarray, reference_hits: np.ndarray, compared: np.ndarray, reference: np.ndarray) -> np.ndarray:
+def _excess_p(
+    compared_hits: np.ndarray, reference_hits: np.ndarray, compared: np.ndarray, reference: np.ndarray
+) -> np.ndarray:
     """One-sided Fisher exact p-value that the compared group has the hits more often: P(X >= x)
     for X hypergeometric (population compared + reference, hits, draws compared)."""
     total = compared + reference
@@ -202,7 +204,8 @@ def _finish(parts: list[pd.DataFrame], columns: Sequence[str], keys: list[str]) 
         return _empty(columns)
     table = pd.concat(parts, ignore_index=True).sort_values(keys, kind="stable").reset_index(drop=True)
     table = table[list(columns)]
-    return table.astype({"lei": "str", "comparison": "str", **({"reason_name": "str"} if "reason_name" in columns else {})})
+    text = {name: "str" for name in ("lei", "comparison", "reason_name") if name in columns}
+    return table.astype(text)
 
 
 def _empty(columns: Sequence[str]) -> pd.DataFrame:

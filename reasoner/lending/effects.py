@@ -39,7 +39,9 @@ EFFECT_COLUMNS = (
 )
 
 
-def effect_sizes(compared: np.ndarray, compared_rate: np.ndarray, odds_ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def effect_sizes(
+    compared: np.ndarray, compared_rate: np.ndarray, odds_ratio: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per row: the marginal effect of group membership on the denial probability and the
     excess denials, for ``compared`` applicants denied at ``compared_rate`` with an adjusted
     odds ratio ``odds_ratio`` (module docstring). NaN where any input is missing."""

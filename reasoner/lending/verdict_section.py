@@ -134,8 +134,10 @@ def denial_reason_tables(audit: Audit) -> tuple[str, list[SectionTable]]:
         f"denials cite a reason, or are contradicted, more often; listed when the p-value adjusted by Holm's method "
         f"over the lender's tests is below {REASON_ALPHA:g}."
     )
+    if "denial_reason_1" in audit.cleaned.absent_columns:
+        return intro + " The input has no denial reasons (`denial_reason_1` is absent): nothing to compare.", []
     if mix.empty and contradicted.empty:
-        return intro + " The input has no denial reasons.", []
+        return intro + " No lender has denials in both groups of a comparison.", []
     tables = []
     found = contradicted[contradicted["p_adjusted"] < REASON_ALPHA]
     tables.append(
