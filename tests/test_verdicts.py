@@ -255,7 +255,7 @@ def test_reports_and_explain_say_not_tested_and_underpowered(audited: Audit, tmp
     text = explain_finding(out, "NOREF")
     assert "nothing was tested" in text
     text = explain_finding(out, "PEER1")
-    assert "Effect (" in text and "denials beyond those the reference group's odds predict" in text
+    assert "Denial effect (" in text and "denials beyond those the reference group's odds predict" in text
 
 
 # --- denial reasons -------------------------------------------------------------------------------

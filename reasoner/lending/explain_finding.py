@@ -447,7 +447,7 @@ def _power_and_effect(row: Record, context: Context) -> list[str]:
         name = str(comparison)
         compared = context.compared(name)
         lines.append(
-            f"Effect ({context.describe(name)}): odds ratio {_number(row.get('odds_ratio'), 2)}; group membership "
+            f"Denial effect ({context.describe(name)}): odds ratio {_number(row.get('odds_ratio'), 2)}; group membership "
             f"changes the {compared} applicants' denial probability by {_points(row.get('marginal_effect'))} "
             f"(95% CI {_points(row.get('marginal_effect_ci_low'))} to {_points(row.get('marginal_effect_ci_high'))}), "
             f"{_number(row.get('excess_denials'), 1)} denials beyond those the reference group's odds predict "
