@@ -1,7 +1,9 @@
 """``Audit`` → the regulatory report: ``report.md`` (text) and ``report.html`` (self-contained).
 
-Sections: summary, lenders by tier, one page per flagged lender with its strongest evidence,
-data quality (rows read, used, excluded by reason; similar pairs), method. Both formats take
+Sections: summary, lenders by tier (and the lenders not tested or underpowered,
+``verdict_section``), one page per flagged lender with its effect size and strongest evidence,
+denial reasons (Regulation B), data quality (rows read, used, excluded by reason; similar
+pairs), method. Both formats take
 their evidence tables from ``_evidence``, so they state the same numbers.
 
 The HTML page is one file that loads nothing: inline CSS, inline SVG charts, no script, no
