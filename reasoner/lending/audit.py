@@ -38,7 +38,14 @@ from reasoner.lending.config import AuditConfig, find_config, load_config
 from reasoner.lending.explanations import Explanations, Numbering, Rendered, numberings
 from reasoner.lending.files import parquet_rows
 from reasoner.lending.hmda import read_clean
-from reasoner.lending.partition import CITED_TABLES, EngineSummary, PartitionResult, PartitionTask, audit_partition
+from reasoner.lending.partition import (
+    CITED_TABLES,
+    REPORT_TABLES,
+    EngineSummary,
+    PartitionResult,
+    PartitionTask,
+    audit_partition,
+)
 from reasoner.lending.progress import Progress, StageTiming
 from reasoner.lending.redlining import redlining_columns
 from reasoner.lending.score import Findings
@@ -91,6 +98,8 @@ class AuditTables:
     pair_rows: int
     pair_counts: dict[str, PairCounts] = field(default_factory=dict)
     pairs_given: bool = False
+    reason_mix: pd.DataFrame = field(default_factory=pd.DataFrame)  # denial reasons by group (report only)
+    contradicted_reasons: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,7 +417,7 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _gather_tables(results: list[PartitionResult], config: AuditConfig, *, pairs_given: bool) -> AuditTables:
-    tables = {name: _concat([result.tables[name] for result in results]) for name in CITED_TABLES}
+    tables = {name: _concat([result.tables[name] for result in results]) for name in (*CITED_TABLES, *REPORT_TABLES)}
     counts: dict[str, PairCounts] = {}
     for comparison in config.comparisons:
         parts = [result.pair_counts[comparison.name] for result in results if comparison.name in result.pair_counts]

@@ -27,7 +27,10 @@ from reasoner.syntax import Span
 __all__ = [
     "CONFIDENCE_LABELS",
     "CONFIG_NAME",
+    "NOT_TESTED",
+    "STATUS_TIERS",
     "TIERS",
+    "UNDERPOWERED",
     "AuditConfig",
     "Comparison",
     "RedliningSettings",
@@ -41,6 +44,17 @@ TIERS = ("TIER_1_CRITICAL", "TIER_2_HIGH_RISK", "TIER_3_ELEVATED_RISK", "TIER_4_
 CONFIDENCE_LABELS = ("VERY_HIGH_CONFIDENCE", "HIGH_CONFIDENCE", "MEDIUM_CONFIDENCE", "LOW_CONFIDENCE")
 INSUFFICIENT = "INSUFFICIENT_EVIDENCE"
 REDLINING_KEYS = ("redlining", "bands", "peer_volume", "min_peers", "assessment_areas")
+# Tiers of lenders that are not flagged and whose tests could not tell (score.py): no comparison
+# could be computed, or none could have detected the configured odds ratio.
+NOT_TESTED = "NOT_TESTED"
+UNDERPOWERED = "UNDERPOWERED"
+STATUS_TIERS = (UNDERPOWERED, NOT_TESTED)
+STATUS_ACTIONS = {  # used when audit.toml's [scoring.actions] does not say
+    NOT_TESTED: "Not tested: collect more data (combine HMDA years or products) before drawing any conclusion",
+    UNDERPOWERED: "Too few applications to detect a doubling of the denial odds: combine years or products and "
+    "review files directly before drawing any conclusion",
+}
+UNDERPOWERED_ODDS_RATIO = 2.0
 KNOWN_KEYS = frozenset(
     (
         "comparisons", "similarity", "statistics", "findings", "scoring", "name", "column", "reference", "compared",
@@ -50,6 +64,7 @@ KNOWN_KEYS = frozenset(
         "min_group", "majority_minority_percent", "outlier_min_neighbours", "outlier_share", "lender_verdict",
         "lender_kinds", "application_findings", "tiers", "confidence", "actions", *TIERS, *CONFIDENCE_LABELS,
         *REDLINING_KEYS,
+        *STATUS_TIERS, "underpowered_odds_ratio",
     )
 )
 GROUP_COLUMNS = ("race", "ethnicity", "sex", "age", "race_ethnicity", "minority", "minority_sex", "minority_tract")
@@ -100,7 +115,9 @@ class AuditConfig:
     application_findings: tuple[tuple[str, str], ...]
     tiers: tuple[tuple[str, float], ...]  # (tier, lowest risk score), highest tier first
     confidence: tuple[tuple[str, float], ...]  # (label, lowest margin), highest first
-    actions: tuple[tuple[str, str], ...]
+    actions: tuple[tuple[str, str], ...]  # (tier or status tier, action)
+    kind_actions: tuple[tuple[str, str], ...] = ()  # (violation label, action), from the lender_kinds predicates
+    underpowered_odds_ratio: float = UNDERPOWERED_ODDS_RATIO  # a lender no test could detect this for is underpowered
     categorical_covariates: tuple[str, ...] = ()
     bands: tuple[tuple[str, tuple[float, ...]], ...] = ()
     pricing_categorical_covariates: tuple[str, ...] = ()
@@ -110,8 +127,13 @@ class AuditConfig:
     category_levels: tuple[tuple[str, tuple[str, ...]], ...] = ()  # register-wide (``with_levels``)
     redlining: RedliningSettings = RedliningSettings()
 
-    def action(self, tier: str) -> str:
-        return dict(self.actions)[tier]
+    def action(self, tier: str, violations: tuple[str, ...] | list[str] = ()) -> str:
+        """The tier's action, then each violation's (``violations``: labels of ``lender_kinds``)."""
+        known = dict(self.actions)
+        text = known.get(tier, STATUS_ACTIONS.get(tier, ""))
+        by_kind = dict(self.kind_actions)
+        extra = [f"{label}: {by_kind[label]}" for label in violations if label in by_kind]
+        return "; ".join([text, *extra]) if extra else text
 
     @property
     def denial_model(self) -> Covariates:
@@ -312,7 +334,18 @@ def load_config(path: Path) -> AuditConfig:
     confidence_table.finish()
     actions_table = _Reader(path, text, scoring.table("actions"), "scoring.actions")
     actions = tuple((tier, actions_table.get(tier, str)) for tier in TIERS)
+    actions += tuple((tier, actions_table.get(tier, str, STATUS_ACTIONS[tier])) for tier in STATUS_TIERS)
+    lender_kinds = tuple(sorted(findings.table("lender_kinds").items()))
+    kind_actions = tuple(
+        (label, actions_table.get(predicate, str))
+        for predicate, label in lender_kinds
+        if predicate in actions_table.data
+    )
+    actions_table.used.update(predicate for predicate, _ in lender_kinds)  # optional keys: named in a misspelling's note
     actions_table.finish()
+    underpowered = scoring.number("underpowered_odds_ratio", default=UNDERPOWERED_ODDS_RATIO)
+    if underpowered <= 1:
+        raise scoring.error("underpowered_odds_ratio", f"'underpowered_odds_ratio' must be above 1, not {underpowered}")
     config = AuditConfig(
         path=path,
         comparisons=tuple(comparisons),
@@ -335,12 +368,14 @@ def load_config(path: Path) -> AuditConfig:
         outlier_min_neighbours=int(statistics.number("outlier_min_neighbours", 1)),
         outlier_share=statistics.number("outlier_share", 0.5, 1),
         lender_verdict=findings.get("lender_verdict", str),
-        lender_kinds=tuple(sorted(findings.table("lender_kinds").items())),
+        lender_kinds=lender_kinds,
         application_findings=tuple(sorted(findings.table("application_findings").items())),
         tiers=tiers,
         confidence=confidence,
         actions=actions,
         redlining=redlining_settings(path, text, top),
+        kind_actions=kind_actions,
+        underpowered_odds_ratio=underpowered,
     )
     for reader in (similarity, statistics, findings, scoring, top):
         reader.finish()

@@ -421,8 +421,52 @@ def _lender_summary(row: Record | None, context: Context) -> list[str]:
         f"Recommended action: {row.get('recommended_action')}.",
         f"Applications: {_number(row.get('applications'))} in the input, "
         f"{_number(row.get('usable_applications'))} usable for the treatment rules{denial}.",
+        *_power_and_effect(row, context),
         _application_findings(str(row["lei"]), int(row.get("flagged_applications") or 0), context),
     ]
+
+
+POWER_TERMS = "two-sided test at alpha 0.05 with 80% power"
+
+
+def _power_and_effect(row: Record, context: Context) -> list[str]:
+    """The lender's power (the smallest detectable odds ratio) and the effect of the comparison
+    that drives its finding, from ``lenders.parquet`` (``reasoner.lending.verdicts``)."""
+    lines = []
+    status = row.get("verdict_status")
+    power = row.get("min_detectable_odds_ratio")
+    if status == "NOT_TESTED":
+        lines.append("Power: no comparison could be computed (no reference or compared applicants, or every "
+                     "application decided the same way), so nothing was tested.")
+    elif not _missing(power):
+        lines.append(
+            f"Power: the smallest denial odds ratio its best comparison could detect is {_number(power, 2)} "
+            f"({POWER_TERMS})"
+            + (", so its tests could not have detected a doubling of the odds." if status == "UNDERPOWERED" else ".")
+        )
+    comparison = row.get("effect_comparison")
+    if comparison and not _missing(row.get("marginal_effect")):
+        name = str(comparison)
+        compared = context.compared(name)
+        lines.append(
+            f"Denial effect ({context.describe(name)}): odds ratio {_number(row.get('odds_ratio'), 2)}; group membership "
+            f"changes the {compared} applicants' denial probability by {_points(row.get('marginal_effect'))} "
+            f"(95% CI {_points(row.get('marginal_effect_ci_low'))} to {_points(row.get('marginal_effect_ci_high'))}), "
+            f"{_number(row.get('excess_denials'), 1)} denials beyond those the reference group's odds predict "
+            f"(95% CI {_interval(row)})."
+        )
+    return lines
+
+
+def _interval(row: Record) -> str:
+    """The 95% interval of a row's excess denials."""
+    return f"{_number(row.get('excess_denials_ci_low'), 1)} to {_number(row.get('excess_denials_ci_high'), 1)}"
+
+
+def _points(value: object) -> str:
+    """A probability difference in percentage points, signed."""
+    number = _float(value)
+    return "–" if math.isnan(number) else f"{number * 100:+.1f} points"
 
 
 def _application_findings(lei: str, count: int, context: Context) -> str:
@@ -490,7 +534,13 @@ def _unflagged_text(row: Record, context: Context) -> str:
     if row.get("confidence") == INSUFFICIENT:
         confidence = (
             f"Confidence: {INSUFFICIENT}: no statistical test could be run for this lender, "
-            f"so the rules had no evidence either way (margin {_number(margin)})."
+            f"so the rules had no evidence either way (margin {_number(margin)}: the presumption of compliance)."
+        )
+    elif row.get("verdict_status") == "UNDERPOWERED":
+        confidence = (
+            f"Confidence: {row.get('confidence')}: its comparisons were computed but none could have detected a "
+            f"doubling of the denial odds, so not being flagged says little (margin {_number(margin)}: mostly the "
+            "presumption of compliance)."
         )
     else:
         confidence = f"Confidence: {row.get('confidence')}{_cutoff(row.get('confidence'), margin, context)}: " + (
@@ -498,7 +548,8 @@ def _unflagged_text(row: Record, context: Context) -> str:
         )
     return "\n".join(
         [
-            f"Lender {row['lei']}: not flagged ({EXPLANATIONS} has no lender finding for it).",
+            f"Lender {row['lei']}: not flagged ({EXPLANATIONS} has no lender finding for it); "
+            f"verdict {row.get('verdict_status') or 'not recorded'}.",
             f"Tier {row.get('risk_tier')}; risk score {_number(row.get('risk_score'))}{_risk(margin, False)}.",
             confidence,
             *_lender_summary(row, context),
@@ -566,11 +617,20 @@ def _denial_row(row: Record, context: Context) -> str:
     )
     if row.get("reason") or _missing(row.get("odds_ratio")):
         return f"{name}: not tested ({row.get('reason') or 'no estimate'}); {raw}"
-    return (
+    text = (
         f"{name}: the odds of denying {compared} applicants are {_number(row['odds_ratio'], 2)} times those of "
         f"{reference} applicants (95% CI {_number(row.get('ci_low'), 2)}–{_number(row.get('ci_high'), 2)}, "
         f"p = {_p(row.get('p_value'))}{_holm(row)}); {raw}"
     )
+    if not _missing(row.get("marginal_effect")):
+        text += (
+            f"; marginal effect {_points(row.get('marginal_effect'))}, "
+            f"{_number(row.get('excess_denials'), 1)} excess denials "
+            f"(95% CI {_interval(row)})"
+        )
+    if not _missing(row.get("min_detectable_odds_ratio")):
+        text += f"; smallest detectable odds ratio {_number(row.get('min_detectable_odds_ratio'), 2)}"
+    return text
 
 
 def _pairs_row(row: Record, context: Context) -> str:

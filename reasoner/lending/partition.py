@@ -41,10 +41,11 @@ from reasoner.lending.similar import PairCounts, Scaling
 from reasoner.lending.tables import AuditTables, audit_tables
 from reasoner.pipeline import check, run
 
-__all__ = ["CITED_TABLES", "EngineSummary", "PartitionResult", "PartitionTask", "audit_partition"]
+__all__ = ["CITED_TABLES", "REPORT_TABLES", "EngineSummary", "PartitionResult", "PartitionTask", "audit_partition"]
 
 # sorted by lei first
 CITED_TABLES = ("lenders", "denial_odds", "matched_pairs", "pricing", "redlining", "outliers", "interactions")
+REPORT_TABLES = ("reason_mix", "contradicted_reasons")  # per lender, for the report only (not bound, never cited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +176,7 @@ def audit_partition(task: PartitionTask) -> PartitionResult:
         index=task.index,
         lenders=len(tables.lenders),
         applications=len(frame),
-        tables={name: getattr(tables, name) for name in CITED_TABLES} | dict(task.model),
+        tables={name: getattr(tables, name) for name in (*CITED_TABLES, *REPORT_TABLES)} | dict(task.model),
         pair_counts=tables.pair_counts,
         pair_rows=_pair_rows(tables),
         rows=rows,

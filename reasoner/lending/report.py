@@ -1,7 +1,9 @@
 """``Audit`` → the regulatory report: ``report.md`` (text) and ``report.html`` (self-contained).
 
-Sections: summary, lenders by tier, one page per flagged lender with its strongest evidence,
-data quality (rows read, used, excluded by reason; similar pairs), method. Both formats take
+Sections: summary, lenders by tier (and the lenders not tested or underpowered,
+``verdict_section``), one page per flagged lender with its effect size and strongest evidence,
+denial reasons (Regulation B), data quality (rows read, used, excluded by reason; similar
+pairs), method. Both formats take
 their evidence tables from ``_evidence``, so they state the same numbers.
 
 The HTML page is one file that loads nothing: inline CSS, inline SVG charts, no script, no
@@ -41,7 +43,8 @@ import pyarrow.compute as pc
 
 from reasoner import __version__
 from reasoner.lending.audit import Audit
-from reasoner.lending.config import TIERS
+from reasoner.lending.config import STATUS_TIERS, TIERS
+from reasoner.lending.verdict_section import denial_reason_tables, effect_sentence, untested_table
 
 __all__ = ["render_html", "render_markdown"]
 
@@ -91,7 +94,7 @@ def _summary(audit: Audit) -> _Summary:
         lenders=len(lenders),
         flagged=int(lenders["flagged"].sum()),
         applications=len(audit.findings.applications),
-        tiers={tier: int((lenders["risk_tier"] == tier).sum()) for tier in TIERS},
+        tiers={tier: int((lenders["risk_tier"] == tier).sum()) for tier in (*TIERS, *STATUS_TIERS)},
     )
 
 
@@ -122,8 +125,8 @@ def _not_optimal(audit: Audit) -> list[str]:
 
 
 def _listed(lenders: pd.DataFrame) -> pd.DataFrame:
-    """Lenders of the lenders-by-tier table: every tier but the lowest."""
-    return lenders[lenders["risk_tier"] != TIERS[-1]]
+    """Lenders of the lenders-by-tier table: every tier but the lowest and the untested ones."""
+    return lenders[~lenders["risk_tier"].isin((TIERS[-1], *STATUS_TIERS))]
 
 
 def _lender_row(r: Any) -> tuple[object, ...]:
@@ -192,14 +195,34 @@ def render_markdown(audit: Audit) -> str:
     lines += _table(["tier", "lenders"], [(tier, count) for tier, count in summary.tiers.items()])
     lines += ["", "### Flagged and monitored lenders", ""]
     lines += _table(LENDER_HEADERS, [_lender_row(row) for row in _rows(_listed(lenders))])
+    lines += _untested_markdown(lenders)
     by = _ByLender(audit)
     for row in _rows(lenders[lenders["flagged"]]):
         lines += ["", *_lender_page(by, row)]
+    lines += _denial_reasons_markdown(audit)
     from reasoner.lending.model_section import model_section_markdown
 
     model = model_section_markdown(audit)
     lines += [*([""] + model if model else []), "", *_data_quality(audit), "", *_method(audit)]
     return "\n".join(lines) + "\n"
+
+
+def _untested_markdown(lenders: pd.DataFrame) -> list[str]:
+    """The lenders not tested or underpowered (``verdict_section.untested_table``)."""
+    table = untested_table(lenders)
+    if table is None:
+        return []
+    return ["", "### Lenders not tested or underpowered", "", table.caption, "", *_table(table.headers, table.rows)]
+
+
+def _denial_reasons_markdown(audit: Audit) -> list[str]:
+    """The Regulation B section (``verdict_section.denial_reason_tables``)."""
+    intro, tables = denial_reason_tables(audit)
+    lines = ["", "## Denial reasons (Regulation B)", "", intro]
+    for table in tables:
+        lines += ["", table.caption, ""]
+        lines += _table(table.headers, table.rows) if table.rows else ["None."]
+    return lines
 
 
 def _lender_page(by: _ByLender, r: Any) -> list[str]:
@@ -209,6 +232,7 @@ def _lender_page(by: _ByLender, r: Any) -> list[str]:
         f"{r.risk_tier}, risk score {_number(r.risk_score, 2)}, {r.confidence}; "
         f"violations: {', '.join(r.violations)}; margin {_number(r.margin)}.",
         f"Recommended action: {r.recommended_action}.",
+        *([effect_sentence(r)] if effect_sentence(r) else []),
         "",
     ]
     for block in _evidence(by, r.lei):
@@ -248,6 +272,8 @@ def _evidence(by: _ByLender, lei: str) -> list[_Block]:
                     "95% CI",
                     "p",
                     "p (Holm)",
+                    "excess denials (95% CI)",
+                    "smallest detectable OR",
                 ),
                 [
                     (
@@ -260,6 +286,8 @@ def _evidence(by: _ByLender, lei: str) -> list[_Block]:
                         f"{_number(r.ci_low, 2)}–{_number(r.ci_high, 2)}",
                         r.p_value,
                         r.p_adjusted,
+                        _excess(r),
+                        r.min_detectable_odds_ratio,
                     )
                     for r in odds
                 ],
@@ -374,6 +402,14 @@ def _evidence(by: _ByLender, lei: str) -> list[_Block]:
             )
         )
     return blocks
+
+
+def _excess(r: Any) -> str:
+    """Excess denials of a ``denial_odds`` row with their 95% CI (``effects``)."""
+    if not _finite(r.excess_denials):
+        return "–"
+    low, high = _number(r.excess_denials_ci_low, 1), _number(r.excess_denials_ci_high, 1)
+    return f"{_number(r.excess_denials, 1)} ({low} to {high})"
 
 
 def _strongest_first(r: Any) -> tuple[object, ...]:
@@ -550,6 +586,7 @@ nav.toc a{margin-right:1rem}
  letter-spacing:.02em;white-space:nowrap}
 .t1{background:#8e1b1b;color:#fff}.t2{background:#d2461f;color:#fff}.t3{background:#f0a630;color:#1f1f1f}
 .t4{background:#5b8fc7;color:#fff}.t5{background:#a7adb4;color:#1f1f1f}.t0{background:#ddd;color:#1f1f1f}
+.ts{background:#fff;color:#1f1f1f;outline:2px dashed #8a8f96;outline-offset:-2px}
 .scroll{overflow-x:auto;margin:.5rem 0 1rem}
 table{border-collapse:collapse;font-size:.86rem;font-variant-numeric:tabular-nums}
 th,td{border-bottom:1px solid var(--rule);padding:.3rem .55rem;text-align:left;vertical-align:top}
@@ -603,6 +640,7 @@ def render_html(audit: Audit) -> str:
         *(f'<p class="meta">{_inline(line)}</p>' for line in _header(audit)),
         '<nav class="toc">Contents: <a href="#summary">Summary</a><a href="#lenders">Lenders by tier</a>'
         + ('<a href="#flagged">Flagged lenders</a>' if len(flagged) else "")
+        + '<a href="#denial-reasons">Denial reasons</a>'
         + ('<a href="#model">Model evidence</a>' if audit.model_evidence is not None else "")
         + '<a href="#data-quality">Data quality</a><a href="#method">Method</a></nav>',
         "</header>",
@@ -610,9 +648,9 @@ def render_html(audit: Audit) -> str:
         "<h2>Summary</h2>",
         '<div class="cards">',
     ]
-    for index, (tier, count) in enumerate(summary.tiers.items(), 1):
+    for tier, count in summary.tiers.items():
         out.append(
-            f'<div class="card t{index}"><span class="count">{count:,}</span>'
+            f'<div class="card {_tier_class(tier)}"><span class="count">{count:,}</span>'
             f'<span class="label">{_e(tier)}</span></div>'
         )
     out += [
@@ -627,7 +665,8 @@ def render_html(audit: Audit) -> str:
             _risk_histogram(lenders, audit.config.tiers),
             "Lenders by risk score (bins of 5 points), coloured by tier; dashed lines: the tier cut-offs ("
             + ", ".join(f"{_e(tier)} from {_number(low, 1)}" for tier, low in audit.config.tiers)
-            + "). Flagged lenders are in tiers 1–3 whatever their score.",
+            + "). Flagged lenders are in tiers 1–3 whatever their score; lenders not tested or underpowered are "
+            "left out (their score is the presumption of compliance, not evidence).",
         ),
         "</section>",
         '<section id="lenders">',
@@ -647,6 +686,7 @@ def render_html(audit: Audit) -> str:
         cells = _lender_row(row)[:-1]  # the recommended action is the tier's, in the table above
         rows.append((_Html(lei), _Html(_badge(row.risk_tier)), _number(row.risk_score, 2), *cells[3:]))
     out.append(_html_table(LENDER_HEADERS[:-1], rows, numeric={2, 5}))
+    out += _untested_html(lenders)
     notes = []
     if len(listed) > MAX_LENDER_ROWS:
         notes.append(
@@ -655,6 +695,8 @@ def render_html(audit: Audit) -> str:
         )
     if summary.tiers[TIERS[-1]]:
         notes.append(f"{summary.tiers[TIERS[-1]]:,} lenders in {TIERS[-1]} are not listed.")
+    if any(summary.tiers[tier] for tier in STATUS_TIERS):
+        notes.append("Lenders not tested or underpowered are listed below.")
     if len(flagged) > MAX_LENDER_SECTIONS:
         notes.append(
             f"Linked LEIs have a section below (the {MAX_LENDER_SECTIONS} highest-risk of {len(flagged):,} flagged "
@@ -676,6 +718,7 @@ def render_html(audit: Audit) -> str:
         for row in _rows(sectioned):
             out += _lender_html(audit, by, row, anchors[row.lei])
         out.append("</section>")
+    out += _denial_reasons_html(audit)
     from reasoner.lending.model_section import model_section_html
 
     out += model_section_html(audit)
@@ -720,9 +763,36 @@ def _anchors(leis: Sequence[str]) -> dict[str, str]:
     return found
 
 
+def _tier_class(tier: object) -> str:
+    """CSS class of a tier: t1 … t5, ts for NOT_TESTED/UNDERPOWERED, t0 for anything else."""
+    if tier in STATUS_TIERS:
+        return "ts"
+    return f"t{TIERS.index(tier) + 1}" if tier in TIERS else "t0"
+
+
 def _badge(tier: object) -> str:
-    index = TIERS.index(tier) + 1 if tier in TIERS else 0
-    return f'<span class="badge t{index}">{_e(tier)}</span>'
+    return f'<span class="badge {_tier_class(tier)}">{_e(tier)}</span>'
+
+
+def _untested_html(lenders: pd.DataFrame) -> list[str]:
+    table = untested_table(lenders)
+    if table is None:
+        return []
+    return [
+        "<h3>Lenders not tested or underpowered</h3>",
+        f'<p class="note">{_inline(table.caption)}</p>',
+        _html_table(table.headers, table.rows, numeric={2, 3, 5}),
+    ]
+
+
+def _denial_reasons_html(audit: Audit) -> list[str]:
+    intro, tables = denial_reason_tables(audit)
+    out = ['<section id="denial-reasons">', "<h2>Denial reasons (Regulation B)</h2>", f"<p>{_inline(intro)}</p>"]
+    for table in tables:
+        out.append(f"<p>{_inline(table.caption)}</p>")
+        out.append(_html_table(table.headers, table.rows) if table.rows else '<p class="note">None.</p>')
+    out.append("</section>")
+    return out
 
 
 def _cell(value: object) -> str:
@@ -769,6 +839,7 @@ def _lender_html(audit: Audit, by: _ByLender, r: Any, anchor: str) -> list[str]:
         f"<h3>Lender <code>{_e(lei)}</code> {_badge(r.risk_tier)}</h3>",
         f'<p class="facts">{" · ".join(facts)}</p>',
         f'<p class="action"><strong>Recommended action:</strong> {_e(r.recommended_action)}.</p>',
+        *([f'<p class="facts">{_inline(effect_sentence(r))}</p>'] if effect_sentence(r) else []),
     ]
     config = audit.config
     for block in _evidence(by, lei):

@@ -5,9 +5,16 @@ Per lender: the verdict atom (``[findings] lender_verdict``, ``Flagged``) and it
 flagged and ``-m`` when not. ``risk_score = 100 / (1 + exp(-signed m))``: the probability of
 the verdict when each side is represented by its best world (a max-marginal). The tier is the
 first whose cut-off the risk score reaches; ``confidence`` comes from ``|m|`` with the
-configured cut-offs, or is ``INSUFFICIENT_EVIDENCE`` for a lender no statistic could be
-computed for. ``violation_score`` adds the weights of the ground formulas that push the
-lender's finding atoms (``[findings] lender_kinds``) towards a violation.
+configured cut-offs. A lender that is not flagged and whose comparisons could not tell
+(``verdicts``: ``verdict_status`` ``NOT_TESTED`` or ``UNDERPOWERED``) is not presented as
+low risk: its tier is its status instead of ``TIER_5_LOW_RISK`` (a ``TIER_4_MONITORING``
+lender stays monitored), its confidence ``INSUFFICIENT_EVIDENCE`` (not tested) or at most
+``LOW_CONFIDENCE`` (underpowered); the margin of such a lender is the presumption of
+compliance, not evidence. A flagged lender's confidence is its margin's whatever its denial
+comparisons (it may be flagged on redlining shares or pricing). The recommended action is the
+tier's, then each violation's (``[scoring.actions]``). ``violation_score`` adds the weights of
+the ground formulas that push the lender's finding atoms (``[findings] lender_kinds``) towards a
+violation.
 
 Per application: every true atom of an application finding (``[findings]
 application_findings``), with its margin, confidence and ``violation_score`` (the weights of
@@ -26,15 +33,17 @@ import pyarrow as pa
 
 from reasoner.explain import Occurrences, Proof, explain_key
 from reasoner.ground import TRUE, UNKNOWN
-from reasoner.lending.config import INSUFFICIENT, TIERS, AuditConfig
+from reasoner.lending.config import INSUFFICIENT, NOT_TESTED, STATUS_TIERS, TIERS, UNDERPOWERED, AuditConfig
 from reasoner.lending.tables import AuditTables, application_positions
+from reasoner.lending.verdicts import VERDICT_COLUMNS, lender_evidence
 from reasoner.pipeline import Run
 
 __all__ = ["APPLICATION_COLUMNS", "COMPARATORS", "LENDER_COLUMNS", "Findings", "score"]
 
 LENDER_COLUMNS = (
-    "lei", "risk_tier", "risk_score", "confidence", "flagged", "violation_score", "margin", "violations",
-    "flagged_applications", "applications", "usable_applications", "denial_rate", "recommended_action",
+    "lei", "risk_tier", "risk_score", "confidence", "verdict_status", "flagged", "violation_score", "margin",
+    "violations", "flagged_applications", "applications", "usable_applications", "denial_rate", "recommended_action",
+    *VERDICT_COLUMNS,
 )
 APPLICATION_COLUMNS = (
     "application_id", "row", "lei", "finding", "race_ethnicity", "sex", "decision", "violation_score",
@@ -159,6 +168,7 @@ def score(run: Run, tables: AuditTables, config: AuditConfig) -> Findings:
         )
 
     rows = []
+    evidence = lender_evidence(tables.denial_odds, [comparison.name for comparison in config.comparisons])
     for lei in lenders.index.astype(str):
         atom = verdict.get(lei)
         flagged = bool(atom.value) if atom else False
@@ -169,23 +179,31 @@ def score(run: Run, tables: AuditTables, config: AuditConfig) -> Findings:
         tier = next((name for name, low in config.tiers if risk >= low), TIERS[-1])
         if flagged != (tier in TIERS[:3]):  # tiers 1-3 mean flagged, also at a margin of 0 (risk 50)
             tier = TIERS[2] if flagged else TIERS[3]
-        tested = bool(lenders.at[lei, "tested"])
         usable = int(lenders.at[lei, "usable"])
+        status = evidence.status(lei, flagged, config.underpowered_odds_ratio)
+        confidence = _confidence(config, margin, flagged or status != NOT_TESTED)
+        if status in STATUS_TIERS and tier == TIERS[-1]:
+            tier = status
+        if status == UNDERPOWERED and confidence != INSUFFICIENT:
+            confidence = "LOW_CONFIDENCE"
+        violations = sorted(kinds.get(lei, [])) if flagged else []
         rows.append(
             {
                 "lei": lei,
                 "risk_tier": tier,
                 "risk_score": risk,
-                "confidence": _confidence(config, margin, tested),
+                "confidence": confidence,
+                "verdict_status": status,
                 "flagged": flagged,
                 "violation_score": round(violation.get(lei, 0.0), 6),
                 "margin": margin,
-                "violations": sorted(kinds.get(lei, [])) if flagged else [],
+                "violations": violations,
                 "flagged_applications": flagged_apps.get(lei, 0),
                 "applications": int(lenders.at[lei, "applications"]),
                 "usable_applications": usable,
                 "denial_rate": round(int(lenders.at[lei, "denied"]) / usable, 6) if usable else math.nan,
-                "recommended_action": config.action(tier),
+                "recommended_action": config.action(tier, violations),
+                **evidence.columns(lei, violations),
             }
         )
         if flagged and atom is not None:

@@ -11,13 +11,17 @@ pairs           similar pair: comparison, b (compared applicant), a (reference a
                 distance, rank, lei, spread_gap (b's rate spread minus a's, NaN unless both
                 loans were originated with a spread); searched pairs are ordered by
                 comparison (``audit.toml`` order), lei, b (as text) and rank
-denial_odds     lender × comparison: ``statistics.lender_denial_odds``
+denial_odds     lender × comparison: ``statistics.lender_denial_odds``, then
+                ``min_detectable_odds_ratio`` (``power``) and the effect sizes (``effects``)
 matched_pairs   lender × comparison: ``statistics.matched_pair_test`` (rank-1 pairs)
 pricing         lender × comparison: ``statistics.pricing_disparity``
 redlining       lender × market × band × measure, and pooled per lender: ``redlining.redlining_signals``
 outliers        compared applicant × comparison: ``statistics.cluster_outliers``
 interactions    lender × interaction (race × sex, race × tract): ``interaction.interaction_tests``
 ==============  ==============================================================================
+
+Not bound by the rules, for the report: ``reason_mix`` and ``contradicted_reasons``
+(``denial_reasons``), lender × comparison (× reason).
 
 Group columns: ``race_ethnicity`` is 'Hispanic or Latino' for Hispanic applicants of any race,
 'White non-Hispanic' for White applicants who are not Hispanic, otherwise ``race`` (White
@@ -40,6 +44,9 @@ from scipy import stats
 from reasoner.lending.config import AuditConfig, Comparison
 from reasoner.lending.redlining import read_assessment_areas, redlining_signals
 from reasoner.lending.interaction import interaction_tests
+from reasoner.lending.denial_reasons import contradicted_reasons, reason_mix
+from reasoner.lending.effects import with_effects
+from reasoner.lending.power import with_power
 from reasoner.lending.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs
 from reasoner.lending.statistics import (
     application_index,
@@ -89,6 +96,8 @@ class AuditTables:
     interactions: pd.DataFrame
     pair_counts: dict[str, PairCounts] = field(default_factory=dict)
     pairs_given: bool = False
+    reason_mix: pd.DataFrame = field(default_factory=pd.DataFrame)  # not bound: the report's
+    contradicted_reasons: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def named(self) -> dict[str, pd.DataFrame]:
         """Every table by the name the rules bind it with."""
@@ -188,6 +197,7 @@ def audit_tables(
     denial_odds = _with_holm(_sorted(pd.concat(odds, ignore_index=True), ["lei", "comparison", "group"]))
     treatment = [comparison.name for comparison in config.comparisons if comparison.theory == "treatment"]
     denial_odds = with_evidence(denial_odds, "log_odds_ratio", math.log(config.alternative_odds_ratio), treatment)
+    denial_odds = with_effects(with_power(denial_odds))
     return AuditTables(
         applications=frame,
         lenders=_lenders(frame, denial_odds),
@@ -208,6 +218,8 @@ def audit_tables(
         ),
         pair_counts=counts,
         pairs_given=not counts,
+        reason_mix=reason_mix(frame, config.comparisons),
+        contradicted_reasons=contradicted_reasons(frame, config.comparisons),
     )
 
 
