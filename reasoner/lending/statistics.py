@@ -57,6 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import special, stats
+from threadpoolctl import threadpool_limits
 
 from reasoner.errors import UsageError
 
@@ -500,7 +501,7 @@ def pricing_disparity(
     fit = reason[unit] == ""
     fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
     gap, error, df, status = _least_squares(
-        spread[rows[fit]], indicator[fit], values[rows[fit]], fit_unit, fitted_units.size
+        spread[rows[fit]], indicator[fit], values[rows[fit]], fit_unit, fitted_units.size, len(covariates.numeric)
     )
     texts = np.array(["", "too few loans for the covariates", _COLLINEAR_TEXT])
     reason[fitted_units] = texts[status]
@@ -532,40 +533,40 @@ def pricing_disparity(
 
 
 def _least_squares(
-    outcome: np.ndarray, indicator: np.ndarray, values: np.ndarray, unit: np.ndarray, count: int
+    outcome: np.ndarray, indicator: np.ndarray, values: np.ndarray, unit: np.ndarray, count: int, numeric: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per unit OLS of outcome on intercept + indicator + covariates, by Frisch–Waugh–Lovell:
-    the indicator's coefficient, its heteroskedasticity-robust standard error (HC3: White's
-    sandwich with each residual divided by one minus its leverage, the variant that holds its
-    size in small samples, Long & Ervin 2000), the residual degrees of freedom and a status (0
-    ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates)."""
+    """Per unit, least squares of outcome on intercept + indicator + covariates (centred within
+    the unit, so the intercept drops out), the band and category indicators after the first
+    ``numeric`` covariates penalised by ``RIDGE`` as in the logistic fits (plain OLS when there
+    are none): the indicator's coefficient, its heteroskedasticity-robust standard error (HC3:
+    White's sandwich with each residual divided by one minus its leverage, the variant that
+    holds its size in small samples, Long & Ervin 2000), the residual degrees of freedom and a
+    status (0 ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates)."""
+    width = values.shape[1]
+    numeric = width if numeric is None else numeric
     sizes = np.bincount(unit, minlength=count).astype(np.float64)
-    columns = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count), outcome])
+    design = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count)])
     safe_sizes = np.maximum(sizes, 1.0)
+    columns = np.column_stack([design, outcome])
     centred = columns - (np.column_stack([np.bincount(unit, c, count) for c in columns.T]) / safe_sizes[:, None])[unit]
-    sums = _cross(centred, np.ones(unit.size), unit, count)  # (units, q + 1, q + 1), outcome last
-    others = slice(1, columns.shape[1] - 1)
-    pseudo = np.linalg.pinv(sums[:, others, others], hermitian=True)
-    rank = np.linalg.matrix_rank(sums[:, others, others], hermitian=True) if columns.shape[1] > 2 else np.zeros(count, int)
-    # Leverage of each row in its unit's fit (intercept, indicator and covariates), for HC3.
-    full = np.linalg.pinv(sums[:, :-1, :-1], hermitian=True)
-    leverage = 1.0 / np.maximum(sizes, 1.0)[unit] + np.einsum("ij,ijk,ik->i", centred[:, :-1], full[unit], centred[:, :-1])
-    # The indicator and the outcome net of the covariates, row by row.
-    indicator_on = np.einsum("uij,uj->ui", pseudo, sums[:, others, 0])
-    outcome_on = np.einsum("uij,uj->ui", pseudo, sums[:, others, -1])
-    residual_indicator = centred[:, 0] - np.einsum("ij,ij->i", centred[:, others], indicator_on[unit])
-    residual_outcome = centred[:, -1] - np.einsum("ij,ij->i", centred[:, others], outcome_on[unit])
-    left = np.bincount(unit, residual_indicator**2, count)
-    cross = np.bincount(unit, residual_indicator * residual_outcome, count)
+    sums = _cross(centred, np.ones(unit.size), unit, count)  # (units, width + 2, width + 2), outcome last
+    penalty = np.zeros(width + 1)
+    penalty[1 + numeric :] = RIDGE
+    normal = sums[:, :-1, :-1] + np.diag(penalty)
+    inverse = np.linalg.pinv(normal, hermitian=True)
+    beta = np.einsum("uij,uj->ui", inverse, sums[:, :-1, -1])
+    rank = np.linalg.matrix_rank(sums[:, 1:-1, 1:-1], hermitian=True) if width else np.zeros(count, int)
+    # What of the indicator the covariates do not explain (a Schur complement), for collinearity.
+    left = _partial_variance(normal, 0)
+    x = centred[:, :-1]
+    residual = centred[:, -1] - np.einsum("ij,ij->i", x, beta[unit])
+    leverage = 1.0 / safe_sizes[unit] + np.einsum("ij,ijk,ik->i", x, inverse[unit], x)
+    inflated = residual / np.maximum(1.0 - leverage, 1e-6)  # HC3: each residual over 1 - its leverage
+    meat = _cross(x, inflated**2, unit, count)
+    variance = np.einsum("ui,uij,uj->u", inverse[:, 0, :], meat, inverse[:, 0, :])
     df = sizes - 2 - rank
     status = np.select([df < 1, ~(left > COLLINEAR * sums[:, 0, 0])], [1, 2], 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gap = cross / left
-        residual = residual_outcome - gap[unit] * residual_indicator
-        inflated = residual / np.maximum(1.0 - leverage, 1e-6)  # HC3: each residual over 1 - its leverage
-        meat = np.bincount(unit, (residual_indicator * inflated) ** 2, count)
-        error = np.sqrt(meat) / left
-    return gap, error, df, status
+    return beta[:, 0], np.sqrt(np.maximum(variance, 0.0)), df, status
 
 
 # --- (e) outliers among neighbours ------------------------------------------------------------
@@ -829,9 +830,10 @@ def _cross(design: np.ndarray, weight: np.ndarray, unit: np.ndarray, count: int)
     bounds = np.searchsorted(unit[order], np.arange(count + 1))
     rows = design[order]
     weighted = rows * weight[order, None]
-    for index in np.flatnonzero(bounds[1:] > bounds[:-1]):
-        start, stop = bounds[index], bounds[index + 1]
-        result[index] = weighted[start:stop].T @ rows[start:stop]
+    with threadpool_limits(1, user_api="blas"):  # one thread: the same kernel, so the same sums, in every process
+        for index in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            start, stop = bounds[index], bounds[index + 1]
+            result[index] = weighted[start:stop].T @ rows[start:stop]
     return result
 
 
