@@ -228,8 +228,9 @@ def test_race_reasons_and_spelling() -> None:
     )
     cleaned = clean_hmda(frame, "lar.csv")
     assert cleaned.frame["race"].tolist() == ["White", "Martian", "Free Form Text Only", "2 or more minority races"]
-    assert cleaned.frame["excluded"].tolist() == ["", "unknown race code", "race not available", ""]
-    assert cleaned.exclusions["unknown race code"] == 1 and cleaned.exclusions["race not available"] == 1
+    # row 3: race not available, ethnicity joint and sex joint: no comparison can place it
+    assert cleaned.frame["excluded"].tolist() == ["", "unknown race code", "no group known", ""]
+    assert cleaned.exclusions["unknown race code"] == 1 and cleaned.exclusions["no group known"] == 1
 
 
 def test_missing_cltv_and_loan_amount_reasons() -> None:

@@ -72,6 +72,7 @@ class Register:
     exclusions: dict[str, int]
     id_column: str
     absent_columns: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # format, transmittal sheet, group treatment (``CleanedHMDA.provenance_notes``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +186,7 @@ def audit(
         dict(cleaned.exclusions),
         cleaned.id_column,
         cleaned.absent_columns,
+        cleaned.provenance_notes(),
     )
     lap("read", cleaned.rows_read, "rows")
 
