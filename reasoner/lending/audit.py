@@ -34,7 +34,7 @@ import pandas as pd
 from reasoner import limits
 from reasoner.errors import EvidenceError, UsageError
 from reasoner.evidence import file_sha256, read_table
-from reasoner.lending.config import AuditConfig, find_config, load_config
+from reasoner.lending.config import AuditConfig, find_config, load_column_map, load_config
 from reasoner.lending.explanations import Explanations, Numbering, Rendered, numberings
 from reasoner.lending.files import parquet_rows
 from reasoner.lending.hmda import read_clean
@@ -177,7 +177,7 @@ def audit(
     model_tables, model_source = _model_tables(model_evidence)  # before the work: a wrong directory fails fast
     _check_labels(facts, pairs, [*CITED_TABLES, "pairs", *model_tables])
     with progress.bar(f"reading {facts.name}", parquet_rows(facts) if progress.enabled else None, "rows") as bar:
-        cleaned = read_clean(facts, facts.name, bar.update)
+        cleaned = read_clean(facts, facts.name, bar.update, column_map=load_column_map(config_path))
     frame = cleaned.frame
     facts_sha256 = file_sha256(facts) if facts.is_file() else ""
     register = Register(

@@ -316,8 +316,10 @@ def _describe_parse_error(path: Path, layout: RegisterFormat, width: int, error:
     skip = layout.skip
     with _open_binary(path) as handle:
         text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace", newline="")
-        quoting = csv.QUOTE_MINIMAL if layout.quoted else csv.QUOTE_NONE
-        reader = csv.reader(text, delimiter=layout.delimiter, quoting=quoting)
+        if layout.quoted:
+            reader = csv.reader(text, delimiter=layout.delimiter)
+        else:  # HMDA's pipe-delimited formats are never quoted
+            reader = csv.reader(text, delimiter=layout.delimiter, quoting=csv.QUOTE_NONE)
         for line_number, fields in enumerate(reader, start=1):
             if line_number > skip and fields and len(fields) != width:
                 return f"line {line_number} (row {line_number - skip}): expected {width} fields, got {len(fields)}"

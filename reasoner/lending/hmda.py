@@ -86,6 +86,7 @@ import difflib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,6 +95,8 @@ import pyarrow.compute as pc
 
 from reasoner.errors import EvidenceError
 from reasoner.lending import files
+from reasoner.lending.column_map import mapped_columns, mapped_register, require_mapped_columns
+from reasoner.lending.config import ColumnMap
 from reasoner.lending.fields import (
     ACTION_TAKEN,
     DERIVED_ETHNICITY,
@@ -274,7 +277,9 @@ class CleanedHMDA:
         return self.frame[self.frame["excluded"] == ""]
 
 
-def read_clean(path: Path, source_name: str, progress: Callable[[int], None] | None = None) -> CleanedHMDA:
+def read_clean(
+    path: Path, source_name: str, progress: Callable[[int], None] | None = None, *, column_map: ColumnMap | None = None
+) -> CleanedHMDA:
     """``clean_hmda(read_hmda(path, INPUT_COLUMNS), source_name)``, read and cleaned piece by piece
     (``files.read_hmda_batches``) so that only the cleaned columns of the whole register and one
     raw piece are in memory at a time. The result is the same frame. When a piece is refused,
@@ -283,27 +288,42 @@ def read_clean(path: Path, source_name: str, progress: Callable[[int], None] | N
     parts: list[CleanedHMDA] = []
     first = 1
     layout = register_format(path)
-    columns = INPUT_COLUMNS if _has_derived_groups(path, layout) else GROUP_INPUT_COLUMNS
+    if column_map is not None:  # a bank's own register: its columns by the names [columns] gives
+        require_mapped_columns(column_names(path), column_map, str(source_name))
+        columns: tuple[str, ...] = mapped_columns(column_map)
+    else:
+        columns = INPUT_COLUMNS if _has_derived_groups(path, layout) else GROUP_INPUT_COLUMNS
+
+    def cleaned(raw: pd.DataFrame, **options: Any) -> CleanedHMDA:
+        if column_map is not None:
+            raw = mapped_register(raw, column_map, str(source_name))
+        return clean_hmda(raw, source_name, **options)
     try:
         for raw in read_hmda_batches(path, columns, progress):
-            parts.append(clean_hmda(raw, source_name, first_row=first, whole=False))
+            parts.append(cleaned(raw, first_row=first, whole=False))
             first += len(raw)
             del raw
-        return _with_provenance(_combined(parts, source_name), layout)
+        return _with_provenance(_combined(parts, source_name), layout, column_map)
     except EvidenceError as error:
         error.__traceback__ = None  # frees the refused piece before the input is read again
         rows = parquet_rows(path)
         if rows is None or rows <= files.BATCH_ROWS:
             raise  # the register was one piece: the message is exact
         del parts
-    return _with_provenance(clean_hmda(read_hmda(path, columns), source_name), layout)
+    return _with_provenance(cleaned(read_hmda(path, columns)), layout, column_map)
 
 
-def _with_provenance(cleaned: CleanedHMDA, layout: RegisterFormat | None) -> CleanedHMDA:
+def _with_provenance(
+    cleaned: CleanedHMDA, layout: RegisterFormat | None, column_map: ColumnMap | None = None
+) -> CleanedHMDA:
     """The cleaned register with its format and transmittal sheet; a filing's rows take the
     activity year of its transmittal sheet (its loan lines carry none)."""
     if layout is None:
         return dataclasses.replace(cleaned, register_format="parquet")
+    if column_map is not None:
+        mapped = ", ".join(f"{field} ← '{name}'" for field, name, _ in column_map.columns)
+        described = f"{layout.description}, columns mapped by [columns] of {column_map.path.name} ({mapped})"
+        layout = dataclasses.replace(layout, description=described)
     sheet = layout.transmittal
     if sheet is None or "activity_year" not in cleaned.absent_columns:
         return dataclasses.replace(cleaned, register_format=layout.description, transmittal=sheet)
