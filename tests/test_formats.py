@@ -115,7 +115,7 @@ def test_boston_fed_parquet_names_its_missing_columns() -> None:
         read_clean(REGISTERS / "aer_hmda.parquet", "aer_hmda.parquet")
     message = str(caught.value)
     assert message.startswith("aer_hmda.parquet: missing columns 'lei', 'action_taken'")
-    assert "no rows" not in message
+    assert "no rows" not in message and message.endswith("map them in [columns] of audit.toml)")
 
 
 def _audit_files(tmp_path: Path, kind: str, public: pd.DataFrame, command: str) -> tuple[pd.DataFrame, pd.DataFrame]:

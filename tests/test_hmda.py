@@ -282,7 +282,8 @@ def test_missing_columns_listed() -> None:
 def test_no_hmda_columns_at_all() -> None:
     message = error_of(clean_hmda, pd.DataFrame({"a": ["1"], "b": ["2"]}), "x.csv")
     assert message.startswith("x.csv: missing columns 'lei', 'action_taken'")
-    assert message.endswith("; no column is named like an HMDA field")
+    assert message.endswith("; no column is named like an HMDA field (a register with its own columns: map them in "
+                            "[columns] of audit.toml)")
 
 
 def test_same_field_twice() -> None:

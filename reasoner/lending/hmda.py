@@ -500,7 +500,10 @@ def _resolve_columns(raw: pd.DataFrame, source: str) -> tuple[dict[str, Hashable
         for name in missing:
             close = difflib.get_close_matches(name, list(unknown), n=1, cutoff=0.75)
             parts.append(f"'{name}'" + (f" (did you mean '{unknown[close[0]]}'?)" if close else ""))
-        note = "" if any(name in KNOWN_NAMES for name in by_name) else "; no column is named like an HMDA field"
+        note = "" if any(name in KNOWN_NAMES for name in by_name) else (
+            "; no column is named like an HMDA field (a register with its own columns: map them in [columns] of "
+            "audit.toml)"
+        )
         plural = "s" if len(missing) > 1 else ""
         raise EvidenceError(f"{source}: missing column{plural} {', '.join(parts)}{note}")
     labels = {name: by_name[name] for name in REQUIRED + OPTIONAL if name in by_name}
