@@ -55,23 +55,27 @@ The product and population fields (``occupancy_type`` … ``total_units``) and `
 … ``_4`` are optional: NaN when absent, and NaN for 'NA', 'Exempt' and 1111 (exempt); a code
 outside the dictionary is an error. Text columns use pandas' ``str`` dtype, null where the
 value is missing; every float is NaN when the published value is ``NA``, ``Exempt`` or empty.
-``raw`` may hold text (as ``read_hmda`` gives), categoricals (as ``synthesize`` gives) or numbers. Published DTI
-buckets become numbers: '<20%' → 10, '20%-<30%' → 25, '30%-<36%' → 33, '36' … '49' (with
+``raw`` may hold text (as ``read_hmda`` gives), categoricals (as ``synthesize`` gives) or
+numbers. Published DTI buckets become numbers: '<20%' → 10, '20%-<30%' → 25, '30%-<36%' → 33, '36' … '49' (with
 or without '%') → themselves, '50%-60%' → 55, '>60%' → 70 (the open-ended buckets are closed
 at 0 % and 80 %); any other number is taken as it is.
 
 A row's ``excluded`` reason is the first that applies, in this order: 'not a decision'
 (action 4 … 8: withdrawn, incomplete, purchased, preapprovals), 'missing income', 'missing
 dti', 'exempt dti', 'missing cltv', 'exempt cltv', 'missing loan amount', 'unknown race
-code' (a ``derived_race`` outside the dictionary), 'race not available' ('Race Not
-Available', 'Free Form Text Only'). Pricing fields are never a reason: the HMDA edits make
+code' (a ``derived_race`` outside the dictionary), 'no group known' (race not available or
+free-form text only, not Hispanic, and sex neither male nor female: no comparison of race,
+ethnicity or sex can place the row; a Hispanic applicant of unreported race is Hispanic, an
+applicant of unreported race is still compared by sex). Pricing fields are never a reason: the HMDA edits make
 ``rate_spread`` NA for every denial (V657), so only pricing analyses may require them.
 
 Required input columns (either spelling; ``loan_to_value_ratio`` stands in for
 ``combined_loan_to_value_ratio``): ``lei``, ``action_taken``, ``derived_race``,
 ``derived_ethnicity``, ``derived_sex``, ``loan_type``, ``loan_purpose``, ``lien_status``,
-``loan_amount``, ``income``, ``debt_to_income_ratio``, ``combined_loan_to_value_ratio``. The
-others used are optional: when absent their output is all missing and they are listed in
+``loan_amount``, ``income``, ``debt_to_income_ratio``, ``combined_loan_to_value_ratio``; a
+register without the three ``derived_*`` columns (the filing format, the Modified LAR) gets them
+from its applicant and co-applicant codes (``groups.derive_groups``). The others used are
+optional: when absent their output is all missing and they are listed in
 ``CleanedHMDA.absent_columns``.
 
 Every problem is an ``EvidenceError`` naming the source, column and rows: a missing column
@@ -318,19 +322,17 @@ def _with_provenance(
 ) -> CleanedHMDA:
     """The cleaned register with its format and transmittal sheet; a filing's rows take the
     activity year of its transmittal sheet (its loan lines carry none)."""
-    if layout is None:
-        return dataclasses.replace(cleaned, register_format="parquet")
+    described = "parquet" if layout is None else layout.description
     if column_map is not None:
         mapped = ", ".join(f"{field} ← '{name}'" for field, name, _ in column_map.columns)
-        described = f"{layout.description}, columns mapped by [columns] of {column_map.path.name} ({mapped})"
-        layout = dataclasses.replace(layout, description=described)
-    sheet = layout.transmittal
+        described = f"{described}, columns mapped by [columns] of {column_map.path.name} ({mapped})"
+    sheet = None if layout is None else layout.transmittal
     if sheet is None or "activity_year" not in cleaned.absent_columns:
-        return dataclasses.replace(cleaned, register_format=layout.description, transmittal=sheet)
+        return dataclasses.replace(cleaned, register_format=described, transmittal=sheet)
     frame = cleaned.frame.assign(activity_year=pd.Series(sheet.year, index=cleaned.frame.index, dtype="str"))
     absent = tuple(name for name in cleaned.absent_columns if name != "activity_year")
     return dataclasses.replace(
-        cleaned, frame=frame, absent_columns=absent, register_format=layout.description, transmittal=sheet
+        cleaned, frame=frame, absent_columns=absent, register_format=described, transmittal=sheet
     )
 
 
