@@ -140,6 +140,9 @@ def test_one_register_in_every_format_gives_the_same_audit(tmp_path: Path) -> No
             other_lenders, other_applications = _audit_files(tmp_path, kind, public, command)
             pd.testing.assert_frame_equal(other_lenders, lenders, obj=f"{kind} ({command}) lenders")
             pd.testing.assert_frame_equal(other_applications, applications, obj=f"{kind} ({command}) applications")
+    report = (tmp_path / "out-filing-audit" / "report.md").read_text()
+    assert "- Transmittal sheet: Ficus Bank (LEI " in report and "- Format: HMDA filing format" in report
+    assert "Transmittal sheet: Ficus Bank (LEI " in (tmp_path / "out-filing-audit" / "report.html").read_text()
 
 
 def test_the_command_takes_every_format_and_answers_a_missing_file_without_importing_pandas() -> None:
