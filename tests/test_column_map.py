@@ -9,8 +9,8 @@ import pytest
 
 from reasoner.cli import main
 from reasoner.errors import EvidenceError, RuleError
-from reasoner.lending.config import load_column_map, load_config
-from reasoner.lending.hmda import read_clean
+from reasoner.lending.config import GROUP_COLUMNS, check_config_columns, load_column_map, load_config
+from reasoner.lending.hmda import CLEAN_COLUMNS, read_clean
 
 ROOT = Path(__file__).resolve().parent.parent
 BANK = ROOT / "examples" / "bank"
@@ -123,3 +123,17 @@ def test_register_errors_name_the_mapped_column(tmp_path: Path) -> None:
     )
     with pytest.raises(EvidenceError, match=expected):
         read_clean(tmp_path / "loans.csv", "loans.csv", column_map=column_map)
+
+
+def test_a_misspelt_covariate_is_named_with_file_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "audit.toml"
+    text = (ROOT / "rules" / "audit.toml").read_text()
+    path.write_text(text.replace('covariates = ["income"', 'covariates = ["incme"'))
+    config = load_config(path)
+    with pytest.raises(RuleError) as caught:
+        check_config_columns(config, [*CLEAN_COLUMNS, *GROUP_COLUMNS])
+    line = next(number for number, text in enumerate(path.read_text().splitlines(), 1) if '["incme"' in text)
+    message = caught.value.render()
+    assert message.startswith(f"{path}:{line}:16: error: unknown column 'incme' in 'covariates' of [statistics]")
+    assert message.endswith("note: did you mean 'income'?")
+    check_config_columns(load_config(ROOT / "rules" / "audit.toml"), [*CLEAN_COLUMNS, *GROUP_COLUMNS])

@@ -34,7 +34,14 @@ import pandas as pd
 from reasoner import limits
 from reasoner.errors import EvidenceError, UsageError
 from reasoner.evidence import file_sha256, read_table
-from reasoner.lending.config import AuditConfig, find_config, load_column_map, load_config
+from reasoner.lending.config import (
+    GROUP_COLUMNS,
+    AuditConfig,
+    check_config_columns,
+    find_config,
+    load_column_map,
+    load_config,
+)
 from reasoner.lending.explanations import Explanations, Numbering, Rendered, numberings
 from reasoner.lending.files import parquet_rows
 from reasoner.lending.hmda import read_clean
@@ -179,6 +186,7 @@ def audit(
     with progress.bar(f"reading {facts.name}", parquet_rows(facts) if progress.enabled else None, "rows") as bar:
         cleaned = read_clean(facts, facts.name, bar.update, column_map=load_column_map(config_path))
     frame = cleaned.frame
+    check_config_columns(config, [*frame.columns, *GROUP_COLUMNS])  # a misspelt covariate: its line in audit.toml
     facts_sha256 = file_sha256(facts) if facts.is_file() else ""
     register = Register(
         cleaned.rows_read,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from reasoner.syntax import Span
 
 __all__ = [
     "COLUMN_FIELDS", "CONFIG_NAME", "CONFIDENCE_LABELS", "TIERS", "AuditConfig", "ColumnMap", "Comparison",
-    "find_config", "load_column_map", "load_config",
+    "check_config_columns", "find_config", "load_column_map", "load_config",
 ]
 
 CONFIG_NAME = "audit.toml"
@@ -381,3 +382,31 @@ def _header_error(path: Path, text: str, header: str, message: str, notes: tuple
     column = source_line.find("[") + 1 or 1
     span = Span(str(path), number + 1, column, number + 1, column + len(header) + 2, source_line)
     return RuleError([Diagnostic(span, message, notes=notes)])
+
+
+def check_config_columns(config: AuditConfig, available: Iterable[str]) -> None:
+    """A ``RuleError`` at the line and column of a similarity, block or covariate column of
+    ``audit.toml`` that the cleaned register does not have (``available``), with a did-you-mean."""
+    known = sorted(set(available))
+    text = config.path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    for section, key, names in (
+        ("similarity", "columns", config.similarity_columns),
+        ("similarity", "log_columns", config.log_columns),
+        ("similarity", "blocks", config.blocks),
+        ("statistics", "covariates", config.covariates),
+        ("statistics", "pricing_covariates", config.pricing_covariates),
+    ):
+        for name in names:
+            if name in known:
+                continue
+            line, column = _locate(text, section, key)
+            source_line = lines[line - 1] if 0 < line <= len(lines) else ""
+            found = source_line.find(f'"{name}"')
+            column = found + 2 if found >= 0 else column
+            close = difflib.get_close_matches(name, known, n=1)
+            listed = "columns of the cleaned register: " + ", ".join(known)
+            notes = (f"did you mean '{close[0]}'?",) if close else (listed,)
+            span = Span(str(config.path), line, column, line, column + len(name), source_line)
+            message = f"unknown column '{name}' in '{key}' of [{section}]"
+            raise RuleError([Diagnostic(span, message, notes=notes)])
