@@ -3,9 +3,10 @@
 Parquet (a file or a dataset directory), CSV, or the pipe-delimited text the HMDA platform
 publishes; the delimiter is detected from the first line ('|', tab, ',' or ';'), ``.gz`` and
 ``.bz2`` are decompressed, and a ``.zip`` holding one file (as the snapshot downloads come)
-is read from inside. A text file without a header is taken as the public LAR in published
-column order when it has exactly its 99 fields. Non-string parquet columns are cast to text
-(6037.0 becomes '6037', never '6037.0').
+is read from inside. Which register a text file is (the HMDA filing format with its
+transmittal sheet, the Modified LAR, the headerless public LAR, or a table with a header) is told
+from its first lines by ``formats.detect_format``; ``register_format`` returns it. Non-string
+parquet columns are cast to text (6037.0 becomes '6037', never '6037.0').
 """
 
 from __future__ import annotations
@@ -23,15 +24,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reasoner.errors import EvidenceError, ReasonerError
-from reasoner.lending.fields import PUBLISHED_COLUMNS, normalize_name
-from reasoner.lending.formats import RegisterFormat, detect_format
+from reasoner.lending.fields import normalize_name
+from reasoner.lending.formats import KNOWN_NAMES, RegisterFormat, detect_format
 from reasoner.limits import MAX_FIELD_LENGTH, raise_if_memory_limit_reached
 
 __all__ = [
     "BATCH_ROWS", "KNOWN_NAMES", "column_names", "parquet_rows", "read_hmda", "read_hmda_batches", "register_format",
 ]
 
-KNOWN_NAMES = frozenset(map(normalize_name, PUBLISHED_COLUMNS)) | {"application_id", "uli", "loan_to_value_ratio"}
 DELIMITERS = ("|", "\t", ",", ";")
 
 

@@ -33,6 +33,7 @@ from reasoner.lending.fields import PUBLISHED_COLUMNS, normalize_name
 
 __all__ = [
     "FILING_LAR_FIELDS",
+    "KNOWN_NAMES",
     "MODIFIED_LAR_FIELDS",
     "TRANSMITTAL_FIELDS",
     "RegisterFormat",
@@ -295,7 +296,7 @@ def detect_format(first: list[str], second: list[str] | None, delimiter: str) ->
     if names & LEGACY_HEADER_NAMES:
         seen = "a header naming 'as_of_year'/'respondent_id' (the 2017-and-earlier public LAR)"
         raise ValueError(legacy_message(seen))
-    known = names & _KNOWN
+    known = names & KNOWN_NAMES
     if known:
         return RegisterFormat("header", "table with a header row", None, 1, delimiter)
     if width == len(PUBLISHED_COLUMNS):
@@ -320,7 +321,8 @@ def legacy_message(seen: str, second: list[str] | None = None) -> str:
     )
 
 
-_KNOWN = (
+# Column names (internal spelling) that mark a header row as a register's
+KNOWN_NAMES = (
     frozenset(map(normalize_name, PUBLISHED_COLUMNS))
     | frozenset(map(normalize_name, MODIFIED_LAR_FIELDS))
     | {"application_id", "uli", "loan_to_value_ratio"}
