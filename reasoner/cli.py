@@ -11,7 +11,8 @@
     reason verify OUT                         re-check the output digests of manifest.json
 
 Arguments are told apart by what they are: ``*.mln`` files and directories of
-them are rules, ``*.db`` files are evidence, ``*.parquet``/``*.csv`` files and directories of parquet files are tables.
+them are rules, ``*.db`` files are evidence, any other file (parquet, CSV, a register in any
+format the audit reads, optionally .gz/.bz2/.zip) and directories of parquet files are tables.
 Exit codes: 0 success, 2 bad input or usage, 3 unsatisfiable hard formulas, 4 outputs
 that differ from their manifest (verify).
 """
@@ -53,7 +54,7 @@ def _run_parser() -> argparse.ArgumentParser:
             "2 bad input, 3 unsatisfiable, 4 outputs altered (verify)."
         ),
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="rule files or directories (*.mln), evidence (*.db), tables (*.parquet, *.csv)")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="rule files or directories (*.mln), evidence (*.db), tables (parquet, CSV, HMDA registers)")
     parser.add_argument("--query", "-q", action="append", default=[], metavar="P,Q", help="query predicates (open world, reported)")
     parser.add_argument("--query-file", type=Path, metavar="FILE", help="Tuffy query.db: query predicates or atoms")
     parser.add_argument("--table", action="append", default=[], metavar="NAME=PATH", help="a table for 'bind ... from NAME'")
@@ -269,6 +270,19 @@ def _is_dataset(path: Path) -> bool:
     return any(path.rglob("*.parquet"))
 
 
+COMPRESSIONS = (".gz", ".bz2", ".zip")
+
+
+def _table_name(path: Path) -> str:
+    """A table's name: its file name without the compression and data suffixes (lar.csv.gz → lar)."""
+    name = path.name
+    for suffix in COMPRESSIONS:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return Path(name).stem if Path(name).suffix else name
+
+
 def _classify(inputs: list[str], table_options: list[str]) -> tuple[list[Path], list[Path], dict[str, Path]]:
     rules: list[Path] = []
     evidence: list[Path] = []
@@ -288,13 +302,11 @@ def _classify(inputs: list[str], table_options: list[str]) -> tuple[list[Path], 
             rules.append(path)
         elif suffix == ".db":
             evidence.append(path)
-        elif suffix in (".parquet", ".pq", ".csv"):
-            name = path.stem
+        else:  # a table: parquet, CSV, or a register in any format the audit reads (told from its content)
+            name = _table_name(path)
             if name in tables:
                 raise UsageError(f"{raw}: a table named '{name}' was given twice; use --table NAME=PATH")
             tables[name] = path
-        else:
-            raise UsageError(f"{raw}: unknown kind of input (expected .mln, .db, .parquet or .csv)")
     for option in table_options:
         name, sep, value = option.partition("=")
         if not sep or not name or not value:
@@ -399,11 +411,11 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
 
 
 def _audit_command(options: argparse.Namespace) -> int:
+    if not options.facts.is_file() and not options.facts.is_dir():  # before any import: answered at once
+        raise UsageError(f"{options.facts}: no such file or directory")
     from reasoner.lending.audit import builtin_rules
 
     rules = list(options.rules) or [builtin_rules()]
-    if not options.facts.is_file() and not options.facts.is_dir():
-        raise UsageError(f"{options.facts}: no such file or directory")
     return _audit(rules, [options.facts], options, options.pairs)
 
 

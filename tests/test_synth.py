@@ -179,7 +179,12 @@ def test_clean_hmda_exclusions_match_the_raw_codes(world: tuple[pd.DataFrame, pd
         ("exempt cltv", text(raw, "combined_loan_to_value_ratio") == "Exempt"),
         ("missing loan amount", text(raw, "loan_amount") == "NA"),
         ("unknown race code", ~text(raw, "derived_race").isin(DERIVED_RACE)),
-        ("race not available", text(raw, "derived_race") == "Race Not Available"),
+        (
+            "no group known",
+            text(raw, "derived_race").isin(("Race Not Available", "Free Form Text Only"))
+            & (text(raw, "derived_ethnicity") != "Hispanic or Latino")
+            & ~text(raw, "derived_sex").isin(("Male", "Female")),
+        ),
     ]:
         expected[reason] = int((mask & left).sum())
         left &= ~mask

@@ -34,7 +34,14 @@ import pandas as pd
 from reasoner import limits
 from reasoner.errors import EvidenceError, UsageError
 from reasoner.evidence import file_sha256, read_table
-from reasoner.lending.config import AuditConfig, find_config, load_config
+from reasoner.lending.config import (
+    GROUP_COLUMNS,
+    AuditConfig,
+    check_config_columns,
+    find_config,
+    load_column_map,
+    load_config,
+)
 from reasoner.lending.explanations import Explanations, Numbering, Rendered, numberings
 from reasoner.lending.files import parquet_rows
 from reasoner.lending.hmda import read_clean
@@ -78,6 +85,7 @@ class Register:
     exclusions: dict[str, int]
     id_column: str
     absent_columns: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # format, transmittal sheet, group treatment (``CleanedHMDA.provenance_notes``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +193,9 @@ def audit(
     model_tables, model_source = _model_tables(model_evidence)  # before the work: a wrong directory fails fast
     _check_labels(facts, pairs, [*CITED_TABLES, "pairs", *model_tables])
     with progress.bar(f"reading {facts.name}", parquet_rows(facts) if progress.enabled else None, "rows") as bar:
-        cleaned = read_clean(facts, facts.name, bar.update)
+        cleaned = read_clean(facts, facts.name, bar.update, column_map=load_column_map(config_path))
     frame = cleaned.frame
+    check_config_columns(config, [*frame.columns, *GROUP_COLUMNS])  # a misspelt covariate: its line in audit.toml
     for name in (*config.denial_model.columns, *config.pricing_model.columns):
         if name not in frame.columns:
             raise config.locate_covariate(name)
@@ -198,6 +207,7 @@ def audit(
         dict(cleaned.exclusions),
         cleaned.id_column,
         cleaned.absent_columns,
+        cleaned.provenance_notes(),
     )
     lap("read", cleaned.rows_read, "rows")
 

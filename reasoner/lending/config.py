@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from reasoner.lending.statistics import Covariates, category_levels
 from reasoner.syntax import Span
 
 __all__ = [
+    "COLUMN_FIELDS",
     "CONFIDENCE_LABELS",
     "CONFIG_NAME",
     "NOT_TESTED",
@@ -32,9 +34,12 @@ __all__ = [
     "TIERS",
     "UNDERPOWERED",
     "AuditConfig",
+    "ColumnMap",
     "Comparison",
     "RedliningSettings",
+    "check_config_columns",
     "find_config",
+    "load_column_map",
     "load_config",
     "redlining_settings",
 ]
@@ -300,6 +305,7 @@ def load_config(path: Path) -> AuditConfig:
         raise RuleError([Diagnostic(span, f"not valid TOML: {message}")]) from None
 
     top = _Reader(path, text, data, "audit.toml")
+    top.used.add("columns")  # a bank's own register: load_column_map
     comparisons = []
     for entry in top.get("comparisons", list):
         reader = _Reader(path, text, entry, "comparisons")
@@ -410,3 +416,165 @@ def redlining_settings(path: Path, text: str, top: _Reader) -> RedliningSettings
         raise reader.error("assessment_areas", f"assessment-area file '{areas}' not found (looked in {path.parent})")
     reader.finish()
     return settings
+
+
+# --- [columns]: a bank's own register ----------------------------------------------------------
+
+# The audit's fields a [columns] section may map, and the register field each stands for.
+COLUMN_FIELDS = {
+    "lender": "lei",
+    "application_id": "application_id",
+    "decision": "action_taken",
+    "race": "derived_race",
+    "ethnicity": "derived_ethnicity",
+    "sex": "derived_sex",
+    "income": "income",
+    "dti": "debt_to_income_ratio",
+    "ltv": "combined_loan_to_value_ratio",
+    "amount": "loan_amount",
+    "product": "loan_type",
+    "purpose": "loan_purpose",
+    "lien": "lien_status",
+    "tract": "census_tract",
+    "tract_minority_pct": "tract_minority_population_percent",
+    "msa": "derived_msa_md",
+    "rate_spread": "rate_spread",
+    "age": "applicant_age",
+}
+COLUMN_REQUIRED = ("lender", "decision", "race", "ethnicity", "sex", "income", "dti", "ltv", "amount")
+# What the values of a field may be mapped to: the published values (or decisions)
+COLUMN_TARGETS: dict[str, dict[str, str]] = {
+    "decision": {"approved": "1", "denied": "3", "other": "4"},
+    "race": {name: name for name in (
+        "American Indian or Alaska Native", "Asian", "Black or African American",
+        "Native Hawaiian or Other Pacific Islander", "White", "2 or more minority races", "Joint",
+        "Free Form Text Only", "Race Not Available",
+    )},
+    "ethnicity": {name: name for name in (
+        "Hispanic or Latino", "Not Hispanic or Latino", "Joint", "Ethnicity Not Available", "Free Form Text Only",
+    )},
+    "sex": {name: name for name in ("Male", "Female", "Joint", "Sex Not Available")},
+    "product": {"Conventional": "1", "FHA": "2", "VA": "3", "FSA/RHS": "4"},
+    "purpose": {"Home purchase": "1", "Home improvement": "2", "Refinancing": "31", "Cash-out refinancing": "32",
+                "Other purpose": "4", "Not applicable": "5"},
+    "lien": {"First lien": "1", "Subordinate lien": "2"},
+}
+INCOME_UNITS = {"dollars": 1000.0, "thousands": 1.0}  # divisor to the published thousands
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnMap:
+    """A bank's register described in ``[columns]``: ``columns`` is (field, the register's column,
+    where it is mapped: 'audit.toml:12'), ``values`` (field, {the register's value: the published
+    value or code}); ``income_divisor`` turns its income into thousands."""
+
+    path: Path
+    columns: tuple[tuple[str, str, str], ...]
+    values: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+    income_divisor: float
+
+
+def load_column_map(path: Path) -> ColumnMap | None:
+    """The ``[columns]`` section of ``audit.toml`` (None when it has none); a ``RuleError`` names the
+    file, line and key of a mistake.
+
+    ``[columns]`` maps each audit field (``COLUMN_FIELDS``) to the register's column name, and
+    ``income_unit`` says whether income is in 'dollars' (default) or 'thousands'.
+    ``[columns.values.FIELD]`` lists, for each published value (``COLUMN_TARGETS``), the register's
+    values that mean it: ``denied = ["D", "DECLINED"]``.
+    """
+    text = path.read_text(encoding="utf-8")
+    data = tomllib.loads(text)  # load_config has already reported invalid TOML with its position
+    if "columns" not in data:
+        return None
+    section = data["columns"]
+    if not isinstance(section, dict):
+        raise config_error(path, text, "audit.toml", "columns", "'columns' must be a table ([columns])")
+    reader = _Reader(path, text, section, "columns")
+    allowed = [*COLUMN_FIELDS, "income_unit", "values"]
+    for key in section:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            notes = (f"did you mean '{close[0]}'?",) if close else (f"known keys: {', '.join(allowed)}",)
+            raise reader.error(key, f"unknown key '{key}' in [columns]", notes)
+    columns = []
+    for field in COLUMN_FIELDS:
+        if field not in section:
+            if field in COLUMN_REQUIRED:
+                notes = (f"the audit needs: {', '.join(COLUMN_REQUIRED)}",)
+                raise reader.error(None, f"[columns] has no '{field}'", notes)
+            continue
+        name = reader.get(field, str)
+        line, _ = _locate(text, "columns", field)
+        columns.append((field, name, f"{path.name}:{line}"))
+    unit = reader.get("income_unit", str) if "income_unit" in section else "dollars"
+    if unit not in INCOME_UNITS:
+        raise reader.error("income_unit", f"'income_unit' must be 'dollars' or 'thousands', not {unit!r}")
+    values_table = reader.get("values", dict) if "values" in section else {}
+    values = []
+    values_reader = _Reader(path, text, values_table, "columns.values")
+    mapped = {field for field, _, _ in columns}
+    for field in sorted(values_table):
+        if field not in COLUMN_TARGETS:
+            close = difflib.get_close_matches(field, list(COLUMN_TARGETS), n=1)
+            notes = (f"did you mean '{close[0]}'?",) if close else (f"fields with values: {', '.join(COLUMN_TARGETS)}",)
+            raise _header_error(path, text, f"columns.values.{field}", f"no values can be mapped for '{field}'", notes)
+        if field not in mapped:
+            message = f"values for '{field}', but [columns] maps no column to it"
+            raise _header_error(path, text, f"columns.values.{field}", message)
+        table = _Reader(path, text, values_reader.table(field), f"columns.values.{field}")
+        pairs: dict[str, str] = {}
+        for target in sorted(table.data):
+            if target not in COLUMN_TARGETS[field]:
+                close = difflib.get_close_matches(target, list(COLUMN_TARGETS[field]), n=1)
+                known = ", ".join(COLUMN_TARGETS[field])
+                notes = (f"did you mean '{close[0]}'?",) if close else (f"expected one of: {known}",)
+                raise table.error(target, f"unknown {field} '{target}'", notes)
+            for value in table.strings(target):
+                if value in pairs:
+                    twice = f"the value '{value}' is mapped twice (to '{pairs[value]}' and '{target}')"
+                    raise table.error(target, twice)
+                pairs[value] = target
+        values.append((field, tuple((value, COLUMN_TARGETS[field][target]) for value, target in pairs.items())))
+    if "decision" not in dict(values):
+        raise config_error(path, text, "columns", "decision", "[columns.values.decision] must list the register's "
+                           "values for approved, denied and other decisions")
+    return ColumnMap(path, tuple(columns), tuple(values), INCOME_UNITS[unit])
+
+
+def _header_error(path: Path, text: str, header: str, message: str, notes: tuple[str, ...] = ()) -> RuleError:
+    """An error pointing at the ``[header]`` line of a table."""
+    lines = text.splitlines()
+    number = next((index for index, line in enumerate(lines) if line.strip() == f"[{header}]"), 0)
+    source_line = lines[number] if lines else ""
+    column = source_line.find("[") + 1 or 1
+    span = Span(str(path), number + 1, column, number + 1, column + len(header) + 2, source_line)
+    return RuleError([Diagnostic(span, message, notes=notes)])
+
+
+def check_config_columns(config: AuditConfig, available: Iterable[str]) -> None:
+    """A ``RuleError`` at the line and column of a similarity, block or covariate column of
+    ``audit.toml`` that the cleaned register does not have (``available``), with a did-you-mean."""
+    known = sorted(set(available))
+    text = config.path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    for section, key, names in (
+        ("similarity", "columns", config.similarity_columns),
+        ("similarity", "log_columns", config.log_columns),
+        ("similarity", "blocks", config.blocks),
+        ("statistics", "covariates", config.covariates),
+        ("statistics", "pricing_covariates", config.pricing_covariates),
+    ):
+        for name in names:
+            if name in known:
+                continue
+            line, column = _locate(text, section, key)
+            source_line = lines[line - 1] if 0 < line <= len(lines) else ""
+            found = source_line.find(f'"{name}"')
+            column = found + 2 if found >= 0 else column
+            close = difflib.get_close_matches(name, known, n=1)
+            listed = "columns of the cleaned register: " + ", ".join(known)
+            notes = (f"did you mean '{close[0]}'?",) if close else (listed,)
+            span = Span(str(config.path), line, column, line, column + len(name), source_line)
+            message = f"unknown column '{name}' in '{key}' of [{section}]"
+            raise RuleError([Diagnostic(span, message, notes=notes)])

@@ -3,9 +3,10 @@
 Parquet (a file or a dataset directory), CSV, or the pipe-delimited text the HMDA platform
 publishes; the delimiter is detected from the first line ('|', tab, ',' or ';'), ``.gz`` and
 ``.bz2`` are decompressed, and a ``.zip`` holding one file (as the snapshot downloads come)
-is read from inside. A text file without a header is taken as the public LAR in published
-column order when it has exactly its 99 fields. Non-string parquet columns are cast to text
-(6037.0 becomes '6037', never '6037.0').
+is read from inside. Which register a text file is (the HMDA filing format with its
+transmittal sheet, the Modified LAR, the headerless public LAR, or a table with a header) is told
+from its first lines by ``formats.detect_format``; ``register_format`` returns it. Non-string
+parquet columns are cast to text (6037.0 becomes '6037', never '6037.0').
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reasoner.errors import EvidenceError, ReasonerError
-from reasoner.lending.fields import PUBLISHED_COLUMNS, normalize_name
+from reasoner.lending.fields import normalize_name
+from reasoner.lending.formats import KNOWN_NAMES, RegisterFormat, detect_format
 from reasoner.limits import MAX_FIELD_LENGTH, raise_if_memory_limit_reached
 
-__all__ = ["BATCH_ROWS", "KNOWN_NAMES", "parquet_rows", "read_hmda", "read_hmda_batches"]
+__all__ = [
+    "BATCH_ROWS", "KNOWN_NAMES", "column_names", "parquet_rows", "read_hmda", "read_hmda_batches", "register_format",
+]
 
-KNOWN_NAMES = frozenset(map(normalize_name, PUBLISHED_COLUMNS)) | {"application_id", "uli", "loan_to_value_ratio"}
 DELIMITERS = ("|", "\t", ",", ";")
 
 
@@ -209,29 +212,67 @@ def _open_binary(path: Path) -> Iterator[BinaryIO]:
             yield cast(BinaryIO, member)
 
 
-def _read_text(path: Path, wanted: frozenset[str] | None) -> pa.Table:
-    import pyarrow.csv as pacsv
+def column_names(path: str | Path) -> list[str]:
+    """The column names of a register, as spelled in it (a headerless text register: its layout's)."""
+    import pyarrow.dataset as ds
 
+    path = Path(path)
+    with _reading(path) as parquet:
+        if parquet:
+            return list(ds.dataset(path, format="parquet", partitioning="hive").schema.names)
+        layout = _text_format(path)
+        return list(layout.columns) if layout.columns is not None else _header(path, layout.delimiter)
+
+
+def _header(path: Path, delimiter: str) -> list[str]:
+    with _open_binary(path) as handle:
+        first = handle.read(1 << 16).split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
+    return next(csv.reader([first], delimiter=delimiter))
+
+
+def register_format(path: str | Path) -> RegisterFormat | None:
+    """The format of a text register (``formats.detect_format``); None for parquet."""
+    path = Path(path)
+    with _reading(path) as parquet:
+        return None if parquet else _text_format(path)
+
+
+def _text_format(path: Path) -> RegisterFormat:
     with _open_binary(path) as handle:
         head = handle.read(1 << 16)
     if not head.strip():
         raise EvidenceError(f"{path}: empty file")
-    first = head.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
+    lines = head.decode("utf-8-sig", errors="replace").splitlines()
+    first = lines[0].rstrip("\r")
     delimiter = _detect_delimiter(first)
-    names = next(csv.reader([first], delimiter=delimiter))
-    has_header = any(normalize_name(name) in KNOWN_NAMES for name in names)
-    if not has_header and len(names) == len(PUBLISHED_COLUMNS):
-        names, skip = list(PUBLISHED_COLUMNS), 0  # headerless snapshot text
-    else:
-        skip = 1
+    quote = delimiter != "|"  # HMDA's pipe-delimited files are never quoted: a '"' is text
+    fields = _split(first, delimiter, quote)
+    second = _split(lines[1], delimiter, quote) if len(lines) > 1 else None
+    try:
+        return detect_format(fields, second, delimiter)
+    except ValueError as error:
+        raise EvidenceError(f"{path}: {error}") from None
+
+
+def _split(line: str, delimiter: str, quote: bool) -> list[str]:
+    return next(csv.reader([line], delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE))
+
+
+def _read_text(path: Path, wanted: frozenset[str] | None) -> pa.Table:
+    import pyarrow.csv as pacsv
+
+    layout = _text_format(path)
+    names = _header(path, layout.delimiter) if layout.columns is None else list(layout.columns)
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise EvidenceError(f"{path}: column '{repeated[0]}' appears more than once in the header")
-    read = pacsv.ReadOptions(column_names=names, skip_rows=skip, encoding="utf8")
-    parse = pacsv.ParseOptions(delimiter=delimiter)
+    included = _selected(names, wanted)
+    check_records = layout.name == "filing" and "record_identifier" not in included
+    read = pacsv.ReadOptions(column_names=names, skip_rows=layout.skip, encoding="utf8")
+    parse = pacsv.ParseOptions(delimiter=layout.delimiter, quote_char='"' if layout.quoted else False)
     convert = pacsv.ConvertOptions(
         column_types={name: pa.string() for name in names},
-        include_columns=_selected(names, wanted),
+        include_columns=included + (["record_identifier"] if check_records else []),
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
@@ -240,9 +281,24 @@ def _read_text(path: Path, wanted: frozenset[str] | None) -> pa.Table:
             table = pacsv.read_csv(handle, read_options=read, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as error:
         if "invalid UTF8" in str(error):
-            raise EvidenceError(f"{path}: {_describe_encoding_error(path, delimiter, names, skip)}") from None
-        raise EvidenceError(f"{path}: {_describe_parse_error(path, delimiter, len(names), skip, error)}") from None
+            raise EvidenceError(f"{path}: {_describe_encoding_error(path, layout, names)}") from None
+        raise EvidenceError(f"{path}: {_describe_parse_error(path, layout, len(names), error)}") from None
+    if layout.name == "filing":
+        _check_record_identifiers(table.column("record_identifier"), path, layout.skip)
+        if check_records:
+            table = table.drop_columns(["record_identifier"])
     return table
+
+
+def _check_record_identifiers(column: pa.ChunkedArray, path: Path, skip: int) -> None:
+    """Every line after the transmittal sheet of a filing is a loan/application line ('2')."""
+    wrong = pc.indices_nonzero(pc.not_equal(pc.utf8_trim_whitespace(column), "2")).to_numpy()
+    if wrong.size:
+        row = int(wrong[0]) + 1
+        value = column[int(wrong[0])].as_py()
+        raise EvidenceError(
+            f"{path}: line {row + skip} (row {row}): expected a loan/application line starting '2|', got '{value}|...'"
+        )
 
 
 def _detect_delimiter(line: str) -> str:
@@ -255,18 +311,24 @@ def _count_outside_quotes(line: str, character: str) -> int:
     return sum(part.count(character) for part in line.split('"')[::2])
 
 
-def _describe_parse_error(path: Path, delimiter: str, width: int, skip: int, error: Exception) -> str:
+def _describe_parse_error(path: Path, layout: RegisterFormat, width: int, error: Exception) -> str:
     """Find the first line whose number of fields is wrong (only runs on a broken file)."""
+    skip = layout.skip
     with _open_binary(path) as handle:
         text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace", newline="")
-        for line_number, fields in enumerate(csv.reader(text, delimiter=delimiter), start=1):
+        if layout.quoted:
+            reader = csv.reader(text, delimiter=layout.delimiter)
+        else:  # HMDA's pipe-delimited formats are never quoted
+            reader = csv.reader(text, delimiter=layout.delimiter, quoting=csv.QUOTE_NONE)
+        for line_number, fields in enumerate(reader, start=1):
             if line_number > skip and fields and len(fields) != width:
                 return f"line {line_number} (row {line_number - skip}): expected {width} fields, got {len(fields)}"
     return f"cannot parse: {_first_line(error)}"
 
 
-def _describe_encoding_error(path: Path, delimiter: str, names: list[str], skip: int) -> str:
+def _describe_encoding_error(path: Path, layout: RegisterFormat, names: list[str]) -> str:
     """Name the line, row and column of the first byte that is not UTF-8 (only on a broken file)."""
+    delimiter, skip = layout.delimiter, layout.skip
     with _open_binary(path) as handle:
         for line_number, line in enumerate(io.BufferedReader(cast(io.RawIOBase, handle)), start=1):
             try:

@@ -55,23 +55,27 @@ The product and population fields (``occupancy_type`` … ``total_units``) and `
 … ``_4`` are optional: NaN when absent, and NaN for 'NA', 'Exempt' and 1111 (exempt); a code
 outside the dictionary is an error. Text columns use pandas' ``str`` dtype, null where the
 value is missing; every float is NaN when the published value is ``NA``, ``Exempt`` or empty.
-``raw`` may hold text (as ``read_hmda`` gives), categoricals (as ``synthesize`` gives) or numbers. Published DTI
-buckets become numbers: '<20%' → 10, '20%-<30%' → 25, '30%-<36%' → 33, '36' … '49' (with
+``raw`` may hold text (as ``read_hmda`` gives), categoricals (as ``synthesize`` gives) or
+numbers. Published DTI buckets become numbers: '<20%' → 10, '20%-<30%' → 25, '30%-<36%' → 33, '36' … '49' (with
 or without '%') → themselves, '50%-60%' → 55, '>60%' → 70 (the open-ended buckets are closed
 at 0 % and 80 %); any other number is taken as it is.
 
 A row's ``excluded`` reason is the first that applies, in this order: 'not a decision'
 (action 4 … 8: withdrawn, incomplete, purchased, preapprovals), 'missing income', 'missing
 dti', 'exempt dti', 'missing cltv', 'exempt cltv', 'missing loan amount', 'unknown race
-code' (a ``derived_race`` outside the dictionary), 'race not available' ('Race Not
-Available', 'Free Form Text Only'). Pricing fields are never a reason: the HMDA edits make
+code' (a ``derived_race`` outside the dictionary), 'no group known' (race not available or
+free-form text only, not Hispanic, and sex neither male nor female: no comparison of race,
+ethnicity or sex can place the row; a Hispanic applicant of unreported race is Hispanic, an
+applicant of unreported race is still compared by sex). Pricing fields are never a reason: the HMDA edits make
 ``rate_spread`` NA for every denial (V657), so only pricing analyses may require them.
 
 Required input columns (either spelling; ``loan_to_value_ratio`` stands in for
 ``combined_loan_to_value_ratio``): ``lei``, ``action_taken``, ``derived_race``,
 ``derived_ethnicity``, ``derived_sex``, ``loan_type``, ``loan_purpose``, ``lien_status``,
-``loan_amount``, ``income``, ``debt_to_income_ratio``, ``combined_loan_to_value_ratio``. The
-others used are optional: when absent their output is all missing and they are listed in
+``loan_amount``, ``income``, ``debt_to_income_ratio``, ``combined_loan_to_value_ratio``; a
+register without the three ``derived_*`` columns (the filing format, the Modified LAR) gets them
+from its applicant and co-applicant codes (``groups.derive_groups``). The others used are
+optional: when absent their output is all missing and they are listed in
 ``CleanedHMDA.absent_columns``.
 
 Every problem is an ``EvidenceError`` naming the source, column and rows: a missing column
@@ -81,10 +85,12 @@ documented code, an undocumented code, an empty LEI, and empty or duplicate appl
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -93,6 +99,8 @@ import pyarrow.compute as pc
 
 from reasoner.errors import EvidenceError
 from reasoner.lending import files
+from reasoner.lending.column_map import mapped_columns, mapped_register, require_mapped_columns
+from reasoner.lending.config import ColumnMap
 from reasoner.lending.fields import (
     ACTION_TAKEN,
     DERIVED_ETHNICITY,
@@ -104,7 +112,16 @@ from reasoner.lending.fields import (
     RACE_NOT_AVAILABLE,
     normalize_name,
 )
-from reasoner.lending.files import KNOWN_NAMES, parquet_rows, read_hmda, read_hmda_batches
+from reasoner.lending.files import (
+    KNOWN_NAMES,
+    column_names,
+    parquet_rows,
+    read_hmda,
+    read_hmda_batches,
+    register_format,
+)
+from reasoner.lending.formats import RegisterFormat, TransmittalSheet
+from reasoner.lending.groups import GROUP_CODE_COLUMNS, derive_groups, group_notes
 from reasoner.lending.values import (
     MISSING_TEXT,
     Column,
@@ -181,7 +198,7 @@ EXCLUSION_REASONS = (
     "exempt cltv",
     "missing loan amount",
     "unknown race code",
-    "race not available",
+    "no group known",
 )
 REQUIRED = (
     "lei",
@@ -219,7 +236,10 @@ DENIAL_REASONS = ("denial_reason_1", "denial_reason_2", "denial_reason_3", "deni
 ID_COLUMNS = ("application_id", "uli")
 ALIASES = {"loan_to_value_ratio": "combined_loan_to_value_ratio"}
 DECISIONS = ("approved", "denied", "other")
+DERIVED_GROUPS = ("derived_race", "derived_ethnicity", "derived_sex")
 INPUT_COLUMNS = REQUIRED + OPTIONAL + ID_COLUMNS + tuple(ALIASES)  # what ``clean_hmda`` reads
+# ... and, when the register has no derived groups, the applicant codes they are derived from
+GROUP_INPUT_COLUMNS = INPUT_COLUMNS + GROUP_CODE_COLUMNS
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +256,24 @@ class CleanedHMDA:
     rows_read: int
     source: str = ""
     absent_columns: tuple[str, ...] = ()
+    groups_derived: bool = False  # derived_race/_ethnicity/_sex derived from the applicant codes
+    register_format: str = ""  # ``formats.RegisterFormat.description`` of a text register
+    transmittal: TransmittalSheet | None = None  # the filing's transmittal sheet
+
+    def provenance_notes(self) -> tuple[str, ...]:
+        """What the report says about the register: its format, the transmittal sheet, where the
+        groups come from, and how applicants without a reported race or ethnicity are compared."""
+        notes = [f"Format: {self.register_format}." if self.register_format else ""]
+        if self.transmittal is not None:
+            notes.append(f"Transmittal sheet: {self.transmittal.describe()}; {self.rows_read:,} read.")
+        if self.groups_derived:
+            notes.append(
+                "derived_race, derived_ethnicity and derived_sex were not in the register: they were derived from "
+                "the applicant and co-applicant codes by the CFPB's rules for the public data."
+            )
+        frame = self.frame
+        notes += [note + "." for note in group_notes(frame["race"], frame["ethnicity"], frame["sex"])]
+        return tuple(note for note in notes if note)
 
     @property
     def usable(self) -> pd.DataFrame:
@@ -243,7 +281,9 @@ class CleanedHMDA:
         return self.frame[self.frame["excluded"] == ""]
 
 
-def read_clean(path: Path, source_name: str, progress: Callable[[int], None] | None = None) -> CleanedHMDA:
+def read_clean(
+    path: Path, source_name: str, progress: Callable[[int], None] | None = None, *, column_map: ColumnMap | None = None
+) -> CleanedHMDA:
     """``clean_hmda(read_hmda(path, INPUT_COLUMNS), source_name)``, read and cleaned piece by piece
     (``files.read_hmda_batches``) so that only the cleaned columns of the whole register and one
     raw piece are in memory at a time. The result is the same frame. When a piece is refused,
@@ -251,19 +291,58 @@ def read_clean(path: Path, source_name: str, progress: Callable[[int], None] | N
     counts all of them (an error is rare; an exact message is worth the second read)."""
     parts: list[CleanedHMDA] = []
     first = 1
+    layout = register_format(path)
+    if column_map is not None:  # a bank's own register: its columns by the names [columns] gives
+        require_mapped_columns(column_names(path), column_map, str(source_name))
+        columns: tuple[str, ...] = mapped_columns(column_map)
+    else:
+        columns = INPUT_COLUMNS if _has_derived_groups(path, layout) else GROUP_INPUT_COLUMNS
+
+    def cleaned(raw: pd.DataFrame, **options: Any) -> CleanedHMDA:
+        if column_map is not None:
+            raw = mapped_register(raw, column_map, str(source_name))
+        return clean_hmda(raw, source_name, **options)
     try:
-        for raw in read_hmda_batches(path, INPUT_COLUMNS, progress):
-            parts.append(clean_hmda(raw, source_name, first_row=first, whole=False))
+        for raw in read_hmda_batches(path, columns, progress):
+            parts.append(cleaned(raw, first_row=first, whole=False))
             first += len(raw)
             del raw
-        return _combined(parts, source_name)
+        return _with_provenance(_combined(parts, source_name), layout, column_map)
     except EvidenceError as error:
         error.__traceback__ = None  # frees the refused piece before the input is read again
         rows = parquet_rows(path)
         if rows is None or rows <= files.BATCH_ROWS:
             raise  # the register was one piece: the message is exact
         del parts
-    return clean_hmda(read_hmda(path, INPUT_COLUMNS), source_name)
+    return _with_provenance(cleaned(read_hmda(path, columns)), layout, column_map)
+
+
+def _with_provenance(
+    cleaned: CleanedHMDA, layout: RegisterFormat | None, column_map: ColumnMap | None = None
+) -> CleanedHMDA:
+    """The cleaned register with its format and transmittal sheet; a filing's rows take the
+    activity year of its transmittal sheet (its loan lines carry none)."""
+    described = "parquet" if layout is None else layout.description
+    if column_map is not None:
+        mapped = ", ".join(f"{field} ← '{name}'" for field, name, _ in column_map.columns)
+        described = f"{described}, columns mapped by [columns] of {column_map.path.name} ({mapped})"
+    sheet = None if layout is None else layout.transmittal
+    if sheet is None or "activity_year" not in cleaned.absent_columns:
+        return dataclasses.replace(cleaned, register_format=described, transmittal=sheet)
+    frame = cleaned.frame.assign(activity_year=pd.Series(sheet.year, index=cleaned.frame.index, dtype="str"))
+    absent = tuple(name for name in cleaned.absent_columns if name != "activity_year")
+    return dataclasses.replace(
+        cleaned, frame=frame, absent_columns=absent, register_format=described, transmittal=sheet
+    )
+
+
+def _has_derived_groups(path: Path, layout: RegisterFormat | None) -> bool:
+    """Whether the register names all three derived group columns (then the codes are not read)."""
+    if layout is not None and layout.columns is not None:
+        names = set(layout.columns)
+    else:
+        names = set(column_names(path))
+    return {normalize_name(name) for name in names} >= set(DERIVED_GROUPS)
 
 
 def _combined(parts: list[CleanedHMDA], source_name: str) -> CleanedHMDA:
@@ -280,7 +359,10 @@ def _combined(parts: list[CleanedHMDA], source_name: str) -> CleanedHMDA:
     count = sum(part.rows_read for part in parts)
     _check_usable(exclusions, count, str(source_name))
     first = parts[0]
-    return CleanedHMDA(frame, exclusions, first.id_column, count, first.source, first.absent_columns)
+    return CleanedHMDA(
+        frame, exclusions, first.id_column, count, first.source, first.absent_columns,
+        groups_derived=first.groups_derived,
+    )
 
 
 def _check_usable(exclusions: dict[str, int], count: int, source: str) -> None:
@@ -298,9 +380,10 @@ def clean_hmda(raw: pd.DataFrame, source_name: str, *, first_row: int = 1, whole
     """
     source = str(source_name)
     count = len(raw)
+    raw, groups_derived = _with_derived_groups(raw, source)
+    labels, absent = _resolve_columns(raw, source)  # before counting rows: a register of other columns says so
     if count == 0:
         raise EvidenceError(f"{source}: no rows")
-    labels, absent = _resolve_columns(raw, source)
     columns = {name: factorize_column(raw[label], str(label)) for name, label in labels.items()}
 
     def text(name: str, canonical: tuple[str, ...] = (), missing: tuple[str, ...] = ()) -> pd.Series:
@@ -323,6 +406,8 @@ def clean_hmda(raw: pd.DataFrame, source_name: str, *, first_row: int = 1, whole
     race_column = columns["derived_race"]
     known_race = pd.Series(race_column.texts, dtype=object).str.lower().isin([race.lower() for race in DERIVED_RACE])
     race = text("derived_race", DERIVED_RACE)
+    ethnicity = text("derived_ethnicity", DERIVED_ETHNICITY)
+    sex = text("derived_sex", DERIVED_SEX)
     ids, id_column = _application_ids(raw, source, first_row)
     frame = pd.DataFrame(
         {
@@ -335,8 +420,8 @@ def clean_hmda(raw: pd.DataFrame, source_name: str, *, first_row: int = 1, whole
             "census_tract": _fips(columns.get("census_tract"), 11, count, source, "census tract"),
             "msa": text("derived_msa_md"),
             "race": race,
-            "ethnicity": text("derived_ethnicity", DERIVED_ETHNICITY),
-            "sex": text("derived_sex", DERIVED_SEX),
+            "ethnicity": ethnicity,
+            "sex": sex,
             "age": _age(columns.get("applicant_age"), source, text),
             "action_taken": action,
             "decision": strings(decision, DECISIONS),
@@ -369,13 +454,35 @@ def clean_hmda(raw: pd.DataFrame, source_name: str, *, first_row: int = 1, whole
         "exempt cltv": cltv_exempt,
         "missing loan amount": np.isnan(loan_amount),
         "unknown race code": ~race_column.take(known_race.to_numpy(dtype=bool)),
-        "race not available": race.isin(RACE_NOT_AVAILABLE).to_numpy(dtype=bool),
+        "no group known": no_group_known(race, ethnicity, sex),
     }
     reason_codes, exclusions = _first_reasons(reasons, count)
     frame["excluded"] = strings(reason_codes, ("", *EXCLUSION_REASONS))
     if whole:
         _check_usable(exclusions, count, source)
-    return CleanedHMDA(frame, exclusions, id_column, count, source, absent)
+    return CleanedHMDA(frame, exclusions, id_column, count, source, absent, groups_derived=groups_derived)
+
+
+def no_group_known(race: pd.Series, ethnicity: pd.Series, sex: pd.Series) -> np.ndarray:
+    """Rows that no comparison of race, ethnicity or sex can place: race not available, not
+    Hispanic (a Hispanic applicant of unreported race is Hispanic), and sex neither male nor female."""
+    return (
+        race.isin(RACE_NOT_AVAILABLE).to_numpy(dtype=bool)
+        & ~ethnicity.eq("Hispanic or Latino").fillna(False).to_numpy(dtype=bool)
+        & ~sex.isin(("Male", "Female")).to_numpy(dtype=bool)
+    )
+
+
+def _with_derived_groups(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, bool]:
+    """``raw`` with ``derived_race``/``_ethnicity``/``_sex`` derived from the applicant codes when
+    it has the codes and not the groups (the filing format, the Modified LAR); and whether it did."""
+    present = {normalize_name(label) for label in raw.columns}
+    if all(name in present for name in DERIVED_GROUPS):
+        return raw, False
+    derived = derive_groups(raw, source)
+    if derived is None:
+        return raw, False
+    return raw.assign(**{name: derived[name] for name in DERIVED_GROUPS if name not in present}), True
 
 
 def _resolve_columns(raw: pd.DataFrame, source: str) -> tuple[dict[str, Hashable], tuple[str, ...]]:
@@ -395,7 +502,10 @@ def _resolve_columns(raw: pd.DataFrame, source: str) -> tuple[dict[str, Hashable
         for name in missing:
             close = difflib.get_close_matches(name, list(unknown), n=1, cutoff=0.75)
             parts.append(f"'{name}'" + (f" (did you mean '{unknown[close[0]]}'?)" if close else ""))
-        note = "" if any(name in KNOWN_NAMES for name in by_name) else "; no column is named like an HMDA field"
+        note = "" if any(name in KNOWN_NAMES for name in by_name) else (
+            "; no column is named like an HMDA field (a register with its own columns: map them in [columns] of "
+            "audit.toml)"
+        )
         plural = "s" if len(missing) > 1 else ""
         raise EvidenceError(f"{source}: missing column{plural} {', '.join(parts)}{note}")
     labels = {name: by_name[name] for name in REQUIRED + OPTIONAL if name in by_name}
@@ -458,16 +568,26 @@ AGE_BUCKETS = ("<25", "25-34", "35-44", "45-54", "55-64", "65-74", ">74")
 
 
 def _age(column: Column | None, source: str, text: Callable[..., pd.Series]) -> pd.Series:
-    """``applicant_age`` as its published bucket; 8888, 9999 and NA are missing; nothing else."""
-    if column is not None:
-        allowed = set(AGE_BUCKETS) | {"8888", "9999"} | set(MISSING_TEXT)
-        bad = ~np.isin(column.texts, list(allowed))
-        if bad.any():
-            raise EvidenceError(
-                f"{source}: column '{column.label}': expected one of {', '.join(AGE_BUCKETS)}, 8888, 9999 or 'NA', "
-                f"got {describe_bad(column, bad)}"
-            )
-    return text("applicant_age", missing=("8888", "9999"))
+    """``applicant_age`` as its published bucket; 8888, 9999 and NA are missing; an age in years (the
+    filing format reports it exact) goes into its bucket; nothing else."""
+    if column is None:
+        return text("applicant_age")
+    years = pd.to_numeric(column.series().where(column.series().str.fullmatch(r"\d{1,3}")), errors="coerce")
+    in_years = years.notna().to_numpy(dtype=bool) & ~np.isin(column.texts, ["8888", "9999"])
+    allowed = set(AGE_BUCKETS) | {"8888", "9999"} | set(MISSING_TEXT)
+    bad = ~np.isin(column.texts, list(allowed)) & ~in_years
+    if bad.any():
+        raise EvidenceError(
+            f"{source}: column '{column.label}': expected one of {', '.join(AGE_BUCKETS)}, 8888, 9999 or 'NA' "
+            f"(or an age in years), got {describe_bad(column, bad)}"
+        )
+    edges = np.array([25, 35, 45, 55, 65, 75])
+    bucketed = [
+        AGE_BUCKETS[int(np.searchsorted(edges, age, side="right"))] if known else None
+        for age, known in zip(years.to_numpy(dtype=np.float64, na_value=np.nan), in_years, strict=True)
+    ]
+    spelled = canonical_texts(column.texts, missing=("8888", "9999"))
+    return column.take_strings([bucket or value for bucket, value in zip(bucketed, spelled, strict=True)])
 
 
 def _application_ids(raw: pd.DataFrame, source: str, first_row: int = 1) -> tuple[pd.Series, str]:

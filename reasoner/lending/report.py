@@ -480,6 +480,8 @@ def _data_quality(audit: Audit) -> list[str]:
             "",
             "Optional columns absent from the input: " + ", ".join(f"`{c}`" for c in cleaned.absent_columns) + ".",
         ]
+    if cleaned.notes:
+        lines += ["", "Register and groups:", ""] + [f"- {note}" for note in cleaned.notes]
     counts = audit.tables.pair_counts
     if counts:
         lines += ["", "Similar pairs per comparison:", ""]
@@ -945,6 +947,8 @@ def _data_quality_html(audit: Audit) -> list[str]:
             + ", ".join(f"<code>{_e(c)}</code>" for c in cleaned.absent_columns)
             + ".</p>"
         )
+    if cleaned.notes:
+        out.append("<p>Register and groups:</p><ul>" + "".join(f"<li>{_e(note)}</li>" for note in cleaned.notes) + "</ul>")
     if audit.tables.pair_counts:
         out += ["<p>Similar pairs per comparison:</p>", _html_table(PAIR_COUNT_HEADERS, _pair_count_rows(audit))]
     elif audit.pairs_source is not None:
