@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -137,3 +138,25 @@ def test_a_misspelt_covariate_is_named_with_file_line_and_column(tmp_path: Path)
     assert message.startswith(f"{path}:{line}:16: error: unknown column 'incme' in 'covariates' of [statistics]")
     assert message.endswith("note: did you mean 'income'?")
     check_config_columns(load_config(ROOT / "rules" / "audit.toml"), [*CLEAN_COLUMNS, *GROUP_COLUMNS])
+
+
+def test_a_bank_covariate_that_is_no_hmda_field_enters_the_models() -> None:
+    cleaned = read_clean(
+        BANK / "loans.csv", "loans.csv", column_map=load_column_map(BANK / "rules" / "audit.toml"),
+        extra_numeric=("credit_score",), extra_text=("aus_result",),
+    )
+    assert cleaned.frame["credit_score"].dtype == np.float64 and cleaned.frame["credit_score"].isna().any()
+    assert set(cleaned.frame["aus_result"].dropna()) == {"APPROVE-ELIGIBLE", "REFER", "REFER-CAUTION"}
+
+
+def test_a_bank_covariate_that_is_not_a_number_names_its_column_and_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loans = pd.read_csv(BANK / "loans.csv", dtype=str, keep_default_na=False)
+    loans.loc[[4, 9], "credit_score"] = "excellent"
+    loans.to_csv(tmp_path / "loans.csv", index=False)
+    arguments = [str(BANK / "rules"), str(tmp_path / "loans.csv"), "-o", str(tmp_path / "out"), "--quiet"]
+    assert main([*arguments, "--workers", "1"]) == 2
+    error = capsys.readouterr().err
+    assert "loans.csv: column 'credit_score': expected a number or 'NA', got 'excellent' (rows 5, 10)" in error
+    assert "Traceback" not in error and not (tmp_path / "out").exists()

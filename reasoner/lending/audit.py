@@ -43,8 +43,8 @@ from reasoner.lending.config import (
     load_config,
 )
 from reasoner.lending.explanations import Explanations, Numbering, Rendered, numberings
-from reasoner.lending.files import parquet_rows
-from reasoner.lending.hmda import read_clean
+from reasoner.lending.files import column_names, parquet_rows
+from reasoner.lending.hmda import CLEAN_COLUMNS, read_clean
 from reasoner.lending.partition import (
     CITED_TABLES,
     REPORT_TABLES,
@@ -193,12 +193,13 @@ def audit(
     model_tables, model_source = _model_tables(model_evidence)  # before the work: a wrong directory fails fast
     _check_labels(facts, pairs, [*CITED_TABLES, "pairs", *model_tables])
     with progress.bar(f"reading {facts.name}", parquet_rows(facts) if progress.enabled else None, "rows") as bar:
-        cleaned = read_clean(facts, facts.name, bar.update, column_map=load_column_map(config_path))
+        extra_numeric, extra_text = _extra_columns(config, facts)
+        cleaned = read_clean(
+            facts, facts.name, bar.update, column_map=load_column_map(config_path),
+            extra_numeric=extra_numeric, extra_text=extra_text,
+        )
     frame = cleaned.frame
     check_config_columns(config, [*frame.columns, *GROUP_COLUMNS])  # a misspelt covariate: its line in audit.toml
-    for name in (*config.denial_model.columns, *config.pricing_model.columns):
-        if name not in frame.columns:
-            raise config.locate_covariate(name)
     config = config.with_levels(frame)
     facts_sha256 = file_sha256(facts) if facts.is_file() else ""
     register = Register(
@@ -276,6 +277,20 @@ def audit(
         pairs_sha256, tuple(stages), model_tables if model_evidence is not None else None, model_source,
         {"main": limits.peak_memory(), "largest worker": max(result.peak_memory for result in done)},
     )
+
+
+def _extra_columns(config: AuditConfig, facts: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Columns of the register that ``audit.toml`` names as covariates or similarity columns but
+    that are no HMDA field (a bank's credit score, its AUS result): (numeric, text) to keep."""
+    present = set(column_names(facts))
+    known = set(CLEAN_COLUMNS) | set(GROUP_COLUMNS)
+    numeric = (*config.denial_model.numeric, *(name for name, _ in config.denial_model.bands),
+               *config.pricing_model.numeric, *(name for name, _ in config.pricing_model.bands),
+               *config.similarity_columns)
+    text = (*config.denial_model.categorical, *config.pricing_model.categorical)
+    wanted_numeric = tuple(dict.fromkeys(name for name in numeric if name in present and name not in known))
+    wanted_text = tuple(dict.fromkeys(name for name in text if name in present and name not in known and name not in wanted_numeric))
+    return wanted_numeric, wanted_text
 
 
 def _model_tables(path: Path | None) -> tuple[dict[str, pd.DataFrame], dict[str, str] | None]:

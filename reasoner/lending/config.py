@@ -165,6 +165,13 @@ class AuditConfig:
         names = dict.fromkeys((*self.categorical_covariates, *self.pricing_categorical_covariates))
         return dataclasses.replace(self, category_levels=tuple((name, category_levels(frame[name])) for name in names))
 
+    def with_levels(self, frame: pd.DataFrame) -> AuditConfig:
+        """The settings with each categorical covariate's values read from the whole register
+        ``frame``: every partition then fits the same indicator columns (outputs do not depend
+        on how the register is partitioned)."""
+        names = dict.fromkeys((*self.categorical_covariates, *self.pricing_categorical_covariates))
+        return dataclasses.replace(self, category_levels=tuple((name, category_levels(frame[name])) for name in names))
+
     def locate_covariate(self, name: str) -> RuleError:
         """An error pointing at the line of ``audit.toml`` that names covariate ``name``."""
         text = self.path.read_text(encoding="utf-8")
@@ -564,6 +571,10 @@ def check_config_columns(config: AuditConfig, available: Iterable[str]) -> None:
         ("similarity", "blocks", config.blocks),
         ("statistics", "covariates", config.covariates),
         ("statistics", "pricing_covariates", config.pricing_covariates),
+        ("statistics", "categorical_covariates", config.categorical_covariates),
+        ("statistics", "pricing_categorical_covariates", config.pricing_categorical_covariates),
+        ("statistics", "bands", tuple(name for name, _ in config.bands)),
+        ("statistics", "pricing_bands", tuple(name for name, _ in config.pricing_bands)),
     ):
         for name in names:
             if name in known:
@@ -572,6 +583,8 @@ def check_config_columns(config: AuditConfig, available: Iterable[str]) -> None:
             source_line = lines[line - 1] if 0 < line <= len(lines) else ""
             found = source_line.find(f'"{name}"')
             column = found + 2 if found >= 0 else column
+            bare = re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}\s*=", source_line) if found < 0 else None
+            column = bare.start() + 1 if bare else column  # a key of an inline table: bands = {{ dti = [...] }}
             close = difflib.get_close_matches(name, known, n=1)
             listed = "columns of the cleaned register: " + ", ".join(known)
             notes = (f"did you mean '{close[0]}'?",) if close else (listed,)

@@ -282,13 +282,24 @@ class CleanedHMDA:
 
 
 def read_clean(
-    path: Path, source_name: str, progress: Callable[[int], None] | None = None, *, column_map: ColumnMap | None = None
+    path: Path,
+    source_name: str,
+    progress: Callable[[int], None] | None = None,
+    *,
+    column_map: ColumnMap | None = None,
+    extra_numeric: tuple[str, ...] = (),
+    extra_text: tuple[str, ...] = (),
 ) -> CleanedHMDA:
     """``clean_hmda(read_hmda(path, INPUT_COLUMNS), source_name)``, read and cleaned piece by piece
     (``files.read_hmda_batches``) so that only the cleaned columns of the whole register and one
     raw piece are in memory at a time. The result is the same frame. When a piece is refused,
     the register is cleaned again in one piece, so the message names rows of the whole input and
-    counts all of them (an error is rare; an exact message is worth the second read)."""
+    counts all of them (an error is rare; an exact message is worth the second read).
+
+    ``extra_numeric`` and ``extra_text``: columns of the register that are no HMDA field (a
+    bank's credit score, its AUS result) kept in the cleaned frame under their own names, as
+    numbers (missing: NaN; anything else that is not a number is an ``EvidenceError`` naming
+    the column and rows) or as text (missing: null)."""
     parts: list[CleanedHMDA] = []
     first = 1
     layout = register_format(path)
@@ -298,10 +309,20 @@ def read_clean(
     else:
         columns = INPUT_COLUMNS if _has_derived_groups(path, layout) else GROUP_INPUT_COLUMNS
 
+    columns = tuple(dict.fromkeys((*columns, *extra_numeric, *extra_text)))
+
     def cleaned(raw: pd.DataFrame, **options: Any) -> CleanedHMDA:
+        kept = raw[[*extra_numeric, *extra_text]]
         if column_map is not None:
             raw = mapped_register(raw, column_map, str(source_name))
-        return clean_hmda(raw, source_name, **options)
+        result = clean_hmda(raw, source_name, **options)
+        first_row = options.get("first_row", 1)
+        for name in extra_numeric:
+            result.frame[name] = _extra_number(kept[name], name, str(source_name), first_row)
+        for name in extra_text:
+            texts = kept[name].astype("str")
+            result.frame[name] = texts.where(~texts.str.strip().isin(MISSING_TEXT) & kept[name].notna(), None).to_numpy()
+        return result
     try:
         for raw in read_hmda_batches(path, columns, progress):
             parts.append(cleaned(raw, first_row=first, whole=False))
@@ -315,6 +336,21 @@ def read_clean(
             raise  # the register was one piece: the message is exact
         del parts
     return _with_provenance(cleaned(read_hmda(path, columns)), layout, column_map)
+
+
+def _extra_number(values: pd.Series, name: str, source: str, first_row: int) -> np.ndarray:
+    """A register column that is no HMDA field, as numbers; 'NA', 'N/A' and empty are missing."""
+    texts = values.astype("str").str.strip()
+    missing = values.isna().to_numpy() | texts.isin(MISSING_TEXT).to_numpy()
+    numbers = pd.to_numeric(texts.where(~missing, None), errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~missing & ~np.isfinite(numbers)
+    if bad.any():
+        rows = np.flatnonzero(bad) + first_row
+        example = texts.to_numpy()[np.flatnonzero(bad)[0]]
+        raise EvidenceError(
+            f"{source}: column '{name}': expected a number or 'NA', got {example!r} ({describe_rows(rows)})"
+        )
+    return numbers
 
 
 def _with_provenance(
