@@ -156,8 +156,8 @@ def _with_config(context: Context, path: Path) -> Context:
     return dataclasses.replace(
         context,
         groups={c.name: (" or ".join(c.compared), c.reference) for c in config.comparisons},
-        covariates=config.covariates,
-        pricing_covariates=config.pricing_covariates,
+        covariates=config.denial_model.phrases(),
+        pricing_covariates=config.pricing_model.phrases(),
         confidence=config.confidence,
     )
 
@@ -595,7 +595,10 @@ def _pairs_heading(context: Context) -> str:
 
 def _pricing_heading(context: Context) -> str:
     covariates = _listing(list(context.pricing_covariates), "and") or "the loan terms"
-    return f"Rate spread of originated loans in percentage points, adjusted for {covariates} (least squares, t test):"
+    return (
+        f"Rate spread of originated loans in percentage points, adjusted for {covariates} "
+        "(least squares, HC3 robust standard errors, t test):"
+    )
 
 
 def _redlining_heading(context: Context) -> str:
@@ -630,6 +633,20 @@ def _denial_row(row: Record, context: Context) -> str:
         )
     if not _missing(row.get("min_detectable_odds_ratio")):
         text += f"; smallest detectable odds ratio {_number(row.get('min_detectable_odds_ratio'), 2)}"
+    return text + _adjustment_notes(row, "odds of denial twice the reference group's", "equal odds")
+
+
+def _adjustment_notes(row: Record, alternative: str, null: str) -> str:
+    """What the fit could not adjust for at this lender, and the graded evidence the rules weigh."""
+    text = ""
+    if row.get("not_controlled"):
+        text += f"; not adjusted for {row['not_controlled']} (the same for every applicant of this lender)"
+    if row.get("strongest") == 1 and not _missing(row.get("llr")):
+        text += (
+            f"; the lender's strongest comparison: the data are e^{_number(row['llr'], 2)} times as likely under "
+            f"{alternative} as under {null}, weight {_number(row.get('evidence_weight'), 2)} after the cost of "
+            "looking at every comparison"
+        )
     return text
 
 
@@ -670,7 +687,7 @@ def _pricing_row(row: Record, context: Context) -> str:
         f"after adjustment (95% CI {interval}, p = {_p(row.get('p_value'))}{_holm(row)}; "
         f"raw gap {_signed(row.get('raw_gap'))}); "
         f"{means}"
-    )
+    ) + _adjustment_notes(row, "a higher price of the configured gap", "equal prices")
 
 
 def _redlining_row(row: Record, context: Context) -> str:

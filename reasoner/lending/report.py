@@ -527,12 +527,12 @@ def _method(audit: Audit) -> list[str]:
         f"{', '.join(config.blocks)}, at most {_number(config.max_distance, 2)} apart.",
         "",
         "Statistical evidence per lender and comparison: denial odds ratio from a logistic regression on "
-        f"{', '.join(config.covariates)} (Wald test); on the nearest matched pairs, an exact test of how often "
+        f"{', '.join(config.denial_model.phrases())} (Wald test); on the nearest matched pairs, an exact test of how often "
         "discordant pairs favour the reference applicant against what the pair's financials predict (each "
         "applicant's denial probability from a per-lender logistic regression on the same covariates without the "
         "group; Poisson-binomial), with McNemar's test beside it; rate-spread "
         "gap among "
-        f"originated loans adjusted by least squares for {', '.join(config.pricing_covariates)}; one-sided Fisher "
+        f"originated loans adjusted by least squares for {', '.join(config.pricing_model.phrases())} (HC3 robust errors); one-sided Fisher "
         "exact tests of "
         "the lender's share of applications (actions 1–5; purchased loans and preapproval requests set aside) and "
         "of originations from tracts over "
@@ -852,7 +852,7 @@ def _lender_html(audit: Audit, by: _ByLender, r: Any, anchor: str) -> list[str]:
                 _figure(
                     _odds_chart(every),
                     "Odds that an applicant of the compared group is denied, relative to a reference-group applicant "
-                    f"with the same {_e(_and(config.covariates))} (logistic regression), with 95% confidence "
+                    f"with the same {_e(_and(list(config.denial_model.phrases())))} (logistic regression), with 95% confidence "
                     "intervals, on a log scale. Above 1: the compared group is approved less often than its "
                     f'financials explain. <span style="color:{RED}">Red</span>: the whole interval is above 1; '
                     f'<span style="color:{BLUE}">blue</span>: below 1.',
@@ -898,7 +898,7 @@ def _lender_html(audit: Audit, by: _ByLender, r: Any, anchor: str) -> list[str]:
                 _figure(
                     _pricing_chart(block.records),
                     "Gap in mean rate spread (percentage points) of the compared group's originated loans against the "
-                    f"reference group's, adjusted for {_e(_and(config.pricing_covariates))} (least squares), "
+                    f"reference group's, adjusted for {_e(_and(list(config.pricing_model.phrases())))} (least squares), "
                     "with 95% confidence intervals. Above 0: the compared group pays more.",
                 ),
             ]

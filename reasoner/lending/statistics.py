@@ -114,12 +114,12 @@ class Covariates:
         """Every input column the model reads."""
         return tuple(dict.fromkeys((*self.numeric, *(name for name, _ in self.bands), *self.categorical)))
 
-    def describe(self) -> str:
-        """The controls in words: 'income, dti, ... and loan_type (categories)'."""
+    def phrases(self) -> tuple[str, ...]:
+        """The controls in words: ('income', 'dti bands (cut at 36, 43, 50)', 'loan_type (categories)')."""
         parts = list(self.numeric)
         parts += [f"{name} bands (cut at {', '.join(f'{edge:g}' for edge in edges)})" for name, edges in self.bands]
         parts += [f"{name} (categories)" for name in self.categorical]
-        return ", ".join(parts)
+        return tuple(parts)
 
 
 def as_covariates(covariates: Sequence[str] | Covariates) -> Covariates:
