@@ -48,6 +48,7 @@ def _tables(comparisons: tuple[str, ...], *, interaction_p: float = 0.5) -> dict
             "adjusted_gap": 0.0,
             "p_value": 1e-4,
             "p_adjusted": 1e-4,
+            "llr": 6.0,
             "strongest": [1, 0, 0],  # graded evidence (30-statistical.mln): the strongest comparison counts
             "evidence_weight": [6.0, 0.0, 0.0],
         }
@@ -55,7 +56,7 @@ def _tables(comparisons: tuple[str, ...], *, interaction_p: float = 0.5) -> dict
     pairs = pd.DataFrame(
         {
             "comparison": list(comparisons), "b": "B", "a": "A", "distance": 0.2, "rank": 1, "lei": LEI,
-            "spread_gap": np.nan,
+            "spread_gap": np.nan, "no_stronger": 1,
         }
     )
     outliers = pd.DataFrame({"application_id": "B", "comparison": list(comparisons), "decision": "denied", "lei": LEI})

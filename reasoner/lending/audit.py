@@ -304,11 +304,11 @@ def _model_tables(path: Path | None) -> tuple[dict[str, pd.DataFrame], dict[str,
 def _read_pairs(path: Path) -> pd.DataFrame:
     """A precomputed pair table, with the columns the rules and statistics need."""
     table = read_table(path)
-    missing = [name for name in PAIR_COLUMNS if name != "spread_gap" and name not in table.columns]
+    missing = [name for name in PAIR_COLUMNS if name not in ("spread_gap", "no_stronger") and name not in table.columns]
     if missing:
         raise EvidenceError(
             f"error: {path}: the pair table has no column {', '.join(repr(name) for name in missing)}; "
-            f"expected columns {', '.join(PAIR_COLUMNS[:-1])} (comparison name, compared and reference "
+            f"expected columns {', '.join(PAIR_COLUMNS[:-2])} (comparison name, compared and reference "
             "application ids, distance, rank, lender); it has: " + ", ".join(map(str, table.columns))
         )
     table = table.copy()

@@ -65,7 +65,7 @@ KNOWN_KEYS = frozenset(
         "comparisons", "similarity", "statistics", "findings", "scoring", "name", "column", "reference", "compared",
         "columns", "log_columns", "scaling", "blocks", "neighbours", "max_distance", "covariates", "pricing_covariates",
         "categorical_covariates", "bands", "pricing_categorical_covariates", "pricing_bands", "alternative_odds_ratio",
-        "alternative_pricing_gap", "theory",
+        "alternative_pricing_gap", "theory", "comparator_tolerance",
         "min_group", "majority_minority_percent", "outlier_min_neighbours", "outlier_share", "lender_verdict",
         "lender_kinds", "application_findings", "tiers", "confidence", "actions", *TIERS, *CONFIDENCE_LABELS,
         *REDLINING_KEYS,
@@ -130,6 +130,7 @@ class AuditConfig:
     alternative_odds_ratio: float = 2.0
     alternative_pricing_gap: float = 0.2
     category_levels: tuple[tuple[str, tuple[str, ...]], ...] = ()  # register-wide (``with_levels``)
+    comparator_tolerance: tuple[tuple[str, float], ...] = (("cltv", 2.0), ("dti", 2.0), ("income", 0.05))
     redlining: RedliningSettings = RedliningSettings()
 
     def action(self, tier: str, violations: tuple[str, ...] | list[str] = ()) -> str:
@@ -242,6 +243,22 @@ class _Reader:
                 close = difflib.get_close_matches(key, sorted(self.used), n=1)
                 notes = (f"did you mean '{close[0]}'?",) if close else (f"known keys: {', '.join(sorted(self.used))}",)
                 raise self.error(key, f"unknown key '{key}' in [{self.section}]", notes)
+
+
+def _tolerance(reader: _Reader) -> tuple[tuple[str, float], ...]:
+    """``comparator_tolerance = { income = 0.05, dti = 2, cltv = 2 }``: how much better qualified an
+    approved comparator may be (income as a share, DTI and CLTV in points); each key optional."""
+    given = reader.get("comparator_tolerance", dict, {})
+    tolerance = {"cltv": 2.0, "dti": 2.0, "income": 0.05}
+    for key, value in given.items():
+        if key not in tolerance:
+            close = difflib.get_close_matches(key, list(tolerance), n=1)
+            notes = (f"did you mean '{close[0]}'?",) if close else ("known keys: cltv, dti, income",)
+            raise reader.error(key, f"unknown key '{key}' in comparator_tolerance", notes)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise reader.error(key, f"'comparator_tolerance.{key}' must be a number of at least 0, not {value!r}")
+        tolerance[key] = float(value)
+    return tuple(sorted(tolerance.items()))
 
 
 def _bands(reader: _Reader, key: str) -> tuple[tuple[str, tuple[float, ...]], ...]:
@@ -368,6 +385,7 @@ def load_config(path: Path) -> AuditConfig:
         blocks=similarity.strings("blocks"),
         neighbours=int(similarity.number("neighbours", 1, 100)),
         max_distance=None if max_distance is None else float(max_distance),
+        comparator_tolerance=_tolerance(similarity),
         covariates=statistics.strings("covariates"),
         pricing_covariates=statistics.strings("pricing_covariates"),
         categorical_covariates=statistics.strings("categorical_covariates", []),

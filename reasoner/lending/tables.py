@@ -8,7 +8,8 @@ applications    input row: the cleaned columns (``reasoner.lending.hmda``) and t
 lenders         lender: applications, decisions, usable rows, ``tested`` (1 when a statistic
                 could be computed for at least one comparison)
 pairs           similar pair: comparison, b (compared applicant), a (reference applicant),
-                distance, rank, lei, spread_gap (b's rate spread minus a's, NaN unless both
+                distance, rank, lei, no_stronger (1 when a is no better qualified than b:
+                ``[similarity] comparator_tolerance``), spread_gap (b's rate spread minus a's, NaN unless both
                 loans were originated with a spread); searched pairs are ordered by
                 comparison (``audit.toml`` order), lei, b (as text) and rank
 denial_odds     lender × comparison: ``statistics.lender_denial_odds``, then
@@ -80,7 +81,7 @@ MINORITY_GROUPS = (
     "Native Hawaiian or Other Pacific Islander",
     "2 or more minority races",
 )
-PAIR_COLUMNS = ("comparison", "b", "a", "distance", "rank", "lei", "spread_gap")
+PAIR_COLUMNS = ("comparison", "b", "a", "distance", "rank", "lei", "spread_gap", "no_stronger")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +168,8 @@ def audit_tables(
             part.attrs = {}
             part.insert(0, "comparison", comparison.name)
             found.append(_by_lender(part))
-        pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=list(PAIR_COLUMNS[:-1]))
-    pairs = _with_spread_gap(pairs, frame)
+        pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=list(PAIR_COLUMNS[:-2]))
+    pairs = _with_spread_gap(pairs, frame, dict(config.comparator_tolerance))
     per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
 
     odds, matched, pricing, outliers = [], [], [], []
@@ -266,7 +267,7 @@ def _by_lender(pairs: pd.DataFrame) -> pd.DataFrame:
     return pairs if (order[1:] > order[:-1]).all() else pairs.iloc[order].reset_index(drop=True)
 
 
-def _with_spread_gap(pairs: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+def _with_spread_gap(pairs: pd.DataFrame, frame: pd.DataFrame, tolerance: dict[str, float]) -> pd.DataFrame:
     pairs = pairs.reset_index(drop=True)
     spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
     originated = frame["action_taken"].to_numpy() == 1
@@ -279,7 +280,33 @@ def _with_spread_gap(pairs: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     gap[known] = spread[second[known].astype(np.int64)] - spread[first[known].astype(np.int64)]
     out = pairs.copy()
     out["spread_gap"] = gap
+    out["no_stronger"] = _no_stronger(frame, first, second, known, tolerance)
     return out
+
+
+def _no_stronger(
+    frame: pd.DataFrame, first: np.ndarray, second: np.ndarray, known: np.ndarray, tolerance: dict[str, float]
+) -> np.ndarray:
+    """Per pair, 1 when the reference applicant ``a`` is no better qualified than the compared
+    applicant ``b`` (a comparative file review's control): ``a``'s income at most ``income``
+    (a share) above ``b``'s, its DTI and CLTV at most ``dti`` and ``cltv`` points below; else 0
+    (and 0 when either is unknown)."""
+    result = np.zeros(len(first), dtype=np.int64)
+    if not known.any():
+        return result
+    a, b = first[known].astype(np.int64), second[known].astype(np.int64)
+
+    def values(name: str) -> np.ndarray:
+        return frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+
+    income, dti, cltv = values("income"), values("dti"), values("cltv")
+    weaker = (
+        (income[a] <= income[b] * (1 + tolerance["income"]))
+        & (dti[a] >= dti[b] - tolerance["dti"])
+        & (cltv[a] >= cltv[b] - tolerance["cltv"])
+    )
+    result[known] = weaker.astype(np.int64)
+    return result
 
 
 MAX_EVIDENCE = 25.0  # the largest weight one body of evidence may carry (e^25: beyond any doubt)
