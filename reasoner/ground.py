@@ -268,18 +268,23 @@ def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
 
 
 WEIGHT_PLACES = 4  # a weight taken from the data is rounded to this many decimal places
+MAX_DATA_WEIGHT = Decimal("1e15")  # a larger value is no weight (a hard constraint is written with a period)
 
 
 def data_weight(value: object) -> Decimal | None:
     """A grounding's weight from its weight variable's value: the number rounded to
-    ``WEIGHT_PLACES`` decimals (half to even); ``None`` when the value is not a finite number."""
+    ``WEIGHT_PLACES`` decimals (half to even); ``None`` when the value is not a finite number
+    of magnitude below ``MAX_DATA_WEIGHT``."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         return None
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return Decimal(repr(value) if isinstance(value, float) else value).quantize(Decimal(1).scaleb(-WEIGHT_PLACES))
+    number = Decimal(repr(value) if isinstance(value, float) else value)
+    if abs(number) >= MAX_DATA_WEIGHT:
+        return None
+    return number.quantize(Decimal(1).scaleb(-WEIGHT_PLACES))
 
 
 def _data_weighted(
@@ -297,10 +302,14 @@ def _data_weighted(
     variable = formula.statement.weight_variable
     assert variable is not None
     slot = formula.variables.index(variable)
+    domain = constants.domains.get(formula.types[slot], np.empty(0, dtype=np.int64))
+    negative = any((weight := data_weight(constants.values[int(i)])) is not None and weight < 0 for i in domain)
     parts = []
-    for negated in (False, True):
+    owed: int | None = None  # the formula's groundings, counted once: with its first block
+    for negated in (False, True) if negative else (False,):  # no negative weight: no grounding of !F
         tree = normalize(formula, domain_values, negate=negated)
         total, substitutions, states, keys, rows = candidates_of(tree)
+        owed = total if owed is None else owed
         if not len(substitutions):
             continue
         ids, inverse = np.unique(substitutions[:, slot], return_inverse=True)
@@ -311,7 +320,7 @@ def _data_weighted(
             if weight is None:
                 raise EvidenceError(
                     f"{formula.span}:{formula.span.column}: the weight variable '{variable}' is bound to "
-                    f"{constants.text(int(constant_id))}, which is not a number"
+                    f"{constants.text(int(constant_id))}, which is not a number below {MAX_DATA_WEIGHT:,.0f} in size"
                 )
             weights.append(weight)
         signed = np.array([weight.copy_abs() if (weight < 0) == negated else Decimal(0) for weight in weights], dtype=object)
@@ -320,8 +329,9 @@ def _data_weighted(
             keep = per_grounding == magnitude
             parts.append(
                 (formula, tree, magnitude, negated, substitutions[keep],
-                 [state[keep] for state in states], [key[keep] for key in keys], [row[keep] for row in rows], total)
+                 [state[keep] for state in states], [key[keep] for key in keys], [row[keep] for row in rows], owed)
             )
+            owed = 0
     return parts
 
 

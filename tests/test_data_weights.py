@@ -88,7 +88,19 @@ def test_a_weight_that_is_not_a_number_names_the_formula(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(0.123456, Decimal("0.1235")), (2, Decimal("2.0000")), (-1.00005, Decimal("-1.0000")), (float("nan"), None), ("x", None), (True, None)],
+    [
+        (0.123456, Decimal("0.1235")), (2, Decimal("2.0000")), (-1.00005, Decimal("-1.0000")),
+        (float("nan"), None), ("x", None), (True, None), (1e30, None), (-1e15, None),
+    ],
 )
 def test_data_weight_rounds_to_four_places(value: object, expected: Decimal | None) -> None:
     assert data_weight(value) == expected
+
+
+def test_positive_data_weights_ground_no_negated_formula(tmp_path: Path) -> None:
+    rows = [(f"L{index}", Decimal(index % 7 + 1) / 4) for index in range(60)]
+    rules = DECLARATIONS + "bind Strength(lei, llr) from s\nw: Strength(l, w) => Flagged(l)\n"
+    result = _run(tmp_path, rules, rows)
+    # one grounding per row that the evidence leaves open (60), not lenders x weights
+    assert result.network.stats["ground_formulas"] == 60
+    assert result.network.stats["total_groundings"] == 60 * 7

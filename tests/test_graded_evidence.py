@@ -63,3 +63,14 @@ def test_a_t_statistic_on_few_degrees_of_freedom_weighs_less() -> None:
     assert many == pytest.approx((0.12 * 0.2 - 0.02) / 0.024**2, rel=1e-6)
     assert few < many / 4
     assert np.isfinite(few)
+
+
+def test_a_t_statistic_far_in_the_tail_keeps_its_evidence() -> None:
+    rows = pd.DataFrame(
+        {"lei": ["A", "B"], "comparison": ["black"] * 2, "adjusted_gap": [0.30] * 2,
+         "standard_error": [0.0075, 0.0085], "degrees_of_freedom": [40000.0] * 2}
+    )
+    table = with_evidence(rows, "adjusted_gap", 0.2, ["black"])
+    assert np.isfinite(table["llr"]).all()
+    assert table["llr"].iloc[0] > table["llr"].iloc[1]
+    assert table["evidence_weight"].tolist() == [MAX_EVIDENCE, MAX_EVIDENCE]

@@ -626,3 +626,26 @@ def test_register_wide_levels_give_a_partition_the_columns_of_the_whole_register
     assert odds["not_controlled"].tolist() == ["loan_type"]
     missing = frame.assign(loan_type=np.r_[np.full(39, np.nan), 2.0])
     assert Covariates(categorical=("loan_type",)).with_levels(missing).levels == (("loan_type", ("\x00missing", "2")),)
+
+
+def test_a_group_identical_to_a_controlled_category_is_collinear_not_a_disparity() -> None:
+    # Every compared borrower FHA, every reference borrower conventional, an FHA premium: with loan
+    # type controlled there is nothing left to compare (the penalty must not hide it).
+    rng = np.random.default_rng(21)
+    size = 400
+    black = rng.random(size) < 0.4
+    frame = frame_of(
+        {
+            "race": np.where(black, BLACK, "White"),
+            "rate_spread": 0.3 + 0.8 * black + rng.normal(0, 0.1, size),
+            "decision": np.where(rng.random(size) < 0.2 + 0.2 * black, "denied", "approved"),
+        }
+    )
+    frame["loan_type"] = np.where(black, 2, 1).astype(np.int64)
+    spec = Covariates(categorical=("loan_type",))
+    assert pricing_disparity(frame, "race", "White", BLACK, covariates=spec)["reason"].tolist() == [
+        "group collinear with the covariates"
+    ]
+    assert lender_denial_odds(frame, "race", "White", BLACK, covariates=spec)["reason"].tolist() == [
+        "group collinear with the covariates"
+    ]

@@ -224,9 +224,12 @@ def _logistic(
     penalty = _penalty(design.shape[1], free=2 + numeric)
     beta, eta, status = _newton(design, outcome, unit, count, penalty)
     fitted = special.expit(eta)
-    information = _cross(design, fitted * (1 - fitted), unit, count) + np.diag(penalty)
+    unpenalised = _cross(design, fitted * (1 - fitted), unit, count)
+    information = unpenalised + np.diag(penalty)
     left = _partial_variance(information, 1)
-    collinear = (status == 0) & ~(left > COLLINEAR * information[:, 1, 1])
+    # Collinearity is judged without the penalty, which would hide a group identical to a category.
+    explained = _partial_variance(unpenalised, 1, rcond=1e-10)
+    collinear = (status == 0) & ~(explained > COLLINEAR * information[:, 1, 1])
     status[collinear] = 3
     with np.errstate(divide="ignore", invalid="ignore"):
         variance = np.where(status == 0, 1.0 / left, np.nan)
@@ -556,8 +559,9 @@ def _least_squares(
     inverse = np.linalg.pinv(normal, hermitian=True)
     beta = np.einsum("uij,uj->ui", inverse, sums[:, :-1, -1])
     rank = np.linalg.matrix_rank(sums[:, 1:-1, 1:-1], hermitian=True) if width else np.zeros(count, int)
-    # What of the indicator the covariates do not explain (a Schur complement), for collinearity.
-    left = _partial_variance(normal, 0)
+    # What of the indicator the covariates do not explain (a Schur complement), for collinearity:
+    # without the penalty, which would hide a group identical to a category.
+    left = _partial_variance(sums[:, :-1, :-1], 0, rcond=1e-10)
     x = centred[:, :-1]
     residual = centred[:, -1] - np.einsum("ij,ij->i", x, beta[unit])
     leverage = 1.0 / safe_sizes[unit] + np.einsum("ij,ijk,ik->i", x, inverse[unit], x)
@@ -837,13 +841,14 @@ def _cross(design: np.ndarray, weight: np.ndarray, unit: np.ndarray, count: int)
     return result
 
 
-def _partial_variance(information: np.ndarray, index: int) -> np.ndarray:
-    """Schur complement of entry ``index``: what of it the other columns do not explain."""
+def _partial_variance(information: np.ndarray, index: int, rcond: float = 1e-15) -> np.ndarray:
+    """Schur complement of entry ``index``: what of it the other columns do not explain
+    (``rcond``: directions of the others below this share of their largest count as absent)."""
     others = [column for column in range(information.shape[1]) if column != index]
     block = information[:, others][:, :, others]
     side = information[:, index, others]
     left: np.ndarray = information[:, index, index] - np.einsum(
-        "ui,uij,uj->u", side, np.linalg.pinv(block, hermitian=True), side
+        "ui,uij,uj->u", side, np.linalg.pinv(block, rcond=rcond, hermitian=True), side
     )
     return left
 

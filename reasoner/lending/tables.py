@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from reasoner.lending.config import AuditConfig, Comparison
 from reasoner.lending.redlining import read_assessment_areas, redlining_signals
@@ -334,7 +334,9 @@ def with_evidence(table: pd.DataFrame, estimate: str, alternative: float, compar
         freedom = table["degrees_of_freedom"].to_numpy(dtype=np.float64, na_value=np.nan)
         with np.errstate(divide="ignore", invalid="ignore"):
             statistic = value / error
-            equivalent = np.sign(statistic) * stats.norm.isf(stats.t.sf(np.abs(statistic), freedom))
+            # the z with the t statistic's tail probability, on the log scale: exact far in the tail too
+            equivalent = -np.sign(statistic) * special.ndtri_exp(stats.t.logsf(np.abs(statistic), freedom))
+            equivalent = np.where(np.isfinite(equivalent), equivalent, statistic)  # beyond scipy's tail: t itself
             error = np.where(np.abs(equivalent) > 0, value / equivalent, error)
     with np.errstate(divide="ignore", invalid="ignore"):
         llr = (value * alternative - alternative**2 / 2) / error**2
