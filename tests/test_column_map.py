@@ -160,3 +160,28 @@ def test_a_bank_covariate_that_is_not_a_number_names_its_column_and_rows(
     error = capsys.readouterr().err
     assert "loans.csv: column 'credit_score': expected a number or 'NA', got 'excellent' (rows 5, 10)" in error
     assert "Traceback" not in error and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('covariates = ["income", "dti", "cltv", "loan_amount", "race"]', "covariate 'race' in 'covariates' is not numeric"),
+        ('categorical_covariates = ["loan_type", "income"]', "categorical covariate 'income' has more than 64 values"),
+    ],
+)
+def test_a_covariate_of_the_wrong_kind_points_at_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, message: str
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for source in (ROOT / "rules").glob("*.mln"):
+        (rules / source.name).write_text(source.read_text())
+    text = (ROOT / "rules" / "audit.toml").read_text()
+    key = line.split(" =")[0]
+    lines = [line if existing.startswith(f"{key} =") else existing for existing in text.splitlines()]
+    (rules / "audit.toml").write_text("\n".join(lines) + "\n")
+    sample = ROOT / "examples" / "hmda" / "sample.parquet"
+    assert main([str(rules), str(sample), "-o", str(tmp_path / "out"), "--quiet", "--workers", "1"]) == 2
+    error = capsys.readouterr().err
+    number = next(index for index, existing in enumerate(lines, start=1) if existing == line)
+    assert f"audit.toml:{number}:" in error and message in error and "Traceback" not in error

@@ -368,3 +368,15 @@ def test_the_report_and_the_explanation_say_what_was_set_aside_and_pooled(sample
     assert "markets pooled, tracts over 50% minority, applications:" in text
     assert "Mantel-Haenszel ratio" in text and "set aside: " in text
     assert "PooledShortfall(" in text and "[redlining row " in text
+
+
+def test_a_wide_volume_band_stays_within_the_market() -> None:
+    # BIG (1,000 applications) in M1 with 6 peers of 300; M2 holds lenders of 300 that a
+    # band of 0.5-5x must not reach (markets are kept apart on the search key).
+    blocks = [("BIG", "M1", 80.0, 1, 500), ("BIG", "M1", 10.0, 1, 500)]
+    blocks += [(f"P{index}", "M1", 80.0, 1, 300) for index in range(6)]
+    blocks += [(f"Q{index}", "M2", 10.0, 1, 300) for index in range(6)]
+    frame = register(blocks)
+    found = row(redlining_signals(frame, peer_volume=(0.2, 5.0), min_peers=1), lei="BIG", band=50.0,
+                measure="applications", market="M1")
+    assert found["peers"] == 6 and found["peer_basis"] == "volume 0.2-5x"

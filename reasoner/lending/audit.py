@@ -38,6 +38,7 @@ from reasoner.lending.config import (
     GROUP_COLUMNS,
     AuditConfig,
     check_config_columns,
+    check_covariate_types,
     find_config,
     load_column_map,
     load_config,
@@ -200,6 +201,7 @@ def audit(
         )
     frame = cleaned.frame
     check_config_columns(config, [*frame.columns, *GROUP_COLUMNS])  # a misspelt covariate: its line in audit.toml
+    check_covariate_types(config, frame)
     config = config.with_levels(frame)
     facts_sha256 = file_sha256(facts) if facts.is_file() else ""
     register = Register(

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from reasoner.errors import Diagnostic, RuleError
+from reasoner.errors import Diagnostic, RuleError, UsageError
 from reasoner.lending.statistics import Covariates, category_levels
 from reasoner.syntax import Span
 
@@ -38,6 +38,7 @@ __all__ = [
     "Comparison",
     "RedliningSettings",
     "check_config_columns",
+    "check_covariate_types",
     "find_config",
     "load_column_map",
     "load_config",
@@ -158,13 +159,6 @@ class AuditConfig:
             self.pricing_covariates, self.pricing_categorical_covariates, self.pricing_bands,
             tuple((name, levels[name]) for name in self.pricing_categorical_covariates if name in levels),
         )
-
-    def with_levels(self, frame: pd.DataFrame) -> AuditConfig:
-        """The settings with each categorical covariate's values read from the whole register
-        ``frame``: every partition then fits the same indicator columns (outputs do not depend
-        on how the register is partitioned)."""
-        names = dict.fromkeys((*self.categorical_covariates, *self.pricing_categorical_covariates))
-        return dataclasses.replace(self, category_levels=tuple((name, category_levels(frame[name])) for name in names))
 
     def with_levels(self, frame: pd.DataFrame) -> AuditConfig:
         """The settings with each categorical covariate's values read from the whole register
@@ -581,9 +575,42 @@ def check_config_columns(config: AuditConfig, available: Iterable[str]) -> None:
     """A ``RuleError`` at the line and column of a similarity, block or covariate column of
     ``audit.toml`` that the cleaned register does not have (``available``), with a did-you-mean."""
     known = sorted(set(available))
-    text = config.path.read_text(encoding="utf-8")
-    lines = text.splitlines()
-    for section, key, names in (
+    for section, key, names in _column_keys(config):
+        for name in names:
+            if name in known:
+                continue
+            close = difflib.get_close_matches(name, known, n=1)
+            listed = "columns of the cleaned register: " + ", ".join(known)
+            notes = (f"did you mean '{close[0]}'?",) if close else (listed,)
+            raise _column_error(config, section, key, name, f"unknown column '{name}' in '{key}' of [{section}]", notes)
+
+
+def check_covariate_types(config: AuditConfig, frame: pd.DataFrame) -> None:
+    """A ``RuleError`` at its line when a numeric covariate or a banded column is not numbers, or a
+    categorical covariate has more values than a model can take."""
+    for key, names in (
+        ("covariates", config.covariates),
+        ("pricing_covariates", config.pricing_covariates),
+        ("bands", tuple(name for name, _ in config.bands)),
+        ("pricing_bands", tuple(name for name, _ in config.pricing_bands)),
+    ):
+        for name in names:
+            if name in frame.columns and not pd.api.types.is_numeric_dtype(frame[name]):
+                message = f"covariate '{name}' in '{key}' is not numeric ({frame[name].dtype})"
+                raise _column_error(config, "statistics", key, name, message, ("name it in categorical_covariates",))
+    for key, names in (
+        ("categorical_covariates", config.categorical_covariates),
+        ("pricing_categorical_covariates", config.pricing_categorical_covariates),
+    ):
+        for name in names:
+            try:
+                category_levels(frame[name])
+            except UsageError as error:
+                raise _column_error(config, "statistics", key, name, str(error)) from None
+
+
+def _column_keys(config: AuditConfig) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    return (
         ("similarity", "columns", config.similarity_columns),
         ("similarity", "log_columns", config.log_columns),
         ("similarity", "blocks", config.blocks),
@@ -593,19 +620,21 @@ def check_config_columns(config: AuditConfig, available: Iterable[str]) -> None:
         ("statistics", "pricing_categorical_covariates", config.pricing_categorical_covariates),
         ("statistics", "bands", tuple(name for name, _ in config.bands)),
         ("statistics", "pricing_bands", tuple(name for name, _ in config.pricing_bands)),
-    ):
-        for name in names:
-            if name in known:
-                continue
-            line, column = _locate(text, section, key)
-            source_line = lines[line - 1] if 0 < line <= len(lines) else ""
-            found = source_line.find(f'"{name}"')
-            column = found + 2 if found >= 0 else column
-            bare = re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}\s*=", source_line) if found < 0 else None
-            column = bare.start() + 1 if bare else column  # a key of an inline table: bands = {{ dti = [...] }}
-            close = difflib.get_close_matches(name, known, n=1)
-            listed = "columns of the cleaned register: " + ", ".join(known)
-            notes = (f"did you mean '{close[0]}'?",) if close else (listed,)
-            span = Span(str(config.path), line, column, line, column + len(name), source_line)
-            message = f"unknown column '{name}' in '{key}' of [{section}]"
-            raise RuleError([Diagnostic(span, message, notes=notes)])
+    )
+
+
+def _column_error(
+    config: AuditConfig, section: str, key: str, name: str, message: str, notes: tuple[str, ...] = ()
+) -> RuleError:
+    """A diagnostic at ``name`` where ``key`` of ``[section]`` lists it (a string, or an inline-table key)."""
+    text = config.path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    line, column = _locate(text, section, key)
+    source_line = lines[line - 1] if 0 < line <= len(lines) else ""
+    found = source_line.find(f'"{name}"')
+    column = found + 2 if found >= 0 else column
+    bare = re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}\s*=", source_line) if found < 0 else None
+    column = bare.start() + 1 if bare else column  # a key of an inline table: bands = { dti = [...] }
+    span = Span(str(config.path), line, column, line, column + len(name), source_line)
+    return RuleError([Diagnostic(span, message, notes=notes)])
+

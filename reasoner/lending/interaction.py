@@ -37,14 +37,16 @@ import pandas as pd
 from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
-from reasoner.lending.statistics import DENIAL_COVARIATES, MIN_GROUP, holm_adjusted
+from reasoner.lending.statistics import DENIAL_COVARIATES, MIN_GROUP, Covariates, as_covariates, covariate_matrix, holm_adjusted
+
+RIDGE = 1e-4  # L2 penalty of the interaction fit, on standardised columns
 
 __all__ = ["INTERACTION_COLUMNS", "INTERACTIONS", "Interaction", "interaction_tests"]
 
 MINORITY = "Minority"
 REFERENCE = "White non-Hispanic"
-LOG_COVARIATES = ("income", "loan_amount")  # dollar amounts, as in the denial regression
 SEPARATION_LIMIT = 15.0  # |coefficient| (log-odds per unit or standard deviation) taken as divergence
 Z95 = float(stats.norm.ppf(0.975))
 CELLS = ("neither", "minority_only", "second_only", "both")  # (minority, second): (0,0), (1,0), (0,1), (1,1)
@@ -75,7 +77,7 @@ INTERACTIONS = (
 def interaction_tests(
     frame: pd.DataFrame,
     *,
-    covariates: Sequence[str] = DENIAL_COVARIATES,
+    covariates: Sequence[str] | Covariates = DENIAL_COVARIATES,
     majority_minority_percent: float = 50.0,
     min_group: int = MIN_GROUP,
     interactions: Sequence[Interaction] = INTERACTIONS,
@@ -93,7 +95,9 @@ def interaction_tests(
     ).to_numpy(dtype=bool)
     minority = frame["minority"].to_numpy(dtype=object, na_value=None)
     known = usable & np.isin(minority, (MINORITY, REFERENCE))
-    values = _covariates(frame, tuple(covariates))
+    values, labels = covariate_matrix(frame, covariates)
+    categories = set(as_covariates(covariates).categorical)
+    groups = tuple(labels.index(name) if name in categories else -1 for name in labels)  # first column of a category
     known &= np.isfinite(values).all(axis=1)
     seconds = {
         "sex": (frame["sex"].to_numpy(dtype=object, na_value=None) == "Female",
@@ -104,14 +108,15 @@ def interaction_tests(
     is_minority = minority == MINORITY
     leis = frame["lei"].astype("str").to_numpy(dtype=object)
     rows = []
-    for lei in sorted(set(leis[usable].tolist())):
-        at = leis == lei
-        for interaction in interactions:
-            second, second_known = seconds[interaction.second]
-            rows.append(
-                {"lei": lei, "interaction": interaction.name}
-                | _test(denied, is_minority, second, values, at & known & second_known, min_group)
-            )
+    with threadpool_limits(1, user_api="blas"):  # one BLAS thread: the same sums in every process
+        for lei in sorted(set(leis[usable].tolist())):
+            at = leis == lei
+            for interaction in interactions:
+                second, second_known = seconds[interaction.second]
+                rows.append(
+                    {"lei": lei, "interaction": interaction.name}
+                    | _test(denied, is_minority, second, values, at & known & second_known, min_group, groups)
+                )
     table = pd.DataFrame(rows, columns=list(INTERACTION_COLUMNS[:-1]))
     table["p_adjusted"] = holm_adjusted(table["p_value"].to_numpy(dtype=np.float64), table["lei"].to_numpy())
     for name in ("applications", *(f"{cell}_applications" for cell in CELLS)):
@@ -128,18 +133,14 @@ def _tract(frame: pd.DataFrame, percent: float) -> tuple[np.ndarray, np.ndarray]
     return share > percent, np.isfinite(share)
 
 
-def _covariates(frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
-    columns = []
-    for name in names:
-        column = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        if name in LOG_COVARIATES:
-            column = np.where(column > 0, np.log(np.where(column > 0, column, 1.0)), np.nan)
-        columns.append(column)
-    return np.column_stack(columns) if columns else np.empty((len(frame), 0))
-
-
 def _test(
-    denied: np.ndarray, minority: np.ndarray, second: np.ndarray, values: np.ndarray, rows: np.ndarray, min_group: int
+    denied: np.ndarray,
+    minority: np.ndarray,
+    second: np.ndarray,
+    values: np.ndarray,
+    rows: np.ndarray,
+    min_group: int,
+    groups: tuple[int, ...] = (),
 ) -> dict[str, object]:
     """The interaction test on ``rows`` (one lender): cell counts, denial rates and the estimate."""
     y, first, other, x = denied[rows], minority[rows], second[rows], values[rows]
@@ -157,9 +158,17 @@ def _test(
         return found | estimate | {"reason": "no denial or no approval among applicants of both bases"}
     mean, spread = x.mean(axis=0), x.std(axis=0)
     varies = spread > 1e-9 * np.maximum(np.abs(mean), 1.0)  # a covariate constant at the lender explains nothing
+    # A category's indicators sum to one: its first that varies at the lender is the base, left out.
+    seen: set[int] = set()
+    for column, group in enumerate(groups):
+        if group >= 0 and varies[column] and group not in seen:
+            seen.add(group)
+            varies[column] = False
     scaled = (x[:, varies] - mean[varies]) / spread[varies]
     design = np.column_stack([first, other, first & other, scaled]).astype(np.float64)
-    model = LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-10, max_iter=100)
+    # A whisper of ridge (1e-4 on standardised columns): covariates collinear among themselves (an
+    # AUS result that follows the credit-score bands) leave the interaction's estimate defined.
+    model = LogisticRegression(C=1.0 / RIDGE, solver="newton-cholesky", tol=1e-10, max_iter=100)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         try:
@@ -172,6 +181,7 @@ def _test(
     full = np.column_stack([np.ones(len(design)), design])
     probability = model.predict_proba(design)[:, 1]
     information = full.T @ (full * (probability * (1 - probability))[:, None])
+    information[1:, 1:] += RIDGE * np.eye(full.shape[1] - 1)  # the penalty's curvature (not on the intercept)
     try:
         covariance = np.linalg.inv(information)
     except np.linalg.LinAlgError:

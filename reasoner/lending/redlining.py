@@ -292,7 +292,8 @@ def _peer_tests(
     one-sided Fisher exact test."""
     codes = pd.factorize(lenders["market"], sort=True)[0]
     volume = lenders["applications"].to_numpy(dtype=np.float64)
-    span = float(volume.max() * 4 + 10) if len(volume) else 1.0
+    # markets far enough apart on one key that no volume band reaches into the next market
+    span = float(volume.max() * (peer_volume[1] + 2) + 10) if len(volume) else 1.0
     order = np.lexsort((volume, codes))
     key = (codes * span + volume)[order]
     low = np.searchsorted(key, codes * span + peer_volume[0] * volume, side="left")

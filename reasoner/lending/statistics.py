@@ -65,6 +65,7 @@ __all__ = [
     "DENIAL_COVARIATES",
     "Covariates",
     "as_covariates",
+    "covariate_matrix",
     "MIN_GROUP",
     "PRICING_COVARIATES",
     "application_index",
@@ -715,6 +716,12 @@ def _covariates(frame: pd.DataFrame, covariates: Covariates) -> np.ndarray:
     with a numeric or banded value missing is NaN throughout its numeric part (left out of
     the fit); a missing category is a level of its own."""
     return _labelled_covariates(frame, covariates)[0]
+
+
+def covariate_matrix(frame: pd.DataFrame, covariates: Sequence[str] | Covariates) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The model's covariate columns (numeric, band and category indicators; see ``Covariates``)
+    and, per column, the covariate it comes from ('income', 'dti bands', 'loan_type')."""
+    return _labelled_covariates(frame, as_covariates(covariates))
 
 
 def _labelled_covariates(frame: pd.DataFrame, covariates: Covariates) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -213,7 +213,7 @@ def audit_tables(
         outliers=_sorted(pd.concat(outliers, ignore_index=True), ["lei", "comparison", "application_id"]),
         interactions=interaction_tests(
             frame,
-            covariates=config.covariates,
+            covariates=config.denial_model,
             majority_minority_percent=config.majority_minority_percent,
             min_group=config.min_group,
         ),
