@@ -37,9 +37,8 @@ import pandas as pd
 from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
-from reasoner.lending.statistics import DENIAL_COVARIATES, MIN_GROUP, Covariates, as_covariates, covariate_matrix, holm_adjusted
+from reasoner.lending.statistics import DENIAL_COVARIATES, MIN_GROUP, Covariates, as_covariates, covariate_matrix, holm_adjusted, one_blas_thread
 
 RIDGE = 1e-4  # L2 penalty of the interaction fit, on standardised columns
 
@@ -108,7 +107,7 @@ def interaction_tests(
     is_minority = minority == MINORITY
     leis = frame["lei"].astype("str").to_numpy(dtype=object)
     rows = []
-    with threadpool_limits(1, user_api="blas"):  # one BLAS thread: the same sums in every process
+    with one_blas_thread():  # one BLAS thread: the same sums in every process
         for lei in sorted(set(leis[usable].tolist())):
             at = leis == lei
             for interaction in interactions:
