@@ -13,6 +13,7 @@ to the cost, and the rest keep, per leaf, the atom they refer to.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -220,8 +221,7 @@ def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
         for formula in program.formulas:
             weight = formula.statement.weight
             if formula.statement.weight_variable is not None:
-                for part in _data_weighted(formula, domain_values, constants, lambda tree: candidates_of(formula, tree)):
-                    grounded.append(part)
+                grounded += _data_weighted(formula, domain_values, constants, functools.partial(candidates_of, formula))
                 continue
             if weight is not None and weight == 0:
                 stats["zero_weight_formulas"] = int(stats["zero_weight_formulas"]) + 1  # type: ignore[call-overload]
@@ -323,8 +323,9 @@ def _data_weighted(
                     f"{constants.text(int(constant_id))}, which is not a number below {MAX_DATA_WEIGHT:,.0f} in size"
                 )
             weights.append(weight)
-        signed = np.array([weight.copy_abs() if (weight < 0) == negated else Decimal(0) for weight in weights], dtype=object)
-        per_grounding = signed[inverse]  # |w| where the sign matches this tree, else 0 (left out)
+        # |w| where the sign matches this tree, else 0 (left out)
+        signed = np.array([w.copy_abs() if (w < 0) == negated else Decimal(0) for w in weights], dtype=object)
+        per_grounding = signed[inverse]
         for magnitude in sorted(set(signed.tolist()) - {Decimal(0)}):
             keep = per_grounding == magnitude
             parts.append(

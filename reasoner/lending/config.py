@@ -167,18 +167,6 @@ class AuditConfig:
         names = dict.fromkeys((*self.categorical_covariates, *self.pricing_categorical_covariates))
         return dataclasses.replace(self, category_levels=tuple((name, category_levels(frame[name])) for name in names))
 
-    def locate_covariate(self, name: str) -> RuleError:
-        """An error pointing at the line of ``audit.toml`` that names covariate ``name``."""
-        text = self.path.read_text(encoding="utf-8")
-        for key in ("covariates", "categorical_covariates", "bands", "pricing_covariates", "pricing_categorical_covariates", "pricing_bands"):
-            if re.search(rf"^\s*{key}\s*=.*[\"'\s{{]{re.escape(name)}[\"'\s=]", text, re.MULTILINE):
-                return config_error(
-                    self.path, text, "statistics", key,
-                    f"covariate '{name}' is not a column of the register",
-                    ("covariates are columns of the cleaned register (see the README's cleaning table) or of the column map",),
-                )
-        return config_error(self.path, text, "statistics", None, f"covariate '{name}' is not a column of the register")
-
 
 def find_config(rule_paths: list[Path]) -> Path | None:
     """The ``audit.toml`` of the first rule directory (or rule file's directory) that has one."""

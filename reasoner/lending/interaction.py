@@ -38,7 +38,15 @@ from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from reasoner.lending.statistics import DENIAL_COVARIATES, MIN_GROUP, Covariates, as_covariates, covariate_matrix, holm_adjusted, one_blas_thread
+from reasoner.lending.statistics import (
+    DENIAL_COVARIATES,
+    MIN_GROUP,
+    Covariates,
+    as_covariates,
+    covariate_matrix,
+    holm_adjusted,
+    one_blas_thread,
+)
 
 RIDGE = 1e-4  # L2 penalty of the interaction fit, on standardised columns
 

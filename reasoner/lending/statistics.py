@@ -110,7 +110,10 @@ class Covariates:
         """The same model with the values of each categorical covariate taken from ``frame`` (the
         whole register), so that every partition builds the same indicator columns."""
         return Covariates(
-            self.numeric, self.categorical, self.bands, tuple((name, category_levels(frame[name])) for name in self.categorical)
+            self.numeric,
+            self.categorical,
+            self.bands,
+            tuple((name, category_levels(frame[name])) for name in self.categorical),
         )
 
     @property
@@ -331,7 +334,8 @@ def _fitted_denial(frame: pd.DataFrame, covariates: Covariates) -> np.ndarray:
     # Standardise on the fitted rows, then apply the same centring and scale to every row of the lender.
     means, spread = _scales(values[rows], unit, count)
     design = np.column_stack([np.ones(rows.size), (values[rows] - means[unit]) / spread[unit]])
-    beta, _, status = _newton(design, outcome[rows].astype(np.float64), unit, count, _penalty(design.shape[1], free=1 + len(covariates.numeric)))
+    penalty = _penalty(design.shape[1], free=1 + len(covariates.numeric))
+    beta, _, status = _newton(design, outcome[rows].astype(np.float64), unit, count, penalty)
     scored = np.flatnonzero(known & good_unit[np.maximum(codes, 0)] & (status[np.maximum(codes, 0)] == 0))
     lender = codes[scored]
     eta = beta[lender, 0] + np.einsum("ij,ij->i", (values[scored] - means[lender]) / spread[lender], beta[lender, 1:])
@@ -540,7 +544,12 @@ def pricing_disparity(
 
 
 def _least_squares(
-    outcome: np.ndarray, indicator: np.ndarray, values: np.ndarray, unit: np.ndarray, count: int, numeric: int | None = None
+    outcome: np.ndarray,
+    indicator: np.ndarray,
+    values: np.ndarray,
+    unit: np.ndarray,
+    count: int,
+    numeric: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per unit, least squares of outcome on intercept + indicator + covariates (centred within
     the unit, so the intercept drops out), the band and category indicators after the first
@@ -762,10 +771,8 @@ def _not_controlled(values: np.ndarray, labels: tuple[str, ...], unit: np.ndarra
     for index in range(len(names)):
         flat[:, index] = constant[:, owner == index].all(axis=1)
     present = np.bincount(unit, minlength=count) > 0
-    return np.array(
-        [", ".join(name for name, gone in zip(names, row, strict=True) if gone) if seen else "" for row, seen in zip(flat, present, strict=True)],
-        dtype=object,
-    )
+    texts = [", ".join(name for name, gone in zip(names, row, strict=True) if gone) for row in flat]
+    return np.array([text if seen else "" for text, seen in zip(texts, present, strict=True)], dtype=object)
 
 
 def _numeric(frame: pd.DataFrame, name: str, *, logarithm: bool = True) -> np.ndarray:
@@ -807,7 +814,8 @@ def _indicators(values: pd.Series, levels: tuple[str, ...] | None = None) -> lis
         levels = category_levels(values)
     codes, uniques = pd.factorize(values.astype(object).where(values.notna(), None), use_na_sentinel=True)
     position = {level: index for index, level in enumerate(levels)}
-    mapped = np.array([position.get(_level_text(value), -1) for value in uniques] + [position.get(MISSING_LEVEL, -1)], dtype=np.int64)
+    found = [position.get(_level_text(value), -1) for value in uniques]
+    mapped = np.array([*found, position.get(MISSING_LEVEL, -1)], dtype=np.int64)
     level = mapped[codes]  # the sentinel -1 takes the last entry: missing
     if (level < 0).any():
         raise UsageError(f"categorical covariate '{values.name}': a value outside the register's levels")

@@ -43,11 +43,11 @@ import pandas as pd
 from scipy import special, stats
 
 from reasoner.lending.config import AuditConfig, Comparison
-from reasoner.lending.redlining import read_assessment_areas, redlining_signals
-from reasoner.lending.interaction import interaction_tests
 from reasoner.lending.denial_reasons import contradicted_reasons, reason_mix
 from reasoner.lending.effects import with_effects
+from reasoner.lending.interaction import interaction_tests
 from reasoner.lending.power import with_power
+from reasoner.lending.redlining import read_assessment_areas, redlining_signals
 from reasoner.lending.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs
 from reasoner.lending.statistics import (
     application_index,
@@ -178,7 +178,9 @@ def audit_tables(
     for comparison in config.comparisons:
         column, reference, compared = comparison.column, comparison.reference, comparison.compared
         found_pairs = per_comparison.get(comparison.name, pairs.iloc[:0])
-        odds.append(_tag(lender_denial_odds(frame, column, reference, compared, config.denial_model, min_group=config.min_group), comparison))
+        odds.append(
+            _tag(lender_denial_odds(frame, column, reference, compared, config.denial_model, min_group=config.min_group), comparison)
+        )
         matched.append(_tag(matched_pair_test(found_pairs, frame, denial_probability=denial_probability, id_index=id_index), comparison))
         pricing.append(
             _tag(pricing_disparity(frame, column, reference, compared, config.pricing_model, min_group=config.min_group), comparison)
