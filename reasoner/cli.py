@@ -372,30 +372,33 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
     if options.partition_rows is not None and options.partition_rows < 1:
         raise UsageError("--partition-rows must be at least 1")
     from reasoner.lending.audit import PARTITION_ROWS, audit
-    from reasoner.lending.outputs import check_output, write_outputs
+    from reasoner.lending.outputs import check_output, output_lock, write_outputs
     from reasoner.lending.progress import Progress, StageTiming, timing_table
 
     _apply_memory_limit(options)
 
     out = Path(options.output)
-    check_output(out, options.force)  # before the work, not only when writing
+    inputs = [*rules, *tables, *([options.model_evidence] if options.model_evidence else [])]
+    check_output(out, options.force, inputs=inputs)  # before the work, not only when writing
+    with output_lock(out):  # one run per OUT, from the check to the last rename
+        check_output(out, options.force, inputs=inputs)
 
-    progress = Progress.for_terminal(options.quiet)
-    result = audit(
-        rules,
-        facts,
-        pairs=pairs,
-        workers=options.workers,
-        time_limit=options.time_limit,
-        progress=progress,
-        partition_rows=options.partition_rows or PARTITION_ROWS,
-        cluster=options.cluster,
-        model_evidence=options.model_evidence,
-    )
-    started = time.perf_counter()
-    records = int(result.findings.lenders["flagged"].sum()) + len(result.findings.applications)
-    with progress.bar(f"writing {out}", records, "findings") as bar:
-        write_outputs(result, out, force=options.force, timings=not options.no_timings, progress=bar.update)
+        progress = Progress.for_terminal(options.quiet)
+        result = audit(
+            rules,
+            facts,
+            pairs=pairs,
+            workers=options.workers,
+            time_limit=options.time_limit,
+            progress=progress,
+            partition_rows=options.partition_rows or PARTITION_ROWS,
+            cluster=options.cluster,
+            model_evidence=options.model_evidence,
+        )
+        started = time.perf_counter()
+        records = int(result.findings.lenders["flagged"].sum()) + len(result.findings.applications)
+        with progress.bar(f"writing {out}", records, "findings") as bar:
+            write_outputs(result, out, force=options.force, timings=not options.no_timings, progress=bar.update)
     if progress.enabled:
         writing = StageTiming("writing", time.perf_counter() - started, len(result.findings.applications), "findings")
         print(timing_table([*result.stages, writing]), file=sys.stderr)
@@ -491,7 +494,8 @@ def _audit_model(options: argparse.Namespace) -> int:
         raise UsageError("--bootstrap must be at least 100 and --min-group at least 1")
     if not 0 < options.threshold < 1:
         raise UsageError("--threshold must be between 0 and 1")
-    check_output(options.output, options.force)
+    model_file = [Path(options.model)] if Path(options.model).exists() else []  # not module:function
+    check_output(options.output, options.force, inputs=[*model_file, options.data])
     from reasoner.model.audit import audit_model
     from reasoner.model.outputs import write_model_outputs
 
