@@ -174,3 +174,146 @@ def test_a_full_disk_keeps_the_previous_outputs_and_says_so(tmp_path: Path, monk
     assert "\n" not in message
     assert (out / "report.md").read_text() == "previous\n"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
+
+
+# --- 2. workers die with the run; the next run cleans up after a killed one ----------------------
+
+
+def _descendants(root: int) -> set[int]:
+    """Every process below ``root`` (Linux: from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def _environment(temporary: Path) -> dict[str, str]:
+    environment = dict(os.environ, PYTHONHASHSEED="0", TMPDIR=str(temporary))
+    environment.pop("PYTHONWARNINGS", None)
+    return environment
+
+
+def _leftovers(temporary: Path, out: Path) -> list[str]:
+    found = [path.name for path in temporary.iterdir() if path.name.startswith("reasoner-")]
+    return found + [path.name for path in out.parent.iterdir() if path.name != out.name]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sent", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_multi_worker_audit_leaves_no_process_and_the_next_run_no_leftovers(
+    tmp_path: Path, reason: Reason, sent: signal.Signals
+) -> None:
+    temporary, outputs_folder = tmp_path / "tmp", tmp_path / "outputs"
+    temporary.mkdir()
+    outputs_folder.mkdir()
+    out = outputs_folder / "out"
+    command = [sys.executable, "-m", "reasoner", ROOT / "rules", SAMPLE, "-o", out, "--workers", "2", "--partition-rows", "200"]
+    with (tmp_path / "stdout").open("w") as stdout, (tmp_path / "stderr").open("w") as stderr:
+        run = subprocess.Popen([str(part) for part in command], stdout=stdout, stderr=stderr, env=_environment(temporary))
+        deadline = time.monotonic() + 120
+        processes: set[int] = set()
+        while time.monotonic() < deadline and run.poll() is None:
+            processes |= _descendants(run.pid)
+            workers = [pid for pid in _descendants(run.pid) if os.getppid() != pid and pid not in _children(run.pid)]
+            if len(workers) >= 2:  # the forkserver's children: the pool is working
+                break
+            time.sleep(0.05)
+        assert run.poll() is None, "the audit ended before its workers were seen"
+        processes |= _descendants(run.pid)
+        run.send_signal(sent)
+        status = run.wait(timeout=30)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(pid) for pid in processes):
+        time.sleep(0.05)
+    assert not [pid for pid in processes if _alive(pid)], "processes of the killed run are alive after 5 s"
+    if sent == signal.SIGTERM:  # handled like Ctrl-C: cleaned up, nothing written
+        assert status == 128 + signal.SIGTERM, (tmp_path / "stderr").read_text()
+        assert (tmp_path / "stderr").read_text().strip().endswith("terminated")
+        assert _leftovers(temporary, out) == [] and not out.exists()
+    small = tmp_path / "small.parquet"
+    pd.read_parquet(SAMPLE).head(300).to_parquet(small)
+    environment = _environment(temporary)
+    done = subprocess.run(
+        [sys.executable, "-m", "reasoner", str(ROOT / "rules"), str(small), "-o", str(out), "--quiet"],
+        capture_output=True, text=True, env=environment, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert _leftovers(temporary, out) == []
+
+
+def _children(pid: int) -> set[int]:
+    return {child for child in _descendants(pid) if Path(f"/proc/{child}/stat").exists() and _parent(child) == pid}
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return -1
+
+
+def test_spill_directories_of_killed_runs_are_removed_and_running_ones_kept(tmp_path: Path) -> None:
+    from reasoner.lending.explanations import SPILL_LOCK, SPILL_PREFIX, Explanations, remove_abandoned
+
+    abandoned = tmp_path / f"{SPILL_PREFIX}dead"
+    abandoned.mkdir()
+    (abandoned / SPILL_LOCK).write_text("")  # its holder was killed: the kernel released the lock
+    (abandoned / "00000000.jsonl").write_text("{}\n")
+    previous = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(tmp_path)
+    import tempfile
+
+    tempfile.tempdir = None
+    try:
+        running = Explanations()
+        assert not abandoned.exists()
+        assert remove_abandoned(tmp_path) == [] and running.directory.exists()  # held: kept
+        running.close()
+        assert not running.directory.exists()
+    finally:
+        if previous is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = previous
+        tempfile.tempdir = None
+
+
+# --- 7. audit.toml that is not UTF-8; [findings] naming an undeclared predicate --------------------
+
+
+@pytest.mark.parametrize("content", [b"[comparisons]\n# caf\xe9\n", bytes(range(256))])
+def test_an_audit_toml_that_is_not_utf8_names_the_file_and_byte(project: Path, reason: Reason, content: bytes) -> None:
+    (project / "rules" / "audit.toml").write_bytes(content)
+    done = reason(["rules", "data/sample.parquet", "-o", "out"], cwd=project)
+    assert done.returncode == 2, done.stderr
+    offset = content.index(next(bytes([b]) for b in content if b >= 0x80))
+    assert done.stderr == f"error: rules/audit.toml: not UTF-8 text (byte {offset}); save it as UTF-8\n"
+
+
+def test_findings_naming_an_undeclared_predicate_point_at_audit_toml(project: Path, reason: Reason) -> None:
+    config = project / "rules" / "audit.toml"
+    config.write_text(config.read_text().replace('lender_verdict = "Flagged"', 'lender_verdict = "Flaged"'))
+    number = next(i for i, line in enumerate(config.read_text().splitlines(), 1) if "Flaged" in line)
+    done = reason(["rules", "data/sample.parquet", "-o", "out"], cwd=project)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"rules/audit.toml:{number}:"), done.stderr
+    assert "'Flaged'" in done.stderr and "Flagged" in done.stderr and "<query>" not in done.stderr
