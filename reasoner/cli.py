@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reasoner import __version__, limits
-from reasoner.errors import ReasonerError, UsageError
+from reasoner.errors import ReasonerError, UsageError, printable
 
 if TYPE_CHECKING:
     from reasoner.check import QueryPattern
@@ -229,7 +229,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return reached.exit_code
         if debug:
             raise
-        print(f"internal error: {type(error).__name__}: {error}", file=sys.stderr)
+        print(printable(f"internal error: {type(error).__name__}: {error}"), file=sys.stderr)
         print("note: this is a bug in reasoner; rerun with --debug for a traceback and report it", file=sys.stderr)
         return 1
 
@@ -466,7 +466,7 @@ def _evaluate(options: argparse.Namespace) -> int:
 def _explain(options: argparse.Namespace) -> int:
     from reasoner.lending.explain_finding import explain_finding
 
-    sys.stdout.write(explain_finding(options.out, options.id) + "\n")
+    sys.stdout.write(printable(explain_finding(options.out, options.id), keep="\n") + "\n")  # values escaped
     return EXIT_OK
 
 
@@ -543,7 +543,7 @@ def _verify(options: argparse.Namespace) -> int:
     from reasoner.lending.verify import render_verification, verify
 
     result = verify(options.out)
-    print(render_verification(result, options.out), file=sys.stdout if result.ok else sys.stderr)
+    print(printable(render_verification(result, options.out), keep="\n"), file=sys.stdout if result.ok else sys.stderr)
     return EXIT_OK if result.ok else EXIT_ALTERED
 
 

@@ -317,3 +317,87 @@ def test_findings_naming_an_undeclared_predicate_point_at_audit_toml(project: Pa
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"rules/audit.toml:{number}:"), done.stderr
     assert "'Flaged'" in done.stderr and "Flagged" in done.stderr and "<query>" not in done.stderr
+
+
+# --- 4, 5 and 8. values from the data: escaped in messages, `reason explain` and report.md --------
+
+HOSTILE_ID = 'A"{}\\\x1b]0;owned\x07\n|<b>'
+HOSTILE_LEI = "<script>alert(1)</script>|[x](javascript:alert(1))\n# forged heading"
+RENAMED_LEI = "5493000009FFYP0H7429"
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The audit of the sample with every application id and one lender's LEI made hostile."""
+    folder = tmp_path_factory.mktemp("hostile")
+    frame = pd.read_parquet(SAMPLE)
+    frame["lei"] = frame["lei"].astype(str).replace(RENAMED_LEI, HOSTILE_LEI)
+    frame["application_id"] = [HOSTILE_ID.format(number) for number in range(len(frame))]
+    frame.to_parquet(folder / "hostile.parquet")
+    environment = dict(os.environ, PYTHONHASHSEED="0")
+    done = subprocess.run(
+        [sys.executable, "-m", "reasoner", str(ROOT / "rules"), "hostile.parquet", "-o", "out", "--quiet", "--no-timings"],
+        cwd=folder, capture_output=True, text=True, env=environment, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return folder / "out"
+
+
+def _application_ids(out: Path) -> list[str]:
+    return [str(value) for value in pd.read_parquet(out / "applications.parquet")["application_id"]]
+
+
+def _explain(out: Path, identifier: str) -> subprocess.CompletedProcess[str]:
+    environment = dict(os.environ, PYTHONHASHSEED="0")
+    return subprocess.run(
+        [sys.executable, "-m", "reasoner", "explain", str(out), identifier],
+        capture_output=True, text=True, env=environment, timeout=120,
+    )
+
+
+def _raw_controls(text: str) -> list[str]:
+    return [char for char in text if (ord(char) < 0x20 and char != "\n") or 0x7F <= ord(char) < 0xA0]
+
+
+def test_explain_finds_ids_holding_quotes_backslashes_and_control_characters(hostile: Path) -> None:
+    identifier = _application_ids(hostile)[0]
+    done = _explain(hostile, identifier)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Application A\"") and "\\x1b]0;owned\\x07\\n|<b>" in done.stdout
+    assert _raw_controls(done.stdout) == []
+
+
+def test_explain_finds_a_flagged_lender_whose_lei_holds_a_newline(hostile: Path) -> None:
+    done = _explain(hostile, HOSTILE_LEI)
+    assert done.returncode == 0, done.stderr
+    first = done.stdout.splitlines()[0]
+    assert first.startswith("Lender <script>") and ": flagged" in first and "\\n# forged heading" in first
+    assert not any(line.startswith("# forged") for line in done.stdout.splitlines())
+
+
+def test_an_unknown_hostile_id_is_one_escaped_line_and_not_suggested_back(hostile: Path) -> None:
+    identifier = "zz\x1b[2J\nerror: forged"
+    done = _explain(hostile, identifier)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and _raw_controls(done.stderr) == []
+    assert "zz\\x1b[2J\\nerror: forged" in done.stderr
+
+
+def test_messages_show_control_characters_escaped_on_one_line() -> None:
+    error = UsageError("facts.csv: column 'x': got '\x1b]0;owned\x07\nerror: forged' (row 3)")
+    assert error.render() == "error: facts.csv: column 'x': got '\\x1b]0;owned\\x07\\nerror: forged' (row 3)"
+    from reasoner.errors import printable
+
+    assert printable("a\u202eb\tc\x9b") == "a\\u202eb\\tc\\x9b"
+    assert printable("one\ntwo\x1b", keep="\n") == "one\ntwo\\x1b"
+
+
+def test_a_bad_value_with_control_characters_is_reported_escaped(tmp_path: Path, reason: Reason) -> None:
+    frame = pd.read_parquet(SAMPLE).head(50)
+    frame["action_taken"] = frame["action_taken"].astype(str)
+    frame.loc[3, "action_taken"] = "\x1b[2J\nerror: forged"
+    frame.to_parquet(tmp_path / "facts.parquet")
+    done = reason([ROOT / "rules", tmp_path / "facts.parquet", "-o", tmp_path / "out"])
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and _raw_controls(done.stderr) == [], done.stderr
+    assert "\\x1b[2J\\nerror: forged" in done.stderr
