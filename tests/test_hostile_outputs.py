@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -401,3 +403,25 @@ def test_a_bad_value_with_control_characters_is_reported_escaped(tmp_path: Path,
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and _raw_controls(done.stderr) == [], done.stderr
     assert "\\x1b[2J\\nerror: forged" in done.stderr
+
+
+def test_report_md_shows_hostile_values_as_text(hostile: Path) -> None:
+    text = (hostile / "report.md").read_text(encoding="utf-8")
+    assert "<script>" not in text and "<b>" not in text
+    assert not re.search(r"(?<!\\)\]\(javascript:", text)  # '\](' is text, not a link
+    assert _raw_controls(text) == []
+    assert "\n# forged" not in text and "## Lender &lt;script&gt;alert(1)&lt;/script&gt;\\|\\[x\\](javascript:alert(1))" in text
+    for line in text.splitlines():  # every table row keeps its columns: no raw '|' from a value
+        if line.startswith("| &lt;script"):
+            cells = [cell for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+            assert len(cells) == 7, line
+
+
+def test_markdown_escaping_leaves_ordinary_values_alone() -> None:
+    from reasoner.lending.report import escape_markdown, markdown_code
+
+    assert escape_markdown("Black or African American") == "Black or African American"
+    assert escape_markdown("TIER_1_CRITICAL") == "TIER_1_CRITICAL"
+    assert escape_markdown("a|b<i>&[x](y)`z`\\\n") == "a\\|b&lt;i&gt;&amp;\\[x\\](y)\\`z\\`\\\\\\\\n"
+    assert markdown_code("lar.csv") == "`lar.csv`"
+    assert markdown_code("a`b") == "`` a`b ``"
