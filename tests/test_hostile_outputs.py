@@ -425,3 +425,23 @@ def test_markdown_escaping_leaves_ordinary_values_alone() -> None:
     assert escape_markdown("a|b<i>&[x](y)`z`\\\n") == "a\\|b&lt;i&gt;&amp;\\[x\\](y)\\`z\\`\\\\\\\\n"
     assert markdown_code("lar.csv") == "`lar.csv`"
     assert markdown_code("a`b") == "`` a`b ``"
+
+
+# --- 9. a lender that denies every application --------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_lender_denying_every_application_is_not_tested_rather_than_flagged(tmp_path: Path) -> None:
+    from reasoner.lending.audit import audit
+
+    frame = pd.read_parquet(SAMPLE)
+    frame["lei"] = frame["lei"].astype(str)
+    frame["action_taken"] = frame["action_taken"].astype(str)
+    frame.loc[frame["lei"] == RENAMED_LEI, "action_taken"] = "3"
+    frame.to_parquet(tmp_path / "denied.parquet")
+    lenders = audit([ROOT / "rules"], tmp_path / "denied.parquet", workers=1).findings.lenders
+    row = lenders[lenders["lei"] == RENAMED_LEI].iloc[0]
+    assert row["denial_rate"] == 1.0
+    assert not row["flagged"] and row["risk_tier"] == "NOT_TESTED" and row["confidence"] == "INSUFFICIENT_EVIDENCE"
+    flagged = lenders[lenders["flagged"]]
+    assert not (flagged["confidence"] == "INSUFFICIENT_EVIDENCE").any()  # never flagged and insufficient at once
