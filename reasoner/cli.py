@@ -8,7 +8,7 @@
     reason evaluate OUT TRUTH
     reason explain OUT APPLICATION_ID|LEI
     reason audit-model MODEL --data TABLE --protected COLUMNS -o OUT   audit a credit model
-    reason verify OUT                         re-check the output digests of manifest.json
+    reason verify OUT [--key PUB]             re-check the output digests (and signature) of manifest.json
 
 Arguments are told apart by what they are: ``*.mln`` files and directories of
 them are rules, ``*.db`` files are evidence, any other file (parquet, CSV, a register in any
@@ -100,7 +100,10 @@ def _apply_memory_limit(options: argparse.Namespace) -> None:
 
 def _audit_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", type=Path, default=Path("reason-out"), metavar="OUT", help="audit: output directory (default ./reason-out)")
-    parser.add_argument("--force", action="store_true", help="audit: replace a non-empty output directory")
+    parser.add_argument("--force", action="store_true", help="audit: replace the outputs of a previous run")
+    parser.add_argument(
+        "--sign", type=Path, metavar="KEY", help="audit: sign manifest.json with this Ed25519 private key (PEM) into manifest.json.sig"
+    )
     parser.add_argument("--quiet", action="store_true", help="audit: no progress bars or timing table on stderr")
     parser.add_argument(
         "--partition-rows", type=int, default=None, metavar="N",
@@ -156,6 +159,7 @@ def _explain_parser() -> argparse.ArgumentParser:
 def _verify_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="reason verify", description="Re-check an audit's output files against manifest.json.")
     parser.add_argument("out", type=Path, metavar="OUT", help="an audit output directory")
+    parser.add_argument("--key", type=Path, metavar="PUBLIC_KEY", help="check manifest.json.sig with this Ed25519 public key (PEM)")
     parser.add_argument("--debug", action="store_true")
     return parser
 
@@ -398,6 +402,11 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
     from reasoner.lending.outputs import check_output, output_lock, write_outputs
     from reasoner.lending.progress import Progress, StageTiming, timing_table
 
+    signing_key = None
+    if options.sign is not None:  # before the work: a wrong key fails at once
+        from reasoner.lending.signing import load_private_key
+
+        signing_key = load_private_key(options.sign)
     _apply_memory_limit(options)
 
     out = Path(options.output)
@@ -421,7 +430,9 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
         started = time.perf_counter()
         records = int(result.findings.lenders["flagged"].sum()) + len(result.findings.applications)
         with progress.bar(f"writing {out}", records, "findings") as bar:
-            write_outputs(result, out, force=options.force, timings=not options.no_timings, progress=bar.update)
+            write_outputs(
+                result, out, force=options.force, timings=not options.no_timings, progress=bar.update, signing_key=signing_key
+            )
     if progress.enabled:
         writing = StageTiming("writing", time.perf_counter() - started, len(result.findings.applications), "findings")
         print(timing_table([*result.stages, writing]), file=sys.stderr)
@@ -542,7 +553,7 @@ def _audit_model(options: argparse.Namespace) -> int:
 def _verify(options: argparse.Namespace) -> int:
     from reasoner.lending.verify import render_verification, verify
 
-    result = verify(options.out)
+    result = verify(options.out, key=options.key)
     print(printable(render_verification(result, options.out), keep="\n"), file=sys.stdout if result.ok else sys.stderr)
     return EXIT_OK if result.ok else EXIT_ALTERED
 

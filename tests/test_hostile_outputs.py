@@ -445,3 +445,95 @@ def test_a_lender_denying_every_application_is_not_tested_rather_than_flagged(tm
     assert not row["flagged"] and row["risk_tier"] == "NOT_TESTED" and row["confidence"] == "INSUFFICIENT_EVIDENCE"
     flagged = lenders[lenders["flagged"]]
     assert not (flagged["confidence"] == "INSUFFICIENT_EVIDENCE").any()  # never flagged and insufficient at once
+
+
+# --- 10. signed manifests ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A small audit signed with a new Ed25519 key: (OUT, private key, public key)."""
+    pytest.importorskip("cryptography")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    folder = tmp_path_factory.mktemp("signed")
+    key = Ed25519PrivateKey.generate()
+    private, public = folder / "key.pem", folder / "key.pub"
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    pd.read_parquet(SAMPLE).head(300).to_parquet(folder / "facts.parquet")
+    environment = dict(os.environ, PYTHONHASHSEED="0")
+    done = subprocess.run(
+        [sys.executable, "-m", "reasoner", str(ROOT / "rules"), "facts.parquet", "-o", "out", "--quiet", "--sign", "key.pem"],
+        cwd=folder, capture_output=True, text=True, env=environment, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return folder / "out", private, public
+
+
+def _copy(source: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(source, target)
+    return target
+
+
+def test_a_signed_manifest_verifies_with_its_public_key(signed: tuple[Path, Path, Path], reason: Reason) -> None:
+    out, _, public = signed
+    assert (out / "manifest.json.sig").is_file()
+    done = reason(["verify", out, "--key", public])
+    assert done.returncode == 0, done.stderr
+    assert "signed by the key SHA256:" in done.stdout
+    assert "manifest.json.sig not checked" in reason(["verify", out]).stdout
+
+
+def test_rewriting_an_output_with_its_digests_passes_verify_but_not_the_signature(
+    signed: tuple[Path, Path, Path], reason: Reason, tmp_path: Path
+) -> None:
+    import hashlib
+
+    out = _copy(signed[0], tmp_path)
+    (out / "report.md").write_text("# nothing to see\n")
+    record = json.loads((out / "manifest.json").read_text())
+    record["outputs"]["report.md"]["sha256"] = hashlib.sha256(b"# nothing to see\n").hexdigest()
+    digests = {name: entry["sha256"] for name, entry in record["outputs"].items()}
+    record["outputs_digest"] = hashlib.sha256("".join(f"{n}:{d}\n" for n, d in sorted(digests.items())).encode()).hexdigest()
+    (out / "manifest.json").write_text(json.dumps(record, indent=2) + "\n")
+    assert reason(["verify", out]).returncode == 0  # the digests alone cannot tell
+    done = reason(["verify", out, "--key", signed[2]])
+    assert done.returncode == 4
+    assert "its signature does not match the key" in done.stderr
+
+
+def test_a_missing_signature_or_another_key_fails_verify(
+    signed: tuple[Path, Path, Path], reason: Reason, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    other = tmp_path / "other.pub"
+    other.write_bytes(
+        Ed25519PrivateKey.generate().public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    assert reason(["verify", signed[0], "--key", other]).returncode == 4
+    out = _copy(signed[0], tmp_path)
+    (out / "manifest.json.sig").unlink()
+    done = reason(["verify", out, "--key", signed[2]])
+    assert done.returncode == 4 and "manifest.json.sig: missing" in done.stderr
+
+
+@pytest.mark.parametrize("content", [b"not a key\n", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"])
+def test_a_bad_signing_key_is_a_usage_error_before_the_work(tmp_path: Path, reason: Reason, content: bytes) -> None:
+    pytest.importorskip("cryptography")
+    (tmp_path / "key.pem").write_bytes(content)
+    done = reason([ROOT / "rules", SAMPLE, "-o", tmp_path / "out", "--sign", tmp_path / "key.pem"])
+    assert done.returncode == 2 and done.stderr.startswith("error: --sign ") and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_force_replaces_a_signed_previous_output(signed: tuple[Path, Path, Path]) -> None:
+    check_output(signed[0], True)  # manifest.json.sig is a previous run's output too

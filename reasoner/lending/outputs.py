@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -34,6 +34,10 @@ from reasoner.evidence import file_sha256
 from reasoner.explain import decimal_json
 from reasoner.lending.audit import Audit
 from reasoner.lending.explanations import flagged_in_order, json_safe
+from reasoner.lending.signing import SIGNATURE, sign
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 __all__ = [
     "OUTPUT_FILES",
@@ -52,16 +56,23 @@ HOW_OPTIONS = ("workers", "cluster")  # how the audit ran, not what it computed:
 
 
 def write_outputs(
-    audit: Audit, out: Path, *, force: bool = False, timings: bool = True, progress: Callable[[int], None] | None = None
+    audit: Audit,
+    out: Path,
+    *,
+    force: bool = False,
+    timings: bool = True,
+    progress: Callable[[int], None] | None = None,
+    signing_key: Ed25519PrivateKey | None = None,
 ) -> Path:
     """Write every output file; return ``out``. ``progress`` is called with the number of
-    explanation records written, chunk after chunk. Holds ``output_lock(out)`` and checks ``out``
+    explanation records written, chunk after chunk. With ``signing_key`` (``signing.load_private_key``)
+    the manifest's bytes are signed into ``manifest.json.sig``. Holds ``output_lock(out)`` and checks ``out``
     (``check_output``) against the audit's inputs."""
     out = Path(out)
     check_output(out, force, inputs=_inputs(audit))
     with output_lock(out):
         check_output(out, force, inputs=_inputs(audit))  # again: another run may have written it meanwhile
-        _write(audit, out, timings=timings, progress=progress)
+        _write(audit, out, timings=timings, progress=progress, signing_key=signing_key)
     return out
 
 
@@ -70,7 +81,14 @@ def _inputs(audit: Audit) -> list[Path]:
     return found + ([Path(audit.pairs_source)] if audit.pairs_source else [])
 
 
-def _write(audit: Audit, out: Path, *, timings: bool, progress: Callable[[int], None] | None) -> None:
+def _write(
+    audit: Audit,
+    out: Path,
+    *,
+    timings: bool,
+    progress: Callable[[int], None] | None,
+    signing_key: Ed25519PrivateKey | None,
+) -> None:
     from reasoner.lending.report import render_html, render_markdown
 
     with staged(out) as staging:
@@ -84,7 +102,10 @@ def _write(audit: Audit, out: Path, *, timings: bool, progress: Callable[[int], 
         (staging / "report.md").write_text(render_markdown(audit), encoding="utf-8")
         (staging / "report.html").write_text(render_html(audit), encoding="utf-8")
         record = manifest(audit, {name: file_sha256(staging / name) for name in OUTPUT_FILES}, timings=timings)
-        (staging / "manifest.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        text = (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        (staging / "manifest.json").write_bytes(text)
+        if signing_key is not None:
+            (staging / SIGNATURE).write_text(sign(text, signing_key), encoding="ascii")
 
 
 @contextmanager
@@ -260,7 +281,7 @@ def _not_outputs(out: Path) -> str | None:
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         return str(manifest_path)
     for path in sorted(out.iterdir()):
-        if path.name != "manifest.json" and (path.name not in listed or not path.is_file() or path.is_symlink()):
+        if path.name not in ("manifest.json", SIGNATURE) and (path.name not in listed or not path.is_file() or path.is_symlink()):
             return str(path)
     return None
 
