@@ -8,7 +8,7 @@
     reason evaluate OUT TRUTH
     reason explain OUT APPLICATION_ID|LEI
     reason audit-model MODEL --data TABLE --protected COLUMNS -o OUT   audit a credit model
-    reason verify OUT                         re-check the output digests of manifest.json
+    reason verify OUT [--key PUB]             re-check the output digests (and signature) of manifest.json
 
 Arguments are told apart by what they are: ``*.mln`` files and directories of
 them are rules, ``*.db`` files are evidence, any other file (parquet, CSV, a register in any
@@ -22,14 +22,16 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reasoner import __version__, limits
-from reasoner.errors import ReasonerError, UsageError
+from reasoner.errors import ReasonerError, UsageError, printable
 
 if TYPE_CHECKING:
     from reasoner.check import QueryPattern
@@ -98,7 +100,10 @@ def _apply_memory_limit(options: argparse.Namespace) -> None:
 
 def _audit_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", type=Path, default=Path("reason-out"), metavar="OUT", help="audit: output directory (default ./reason-out)")
-    parser.add_argument("--force", action="store_true", help="audit: replace a non-empty output directory")
+    parser.add_argument("--force", action="store_true", help="audit: replace the outputs of a previous run")
+    parser.add_argument(
+        "--sign", type=Path, metavar="KEY", help="audit: sign manifest.json with this Ed25519 private key (PEM) into manifest.json.sig"
+    )
     parser.add_argument("--quiet", action="store_true", help="audit: no progress bars or timing table on stderr")
     parser.add_argument(
         "--partition-rows", type=int, default=None, metavar="N",
@@ -154,6 +159,7 @@ def _explain_parser() -> argparse.ArgumentParser:
 def _verify_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="reason verify", description="Re-check an audit's output files against manifest.json.")
     parser.add_argument("out", type=Path, metavar="OUT", help="an audit output directory")
+    parser.add_argument("--key", type=Path, metavar="PUBLIC_KEY", help="check manifest.json.sig with this Ed25519 public key (PEM)")
     parser.add_argument("--debug", action="store_true")
     return parser
 
@@ -167,7 +173,25 @@ def _check_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C: the run stops, cleans up and writes nothing."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in arguments
     try:
@@ -192,6 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. 'reason ... | head': the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except _Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -206,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return reached.exit_code
         if debug:
             raise
-        print(f"internal error: {type(error).__name__}: {error}", file=sys.stderr)
+        print(printable(f"internal error: {type(error).__name__}: {error}"), file=sys.stderr)
         print("note: this is a bug in reasoner; rerun with --debug for a traceback and report it", file=sys.stderr)
         return 1
 
@@ -372,30 +399,40 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
     if options.partition_rows is not None and options.partition_rows < 1:
         raise UsageError("--partition-rows must be at least 1")
     from reasoner.lending.audit import PARTITION_ROWS, audit
-    from reasoner.lending.outputs import check_output, write_outputs
+    from reasoner.lending.outputs import check_output, output_lock, write_outputs
     from reasoner.lending.progress import Progress, StageTiming, timing_table
 
+    signing_key = None
+    if options.sign is not None:  # before the work: a wrong key fails at once
+        from reasoner.lending.signing import load_private_key
+
+        signing_key = load_private_key(options.sign)
     _apply_memory_limit(options)
 
     out = Path(options.output)
-    check_output(out, options.force)  # before the work, not only when writing
+    inputs = [*rules, *tables, *([options.model_evidence] if options.model_evidence else [])]
+    check_output(out, options.force, inputs=inputs)  # before the work, not only when writing
+    with output_lock(out):  # one run per OUT, from the check to the last rename
+        check_output(out, options.force, inputs=inputs)
 
-    progress = Progress.for_terminal(options.quiet)
-    result = audit(
-        rules,
-        facts,
-        pairs=pairs,
-        workers=options.workers,
-        time_limit=options.time_limit,
-        progress=progress,
-        partition_rows=options.partition_rows or PARTITION_ROWS,
-        cluster=options.cluster,
-        model_evidence=options.model_evidence,
-    )
-    started = time.perf_counter()
-    records = int(result.findings.lenders["flagged"].sum()) + len(result.findings.applications)
-    with progress.bar(f"writing {out}", records, "findings") as bar:
-        write_outputs(result, out, force=options.force, timings=not options.no_timings, progress=bar.update)
+        progress = Progress.for_terminal(options.quiet)
+        result = audit(
+            rules,
+            facts,
+            pairs=pairs,
+            workers=options.workers,
+            time_limit=options.time_limit,
+            progress=progress,
+            partition_rows=options.partition_rows or PARTITION_ROWS,
+            cluster=options.cluster,
+            model_evidence=options.model_evidence,
+        )
+        started = time.perf_counter()
+        records = int(result.findings.lenders["flagged"].sum()) + len(result.findings.applications)
+        with progress.bar(f"writing {out}", records, "findings") as bar:
+            write_outputs(
+                result, out, force=options.force, timings=not options.no_timings, progress=bar.update, signing_key=signing_key
+            )
     if progress.enabled:
         writing = StageTiming("writing", time.perf_counter() - started, len(result.findings.applications), "findings")
         print(timing_table([*result.stages, writing]), file=sys.stderr)
@@ -440,7 +477,7 @@ def _evaluate(options: argparse.Namespace) -> int:
 def _explain(options: argparse.Namespace) -> int:
     from reasoner.lending.explain_finding import explain_finding
 
-    sys.stdout.write(explain_finding(options.out, options.id) + "\n")
+    sys.stdout.write(printable(explain_finding(options.out, options.id), keep="\n") + "\n")  # values escaped
     return EXIT_OK
 
 
@@ -491,7 +528,8 @@ def _audit_model(options: argparse.Namespace) -> int:
         raise UsageError("--bootstrap must be at least 100 and --min-group at least 1")
     if not 0 < options.threshold < 1:
         raise UsageError("--threshold must be between 0 and 1")
-    check_output(options.output, options.force)
+    model_file = [Path(options.model)] if Path(options.model).exists() else []  # not module:function
+    check_output(options.output, options.force, inputs=[*model_file, options.data])
     from reasoner.model.audit import audit_model
     from reasoner.model.outputs import write_model_outputs
 
@@ -515,8 +553,8 @@ def _audit_model(options: argparse.Namespace) -> int:
 def _verify(options: argparse.Namespace) -> int:
     from reasoner.lending.verify import render_verification, verify
 
-    result = verify(options.out)
-    print(render_verification(result, options.out), file=sys.stdout if result.ok else sys.stderr)
+    result = verify(options.out, key=options.key)
+    print(printable(render_verification(result, options.out), keep="\n"), file=sys.stdout if result.ok else sys.stderr)
     return EXIT_OK if result.ok else EXIT_ALTERED
 
 

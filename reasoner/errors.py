@@ -12,6 +12,7 @@ them and never a traceback (unless ``--debug``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from reasoner.syntax import Span
@@ -23,8 +24,29 @@ __all__ = [
     "ReasonerError",
     "RuleError",
     "UsageError",
+    "printable",
     "render_span",
 ]
+
+# C0 and C1 controls, DEL, line and paragraph separators and the bidirectional overrides (which
+# reorder what a terminal shows): never written raw to a terminal or a one-line message.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with every control character shown escaped as ``repr`` does (``\\x1b``, ``\\n``,
+    ``\\u202e``), but those in ``keep``: data values cannot move the cursor, retitle the
+    terminal or forge a second line of a message."""
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        if char in keep:
+            return char
+        code = ord(char)
+        return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+    return _UNPRINTABLE.sub(escape, text)
 
 
 class ReasonerError(Exception):
@@ -33,7 +55,7 @@ class ReasonerError(Exception):
     exit_code = 2
 
     def render(self) -> str:
-        return f"error: {self}"
+        return f"error: {printable(str(self))}"
 
 
 class UsageError(ReasonerError):
@@ -47,7 +69,7 @@ class EvidenceError(ReasonerError):
     """
 
     def render(self) -> str:
-        message = str(self)
+        message = printable(str(self))
         return message if message.startswith("error: ") else f"error: {message}"
 
 
@@ -65,9 +87,9 @@ class Diagnostic:
     notes: tuple[str, ...] = ()
 
     def render(self) -> str:
-        head = f"{self.span.file}:{self.span.line}:{self.span.column}: {self.severity}: {self.message}"
+        head = f"{printable(self.span.file)}:{self.span.line}:{self.span.column}: {self.severity}: {printable(self.message)}"
         lines = [head, render_span(self.span)]
-        lines.extend(f"note: {note}" for note in self.notes)
+        lines.extend(f"note: {printable(note)}" for note in self.notes)
         return "\n".join(line for line in lines if line)
 
 
@@ -81,9 +103,11 @@ def render_span(span: Span) -> str:
     if span.end_line == span.line and span.end_column > span.column:
         width = span.end_column - span.column
     width = max(1, min(width, len(text) - span.column + 1))
+    width = max(1, len(printable(text[span.column - 1 : span.column - 1 + width])))
+    indent = len(printable(text[: span.column - 1]))  # the caret stays under the text once escaped
     gutter = " " * (len(number) + 5)
     caret = "^" + "~" * (width - 1)
-    return f"    {number} | {text}\n{gutter}| {' ' * (span.column - 1)}{caret}"
+    return f"    {number} | {printable(text)}\n{gutter}| {' ' * indent}{caret}"
 
 
 class RuleError(ReasonerError):

@@ -19,11 +19,16 @@ byte for byte, whatever the partitions, workers or cluster (tests check it).
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +43,7 @@ from reasoner.lending.config import (
     GROUP_COLUMNS,
     AuditConfig,
     check_config_columns,
+    check_config_predicates,
     check_covariate_types,
     find_config,
     load_column_map,
@@ -60,7 +66,8 @@ from reasoner.lending.score import Findings
 from reasoner.lending.similar import PairCounts, Scaling, fit_scaling
 from reasoner.lending.tables import PAIR_COLUMNS, register_redlining, similarity_spec
 from reasoner.lending.values import describe_rows
-from reasoner.parse import rule_files
+from reasoner.parse import parse_program, rule_files
+from reasoner.syntax import PredicateDeclaration
 
 __all__ = ["PARTITION_ROWS", "Audit", "AuditTables", "Register", "audit", "builtin_rules", "default_workers"]
 
@@ -191,6 +198,7 @@ def audit(
         raise UsageError("no audit.toml beside the rule files: the audit needs its settings (see rules/audit.toml)")
     config = load_config(config_path)
     files = tuple(rule_files(list(rules)))
+    check_config_predicates(config, _declared(files))  # a misspelt finding: its line in audit.toml, not the query's
     model_tables, model_source = _model_tables(model_evidence)  # before the work: a wrong directory fails fast
     _check_labels(facts, pairs, [*CITED_TABLES, "pairs", *model_tables])
     with progress.bar(f"reading {facts.name}", parquet_rows(facts) if progress.enabled else None, "rows") as bar:
@@ -279,6 +287,12 @@ def audit(
         pairs_sha256, tuple(stages), model_tables if model_evidence is not None else None, model_source,
         {"main": limits.peak_memory(), "largest worker": max(result.peak_memory for result in done)},
     )
+
+
+def _declared(files: Sequence[Path]) -> set[str]:
+    """The predicates the rule files declare (parsed only: the partitions check the program)."""
+    program = parse_program(list(files))
+    return {statement.name for statement in program.statements if isinstance(statement, PredicateDeclaration)}
 
 
 def _extra_columns(config: AuditConfig, facts: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -390,14 +404,15 @@ def _execute(tasks: Iterator[PartitionTask], workers: int, cluster: str | None) 
         return
     # A bounded number of partitions in flight: the parent never holds every partition's frame twice.
     run_limits = limits.current()
-    setup = (run_limits.memory_limit, run_limits.max_groundings)
+    setup = (run_limits.memory_limit, run_limits.max_groundings, os.getpid())
     # Fresh worker processes (forkserver), not forks of this one: a fork would share the register's
     # cleaned columns, and its resident memory (which --memory-limit watches) would count them.
     forkserver = "forkserver" in multiprocessing.get_all_start_methods()  # not on Windows: spawn
     context = multiprocessing.get_context("forkserver" if forkserver else "spawn")
     if forkserver:
         multiprocessing.set_forkserver_preload(["reasoner.lending.partition"])
-    with ProcessPoolExecutor(workers, context, initializer=_one_thread_each, initargs=setup) as pool:
+    pool = ProcessPoolExecutor(workers, context, initializer=_one_thread_each, initargs=setup)
+    try:
         pending: set[Future[PartitionResult]] = set()
         for task in tasks:
             pending.add(pool.submit(_audit_partition_in_worker, task))
@@ -407,6 +422,22 @@ def _execute(tasks: Iterator[PartitionTask], workers: int, cluster: str | None) 
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             yield from (future.result() for future in finished)
+    except BaseException:  # an error, Ctrl-C, SIGTERM or the consumer gone: stop the workers now
+        processes = list(getattr(pool, "_processes", None) or {})  # the pool keeps them by pid
+        pool.shutdown(wait=False, cancel_futures=True)
+        _stop(processes)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop(pids: list[int]) -> None:
+    """Kill the worker processes ``pids`` (they hold nothing the run needs) and reap them."""
+    for pid in pids:
+        with suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        with suppress(OSError):  # not our child (forkserver): the forkserver reaps it
+            os.waitpid(pid, 0)
 
 
 def _audit_partition_in_worker(task: PartitionTask) -> PartitionResult:
@@ -419,17 +450,57 @@ def _audit_partition_in_worker(task: PartitionTask) -> PartitionResult:
         raise
 
 
-def _one_thread_each(memory_limit: int | None, max_groundings: int) -> None:
+def _one_thread_each(memory_limit: int | None, max_groundings: int, parent: int) -> None:
     """Worker processes use one BLAS/OpenMP and one DuckDB thread each (the processes already fill
-    the cores), and the run's limits: ``--memory-limit`` applies to each process."""
+    the cores), and the run's limits: ``--memory-limit`` applies to each process. They die with
+    the run (``_die_with``)."""
     from threadpoolctl import threadpool_limits
 
+    _die_with(parent)
     limits.configure(max_groundings=max_groundings, memory_limit=memory_limit)
 
     from reasoner import ground
 
     threadpool_limits(1)
     ground.DUCKDB_THREADS = 1
+
+
+PARENT_POLL_SECONDS = 0.25
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when the run's main process ``parent`` ends, however it ends (kill -9
+    included): on Linux the kernel kills it when its parent (the forkserver) dies
+    (``PR_SET_PDEATHSIG``), and everywhere a thread checks every 0.25 s that ``parent`` is alive.
+    (The forkserver holds on while its workers live, so the check is what ends them.)"""
+    if sys.platform.startswith("linux"):
+        with suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_SECONDS)
+            if not _running(parent):
+                os._exit(1)
+
+    threading.Thread(target=watch, name="reasoner-parent-watch", daemon=True).start()
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, as another user
+        return True
+    if sys.platform.startswith("linux"):  # a zombie (killed, not yet reaped) is not running
+        with suppress(OSError, IndexError):
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
 
 
 # --- gathering ----------------------------------------------------------------------------------

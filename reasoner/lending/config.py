@@ -14,7 +14,7 @@ import dataclasses
 import difflib
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,6 +168,31 @@ class AuditConfig:
         return dataclasses.replace(self, category_levels=tuple((name, category_levels(frame[name])) for name in names))
 
 
+def read_config_text(path: Path) -> str:
+    """The text of ``audit.toml``; a ``UsageError`` naming the file and the byte offset when it is not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read: {error.strerror or error}") from None
+
+
+def check_config_predicates(config: AuditConfig, declared: Collection[str]) -> None:
+    """A ``RuleError`` at the line of ``audit.toml``'s ``[findings]`` that names a predicate the
+    rule files do not declare."""
+    named = [("lender_verdict", config.lender_verdict)]
+    named += [(name, name) for name, _ in (*config.lender_kinds, *config.application_findings)]
+    for key, name in named:
+        if name not in declared:
+            text = read_config_text(config.path)
+            close = difflib.get_close_matches(name, sorted(declared), n=1)
+            notes = (f"did you mean '{close[0]}'?",) if close else ()
+            raise config_error(
+                config.path, text, "findings", key, f"[findings] names predicate '{name}', which no rule file declares", notes
+            )
+
+
 def find_config(rule_paths: list[Path]) -> Path | None:
     """The ``audit.toml`` of the first rule directory (or rule file's directory) that has one."""
     for path in rule_paths:
@@ -299,7 +324,7 @@ def _locate(text: str, section: str, key: str | None) -> tuple[int, int]:
 
 def load_config(path: Path) -> AuditConfig:
     """Read and check ``audit.toml``; a ``RuleError`` names the line of any mistake."""
-    text = path.read_text(encoding="utf-8")
+    text = read_config_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

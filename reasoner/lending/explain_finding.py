@@ -35,7 +35,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from reasoner.errors import ReasonerError, UsageError
+from reasoner.errors import ReasonerError, UsageError, printable
 from reasoner.evidence import file_sha256
 
 __all__ = ["explain_finding"]
@@ -186,22 +186,36 @@ def _glosses(paths: Iterable[Path]) -> dict[str, Gloss]:
 
 
 def explain_finding(out: Path, identifier: str) -> str:
-    """The derivation of the finding ``identifier`` (an application id or a LEI) of the audit in ``out``."""
+    """The derivation of the finding ``identifier`` (an application id or a LEI) of the audit in
+    ``out``. Ids are compared as parsed, whatever quotes, backslashes or control characters they
+    hold; every value from the data is shown with its control characters escaped (``\\n``), so
+    that a value is one line of the text."""
     out = Path(out)
     path = _explanations(out)
     identifier = str(identifier).strip()
-    records = _matching(path, identifier)
+    records = _matching(path, identifier) or _matching(path, identifier, every_line=True)
     if records and records[0].get("finding") == "lender":
-        return _lender_text(records[0], _lender_row(out, identifier), _context(out))
+        return _lender_text(_escaped(records[0]), _escaped(_lender_row(out, identifier)), _context(out))
     if records:
         context = _context(out)
         lei = str(records[0].get("lei", ""))
-        lender, row = _lender_record(path, lei), _lender_row(out, lei)
-        return "\n\n".join(_application_text(record, lender, row, context) for record in records)
+        lender, row = _escaped(_lender_record(path, lei)), _escaped(_lender_row(out, lei))
+        return "\n\n".join(_application_text(_escaped(record), lender, row, context) for record in records)
     row = _lender_row(out, identifier)
     if row is not None:
-        return _unflagged_text(row, _context(out))
+        return _unflagged_text(_escaped(row), _context(out))
     raise UsageError(_unknown(path, out, identifier))
+
+
+def _escaped(value: Any) -> Any:
+    """``value`` (a record) with the control characters of its texts escaped."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {key: _escaped(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(item) for item in value]
+    return value
 
 
 def _explanations(out: Path) -> Path:
@@ -217,11 +231,14 @@ def _identifier(record: Record) -> str:
     return str(record.get("lei" if record.get("finding") == "lender" else "application_id", ""))
 
 
-def _records(path: Path, needle: str = "") -> Iterator[Record]:
-    """The records of ``path`` in order, parsed one line at a time; lines without ``needle`` are skipped."""
+def _records(path: Path, needle: str = "", *, every_line: bool = False) -> Iterator[Record]:
+    """The records of ``path`` in order, parsed one line at a time. Lines that cannot hold
+    ``needle`` (neither its JSON text, as the outputs write it, nor itself) are skipped unparsed,
+    unless ``every_line``: callers compare the parsed values."""
+    encoded = json.dumps(needle, ensure_ascii=False)[1:-1]
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
-            if needle not in line or not line.strip():
+            if not line.strip() or not every_line and encoded not in line and needle not in line:
                 continue
             try:
                 record = json.loads(line)
@@ -231,13 +248,13 @@ def _records(path: Path, needle: str = "") -> Iterator[Record]:
                 yield record
 
 
-def _matching(path: Path, identifier: str) -> list[Record]:
+def _matching(path: Path, identifier: str, *, every_line: bool = False) -> list[Record]:
     """The records of ``identifier``, reading no further than the first record after them.
 
     A lender has one record; the findings of an application are adjacent (sorted by lender and id).
     """
     found: list[Record] = []
-    for record in _records(path, identifier):
+    for record in _records(path, identifier, every_line=every_line):
         if _identifier(record) == identifier:
             found.append(record)
             if record.get("finding") == "lender":  # a lender has one record
@@ -282,7 +299,7 @@ def _unknown(path: Path, out: Path, identifier: str) -> str:
         pass
     ordered = sorted(known)
     message = f"'{identifier}' is neither an application with a finding in {path} nor a lender of {out / LENDERS}"
-    close = difflib.get_close_matches(identifier, ordered, n=SUGGESTIONS, cutoff=0.6)
+    close = difflib.get_close_matches(identifier, [item for item in ordered if item != identifier], n=SUGGESTIONS, cutoff=0.6)
     if close:
         return f"{message}; did you mean {_listing([repr(item) for item in close], 'or')}?"
     if ordered:

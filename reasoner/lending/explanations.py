@@ -25,17 +25,25 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import tempfile
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+try:
+    import fcntl
+except ImportError:  # Windows: abandoned directories are left to the system
+    fcntl = None  # type: ignore[assignment]
 
 from reasoner.errors import LimitError
 from reasoner.lending.config import AuditConfig
@@ -219,11 +227,13 @@ class Explanations:
     (removed with this object), and how to renumber them once every partition is in."""
 
     def __init__(self) -> None:
+        remove_abandoned(Path(tempfile.gettempdir()))
         try:
-            self.directory = Path(tempfile.mkdtemp(prefix="reasoner-explanations-"))
+            self.directory = Path(tempfile.mkdtemp(prefix=SPILL_PREFIX))
+            self._lock = _hold(self.directory / SPILL_LOCK)
         except OSError as error:
             raise _spill_error(Path(tempfile.gettempdir()), error) from None
-        self._cleanup = weakref.finalize(self, shutil.rmtree, self.directory, True)
+        self._cleanup = weakref.finalize(self, _release, self.directory, self._lock)
         self.lenders: dict[str, tuple[int, str]] = {}  # flagged lender → (partition, line)
         self.spilled: list[int] = []  # partitions whose application lines are on disk
         self.numbering: dict[int, Numbering] = {}
@@ -264,6 +274,50 @@ class Explanations:
 
     def close(self) -> None:
         self._cleanup()
+
+
+SPILL_PREFIX = "reasoner-explanations-"
+SPILL_LOCK = "in-use.lock"
+ABANDONED_SECONDS = 60  # a directory without its lock file this old was left by a killed run
+
+
+def remove_abandoned(temporary: Path) -> list[Path]:
+    """Remove the spill directories in ``temporary`` that no running audit holds (left by a run
+    that was killed: its kernel lock died with it); return them."""
+    removed: list[Path] = []
+    if fcntl is None:  # no kernel locks to tell a running audit's directory: leave them to the system
+        return removed
+    for directory in sorted(temporary.glob(SPILL_PREFIX + "*")):
+        try:
+            if not directory.is_dir() or directory.is_symlink() or directory.stat().st_uid != os.getuid():
+                continue
+            lock = directory / SPILL_LOCK
+            if lock.exists():
+                handle = os.open(lock, os.O_RDWR)
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError: a running audit holds it
+                finally:
+                    os.close(handle)
+            elif time.time() - directory.stat().st_mtime < ABANDONED_SECONDS:
+                continue  # being created right now
+        except OSError:
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory)
+    return removed
+
+
+def _hold(path: Path) -> int:
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    if fcntl is not None:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+def _release(directory: Path, handle: int) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    with suppress(OSError):
+        os.close(handle)
 
 
 def _spill_error(directory: Path, error: OSError) -> LimitError:

@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reasoner import __version__
+from reasoner.errors import printable
 from reasoner.lending.audit import Audit
 from reasoner.lending.config import STATUS_TIERS, TIERS
 from reasoner.lending.verdict_section import denial_reason_tables, effect_sentence, untested_table
@@ -71,8 +72,31 @@ def _number(value: object, digits: int = 3) -> str:
 def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(_number(cell).replace("|", "\\|") for cell in row) + " |")
+        lines.append("| " + " | ".join(escape_markdown(_number(cell)) for cell in row) + " |")
     return lines
+
+
+_MARKDOWN_SPECIAL = re.compile(r"[\\`\[\]|]")
+_HTML_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def escape_markdown(text: object) -> str:
+    """A value the report did not write (a LEI, an id, a group, a comparison, an action from
+    audit.toml) as Markdown text that shows it as it is, on one line: control characters escaped
+    (``\\n``), HTML (``<``, ``>``, ``&``) as entities, and the characters of links, code and table
+    cells (``\\ ` [ ] |``) backslash-escaped; ``*`` and ``_`` are left (they only emphasise)."""
+    value = printable(str(text))
+    value = re.sub(r"[&<>]", lambda match: _HTML_SPECIAL[match.group()], value)
+    return _MARKDOWN_SPECIAL.sub(lambda match: "\\" + match.group(), value)
+
+
+def markdown_code(text: object) -> str:
+    """A value as a Markdown code span (file and column names): fenced by more backticks than it holds."""
+    value = printable(str(text))
+    longest = max((len(run) for run in re.findall("`+", value)), default=0)
+    fence = "`" * (longest + 1)
+    padded = f" {value} " if longest or value.startswith("`") or value.endswith("`") else value
+    return f"{fence}{padded}{fence}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +126,11 @@ def _header(audit: Audit) -> list[str]:
     """The input and rules lines (Markdown inline syntax)."""
     cleaned = audit.cleaned
     return [
-        f"Input: `{audit.facts.name}` (SHA-256 `{audit.facts_sha256[:16]}…`), {cleaned.rows_read:,} rows; "
-        f"applications identified by `{cleaned.id_column}`"
+        f"Input: {markdown_code(audit.facts.name)} (SHA-256 `{audit.facts_sha256[:16]}…`), {cleaned.rows_read:,} rows; "
+        f"applications identified by {markdown_code(cleaned.id_column)}"
         + (" (the input has no application id: rows are cited by number)" if cleaned.id_column == "row" else "")
         + ".",
-        f"Rules: {len(audit.rules)} files and `{audit.config.path.name}`; solver status: {audit.engine.status}.",
+        f"Rules: {len(audit.rules)} files and {markdown_code(audit.config.path.name)}; solver status: {audit.engine.status}.",
         *_not_optimal(audit),
     ]
 
@@ -227,11 +251,11 @@ def _denial_reasons_markdown(audit: Audit) -> list[str]:
 
 def _lender_page(by: _ByLender, r: Any) -> list[str]:
     lines = [
-        f"## Lender {r.lei}",
+        f"## Lender {escape_markdown(r.lei)}",
         "",
         f"{r.risk_tier}, risk score {_number(r.risk_score, 2)}, {r.confidence}; "
-        f"violations: {', '.join(r.violations)}; margin {_number(r.margin)}.",
-        f"Recommended action: {r.recommended_action}.",
+        f"violations: {escape_markdown(', '.join(r.violations))}; margin {_number(r.margin)}.",
+        f"Recommended action: {escape_markdown(r.recommended_action)}.",
         *([effect_sentence(r)] if effect_sentence(r) else []),
         "",
     ]
@@ -470,7 +494,7 @@ def _data_quality(audit: Audit) -> list[str]:
     lines = [
         "## Data quality",
         "",
-        f"{cleaned.rows_read:,} rows read from `{audit.facts.name}`; none dropped. Rows not usable for treatment "
+        f"{cleaned.rows_read:,} rows read from {markdown_code(audit.facts.name)}; none dropped. Rows not usable for treatment "
         "rules, by first reason:",
         "",
     ]
@@ -478,16 +502,16 @@ def _data_quality(audit: Audit) -> list[str]:
     if cleaned.absent_columns:
         lines += [
             "",
-            "Optional columns absent from the input: " + ", ".join(f"`{c}`" for c in cleaned.absent_columns) + ".",
+            "Optional columns absent from the input: " + ", ".join(markdown_code(c) for c in cleaned.absent_columns) + ".",
         ]
     if cleaned.notes:
-        lines += ["", "Register and groups:", ""] + [f"- {note}" for note in cleaned.notes]
+        lines += ["", "Register and groups:", ""] + [f"- {escape_markdown(note)}" for note in cleaned.notes]
     counts = audit.tables.pair_counts
     if counts:
         lines += ["", "Similar pairs per comparison:", ""]
         lines += _table(PAIR_COUNT_HEADERS, _pair_count_rows(audit))
     elif audit.pairs_source is not None:
-        lines += ["", f"Similar pairs were given in `{audit.pairs_source.name}` ({audit.tables.pair_rows:,} rows)."]
+        lines += ["", f"Similar pairs were given in {markdown_code(audit.pairs_source.name)} ({audit.tables.pair_rows:,} rows)."]
     return lines
 
 
@@ -513,7 +537,9 @@ def _pair_count_rows(audit: Audit) -> list[tuple[object, ...]]:
 def _method(audit: Audit) -> list[str]:
     config = audit.config
     comparisons = "; ".join(
-        f"{c.name}: {', '.join(c.compared)} against {c.reference} (`{c.column}`)" for c in config.comparisons
+        f"{escape_markdown(c.name)}: {escape_markdown(', '.join(c.compared))} against {escape_markdown(c.reference)} "
+        f"({markdown_code(c.column)})"
+        for c in config.comparisons
     )
     return [
         "## Method",
@@ -522,9 +548,9 @@ def _method(audit: Audit) -> list[str]:
         "",
         f"Similarly situated applicants: the {config.neighbours} nearest reference applicants of each compared "
         "applicant on "
-        f"{', '.join(config.similarity_columns)} ({config.scaling} scaling; logarithms of "
-        f"{', '.join(config.log_columns) or 'none'}) within the same "
-        f"{', '.join(config.blocks)}, at most {_number(config.max_distance, 2)} apart.",
+        f"{escape_markdown(', '.join(config.similarity_columns))} ({config.scaling} scaling; logarithms of "
+        f"{escape_markdown(', '.join(config.log_columns) or 'none')}) within the same "
+        f"{escape_markdown(', '.join(config.blocks))}, at most {_number(config.max_distance, 2)} apart.",
         "",
         "Statistical evidence per lender and comparison: denial odds ratio from a logistic regression on "
         f"{', '.join(config.denial_model.phrases())} (Wald test); on the nearest matched pairs, an exact test of how often "
@@ -550,7 +576,7 @@ def _method(audit: Audit) -> list[str]:
         "A lender's margin is how much less probable (in log-weight) the best world with its verdict reversed is; "
         "risk score = 100 / (1 + e^(−margin)), signed by the verdict. Rule files:",
         "",
-        *[f"- `{path.name}`" for path in sorted(audit.rules, key=str)],
+        *[f"- {markdown_code(path.name)}" for path in sorted(audit.rules, key=str)],
     ]
 
 

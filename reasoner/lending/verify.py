@@ -15,6 +15,7 @@ from pathlib import Path
 
 from reasoner.errors import EvidenceError, UsageError
 from reasoner.evidence import file_sha256
+from reasoner.lending.signing import SIGNATURE, check_signature, key_fingerprint, load_public_key
 
 __all__ = ["Verification", "render_verification", "verify"]
 
@@ -30,14 +31,20 @@ class Verification:
     missing: tuple[str, ...]
     added: tuple[str, ...]
     digest_matches: bool  # the manifest's ``outputs_digest`` agrees with its per-file digests
+    # manifest.json.sig against the key given: "valid", "invalid" or "missing"; "not checked"
+    # without a key ("unsigned" when there is no signature either)
+    signature: str = "unsigned"
+    key: str = ""  # the fingerprint of the key checked (SHA-256 of the raw public key)
 
     @property
     def ok(self) -> bool:
-        return not (self.altered or self.missing or self.added) and self.digest_matches
+        signed = self.signature in ("valid", "not checked", "unsigned")
+        return not (self.altered or self.missing or self.added) and self.digest_matches and signed
 
 
-def verify(out: Path) -> Verification:
-    """Re-check every output digest recorded in ``out/manifest.json``."""
+def verify(out: Path, *, key: Path | None = None) -> Verification:
+    """Re-check every output digest recorded in ``out/manifest.json``, and with ``key`` (an
+    Ed25519 public key, PEM) the manifest's signature ``manifest.json.sig``."""
     out = Path(out)
     if not out.is_dir():
         raise UsageError(f"{out}: no such output directory")
@@ -62,19 +69,49 @@ def verify(out: Path) -> Verification:
         elif file_sha256(file) != recorded[name]:
             altered.append(name)
     present = {str(file.relative_to(out)) for file in out.rglob("*") if file.is_file()}
-    added = sorted(present - set(recorded) - {MANIFEST})
+    added = sorted(present - set(recorded) - {MANIFEST, SIGNATURE})
     expected = hashlib.sha256("".join(f"{n}:{d}\n" for n, d in sorted(recorded.items())).encode()).hexdigest()
     digest_matches = record.get("outputs_digest") == expected
-    return Verification(tuple(sorted(recorded)), tuple(altered), tuple(missing), tuple(added), digest_matches)
+    signature, fingerprint = _signature(out, key)
+    return Verification(
+        tuple(sorted(recorded)), tuple(altered), tuple(missing), tuple(added), digest_matches, signature, fingerprint
+    )
+
+
+def _signature(out: Path, key: Path | None) -> tuple[str, str]:
+    file = out / SIGNATURE
+    if key is None:
+        return ("not checked" if file.is_file() else "unsigned"), ""
+    public = load_public_key(key)
+    fingerprint = key_fingerprint(public)
+    if not file.is_file():
+        return "missing", fingerprint
+    try:
+        text = file.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return "invalid", fingerprint
+    valid = check_signature((out / MANIFEST).read_bytes(), text, public)
+    return ("valid" if valid else "invalid"), fingerprint
 
 
 def render_verification(result: Verification, out: Path) -> str:
     """One line when everything matches, else one line per difference."""
     if result.ok:
-        return f"verified {len(result.checked)} files in {out} against manifest.json"
+        signed = {
+            "valid": f", signed by the key SHA256:{result.key[:16]}…",
+            "not checked": f" ({SIGNATURE} not checked: give --key PUBLIC_KEY)",
+        }.get(result.signature, "")
+        return f"verified {len(result.checked)} files in {out} against manifest.json{signed}"
     lines = [f"{out}/{name}: altered after the run (its SHA-256 differs from manifest.json)" for name in result.altered]
     lines += [f"{out}/{name}: missing (recorded in manifest.json)" for name in result.missing]
     lines += [f"{out}/{name}: added after the run (not recorded in manifest.json)" for name in result.added]
     if not result.digest_matches:
         lines.append(f"{out}/manifest.json: outputs_digest does not match its file digests (the manifest was edited)")
+    if result.signature == "missing":
+        lines.append(f"{out}/{SIGNATURE}: missing; the manifest is not signed")
+    elif result.signature == "invalid":
+        lines.append(
+            f"{out}/manifest.json: its signature does not match the key SHA256:{result.key[:16]}… "
+            "(the manifest was altered after it was signed, or signed with another key)"
+        )
     return "\n".join(lines)

@@ -15,7 +15,17 @@ import math
 import pandas as pd
 
 from reasoner import __version__
-from reasoner.lending.report import _e, _figure, _forest, _html_table, _number, _Point, _table
+from reasoner.lending.report import (
+    _e,
+    _figure,
+    _forest,
+    _html_table,
+    _number,
+    _Point,
+    _table,
+    escape_markdown,
+    markdown_code,
+)
 from reasoner.model.audit import ModelAudit
 from reasoner.model.twins import PROXY_SUFFIX
 
@@ -142,8 +152,9 @@ def render_model_markdown(result: ModelAudit) -> str:
     out += [f"{line}  " for line in _header(result)]
     out += ["", "## Counterfactual twins", ""]
     for name in result.protected:
-        followed = ", ".join(f"`{c}`" for c in result.followed.get(name, ())) or "none"
-        out.append(f"- `{name}`: groups {', '.join(result.groups[name])}; columns that follow the twin: {followed}.")
+        followed = ", ".join(markdown_code(c) for c in result.followed.get(name, ())) or "none"
+        groups = ", ".join(escape_markdown(group) for group in result.groups[name])
+        out.append(f"- {markdown_code(name)}: groups {groups}; columns that follow the twin: {followed}.")
     out += ["", *_table(RATE_HEADERS, _rate_rows(result)), ""]
     if len(result.flips):
         listed = _listed_flips(result)
@@ -156,7 +167,7 @@ def render_model_markdown(result: ModelAudit) -> str:
             shift = (
                 "" if math.isnan(r.score_shift) else f" (score {_number(r.denied_score)} → {_number(r.approved_score)})"
             )
-            out.append(f"- {flip_sentence(r)}{shift}")
+            out.append(f"- {escape_markdown(flip_sentence(r))}{shift}")  # groups and ids from the data
         out.append("")
     else:
         out += ["No twins flipped: the model's decision never depends on the protected attributes alone.", ""]
@@ -167,7 +178,7 @@ def render_model_markdown(result: ModelAudit) -> str:
         breaches = _breaches(result)
         for r in breaches.itertuples(index=False):
             out.append(
-                f"- Four-fifths rule breached: {r.attribute} = {r.group}, disparate impact {_number(r.value)} "
+                f"- Four-fifths rule breached: {escape_markdown(r.attribute)} = {escape_markdown(r.group)}, disparate impact {_number(r.value)} "
                 f"(95% CI {_number(r.ci_low)} to {_number(r.ci_high)})."
             )
         out.append("")
