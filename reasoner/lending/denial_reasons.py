@@ -118,6 +118,31 @@ def _excess_p(
     return np.where(total > 0, np.minimum(p_value, 1.0), np.nan)
 
 
+def _counts(
+    hits: np.ndarray, lender: np.ndarray, compared: np.ndarray, count: int, noun: str
+) -> dict[str, np.ndarray] | None:
+    """Per lender with denials in both groups (``_both``: their positions): denials, denials with
+    ``hits`` (``compared_{noun}``, ``reference_{noun}``), shares and the one-sided exact p-value
+    of an excess among the compared; None when no lender has both."""
+    n1 = np.bincount(lender[compared], minlength=count)
+    n0 = np.bincount(lender[~compared], minlength=count)
+    both = np.flatnonzero((n1 > 0) & (n0 > 0))
+    if not both.size:
+        return None
+    x1 = np.bincount(lender[compared], hits[compared], count)[both].astype(np.int64)
+    x0 = np.bincount(lender[~compared], hits[~compared], count)[both].astype(np.int64)
+    return {
+        "_both": both,
+        "compared_denials": n1[both],
+        "reference_denials": n0[both],
+        f"compared_{noun}": x1,
+        f"reference_{noun}": x0,
+        "compared_share": x1 / n1[both],
+        "reference_share": x0 / n0[both],
+        "p_value": _excess_p(x1, x0, n1[both], n0[both]),
+    }
+
+
 def reason_mix(frame: pd.DataFrame, comparisons: Sequence[Comparison]) -> pd.DataFrame:
     """The ``reason_mix`` table of the module docstring, sorted by lei, comparison (audit.toml
     order) and reason."""
@@ -127,32 +152,15 @@ def reason_mix(frame: pd.DataFrame, comparisons: Sequence[Comparison]) -> pd.Dat
     for order, (name, rows, lender, compared) in enumerate(_denied_units(frame, comparisons)):
         if cited is None or not rows.size:
             continue
-        count = leis.size
-        n1 = np.bincount(lender[compared], minlength=count)
-        n0 = np.bincount(lender[~compared], minlength=count)
-        both = np.flatnonzero((n1 > 0) & (n0 > 0))
-        if not both.size:
-            continue
         for code, reason in REASONS.items():
-            hits = cited[rows, code - 1]
-            x1 = np.bincount(lender[compared], hits[compared], count)[both].astype(np.int64)
-            x0 = np.bincount(lender[~compared], hits[~compared], count)[both].astype(np.int64)
+            counts = _counts(cited[rows, code - 1], lender, compared, leis.size, "citing")
+            if counts is None:
+                break
             parts.append(
                 pd.DataFrame(
-                    {
-                        "lei": leis[both],
-                        "comparison": name,
-                        "reason": code,
-                        "reason_name": reason,
-                        "compared_denials": n1[both],
-                        "reference_denials": n0[both],
-                        "compared_citing": x1,
-                        "reference_citing": x0,
-                        "compared_share": x1 / n1[both],
-                        "reference_share": x0 / n0[both],
-                        "p_value": _excess_p(x1, x0, n1[both], n0[both]),
-                        "_order": order,
-                    }
+                    {"lei": leis[counts.pop("_both")], "comparison": name, "reason": code, "reason_name": reason}
+                    | counts
+                    | {"_order": order}
                 )
             )
     table = _finish(parts, REASON_MIX_COLUMNS[:-1], ["lei", "_order", "reason"])
@@ -171,29 +179,10 @@ def contradicted_reasons(frame: pd.DataFrame, comparisons: Sequence[Comparison])
         cltv = frame["cltv"].to_numpy(dtype=np.float64, na_value=np.nan)
         contradicted = (cited[:, 0] & (dti < DTI_LIMIT)) | (cited[:, 3] & (cltv < CLTV_LIMIT))
         for order, (name, rows, lender, compared) in enumerate(_denied_units(frame, comparisons)):
-            count = leis.size
-            n1 = np.bincount(lender[compared], minlength=count)
-            n0 = np.bincount(lender[~compared], minlength=count)
-            both = np.flatnonzero((n1 > 0) & (n0 > 0))
-            hits = contradicted[rows]
-            x1 = np.bincount(lender[compared], hits[compared], count)[both].astype(np.int64)
-            x0 = np.bincount(lender[~compared], hits[~compared], count)[both].astype(np.int64)
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "lei": leis[both],
-                        "comparison": name,
-                        "compared_denials": n1[both],
-                        "reference_denials": n0[both],
-                        "compared_contradicted": x1,
-                        "reference_contradicted": x0,
-                        "compared_share": x1 / n1[both],
-                        "reference_share": x0 / n0[both],
-                        "p_value": _excess_p(x1, x0, n1[both], n0[both]),
-                        "_order": order,
-                    }
-                )
-            )
+            counts = _counts(contradicted[rows], lender, compared, leis.size, "contradicted")
+            if counts is not None:
+                both = counts.pop("_both")
+                parts.append(pd.DataFrame({"lei": leis[both], "comparison": name} | counts | {"_order": order}))
     table = _finish(parts, CONTRADICTED_COLUMNS[:-1], ["lei", "_order"])
     table["p_adjusted"] = holm_adjusted(table["p_value"].to_numpy(dtype=np.float64), table["lei"].to_numpy())
     return table
