@@ -444,6 +444,8 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
     for tier, count in lenders["risk_tier"].value_counts().sort_index().items():
         print(f"  {tier:<22} {count:,}")
     print(f"outputs in {out}/ (report.html, report.md, lenders.parquet, applications.parquet, explanations.jsonl, manifest.json)")
+    for warning in result.cleaned.warnings:
+        print(f"warning: {printable(str(result.facts))}: {warning}", file=sys.stderr)
     return EXIT_UNSATISFIABLE if result.engine.status == "unsatisfiable" else EXIT_OK
 
 

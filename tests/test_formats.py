@@ -159,3 +159,20 @@ def test_the_command_takes_every_format_and_answers_a_missing_file_without_impor
         "error: missing.txt: no such file or directory",
         "error: missing.csv.gz: no such file or directory",
     ]
+
+
+def test_a_filing_shorter_than_its_transmittal_sheet_says_is_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = (REGISTERS / "filing.txt").read_text().splitlines(keepends=True)
+    short = tmp_path / "short.txt"
+    short.write_text("".join(lines[:-1]))  # 40 lines declared, 39 left
+    cleaned = read_clean(short, "short.txt")
+    assert cleaned.warnings() == (
+        "the transmittal sheet declares 40 loan/application lines but 39 were read: "
+        "the file may be truncated or have lines added",
+    )
+    assert any(note.startswith("Warning: the transmittal sheet declares 40") for note in cleaned.provenance_notes())
+    assert read_clean(REGISTERS / "filing.txt", "filing.txt").warnings() == ()
+    assert main([str(RULES), str(short), "-o", str(tmp_path / "out"), "--quiet", "--workers", "1"]) == 0
+    assert "warning: " in capsys.readouterr().err

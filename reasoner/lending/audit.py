@@ -94,6 +94,7 @@ class Register:
     id_column: str
     absent_columns: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # format, transmittal sheet, group treatment (``CleanedHMDA.provenance_notes``)
+    warnings: tuple[str, ...] = ()  # what the command line says on stderr too (``CleanedHMDA.warnings``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +220,7 @@ def audit(
         cleaned.id_column,
         cleaned.absent_columns,
         cleaned.provenance_notes(),
+        cleaned.warnings(),
     )
     lap("read", cleaned.rows_read, "rows")
 

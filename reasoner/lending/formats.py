@@ -243,6 +243,17 @@ class TransmittalSheet:
     total_lines: str
     tax_id: str
 
+    def count_mismatch(self, read: int) -> str | None:
+        """What to warn of when the sheet declares another number of loan/application lines than
+        were read (a truncated or padded file); None when they agree or nothing is declared."""
+        declared = self.total_lines.strip()
+        if not declared.isdigit() or int(declared) == read:
+            return None
+        return (
+            f"the transmittal sheet declares {int(declared):,} loan/application lines but {read:,} were read: "
+            "the file may be truncated or have lines added"
+        )
+
     def describe(self) -> str:
         """One line for the report: institution, LEI, year, contact, declared line count."""
         contact = ", ".join(part for part in (self.contact_name, self.contact_phone, self.contact_email) if part)

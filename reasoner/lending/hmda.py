@@ -260,12 +260,19 @@ class CleanedHMDA:
     register_format: str = ""  # ``formats.RegisterFormat.description`` of a text register
     transmittal: TransmittalSheet | None = None  # the filing's transmittal sheet
 
+    def warnings(self) -> tuple[str, ...]:
+        """What the user must be told now, not only in the report (a filing whose line count
+        disagrees with its transmittal sheet)."""
+        mismatch = None if self.transmittal is None else self.transmittal.count_mismatch(self.rows_read)
+        return () if mismatch is None else (mismatch,)
+
     def provenance_notes(self) -> tuple[str, ...]:
         """What the report says about the register: its format, the transmittal sheet, where the
         groups come from, and how applicants without a reported race or ethnicity are compared."""
         notes = [f"Format: {self.register_format}." if self.register_format else ""]
         if self.transmittal is not None:
             notes.append(f"Transmittal sheet: {self.transmittal.describe()}; {self.rows_read:,} read.")
+            notes += [f"Warning: {warning}." for warning in self.warnings()]
         if self.groups_derived:
             notes.append(
                 "derived_race, derived_ethnicity and derived_sex were not in the register: they were derived from "
