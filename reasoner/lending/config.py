@@ -145,20 +145,19 @@ class AuditConfig:
     @property
     def denial_model(self) -> Covariates:
         """What the denial models (odds, matched-pair probabilities) control for."""
-        levels = dict(self.category_levels)
-        return Covariates(
-            self.covariates, self.categorical_covariates, self.bands,
-            tuple((name, levels[name]) for name in self.categorical_covariates if name in levels),
-        )
+        return self._model(self.covariates, self.categorical_covariates, self.bands)
 
     @property
     def pricing_model(self) -> Covariates:
         """What the rate-spread model controls for."""
+        return self._model(self.pricing_covariates, self.pricing_categorical_covariates, self.pricing_bands)
+
+    def _model(
+        self, numeric: tuple[str, ...], categorical: tuple[str, ...], bands: tuple[tuple[str, tuple[float, ...]], ...]
+    ) -> Covariates:
         levels = dict(self.category_levels)
-        return Covariates(
-            self.pricing_covariates, self.pricing_categorical_covariates, self.pricing_bands,
-            tuple((name, levels[name]) for name in self.pricing_categorical_covariates if name in levels),
-        )
+        known = tuple((name, levels[name]) for name in categorical if name in levels)
+        return Covariates(numeric, categorical, bands, known)
 
     def with_levels(self, frame: pd.DataFrame) -> AuditConfig:
         """The settings with each categorical covariate's values read from the whole register

@@ -169,7 +169,7 @@ def audit_tables(
             part.insert(0, "comparison", comparison.name)
             found.append(_by_lender(part))
         pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=list(PAIR_COLUMNS[:-2]))
-    pairs = _with_spread_gap(pairs, frame, dict(config.comparator_tolerance))
+    pairs = _with_pair_columns(pairs, frame, dict(config.comparator_tolerance))
     per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
 
     odds, matched, pricing, outliers = [], [], [], []
@@ -269,7 +269,7 @@ def _by_lender(pairs: pd.DataFrame) -> pd.DataFrame:
     return pairs if (order[1:] > order[:-1]).all() else pairs.iloc[order].reset_index(drop=True)
 
 
-def _with_spread_gap(pairs: pd.DataFrame, frame: pd.DataFrame, tolerance: dict[str, float]) -> pd.DataFrame:
+def _with_pair_columns(pairs: pd.DataFrame, frame: pd.DataFrame, tolerance: dict[str, float]) -> pd.DataFrame:
     pairs = pairs.reset_index(drop=True)
     spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
     originated = frame["action_taken"].to_numpy() == 1
