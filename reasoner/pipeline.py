@@ -17,7 +17,7 @@ import numpy as np
 from reasoner.check import CheckedProgram, QueryPattern, check_program
 from reasoner.encode import Encoding, encode
 from reasoner.errors import UsageError
-from reasoner.evidence import Evidence, MemoryTable, load_evidence
+from reasoner.evidence import Evidence, MemoryTable, load_evidence, with_soft_evidence
 from reasoner.ground import TRUE, UNKNOWN, GroundNetwork, ground
 from reasoner.parse import parse_program
 from reasoner.solve import Solution, solve
@@ -109,6 +109,7 @@ def run(
         raise UsageError("no query: name the query predicates with --query P,Q or --query-file FILE")
     lap("parse")
     evidence = load_evidence(program, db_files, tables)
+    program, evidence = with_soft_evidence(program, evidence)  # soft evidence: unit formulas
     lap("evidence")
     network = ground(program, evidence)
     lap("ground")
