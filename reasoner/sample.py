@@ -17,7 +17,10 @@ is numbered after those it is defined by). ``mcsat`` is MC-SAT (Poon & Domingos
 one of ``w < 0``, which must then stay false) with probability ``1 − e^{−|w|}`` and
 moves to a near-uniform world that satisfies the kept clauses and the hard ones, with
 SampleSAT (Wei, Erenrich & Selman 2004): WalkSAT moves mixed with simulated annealing
-moves at a fixed temperature, started from the current world.
+moves at a fixed temperature. SampleSAT starts from the current world, or (with probability
+``RESTART_PROBABILITY``, on components of at most ``RESTART_LIMIT`` atoms) from a random world
+that WalkSAT first takes to a solution: hard formulas can split the worlds into regions that
+flips of one atom never cross, and a random start reaches all of them.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ __all__ = [
 ]
 
 EXACT_LIMIT = 20  # atoms of a component that exact enumeration accepts (2^20 worlds)
+RESTART_PROBABILITY = 0.1  # a SampleSAT call starts from a random world (else from the current one) ...
+RESTART_LIMIT = 2_000  # ... in components of at most this many atoms
 _CHUNK = 1 << 15  # worlds evaluated at once
 
 
@@ -233,8 +238,10 @@ class _SampleSat:
         self.num_atoms = num_atoms
         self.clauses: list[list[int]] = []
         self.tautologies: list[int] = []
+        literals: list[list[int]] = []
         for index in range(len(model.offsets) - 1):
             unique = list(dict.fromkeys(model.clause(index).tolist()))  # a literal written twice counts once
+            literals.append(unique)
             if any(-lit in unique for lit in unique):  # always holds: no occurrences, true count fixed at 1
                 self.tautologies.append(index)
                 unique = []
@@ -242,7 +249,7 @@ class _SampleSat:
         self.bodies: list[list[list[int]]] = [[] for _ in range(model.num_vars + 1)]
         for position, clauses in enumerate(model.definitions):
             aux = num_atoms + 1 + position
-            self.bodies[aux] = [[lit for lit in self.clauses[int(c)] if lit != -aux] for c in clauses]
+            self.bodies[aux] = [[lit for lit in literals[int(c)] if lit != -aux] for c in clauses]
         # the auxiliary variables each atom decides, directly or through others, in order
         users: list[set[int]] = [set() for _ in range(model.num_vars + 1)]
         for aux in range(num_atoms + 1, model.num_vars + 1):
@@ -281,8 +288,11 @@ class _SampleSat:
 
     def start(self, atoms: list[bool]) -> list[bool]:
         """Values of every variable (index 0 unused) from the atoms, auxiliary ones completed."""
-        array = _evaluate(self.model, np.asarray(atoms, dtype=bool)[None, :])[0]
-        return [False, *array.tolist()]
+        values = [False, *atoms] + [False] * (self.model.num_vars - self.num_atoms)
+        bodies = self.bodies
+        for aux in range(self.num_atoms + 1, self.model.num_vars + 1):
+            values[aux] = all(any(values[abs(lit)] == (lit > 0) for lit in body) for body in bodies[aux])
+        return values
 
     def atoms_of(self, clause: int) -> list[int]:
         """The atoms a clause depends on, through its auxiliary variables too."""
@@ -407,6 +417,7 @@ def mcsat(
     """
     sampler = _SampleSat(model, temperature, walk_probability, noise)
     flips = max(10, model.num_atoms) if steps is None else steps
+    restart = RESTART_PROBABILITY if model.num_atoms <= RESTART_LIMIT else 0.0
     num_feature = features[1] if features is not None else 0
     feature_of = features[0] if features is not None else np.empty(0, dtype=np.int64)
     keep_probability = -np.expm1(-np.abs(weights))
@@ -435,6 +446,11 @@ def mcsat(
             for c, kept, sign in zip(soft.tolist(), keep.tolist(), positive.tolist(), strict=True):
                 mode[c] = (1 if sign else -1) if kept else 0
             saved_values, saved_counts = values.copy(), counts.copy()
+            if restart and generator.random() < restart:  # from a random world, as SampleSAT does
+                values = sampler.start(rng.random(model.num_atoms).__lt__(0.5).tolist())
+                counts = sampler.counts(values)
+                if not sampler.search(values, counts, mode, 10 * flips, generator, anneal=False):
+                    values, counts = saved_values.copy(), saved_counts.copy()
             if not sampler.search(values, counts, mode, flips, generator, anneal=True) and not sampler.search(
                 values, counts, mode, flips, generator, anneal=False
             ):
