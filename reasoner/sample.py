@@ -15,12 +15,22 @@ EXACT_LIMIT``), auxiliary values computed from them in order (an auxiliary varia
 is numbered after those it is defined by). ``mcsat`` is MC-SAT (Poon & Domingos
 2006): each step keeps every satisfied soft clause of weight ``w > 0`` (every false
 one of ``w < 0``, which must then stay false) with probability ``1 − e^{−|w|}`` and
-moves to a near-uniform world that satisfies the kept clauses and the hard ones, with
-SampleSAT (Wei, Erenrich & Selman 2004): WalkSAT moves mixed with simulated annealing
-moves at a fixed temperature. SampleSAT starts from the current world, or (with probability
-``RESTART_PROBABILITY``, on components of at most ``RESTART_LIMIT`` atoms) from a random world
-that WalkSAT first takes to a solution: hard formulas can split the worlds into regions that
-flips of one atom never cross, and a random start reaches all of them.
+moves to a world that satisfies the kept clauses and the hard ones. The move is
+SampleSAT (Wei, Erenrich & Selman 2004) over the atoms (auxiliary variables follow):
+
+- from the current world (a solution of the kept clauses): twice as many moves as the
+  component has atoms, each a WalkSAT move when some constraint is broken (with
+  probability ``walk_probability``) or a lazy simulated-annealing flip of a random atom
+  at temperature 0.5, then WalkSAT until every constraint holds (the world is kept if it
+  does not). Annealing moves that break a clause and WalkSAT's repair let the chain cross
+  between solutions that single flips within the solutions cannot join (two atoms that a
+  heavy formula wants different).
+- on a component with hard clauses, of at most ``RESTART_LIMIT`` atoms, with probability
+  ``RESTART_PROBABILITY``: from a random world, WalkSAT moves to a solution, then
+  WalkSAT and simulated annealing moves (temperature 0.5) mixed. Hard formulas can
+  split the worlds into regions that single flips never cross; a random start reaches
+  all of them, at the price of SampleSAT's small bias towards solutions near random
+  worlds (marginals drawn towards 0.5 by about 0.01–0.02 in the tests).
 """
 
 from __future__ import annotations
@@ -310,12 +320,22 @@ class _SampleSat:
         return found
 
     def search(
-        self, values: list[bool], counts: list[int], mode: list[int], steps: int, generator: random.Random, anneal: bool
+        self,
+        values: list[bool],
+        counts: list[int],
+        mode: list[int],
+        steps: int,
+        generator: random.Random,
+        anneal: bool,
+        temperature: float | None = None,
     ) -> bool:
         """Local search from ``values`` (changed in place, with ``counts``) towards a world that
         satisfies every constraint of ``mode``: ``steps`` moves mixing WalkSAT and annealing
-        (only WalkSAT when ``anneal`` is false, stopping at the first solution). Whether the
-        final world satisfies every constraint."""
+        (only WalkSAT when ``anneal`` is false, stopping at the first solution). At temperature
+        0 an annealing move that breaks a constraint is never taken: from a solution, the walk
+        is then a Metropolis chain whose stationary law is uniform over the solutions. Whether
+        the final world satisfies every constraint."""
+        temperature = self.temperature if temperature is None else temperature
         occurrences, bodies, dependents = self.occurrences, self.bodies, self.dependents
         unsat: list[int] = []
         where = [-1] * len(self.clauses)
@@ -384,7 +404,7 @@ class _SampleSat:
                 before = len(unsat)
                 flipped = move(1 + int(rand() * self.num_atoms))
                 delta = len(unsat) - before
-                if delta > 0 and rand() >= math.exp(-delta / self.temperature):
+                if delta > 0 and (temperature <= 0 or rand() >= math.exp(-delta / temperature)):
                     undo(flipped)
             else:
                 return True
@@ -409,15 +429,16 @@ def mcsat(
     """Run ``chains`` MC-SAT chains of ``burn_in + samples`` steps each on one component.
 
     ``weights`` are the soft clauses' weights; ``steps`` the SampleSAT flips per sample
-    (default: the component's number of atoms, at least 10). Chain ``k`` starts from a
+    (default: twice the component's number of atoms, at least 30). Chain ``k`` starts from a
     world of the hard clauses found by WalkSAT from all atoms false (``k = 0``) or random
     atoms, or from ``start`` (atom values) when WalkSAT finds none. ``features=(of, count)``
     groups soft clauses into features (soft clause ``i`` counts for feature ``of[i]``, -1
     none) whose sums and products are accumulated. ``None`` when no chain can start.
     """
     sampler = _SampleSat(model, temperature, walk_probability, noise)
-    flips = max(10, model.num_atoms) if steps is None else steps
-    restart = RESTART_PROBABILITY if model.num_atoms <= RESTART_LIMIT else 0.0
+    flips = max(30, 2 * model.num_atoms) if steps is None else steps
+    has_hard = any(sampler.base_mode)
+    restart = RESTART_PROBABILITY if has_hard and model.num_atoms <= RESTART_LIMIT else 0.0
     num_feature = features[1] if features is not None else 0
     feature_of = features[0] if features is not None else np.empty(0, dtype=np.int64)
     keep_probability = -np.expm1(-np.abs(weights))
@@ -445,16 +466,24 @@ def mcsat(
             keep = (true == positive) & (rng.random(len(soft)) < keep_probability)
             for c, kept, sign in zip(soft.tolist(), keep.tolist(), positive.tolist(), strict=True):
                 mode[c] = (1 if sign else -1) if kept else 0
-            saved_values, saved_counts = values.copy(), counts.copy()
-            if restart and generator.random() < restart:  # from a random world, as SampleSAT does
+            if restart and generator.random() < restart:  # SampleSAT from a random world
+                saved_values, saved_counts = values, counts
                 values = sampler.start(rng.random(model.num_atoms).__lt__(0.5).tolist())
                 counts = sampler.counts(values)
-                if not sampler.search(values, counts, mode, 10 * flips, generator, anneal=False):
-                    values, counts = saved_values.copy(), saved_counts.copy()
-            if not sampler.search(values, counts, mode, flips, generator, anneal=True) and not sampler.search(
-                values, counts, mode, flips, generator, anneal=False
-            ):
-                values, counts = saved_values, saved_counts
+                if not (
+                    sampler.search(values, counts, mode, 10 * flips, generator, anneal=False)
+                    and (
+                        sampler.search(values, counts, mode, flips, generator, anneal=True)
+                        or sampler.search(values, counts, mode, 10 * flips, generator, anneal=False)
+                    )
+                ):
+                    values, counts = saved_values, saved_counts
+            else:  # from the current world (a solution)
+                saved_values, saved_counts = values.copy(), counts.copy()
+                if not sampler.search(values, counts, mode, flips, generator, anneal=True) and not sampler.search(
+                    values, counts, mode, flips, generator, anneal=False
+                ):
+                    values, counts = saved_values, saved_counts
             if step < burn_in:
                 continue
             kept_index = step - burn_in

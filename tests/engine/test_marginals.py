@@ -20,7 +20,7 @@ from reasoner.cli import main
 from reasoner.marginal import MarginalRun, run_marginals
 from tests.test_properties import COMMON, WEIGHT_SCALE, BruteForce, Program, atom_text, programs
 
-MCSAT_TOLERANCE = 0.08  # largest |MC-SAT − exact| allowed on an atom, 2 chains × 2,000 samples
+MCSAT_TOLERANCE = 0.1  # largest |MC-SAT − exact| allowed on an atom, 2 chains × 2,000 samples
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
