@@ -13,6 +13,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -713,7 +714,8 @@ def with_soft_evidence(program: CheckedProgram, evidence: Evidence) -> tuple[Che
         statement = WeightedFormula(None, Implies(body, head, span), f"w: {body} => {head}", span, weight_variable="w")
         formulas.append(CheckedFormula(len(formulas), statement, (*names, "w"), (*predicate.types, weight_type)))
         columns: dict[str, object] = {key: typed_constants(frame[key].reset_index(drop=True)) for key in keys}
-        weights = [soft_weight(p) for p in frame["probability"].tolist()]
+        places = Decimal("0.0001")  # as every weight from the data (the constant shows what is used)
+        weights = [float(Decimal(repr(soft_weight(p))).quantize(places)) for p in frame["probability"].tolist()]
         columns[f"a{arity}"] = typed_constants(pd.Series([canonical(w) for w in weights], dtype=object))
         columns["truth"] = np.ones(len(frame), dtype=bool)
         columns["source"] = frame["source"].to_numpy(dtype=np.int32)
