@@ -398,13 +398,13 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
     _check_common(options)
     if options.partition_rows is not None and options.partition_rows < 1:
         raise UsageError("--partition-rows must be at least 1")
-    from reasoner.lending.audit import PARTITION_ROWS, audit
-    from reasoner.lending.outputs import check_output, output_lock, write_outputs
-    from reasoner.lending.progress import Progress, StageTiming, timing_table
+    from reasoner.lending.audit.run import PARTITION_ROWS, audit
+    from reasoner.lending.outputs.write import check_output, output_lock, write_outputs
+    from reasoner.lending.audit.progress import Progress, StageTiming, timing_table
 
     signing_key = None
     if options.sign is not None:  # before the work: a wrong key fails at once
-        from reasoner.lending.signing import load_private_key
+        from reasoner.lending.outputs.signing import load_private_key
 
         signing_key = load_private_key(options.sign)
     _apply_memory_limit(options)
@@ -452,14 +452,14 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
 def _audit_command(options: argparse.Namespace) -> int:
     if not options.facts.is_file() and not options.facts.is_dir():  # before any import: answered at once
         raise UsageError(f"{options.facts}: no such file or directory")
-    from reasoner.lending.audit import builtin_rules
+    from reasoner.lending.audit.run import builtin_rules
 
     rules = list(options.rules) or [builtin_rules()]
     return _audit(rules, [options.facts], options, options.pairs)
 
 
 def _synth(options: argparse.Namespace) -> int:
-    from reasoner.lending.synth import write_synth
+    from reasoner.lending.synthetic.synth import write_synth
 
     if options.applications < 1 or options.lenders < 1:
         raise UsageError("--applications and --lenders must be at least 1")
@@ -469,7 +469,7 @@ def _synth(options: argparse.Namespace) -> int:
 
 
 def _evaluate(options: argparse.Namespace) -> int:
-    from reasoner.lending.evaluate import evaluate, render_evaluation
+    from reasoner.lending.synthetic.evaluate import evaluate, render_evaluation
 
     result = evaluate(options.out, options.truth)
     sys.stdout.write(render_evaluation(result, as_json=options.json) + "\n")
@@ -477,7 +477,7 @@ def _evaluate(options: argparse.Namespace) -> int:
 
 
 def _explain(options: argparse.Namespace) -> int:
-    from reasoner.lending.explain_finding import explain_finding
+    from reasoner.lending.outputs.explain_finding import explain_finding
 
     sys.stdout.write(printable(explain_finding(options.out, options.id), keep="\n") + "\n")  # values escaped
     return EXIT_OK
@@ -515,7 +515,7 @@ def _audit_model_parser() -> argparse.ArgumentParser:
 
 
 def _audit_model(options: argparse.Namespace) -> int:
-    from reasoner.lending.outputs import check_output
+    from reasoner.lending.outputs.write import check_output
 
     protected = [name.strip() for name in options.protected.split(",") if name.strip()]
     references = {}
@@ -553,7 +553,7 @@ def _audit_model(options: argparse.Namespace) -> int:
 
 
 def _verify(options: argparse.Namespace) -> int:
-    from reasoner.lending.verify import render_verification, verify
+    from reasoner.lending.outputs.verify import render_verification, verify
 
     result = verify(options.out, key=options.key)
     print(printable(render_verification(result, options.out), keep="\n"), file=sys.stdout if result.ok else sys.stderr)

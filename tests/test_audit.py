@@ -192,7 +192,7 @@ def test_a_pair_table_with_bad_values_names_column_and_row(
     tmp_path: Path, column: str, value: object, expected: str
 ) -> None:
     from reasoner.errors import EvidenceError
-    from reasoner.lending.audit import _read_pairs
+    from reasoner.lending.audit.run import _read_pairs
 
     rows = [{"comparison": "minority", "b": "1", "a": "2", "distance": 0.5, "rank": 1, "lei": "L"} for _ in range(3)]
     rows[1][column] = value
@@ -206,7 +206,7 @@ def test_an_input_named_like_a_computed_table_is_refused(tmp_path: Path) -> None
     import shutil
 
     from reasoner.errors import UsageError
-    from reasoner.lending.audit import audit
+    from reasoner.lending.audit.run import audit
 
     named = tmp_path / "pairs"
     shutil.copy(SAMPLE, named)

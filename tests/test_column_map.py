@@ -11,7 +11,7 @@ import pytest
 from reasoner.cli import main
 from reasoner.errors import EvidenceError, RuleError
 from reasoner.lending.config import GROUP_COLUMNS, check_config_columns, load_column_map, load_config
-from reasoner.lending.hmda import CLEAN_COLUMNS, read_clean
+from reasoner.lending.registers.hmda import CLEAN_COLUMNS, read_clean
 
 ROOT = Path(__file__).resolve().parent.parent
 BANK = ROOT / "examples" / "bank"

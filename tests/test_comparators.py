@@ -11,7 +11,7 @@ import pytest
 from reasoner.errors import RuleError
 from reasoner.lending import clean_hmda, synthesize
 from reasoner.lending.config import load_config
-from reasoner.lending.tables import audit_tables
+from reasoner.lending.evidence.tables import audit_tables
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 

@@ -36,7 +36,7 @@ import pandas as pd
 import pytest
 
 from reasoner.errors import EvidenceError, UsageError
-from reasoner.lending.evaluate import Evaluation, evaluate, render_evaluation
+from reasoner.lending.synthetic.evaluate import Evaluation, evaluate, render_evaluation
 
 RULES = Path(__file__).parent.parent / "rules"
 BLACK = "Black or African American"

@@ -15,9 +15,9 @@ import pytest
 from reasoner.check import QueryPattern
 from reasoner.evidence import MemoryTable
 from reasoner.explain import explain
-from reasoner.lending.explain_finding import explain_finding
-from reasoner.lending.interaction import interaction_tests
-from reasoner.lending.tables import add_group_columns
+from reasoner.lending.outputs.explain_finding import explain_finding
+from reasoner.lending.evidence.interaction import interaction_tests
+from reasoner.lending.evidence.tables import add_group_columns
 from reasoner.model.evidence import empty_model_evidence
 from reasoner.pipeline import run
 

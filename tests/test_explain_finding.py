@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from reasoner.errors import UsageError
-from reasoner.lending.explain_finding import explain_finding
+from reasoner.lending.outputs.explain_finding import explain_finding
 
 Reason = Callable[..., subprocess.CompletedProcess[str]]
 

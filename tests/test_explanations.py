@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import REPOSITORY, SAMPLE
 
-from reasoner.lending.explanations import Numbering, numberings
+from reasoner.lending.audit.explanations import Numbering, numberings
 
 RULES = REPOSITORY / "rules"
 
@@ -30,8 +30,8 @@ def _citations(record: object) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def partitioned() -> tuple[object, list[dict[str, object]]]:
-    from reasoner.lending.audit import audit
-    from reasoner.lending.outputs import explanation_records
+    from reasoner.lending.audit.run import audit
+    from reasoner.lending.outputs.write import explanation_records
 
     result = audit([RULES], SAMPLE, workers=1, partition_rows=400)
     return result, explanation_records(result)
@@ -39,9 +39,9 @@ def partitioned() -> tuple[object, list[dict[str, object]]]:
 
 def test_citations_of_partitions_are_rows_of_the_whole_registers_tables(partitioned) -> None:  # type: ignore[no-untyped-def]
     from reasoner.lending.config import load_config
-    from reasoner.lending.files import read_hmda
-    from reasoner.lending.hmda import INPUT_COLUMNS, clean_hmda
-    from reasoner.lending.tables import audit_tables
+    from reasoner.lending.registers.files import read_hmda
+    from reasoner.lending.registers.hmda import INPUT_COLUMNS, clean_hmda
+    from reasoner.lending.evidence.tables import audit_tables
 
     _, records = partitioned
     cleaned = clean_hmda(read_hmda(SAMPLE, INPUT_COLUMNS), SAMPLE.name).frame
@@ -120,7 +120,7 @@ def test_pair_rows_follow_comparisons_then_partitions() -> None:
 
 
 def test_spill_is_removed_with_the_audit(partitioned) -> None:  # type: ignore[no-untyped-def]
-    from reasoner.lending.audit import audit
+    from reasoner.lending.audit.run import audit
 
     result = audit([RULES], SAMPLE, workers=1)
     directory = Path(result.explanations.directory)
@@ -133,7 +133,7 @@ def test_no_room_for_the_explanations_is_a_limit_not_a_traceback(monkeypatch: py
     import errno
 
     from reasoner.errors import LimitError
-    from reasoner.lending.audit import audit
+    from reasoner.lending.audit.run import audit
 
     def full(self: Path, data: bytes) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -12,9 +12,9 @@ from registers import FORMATS, consistent, write
 
 from reasoner.cli import main
 from reasoner.errors import EvidenceError
-from reasoner.lending.files import read_hmda, register_format
-from reasoner.lending.formats import FILING_LAR_FIELDS, MODIFIED_LAR_FIELDS, TRANSMITTAL_FIELDS
-from reasoner.lending.hmda import read_clean
+from reasoner.lending.registers.files import read_hmda, register_format
+from reasoner.lending.registers.formats import FILING_LAR_FIELDS, MODIFIED_LAR_FIELDS, TRANSMITTAL_FIELDS
+from reasoner.lending.registers.hmda import read_clean
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTERS = Path(__file__).parent / "data" / "registers"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reasoner.lending.tables import MAX_EVIDENCE, with_evidence
+from reasoner.lending.evidence.tables import MAX_EVIDENCE, with_evidence
 
 D = math.log(2.0)
 

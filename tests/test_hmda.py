@@ -14,7 +14,7 @@ import pytest
 
 from reasoner.errors import EvidenceError
 from reasoner.lending import CLEAN_COLUMNS, EXCLUSION_REASONS, INPUT_COLUMNS, clean_hmda, read_hmda
-from reasoner.lending.fields import PUBLISHED_COLUMNS, normalize_name
+from reasoner.lending.registers.fields import PUBLISHED_COLUMNS, normalize_name
 
 # Data Browser spelling (hyphens), as the public data dictionary writes the names.
 BROWSER = {
@@ -466,8 +466,8 @@ SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hmda" / "sample.
 
 @pytest.mark.parametrize("batch", [700, 5000, 10**6])
 def test_read_in_pieces_gives_the_frame_of_one_piece(monkeypatch: pytest.MonkeyPatch, batch: int) -> None:
-    from reasoner.lending import files
-    from reasoner.lending.hmda import read_clean
+    from reasoner.lending.registers import files
+    from reasoner.lending.registers.hmda import read_clean
 
     whole = clean_hmda(read_hmda(SAMPLE, INPUT_COLUMNS), SAMPLE.name)
     monkeypatch.setattr(files, "BATCH_ROWS", batch)
@@ -496,8 +496,8 @@ def _register(rows: int) -> pd.DataFrame:
 
 
 def test_pieces_without_ids_number_rows_of_the_whole_input(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from reasoner.lending import files
-    from reasoner.lending.hmda import read_clean
+    from reasoner.lending.registers import files
+    from reasoner.lending.registers.hmda import read_clean
 
     path = tmp_path / "noid.parquet"
     pq.write_table(pa.Table.from_pandas(_register(40).drop(columns="application_id"), preserve_index=False), path)
@@ -512,8 +512,8 @@ def test_pieces_without_ids_number_rows_of_the_whole_input(monkeypatch: pytest.M
 def test_a_piece_refused_gives_the_message_of_the_whole_input(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, bad: str
 ) -> None:
-    from reasoner.lending import files
-    from reasoner.lending.hmda import read_clean
+    from reasoner.lending.registers import files
+    from reasoner.lending.registers.hmda import read_clean
 
     frame = _register(40)
     if bad == "value":

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reasoner.errors import EvidenceError
-from reasoner.lending.hmda import INPUT_COLUMNS, clean_hmda, read_hmda
+from reasoner.lending.registers.hmda import INPUT_COLUMNS, clean_hmda, read_hmda
 from reasoner.limits import MAX_FIELD_LENGTH
 
 ROOT = Path(__file__).resolve().parent.parent

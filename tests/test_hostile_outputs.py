@@ -23,8 +23,8 @@ import pandas as pd
 import pytest
 
 from reasoner.errors import UsageError
-from reasoner.lending import outputs
-from reasoner.lending.outputs import check_output, output_lock, staged
+from reasoner.lending.outputs import write as outputs
+from reasoner.lending.outputs.write import check_output, output_lock, staged
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "hmda" / "sample.parquet"
@@ -274,7 +274,7 @@ def _parent(pid: int) -> int:
 
 
 def test_spill_directories_of_killed_runs_are_removed_and_running_ones_kept(tmp_path: Path) -> None:
-    from reasoner.lending.explanations import SPILL_LOCK, SPILL_PREFIX, Explanations, remove_abandoned
+    from reasoner.lending.audit.explanations import SPILL_LOCK, SPILL_PREFIX, Explanations, remove_abandoned
 
     abandoned = tmp_path / f"{SPILL_PREFIX}dead"
     abandoned.mkdir()
@@ -418,7 +418,7 @@ def test_report_md_shows_hostile_values_as_text(hostile: Path) -> None:
 
 
 def test_markdown_escaping_leaves_ordinary_values_alone() -> None:
-    from reasoner.lending.report import escape_markdown, markdown_code
+    from reasoner.lending.outputs.report import escape_markdown, markdown_code
 
     assert escape_markdown("Black or African American") == "Black or African American"
     assert escape_markdown("TIER_1_CRITICAL") == "TIER_1_CRITICAL"
@@ -432,7 +432,7 @@ def test_markdown_escaping_leaves_ordinary_values_alone() -> None:
 
 @pytest.mark.slow
 def test_a_lender_denying_every_application_is_not_tested_rather_than_flagged(tmp_path: Path) -> None:
-    from reasoner.lending.audit import audit
+    from reasoner.lending.audit.run import audit
 
     frame = pd.read_parquet(SAMPLE)
     frame["lei"] = frame["lei"].astype(str)

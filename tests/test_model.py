@@ -422,9 +422,9 @@ def test_model_evidence_must_be_a_model_audit_directory(tmp_path: Path, capsys: 
 
 
 def test_model_evidence_is_weighed_in_the_lending_audit(models: Path, tmp_path: Path) -> None:
-    from reasoner.lending.audit import audit, builtin_rules
-    from reasoner.lending.outputs import explanation_records
-    from reasoner.lending.report import render_html, render_markdown
+    from reasoner.lending.audit.run import audit, builtin_rules
+    from reasoner.lending.outputs.write import explanation_records
+    from reasoner.lending.outputs.report import render_html, render_markdown
     from reasoner.model.outputs import write_model_outputs
 
     evidence = write_model_outputs(
@@ -439,8 +439,8 @@ def test_model_evidence_is_weighed_in_the_lending_audit(models: Path, tmp_path: 
     cited = json.dumps(records)
     assert "CounterfactualFlip(" in cited and "model_flips row" in cited
     assert "## Model evidence" in render_markdown(with_model) and 'id="model"' in render_html(with_model)
-    from reasoner.lending.explain_finding import explain_finding
-    from reasoner.lending.outputs import write_outputs
+    from reasoner.lending.outputs.explain_finding import explain_finding
+    from reasoner.lending.outputs.write import write_outputs
 
     out = write_outputs(with_model, tmp_path / "audit", timings=False)
     manifest = json.loads((out / "manifest.json").read_text())

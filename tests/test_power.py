@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reasoner.lending.power import min_detectable_odds_ratio, with_power
+from reasoner.lending.evidence.power import min_detectable_odds_ratio, with_power
 
 
 def test_cohens_table_392_per_group_detect_h_of_0_2() -> None:

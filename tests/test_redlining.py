@@ -1,4 +1,4 @@
-"""Redlining evidence (``reasoner.lending.redlining``): population, markets, volume peers, bands,
+"""Redlining evidence (``reasoner.lending.evidence.redlining``): population, markets, volume peers, bands,
 exact and pooled tests, assessment areas, and the audit's verdicts on registers built for it."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from scipy import stats
 
 from reasoner.errors import EvidenceError, RuleError
 from reasoner.lending import synthesize
-from reasoner.lending.audit import audit
+from reasoner.lending.audit.run import audit
 from reasoner.lending.config import load_config
-from reasoner.lending.explain_finding import explain_finding
-from reasoner.lending.redlining import read_assessment_areas, redlining_signals
-from reasoner.lending.statistics import holm_adjusted
-from reasoner.lending.tables import register_redlining
+from reasoner.lending.outputs.explain_finding import explain_finding
+from reasoner.lending.evidence.redlining import read_assessment_areas, redlining_signals
+from reasoner.lending.evidence.statistics import holm_adjusted
+from reasoner.lending.evidence.tables import register_redlining
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"

@@ -24,9 +24,9 @@ import pytest
 
 from reasoner import limits
 from reasoner.errors import EvidenceError, UsageError
-from reasoner.lending.audit import Audit, audit
-from reasoner.lending.outputs import write_outputs
-from reasoner.lending.report import render_markdown
+from reasoner.lending.audit.run import Audit, audit
+from reasoner.lending.outputs.write import write_outputs
+from reasoner.lending.outputs.report import render_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "hmda" / "sample.parquet"
@@ -305,7 +305,7 @@ def test_a_worker_interrupted_by_the_memory_watchdog_reports_the_limit(monkeypat
     limits from the pool's initializer)."""
     from reasoner import limits
     from reasoner.errors import LimitError
-    from reasoner.lending import audit as audit_module
+    from reasoner.lending.audit import run as audit_module
 
     def interrupted(task: object) -> object:
         raise RuntimeError("Query interrupted")
@@ -324,7 +324,7 @@ def test_a_read_interrupted_by_the_memory_watchdog_reports_the_limit(monkeypatch
     otherwise report as a corrupt file."""
     from reasoner import limits
     from reasoner.errors import LimitError
-    from reasoner.lending import files
+    from reasoner.lending.registers import files
 
     def interrupted(*arguments: object) -> object:
         raise OSError("Interrupted")
@@ -347,7 +347,7 @@ def test_the_grounding_limit_names_the_formula_and_the_option(tmp_path: Path, re
 
 @pytest.mark.slow
 def test_a_world_not_proven_optimal_is_said_in_the_report_and_the_manifest(runs: dict[str, Path]) -> None:
-    from reasoner.lending.outputs import manifest
+    from reasoner.lending.outputs.write import manifest
 
     base = _AUDITS["base"]
     assert "Not proven optimal" not in render_markdown(base)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from reasoner.lending import report
-from reasoner.lending.audit import Audit, audit
+from reasoner.lending.outputs import report
+from reasoner.lending.audit.run import Audit, audit
 from reasoner.lending.config import STATUS_TIERS, TIERS
-from reasoner.lending.report import MAX_LENDER_SECTIONS, render_html, render_markdown
-from reasoner.lending.synth import write_synth
+from reasoner.lending.outputs.report import MAX_LENDER_SECTIONS, render_html, render_markdown
+from reasoner.lending.synthetic.synth import write_synth
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from conftest import REPOSITORY, run_reason
 
-from reasoner.lending.audit import _partitions, audit
-from reasoner.lending.progress import Progress, StageTiming, timing_table
+from reasoner.lending.audit.run import _partitions, audit
+from reasoner.lending.audit.progress import Progress, StageTiming, timing_table
 
 RULES = REPOSITORY / "rules"
 
@@ -123,7 +123,7 @@ def test_a_dataset_directory_of_several_files_is_one_register(sample_audit: tupl
 
 def test_bad_scale_options_are_usage_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     from reasoner.errors import UsageError
-    from reasoner.lending import cluster
+    from reasoner.lending.audit import cluster
 
     sample = REPOSITORY / "examples" / "hmda" / "sample.parquet"
     with pytest.raises(UsageError, match="--partition-rows must be at least 1"):
@@ -136,7 +136,7 @@ def test_bad_scale_options_are_usage_errors(monkeypatch: pytest.MonkeyPatch) -> 
 def test_peak_memory_of_main_and_workers_is_recorded_in_the_run_section(tmp_path: Path) -> None:
     import json
 
-    from reasoner.lending.outputs import write_outputs
+    from reasoner.lending.outputs.write import write_outputs
 
     sample = REPOSITORY / "examples" / "hmda" / "sample.parquet"
     result = audit([RULES], sample, workers=2, partition_rows=1500)
@@ -162,7 +162,7 @@ def test_a_dataset_directory_gives_the_same_explanations_whatever_the_partitions
     outputs = []
     for rows in (400, 100_000):
         result = audit([RULES], dataset, workers=1, partition_rows=rows)
-        from reasoner.lending.outputs import explanation_records
+        from reasoner.lending.outputs.write import explanation_records
 
         outputs.append(explanation_records(result))
     assert outputs[0] == outputs[1]

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import reasoner.lending.similar as similar_module
+import reasoner.lending.evidence.similar as similar_module
 from reasoner.errors import UsageError
 from reasoner.lending import clean_hmda, synthesize
-from reasoner.lending.similar import PairCounts, SimilaritySpec, similar_pairs
+from reasoner.lending.evidence.similar import PairCounts, SimilaritySpec, similar_pairs
 
 BLACK = "Black or African American"
 

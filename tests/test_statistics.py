@@ -16,8 +16,8 @@ from scipy import optimize, special, stats
 
 from reasoner.errors import UsageError
 from reasoner.lending import clean_hmda, synthesize
-from reasoner.lending.similar import SimilaritySpec, similar_pairs
-from reasoner.lending.statistics import (
+from reasoner.lending.evidence.similar import SimilaritySpec, similar_pairs
+from reasoner.lending.evidence.statistics import (
     Covariates,
     cluster_outliers,
     denial_probabilities,

@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 
 from reasoner.errors import UsageError
 from reasoner.lending import clean_hmda, read_hmda, synthesize, write_synth
-from reasoner.lending.fields import DERIVED_RACE, PUBLISHED_COLUMNS
+from reasoner.lending.registers.fields import DERIVED_RACE, PUBLISHED_COLUMNS
 
 NUM_APPLICATIONS = 60_000
 NUM_LENDERS = 20

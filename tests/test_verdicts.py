@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 
 from reasoner.errors import RuleError
-from reasoner.lending.audit import Audit, audit
+from reasoner.lending.audit.run import Audit, audit
 from reasoner.lending.config import Comparison, load_config
-from reasoner.lending.denial_reasons import contradicted_reasons, reason_mix
-from reasoner.lending.effects import effect_sizes, with_effects
-from reasoner.lending.outputs import write_outputs
-from reasoner.lending.verdict_section import denial_reason_tables
-from reasoner.lending.verdicts import lender_evidence
+from reasoner.lending.evidence.denial_reasons import contradicted_reasons, reason_mix
+from reasoner.lending.evidence.effects import effect_sizes, with_effects
+from reasoner.lending.outputs.write import write_outputs
+from reasoner.lending.outputs.verdict_section import denial_reason_tables
+from reasoner.lending.audit.verdicts import lender_evidence
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 BLACK = "Black or African American"
@@ -233,7 +233,7 @@ def test_a_lender_denying_everyone_flagged_on_other_evidence_has_a_confidence(au
 
 
 def test_reports_and_explain_say_not_tested_and_underpowered(audited: Audit, tmp_path: Path) -> None:
-    from reasoner.lending.explain_finding import explain_finding
+    from reasoner.lending.outputs.explain_finding import explain_finding
 
     out = write_outputs(audited, tmp_path / "out", timings=False)
     report = (out / "report.md").read_text(encoding="utf-8")

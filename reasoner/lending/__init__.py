@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reasoner.lending.hmda import (
+    from reasoner.lending.registers.hmda import (
         CLEAN_COLUMNS,
         EXCLUSION_REASONS,
         INPUT_COLUMNS,
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
         clean_hmda,
         read_hmda,
     )
-    from reasoner.lending.synth import synthesize, write_synth
+    from reasoner.lending.synthetic.synth import synthesize, write_synth
 
 __all__ = [
     "CLEAN_COLUMNS",
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 _SYNTH = ("synthesize", "write_synth")
-_MODULE_OF = {name: "reasoner.lending.synth" if name in _SYNTH else "reasoner.lending.hmda" for name in __all__}
+_MODULE_OF = {name: "reasoner.lending.synthetic.synth" if name in _SYNTH else "reasoner.lending.registers.hmda" for name in __all__}
 
 
 def __getattr__(name: str) -> Any:

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from reasoner.errors import Diagnostic, RuleError, UsageError
-from reasoner.lending.statistics import Covariates, category_levels
+from reasoner.lending.evidence.statistics import Covariates, category_levels
 from reasoner.syntax import Span
 
 __all__ = [

@@ -15,7 +15,7 @@ import math
 import pandas as pd
 
 from reasoner import __version__
-from reasoner.lending.report import (
+from reasoner.lending.outputs.report import (
     _e,
     _figure,
     _forest,
