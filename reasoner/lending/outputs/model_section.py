@@ -10,6 +10,7 @@ of the flip rates.
 from __future__ import annotations
 
 from reasoner.lending.audit.run import Audit
+from reasoner.reporting import Point, figure, forest, html_table, inline_html, markdown_table
 
 __all__ = ["model_section_html", "model_section_markdown"]
 
@@ -76,26 +77,22 @@ def _intro(audit: Audit) -> str:
 
 
 def model_section_markdown(audit: Audit) -> list[str]:
-    from reasoner.lending.outputs.report import _table
-
     if audit.model_evidence is None:
         return []
-    return ["## Model evidence", "", _intro(audit), "", *_table(HEADERS, _rows(audit))]
+    return ["## Model evidence", "", _intro(audit), "", *markdown_table(HEADERS, _rows(audit))]
 
 
 def model_section_html(audit: Audit) -> list[str]:
-    from reasoner.lending.outputs.report import _figure, _forest, _html_table, _inline, _Point
-
     if audit.model_evidence is None:
         return []
     rates = audit.model_evidence["model_flip_rates"]
     rates = rates[rates["via"] == "attribute"]
     points = [
-        _Point(f"{r.lei[:8]}… {r.attribute.removeprefix('derived_')}", r.flip_rate, r.ci_low, r.ci_high)
+        Point(f"{r.lei[:8]}… {r.attribute.removeprefix('derived_')}", r.flip_rate, r.ci_low, r.ci_high)
         for r in rates.itertuples(index=False)
         if isinstance(r.flip_rate, float)
     ]
-    chart = _forest(
+    chart = forest(
         points,
         log=False,
         reference=0.0,
@@ -107,12 +104,12 @@ def model_section_html(audit: Audit) -> list[str]:
     return [
         '<section id="model">',
         "<h2>Model evidence</h2>",
-        f"<p>{_inline(_intro(audit))}</p>",
-        _figure(
+        f"<p>{inline_html(_intro(audit))}</p>",
+        figure(
             chart,
             "Share of the lender's applicants whose twins (identical but for the attribute) get different "
             "decisions from the model, with exact 95% intervals.",
         ),
-        _html_table(HEADERS, _rows(audit), numeric={2, 3}),
+        html_table(HEADERS, _rows(audit), numeric={2, 3}),
         "</section>",
     ]

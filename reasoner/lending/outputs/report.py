@@ -29,11 +29,10 @@ large dependency (matplotlib and its fonts) for a report.
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from collections import Counter, namedtuple
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,61 +41,43 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reasoner import __version__
-from reasoner.errors import printable
 from reasoner.lending.audit.run import Audit
 from reasoner.lending.config import STATUS_TIERS, TIERS
+from reasoner.lending.outputs.model_section import model_section_html, model_section_markdown
 from reasoner.lending.outputs.verdict_section import denial_reason_tables, effect_sentence, untested_table
+from reasoner.reporting import (
+    BLUE,
+    INK,
+    MUTED,
+    RED,
+    Html,
+    Point,
+    and_list,
+    clip,
+    escape_html,
+    escape_markdown,
+    figure,
+    finite,
+    forest,
+    html_table,
+    inline_html,
+    markdown_code,
+    markdown_table,
+    nice_step,
+    number,
+    px,
+    svg,
+    svg_line,
+    svg_rect,
+    svg_text,
+)
 
-__all__ = ["render_html", "render_markdown"]
+__all__ = ["escape_markdown", "markdown_code", "render_html", "render_markdown"]
 
 MAX_APPLICATIONS_LISTED = 10
 MAX_LENDER_SECTIONS = 50  # HTML: sections for the highest-risk flagged lenders only
 MAX_LENDER_ROWS = 500  # HTML: rows of the lenders-by-tier table
 MAX_MSAS = 15  # HTML: markets per lender in the redlining table and chart
-
-
-def _number(value: object, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "∞" if value > 0 else "-∞"
-        if value != 0 and (abs(value) < 10**-digits):
-            return f"{value:.1e}"
-        return f"{value:,.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(escape_markdown(_number(cell)) for cell in row) + " |")
-    return lines
-
-
-_MARKDOWN_SPECIAL = re.compile(r"[\\`\[\]|]")
-_HTML_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-
-
-def escape_markdown(text: object) -> str:
-    """A value the report did not write (a LEI, an id, a group, a comparison, an action from
-    audit.toml) as Markdown text that shows it as it is, on one line: control characters escaped
-    (``\\n``), HTML (``<``, ``>``, ``&``) as entities, and the characters of links, code and table
-    cells (``\\ ` [ ] |``) backslash-escaped; ``*`` and ``_`` are left (they only emphasise)."""
-    value = printable(str(text))
-    value = re.sub(r"[&<>]", lambda match: _HTML_SPECIAL[match.group()], value)
-    return _MARKDOWN_SPECIAL.sub(lambda match: "\\" + match.group(), value)
-
-
-def markdown_code(text: object) -> str:
-    """A value as a Markdown code span (file and column names): fenced by more backticks than it holds."""
-    value = printable(str(text))
-    longest = max((len(run) for run in re.findall("`+", value)), default=0)
-    fence = "`" * (longest + 1)
-    padded = f" {value} " if longest or value.startswith("`") or value.endswith("`") else value
-    return f"{fence}{padded}{fence}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,16 +197,14 @@ def render_markdown(audit: Audit) -> str:
         "## Lenders by tier",
         "",
     ]
-    lines += _table(["tier", "lenders"], [(tier, count) for tier, count in summary.tiers.items()])
+    lines += markdown_table(["tier", "lenders"], [(tier, count) for tier, count in summary.tiers.items()])
     lines += ["", "### Flagged and monitored lenders", ""]
-    lines += _table(LENDER_HEADERS, [_lender_row(row) for row in _rows(_listed(lenders))])
+    lines += markdown_table(LENDER_HEADERS, [_lender_row(row) for row in _rows(_listed(lenders))])
     lines += _untested_markdown(lenders)
     by = _ByLender(audit)
     for row in _rows(lenders[lenders["flagged"]]):
         lines += ["", *_lender_page(by, row)]
     lines += _denial_reasons_markdown(audit)
-    from reasoner.lending.outputs.model_section import model_section_markdown
-
     model = model_section_markdown(audit)
     lines += [*([""] + model if model else []), "", *_data_quality(audit), "", *_method(audit)]
     return "\n".join(lines) + "\n"
@@ -236,7 +215,7 @@ def _untested_markdown(lenders: pd.DataFrame) -> list[str]:
     table = untested_table(lenders)
     if table is None:
         return []
-    return ["", "### Lenders not tested or underpowered", "", table.caption, "", *_table(table.headers, table.rows)]
+    return ["", "### Lenders not tested or underpowered", "", table.caption, "", *markdown_table(table.headers, table.rows)]
 
 
 def _denial_reasons_markdown(audit: Audit) -> list[str]:
@@ -245,7 +224,7 @@ def _denial_reasons_markdown(audit: Audit) -> list[str]:
     lines = ["", "## Denial reasons (Regulation B)", "", intro]
     for table in tables:
         lines += ["", table.caption, ""]
-        lines += _table(table.headers, table.rows) if table.rows else ["None."]
+        lines += markdown_table(table.headers, table.rows) if table.rows else ["None."]
     return lines
 
 
@@ -253,14 +232,14 @@ def _lender_page(by: _ByLender, r: Any) -> list[str]:
     lines = [
         f"## Lender {escape_markdown(r.lei)}",
         "",
-        f"{r.risk_tier}, risk score {_number(r.risk_score, 2)}, {r.confidence}; "
-        f"violations: {escape_markdown(', '.join(r.violations))}; margin {_number(r.margin)}.",
+        f"{r.risk_tier}, risk score {number(r.risk_score, 2)}, {r.confidence}; "
+        f"violations: {escape_markdown(', '.join(r.violations))}; margin {number(r.margin)}.",
         f"Recommended action: {escape_markdown(r.recommended_action)}.",
         *([effect_sentence(r)] if effect_sentence(r) else []),
         "",
     ]
     for block in _evidence(by, r.lei):
-        lines += [block.caption, "", *_table(block.headers, block.rows)]
+        lines += [block.caption, "", *markdown_table(block.headers, block.rows)]
         if block.kind != "applications":
             lines.append("")
     return lines
@@ -307,7 +286,7 @@ def _evidence(by: _ByLender, lei: str) -> list[_Block]:
                         r.compared_denial_rate,
                         r.reference_denial_rate,
                         r.odds_ratio,
-                        f"{_number(r.ci_low, 2)}–{_number(r.ci_high, 2)}",
+                        f"{number(r.ci_low, 2)}–{number(r.ci_high, 2)}",
                         r.p_value,
                         r.p_adjusted,
                         _excess(r),
@@ -360,7 +339,7 @@ def _evidence(by: _ByLender, lei: str) -> list[_Block]:
         blocks.append(
             _Block(
                 "redlining",
-                f"Tracts over {_number(red[0].band, 0)}% minority against peers of similar volume"
+                f"Tracts over {number(red[0].band, 0)}% minority against peers of similar volume"
                 f"{_set_aside(pooled)}:",
                 ("market", "measure", "lender", "share", "peers' share", "ratio", "p", "p (Holm)", "peers"),
                 [
@@ -430,21 +409,21 @@ def _evidence(by: _ByLender, lei: str) -> list[_Block]:
 
 def _excess(r: Any) -> str:
     """Excess denials of a ``denial_odds`` row with their 95% CI (``effects``)."""
-    if not _finite(r.excess_denials):
+    if not finite(r.excess_denials):
         return "–"
-    low, high = _number(r.excess_denials_ci_low, 1), _number(r.excess_denials_ci_high, 1)
-    return f"{_number(r.excess_denials, 1)} ({low} to {high})"
+    low, high = number(r.excess_denials_ci_low, 1), number(r.excess_denials_ci_high, 1)
+    return f"{number(r.excess_denials, 1)} ({low} to {high})"
 
 
 def _strongest_first(r: Any) -> tuple[object, ...]:
     """Sort key of application findings: violation score descending (NaN last), then application id."""
     score = r.violation_score
-    return (0, -score, r.application_id) if _finite(score) else (1, 0.0, r.application_id)
+    return (0, -score, r.application_id) if finite(score) else (1, 0.0, r.application_id)
 
 
 def _peers(r: Any) -> str:
     """Who a redlining row compares the lender with: '12 (volume 0.5-2x)', or '6 markets pooled'."""
-    return f"{int(r.peers):,} ({r.peer_basis})" if _finite(r.peers) else f"{int(r.markets):,} markets pooled"
+    return f"{int(r.peers):,} ({r.peer_basis})" if finite(r.peers) else f"{int(r.markets):,} markets pooled"
 
 
 def _first_band(by: _ByLender, lei: str) -> float:
@@ -469,7 +448,7 @@ def _set_aside(pooled: Any) -> str:
 
 def _strength(r: Any) -> float:
     """The p-value of a market's redlining row (2 when it was not computed)."""
-    return float(r.p_value) if _finite(r.p_value) else 2.0
+    return float(r.p_value) if finite(r.p_value) else 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,7 +465,7 @@ def _comparator(comparators: object) -> str:
     if not items:
         return "–"
     first = items[0]
-    return f"{first['application_id']} ({first['decision']}, distance {_number(first['distance'], 2)})"
+    return f"{first['application_id']} ({first['decision']}, distance {number(first['distance'], 2)})"
 
 
 def _data_quality(audit: Audit) -> list[str]:
@@ -498,7 +477,7 @@ def _data_quality(audit: Audit) -> list[str]:
         "rules, by first reason:",
         "",
     ]
-    lines += _table(["reason", "rows"], [(reason, count) for reason, count in cleaned.exclusions.items()])
+    lines += markdown_table(["reason", "rows"], [(reason, count) for reason, count in cleaned.exclusions.items()])
     if cleaned.absent_columns:
         lines += [
             "",
@@ -509,7 +488,7 @@ def _data_quality(audit: Audit) -> list[str]:
     counts = audit.tables.pair_counts
     if counts:
         lines += ["", "Similar pairs per comparison:", ""]
-        lines += _table(PAIR_COUNT_HEADERS, _pair_count_rows(audit))
+        lines += markdown_table(PAIR_COUNT_HEADERS, _pair_count_rows(audit))
     elif audit.pairs_source is not None:
         lines += ["", f"Similar pairs were given in {markdown_code(audit.pairs_source.name)} ({audit.tables.pair_rows:,} rows)."]
     return lines
@@ -550,7 +529,7 @@ def _method(audit: Audit) -> list[str]:
         "applicant on "
         f"{escape_markdown(', '.join(config.similarity_columns))} ({config.scaling} scaling; logarithms of "
         f"{escape_markdown(', '.join(config.log_columns) or 'none')}) within the same "
-        f"{escape_markdown(', '.join(config.blocks))}, at most {_number(config.max_distance, 2)} apart.",
+        f"{escape_markdown(', '.join(config.blocks))}, at most {number(config.max_distance, 2)} apart.",
         "",
         "Statistical evidence per lender and comparison: denial odds ratio from a logistic regression on "
         f"{', '.join(config.denial_model.phrases())} (Wald test); on the nearest matched pairs, an exact test of how often "
@@ -562,8 +541,8 @@ def _method(audit: Audit) -> list[str]:
         "exact tests of "
         "the lender's share of applications (actions 1–5; purchased loans and preapproval requests set aside) and "
         "of originations from tracts over "
-        f"{' and '.join(_number(band, 0) + '%' for band in config.redlining.bands)} minority against peer lenders "
-        f"of {_number(config.redlining.peer_volume[0], 1)}–{_number(config.redlining.peer_volume[1], 1)} times its "
+        f"{' and '.join(number(band, 0) + '%' for band in config.redlining.bands)} minority against peer lenders "
+        f"of {number(config.redlining.peer_volume[0], 1)}–{number(config.redlining.peer_volume[1], 1)} times its "
         "volume in each market (MSA; the non-metro part of the state outside MSAs; the assessment area when "
         "given), Holm-adjusted over the lender's markets, and pooled over them (Mantel–Haenszel ratio, "
         "Cochran–Mantel–Haenszel test); the rules weigh these and the denial odds of the comparisons in "
@@ -589,7 +568,6 @@ TIER_COLOURS = {  # background, text
     TIERS[3]: ("#5b8fc7", "#ffffff"),
     TIERS[4]: ("#a7adb4", "#1f1f1f"),
 }
-RED, BLUE, GREY, INK, MUTED = "#b2182b", "#2166ac", "#8a8f96", "#1f2328", "#5c636b"
 
 CSS = """
 :root{--ink:#1f2328;--muted:#5c636b;--rule:#d5d9de;--soft:#f4f6f8}
@@ -660,12 +638,12 @@ def render_html(audit: Audit) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-        f"<title>Fair-lending audit report — {_e(audit.facts.name)}</title>",
+        f"<title>Fair-lending audit report — {escape_html(audit.facts.name)}</title>",
         f"<style>{CSS}</style>",
         "</head><body>",
         '<header id="top">',
         "<h1>Fair-lending audit report</h1>",
-        *(f'<p class="meta">{_inline(line)}</p>' for line in _header(audit)),
+        *(f'<p class="meta">{inline_html(line)}</p>' for line in _header(audit)),
         '<nav class="toc">Contents: <a href="#summary">Summary</a><a href="#lenders">Lenders by tier</a>'
         + ('<a href="#flagged">Flagged lenders</a>' if len(flagged) else "")
         + '<a href="#denial-reasons">Denial reasons</a>'
@@ -679,7 +657,7 @@ def render_html(audit: Audit) -> str:
     for tier, count in summary.tiers.items():
         out.append(
             f'<div class="card {_tier_class(tier)}"><span class="count">{count:,}</span>'
-            f'<span class="label">{_e(tier)}</span></div>'
+            f'<span class="label">{escape_html(tier)}</span></div>'
         )
     out += [
         "</div>",
@@ -689,19 +667,19 @@ def render_html(audit: Audit) -> str:
         f"<li>{summary.usable:,} of {summary.rows:,} rows usable for treatment rules; the others are "
         'counted under <a href="#data-quality">Data quality</a>.</li>',
         "</ul>",
-        _figure(
+        figure(
             _risk_histogram(lenders, audit.config.tiers),
             "Lenders by risk score (bins of 5 points), coloured by tier; dashed lines: the tier cut-offs ("
-            + ", ".join(f"{_e(tier)} from {_number(low, 1)}" for tier, low in audit.config.tiers)
+            + ", ".join(f"{escape_html(tier)} from {number(low, 1)}" for tier, low in audit.config.tiers)
             + "). Flagged lenders are in tiers 1–3 whatever their score; lenders not tested or underpowered are "
             "left out (their score is the presumption of compliance, not evidence).",
         ),
         "</section>",
         '<section id="lenders">',
         "<h2>Lenders by tier</h2>",
-        _html_table(
+        html_table(
             ("tier", "lenders", "recommended action"),
-            [(_Html(_badge(tier)), count, audit.config.action(tier)) for tier, count in summary.tiers.items()],
+            [(Html(_badge(tier)), count, audit.config.action(tier)) for tier, count in summary.tiers.items()],
             numeric={1},
         ),
         "<h3>Flagged and monitored lenders</h3>",
@@ -710,10 +688,10 @@ def render_html(audit: Audit) -> str:
     rows = []
     for row in _rows(listed.head(MAX_LENDER_ROWS)):
         anchor = anchors.get(row.lei)
-        lei = f'<a href="#{anchor}"><code>{_e(row.lei)}</code></a>' if anchor else f"<code>{_e(row.lei)}</code>"
+        lei = f'<a href="#{anchor}"><code>{escape_html(row.lei)}</code></a>' if anchor else f"<code>{escape_html(row.lei)}</code>"
         cells = _lender_row(row)[:-1]  # the recommended action is the tier's, in the table above
-        rows.append((_Html(lei), _Html(_badge(row.risk_tier)), _number(row.risk_score, 2), *cells[3:]))
-    out.append(_html_table(LENDER_HEADERS[:-1], rows, numeric={2, 5}))
+        rows.append((Html(lei), Html(_badge(row.risk_tier)), number(row.risk_score, 2), *cells[3:]))
+    out.append(html_table(LENDER_HEADERS[:-1], rows, numeric={2, 5}))
     out += _untested_html(lenders)
     notes = []
     if len(listed) > MAX_LENDER_ROWS:
@@ -733,7 +711,7 @@ def render_html(audit: Audit) -> str:
     elif len(flagged):
         notes.append("Linked LEIs have a section below.")
     if notes:
-        out.append(f'<p class="note">{_e(" ".join(notes))}</p>')
+        out.append(f'<p class="note">{escape_html(" ".join(notes))}</p>')
     out.append("</section>")
     if len(flagged):
         out += ['<section id="flagged">', "<h2>Flagged lenders</h2>"]
@@ -747,36 +725,15 @@ def render_html(audit: Audit) -> str:
             out += _lender_html(audit, by, row, anchors[row.lei])
         out.append("</section>")
     out += _denial_reasons_html(audit)
-    from reasoner.lending.outputs.model_section import model_section_html
-
     out += model_section_html(audit)
     out += _data_quality_html(audit)
     out += _method_html(audit)
     out += [
-        f"<footer>Generated by reasoner {_e(__version__)} from <code>{_e(audit.facts.name)}</code>. "
+        f"<footer>Generated by reasoner {escape_html(__version__)} from <code>{escape_html(audit.facts.name)}</code>. "
         "This page is self-contained: it loads no script, font, image or style sheet.</footer>",
         "</body></html>",
     ]
     return "\n".join(out) + "\n"
-
-
-class _Html(str):
-    """Markup that is already escaped."""
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _inline(text: str) -> str:
-    """Markdown inline syntax of the report's own sentences (`code`, **strong**) → HTML, data escaped."""
-    escaped = _e(text)
-    escaped = re.sub(r"`([^`]*)`", r"<code>\1</code>", escaped)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", escaped)
-
-
-def _and(items: Sequence[str]) -> str:
-    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 
 
 def _anchors(leis: Sequence[str]) -> dict[str, str]:
@@ -799,7 +756,7 @@ def _tier_class(tier: object) -> str:
 
 
 def _badge(tier: object) -> str:
-    return f'<span class="badge {_tier_class(tier)}">{_e(tier)}</span>'
+    return f'<span class="badge {_tier_class(tier)}">{escape_html(tier)}</span>'
 
 
 def _untested_html(lenders: pd.DataFrame) -> list[str]:
@@ -808,66 +765,39 @@ def _untested_html(lenders: pd.DataFrame) -> list[str]:
         return []
     return [
         "<h3>Lenders not tested or underpowered</h3>",
-        f'<p class="note">{_inline(table.caption)}</p>',
-        _html_table(table.headers, table.rows, numeric={2, 3, 5}),
+        f'<p class="note">{inline_html(table.caption)}</p>',
+        html_table(table.headers, table.rows, numeric={2, 3, 5}),
     ]
 
 
 def _denial_reasons_html(audit: Audit) -> list[str]:
     intro, tables = denial_reason_tables(audit)
-    out = ['<section id="denial-reasons">', "<h2>Denial reasons (Regulation B)</h2>", f"<p>{_inline(intro)}</p>"]
+    out = ['<section id="denial-reasons">', "<h2>Denial reasons (Regulation B)</h2>", f"<p>{inline_html(intro)}</p>"]
     for table in tables:
-        out.append(f"<p>{_inline(table.caption)}</p>")
-        out.append(_html_table(table.headers, table.rows) if table.rows else '<p class="note">None.</p>')
+        out.append(f"<p>{inline_html(table.caption)}</p>")
+        out.append(html_table(table.headers, table.rows) if table.rows else '<p class="note">None.</p>')
     out.append("</section>")
     return out
-
-
-def _cell(value: object) -> str:
-    return value if isinstance(value, _Html) else _e(_number(value))
-
-
-def _html_table(headers: Sequence[str], rows: Iterable[Sequence[object]], numeric: set[int] | None = None) -> str:
-    rows = [list(row) for row in rows]
-    if numeric is None:  # columns whose values are all numbers
-        numeric = {
-            i
-            for i in range(len(headers))
-            if rows and all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in rows)
-        }
-
-    def cls(i: int) -> str:
-        return ' class="num"' if i in numeric else ""
-
-    head = "".join(f"<th{cls(i)}>{_e(h)}</th>" for i, h in enumerate(headers))
-    body = "".join(
-        "<tr>" + "".join(f"<td{cls(i)}>{_cell(v)}</td>" for i, v in enumerate(row)) + "</tr>" for row in rows
-    )
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
-def _figure(svg: str, caption: str) -> str:
-    return f"<figure>{svg}<figcaption>{caption}</figcaption></figure>" if svg else ""
 
 
 def _lender_html(audit: Audit, by: _ByLender, r: Any, anchor: str) -> list[str]:
     lei = r.lei
     denial = r.denial_rate
     facts = [
-        f"risk score <strong>{_number(r.risk_score, 2)}</strong>",
-        _e(r.confidence),
-        f"margin {_number(r.margin)}",
-        "violations: <strong>" + _e(", ".join(r.violations) or "–") + "</strong>",
+        f"risk score <strong>{number(r.risk_score, 2)}</strong>",
+        escape_html(r.confidence),
+        f"margin {number(r.margin)}",
+        "violations: <strong>" + escape_html(", ".join(r.violations) or "–") + "</strong>",
         f"{r.applications:,} applications, {r.usable_applications:,} usable"
-        + (f", denial rate {denial:.1%}" if _finite(denial) else ""),
+        + (f", denial rate {denial:.1%}" if finite(denial) else ""),
         f"{r.flagged_applications:,} flagged applications",
     ]
     out = [
         f'<article class="lender" id="{anchor}">',
-        f"<h3>Lender <code>{_e(lei)}</code> {_badge(r.risk_tier)}</h3>",
+        f"<h3>Lender <code>{escape_html(lei)}</code> {_badge(r.risk_tier)}</h3>",
         f'<p class="facts">{" · ".join(facts)}</p>',
-        f'<p class="action"><strong>Recommended action:</strong> {_e(r.recommended_action)}.</p>',
-        *([f'<p class="facts">{_inline(effect_sentence(r))}</p>'] if effect_sentence(r) else []),
+        f'<p class="action"><strong>Recommended action:</strong> {escape_html(r.recommended_action)}.</p>',
+        *([f'<p class="facts">{inline_html(effect_sentence(r))}</p>'] if effect_sentence(r) else []),
     ]
     config = audit.config
     for block in _evidence(by, lei):
@@ -875,10 +805,10 @@ def _lender_html(audit: Audit, by: _ByLender, r: Any, anchor: str) -> list[str]:
             every = by("denial_odds", lei)
             out += [
                 "<h4>Approval controlled for financials: adjusted denial odds</h4>",
-                _figure(
+                figure(
                     _odds_chart(every),
                     "Odds that an applicant of the compared group is denied, relative to a reference-group applicant "
-                    f"with the same {_e(_and(list(config.denial_model.phrases())))} (logistic regression), with 95% confidence "
+                    f"with the same {escape_html(and_list(list(config.denial_model.phrases())))} (logistic regression), with 95% confidence "
                     "intervals, on a log scale. Above 1: the compared group is approved less often than its "
                     f'financials explain. <span style="color:{RED}">Red</span>: the whole interval is above 1; '
                     f'<span style="color:{BLUE}">blue</span>: below 1.',
@@ -888,7 +818,7 @@ def _lender_html(audit: Audit, by: _ByLender, r: Any, anchor: str) -> list[str]:
             every = by("matched_pairs", lei)
             out += [
                 "<h4>Matched-pair outcomes</h4>",
-                _figure(
+                figure(
                     _pairs_chart([r for r in every if r.pairs > 0]),
                     "Each compared applicant paired with the nearest similarly situated reference-group applicant at "
                     "the lender. Reference favoured: the reference applicant was approved and the compared one "
@@ -910,10 +840,10 @@ def _lender_html(audit: Audit, by: _ByLender, r: Any, anchor: str) -> list[str]:
                 rows = [block.rows[i] for i in order]
                 block = _Block(block.kind, block.caption, block.headers, rows, [records[i] for i in order])
             out.append(
-                _figure(
+                figure(
                     _redlining_chart(_market_shares(block.records)),
                     "The lender's share of its applications (left) and originations (right) in each market that come "
-                    f"from tracts with more than {_number(block.records[0].band, 0)}% minority residents, against "
+                    f"from tracts with more than {number(block.records[0].band, 0)}% minority residents, against "
                     "peer lenders of similar volume in the market (purchased loans and preapproval requests set "
                     "aside); a share well below the peers' suggests avoiding these neighbourhoods.",
                 )
@@ -921,10 +851,10 @@ def _lender_html(audit: Audit, by: _ByLender, r: Any, anchor: str) -> list[str]:
         elif block.kind == "pricing":
             out += [
                 "<h4>Pricing: rate spread among originated loans</h4>",
-                _figure(
+                figure(
                     _pricing_chart(block.records),
                     "Gap in mean rate spread (percentage points) of the compared group's originated loans against the "
-                    f"reference group's, adjusted for {_e(_and(list(config.pricing_model.phrases())))} (least squares), "
+                    f"reference group's, adjusted for {escape_html(and_list(list(config.pricing_model.phrases())))} (least squares), "
                     "with 95% confidence intervals. Above 0: the compared group pays more.",
                 ),
             ]
@@ -935,8 +865,8 @@ def _lender_html(audit: Audit, by: _ByLender, r: Any, anchor: str) -> list[str]:
                 f"{len(by('applications', lei)):,} in all; <code>reason explain OUT ID</code> prints any in full.</p>",
             ]
         if block.kind != "applications":
-            out.append(f'<p class="note">{_inline(block.caption)}</p>')
-        out.append(_html_table(block.headers, block.rows))
+            out.append(f'<p class="note">{inline_html(block.caption)}</p>')
+        out.append(html_table(block.headers, block.rows))
     out += ['<p class="back"><a href="#lenders">↑ Lenders by tier</a></p>', "</article>"]
     return out
 
@@ -947,17 +877,17 @@ def _data_quality_html(audit: Audit) -> list[str]:
     out = [
         '<section id="data-quality">',
         "<h2>Data quality</h2>",
-        f"<p>{cleaned.rows_read:,} rows read from <code>{_e(audit.facts.name)}</code>; none dropped. "
+        f"<p>{cleaned.rows_read:,} rows read from <code>{escape_html(audit.facts.name)}</code>; none dropped. "
         "Rows not usable for treatment rules, by first reason:</p>",
     ]
     out.append(
-        _html_table(
+        html_table(
             ("reason", "rows", "share of rows"),
             [
                 (
                     reason,
                     count,
-                    _Html(
+                    Html(
                         f'<span class="bar" style="width:{max(count / rows * 12, 0.05 if count else 0):.2f}em"></span> '
                         f"{count / rows:.1%}"
                     ),
@@ -970,16 +900,16 @@ def _data_quality_html(audit: Audit) -> list[str]:
     if cleaned.absent_columns:
         out.append(
             "<p>Optional columns absent from the input: "
-            + ", ".join(f"<code>{_e(c)}</code>" for c in cleaned.absent_columns)
+            + ", ".join(f"<code>{escape_html(c)}</code>" for c in cleaned.absent_columns)
             + ".</p>"
         )
     if cleaned.notes:
-        out.append("<p>Register and groups:</p><ul>" + "".join(f"<li>{_e(note)}</li>" for note in cleaned.notes) + "</ul>")
+        out.append("<p>Register and groups:</p><ul>" + "".join(f"<li>{escape_html(note)}</li>" for note in cleaned.notes) + "</ul>")
     if audit.tables.pair_counts:
-        out += ["<p>Similar pairs per comparison:</p>", _html_table(PAIR_COUNT_HEADERS, _pair_count_rows(audit))]
+        out += ["<p>Similar pairs per comparison:</p>", html_table(PAIR_COUNT_HEADERS, _pair_count_rows(audit))]
     elif audit.pairs_source is not None:
         out.append(
-            f"<p>Similar pairs were given in <code>{_e(audit.pairs_source.name)}</code> ({audit.tables.pair_rows:,} "
+            f"<p>Similar pairs were given in <code>{escape_html(audit.pairs_source.name)}</code> ({audit.tables.pair_rows:,} "
             "rows).</p>"
         )
     out.append("</section>")
@@ -991,15 +921,15 @@ def _method_html(audit: Audit) -> list[str]:
     items: list[str] = []
     for line in _method(audit):
         if line.startswith("- "):
-            items.append(f"<li>{_inline(line[2:])}</li>")
+            items.append(f"<li>{inline_html(line[2:])}</li>")
             continue
         if items:
             out += ['<ul class="rules">', *items, "</ul>"]
             items = []
         if line.startswith("## "):
-            out.append(f"<h2>{_e(line[3:])}</h2>")
+            out.append(f"<h2>{escape_html(line[3:])}</h2>")
         elif line:
-            out.append(f"<p>{_inline(line)}</p>")
+            out.append(f"<p>{inline_html(line)}</p>")
     if items:
         out += ['<ul class="rules">', *items, "</ul>"]
     out.append("</section>")
@@ -1011,201 +941,19 @@ def _method_html(audit: Audit) -> list[str]:
 # gives the same bytes.
 
 
-def _f(value: float) -> str:
-    text = f"{value:.1f}"
-    return "0" if text in ("0.0", "-0.0") else text.removesuffix(".0")
-
-
-def _svg(width: float, height: float, title: str, body: list[str]) -> str:
-    return (
-        f'<svg class="chart" viewBox="0 0 {_f(width)} {_f(height)}" width="{_f(width)}" height="{_f(height)}" '
-        f'font-size="12" fill="{INK}" dominant-baseline="central" role="img" aria-label="{_e(title)}">'
-        f"<title>{_e(title)}</title>" + "".join(body) + "</svg>"
-    )
-
-
-def _text(
-    x: float,
-    y: float,
-    text: str,
-    *,
-    anchor: str = "start",
-    size: float = 12,
-    fill: str = INK,
-    weight: str = "",
-    italic: bool = False,
-) -> str:
-    """Text centred vertically on ``y``; attributes equal to the chart's defaults (``_svg``) are left out."""
-    extra = "" if anchor == "start" else f' text-anchor="{anchor}"'
-    extra += "" if size == 12 else f' font-size="{_f(size)}"'
-    extra += "" if fill == INK else f' fill="{fill}"'
-    extra += (f' font-weight="{weight}"' if weight else "") + (' font-style="italic"' if italic else "")
-    return f'<text x="{_f(x)}" y="{_f(y)}"{extra}>{_e(text)}</text>'
-
-
-def _line(x1: float, y1: float, x2: float, y2: float, stroke: str, width: float = 1, dash: str = "") -> str:
-    extra = f' stroke-dasharray="{dash}"' if dash else ""
-    extra += "" if width == 1 else f' stroke-width="{_f(width)}"'
-    ends = f'x1="{_f(x1)}" y1="{_f(y1)}" x2="{_f(x2)}" y2="{_f(y2)}"'
-    return f'<line {ends} stroke="{stroke}"{extra}/>'
-
-
-def _rect(x: float, y: float, width: float, height: float, fill: str, title: str = "") -> str:
-    tip = f"<title>{_e(title)}</title>" if title else ""
-    end = f">{tip}</rect>" if tip else "/>"
-    return f'<rect x="{_f(x)}" y="{_f(y)}" width="{_f(max(width, 0))}" height="{_f(height)}" fill="{fill}"{end}'
-
-
-def _clip(text: str, chars: int) -> str:
-    return text if len(text) <= chars else text[: chars - 1] + "…"
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def _nice_step(span: float, count: int = 5) -> float:
-    raw = span / max(count, 1)
-    power = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
-    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
-
-
-def _tick_label(value: float) -> str:
-    text = f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
-    return "0" if text in ("0", "-0") else text.replace("-", "−")
-
-
-def _estimate(value: float) -> str:
-    """A chart's value label: two decimals, a true minus sign."""
-    if math.isnan(value):
-        return "–"
-    if math.isinf(value):
-        return "∞" if value > 0 else "−∞"
-    text = f"{value:.2f}" if value == 0 or 0.005 <= abs(value) < 10_000 else f"{value:.1e}"
-    return "0.00" if text == "-0.00" else text.replace("-", "−")
-
-
-@dataclass(frozen=True, slots=True)
-class _Point:
-    label: str
-    estimate: float
-    low: float
-    high: float
-    note: str = ""  # shown instead of a point when there is no estimate
-
-
-def _forest(points: list[_Point], *, log: bool, reference: float, axis: str, left: str, right: str, title: str) -> str:
-    """Points with interval bars, one row each, and a dashed reference line."""
-    if not any(not p.note for p in points):
-        return ""
-    width, label_w, plot_x0, plot_x1 = 760, 160, 170, 590
-    row_h, top = 24, 30
-    height = top + row_h * len(points) + 46
-    values = [v for p in points if not p.note for v in (p.estimate, p.low, p.high) if _finite(v) and (v > 0 or not log)]
-    if log:
-        ticks_all = [float(f"{m}e{e}") for e in range(-2, 3) for m in (1, 2, 5)][:-2]  # 0.01 … 100
-        low = max(min([*values, reference]), ticks_all[0])
-        high = min(max([*values, reference]), ticks_all[-1])
-        first = max(i for i, t in enumerate(ticks_all) if t <= low * 1.0001)
-        last = min(i for i, t in enumerate(ticks_all) if t >= high * 0.9999)
-        if first == last:
-            first, last = max(first - 1, 0), min(last + 1, len(ticks_all) - 1)
-        ticks = ticks_all[first : last + 1]
-        start, stop = ticks[0], ticks[-1]
-        if len(ticks) > 9:  # powers of ten only
-            ticks = [t for t in ticks if f"{t:g}".lstrip("0.").startswith("1")]
-        lo, hi = math.log(start), math.log(stop)
-
-        def scale(v: float) -> float:
-            return plot_x0 + (math.log(v) - lo) / (hi - lo) * (plot_x1 - plot_x0)
-
-        domain = (start, stop)
-    else:
-        low, high = min([*values, reference]), max([*values, reference])
-        step = _nice_step(high - low or 1.0)
-        first, last = math.floor(low / step), math.ceil(high / step)
-        if first == last:
-            first, last = first - 1, last + 1
-        ticks = [k * step for k in range(first, last + 1)]
-        start, stop = ticks[0], ticks[-1]
-
-        def scale(v: float) -> float:
-            return plot_x0 + (v - start) / (stop - start) * (plot_x1 - plot_x0)
-
-        domain = (start, stop)
-
-    def clamp(v: float) -> tuple[float, int]:
-        """x of v inside the plot, and -1/+1 when v lies beyond the axis."""
-        if log and v <= 0:
-            return plot_x0, -1
-        if v < domain[0]:
-            return plot_x0, -1
-        if v > domain[1]:
-            return plot_x1, 1
-        return scale(v), 0
-
-    body = [_rect(plot_x0, top - 6, plot_x1 - plot_x0, row_h * len(points) + 6, "#f7f8fa")]
-    bottom = top + row_h * len(points)
-    for t in ticks:
-        x = scale(t)
-        body.append(_line(x, top - 6, x, bottom, "#dfe3e8"))
-        body.append(_text(x, bottom + 12, _tick_label(t), anchor="middle", size=11, fill=MUTED))
-    ref_x = scale(reference)
-    body.append(_line(ref_x, top - 10, ref_x, bottom, INK, 1.2, "4 3"))
-    body.append(_text(ref_x - 6, top - 18, "← " + left, anchor="end", size=11, fill=MUTED))
-    body.append(_text(ref_x + 6, top - 18, right + " →", anchor="start", size=11, fill=MUTED))
-    body.append(_text((plot_x0 + plot_x1) / 2, bottom + 32, axis, anchor="middle", size=11.5, fill=INK))
-    body.append(_text(plot_x1 + 12, top - 18, "estimate (95% CI)", size=11, fill=MUTED))
-    for i, p in enumerate(points):
-        y = top + row_h * i + row_h / 2 - 3
-        body.append(_text(label_w, y, _clip(p.label, 26), anchor="end"))
-        if p.note:
-            body.append(_text(plot_x0 + 8, y, _clip("not estimated: " + p.note, 62), size=11, fill=MUTED, italic=True))
-            continue
-        colour = (
-            RED
-            if _finite(p.low) and p.low > reference
-            else BLUE
-            if _finite(p.high) and p.high < reference
-            else "#3d4349"
-        )
-        if not (math.isnan(p.low) or math.isnan(p.high)):
-            x1, beyond1 = clamp(p.low)
-            x2, beyond2 = clamp(p.high)
-            body.append(_line(x1, y, x2, y, colour, 1.6))
-            for x, beyond in ((x1, beyond1), (x2, beyond2)):
-                if beyond:
-                    tip = x + 5 * beyond
-                    body.append(
-                        f'<path d="M{_f(tip)} {_f(y)}L{_f(x)} {_f(y - 4)}L{_f(x)} {_f(y + 4)}Z" fill="{colour}"/>'
-                    )
-                else:
-                    body.append(_line(x, y - 4, x, y + 4, colour, 1.6))
-        if not math.isnan(p.estimate):
-            x, _ = clamp(p.estimate)
-            point = f"{p.label}: {_estimate(p.estimate)} (95% CI {_estimate(p.low)} to {_estimate(p.high)})"
-            body.append(
-                f'<rect x="{_f(x - 4.5)}" y="{_f(y - 4.5)}" width="9" height="9" '
-                f'fill="{colour}"><title>{_e(point)}</title></rect>'
-            )
-        label = f"{_estimate(p.estimate)} ({_estimate(p.low)} to {_estimate(p.high)})"
-        body.append(_text(plot_x1 + 12, y, label, size=11.5))
-    return _svg(width, height, title, body)
-
-
 def _odds_chart(rows: list[Any]) -> str:
     groups = Counter(r.comparison for r in rows)
     points = [
-        _Point(
+        Point(
             f"{r.comparison}: {r.group}" if groups[r.comparison] > 1 else str(r.comparison),
             float(r.odds_ratio),
             float(r.ci_low),
             float(r.ci_high),
-            str(r.reason) or ("" if _finite(r.odds_ratio) or r.odds_ratio == math.inf else "no estimate"),
+            str(r.reason) or ("" if finite(r.odds_ratio) or r.odds_ratio == math.inf else "no estimate"),
         )
         for r in rows
     ]
-    return _forest(
+    return forest(
         points,
         log=True,
         reference=1.0,
@@ -1218,16 +966,16 @@ def _odds_chart(rows: list[Any]) -> str:
 
 def _pricing_chart(rows: list[Any]) -> str:
     points = [
-        _Point(
+        Point(
             f"{r.comparison}",
             float(r.adjusted_gap),
             float(r.ci_low),
             float(r.ci_high),
-            "" if _finite(r.adjusted_gap) else "no estimate",
+            "" if finite(r.adjusted_gap) else "no estimate",
         )
         for r in rows
     ]
-    return _forest(
+    return forest(
         points,
         log=False,
         reference=0.0,
@@ -1255,31 +1003,31 @@ def _pairs_chart(rows: list[Any]) -> str:
     body = []
     x: float = x0
     for _, label, colour, _ink in PAIR_PARTS:  # legend
-        body.append(_rect(x, 6, 12, 12, colour))
-        body.append(_text(x + 17, 12, label, size=11.5))
+        body.append(svg_rect(x, 6, 12, 12, colour))
+        body.append(svg_text(x + 17, 12, label, size=11.5))
         x += 30 + 6.6 * len(label)
     bottom = top + row_h * len(rows)
     for share in (0, 0.25, 0.5, 0.75, 1):
         gx = x0 + share * (x1 - x0)
-        body.append(_line(gx, top - 4, gx, bottom, "#dfe3e8"))
-        body.append(_text(gx, bottom + 12, f"{share:.0%}", anchor="middle", size=11, fill=MUTED))
+        body.append(svg_line(gx, top - 4, gx, bottom, "#dfe3e8"))
+        body.append(svg_text(gx, bottom + 12, f"{share:.0%}", anchor="middle", size=11, fill=MUTED))
     for i, r in enumerate(rows):
         y = top + row_h * i
         total = int(r.pairs)
-        body.append(_text(label_w, y + row_h / 2 - 2, _clip(str(r.comparison), 26), anchor="end"))
+        body.append(svg_text(label_w, y + row_h / 2 - 2, clip(str(r.comparison), 26), anchor="end"))
         x = float(x0)
         for column, label, colour, ink in PAIR_PARTS:
             count = int(getattr(r, column))
             w = count / total * (x1 - x0) if total else 0
             if w > 0:
                 body.append(
-                    _rect(x, y + 3, w, row_h - 10, colour, f"{r.comparison}: {count:,} {label} of {total:,} pairs")
+                    svg_rect(x, y + 3, w, row_h - 10, colour, f"{r.comparison}: {count:,} {label} of {total:,} pairs")
                 )
                 if w >= 8 + 7 * len(f"{count:,}"):
-                    body.append(_text(x + w / 2, y + row_h / 2 - 2, f"{count:,}", anchor="middle", size=11, fill=ink))
+                    body.append(svg_text(x + w / 2, y + row_h / 2 - 2, f"{count:,}", anchor="middle", size=11, fill=ink))
             x += w
-        body.append(_text(x1 + 8, y + row_h / 2 - 2, f"{total:,} pairs", size=11.5, fill=MUTED))
-    return _svg(width, height, "Matched-pair outcomes by comparison", body)
+        body.append(svg_text(x1 + 8, y + row_h / 2 - 2, f"{total:,} pairs", size=11.5, fill=MUTED))
+    return svg(width, height, "Matched-pair outcomes by comparison", body)
 
 
 def _market_shares(records: list[Any]) -> list[_MarketShares]:
@@ -1306,40 +1054,40 @@ def _redlining_chart(rows: list[_MarketShares]) -> str:
     panel_w, row_h, top = 270, 30, 52
     height = top + row_h * len(rows) + 26
     body = [
-        _rect(label_w + 10, 6, 12, 10, "#2f5f8f"),
-        _text(label_w + 27, 11, "this lender", size=11.5),
-        _rect(label_w + 115, 6, 12, 10, "#b8bec5"),
-        _text(label_w + 132, 11, "peers of similar volume", size=11.5),
+        svg_rect(label_w + 10, 6, 12, 10, "#2f5f8f"),
+        svg_text(label_w + 27, 11, "this lender", size=11.5),
+        svg_rect(label_w + 115, 6, 12, 10, "#b8bec5"),
+        svg_text(label_w + 132, 11, "peers of similar volume", size=11.5),
     ]
     bottom = top + row_h * len(rows)
     for measure, title, x0 in panels:
-        values = [value for r in rows for value in r.shares.get(measure, ()) if _finite(value)]
+        values = [value for r in rows for value in r.shares.get(measure, ()) if finite(value)]
         limit = min(1.0, max(0.1, math.ceil(max(values, default=0.1) * 10 - 1e-9) / 10))
-        body.append(_text(x0, top - 16, title, size=11.5, weight="600"))
+        body.append(svg_text(x0, top - 16, title, size=11.5, weight="600"))
         step = 0.25 if limit > 0.5 else 0.1
         for k in range(int(round(limit / step)) + 1):
             gx = x0 + k * step / limit * panel_w
-            body.append(_line(gx, top - 4, gx, bottom, "#dfe3e8"))
-            body.append(_text(gx, bottom + 12, f"{k * step:.0%}", anchor="middle", size=11, fill=MUTED))
+            body.append(svg_line(gx, top - 4, gx, bottom, "#dfe3e8"))
+            body.append(svg_text(gx, bottom + 12, f"{k * step:.0%}", anchor="middle", size=11, fill=MUTED))
         for i, r in enumerate(rows):
             y = top + row_h * i
             pair = r.shares.get(measure, (math.nan, math.nan))
             for j, (value, colour) in enumerate(zip(pair, ("#2f5f8f", "#b8bec5"), strict=True)):
                 by = y + 3 + j * 11
-                if _finite(value):
+                if finite(value):
                     w = float(value) / limit * panel_w
                     who = "lender" if j == 0 else "peers"
-                    body.append(_rect(x0, by, w, 10, colour, f"{r.market}, {who}: {float(value):.1%}"))
+                    body.append(svg_rect(x0, by, w, 10, colour, f"{r.market}, {who}: {float(value):.1%}"))
                     body.append(
-                        _text(x0 + w + 4, by + 5, f"{float(value):.0%}", size=10.5, fill=INK if j == 0 else MUTED)
+                        svg_text(x0 + w + 4, by + 5, f"{float(value):.0%}", size=10.5, fill=INK if j == 0 else MUTED)
                     )
                 else:
-                    body.append(_text(x0 + 4, by + 5, "–", size=10.5, fill=MUTED))
+                    body.append(svg_text(x0 + 4, by + 5, "–", size=10.5, fill=MUTED))
     for i, r in enumerate(rows):
         y = top + row_h * i
-        body.append(_text(label_w, y + 14, _clip(r.market, 16), anchor="end"))
-        body.append(_text(label_w, y + 25, f"{r.applications:,} apps", anchor="end", size=10, fill=MUTED))
-    return _svg(width, height, "Minority tracts: lender against peers of similar volume", body)
+        body.append(svg_text(label_w, y + 14, clip(r.market, 16), anchor="end"))
+        body.append(svg_text(label_w, y + 25, f"{r.applications:,} apps", anchor="end", size=10, fill=MUTED))
+    return svg(width, height, "Minority tracts: lender against peers of similar volume", body)
 
 
 def _risk_histogram(lenders: pd.DataFrame, cutoffs: Sequence[tuple[str, float]]) -> str:
@@ -1349,24 +1097,24 @@ def _risk_histogram(lenders: pd.DataFrame, cutoffs: Sequence[tuple[str, float]])
     bins = 20
     counts = [[0] * len(TIERS) for _ in range(bins)]
     for score, tier in zip(lenders["risk_score"].tolist(), lenders["risk_tier"].tolist(), strict=True):
-        if not _finite(score) or tier not in TIERS:
+        if not finite(score) or tier not in TIERS:
             continue
         b = min(int(float(score) // 5), bins - 1)
         counts[max(b, 0)][TIERS.index(tier)] += 1
     peak = max(sum(c) for c in counts) or 1
-    step = max(1, int(_nice_step(peak, 4)))
+    step = max(1, int(nice_step(peak, 4)))
     limit = math.ceil(peak / step) * step
     bottom = top + plot_h
     body = []
     x: float = x0
     for index, tier in enumerate(TIERS):  # legend
-        body.append(_rect(x, 8, 12, 12, TIER_COLOURS[tier][0]))
-        body.append(_text(x + 17, 14, tier, size=11))
+        body.append(svg_rect(x, 8, 12, 12, TIER_COLOURS[tier][0]))
+        body.append(svg_text(x + 17, 14, tier, size=11))
         x += 30 + 6.3 * len(tier) if index < len(TIERS) - 1 else 0
     for k in range(0, limit + 1, step):
         gy = bottom - k / limit * plot_h
-        body.append(_line(x0, gy, x1, gy, "#dfe3e8"))
-        body.append(_text(x0 - 6, gy, f"{k:,}", anchor="end", size=11, fill=MUTED))
+        body.append(svg_line(x0, gy, x1, gy, "#dfe3e8"))
+        body.append(svg_text(x0 - 6, gy, f"{k:,}", anchor="end", size=11, fill=MUTED))
     bin_w = (x1 - x0) / bins
     for b, per_tier in enumerate(counts):
         y: float = bottom
@@ -1375,7 +1123,7 @@ def _risk_histogram(lenders: pd.DataFrame, cutoffs: Sequence[tuple[str, float]])
                 h = count / limit * plot_h
                 y -= h
                 body.append(
-                    _rect(
+                    svg_rect(
                         x0 + b * bin_w + 1,
                         y,
                         bin_w - 2,
@@ -1386,17 +1134,17 @@ def _risk_histogram(lenders: pd.DataFrame, cutoffs: Sequence[tuple[str, float]])
                 )
         if sum(per_tier):
             body.append(
-                _text(x0 + (b + 0.5) * bin_w, y - 7, f"{sum(per_tier):,}", anchor="middle", size=10, fill=MUTED)
+                svg_text(x0 + (b + 0.5) * bin_w, y - 7, f"{sum(per_tier):,}", anchor="middle", size=10, fill=MUTED)
             )
     for _, low in cutoffs:
         cx = x0 + float(low) / 100 * (x1 - x0)
-        body.append(_line(cx, top - 6, cx, bottom, INK, 1, "4 3"))
-    body.append(_line(x0, bottom, x1, bottom, INK))
+        body.append(svg_line(cx, top - 6, cx, bottom, INK, 1, "4 3"))
+    body.append(svg_line(x0, bottom, x1, bottom, INK))
     for v in range(0, 101, 10):
-        body.append(_text(x0 + v / 100 * (x1 - x0), bottom + 12, f"{v}", anchor="middle", size=11, fill=MUTED))
-    body.append(_text((x0 + x1) / 2, bottom + 30, "risk score", anchor="middle", size=11.5))
+        body.append(svg_text(x0 + v / 100 * (x1 - x0), bottom + 12, f"{v}", anchor="middle", size=11, fill=MUTED))
+    body.append(svg_text((x0 + x1) / 2, bottom + 30, "risk score", anchor="middle", size=11.5))
     body.append(
-        f'<text x="14" y="{_f(top + plot_h / 2)}" transform="rotate(-90 14 {_f(top + plot_h / 2)})" '
+        f'<text x="14" y="{px(top + plot_h / 2)}" transform="rotate(-90 14 {px(top + plot_h / 2)})" '
         f'text-anchor="middle" font-size="11.5" fill="{INK}">lenders</text>'
     )
-    return _svg(width, bottom + 42, "Lenders by risk score and tier", body)
+    return svg(width, bottom + 42, "Lenders by risk score and tier", body)
