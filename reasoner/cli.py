@@ -53,7 +53,7 @@ def _run_parser() -> argparse.ArgumentParser:
         epilog=(
             "A rule directory with an audit.toml and no --query runs the fair-lending audit. Subcommands: "
             "check, audit, synth, evaluate, explain, audit-model, verify (reason SUBCOMMAND --help). Exit codes: 0 ok, "
-            "2 bad input, 3 unsatisfiable, 4 outputs altered (verify)."
+            "2 bad input, 3 unsatisfiable, 4 outputs altered (verify). A rule path named like a subcommand: write ./check."
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="rule files or directories (*.mln), evidence (*.db), tables (parquet, CSV, HMDA registers)")
@@ -204,7 +204,7 @@ def _main(argv: Sequence[str] | None) -> int:
             "audit-model": (_audit_model_parser, _audit_model),
             "verify": (_verify_parser, _verify),
         }
-        if arguments and arguments[0] in commands and not Path(arguments[0]).exists():
+        if arguments and arguments[0] in commands:  # by name, never by what is on disk (a path: './check')
             make_parser, command = commands[arguments[0]]
             return command(make_parser().parse_args(arguments[1:]))
         return _run(_run_parser().parse_args(arguments))

@@ -1,6 +1,6 @@
 """Explanations: a partition's findings → JSON lines; every partition's lines → ``explanations.jsonl``.
 
-    Findings + AuditTables of one partition ──render──▶ Rendered (one JSON object a line)
+    Findings + PartitionTables of one partition ──render──▶ Rendered (one JSON object a line)
     Rendered of every partition, spilled to disk ──Explanations.lines──▶ explanations.jsonl
 
 A partition renders its own findings (in the worker that found them, so the work is spread
@@ -48,7 +48,7 @@ except ImportError:  # Windows: abandoned directories are left to the system
 from reasoner.errors import LimitError
 from reasoner.lending.config import AuditConfig
 from reasoner.lending.audit.score import Findings
-from reasoner.lending.evidence.tables import AuditTables, application_positions
+from reasoner.lending.evidence.tables import PartitionTables, application_positions
 
 __all__ = ["STATISTIC_TABLES", "Explanations", "Numbering", "Rendered", "json_safe", "render"]
 
@@ -89,7 +89,7 @@ def _line(record: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False, sort_keys=False, allow_nan=False) + "\n"
 
 
-def render(findings: Findings, tables: AuditTables, config: AuditConfig, facts_label: str) -> Rendered:
+def render(findings: Findings, tables: PartitionTables, config: AuditConfig, facts_label: str) -> Rendered:
     """The explanation records of one partition's findings (module docstring)."""
     flagged = findings.lenders[findings.lenders["flagged"]]
     statistics = _statistics(tables, set(flagged["lei"]))
@@ -145,7 +145,7 @@ def render(findings: Findings, tables: AuditTables, config: AuditConfig, facts_l
     return Rendered(lenders, "".join(lines).encode("utf-8"))
 
 
-def _statistics(tables: AuditTables, leis: set[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+def _statistics(tables: PartitionTables, leis: set[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Per lender of ``leis``: its rows of each statistics table (each table grouped once)."""
     found: dict[str, dict[str, list[dict[str, Any]]]] = {lei: {name: [] for name in STATISTIC_TABLES} for lei in leis}
     for name in STATISTIC_TABLES:

@@ -38,7 +38,7 @@ from reasoner.lending.config import AuditConfig
 from reasoner.lending.audit.explanations import Rendered, render
 from reasoner.lending.audit.score import Findings, score
 from reasoner.lending.evidence.similar import PairCounts, Scaling
-from reasoner.lending.evidence.tables import AuditTables, audit_tables
+from reasoner.lending.evidence.tables import PartitionTables, audit_tables
 from reasoner.pipeline import check, run
 
 __all__ = ["CITED_TABLES", "REPORT_TABLES", "EngineSummary", "PartitionResult", "PartitionTask", "audit_partition"]
@@ -199,6 +199,6 @@ def _stamps(rules: tuple[Path, ...]) -> tuple[tuple[int, int], ...]:
     return tuple((path.stat().st_size, path.stat().st_mtime_ns) for path in rules)
 
 
-def _pair_rows(tables: AuditTables) -> dict[str, int]:
+def _pair_rows(tables: PartitionTables) -> dict[str, int]:
     counts = tables.pairs["comparison"].value_counts(sort=False)
     return {str(name): int(count) for name, count in counts.items()}

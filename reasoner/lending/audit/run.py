@@ -99,7 +99,7 @@ class Register:
 
 @dataclass(frozen=True, slots=True)
 class AuditTables:
-    """The per-lender tables of every lender (``tables.AuditTables`` gathered over partitions).
+    """The per-lender tables of every lender (``tables.PartitionTables`` gathered over partitions).
 
     The pair table itself is not kept (it is the largest and no output lists it): ``pair_rows``
     is its number of rows and ``pair_counts`` what the search did per comparison.

@@ -34,7 +34,7 @@ import pyarrow as pa
 from reasoner.explain import Occurrences, Proof, explain_key
 from reasoner.ground import TRUE, UNKNOWN
 from reasoner.lending.config import INSUFFICIENT, NOT_TESTED, STATUS_TIERS, TIERS, UNDERPOWERED, AuditConfig
-from reasoner.lending.evidence.tables import AuditTables, application_positions
+from reasoner.lending.evidence.tables import PartitionTables, application_positions
 from reasoner.lending.audit.verdicts import VERDICT_COLUMNS, lender_evidence
 from reasoner.pipeline import Run
 
@@ -117,7 +117,7 @@ def _effects(proof: Proof, towards_true: bool) -> float:
     return float(sum((abs(item.effect) for item in items if not item.effect.is_infinite()), Decimal(0)))
 
 
-def score(run: Run, tables: AuditTables, config: AuditConfig) -> Findings:
+def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     network, solution = run.network, run.solution
     occurrences = Occurrences(network)
     proofs: dict[tuple[str, str], Proof] = {}
@@ -226,7 +226,7 @@ def _confidence(config: AuditConfig, margin: float, tested: bool) -> str:
     return next((label for label, low in config.confidence if abs(margin) >= low), "LOW_CONFIDENCE")
 
 
-def _comparators(tables: AuditTables, wanted: set[str]) -> dict[str, list[dict[str, object]]]:
+def _comparators(tables: PartitionTables, wanted: set[str]) -> dict[str, list[dict[str, object]]]:
     """Per wanted compared applicant: its similar reference applicants (nearest first)."""
     pairs = tables.pairs
     pairs = pairs[pairs["b"].astype(str).isin(wanted)]

@@ -1,4 +1,4 @@
-"""Cleaned HMDA + ``AuditConfig`` → the tables the rule library binds (``AuditTables``).
+"""Cleaned HMDA + ``AuditConfig`` → the tables the rule library binds (``PartitionTables``).
 
 ==============  ==============================================================================
 table           one row per
@@ -62,7 +62,7 @@ from reasoner.lending.evidence.statistics import (
 __all__ = [
     "MINORITY_GROUPS",
     "PAIR_COLUMNS",
-    "AuditTables",
+    "PartitionTables",
     "add_group_columns",
     "application_positions",
     "audit_tables",
@@ -85,7 +85,7 @@ PAIR_COLUMNS = ("comparison", "b", "a", "distance", "rank", "lei", "spread_gap",
 
 
 @dataclass(frozen=True, slots=True)
-class AuditTables:
+class PartitionTables:
     applications: pd.DataFrame
     lenders: pd.DataFrame
     pairs: pd.DataFrame
@@ -149,7 +149,7 @@ def audit_tables(
     *,
     scaling: Scaling | None = None,
     redlining: pd.DataFrame | None = None,
-) -> AuditTables:
+) -> PartitionTables:
     """Every table of the module docstring for the cleaned rows ``cleaned`` (``hmda.CleanedHMDA.frame``).
 
     ``pairs`` replaces the similarity search when given. For a part of a register (some of
@@ -201,7 +201,7 @@ def audit_tables(
     treatment = [comparison.name for comparison in config.comparisons if comparison.theory == "treatment"]
     denial_odds = with_evidence(denial_odds, "log_odds_ratio", math.log(config.alternative_odds_ratio), treatment)
     denial_odds = with_effects(with_power(denial_odds))
-    return AuditTables(
+    return PartitionTables(
         applications=frame,
         lenders=_lenders(frame, denial_odds),
         pairs=pairs,
