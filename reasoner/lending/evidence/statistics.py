@@ -53,7 +53,6 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -62,6 +61,13 @@ from scipy import special, stats
 from threadpoolctl import ThreadpoolController
 
 from reasoner.errors import UsageError
+from reasoner.lending.covariates import (
+    MISSING_LEVEL,
+    Covariates,
+    as_covariates,
+    category_levels,
+    level_text,
+)
 
 __all__ = [
     "DENIAL_COVARIATES",
@@ -81,7 +87,6 @@ __all__ = [
 ]
 
 DENIAL_COVARIATES = ("income", "dti", "cltv", "loan_amount")
-MAX_LEVELS = 64  # values a categorical covariate may take (one indicator each)
 RIDGE = 1.0  # L2 penalty on the standardised band and category indicators' coefficients (never on the group's)
 PRICING_COVARIATES = ("cltv", "dti", "loan_amount")
 LOG_COVARIATES = ("income", "loan_amount", "property_value")  # skewed dollar amounts: logarithms
@@ -91,47 +96,6 @@ MAX_NEWTON = 50
 MAX_HALVINGS = 30
 SEPARATION_LIMIT = 15.0  # |coefficient| (log-odds per standard deviation) taken as divergence
 COLLINEAR = 1e-9  # indicator variance left after the covariates, relative to its own
-
-
-@dataclass(frozen=True, slots=True)
-class Covariates:
-    """What a model controls for: ``numeric`` columns (dollar amounts as logarithms), ``bands``
-    of numeric columns (one indicator per interval between the cut points, so underwriting
-    thresholds such as DTI 43% or CLTV 80% can shift the odds; the lowest band is the base),
-    and ``categorical`` columns (one indicator per value, a missing value a level of its own;
-    at most ``MAX_LEVELS`` values)."""
-
-    numeric: tuple[str, ...] = ()
-    categorical: tuple[str, ...] = ()
-    bands: tuple[tuple[str, tuple[float, ...]], ...] = ()
-    levels: tuple[tuple[str, tuple[str, ...]], ...] = ()  # per categorical column, its values register-wide
-
-    def with_levels(self, frame: pd.DataFrame) -> Covariates:
-        """The same model with the values of each categorical covariate taken from ``frame`` (the
-        whole register), so that every partition builds the same indicator columns."""
-        return Covariates(
-            self.numeric,
-            self.categorical,
-            self.bands,
-            tuple((name, category_levels(frame[name])) for name in self.categorical),
-        )
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """Every input column the model reads."""
-        return tuple(dict.fromkeys((*self.numeric, *(name for name, _ in self.bands), *self.categorical)))
-
-    def phrases(self) -> tuple[str, ...]:
-        """The controls in words: ('income', 'dti bands (cut at 36, 43, 50)', 'loan_type (categories)')."""
-        parts = list(self.numeric)
-        parts += [f"{name} bands (cut at {', '.join(f'{edge:g}' for edge in edges)})" for name, edges in self.bands]
-        parts += [f"{name} (categories)" for name in self.categorical]
-        return tuple(parts)
-
-
-def as_covariates(covariates: Sequence[str] | Covariates) -> Covariates:
-    """A plain list of names means numeric covariates."""
-    return covariates if isinstance(covariates, Covariates) else Covariates(numeric=tuple(covariates))
 
 
 # --- (a) adjusted denial odds -----------------------------------------------------------------
@@ -784,27 +748,6 @@ def _numeric(frame: pd.DataFrame, name: str, *, logarithm: bool = True) -> np.nd
     return column
 
 
-MISSING_LEVEL = "\x00missing"
-
-
-def category_levels(values: pd.Series) -> tuple[str, ...]:
-    """The distinct values of a categorical covariate as text, sorted; missing is a value."""
-    uniques = pd.unique(values.astype(object).where(values.notna(), None))
-    levels = sorted({MISSING_LEVEL if value is None else _level_text(value) for value in uniques})
-    if len(levels) > MAX_LEVELS:
-        raise UsageError(
-            f"categorical covariate '{values.name}' has more than {MAX_LEVELS} values ({len(levels)}): "
-            "give it bands instead, or map its values to fewer categories"
-        )
-    return tuple(levels)
-
-
-def _level_text(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))  # a code read as a float (1.0) is the code (1)
-    return str(value)
-
-
 def _indicators(values: pd.Series, levels: tuple[str, ...] | None = None) -> list[np.ndarray]:
     """One 0/1 column per value of ``levels`` (``category_levels``: the register's, so every
     partition has the same columns; by default the frame's own). There is no base level: the
@@ -814,7 +757,7 @@ def _indicators(values: pd.Series, levels: tuple[str, ...] | None = None) -> lis
         levels = category_levels(values)
     codes, uniques = pd.factorize(values.astype(object).where(values.notna(), None), use_na_sentinel=True)
     position = {level: index for index, level in enumerate(levels)}
-    found = [position.get(_level_text(value), -1) for value in uniques]
+    found = [position.get(level_text(value), -1) for value in uniques]
     mapped = np.array([*found, position.get(MISSING_LEVEL, -1)], dtype=np.int64)
     level = mapped[codes]  # the sentinel -1 takes the last entry: missing
     if (level < 0).any():

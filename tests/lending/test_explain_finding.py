@@ -3,7 +3,7 @@
 The session's audit of the bundled sample (``sample_audit`` in conftest) is explained. The texts of one application
 finding and one flagged lender are golden files under ``tests/golden/findings/``; they depend
 on the rule files, so after a change to ``rules/`` run ``pytest --update-golden
-tests/test_explain_finding.py`` and review the diff.
+tests/lending/test_explain_finding.py`` and review the diff.
 """
 
 from __future__ import annotations
@@ -16,14 +16,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support import GOLDEN as GOLDEN_ROOT
+from support import REPOSITORY
 
 from reasoner.errors import UsageError
 from reasoner.lending.outputs.explain_finding import explain_finding
 
 Reason = Callable[..., subprocess.CompletedProcess[str]]
 
-RULES = Path(__file__).resolve().parent.parent / "rules"
-GOLDEN = Path(__file__).resolve().parent / "golden" / "findings"
+RULES = REPOSITORY / "rules"
+GOLDEN = GOLDEN_ROOT / "findings"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import pytest
 import skops.io as sio
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import REPOSITORY
 
 from reasoner.cli import main
 from reasoner.errors import UsageError
@@ -32,7 +33,6 @@ from reasoner.model import (
 from reasoner.model.audit import audit_model
 from reasoner.model.twins import ENCODINGS
 
-REPOSITORY = Path(__file__).resolve().parent.parent
 TRAIN = REPOSITORY / "examples" / "model" / "train.py"
 PROXY = "tract_minority_population_percent"
 
@@ -423,8 +423,8 @@ def test_model_evidence_must_be_a_model_audit_directory(tmp_path: Path, capsys: 
 
 def test_model_evidence_is_weighed_in_the_lending_audit(models: Path, tmp_path: Path) -> None:
     from reasoner.lending.audit.run import audit, builtin_rules
-    from reasoner.lending.outputs.write import explanation_records
     from reasoner.lending.outputs.report import render_html, render_markdown
+    from reasoner.lending.outputs.write import explanation_records
     from reasoner.model.outputs import write_model_outputs
 
     evidence = write_model_outputs(
@@ -434,7 +434,7 @@ def test_model_evidence_is_weighed_in_the_lending_audit(models: Path, tmp_path: 
     sample = REPOSITORY / "examples" / "hmda" / "sample.parquet"
     with_model = audit([builtin_rules()], sample, model_evidence=evidence)
     flagged = with_model.findings.lenders.set_index("lei")["flagged"]
-    assert flagged.sum() > 3  # the sample alone flags 3 lenders (tests/test_audit.py)
+    assert flagged.sum() > 3  # the sample alone flags 3 lenders (tests/lending/test_audit.py)
     records = [record for record in explanation_records(with_model) if record["finding"] == "lender"]
     cited = json.dumps(records)
     assert "CounterfactualFlip(" in cited and "model_flips row" in cited

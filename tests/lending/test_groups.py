@@ -6,9 +6,15 @@ import pandas as pd
 import pytest
 
 from reasoner.errors import EvidenceError
-from reasoner.lending.registers.groups import GROUP_CODE_COLUMNS, derive_ethnicity, derive_groups, derive_race, derive_sex
-from reasoner.lending.registers.hmda import clean_hmda
 from reasoner.lending.evidence.tables import add_group_columns
+from reasoner.lending.registers.groups import (
+    GROUP_CODE_COLUMNS,
+    derive_ethnicity,
+    derive_groups,
+    derive_race,
+    derive_sex,
+)
+from reasoner.lending.registers.hmda import clean_hmda
 
 E = ""
 NONE = ("8", E, E, E, E)  # no co-applicant

@@ -21,14 +21,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support import REPOSITORY
 
 from reasoner import limits
 from reasoner.errors import EvidenceError, UsageError
 from reasoner.lending.audit.run import Audit, audit
-from reasoner.lending.outputs.write import write_outputs
 from reasoner.lending.outputs.report import render_markdown
+from reasoner.lending.outputs.write import write_outputs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPOSITORY
 SAMPLE = ROOT / "examples" / "hmda" / "sample.parquet"
 ROWS = 2500
 PERSONAL = {"applicant_name": "Zebulon Quixote", "ssn": "078-05-1120", "street_address": "1 Ozymandias Lane"}

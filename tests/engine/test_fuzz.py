@@ -19,13 +19,14 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import REPOSITORY
 
 from reasoner.check import check_program
 from reasoner.errors import LimitError, RuleError, UsageError
 from reasoner.limits import MAX_LINE_LENGTH, MAX_NESTING, MAX_RULE_FILE_BYTES, MAX_STATEMENT_TOKENS
 from reasoner.parse import parse_program, parse_text
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPOSITORY
 CORPUS = sorted(
     [
         *(ROOT / "rules").glob("*.mln"),

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support import REPOSITORY
 
 from reasoner.lending.config import STATUS_TIERS, TIERS, load_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPOSITORY
 RULES = ROOT / "rules"
 SAMPLE = ROOT / "examples" / "hmda" / "sample.parquet"
 TRUTH = ROOT / "examples" / "hmda" / "sample.truth.csv"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,16 +18,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import re
-
 import pandas as pd
 import pytest
+from support import REPOSITORY
 
 from reasoner.errors import UsageError
-from reasoner.lending.outputs import write as outputs
 from reasoner.lending.outputs.write import check_output, output_lock, staged
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPOSITORY
 SAMPLE = ROOT / "examples" / "hmda" / "sample.parquet"
 Reason = Callable[..., subprocess.CompletedProcess[str]]
 

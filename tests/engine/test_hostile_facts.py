@@ -12,12 +12,13 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import REPOSITORY
 
 from reasoner.errors import EvidenceError
 from reasoner.lending.registers.hmda import INPUT_COLUMNS, clean_hmda, read_hmda
 from reasoner.limits import MAX_FIELD_LENGTH
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPOSITORY
 SAMPLE = ROOT / "examples" / "hmda" / "sample.parquet"
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPOSITORY, run_reason
+from support import REPOSITORY, run_reason
 
-from reasoner.lending.audit.run import _partitions, audit
 from reasoner.lending.audit.progress import Progress, StageTiming, timing_table
+from reasoner.lending.audit.run import _partitions, audit
 
 RULES = REPOSITORY / "rules"
 

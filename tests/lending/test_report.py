@@ -13,14 +13,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from support import REPOSITORY
 
-from reasoner.lending.outputs import report
 from reasoner.lending.audit.run import Audit, audit
 from reasoner.lending.config import STATUS_TIERS, TIERS
+from reasoner.lending.outputs import report
 from reasoner.lending.outputs.report import MAX_LENDER_SECTIONS, render_html, render_markdown
 from reasoner.lending.synthetic.synth import write_synth
 
-RULES = Path(__file__).resolve().parent.parent / "rules"
+RULES = REPOSITORY / "rules"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 WINDOW = (1280, 4000)
 # Chromium without these flags tries to reach Google's services (and waits on refused connections).

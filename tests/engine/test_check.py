@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import GOLDEN
 
 from reasoner.check import CheckedProgram, QueryPattern, check_program
 from reasoner.cli import main
@@ -21,7 +22,7 @@ from reasoner.errors import RuleError
 from reasoner.parse import parse_text
 from reasoner.syntax import Span
 
-ERRORS = Path(__file__).resolve().parent / "golden" / "errors"
+ERRORS = GOLDEN / "errors"
 ERROR_CASES = sorted(path.name for path in ERRORS.iterdir() if path.is_dir()) if ERRORS.is_dir() else []
 
 
@@ -255,7 +256,7 @@ def test_there_are_golden_error_cases() -> None:
 def test_golden_error_message(
     case: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], golden: Callable[[Path, str], None]
 ) -> None:
-    # In-process for speed; tests/test_cli.py runs the same command line in a subprocess.
+    # In-process for speed; tests/engine/test_cli.py runs the same command line in a subprocess.
     folder = ERRORS / case
     arguments_file = folder / "args.txt"
     arguments = shlex.split(arguments_file.read_text()) if arguments_file.exists() else ["check", "rules.mln"]

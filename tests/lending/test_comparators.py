@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import REPOSITORY
 
 from reasoner.errors import RuleError
 from reasoner.lending import clean_hmda, synthesize
 from reasoner.lending.config import load_config
 from reasoner.lending.evidence.tables import audit_tables
 
-RULES = Path(__file__).resolve().parent.parent / "rules"
+RULES = REPOSITORY / "rules"
 
 
 @pytest.fixture(scope="module")

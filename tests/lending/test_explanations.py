@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPOSITORY, SAMPLE
+from support import REPOSITORY, SAMPLE
 
 from reasoner.lending.audit.explanations import Numbering, numberings
 
@@ -39,9 +39,9 @@ def partitioned() -> tuple[object, list[dict[str, object]]]:
 
 def test_citations_of_partitions_are_rows_of_the_whole_registers_tables(partitioned) -> None:  # type: ignore[no-untyped-def]
     from reasoner.lending.config import load_config
+    from reasoner.lending.evidence.tables import audit_tables
     from reasoner.lending.registers.files import read_hmda
     from reasoner.lending.registers.hmda import INPUT_COLUMNS, clean_hmda
-    from reasoner.lending.evidence.tables import audit_tables
 
     _, records = partitioned
     cleaned = clean_hmda(read_hmda(SAMPLE, INPUT_COLUMNS), SAMPLE.name).frame

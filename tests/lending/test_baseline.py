@@ -16,8 +16,8 @@ import pytest
 from scipy import stats
 
 from reasoner.lending import clean_hmda, synthesize
-from reasoner.lending.synthetic.baseline import analyst_baseline
 from reasoner.lending.evidence.tables import HISPANIC, WHITE, add_group_columns
+from reasoner.lending.synthetic.baseline import analyst_baseline
 
 BLACK = "Black or African American"
 

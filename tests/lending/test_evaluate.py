@@ -34,11 +34,12 @@ from subprocess import CompletedProcess
 
 import pandas as pd
 import pytest
+from support import REPOSITORY
 
 from reasoner.errors import EvidenceError, UsageError
 from reasoner.lending.synthetic.evaluate import Evaluation, evaluate, render_evaluation
 
-RULES = Path(__file__).parent.parent / "rules"
+RULES = REPOSITORY / "rules"
 BLACK = "Black or African American"
 # lei: (minority approved, minority denied, White approved, White denied)
 DECISIONS = {"L1": (2, 8, 9, 1), "L2": (9, 1, 9, 1), "L3": (8, 2, 9, 1), "L4": (5, 5, 10, 0), "L5": (3, 0, 9, 1)}

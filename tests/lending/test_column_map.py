@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from support import REPOSITORY
 
 from reasoner.cli import main
 from reasoner.errors import EvidenceError, RuleError
 from reasoner.lending.config import GROUP_COLUMNS, check_config_columns, load_column_map, load_config
 from reasoner.lending.registers.hmda import CLEAN_COLUMNS, read_clean
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPOSITORY
 BANK = ROOT / "examples" / "bank"
 CONFIG = BANK / "rules" / "audit.toml"
 SAMPLE = ROOT / "examples" / "hmda" / "sample.parquet"

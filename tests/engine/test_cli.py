@@ -18,17 +18,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support import GOLDEN, REPOSITORY, run_reason
 
 from reasoner.cli import main
 
 Reason = Callable[..., subprocess.CompletedProcess[str]]
 Runs = Callable[[str], subprocess.CompletedProcess[str]]
 
-REPOSITORY = Path(__file__).resolve().parent.parent
 EXAMPLE_SMOKE = REPOSITORY / "examples" / "tuffy-smoke"
 SHARED_SMOKE = Path("/work/shared/peers/tuffy-smoke")
-EXPLAIN = Path(__file__).resolve().parent / "golden" / "explain"
-ERRORS = Path(__file__).resolve().parent / "golden" / "errors"
+EXPLAIN = GOLDEN / "explain"
+ERRORS = GOLDEN / "errors"
 
 SMOKE_ARGS = ["prog.mln", "evidence.db", "--query-file", "query.db"]
 SMOKE_JSON = [*SMOKE_ARGS, "--json", "--no-timings", "--explain", "Cancer(Bob)"]
@@ -349,3 +349,12 @@ def test_python_dash_m_and_console_script_agree(tmp_path: Path) -> None:
         pytest.skip("the 'reason' console script is not installed next to this Python")
     result = subprocess.run([script, "missing.mln"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stderr) == (2, "error: missing.mln: no such file or directory\n")
+
+
+def test_a_subcommand_is_chosen_by_name_not_by_a_path_that_exists(tmp_path: Path) -> None:
+    (tmp_path / "check").mkdir()  # a folder named like the subcommand, in the current directory
+    rules = tmp_path / "ok.mln"
+    rules.write_text("Smokes(person)\n1.5 Smokes(x)\n", encoding="utf-8")
+    done = run_reason(["check", rules], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok: 1 file(s)")

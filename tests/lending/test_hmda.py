@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support import REPOSITORY
 
 from reasoner.errors import EvidenceError
 from reasoner.lending import CLEAN_COLUMNS, EXCLUSION_REASONS, INPUT_COLUMNS, clean_hmda, read_hmda
@@ -461,7 +462,7 @@ def test_read_only_the_columns_clean_uses(tmp_path: Path, name: str) -> None:
 
 # --- read and cleaned piece by piece (hmda.read_clean) ------------------------------------------
 
-SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hmda" / "sample.parquet"
+SAMPLE = REPOSITORY / "examples" / "hmda" / "sample.parquet"
 
 
 @pytest.mark.parametrize("batch", [700, 5000, 10**6])

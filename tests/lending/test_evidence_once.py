@@ -11,17 +11,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from support import REPOSITORY
 
 from reasoner.check import QueryPattern
 from reasoner.evidence import MemoryTable
 from reasoner.explain import explain
-from reasoner.lending.outputs.explain_finding import explain_finding
 from reasoner.lending.evidence.interaction import interaction_tests
 from reasoner.lending.evidence.tables import add_group_columns
+from reasoner.lending.outputs.explain_finding import explain_finding
 from reasoner.model.evidence import empty_model_evidence
 from reasoner.pipeline import run
 
-RULES = Path(__file__).resolve().parent.parent / "rules"
+RULES = REPOSITORY / "rules"
 LEI = "LENDER0000000000000A"
 NESTED = ("hispanic", "minority", "minority_tract")
 

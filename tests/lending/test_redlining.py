@@ -12,17 +12,18 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from support import REPOSITORY
 
 from reasoner.errors import EvidenceError, RuleError
 from reasoner.lending import synthesize
 from reasoner.lending.audit.run import audit
 from reasoner.lending.config import load_config
-from reasoner.lending.outputs.explain_finding import explain_finding
 from reasoner.lending.evidence.redlining import read_assessment_areas, redlining_signals
 from reasoner.lending.evidence.statistics import holm_adjusted
 from reasoner.lending.evidence.tables import register_redlining
+from reasoner.lending.outputs.explain_finding import explain_finding
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPOSITORY
 RULES = ROOT / "rules"
 
 

@@ -10,17 +10,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from support import REPOSITORY
 
 from reasoner.errors import RuleError
 from reasoner.lending.audit.run import Audit, audit
+from reasoner.lending.audit.verdicts import lender_evidence
 from reasoner.lending.config import Comparison, load_config
 from reasoner.lending.evidence.denial_reasons import contradicted_reasons, reason_mix
 from reasoner.lending.evidence.effects import effect_sizes, with_effects
-from reasoner.lending.outputs.write import write_outputs
 from reasoner.lending.outputs.verdict_section import denial_reason_tables
-from reasoner.lending.audit.verdicts import lender_evidence
+from reasoner.lending.outputs.write import write_outputs
 
-RULES = Path(__file__).resolve().parent.parent / "rules"
+RULES = REPOSITORY / "rules"
 BLACK = "Black or African American"
 WHITE = {"derived_race": "White", "derived_ethnicity": "Not Hispanic or Latino"}
 MINORITY = {"derived_race": BLACK, "derived_ethnicity": "Not Hispanic or Latino"}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from registers import FORMATS, consistent, write
+from support import DATA, REPOSITORY
 
 from reasoner.cli import main
 from reasoner.errors import EvidenceError
@@ -16,8 +17,8 @@ from reasoner.lending.registers.files import read_hmda, register_format
 from reasoner.lending.registers.formats import FILING_LAR_FIELDS, MODIFIED_LAR_FIELDS, TRANSMITTAL_FIELDS
 from reasoner.lending.registers.hmda import read_clean
 
-ROOT = Path(__file__).resolve().parent.parent
-REGISTERS = Path(__file__).parent / "data" / "registers"
+ROOT = REPOSITORY
+REGISTERS = DATA / "registers"
 SAMPLE = ROOT / "examples" / "hmda" / "sample.parquet"
 RULES = ROOT / "rules"
 AGES = ["<25", "25-34", "35-44", "45-54", "55-64", "65-74", ">74"]
