@@ -533,6 +533,7 @@ def _audit_model(options: argparse.Namespace) -> int:
     model_file = [Path(options.model)] if Path(options.model).exists() else []  # not module:function
     check_output(options.output, options.force, inputs=[*model_file, options.data])
     from reasoner.model.audit import audit_model
+    from reasoner.model.metrics import four_fifths_breaches
     from reasoner.model.outputs import write_model_outputs
 
     favourable: object = int(options.favourable) if options.favourable.lstrip("-").isdigit() else options.favourable
@@ -546,8 +547,7 @@ def _audit_model(options: argparse.Namespace) -> int:
     rates = result.flip_rates[(result.flip_rates["scope"] == "model") & (result.flip_rates["group_a"] == "*")]
     for row in rates.itertuples(index=False):
         print(f"{row.attribute}: {row.flips:,} of {row.twins:,} base applicants flip ({100 * row.flip_rate:.2f}%, 95% CI {100 * row.ci_low:.2f}-{100 * row.ci_high:.2f}%)")
-    metrics = result.metrics[(result.metrics["scope"] == "model") & (result.metrics["metric"] == "disparate_impact")]
-    breaches = metrics[metrics["value"] < 0.8]
+    breaches = four_fifths_breaches(result.metrics[result.metrics["scope"] == "model"])
     print(f"{len(breaches):,} group(s) below the four-fifths rule; outputs in {options.output}/ (report.md, report.html, manifest.json, *.parquet)")
     return EXIT_OK
 

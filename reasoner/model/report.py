@@ -16,6 +16,7 @@ import pandas as pd
 
 from reasoner import __version__
 from reasoner.model.audit import ModelAudit
+from reasoner.model.metrics import FOUR_FIFTHS, four_fifths_breaches
 from reasoner.model.twins import PROXY_SUFFIX
 from reasoner.reporting import (
     Point,
@@ -32,7 +33,6 @@ from reasoner.reporting import (
 __all__ = ["FOUR_FIFTHS", "MAX_FLIPS_LISTED", "flip_sentence", "render_model_html", "render_model_markdown"]
 
 MAX_FLIPS_LISTED = 20
-FOUR_FIFTHS = 0.8
 
 
 def flip_sentence(row: object) -> str:
@@ -127,8 +127,7 @@ def _metric_rows(result: ModelAudit) -> list[tuple[object, ...]]:
 
 
 def _breaches(result: ModelAudit) -> pd.DataFrame:
-    metrics = _metrics(result)
-    return metrics[(metrics["metric"] == "disparate_impact") & (metrics["value"] < FOUR_FIFTHS)]
+    return four_fifths_breaches(_metrics(result))
 
 
 def _method() -> list[str]:

@@ -523,3 +523,17 @@ def test_model_evidence_tables_keep_flips_against_the_reference_and_attributed_r
     assert len(tables["model_metrics"]) == 1 and source["model_sha256"] == "ab"
     for name, frame in empty_model_evidence().items():
         assert tuple(frame.columns) == MODEL_TABLES[name] == tuple(tables[name].columns) and frame.empty
+
+
+def test_one_four_fifths_rule_tests_the_ratio_or_its_whole_interval() -> None:
+    from reasoner.model.metrics import four_fifths_breaches
+
+    metrics = pd.DataFrame(
+        {
+            "metric": ["disparate_impact", "disparate_impact", "disparate_impact", "demographic_parity_difference"],
+            "value": [0.7, 0.75, 0.9, -0.3],
+            "ci_high": [0.78, 0.85, 0.95, -0.1],
+        }
+    )
+    assert four_fifths_breaches(metrics)["value"].tolist() == [0.7, 0.75]
+    assert four_fifths_breaches(metrics, whole_interval=True)["value"].tolist() == [0.7]
