@@ -265,6 +265,21 @@ class _Checker:
         if len(self.errors) > before:
             return None
         free = tuple(name for name in scope.order if name not in scope.bound_names)
+        for name in statement.unique:
+            if name not in statement.per_constant:
+                self.error(
+                    statement.span,
+                    f"'#unique' names '{name}', which is not a '+' variable of this formula",
+                    f"its '+' variables: {', '.join(statement.per_constant) or 'none'}",
+                )
+                return None
+        if statement.unique and not (statement.unweighted or statement.weight == 0):
+            self.error(
+                statement.span,
+                "'#unique' is supported on learning templates only (weight 0 or no weight)",
+                "at inference every expansion of a '+' variable is kept; learn the weights with 'reason learn'",
+            )
+            return None
         if statement.weight_variable is not None and statement.weight_variable not in free:
             self.error(
                 statement.span,

@@ -131,6 +131,9 @@ class _JoinBracketedLines:
     always_accept = ("_NL",)
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        return self._limited(_parenthesise_quantified_operands(stream))
+
+    def _limited(self, stream: Iterator[Token]) -> Iterator[Token]:
         levels: list[int] = [0]  # per open parenthesis: operators nesting what follows
         negations = tokens = 0
         for token in stream:
@@ -153,6 +156,56 @@ class _JoinBracketedLines:
             if len(levels) - 1 + sum(levels) + negations > MAX_NESTING:
                 raise _NestingTooDeep(token)
             yield token
+
+
+_OPERATORS_BEFORE_OPERAND = frozenset({"OR", "AND", "NOT", "EQUIV"})
+_QUANTIFIED_NAMES = frozenset({"NAME", "PRAC_VARIABLE", "COMMA"})
+_QUANTIFIER_WORD = re.compile(r"EXISTS?|FORALL")  # lexed as a constant where a quantifier cannot stand
+
+
+def _parenthesise_quantified_operands(stream: Iterator[Token]) -> Iterator[Token]:
+    """pracmln's 'P(x) v EXIST y (Q(x, y))': a quantifier after 'v', '^', '!' or '<=>' whose
+    body is in parentheses applies to that body only, so it is read as '(EXIST y (Q(x, y)))'.
+    (At the start of a formula a quantifier reaches as far right as possible, as in Alchemy.)
+    Other tokens pass unchanged, so that other input keeps its error messages."""
+    previous = ""
+    pending: list[Token] = []  # a quantifier after an operator, and its variables, as lexed
+    closing: list[int] = []  # depths at which a parenthesis added here closes
+    depth = 0
+    for token in stream:
+        if pending:
+            expecting_name = pending[-1].type == "COMMA" or len(pending) == 1
+            if (expecting_name and token.type in ("NAME", "PRAC_VARIABLE", "PREDICATE")) or (
+                not expecting_name and token.type == "COMMA"
+            ):
+                pending.append(token)
+                continue
+            if token.type == "LPAR" and not expecting_name:
+                yield Token.new_borrow_pos("LPAR", "(", pending[0])
+                yield Token.new_borrow_pos("QUANTIFIER", str(pending[0]), pending[0])
+                for name in pending[1:]:
+                    kind = "NAME" if name.type == "PREDICATE" else name.type
+                    yield Token.new_borrow_pos(kind, str(name).strip(), name)
+                closing.append(depth)
+            else:
+                yield from pending
+            pending = []
+        if previous in _OPERATORS_BEFORE_OPERAND and (
+            token.type == "QUANTIFIER" or (token.type == "CONSTANT_NAME" and _QUANTIFIER_WORD.fullmatch(token))
+        ):
+            pending = [token]
+            previous = token.type
+            continue
+        if token.type in ("LPAR", "LBRACE"):
+            depth += 1
+        elif token.type in ("RPAR", "RBRACE"):
+            depth -= 1
+        yield token
+        if token.type == "RPAR" and closing and depth == closing[-1]:
+            closing.pop()
+            yield Token.new_borrow_pos("RPAR", ")", token)
+        previous = token.type
+    yield from pending
 
 
 class _NestingTooDeep(Exception):
@@ -432,13 +485,20 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
     def start(self, meta: Any, children: list[Any]) -> list[Statement]:
         statements: list[Statement] = []
         fixed_next = False
+        unique_next: tuple[str, ...] = ()
         for child in children:
             if isinstance(child, Token):  # a pracmln directive
-                fixed_next = self._directive(child) or fixed_next
+                if str(child).startswith("#unique"):
+                    unique_next = self._unique(child)
+                else:
+                    fixed_next = self._directive(child) or fixed_next
                 continue
-            if fixed_next and isinstance(child, WeightedFormula) and child.weight is not None:
-                child = replace(child, fixed=True)
-                fixed_next = False
+            if isinstance(child, WeightedFormula):
+                if fixed_next and child.weight is not None:
+                    child = replace(child, fixed=True)
+                if unique_next:
+                    child = replace(child, unique=unique_next)
+                fixed_next, unique_next = False, ()
             statements.append(child)
         if any(_capitalised_types(statement) for statement in statements):
             statements = [
@@ -448,6 +508,18 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
                 for statement in statements
             ]
         return statements
+
+    def _unique(self, token: Token) -> tuple[str, ...]:
+        """pracmln's '#unique{+?x, +?y}': the names of the next formula's '+' variables it lists."""
+        match = re.fullmatch(r"#unique\s*\{([^{}]*)\}\s*", str(token))
+        names = [name.strip() for name in match.group(1).split(",")] if match else []
+        if not names or not all(re.fullmatch(r"\+\??[A-Za-z_][A-Za-z0-9_]*", name) for name in names):
+            raise self._fail(
+                self._token(token),
+                "malformed '#unique': expected '#unique{+?x, +?y}'",
+                "it names '+' variables of the formula on the next line",
+            )
+        return tuple(name.lstrip("+?") for name in names)
 
     def _directive(self, token: Token) -> bool:
         """True for '#fixweight'; '#fuzzy' is accepted (binary, as pracmln's first-order logic reads it)."""
@@ -459,7 +531,8 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
         raise self._fail(
             self._token(token),
             f"the directive '{word}' is not supported",
-            "supported: '#fixweight' (the next formula's weight is fixed) and '#fuzzy' (read as a binary predicate)",
+            "supported: '#fixweight' (the next formula's weight is fixed), '#unique{+?x, +?y}' and "
+            "'#fuzzy' (read as a binary predicate)",
             "for '#include', give the included file on the command line",
         )
 

@@ -216,7 +216,9 @@ class WeightedFormula:
     (RockIt's ``conf: !Conf(x, conf) v Red(x)``); ``weight`` is then ``None`` and the
     formula is soft. ``unweighted``: a soft formula whose weight is to be learned
     (Alchemy's learning templates, written with neither a weight nor a period).
-    ``per_constant`` names the variables written ``+x`` (see ``Variable``).
+    ``per_constant`` names the variables written ``+x`` (see ``Variable``); ``unique`` those
+    named by pracmln's ``#unique{+?x, +?y}`` before the formula: of the expansions that only
+    permute their constants, learning keeps one.
     """
 
     weight: Decimal | None
@@ -227,6 +229,7 @@ class WeightedFormula:
     weight_variable: str | None = None
     unweighted: bool = False
     per_constant: tuple[str, ...] = ()
+    unique: tuple[str, ...] = ()
 
     @property
     def hard(self) -> bool:

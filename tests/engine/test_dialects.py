@@ -407,3 +407,24 @@ def test_dialect_errors_are_positioned(text: str, head: str, note: str) -> None:
     assert message.splitlines()[0].startswith(head), message
     assert note in message
     assert "is not a number" not in message
+
+
+def test_pracmln_unique_is_kept_on_learning_templates_only() -> None:
+    text = "object(cluster, kind!)\nscene(s)\n#unique{+?t1, +?t2}\n0 scene(?s) ^ object(?c1, +?t1) ^ object(?c2, +?t2)\n"
+    program = check_program(parse_text(text, "rules.mln"))
+    (formula,) = [f for f in program.formulas if f.statement.unique]
+    assert formula.statement.unique == ("t1", "t2") and formula.statement.per_constant == ("t1", "t2")
+    message = rule_error(text.replace("\n0 ", "\n1.5 "))
+    assert message.startswith("rules.mln:4:1: error: '#unique' is supported on learning templates only")
+    message = rule_error(text.replace("+?t2}", "+?s}"))
+    assert message.startswith("rules.mln:4:1: error: '#unique' names 's', which is not a '+' variable of this formula")
+    assert "malformed '#unique'" in rule_error("#unique{t1 t2}\n0 P(+x)\n")
+
+
+def test_pracmln_quantifier_after_an_operator_applies_to_its_parenthesised_body() -> None:
+    statements = parse_text("1 P(x) v EXIST y (Q(x, y)) v R(x)\n1 !EXIST y (Q(x, y)) ^ P(x)\n").statements
+    assert [str(s.formula) for s in statements] == [  # type: ignore[union-attr]
+        "P(x) v (EXIST y Q(x, y)) v R(x)",
+        "!(EXIST y Q(x, y)) ^ P(x)",
+    ]
+    assert "needs parentheses" in rule_error("1 P(x) ^ EXIST y Q(x, y)\n")
