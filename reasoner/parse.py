@@ -386,6 +386,8 @@ def _syntax_diagnostic(error: UnexpectedInput, file: str, lines: list[str]) -> D
         message = "unexpected end of file"
     else:
         message = "syntax error"
+    if re.match(r"\s*(P|R|SE)\(.*\)\s*=\s*[\d.]", line_text):
+        notes.append("pracmln's probability constraints ('P(F) = 0.1') are not supported")
     bad_weight = _bad_weight(line_text, column)
     if bad_weight is not None:
         column, word = bad_weight

@@ -410,7 +410,10 @@ def test_dialect_errors_are_positioned(text: str, head: str, note: str) -> None:
 
 
 def test_pracmln_unique_is_kept_on_learning_templates_only() -> None:
-    text = "object(cluster, kind!)\nscene(s)\n#unique{+?t1, +?t2}\n0 scene(?s) ^ object(?c1, +?t1) ^ object(?c2, +?t2)\n"
+    text = (
+        "object(cluster, kind!)\nscene(s)\n#unique{+?t1, +?t2}\n"
+        "0 scene(?s) ^ object(?c1, +?t1) ^ object(?c2, +?t2)\n"
+    )
     program = check_program(parse_text(text, "rules.mln"))
     (formula,) = [f for f in program.formulas if f.statement.unique]
     assert formula.statement.unique == ("t1", "t2") and formula.statement.per_constant == ("t1", "t2")
