@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from reasoner.cli import main
 from reasoner.errors import UsageError
 from reasoner.learn import learn_weights, write_learned
-from tests.test_properties import COMMON, BruteForce, Program, atom_text, programs
+from tests.engine.test_properties import COMMON, BruteForce, Program, atom_text, programs
 
 SMOKERS = """// people
 Person(person)

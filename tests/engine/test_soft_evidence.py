@@ -21,7 +21,7 @@ from reasoner.errors import EvidenceError, RuleError
 from reasoner.evidence import soft_weight
 from reasoner.pipeline import run
 from tests.engine.test_marginals import compare, run_program
-from tests.test_properties import COMMON, BruteForce, Program, atom_text, programs
+from tests.engine.test_properties import COMMON, BruteForce, Program, atom_text, programs
 
 PROBABILITIES = (0.05, 0.2, 0.5, 0.7, 0.9, 0.999)
 
