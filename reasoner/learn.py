@@ -1,8 +1,8 @@
 """Discriminative weight learning: rule files + evidence + the true query atoms → weights.
 
 The weights ``θ`` of the learnable formulas (soft, not ``@w``-fixed, not ``w:``-weighted
-from the data) maximise the conditional log-likelihood of the true query atoms ``y``
-given the evidence ``x``,
+from the data; Alchemy's unweighted learning templates start from 0) maximise the
+conditional log-likelihood of the true query atoms ``y`` given the evidence ``x``,
 
     CLL(θ) = Σ_i θ_i n_i(x, y) + Σ_fixed w_j n_j(x, y) − log Z_x(θ),
 
@@ -110,8 +110,15 @@ def learn_weights(
     program = check(rules, queries)
     learnable = [
         formula for formula in program.formulas
-        if formula.statement.weight is not None and not formula.statement.fixed
+        if (formula.statement.weight is not None and not formula.statement.fixed) or formula.statement.unweighted
     ]
+    plus = [formula for formula in learnable if formula.statement.per_constant]
+    if plus:
+        span = plus[0].span
+        raise UsageError(
+            f"{span.file}:{span.line}:{span.column}: per-constant weights ('+{plus[0].statement.per_constant[0]}') "
+            "are not learned yet: write the formula without '+'"
+        )
     if not learnable:
         raise UsageError("no formula to learn: every formula is hard, '@'-fixed or weighted from the data")
     position = {formula.index: i for i, formula in enumerate(learnable)}
@@ -120,7 +127,8 @@ def learn_weights(
     placeholder = replace(
         program,
         formulas=tuple(
-            replace(formula, statement=replace(formula.statement, weight=Decimal(1))) if formula.index in position
+            replace(formula, statement=replace(formula.statement, weight=Decimal(1), unweighted=False))
+            if formula.index in position
             else formula
             for formula in program.formulas
         ),
@@ -289,6 +297,9 @@ def write_learned(learning: Learning, out: Path, *, evidence: Sequence[Path], tr
             span = learned.formula.span
             line = lines[span.line - 1]
             start = span.column - 1
+            if learned.formula.statement.unweighted:  # a learning template: the weight goes before it
+                lines[span.line - 1] = line[:start] + weight_text(learned.weight) + " " + line[start:]
+                continue
             match = _NUMBER.match(line, start)
             if match is None:
                 raise UsageError(f"{span.file}:{span.line}:{span.column}: cannot find the weight to replace")

@@ -140,3 +140,21 @@ def test_nothing_to_learn_is_a_usage_error(tmp_path: Path) -> None:
     rules.write_text("Person(person)\nSmokes(person)\nCancer(person)\nPerson(x) => Smokes(x).\n", encoding="utf-8")
     with pytest.raises(UsageError, match="no formula to learn"):
         learn_weights([rules], [evidence], truth)
+
+
+def test_an_unweighted_template_gets_its_learned_weight_written_before_it(tmp_path: Path) -> None:
+    rules, evidence, truth = smokers_data(tmp_path, 1000, (-0.5, 1.5), seed=9)
+    rules.write_text(SMOKERS.replace("1 Smokes(x) => Cancer(x)", "Smokes(x) => Cancer(x)"), encoding="utf-8")
+    learning = learn_weights([rules], [evidence], truth)
+    assert [item.start for item in learning.weights] == [0.0, 0.0]
+    out = tmp_path / "learned.mln"
+    write_learned(learning, out, evidence=[evidence], truth=truth)
+    line = next(line for line in out.read_text(encoding="utf-8").split("\n") if line.endswith("Smokes(x) => Cancer(x)"))
+    assert float(line.split()[0]) == pytest.approx(1.5, abs=0.35)
+
+
+def test_per_constant_weights_are_refused_with_their_position(tmp_path: Path) -> None:
+    rules, evidence, truth = smokers_data(tmp_path, 10, (-0.5, 1.5), seed=3)
+    rules.write_text(SMOKERS.replace("0 Smokes(x)", "0 Smokes(+x)"), encoding="utf-8")
+    with pytest.raises(UsageError, match=r"smokers.mln:7:1: per-constant weights \('\+x'\) are not learned yet"):
+        learn_weights([rules], [evidence], truth)
