@@ -143,7 +143,7 @@ def test_nothing_to_learn_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_an_unweighted_template_gets_its_learned_weight_written_before_it(tmp_path: Path) -> None:
-    rules, evidence, truth = smokers_data(tmp_path, 1000, (-0.5, 1.5), seed=9)
+    rules, evidence, truth = smokers_data(tmp_path, 600, (-0.5, 1.5), seed=9)
     rules.write_text(SMOKERS.replace("1 Smokes(x) => Cancer(x)", "Smokes(x) => Cancer(x)"), encoding="utf-8")
     learning = learn_weights([rules], [evidence], truth)
     assert [item.start for item in learning.weights] == [0.0, 0.0]

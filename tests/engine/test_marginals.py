@@ -66,7 +66,7 @@ def compare(program: Program, result: MarginalRun, tolerance: float, log_weight:
         assert abs(probability - expected[atom.text]) <= tolerance, (atom.text, probability, expected[atom.text])
 
 
-@settings(COMMON, max_examples=40)
+@settings(COMMON, max_examples=25)
 @given(program=programs())
 def test_exact_marginals_match_brute_force(program: Program, tmp_path: Path) -> None:
     compare(program, run_program(program, tmp_path, method="exact"), 1e-9)

@@ -46,7 +46,7 @@ def with_soft(program: Program, data: st.DataObject) -> tuple[Program, list[str]
     return program, lines, extra
 
 
-@settings(COMMON, max_examples=25)
+@settings(COMMON, max_examples=20)
 @given(program=programs(), data=st.data())
 def test_soft_evidence_marginals_match_brute_force(program: Program, data: st.DataObject, tmp_path: Path) -> None:
     program, lines, extra = with_soft(program, data)
@@ -56,7 +56,7 @@ def test_soft_evidence_marginals_match_brute_force(program: Program, data: st.Da
     compare(program, result, 1e-9, extra)
 
 
-@settings(COMMON, max_examples=25)
+@settings(COMMON, max_examples=20)
 @given(program=programs(), data=st.data())
 def test_soft_evidence_map_is_a_best_world_of_the_oracle(program: Program, data: st.DataObject, tmp_path: Path) -> None:
     program, lines, extra = with_soft(program, data)
