@@ -38,6 +38,13 @@ class NormalClauses:
     matrix: np.ndarray
     weights: np.ndarray
 
+    def csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, literals) of the clauses."""
+        present = self.matrix != 0
+        offsets = np.zeros(len(self.matrix) + 1, dtype=np.int64)
+        np.cumsum(present.sum(axis=1), out=offsets[1:])
+        return offsets, self.matrix[present]
+
 
 @dataclass(frozen=True, slots=True)
 class HighsOutcome:
