@@ -8,9 +8,9 @@ becomes an objective term of that column, and any other clause ``l1 v ... v lk``
 relaxation column ``r`` in [0, 1] costing the clause's weight. Weights enter divided by their
 greatest common divisor, so every world's objective is an integer and a gap below one unit
 proves optimality. The status is ``optimal`` only when HiGHS proves it (to its floating-point
-tolerances); otherwise ``feasible`` with its best world and its dual bound, or ``unknown``
-when it found no world in time. Costs are always recomputed exactly, in integers, from the
-original clauses.
+tolerances) and the world's exact cost is at most the proven bound; otherwise ``feasible``
+with its best world and its dual bound, or ``unknown`` when it found no world in time. Costs
+are always recomputed exactly, in integers, from the original clauses.
 """
 
 from __future__ import annotations
@@ -166,10 +166,15 @@ def solve_highs(
     model[1:] = np.asarray(solver.getSolution().col_value[:num_vars]) > 0.5
     cost, broken = clause_costs(offsets, literals, weights, model)
     if broken:  # rounding broke a hard clause: no world from HiGHS
-        return HighsOutcome("unknown", empty, 0, 0)
-    if status == highspy.HighsModelStatus.kOptimal:
+        return HighsOutcome("unknown", empty, 0, _bound(info.mip_dual_bound * divisor, unit_of))
+    bound = _bound(info.mip_dual_bound * divisor, unit_of)
+    if status == highspy.HighsModelStatus.kOptimal and cost <= bound:  # the world's exact cost meets the proof
         return HighsOutcome("optimal", model, cost, cost)
-    return HighsOutcome("feasible", model, cost, min(cost, _bound(info.mip_dual_bound * divisor, unit_of)))
+    if status == highspy.HighsModelStatus.kOptimal and start is not None:
+        # measured: when presolve solves the whole program, HiGHS hands back the start as its
+        # solution (objective and bound 0, the start's cost higher): solve again without it
+        return solve_highs(offsets, literals, weights, num_vars, deadline=deadline, seed=seed)
+    return HighsOutcome("feasible", model, cost, min(cost, bound))
 
 
 def _row_satisfied(rows: np.ndarray, model: np.ndarray) -> np.ndarray:
