@@ -62,6 +62,8 @@ advisedBy(person, person)
 1.3  publication(t, s) ^ publication(t, p) ^ student(s) ^ professor(p) => advisedBy(s, p)
 0.9  ta(c, s) ^ taughtBy(c, p) => advisedBy(s, p)
 0.7  advisedBy(s, p) ^ advisedBy(s, q) => samePerson(p, q)
+0.6  publication(t, s) ^ publication(t, r) ^ student(s) ^ student(r) ^ advisedBy(s, p) => advisedBy(r, p)
+-0.3 advisedBy(s, p) ^ advisedBy(r, p) ^ !samePerson(s, r)
 advisedBy(s, p) => !advisedBy(p, s).
 """
 
@@ -278,6 +280,7 @@ def main() -> None:
                 else:
                     bench = generate(kind, size, out)
                 generated = time.perf_counter() - started
+                out.mkdir(parents=True, exist_ok=True)
                 spec = out / "benchmark.json"
                 spec.write_text(json.dumps(bench.__dict__))
                 command = [sys.executable, str(Path(__file__).resolve()), "--one", str(spec),
