@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,6 +68,14 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--explain", action="append", default=[], metavar="ATOM", help="print the derivation of an atom, e.g. 'Cancer(Anna)'")
     parser.add_argument("--margins", metavar="P,Q|all|none", help="atoms that get margins (default: all query atoms up to 1,000)")
     _marginal_options(parser)
+    parser.add_argument(
+        "--solver", choices=("auto", "rc2", "highs"), default="auto",
+        help="exact backend per component (default auto: RC2 for small components, local search then HiGHS for large)",
+    )
+    parser.add_argument(
+        "--hard-weight", metavar="W",
+        help="hard formulas become soft ones of weight W (as in Tuffy); reports how many the world breaks",
+    )
     _common_options(parser)
     _audit_output_options(parser)
     parser.add_argument("--version", action="version", version=f"reason {__version__}")
@@ -152,6 +161,18 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--memory-limit", metavar="SIZE", help="stop cleanly past this resident memory, e.g. 4G")
     parser.add_argument("--max-groundings", type=int, metavar="N", help="groundings one formula may have (default 20M)")
+
+
+def _hard_weight(text: str | None) -> Decimal | None:
+    if text is None:
+        return None
+    try:
+        weight = Decimal(text)
+    except InvalidOperation:
+        raise UsageError(f"--hard-weight must be a positive number, got '{printable(text)}'") from None
+    if not weight.is_finite() or weight <= 0:
+        raise UsageError(f"--hard-weight must be a positive number, got '{printable(text)}'")
+    return weight
 
 
 def _check_common(options: argparse.Namespace) -> None:
@@ -459,6 +480,8 @@ def _run(options: argparse.Namespace) -> int:
         time_limit=options.time_limit,
         workers=options.workers or 1,
         explain_atoms=options.explain,
+        solver=options.solver,
+        hard_weight=_hard_weight(options.hard_weight),
     )
     proofs = [explain(result.network, result.solution, text) for text in options.explain] if result.solution.status != "unsatisfiable" else []
     output = render_json(result, proofs, timings=not options.no_timings) if options.json else render_text(result, proofs)
@@ -476,6 +499,8 @@ def _marginals(
 ) -> int:
     if options.explain:
         raise UsageError("--explain explains the MAP world; run it without --marginals")
+    if options.hard_weight is not None:
+        raise UsageError("--hard-weight is for MAP inference; marginals keep hard formulas hard")
     if options.samples < 2 or options.burn_in < 0:
         raise UsageError("--samples must be at least 2 and --burn-in at least 0")
     import json
@@ -484,7 +509,8 @@ def _marginals(
 
     _apply_memory_limit(options)
     result = run_marginals(
-        rules, evidence, dict(tables), patterns, spans, samples=options.samples, burn_in=options.burn_in, seed=options.seed
+        rules, evidence, dict(tables), patterns, spans,
+        samples=options.samples, burn_in=options.burn_in, seed=options.seed,
     )
     if result.marginals.status == "unsatisfiable":
         if options.json:
@@ -498,8 +524,8 @@ def _marginals(
     summary = result.marginals
     if summary.sampled_components:
         print(
-            f"MC-SAT: {summary.sampled_components} component(s), {summary.sampled_atoms} atoms, {summary.chains} chains x "
-            f"{summary.samples} samples after {summary.burn_in} burn-in (seed {summary.seed}); split-R-hat "
+            f"MC-SAT: {summary.sampled_components} component(s), {summary.sampled_atoms} atoms, "
+            f"{summary.chains} chains x {summary.samples} samples after {summary.burn_in} burn-in (seed {summary.seed}); split-R-hat "
             f"{summary.r_hat:.3f}, chains differ by at most {summary.chain_difference:.3f}; "
             f"{summary.exact_components} component(s) exact",
             file=sys.stderr,
