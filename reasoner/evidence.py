@@ -419,7 +419,7 @@ def _condition_mask(table: pd.DataFrame, rows: pd.Series, condition: Condition, 
     return np.asarray(result, dtype=bool)
 
 
-def _typed_like(column: pd.Series, values: list[object]) -> bool:
+def _typed_like(column: pd.Series, values: Sequence[object]) -> bool:
     """Whether ``column.isin(values)`` compares canonical constants: a text column (not object)
     against text, or an integer column against integers."""
     if is_text(column):
@@ -448,7 +448,7 @@ def _canonical_series(values: pd.Series) -> pd.Series:
         # Strings are their own canonical value: no per-value conversion.
         array = values.to_numpy(dtype=object, na_value=None)
         return pd.Series(array, dtype=object, index=values.index)
-    out = []
+    out: list[ConstantValue | None] = []
     for value in values.tolist():
         if value is None or (isinstance(value, float) and value != value):
             out.append(None)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from pysat.examples.musx import MUSX
@@ -29,7 +30,9 @@ from pysat.solvers import Solver
 
 from reasoner.encode import Component, Components, Encoding
 
-__all__ = ["Solution", "solve"]
+__all__ = ["Solution", "Status", "solve"]
+
+Status = Literal["optimal", "feasible", "unsatisfiable"]  # feasible: a time limit stopped the solver
 
 SOLVER = "g3"
 BATCH_CLAUSES = 20_000
@@ -46,7 +49,7 @@ class Solution:
     the hard (block, row) groundings that evidence alone violates.
     """
 
-    status: str
+    status: Status
     values: np.ndarray
     cost: int
     lower_bound: int
@@ -54,7 +57,7 @@ class Solution:
     margins: dict[int, int | None] = field(default_factory=dict)
     core: tuple[int, ...] = ()
     core_evidence: tuple[tuple[int, int], ...] = ()
-    stats: dict[str, object] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)  # components, largest_component, seconds, ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,7 @@ class _Problem:
 @dataclass(frozen=True, slots=True)
 class _Result:
     index: int
-    status: str  # optimal | feasible | unsatisfiable
+    status: Status
     model: np.ndarray  # bool per local variable (index 0 unused)
     cost: int
     lower_bound: int
@@ -123,7 +126,7 @@ def solve(
     cost = encoding.fixed_cost
     bound = encoding.fixed_cost
     margins: dict[int, int | None] = {int(atom): 0 for atom in wanted}
-    statuses = set()
+    statuses: set[Status] = set()
     if len(single):
         outcome = _solve_singletons(components, single, encoding, wanted, values, margins)
         if outcome is None:  # a variable whose hard clauses contradict: the generic path finds the core
@@ -147,7 +150,7 @@ def solve(
         bound += result.lower_bound
         for local, margin in result.margins:
             margins[int(problem.variables[local - 1])] = margin
-    status = "feasible" if "feasible" in statuses else "optimal"
+    status: Status = "feasible" if "feasible" in statuses else "optimal"
     sizes = [len(problem.variables) for problem in problems]
     stats = {
         "components": len(encoding.components),
@@ -312,7 +315,7 @@ def _solve_problem(problem: _Problem, deadline: float | None) -> _Result:
 
 def _maxsat(
     num_vars: int, hard: list[list[int]], soft: list[list[int]], weights: list[int], deadline: float | None
-) -> tuple[str, np.ndarray, int, int]:
+) -> tuple[Status, np.ndarray, int, int]:
     """(status, model, cost, lower bound) of one weighted partial MaxSAT problem."""
     if num_vars == 1:
         return _single_variable(hard, soft, weights)
@@ -339,7 +342,7 @@ def _maxsat(
 
 def _single_variable(
     hard: list[list[int]], soft: list[list[int]], weights: list[int]
-) -> tuple[str, np.ndarray, int, int]:
+) -> tuple[Status, np.ndarray, int, int]:
     allowed = {True, False}
     for clause in hard:
         literals = set(clause)  # a clause may repeat its literal: [1, 1]
@@ -361,7 +364,7 @@ def _single_variable(
 
 def _fallback(
     num_vars: int, hard: list[list[int]], soft: list[list[int]], weights: list[int], bound: int
-) -> tuple[str, np.ndarray, int, int]:
+) -> tuple[Status, np.ndarray, int, int]:
     """A world satisfying the hard clauses (SAT, phases from the unit soft clauses), unoptimised."""
     with Solver(name=SOLVER, bootstrap_with=hard) as oracle:
         phases = [clause[0] for clause in soft if len(clause) == 1]

@@ -14,7 +14,7 @@ import pytest
 
 from reasoner.check import QueryPattern
 from reasoner.evidence import MemoryTable
-from reasoner.explain import explain
+from reasoner import explain
 from reasoner.lending.explain_finding import explain_finding
 from reasoner.lending.interaction import interaction_tests
 from reasoner.lending.tables import add_group_columns
@@ -87,8 +87,8 @@ def _proof(comparisons: tuple[str, ...], atom: str = 'Disparate("B")', **options
         "Disparate", "Overcharged",
     )
     queries = [QueryPattern(name) for name in names]
-    result = run(sorted(RULES.glob("*.mln")), (), _tables(comparisons, **options), queries, explain_atoms=[atom])
-    return explain(result.network, result.solution, atom)
+    result = run(sorted(RULES.glob("*.mln")), tables=_tables(comparisons, **options), queries=queries, explain_atoms=[atom])
+    return explain(result, atom)
 
 
 def test_a_pair_in_three_nested_comparisons_weighs_what_one_comparison_does() -> None:
