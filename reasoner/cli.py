@@ -119,7 +119,7 @@ def _flag(option: Option) -> str:
         return "--query P,Q or --query-file FILE"
     dashed = option.name.replace("_", "-")
     if option.name in limits.limit_names() and option.name not in ("max_groundings", "memory_limit"):
-        return f"--limit {dashed}={option.metavar or 'N'}"
+        return f"--limit {dashed}" + (f"={option.metavar}" if option.metavar else "")
     return f"--{dashed}" + (f" {option.metavar}" if option.metavar else "")
 
 

@@ -43,7 +43,6 @@ _ARG = re.compile(r'\s*("(?:[^"\\]|\\.)*"|[^,"]*?)\s*(,|$)')
 _INTEGER = re.compile(r"[+-]?\d+\Z")
 _FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?\Z")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
 
 
 @dataclass(frozen=True, slots=True)

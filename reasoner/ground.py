@@ -241,7 +241,7 @@ def ground(
     per formula, and half of ``limits.memory_limit`` for the SQL engine)."""
     started = time.perf_counter()
     columns = _Columns(program, evidence)
-    constants = _constant_table(program, evidence, columns)
+    constants = _constant_table(program, columns)
     predicates = _predicate_indexes(program, evidence, constants, columns)
     connection = _Relations(predicates, constants, limits.memory_limit)
     atom_states: dict[str, np.ndarray] = {}  # every atom's evidence state, per predicate (``_evidence_state``)
@@ -467,7 +467,7 @@ def _factorize(columns: list[pd.Series], kind: str) -> tuple[np.ndarray, pd.Seri
     return codes.astype(np.int64), distinct
 
 
-def _constant_table(program: CheckedProgram, evidence: Evidence, columns: _Columns) -> ConstantTable:
+def _constant_table(program: CheckedProgram, columns: _Columns) -> ConstantTable:
     typed: dict[str, list[Collection]] = {type_name: [] for type_name in program.types}
     for type_name, values in program.constants.items():
         typed[type_name].append(list(values))
