@@ -26,7 +26,7 @@ from reasoner.explain import Proof, explain_atom, find_atom
 from reasoner.ground import TRUE, UNKNOWN, GroundNetwork, ground
 from reasoner.limits import Limits, MemoryWatchdog, watched_memory_limit
 from reasoner.parse import parse_program, parse_text
-from reasoner.solve import Solution, solve
+from reasoner.solve import Solution, Status, solve
 from reasoner.syntax import Program, Span
 
 __all__ = ["QueryAtom", "Run", "RuleSource", "check", "explain", "parse", "query_atoms", "run"]
@@ -59,7 +59,7 @@ class Run:
     margin_predicates: frozenset[str] = frozenset()
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status:
         """``optimal``, ``feasible`` (a time limit stopped the solver) or ``unsatisfiable``."""
         return self.solution.status
 
@@ -123,7 +123,7 @@ def check(
 
 def run(
     rules: RuleSource | Sequence[RuleSource],
-    evidence: Path | Sequence[Path] = (),
+    evidence: str | Path | Sequence[str | Path] = (),
     *,
     tables: Mapping[str, Path | MemoryTable] | None = None,
     queries: Sequence[QueryPattern | str] = (),
@@ -137,7 +137,7 @@ def run(
 ) -> Run:
     """Parse, check, load, ground, encode and solve: the MAP world of the query predicates.
 
-    ``evidence``: Alchemy/Tuffy evidence files (``*.db``); ``tables``: tables by name for the
+    ``evidence``: Alchemy/Tuffy evidence files (``*.db``, paths); ``tables``: tables by name for the
     rules' ``bind`` statements; ``queries``: query predicates (names or ``QueryPattern`` s).
     ``margins``: predicates whose atoms get margins; ``None`` means every query atom when
     there are at most 1,000 of them, else none. Atoms named in ``explain_atoms`` (text such
@@ -166,7 +166,7 @@ def run(
         if not patterns and not program.queries:
             raise ArgumentError("no query: name the query predicates with ", Option("queries", "P,Q"))
         lap("parse")
-        files = [evidence] if isinstance(evidence, Path) else list(evidence)
+        files = [Path(evidence)] if isinstance(evidence, (str, Path)) else [Path(file) for file in evidence]
         facts = load_evidence(program, files, dict(tables) if tables is not None else None)
         lap("evidence")
         network = ground(program, facts, limits=limits)
