@@ -54,8 +54,8 @@ def _lenders(size: int) -> int:
 
 def _one(size: int, workers: int) -> dict[str, float]:
     """Run one audit in this process; its stage timings and peak RSS."""
-    from reasoner.lending.audit import audit
-    from reasoner.lending.outputs import write_outputs
+    from reasoner.lending.audit.run import audit
+    from reasoner.lending.outputs.write import write_outputs
 
     data = _data(size)
     started = time.perf_counter()
@@ -96,8 +96,8 @@ def _floor(size: int) -> dict[str, float]:
     import pyarrow.dataset as ds
     from sklearn.neighbors import KDTree
 
-    from reasoner.lending.fields import normalize_name
-    from reasoner.lending.hmda import INPUT_COLUMNS
+    from reasoner.lending.registers.fields import normalize_name
+    from reasoner.lending.registers.hmda import INPUT_COLUMNS
 
     data = _data(size)
     started = time.perf_counter()

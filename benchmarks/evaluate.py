@@ -8,7 +8,7 @@ not committed, reused when present), `reason audit` audits it with the installed
 and `reason evaluate --json` scores the audit and the baselines against the truth. One row per
 register: the audit's precision, recall, F1 and ROC AUC, its false flags on fair lenders, and
 the analyst baseline's (per-lender logistic regression of denial and OLS of rate spread with
-controls, `reasoner.lending.baseline`) F1 at p < 0.05 (Holm), F1 at its best cut (which an
+controls, `reasoner.lending.synthetic.baseline`) F1 at p < 0.05 (Holm), F1 at its best cut (which an
 analyst does not know) and AUC, with its own false flags.
 
 Seeds 1 and 2 are for tuning the audit; 101 and 102 are held out: look at them only to report,

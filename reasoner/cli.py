@@ -53,7 +53,7 @@ def _run_parser() -> argparse.ArgumentParser:
         epilog=(
             "A rule directory with an audit.toml and no --query runs the fair-lending audit. Subcommands: "
             "check, audit, synth, evaluate, explain, audit-model, verify (reason SUBCOMMAND --help). Exit codes: 0 ok, "
-            "2 bad input, 3 unsatisfiable, 4 outputs altered (verify)."
+            "2 bad input, 3 unsatisfiable, 4 outputs altered (verify). A rule path named like a subcommand: write ./check."
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="rule files or directories (*.mln), evidence (*.db), tables (parquet, CSV, HMDA registers)")
@@ -256,7 +256,7 @@ def _main(argv: Sequence[str] | None) -> int:
             "audit-model": (_audit_model_parser, _audit_model),
             "verify": (_verify_parser, _verify),
         }
-        if arguments and arguments[0] in commands and not Path(arguments[0]).exists():
+        if arguments and arguments[0] in commands:  # by name, never by what is on disk (a path: './check')
             make_parser, command = commands[arguments[0]]
             options = make_parser().parse_args(arguments[1:])
             return command(options)
@@ -451,13 +451,13 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
     _configure_audit(run_limits, memory=False)
     if options.partition_rows is not None and options.partition_rows < 1:
         raise UsageError("--partition-rows must be at least 1")
-    from reasoner.lending.audit import PARTITION_ROWS, audit
-    from reasoner.lending.outputs import check_output, output_lock, write_outputs
-    from reasoner.lending.progress import Progress, StageTiming, timing_table
+    from reasoner.lending.audit.run import PARTITION_ROWS, audit
+    from reasoner.lending.outputs.write import check_output, output_lock, write_outputs
+    from reasoner.lending.audit.progress import Progress, StageTiming, timing_table
 
     signing_key = None
     if options.sign is not None:  # before the work: a wrong key fails at once
-        from reasoner.lending.signing import load_private_key
+        from reasoner.lending.outputs.signing import load_private_key
 
         signing_key = load_private_key(options.sign)
     _configure_audit(run_limits, memory=True)
@@ -505,14 +505,14 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
 def _audit_command(options: argparse.Namespace) -> int:
     if not options.facts.is_file() and not options.facts.is_dir():  # before any import: answered at once
         raise UsageError(f"{options.facts}: no such file or directory")
-    from reasoner.lending.audit import builtin_rules
+    from reasoner.lending.audit.run import builtin_rules
 
     rules = list(options.rules) or [builtin_rules()]
     return _audit(rules, [options.facts], options, options.pairs)
 
 
 def _synth(options: argparse.Namespace) -> int:
-    from reasoner.lending.synth import write_synth
+    from reasoner.lending.synthetic.synth import write_synth
 
     if options.applications < 1 or options.lenders < 1:
         raise UsageError("--applications and --lenders must be at least 1")
@@ -522,7 +522,7 @@ def _synth(options: argparse.Namespace) -> int:
 
 
 def _evaluate(options: argparse.Namespace) -> int:
-    from reasoner.lending.evaluate import evaluate, render_evaluation
+    from reasoner.lending.synthetic.evaluate import evaluate, render_evaluation
 
     result = evaluate(options.out, options.truth)
     sys.stdout.write(render_evaluation(result, as_json=options.json) + "\n")
@@ -530,7 +530,7 @@ def _evaluate(options: argparse.Namespace) -> int:
 
 
 def _explain(options: argparse.Namespace) -> int:
-    from reasoner.lending.explain_finding import explain_finding
+    from reasoner.lending.outputs.explain_finding import explain_finding
 
     sys.stdout.write(printable(explain_finding(options.out, options.id), keep="\n") + "\n")  # values escaped
     return EXIT_OK
@@ -568,7 +568,7 @@ def _audit_model_parser() -> argparse.ArgumentParser:
 
 
 def _audit_model(options: argparse.Namespace) -> int:
-    from reasoner.lending.outputs import check_output
+    from reasoner.lending.outputs.write import check_output
 
     protected = [name.strip() for name in options.protected.split(",") if name.strip()]
     references = {}
@@ -586,6 +586,7 @@ def _audit_model(options: argparse.Namespace) -> int:
     model_file = [Path(options.model)] if Path(options.model).exists() else []  # not module:function
     check_output(options.output, options.force, inputs=[*model_file, options.data])
     from reasoner.model.audit import audit_model
+    from reasoner.model.metrics import four_fifths_breaches
     from reasoner.model.outputs import write_model_outputs
 
     favourable: object = int(options.favourable) if options.favourable.lstrip("-").isdigit() else options.favourable
@@ -599,14 +600,13 @@ def _audit_model(options: argparse.Namespace) -> int:
     rates = result.flip_rates[(result.flip_rates["scope"] == "model") & (result.flip_rates["group_a"] == "*")]
     for row in rates.itertuples(index=False):
         print(f"{row.attribute}: {row.flips:,} of {row.twins:,} base applicants flip ({100 * row.flip_rate:.2f}%, 95% CI {100 * row.ci_low:.2f}-{100 * row.ci_high:.2f}%)")
-    metrics = result.metrics[(result.metrics["scope"] == "model") & (result.metrics["metric"] == "disparate_impact")]
-    breaches = metrics[metrics["value"] < 0.8]
+    breaches = four_fifths_breaches(result.metrics[result.metrics["scope"] == "model"])
     print(f"{len(breaches):,} group(s) below the four-fifths rule; outputs in {options.output}/ (report.md, report.html, manifest.json, *.parquet)")
     return EXIT_OK
 
 
 def _verify(options: argparse.Namespace) -> int:
-    from reasoner.lending.verify import render_verification, verify
+    from reasoner.lending.outputs.verify import render_verification, verify
 
     result = verify(options.out, key=options.key)
     print(printable(render_verification(result, options.out), keep="\n"), file=sys.stdout if result.ok else sys.stderr)

@@ -36,6 +36,7 @@ __all__ = [
     "parse_query_file",
     "parse_query_names",
     "read_table",
+    "split_args",
 ]
 
 _ATOM = re.compile(r"\s*(!?)\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
@@ -124,7 +125,7 @@ def parse_constant(text: str) -> ConstantValue:
     return text
 
 
-def _split_args(text: str) -> list[str] | None:
+def split_args(text: str) -> list[str] | None:
     if not text.strip():
         return []
     if '"' not in text:
@@ -165,7 +166,7 @@ def parse_db(
         if not line.strip():
             continue
         match = _ATOM.match(line)
-        args = _split_args(match.group(3)) if match else None
+        args = split_args(match.group(3)) if match else None
         if match is None or args is None or any(arg == "" for arg in args):
             column = len(line) - len(line.lstrip()) + 1
             errors.append(
@@ -588,7 +589,7 @@ def parse_query_file(path: Path) -> tuple[list[QueryPattern], dict[str, Span]]:
             spans.setdefault(line, _span(file, number, column, len(line), raw))
             continue
         match = _ATOM.match(line)
-        args = _split_args(match.group(3)) if match else None
+        args = split_args(match.group(3)) if match else None
         if match is None or args is None or match.group(1):
             raise RuleError([Diagnostic(_span(file, number, column, len(line), raw), "expected a query predicate or atom such as 'Cancer(x)'")])
         name = match.group(2)

@@ -17,7 +17,7 @@ from decimal import Decimal
 import numpy as np
 
 from reasoner.errors import ArgumentError, Option
-from reasoner.evidence import _split_args, parse_constant
+from reasoner.evidence import parse_constant, split_args
 from reasoner.ground import FALSE, TRUE, UNKNOWN, GroundBlock, GroundNetwork
 from reasoner.normalize import Cmp, Junction, Lit, Node, Truth, leaves
 from reasoner.solve import Solution
@@ -108,7 +108,7 @@ def find_atom(network: GroundNetwork, text: str) -> tuple[str, int]:
     predicate = network.program.predicates.get(name)
     if predicate is None:
         raise ArgumentError(Option("explain"), f": unknown predicate '{name}'")
-    args = _split_args(match.group(2)) or []
+    args = split_args(match.group(2)) or []
     if len(args) != predicate.arity:
         plural = "s" if predicate.arity != 1 else ""
         raise ArgumentError(Option("explain"), f": '{name}' takes {predicate.arity} argument{plural}, got {len(args)}")

@@ -7,16 +7,12 @@ before committing.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-REPOSITORY = Path(__file__).resolve().parent.parent
-GOLDEN = Path(__file__).resolve().parent / "golden"
+from support import REPOSITORY, SAMPLE, run_reason
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -25,23 +21,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="rewrite the expected output of golden test cases instead of comparing",
-    )
-
-
-def run_reason(
-    args: Sequence[str | Path], cwd: Path | str | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m reasoner ARGS`` in a subprocess and capture its output."""
-    environment = dict(os.environ)
-    environment["PYTHONHASHSEED"] = "0"
-    environment.pop("PYTHONWARNINGS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "reasoner", *(str(arg) for arg in args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=environment,
     )
 
 
@@ -69,9 +48,6 @@ def _compare_golden(path: Path, actual: str, update: bool) -> None:
         pytest.fail(f"{path} is missing; run pytest with --update-golden to create it")
     expected = path.read_text(encoding="utf-8")
     assert actual == expected, f"output differs from {path} (run pytest --update-golden to accept)"
-
-
-SAMPLE = REPOSITORY / "examples" / "hmda" / "sample.parquet"
 
 
 @pytest.fixture(scope="session")

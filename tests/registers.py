@@ -1,5 +1,5 @@
 """Write one register in every format the audit reads (for tests): the formats' field lists come
-from ``reasoner.lending.formats`` (written from the FFIEC Filing Instructions Guide and the
+from ``reasoner.lending.registers.formats`` (written from the FFIEC Filing Instructions Guide and the
 Modified LAR field order), the values from a public-LAR frame of text columns.
 
 A public value that a format spells otherwise is converted the way a filer would have reported
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from reasoner.lending.fields import PUBLISHED_COLUMNS, normalize_name
-from reasoner.lending.formats import FILING_LAR_FIELDS, MODIFIED_LAR_FIELDS
-from reasoner.lending.groups import derive_groups
+from reasoner.lending.registers.fields import PUBLISHED_COLUMNS, normalize_name
+from reasoner.lending.registers.formats import FILING_LAR_FIELDS, MODIFIED_LAR_FIELDS
+from reasoner.lending.registers.groups import derive_groups
 
 FORMATS = ("parquet", "csv", "csv.gz", "zip", "snapshot", "modified", "filing")
 AGE_YEARS = {"<25": "22", "25-34": "30", "35-44": "40", "45-54": "50", "55-64": "60", "65-74": "70", ">74": "80"}

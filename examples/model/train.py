@@ -39,8 +39,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from reasoner.lending.files import read_hmda
-from reasoner.lending.hmda import clean_hmda
+from reasoner.lending.registers.files import read_hmda
+from reasoner.lending.registers.hmda import clean_hmda
 
 FINANCIALS = ["income", "loan_amount", "debt_to_income_ratio", "combined_loan_to_value_ratio"]
 PROXY = "tract_minority_population_percent"

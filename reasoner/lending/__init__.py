@@ -1,21 +1,27 @@
-"""Fair-lending audit over HMDA loan-level data: ingest, synthetic registers with known truth.
+"""Fair-lending audit over HMDA loan-level data (and a bank's own loan file).
 
-Stages (each a module with one public verb): ``files.read_hmda`` → ``hmda.clean_hmda``;
-``synth.synthesize`` / ``synth.write_synth`` make registers in the published format with
-planted discrimination and a truth table per lender.
+The subpackages follow the pipeline::
 
-The names below are imported on first use (PEP 562 ``__getattr__``): importing a submodule such
-as ``reasoner.lending.config`` then does not import pandas and pyarrow, so the command line
-answers a usage error or a missing file at once.
+    registers   read and clean a register: formats, fields, values, derived groups, column map
+    evidence    similar applicants and per-lender statistics, bound to the rules as tables
+    audit       partitions through the engine (local workers or a cluster) → scored findings
+    outputs     files written whole or not at all, the report, ``reason explain``, verification
+    synthetic   registers with planted discrimination, the analyst's baseline, the evaluation
+
+``config`` (``audit.toml``) is shared by all of them. Each subpackage re-exports what the others
+may use; every name is imported on first use (``reasoner.lazy``), so importing a module such as
+``reasoner.lending.config`` does not import pandas and pyarrow and the command line answers a
+usage error or a missing file at once.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from reasoner.lazy import lazy_names
 
 if TYPE_CHECKING:
-    from reasoner.lending.hmda import (
+    from reasoner.lending.registers.hmda import (
         CLEAN_COLUMNS,
         EXCLUSION_REASONS,
         INPUT_COLUMNS,
@@ -23,7 +29,7 @@ if TYPE_CHECKING:
         clean_hmda,
         read_hmda,
     )
-    from reasoner.lending.synth import synthesize, write_synth
+    from reasoner.lending.synthetic.synth import synthesize, write_synth
 
 __all__ = [
     "CLEAN_COLUMNS",
@@ -36,13 +42,7 @@ __all__ = [
     "write_synth",
 ]
 
-_SYNTH = ("synthesize", "write_synth")
-_MODULE_OF = {name: "reasoner.lending.synth" if name in _SYNTH else "reasoner.lending.hmda" for name in __all__}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'reasoner.lending' has no attribute '{name}'")
-    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {name: "synthetic.synth" if name in ("synthesize", "write_synth") else "registers.hmda" for name in __all__},
+)

@@ -17,13 +17,14 @@ import tomllib
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from reasoner.errors import Diagnostic, RuleError, UsageError
-from reasoner.lending.statistics import Covariates, category_levels
+from reasoner.lending.covariates import Covariates, category_levels
 from reasoner.syntax import Span
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "COLUMN_FIELDS",
@@ -600,6 +601,8 @@ def check_config_columns(config: AuditConfig, available: Iterable[str]) -> None:
 def check_covariate_types(config: AuditConfig, frame: pd.DataFrame) -> None:
     """A ``RuleError`` at its line when a numeric covariate or a banded column is not numbers, or a
     categorical covariate has more values than a model can take."""
+    from pandas.api.types import is_numeric_dtype  # here: reading the configuration needs no pandas
+
     for key, names in (
         ("covariates", config.covariates),
         ("pricing_covariates", config.pricing_covariates),
@@ -607,7 +610,7 @@ def check_covariate_types(config: AuditConfig, frame: pd.DataFrame) -> None:
         ("pricing_bands", tuple(name for name, _ in config.pricing_bands)),
     ):
         for name in names:
-            if name in frame.columns and not pd.api.types.is_numeric_dtype(frame[name]):
+            if name in frame.columns and not is_numeric_dtype(frame[name]):
                 message = f"covariate '{name}' in '{key}' is not numeric ({frame[name].dtype})"
                 raise _column_error(config, "statistics", key, name, message, ("name it in categorical_covariates",))
     for key, names in (

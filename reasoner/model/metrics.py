@@ -37,7 +37,28 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-__all__ = ["FLIP_COLUMNS", "GROUP_METRICS", "SPREAD_METRICS", "clopper_pearson", "flip_rates", "flips", "group_metrics"]
+__all__ = [
+    "FLIP_COLUMNS",
+    "FOUR_FIFTHS",
+    "four_fifths_breaches",
+    "GROUP_METRICS",
+    "SPREAD_METRICS",
+    "clopper_pearson",
+    "flip_rates",
+    "flips",
+    "group_metrics",
+]
+
+FOUR_FIFTHS = 0.8  # the four-fifths rule of adverse-impact analysis (29 CFR 1607.4(D))
+
+
+def four_fifths_breaches(metrics: pd.DataFrame, *, whole_interval: bool = False) -> pd.DataFrame:
+    """The ``disparate_impact`` rows of ``metrics`` that breach the four-fifths rule: the ratio below
+    ``FOUR_FIFTHS``; with ``whole_interval``, its whole 95% interval (``ci_high``) below it, the
+    stricter test the lending rules bind as evidence (``rules/70-model.mln``, ``ModelDisparity``)."""
+    column = "ci_high" if whole_interval else "value"
+    return metrics[(metrics["metric"] == "disparate_impact") & (metrics[column] < FOUR_FIFTHS)]
+
 
 SPREAD_METRICS = ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference")
 GROUP_METRICS = (

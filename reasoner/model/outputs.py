@@ -16,7 +16,7 @@ from typing import Any
 
 from reasoner import __version__
 from reasoner.evidence import file_sha256
-from reasoner.lending.outputs import check_output, staged, write_parquet
+from reasoner.lending.outputs.write import check_output, staged, write_parquet
 from reasoner.model.audit import ModelAudit
 
 __all__ = ["EVIDENCE_FILES", "write_model_outputs"]

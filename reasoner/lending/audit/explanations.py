@@ -1,0 +1,331 @@
+"""Explanations: a partition's findings → JSON lines; every partition's lines → ``explanations.jsonl``.
+
+    Findings + PartitionTables of one partition ──render──▶ Rendered (one JSON object a line)
+    Rendered of every partition, spilled to disk ──Explanations.lines──▶ explanations.jsonl
+
+A partition renders its own findings (in the worker that found them, so the work is spread
+and the proofs never travel or pile up in the main process), citing rows of its own tables:
+"denial_odds row 3", "pairs row 17", "facts.parquet row 5" (its N-th application). Once every
+partition is back, the numbers of the whole register's tables are known (a partition's rows
+of a table come after those of the partitions before it); ``Explanations.lines`` reads each
+partition's lines back from disk and renumbers the citations as it writes them out. Only the
+``"source"`` values of proofs and records are citations: a value elsewhere that happens to
+read "X row N" (an application id, say) is left alone, and so is a JSON-escaped quote.
+
+The pair table is ordered by comparison (``audit.toml`` order), then lender, compared
+applicant (id as text) and rank (``tables.audit_tables``), so a partition's pairs of one
+comparison are one run of the whole table's rows.
+
+Records, in order: flagged lenders by risk (as ``lenders.parquet``), each with its proof,
+the proofs of its violations and its rows of the statistics tables; then application
+findings by lender, application id and kind (as ``applications.parquet``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+try:
+    import fcntl
+except ImportError:  # Windows: abandoned directories are left to the system
+    fcntl = None  # type: ignore[assignment]
+
+from reasoner.errors import LimitError
+from reasoner.lending.config import AuditConfig
+from reasoner.lending.audit.score import Findings
+from reasoner.lending.evidence.tables import PartitionTables, application_positions
+
+__all__ = ["STATISTIC_TABLES", "Explanations", "Numbering", "Rendered", "json_safe", "render"]
+
+STATISTIC_TABLES = ("denial_odds", "matched_pairs", "pricing", "redlining", "interactions")
+# A citation: the JSON text of a "source" value "LABEL row N" (LABEL as JSON escapes it).
+_CITATION = re.compile(r'"source": "((?:[^"\\]|\\.)*) row ([0-9]+)"')
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A partition's explanation records as JSON lines citing its own rows.
+
+    ``lenders``: flagged lender → its line; ``applications``: the application findings' lines
+    in output order, UTF-8, each ending in a newline.
+    """
+
+    lenders: dict[str, str]
+    applications: bytes
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-safe: NaN → None, ±inf → "inf"/"-inf", numpy scalars → Python, tuples → lists."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:  # most values: returned as they are
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else (None if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        return json_safe(value.item())
+    return value
+
+
+def _line(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, sort_keys=False, allow_nan=False) + "\n"
+
+
+def render(findings: Findings, tables: PartitionTables, config: AuditConfig, facts_label: str) -> Rendered:
+    """The explanation records of one partition's findings (module docstring)."""
+    flagged = findings.lenders[findings.lenders["flagged"]]
+    statistics = _statistics(tables, set(flagged["lei"]))
+    lenders = {}
+    for row in flagged.itertuples(index=False):
+        proof = findings.proofs.get(("lender", row.lei))
+        kinds = {
+            label: findings.proofs[(predicate, row.lei)].to_json()
+            for predicate, label in config.lender_kinds
+            if (predicate, row.lei) in findings.proofs
+        }
+        lenders[str(row.lei)] = _line(
+            json_safe(
+                {
+                    "finding": "lender",
+                    "lei": row.lei,
+                    "risk_tier": row.risk_tier,
+                    "risk_score": row.risk_score,
+                    "confidence": row.confidence,
+                    "margin": row.margin,
+                    "violations": list(row.violations),
+                    "proof": proof.to_json() if proof else None,
+                    "violation_proofs": kinds,
+                    "statistics": statistics[row.lei],
+                }
+            )
+        )
+    predicates = {label: predicate for predicate, label in config.application_findings}
+    position = application_positions(tables.applications)
+    lines = []
+    for row in findings.applications.itertuples(index=False):
+        proof = findings.proofs[(predicates[row.finding], str(row.application_id))]
+        local = int(position[str(row.application_id)]) + 1  # the partition's row, renumbered when gathered
+        lines.append(
+            _line(
+                json_safe(
+                    {
+                        "finding": "application",
+                        "application_id": row.application_id,
+                        "row": row.row,
+                        "source": f"{facts_label} row {local}",
+                        "lei": row.lei,
+                        "kind": row.finding,
+                        "confidence": row.confidence,
+                        "margin": row.margin,
+                        "violation_score": row.violation_score,
+                        "comparators": list(row.comparators),
+                        "proof": proof.to_json(),
+                    }
+                )
+            )
+        )
+    return Rendered(lenders, "".join(lines).encode("utf-8"))
+
+
+def _statistics(tables: PartitionTables, leis: set[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Per lender of ``leis``: its rows of each statistics table (each table grouped once)."""
+    found: dict[str, dict[str, list[dict[str, Any]]]] = {lei: {name: [] for name in STATISTIC_TABLES} for lei in leis}
+    for name in STATISTIC_TABLES:
+        frame = getattr(tables, name)
+        for row in frame[frame["lei"].isin(leis)].to_dict("records"):
+            found[str(row["lei"])][name].append(json_safe(row))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Numbering:
+    """How one partition's citations become rows of the whole register's tables.
+
+    ``rows``: the input row of each of the partition's applications; ``offsets``: per table,
+    the rows of the partitions before this one; ``pair_runs``: per comparison, where its run
+    starts in the partition's pair table and in the whole register's (0-based).
+    """
+
+    facts_label: str
+    rows: np.ndarray
+    offsets: dict[str, int]
+    pair_runs: tuple[tuple[int, int], ...]  # (start here, start in the whole table), by local start
+
+    def convert(self, label: str, row: int) -> int | None:
+        """The whole register's row for ``label row row``; None when ``label`` is no table of ours."""
+        if label == self.facts_label:
+            return int(self.rows[row - 1])
+        if label == "pairs":
+            starts = [local for local, _ in self.pair_runs]
+            local, whole = self.pair_runs[int(np.searchsorted(starts, row - 1, side="right")) - 1]
+            return whole + (row - 1 - local) + 1
+        offset = self.offsets.get(label)
+        return None if offset is None else row + offset
+
+    def renumber(self, text: str) -> str:
+        """``text`` (JSON lines) with every citation renumbered (module docstring)."""
+        names = (self.facts_label, "pairs", *self.offsets)
+        labels = {json.dumps(label, ensure_ascii=False)[1:-1]: label for label in names}
+        cache: dict[str, str] = {}
+
+        def replace(match: re.Match[str]) -> str:
+            whole = match.group(0)
+            found = cache.get(whole)
+            if found is None:
+                label = labels.get(match.group(1))
+                row = None if label is None else self.convert(label, int(match.group(2)))
+                found = whole if row is None else f'"source": "{match.group(1)} row {row}"'
+                cache[whole] = found
+            return found
+
+        return _CITATION.sub(replace, text)
+
+
+def numberings(
+    parts: Sequence[tuple[np.ndarray, dict[str, int], dict[str, int]]], comparisons: Sequence[str], facts_label: str
+) -> list[Numbering]:
+    """One ``Numbering`` per partition, in partition order, from each partition's input rows,
+    its rows per table and its pairs per comparison."""
+    totals = {name: sum(pairs.get(name, 0) for _, _, pairs in parts) for name in comparisons}
+    starts = np.cumsum([0, *(totals[name] for name in comparisons)]).tolist()
+    comparison_start = dict(zip(comparisons, starts, strict=False))
+    done: dict[str, int] = {}
+    pairs_done = dict.fromkeys(comparisons, 0)
+    found = []
+    for rows, sizes, pairs in parts:
+        runs, local = [], 0
+        for name in comparisons:
+            runs.append((local, comparison_start[name] + pairs_done[name]))
+            local += pairs.get(name, 0)
+            pairs_done[name] += pairs.get(name, 0)
+        found.append(Numbering(facts_label, rows, {name: done.get(name, 0) for name in sizes}, tuple(runs)))
+        for name, size in sizes.items():
+            done[name] = done.get(name, 0) + size
+    return found
+
+
+class Explanations:
+    """Every partition's rendered explanations, spilled to a temporary directory as they come
+    (removed with this object), and how to renumber them once every partition is in."""
+
+    def __init__(self) -> None:
+        remove_abandoned(Path(tempfile.gettempdir()))
+        try:
+            self.directory = Path(tempfile.mkdtemp(prefix=SPILL_PREFIX))
+            self._lock = _hold(self.directory / SPILL_LOCK)
+        except OSError as error:
+            raise _spill_error(Path(tempfile.gettempdir()), error) from None
+        self._cleanup = weakref.finalize(self, _release, self.directory, self._lock)
+        self.lenders: dict[str, tuple[int, str]] = {}  # flagged lender → (partition, line)
+        self.spilled: list[int] = []  # partitions whose application lines are on disk
+        self.numbering: dict[int, Numbering] = {}
+
+    def add(self, partition: int, rendered: Rendered) -> None:
+        for lei, line in rendered.lenders.items():
+            self.lenders[lei] = (partition, line)
+        try:
+            self._path(partition).write_bytes(rendered.applications)
+        except OSError as error:
+            self.close()
+            raise _spill_error(self.directory, error) from None
+        self.spilled.append(partition)
+
+    def number(self, numbering: dict[int, Numbering]) -> None:
+        self.numbering = numbering
+
+    def lines(self, flagged_leis: Sequence[str]) -> Iterator[str]:
+        """explanations.jsonl, in chunks: the flagged lenders in the order given, then the
+        application findings partition after partition."""
+        for lei in flagged_leis:
+            partition, line = self.lenders[lei]
+            yield self.numbering[partition].renumber(line)
+        for partition in sorted(self.spilled):
+            yield from self._chunks(partition, self.numbering[partition].renumber)
+
+    def _chunks(self, partition: int, renumber: Callable[[str], str], size: int = 1 << 24) -> Iterator[str]:
+        with self._path(partition).open("r", encoding="utf-8", newline="") as handle:
+            while True:
+                chunk = handle.read(size)
+                if not chunk:
+                    return
+                rest = "" if chunk.endswith("\n") else handle.readline()  # whole lines only
+                yield renumber(chunk + rest)
+
+    def _path(self, partition: int) -> Path:
+        return self.directory / f"{partition:08d}.jsonl"
+
+    def close(self) -> None:
+        self._cleanup()
+
+
+SPILL_PREFIX = "reasoner-explanations-"
+SPILL_LOCK = "in-use.lock"
+ABANDONED_SECONDS = 60  # a directory without its lock file this old was left by a killed run
+
+
+def remove_abandoned(temporary: Path) -> list[Path]:
+    """Remove the spill directories in ``temporary`` that no running audit holds (left by a run
+    that was killed: its kernel lock died with it); return them."""
+    removed: list[Path] = []
+    if fcntl is None:  # no kernel locks to tell a running audit's directory: leave them to the system
+        return removed
+    for directory in sorted(temporary.glob(SPILL_PREFIX + "*")):
+        try:
+            if not directory.is_dir() or directory.is_symlink() or directory.stat().st_uid != os.getuid():
+                continue
+            lock = directory / SPILL_LOCK
+            if lock.exists():
+                handle = os.open(lock, os.O_RDWR)
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError: a running audit holds it
+                finally:
+                    os.close(handle)
+            elif time.time() - directory.stat().st_mtime < ABANDONED_SECONDS:
+                continue  # being created right now
+        except OSError:
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory)
+    return removed
+
+
+def _hold(path: Path) -> int:
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    if fcntl is not None:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+def _release(directory: Path, handle: int) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    with suppress(OSError):
+        os.close(handle)
+
+
+def _spill_error(directory: Path, error: OSError) -> LimitError:
+    return LimitError(
+        f"cannot keep the explanations in {directory}: {error.strerror or error}; they take about 500 bytes per "
+        "application: set TMPDIR to a directory with room for them"
+    )
+
+
+def flagged_in_order(lenders: pd.DataFrame) -> list[str]:
+    return [str(lei) for lei in lenders.loc[lenders["flagged"], "lei"]]

@@ -1,0 +1,564 @@
+"""The fair-lending audit: rule library + HMDA facts → findings, reports and a manifest.
+
+    read and clean (``hmda.read_clean``: only the columns the audit uses, piece by piece)
+    → the register-wide pass (similarity scaling, redlining against MSA peers, lenders)
+    → partitions of whole lenders, each on its own (``partition.audit_partition``: similar
+      pairs and statistics, the engine with the tables bound in memory, scoring)
+    → gathered findings, citations renumbered as rows of the whole register's tables
+    → outputs (``outputs.write_outputs``)
+
+Partitions hold whole lenders, consecutive in LEI order, about ``partition_rows`` rows each
+(a lender larger than that is a partition by itself), so memory follows the largest lender and
+partitions run in worker processes (``workers``) or on a Dask cluster (``cluster``). Every rule
+is about one lender, so the gathered findings are those of one network for the whole register,
+byte for byte, whatever the partitions, workers or cluster (tests check it).
+
+``audit(...)`` returns an ``Audit`` holding what the outputs need; nothing is written until
+``outputs.write_outputs``, which writes to a temporary directory and moves it into place.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reasoner import limits
+from reasoner.errors import EvidenceError, UsageError
+from reasoner.evidence import file_sha256, read_table
+from reasoner.lending.config import (
+    GROUP_COLUMNS,
+    AuditConfig,
+    check_config_columns,
+    check_config_predicates,
+    check_covariate_types,
+    find_config,
+    load_column_map,
+    load_config,
+)
+from reasoner.lending.audit.explanations import Explanations, Numbering, Rendered, numberings
+from reasoner.lending.registers.files import column_names, parquet_rows
+from reasoner.lending.registers.hmda import CLEAN_COLUMNS, read_clean
+from reasoner.lending.audit.partition import (
+    CITED_TABLES,
+    REPORT_TABLES,
+    EngineSummary,
+    PartitionResult,
+    PartitionTask,
+    audit_partition,
+)
+from reasoner.lending.audit.progress import Progress, StageTiming
+from reasoner.lending.evidence.redlining import redlining_columns
+from reasoner.lending.audit.score import Findings
+from reasoner.lending.evidence.similar import PairCounts, Scaling, fit_scaling
+from reasoner.lending.evidence.tables import PAIR_COLUMNS, register_redlining, similarity_spec
+from reasoner.lending.registers.values import describe_rows
+from reasoner.parse import parse_program, rule_files
+from reasoner.syntax import PredicateDeclaration
+
+__all__ = ["PARTITION_ROWS", "Audit", "AuditTables", "Register", "audit", "builtin_rules", "default_workers"]
+
+PARTITION_ROWS = 20_000  # rows per partition (whole lenders; a larger lender is one partition)
+PARTITION_STAGES = (
+    "similarity and statistics",
+    "engine: parse",
+    "engine: evidence",
+    "engine: ground",
+    "engine: encode",
+    "engine: solve",
+    "scoring",
+    "explanations",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """What was read: rows, usable rows, exclusions by reason, the id column, absent columns."""
+
+    rows_read: int
+    usable: int
+    exclusions: dict[str, int]
+    id_column: str
+    absent_columns: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # format, transmittal sheet, group treatment (``CleanedHMDA.provenance_notes``)
+    warnings: tuple[str, ...] = ()  # what the command line says on stderr too (``CleanedHMDA.warnings``)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditTables:
+    """The per-lender tables of every lender (``tables.PartitionTables`` gathered over partitions).
+
+    The pair table itself is not kept (it is the largest and no output lists it): ``pair_rows``
+    is its number of rows and ``pair_counts`` what the search did per comparison.
+    """
+
+    lenders: pd.DataFrame
+    denial_odds: pd.DataFrame
+    matched_pairs: pd.DataFrame
+    pricing: pd.DataFrame
+    redlining: pd.DataFrame
+    outliers: pd.DataFrame
+    interactions: pd.DataFrame
+    pair_rows: int
+    pair_counts: dict[str, PairCounts] = field(default_factory=dict)
+    pairs_given: bool = False
+    reason_mix: pd.DataFrame = field(default_factory=pd.DataFrame)  # denial reasons by group (report only)
+    contradicted_reasons: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    rules: tuple[Path, ...]  # every rule file, in the order read
+    config: AuditConfig
+    facts: Path
+    facts_sha256: str
+    cleaned: Register
+    tables: AuditTables
+    engine: EngineSummary
+    findings: Findings  # without proofs: they are rendered in ``explanations``
+    explanations: Explanations
+    options: dict[str, object]
+    seconds: dict[str, float] = field(default_factory=dict)
+    pairs_source: Path | None = None
+    pairs_sha256: str = ""
+    stages: tuple[StageTiming, ...] = ()
+    model_evidence: dict[str, pd.DataFrame] | None = None  # the model tables when --model-evidence was given
+    model_source: dict[str, str] | None = None  # its directory, model and digests
+    peak_memory: dict[str, int] = field(default_factory=dict)  # resident bytes: 'main', 'largest worker'
+
+
+def builtin_rules() -> Path:
+    """The rule library shipped with the package (``rules/`` of the source tree)."""
+    package = Path(__file__).resolve().parents[2]  # reasoner/
+    for candidate in (package / "rules", package.parent / "rules"):
+        if (candidate / "audit.toml").is_file():
+            return candidate
+    raise UsageError("the rule library (rules/audit.toml) is missing from the installation")
+
+
+def default_workers() -> int:
+    """Every core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def audit(
+    rules: Sequence[Path],
+    facts: Path,
+    *,
+    pairs: Path | None = None,
+    workers: int | None = None,
+    time_limit: float | None = None,
+    progress: Progress | None = None,
+    partition_rows: int = PARTITION_ROWS,
+    cluster: str | None = None,
+    model_evidence: Path | None = None,
+) -> Audit:
+    """Run the audit of ``facts`` under the rule files ``rules`` (directories or files).
+
+    ``model_evidence``: the output directory of ``reason audit-model``, whose tables
+    (``reasoner.model.evidence``) the model rules bind; without it they are bound empty.
+
+    ``workers``: processes for the partitions (None: every core); ``cluster``: the address of
+    a Dask scheduler that runs the partitions instead (``tcp://host:8786``).
+    """
+    progress = progress or Progress(False)
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if partition_rows < 1:
+        raise UsageError("--partition-rows must be at least 1")
+    seconds: dict[str, float] = {}
+    stages: list[StageTiming] = []
+    started = clock = time.perf_counter()
+
+    def lap(stage: str, count: int = 0, unit: str = "") -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(now - clock, 3)
+        stages.append(StageTiming(stage, now - clock, count, unit))
+        clock = now
+
+    config_path = find_config(list(rules))
+    if config_path is None:
+        raise UsageError("no audit.toml beside the rule files: the audit needs its settings (see rules/audit.toml)")
+    config = load_config(config_path)
+    files = tuple(rule_files(list(rules)))
+    check_config_predicates(config, _declared(files))  # a misspelt finding: its line in audit.toml, not the query's
+    model_tables, model_source = _model_tables(model_evidence)  # before the work: a wrong directory fails fast
+    _check_labels(facts, pairs, [*CITED_TABLES, "pairs", *model_tables])
+    with progress.bar(f"reading {facts.name}", parquet_rows(facts) if progress.enabled else None, "rows") as bar:
+        extra_numeric, extra_text = _extra_columns(config, facts)
+        cleaned = read_clean(
+            facts, facts.name, bar.update, column_map=load_column_map(config_path),
+            extra_numeric=extra_numeric, extra_text=extra_text,
+        )
+    frame = cleaned.frame
+    check_config_columns(config, [*frame.columns, *GROUP_COLUMNS])  # a misspelt covariate: its line in audit.toml
+    check_covariate_types(config, frame)
+    config = config.with_levels(frame)
+    facts_sha256 = file_sha256(facts) if facts.is_file() else ""
+    register = Register(
+        cleaned.rows_read,
+        int((frame["excluded"] == "").sum()),
+        dict(cleaned.exclusions),
+        cleaned.id_column,
+        cleaned.absent_columns,
+        cleaned.provenance_notes(),
+        cleaned.warnings(),
+    )
+    lap("read", cleaned.rows_read, "rows")
+
+    given_pairs = _read_pairs(pairs) if pairs is not None else None
+    pairs_sha256 = file_sha256(pairs) if pairs is not None else ""
+    # One partition when the blocks may cross lenders, or pairs were given (they may).
+    whole = given_pairs is not None or "lei" not in config.blocks
+    parts = _partitions(frame, partition_rows, whole)
+    scaling = _scaling(frame, config)
+    redlining = register_redlining(frame[redlining_columns(frame)], config)
+    lap("register-wide statistics", len(frame), "rows")
+
+    leis_of = [frame["lei"].iloc[rows].dropna().unique() for rows in parts]
+    # Model rows of lenders in the register, sorted by lei: each partition's rows are one block of them.
+    present = frame["lei"].dropna().unique()
+    model_tables = {
+        name: table[table["lei"].isin(present)].reset_index(drop=True) for name, table in model_tables.items()
+    }
+    tasks = (
+        PartitionTask(
+            index=index,
+            rules=files,
+            config=config,
+            frame=frame.iloc[rows],
+            scaling=scaling,
+            redlining=redlining[redlining["lei"].isin(leis_of[index])],
+            pairs=given_pairs,
+            facts_label=facts.name,
+            facts_sha256=facts_sha256,
+            pairs_label=pairs.name if pairs else "",
+            pairs_sha256=pairs_sha256,
+            time_limit=None if time_limit is None else max(0.1, time_limit - (time.perf_counter() - started)),
+            model={name: table[table["lei"].isin(leis_of[index])] for name, table in model_tables.items()},
+        )
+        for index, rows in enumerate(parts)
+    )
+    results: list[PartitionResult | None] = [None] * len(parts)
+    explanations = Explanations()
+    lenders_total = int(frame["lei"].nunique())
+    with progress.bar(f"auditing {lenders_total:,} lenders in {len(parts):,} partitions", len(frame), "rows") as bar:
+        for result in _execute(tasks, workers if len(parts) > 1 else 1, cluster):
+            explanations.add(result.index, result.explanations)  # to disk: the main process keeps no proofs
+            results[result.index] = dataclasses.replace(result, explanations=Rendered({}, b""))
+            bar.update(result.applications)
+            bar.set_postfix_str(f"{sum(r is not None for r in results)}/{len(parts)} partitions", refresh=False)
+    done = [result for result in results if result is not None]
+    del frame, cleaned
+    lap("partitions (similarity, statistics, grounding, solving, scoring)", register.rows_read, "rows")
+    for name in PARTITION_STAGES:
+        spent = sum(result.seconds.get(name, 0.0) for result in done)
+        seconds[f"in partitions: {name}"] = round(spent, 3)
+        stages.append(StageTiming(f"  {name} (summed over partitions)", spent, register.rows_read, "rows"))
+
+    findings = _gather_findings(done)
+    explanations.number(_numberings(done, config, facts.name))
+    tables = _gather_tables(done, config, pairs_given=given_pairs is not None)
+    engine = EngineSummary.combine([result.engine for result in done])
+    lap("gathering", len(done), "partitions")
+    options: dict[str, object] = {"workers": workers, "time_limit": time_limit, "pairs": str(pairs) if pairs else None}
+    if cluster:
+        options["cluster"] = cluster
+    if model_evidence is not None:
+        options["model_evidence"] = str(model_evidence)
+    return Audit(
+        files, config, facts, facts_sha256, register, tables, engine, findings, explanations, options, seconds, pairs,
+        pairs_sha256, tuple(stages), model_tables if model_evidence is not None else None, model_source,
+        {"main": limits.peak_memory(), "largest worker": max(result.peak_memory for result in done)},
+    )
+
+
+def _declared(files: Sequence[Path]) -> set[str]:
+    """The predicates the rule files declare (parsed only: the partitions check the program)."""
+    program = parse_program(list(files), limits=limits.current())
+    return {statement.name for statement in program.statements if isinstance(statement, PredicateDeclaration)}
+
+
+def _extra_columns(config: AuditConfig, facts: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Columns of the register that ``audit.toml`` names as covariates or similarity columns but
+    that are no HMDA field (a bank's credit score, its AUS result): (numeric, text) to keep."""
+    present = set(column_names(facts))
+    known = set(CLEAN_COLUMNS) | set(GROUP_COLUMNS)
+    numeric = (*config.denial_model.numeric, *(name for name, _ in config.denial_model.bands),
+               *config.pricing_model.numeric, *(name for name, _ in config.pricing_model.bands),
+               *config.similarity_columns)
+    text = (*config.denial_model.categorical, *config.pricing_model.categorical)
+    wanted_numeric = tuple(dict.fromkeys(name for name in numeric if name in present and name not in known))
+    wanted_text = tuple(dict.fromkeys(name for name in text if name in present and name not in known and name not in wanted_numeric))
+    return wanted_numeric, wanted_text
+
+
+def _model_tables(path: Path | None) -> tuple[dict[str, pd.DataFrame], dict[str, str] | None]:
+    from reasoner.model.evidence import empty_model_evidence, read_model_evidence
+
+    if path is None:
+        return empty_model_evidence(), None
+    return read_model_evidence(path)
+
+
+def _read_pairs(path: Path) -> pd.DataFrame:
+    """A precomputed pair table, with the columns the rules and statistics need."""
+    table = read_table(path)
+    missing = [name for name in PAIR_COLUMNS if name not in ("spread_gap", "no_stronger") and name not in table.columns]
+    if missing:
+        raise EvidenceError(
+            f"error: {path}: the pair table has no column {', '.join(repr(name) for name in missing)}; "
+            f"expected columns {', '.join(PAIR_COLUMNS[:-2])} (comparison name, compared and reference "
+            "application ids, distance, rank, lender); it has: " + ", ".join(map(str, table.columns))
+        )
+    table = table.copy()
+    for name, expected in (("rank", "a whole number from 1"), ("distance", "a number of at least 0")):
+        values = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(values) | (values < (1 if name == "rank" else 0))
+            if name == "rank":
+                bad |= values != np.round(values)
+        if bad.any():
+            rows = np.flatnonzero(bad) + 1
+            first = table[name].iloc[int(rows[0]) - 1]
+            raise EvidenceError(
+                f"error: {path}: column '{name}': expected {expected}, got {first!r} ({describe_rows(rows)})"
+            )
+        table[name] = values.astype(np.int64) if name == "rank" else values
+    return table
+
+
+def _check_labels(facts: Path, pairs: Path | None, tables: Sequence[str]) -> None:
+    """Explanations cite computed tables by name ("pairs row 3"): an input may not be named like one."""
+    for given in (facts, pairs):
+        if given is not None and given.name in tables:
+            raise UsageError(
+                f"{given}: an input may not be named '{given.name}': the explanations cite the computed table "
+                f"of that name by row; rename it (for example {given.name}.parquet)"
+            )
+
+
+def _partitions(frame: pd.DataFrame, target: int, whole: bool) -> list[np.ndarray]:
+    """Row positions of each partition: whole lenders, consecutive in LEI order, ~``target`` rows.
+
+    Rows without a LEI (no lender to audit; they count in the similarity search's figures)
+    join the first partition. Positions are in input order within a partition.
+    """
+    if whole or len(frame) <= target:
+        return [np.arange(len(frame))]
+    codes, leis = pd.factorize(frame["lei"], sort=True)
+    if not len(leis):
+        return [np.arange(len(frame))]
+    sizes = np.bincount(codes[codes >= 0], minlength=len(leis))
+    groups, current, filled = [], [], 0
+    for code, size in enumerate(sizes.tolist()):
+        current.append(code)
+        filled += size
+        if filled >= target:
+            groups.append(current)
+            current, filled = [], 0
+    if current:
+        groups.append(current)
+    partition_of = np.empty(len(leis), dtype=np.int64)
+    for number, members in enumerate(groups):
+        partition_of[members] = number
+    which = np.where(codes >= 0, partition_of[np.maximum(codes, 0)], 0)
+    order = np.argsort(which, kind="stable")
+    bounds = np.cumsum(np.bincount(which, minlength=len(groups)))[:-1]
+    return list(np.split(order, bounds))
+
+
+def _scaling(frame: pd.DataFrame, config: AuditConfig) -> Scaling | None:
+    """The similarity scaling of the whole register (the same for every comparison)."""
+    if not config.comparisons:
+        return None
+    return fit_scaling(frame, similarity_spec(config, config.comparisons[0]))
+
+
+def _execute(tasks: Iterator[PartitionTask], workers: int, cluster: str | None) -> Iterator[PartitionResult]:
+    """Results of the tasks as they finish: here, in worker processes, or on a Dask cluster."""
+    if cluster:
+        from reasoner.lending.audit.cluster import run_on_cluster
+
+        yield from run_on_cluster(tasks, cluster)
+        return
+    if workers <= 1:
+        for task in tasks:
+            yield audit_partition(task)
+        return
+    # A bounded number of partitions in flight: the parent never holds every partition's frame twice.
+    run_limits = limits.current()
+    setup = (run_limits.memory_limit, run_limits.max_groundings, os.getpid())
+    # Fresh worker processes (forkserver), not forks of this one: a fork would share the register's
+    # cleaned columns, and its resident memory (which --memory-limit watches) would count them.
+    forkserver = "forkserver" in multiprocessing.get_all_start_methods()  # not on Windows: spawn
+    context = multiprocessing.get_context("forkserver" if forkserver else "spawn")
+    if forkserver:
+        multiprocessing.set_forkserver_preload(["reasoner.lending.audit.partition"])
+    pool = ProcessPoolExecutor(workers, context, initializer=_one_thread_each, initargs=setup)
+    try:
+        pending: set[Future[PartitionResult]] = set()
+        for task in tasks:
+            pending.add(pool.submit(_audit_partition_in_worker, task))
+            if len(pending) >= 2 * workers:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from (future.result() for future in finished)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from (future.result() for future in finished)
+    except BaseException:  # an error, Ctrl-C, SIGTERM or the consumer gone: stop the workers now
+        processes = list(getattr(pool, "_processes", None) or {})  # the pool keeps them by pid
+        pool.shutdown(wait=False, cancel_futures=True)
+        _stop(processes)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop(pids: list[int]) -> None:
+    """Kill the worker processes ``pids`` (they hold nothing the run needs) and reap them."""
+    for pid in pids:
+        with suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        with suppress(OSError):  # not our child (forkserver): the forkserver reaps it
+            os.waitpid(pid, 0)
+
+
+def _audit_partition_in_worker(task: PartitionTask) -> PartitionResult:
+    """``audit_partition`` in a worker process: a library call that the memory watchdog's signal
+    interrupted (DuckDB's 'Query interrupted') is reported as the limit it is."""
+    try:
+        return audit_partition(task)
+    except Exception:
+        limits.raise_if_memory_limit_reached()
+        raise
+
+
+def _one_thread_each(memory_limit: int | None, max_groundings: int, parent: int) -> None:
+    """Worker processes use one BLAS/OpenMP and one DuckDB thread each (the processes already fill
+    the cores), and the run's limits: ``--memory-limit`` applies to each process. They die with
+    the run (``_die_with``)."""
+    from threadpoolctl import threadpool_limits
+
+    _die_with(parent)
+    limits.configure(max_groundings=max_groundings, memory_limit=memory_limit)
+
+    from reasoner import ground
+
+    threadpool_limits(1)
+    ground.DUCKDB_THREADS = 1
+
+
+PARENT_POLL_SECONDS = 0.25
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when the run's main process ``parent`` ends, however it ends (kill -9
+    included): on Linux the kernel kills it when its parent (the forkserver) dies
+    (``PR_SET_PDEATHSIG``), and everywhere a thread checks every 0.25 s that ``parent`` is alive.
+    (The forkserver holds on while its workers live, so the check is what ends them.)"""
+    if sys.platform.startswith("linux"):
+        with suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_SECONDS)
+            if not _running(parent):
+                os._exit(1)
+
+    threading.Thread(target=watch, name="reasoner-parent-watch", daemon=True).start()
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, as another user
+        return True
+    if sys.platform.startswith("linux"):  # a zombie (killed, not yet reaped) is not running
+        with suppress(OSError, IndexError):
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+# --- gathering ----------------------------------------------------------------------------------
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames one after the other; empty ones add nothing (and do not change column types)."""
+    filled = [frame for frame in frames if len(frame)]
+    if not filled:
+        return frames[0].reset_index(drop=True)
+    return pd.concat(filled, ignore_index=True) if len(filled) > 1 else filled[0].reset_index(drop=True)
+
+
+def _gather_tables(results: list[PartitionResult], config: AuditConfig, *, pairs_given: bool) -> AuditTables:
+    tables = {name: _concat([result.tables[name] for result in results]) for name in (*CITED_TABLES, *REPORT_TABLES)}
+    counts: dict[str, PairCounts] = {}
+    for comparison in config.comparisons:
+        parts = [result.pair_counts[comparison.name] for result in results if comparison.name in result.pair_counts]
+        if parts:
+            counts[comparison.name] = _sum_counts(parts)
+    rows = sum(sum(result.pair_rows.values()) for result in results)
+    return AuditTables(**tables, pair_rows=rows, pair_counts=counts, pairs_given=pairs_given)
+
+
+def _sum_counts(parts: list[PairCounts]) -> PairCounts:
+    first = parts[0]
+    by_column = tuple(
+        (name, sum(dict(part.missing_by_column)[name] for part in parts)) for name, _ in first.missing_by_column
+    )
+    totals = {
+        item.name: sum(getattr(part, item.name) for part in parts)
+        for item in dataclasses.fields(PairCounts)
+        if item.name != "missing_by_column"
+    }
+    return PairCounts(missing_by_column=by_column, **totals)
+
+
+def _gather_findings(results: list[PartitionResult]) -> Findings:
+    """Every partition's findings, in the order of one network's."""
+    lenders = _concat([result.findings.lenders for result in results])
+    order = np.lexsort((lenders["lei"].to_numpy(), -lenders["risk_score"].to_numpy()))
+    lenders = lenders.iloc[order].reset_index(drop=True)
+    applications = _concat([result.findings.applications for result in results])
+    applications = applications.sort_values(["lei", "application_id", "finding"], kind="stable").reset_index(drop=True)
+    return Findings(lenders, applications, {})
+
+
+def _numberings(results: list[PartitionResult], config: AuditConfig, facts_label: str) -> dict[int, Numbering]:
+    """How each partition's citations become rows of the whole register's tables.
+
+    One partition's rows are the whole register's (a given pair table, say, is cited as it is).
+    """
+    if len(results) == 1:
+        result = results[0]
+        return {result.index: Numbering(facts_label, result.rows, dict.fromkeys(result.tables, 0), ((0, 0),))}
+    sizes = [{name: len(table) for name, table in result.tables.items()} for result in results]
+    parts = [(result.rows, size, result.pair_rows) for result, size in zip(results, sizes, strict=True)]
+    found = numberings(parts, [comparison.name for comparison in config.comparisons], facts_label)
+    return {result.index: numbering for result, numbering in zip(results, found, strict=True)}

@@ -1,0 +1,251 @@
+"""MAP world of the rule library (``pipeline.Run``) → lender and application findings.
+
+Per lender: the verdict atom (``[findings] lender_verdict``, ``Flagged``) and its margin ``m``
+(cost of the best world with the verdict reversed, minus the MAP cost), signed ``+m`` when
+flagged and ``-m`` when not. ``risk_score = 100 / (1 + exp(-signed m))``: the probability of
+the verdict when each side is represented by its best world (a max-marginal). The tier is the
+first whose cut-off the risk score reaches; ``confidence`` comes from ``|m|`` with the
+configured cut-offs. A lender that is not flagged and whose comparisons could not tell
+(``verdicts``: ``verdict_status`` ``NOT_TESTED`` or ``UNDERPOWERED``) is not presented as
+low risk: its tier is its status instead of ``TIER_5_LOW_RISK`` (a ``TIER_4_MONITORING``
+lender stays monitored), its confidence ``INSUFFICIENT_EVIDENCE`` (not tested) or at most
+``LOW_CONFIDENCE`` (underpowered); the margin of such a lender is the presumption of
+compliance, not evidence. A flagged lender's confidence is its margin's whatever its denial
+comparisons (it may be flagged on redlining shares or pricing). The recommended action is the
+tier's, then each violation's (``[scoring.actions]``). ``violation_score`` adds the weights of
+the ground formulas that push the lender's finding atoms (``[findings] lender_kinds``) towards a
+violation.
+
+Per application: every true atom of an application finding (``[findings]
+application_findings``), with its margin, confidence and ``violation_score`` (the weights of
+the ground formulas that support it), and the rules that do.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from reasoner.explain import Occurrences, Proof, explain_key
+from reasoner.ground import TRUE, UNKNOWN
+from reasoner.lending.config import INSUFFICIENT, NOT_TESTED, STATUS_TIERS, TIERS, UNDERPOWERED, AuditConfig
+from reasoner.lending.evidence.tables import PartitionTables, application_positions
+from reasoner.lending.audit.verdicts import VERDICT_COLUMNS, lender_evidence
+from reasoner.pipeline import Run
+
+__all__ = ["APPLICATION_COLUMNS", "COMPARATORS", "LENDER_COLUMNS", "Findings", "score"]
+
+LENDER_COLUMNS = (
+    "lei", "risk_tier", "risk_score", "confidence", "verdict_status", "flagged", "violation_score", "margin",
+    "violations", "flagged_applications", "applications", "usable_applications", "denial_rate", "recommended_action",
+    *VERDICT_COLUMNS,
+)
+APPLICATION_COLUMNS = (
+    "application_id", "row", "lei", "finding", "race_ethnicity", "sex", "decision", "violation_score",
+    "margin", "confidence", "rules", "comparators",
+)
+
+
+# A finding's comparators, one Arrow list a row: columnar, about a tenth of the memory of Python dicts
+# (a national register has half a million findings with ~15 comparators each).
+COMPARATORS = pa.list_(
+    pa.struct(
+        [
+            ("application_id", pa.string()),
+            ("row", pa.int64()),
+            ("comparison", pa.string()),
+            ("distance", pa.float64()),
+            ("rank", pa.int64()),
+            ("decision", pa.string()),
+        ]
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    lenders: pd.DataFrame
+    applications: pd.DataFrame
+    proofs: dict[tuple[str, str], Proof]  # (kind, id) → proof, kind 'lender' or the finding predicate
+
+
+@dataclass(frozen=True, slots=True)
+class _Atom:
+    key: int
+    constant: object
+    value: bool
+    margin: float  # inf when no world reverses it; nan when not computed
+
+
+def _atoms(run: Run, predicate: str) -> list[_Atom]:
+    """Every ground atom of a unary predicate, with its value and margin.
+
+    An atom fixed by evidence has an infinite margin; one in no formula is false with margin 0;
+    one whose margin was not asked for has NaN.
+    """
+    network, solution = run.network, run.solution
+    index = network.predicates[predicate]
+    keys = np.arange(index.num_atoms, dtype=np.int64)
+    constants = index.args(network.constants, keys)[0]
+    state, _rows = index.lookup(keys)
+    ids = network.atoms.ids(predicate, keys)
+    found = []
+    for key, constant, value, atom_id in zip(keys.tolist(), constants.tolist(), state.tolist(), ids.tolist(), strict=True):
+        if value != UNKNOWN:
+            truth, margin = value == TRUE, math.inf
+        elif not atom_id:
+            truth, margin = False, 0.0
+        else:
+            truth = bool(solution.values[atom_id])
+            if atom_id not in solution.margins:
+                margin = math.nan
+            else:  # None: no world with it reversed satisfies the hard rules
+                scaled = solution.margins[atom_id]
+                margin = math.inf if scaled is None else float(run.cost(scaled))
+        found.append(_Atom(key, network.constants.values[constant], truth, margin))
+    return found
+
+
+def _effects(proof: Proof, towards_true: bool) -> float:
+    """Finite weight of the ground formulas pushing the atom towards true (or false)."""
+    items = proof.supporting if proof.value == towards_true else proof.opposing
+    return float(sum((abs(item.effect) for item in items if not item.effect.is_infinite()), Decimal(0)))
+
+
+def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
+    network, solution = run.network, run.solution
+    occurrences = Occurrences(network)
+    proofs: dict[tuple[str, str], Proof] = {}
+
+    verdict = {str(atom.constant): atom for atom in _atoms(run, config.lender_verdict)}
+    kinds: dict[str, list[str]] = {}
+    violation: dict[str, float] = {}
+    for predicate, label in config.lender_kinds:
+        for atom in _atoms(run, predicate):
+            lei = str(atom.constant)
+            proof = explain_key(network, solution, predicate, atom.key, occurrences)
+            violation[lei] = violation.get(lei, 0.0) + _effects(proof, True)
+            if atom.value:
+                kinds.setdefault(lei, []).append(label)
+                proofs[(predicate, lei)] = proof
+
+    lenders = tables.lenders.set_index("lei")
+    flagged_apps: dict[str, int] = {}
+    app_rows = []
+    frame = tables.applications
+    position = application_positions(frame)
+    findings = [(predicate, label, atom) for predicate, label in config.application_findings for atom in _atoms(run, predicate)]
+    findings = [item for item in findings if item[2].value]
+    comparators = _comparators(tables, {str(atom.constant) for _, _, atom in findings})
+    for predicate, label, atom in findings:
+        app = str(atom.constant)
+        where = int(position[app])
+        proof = explain_key(network, solution, predicate, atom.key, occurrences)
+        proofs[(predicate, app)] = proof
+        lei = str(frame["lei"].iat[where])
+        flagged_apps[lei] = flagged_apps.get(lei, 0) + 1
+        rules = sorted({item.location for item in proof.supporting})
+        app_rows.append(
+            {
+                "application_id": app,
+                "row": int(frame["row"].iat[where]),
+                "lei": lei,
+                "finding": label,
+                "race_ethnicity": frame["race_ethnicity"].iat[where],
+                "sex": frame["sex"].iat[where],
+                "decision": frame["decision"].iat[where],
+                "violation_score": _effects(proof, True),
+                "margin": atom.margin,
+                "confidence": _confidence(config, atom.margin, True),
+                "rules": rules,
+                "comparators": comparators.get(app, []),
+            }
+        )
+
+    rows = []
+    evidence = lender_evidence(tables.denial_odds, [comparison.name for comparison in config.comparisons])
+    for lei in lenders.index.astype(str):
+        atom = verdict.get(lei)
+        flagged = bool(atom.value) if atom else False
+        margin = atom.margin if atom else 0.0
+        signed = margin if flagged else -margin
+        risk = 100.0 / (1.0 + math.exp(-signed)) if math.isfinite(signed) else (100.0 if signed > 0 else 0.0)
+        risk = round(risk, 2)
+        tier = next((name for name, low in config.tiers if risk >= low), TIERS[-1])
+        if flagged != (tier in TIERS[:3]):  # tiers 1-3 mean flagged, also at a margin of 0 (risk 50)
+            tier = TIERS[2] if flagged else TIERS[3]
+        usable = int(lenders.at[lei, "usable"])
+        status = evidence.status(lei, flagged, config.underpowered_odds_ratio)
+        confidence = _confidence(config, margin, flagged or status != NOT_TESTED)
+        if status in STATUS_TIERS and tier == TIERS[-1]:
+            tier = status
+        if status == UNDERPOWERED and confidence != INSUFFICIENT:
+            confidence = "LOW_CONFIDENCE"
+        violations = sorted(kinds.get(lei, [])) if flagged else []
+        rows.append(
+            {
+                "lei": lei,
+                "risk_tier": tier,
+                "risk_score": risk,
+                "confidence": confidence,
+                "verdict_status": status,
+                "flagged": flagged,
+                "violation_score": round(violation.get(lei, 0.0), 6),
+                "margin": margin,
+                "violations": violations,
+                "flagged_applications": flagged_apps.get(lei, 0),
+                "applications": int(lenders.at[lei, "applications"]),
+                "usable_applications": usable,
+                "denial_rate": round(int(lenders.at[lei, "denied"]) / usable, 6) if usable else math.nan,
+                "recommended_action": config.action(tier, violations),
+                **evidence.columns(lei, violations),
+            }
+        )
+        if flagged and atom is not None:
+            proofs[("lender", lei)] = explain_key(network, solution, config.lender_verdict, atom.key, occurrences)
+    lender_frame = pd.DataFrame(rows, columns=list(LENDER_COLUMNS))
+    order = np.lexsort((lender_frame["lei"].to_numpy(), -lender_frame["risk_score"].to_numpy()))
+    lender_frame = lender_frame.iloc[order].reset_index(drop=True)
+    applications = pd.DataFrame(app_rows, columns=list(APPLICATION_COLUMNS))
+    applications["comparators"] = pd.Series(
+        pd.arrays.ArrowExtensionArray(pa.array(applications["comparators"].tolist(), type=COMPARATORS)),
+        index=applications.index,
+    )
+    applications = applications.sort_values(["lei", "application_id", "finding"], kind="stable").reset_index(drop=True)
+    return Findings(lender_frame, applications, proofs)
+
+
+def _confidence(config: AuditConfig, margin: float, tested: bool) -> str:
+    if not tested or math.isnan(margin):
+        return INSUFFICIENT
+    return next((label for label, low in config.confidence if abs(margin) >= low), "LOW_CONFIDENCE")
+
+
+def _comparators(tables: PartitionTables, wanted: set[str]) -> dict[str, list[dict[str, object]]]:
+    """Per wanted compared applicant: its similar reference applicants (nearest first)."""
+    pairs = tables.pairs
+    pairs = pairs[pairs["b"].astype(str).isin(wanted)]
+    if pairs.empty:
+        return {}
+    frame = tables.applications
+    where = application_positions(frame).reindex(pairs["a"].astype(str)).to_numpy()
+    known = ~np.isnan(where)
+    decision = np.full(len(pairs), None, dtype=object)
+    row = np.zeros(len(pairs), dtype=np.int64)
+    located = where[known].astype(np.int64)
+    decision[known] = frame["decision"].to_numpy(dtype=object)[located]
+    row[known] = frame["row"].to_numpy()[located]
+    found: dict[str, list[dict[str, object]]] = {}
+    for b, a, comparison, distance, rank, choice, input_row in zip(
+        pairs["b"].astype(str), pairs["a"].astype(str), pairs["comparison"], pairs["distance"].tolist(),
+        pairs["rank"].tolist(), decision.tolist(), row.tolist(), strict=True,
+    ):
+        found.setdefault(b, []).append(
+            {"application_id": a, "row": input_row, "comparison": comparison, "distance": round(distance, 6), "rank": rank, "decision": choice}
+        )
+    return found

@@ -1,0 +1,209 @@
+"""Denial reasons by group at the same lender (Regulation B, 12 CFR 1002.9).
+
+A creditor must give a denied applicant the specific principal reasons for the denial, and they
+must be accurate (CFPB Circular 2023-03). HMDA reports up to four (``denial_reason_1`` … ``_4``;
+1 debt-to-income ratio, 2 employment history, 3 credit history, 4 collateral, 5 insufficient
+cash, 6 unverifiable information, 7 application incomplete, 8 mortgage insurance denied, 9
+other). Over the usable denied applicants of each lender × comparison (``audit.toml``):
+
+``reason_mix``
+    per reason: how many denied applicants of each group cite it, their shares, and a
+    one-sided Fisher exact test (hypergeometric) that the compared group's denials cite it
+    more often than the reference group's, with ``p_adjusted``, Holm's adjustment over the
+    lender's reasons and comparisons. Rows for lender × comparison with denied applicants in
+    both groups.
+``contradicted_reasons``
+    denials whose stated reasons contradict the file: debt-to-income (1) cited while the
+    reported DTI is below ``DTI_LIMIT`` (36%), or collateral (4) cited while the combined
+    loan-to-value ratio is below ``CLTV_LIMIT`` (80%); per group, with the one-sided Fisher
+    exact test that the compared group's denials are contradicted more often, and
+    ``p_adjusted``, Holm's adjustment over the lender's comparisons. A significant excess is
+    a finding for the report (an inaccurate adverse-action notice given more often to one
+    group), not a rule of the library.
+
+Denials without any reason count in the denominators (they cite none). Columns of the
+reasons the input lacks are skipped; without any, both tables are empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from reasoner.lending.config import Comparison
+from reasoner.lending.evidence.statistics import holm_adjusted
+
+__all__ = [
+    "CLTV_LIMIT",
+    "CONTRADICTED_COLUMNS",
+    "DTI_LIMIT",
+    "REASONS",
+    "REASON_COLUMNS",
+    "REASON_MIX_COLUMNS",
+    "contradicted_reasons",
+    "reason_mix",
+]
+
+REASON_COLUMNS = ("denial_reason_1", "denial_reason_2", "denial_reason_3", "denial_reason_4")
+REASONS = {
+    1: "debt-to-income ratio",
+    2: "employment history",
+    3: "credit history",
+    4: "collateral",
+    5: "insufficient cash",
+    6: "unverifiable information",
+    7: "credit application incomplete",
+    8: "mortgage insurance denied",
+    9: "other",
+}
+DTI_LIMIT = 36.0  # percent: a DTI below it is within the conventional limit
+CLTV_LIMIT = 80.0  # percent: a CLTV below it needs no mortgage insurance
+REASON_MIX_COLUMNS = (
+    "lei", "comparison", "reason", "reason_name", "compared_denials", "reference_denials", "compared_citing",
+    "reference_citing", "compared_share", "reference_share", "p_value", "p_adjusted",
+)
+CONTRADICTED_COLUMNS = (
+    "lei", "comparison", "compared_denials", "reference_denials", "compared_contradicted", "reference_contradicted",
+    "compared_share", "reference_share", "p_value", "p_adjusted",
+)
+
+
+def _cited(frame: pd.DataFrame) -> np.ndarray | None:
+    """(rows, 9) booleans: the row's denial reasons include reason k + 1; None without any reason column."""
+    present = [name for name in REASON_COLUMNS if name in frame.columns]
+    if not present:
+        return None
+    cited = np.zeros((len(frame), len(REASONS)), dtype=bool)
+    for name in present:
+        values = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        for code in REASONS:
+            cited[:, code - 1] |= values == code
+    return cited
+
+
+def _denied_units(
+    frame: pd.DataFrame, comparisons: Sequence[Comparison]
+) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per comparison: its name, and for the usable denied rows of its two groups their positions,
+    lender codes and whether they are in the compared group; lenders are ``_leis(frame)``."""
+    denied = (frame["excluded"].eq("") & frame["decision"].eq("denied")).fillna(False).to_numpy(dtype=bool)
+    codes = np.searchsorted(_leis(frame), frame["lei"].astype("str").to_numpy(dtype=object, na_value=""))
+    known_lei = frame["lei"].notna().to_numpy(dtype=bool)
+    units = []
+    for comparison in comparisons:
+        group = frame[comparison.column]
+        is_reference = group.eq(comparison.reference).fillna(False).to_numpy(dtype=bool)
+        is_compared = group.isin(comparison.compared).fillna(False).to_numpy(dtype=bool)
+        rows = np.flatnonzero(denied & known_lei & (is_reference | is_compared))
+        units.append((comparison.name, rows, codes[rows], is_compared[rows]))
+    return units
+
+
+def _leis(frame: pd.DataFrame) -> np.ndarray:
+    return np.array(sorted(set(frame["lei"].dropna().astype("str").tolist())), dtype=object)
+
+
+def _excess_p(
+    compared_hits: np.ndarray, reference_hits: np.ndarray, compared: np.ndarray, reference: np.ndarray
+) -> np.ndarray:
+    """One-sided Fisher exact p-value that the compared group has the hits more often: P(X >= x)
+    for X hypergeometric (population compared + reference, hits, draws compared)."""
+    total = compared + reference
+    hits = compared_hits + reference_hits
+    with np.errstate(invalid="ignore"):
+        p_value: np.ndarray = stats.hypergeom.sf(compared_hits - 1, total, hits, compared)
+    return np.where(total > 0, np.minimum(p_value, 1.0), np.nan)
+
+
+def _counts(
+    hits: np.ndarray, lender: np.ndarray, compared: np.ndarray, count: int, noun: str
+) -> dict[str, np.ndarray] | None:
+    """Per lender with denials in both groups (``_both``: their positions): denials, denials with
+    ``hits`` (``compared_{noun}``, ``reference_{noun}``), shares and the one-sided exact p-value
+    of an excess among the compared; None when no lender has both."""
+    n1 = np.bincount(lender[compared], minlength=count)
+    n0 = np.bincount(lender[~compared], minlength=count)
+    both = np.flatnonzero((n1 > 0) & (n0 > 0))
+    if not both.size:
+        return None
+    x1 = np.bincount(lender[compared], hits[compared], count)[both].astype(np.int64)
+    x0 = np.bincount(lender[~compared], hits[~compared], count)[both].astype(np.int64)
+    return {
+        "_both": both,
+        "compared_denials": n1[both],
+        "reference_denials": n0[both],
+        f"compared_{noun}": x1,
+        f"reference_{noun}": x0,
+        "compared_share": x1 / n1[both],
+        "reference_share": x0 / n0[both],
+        "p_value": _excess_p(x1, x0, n1[both], n0[both]),
+    }
+
+
+def reason_mix(frame: pd.DataFrame, comparisons: Sequence[Comparison]) -> pd.DataFrame:
+    """The ``reason_mix`` table of the module docstring, sorted by lei, comparison (audit.toml
+    order) and reason."""
+    cited = _cited(frame)
+    leis = _leis(frame)
+    parts = []
+    for order, (name, rows, lender, compared) in enumerate(_denied_units(frame, comparisons)):
+        if cited is None or not rows.size:
+            continue
+        for code, reason in REASONS.items():
+            counts = _counts(cited[rows, code - 1], lender, compared, leis.size, "citing")
+            if counts is None:
+                break
+            parts.append(
+                pd.DataFrame(
+                    {"lei": leis[counts.pop("_both")], "comparison": name, "reason": code, "reason_name": reason}
+                    | counts
+                    | {"_order": order}
+                )
+            )
+    table = _finish(parts, REASON_MIX_COLUMNS[:-1], ["lei", "_order", "reason"])
+    table["p_adjusted"] = holm_adjusted(table["p_value"].to_numpy(dtype=np.float64), table["lei"].to_numpy())
+    return table
+
+
+def contradicted_reasons(frame: pd.DataFrame, comparisons: Sequence[Comparison]) -> pd.DataFrame:
+    """The ``contradicted_reasons`` table of the module docstring, sorted by lei and comparison
+    (audit.toml order)."""
+    cited = _cited(frame)
+    leis = _leis(frame)
+    parts = []
+    if cited is not None:
+        dti = frame["dti"].to_numpy(dtype=np.float64, na_value=np.nan)
+        cltv = frame["cltv"].to_numpy(dtype=np.float64, na_value=np.nan)
+        contradicted = (cited[:, 0] & (dti < DTI_LIMIT)) | (cited[:, 3] & (cltv < CLTV_LIMIT))
+        for order, (name, rows, lender, compared) in enumerate(_denied_units(frame, comparisons)):
+            counts = _counts(contradicted[rows], lender, compared, leis.size, "contradicted")
+            if counts is not None:
+                both = counts.pop("_both")
+                parts.append(pd.DataFrame({"lei": leis[both], "comparison": name} | counts | {"_order": order}))
+    table = _finish(parts, CONTRADICTED_COLUMNS[:-1], ["lei", "_order"])
+    table["p_adjusted"] = holm_adjusted(table["p_value"].to_numpy(dtype=np.float64), table["lei"].to_numpy())
+    return table
+
+
+def _finish(parts: list[pd.DataFrame], columns: Sequence[str], keys: list[str]) -> pd.DataFrame:
+    if not parts:
+        return _empty(columns)
+    table = pd.concat(parts, ignore_index=True).sort_values(keys, kind="stable").reset_index(drop=True)
+    table = table[list(columns)]
+    text = {name: "str" for name in ("lei", "comparison", "reason_name") if name in columns}
+    return table.astype(text)
+
+
+def _empty(columns: Sequence[str]) -> pd.DataFrame:
+    text = {"lei", "comparison", "reason_name"}
+    integer = {"reason", "compared_denials", "reference_denials", "compared_citing", "reference_citing",
+               "compared_contradicted", "reference_contradicted"}
+    return pd.DataFrame(
+        {
+            name: pd.Series([], dtype="str" if name in text else "int64" if name in integer else "float64")
+            for name in columns
+        }
+    )

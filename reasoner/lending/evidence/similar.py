@@ -1,0 +1,428 @@
+"""Similarly situated applicants: nearest reference-group neighbours within blocks.
+
+``similar_pairs(frame, spec)`` takes a cleaned HMDA frame (see ``reasoner.lending.registers.hmda``) and a
+``SimilaritySpec`` and returns one row per pair ``(a, b)``: ``b`` an applicant of a compared
+group, ``a`` one of its ``spec.neighbours`` nearest applicants of the reference group in the
+same block (by default the same lender, loan type, purpose and lien), nearest first:
+
+==============  =======  ==========================================================
+column          type     meaning
+==============  =======  ==========================================================
+a               str      ``application_id`` of the reference-group applicant
+b               str      ``application_id`` of the compared-group applicant
+distance        float64  Euclidean distance of the scaled similarity columns
+rank            int64    1 for ``b``'s nearest reference applicant, 2 for the next …
+<block column>  as is    the block key (``lei``, ``loan_type`` …), the same for a and b
+==============  =======  ==========================================================
+
+Rows are sorted by ``(b, rank)``; application ids compare as text. Only rows usable for
+treatment rules take part (``excluded == ''`` and a decision 'approved' or 'denied') whose
+group is the reference or a compared one; of those, rows with a missing (or non-finite)
+similarity value or block key do not take part, and neither do rows with a value <= 0 in a
+column of ``spec.log_columns``. ``pairs.attrs['counts']`` is a ``PairCounts`` saying how
+many rows took part, were left out and why, and how many found no neighbour.
+
+Scaling is fitted once on the whole frame (every usable row with complete similarity
+values, whatever its group or block), never per block, so a distance means the same in
+every block and does not depend on which groups are compared. 'robust' subtracts the
+median and divides by the interquartile range, 'standard' the mean and the standard
+deviation, 'none' leaves the values as they are; a column whose spread is zero is divided
+by 1 (robust falls back to the standard deviation first). ``log_columns`` are replaced by
+their natural logarithm before scaling (income and loan amount are skewed: a $20,000
+difference matters at $40,000 and hardly at $400,000).
+
+Ties are broken by application id: of two reference applicants at the same distance the
+one whose id sorts first ranks first, so the output depends on the data only, not on row
+order or on the search structure. A pair is kept when its distance is at most
+``max_distance`` (all pairs when it is None); ranks stay 1, 2, … over the kept pairs.
+
+Search runs block by block, never over all pairs of the frame. Small blocks (at most
+``TREE_MIN_REFERENCES`` reference applicants) are searched exhaustively, many blocks at a
+time in batches of at most ``BATCH_PAIRS`` candidate pairs; larger blocks get a
+scikit-learn ``KDTree`` of their reference applicants, queried for ``neighbours + 1``
+candidates (plus a radius query for the few applicants with a tie at the boundary), and the
+candidates' distances are recomputed with the same formula as the exhaustive search, so
+both paths give identical results. Memory is bounded by the largest block's reference
+applicants and one batch.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.neighbors import KDTree
+
+from reasoner.errors import UsageError
+
+__all__ = [
+    "BATCH_PAIRS",
+    "SCALINGS",
+    "TREE_MIN_REFERENCES",
+    "PairCounts",
+    "Scaling",
+    "SimilaritySpec",
+    "fit_scaling",
+    "similar_pairs",
+]
+
+SCALINGS = ("robust", "standard", "none")
+TREE_MIN_REFERENCES = 64  # blocks with more reference applicants get a KD-tree
+BATCH_PAIRS = 1_000_000  # candidate pairs per exhaustive batch (bounds memory)
+DECISIONS = ("approved", "denied")
+MINORITY_RACES = (
+    "Black or African American",
+    "Asian",
+    "American Indian or Alaska Native",
+    "Native Hawaiian or Other Pacific Islander",
+    "2 or more minority races",
+)
+RELATIVE_TIE = 1e-9  # distances this close (relatively) may be a tie between the two search paths
+
+
+@dataclass(frozen=True, slots=True)
+class SimilaritySpec:
+    """What makes two applicants similarly situated (see the module docstring).
+
+    ``columns`` are the numeric similarity columns, ``log_columns`` those of them taken as
+    logarithms, ``scaling`` one of ``SCALINGS``; ``blocks`` the columns that must be equal;
+    ``neighbours`` the number of reference neighbours per compared applicant and
+    ``max_distance`` the largest distance kept (None: no limit). ``group_column`` holds the
+    groups: ``reference`` (e.g. 'White') and the ``compared`` ones.
+    """
+
+    columns: tuple[str, ...] = ("income", "dti", "cltv", "loan_amount")
+    scaling: str = "robust"
+    blocks: tuple[str, ...] = ("lei", "loan_type", "loan_purpose", "lien_status")
+    neighbours: int = 5
+    max_distance: float | None = None
+    group_column: str = "race"
+    reference: str = "White"
+    compared: tuple[str, ...] = MINORITY_RACES
+    log_columns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.columns:
+            raise UsageError("similarity spec: no similarity columns")
+        for name, values in (("columns", self.columns), ("blocks", self.blocks), ("compared", self.compared)):
+            if isinstance(values, str) or len(set(values)) != len(values):
+                raise UsageError(f"similarity spec: '{name}' must be a tuple without repeats, got {values!r}")
+        if self.scaling not in SCALINGS:
+            raise UsageError(f"similarity spec: unknown scaling '{self.scaling}' (expected one of {SCALINGS})")
+        if isinstance(self.neighbours, bool) or not isinstance(self.neighbours, int) or self.neighbours < 1:
+            raise UsageError(f"similarity spec: 'neighbours' must be an integer >= 1, got {self.neighbours!r}")
+        if self.max_distance is not None and not self.max_distance >= 0:
+            raise UsageError(f"similarity spec: 'max_distance' must be >= 0 or None, got {self.max_distance!r}")
+        if not self.compared:
+            raise UsageError("similarity spec: no compared group")
+        if self.reference in self.compared:
+            raise UsageError(f"similarity spec: reference group '{self.reference}' is also a compared group")
+        stray = [name for name in self.log_columns if name not in self.columns]
+        if stray:
+            raise UsageError(f"similarity spec: log column '{stray[0]}' is not a similarity column")
+        overlap = [name for name in self.columns if name in self.blocks]
+        if overlap:
+            raise UsageError(f"similarity spec: column '{overlap[0]}' is both a similarity and a block column")
+
+
+@dataclass(frozen=True, slots=True)
+class PairCounts:
+    """Rows of ``similar_pairs``: who took part, who was left out and why.
+
+    ``reference`` and ``compared``: rows of each side that took part. ``missing``: usable
+    rows of these groups left out for a missing similarity value or block key (a value <= 0
+    in a log column counts as missing); ``missing_by_column`` counts them per column (a row
+    missing two values counts under both). ``without_reference``: compared rows whose block
+    has no reference applicant; ``beyond_distance``: compared rows whose nearest reference
+    applicant is farther than ``max_distance``; ``matched``: compared rows with a pair.
+    """
+
+    reference: int
+    compared: int
+    missing: int
+    missing_by_column: tuple[tuple[str, int], ...]
+    without_reference: int
+    beyond_distance: int
+    matched: int
+    pairs: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scaling:
+    """Centre and spread of every similarity column (``None`` for scaling 'none' or no rows).
+
+    Fitted once on a whole register (``fit_scaling``) and handed to ``similar_pairs`` for
+    each part of it, so that a part's distances are those of the whole register.
+    """
+
+    centre: tuple[float, ...] | None
+    spread: tuple[float, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Sides:
+    """Rows that take part, sorted by (block, application id), with scaled values."""
+
+    reference_rows: np.ndarray  # positions in the frame
+    compared_rows: np.ndarray
+    reference_values: np.ndarray  # (rows, columns) scaled
+    compared_values: np.ndarray
+    reference_start: np.ndarray  # per block: first reference position
+    reference_count: np.ndarray  # per block: number of reference rows
+    compared_block: np.ndarray  # per compared row: its block number
+
+
+def fit_scaling(frame: pd.DataFrame, spec: SimilaritySpec) -> Scaling:
+    """The scaling ``similar_pairs(frame, spec)`` fits (module docstring), for use on parts of ``frame``.
+
+    It does not depend on the groups compared: every usable row with complete values counts.
+    """
+    _check_columns(frame, spec, groups=False)
+    values = _features(frame, spec)
+    decided = frame["decision"].isin(DECISIONS).to_numpy(dtype=bool)
+    usable = frame["excluded"].eq("").fillna(False).to_numpy(dtype=bool) & decided
+    return _fit(values, usable & np.isfinite(values).all(axis=1), spec.scaling)
+
+
+def similar_pairs(frame: pd.DataFrame, spec: SimilaritySpec, scaling: Scaling | None = None) -> pd.DataFrame:
+    """Each compared applicant's nearest reference applicants in its block (module docstring).
+
+    ``scaling`` (from ``fit_scaling`` on a larger frame this one is part of) replaces the
+    scaling fitted on ``frame``.
+    """
+    _check_columns(frame, spec)
+    decided = frame["decision"].isin(DECISIONS).to_numpy(dtype=bool)
+    usable = frame["excluded"].eq("").fillna(False).to_numpy(dtype=bool) & decided
+    group = frame[spec.group_column]
+    is_reference = usable & group.eq(spec.reference).fillna(False).to_numpy(dtype=bool)
+    is_compared = usable & group.isin(spec.compared).to_numpy(dtype=bool)
+
+    values = _features(frame, spec)
+    present = np.isfinite(values)
+    complete = present.all(axis=1)
+    block_codes = _block_codes(frame, spec.blocks, is_reference | is_compared)
+    known_block = block_codes >= 0
+    sides_mask = is_reference | is_compared
+    missing_by_column = tuple(
+        (name, int((sides_mask & ~present[:, index]).sum())) for index, name in enumerate(spec.columns)
+    ) + tuple((name, int((sides_mask & frame[name].isna().to_numpy(dtype=bool)).sum())) for name in spec.blocks)
+    taking_part = complete & known_block
+    missing = int((sides_mask & ~taking_part).sum())
+
+    scaled = _apply(values, scaling if scaling is not None else _fit(values, usable & complete, spec.scaling))
+    order_key = _id_order(frame["application_id"])
+    sides = _sides(scaled, block_codes, order_key, is_reference & taking_part, is_compared & taking_part)
+
+    found = [_search(sides, spec, batch) for batch in _work(sides, spec)]
+    compared_index = np.concatenate([part[0] for part in found] + [np.empty(0, np.int64)])
+    reference_index = np.concatenate([part[1] for part in found] + [np.empty(0, np.int64)])
+    distance = np.concatenate([part[2] for part in found] + [np.empty(0)])
+    rank = np.concatenate([part[3] for part in found] + [np.empty(0, np.int64)])
+
+    compared_frame_rows = sides.compared_rows[compared_index]
+    reference_frame_rows = sides.reference_rows[reference_index]
+    order = np.lexsort((rank, order_key[compared_frame_rows]))
+    compared_frame_rows, reference_frame_rows = compared_frame_rows[order], reference_frame_rows[order]
+    ids = frame["application_id"]
+    pairs = pd.DataFrame(
+        {
+            "a": ids.iloc[reference_frame_rows].reset_index(drop=True),
+            "b": ids.iloc[compared_frame_rows].reset_index(drop=True),
+            "distance": distance[order],
+            "rank": rank[order].astype(np.int64),
+        }
+    )
+    for name in spec.blocks:
+        pairs[name] = frame[name].iloc[compared_frame_rows].reset_index(drop=True)
+
+    with_reference = sides.reference_count[sides.compared_block] > 0
+    matched = int(np.unique(compared_index).size)
+    pairs.attrs["counts"] = PairCounts(
+        reference=int(sides.reference_rows.size),
+        compared=int(sides.compared_rows.size),
+        missing=missing,
+        missing_by_column=missing_by_column,
+        without_reference=int((~with_reference).sum()),
+        beyond_distance=int(with_reference.sum()) - matched,
+        matched=matched,
+        pairs=len(pairs),
+    )
+    pairs.attrs["spec"] = spec
+    return pairs
+
+
+def _check_columns(frame: pd.DataFrame, spec: SimilaritySpec, *, groups: bool = True) -> None:
+    group = (spec.group_column,) if groups else ()
+    needed = ("application_id", "excluded", "decision", *group, *spec.blocks, *spec.columns)
+    known = [str(name) for name in frame.columns]
+    for name in needed:
+        if name not in frame.columns:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UsageError(f"similar pairs: the frame has no column '{name}'{hint}")
+    for name in spec.columns:
+        if not pd.api.types.is_numeric_dtype(frame[name]):
+            raise UsageError(f"similar pairs: similarity column '{name}' is not numeric ({frame[name].dtype})")
+
+
+def _features(frame: pd.DataFrame, spec: SimilaritySpec) -> np.ndarray:
+    """Similarity columns as floats; logarithms for ``log_columns`` (NaN where value <= 0)."""
+    values = np.column_stack([frame[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in spec.columns])
+    for index, name in enumerate(spec.columns):
+        if name in spec.log_columns:
+            column = values[:, index]
+            positive = column > 0
+            values[:, index] = np.log(np.where(positive, column, 1.0))
+            values[~positive, index] = np.nan
+    return values
+
+
+def _block_codes(frame: pd.DataFrame, blocks: tuple[str, ...], rows: np.ndarray) -> np.ndarray:
+    """Block number per row (sorted by key); -1 for rows not in ``rows`` or with a missing key."""
+    codes = np.full(len(frame), -1, dtype=np.int64)
+    if not blocks:
+        codes[rows] = 0
+        return codes
+    subset = frame.loc[rows, list(blocks)]
+    codes[rows] = subset.groupby(list(blocks), sort=True, dropna=True, observed=True).ngroup().to_numpy()
+    return codes
+
+
+def _fit(values: np.ndarray, fit_rows: np.ndarray, scaling: str) -> Scaling:
+    """Centre and spread of every column from ``fit_rows`` (module docstring)."""
+    if scaling == "none" or not fit_rows.any():
+        return Scaling(None, None)
+    fitted = values[fit_rows]
+    deviation = fitted.std(axis=0)
+    if scaling == "robust":
+        lower, centre, upper = np.percentile(fitted, [25.0, 50.0, 75.0], axis=0)
+        spread = np.where(upper - lower > 0, upper - lower, deviation)
+    else:
+        centre, spread = fitted.mean(axis=0), deviation
+    spread = np.where(spread > 0, spread, 1.0)
+    return Scaling(tuple(float(value) for value in centre), tuple(float(value) for value in spread))
+
+
+def _apply(values: np.ndarray, scaling: Scaling) -> np.ndarray:
+    """Every column centred and divided by its spread."""
+    if scaling.centre is None or scaling.spread is None:
+        return values
+    width = values.shape[1]
+    centre = np.array(scaling.centre, dtype=np.float64).reshape(1, width)
+    spread = np.array(scaling.spread, dtype=np.float64).reshape(1, width)
+    scaled: np.ndarray = (values - centre) / spread
+    return scaled
+
+
+def _id_order(ids: pd.Series) -> np.ndarray:
+    """Position of every row when application ids are sorted as text."""
+    order = ids.astype("str").reset_index(drop=True).argsort(kind="stable").to_numpy()
+    key = np.empty(order.size, dtype=np.int64)
+    key[order] = np.arange(order.size)
+    return key
+
+
+def _sides(
+    scaled: np.ndarray, block: np.ndarray, order_key: np.ndarray, reference: np.ndarray, compared: np.ndarray
+) -> _Sides:
+    reference_rows = np.flatnonzero(reference)
+    reference_rows = reference_rows[np.lexsort((order_key[reference_rows], block[reference_rows]))]
+    compared_rows = np.flatnonzero(compared)
+    compared_rows = compared_rows[np.lexsort((order_key[compared_rows], block[compared_rows]))]
+    num_blocks = int(block.max()) + 1 if block.size else 0
+    reference_count = np.bincount(block[reference_rows], minlength=num_blocks)
+    reference_start = np.cumsum(reference_count) - reference_count
+    return _Sides(
+        reference_rows=reference_rows,
+        compared_rows=compared_rows,
+        reference_values=np.ascontiguousarray(scaled[reference_rows]),
+        compared_values=np.ascontiguousarray(scaled[compared_rows]),
+        reference_start=reference_start,
+        reference_count=reference_count,
+        compared_block=block[compared_rows],
+    )
+
+
+def _work(sides: _Sides, spec: SimilaritySpec) -> Iterator[tuple[str, np.ndarray]]:
+    """Units of search: ('tree', compared positions of one block) or ('batch', positions)."""
+    cost = sides.reference_count[sides.compared_block]
+    tree = (cost > TREE_MIN_REFERENCES) & (cost > spec.neighbours)
+    positions = np.flatnonzero(~tree & (cost > 0))
+    if positions.size:
+        cumulative = np.cumsum(cost[positions])
+        batch = (cumulative - 1) // BATCH_PAIRS
+        bounds = np.flatnonzero(np.diff(batch)) + 1
+        for part in np.split(positions, bounds):
+            yield "batch", part
+    tree_positions = np.flatnonzero(tree)
+    if tree_positions.size:
+        bounds = np.flatnonzero(np.diff(sides.compared_block[tree_positions])) + 1
+        for part in np.split(tree_positions, bounds):
+            yield "tree", part
+
+
+def _distance(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Row-wise Euclidean distance, summed column by column (one formula for both paths)."""
+    total = np.zeros(first.shape[0])
+    for index in range(first.shape[1]):
+        difference = first[:, index] - second[:, index]
+        total += difference * difference
+    return np.sqrt(total)
+
+
+def _search(
+    sides: _Sides, spec: SimilaritySpec, unit: tuple[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    kind, positions = unit
+    if kind == "batch":
+        cost = sides.reference_count[sides.compared_block[positions]]
+        compared = np.repeat(positions, cost)
+        offset = np.arange(compared.size) - np.repeat(np.cumsum(cost) - cost, cost)
+        reference = np.repeat(sides.reference_start[sides.compared_block[positions]], cost) + offset
+    else:
+        compared, reference = _tree_candidates(sides, spec, positions)
+    distance = _distance(sides.reference_values[reference], sides.compared_values[compared])
+    return _nearest(compared, reference, distance, spec)
+
+
+def _tree_candidates(sides: _Sides, spec: SimilaritySpec, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs of one large block: a superset of every compared row's true nearest."""
+    block = sides.compared_block[positions[0]]
+    start = sides.reference_start[block]
+    points = sides.reference_values[start : start + sides.reference_count[block]]
+    queries = sides.compared_values[positions]
+    tree = KDTree(points)
+    wanted = spec.neighbours + 1
+    tree_distance, found = tree.query(queries, k=wanted, return_distance=True, sort_results=True)
+    mine = _distance(points[found.ravel()], np.repeat(queries, wanted, axis=0)).reshape(found.shape)
+    kth = np.sort(mine, axis=1)[:, spec.neighbours - 1]
+    limit = kth * (1 + RELATIVE_TIE) + 1e-12
+    ambiguous = tree_distance[:, -1] <= limit
+    keep = ~ambiguous
+    compared = [np.repeat(positions[keep], wanted)]
+    reference = [start + found[keep].ravel()]
+    if ambiguous.any():
+        within = tree.query_radius(queries[ambiguous], r=limit[ambiguous])
+        sizes = np.array([len(hits) for hits in within], dtype=np.int64)
+        compared.append(np.repeat(positions[ambiguous], sizes))
+        reference.append(start + np.concatenate(list(within)).astype(np.int64))
+    return np.concatenate(compared), np.concatenate(reference)
+
+
+def _nearest(
+    compared: np.ndarray, reference: np.ndarray, distance: np.ndarray, spec: SimilaritySpec
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ``neighbours`` nearest candidates per compared row, ties by reference position."""
+    if spec.max_distance is not None:
+        close = distance <= spec.max_distance
+        compared, reference, distance = compared[close], reference[close], distance[close]
+    order = np.lexsort((reference, distance, compared))
+    compared, reference, distance = compared[order], reference[order], distance[order]
+    first = np.r_[True, compared[1:] != compared[:-1]] if compared.size else np.zeros(0, bool)
+    starts = np.flatnonzero(first)
+    rank = np.arange(compared.size) - np.repeat(starts, np.diff(np.r_[starts, compared.size])) + 1
+    keep = rank <= spec.neighbours
+    return compared[keep], reference[keep], distance[keep], rank[keep]

@@ -1,0 +1,862 @@
+"""Per-lender statistical evidence of disparate treatment and pricing disparity (redlining: ``redlining``).
+
+Every function takes a cleaned HMDA frame (``reasoner.lending.registers.hmda``), never raises for a
+small or degenerate lender, and returns a DataFrame sorted by ``lei`` in which a statistic
+that cannot be computed is NaN and the ``reason`` column says why ('' when all is well).
+
+``lender_denial_odds(frame, group_column, reference, compared, covariates)``
+    Per lender and compared group: applications and raw denial rates of both groups, and the
+    odds ratio of denial for the compared group adjusted for the covariates: a logistic
+    regression of ``denied`` on an intercept, the group indicator and the covariates
+    (``income`` and ``loan_amount`` as logarithms; every covariate standardised within the
+    lender's fit, which changes no odds ratio). Fitted by Newton's method with step halving,
+    all lenders at once (sums per lender by ``np.bincount``). The standard error is the
+    square root of the indicator's entry of the inverse observed information (X'WX at the
+    estimate, computed as a Schur complement so that a covariate constant within a lender
+    does no harm); the CI is Wald's (estimate ± 1.96 SE on the log scale) and the p-value
+    the two-sided Wald z test. Separation (a group with no denial or no approval, or
+    coefficients that diverge), too few applications and collinearity give NaN and a reason.
+
+``matched_pair_test(pairs, frame, max_rank=1)``
+    Per lender, over the pairs of ``similar_pairs`` (``b`` compared, ``a`` reference): pairs
+    where both were approved or both denied (concordant), where only the reference applicant
+    was approved (``reference_favoured``) and the reverse (``compared_favoured``), and the
+    exact McNemar test: under no disparity a discordant pair favours either side with
+    probability 1/2, so ``reference_favoured`` ~ Binomial(discordant, 1/2) and the two-sided
+    p-value is ``min(1, 2 P(X <= min(n10, n01)))`` (equal to ``scipy.stats.binomtest``).
+    Fisher's exact test would be wrong here: it treats the two groups as independent
+    samples and ignores the pairing, which is the point of matching; concordant pairs carry
+    no information about the disparity. ``max_rank`` (default 1) keeps each compared
+    applicant's nearest pair only, so pairs do not share a compared applicant (a reference
+    applicant may still serve several: matching is with replacement).
+
+``pricing_disparity(frame, group_column, reference, compared, covariates)``
+    Per lender and compared group, among originated loans (usable rows with
+    ``action_taken == 1`` and a ``rate_spread``): mean rate spreads, the raw gap and the gap adjusted by ordinary least
+    squares for the covariates (``loan_amount`` as a logarithm), with its 95% CI and the
+    two-sided t test p-value (heteroskedasticity-robust HC3 standard errors: spreads vary
+    more for some products and borrowers than others), for all lenders at
+    once via the Frisch–Waugh–Lovell partialling of per-lender cross-product sums.
+
+``cluster_outliers(frame, pairs, min_neighbours=5, share=0.8)``
+    Compared applicants whose decision disagrees with most of their reference neighbours:
+    denied while at least ``share`` of at least ``min_neighbours`` neighbours were approved,
+    or approved while at least that share were denied.
+
+Rows usable for treatment analyses are those with ``excluded == ''`` and a decision
+'approved' or 'denied'. A lender's group with fewer than ``min_group`` (default
+``MIN_GROUP``) applications or loans is not tested.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+from threadpoolctl import ThreadpoolController
+
+from reasoner.errors import UsageError
+from reasoner.lending.covariates import (
+    MISSING_LEVEL,
+    Covariates,
+    as_covariates,
+    category_levels,
+    level_text,
+)
+
+__all__ = [
+    "DENIAL_COVARIATES",
+    "Covariates",
+    "as_covariates",
+    "covariate_matrix",
+    "one_blas_thread",
+    "MIN_GROUP",
+    "PRICING_COVARIATES",
+    "application_index",
+    "cluster_outliers",
+    "denial_probabilities",
+    "holm_adjusted",
+    "lender_denial_odds",
+    "matched_pair_test",
+    "pricing_disparity",
+]
+
+DENIAL_COVARIATES = ("income", "dti", "cltv", "loan_amount")
+RIDGE = 1.0  # L2 penalty on the standardised band and category indicators' coefficients (never on the group's)
+PRICING_COVARIATES = ("cltv", "dti", "loan_amount")
+LOG_COVARIATES = ("income", "loan_amount", "property_value")  # skewed dollar amounts: logarithms
+MIN_GROUP = 5
+Z95 = float(stats.norm.ppf(0.975))
+MAX_NEWTON = 50
+MAX_HALVINGS = 30
+SEPARATION_LIMIT = 15.0  # |coefficient| (log-odds per standard deviation) taken as divergence
+COLLINEAR = 1e-9  # indicator variance left after the covariates, relative to its own
+
+
+# --- (a) adjusted denial odds -----------------------------------------------------------------
+
+
+def lender_denial_odds(
+    frame: pd.DataFrame,
+    group_column: str,
+    reference: str,
+    compared: str | Sequence[str],
+    covariates: Sequence[str] | Covariates = DENIAL_COVARIATES,
+    *,
+    min_group: int = MIN_GROUP,
+) -> pd.DataFrame:
+    """Raw denial rates and the adjusted denial odds ratio per lender and compared group.
+
+    Columns: lei, group, reference_applications, compared_applications,
+    reference_denial_rate, compared_denial_rate, model_applications (rows of both groups
+    with every covariate), log_odds_ratio, standard_error, odds_ratio, ci_low, ci_high,
+    p_value, not_controlled (covariates constant in the lender's rows, so not adjusted for),
+    reason. See the module docstring for the model.
+    """
+    frame = _canonical_order(frame)
+    groups = _groups(compared, reference)
+    covariates = as_covariates(covariates)
+    _require(frame, ("lei", "excluded", "decision", group_column, *covariates.columns), "lender denial odds")
+    usable = _usable(frame)
+    units = _Units(frame, group_column, reference, groups, usable)
+    denied = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
+    values, labels = _labelled_covariates(frame, covariates)
+    complete = np.isfinite(values).all(axis=1)
+
+    raw_rows, raw_unit, raw_indicator = units.rows(usable)
+    count = units.count
+    reference_n = np.bincount(raw_unit[~raw_indicator], minlength=count)
+    compared_n = np.bincount(raw_unit[raw_indicator], minlength=count)
+    reference_denials = np.bincount(raw_unit[~raw_indicator], denied[raw_rows[~raw_indicator]], count)
+    compared_denials = np.bincount(raw_unit[raw_indicator], denied[raw_rows[raw_indicator]], count)
+
+    rows, unit, indicator = units.rows(usable & complete)
+    outcome = denied[rows].astype(np.float64)
+    model_reference = np.bincount(unit[~indicator], minlength=count)
+    model_compared = np.bincount(unit[indicator], minlength=count)
+    model_reference_denials = np.bincount(unit[~indicator], outcome[~indicator], count)
+    model_compared_denials = np.bincount(unit[indicator], outcome[indicator], count)
+    reason = _size_reasons(model_reference, model_compared, min_group, "applications")
+    reason = _first_reason(
+        reason,
+        (model_compared_denials == 0, "separation: no compared applicant denied"),
+        (model_compared_denials == model_compared, "separation: every compared applicant denied"),
+        (model_reference_denials == 0, "separation: no reference applicant denied"),
+        (model_reference_denials == model_reference, "separation: every reference applicant denied"),
+    )
+
+    fit = reason[unit] == ""
+    fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
+    design = _design(values[rows[fit]], indicator[fit], fit_unit, fitted_units.size)
+    log_odds, variance, status = _logistic(design, outcome[fit], fit_unit, fitted_units.size, len(covariates.numeric))
+    estimate = np.full(count, np.nan)
+    error = np.full(count, np.nan)
+    fitted_reason = np.array(["", "separation: coefficients diverge", "did not converge", _COLLINEAR_TEXT])[status]
+    reason[fitted_units] = fitted_reason
+    good = fitted_units[status == 0]
+    estimate[good] = log_odds[status == 0]
+    error[good] = np.sqrt(variance[status == 0])
+
+    table = units.table()
+    table["reference_applications"] = reference_n
+    table["compared_applications"] = compared_n
+    table["reference_denial_rate"] = _ratio(reference_denials, reference_n)
+    table["compared_denial_rate"] = _ratio(compared_denials, compared_n)
+    table["model_applications"] = model_reference + model_compared
+    table["log_odds_ratio"] = estimate
+    table["standard_error"] = error
+    table["odds_ratio"] = np.exp(estimate)
+    table["ci_low"] = np.exp(estimate - Z95 * error)
+    table["ci_high"] = np.exp(estimate + Z95 * error)
+    table["p_value"] = 2 * stats.norm.sf(np.abs(estimate / error))
+    table["not_controlled"] = pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str")
+    table["reason"] = pd.Series(reason, dtype="str")
+    return table
+
+
+def _design(values: np.ndarray, indicator: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
+    """Intercept, group indicator and the covariates standardised within each unit."""
+    standardised = _standardise(values, unit, count)
+    return np.column_stack([np.ones(indicator.size), indicator.astype(np.float64), standardised])
+
+
+def _logistic(
+    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, numeric: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One logistic regression per unit, all at once: the indicator's (column 1) estimate,
+    its variance from the observed information, and a status (0 ok, 1 diverged, 2 not
+    converged, 3 indicator collinear with the covariates). The ``numeric`` covariates after
+    the indicator are unpenalised; the band and category indicators after them are not."""
+    penalty = _penalty(design.shape[1], free=2 + numeric)
+    beta, eta, status = _newton(design, outcome, unit, count, penalty)
+    fitted = special.expit(eta)
+    unpenalised = _cross(design, fitted * (1 - fitted), unit, count)
+    information = unpenalised + np.diag(penalty)
+    left = _partial_variance(information, 1)
+    # Collinearity is judged without the penalty, which would hide a group identical to a category.
+    explained = _partial_variance(unpenalised, 1, rcond=1e-10)
+    collinear = (status == 0) & ~(explained > COLLINEAR * information[:, 1, 1])
+    status[collinear] = 3
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = np.where(status == 0, 1.0 / left, np.nan)
+    return beta[:, 1], variance, status
+
+
+def _penalty(width: int, free: int) -> np.ndarray:
+    """``RIDGE`` on every coefficient but the first ``free`` (intercept, group indicator,
+    numeric covariates): the band and category indicators, which alone can make a fit
+    singular or separate (every applicant above DTI 50% denied)."""
+    penalty = np.full(width, RIDGE)
+    penalty[:free] = 0.0
+    return penalty
+
+
+def _newton(
+    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, penalty: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Penalised maximum likelihood by Newton's method with step halving, one regression per
+    unit: coefficients (units, width), the linear predictor per row, and a status per unit
+    (0 converged, 1 diverged, 2 not converged). ``penalty``: per coefficient, the weight of
+    ``-penalty * beta**2 / 2`` added to the log-likelihood (a Gaussian prior; none by default)."""
+    width = design.shape[1]
+    if penalty is None:
+        penalty = np.zeros(width)
+    beta = np.zeros((count, width))
+    status = np.zeros(count, dtype=np.int64)
+    active = np.ones(count, dtype=bool)
+
+    def loglik(coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        eta = np.einsum("ij,ij->i", design, coefficients[unit])
+        prior = 0.5 * (coefficients**2) @ penalty
+        return np.bincount(unit, outcome * eta - np.logaddexp(0.0, eta), count) - prior, eta
+
+    current, eta = loglik(beta)
+    for _ in range(MAX_NEWTON):
+        if not active.any():
+            break
+        fitted = special.expit(eta)
+        gradient = np.column_stack(
+            [np.bincount(unit, design[:, column] * (outcome - fitted), count) for column in range(width)]
+        ) - beta * penalty
+        information = _cross(design, fitted * (1 - fitted), unit, count) + np.diag(penalty)
+        step = np.einsum("uij,uj->ui", np.linalg.pinv(information, hermitian=True), gradient)
+        step[~active] = 0.0
+        size = np.ones(count)
+        for _ in range(MAX_HALVINGS):
+            trial = beta + size[:, None] * step
+            value, trial_eta = loglik(trial)
+            worse = active & (value < current - 1e-12 * (1 + np.abs(current)))
+            if not worse.any():
+                break
+            size[worse] /= 2
+        beta, current, eta = trial, value, trial_eta
+        moved = np.abs(size[:, None] * step).max(axis=1)
+        diverged = active & (np.abs(beta).max(axis=1) > SEPARATION_LIMIT)
+        status[diverged] = 1
+        active &= ~diverged & (moved >= 1e-8)
+    status[active] = 2
+    return beta, eta, status
+
+
+def denial_probabilities(frame: pd.DataFrame, covariates: Sequence[str] | Covariates = DENIAL_COVARIATES) -> np.ndarray:
+    """Per row, the probability of denial on the financials alone: one logistic regression per
+    lender of ``denied`` on an intercept and the covariates (no group), over its usable rows
+    with every covariate. NaN for rows without every covariate and for lenders whose fit
+    fails (fewer than ``MIN_GROUP`` rows, separation, no convergence)."""
+    covariates = as_covariates(covariates)
+    _require(frame, ("lei", "excluded", "decision", *covariates.columns), "denial probabilities")
+    order = _canonical_positions(frame)  # sums independent of the input's row order
+    if order is None:
+        return _fitted_denial(frame, covariates)
+    probability = np.empty(len(frame))
+    probability[order] = _fitted_denial(frame.iloc[order], covariates)
+    return probability
+
+
+def _fitted_denial(frame: pd.DataFrame, covariates: Covariates) -> np.ndarray:
+    values = _covariates(frame, covariates)
+    complete = np.isfinite(values).all(axis=1)
+    codes, _ = pd.factorize(frame["lei"].astype("str"), sort=True)
+    count = int(codes.max()) + 1 if codes.size else 0
+    known = complete & (codes >= 0)
+    fit = known & _usable(frame)
+    outcome = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
+    rows = np.flatnonzero(fit)
+    unit = codes[rows]
+    size = np.bincount(unit, minlength=count)
+    denials = np.bincount(unit, outcome[rows], count)
+    good_unit = (size >= MIN_GROUP) & (denials > 0) & (denials < size)
+    rows, unit = rows[good_unit[unit]], unit[good_unit[unit]]
+    probability = np.full(len(frame), np.nan)
+    if rows.size == 0:
+        return probability
+    # Standardise on the fitted rows, then apply the same centring and scale to every row of the lender.
+    means, spread = _scales(values[rows], unit, count)
+    design = np.column_stack([np.ones(rows.size), (values[rows] - means[unit]) / spread[unit]])
+    penalty = _penalty(design.shape[1], free=1 + len(covariates.numeric))
+    beta, _, status = _newton(design, outcome[rows].astype(np.float64), unit, count, penalty)
+    scored = np.flatnonzero(known & good_unit[np.maximum(codes, 0)] & (status[np.maximum(codes, 0)] == 0))
+    lender = codes[scored]
+    eta = beta[lender, 0] + np.einsum("ij,ij->i", (values[scored] - means[lender]) / spread[lender], beta[lender, 1:])
+    probability[scored] = special.expit(eta)
+    return probability
+
+
+# --- (b) matched pairs ------------------------------------------------------------------------
+
+
+def matched_pair_test(
+    pairs: pd.DataFrame,
+    frame: pd.DataFrame,
+    *,
+    max_rank: int = 1,
+    denial_probability: np.ndarray | None = None,
+    id_index: pd.Index | None = None,
+) -> pd.DataFrame:
+    """Concordant and discordant decisions of matched pairs per lender, exact tests.
+
+    ``pairs`` as ``similar_pairs`` returns them (columns a, b, rank); decisions and lenders
+    come from ``frame`` by ``application_id``; a pair counts for the lender of ``b`` and only
+    when both applicants have the same lender and a decision (approved or denied). Columns:
+    lei, pairs, both_approved, both_denied, reference_favoured (a approved, b denied),
+    compared_favoured (a denied, b approved), discordant, discordant_ratio
+    (reference_favoured / compared_favoured, the conditional odds ratio),
+    expected_reference_favoured, adjusted_ratio (the discordant ratio over the ratio expected
+    from the financials, E / (discordant - E)), p_value, mcnemar_p_value, reason.
+
+    ``mcnemar_p_value`` is the exact McNemar test (each discordant pair favours either side
+    with probability 1/2). Matching leaves residual differences: where the compared group's
+    pool is financially weaker, its nearest reference neighbour is on average a little
+    stronger, and with thousands of pairs McNemar's test finds that bias. So ``p_value``
+    conditions on each pair's financials (bias-corrected matching): with ``denial_probability``
+    (per row of ``frame``, from ``denial_probabilities``) a discordant pair favours the
+    reference applicant with probability q = d_b(1 - d_a) / (d_b(1 - d_a) + d_a(1 - d_b))
+    under no disparity, so ``reference_favoured`` follows the Poisson-binomial distribution of
+    those q (exact, ``scipy.stats.poisson_binom``) with mean ``expected_reference_favoured``;
+    the two-sided p-value is min(1, 2 min(P(X <= x), P(X >= x))). A pair without both
+    probabilities counts with q = 1/2; without ``denial_probability``, ``p_value`` is McNemar's.
+    """
+    _require(pairs, ("a", "b", "rank"), "matched pair test: pairs")
+    _require(frame, ("application_id", "lei", "decision"), "matched pair test")
+    chosen = pairs[pairs["rank"].to_numpy() <= max_rank]
+    id_index = application_index(frame) if id_index is None else id_index
+    first = _lookup(id_index, chosen["a"], "a")
+    second = _lookup(id_index, chosen["b"], "b")
+    decision = frame["decision"].to_numpy(dtype=object, na_value="")
+    lei = frame["lei"].to_numpy(dtype=object, na_value="")
+    decided = np.isin(decision[first], ("approved", "denied")) & np.isin(decision[second], ("approved", "denied"))
+    keep = decided & (lei[first] == lei[second])
+    first, second = first[keep], second[keep]
+    codes, leis = pd.factorize(pd.Series(lei[second], dtype="str"), sort=True)
+    count = leis.size
+    first_approved = decision[first] == "approved"
+    second_approved = decision[second] == "approved"
+    both_approved = np.bincount(codes, first_approved & second_approved, count).astype(np.int64)
+    both_denied = np.bincount(codes, ~first_approved & ~second_approved, count).astype(np.int64)
+    reference_favoured = np.bincount(codes, first_approved & ~second_approved, count).astype(np.int64)
+    compared_favoured = np.bincount(codes, ~first_approved & second_approved, count).astype(np.int64)
+    discordant = reference_favoured + compared_favoured
+    smaller = np.minimum(reference_favoured, compared_favoured)
+    mcnemar = np.minimum(1.0, 2 * stats.binom.cdf(smaller, discordant, 0.5))
+    odd = first_approved != second_approved
+    chance = np.full(first.size, 0.5)
+    if denial_probability is not None:
+        d_a, d_b = denial_probability[first], denial_probability[second]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = d_b * (1 - d_a) / (d_b * (1 - d_a) + d_a * (1 - d_b))
+        chance = np.where(np.isfinite(q), q, 0.5)
+    expected = np.bincount(codes, np.where(odd, chance, 0.0), count)
+    p_value = (
+        mcnemar if denial_probability is None else _poisson_binomial_test(codes[odd], chance[odd], reference_favoured)
+    )
+    reason = np.where(discordant == 0, "no discordant pairs", "")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(discordant > 0, reference_favoured / compared_favoured, np.nan)
+    return pd.DataFrame(
+        {
+            "lei": pd.Series(leis, dtype="str"),
+            "pairs": np.bincount(codes, minlength=count).astype(np.int64),
+            "both_approved": both_approved,
+            "both_denied": both_denied,
+            "reference_favoured": reference_favoured,
+            "compared_favoured": compared_favoured,
+            "discordant": discordant,
+            "discordant_ratio": ratio,
+            "expected_reference_favoured": np.where(discordant > 0, expected, np.nan),
+            "adjusted_ratio": ratio / _ratio(expected, discordant - expected),
+            "p_value": np.where(discordant > 0, p_value, np.nan),
+            "mcnemar_p_value": np.where(discordant > 0, mcnemar, np.nan),
+            "reason": pd.Series(reason, dtype="str"),
+        }
+    )
+
+
+def _poisson_binomial_test(unit: np.ndarray, chance: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Per unit, the two-sided exact test of ``observed`` successes among trials (rows of
+    ``unit``) with success probabilities ``chance``: min(1, 2 min(P(X <= x), P(X >= x)))."""
+    p_value = np.ones(observed.size)
+    order = np.argsort(unit, kind="stable")
+    bounds = np.searchsorted(unit[order], np.arange(observed.size + 1))
+    for index in range(observed.size):
+        trials = chance[order[bounds[index] : bounds[index + 1]]]
+        if trials.size == 0:
+            continue
+        x = observed[index]
+        if np.all(trials == trials[0]):
+            below, above = stats.binom.cdf(x, trials.size, trials[0]), stats.binom.sf(x - 1, trials.size, trials[0])
+        else:  # not frozen: building a frozen distribution costs more than the exact sums themselves
+            below, above = stats.poisson_binom.cdf(x, trials), stats.poisson_binom.sf(x - 1, trials)
+        p_value[index] = min(1.0, 2 * min(float(below), float(above)))
+    return p_value
+
+
+def holm_adjusted(p_values: np.ndarray, families: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment of ``p_values`` within each family (rows with the same
+    ``families`` value): with the family's m finite p-values in ascending order,
+    adjusted p(i) = max over j <= i of min(1, (m - j + 1) p(j)). NaN stays NaN. Controls the
+    chance of any false finding in a family at the level, whatever the tests' dependence."""
+    adjusted = np.full(p_values.size, np.nan)
+    finite = np.flatnonzero(np.isfinite(p_values))
+    if finite.size == 0:
+        return adjusted
+    codes = pd.factorize(pd.Series(families[finite]).astype("str"))[0]
+    order = np.lexsort((p_values[finite], codes))
+    codes_sorted, p_sorted = codes[order], p_values[finite][order]
+    sizes = np.bincount(codes_sorted)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rank = np.arange(order.size) - starts[codes_sorted]  # 0-based rank within the family
+    scaled = np.minimum(1.0, (sizes[codes_sorted] - rank) * p_sorted)
+    running = pd.Series(scaled).groupby(codes_sorted).cummax().to_numpy()
+    adjusted[finite[order]] = running
+    return adjusted
+
+
+# --- (d) pricing ------------------------------------------------------------------------------
+
+
+def pricing_disparity(
+    frame: pd.DataFrame,
+    group_column: str,
+    reference: str,
+    compared: str | Sequence[str],
+    covariates: Sequence[str] | Covariates = PRICING_COVARIATES,
+    *,
+    min_group: int = MIN_GROUP,
+) -> pd.DataFrame:
+    """Raw and adjusted rate-spread gaps (compared - reference) among originated loans.
+
+    Columns: lei, group, reference_loans, compared_loans, reference_mean_spread,
+    compared_mean_spread, raw_gap, adjusted_gap, standard_error, ci_low, ci_high, p_value,
+    reason. Loans are usable rows (``excluded == ''``) with ``action_taken == 1``, a rate
+    spread and every covariate.
+    """
+    frame = _canonical_order(frame)
+    groups = _groups(compared, reference)
+    covariates = as_covariates(covariates)
+    needed = ("lei", "excluded", "action_taken", "rate_spread", group_column, *covariates.columns)
+    _require(frame, needed, "pricing disparity")
+    spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
+    values, labels = _labelled_covariates(frame, covariates)
+    originated = frame["action_taken"].eq(1).fillna(False).to_numpy(dtype=bool)
+    loans = _usable(frame) & originated & np.isfinite(spread) & np.isfinite(values).all(axis=1)
+    units = _Units(frame, group_column, reference, groups, loans)
+    rows, unit, indicator = units.rows(loans)
+    count = units.count
+    reference_n = np.bincount(unit[~indicator], minlength=count)
+    compared_n = np.bincount(unit[indicator], minlength=count)
+    reference_mean = _ratio(np.bincount(unit[~indicator], spread[rows[~indicator]], count), reference_n)
+    compared_mean = _ratio(np.bincount(unit[indicator], spread[rows[indicator]], count), compared_n)
+    reason = _size_reasons(reference_n, compared_n, min_group, "loans")
+
+    fit = reason[unit] == ""
+    fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
+    gap, error, df, status = _least_squares(
+        spread[rows[fit]], indicator[fit], values[rows[fit]], fit_unit, fitted_units.size, len(covariates.numeric)
+    )
+    texts = np.array(["", "too few loans for the covariates", _COLLINEAR_TEXT])
+    reason[fitted_units] = texts[status]
+    adjusted = np.full(count, np.nan)
+    standard_error = np.full(count, np.nan)
+    freedom = np.full(count, np.nan)
+    adjusted[fitted_units] = np.where(status == 0, gap, np.nan)
+    standard_error[fitted_units] = np.where(status == 0, error, np.nan)
+    freedom[fitted_units] = df
+    with np.errstate(invalid="ignore"):
+        critical = stats.t.ppf(0.975, freedom)
+        p_value = 2 * stats.t.sf(np.abs(adjusted / standard_error), freedom)
+
+    table = units.table()
+    table["reference_loans"] = reference_n
+    table["compared_loans"] = compared_n
+    table["reference_mean_spread"] = reference_mean
+    table["compared_mean_spread"] = compared_mean
+    table["raw_gap"] = compared_mean - reference_mean
+    table["adjusted_gap"] = adjusted
+    table["standard_error"] = standard_error
+    table["ci_low"] = adjusted - critical * standard_error
+    table["ci_high"] = adjusted + critical * standard_error
+    table["p_value"] = p_value
+    table["degrees_of_freedom"] = freedom
+    table["not_controlled"] = pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str")
+    table["reason"] = pd.Series(reason, dtype="str")
+    return table
+
+
+def _least_squares(
+    outcome: np.ndarray,
+    indicator: np.ndarray,
+    values: np.ndarray,
+    unit: np.ndarray,
+    count: int,
+    numeric: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per unit, least squares of outcome on intercept + indicator + covariates (centred within
+    the unit, so the intercept drops out), the band and category indicators after the first
+    ``numeric`` covariates penalised by ``RIDGE`` as in the logistic fits (plain OLS when there
+    are none): the indicator's coefficient, its heteroskedasticity-robust standard error (HC3:
+    White's sandwich with each residual divided by one minus its leverage, the variant that
+    holds its size in small samples, Long & Ervin 2000), the residual degrees of freedom and a
+    status (0 ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates)."""
+    width = values.shape[1]
+    numeric = width if numeric is None else numeric
+    sizes = np.bincount(unit, minlength=count).astype(np.float64)
+    design = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count)])
+    safe_sizes = np.maximum(sizes, 1.0)
+    columns = np.column_stack([design, outcome])
+    centred = columns - (np.column_stack([np.bincount(unit, c, count) for c in columns.T]) / safe_sizes[:, None])[unit]
+    sums = _cross(centred, np.ones(unit.size), unit, count)  # (units, width + 2, width + 2), outcome last
+    penalty = np.zeros(width + 1)
+    penalty[1 + numeric :] = RIDGE
+    normal = sums[:, :-1, :-1] + np.diag(penalty)
+    inverse = np.linalg.pinv(normal, hermitian=True)
+    beta = np.einsum("uij,uj->ui", inverse, sums[:, :-1, -1])
+    rank = np.linalg.matrix_rank(sums[:, 1:-1, 1:-1], hermitian=True) if width else np.zeros(count, int)
+    # What of the indicator the covariates do not explain (a Schur complement), for collinearity:
+    # without the penalty, which would hide a group identical to a category.
+    left = _partial_variance(sums[:, :-1, :-1], 0, rcond=1e-10)
+    x = centred[:, :-1]
+    residual = centred[:, -1] - np.einsum("ij,ij->i", x, beta[unit])
+    leverage = 1.0 / safe_sizes[unit] + np.einsum("ij,ijk,ik->i", x, inverse[unit], x)
+    inflated = residual / np.maximum(1.0 - leverage, 1e-6)  # HC3: each residual over 1 - its leverage
+    meat = _cross(x, inflated**2, unit, count)
+    variance = np.einsum("ui,uij,uj->u", inverse[:, 0, :], meat, inverse[:, 0, :])
+    df = sizes - 2 - rank
+    status = np.select([df < 1, ~(left > COLLINEAR * sums[:, 0, 0])], [1, 2], 0)
+    return beta[:, 0], np.sqrt(np.maximum(variance, 0.0)), df, status
+
+
+# --- (e) outliers among neighbours ------------------------------------------------------------
+
+
+def cluster_outliers(
+    frame: pd.DataFrame,
+    pairs: pd.DataFrame,
+    *,
+    min_neighbours: int = 5,
+    share: float = 0.8,
+    id_index: pd.Index | None = None,
+) -> pd.DataFrame:
+    """Compared applicants decided against most of their similarly situated neighbours.
+
+    Neighbours are the reference applicants paired with ``b`` (every rank of ``pairs``), so
+    ``similar_pairs`` must ask for at least ``min_neighbours``. Columns: application_id,
+    lei, decision, neighbours, neighbour_approval_share; one row per applicant denied while
+    at least ``share`` of its neighbours were approved, or approved while at least ``share``
+    were denied; sorted by lei then application id.
+    """
+    _require(pairs, ("a", "b"), "cluster outliers: pairs")
+    _require(frame, ("application_id", "lei", "decision"), "cluster outliers")
+    id_index = application_index(frame) if id_index is None else id_index
+    first = _lookup(id_index, pairs["a"], "a")
+    second = _lookup(id_index, pairs["b"], "b")
+    decision = frame["decision"].to_numpy(dtype=object, na_value="")
+    decided = np.isin(decision[first], ("approved", "denied"))
+    first, second = first[decided], second[decided]
+    applicants, codes = np.unique(second, return_inverse=True)
+    neighbours = np.bincount(codes, minlength=applicants.size)
+    approvals = np.bincount(codes, decision[first] == "approved", applicants.size)
+    approval_share = _ratio(approvals, neighbours)
+    own = decision[applicants]
+    outlier = (neighbours >= min_neighbours) & (
+        ((own == "denied") & (approval_share >= share)) | ((own == "approved") & (1 - approval_share >= share))
+    )
+    rows = applicants[outlier]
+    result = pd.DataFrame(
+        {
+            "application_id": frame["application_id"].iloc[rows].to_numpy(),
+            "lei": frame["lei"].iloc[rows].to_numpy(),
+            "decision": own[outlier],
+            "neighbours": neighbours[outlier].astype(np.int64),
+            "neighbour_approval_share": approval_share[outlier],
+        }
+    ).astype({"application_id": "str", "lei": "str", "decision": "str"})
+    return result.sort_values(["lei", "application_id"], kind="stable", ignore_index=True)
+
+
+# --- shared -----------------------------------------------------------------------------------
+
+_COLLINEAR_TEXT = "group collinear with the covariates"
+
+
+def _canonical_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows in application-id order (shorter ids first: row numbers keep their order), so the
+    floating-point sums of a fit do not depend on the order of the input's rows."""
+    order = _canonical_positions(frame)
+    return frame if order is None else frame.iloc[order]
+
+
+def _canonical_positions(frame: pd.DataFrame) -> np.ndarray | None:
+    """Positions of ``_canonical_order``'s rows; None when the rows are in that order already."""
+    if "application_id" not in frame.columns or frame.empty:
+        return None
+    ids = frame["application_id"].astype(str)
+    order = np.lexsort((ids.to_numpy(dtype=object), ids.str.len().to_numpy()))
+    return None if (order == np.arange(len(order))).all() else order
+
+
+class _Units:
+    """Fit units: one per lender (sorted LEI) and compared group; lenders with a usable row."""
+
+    def __init__(
+        self, frame: pd.DataFrame, group_column: str, reference: str, groups: tuple[str, ...], usable: np.ndarray
+    ) -> None:
+        group = frame[group_column]
+        self.is_reference = group.eq(reference).fillna(False).to_numpy(dtype=bool)
+        self.group_index = np.full(len(frame), -1, dtype=np.int64)
+        for index, name in enumerate(groups):
+            self.group_index[group.eq(name).fillna(False).to_numpy(dtype=bool)] = index
+        taking_part = usable & (self.is_reference | (self.group_index >= 0))
+        lei = frame["lei"].astype("str").to_numpy(dtype=object, na_value=None)
+        known = taking_part & (lei != None)  # noqa: E711 (elementwise)
+        self.leis = np.array(sorted(set(lei[known].tolist())), dtype=object)
+        self.lender = np.full(len(frame), -1, dtype=np.int64)
+        self.lender[known] = np.searchsorted(self.leis, lei[known])
+        self.groups = groups
+        self.count = self.leis.size * len(groups)
+
+    def rows(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows of every unit under ``mask`` (reference rows once per compared group), their
+        unit number and whether they belong to the compared group."""
+        width = len(self.groups)
+        reference = np.flatnonzero(mask & self.is_reference & (self.lender >= 0))
+        parts_rows, parts_unit, parts_indicator = [], [], []
+        for index in range(width):
+            compared = np.flatnonzero(mask & (self.group_index == index) & (self.lender >= 0))
+            parts_rows += [reference, compared]
+            parts_unit += [self.lender[reference] * width + index, self.lender[compared] * width + index]
+            parts_indicator += [np.zeros(reference.size, bool), np.ones(compared.size, bool)]
+        return np.concatenate(parts_rows), np.concatenate(parts_unit), np.concatenate(parts_indicator)
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "lei": pd.Series(np.repeat(self.leis, len(self.groups)), dtype="str"),
+                "group": pd.Series(np.tile(np.array(self.groups, dtype=object), self.leis.size), dtype="str"),
+            }
+        )
+
+
+def _groups(compared: str | Sequence[str], reference: str) -> tuple[str, ...]:
+    groups = (compared,) if isinstance(compared, str) else tuple(compared)
+    if not groups or len(set(groups)) != len(groups):
+        raise UsageError(f"compared groups must be given once each, got {groups!r}")
+    if reference in groups:
+        raise UsageError(f"reference group '{reference}' is also a compared group")
+    return groups
+
+
+def _require(frame: pd.DataFrame, names: Iterable[str], what: str) -> None:
+    known = [str(name) for name in frame.columns]
+    for name in names:
+        if name not in frame.columns:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UsageError(f"{what}: no column '{name}'{hint}")
+
+
+def _usable(frame: pd.DataFrame) -> np.ndarray:
+    usable: np.ndarray = frame["excluded"].eq("").fillna(False).to_numpy(dtype=bool) & frame["decision"].isin(
+        ("approved", "denied")
+    ).to_numpy(dtype=bool)
+    return usable
+
+
+def _covariates(frame: pd.DataFrame, covariates: Covariates) -> np.ndarray:
+    """The model's covariate columns as floats (n, width): numeric columns (logarithms of
+    LOG_COVARIATES, NaN when <= 0), then band and category indicators (``Covariates``). A row
+    with a numeric or banded value missing is NaN throughout its numeric part (left out of
+    the fit); a missing category is a level of its own."""
+    return _labelled_covariates(frame, covariates)[0]
+
+
+def covariate_matrix(frame: pd.DataFrame, covariates: Sequence[str] | Covariates) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The model's covariate columns (numeric, band and category indicators; see ``Covariates``)
+    and, per column, the covariate it comes from ('income', 'dti bands', 'loan_type')."""
+    return _labelled_covariates(frame, as_covariates(covariates))
+
+
+def _labelled_covariates(frame: pd.DataFrame, covariates: Covariates) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``_covariates`` and, per column, the covariate it comes from ('dti bands', 'loan_type')."""
+    columns, labels = [], []
+    for name in covariates.numeric:
+        columns.append(_numeric(frame, name))
+        labels.append(name)
+    for name, edges in covariates.bands:
+        values = _numeric(frame, name, logarithm=False)
+        band = np.searchsorted(np.asarray(edges, dtype=np.float64), values, side="right")
+        for index in range(1, len(edges) + 1):
+            columns.append(np.where(np.isnan(values), np.nan, (band == index).astype(np.float64)))
+            labels.append(f"{name} bands")
+    known = dict(covariates.levels)
+    for name in covariates.categorical:
+        indicators = _indicators(frame[name], known.get(name))
+        columns.extend(indicators)
+        labels.extend([name] * len(indicators))
+    matrix = np.column_stack(columns) if columns else np.empty((len(frame), 0))
+    return matrix, tuple(labels)
+
+
+def _not_controlled(values: np.ndarray, labels: tuple[str, ...], unit: np.ndarray, count: int) -> np.ndarray:
+    """Per unit, the covariates (comma-separated) every column of which is constant in the unit's
+    rows: the fit could not adjust for them (a lender making only conventional loans cannot be
+    adjusted for loan type), so explanations must not claim it did."""
+    if not labels or unit.size == 0:
+        return np.full(count, "", dtype=object)
+    _, spread = _scales(values, unit, count)
+    constant = ~np.isfinite(spread)  # (units, columns)
+    names = list(dict.fromkeys(labels))
+    owner = np.array([names.index(label) for label in labels])
+    flat = np.ones((count, len(names)), dtype=bool)
+    for index in range(len(names)):
+        flat[:, index] = constant[:, owner == index].all(axis=1)
+    present = np.bincount(unit, minlength=count) > 0
+    texts = [", ".join(name for name, gone in zip(names, row, strict=True) if gone) for row in flat]
+    return np.array([text if seen else "" for text, seen in zip(texts, present, strict=True)], dtype=object)
+
+
+def _numeric(frame: pd.DataFrame, name: str, *, logarithm: bool = True) -> np.ndarray:
+    if not pd.api.types.is_numeric_dtype(frame[name]):
+        raise UsageError(f"covariate '{name}' is not numeric ({frame[name].dtype}): name it as a categorical covariate")
+    column: np.ndarray = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    if logarithm and name in LOG_COVARIATES:
+        column = np.where(column > 0, np.log(np.where(column > 0, column, 1.0)), np.nan)
+    return column
+
+
+def _indicators(values: pd.Series, levels: tuple[str, ...] | None = None) -> list[np.ndarray]:
+    """One 0/1 column per value of ``levels`` (``category_levels``: the register's, so every
+    partition has the same columns; by default the frame's own). There is no base level: the
+    columns are centred within each lender's fit and their coefficients penalised (``RIDGE``),
+    which makes the fit unique and the same whichever lenders share a partition."""
+    if levels is None:
+        levels = category_levels(values)
+    codes, uniques = pd.factorize(values.astype(object).where(values.notna(), None), use_na_sentinel=True)
+    position = {level: index for index, level in enumerate(levels)}
+    found = [position.get(level_text(value), -1) for value in uniques]
+    mapped = np.array([*found, position.get(MISSING_LEVEL, -1)], dtype=np.int64)
+    level = mapped[codes]  # the sentinel -1 takes the last entry: missing
+    if (level < 0).any():
+        raise UsageError(f"categorical covariate '{values.name}': a value outside the register's levels")
+    return [(level == index).astype(np.float64) for index in range(len(levels))]
+
+
+def _standardise(values: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
+    """Columns centred and scaled within each unit; a column constant in a unit becomes 0."""
+    if values.shape[1] == 0:
+        return values
+    means, spread = _scales(values, unit, count)
+    standardised: np.ndarray = (values - means[unit]) / spread[unit]
+    return standardised
+
+
+def _scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit and column: the mean and the standard deviation (inf for a column constant in
+    the unit, so that it standardises to 0)."""
+    sizes = np.maximum(np.bincount(unit, minlength=count), 1).astype(np.float64)
+    means = np.column_stack([np.bincount(unit, column, count) for column in values.T]) / sizes[:, None]
+    centred = values - means[unit]
+    spread = np.sqrt(np.column_stack([np.bincount(unit, column**2, count) for column in centred.T]) / sizes[:, None])
+    constant = spread <= 1e-9 * np.maximum(np.abs(means), 1.0)
+    return means, np.where(constant, np.inf, spread)
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The process's BLAS libraries, found once (a look-up reads /proc/self/maps: ~8 ms)."""
+    return ThreadpoolController()
+
+
+def one_blas_thread() -> Any:
+    """A context in which matrix products run on one BLAS thread."""
+    return _blas().limit(limits=1, user_api="blas")
+
+
+def _cross(design: np.ndarray, weight: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
+    """Per-unit weighted cross products sum_i w_i x_i x_i' as (units, p, p): one matrix product
+    per unit over its rows in their order (a stable sort), so a unit's sums do not depend on
+    the other units."""
+    width = design.shape[1]
+    result = np.zeros((count, width, width))
+    order = np.argsort(unit, kind="stable")
+    bounds = np.searchsorted(unit[order], np.arange(count + 1))
+    rows = design[order]
+    weighted = rows * weight[order, None]
+    with one_blas_thread():  # one thread: the same kernel, so the same sums, in every process
+        for index in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            start, stop = bounds[index], bounds[index + 1]
+            result[index] = weighted[start:stop].T @ rows[start:stop]
+    return result
+
+
+def _partial_variance(information: np.ndarray, index: int, rcond: float = 1e-15) -> np.ndarray:
+    """Schur complement of entry ``index``: what of it the other columns do not explain
+    (``rcond``: directions of the others below this share of their largest count as absent)."""
+    others = [column for column in range(information.shape[1]) if column != index]
+    block = information[:, others][:, :, others]
+    side = information[:, index, others]
+    left: np.ndarray = information[:, index, index] - np.einsum(
+        "ui,uij,uj->u", side, np.linalg.pinv(block, rcond=rcond, hermitian=True), side
+    )
+    return left
+
+
+def application_index(frame: pd.DataFrame) -> pd.Index:
+    """The frame's application ids (as text) as an index, to find pair members' rows; build it
+    once per frame and pass it as ``id_index`` to the pair functions."""
+    return pd.Index(frame["application_id"].astype("str").to_numpy(dtype=object))  # plain strings hash fastest
+
+
+def _lookup(id_index: pd.Index, ids: pd.Series, column: str) -> np.ndarray:
+    positions: np.ndarray = id_index.get_indexer(ids.astype("str").to_numpy(dtype=object))
+    if (positions < 0).any():
+        missing = ids.astype("str").to_numpy()[positions < 0]
+        raise UsageError(f"pairs: column '{column}': application id '{missing[0]}' is not in the frame")
+    return positions
+
+
+def _size_reasons(reference: np.ndarray, compared: np.ndarray, minimum: int, noun: str) -> np.ndarray:
+    return _first_reason(
+        np.full(reference.size, "", dtype=object),
+        (compared == 0, f"no compared {noun}"),
+        (reference == 0, f"no reference {noun}"),
+        (compared < minimum, f"fewer than {minimum} compared {noun}"),
+        (reference < minimum, f"fewer than {minimum} reference {noun}"),
+    )
+
+
+def _first_reason(reason: np.ndarray, *rules: tuple[np.ndarray, str]) -> np.ndarray:
+    """Fill empty reasons with the first rule that applies."""
+    for applies, text in rules:
+        reason = np.where((reason == "") & applies, text, reason).astype(object)
+    return reason
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio: np.ndarray = np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
+    return ratio

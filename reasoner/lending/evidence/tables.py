@@ -1,0 +1,394 @@
+"""Cleaned HMDA + ``AuditConfig`` → the tables the rule library binds (``PartitionTables``).
+
+==============  ==============================================================================
+table           one row per
+==============  ==============================================================================
+applications    input row: the cleaned columns (``reasoner.lending.registers.hmda``) and the group
+                columns below; row *n* of this table is row *n* of the input
+lenders         lender: applications, decisions, usable rows, ``tested`` (1 when a statistic
+                could be computed for at least one comparison)
+pairs           similar pair: comparison, b (compared applicant), a (reference applicant),
+                distance, rank, lei, no_stronger (1 when a is no better qualified than b:
+                ``[similarity] comparator_tolerance``), spread_gap (b's rate spread minus a's, NaN unless both
+                loans were originated with a spread); searched pairs are ordered by
+                comparison (``audit.toml`` order), lei, b (as text) and rank
+denial_odds     lender × comparison: ``statistics.lender_denial_odds``, then
+                ``min_detectable_odds_ratio`` (``power``) and the effect sizes (``effects``)
+matched_pairs   lender × comparison: ``statistics.matched_pair_test`` (rank-1 pairs)
+pricing         lender × comparison: ``statistics.pricing_disparity``
+redlining       lender × market × band × measure, and pooled per lender: ``redlining.redlining_signals``
+outliers        compared applicant × comparison: ``statistics.cluster_outliers``
+interactions    lender × interaction (race × sex, race × tract): ``interaction.interaction_tests``
+==============  ==============================================================================
+
+Not bound by the rules, for the report: ``reason_mix`` and ``contradicted_reasons``
+(``denial_reasons``), lender × comparison (× reason).
+
+Group columns: ``race_ethnicity`` is 'Hispanic or Latino' for Hispanic applicants of any race,
+'White non-Hispanic' for White applicants who are not Hispanic, otherwise ``race`` (White
+applicants whose ethnicity is joint or not available get none, so they are in neither group);
+``minority`` is 'Minority' for any race other than White or for Hispanic applicants,
+'White non-Hispanic' for the reference group; ``minority_sex`` and ``minority_tract`` combine
+``minority`` with ``sex`` (Male/Female) and with the tract ('majority-minority tract' when
+``tract_minority_pct`` is above the configured percentage, else 'other tract').
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from reasoner.lending.config import AuditConfig, Comparison
+from reasoner.lending.evidence.denial_reasons import contradicted_reasons, reason_mix
+from reasoner.lending.evidence.effects import with_effects
+from reasoner.lending.evidence.interaction import interaction_tests
+from reasoner.lending.evidence.power import with_power
+from reasoner.lending.evidence.redlining import read_assessment_areas, redlining_signals
+from reasoner.lending.evidence.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs
+from reasoner.lending.evidence.statistics import (
+    application_index,
+    cluster_outliers,
+    denial_probabilities,
+    holm_adjusted,
+    lender_denial_odds,
+    matched_pair_test,
+    pricing_disparity,
+)
+
+__all__ = [
+    "MINORITY_GROUPS",
+    "PAIR_COLUMNS",
+    "PartitionTables",
+    "add_group_columns",
+    "application_positions",
+    "audit_tables",
+    "register_redlining",
+    "similarity_spec",
+    "with_evidence",
+]
+
+HISPANIC = "Hispanic or Latino"
+WHITE = "White non-Hispanic"
+MINORITY_GROUPS = (
+    HISPANIC,
+    "Black or African American",
+    "Asian",
+    "American Indian or Alaska Native",
+    "Native Hawaiian or Other Pacific Islander",
+    "2 or more minority races",
+)
+PAIR_COLUMNS = ("comparison", "b", "a", "distance", "rank", "lei", "spread_gap", "no_stronger")
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionTables:
+    applications: pd.DataFrame
+    lenders: pd.DataFrame
+    pairs: pd.DataFrame
+    denial_odds: pd.DataFrame
+    matched_pairs: pd.DataFrame
+    pricing: pd.DataFrame
+    redlining: pd.DataFrame
+    outliers: pd.DataFrame
+    interactions: pd.DataFrame
+    pair_counts: dict[str, PairCounts] = field(default_factory=dict)
+    pairs_given: bool = False
+    reason_mix: pd.DataFrame = field(default_factory=pd.DataFrame)  # not bound: the report's
+    contradicted_reasons: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def named(self) -> dict[str, pd.DataFrame]:
+        """Every table by the name the rules bind it with."""
+        return {
+            "applications": self.applications,
+            "lenders": self.lenders,
+            "pairs": self.pairs,
+            "denial_odds": self.denial_odds,
+            "matched_pairs": self.matched_pairs,
+            "pricing": self.pricing,
+            "redlining": self.redlining,
+            "outliers": self.outliers,
+            "interactions": self.interactions,
+        }
+
+
+def add_group_columns(frame: pd.DataFrame, majority_minority_percent: float) -> pd.DataFrame:
+    """The frame with ``race_ethnicity``, ``minority``, ``minority_sex``, ``minority_tract``."""
+    frame = frame.copy()
+    race = frame["race"].to_numpy(dtype=object, na_value=None)
+    ethnicity = frame["ethnicity"].to_numpy(dtype=object, na_value=None)
+    hispanic = ethnicity == HISPANIC
+    white = race == "White"
+    race_ethnicity = np.where(hispanic, HISPANIC, np.where(white, None, race))
+    race_ethnicity = np.where(white & (ethnicity == "Not Hispanic or Latino"), WHITE, race_ethnicity)
+    minority = np.where(np.isin(race_ethnicity, MINORITY_GROUPS), "Minority", np.where(race_ethnicity == WHITE, WHITE, None))
+    sex = frame["sex"].to_numpy(dtype=object, na_value=None)
+    binary_sex = np.isin(sex, ("Male", "Female"))
+    known = minority != None  # noqa: E711 (elementwise)
+    minority_sex = np.where(known & binary_sex, minority.astype(str) + " " + sex.astype(str), None)
+    percent = frame["tract_minority_pct"].to_numpy(dtype=np.float64, na_value=np.nan)
+    tract = np.where(percent > majority_minority_percent, "majority-minority tract", "other tract")
+    minority_tract = np.where(known & np.isfinite(percent), minority.astype(str) + " / " + tract, None)
+    for name, values in (
+        ("race_ethnicity", race_ethnicity),
+        ("minority", minority),
+        ("minority_sex", minority_sex),
+        ("minority_tract", minority_tract),
+    ):
+        frame[name] = pd.Series(values, index=frame.index, dtype="str")
+    return frame
+
+
+def audit_tables(
+    cleaned: pd.DataFrame,
+    config: AuditConfig,
+    pairs: pd.DataFrame | None = None,
+    *,
+    scaling: Scaling | None = None,
+    redlining: pd.DataFrame | None = None,
+) -> PartitionTables:
+    """Every table of the module docstring for the cleaned rows ``cleaned`` (``hmda.CleanedHMDA.frame``).
+
+    ``pairs`` replaces the similarity search when given. For a part of a register (some of
+    its lenders, ``audit.audit``): ``scaling`` is the similarity scaling of the whole register
+    (``similar.fit_scaling``) and ``redlining`` its redlining rows about these lenders, which
+    compare each lender with its MSA peers.
+    """
+    frame = add_group_columns(cleaned, config.majority_minority_percent)
+    counts: dict[str, PairCounts] = {}
+    if pairs is None:
+        found = []
+        for comparison in config.comparisons:
+            part = similar_pairs(frame, similarity_spec(config, comparison), scaling)
+            counts[comparison.name] = part.attrs["counts"]
+            part = part[["a", "b", "distance", "rank", "lei"]].copy()
+            part.attrs = {}
+            part.insert(0, "comparison", comparison.name)
+            found.append(_by_lender(part))
+        pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=list(PAIR_COLUMNS[:-2]))
+    pairs = _with_pair_columns(pairs, frame, dict(config.comparator_tolerance))
+    per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
+
+    odds, matched, pricing, outliers = [], [], [], []
+    denial_probability = denial_probabilities(frame, config.denial_model)
+    id_index = application_index(frame)
+    for comparison in config.comparisons:
+        column, reference, compared = comparison.column, comparison.reference, comparison.compared
+        found_pairs = per_comparison.get(comparison.name, pairs.iloc[:0])
+        odds.append(
+            _tag(lender_denial_odds(frame, column, reference, compared, config.denial_model, min_group=config.min_group), comparison)
+        )
+        matched.append(_tag(matched_pair_test(found_pairs, frame, denial_probability=denial_probability, id_index=id_index), comparison))
+        pricing.append(
+            _tag(pricing_disparity(frame, column, reference, compared, config.pricing_model, min_group=config.min_group), comparison)
+        )
+        outliers.append(
+            _tag(
+                cluster_outliers(
+                    frame,
+                    found_pairs,
+                    min_neighbours=config.outlier_min_neighbours,
+                    share=config.outlier_share,
+                    id_index=id_index,
+                ),
+                comparison,
+            )
+        )
+    denial_odds = _with_holm(_sorted(pd.concat(odds, ignore_index=True), ["lei", "comparison", "group"]))
+    treatment = [comparison.name for comparison in config.comparisons if comparison.theory == "treatment"]
+    denial_odds = with_evidence(denial_odds, "log_odds_ratio", math.log(config.alternative_odds_ratio), treatment)
+    denial_odds = with_effects(with_power(denial_odds))
+    return PartitionTables(
+        applications=frame,
+        lenders=_lenders(frame, denial_odds),
+        pairs=pairs,
+        denial_odds=denial_odds,
+        matched_pairs=_with_holm(_sorted(pd.concat(matched, ignore_index=True), ["lei", "comparison"])),
+        pricing=with_evidence(
+            _with_holm(_sorted(pd.concat(pricing, ignore_index=True), ["lei", "comparison", "group"])),
+            "adjusted_gap", config.alternative_pricing_gap, treatment,
+        ),
+        redlining=register_redlining(frame, config) if redlining is None else redlining.reset_index(drop=True),
+        outliers=_sorted(pd.concat(outliers, ignore_index=True), ["lei", "comparison", "application_id"]),
+        interactions=interaction_tests(
+            frame,
+            covariates=config.denial_model,
+            majority_minority_percent=config.majority_minority_percent,
+            min_group=config.min_group,
+        ),
+        pair_counts=counts,
+        pairs_given=not counts,
+        reason_mix=reason_mix(frame, config.comparisons),
+        contradicted_reasons=contradicted_reasons(frame, config.comparisons),
+    )
+
+
+def register_redlining(frame: pd.DataFrame, config: AuditConfig) -> pd.DataFrame:
+    """The redlining table of a whole register (each lender against its peers), as ``[redlining]``
+    of ``audit.toml`` says: bands, volume peers, the assessment areas when a file is named."""
+    settings = config.redlining
+    areas = None if settings.assessment_areas is None else read_assessment_areas(settings.assessment_areas)
+    return redlining_signals(
+        frame,
+        bands=settings.bands,
+        peer_volume=settings.peer_volume,
+        min_peers=settings.min_peers,
+        min_group=config.min_group,
+        assessment_areas=areas,
+    )
+
+
+def similarity_spec(config: AuditConfig, comparison: Comparison) -> SimilaritySpec:
+    """The similarity search of one comparison, as ``audit.toml`` declares it."""
+    return SimilaritySpec(
+        columns=config.similarity_columns,
+        scaling=config.scaling,
+        blocks=config.blocks,
+        neighbours=config.neighbours,
+        max_distance=config.max_distance,
+        group_column=comparison.column,
+        reference=comparison.reference,
+        compared=comparison.compared,
+        log_columns=config.log_columns,
+    )
+
+
+def application_positions(frame: pd.DataFrame) -> pd.Series:
+    """Position of each application in ``frame``, indexed by its id as text."""
+    return pd.Series(np.arange(len(frame)), index=frame["application_id"].astype(str))
+
+
+def _by_lender(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Pairs ordered by lender, then as found (compared applicant, rank): a partition's pairs of
+    a comparison are then one run of the whole register's (``explanations``)."""
+    codes, _ = pd.factorize(pairs["lei"], sort=True, use_na_sentinel=False)
+    order = np.argsort(codes, kind="stable")
+    return pairs if (order[1:] > order[:-1]).all() else pairs.iloc[order].reset_index(drop=True)
+
+
+def _with_pair_columns(pairs: pd.DataFrame, frame: pd.DataFrame, tolerance: dict[str, float]) -> pd.DataFrame:
+    pairs = pairs.reset_index(drop=True)
+    spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
+    originated = frame["action_taken"].to_numpy() == 1
+    spread = np.where(originated, spread, np.nan)
+    position = application_positions(frame)
+    first = position.reindex(pairs["a"].astype(str)).to_numpy()
+    second = position.reindex(pairs["b"].astype(str)).to_numpy()
+    known = ~(np.isnan(first) | np.isnan(second))
+    gap = np.full(len(pairs), np.nan)
+    gap[known] = spread[second[known].astype(np.int64)] - spread[first[known].astype(np.int64)]
+    out = pairs.copy()
+    out["spread_gap"] = gap
+    out["no_stronger"] = _no_stronger(frame, first, second, known, tolerance)
+    return out
+
+
+def _no_stronger(
+    frame: pd.DataFrame, first: np.ndarray, second: np.ndarray, known: np.ndarray, tolerance: dict[str, float]
+) -> np.ndarray:
+    """Per pair, 1 when the reference applicant ``a`` is no better qualified than the compared
+    applicant ``b`` (a comparative file review's control): ``a``'s income at most ``income``
+    (a share) above ``b``'s, its DTI and CLTV at most ``dti`` and ``cltv`` points below; else 0
+    (and 0 when either is unknown)."""
+    result = np.zeros(len(first), dtype=np.int64)
+    if not known.any():
+        return result
+    a, b = first[known].astype(np.int64), second[known].astype(np.int64)
+
+    def values(name: str) -> np.ndarray:
+        return frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+
+    income, dti, cltv = values("income"), values("dti"), values("cltv")
+    weaker = (
+        (income[a] <= income[b] * (1 + tolerance["income"]))
+        & (dti[a] >= dti[b] - tolerance["dti"])
+        & (cltv[a] >= cltv[b] - tolerance["cltv"])
+    )
+    result[known] = weaker.astype(np.int64)
+    return result
+
+
+MAX_EVIDENCE = 25.0  # the largest weight one body of evidence may carry (e^25: beyond any doubt)
+
+
+def with_evidence(table: pd.DataFrame, estimate: str, alternative: float, comparisons: list[str]) -> pd.DataFrame:
+    """The table with the evidence each row carries, graded rather than thresholded:
+
+    - ``llr``: the log-likelihood ratio of the estimate (normal, with its standard error ``s``;
+      for a t statistic, the standard error that gives the same p-value under the normal)
+      under the alternative effect ``d`` (a log odds ratio, or a rate-spread gap) against no
+      effect: ``(estimate * d - d**2 / 2) / s**2``. Positive when the data favour a disparity of
+      size ``d`` over none, negative when they favour none; it grows with precision, so a large
+      lender's small, significant gap (below ``d / 2``) counts against a finding, not for it.
+    - ``strongest``: 1 on the lender's row of highest ``llr`` among ``comparisons`` (the nested
+      comparisons look at the same applicants: the lender's evidence is counted once), else 0.
+    - ``evidence_weight``: on that row, ``llr - ln k`` (k the lender's comparisons with an
+      estimate: looking k times costs ln k, the log of Bonferroni's factor), floored at 0 and
+      capped at ``MAX_EVIDENCE``; 0 elsewhere.
+    """
+    table = table.copy()
+    value = table[estimate].to_numpy(dtype=np.float64, na_value=np.nan)
+    error = table["standard_error"].to_numpy(dtype=np.float64, na_value=np.nan)
+    if "degrees_of_freedom" in table.columns:  # a t statistic: its normal equivalent, so few loans weigh little
+        freedom = table["degrees_of_freedom"].to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            statistic = value / error
+            # the z with the t statistic's tail probability, on the log scale: exact far in the tail too
+            equivalent = -np.sign(statistic) * special.ndtri_exp(stats.t.logsf(np.abs(statistic), freedom))
+            equivalent = np.where(np.isfinite(equivalent), equivalent, statistic)  # beyond scipy's tail: t itself
+            error = np.where(np.abs(equivalent) > 0, value / equivalent, error)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        llr = (value * alternative - alternative**2 / 2) / error**2
+    table["llr"] = llr
+    eligible = table["comparison"].isin(comparisons).to_numpy() & np.isfinite(llr)
+    ranked = pd.DataFrame({"lei": table["lei"], "llr": np.where(eligible, llr, -np.inf), "row": np.arange(len(table))})
+    ranked = ranked[eligible].sort_values(["lei", "llr", "row"], ascending=[True, False, True], kind="stable")
+    best = ranked.drop_duplicates("lei")["row"].to_numpy()
+    tried = ranked.groupby("lei", sort=False)["row"].size()
+    strongest = np.zeros(len(table), dtype=np.int64)
+    strongest[best] = 1
+    weight = np.zeros(len(table))
+    looks = tried.reindex(table["lei"].iloc[best]).to_numpy(dtype=np.float64)
+    weight[best] = np.round(np.clip(llr[best] - np.log(looks), 0.0, MAX_EVIDENCE), 4)  # the rules' precision
+    table["strongest"] = strongest
+    table["evidence_weight"] = weight
+    return table
+
+
+def _with_holm(table: pd.DataFrame) -> pd.DataFrame:
+    """``p_adjusted``: ``p_value`` adjusted by Holm's method over the lender's comparisons (a lender
+    is tested once per comparison, so one chance finding among them is not evidence)."""
+    table["p_adjusted"] = holm_adjusted(table["p_value"].to_numpy(dtype=np.float64), table["lei"].to_numpy())
+    return table
+
+
+def _tag(result: pd.DataFrame, comparison: Comparison) -> pd.DataFrame:
+    result = result.copy()
+    result.insert(1 if "lei" in result.columns[:1] else 0, "comparison", comparison.name)
+    return result
+
+
+def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def _lenders(frame: pd.DataFrame, denial_odds: pd.DataFrame) -> pd.DataFrame:
+    decided = frame["decision"].isin(("approved", "denied"))
+    usable = decided & frame["excluded"].eq("")
+    summary = pd.DataFrame(
+        {
+            "lei": frame["lei"],
+            "applications": 1,
+            "decisions": decided.astype(np.int64),
+            "usable": usable.astype(np.int64),
+            "denied": (usable & frame["decision"].eq("denied")).astype(np.int64),
+        }
+    )
+    lenders = summary.groupby("lei", sort=True).sum().reset_index()
+    tested = denial_odds.loc[denial_odds["reason"] == "", "lei"].unique()
+    lenders["tested"] = lenders["lei"].isin(tested).astype(np.int64)
+    lenders["lei"] = lenders["lei"].astype("str")
+    return lenders

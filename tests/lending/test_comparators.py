@@ -1,0 +1,62 @@
+"""A matched denial needs an approved comparator who was no better qualified (comparative file review)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support import REPOSITORY
+
+from reasoner.errors import RuleError
+from reasoner.lending import clean_hmda, synthesize
+from reasoner.lending.config import load_config
+from reasoner.lending.evidence.tables import audit_tables
+
+RULES = REPOSITORY / "rules"
+
+
+@pytest.fixture(scope="module")
+def tables():  # type: ignore[no-untyped-def]
+    raw, _ = synthesize(6000, 6, seed=8, simple=True)
+    frame = clean_hmda(raw, "synth").frame
+    config = load_config(RULES / "audit.toml")
+    return frame, config, audit_tables(frame, config.with_levels(frame))
+
+
+def test_no_stronger_means_no_better_income_dti_or_cltv(tables) -> None:  # type: ignore[no-untyped-def]
+    frame, _, result = tables
+    pairs = result.pairs
+    indexed = frame.set_index(frame["application_id"].astype(str))
+    a, b = indexed.loc[pairs["a"].astype(str)], indexed.loc[pairs["b"].astype(str)]
+    weaker = (
+        (a["income"].to_numpy() <= b["income"].to_numpy() * 1.05)
+        & (a["dti"].to_numpy() >= b["dti"].to_numpy() - 2)
+        & (a["cltv"].to_numpy() >= b["cltv"].to_numpy() - 2)
+    )
+    assert pairs["no_stronger"].tolist() == weaker.astype(int).tolist()
+    assert 0 < pairs["no_stronger"].mean() < 1  # similar neighbours are often stronger
+
+
+def test_a_wider_tolerance_admits_more_comparators(tables) -> None:  # type: ignore[no-untyped-def]
+    frame, config, result = tables
+    wide = dataclasses.replace(config, comparator_tolerance=(("cltv", 50.0), ("dti", 50.0), ("income", 5.0)))
+    widened = audit_tables(frame, wide.with_levels(frame)).pairs
+    assert widened["no_stronger"].sum() > result.pairs["no_stronger"].sum()
+    assert np.all(widened["no_stronger"].to_numpy() >= result.pairs["no_stronger"].to_numpy())
+
+
+def test_a_bad_tolerance_points_at_its_line(tmp_path: Path) -> None:
+    text = (
+        (RULES / "audit.toml")
+        .read_text()
+        .replace("comparator_tolerance = { income = 0.05,", "comparator_tolerance = { incom = 0.05,")
+    )
+    (tmp_path / "audit.toml").write_text(text)
+    with pytest.raises(RuleError) as caught:
+        load_config(tmp_path / "audit.toml")
+    diagnostic = caught.value.diagnostics[0]
+    assert diagnostic.message == "unknown key 'incom' in comparator_tolerance"
+    assert diagnostic.notes == ("did you mean 'income'?",)
+    assert "comparator_tolerance = { incom" in diagnostic.span.line_text and diagnostic.span.column > 1

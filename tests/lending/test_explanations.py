@@ -1,0 +1,143 @@
+"""Explanations rendered per partition and renumbered as rows of the whole register's tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support import REPOSITORY, SAMPLE
+
+from reasoner.lending.audit.explanations import Numbering, numberings
+
+RULES = REPOSITORY / "rules"
+
+
+def _citations(record: object) -> list[tuple[str, str]]:
+    """(atom, source) of every cited evidence atom of a record."""
+    found: list[tuple[str, str]] = []
+    if isinstance(record, dict):
+        if "atom" in record and isinstance(record.get("source"), str) and isinstance(record.get("value"), bool):
+            found.append((str(record["atom"]), record["source"]))
+        for value in record.values():
+            found.extend(_citations(value))
+    elif isinstance(record, list):
+        for value in record:
+            found.extend(_citations(value))
+    return found
+
+
+@pytest.fixture(scope="module")
+def partitioned() -> tuple[object, list[dict[str, object]]]:
+    from reasoner.lending.audit.run import audit
+    from reasoner.lending.outputs.write import explanation_records
+
+    result = audit([RULES], SAMPLE, workers=1, partition_rows=400)
+    return result, explanation_records(result)
+
+
+def test_citations_of_partitions_are_rows_of_the_whole_registers_tables(partitioned) -> None:  # type: ignore[no-untyped-def]
+    from reasoner.lending.config import load_config
+    from reasoner.lending.evidence.tables import audit_tables
+    from reasoner.lending.registers.files import read_hmda
+    from reasoner.lending.registers.hmda import INPUT_COLUMNS, clean_hmda
+
+    _, records = partitioned
+    cleaned = clean_hmda(read_hmda(SAMPLE, INPUT_COLUMNS), SAMPLE.name).frame
+    whole = audit_tables(cleaned, load_config(RULES / "audit.toml"))
+    checked: dict[str, int] = {}
+    for record in records:
+        for atom, source in _citations(record):
+            label, _, number = source.rpartition(" row ")
+            if not number.isdigit():
+                continue
+            row = int(number) - 1
+            if label == "pairs":
+                pair = whole.pairs.iloc[row]
+                expected = [f'"{pair["a"]}"', f'"{pair["b"]}"', str(pair["comparison"])]
+            elif label == SAMPLE.name:
+                expected = [str(cleaned["application_id"].iat[row])]
+                if not atom.startswith(("Applicant", "Minority", "Denied", "Approved")):
+                    expected = []  # an application's column cited for another atom: only its row is checked
+                assert 0 <= row < len(cleaned)
+            else:
+                table = getattr(whole, label)
+                key = "application_id" if "application_id" in table.columns else "lei"
+                expected = [str(table[key].iat[row])]  # a lender's rows come from its partition
+            assert all(text in atom for text in expected), (atom, source, expected)
+            checked[label] = checked.get(label, 0) + 1
+    assert checked.get("pairs", 0) > 50 and checked.get("denial_odds", 0) > 50 and checked.get(SAMPLE.name, 0) > 50
+
+
+def test_application_records_cite_their_input_row(partitioned) -> None:  # type: ignore[no-untyped-def]
+    _, records = partitioned
+    applications = [record for record in records if record["finding"] == "application"]
+    assert applications
+    assert all(record["source"] == f"{SAMPLE.name} row {record['row']}" for record in applications)
+
+
+def test_renumber_touches_only_source_values() -> None:
+    numbering = Numbering("facts.parquet", np.array([10, 20, 30]), {"denial_odds": 5}, ((0, 0),))
+    text = (
+        json.dumps(
+            {
+                "source": "denial_odds row 2",
+                "atoms": [{"atom": 'A("denial_odds row 2")', "source": "facts.parquet row 3"}],
+                "note": {"source": "other row 1"},
+                "id": 'x", "source": "denial_odds row 1',
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
+    record = json.loads(numbering.renumber(text))
+    assert record["source"] == "denial_odds row 7"
+    assert record["atoms"] == [{"atom": 'A("denial_odds row 2")', "source": "facts.parquet row 30"}]
+    assert record["note"] == {"source": "other row 1"}  # not one of our tables
+    assert record["id"] == 'x", "source": "denial_odds row 1'  # inside another string: left alone
+
+
+def test_renumber_a_label_with_quotes_and_non_ascii() -> None:
+    label = 'año "2024".parquet'
+    numbering = Numbering(label, np.array([7, 8]), {}, ((0, 0),))
+    text = json.dumps({"source": f"{label} row 2"}, ensure_ascii=False) + "\n"
+    assert json.loads(numbering.renumber(text)) == {"source": f"{label} row 8"}
+
+
+def test_pair_rows_follow_comparisons_then_partitions() -> None:
+    # Two partitions, comparisons x then y; the whole table: x of part 0 (3 rows), x of part 1 (2),
+    # y of part 0 (1), y of part 1 (4).
+    parts = [
+        (np.arange(1, 4), {"lenders": 2}, {"x": 3, "y": 1}),
+        (np.arange(4, 9), {"lenders": 1}, {"x": 2, "y": 4}),
+    ]
+    first, second = numberings(parts, ["x", "y"], "f")
+    assert [first.convert("pairs", row) for row in (1, 2, 3, 4)] == [1, 2, 3, 6]
+    assert [second.convert("pairs", row) for row in (1, 2, 3, 4, 5, 6)] == [4, 5, 7, 8, 9, 10]
+    assert (first.convert("lenders", 2), second.convert("lenders", 1)) == (2, 3)
+    assert second.convert("f", 2) == 5
+
+
+def test_spill_is_removed_with_the_audit(partitioned) -> None:  # type: ignore[no-untyped-def]
+    from reasoner.lending.audit.run import audit
+
+    result = audit([RULES], SAMPLE, workers=1)
+    directory = Path(result.explanations.directory)
+    assert any(directory.iterdir())
+    result.explanations.close()
+    assert not directory.exists()
+
+
+def test_no_room_for_the_explanations_is_a_limit_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from reasoner.errors import LimitError
+    from reasoner.lending.audit.run import audit
+
+    def full(self: Path, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(LimitError, match="No space left on device.*set TMPDIR"):
+        audit([RULES], SAMPLE, workers=1)
