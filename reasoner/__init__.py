@@ -21,35 +21,36 @@ Names are imported on first use (PEP 562), so ``import reasoner`` loads no numer
 
 from __future__ import annotations
 
-import importlib
 import sys
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from reasoner.lazy import lazy_names
 
 __version__ = "0.1.0"
 
-# public name → the module that defines it
+# public name → the module of this package that defines it
 _EXPORTS = {
-    "ArgumentError": "reasoner.errors",
-    "CheckedProgram": "reasoner.check",
-    "Diagnostic": "reasoner.errors",
-    "EvidenceError": "reasoner.errors",
-    "LimitError": "reasoner.errors",
-    "Limits": "reasoner.limits",
-    "MemoryTable": "reasoner.evidence",
-    "Program": "reasoner.syntax",
-    "Proof": "reasoner.explain",
-    "QueryAtom": "reasoner.pipeline",
-    "QueryPattern": "reasoner.check",
-    "ReasonerError": "reasoner.errors",
-    "RuleError": "reasoner.errors",
-    "RuleFileError": "reasoner.errors",
-    "Run": "reasoner.pipeline",
-    "Solution": "reasoner.solve",
-    "check": "reasoner.pipeline",
-    "explain": "reasoner.pipeline",
-    "parse": "reasoner.pipeline",
-    "run": "reasoner.pipeline",
+    "ArgumentError": "errors",
+    "CheckedProgram": "check",
+    "Diagnostic": "errors",
+    "EvidenceError": "errors",
+    "LimitError": "errors",
+    "Limits": "limits",
+    "MemoryTable": "evidence",
+    "Program": "syntax",
+    "Proof": "explain",
+    "QueryAtom": "pipeline",
+    "QueryPattern": "check",
+    "ReasonerError": "errors",
+    "RuleError": "errors",
+    "RuleFileError": "errors",
+    "Run": "pipeline",
+    "Solution": "solve",
+    "check": "pipeline",
+    "explain": "pipeline",
+    "parse": "pipeline",
+    "run": "pipeline",
 }
 
 __all__ = [
@@ -95,18 +96,7 @@ if TYPE_CHECKING:
     from reasoner.syntax import Program
 
 
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'reasoner' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)
 
 
 class _Package(ModuleType):
@@ -115,7 +105,7 @@ class _Package(ModuleType):
     here the function keeps it (``from reasoner.parse import ...`` still finds the module)."""
 
     def __setattr__(self, name: str, value: object) -> None:
-        if isinstance(value, ModuleType) and _EXPORTS.get(name) not in (None, value.__name__):
+        if isinstance(value, ModuleType) and name in _EXPORTS and f"reasoner.{_EXPORTS[name]}" != value.__name__:
             return
         super().__setattr__(name, value)
 
