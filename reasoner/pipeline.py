@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reasoner.check import CheckedProgram, QueryPattern, check_program
+from reasoner.check import CheckedProgram, QueryPattern, check_program, require_weights
 from reasoner.encode import Encoding, encode
 from reasoner.errors import ArgumentError, Option
 from reasoner.evidence import Evidence, MemoryTable, load_evidence
@@ -165,6 +165,7 @@ def run(
             program = check(rules, queries=patterns, query_spans=query_spans, limits=limits)
         if not patterns and not program.queries:
             raise ArgumentError("no query: name the query predicates with ", Option("queries", "P,Q"))
+        require_weights(program)  # a formula written without a weight (a learning template) cannot be inferred with
         lap("parse")
         files = [Path(evidence)] if isinstance(evidence, (str, Path)) else [Path(file) for file in evidence]
         facts = load_evidence(program, files, dict(tables) if tables is not None else None)
