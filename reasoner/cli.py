@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,14 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--explain", action="append", default=[], metavar="ATOM", help="print the derivation of an atom, e.g. 'Cancer(Anna)'")
     parser.add_argument("--margins", metavar="P,Q|all|none", help="atoms that get margins (default: all query atoms up to 1,000)")
+    parser.add_argument(
+        "--solver", choices=("auto", "rc2", "highs"), default="auto",
+        help="exact backend per component (default auto: RC2 for small components, local search then HiGHS for large)",
+    )
+    parser.add_argument(
+        "--hard-weight", metavar="W",
+        help="hard formulas become soft ones of weight W (as in Tuffy); reports how many the world breaks",
+    )
     _common_options(parser)
     _audit_output_options(parser)
     parser.add_argument("--version", action="version", version=f"reason {__version__}")
@@ -80,6 +89,18 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-limit", metavar="SIZE", help="stop cleanly past this resident memory, e.g. 4G")
     parser.add_argument("--max-groundings", type=int, metavar="N", help="groundings one formula may have (default 20M)")
     _limit_option(parser)
+
+
+def _hard_weight(text: str | None) -> Decimal | None:
+    if text is None:
+        return None
+    try:
+        weight = Decimal(text)
+    except InvalidOperation:
+        raise UsageError(f"--hard-weight must be a positive number, got '{printable(text)}'") from None
+    if not weight.is_finite() or weight <= 0:
+        raise UsageError(f"--hard-weight must be a positive number, got '{printable(text)}'")
+    return weight
 
 
 def _limit_option(parser: argparse.ArgumentParser) -> None:
@@ -433,6 +454,8 @@ def _run(options: argparse.Namespace) -> int:
         workers=options.workers or 1,
         explain_atoms=options.explain,
         limits=run_limits,
+        solver=options.solver,
+        hard_weight=_hard_weight(options.hard_weight),
     )
     solved = result.solution.status != "unsatisfiable"
     proofs = [explain(result, text) for text in options.explain] if solved else []
@@ -451,9 +474,9 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
     _configure_audit(run_limits, memory=False)
     if options.partition_rows is not None and options.partition_rows < 1:
         raise UsageError("--partition-rows must be at least 1")
+    from reasoner.lending.audit.progress import Progress, StageTiming, timing_table
     from reasoner.lending.audit.run import PARTITION_ROWS, audit
     from reasoner.lending.outputs.write import check_output, output_lock, write_outputs
-    from reasoner.lending.audit.progress import Progress, StageTiming, timing_table
 
     signing_key = None
     if options.sign is not None:  # before the work: a wrong key fails at once

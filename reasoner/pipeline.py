@@ -26,6 +26,7 @@ from reasoner.explain import Proof, explain_atom, find_atom
 from reasoner.ground import TRUE, UNKNOWN, GroundNetwork, ground
 from reasoner.limits import Limits, MemoryWatchdog, watched_memory_limit
 from reasoner.parse import parse_program, parse_text
+from reasoner.soften import broken_hard_formulas, soften
 from reasoner.solve import Solution, Status, solve
 from reasoner.syntax import Program, Span
 
@@ -134,6 +135,8 @@ def run(
     explain_atoms: Sequence[str] = (),
     limits: Limits = DEFAULT_LIMITS,
     program: CheckedProgram | None = None,
+    solver: str = "auto",
+    hard_weight: Decimal | None = None,
 ) -> Run:
     """Parse, check, load, ground, encode and solve: the MAP world of the query predicates.
 
@@ -145,6 +148,8 @@ def run(
     best world found (status ``feasible``); ``workers`` solver processes never change the
     result. ``program``: the checked ``rules`` and ``queries`` when the caller has them already
     (the lending audit checks its rules once for many partitions).
+    ``solver``: the exact backend (``reasoner.solve.BACKENDS``); ``hard_weight``: hard formulas
+    become soft ones of this weight, and ``solution.stats["hard_broken"]`` counts those broken.
     """
     if time_limit is not None and not time_limit > 0:
         raise ArgumentError(Option("time_limit"), " must be a positive number of seconds")
@@ -171,6 +176,9 @@ def run(
         facts = load_evidence(program, files, dict(tables) if tables is not None else None)
         lap("evidence")
         network = ground(program, facts, limits=limits)
+        hard_blocks: frozenset[int] = frozenset()
+        if hard_weight is not None:
+            network, hard_blocks = soften(network, hard_weight)
         lap("ground")
         encoding = encode(network)
         lap("encode")
@@ -178,7 +186,9 @@ def run(
         margin_predicates = _margin_predicates(found, margins, program)
         margin_atoms = [atom.atom_id for atom in found if atom.atom_id and _predicate(atom) in margin_predicates]
         margin_atoms += _explained_atom_ids(network, explain_atoms)
-        solution = solve(encoding, margin_atoms=margin_atoms, time_limit=time_limit, workers=workers)
+        solution = solve(encoding, margin_atoms=margin_atoms, time_limit=time_limit, workers=workers, backend=solver)
+        if hard_weight is not None:
+            solution.stats["hard_broken"] = broken_hard_formulas(network, encoding, hard_blocks, solution.values)
         lap("solve")
     values = solution.values
     atoms = tuple(
