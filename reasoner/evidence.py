@@ -37,6 +37,7 @@ __all__ = [
     "parse_query_file",
     "parse_query_names",
     "read_table",
+    "split_args",
 ]
 
 _ATOM = re.compile(r"\s*(!?)\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
@@ -45,7 +46,6 @@ _ARG = re.compile(r'\s*("(?:[^"\\]|\\.)*"|[^,"]*?)\s*(,|$)')
 _INTEGER = re.compile(r"[+-]?\d+\Z")
 _FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?\Z")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +131,7 @@ def parse_constant(text: str) -> ConstantValue:
     return text
 
 
-def _split_args(text: str) -> list[str] | None:
+def split_args(text: str) -> list[str] | None:
     if not text.strip():
         return []
     if '"' not in text:
@@ -182,7 +182,7 @@ def parse_db(
         if prior is not None:
             line = " " * prior.end() + line[prior.end() :]
         match = _ATOM.match(line)
-        args = _split_args(match.group(3)) if match else None
+        args = split_args(match.group(3)) if match else None
         if match is None or args is None or any(arg == "" for arg in args):
             column = len(line) - len(line.lstrip()) + 1
             errors.append(
@@ -475,7 +475,7 @@ def _condition_mask(table: pd.DataFrame, rows: pd.Series, condition: Condition, 
     return np.asarray(result, dtype=bool)
 
 
-def _typed_like(column: pd.Series, values: list[object]) -> bool:
+def _typed_like(column: pd.Series, values: Sequence[object]) -> bool:
     """Whether ``column.isin(values)`` compares canonical constants: a text column (not object)
     against text, or an integer column against integers."""
     if is_text(column):
@@ -504,7 +504,7 @@ def _canonical_series(values: pd.Series) -> pd.Series:
         # Strings are their own canonical value: no per-value conversion.
         array = values.to_numpy(dtype=object, na_value=None)
         return pd.Series(array, dtype=object, index=values.index)
-    out = []
+    out: list[ConstantValue | None] = []
     for value in values.tolist():
         if value is None or (isinstance(value, float) and value != value):
             out.append(None)
@@ -645,7 +645,7 @@ def parse_query_file(path: Path) -> tuple[list[QueryPattern], dict[str, Span]]:
             spans.setdefault(line, _span(file, number, column, len(line), raw))
             continue
         match = _ATOM.match(line)
-        args = _split_args(match.group(3)) if match else None
+        args = split_args(match.group(3)) if match else None
         if match is None or args is None or match.group(1):
             raise RuleError([Diagnostic(_span(file, number, column, len(line), raw), "expected a query predicate or atom such as 'Cancer(x)'")])
         name = match.group(2)
