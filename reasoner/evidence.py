@@ -25,6 +25,7 @@ from reasoner.check import CheckedFormula, CheckedProgram, Predicate, QueryPatte
 from reasoner.constants import ConstantValue, canonical, display
 from reasoner.errors import Diagnostic, EvidenceError, RuleError, UsageError
 from reasoner.limits import raise_if_memory_limit_reached
+from reasoner.parse import unquote
 from reasoner.syntax import Atom, Binding, Column, Condition, Implies, Span, Variable, WeightedFormula
 
 __all__ = [
@@ -121,9 +122,7 @@ def file_sha256(path: Path) -> str:
 def parse_constant(text: str) -> ConstantValue:
     """A constant written in an evidence file or query: number, name or quoted string."""
     if text.startswith('"') and text.endswith('"') and len(text) >= 2:
-        from reasoner.parse import _unquote
-
-        return _unquote(text)
+        return unquote(text)
     if _INTEGER.match(text):
         return int(text)
     if _FLOAT.match(text):

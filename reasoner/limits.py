@@ -277,8 +277,10 @@ class MemoryWatchdog:
             self._signals = False
 
     def check(self) -> None:
-        """Raise the limit's error if the limit was passed (for watchdogs that cannot signal)."""
-        if self.reached:
+        """Raise the limit's error if the limit was passed (for watchdogs that cannot signal), or
+        is passed now (a run shorter than the watching interval is checked once at its end)."""
+        if self.reached or resident_bytes() > self.limit:
+            self.reached = True
             raise self._error()
 
     def _error(self) -> LimitError:

@@ -55,7 +55,7 @@ from reasoner.syntax import (
     WeightedFormula,
 )
 
-__all__ = ["grammar_path", "parse_program", "parse_text", "rule_files"]
+__all__ = ["grammar_path", "parse_program", "parse_text", "rule_files", "unquote"]
 
 _TERMINAL_NAMES = {
     "PREDICATE": "a predicate",
@@ -691,7 +691,7 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
         if token.type == "ROW":
             return Column(None, span)
         if token.type == "STRING":
-            return Column(_unquote(str(token)), span)
+            return Column(unquote(str(token)), span)
         if token.type == "CONSTANT_NAME":
             return Column(None, span, str(token))
         if token.type in ("INTEGER", "FLOAT"):
@@ -802,7 +802,7 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
             number = float(text)
             value = int(number) if number.is_integer() and -(2**63) <= number < 2**63 else number
         elif token.type == "STRING":
-            value = _unquote(text)
+            value = unquote(text)
         else:
             value = text
         return Constant(value, span)
@@ -834,7 +834,7 @@ def _capitalised_types(statement: Statement) -> bool:
 _HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
 
 
-def _unquote(text: str) -> str:
+def unquote(text: str) -> str:
     body = text[1:-1]
     if "\\" not in body:
         return body
