@@ -60,20 +60,40 @@ def _run_parser() -> argparse.ArgumentParser:
             "A rule path named like a subcommand: write ./check."
         ),
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="rule files or directories (*.mln), evidence (*.db), tables (parquet, CSV, HMDA registers)")
-    parser.add_argument("--query", "-q", action="append", default=[], metavar="P,Q", help="query predicates (open world, reported)")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="rule files or directories (*.mln), evidence (*.db), tables (parquet, CSV, HMDA registers)",
+    )
+    parser.add_argument(
+        "--query", "-q", action="append", default=[], metavar="P,Q", help="query predicates (open world, reported)"
+    )
     parser.add_argument("--query-file", type=Path, metavar="FILE", help="Tuffy query.db: query predicates or atoms")
-    parser.add_argument("--table", action="append", default=[], metavar="NAME=PATH", help="a table for 'bind ... from NAME'")
+    parser.add_argument(
+        "--table", action="append", default=[], metavar="NAME=PATH", help="a table for 'bind ... from NAME'"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--explain", action="append", default=[], metavar="ATOM", help="print the derivation of an atom, e.g. 'Cancer(Anna)'")
-    parser.add_argument("--margins", metavar="P,Q|all|none", help="atoms that get margins (default: all query atoms up to 1,000)")
+    parser.add_argument(
+        "--explain",
+        action="append",
+        default=[],
+        metavar="ATOM",
+        help="print the derivation of an atom, e.g. 'Cancer(Anna)'",
+    )
+    parser.add_argument(
+        "--margins", metavar="P,Q|all|none", help="atoms that get margins (default: all query atoms up to 1,000)"
+    )
     _marginal_options(parser)
     parser.add_argument(
-        "--solver", choices=("auto", "rc2", "highs"), default="auto",
+        "--solver",
+        choices=("auto", "rc2", "highs"),
+        default="auto",
         help="exact backend per component (default auto: RC2 for small components, local search then HiGHS for large)",
     )
     parser.add_argument(
-        "--hard-weight", metavar="W",
+        "--hard-weight",
+        metavar="W",
         help="hard formulas become soft ones of weight W (as in Tuffy); reports how many the world breaks",
     )
     _common_options(parser)
@@ -84,7 +104,8 @@ def _run_parser() -> argparse.ArgumentParser:
 
 def _marginal_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--marginals", action="store_true",
+        "--marginals",
+        action="store_true",
         help="print each query atom's probability (Alchemy .result lines; exact on small components, else MC-SAT)",
     )
     parser.add_argument(
@@ -142,8 +163,15 @@ def _learn(options: argparse.Namespace) -> int:
     from reasoner.learn import describe_learning, learn_weights, write_learned
 
     learning = learn_weights(
-        rules, evidence, truth, dict(tables), patterns, sigma=options.sigma, iterations=options.iterations,
-        samples=options.samples, seed=options.seed,
+        rules,
+        evidence,
+        truth,
+        dict(tables),
+        patterns,
+        sigma=options.sigma,
+        iterations=options.iterations,
+        samples=options.samples,
+        seed=options.seed,
     )
     written = write_learned(learning, out, evidence=evidence, truth=truth)
     print(describe_learning(learning))
@@ -153,11 +181,18 @@ def _learn(options: argparse.Namespace) -> int:
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
     """Options of both the engine and the audit."""
-    parser.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop exact solving and report the best world found")
     parser.add_argument(
-        "--workers", type=int, metavar="N", help="processes (default: 1 for the engine, every core for the audit; results do not depend on it)"
+        "--time-limit", type=float, metavar="SECONDS", help="stop exact solving and report the best world found"
     )
-    parser.add_argument("--no-timings", action="store_true", help="leave timings out of the JSON or manifest.json (byte-stable output)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes (default: 1 for the engine, every core for the audit; results do not depend on it)",
+    )
+    parser.add_argument(
+        "--no-timings", action="store_true", help="leave timings out of the JSON or manifest.json (byte-stable output)"
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--memory-limit", metavar="SIZE", help="stop cleanly past this resident memory, e.g. 4G")
     parser.add_argument("--max-groundings", type=int, metavar="N", help="groundings one formula may have (default 20M)")
@@ -178,7 +213,10 @@ def _hard_weight(text: str | None) -> Decimal | None:
 
 def _limit_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--limit", action="append", default=[], metavar="NAME=N",
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=N",
         help="change a rule-file limit: max-rule-bytes, max-line-length, max-statement-tokens, max-nesting, max-range",
     )
 
@@ -243,50 +281,92 @@ def _configure_audit(run_limits: limits.Limits, *, memory: bool) -> None:
 
 
 def _audit_output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", "-o", type=Path, default=Path("reason-out"), metavar="OUT", help="audit: output directory (default ./reason-out)")
+    parser.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        default=Path("reason-out"),
+        metavar="OUT",
+        help="audit: output directory (default ./reason-out)",
+    )
     parser.add_argument("--force", action="store_true", help="audit: replace the outputs of a previous run")
     parser.add_argument(
-        "--sign", type=Path, metavar="KEY", help="audit: sign manifest.json with this Ed25519 private key (PEM) into manifest.json.sig"
+        "--sign",
+        type=Path,
+        metavar="KEY",
+        help="audit: sign manifest.json with this Ed25519 private key (PEM) into manifest.json.sig",
     )
     parser.add_argument("--quiet", action="store_true", help="audit: no progress bars or timing table on stderr")
     parser.add_argument(
-        "--partition-rows", type=int, default=None, metavar="N",
+        "--partition-rows",
+        type=int,
+        default=None,
+        metavar="N",
         help="audit: rows per partition of whole lenders (default 20,000; results do not depend on it)",
     )
     parser.add_argument(
         "--cluster", metavar="ADDRESS", help="audit: run the partitions on a Dask cluster, e.g. tcp://scheduler:8786"
     )
     parser.add_argument(
-        "--model-evidence", type=Path, metavar="OUT_MODEL",
+        "--model-evidence",
+        type=Path,
+        metavar="OUT_MODEL",
         help="audit: the -o directory of 'reason audit-model', weighed by rules/70-model.mln",
     )
 
 
 def _audit_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="reason audit", description="Fair-lending audit of an HMDA table with the built-in rule library.")
-    parser.add_argument("facts", type=Path, metavar="FACTS", help="HMDA loan/application register: parquet, CSV or pipe-delimited text")
-    parser.add_argument("--rules", type=Path, action="append", default=[], metavar="DIR", help="rule directory (default: the built-in library)")
-    parser.add_argument("--pairs", type=Path, metavar="TABLE", help="precomputed similar pairs (columns comparison, b, a, distance, rank, lei)")
+    parser = _Parser(
+        prog="reason audit", description="Fair-lending audit of an HMDA table with the built-in rule library."
+    )
+    parser.add_argument(
+        "facts", type=Path, metavar="FACTS", help="HMDA loan/application register: parquet, CSV or pipe-delimited text"
+    )
+    parser.add_argument(
+        "--rules",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="rule directory (default: the built-in library)",
+    )
+    parser.add_argument(
+        "--pairs",
+        type=Path,
+        metavar="TABLE",
+        help="precomputed similar pairs (columns comparison, b, a, distance, rank, lei)",
+    )
     _common_options(parser)
     _audit_output_options(parser)
     return parser
 
 
 def _synth_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="reason synth", description="Write an HMDA-format table with planted discrimination, and its truth.")
-    parser.add_argument("out", type=Path, metavar="OUT", help="output table (.parquet, else CSV); the truth goes to OUT-stem.truth.csv")
+    parser = _Parser(
+        prog="reason synth", description="Write an HMDA-format table with planted discrimination, and its truth."
+    )
+    parser.add_argument(
+        "out", type=Path, metavar="OUT", help="output table (.parquet, else CSV); the truth goes to OUT-stem.truth.csv"
+    )
     parser.add_argument("--applications", type=int, default=50_000, metavar="N")
     parser.add_argument("--lenders", type=int, default=100, metavar="M")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--simple", action="store_true", help="the generator without confounds (registers made before they were added)")
+    parser.add_argument(
+        "--simple", action="store_true", help="the generator without confounds (registers made before they were added)"
+    )
     parser.add_argument("--debug", action="store_true")
     return parser
 
 
 def _evaluate_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="reason evaluate", description="Lender-level precision, recall, F1 and ROC AUC against a truth file, with baselines.")
+    parser = _Parser(
+        prog="reason evaluate",
+        description="Lender-level precision, recall, F1 and ROC AUC against a truth file, with baselines.",
+    )
     parser.add_argument("out", type=Path, metavar="OUT", help="an audit output directory")
-    parser.add_argument("truth", type=Path, metavar="TRUTH", help="truth CSV from 'reason synth' (lei, discriminates, kind)")
+    parser.add_argument(
+        "truth", type=Path, metavar="TRUTH", help="truth CSV from 'reason synth' (lei, discriminates, kind)"
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--debug", action="store_true")
     return parser
@@ -303,7 +383,9 @@ def _explain_parser() -> argparse.ArgumentParser:
 def _verify_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="reason verify", description="Re-check an audit's output files against manifest.json.")
     parser.add_argument("out", type=Path, metavar="OUT", help="an audit output directory")
-    parser.add_argument("--key", type=Path, metavar="PUBLIC_KEY", help="check manifest.json.sig with this Ed25519 public key (PEM)")
+    parser.add_argument(
+        "--key", type=Path, metavar="PUBLIC_KEY", help="check manifest.json.sig with this Ed25519 public key (PEM)"
+    )
     parser.add_argument("--debug", action="store_true")
     return parser
 
@@ -536,7 +618,9 @@ def _run(options: argparse.Namespace) -> int:
     )
     solved = result.solution.status != "unsatisfiable"
     proofs = [explain(result, text) for text in options.explain] if solved else []
-    output = render_json(result, proofs, timings=not options.no_timings) if options.json else render_text(result, proofs)
+    output = (
+        render_json(result, proofs, timings=not options.no_timings) if options.json else render_text(result, proofs)
+    )
     sys.stdout.write(output + "\n")
     return EXIT_UNSATISFIABLE if result.solution.status == "unsatisfiable" else EXIT_OK
 
@@ -561,8 +645,15 @@ def _marginals(
     from reasoner.marginal import marginal_json, result_lines, run_marginals
 
     result = run_marginals(
-        rules, evidence, dict(tables), patterns, spans,
-        samples=options.samples, burn_in=options.burn_in, seed=options.seed, limits=run_limits,
+        rules,
+        evidence,
+        dict(tables),
+        patterns,
+        spans,
+        samples=options.samples,
+        burn_in=options.burn_in,
+        seed=options.seed,
+        limits=run_limits,
     )
     if result.marginals.status == "unsatisfiable":
         if options.json:
@@ -577,7 +668,8 @@ def _marginals(
     if summary.sampled_components:
         print(
             f"MC-SAT: {summary.sampled_components} component(s), {summary.sampled_atoms} atoms, "
-            f"{summary.chains} chains x {summary.samples} samples after {summary.burn_in} burn-in (seed {summary.seed}); split-R-hat "
+            f"{summary.chains} chains x {summary.samples} samples after {summary.burn_in} burn-in (seed "
+            f"{summary.seed}); split-R-hat "
             f"{summary.r_hat:.3f}, chains differ by at most {summary.chain_difference:.3f}; "
             f"{summary.exact_components} component(s) exact",
             file=sys.stderr,
@@ -587,7 +679,9 @@ def _marginals(
 
 def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, pairs: Path | None = None) -> int:
     if len(tables) > 2 or not tables:
-        raise UsageError("the audit takes one facts table and optionally one pairs table, e.g. 'reason rules/ facts.parquet'")
+        raise UsageError(
+            "the audit takes one facts table and optionally one pairs table, e.g. 'reason rules/ facts.parquet'"
+        )
     facts = tables[0]
     if len(tables) == 2:
         pairs = tables[1]
@@ -628,7 +722,12 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
         records = int(result.findings.lenders["flagged"].sum()) + len(result.findings.applications)
         with progress.bar(f"writing {out}", records, "findings") as bar:
             write_outputs(
-                result, out, force=options.force, timings=not options.no_timings, progress=bar.update, signing_key=signing_key
+                result,
+                out,
+                force=options.force,
+                timings=not options.no_timings,
+                progress=bar.update,
+                signing_key=signing_key,
             )
     if progress.enabled:
         writing = StageTiming("writing", time.perf_counter() - started, len(result.findings.applications), "findings")
@@ -637,10 +736,16 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
         print(f"peak resident memory: {memory}", file=sys.stderr)
     lenders = result.findings.lenders
     flagged = int(lenders["flagged"].sum())
-    print(f"{len(lenders):,} lenders audited, {flagged:,} flagged, {len(result.findings.applications):,} application findings")
+    print(
+        f"{len(lenders):,} lenders audited, {flagged:,} flagged, {len(result.findings.applications):,} application "
+        "findings"
+    )
     for tier, count in lenders["risk_tier"].value_counts().sort_index().items():
         print(f"  {tier:<22} {count:,}")
-    print(f"outputs in {out}/ (report.html, report.md, lenders.parquet, applications.parquet, explanations.jsonl, manifest.json)")
+    print(
+        f"outputs in {out}/ (report.html, report.md, lenders.parquet, applications.parquet, explanations.jsonl, "
+        "manifest.json)"
+    )
     for warning in result.cleaned.warnings:
         print(f"warning: {printable(str(result.facts))}: {warning}", file=sys.stderr)
     return EXIT_UNSATISFIABLE if result.engine.status == "unsatisfiable" else EXIT_OK
@@ -661,7 +766,10 @@ def _synth(options: argparse.Namespace) -> int:
     if options.applications < 1 or options.lenders < 1:
         raise UsageError("--applications and --lenders must be at least 1")
     out = write_synth(options.out, options.applications, options.lenders, options.seed, simple=options.simple)
-    print(f"wrote {out} ({options.applications:,} applications, {options.lenders:,} lenders) and {out.with_name(out.stem + '.truth.csv')}")
+    print(
+        f"wrote {out} ({options.applications:,} applications, {options.lenders:,} lenders) and "
+        f"{out.with_name(out.stem + '.truth.csv')}"
+    )
     return EXIT_OK
 
 
@@ -689,22 +797,69 @@ def _audit_model_parser() -> argparse.ArgumentParser:
         description="Audit a credit model: counterfactual twins, flip rates, group fairness metrics, reweighing.",
         epilog="Pickles (.joblib, .pkl) run code when loaded: they need --trust-pickle. Prefer .skops or .onnx.",
     )
-    parser.add_argument("model", metavar="MODEL", help="a .skops, .onnx, .joblib/.pkl file, or module:function taking a DataFrame")
-    parser.add_argument("--data", type=Path, required=True, metavar="TABLE", help="applications (parquet or CSV): base applicants and the data for the group metrics")
-    parser.add_argument("--protected", required=True, metavar="COLUMNS", help="protected columns, comma-separated, e.g. derived_race,derived_sex")
+    parser.add_argument(
+        "model", metavar="MODEL", help="a .skops, .onnx, .joblib/.pkl file, or module:function taking a DataFrame"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        metavar="TABLE",
+        help="applications (parquet or CSV): base applicants and the data for the group metrics",
+    )
+    parser.add_argument(
+        "--protected",
+        required=True,
+        metavar="COLUMNS",
+        help="protected columns, comma-separated, e.g. derived_race,derived_sex",
+    )
     parser.add_argument("--output", "-o", type=Path, required=True, metavar="OUT", help="output directory")
-    parser.add_argument("--outcome", metavar="COLUMN", help="known outcomes (1/0, approved/denied, or HMDA action_taken) for the error-rate metrics and --reweigh")
-    parser.add_argument("--reference", action="append", default=[], metavar="COLUMN=GROUP", help="reference (privileged) group of a protected column (default White, Not Hispanic or Latino, Male, else the largest)")
-    parser.add_argument("--proxies", metavar="COLUMNS", help="numeric columns that follow the twin by quantile mapping in a second set of twins")
-    parser.add_argument("--lender", metavar="LEI", help="the lender that decides with the model (default: each row's lei)")
-    parser.add_argument("--synthetic", type=int, metavar="N", help="N synthetic base applicants drawn from --data (Gaussian copula) instead of its rows")
+    parser.add_argument(
+        "--outcome",
+        metavar="COLUMN",
+        help="known outcomes (1/0, approved/denied, or HMDA action_taken) for the error-rate metrics and --reweigh",
+    )
+    parser.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="COLUMN=GROUP",
+        help="reference (privileged) group of a protected column "
+        "(default White, Not Hispanic or Latino, Male, else the largest)",
+    )
+    parser.add_argument(
+        "--proxies",
+        metavar="COLUMNS",
+        help="numeric columns that follow the twin by quantile mapping in a second set of twins",
+    )
+    parser.add_argument(
+        "--lender", metavar="LEI", help="the lender that decides with the model (default: each row's lei)"
+    )
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        metavar="N",
+        help="N synthetic base applicants drawn from --data (Gaussian copula) instead of its rows",
+    )
     parser.add_argument("--identities", action="store_true", help="give synthetic applicants names and ids (mimesis)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic profiles and the bootstrap")
-    parser.add_argument("--reweigh", action="store_true", help="write Kamiran-Calders weights for the data (needs --outcome)")
+    parser.add_argument(
+        "--reweigh", action="store_true", help="write Kamiran-Calders weights for the data (needs --outcome)"
+    )
     parser.add_argument("--favourable", default="1", metavar="LABEL", help="the model's label for approval (default 1)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="a score at or above it is an approval (default 0.5)")
-    parser.add_argument("--min-group", type=int, default=20, metavar="N", help="smallest group with metrics (default 20)")
-    parser.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap replicates of the metric intervals (default 2000)")
+    parser.add_argument(
+        "--threshold", type=float, default=0.5, help="a score at or above it is an approval (default 0.5)"
+    )
+    parser.add_argument(
+        "--min-group", type=int, default=20, metavar="N", help="smallest group with metrics (default 20)"
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="bootstrap replicates of the metric intervals (default 2000)",
+    )
     parser.add_argument("--trust-pickle", action="store_true", help="allow loading a pickle: it runs arbitrary code")
     parser.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     parser.add_argument("--debug", action="store_true")
@@ -735,17 +890,35 @@ def _audit_model(options: argparse.Namespace) -> int:
 
     favourable: object = int(options.favourable) if options.favourable.lstrip("-").isdigit() else options.favourable
     result = audit_model(
-        options.model, options.data, protected, outcome=options.outcome, synthetic=options.synthetic, seed=options.seed,
-        reweigh=options.reweigh, trust_pickle=options.trust_pickle, lender=options.lender, references=references,
-        favourable=favourable, threshold=options.threshold, min_group=options.min_group, replicates=options.bootstrap,
-        identities=options.identities, proxies=[name.strip() for name in (options.proxies or "").split(",") if name.strip()],
+        options.model,
+        options.data,
+        protected,
+        outcome=options.outcome,
+        synthetic=options.synthetic,
+        seed=options.seed,
+        reweigh=options.reweigh,
+        trust_pickle=options.trust_pickle,
+        lender=options.lender,
+        references=references,
+        favourable=favourable,
+        threshold=options.threshold,
+        min_group=options.min_group,
+        replicates=options.bootstrap,
+        identities=options.identities,
+        proxies=[name.strip() for name in (options.proxies or "").split(",") if name.strip()],
     )
     write_model_outputs(result, options.output, force=options.force)
     rates = result.flip_rates[(result.flip_rates["scope"] == "model") & (result.flip_rates["group_a"] == "*")]
     for row in rates.itertuples(index=False):
-        print(f"{row.attribute}: {row.flips:,} of {row.twins:,} base applicants flip ({100 * row.flip_rate:.2f}%, 95% CI {100 * row.ci_low:.2f}-{100 * row.ci_high:.2f}%)")
+        print(
+            f"{row.attribute}: {row.flips:,} of {row.twins:,} base applicants flip ({100 * row.flip_rate:.2f}%, 95% "
+            f"CI {100 * row.ci_low:.2f}-{100 * row.ci_high:.2f}%)"
+        )
     breaches = four_fifths_breaches(result.metrics[result.metrics["scope"] == "model"])
-    print(f"{len(breaches):,} group(s) below the four-fifths rule; outputs in {options.output}/ (report.md, report.html, manifest.json, *.parquet)")
+    print(
+        f"{len(breaches):,} group(s) below the four-fifths rule; outputs in {options.output}/ (report.md, "
+        "report.html, manifest.json, *.parquet)"
+    )
     return EXIT_OK
 
 
