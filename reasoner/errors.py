@@ -16,8 +16,9 @@ argument, the command line as its flag (``--max-groundings N``).
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from reasoner.syntax import Span
@@ -184,3 +185,20 @@ class RuleError(ReasonerError, ValueError):
 
     def render(self) -> str:
         return "\n".join(diagnostic.render() for diagnostic in self.diagnostics)
+
+
+def closest(name: str, candidates: Iterable[str], *, cutoff: float = 0.6) -> str | None:
+    """The candidate most like ``name`` (a misspelling's intended word), if one is close enough."""
+    found = difflib.get_close_matches(name, list(candidates), n=1, cutoff=cutoff)
+    return found[0] if found else None
+
+
+def did_you_mean(
+    name: str, candidates: Iterable[str], *, otherwise: str | None = None, cutoff: float = 0.6
+) -> tuple[str, ...]:
+    """The note of a diagnostic about an unknown ``name``: "did you mean 'x'?" naming the closest
+    candidate, else ``otherwise`` (e.g. the list of known names), else no note."""
+    found = closest(name, candidates, cutoff=cutoff)
+    if found is not None:
+        return (f"did you mean '{found}'?",)
+    return (otherwise,) if otherwise else ()

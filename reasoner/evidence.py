@@ -8,7 +8,6 @@ the file and line, or the table and its 1-based row.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -21,9 +20,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reasoner.check import CheckedFormula, CheckedProgram, Predicate, QueryPattern, did_you_mean, where
+from reasoner.check import CheckedFormula, CheckedProgram, Predicate, QueryPattern, predicate_like, where
 from reasoner.constants import ConstantValue, canonical, display
-from reasoner.errors import Diagnostic, EvidenceError, RuleError, UsageError
+from reasoner.errors import Diagnostic, EvidenceError, RuleError, UsageError, did_you_mean
 from reasoner.limits import raise_if_memory_limit_reached
 from reasoner.parse import unquote
 from reasoner.syntax import Atom, Binding, Column, Condition, Implies, Span, Variable, WeightedFormula
@@ -195,7 +194,7 @@ def parse_db(
         predicate = program.predicates.get(name)
         column = match.start(2) + 1
         if predicate is None:
-            notes = tuple(did_you_mean(name, program.predicates))
+            notes = tuple(predicate_like(name, program.predicates))
             errors.append(
                 Diagnostic(_span(file, number, column, len(name), raw), f"unknown predicate '{name}/{len(args)}'", notes=notes)
             )
@@ -437,8 +436,7 @@ def _column(table: pd.DataFrame, column: Column, path: str) -> pd.Series:
     name = str(column.name)
     if name in table.columns:
         return table[name]
-    close = difflib.get_close_matches(name, [str(c) for c in table.columns], n=1)
-    notes = [f"did you mean '{close[0]}'?"] if close else []
+    notes = list(did_you_mean(name, [str(c) for c in table.columns]))
     listed = ", ".join(str(c) for c in table.columns)
     notes.append(f"columns of {path}: {listed if len(listed) <= 500 else listed[:500] + '…'}")
     raise RuleError([Diagnostic(column.span, f"table {path} has no column '{name}'", notes=tuple(notes))])

@@ -11,7 +11,6 @@ A mistake in the file is reported with its file, line and column and what was ex
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 import tomllib
 from collections.abc import Collection, Iterable
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reasoner.errors import Diagnostic, RuleError, UsageError
+from reasoner.errors import Diagnostic, RuleError, UsageError, closest, did_you_mean
 from reasoner.lending.covariates import Covariates, category_levels
 from reasoner.syntax import Span
 
@@ -186,8 +185,7 @@ def check_config_predicates(config: AuditConfig, declared: Collection[str]) -> N
     for key, name in named:
         if name not in declared:
             text = read_config_text(config.path)
-            close = difflib.get_close_matches(name, sorted(declared), n=1)
-            notes = (f"did you mean '{close[0]}'?",) if close else ()
+            notes = did_you_mean(name, sorted(declared))
             raise config_error(
                 config.path, text, "findings", key, f"[findings] names predicate '{name}', which no rule file declares", notes
             )
@@ -217,9 +215,9 @@ class _Reader:
         self.used.add(key)
         if key not in self.data:
             unknown = [str(name) for name in self.data if str(name) not in KNOWN_KEYS]
-            close = difflib.get_close_matches(key, unknown, n=1)
-            if close:  # a misspelling: point at it
-                raise self.error(close[0], f"unknown key '{close[0]}' in [{self.section}]", (f"did you mean '{key}'?",))
+            misspelt = closest(key, unknown)
+            if misspelt is not None:  # a misspelling: point at it
+                raise self.error(misspelt, f"unknown key '{misspelt}' in [{self.section}]", (f"did you mean '{key}'?",))
             if default is ...:
                 raise self.error(None, f"[{self.section}] has no '{key}'")
             return default
@@ -247,8 +245,7 @@ class _Reader:
     def finish(self) -> None:
         for key in sorted(self.data):
             if key not in self.used:
-                close = difflib.get_close_matches(key, sorted(self.used), n=1)
-                notes = (f"did you mean '{close[0]}'?",) if close else (f"known keys: {', '.join(sorted(self.used))}",)
+                notes = did_you_mean(key, sorted(self.used), otherwise=f"known keys: {', '.join(sorted(self.used))}")
                 raise self.error(key, f"unknown key '{key}' in [{self.section}]", notes)
 
 
@@ -259,8 +256,7 @@ def _tolerance(reader: _Reader) -> tuple[tuple[str, float], ...]:
     tolerance = {"cltv": 2.0, "dti": 2.0, "income": 0.05}
     for key, value in given.items():
         if key not in tolerance:
-            close = difflib.get_close_matches(key, list(tolerance), n=1)
-            notes = (f"did you mean '{close[0]}'?",) if close else ("known keys: cltv, dti, income",)
+            notes = did_you_mean(key, tolerance, otherwise="known keys: cltv, dti, income")
             raise reader.error(key, f"unknown key '{key}' in comparator_tolerance", notes)
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise reader.error(key, f"'comparator_tolerance.{key}' must be a number of at least 0, not {value!r}")
@@ -526,8 +522,7 @@ def load_column_map(path: Path) -> ColumnMap | None:
     allowed = [*COLUMN_FIELDS, "income_unit", "values"]
     for key in section:
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            notes = (f"did you mean '{close[0]}'?",) if close else (f"known keys: {', '.join(allowed)}",)
+            notes = did_you_mean(key, allowed, otherwise=f"known keys: {', '.join(allowed)}")
             raise reader.error(key, f"unknown key '{key}' in [columns]", notes)
     columns = []
     for field in COLUMN_FIELDS:
@@ -548,8 +543,7 @@ def load_column_map(path: Path) -> ColumnMap | None:
     mapped = {field for field, _, _ in columns}
     for field in sorted(values_table):
         if field not in COLUMN_TARGETS:
-            close = difflib.get_close_matches(field, list(COLUMN_TARGETS), n=1)
-            notes = (f"did you mean '{close[0]}'?",) if close else (f"fields with values: {', '.join(COLUMN_TARGETS)}",)
+            notes = did_you_mean(field, COLUMN_TARGETS, otherwise=f"fields with values: {', '.join(COLUMN_TARGETS)}")
             raise _header_error(path, text, f"columns.values.{field}", f"no values can be mapped for '{field}'", notes)
         if field not in mapped:
             message = f"values for '{field}', but [columns] maps no column to it"
@@ -558,9 +552,8 @@ def load_column_map(path: Path) -> ColumnMap | None:
         pairs: dict[str, str] = {}
         for target in sorted(table.data):
             if target not in COLUMN_TARGETS[field]:
-                close = difflib.get_close_matches(target, list(COLUMN_TARGETS[field]), n=1)
                 known = ", ".join(COLUMN_TARGETS[field])
-                notes = (f"did you mean '{close[0]}'?",) if close else (f"expected one of: {known}",)
+                notes = did_you_mean(target, COLUMN_TARGETS[field], otherwise=f"expected one of: {known}")
                 raise table.error(target, f"unknown {field} '{target}'", notes)
             for value in table.strings(target):
                 if value in pairs:
@@ -592,9 +585,7 @@ def check_config_columns(config: AuditConfig, available: Iterable[str]) -> None:
         for name in names:
             if name in known:
                 continue
-            close = difflib.get_close_matches(name, known, n=1)
-            listed = "columns of the cleaned register: " + ", ".join(known)
-            notes = (f"did you mean '{close[0]}'?",) if close else (listed,)
+            notes = did_you_mean(name, known, otherwise="columns of the cleaned register: " + ", ".join(known))
             raise _column_error(config, section, key, name, f"unknown column '{name}' in '{key}' of [{section}]", notes)
 
 

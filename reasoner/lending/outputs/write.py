@@ -32,8 +32,8 @@ from reasoner import __version__
 from reasoner.errors import UsageError
 from reasoner.evidence import file_sha256
 from reasoner.explain import decimal_json
-from reasoner.lending.audit.run import Audit
 from reasoner.lending.audit.explanations import flagged_in_order, json_safe
+from reasoner.lending.audit.run import Audit
 from reasoner.lending.outputs.signing import SIGNATURE, sign
 
 if TYPE_CHECKING:

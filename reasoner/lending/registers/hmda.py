@@ -86,7 +86,6 @@ documented code, an undocumented code, an empty LEI, and empty or duplicate appl
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +96,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reasoner.errors import EvidenceError
+from reasoner.errors import EvidenceError, closest
 from reasoner.lending.config import ColumnMap
 from reasoner.lending.registers import files
 from reasoner.lending.registers.column_map import mapped_columns, mapped_register, require_mapped_columns
@@ -565,8 +564,8 @@ def _resolve_columns(raw: pd.DataFrame, source: str) -> tuple[dict[str, Hashable
         unknown = {normalize_name(label): label for name, label in by_name.items() if name not in KNOWN_NAMES}
         parts = []
         for name in missing:
-            close = difflib.get_close_matches(name, list(unknown), n=1, cutoff=0.75)
-            parts.append(f"'{name}'" + (f" (did you mean '{unknown[close[0]]}'?)" if close else ""))
+            close = closest(name, unknown, cutoff=0.75)
+            parts.append(f"'{name}'" + (f" (did you mean '{unknown[close]}'?)" if close else ""))
         note = (
             ""
             if any(name in KNOWN_NAMES for name in by_name)
