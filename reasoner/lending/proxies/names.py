@@ -34,27 +34,32 @@ _SUFFIX_PATTERN = r"\b(?:" + "|".join(SUFFIXES) + r")\b"
 def clean_name(values: pd.Series) -> pd.Series:
     """Steps 1-3 above, for each value (text; missing stays missing): words separated by one space,
     hyphens kept."""
-    text = values.astype("str").str.normalize("NFKD").str.encode("ascii", "ignore").str.decode("ascii")
+    missing = values.isna().to_numpy()
+    text = pd.Series(np.where(missing, "", values.astype(object).astype(str)), index=values.index, dtype=object)
+    text = text.str.normalize("NFKD").str.encode("ascii", "ignore").str.decode("ascii")
     text = text.str.upper().str.replace("'", "", regex=False).str.replace("\u2019", "", regex=False)
     text = text.str.replace(r"[^A-Z\- ]", " ", regex=True)
     text = text.str.replace(r"\s*-\s*", "-", regex=True)  # 'SMITH - JONES' is hyphenated
     text = text.str.replace(_SUFFIX_PATTERN, " ", regex=True)
     text = text.str.replace(r"(?:(?<=[\s\-])|^)[A-Z](?=[\s\-]|$)", " ", regex=True)  # lone letters: initials
     text = text.str.replace(r"\s+", " ", regex=True).str.strip().str.strip("-").str.strip()
-    cleaned: pd.Series = text.where(values.notna(), None)
+    cleaned: pd.Series = text.astype(object).where(~missing, None)
     return cleaned
 
 
 def surname_candidates(cleaned: pd.Series) -> list[pd.Series]:
     """The forms to look up, in order: each hyphen part without spaces (two at most), then the first
     and the last word."""
-    parts = cleaned.str.split("-", n=1, expand=True).reindex(columns=[0, 1])
-    words = cleaned.str.replace("-", " ", regex=False).str.split(" ")
+    text = cleaned.astype(object).fillna("")
+    split = text.str.split("-", n=1)
+    first = split.str[0].astype(object).fillna("")
+    second = split.str[1].astype(object).fillna("")
+    words = text.str.replace("-", " ", regex=False).str.split(" ")
     return [
-        parts[0].str.replace(" ", "", regex=False),
-        parts[1].str.replace(" ", "", regex=False),
-        words.str[0],
-        words.str[-1],
+        first.str.replace(" ", "", regex=False),
+        second.str.replace(" ", "", regex=False),
+        words.str[0].astype(object).fillna(""),
+        words.str[-1].astype(object).fillna(""),
     ]
 
 
@@ -65,7 +70,7 @@ def surname_rows(values: pd.Series, table: CensusTable) -> np.ndarray:
     if len(distinct):
         cleaned = clean_name(pd.Series(distinct, dtype=object))
         for candidate in surname_candidates(cleaned):
-            keys = candidate.where(candidate.str.len() > 1, None).to_numpy(dtype=object)  # a letter is no name
+            keys = candidate.where(candidate.str.len() > 1, None).to_numpy(dtype=object)  # '' or a letter: no name
             rows = table.lookup(keys)
             found = np.where(found < 0, rows, found)
     return np.append(found, -1)[codes]  # the sentinel -1 picks the appended -1: missing
@@ -76,8 +81,8 @@ def first_name_rows(values: pd.Series, table: CensusTable) -> np.ndarray:
     codes, distinct = pd.factorize(values, use_na_sentinel=True)
     found = np.full(len(distinct), -1, dtype=np.int64)
     if len(distinct):
-        cleaned = clean_name(pd.Series(distinct, dtype=object)).str.replace("-", " ", regex=False)
-        first = cleaned.str.split(" ").str[0]
+        cleaned = clean_name(pd.Series(distinct, dtype=object)).astype(object).fillna("")
+        first = cleaned.str.replace("-", " ", regex=False).str.split(" ").str[0].astype(object).fillna("")
         found = table.lookup(first.where(first.str.len() > 1, None).to_numpy(dtype=object))
     return np.append(found, -1)[codes]
 
@@ -85,7 +90,9 @@ def first_name_rows(values: pd.Series, table: CensusTable) -> np.ndarray:
 def zcta_keys(values: pd.Series) -> np.ndarray:
     """ZIP codes as 5-digit ZCTA keys: ZIP+4 cut to its five digits, a 3- or 4-digit number (a ZIP
     whose leading zeros a spreadsheet dropped) padded with zeros; anything else is missing."""
-    text = values.astype("str").str.strip().str.replace(r"\.0$", "", regex=True)
-    five = text.str.extract(r"^(\d{3,5})(?:-?\d{4})?$", expand=False).str.zfill(5)
-    keys: np.ndarray = five.where(values.notna(), None).to_numpy(dtype=object)
+    missing = values.isna().to_numpy()
+    text = pd.Series(np.where(missing, "", values.astype(object).astype(str)), dtype=object)
+    text = text.str.strip().str.replace(r"\.0$", "", regex=True)
+    five = text.str.extract(r"^(\d{3,5})(?:-?\d{4})?$", expand=False)
+    keys: np.ndarray = five.str.zfill(5).astype(object).where(five.notna() & ~missing, None).to_numpy(dtype=object)
     return keys
