@@ -206,7 +206,10 @@ def test_weights_are_probabilities_for_estimates_and_indicators_for_reports() ->
             "tract_minority_pct": [80.0, 10.0, np.nan],
             "minority_sex": [None, "White non-Hispanic Male", "Minority Female"],
             "minority_tract": [None, "White non-Hispanic / other tract", None],
-            **{f"estimated_{race}": [p, np.nan, np.nan] for race, p in zip(RACES, [0.2, 0.5, 0.1, 0.1, 0.05, 0.05])},
+            **{
+                f"estimated_{race}": [p, np.nan, np.nan]
+                for race, p in zip(RACES, [0.2, 0.5, 0.1, 0.1, 0.05, 0.05], strict=True)
+            },
         }
     )
     weights = group_weights(frame, "race_ethnicity", ["White non-Hispanic", "Black or African American", "Asian"], 50)
