@@ -134,10 +134,9 @@ def proxy_probabilities(
     posterior, source = combine(surname_p, first_p, geography, geography_only, first_only)
     source = np.where(by_tract & (source & ZIP > 0), source - ZIP + TRACT, source)
     frame = pd.DataFrame(posterior, columns=list(RACES))
-    names = {code: ", ".join(name for bit, name in SOURCE_NAMES.items() if code & bit) for code in np.unique(source)}
-    frame["source"] = pd.Series([names[code] for code in source.tolist()], dtype="str") if count else pd.Series(
-        [], dtype="str"
-    )
+    codes, position = np.unique(source, return_inverse=True)
+    names = np.array([", ".join(name for bit, name in SOURCE_NAMES.items() if code & bit) for code in codes], dtype=object)
+    frame["source"] = pd.Series(names[position.reshape(-1)] if count else np.array([], dtype=object), dtype="str")
     has_surname = np.isfinite(surname_p).all(axis=1)
     has_geography = np.isfinite(geography).all(axis=1)
     first_given = 0 if first_name is None else int(first_name.notna().sum())

