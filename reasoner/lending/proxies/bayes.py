@@ -135,7 +135,8 @@ def proxy_probabilities(
     source = np.where(by_tract & (source & ZIP > 0), source - ZIP + TRACT, source)
     frame = pd.DataFrame(posterior, columns=list(RACES))
     codes, position = np.unique(source, return_inverse=True)
-    names = np.array([", ".join(name for bit, name in SOURCE_NAMES.items() if code & bit) for code in codes], dtype=object)
+    texts = [", ".join(name for bit, name in SOURCE_NAMES.items() if code & bit) for code in codes]
+    names = np.array(texts, dtype=object)
     frame["source"] = pd.Series(names[position.reshape(-1)] if count else np.array([], dtype=object), dtype="str")
     has_surname = np.isfinite(surname_p).all(axis=1)
     has_geography = np.isfinite(geography).all(axis=1)
