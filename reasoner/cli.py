@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,14 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--explain", action="append", default=[], metavar="ATOM", help="print the derivation of an atom, e.g. 'Cancer(Anna)'")
     parser.add_argument("--margins", metavar="P,Q|all|none", help="atoms that get margins (default: all query atoms up to 1,000)")
+    parser.add_argument(
+        "--solver", choices=("auto", "rc2", "highs"), default="auto",
+        help="exact backend per component (default auto: RC2 for small components, local search then HiGHS for large)",
+    )
+    parser.add_argument(
+        "--hard-weight", metavar="W",
+        help="hard formulas become soft ones of weight W (as in Tuffy); reports how many the world breaks",
+    )
     _common_options(parser)
     _audit_output_options(parser)
     parser.add_argument("--version", action="version", version=f"reason {__version__}")
@@ -79,6 +88,18 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--memory-limit", metavar="SIZE", help="stop cleanly past this resident memory, e.g. 4G")
     parser.add_argument("--max-groundings", type=int, metavar="N", help="groundings one formula may have (default 20M)")
+
+
+def _hard_weight(text: str | None) -> Decimal | None:
+    if text is None:
+        return None
+    try:
+        weight = Decimal(text)
+    except InvalidOperation:
+        raise UsageError(f"--hard-weight must be a positive number, got '{printable(text)}'") from None
+    if not weight.is_finite() or weight <= 0:
+        raise UsageError(f"--hard-weight must be a positive number, got '{printable(text)}'")
+    return weight
 
 
 def _check_common(options: argparse.Namespace) -> None:
@@ -386,6 +407,8 @@ def _run(options: argparse.Namespace) -> int:
         time_limit=options.time_limit,
         workers=options.workers or 1,
         explain_atoms=options.explain,
+        solver=options.solver,
+        hard_weight=_hard_weight(options.hard_weight),
     )
     proofs = [explain(result.network, result.solution, text) for text in options.explain] if result.solution.status != "unsatisfiable" else []
     output = render_json(result, proofs, timings=not options.no_timings) if options.json else render_text(result, proofs)
