@@ -42,6 +42,7 @@ __all__ = [
     "RedliningSettings",
     "check_config_columns",
     "check_covariate_types",
+    "check_proxy_columns",
     "find_config",
     "load_column_map",
     "load_config",
@@ -638,6 +639,21 @@ def _header_error(path: Path, text: str, header: str, message: str, notes: tuple
     column = source_line.find("[") + 1 or 1
     span = Span(str(path), number + 1, column, number + 1, column + len(header) + 2, source_line)
     return RuleError([Diagnostic(span, message, notes=notes)])
+
+
+def check_proxy_columns(config: AuditConfig, available: Iterable[str]) -> None:
+    """A ``RuleError`` at its line in ``[proxies]`` when a surname, first-name or ZIP column named there
+    is not a column of the register (``available``), with a did-you-mean."""
+    known = sorted(set(available))
+    settings = config.proxies
+    for key, name in (("surname", settings.surname), ("first_name", settings.first_name), ("zip", settings.zip)):
+        if name and name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+            notes = (f"did you mean '{close[0]}'?",) if close else ()
+            raise config_error(
+                config.path, read_config_text(config.path), "proxies", key,
+                f"the register has no column '{name}' ({key} of [proxies])", notes,
+            )
 
 
 def check_config_columns(config: AuditConfig, available: Iterable[str]) -> None:

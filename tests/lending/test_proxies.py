@@ -319,7 +319,8 @@ def test_a_register_without_race_needs_a_surname_or_zip_mapped() -> None:
 @pytest.mark.slow
 def test_the_card_register_is_audited_end_to_end_without_naming_anyone_s_race(tmp_path: Path) -> None:
     out = tmp_path / "cards-out"
-    code = main([str(CARDS / "rules"), str(CARDS / "cards.csv"), "-o", str(out), "--quiet", "--no-timings", "--workers", "1"])
+    arguments = [str(CARDS / "rules"), str(CARDS / "cards.csv"), "-o", str(out), "--quiet", "--no-timings"]
+    code = main([*arguments, "--workers", "1"])
     assert code in (0, 1)
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "estimated, not reported" in report and "Proxy fallbacks: surname not found" in report
@@ -351,7 +352,8 @@ def test_hmda_rows_without_race_are_estimated_when_the_switch_is_on(tmp_path: Pa
     switch = '\n[proxies]\nrace_not_available = true\nsurname = "applicant_surname"\nzip = "zip_code"\n'
     (rules / "audit.toml").write_text(text + switch, encoding="utf-8")
     out = tmp_path / "out"
-    assert main([str(rules), str(tmp_path / "lar.parquet"), "-o", str(out), "--quiet", "--no-timings", "--workers", "1"]) in (0, 1)
+    arguments = [str(rules), str(tmp_path / "lar.parquet"), "-o", str(out), "--quiet", "--no-timings"]
+    assert main([*arguments, "--workers", "1"]) in (0, 1)
     race = raw["derived_race"].astype(str)
     unreported = race.isin(["Race Not Available", "Free Form Text Only"]) & raw["derived_ethnicity"].astype(str).ne(
         "Hispanic or Latino"
@@ -362,3 +364,18 @@ def test_hmda_rows_without_race_are_estimated_when_the_switch_is_on(tmp_path: Pa
     assert f"{int(unreported.sum()):,} applicants reported neither race nor Hispanic ethnicity" in report
     assert "compared by sex only" not in report
     assert "applicant_surname" not in pd.read_parquet(out / "applications.parquet").columns
+
+
+def test_a_proxy_column_the_register_lacks_is_named_at_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for path in (REPOSITORY / "rules").glob("*.mln"):
+        (rules / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    text = (REPOSITORY / "rules" / "audit.toml").read_text(encoding="utf-8")
+    (rules / "audit.toml").write_text(text + '\n[proxies]\nrace_not_available = true\nsurname = "last_nme"\n', "utf-8")
+    code = main([str(rules), str(REPOSITORY / "examples" / "hmda" / "sample.parquet"), "-o", str(tmp_path / "o")])
+    message = capsys.readouterr().err
+    assert code == 2 and "error: the register has no column 'last_nme' (surname of [proxies])" in message
+    assert f"audit.toml:{len(text.splitlines()) + 4}:1" in message

@@ -46,6 +46,7 @@ from reasoner.lending.config import (
     check_config_columns,
     check_config_predicates,
     check_covariate_types,
+    check_proxy_columns,
     find_config,
     load_column_map,
     load_config,
@@ -208,6 +209,8 @@ def audit(
     proxy_columns = _proxy_columns(config, column_map)
     all_rows = column_map is not None and "race" not in {field for field, _, _ in column_map.columns}
     proxied = proxy_columns.any() and (all_rows or config.proxies.race_not_available)
+    if column_map is None:  # [columns] checks its own mapped columns
+        check_proxy_columns(config, column_names(facts))
     with progress.bar(f"reading {facts.name}", parquet_rows(facts) if progress.enabled else None, "rows") as bar:
         extra_numeric, extra_text = _extra_columns(config, facts)
         extra_text = tuple(dict.fromkeys((*extra_text, *proxy_columns.names())))
