@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support import REPOSITORY
 
 from reasoner.cli import main
@@ -379,3 +381,44 @@ def test_a_proxy_column_the_register_lacks_is_named_at_its_line(
     message = capsys.readouterr().err
     assert code == 2 and "error: the register has no column 'last_nme' (surname of [proxies])" in message
     assert f"audit.toml:{len(text.splitlines()) + 4}:1" in message
+
+
+# --- the Bayes update against a plain oracle ---------------------------------------------------
+
+_probabilities = st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=6, max_size=6)
+_source = st.one_of(st.none(), _probabilities)
+
+
+def _oracle(surname: list[float] | None, first: list[float] | None, geography: list[float] | None,
+            geography_only: list[float] | None, first_only: list[float] | None) -> list[float] | None:
+    """The update written out term by term, sharing nothing with ``combine``."""
+    if surname is not None and geography is not None:
+        terms = [surname[r] * geography[r] * (first[r] if first is not None else 1.0) for r in range(6)]
+        if sum(terms) > 0:
+            return [term / sum(terms) for term in terms]
+        terms = [surname[r] * (first[r] if first is not None else 1.0) for r in range(6)]  # contradictory
+    elif surname is not None:
+        terms = [surname[r] * (first[r] if first is not None else 1.0) for r in range(6)]
+    elif geography is not None:
+        assert geography_only is not None
+        terms = [geography_only[r] * (first[r] if first is not None else 1.0) for r in range(6)]
+    elif first is not None:
+        assert first_only is not None
+        terms = list(first_only)
+    else:
+        return None
+    return [term / sum(terms) for term in terms] if sum(terms) > 0 else None
+
+
+@settings(max_examples=200, deadline=None)
+@given(_source, _source, _source, _probabilities, _probabilities)
+def test_the_update_agrees_with_the_oracle(
+    surname: list[float] | None, first: list[float] | None, geography: list[float] | None,
+    geography_only: list[float], first_only: list[float],
+) -> None:
+    posterior, _ = _combine(surname or NAN, first or NAN, geography or NAN, geography_only, first_only)
+    expected = _oracle(surname, first, geography, geography_only, first_only)
+    if expected is None:
+        assert np.isnan(posterior).all()
+    else:
+        np.testing.assert_allclose(posterior, expected, rtol=1e-9, atol=1e-12)
