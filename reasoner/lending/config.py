@@ -76,7 +76,7 @@ KNOWN_KEYS = frozenset(
         "lender_kinds", "application_findings", "tiers", "confidence", "actions", *TIERS, *CONFIDENCE_LABELS,
         *REDLINING_KEYS,
         *STATUS_TIERS, "underpowered_odds_ratio", "proxies", "race_not_available", "pair_threshold", "surname",
-        "first_name", "zip",
+        "first_name", "zip", "address",
     )
 )
 GROUP_COLUMNS = ("race", "ethnicity", "sex", "age", "race_ethnicity", "minority", "minority_sex", "minority_tract")
@@ -112,14 +112,16 @@ class ProxySettings:
     register with a race column whose race is not available (``race_not_available``, off by
     default; a register without a race column is proxied whenever ``[columns]`` maps a surname);
     ``pair_threshold``: the probability an estimated applicant's most probable group must reach for
-    matched pairs; ``surname``, ``first_name``, ``zip``: the register's columns, for a register read
-    without ``[columns]`` (``[columns]`` may map them instead)."""
+    matched pairs; ``surname``, ``first_name``, ``zip``, ``address`` (a one-line address ending in its
+    ZIP code, read when there is no ZIP column): the register's columns, for a register read without
+    ``[columns]`` (``[columns]`` may map them instead)."""
 
     race_not_available: bool = False
     pair_threshold: float = 0.8
     surname: str = ""
     first_name: str = ""
     zip: str = ""
+    address: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +457,7 @@ def proxy_settings(path: Path, text: str, top: _Reader) -> ProxySettings:
         surname=reader.get("surname", str, ""),
         first_name=reader.get("first_name", str, ""),
         zip=reader.get("zip", str, ""),
+        address=reader.get("address", str, ""),
     )
     reader.finish()
     return settings
@@ -518,7 +521,7 @@ COLUMN_REQUIRED = ("lender", "decision", "race", "ethnicity", "sex", "income", "
 # (``column_map.UNSECURED``), so leave cltv out of the covariates and similarity columns too.
 # Columns the race and ethnicity proxy reads (``reasoner.lending.proxies``); with one of them mapped,
 # race, ethnicity and sex may be absent (a card or auto register reports none of them).
-PROXY_FIELDS = ("surname", "first_name", "zip")
+PROXY_FIELDS = ("surname", "first_name", "zip", "address")
 PROXY_OPTIONAL = ("race", "ethnicity", "sex")
 # What the values of a field may be mapped to: the published values (or decisions)
 COLUMN_TARGETS: dict[str, dict[str, str]] = {
@@ -646,7 +649,9 @@ def check_proxy_columns(config: AuditConfig, available: Iterable[str]) -> None:
     is not a column of the register (``available``), with a did-you-mean."""
     known = sorted(set(available))
     settings = config.proxies
-    for key, name in (("surname", settings.surname), ("first_name", settings.first_name), ("zip", settings.zip)):
+    named = (("surname", settings.surname), ("first_name", settings.first_name), ("zip", settings.zip),
+             ("address", settings.address))
+    for key, name in named:
         if name and name not in known:
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
             notes = (f"did you mean '{close[0]}'?",) if close else ()

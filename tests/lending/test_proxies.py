@@ -422,3 +422,16 @@ def test_the_update_agrees_with_the_oracle(
         assert np.isnan(posterior).all()
     else:
         np.testing.assert_allclose(posterior, expected, rtol=1e-9, atol=1e-12)
+
+
+@needs_tables
+def test_an_address_gives_its_zip_code_when_there_is_no_zip_column() -> None:
+    frame = _frame(4).drop(columns=["zip"]).assign(
+        address=["1 Bolsa Ave, Westminster, CA 92683", "x", "PO Box 7, Brownsville TX 78521-0007", "no zip"]
+    )
+    proxied, report = with_proxies(frame, ProxyColumns(surname="surname", address="address"), all_rows=True)
+    assert "address" not in proxied.columns and report.counts.geography_unmatched == 2
+    assert proxied["race_source"].tolist() == [
+        "estimated from surname, ZIP code", "estimated from surname", "estimated from surname, ZIP code",
+        "estimated from surname",
+    ]

@@ -355,6 +355,7 @@ def _proxy_columns(config: AuditConfig, column_map: ColumnMap | None) -> ProxyCo
         surname=mapped("surname", settings.surname),
         first_name=mapped("first_name", settings.first_name),
         zip=mapped("zip", settings.zip),
+        address=mapped("address", settings.address),
     )
 
 

@@ -27,7 +27,7 @@ from reasoner.lending.proxies.bayes import ProxyCounts, proxy_probabilities
 from reasoner.lending.proxies.census import RACES
 from reasoner.lending.proxies.groups import ESTIMATED_COLUMNS
 
-__all__ = ["ProxyColumns", "ProxyReport", "with_proxies"]
+__all__ = ["ProxyColumns", "ProxyReport", "address_zip", "with_proxies"]
 
 RACE_NOT_AVAILABLE = ("Race Not Available", "Free Form Text Only")
 REPORTED = "reported"
@@ -41,12 +41,13 @@ class ProxyColumns:
     surname: str = ""
     first_name: str = ""
     zip: str = ""
+    address: str = ""  # a one-line address ending in its ZIP code: read when there is no ZIP column
 
     def any(self) -> bool:
-        return bool(self.surname or self.first_name or self.zip)
+        return bool(self.surname or self.first_name or self.zip or self.address)
 
     def names(self) -> tuple[str, ...]:
-        return tuple(name for name in (self.surname, self.first_name, self.zip) if name)
+        return tuple(name for name in (self.surname, self.first_name, self.zip, self.address) if name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,8 @@ class ProxyReport:
             f"{self.proxied:,} applicants reported neither race nor Hispanic ethnicity"
         )
         columns = self.columns
-        named = (("surname", columns.surname), ("first name", columns.first_name), ("ZIP code", columns.zip))
+        named = (("surname", columns.surname), ("first name", columns.first_name), ("ZIP code", columns.zip),
+                 ("ZIP code of the address", "" if columns.zip else columns.address))
         used = ", ".join(f"{what} ('{name}')" for what, name in named if name)
         tract = " and the census tract where the register gives one" if self.tract_given else ""
         notes = [
@@ -95,6 +97,16 @@ class ProxyReport:
         return tuple(notes)
 
 
+def address_zip(addresses: pd.Series | None) -> pd.Series | None:
+    """The ZIP code that ends each one-line address ('12 Main St, Springfield, IL 62704-1234' →
+    '62704'); missing where the address ends in none (counted as a geography not found)."""
+    if addresses is None:
+        return None
+    text = addresses.astype(object).where(addresses.notna(), "").astype(str)
+    found: pd.Series = text.str.extract(r"(\d{5})(?:-\d{4})?\W*$", expand=False)
+    return found.astype(object).where(found.notna(), None)
+
+
 def with_proxies(frame: pd.DataFrame, columns: ProxyColumns, *, all_rows: bool) -> tuple[pd.DataFrame, ProxyReport]:
     """The frame with the estimated columns (module docstring) and what was done."""
     if all_rows:
@@ -112,7 +124,8 @@ def with_proxies(frame: pd.DataFrame, columns: ProxyColumns, *, all_rows: bool) 
         return values.where(values.notna(), None)
 
     tract = frame["census_tract"].iloc[rows].reset_index(drop=True) if "census_tract" in frame.columns else None
-    estimates, counts = proxy_probabilities(part(columns.surname), part(columns.first_name), part(columns.zip), tract)
+    zip_code = part(columns.zip) if columns.zip else address_zip(part(columns.address))
+    estimates, counts = proxy_probabilities(part(columns.surname), part(columns.first_name), zip_code, tract)
     out = frame.drop(columns=list(dict.fromkeys(columns.names())))
     for race, name in zip(RACES, ESTIMATED_COLUMNS, strict=True):
         values = np.full(len(frame), np.nan)
