@@ -49,13 +49,6 @@ from reasoner.lending.evidence.interaction import interaction_tests
 from reasoner.lending.evidence.power import with_power
 from reasoner.lending.evidence.redlining import read_assessment_areas, redlining_signals
 from reasoner.lending.evidence.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs
-from reasoner.lending.proxies.groups import (
-    PROXIED_COLUMNS,
-    estimated_rows,
-    group_weights,
-    has_estimates,
-    pairing_frame,
-)
 from reasoner.lending.evidence.statistics import (
     application_index,
     cluster_outliers,
@@ -64,6 +57,13 @@ from reasoner.lending.evidence.statistics import (
     lender_denial_odds,
     matched_pair_test,
     pricing_disparity,
+)
+from reasoner.lending.proxies.groups import (
+    PROXIED_COLUMNS,
+    estimated_rows,
+    group_weights,
+    has_estimates,
+    pairing_frame,
 )
 
 __all__ = [
@@ -167,7 +167,8 @@ def audit_tables(
     frame = add_group_columns(cleaned, config.majority_minority_percent)
     estimated = has_estimates(frame)
     # Estimated groups: only applicants above the threshold are paired, in a copy the search alone sees.
-    paired = pairing_frame(frame, config.proxies.pair_threshold, config.majority_minority_percent) if estimated else frame
+    threshold = config.proxies.pair_threshold
+    paired = pairing_frame(frame, threshold, config.majority_minority_percent) if estimated else frame
     counts: dict[str, PairCounts] = {}
     if pairs is None:
         found = []
@@ -188,7 +189,9 @@ def audit_tables(
     for comparison in config.comparisons:
         column, reference, compared = comparison.column, comparison.reference, comparison.compared
         found_pairs = per_comparison.get(comparison.name, pairs.iloc[:0])
-        weighted, weights = _weighted(frame, comparison, config.majority_minority_percent) if estimated else (frame, None)
+        weighted, weights = (frame, None)
+        if estimated:
+            weighted, weights = _weighted(frame, comparison, config.majority_minority_percent)
         odds.append(
             _tag(
                 lender_denial_odds(
