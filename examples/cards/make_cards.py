@@ -1,7 +1,6 @@
 """Write examples/cards/cards.csv: a credit-card application register with names and ZIP codes and
 no race, ethnicity or sex column, from ``reason synth --names`` (seed 7), and cards.truth.csv
-(the synthetic lenders' truth, with the race the register does not carry kept aside in
-cards.race.csv for the validation).
+(the synthetic issuers' truth: ISSUER-4 denies Asian applicants at odds 2.4 times the others').
 
     python examples/cards/make_cards.py
 """
