@@ -40,10 +40,6 @@ def main() -> None:
     )
     cards.to_csv(HERE / "cards.csv", index=False)
     truth.assign(lei=truth["lei"].map(issuers)).to_csv(HERE / "cards.truth.csv", index=False)
-    race = pd.DataFrame(
-        {"application": cards["application"], "race": cleaned["race"], "ethnicity": cleaned["ethnicity"]}
-    )
-    race.to_csv(HERE / "cards.race.csv", index=False)
 
 
 if __name__ == "__main__":
