@@ -9,6 +9,8 @@
     reason explain OUT APPLICATION_ID|LEI
     reason audit-model MODEL --data TABLE --protected COLUMNS -o OUT   audit a credit model
     reason verify OUT [--key PUB]             re-check the output digests (and signature) of manifest.json
+    reason RULES... EVIDENCE... --query P,Q --marginals [--samples N --burn-in N --seed S]
+    reason learn RULES... EVIDENCE... TRUTH.db -o LEARNED.mln   learn the formula weights
 
 Arguments are told apart by what they are: ``*.mln`` files and directories of
 them are rules, ``*.db`` files are evidence, any other file (parquet, CSV, a register in any
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reasoner import __version__, limits
-from reasoner.errors import ReasonerError, UsageError, printable
+from reasoner.errors import Option, ReasonerError, UsageError, printable
 
 if TYPE_CHECKING:
     from reasoner.check import QueryPattern
@@ -53,8 +55,9 @@ def _run_parser() -> argparse.ArgumentParser:
         description="Exact MAP inference for Markov logic programs (Alchemy/Tuffy syntax).",
         epilog=(
             "A rule directory with an audit.toml and no --query runs the fair-lending audit. Subcommands: "
-            "check, audit, synth, evaluate, explain, audit-model, verify (reason SUBCOMMAND --help). Exit codes: 0 ok, "
-            "2 bad input, 3 unsatisfiable, 4 outputs altered (verify). A rule path named like a subcommand: write ./check."
+            "check, audit, synth, evaluate, explain, audit-model, verify, learn (reason SUBCOMMAND --help). "
+            "Exit codes: 0 ok, 2 bad input, 3 unsatisfiable, 4 outputs altered (verify). "
+            "A rule path named like a subcommand: write ./check."
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="rule files or directories (*.mln), evidence (*.db), tables (parquet, CSV, HMDA registers)")
@@ -64,6 +67,7 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--explain", action="append", default=[], metavar="ATOM", help="print the derivation of an atom, e.g. 'Cancer(Anna)'")
     parser.add_argument("--margins", metavar="P,Q|all|none", help="atoms that get margins (default: all query atoms up to 1,000)")
+    _marginal_options(parser)
     parser.add_argument(
         "--solver", choices=("auto", "rc2", "highs"), default="auto",
         help="exact backend per component (default auto: RC2 for small components, local search then HiGHS for large)",
@@ -78,6 +82,75 @@ def _run_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _marginal_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--marginals", action="store_true",
+        help="print each query atom's probability (Alchemy .result lines; exact on small components, else MC-SAT)",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=1000, metavar="N", help="MC-SAT samples per chain (default 1000)"
+    )
+    parser.add_argument(
+        "--burn-in", type=int, default=100, metavar="N", help="MC-SAT steps discarded first (default 100)"
+    )
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="MC-SAT seed (default 0)")
+
+
+def _learn_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="reason learn",
+        description="Learn the weights of the soft formulas (not hard, '@'-fixed or 'w:') from evidence and the true "
+        "query atoms: diagonal Newton on the conditional log-likelihood with a Gaussian prior.",
+    )
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="rule files, evidence (*.db) and tables, then TRUTH.db"
+    )
+    parser.add_argument(
+        "--output", "-o", type=Path, required=True, metavar="LEARNED.mln", help="the rules with learned weights"
+    )
+    parser.add_argument(
+        "--query", "-q", action="append", default=[], metavar="P,Q", help="query predicates (default: those in TRUTH)"
+    )
+    parser.add_argument(
+        "--table", action="append", default=[], metavar="NAME=PATH", help="a table for 'bind ... from NAME'"
+    )
+    parser.add_argument(
+        "--sigma", type=float, default=10.0, help="standard deviation of the prior around the written weights"
+    )
+    parser.add_argument(
+        "--iterations", type=int, default=50, metavar="N", help="diagonal Newton iterations (default 50)"
+    )
+    parser.add_argument("--samples", type=int, default=500, metavar="N", help="MC-SAT samples on large components")
+    parser.add_argument("--seed", type=int, default=0, metavar="S")
+    parser.add_argument("--force", action="store_true", help="replace an existing output")
+    parser.add_argument("--debug", action="store_true")
+    return parser
+
+
+def _learn(options: argparse.Namespace) -> int:
+    *inputs, truth_name = options.inputs
+    truth = Path(truth_name)
+    if truth.suffix.lower() != ".db" or not truth.is_file():
+        raise UsageError(f"{truth_name}: the last input must be the truth file (*.db) listing the true query atoms")
+    rules, evidence, tables = _classify(inputs, options.table)
+    out = Path(options.output)
+    if out.exists() and not options.force:
+        raise UsageError(f"{out} exists; pass --force to replace it")
+    if any(out.resolve() == path.resolve() for path in [*rules, *evidence, truth]):
+        raise UsageError(f"{out} is an input; write the learned rules elsewhere")
+    patterns, spans = _queries(options.query, None)
+    from reasoner.learn import describe_learning, learn_weights, write_learned
+
+    learning = learn_weights(
+        rules, evidence, truth, dict(tables), patterns, sigma=options.sigma, iterations=options.iterations,
+        samples=options.samples, seed=options.seed,
+    )
+    written = write_learned(learning, out, evidence=evidence, truth=truth)
+    print(describe_learning(learning))
+    print(f"wrote {', '.join(str(path) for path in written)}")
+    return EXIT_OK
+
+
 def _common_options(parser: argparse.ArgumentParser) -> None:
     """Options of both the engine and the audit."""
     parser.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop exact solving and report the best world found")
@@ -88,6 +161,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--memory-limit", metavar="SIZE", help="stop cleanly past this resident memory, e.g. 4G")
     parser.add_argument("--max-groundings", type=int, metavar="N", help="groundings one formula may have (default 20M)")
+    _limit_option(parser)
 
 
 def _hard_weight(text: str | None) -> Decimal | None:
@@ -102,21 +176,70 @@ def _hard_weight(text: str | None) -> Decimal | None:
     return weight
 
 
-def _check_common(options: argparse.Namespace) -> None:
+def _limit_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--limit", action="append", default=[], metavar="NAME=N",
+        help="change a rule-file limit: max-rule-bytes, max-line-length, max-statement-tokens, max-nesting, max-range",
+    )
+
+
+def _limits(options: argparse.Namespace) -> limits.Limits:
+    """The limits the options set (``--limit NAME=N``, ``--max-groundings``, ``--memory-limit``)."""
+    changes: dict[str, int] = {}
+    for item in getattr(options, "limit", []):
+        name, sep, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name or not value.strip():
+            raise UsageError(f"--limit {item}: expected NAME=N, e.g. max-rule-bytes=20000000")
+        if name not in limits.limit_names() or name in ("max_groundings", "memory_limit"):
+            raise UsageError(
+                f"--limit {item}: unknown limit '{name.replace('_', '-')}'; the limits are max-rule-bytes, "
+                "max-line-length, max-statement-tokens, max-nesting and max-range"
+            )
+        try:
+            changes[name] = int(value.strip().replace(",", "_"))
+        except ValueError:
+            raise UsageError(f"--limit {item}: expected a whole number") from None
+    if getattr(options, "max_groundings", None) is not None:
+        changes["max_groundings"] = options.max_groundings
+    if getattr(options, "memory_limit", None) is not None:
+        changes["memory_limit"] = limits.parse_size(options.memory_limit)
+    return limits.Limits().replaced(**changes)
+
+
+def _flag(option: Option) -> str:
+    """How the command line words an argument of the API: as its flag."""
+    if option.name == "queries":
+        return "--query P,Q or --query-file FILE"
+    dashed = option.name.replace("_", "-")
+    if option.name in limits.limit_names() and option.name not in ("max_groundings", "memory_limit"):
+        return f"--limit {dashed}" + (f"={option.metavar}" if option.metavar else "")
+    return f"--{dashed}" + (f" {option.metavar}" if option.metavar else "")
+
+
+def _render(error: ReasonerError) -> str:
+    """The error's message, arguments of the API worded as flags."""
+    if error.options:
+        error.args = (error.worded(_flag),)
+    return error.render()
+
+
+def _check_common(options: argparse.Namespace) -> limits.Limits:
     if options.workers is not None and options.workers < 1:
         raise UsageError("--workers must be at least 1")
     if options.time_limit is not None and options.time_limit <= 0:
         raise UsageError("--time-limit must be a positive number of seconds")
-    if options.memory_limit is not None:
-        limits.parse_size(options.memory_limit)  # a usage error now; applied by _apply_memory_limit
-    limits.configure(max_groundings=options.max_groundings)
+    return _limits(options)
 
 
-def _apply_memory_limit(options: argparse.Namespace) -> None:
-    """Start watching the resident memory, once the libraries the run needs are loaded."""
-    if options.memory_limit is None:
+def _configure_audit(run_limits: limits.Limits, *, memory: bool) -> None:
+    """The audit's limits, set for this process (its worker processes take them from it);
+    ``memory``: start watching the resident memory, once the libraries the run needs are loaded."""
+    if memory and run_limits.memory_limit is not None:
+        limits.configure(memory_limit=run_limits.memory_limit)
         return
-    limits.configure(memory_limit=limits.parse_size(options.memory_limit))
+    changes = {name: getattr(run_limits, name) for name in limits.limit_names() if name != "memory_limit"}
+    limits.configure(**changes)
 
 
 def _audit_output_options(parser: argparse.ArgumentParser) -> None:
@@ -194,6 +317,7 @@ def _check_parser() -> argparse.ArgumentParser:
     parser.add_argument("rules", nargs="+", metavar="RULES")
     parser.add_argument("--query", "-q", action="append", default=[], metavar="P,Q")
     parser.add_argument("--query-file", type=Path, metavar="FILE")
+    _limit_option(parser)
     parser.add_argument("--debug", action="store_true")
     return parser
 
@@ -219,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in arguments
+    options: argparse.Namespace | None = None
     try:
         commands = {
             "check": (_check_parser, _check),
@@ -228,15 +353,18 @@ def _main(argv: Sequence[str] | None) -> int:
             "explain": (_explain_parser, _explain),
             "audit-model": (_audit_model_parser, _audit_model),
             "verify": (_verify_parser, _verify),
+            "learn": (_learn_parser, _learn),
         }
         if arguments and arguments[0] in commands:  # by name, never by what is on disk (a path: './check')
             make_parser, command = commands[arguments[0]]
-            return command(make_parser().parse_args(arguments[1:]))
-        return _run(_run_parser().parse_args(arguments))
+            options = make_parser().parse_args(arguments[1:])
+            return command(options)
+        options = _run_parser().parse_args(arguments)
+        return _run(options)
     except ReasonerError as error:
         if debug:
             raise
-        print(error.render(), file=sys.stderr)
+        print(_render(error), file=sys.stderr)
         return error.exit_code
     except BrokenPipeError:  # e.g. 'reason ... | head': the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -248,13 +376,13 @@ def _main(argv: Sequence[str] | None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except MemoryError:
-        return _out_of_memory()
+        return _out_of_memory(options)
     except Exception as error:  # a bug, not bad input: say so without a traceback
         if type(error).__name__ == "OutOfMemoryException" and not debug:  # DuckDB's, outside Python's heap
-            return _out_of_memory()
+            return _out_of_memory(options)
         reached = limits.memory_limit_reached()
         if reached is not None and not debug:  # the watchdog's signal interrupted a library call
-            print(reached.render(), file=sys.stderr)
+            print(_render(reached), file=sys.stderr)
             return reached.exit_code
         if debug:
             raise
@@ -263,18 +391,16 @@ def _main(argv: Sequence[str] | None) -> int:
         return 1
 
 
-def _out_of_memory() -> int:
-    from reasoner.limits import current
-
-    budget = current().memory_limit
+def _out_of_memory(options: argparse.Namespace | None) -> int:
+    text = getattr(options, "memory_limit", None)
+    try:
+        budget = limits.parse_size(text) if text else None
+    except ReasonerError:
+        budget = None
     if budget is None:
         print("error: out of memory; see the README's section on limits", file=sys.stderr)
         return 1
-    print(
-        f"error: the memory limit ({budget / 2**30:.2f} GiB, --memory-limit) was reached; nothing was written. "
-        "Give more memory, or lower --max-groundings to be refused earlier (README: Reliability)",
-        file=sys.stderr,
-    )
+    print(_render(limits.memory_limit_error(budget)), file=sys.stderr)
     return EXIT_INPUT
 
 
@@ -306,8 +432,9 @@ def _check(options: argparse.Namespace) -> int:
     from reasoner.check import check_program
     from reasoner.parse import parse_program
 
+    rule_limits = _limits(options)
     patterns, spans = _queries(options.query, options.query_file)
-    program = check_program(parse_program(options.rules), patterns, spans)
+    program = check_program(parse_program(options.rules, limits=rule_limits), patterns, spans)
     for warning in program.warnings:
         print(warning.render(), file=sys.stderr)
     formulas = len(program.formulas)
@@ -374,7 +501,7 @@ def _classify(inputs: list[str], table_options: list[str]) -> tuple[list[Path], 
 def _run(options: argparse.Namespace) -> int:
     # Options are checked before the pipeline is imported, so usage errors are quick.
     rules, evidence, tables = _classify(options.inputs, options.table)
-    _check_common(options)
+    run_limits = _check_common(options)
     patterns, spans = _queries(options.query, options.query_file)
     if not patterns and not evidence:
         from reasoner.lending.config import find_config
@@ -382,11 +509,11 @@ def _run(options: argparse.Namespace) -> int:
         if find_config(rules) is not None:
             return _audit(rules, list(tables.values()), options)
 
-    from reasoner.explain import explain
-    from reasoner.pipeline import run
-    from reasoner.render import render_json, render_text
+    if options.marginals:
+        return _marginals(rules, evidence, tables, patterns, spans, options, run_limits)
 
-    _apply_memory_limit(options)
+    from reasoner.pipeline import explain, run
+    from reasoner.render import render_json, render_text
 
     margins = None
     if options.margins is not None:
@@ -398,22 +525,68 @@ def _run(options: argparse.Namespace) -> int:
         else:
             margins = sorted({pattern.predicate for pattern in patterns})
     result = run(
-        rules,
+        list(rules),
         evidence,
-        tables,
-        patterns,
-        spans,
+        tables=dict(tables),
+        queries=patterns,
+        query_spans=spans,
         margins=margins,
         time_limit=options.time_limit,
         workers=options.workers or 1,
         explain_atoms=options.explain,
+        limits=run_limits,
         solver=options.solver,
         hard_weight=_hard_weight(options.hard_weight),
     )
-    proofs = [explain(result.network, result.solution, text) for text in options.explain] if result.solution.status != "unsatisfiable" else []
+    solved = result.solution.status != "unsatisfiable"
+    proofs = [explain(result, text) for text in options.explain] if solved else []
     output = render_json(result, proofs, timings=not options.no_timings) if options.json else render_text(result, proofs)
     sys.stdout.write(output + "\n")
     return EXIT_UNSATISFIABLE if result.solution.status == "unsatisfiable" else EXIT_OK
+
+
+def _marginals(
+    rules: list[Path],
+    evidence: list[Path],
+    tables: dict[str, Path],
+    patterns: list[QueryPattern],
+    spans: dict,  # type: ignore[type-arg]
+    options: argparse.Namespace,
+    run_limits: limits.Limits,
+) -> int:
+    if options.explain:
+        raise UsageError("--explain explains the MAP world; run it without --marginals")
+    if options.hard_weight is not None:
+        raise UsageError("--hard-weight is for MAP inference; marginals keep hard formulas hard")
+    if options.samples < 2 or options.burn_in < 0:
+        raise UsageError("--samples must be at least 2 and --burn-in at least 0")
+    import json
+
+    from reasoner.marginal import marginal_json, result_lines, run_marginals
+
+    result = run_marginals(
+        rules, evidence, dict(tables), patterns, spans,
+        samples=options.samples, burn_in=options.burn_in, seed=options.seed, limits=run_limits,
+    )
+    if result.marginals.status == "unsatisfiable":
+        if options.json:
+            sys.stdout.write(json.dumps(marginal_json(result, timings=not options.no_timings)) + "\n")
+        print("error: the hard formulas cannot all hold; run without --marginals for a minimal core", file=sys.stderr)
+        return EXIT_UNSATISFIABLE
+    if options.json:
+        sys.stdout.write(json.dumps(marginal_json(result, timings=not options.no_timings)) + "\n")
+        return EXIT_OK
+    sys.stdout.write("".join(line + "\n" for line in result_lines(result)))
+    summary = result.marginals
+    if summary.sampled_components:
+        print(
+            f"MC-SAT: {summary.sampled_components} component(s), {summary.sampled_atoms} atoms, "
+            f"{summary.chains} chains x {summary.samples} samples after {summary.burn_in} burn-in (seed {summary.seed}); split-R-hat "
+            f"{summary.r_hat:.3f}, chains differ by at most {summary.chain_difference:.3f}; "
+            f"{summary.exact_components} component(s) exact",
+            file=sys.stderr,
+        )
+    return EXIT_OK
 
 
 def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, pairs: Path | None = None) -> int:
@@ -422,19 +595,20 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
     facts = tables[0]
     if len(tables) == 2:
         pairs = tables[1]
-    _check_common(options)
+    run_limits = _check_common(options)
+    _configure_audit(run_limits, memory=False)
     if options.partition_rows is not None and options.partition_rows < 1:
         raise UsageError("--partition-rows must be at least 1")
+    from reasoner.lending.audit.progress import Progress, StageTiming, timing_table
     from reasoner.lending.audit.run import PARTITION_ROWS, audit
     from reasoner.lending.outputs.write import check_output, output_lock, write_outputs
-    from reasoner.lending.audit.progress import Progress, StageTiming, timing_table
 
     signing_key = None
     if options.sign is not None:  # before the work: a wrong key fails at once
         from reasoner.lending.outputs.signing import load_private_key
 
         signing_key = load_private_key(options.sign)
-    _apply_memory_limit(options)
+    _configure_audit(run_limits, memory=True)
 
     out = Path(options.output)
     inputs = [*rules, *tables, *([options.model_evidence] if options.model_evidence else [])]

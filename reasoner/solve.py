@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from pysat.examples.musx import MUSX
@@ -38,7 +39,9 @@ from reasoner.backends import normalise, solve_highs
 from reasoner.encode import Component, Components, Encoding
 from reasoner.local_search import clause_costs, local_search
 
-__all__ = ["BACKENDS", "Solution", "solve"]
+__all__ = ["BACKENDS", "Solution", "Status", "solve"]
+
+Status = Literal["optimal", "feasible", "unsatisfiable"]  # feasible: a time limit stopped the solver
 
 SOLVER = "g3"
 BATCH_CLAUSES = 20_000
@@ -60,7 +63,7 @@ class Solution:
     the hard (block, row) groundings that evidence alone violates.
     """
 
-    status: str
+    status: Status
     values: np.ndarray
     cost: int
     lower_bound: int
@@ -68,7 +71,7 @@ class Solution:
     margins: dict[int, int | None] = field(default_factory=dict)
     core: tuple[int, ...] = ()
     core_evidence: tuple[tuple[int, int], ...] = ()
-    stats: dict[str, object] = field(default_factory=dict)
+    stats: dict[str, object] = field(default_factory=dict)  # components, largest_component, seconds, backends...
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,7 @@ class _Problem:
 @dataclass(frozen=True, slots=True)
 class _Result:
     index: int
-    status: str  # optimal | feasible | unsatisfiable
+    status: Status
     model: np.ndarray  # bool per local variable (index 0 unused)
     cost: int
     lower_bound: int
@@ -143,7 +146,7 @@ def solve(
     cost = encoding.fixed_cost
     bound = encoding.fixed_cost
     margins: dict[int, int | None] = {int(atom): 0 for atom in wanted}
-    statuses = set()
+    statuses: set[Status] = set()
     if len(single):
         outcome = _solve_singletons(components, single, encoding, wanted, values, margins)
         if outcome is None:  # a variable whose hard clauses contradict: the generic path finds the core
@@ -167,7 +170,7 @@ def solve(
         bound += result.lower_bound
         for local, margin in result.margins:
             margins[int(problem.variables[local - 1])] = margin
-    status = "feasible" if "feasible" in statuses else "optimal"
+    status: Status = "feasible" if "feasible" in statuses else "optimal"
     sizes = [len(problem.variables) for problem in problems]
     stats = {
         "components": len(encoding.components),
@@ -324,7 +327,7 @@ def _solve_problem(problem: _Problem, deadline: float | None, backend: str = "au
     hard, soft, weights, hard_index = _clauses(problem)
     large = backend == "highs" or (backend == "auto" and len(problem.weights) > RC2_MAX_CLAUSES)
 
-    def best(forced: list[int] | None) -> tuple[str, np.ndarray, int, int, str]:
+    def best(forced: list[int] | None) -> tuple[Status, np.ndarray, int, int, str]:
         extra = [] if forced is None else [forced]
         if num_vars > 1 and large:
             return (*_large(problem, num_vars, hard + extra, soft, weights, forced, deadline, 0), "highs")
@@ -336,7 +339,7 @@ def _solve_problem(problem: _Problem, deadline: float | None, backend: str = "au
             return status, model, cost, bound, "rc2"
         return (*_large(problem, num_vars, hard + extra, soft, weights, forced, deadline, bound), "highs")
 
-    def settled(answer: tuple[str, np.ndarray, int, int, str]) -> tuple[str, np.ndarray, int, int, str]:
+    def settled(answer: tuple[Status, np.ndarray, int, int, str]) -> tuple[Status, np.ndarray, int, int, str]:
         status, model, cost, bound, used = answer
         if status != "feasible" or not problem.first_auxiliary:
             return answer
@@ -404,7 +407,7 @@ def _large(
     forced: list[int] | None,
     deadline: float | None,
     bound: int,
-) -> tuple[str, np.ndarray, int, int]:
+) -> tuple[Status, np.ndarray, int, int]:
     """A large component: a SAT world (phases from the soft units), improved by MaxWalkSAT,
     handed to HiGHS. With a deadline the best world met is kept; ``bound`` is a lower bound
     already proven (by RC2)."""
@@ -440,7 +443,7 @@ def _large(
 
 def _maxsat(
     num_vars: int, hard: list[list[int]], soft: list[list[int]], weights: list[int], deadline: float | None
-) -> tuple[str, np.ndarray, int, int]:
+) -> tuple[Status, np.ndarray, int, int]:
     """(status, model, cost, lower bound) of one weighted partial MaxSAT problem."""
     if num_vars == 1:
         return _single_variable(hard, soft, weights)
@@ -467,7 +470,7 @@ def _maxsat(
 
 def _single_variable(
     hard: list[list[int]], soft: list[list[int]], weights: list[int]
-) -> tuple[str, np.ndarray, int, int]:
+) -> tuple[Status, np.ndarray, int, int]:
     allowed = {True, False}
     for clause in hard:
         literals = set(clause)  # a clause may repeat its literal: [1, 1]
@@ -489,7 +492,7 @@ def _single_variable(
 
 def _fallback(
     num_vars: int, hard: list[list[int]], soft: list[list[int]], weights: list[int], bound: int
-) -> tuple[str, np.ndarray, int, int]:
+) -> tuple[Status, np.ndarray, int, int]:
     """A world satisfying the hard clauses (SAT, phases from the unit soft clauses), unoptimised."""
     with Solver(name=SOLVER, bootstrap_with=hard) as oracle:
         phases = [clause[0] for clause in soft if len(clause) == 1]

@@ -102,5 +102,5 @@ def test_positive_data_weights_ground_no_negated_formula(tmp_path: Path) -> None
     rules = DECLARATIONS + "bind Strength(lei, llr) from s\nw: Strength(l, w) => Flagged(l)\n"
     result = _run(tmp_path, rules, rows)
     # one grounding per row that the evidence leaves open (60), not lenders x weights
-    assert result.network.stats["ground_formulas"] == 60
-    assert result.network.stats["total_groundings"] == 60 * 7
+    assert result.network.stats.ground_formulas == 60
+    assert result.network.stats.total_groundings == 60 * 7

@@ -287,9 +287,13 @@ def test_memory_sizes_are_read_with_their_units(text: str, size: int) -> None:
 
 
 @pytest.mark.parametrize("text", ["lots", "4X", "-1G", "10M"])
-def test_unusable_memory_sizes_are_usage_errors(text: str) -> None:
-    with pytest.raises(UsageError, match="--memory-limit"):
+def test_unusable_memory_sizes_are_usage_errors(text: str, reason: Callable[..., object]) -> None:
+    with pytest.raises(ValueError, match=f"^memory_limit {text}: "):  # the command line: '--memory-limit {text}: '
         limits.parse_size(text)
+    smokers = ROOT / "examples" / "smokers"
+    done = reason([smokers / "smokers.mln", smokers / "evidence.db", "-q", "Cancer", f"--memory-limit={text}"])
+    assert done.returncode == 2  # type: ignore[attr-defined]
+    assert done.stderr.startswith(f"error: --memory-limit {text}: ")  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow

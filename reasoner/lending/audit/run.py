@@ -326,7 +326,7 @@ def audit(
 
 def _declared(files: Sequence[Path]) -> set[str]:
     """The predicates the rule files declare (parsed only: the partitions check the program)."""
-    program = parse_program(list(files))
+    program = parse_program(list(files), limits=limits.current())
     return {statement.name for statement in program.statements if isinstance(statement, PredicateDeclaration)}
 
 
