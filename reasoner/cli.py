@@ -4,7 +4,7 @@
     reason RULES/ FACTS [PAIRS] [-o OUT]      the lending audit (rules with an audit.toml)
     reason audit FACTS [-o OUT]               the same with the built-in rule library
     reason check RULES...
-    reason synth OUT --applications N --lenders M --seed S [--simple]
+    reason synth OUT --applications N --lenders M --seed S [--simple] [--names]
     reason evaluate OUT TRUTH
     reason explain OUT APPLICATION_ID|LEI
     reason audit-model MODEL --data TABLE --protected COLUMNS -o OUT   audit a credit model
@@ -353,6 +353,11 @@ def _synth_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--simple", action="store_true", help="the generator without confounds (registers made before they were added)"
+    )
+    parser.add_argument(
+        "--names",
+        action="store_true",
+        help="add applicant_surname, applicant_first_name and zip_code drawn from the Census tables by group and state",
     )
     parser.add_argument("--debug", action="store_true")
     return parser
@@ -765,7 +770,9 @@ def _synth(options: argparse.Namespace) -> int:
 
     if options.applications < 1 or options.lenders < 1:
         raise UsageError("--applications and --lenders must be at least 1")
-    out = write_synth(options.out, options.applications, options.lenders, options.seed, simple=options.simple)
+    out = write_synth(
+        options.out, options.applications, options.lenders, options.seed, simple=options.simple, names=options.names
+    )
     print(
         f"wrote {out} ({options.applications:,} applications, {options.lenders:,} lenders) and "
         f"{out.with_name(out.stem + '.truth.csv')}"

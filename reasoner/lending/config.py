@@ -30,18 +30,22 @@ __all__ = [
     "CONFIDENCE_LABELS",
     "CONFIG_NAME",
     "NOT_TESTED",
+    "PROXY_FIELDS",
     "STATUS_TIERS",
     "TIERS",
     "UNDERPOWERED",
     "AuditConfig",
     "ColumnMap",
     "Comparison",
+    "ProxySettings",
     "RedliningSettings",
     "check_config_columns",
     "check_covariate_types",
+    "check_proxy_columns",
     "find_config",
     "load_column_map",
     "load_config",
+    "proxy_settings",
     "redlining_settings",
 ]
 
@@ -70,7 +74,8 @@ KNOWN_KEYS = frozenset(
         "min_group", "majority_minority_percent", "outlier_min_neighbours", "outlier_share", "lender_verdict",
         "lender_kinds", "application_findings", "tiers", "confidence", "actions", *TIERS, *CONFIDENCE_LABELS,
         *REDLINING_KEYS,
-        *STATUS_TIERS, "underpowered_odds_ratio",
+        *STATUS_TIERS, "underpowered_odds_ratio", "proxies", "race_not_available", "pair_threshold", "surname",
+        "first_name", "zip", "address",
     )
 )
 GROUP_COLUMNS = ("race", "ethnicity", "sex", "age", "race_ethnicity", "minority", "minority_sex", "minority_tract")
@@ -98,6 +103,24 @@ class RedliningSettings:
     peer_volume: tuple[float, float] = (0.5, 2.0)
     min_peers: int = 5
     assessment_areas: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """``[proxies]`` of ``audit.toml``: estimate race and ethnicity (BISG/BIFSG) for the rows of a
+    register with a race column whose race is not available (``race_not_available``, off by
+    default; a register without a race column is proxied whenever ``[columns]`` maps a surname);
+    ``pair_threshold``: the probability an estimated applicant's most probable group must reach for
+    matched pairs; ``surname``, ``first_name``, ``zip``, ``address`` (a one-line address ending in its
+    ZIP code, read when there is no ZIP column): the register's columns, for a register read without
+    ``[columns]`` (``[columns]`` may map them instead)."""
+
+    race_not_available: bool = False
+    pair_threshold: float = 0.8
+    surname: str = ""
+    first_name: str = ""
+    zip: str = ""
+    address: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +156,7 @@ class AuditConfig:
     category_levels: tuple[tuple[str, tuple[str, ...]], ...] = ()  # register-wide (``with_levels``)
     comparator_tolerance: tuple[tuple[str, float], ...] = (("cltv", 2.0), ("dti", 2.0), ("income", 0.05))
     redlining: RedliningSettings = RedliningSettings()
+    proxies: ProxySettings = ProxySettings()
 
     def action(self, tier: str, violations: tuple[str, ...] | list[str] = ()) -> str:
         """The tier's action, then each violation's (``violations``: labels of ``lender_kinds``)."""
@@ -408,12 +432,31 @@ def load_config(path: Path) -> AuditConfig:
         confidence=confidence,
         actions=actions,
         redlining=redlining_settings(path, text, top),
+        proxies=proxy_settings(path, text, top),
         kind_actions=kind_actions,
         underpowered_odds_ratio=underpowered,
     )
     for reader in (similarity, statistics, findings, scoring, top):
         reader.finish()
     return config
+
+
+def proxy_settings(path: Path, text: str, top: _Reader) -> ProxySettings:
+    """The optional ``[proxies]`` table of ``audit.toml`` (``ProxySettings``; defaults when absent)."""
+    if "proxies" not in top.data:
+        top.used.add("proxies")
+        return ProxySettings()
+    reader = _Reader(path, text, top.table("proxies"), "proxies")
+    settings = ProxySettings(
+        race_not_available=reader.get("race_not_available", bool, False),
+        pair_threshold=reader.number("pair_threshold", 0.5, 1.0, 0.8),
+        surname=reader.get("surname", str, ""),
+        first_name=reader.get("first_name", str, ""),
+        zip=reader.get("zip", str, ""),
+        address=reader.get("address", str, ""),
+    )
+    reader.finish()
+    return settings
 
 
 def redlining_settings(path: Path, text: str, top: _Reader) -> RedliningSettings:
@@ -469,7 +512,13 @@ COLUMN_FIELDS = {
     "rate_spread": "rate_spread",
     "age": "applicant_age",
 }
-COLUMN_REQUIRED = ("lender", "decision", "race", "ethnicity", "sex", "income", "dti", "ltv", "amount")
+COLUMN_REQUIRED = ("lender", "decision", "race", "ethnicity", "sex", "income", "dti", "amount")
+# ltv may be left out for unsecured lending (cards, personal loans): every row then reads 0
+# (``column_map.UNSECURED``), so leave cltv out of the covariates and similarity columns too.
+# Columns the race and ethnicity proxy reads (``reasoner.lending.proxies``); with one of them mapped,
+# race, ethnicity and sex may be absent (a card or auto register reports none of them).
+PROXY_FIELDS = ("surname", "first_name", "zip", "address")
+PROXY_OPTIONAL = ("race", "ethnicity", "sex")
 # What the values of a field may be mapped to: the published values (or decisions)
 COLUMN_TARGETS: dict[str, dict[str, str]] = {
     "decision": {"approved": "1", "denied": "3", "other": "4"},
@@ -500,6 +549,11 @@ class ColumnMap:
     columns: tuple[tuple[str, str, str], ...]
     values: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
     income_divisor: float
+    proxy_columns: tuple[tuple[str, str, str], ...] = ()  # (PROXY_FIELDS field, the register's column, where)
+
+    def proxy_column(self, field: str) -> str:
+        """The register's column mapped to a ``PROXY_FIELDS`` field ('' when none is)."""
+        return next((name for mapped, name, _ in self.proxy_columns if mapped == field), "")
 
 
 def load_column_map(path: Path) -> ColumnMap | None:
@@ -519,15 +573,21 @@ def load_column_map(path: Path) -> ColumnMap | None:
     if not isinstance(section, dict):
         raise config_error(path, text, "audit.toml", "columns", "'columns' must be a table ([columns])")
     reader = _Reader(path, text, section, "columns")
-    allowed = [*COLUMN_FIELDS, "income_unit", "values"]
+    allowed = [*COLUMN_FIELDS, *PROXY_FIELDS, "income_unit", "values"]
     for key in section:
         if key not in allowed:
             notes = did_you_mean(key, allowed, otherwise=f"known keys: {', '.join(allowed)}")
             raise reader.error(key, f"unknown key '{key}' in [columns]", notes)
     columns = []
+    proxied = any(field in section for field in PROXY_FIELDS)
+    proxy_columns = []
+    for field in PROXY_FIELDS:
+        if field in section:
+            line, _ = _locate(text, "columns", field)
+            proxy_columns.append((field, reader.get(field, str), f"{path.name}:{line}"))
     for field in COLUMN_FIELDS:
         if field not in section:
-            if field in COLUMN_REQUIRED:
+            if field in COLUMN_REQUIRED and not (proxied and field in PROXY_OPTIONAL):
                 notes = (f"the audit needs: {', '.join(COLUMN_REQUIRED)}",)
                 raise reader.error(None, f"[columns] has no '{field}'", notes)
             continue
@@ -564,7 +624,7 @@ def load_column_map(path: Path) -> ColumnMap | None:
     if "decision" not in dict(values):
         raise config_error(path, text, "columns", "decision", "[columns.values.decision] must list the register's "
                            "values for approved, denied and other decisions")
-    return ColumnMap(path, tuple(columns), tuple(values), INCOME_UNITS[unit])
+    return ColumnMap(path, tuple(columns), tuple(values), INCOME_UNITS[unit], tuple(proxy_columns))
 
 
 def _header_error(path: Path, text: str, header: str, message: str, notes: tuple[str, ...] = ()) -> RuleError:
@@ -575,6 +635,22 @@ def _header_error(path: Path, text: str, header: str, message: str, notes: tuple
     column = source_line.find("[") + 1 or 1
     span = Span(str(path), number + 1, column, number + 1, column + len(header) + 2, source_line)
     return RuleError([Diagnostic(span, message, notes=notes)])
+
+
+def check_proxy_columns(config: AuditConfig, available: Iterable[str]) -> None:
+    """A ``RuleError`` at its line in ``[proxies]`` when a surname, first-name or ZIP column named there
+    is not a column of the register (``available``), with a did-you-mean."""
+    known = sorted(set(available))
+    settings = config.proxies
+    named = (("surname", settings.surname), ("first_name", settings.first_name), ("zip", settings.zip),
+             ("address", settings.address))
+    for key, name in named:
+        if name and name not in known:
+            notes = did_you_mean(name, known, cutoff=0.75)
+            raise config_error(
+                config.path, read_config_text(config.path), "proxies", key,
+                f"the register has no column '{name}' ({key} of [proxies])", notes,
+            )
 
 
 def check_config_columns(config: AuditConfig, available: Iterable[str]) -> None:
