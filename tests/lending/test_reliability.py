@@ -24,7 +24,7 @@ import pytest
 from support import REPOSITORY
 
 from reasoner import limits
-from reasoner.errors import EvidenceError, UsageError
+from reasoner.errors import EvidenceError
 from reasoner.lending.audit.run import Audit, audit
 from reasoner.lending.outputs.report import render_markdown
 from reasoner.lending.outputs.write import write_outputs
