@@ -196,7 +196,9 @@ def parse_db(
         if predicate is None:
             notes = tuple(predicate_like(name, program.predicates))
             errors.append(
-                Diagnostic(_span(file, number, column, len(name), raw), f"unknown predicate '{name}/{len(args)}'", notes=notes)
+                Diagnostic(
+                    _span(file, number, column, len(name), raw), f"unknown predicate '{name}/{len(args)}'", notes=notes
+                )
             )
             continue
         if predicate.arity != len(args):
@@ -451,7 +453,9 @@ def _column_values(table: pd.DataFrame, rows: pd.Series, column: Column, path: s
     return _column(table, column, path).reset_index(drop=True)
 
 
-def _condition_mask(table: pd.DataFrame, rows: pd.Series, condition: Condition, binding: Binding, path: str) -> np.ndarray:
+def _condition_mask(
+    table: pd.DataFrame, rows: pd.Series, condition: Condition, binding: Binding, path: str
+) -> np.ndarray:
     column = _column_values(table, rows, condition.column, path)
     values = [constant.value for constant in condition.values]
     if condition.op in ("=", "in", "!="):
@@ -644,7 +648,14 @@ def parse_query_file(path: Path) -> tuple[list[QueryPattern], dict[str, Span]]:
         match = _ATOM.match(line)
         args = split_args(match.group(3)) if match else None
         if match is None or args is None or match.group(1):
-            raise RuleError([Diagnostic(_span(file, number, column, len(line), raw), "expected a query predicate or atom such as 'Cancer(x)'")])
+            raise RuleError(
+                [
+                    Diagnostic(
+                        _span(file, number, column, len(line), raw),
+                        "expected a query predicate or atom such as 'Cancer(x)'",
+                    )
+                ]
+            )
         name = match.group(2)
         values: list[ConstantValue | None] = []
         for arg in args:

@@ -121,7 +121,11 @@ def solve(
     values = np.zeros(encoding.num_vars + 1, dtype=bool)
     if encoding.violated_hard:
         return Solution(
-            "unsatisfiable", values, encoding.fixed_cost, encoding.fixed_cost, encoding.scale,
+            "unsatisfiable",
+            values,
+            encoding.fixed_cost,
+            encoding.fixed_cost,
+            encoding.scale,
             core_evidence=encoding.violated_hard[:10],
             stats={"components": len(encoding.components)},
         )
@@ -161,7 +165,11 @@ def solve(
         if result.status == "unsatisfiable":
             core = tuple(int(encoding.formula_of[components[problem.index].clauses[c]]) for c in result.core)
             return Solution(
-                "unsatisfiable", values, cost, bound, encoding.scale,
+                "unsatisfiable",
+                values,
+                cost,
+                bound,
+                encoding.scale,
                 core=tuple(sorted(set(core))),
                 stats={"components": len(problems), "seconds": time.perf_counter() - started},
             )
@@ -203,7 +211,9 @@ def _solve_singletons(
     variables = components.variables[components.variable_bounds[single]]
     starts, ends = encoding.offsets[clauses], encoding.offsets[clauses + 1]
     lengths = ends - starts
-    positions = np.repeat(starts, lengths) + (np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    positions = np.repeat(starts, lengths) + (
+        np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    )
     literal_clause = np.repeat(np.arange(len(clauses)), lengths)
     positive = np.zeros(len(clauses), dtype=bool)
     negative = np.zeros(len(clauses), dtype=bool)
@@ -246,7 +256,12 @@ def _problem(component: Component, encoding: Encoding, wanted: np.ndarray) -> _P
     auxiliary = np.flatnonzero(component.variables > encoding.num_atoms)
     first_auxiliary = int(auxiliary[0]) + 1 if len(auxiliary) else 0
     return _Problem(
-        component.index, component.variables, offsets, local_literals, encoding.weights[clauses], margin_variables,
+        component.index,
+        component.variables,
+        offsets,
+        local_literals,
+        encoding.weights[clauses],
+        margin_variables,
         first_auxiliary,
     )
 

@@ -67,15 +67,53 @@ STATUS_ACTIONS = {  # used when audit.toml's [scoring.actions] does not say
 UNDERPOWERED_ODDS_RATIO = 2.0
 KNOWN_KEYS = frozenset(
     (
-        "comparisons", "similarity", "statistics", "findings", "scoring", "name", "column", "reference", "compared",
-        "columns", "log_columns", "scaling", "blocks", "neighbours", "max_distance", "covariates", "pricing_covariates",
-        "categorical_covariates", "bands", "pricing_categorical_covariates", "pricing_bands", "alternative_odds_ratio",
-        "alternative_pricing_gap", "theory", "comparator_tolerance",
-        "min_group", "majority_minority_percent", "outlier_min_neighbours", "outlier_share", "lender_verdict",
-        "lender_kinds", "application_findings", "tiers", "confidence", "actions", *TIERS, *CONFIDENCE_LABELS,
+        "comparisons",
+        "similarity",
+        "statistics",
+        "findings",
+        "scoring",
+        "name",
+        "column",
+        "reference",
+        "compared",
+        "columns",
+        "log_columns",
+        "scaling",
+        "blocks",
+        "neighbours",
+        "max_distance",
+        "covariates",
+        "pricing_covariates",
+        "categorical_covariates",
+        "bands",
+        "pricing_categorical_covariates",
+        "pricing_bands",
+        "alternative_odds_ratio",
+        "alternative_pricing_gap",
+        "theory",
+        "comparator_tolerance",
+        "min_group",
+        "majority_minority_percent",
+        "outlier_min_neighbours",
+        "outlier_share",
+        "lender_verdict",
+        "lender_kinds",
+        "application_findings",
+        "tiers",
+        "confidence",
+        "actions",
+        *TIERS,
+        *CONFIDENCE_LABELS,
         *REDLINING_KEYS,
-        *STATUS_TIERS, "underpowered_odds_ratio", "proxies", "race_not_available", "pair_threshold", "surname",
-        "first_name", "zip", "address",
+        *STATUS_TIERS,
+        "underpowered_odds_ratio",
+        "proxies",
+        "race_not_available",
+        "pair_threshold",
+        "surname",
+        "first_name",
+        "zip",
+        "address",
     )
 )
 GROUP_COLUMNS = ("race", "ethnicity", "sex", "age", "race_ethnicity", "minority", "minority_sex", "minority_tract")
@@ -211,7 +249,12 @@ def check_config_predicates(config: AuditConfig, declared: Collection[str]) -> N
             text = read_config_text(config.path)
             notes = did_you_mean(name, sorted(declared))
             raise config_error(
-                config.path, text, "findings", key, f"[findings] names predicate '{name}', which no rule file declares", notes
+                config.path,
+                text,
+                "findings",
+                key,
+                f"[findings] names predicate '{name}', which no rule file declares",
+                notes,
             )
 
 
@@ -363,7 +406,9 @@ def load_config(path: Path) -> AuditConfig:
         name = reader.get("name", str)
         column = reader.get("column", str)
         if column not in GROUP_COLUMNS:
-            raise reader.error("column", f"unknown group column '{column}'", (f"expected one of: {', '.join(GROUP_COLUMNS)}",))
+            raise reader.error(
+                "column", f"unknown group column '{column}'", (f"expected one of: {', '.join(GROUP_COLUMNS)}",)
+            )
         theory = reader.get("theory", str, "treatment")
         if theory not in ("treatment", "redlining"):
             raise reader.error("theory", f"unknown theory '{theory}'", ("expected 'treatment' or 'redlining'",))
@@ -385,7 +430,10 @@ def load_config(path: Path) -> AuditConfig:
     tiers_table.finish()
     for (name, low), (next_name, high) in zip(tiers, tiers[1:], strict=False):
         if high > low:
-            raise tiers_table.error(next_name, f"tier cut-offs must not increase from TIER_1 to TIER_4: {next_name} = {high} is above {name} = {low}")
+            raise tiers_table.error(
+                next_name,
+                f"tier cut-offs must not increase from TIER_1 to TIER_4: {next_name} = {high} is above {name} = {low}",
+            )
     confidence_table = _Reader(path, text, scoring.table("confidence"), "scoring.confidence")
     confidence = tuple((label, confidence_table.number(label, 0)) for label in CONFIDENCE_LABELS[:-1])
     confidence_table.finish()
@@ -398,7 +446,9 @@ def load_config(path: Path) -> AuditConfig:
         for predicate, label in lender_kinds
         if predicate in actions_table.data
     )
-    actions_table.used.update(predicate for predicate, _ in lender_kinds)  # optional keys: named in a misspelling's note
+    actions_table.used.update(
+        predicate for predicate, _ in lender_kinds
+    )  # optional keys: named in a misspelling's note
     actions_table.finish()
     underpowered = scoring.number("underpowered_odds_ratio", default=UNDERPOWERED_ODDS_RATIO)
     if underpowered <= 1:
@@ -522,18 +572,40 @@ PROXY_OPTIONAL = ("race", "ethnicity", "sex")
 # What the values of a field may be mapped to: the published values (or decisions)
 COLUMN_TARGETS: dict[str, dict[str, str]] = {
     "decision": {"approved": "1", "denied": "3", "other": "4"},
-    "race": {name: name for name in (
-        "American Indian or Alaska Native", "Asian", "Black or African American",
-        "Native Hawaiian or Other Pacific Islander", "White", "2 or more minority races", "Joint",
-        "Free Form Text Only", "Race Not Available",
-    )},
-    "ethnicity": {name: name for name in (
-        "Hispanic or Latino", "Not Hispanic or Latino", "Joint", "Ethnicity Not Available", "Free Form Text Only",
-    )},
+    "race": {
+        name: name
+        for name in (
+            "American Indian or Alaska Native",
+            "Asian",
+            "Black or African American",
+            "Native Hawaiian or Other Pacific Islander",
+            "White",
+            "2 or more minority races",
+            "Joint",
+            "Free Form Text Only",
+            "Race Not Available",
+        )
+    },
+    "ethnicity": {
+        name: name
+        for name in (
+            "Hispanic or Latino",
+            "Not Hispanic or Latino",
+            "Joint",
+            "Ethnicity Not Available",
+            "Free Form Text Only",
+        )
+    },
     "sex": {name: name for name in ("Male", "Female", "Joint", "Sex Not Available")},
     "product": {"Conventional": "1", "FHA": "2", "VA": "3", "FSA/RHS": "4"},
-    "purpose": {"Home purchase": "1", "Home improvement": "2", "Refinancing": "31", "Cash-out refinancing": "32",
-                "Other purpose": "4", "Not applicable": "5"},
+    "purpose": {
+        "Home purchase": "1",
+        "Home improvement": "2",
+        "Refinancing": "31",
+        "Cash-out refinancing": "32",
+        "Other purpose": "4",
+        "Not applicable": "5",
+    },
     "lien": {"First lien": "1", "Subordinate lien": "2"},
 }
 INCOME_UNITS = {"dollars": 1000.0, "thousands": 1.0}  # divisor to the published thousands
@@ -622,8 +694,13 @@ def load_column_map(path: Path) -> ColumnMap | None:
                 pairs[value] = target
         values.append((field, tuple((value, COLUMN_TARGETS[field][target]) for value, target in pairs.items())))
     if "decision" not in dict(values):
-        raise config_error(path, text, "columns", "decision", "[columns.values.decision] must list the register's "
-                           "values for approved, denied and other decisions")
+        raise config_error(
+            path,
+            text,
+            "columns",
+            "decision",
+            "[columns.values.decision] must list the register's values for approved, denied and other decisions",
+        )
     return ColumnMap(path, tuple(columns), tuple(values), INCOME_UNITS[unit], tuple(proxy_columns))
 
 
@@ -642,14 +719,22 @@ def check_proxy_columns(config: AuditConfig, available: Iterable[str]) -> None:
     is not a column of the register (``available``), with a did-you-mean."""
     known = sorted(set(available))
     settings = config.proxies
-    named = (("surname", settings.surname), ("first_name", settings.first_name), ("zip", settings.zip),
-             ("address", settings.address))
+    named = (
+        ("surname", settings.surname),
+        ("first_name", settings.first_name),
+        ("zip", settings.zip),
+        ("address", settings.address),
+    )
     for key, name in named:
         if name and name not in known:
             notes = did_you_mean(name, known, cutoff=0.75)
             raise config_error(
-                config.path, read_config_text(config.path), "proxies", key,
-                f"the register has no column '{name}' ({key} of [proxies])", notes,
+                config.path,
+                read_config_text(config.path),
+                "proxies",
+                key,
+                f"the register has no column '{name}' ({key} of [proxies])",
+                notes,
             )
 
 
@@ -719,4 +804,3 @@ def _column_error(
     column = bare.start() + 1 if bare else column  # a key of an inline table: bands = { dti = [...] }
     span = Span(str(config.path), line, column, line, column + len(name), source_line)
     return RuleError([Diagnostic(span, message, notes=notes)])
-

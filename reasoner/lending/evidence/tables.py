@@ -131,11 +131,14 @@ def add_group_columns(frame: pd.DataFrame, majority_minority_percent: float) -> 
     white = race == "White"
     race_ethnicity = np.where(hispanic, HISPANIC, np.where(white, None, race))
     race_ethnicity = np.where(white & (ethnicity == "Not Hispanic or Latino"), WHITE, race_ethnicity)
-    minority = np.where(np.isin(race_ethnicity, MINORITY_GROUPS), "Minority", np.where(race_ethnicity == WHITE, WHITE, None))
+    missing = np.array(None, dtype=object)
+    minority = np.where(
+        np.isin(race_ethnicity, MINORITY_GROUPS), "Minority", np.where(race_ethnicity == WHITE, WHITE, missing)
+    )
     sex = frame["sex"].to_numpy(dtype=object, na_value=None)
     binary_sex = np.isin(sex, ("Male", "Female"))
     known = minority != None  # noqa: E711 (elementwise)
-    minority_sex = np.where(known & binary_sex, minority.astype(str) + " " + sex.astype(str), None)
+    minority_sex = np.where(known & binary_sex, minority.astype(str) + " " + sex.astype(str), missing)
     percent = frame["tract_minority_pct"].to_numpy(dtype=np.float64, na_value=np.nan)
     tract = np.where(percent > majority_minority_percent, "majority-minority tract", "other tract")
     minority_tract = np.where(known & np.isfinite(percent), minority.astype(str) + " / " + tract, None)
@@ -195,17 +198,32 @@ def audit_tables(
         odds.append(
             _tag(
                 lender_denial_odds(
-                    weighted, column, reference, compared, config.denial_model, min_group=config.min_group,
+                    weighted,
+                    column,
+                    reference,
+                    compared,
+                    config.denial_model,
+                    min_group=config.min_group,
                     weights=weights,
                 ),
                 comparison,
             )
         )
-        matched.append(_tag(matched_pair_test(found_pairs, frame, denial_probability=denial_probability, id_index=id_index), comparison))
+        matched.append(
+            _tag(
+                matched_pair_test(found_pairs, frame, denial_probability=denial_probability, id_index=id_index),
+                comparison,
+            )
+        )
         pricing.append(
             _tag(
                 pricing_disparity(
-                    weighted, column, reference, compared, config.pricing_model, min_group=config.min_group,
+                    weighted,
+                    column,
+                    reference,
+                    compared,
+                    config.pricing_model,
+                    min_group=config.min_group,
                     weights=weights,
                 ),
                 comparison,
@@ -230,7 +248,9 @@ def audit_tables(
     matched_pairs = _with_holm(_sorted(pd.concat(matched, ignore_index=True), ["lei", "comparison"]))
     pricing_table = with_evidence(
         _with_holm(_sorted(pd.concat(pricing, ignore_index=True), ["lei", "comparison", "group"])),
-        "adjusted_gap", config.alternative_pricing_gap, treatment,
+        "adjusted_gap",
+        config.alternative_pricing_gap,
+        treatment,
     )
     if estimated:
         denial_odds, matched_pairs, pricing_table = (

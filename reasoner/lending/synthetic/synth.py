@@ -148,7 +148,9 @@ def synthesize(
     merged = {name: np.concatenate([record[name] for record in records]) for name in records[0]} if records else {}
     raw = _publish(world, merged, num_applications)
     if names:
-        drawn = [_names(world, record, rng) for record, rng in zip(records, _name_rngs(seed, len(records)), strict=True)]
+        drawn = [
+            _names(world, record, rng) for record, rng in zip(records, _name_rngs(seed, len(records)), strict=True)
+        ]
         for column in NAME_COLUMNS:
             values = np.concatenate([part[column] for part in drawn]) if drawn else np.array([], dtype=object)
             raw[column] = pd.Categorical(values)
@@ -157,7 +159,12 @@ def synthesize(
 
 
 def write_synth(
-    out_path: str | Path, num_applications: int, num_lenders: int, seed: int, *, simple: bool = False,
+    out_path: str | Path,
+    num_applications: int,
+    num_lenders: int,
+    seed: int,
+    *,
+    simple: bool = False,
     names: bool = False,
 ) -> Path:
     """Write the register (parquet for ``.parquet``/``.pq``, else CSV) and ``<stem>.truth.csv``
@@ -191,7 +198,11 @@ def write_synth(
                 counts += np.bincount(record["lender"], minlength=num_lenders)
                 published = _publish(world, record, size)
                 if names:
-                    drawn = _names(world, record, name_rngs[index]) if size else {c: np.array([], object) for c in NAME_COLUMNS}
+                    drawn = (
+                        _names(world, record, name_rngs[index])
+                        if size
+                        else {c: np.array([], object) for c in NAME_COLUMNS}
+                    )
                     published = published.assign(**{c: pd.Categorical(drawn[c]) for c in NAME_COLUMNS})
                 writer.write_table(_to_arrow(published, schema))
     _truth(world, counts).to_csv(out.with_name(f"{out.stem}.truth.csv"), index=False)
