@@ -141,7 +141,7 @@ def add_group_columns(frame: pd.DataFrame, majority_minority_percent: float) -> 
     minority_sex = np.where(known & binary_sex, minority.astype(str) + " " + sex.astype(str), missing)
     percent = frame["tract_minority_pct"].to_numpy(dtype=np.float64, na_value=np.nan)
     tract = np.where(percent > majority_minority_percent, "majority-minority tract", "other tract")
-    minority_tract = np.where(known & np.isfinite(percent), minority.astype(str) + " / " + tract, None)
+    minority_tract = np.where(known & np.isfinite(percent), minority.astype(str) + " / " + tract, missing)
     for name, values in (
         ("race_ethnicity", race_ethnicity),
         ("minority", minority),
