@@ -463,7 +463,7 @@ def _condition_mask(
             hit = column.isin(values).to_numpy(dtype=bool, na_value=False)
         else:
             hit = _canonical_series(column.where(column.notna(), None)).isin(values).to_numpy()
-        return ~hit & column.notna().to_numpy() if condition.op == "!=" else hit
+        return np.asarray(~hit & column.notna().to_numpy() if condition.op == "!=" else hit, dtype=bool)
     numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     bound = float(values[0])
     with np.errstate(invalid="ignore"):
@@ -537,7 +537,7 @@ def typed_constants(values: pd.Series) -> pd.Series:
 def _integral(array: np.ndarray) -> np.ndarray:
     """Which floats are canonically integers (``constants.canonical``): integral and in int64's range."""
     with np.errstate(invalid="ignore"):
-        return (np.floor(array) == array) & (array >= -(2.0**63)) & (array < 2.0**63)
+        return np.asarray((np.floor(array) == array) & (array >= -(2.0**63)) & (array < 2.0**63), dtype=bool)
 
 
 def is_text(values: pd.Series) -> bool:
@@ -568,7 +568,7 @@ def isin(values: pd.Series, among: pd.Series) -> np.ndarray:
         return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
     if values.dtype != among.dtype:
         values, among = as_objects(values), as_objects(among)
-    return values.isin(among).to_numpy(dtype=bool)
+    return np.asarray(values.isin(among).to_numpy(dtype=bool))
 
 
 def concat_relations(frames: list[pd.DataFrame], arity: int) -> pd.DataFrame:
