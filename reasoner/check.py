@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from reasoner.constants import ConstantValue
+from reasoner.dialects import determined_formulas
 from reasoner.errors import Diagnostic, RuleError
 from reasoner.syntax import (
     And,
@@ -44,6 +45,7 @@ __all__ = [
     "QueryPattern",
     "check_program",
     "did_you_mean",
+    "require_weights",
     "where",
 ]
 
@@ -175,12 +177,20 @@ class _Checker:
                 checked = self._check_formula(statement, len(formulas))
                 if checked is not None:
                     formulas.append(checked)
+                if statement.unweighted:
+                    self.warnings.append(_unweighted(statement, "warning"))
             elif isinstance(statement, Binding):
                 self._check_binding(statement)
                 bindings.append(statement)
             elif isinstance(statement, DerivedRule):
                 self._check_derived(statement)
                 derived.append(statement)
+        # 'orders(person, dish!)': its hard formulas come after the program's own.
+        for name in sorted(self.declarations):
+            for statement in determined_formulas(self.declarations[name]):
+                checked = self._check_formula(statement, len(formulas))
+                if checked is not None:
+                    formulas.append(checked)
         predicates = self._roles(derived)
         strata = self._stratify(derived)
         if self.errors:
@@ -203,14 +213,27 @@ class _Checker:
         if previous is None:
             self.declarations[declaration.name] = declaration
         elif previous.types != declaration.types:
+            notes = [f"first declared as '{previous.signature}' at {where(previous.span)}"]
+            if any(type_[:1].isupper() for type_ in declaration.types):
+                notes.append(f"a fact or a hard formula ends with a period: '{declaration.span.line_text.strip()}.'")
+            self.error(declaration.span, f"predicate '{declaration.name}' declared again with other types", *notes)
+        elif previous.determined and declaration.determined and (
+            (previous.determined, previous.exhaustive) != (declaration.determined, declaration.exhaustive)
+        ):
             self.error(
                 declaration.span,
-                f"predicate '{declaration.name}' declared again with other types",
-                f"first declared as '{previous.signature}' at {where(previous.span)}",
+                f"predicate '{declaration.name}' declared again with other determined arguments ('!', '?')",
+                f"first declared at {where(previous.span)}",
             )
-        elif previous.closed != declaration.closed:
+        elif previous.closed != declaration.closed or (declaration.determined and not previous.determined):
+            marked = previous if previous.determined else declaration
             self.declarations[declaration.name] = PredicateDeclaration(
-                previous.name, previous.types, True, previous.span
+                previous.name,
+                previous.types,
+                previous.closed or declaration.closed,
+                previous.span,
+                marked.determined,
+                marked.exhaustive,
             )
 
     def _lookup(self, atom: Atom) -> PredicateDeclaration | None:
@@ -242,6 +265,21 @@ class _Checker:
         if len(self.errors) > before:
             return None
         free = tuple(name for name in scope.order if name not in scope.bound_names)
+        for name in statement.unique:
+            if name not in statement.per_constant:
+                self.error(
+                    statement.span,
+                    f"'#unique' names '{name}', which is not a '+' variable of this formula",
+                    f"its '+' variables: {', '.join(statement.per_constant) or 'none'}",
+                )
+                return None
+        if statement.unique and not (statement.unweighted or statement.weight == 0):
+            self.error(
+                statement.span,
+                "'#unique' is supported on learning templates only (weight 0 or no weight)",
+                "at inference every expansion of a '+' variable is kept; learn the weights with 'reason learn'",
+            )
+            return None
         if statement.weight_variable is not None and statement.weight_variable not in free:
             self.error(
                 statement.span,
@@ -502,6 +540,26 @@ def did_you_mean(name: str, declared: Mapping[str, Predicate | PredicateDeclarat
         return []
     found = declared[close[0]]
     return [f"did you mean '{found.signature}' (declared at {where(found.span)})?"]
+
+
+def require_weights(program: CheckedProgram) -> None:
+    """Raise ``RuleError`` when a formula has no weight: inference needs every weight."""
+    diagnostics = [_unweighted(f.statement, "error") for f in program.formulas if f.statement.unweighted]
+    if diagnostics:
+        raise RuleError(diagnostics)
+
+
+def _unweighted(statement: WeightedFormula, severity: str) -> Diagnostic:
+    message = "formula has no weight" + ("; inference needs one" if severity == "error" else "")
+    return Diagnostic(
+        statement.span,
+        message,
+        severity=severity,
+        notes=(
+            "learn its weight from data with 'reason learn', or write one before it (soft) "
+            "or a period after it (hard)",
+        ),
+    )
 
 
 def where(span: Span) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,14 @@ from typing import Any
 from lark import Lark, Token, Transformer, UnexpectedInput, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, VisitError
 
+from reasoner.dialects import (
+    WeightExpressionError,
+    bare_name,
+    formula_terms,
+    prac_formula,
+    rockit_formula,
+    weight_expression,
+)
 from reasoner.errors import Diagnostic, RuleError, UsageError
 from reasoner.limits import MAX_LINE_LENGTH, MAX_NESTING, MAX_RANGE, MAX_RULE_FILE_BYTES, MAX_STATEMENT_TOKENS
 from reasoner.syntax import (
@@ -56,6 +65,11 @@ _TERMINAL_NAMES = {
     "STRING": "a quoted string",
     "WEIGHT": "a weight",
     "WEIGHT_VARIABLE": "a weight taken from a variable ('w:')",
+    "WEIGHT_EXPRESSION": "a weight such as 'log(0.9)'",
+    "PRAC_VARIABLE": "a variable ('?x')",
+    "DIRECTIVE": "a directive ('#fixweight')",
+    "PLUS": "'+'",
+    "QUESTION": "'?'",
     "LPAR": "'('",
     "RPAR": "')'",
     "LBRACE": "'{'",
@@ -117,6 +131,9 @@ class _JoinBracketedLines:
     always_accept = ("_NL",)
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        return self._limited(_parenthesise_quantified_operands(stream))
+
+    def _limited(self, stream: Iterator[Token]) -> Iterator[Token]:
         levels: list[int] = [0]  # per open parenthesis: operators nesting what follows
         negations = tokens = 0
         for token in stream:
@@ -139,6 +156,56 @@ class _JoinBracketedLines:
             if len(levels) - 1 + sum(levels) + negations > MAX_NESTING:
                 raise _NestingTooDeep(token)
             yield token
+
+
+_OPERATORS_BEFORE_OPERAND = frozenset({"OR", "AND", "NOT", "EQUIV"})
+_QUANTIFIED_NAMES = frozenset({"NAME", "PRAC_VARIABLE", "COMMA"})
+_QUANTIFIER_WORD = re.compile(r"EXISTS?|FORALL")  # lexed as a constant where a quantifier cannot stand
+
+
+def _parenthesise_quantified_operands(stream: Iterator[Token]) -> Iterator[Token]:
+    """pracmln's 'P(x) v EXIST y (Q(x, y))': a quantifier after 'v', '^', '!' or '<=>' whose
+    body is in parentheses applies to that body only, so it is read as '(EXIST y (Q(x, y)))'.
+    (At the start of a formula a quantifier reaches as far right as possible, as in Alchemy.)
+    Other tokens pass unchanged, so that other input keeps its error messages."""
+    previous = ""
+    pending: list[Token] = []  # a quantifier after an operator, and its variables, as lexed
+    closing: list[int] = []  # depths at which a parenthesis added here closes
+    depth = 0
+    for token in stream:
+        if pending:
+            expecting_name = pending[-1].type == "COMMA" or len(pending) == 1
+            if (expecting_name and token.type in ("NAME", "PRAC_VARIABLE", "PREDICATE")) or (
+                not expecting_name and token.type == "COMMA"
+            ):
+                pending.append(token)
+                continue
+            if token.type == "LPAR" and not expecting_name:
+                yield Token.new_borrow_pos("LPAR", "(", pending[0])
+                yield Token.new_borrow_pos("QUANTIFIER", str(pending[0]), pending[0])
+                for name in pending[1:]:
+                    kind = "NAME" if name.type == "PREDICATE" else name.type
+                    yield Token.new_borrow_pos(kind, str(name).strip(), name)
+                closing.append(depth)
+            else:
+                yield from pending
+            pending = []
+        if previous in _OPERATORS_BEFORE_OPERAND and (
+            token.type == "QUANTIFIER" or (token.type == "CONSTANT_NAME" and _QUANTIFIER_WORD.fullmatch(token))
+        ):
+            pending = [token]
+            previous = token.type
+            continue
+        if token.type in ("LPAR", "LBRACE"):
+            depth += 1
+        elif token.type in ("RPAR", "RBRACE"):
+            depth -= 1
+        yield token
+        if token.type == "RPAR" and closing and depth == closing[-1]:
+            closing.pop()
+            yield Token.new_borrow_pos("RPAR", ")", token)
+        previous = token.type
+    yield from pending
 
 
 class _NestingTooDeep(Exception):
@@ -309,10 +376,18 @@ def _syntax_diagnostic(error: UnexpectedInput, file: str, lines: list[str]) -> D
             message += f"; expected {_expected(error.allowed)}"
         if character == "\t":
             message = "unexpected tab"
+        if character == "|" and not line_text[: column - 1].strip():
+            notes.append("RockIt's cardinality formulas ('|x| F <= 1') are not supported")
+        if character == "[":
+            notes.append("RockIt's numeric extension ('[x + y]', 'p(x, y) := [x < y]') is not supported")
+        if character == "$":
+            notes.append("pracmln's weight variables ('$w = ...') are not supported: write the number")
     elif isinstance(error, UnexpectedEOF):
         message = "unexpected end of file"
     else:
         message = "syntax error"
+    if re.match(r"\s*(P|R|SE)\(.*\)\s*=\s*[\d.]", line_text):
+        notes.append("pracmln's probability constraints ('P(F) = 0.1') are not supported")
     bad_weight = _bad_weight(line_text, column)
     if bad_weight is not None:
         column, word = bad_weight
@@ -338,6 +413,8 @@ def _bad_weight(line_text: str, column: int) -> tuple[int, str] | None:
     if match is None:
         return None
     word = match.group(2)
+    if "=" in word or "{" in word or word.startswith("|"):
+        return None  # a domain declaration or a RockIt cardinality, not a weight
     if word in _KEYWORDS or _VALID_WEIGHT.match(word) or not (match.start(2) < column <= match.end() + 1):
         return None
     return match.start(2) + 1, word
@@ -371,6 +448,21 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
         self.file = file
         self.lines = lines
         self.source = source
+        # '!' and '?' after arguments ('dish!') in the current statement: (index, exhaustive, span)
+        self._marks: list[tuple[int, bool, Span]] = []
+
+    def _no_marks(self) -> None:
+        """'type!' and 'type?' belong to declarations only."""
+        if self._marks:
+            _index, exhaustive, span = self._marks[0]
+            self._marks = []
+            mark = "!" if exhaustive else "?"
+            raise self._fail(
+                span,
+                f"'{mark}' after an argument belongs in a predicate declaration, not in a formula",
+                f"declare 'P(type, type{mark})' once; for each binding of the other arguments "
+                + ("exactly one value is then true" if exhaustive else "at most one value is then true"),
+            )
 
     # -- positions -----------------------------------------------------
     def _span(self, meta: Any) -> Span:
@@ -392,15 +484,70 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
         return RuleError([Diagnostic(span, message, notes=notes)])
 
     # -- statements ----------------------------------------------------
-    def start(self, meta: Any, children: list[Statement]) -> list[Statement]:
-        return list(children)
+    def start(self, meta: Any, children: list[Any]) -> list[Statement]:
+        statements: list[Statement] = []
+        fixed_next = False
+        unique_next: tuple[str, ...] = ()
+        for child in children:
+            if isinstance(child, Token):  # a pracmln directive
+                if str(child).startswith("#unique"):
+                    unique_next = self._unique(child)
+                else:
+                    fixed_next = self._directive(child) or fixed_next
+                continue
+            if isinstance(child, WeightedFormula):
+                if fixed_next and child.weight is not None:
+                    child = replace(child, fixed=True)
+                if unique_next:
+                    child = replace(child, unique=unique_next)
+                fixed_next, unique_next = False, ()
+            statements.append(child)
+        if any(_capitalised_types(statement) for statement in statements):
+            statements = [
+                replace(statement, formula=rockit_formula(statement.formula))
+                if isinstance(statement, WeightedFormula)
+                else statement
+                for statement in statements
+            ]
+        return statements
+
+    def _unique(self, token: Token) -> tuple[str, ...]:
+        """pracmln's '#unique{+?x, +?y}': the names of the next formula's '+' variables it lists."""
+        match = re.fullmatch(r"#unique\s*\{([^{}]*)\}\s*", str(token))
+        names = [name.strip() for name in match.group(1).split(",")] if match else []
+        if not names or not all(re.fullmatch(r"\+\??[A-Za-z_][A-Za-z0-9_]*", name) for name in names):
+            raise self._fail(
+                self._token(token),
+                "malformed '#unique': expected '#unique{+?x, +?y}'",
+                "it names '+' variables of the formula on the next line",
+            )
+        return tuple(name.lstrip("+?") for name in names)
+
+    def _directive(self, token: Token) -> bool:
+        """True for '#fixweight'; '#fuzzy' is accepted (binary, as pracmln's first-order logic reads it)."""
+        word = str(token).split("{", 1)[0].split()[0]
+        if word == "#fixweight":
+            return True
+        if word == "#fuzzy":
+            return False
+        raise self._fail(
+            self._token(token),
+            f"the directive '{word}' is not supported",
+            "supported: '#fixweight' (the next formula's weight is fixed), '#unique{+?x, +?y}' and "
+            "'#fuzzy' (read as a binary predicate)",
+            "for '#include', give the included file on the command line",
+        )
 
     def type_declaration(self, meta: Any, children: list[Any]) -> TypeDeclaration:
+        self._no_marks()
         name, constants = children
         return TypeDeclaration(str(name), tuple(constants), self._span(meta))
 
     def constant_list(self, meta: Any, children: list[Constant]) -> list[Constant]:
         return list(children)
+
+    def lower_constant(self, meta: Any, children: list[Token]) -> Constant:
+        return Constant(str(children[0]), self._token(children[0]))
 
     def constant_range(self, meta: Any, children: list[Any]) -> list[Constant]:
         first, _ellipsis, last = children
@@ -414,22 +561,61 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
             )
         return [Constant(value, first.span) for value in range(first.value, last.value + 1)]
 
-    def declaration(self, meta: Any, children: list[Any]) -> PredicateDeclaration:
-        closed = len(children) == 2
-        atom: Atom = children[-1]
+    def bare_statement(self, meta: Any, children: list[Any]) -> Statement:
+        star = next((child for child in children if isinstance(child, Token) and child.type == "STAR"), None)
+        period = next((child for child in children if isinstance(child, Token) and child.type == "PERIOD"), None)
+        formula: Formula = next(child for child in children if not isinstance(child, Token))
+        if isinstance(formula, Atom) and period is None:
+            return self._declaration(meta, formula, closed=star is not None)
+        if star is not None:
+            raise self._fail(
+                self._token(star),
+                "'*' marks a closed-world predicate declaration; it cannot start a formula",
+                "declare the predicate on a line of its own, e.g. '*Friends(person, person)'",
+            )
+        self._no_marks()
+        formula = prac_formula(formula)
+        if period is not None:
+            return WeightedFormula(None, formula, self._text(meta), self._span(meta), per_constant=_plus(formula))
+        return WeightedFormula(
+            None, formula, self._text(meta), self._span(meta), unweighted=True, per_constant=_plus(formula)
+        )
+
+    def _declaration(self, meta: Any, atom: Atom, *, closed: bool) -> PredicateDeclaration:
+        marks = self._marks
+        self._marks = []
         types: list[str] = []
         for arg in atom.args:
-            if not isinstance(arg, Variable):
+            if isinstance(arg, Variable) and not arg.per_constant and not arg.name.startswith("?"):
+                types.append(arg.name)
+            elif isinstance(arg, Constant) and isinstance(arg.value, str) and bare_name(arg):
+                types.append(arg.value)  # RockIt: capitalised type names ('*Smokes(Person)')
+            else:
                 raise self._fail(
                     arg.span,
                     f"'{atom}' is neither a declaration nor a formula",
                     "a declaration lists type names, e.g. 'Friends(person, person)'",
                     "a formula needs a weight before it (soft) or a period after it (hard)",
                 )
-            types.append(arg.name)
-        return PredicateDeclaration(atom.predicate, tuple(types), closed, self._span(meta))
+        determined = tuple(index for index, _exhaustive, _span in marks)
+        kinds = {exhaustive for _index, exhaustive, _span in marks}
+        if len(kinds) > 1:
+            raise self._fail(
+                marks[-1][2],
+                "a declaration mixes '!' (exactly one value) and '?' (at most one value)",
+                "mark the determined arguments all with '!' or all with '?'",
+            )
+        if marks and len(determined) == len(types):
+            raise self._fail(
+                marks[-1][2],
+                "every argument is marked as determined",
+                "'!' marks the arguments whose value the others determine, e.g. 'orders(person, dish!)'",
+            )
+        exhaustive = not kinds or kinds == {True}
+        return PredicateDeclaration(atom.predicate, tuple(types), closed, self._span(meta), determined, exhaustive)
 
     def weighted_formula(self, meta: Any, children: list[Any]) -> WeightedFormula:
+        self._no_marks()
         token, formula = children
         text = str(token)
         fixed = text.startswith("@")
@@ -439,20 +625,44 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
             raise self._fail(self._token(token), f"weight '{text}' is not a number") from None
         if not weight.is_finite():
             raise self._fail(self._token(token), f"weight '{text}' is not a finite number")
-        return WeightedFormula(weight, formula, self._text(meta), self._span(meta), fixed)
+        formula = prac_formula(formula)
+        return WeightedFormula(
+            weight, formula, self._text(meta), self._span(meta), fixed, per_constant=_plus(formula)
+        )
+
+    def expression_weighted_formula(self, meta: Any, children: list[Any]) -> WeightedFormula:
+        self._no_marks()
+        token, formula = children
+        text = str(token)
+        try:
+            value = weight_expression(text)
+        except WeightExpressionError as error:
+            shown = text if len(text) <= 40 else text[:39] + "…"
+            raise self._fail(
+                self._token(token),
+                f"weight '{shown}' {error}",
+                "a weight expression uses numbers, + - * / **, parentheses, log, logx (log, and -100 for 0), "
+                "exp, sqrt, log10, log2, pow, abs and float('inf')",
+            ) from None
+        formula = prac_formula(formula)
+        if value.negated:
+            formula = Not(formula, formula.span)  # weight -inf: the formula must be false
+        return WeightedFormula(value.weight, formula, self._text(meta), self._span(meta), per_constant=_plus(formula))
 
     def data_weighted_formula(self, meta: Any, children: list[Any]) -> WeightedFormula:
+        self._no_marks()
         token, formula = children
         name = str(token).rstrip(":")
-        return WeightedFormula(None, formula, self._text(meta), self._span(meta), weight_variable=name)
-
-    def hard_formula(self, meta: Any, children: list[Any]) -> WeightedFormula:
-        return WeightedFormula(None, children[0], self._text(meta), self._span(meta))
+        formula = prac_formula(formula)
+        return WeightedFormula(
+            None, formula, self._text(meta), self._span(meta), weight_variable=name, per_constant=_plus(formula)
+        )
 
     def _text(self, meta: Any) -> str:
         return " ".join(self.source[meta.start_pos : meta.end_pos].split())
 
     def binding(self, meta: Any, children: list[Any]) -> Binding:
+        self._no_marks()
         predicate = str(children[1])
         rest = children[2:]
         columns = tuple(item for item in rest if isinstance(item, Column))
@@ -490,6 +700,7 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
         return Condition(column, "in", values, self._span(meta))
 
     def derived_rule(self, meta: Any, children: list[Any]) -> DerivedRule:
+        self._no_marks()
         head = children[0]
         body = tuple(child for child in children[1:] if not isinstance(child, Token))
         return DerivedRule(head, body, self._span(meta))
@@ -531,14 +742,38 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
 
     def atom(self, meta: Any, children: list[Any]) -> Atom:
         predicate = children[0]
-        return Atom(str(predicate).strip(), tuple(children[1:]), self._span(meta))
+        args: list[Term] = []
+        for index, child in enumerate(children[1:]):
+            if isinstance(child, _Marked):
+                self._marks.append((index, child.exhaustive, child.span))
+                args.append(child.term)
+            else:
+                args.append(child)
+        return Atom(str(predicate).strip(), tuple(args), self._span(meta))
+
+    def determined(self, meta: Any, children: list[Any]) -> _Marked:
+        return _Marked(children[0], True, self._token(children[1]))
+
+    def determined_at_most(self, meta: Any, children: list[Any]) -> _Marked:
+        return _Marked(children[0], False, self._token(children[1]))
+
+    def per_constant(self, meta: Any, children: list[Any]) -> Term:
+        plus, term = children
+        if not isinstance(term, Variable):
+            raise self._fail(
+                self._token(plus),
+                f"'+' needs a variable, got {term}",
+                "'+x' gives the formula one weight per constant of x's type (learned with 'reason learn')",
+            )
+        return Variable(term.name, term.span, per_constant=True)
 
     def nullary_atom(self, meta: Any, children: list[Any]) -> Atom:
         return Atom(str(children[0]).strip(), (), self._span(meta))
 
     def comparison(self, meta: Any, children: list[Any]) -> Comparison:
         left, op, right = children
-        return Comparison(str(op), left, right, self._span(meta))
+        operator = "!=" if str(op) == "=/=" else str(op)  # pracmln writes '!=' as '=/='
+        return Comparison(operator, left, right, self._span(meta))
 
     def variable(self, meta: Any, children: list[Token]) -> Term:
         token = children[0]
@@ -559,6 +794,29 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
         else:
             value = text
         return Constant(value, span)
+
+
+@dataclass(frozen=True, slots=True)
+class _Marked:
+    """An argument written 'type!' or 'type?' (in a declaration)."""
+
+    term: Term
+    exhaustive: bool
+    span: Span
+
+
+def _plus(formula: Formula) -> tuple[str, ...]:
+    """The variables written '+x' in a formula, in order of appearance."""
+    names: dict[str, None] = {}
+    for term in formula_terms(formula):
+        if isinstance(term, Variable) and term.per_constant:
+            names.setdefault(term.name, None)
+    return tuple(names)
+
+
+def _capitalised_types(statement: Statement) -> bool:
+    """A declaration naming a capitalised type: the file is RockIt's dialect."""
+    return isinstance(statement, PredicateDeclaration) and any(type_[:1].isupper() for type_ in statement.types)
 
 
 _HEX4 = re.compile(r"[0-9A-Fa-f]{4}")

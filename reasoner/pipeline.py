@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reasoner.check import CheckedProgram, QueryPattern, check_program
+from reasoner.check import CheckedProgram, QueryPattern, check_program, require_weights
 from reasoner.encode import Encoding, encode
 from reasoner.errors import UsageError
 from reasoner.evidence import Evidence, MemoryTable, load_evidence
@@ -107,6 +107,7 @@ def run(
         program = check(rules, queries, query_spans)
     if not queries:
         raise UsageError("no query: name the query predicates with --query P,Q or --query-file FILE")
+    require_weights(program)  # a formula written without a weight (a learning template) cannot be inferred with
     lap("parse")
     evidence = load_evidence(program, db_files, tables)
     lap("evidence")

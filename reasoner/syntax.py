@@ -50,11 +50,16 @@ class Span:
 
 @dataclass(frozen=True, slots=True)
 class Variable:
+    """A variable; ``per_constant`` when written ``+x`` (Alchemy, pracmln): one formula, and
+    one weight to learn, per constant of its type. At inference every expansion shares the
+    formula's weight, so it grounds as an ordinary variable."""
+
     name: str
     span: Span = field(compare=False)
+    per_constant: bool = False
 
     def __str__(self) -> str:
-        return self.name
+        return f"+{self.name}" if self.per_constant else self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,12 +189,19 @@ class TypeDeclaration:
 
 @dataclass(frozen=True, slots=True)
 class PredicateDeclaration:
-    """``Friends(person, person)``; ``closed`` when written with Tuffy's ``*``."""
+    """``Friends(person, person)``; ``closed`` when written with Tuffy's ``*``.
+
+    ``determined`` lists the arguments written ``type!`` (Alchemy, pracmln): for each binding
+    of the other arguments exactly one binding of these makes the atom true; with
+    ``exhaustive`` false (pracmln's ``type?``) at most one does.
+    """
 
     name: str
     types: tuple[str, ...]
     closed: bool
     span: Span = field(compare=False)
+    determined: tuple[int, ...] = ()
+    exhaustive: bool = True
 
     @property
     def signature(self) -> str:
@@ -202,7 +214,11 @@ class WeightedFormula:
 
     ``weight_variable`` names the free variable whose value is each grounding's weight
     (RockIt's ``conf: !Conf(x, conf) v Red(x)``); ``weight`` is then ``None`` and the
-    formula is soft.
+    formula is soft. ``unweighted``: a soft formula whose weight is to be learned
+    (Alchemy's learning templates, written with neither a weight nor a period).
+    ``per_constant`` names the variables written ``+x`` (see ``Variable``); ``unique`` those
+    named by pracmln's ``#unique{+?x, +?y}`` before the formula: of the expansions that only
+    permute their constants, learning keeps one.
     """
 
     weight: Decimal | None
@@ -211,10 +227,13 @@ class WeightedFormula:
     span: Span = field(compare=False)
     fixed: bool = False
     weight_variable: str | None = None
+    unweighted: bool = False
+    per_constant: tuple[str, ...] = ()
+    unique: tuple[str, ...] = ()
 
     @property
     def hard(self) -> bool:
-        return self.weight is None and self.weight_variable is None
+        return self.weight is None and self.weight_variable is None and not self.unweighted
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,17 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-__all__ = ["FLIP_COLUMNS", "FOUR_FIFTHS", "four_fifths_breaches", "GROUP_METRICS", "SPREAD_METRICS", "clopper_pearson", "flip_rates", "flips", "group_metrics"]
+__all__ = [
+    "FLIP_COLUMNS",
+    "FOUR_FIFTHS",
+    "four_fifths_breaches",
+    "GROUP_METRICS",
+    "SPREAD_METRICS",
+    "clopper_pearson",
+    "flip_rates",
+    "flips",
+    "group_metrics",
+]
 
 FOUR_FIFTHS = 0.8  # the four-fifths rule of adverse-impact analysis (29 CFR 1607.4(D))
 

@@ -177,7 +177,8 @@ def render_model_markdown(result: ModelAudit) -> str:
         breaches = _breaches(result)
         for r in breaches.itertuples(index=False):
             out.append(
-                f"- Four-fifths rule breached: {escape_markdown(r.attribute)} = {escape_markdown(r.group)}, disparate impact {number(r.value)} "
+                f"- Four-fifths rule breached: {escape_markdown(r.attribute)} = {escape_markdown(r.group)}, disparate "
+                f"impact {number(r.value)} "
                 f"(95% CI {number(r.ci_low)} to {number(r.ci_high)})."
             )
         out.append("")
@@ -262,7 +263,9 @@ def render_model_html(result: ModelAudit) -> str:
     ]
     if len(result.flips):
         top = _listed_flips(result)
-        out.append("<ul>" + "".join(f"<li>{escape_html(flip_sentence(r))}</li>" for r in top.itertuples(index=False)) + "</ul>")
+        out.append(
+            "<ul>" + "".join(f"<li>{escape_html(flip_sentence(r))}</li>" for r in top.itertuples(index=False)) + "</ul>"
+        )
     out.append("<h2>Group fairness metrics</h2>")
     if len(_metrics(result)):
         out.append(

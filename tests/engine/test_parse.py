@@ -168,7 +168,7 @@ def test_predicate_declarations_plain_and_tuffy_closed() -> None:
 
 
 def test_declaration_with_a_constant_is_an_error_with_hints() -> None:
-    message = parse_error("Smokes(Anna)\n")
+    message = parse_error('Smokes("Anna")\n')  # bare 'Smokes(Anna)' declares a RockIt type 'Anna'
     assert message.startswith("rules.mln:1:8: error: 'Smokes(Anna)' is neither a declaration nor a formula")
     assert "note: a formula needs a weight before it (soft) or a period after it (hard)" in message
 
@@ -445,7 +445,7 @@ def test_statements_from_several_files_keep_their_file(tmp_path: Path) -> None:
 
 def test_errors_of_several_files_are_reported_together(tmp_path: Path) -> None:
     (tmp_path / "a.mln").write_text("1 Smokes(x) ^\n")
-    (tmp_path / "b.mln").write_text("Smokes(x) => Cancer(x)\n")
+    (tmp_path / "b.mln").write_text("Smokes(x) =>\n")
     with pytest.raises(RuleError) as caught:
         parse_program([tmp_path])
     assert [d.span.file for d in caught.value.diagnostics] == [str(tmp_path / "a.mln"), str(tmp_path / "b.mln")]
@@ -460,7 +460,7 @@ def test_errors_of_several_files_are_reported_together(tmp_path: Path) -> None:
         ("1 Smokes(x) ^^ Cancer(x)\n", "rules.mln:1:14: error: unexpected '^'"),
         ("1 Smokes(x) =>\n", "rules.mln:1:15: error: unexpected end of line"),
         ("1 Smokes(x\n", "rules.mln:1:11: error: unexpected end of file"),
-        ("Smokes(x) => Cancer(x)\n", "rules.mln:1:23: error: unexpected end of line; expected '.'"),
+        ("Smokes(x) => Cancer(x) Foo(x)\n", "rules.mln:1:24: error: unexpected 'Foo'"),
         ("abc Smokes(x)\n", "rules.mln:1:1: error: weight 'abc' is not a number"),
         ("1,5 Smokes(x)\n", "rules.mln:1:1: error: weight '1,5' is not a number"),
         ("1 Smokes(x) # comment\n", "rules.mln:1:13: error: unexpected character '#'"),

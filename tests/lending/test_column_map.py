@@ -27,8 +27,11 @@ def test_the_example_maps_every_field_and_cleans_like_the_hmda_records() -> None
     cleaned = read_clean(BANK / "loans.csv", "loans.csv", column_map=column_map)
     frame = cleaned.frame
     sample = pd.read_parquet(SAMPLE).astype(str)
-    sample = sample[sample["lei"].isin(["5493000007WZSHXDHH53", "549300000BRZUOJ8WO79", "5493000000T822ITJS47",
-                                        "5493000008TV94UHAV19"])].reset_index(drop=True)
+    sample = sample[
+        sample["lei"].isin(
+            ["5493000007WZSHXDHH53", "549300000BRZUOJ8WO79", "5493000000T822ITJS47", "5493000008TV94UHAV19"]
+        )
+    ].reset_index(drop=True)
     assert len(frame) == len(sample) == 1574
     assert cleaned.id_column == "application_id" and frame["application_id"].iloc[0] == "APP-00001"
     assert frame["lei"].iloc[0] == "BR-WEST"
@@ -143,8 +146,11 @@ def test_a_misspelt_covariate_is_named_with_file_line_and_column(tmp_path: Path)
 
 def test_a_bank_covariate_that_is_no_hmda_field_enters_the_models() -> None:
     cleaned = read_clean(
-        BANK / "loans.csv", "loans.csv", column_map=load_column_map(BANK / "rules" / "audit.toml"),
-        extra_numeric=("credit_score",), extra_text=("aus_result",),
+        BANK / "loans.csv",
+        "loans.csv",
+        column_map=load_column_map(BANK / "rules" / "audit.toml"),
+        extra_numeric=("credit_score",),
+        extra_text=("aus_result",),
     )
     assert cleaned.frame["credit_score"].dtype == np.float64 and cleaned.frame["credit_score"].isna().any()
     assert set(cleaned.frame["aus_result"].dropna()) == {"APPROVE-ELIGIBLE", "REFER", "REFER-CAUTION"}
@@ -166,7 +172,10 @@ def test_a_bank_covariate_that_is_not_a_number_names_its_column_and_rows(
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('covariates = ["income", "dti", "cltv", "loan_amount", "race"]', "covariate 'race' in 'covariates' is not numeric"),
+        (
+            'covariates = ["income", "dti", "cltv", "loan_amount", "race"]',
+            "covariate 'race' in 'covariates' is not numeric",
+        ),
         ('categorical_covariates = ["loan_type", "income"]', "categorical covariate 'income' has more than 64 values"),
     ],
 )

@@ -48,7 +48,11 @@ def test_a_wider_tolerance_admits_more_comparators(tables) -> None:  # type: ign
 
 
 def test_a_bad_tolerance_points_at_its_line(tmp_path: Path) -> None:
-    text = (RULES / "audit.toml").read_text().replace("comparator_tolerance = { income = 0.05,", "comparator_tolerance = { incom = 0.05,")
+    text = (
+        (RULES / "audit.toml")
+        .read_text()
+        .replace("comparator_tolerance = { income = 0.05,", "comparator_tolerance = { incom = 0.05,")
+    )
     (tmp_path / "audit.toml").write_text(text)
     with pytest.raises(RuleError) as caught:
         load_config(tmp_path / "audit.toml")

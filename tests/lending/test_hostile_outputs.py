@@ -227,9 +227,23 @@ def test_a_killed_multi_worker_audit_leaves_no_process_and_the_next_run_no_lefto
     temporary.mkdir()
     outputs_folder.mkdir()
     out = outputs_folder / "out"
-    command = [sys.executable, "-m", "reasoner", ROOT / "rules", SAMPLE, "-o", out, "--workers", "2", "--partition-rows", "200"]
+    command = [
+        sys.executable,
+        "-m",
+        "reasoner",
+        ROOT / "rules",
+        SAMPLE,
+        "-o",
+        out,
+        "--workers",
+        "2",
+        "--partition-rows",
+        "200",
+    ]
     with (tmp_path / "stdout").open("w") as stdout, (tmp_path / "stderr").open("w") as stderr:
-        run = subprocess.Popen([str(part) for part in command], stdout=stdout, stderr=stderr, env=_environment(temporary))
+        run = subprocess.Popen(
+            [str(part) for part in command], stdout=stdout, stderr=stderr, env=_environment(temporary)
+        )
         deadline = time.monotonic() + 120
         processes: set[int] = set()
         while time.monotonic() < deadline and run.poll() is None:
@@ -255,7 +269,10 @@ def test_a_killed_multi_worker_audit_leaves_no_process_and_the_next_run_no_lefto
     environment = _environment(temporary)
     done = subprocess.run(
         [sys.executable, "-m", "reasoner", str(ROOT / "rules"), str(small), "-o", str(out), "--quiet"],
-        capture_output=True, text=True, env=environment, timeout=300,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert _leftovers(temporary, out) == []
@@ -337,8 +354,22 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     frame.to_parquet(folder / "hostile.parquet")
     environment = dict(os.environ, PYTHONHASHSEED="0")
     done = subprocess.run(
-        [sys.executable, "-m", "reasoner", str(ROOT / "rules"), "hostile.parquet", "-o", "out", "--quiet", "--no-timings"],
-        cwd=folder, capture_output=True, text=True, env=environment, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "reasoner",
+            str(ROOT / "rules"),
+            "hostile.parquet",
+            "-o",
+            "out",
+            "--quiet",
+            "--no-timings",
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr
     return folder / "out"
@@ -352,7 +383,10 @@ def _explain(out: Path, identifier: str) -> subprocess.CompletedProcess[str]:
     environment = dict(os.environ, PYTHONHASHSEED="0")
     return subprocess.run(
         [sys.executable, "-m", "reasoner", "explain", str(out), identifier],
-        capture_output=True, text=True, env=environment, timeout=120,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
     )
 
 
@@ -364,7 +398,7 @@ def test_explain_finds_ids_holding_quotes_backslashes_and_control_characters(hos
     identifier = _application_ids(hostile)[0]
     done = _explain(hostile, identifier)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("Application A\"") and "\\x1b]0;owned\\x07\\n|<b>" in done.stdout
+    assert done.stdout.startswith('Application A"') and "\\x1b]0;owned\\x07\\n|<b>" in done.stdout
     assert _raw_controls(done.stdout) == []
 
 
@@ -409,7 +443,10 @@ def test_report_md_shows_hostile_values_as_text(hostile: Path) -> None:
     assert "<script>" not in text and "<b>" not in text
     assert not re.search(r"(?<!\\)\]\(javascript:", text)  # '\](' is text, not a link
     assert _raw_controls(text) == []
-    assert "\n# forged" not in text and "## Lender &lt;script&gt;alert(1)&lt;/script&gt;\\|\\[x\\](javascript:alert(1))" in text
+    assert (
+        "\n# forged" not in text
+        and "## Lender &lt;script&gt;alert(1)&lt;/script&gt;\\|\\[x\\](javascript:alert(1))" in text
+    )
     for line in text.splitlines():  # every table row keeps its columns: no raw '|' from a value
         if line.startswith("| &lt;script"):
             cells = [cell for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
@@ -462,12 +499,29 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     private.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     pd.read_parquet(SAMPLE).head(300).to_parquet(folder / "facts.parquet")
     environment = dict(os.environ, PYTHONHASHSEED="0")
     done = subprocess.run(
-        [sys.executable, "-m", "reasoner", str(ROOT / "rules"), "facts.parquet", "-o", "out", "--quiet", "--sign", "key.pem"],
-        cwd=folder, capture_output=True, text=True, env=environment, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "reasoner",
+            str(ROOT / "rules"),
+            "facts.parquet",
+            "-o",
+            "out",
+            "--quiet",
+            "--sign",
+            "key.pem",
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr
     return folder / "out", private, public
@@ -498,7 +552,9 @@ def test_rewriting_an_output_with_its_digests_passes_verify_but_not_the_signatur
     record = json.loads((out / "manifest.json").read_text())
     record["outputs"]["report.md"]["sha256"] = hashlib.sha256(b"# nothing to see\n").hexdigest()
     digests = {name: entry["sha256"] for name, entry in record["outputs"].items()}
-    record["outputs_digest"] = hashlib.sha256("".join(f"{n}:{d}\n" for n, d in sorted(digests.items())).encode()).hexdigest()
+    record["outputs_digest"] = hashlib.sha256(
+        "".join(f"{n}:{d}\n" for n, d in sorted(digests.items())).encode()
+    ).hexdigest()
     (out / "manifest.json").write_text(json.dumps(record, indent=2) + "\n")
     assert reason(["verify", out]).returncode == 0  # the digests alone cannot tell
     done = reason(["verify", out, "--key", signed[2]])
@@ -514,9 +570,9 @@ def test_a_missing_signature_or_another_key_fails_verify(
 
     other = tmp_path / "other.pub"
     other.write_bytes(
-        Ed25519PrivateKey.generate().public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     assert reason(["verify", signed[0], "--key", other]).returncode == 4
     out = _copy(signed[0], tmp_path)
@@ -530,7 +586,9 @@ def test_a_bad_signing_key_is_a_usage_error_before_the_work(tmp_path: Path, reas
     pytest.importorskip("cryptography")
     (tmp_path / "key.pem").write_bytes(content)
     done = reason([ROOT / "rules", SAMPLE, "-o", tmp_path / "out", "--sign", tmp_path / "key.pem"])
-    assert done.returncode == 2 and done.stderr.startswith("error: --sign ") and done.stderr.count("\n") == 1, done.stderr
+    assert done.returncode == 2 and done.stderr.startswith("error: --sign ") and done.stderr.count("\n") == 1, (
+        done.stderr
+    )
     assert not (tmp_path / "out").exists()
 
 

@@ -111,7 +111,8 @@ def _header(audit: Audit) -> list[str]:
         f"applications identified by {markdown_code(cleaned.id_column)}"
         + (" (the input has no application id: rows are cited by number)" if cleaned.id_column == "row" else "")
         + ".",
-        f"Rules: {len(audit.rules)} files and {markdown_code(audit.config.path.name)}; solver status: {audit.engine.status}.",
+        f"Rules: {len(audit.rules)} files and {markdown_code(audit.config.path.name)}; solver status: "
+        f"{audit.engine.status}.",
         *_not_optimal(audit),
     ]
 
@@ -215,7 +216,14 @@ def _untested_markdown(lenders: pd.DataFrame) -> list[str]:
     table = untested_table(lenders)
     if table is None:
         return []
-    return ["", "### Lenders not tested or underpowered", "", table.caption, "", *markdown_table(table.headers, table.rows)]
+    return [
+        "",
+        "### Lenders not tested or underpowered",
+        "",
+        table.caption,
+        "",
+        *markdown_table(table.headers, table.rows),
+    ]
 
 
 def _denial_reasons_markdown(audit: Audit) -> list[str]:
@@ -339,8 +347,7 @@ def _evidence(by: _ByLender, lei: str) -> list[_Block]:
         blocks.append(
             _Block(
                 "redlining",
-                f"Tracts over {number(red[0].band, 0)}% minority against peers of similar volume"
-                f"{_set_aside(pooled)}:",
+                f"Tracts over {number(red[0].band, 0)}% minority against peers of similar volume{_set_aside(pooled)}:",
                 ("market", "measure", "lender", "share", "peers' share", "ratio", "p", "p (Holm)", "peers"),
                 [
                     (
@@ -473,7 +480,8 @@ def _data_quality(audit: Audit) -> list[str]:
     lines = [
         "## Data quality",
         "",
-        f"{cleaned.rows_read:,} rows read from {markdown_code(audit.facts.name)}; none dropped. Rows not usable for treatment "
+        f"{cleaned.rows_read:,} rows read from {markdown_code(audit.facts.name)}; none dropped. Rows not usable for "
+        "treatment "
         "rules, by first reason:",
         "",
     ]
@@ -481,7 +489,9 @@ def _data_quality(audit: Audit) -> list[str]:
     if cleaned.absent_columns:
         lines += [
             "",
-            "Optional columns absent from the input: " + ", ".join(markdown_code(c) for c in cleaned.absent_columns) + ".",
+            "Optional columns absent from the input: "
+            + ", ".join(markdown_code(c) for c in cleaned.absent_columns)
+            + ".",
         ]
     if cleaned.notes:
         lines += ["", "Register and groups:", ""] + [f"- {escape_markdown(note)}" for note in cleaned.notes]
@@ -490,7 +500,10 @@ def _data_quality(audit: Audit) -> list[str]:
         lines += ["", "Similar pairs per comparison:", ""]
         lines += markdown_table(PAIR_COUNT_HEADERS, _pair_count_rows(audit))
     elif audit.pairs_source is not None:
-        lines += ["", f"Similar pairs were given in {markdown_code(audit.pairs_source.name)} ({audit.tables.pair_rows:,} rows)."]
+        lines += [
+            "",
+            f"Similar pairs were given in {markdown_code(audit.pairs_source.name)} ({audit.tables.pair_rows:,} rows).",
+        ]
     return lines
 
 
@@ -532,12 +545,14 @@ def _method(audit: Audit) -> list[str]:
         f"{escape_markdown(', '.join(config.blocks))}, at most {number(config.max_distance, 2)} apart.",
         "",
         "Statistical evidence per lender and comparison: denial odds ratio from a logistic regression on "
-        f"{', '.join(config.denial_model.phrases())} (Wald test); on the nearest matched pairs, an exact test of how often "
+        f"{', '.join(config.denial_model.phrases())} (Wald test); on the nearest matched pairs, an exact test of how "
+        "often "
         "discordant pairs favour the reference applicant against what the pair's financials predict (each "
         "applicant's denial probability from a per-lender logistic regression on the same covariates without the "
         "group; Poisson-binomial), with McNemar's test beside it; rate-spread "
         "gap among "
-        f"originated loans adjusted by least squares for {', '.join(config.pricing_model.phrases())} (HC3 robust errors); one-sided Fisher "
+        f"originated loans adjusted by least squares for {', '.join(config.pricing_model.phrases())} (HC3 robust "
+        "errors); one-sided Fisher "
         "exact tests of "
         "the lender's share of applications (actions 1–5; purchased loans and preapproval requests set aside) and "
         "of originations from tracts over "
@@ -688,7 +703,11 @@ def render_html(audit: Audit) -> str:
     rows = []
     for row in _rows(listed.head(MAX_LENDER_ROWS)):
         anchor = anchors.get(row.lei)
-        lei = f'<a href="#{anchor}"><code>{escape_html(row.lei)}</code></a>' if anchor else f"<code>{escape_html(row.lei)}</code>"
+        lei = (
+            f'<a href="#{anchor}"><code>{escape_html(row.lei)}</code></a>'
+            if anchor
+            else f"<code>{escape_html(row.lei)}</code>"
+        )
         cells = _lender_row(row)[:-1]  # the recommended action is the tier's, in the table above
         rows.append((Html(lei), Html(_badge(row.risk_tier)), number(row.risk_score, 2), *cells[3:]))
     out.append(html_table(LENDER_HEADERS[:-1], rows, numeric={2, 5}))
@@ -809,7 +828,8 @@ def _lender_html(audit: Audit, by: _ByLender, r: Any, anchor: str) -> list[str]:
                 figure(
                     _odds_chart(every),
                     "Odds that an applicant of the compared group is denied, relative to a reference-group applicant "
-                    f"with the same {escape_html(and_list(list(config.denial_model.phrases())))} (logistic regression), with 95% confidence "
+                    f"with the same {escape_html(and_list(list(config.denial_model.phrases())))} (logistic "
+                    "regression), with 95% confidence "
                     "intervals, on a log scale. Above 1: the compared group is approved less often than its "
                     f'financials explain. <span style="color:{RED}">Red</span>: the whole interval is above 1; '
                     f'<span style="color:{BLUE}">blue</span>: below 1.',
@@ -855,7 +875,8 @@ def _lender_html(audit: Audit, by: _ByLender, r: Any, anchor: str) -> list[str]:
                 figure(
                     _pricing_chart(block.records),
                     "Gap in mean rate spread (percentage points) of the compared group's originated loans against the "
-                    f"reference group's, adjusted for {escape_html(and_list(list(config.pricing_model.phrases())))} (least squares), "
+                    f"reference group's, adjusted for {escape_html(and_list(list(config.pricing_model.phrases())))} "
+                    "(least squares), "
                     "with 95% confidence intervals. Above 0: the compared group pays more.",
                 ),
             ]
@@ -905,12 +926,17 @@ def _data_quality_html(audit: Audit) -> list[str]:
             + ".</p>"
         )
     if cleaned.notes:
-        out.append("<p>Register and groups:</p><ul>" + "".join(f"<li>{escape_html(note)}</li>" for note in cleaned.notes) + "</ul>")
+        out.append(
+            "<p>Register and groups:</p><ul>"
+            + "".join(f"<li>{escape_html(note)}</li>" for note in cleaned.notes)
+            + "</ul>"
+        )
     if audit.tables.pair_counts:
         out += ["<p>Similar pairs per comparison:</p>", html_table(PAIR_COUNT_HEADERS, _pair_count_rows(audit))]
     elif audit.pairs_source is not None:
         out.append(
-            f"<p>Similar pairs were given in <code>{escape_html(audit.pairs_source.name)}</code> ({audit.tables.pair_rows:,} "
+            f"<p>Similar pairs were given in <code>{escape_html(audit.pairs_source.name)}</code> "
+            f"({audit.tables.pair_rows:,} "
             "rows).</p>"
         )
     out.append("</section>")
@@ -1025,7 +1051,9 @@ def _pairs_chart(rows: list[Any]) -> str:
                     svg_rect(x, y + 3, w, row_h - 10, colour, f"{r.comparison}: {count:,} {label} of {total:,} pairs")
                 )
                 if w >= 8 + 7 * len(f"{count:,}"):
-                    body.append(svg_text(x + w / 2, y + row_h / 2 - 2, f"{count:,}", anchor="middle", size=11, fill=ink))
+                    body.append(
+                        svg_text(x + w / 2, y + row_h / 2 - 2, f"{count:,}", anchor="middle", size=11, fill=ink)
+                    )
             x += w
         body.append(svg_text(x1 + 8, y + row_h / 2 - 2, f"{total:,} pairs", size=11.5, fill=MUTED))
     return svg(width, height, "Matched-pair outcomes by comparison", body)

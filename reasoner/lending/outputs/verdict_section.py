@@ -88,7 +88,8 @@ def effect_sentence(r: Any) -> str:
     parts = []
     if _finite(r.marginal_effect):
         parts.append(
-            f"Denial effect ({r.effect_comparison}): odds ratio {r.odds_ratio:.2f}; group membership changes the denial "
+            f"Denial effect ({r.effect_comparison}): odds ratio {r.odds_ratio:.2f}; group membership changes the "
+            "denial "
             f"probability by {100 * r.marginal_effect:+.1f} points (95% CI {100 * r.marginal_effect_ci_low:+.1f} to "
             f"{100 * r.marginal_effect_ci_high:+.1f}), "
             f"{_interval(r.excess_denials, r.excess_denials_ci_low, r.excess_denials_ci_high)} excess denials."

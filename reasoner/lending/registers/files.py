@@ -29,7 +29,13 @@ from reasoner.lending.registers.formats import KNOWN_NAMES, RegisterFormat, dete
 from reasoner.limits import MAX_FIELD_LENGTH, raise_if_memory_limit_reached
 
 __all__ = [
-    "BATCH_ROWS", "KNOWN_NAMES", "column_names", "parquet_rows", "read_hmda", "read_hmda_batches", "register_format",
+    "BATCH_ROWS",
+    "KNOWN_NAMES",
+    "column_names",
+    "parquet_rows",
+    "read_hmda",
+    "read_hmda_batches",
+    "register_format",
 ]
 
 DELIMITERS = ("|", "\t", ",", ";")
@@ -79,7 +85,9 @@ def read_hmda_batches(
         import pyarrow.dataset as ds
 
         dataset = ds.dataset(path, format="parquet", partitioning="hive")
-        scanner = dataset.scanner(columns=_selected(dataset.schema.names, _wanted(columns)), batch_size=min(rows, 1 << 17))
+        scanner = dataset.scanner(
+            columns=_selected(dataset.schema.names, _wanted(columns)), batch_size=min(rows, 1 << 17)
+        )
         gathered: list[pa.RecordBatch] = []
         filled, pieces = 0, 0
         for batch in scanner.to_batches():  # column-pruned record batches, file after file

@@ -98,9 +98,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reasoner.errors import EvidenceError
+from reasoner.lending.config import ColumnMap
 from reasoner.lending.registers import files
 from reasoner.lending.registers.column_map import mapped_columns, mapped_register, require_mapped_columns
-from reasoner.lending.config import ColumnMap
 from reasoner.lending.registers.fields import (
     ACTION_TAKEN,
     DERIVED_ETHNICITY,
@@ -137,7 +137,13 @@ from reasoner.lending.registers.values import (
 )
 
 __all__ = [
-    "CLEAN_COLUMNS", "EXCLUSION_REASONS", "INPUT_COLUMNS", "CleanedHMDA", "clean_hmda", "read_clean", "read_hmda",
+    "CLEAN_COLUMNS",
+    "EXCLUSION_REASONS",
+    "INPUT_COLUMNS",
+    "CleanedHMDA",
+    "clean_hmda",
+    "read_clean",
+    "read_hmda",
 ]
 
 # Codes of the product and population fields kept for the rules' controls; any other value is
@@ -150,8 +156,16 @@ PRODUCT_CODES = {
     "preapproval": (1, 2),
     "construction_method": (1, 2),
 }
-PRODUCT_FIELDS = ("occupancy_type", "open_end_line_of_credit", "business_or_commercial_purpose", "reverse_mortgage",
-                  "preapproval", "construction_method", "loan_term", "total_units")
+PRODUCT_FIELDS = (
+    "occupancy_type",
+    "open_end_line_of_credit",
+    "business_or_commercial_purpose",
+    "reverse_mortgage",
+    "preapproval",
+    "construction_method",
+    "loan_term",
+    "total_units",
+)
 # total_units is published in buckets above 4 units: each becomes its lower bound
 TOTAL_UNITS_BUCKETS = {"5-24": 5.0, "25-49": 25.0, "50-99": 50.0, "100-149": 100.0, ">149": 150.0}
 
@@ -328,8 +342,11 @@ def read_clean(
             result.frame[name] = _extra_number(kept[name], name, str(source_name), first_row)
         for name in extra_text:
             texts = kept[name].astype("str")
-            result.frame[name] = texts.where(~texts.str.strip().isin(MISSING_TEXT) & kept[name].notna(), None).to_numpy()
+            result.frame[name] = texts.where(
+                ~texts.str.strip().isin(MISSING_TEXT) & kept[name].notna(), None
+            ).to_numpy()
         return result
+
     try:
         for raw in read_hmda_batches(path, columns, progress):
             parts.append(cleaned(raw, first_row=first, whole=False))
@@ -403,7 +420,12 @@ def _combined(parts: list[CleanedHMDA], source_name: str) -> CleanedHMDA:
     _check_usable(exclusions, count, str(source_name))
     first = parts[0]
     return CleanedHMDA(
-        frame, exclusions, first.id_column, count, first.source, first.absent_columns,
+        frame,
+        exclusions,
+        first.id_column,
+        count,
+        first.source,
+        first.absent_columns,
         groups_derived=first.groups_derived,
     )
 
@@ -545,9 +567,13 @@ def _resolve_columns(raw: pd.DataFrame, source: str) -> tuple[dict[str, Hashable
         for name in missing:
             close = difflib.get_close_matches(name, list(unknown), n=1, cutoff=0.75)
             parts.append(f"'{name}'" + (f" (did you mean '{unknown[close[0]]}'?)" if close else ""))
-        note = "" if any(name in KNOWN_NAMES for name in by_name) else (
-            "; no column is named like an HMDA field (a register with its own columns: map them in [columns] of "
-            "audit.toml)"
+        note = (
+            ""
+            if any(name in KNOWN_NAMES for name in by_name)
+            else (
+                "; no column is named like an HMDA field (a register with its own columns: map them in [columns] of "
+                "audit.toml)"
+            )
         )
         plural = "s" if len(missing) > 1 else ""
         raise EvidenceError(f"{source}: missing column{plural} {', '.join(parts)}{note}")

@@ -72,12 +72,12 @@ from sklearn.metrics import (
 
 from reasoner.errors import EvidenceError, UsageError
 from reasoner.evidence import file_sha256
-from reasoner.lending.synthetic.baseline import analyst_baseline
+from reasoner.lending.evidence.statistics import DENIAL_COVARIATES, MIN_GROUP, lender_denial_odds
+from reasoner.lending.evidence.tables import WHITE, add_group_columns
 from reasoner.lending.registers.files import read_hmda
 from reasoner.lending.registers.hmda import INPUT_COLUMNS, clean_hmda
-from reasoner.lending.evidence.statistics import DENIAL_COVARIATES, MIN_GROUP, lender_denial_odds
+from reasoner.lending.synthetic.baseline import analyst_baseline
 from reasoner.lending.synthetic.synth import KINDS
-from reasoner.lending.evidence.tables import WHITE, add_group_columns
 
 __all__ = ["Evaluation", "MethodScores", "evaluate", "render_evaluation"]
 
