@@ -49,7 +49,7 @@ EXPLANATIONS = "explanations.parquet"
 EXPLANATIONS_INDEX = "explanations.index.parquet"
 RECORD_ROWS = 8192
 INDEX_ROWS = 65536
-COMPRESSION_LEVEL = 9  # zstd: a third smaller than level 3 on the audit's records, as fast to read
+COMPRESSION_LEVEL = 3  # zstd: level 9 is a fifth smaller on the audit's records but six times slower to write
 SCHEMA = pa.schema([("finding", pa.string()), ("id", pa.string()), ("record", pa.large_string())])
 INDEX_SCHEMA = pa.schema([("id", pa.string()), ("position", pa.int64())])
 
