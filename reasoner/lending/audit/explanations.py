@@ -354,7 +354,7 @@ def _release(directory: Path, handle: int) -> None:
 
 def _spill_error(directory: Path, error: OSError) -> LimitError:
     return LimitError(
-        f"cannot keep the explanations in {directory}: {error.strerror or error}; they take about 60 bytes per "
+        f"cannot keep the explanations in {directory}: {error.strerror or error}; they take about 20 bytes per "
         "application: set TMPDIR to a directory with room for them"
     )
 
