@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import json
 import math
 import re
@@ -35,12 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from reasoner.errors import ReasonerError, UsageError, printable
-from reasoner.evidence import file_sha256
-from reasoner.lending.outputs.explanation_file import EXPLANATIONS, Found, every_id, find, json_lines
+from reasoner.lending.outputs.explanation_file import EXPLANATIONS, Found, every_id, find, json_lines, rows_where
 
 __all__ = ["explain_finding", "explanation_json", "explanations_jsonl"]
 
@@ -142,7 +141,7 @@ def _unchanged(path: Path, sha256: str, out: Path) -> Path | None:
     candidates = [path] if path.is_absolute() else [path, out.resolve().parent / path]
     for candidate in candidates:
         try:
-            if candidate.is_file() and file_sha256(candidate) == sha256:
+            if candidate.is_file() and _sha256(candidate) == sha256:
                 return candidate
         except OSError:
             continue
@@ -264,14 +263,7 @@ def _lender_row(out: Path, lei: str) -> Record | None:
 
 def _parquet_rows(path: Path, column: str, value: str) -> list[Record]:
     """The rows of a parquet output whose ``column`` (as text) is ``value``; none if the file is unreadable."""
-    try:
-        table = pq.read_table(path)
-    except (OSError, ValueError):
-        return []
-    if column not in table.column_names:
-        return []
-    rows: list[Record] = table.filter(pc.equal(pc.cast(table[column], "string"), value)).to_pylist()
-    return rows
+    return rows_where(path, column, value)
 
 
 def _unknown(out: Path, identifier: str) -> str:
@@ -1092,3 +1084,9 @@ def _p(value: object) -> str:
     if number == 0:
         return "< 1e-300"
     return f"{number:.2g}" if number >= 1e-4 else f"{number:.1e}"
+
+
+def _sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, in hex (as ``reasoner.evidence.file_sha256``, which would import pandas)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
