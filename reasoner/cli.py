@@ -9,6 +9,8 @@
     reason explain OUT APPLICATION_ID|LEI     [--format jsonl]; reason explain OUT --all --format jsonl
     reason audit-model MODEL --data TABLE --protected COLUMNS -o OUT   audit a credit model
     reason verify OUT [--key PUB]             re-check the output digests (and signature) of manifest.json
+    reason RULES... EVIDENCE... --query P,Q --marginals [--samples N --burn-in N --seed S]
+    reason learn RULES... EVIDENCE... TRUTH.db -o LEARNED.mln   learn the formula weights
 
 Arguments are told apart by what they are: ``*.mln`` files and directories of
 them are rules, ``*.db`` files are evidence, any other file (parquet, CSV, a register in any
@@ -27,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,8 +55,9 @@ def _run_parser() -> argparse.ArgumentParser:
         description="Exact MAP inference for Markov logic programs (Alchemy/Tuffy syntax).",
         epilog=(
             "A rule directory with an audit.toml and no --query runs the fair-lending audit. Subcommands: "
-            "check, audit, synth, evaluate, explain, audit-model, verify (reason SUBCOMMAND --help). Exit codes: 0 ok, "
-            "2 bad input, 3 unsatisfiable, 4 outputs altered (verify). A rule path named like a subcommand: write ./check."
+            "check, audit, synth, evaluate, explain, audit-model, verify, learn (reason SUBCOMMAND --help). "
+            "Exit codes: 0 ok, 2 bad input, 3 unsatisfiable, 4 outputs altered (verify). "
+            "A rule path named like a subcommand: write ./check."
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="rule files or directories (*.mln), evidence (*.db), tables (parquet, CSV, HMDA registers)")
@@ -63,10 +67,88 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--explain", action="append", default=[], metavar="ATOM", help="print the derivation of an atom, e.g. 'Cancer(Anna)'")
     parser.add_argument("--margins", metavar="P,Q|all|none", help="atoms that get margins (default: all query atoms up to 1,000)")
+    _marginal_options(parser)
+    parser.add_argument(
+        "--solver", choices=("auto", "rc2", "highs"), default="auto",
+        help="exact backend per component (default auto: RC2 for small components, local search then HiGHS for large)",
+    )
+    parser.add_argument(
+        "--hard-weight", metavar="W",
+        help="hard formulas become soft ones of weight W (as in Tuffy); reports how many the world breaks",
+    )
     _common_options(parser)
     _audit_output_options(parser)
     parser.add_argument("--version", action="version", version=f"reason {__version__}")
     return parser
+
+
+def _marginal_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--marginals", action="store_true",
+        help="print each query atom's probability (Alchemy .result lines; exact on small components, else MC-SAT)",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=1000, metavar="N", help="MC-SAT samples per chain (default 1000)"
+    )
+    parser.add_argument(
+        "--burn-in", type=int, default=100, metavar="N", help="MC-SAT steps discarded first (default 100)"
+    )
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="MC-SAT seed (default 0)")
+
+
+def _learn_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="reason learn",
+        description="Learn the weights of the soft formulas (not hard, '@'-fixed or 'w:') from evidence and the true "
+        "query atoms: diagonal Newton on the conditional log-likelihood with a Gaussian prior.",
+    )
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="rule files, evidence (*.db) and tables, then TRUTH.db"
+    )
+    parser.add_argument(
+        "--output", "-o", type=Path, required=True, metavar="LEARNED.mln", help="the rules with learned weights"
+    )
+    parser.add_argument(
+        "--query", "-q", action="append", default=[], metavar="P,Q", help="query predicates (default: those in TRUTH)"
+    )
+    parser.add_argument(
+        "--table", action="append", default=[], metavar="NAME=PATH", help="a table for 'bind ... from NAME'"
+    )
+    parser.add_argument(
+        "--sigma", type=float, default=10.0, help="standard deviation of the prior around the written weights"
+    )
+    parser.add_argument(
+        "--iterations", type=int, default=50, metavar="N", help="diagonal Newton iterations (default 50)"
+    )
+    parser.add_argument("--samples", type=int, default=500, metavar="N", help="MC-SAT samples on large components")
+    parser.add_argument("--seed", type=int, default=0, metavar="S")
+    parser.add_argument("--force", action="store_true", help="replace an existing output")
+    parser.add_argument("--debug", action="store_true")
+    return parser
+
+
+def _learn(options: argparse.Namespace) -> int:
+    *inputs, truth_name = options.inputs
+    truth = Path(truth_name)
+    if truth.suffix.lower() != ".db" or not truth.is_file():
+        raise UsageError(f"{truth_name}: the last input must be the truth file (*.db) listing the true query atoms")
+    rules, evidence, tables = _classify(inputs, options.table)
+    out = Path(options.output)
+    if out.exists() and not options.force:
+        raise UsageError(f"{out} exists; pass --force to replace it")
+    if any(out.resolve() == path.resolve() for path in [*rules, *evidence, truth]):
+        raise UsageError(f"{out} is an input; write the learned rules elsewhere")
+    patterns, spans = _queries(options.query, None)
+    from reasoner.learn import describe_learning, learn_weights, write_learned
+
+    learning = learn_weights(
+        rules, evidence, truth, dict(tables), patterns, sigma=options.sigma, iterations=options.iterations,
+        samples=options.samples, seed=options.seed,
+    )
+    written = write_learned(learning, out, evidence=evidence, truth=truth)
+    print(describe_learning(learning))
+    print(f"wrote {', '.join(str(path) for path in written)}")
+    return EXIT_OK
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +161,18 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--memory-limit", metavar="SIZE", help="stop cleanly past this resident memory, e.g. 4G")
     parser.add_argument("--max-groundings", type=int, metavar="N", help="groundings one formula may have (default 20M)")
+
+
+def _hard_weight(text: str | None) -> Decimal | None:
+    if text is None:
+        return None
+    try:
+        weight = Decimal(text)
+    except InvalidOperation:
+        raise UsageError(f"--hard-weight must be a positive number, got '{printable(text)}'") from None
+    if not weight.is_finite() or weight <= 0:
+        raise UsageError(f"--hard-weight must be a positive number, got '{printable(text)}'")
+    return weight
 
 
 def _check_common(options: argparse.Namespace) -> None:
@@ -208,6 +302,7 @@ def _main(argv: Sequence[str] | None) -> int:
             "explain": (_explain_parser, _explain),
             "audit-model": (_audit_model_parser, _audit_model),
             "verify": (_verify_parser, _verify),
+            "learn": (_learn_parser, _learn),
         }
         if arguments and arguments[0] in commands:  # by name, never by what is on disk (a path: './check')
             make_parser, command = commands[arguments[0]]
@@ -362,6 +457,9 @@ def _run(options: argparse.Namespace) -> int:
         if find_config(rules) is not None:
             return _audit(rules, list(tables.values()), options)
 
+    if options.marginals:
+        return _marginals(rules, evidence, tables, patterns, spans, options)
+
     from reasoner.explain import explain
     from reasoner.pipeline import run
     from reasoner.render import render_json, render_text
@@ -387,11 +485,57 @@ def _run(options: argparse.Namespace) -> int:
         time_limit=options.time_limit,
         workers=options.workers or 1,
         explain_atoms=options.explain,
+        solver=options.solver,
+        hard_weight=_hard_weight(options.hard_weight),
     )
     proofs = [explain(result.network, result.solution, text) for text in options.explain] if result.solution.status != "unsatisfiable" else []
     output = render_json(result, proofs, timings=not options.no_timings) if options.json else render_text(result, proofs)
     sys.stdout.write(output + "\n")
     return EXIT_UNSATISFIABLE if result.solution.status == "unsatisfiable" else EXIT_OK
+
+
+def _marginals(
+    rules: list[Path],
+    evidence: list[Path],
+    tables: dict[str, Path],
+    patterns: list[QueryPattern],
+    spans: dict,  # type: ignore[type-arg]
+    options: argparse.Namespace,
+) -> int:
+    if options.explain:
+        raise UsageError("--explain explains the MAP world; run it without --marginals")
+    if options.hard_weight is not None:
+        raise UsageError("--hard-weight is for MAP inference; marginals keep hard formulas hard")
+    if options.samples < 2 or options.burn_in < 0:
+        raise UsageError("--samples must be at least 2 and --burn-in at least 0")
+    import json
+
+    from reasoner.marginal import marginal_json, result_lines, run_marginals
+
+    _apply_memory_limit(options)
+    result = run_marginals(
+        rules, evidence, dict(tables), patterns, spans,
+        samples=options.samples, burn_in=options.burn_in, seed=options.seed,
+    )
+    if result.marginals.status == "unsatisfiable":
+        if options.json:
+            sys.stdout.write(json.dumps(marginal_json(result, timings=not options.no_timings)) + "\n")
+        print("error: the hard formulas cannot all hold; run without --marginals for a minimal core", file=sys.stderr)
+        return EXIT_UNSATISFIABLE
+    if options.json:
+        sys.stdout.write(json.dumps(marginal_json(result, timings=not options.no_timings)) + "\n")
+        return EXIT_OK
+    sys.stdout.write("".join(line + "\n" for line in result_lines(result)))
+    summary = result.marginals
+    if summary.sampled_components:
+        print(
+            f"MC-SAT: {summary.sampled_components} component(s), {summary.sampled_atoms} atoms, "
+            f"{summary.chains} chains x {summary.samples} samples after {summary.burn_in} burn-in (seed {summary.seed}); split-R-hat "
+            f"{summary.r_hat:.3f}, chains differ by at most {summary.chain_difference:.3f}; "
+            f"{summary.exact_components} component(s) exact",
+            file=sys.stderr,
+        )
+    return EXIT_OK
 
 
 def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, pairs: Path | None = None) -> int:

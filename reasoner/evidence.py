@@ -12,7 +12,8 @@ import difflib
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reasoner.check import CheckedProgram, QueryPattern, did_you_mean, where
+from reasoner.check import CheckedFormula, CheckedProgram, Predicate, QueryPattern, did_you_mean, where
 from reasoner.constants import ConstantValue, canonical, display
 from reasoner.errors import Diagnostic, EvidenceError, RuleError, UsageError
 from reasoner.limits import raise_if_memory_limit_reached
-from reasoner.syntax import Binding, Column, Condition, Span
+from reasoner.syntax import Atom, Binding, Column, Condition, Implies, Span, Variable, WeightedFormula
 
 __all__ = [
     "Evidence",
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 _ATOM = re.compile(r"\s*(!?)\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
+_SOFT = re.compile(r"\s*([+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)\s+(?=!?\s*[A-Za-z_])")
 _ARG = re.compile(r'\s*("(?:[^"\\]|\\.)*"|[^,"]*?)\s*(,|$)')
 _INTEGER = re.compile(r"[+-]?\d+\Z")
 _FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?\Z")
@@ -98,9 +100,13 @@ class Relation:
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
+    """Evidence relations per predicate; ``soft`` holds soft evidence per predicate: frames with
+    the argument columns, ``probability`` (that the atom is true), ``source`` and ``row``."""
+
     relations: dict[str, Relation]
     sources: tuple[Source, ...]
     skipped: dict[str, int] = field(default_factory=dict)
+    soft: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def relation(self, predicate: str) -> Relation | None:
         return self.relations.get(predicate)
@@ -148,9 +154,16 @@ def _span(file: str, line: int, column: int, width: int, text: str) -> Span:
 
 
 def parse_db(
-    path: Path, program: CheckedProgram, source_index: int
+    path: Path,
+    program: CheckedProgram,
+    source_index: int,
+    soft: dict[str, list[tuple[tuple[ConstantValue, ...], float, int]]] | None = None,
 ) -> dict[str, list[tuple[tuple[ConstantValue, ...], bool, int]]]:
-    """Atoms of one ``.db`` file, grouped by predicate: (args, truth, line)."""
+    """Atoms of one ``.db`` file, grouped by predicate: (args, truth, line).
+
+    A line ``0.8 Smokes(Anna)`` is soft evidence (Tuffy): it goes to ``soft`` as (args,
+    probability that the atom is true, line), ``0.8 !Smokes(Anna)`` with probability 0.2.
+    Without ``soft`` such a line is an error."""
     atoms: dict[str, list[tuple[tuple[ConstantValue, ...], bool, int]]] = {}
     errors: list[Diagnostic] = []
     file = str(path)
@@ -165,6 +178,9 @@ def parse_db(
         line = raw.split("//", 1)[0] if "//" in raw and '"' not in raw else raw
         if not line.strip():
             continue
+        prior = _SOFT.match(line)
+        if prior is not None:
+            line = " " * prior.end() + line[prior.end() :]
         match = _ATOM.match(line)
         args = _split_args(match.group(3)) if match else None
         if match is None or args is None or any(arg == "" for arg in args):
@@ -203,12 +219,39 @@ def parse_db(
             )
             continue
         values = tuple(parse_constant(arg) for arg in args)
+        if prior is not None:
+            problem = _soft_problem(prior.group(1), predicate, soft is not None)
+            if problem:
+                errors.append(Diagnostic(_span(file, number, prior.start(1) + 1, len(prior.group(1)), raw), problem))
+                continue
+            assert soft is not None
+            probability = float(prior.group(1))
+            soft.setdefault(name, []).append((values, 1 - probability if negated else probability, number))
+            continue
         atoms.setdefault(name, []).append((values, not negated, number))
         if len(errors) > 50:
             break
     if errors:
         raise RuleError(errors)
     return atoms
+
+
+def _soft_problem(text: str, predicate: Predicate, accepted: bool) -> str | None:
+    """Why a probability cannot weigh this atom, or None."""
+    if not accepted:
+        return "a probability before an atom (soft evidence) is not accepted in this file"
+    probability = float(text)
+    if not 0 < probability < 1:
+        return (
+            f"a probability must be strictly between 0 and 1, got {text} "
+            "(write the atom without it for evidence that is certain)"
+        )
+    if not predicate.open_world:
+        return (
+            f"soft evidence needs an open-world predicate: '{predicate.name}' is closed-world "
+            "(name it with --query, or declare it without '*' in a Tuffy program)"
+        )
+    return None
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -254,11 +297,23 @@ def load_evidence(
     sources: list[Source] = []
     collected: dict[str, list[pd.DataFrame]] = {}
     skipped: dict[str, int] = {}
+    soft_frames: dict[str, list[pd.DataFrame]] = {}
 
     for path in db_files:
         index = len(sources)
         sources.append(Source(str(path), "db", file_sha256(path)))
-        for name, atoms in parse_db(path, program, index).items():
+        soft_atoms: dict[str, list[tuple[tuple[ConstantValue, ...], float, int]]] = {}
+        parsed = parse_db(path, program, index, soft_atoms)
+        for name, priors in soft_atoms.items():
+            arity = program.predicates[name].arity
+            frame = pd.DataFrame(
+                {f"a{i}": pd.Series([args[i] for args, _, _ in priors], dtype=object) for i in range(arity)}
+            )
+            frame["probability"] = np.fromiter((p for _, p, _ in priors), dtype=np.float64, count=len(priors))
+            frame["source"] = np.int32(index)
+            frame["row"] = np.fromiter((line for _, _, line in priors), dtype=np.int64, count=len(priors))
+            soft_frames.setdefault(name, []).append(frame)
+        for name, atoms in parsed.items():
             arity = program.predicates[name].arity
             frame = pd.DataFrame(
                 {f"a{i}": pd.Series([args[i] for args, _, _ in atoms], dtype=object) for i in range(arity)}
@@ -293,7 +348,8 @@ def load_evidence(
     from reasoner.derive import derive
 
     relations = derive(program, relations, sources)
-    return Evidence(relations, tuple(sources), skipped)
+    soft = {name: pd.concat(frames, ignore_index=True) for name, frames in sorted(soft_frames.items())}
+    return Evidence(relations, tuple(sources), skipped, soft)
 
 
 def _resolve_tables(
@@ -600,3 +656,70 @@ def parse_query_file(path: Path) -> tuple[list[QueryPattern], dict[str, Span]]:
         patterns.append(QueryPattern(name, pattern_args))
         spans.setdefault(name, _span(file, number, column, len(name), raw))
     return patterns, spans
+
+
+SOFT_WEIGHT_TYPE = "soft_evidence_weight"
+
+
+def soft_weight(probability: float) -> float:
+    """The weight of the unit formula that soft evidence ``p`` puts on its atom: ``log(p / (1 - p))``."""
+    return float(np.log(probability) - np.log1p(-probability))
+
+
+def with_soft_evidence(program: CheckedProgram, evidence: Evidence) -> tuple[CheckedProgram, Evidence]:
+    """The program and evidence with soft evidence made formulas.
+
+    Soft evidence ``p`` on ``P(a, b)`` (an open-world atom) becomes the evidence atom
+    ``P_soft_evidence(a, b, w)``, ``w = log(p / (1 - p))``, and one data-weighted formula per
+    predicate, ``w: P_soft_evidence(x0, x1, w) => P(x0, x1)``: each soft atom adds a unit formula
+    ``P(a, b)`` of weight ``w`` (rounded to 4 decimals, as every weight from the data), whose
+    proof cites the line or row that gave it. Two probabilities on one atom add their weights;
+    an atom given both as evidence and with a probability is an error.
+    """
+    if not evidence.soft:
+        return program, evidence
+    predicates = dict(program.predicates)
+    formulas = list(program.formulas)
+    relations = dict(evidence.relations)
+    weight_type = SOFT_WEIGHT_TYPE
+    while weight_type in program.types:
+        weight_type += "_"
+    for name, frame in evidence.soft.items():
+        predicate = program.predicates[name]
+        arity = predicate.arity
+        keys = [f"a{i}" for i in range(arity)]
+        hard = evidence.relations.get(name)
+        if hard is not None and len(hard.frame) and keys:
+            both = frame.reset_index().merge(hard.frame.reset_index(), on=keys, suffixes=("", "_hard"))
+            if len(both):
+                first = both.iloc[0]
+                soft_place = _where(list(evidence.sources), frame, int(first["index"]))
+                hard_place = _where(list(evidence.sources), hard.frame, int(first["index_hard"]))
+                values = ", ".join(display(first[key]) for key in keys)
+                raise EvidenceError(
+                    f"{name}({values}) is given as evidence ({hard_place}) and with a probability ({soft_place}); "
+                    "remove one of them"
+                )
+        soft_name = f"{name}_soft_evidence"
+        while soft_name in predicates:
+            soft_name += "_"
+        source = evidence.sources[int(frame["source"].iloc[0])]
+        span = Span(source.path, int(frame["row"].iloc[0]), 1, int(frame["row"].iloc[0]), 1)
+        predicates[soft_name] = Predicate(soft_name, (*predicate.types, weight_type), "evidence", span)
+        names = [f"x{i}" for i in range(arity)]
+        variables = tuple(Variable(n, span) for n in names)
+        weight = Variable("w", span)
+        body = Atom(soft_name, (*variables, weight), span)
+        head = Atom(name, variables, span)
+        statement = WeightedFormula(None, Implies(body, head, span), f"w: {body} => {head}", span, weight_variable="w")
+        formulas.append(CheckedFormula(len(formulas), statement, (*names, "w"), (*predicate.types, weight_type)))
+        columns: dict[str, object] = {key: typed_constants(frame[key].reset_index(drop=True)) for key in keys}
+        places = Decimal("0.0001")  # as every weight from the data (the constant shows what is used)
+        weights = [float(Decimal(repr(soft_weight(p))).quantize(places)) for p in frame["probability"].tolist()]
+        columns[f"a{arity}"] = typed_constants(pd.Series([canonical(w) for w in weights], dtype=object))
+        columns["truth"] = np.ones(len(frame), dtype=bool)
+        columns["source"] = frame["source"].to_numpy(dtype=np.int32)
+        columns["row"] = frame["row"].to_numpy(dtype=np.int64)
+        relations[soft_name] = Relation(soft_name, arity + 1, pd.DataFrame(columns))
+    checked = replace(program, predicates=predicates, formulas=tuple(formulas))
+    return checked, replace(evidence, relations=relations)

@@ -17,9 +17,10 @@ import numpy as np
 from reasoner.check import CheckedProgram, QueryPattern, check_program, require_weights
 from reasoner.encode import Encoding, encode
 from reasoner.errors import UsageError
-from reasoner.evidence import Evidence, MemoryTable, load_evidence
+from reasoner.evidence import Evidence, MemoryTable, load_evidence, with_soft_evidence
 from reasoner.ground import TRUE, UNKNOWN, GroundNetwork, ground
 from reasoner.parse import parse_program
+from reasoner.soften import broken_hard_formulas, soften
 from reasoner.solve import Solution, solve
 from reasoner.syntax import Span
 
@@ -85,6 +86,8 @@ def run(
     workers: int = 1,
     explain_atoms: Sequence[str] = (),
     program: CheckedProgram | None = None,
+    solver: str = "auto",
+    hard_weight: Decimal | None = None,
 ) -> Run:
     """Parse, check, load, ground, encode and solve.
 
@@ -92,7 +95,9 @@ def run(
     atom when there are at most 1,000 of them, else none. Atoms named in
     ``explain_atoms`` (text such as ``Smokes(Bob)``) always get one. ``program``:
     the checked ``rules`` and ``queries`` when the caller has them already (the
-    lending audit checks its rules once for many partitions).
+    lending audit checks its rules once for many partitions). ``solver``: the exact
+    backend (``reasoner.solve.BACKENDS``); ``hard_weight``: hard formulas become soft
+    ones of this weight, and ``solution.stats["hard_broken"]`` counts those broken.
     """
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -110,8 +115,12 @@ def run(
     require_weights(program)  # a formula written without a weight (a learning template) cannot be inferred with
     lap("parse")
     evidence = load_evidence(program, db_files, tables)
+    program, evidence = with_soft_evidence(program, evidence)  # soft evidence: unit formulas
     lap("evidence")
     network = ground(program, evidence)
+    hard_blocks: frozenset[int] = frozenset()
+    if hard_weight is not None:
+        network, hard_blocks = soften(network, hard_weight)
     lap("ground")
     encoding = encode(network)
     lap("encode")
@@ -119,7 +128,9 @@ def run(
     margin_predicates = _margin_predicates(atoms, margins, program)
     margin_atoms = [atom.atom_id for atom in atoms if atom.atom_id and atom.text.split("(", 1)[0] in margin_predicates]
     margin_atoms += _explained_atom_ids(network, explain_atoms)
-    solution = solve(encoding, margin_atoms=margin_atoms, time_limit=time_limit, workers=workers)
+    solution = solve(encoding, margin_atoms=margin_atoms, time_limit=time_limit, workers=workers, backend=solver)
+    if hard_weight is not None:
+        solution.stats["hard_broken"] = broken_hard_formulas(network, encoding, hard_blocks, solution.values)
     lap("solve")
     values = solution.values
     atoms = tuple(

@@ -50,6 +50,9 @@ def render_json(run: Run, proofs: list[Proof] | None = None, timings: bool = Tru
     }
     if solution.status == "feasible":
         result["lower_bound"] = decimal_json(run.cost(solution.lower_bound))
+        result["gap"] = _gap(solution.cost, solution.lower_bound)
+    if "hard_broken" in solution.stats:
+        result["hard_broken"] = solution.stats["hard_broken"]
     if solution.status == "unsatisfiable":
         result["unsat_core"] = [_core_json(item) for item in unsat_core(run)]
     else:
@@ -64,6 +67,11 @@ def render_json(run: Run, proofs: list[Proof] | None = None, timings: bool = Tru
     if proofs:
         result["explanations"] = [proof.to_json() for proof in proofs]
     return json.dumps(result, indent=None, ensure_ascii=False)
+
+
+def _gap(cost: int, lower_bound: int) -> float:
+    """The relative gap between a world's cost and the proven lower bound."""
+    return 0.0 if cost <= 0 else round((cost - lower_bound) / cost, 6)
 
 
 def _core_json(item: GroundFormulaProof) -> dict[str, object]:
@@ -86,7 +94,10 @@ def render_text(run: Run, proofs: list[Proof] | None = None) -> str:
         f"status: {solution.status}",
         "cost: n/a (no world satisfies the hard formulas)" if solution.status == "unsatisfiable" else
         f"cost: {decimal_text(run.cost(solution.cost))}"
-        + (f" (lower bound {decimal_text(run.cost(solution.lower_bound))})" if solution.status == "feasible" else ""),
+        + (f" (lower bound {decimal_text(run.cost(solution.lower_bound))}, "
+           f"gap {_gap(solution.cost, solution.lower_bound):.4%})" if solution.status == "feasible" else "")
+        + (f"; {solution.stats['hard_broken']:,} hard ground formulas broken"
+           if "hard_broken" in solution.stats else ""),
         f"ground formulas: {stats['ground_formulas']:,} in {_count(stats['components'], 'component')} "
         f"(largest {_count(stats['largest_component'], 'variable')}); "
         f"{stats['violated_by_evidence']:,} violated by evidence",

@@ -1,14 +1,21 @@
-"""Stage 6: ``Encoding`` → ``Solution``: exact MAP per component with RC2, margins, cores.
+"""Stage 6: ``Encoding`` → ``Solution``: exact MAP per component, margins, cores.
 
-Each connected component is an independent weighted partial MaxSAT problem,
-solved exactly with python-sat's RC2 (Glucose 3). Components are solved in
-order, or by worker processes in batches; the result does not depend on how
-they are spread. Among equally good worlds the world is the one RC2 returns
-for the component's canonical clause order (atoms numbered in sorted order),
-so the same input always gives the same world; an atom in no formula is false.
+Each connected component is an independent weighted partial MaxSAT problem.
+Components are solved in order, or by worker processes in batches; the result
+does not depend on how they are spread. The backend is chosen per component
+(``backend="auto"``), by size, which is deterministic: up to ``RC2_MAX_CLAUSES``
+clauses python-sat's RC2 (Glucose 3), which is fastest on small components;
+larger ones a MaxWalkSAT incumbent (``reasoner.local_search``) handed to HiGHS
+as a 0-1 program (``reasoner.backends``), whose LP bound closes large
+components that RC2 does not. Among equally good worlds the world is the one
+the backend returns for the component's canonical clause order (atoms numbered
+in sorted order), so the same input always gives the same world; an atom in no
+formula is false.
 
-With a time limit, a component that is not finished gets the best world a SAT
-call on its hard clauses finds, and RC2's lower bound: the status is then
+With a time limit, RC2 gets half of the time that is left; a component it has
+not closed then goes the HiGHS way with the rest (local search first, so there
+is a good world however soon the time runs out). An unfinished component keeps
+its best world and the best proven lower bound: the status is then
 ``feasible``, not ``optimal``.
 """
 
@@ -27,12 +34,19 @@ from pysat.examples.rc2 import RC2
 from pysat.formula import WCNF
 from pysat.solvers import Solver
 
+from reasoner.backends import normalise, solve_highs
 from reasoner.encode import Component, Components, Encoding
+from reasoner.local_search import clause_costs, local_search
 
-__all__ = ["Solution", "solve"]
+__all__ = ["BACKENDS", "Solution", "solve"]
 
 SOLVER = "g3"
 BATCH_CLAUSES = 20_000
+BACKENDS = ("auto", "rc2", "highs")
+RC2_MAX_CLAUSES = 50_000  # auto: larger components go to HiGHS (measured: README, MAP inference)
+LOCAL_SEARCH_FLIPS = 4  # per variable, before HiGHS starts (measured: README, MAP inference)
+LOCAL_SEARCH_MAX_FLIPS = 50_000
+LOCAL_SEARCH_SHARE = 0.05  # of the time left, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +81,7 @@ class _Problem:
     literals: np.ndarray
     weights: np.ndarray
     margin_variables: np.ndarray  # local ids
+    first_auxiliary: int = 0  # local id of the first auxiliary (Plaisted–Greenbaum) variable, 0: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +93,7 @@ class _Result:
     lower_bound: int
     margins: tuple[tuple[int, int | None], ...]
     core: tuple[int, ...]  # local clause indices
+    backend: str = "rc2"  # the backend whose world this is
 
 
 def solve(
@@ -87,12 +103,16 @@ def solve(
     time_limit: float | None = None,
     workers: int = 1,
     split: bool = True,
+    backend: str = "auto",
 ) -> Solution:
     """Solve every component; compute margins for ``margin_atoms``.
 
     ``split=False`` solves the whole network as one problem (for testing that
-    splitting changes nothing).
+    splitting changes nothing). ``backend``: one of ``BACKENDS`` ("auto" chooses
+    per component).
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend '{backend}' (one of {', '.join(BACKENDS)})")
     started = time.perf_counter()
     deadline = None if time_limit is None else time.monotonic() + time_limit
     values = np.zeros(encoding.num_vars + 1, dtype=bool)
@@ -116,7 +136,7 @@ def solve(
     # touching (copying) their pages. Collection never changes results.
     gc.freeze()
     try:
-        results = _run(problems, deadline, workers)
+        results = _run(problems, deadline, workers, backend)
     finally:
         gc.unfreeze()
 
@@ -128,7 +148,7 @@ def solve(
         outcome = _solve_singletons(components, single, encoding, wanted, values, margins)
         if outcome is None:  # a variable whose hard clauses contradict: the generic path finds the core
             extra = [_problem(components[int(index)], encoding, wanted) for index in single]
-            results = [_solve_problem(problem, deadline) for problem in extra] + results
+            results = [_solve_problem(problem, deadline, backend) for problem in extra] + results
             problems = extra + problems
         else:
             cost += outcome
@@ -154,6 +174,7 @@ def solve(
         "largest_component": max(sizes, default=0),
         "seconds": time.perf_counter() - started,
         "unfinished_components": sum(1 for result in results if result.status == "feasible"),
+        "backends": {name: sum(1 for result in results if result.backend == name) for name in ("rc2", "highs")},
     }
     return Solution(status, values, cost, bound if status == "feasible" else cost, encoding.scale, margins, stats=stats)
 
@@ -219,12 +240,17 @@ def _problem(component: Component, encoding: Encoding, wanted: np.ndarray) -> _P
     local = np.searchsorted(component.variables, np.abs(literals)) + 1
     local_literals = np.where(literals > 0, local, -local).astype(np.int64)
     margin_variables = np.searchsorted(component.variables, wanted[np.isin(wanted, component.variables)]) + 1
-    return _Problem(component.index, component.variables, offsets, local_literals, encoding.weights[clauses], margin_variables)
+    auxiliary = np.flatnonzero(component.variables > encoding.num_atoms)
+    first_auxiliary = int(auxiliary[0]) + 1 if len(auxiliary) else 0
+    return _Problem(
+        component.index, component.variables, offsets, local_literals, encoding.weights[clauses], margin_variables,
+        first_auxiliary,
+    )
 
 
-def _run(problems: list[_Problem], deadline: float | None, workers: int) -> list[_Result]:
+def _run(problems: list[_Problem], deadline: float | None, workers: int, backend: str) -> list[_Result]:
     if workers <= 1 or len(problems) < 2:
-        return [_solve_problem(problem, deadline) for problem in problems]
+        return [_solve_problem(problem, deadline, backend) for problem in problems]
     batches: list[list[_Problem]] = [[]]
     size = 0
     for problem in problems:
@@ -234,14 +260,14 @@ def _run(problems: list[_Problem], deadline: float | None, workers: int) -> list
         batches[-1].append(problem)
         size += len(problem.weights)
     if len(batches) == 1:
-        return [_solve_problem(problem, deadline) for problem in problems]
+        return [_solve_problem(problem, deadline, backend) for problem in problems]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        chunks = pool.map(_solve_batch, batches, [deadline] * len(batches))
+        chunks = pool.map(_solve_batch, batches, [deadline] * len(batches), [backend] * len(batches))
         return [result for chunk in chunks for result in chunk]
 
 
-def _solve_batch(problems: list[_Problem], deadline: float | None) -> list[_Result]:
-    return [_solve_problem(problem, deadline) for problem in problems]
+def _solve_batch(problems: list[_Problem], deadline: float | None, backend: str) -> list[_Result]:
+    return [_solve_problem(problem, deadline, backend) for problem in problems]
 
 
 def _clauses(problem: _Problem) -> tuple[list[list[int]], list[list[int]], list[int], list[int]]:
@@ -293,21 +319,123 @@ def _to_model(num_vars: int, assignment: list[int] | None) -> np.ndarray:
     return model
 
 
-def _solve_problem(problem: _Problem, deadline: float | None) -> _Result:
+def _solve_problem(problem: _Problem, deadline: float | None, backend: str = "auto") -> _Result:
     num_vars = len(problem.variables)
     hard, soft, weights, hard_index = _clauses(problem)
-    status, model, cost, bound = _maxsat(num_vars, hard, soft, weights, deadline)
+    large = backend == "highs" or (backend == "auto" and len(problem.weights) > RC2_MAX_CLAUSES)
+
+    def best(forced: list[int] | None) -> tuple[str, np.ndarray, int, int, str]:
+        extra = [] if forced is None else [forced]
+        if num_vars > 1 and large:
+            return (*_large(problem, num_vars, hard + extra, soft, weights, forced, deadline, 0), "highs")
+        rc2_deadline = deadline
+        if backend == "auto" and deadline is not None:  # RC2 first, for half the time left
+            rc2_deadline = time.monotonic() + max(0.0, deadline - time.monotonic()) / 2
+        status, model, cost, bound = _maxsat(num_vars, hard + extra, soft, weights, rc2_deadline)
+        if status != "feasible" or backend == "rc2" or num_vars == 1:
+            return status, model, cost, bound, "rc2"
+        return (*_large(problem, num_vars, hard + extra, soft, weights, forced, deadline, bound), "highs")
+
+    def settled(answer: tuple[str, np.ndarray, int, int, str]) -> tuple[str, np.ndarray, int, int, str]:
+        status, model, cost, bound, used = answer
+        if status != "feasible" or not problem.first_auxiliary:
+            return answer
+        model = _settle_auxiliary(problem, model)
+        cost = clause_costs(problem.offsets, problem.literals, problem.weights, model)[0]
+        return status, model, cost, min(bound, cost), used
+
+    status, model, cost, bound, used = settled(best(None))
     if status == "unsatisfiable":
-        return _Result(problem.index, status, model, 0, 0, (), _core(num_vars, hard, hard_index))
+        return _Result(problem.index, status, model, 0, 0, (), _core(num_vars, hard, hard_index), used)
     margins: list[tuple[int, int | None]] = []
     for variable in problem.margin_variables.tolist():
-        forced = [-variable] if model[variable] else [variable]
-        other_status, _other, other_cost, _bound = _maxsat(num_vars, hard + [forced], soft, weights, deadline)
+        other_status, _other, other_cost, _bound, _used = settled(best([-variable] if model[variable] else [variable]))
         if other_status == "unsatisfiable":
             margins.append((variable, None))
         else:
             margins.append((variable, max(0, other_cost - cost)))
-    return _Result(problem.index, status, model, cost, bound, tuple(margins), ())
+    return _Result(problem.index, status, model, cost, bound, tuple(margins), (), used)
+
+
+def _settle_auxiliary(problem: _Problem, model: np.ndarray) -> np.ndarray:
+    """The world with each auxiliary variable ``t`` true where its subformula holds.
+
+    A world found before the optimum (a SAT call, local search, an unfinished HiGHS) may
+    leave ``t`` false where ``F`` holds, and so count a formula the world satisfies. An
+    auxiliary variable occurs negated only in its definitions ``-t v ...``, and its children
+    are numbered before it: in increasing order, ``t`` becomes true when every definition
+    holds without it. Only false becomes true, so no hard clause breaks and the cost can only
+    fall; the atoms do not change.
+    """
+    model = model.copy()
+    first = problem.first_auxiliary
+    literals = problem.literals
+    lengths = np.diff(problem.offsets)
+    clause_of = np.repeat(np.arange(len(lengths)), lengths)
+    negative = np.flatnonzero((literals < 0) & (-literals >= first))
+    order = np.argsort(-literals[negative], kind="stable")
+    definitions: dict[int, list[int]] = {}
+    for position in negative[order].tolist():
+        definitions.setdefault(int(-literals[position]), []).append(int(clause_of[position]))
+    offsets = problem.offsets.tolist()
+    values = model.tolist()
+    every = literals.tolist()
+    for auxiliary in sorted(definitions):
+        if values[auxiliary]:
+            continue
+        if all(
+            any(
+                (values[lit] if lit > 0 else not values[-lit])
+                for lit in every[offsets[clause] : offsets[clause + 1]]
+                if lit != -auxiliary
+            )
+            for clause in definitions[auxiliary]
+        ):
+            values[auxiliary] = True
+    return np.array(values, dtype=bool)
+
+
+def _large(
+    problem: _Problem,
+    num_vars: int,
+    hard: list[list[int]],
+    soft: list[list[int]],
+    weights: list[int],
+    forced: list[int] | None,
+    deadline: float | None,
+    bound: int,
+) -> tuple[str, np.ndarray, int, int]:
+    """A large component: a SAT world (phases from the soft units), improved by MaxWalkSAT,
+    handed to HiGHS. With a deadline the best world met is kept; ``bound`` is a lower bound
+    already proven (by RC2)."""
+    status, model, cost, _bound = _fallback(num_vars, hard, soft, weights, 0)
+    if status == "unsatisfiable":
+        return status, model, 0, 0
+    offsets, literals, clause_weights = problem.offsets, problem.literals, problem.weights
+    if forced is not None:
+        offsets = np.append(offsets, offsets[-1] + 1)
+        literals = np.append(literals, forced)
+        clause_weights = np.append(clause_weights, 0)
+    flips = min(LOCAL_SEARCH_MAX_FLIPS, LOCAL_SEARCH_FLIPS * num_vars)
+    search_deadline = None
+    if deadline is not None:
+        search_deadline = time.monotonic() + LOCAL_SEARCH_SHARE * max(0.0, deadline - time.monotonic())
+    normal = normalise(offsets, literals, clause_weights)  # duplicates merged: the walk's lists are shorter
+    normal_offsets, normal_literals = normal.csr()
+    searched = local_search(
+        normal_offsets, normal_literals, normal.weights, num_vars, start=model, flips=flips, deadline=search_deadline
+    )
+    # equal costs where the hard clauses hold: recomputed on the component's own clauses
+    searched_cost, searched_broken = clause_costs(offsets, literals, clause_weights, searched.model)
+    if not searched_broken and searched_cost < cost:
+        model, cost = searched.model, searched_cost
+    outcome = solve_highs(offsets, literals, clause_weights, num_vars, deadline=deadline, start=model)
+    if outcome.status in ("optimal", "unsatisfiable"):
+        return outcome.status, outcome.model, outcome.cost, outcome.lower_bound
+    bound = max(bound, outcome.lower_bound)
+    if outcome.status == "feasible" and outcome.cost <= cost:
+        model, cost = outcome.model, outcome.cost
+    return "feasible", model, cost, min(bound, cost)
 
 
 def _maxsat(

@@ -1,0 +1,296 @@
+"""``Encoding`` → ``Marginals``: the probability of every unknown atom.
+
+Each connected component is independent. A component of at most ``auto_limit`` atoms
+(12 by default; ``method="exact"`` takes up to ``EXACT_LIMIT``, 20) is enumerated
+exactly; a larger one is sampled with MC-SAT (``reasoner.sample``) in ``chains``
+chains of ``burn_in + samples`` steps, each seeded from ``SeedSequence([seed,
+component])``: the result depends on the seed only, never on how components are
+spread. A one-atom component is exact in closed form. An atom in no ground formula has
+probability 0.5; an atom fixed by evidence 0 or 1.
+
+The convergence diagnostic is the split-R-hat of each sampled atom's indicator over the
+chains' halves (close to 1 when the chains agree) and the largest difference between
+two chains' estimates of an atom.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from reasoner.check import CheckedProgram, QueryPattern
+from reasoner.encode import Encoding, encode
+from reasoner.errors import UsageError
+from reasoner.evidence import Evidence, MemoryTable, load_evidence, with_soft_evidence
+from reasoner.ground import GroundNetwork, ground
+from reasoner.pipeline import QueryAtom, check, query_atoms
+from reasoner.sample import EXACT_LIMIT, component_model, exact, mcsat, split_r_hat
+from reasoner.solve import Solution, solve
+from reasoner.syntax import Span
+
+__all__ = [
+    "AUTO_EXACT_LIMIT",
+    "MarginalRun",
+    "Marginals",
+    "infer_marginals",
+    "marginal_json",
+    "result_lines",
+    "run_marginals",
+]
+
+AUTO_EXACT_LIMIT = 12
+Method = Literal["auto", "exact", "mcsat"]
+
+
+@dataclass(frozen=True, slots=True)
+class Marginals:
+    """``probabilities[a]``: P(atom ``a`` is true) for atom ids ``1..num_atoms`` (index 0 unused).
+
+    ``status`` is ``unsatisfiable`` when no world satisfies the hard formulas (``solution``
+    then holds the MAP solver's core). ``r_hat`` and ``chain_difference`` are the worst over
+    sampled atoms (1 and 0 when nothing was sampled).
+    """
+
+    status: Literal["ok", "unsatisfiable"]
+    probabilities: np.ndarray
+    samples: int
+    burn_in: int
+    chains: int
+    seed: int
+    r_hat: float
+    chain_difference: float
+    exact_components: int
+    sampled_components: int
+    sampled_atoms: int
+    seconds: float
+    solution: Solution | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "samples": self.samples,
+            "burn_in": self.burn_in,
+            "chains": self.chains,
+            "seed": self.seed,
+            "r_hat": _finite(self.r_hat),
+            "chain_difference": round(self.chain_difference, 6),
+            "exact_components": self.exact_components,
+            "sampled_components": self.sampled_components,
+            "sampled_atoms": self.sampled_atoms,
+        }
+
+
+def _finite(value: float) -> float | str:
+    return round(value, 4) if math.isfinite(value) else "inf"
+
+
+def infer_marginals(
+    encoding: Encoding,
+    *,
+    method: Method = "auto",
+    samples: int = 1000,
+    burn_in: int = 100,
+    chains: int = 2,
+    seed: int = 0,
+    steps: int | None = None,
+    auto_limit: int = AUTO_EXACT_LIMIT,
+) -> Marginals:
+    """Marginal probabilities of every atom of the encoding (see the module docstring)."""
+    if samples < 2 or burn_in < 0 or chains < 1:
+        raise UsageError("marginals need at least 2 samples, a burn-in of 0 or more and at least 1 chain")
+    started = time.perf_counter()
+    probabilities = np.full(encoding.num_atoms + 1, 0.5)
+    probabilities[0] = np.nan
+
+    def result(status: Literal["ok", "unsatisfiable"], **extra: object) -> Marginals:
+        defaults: dict[str, object] = {
+            "r_hat": 1.0, "chain_difference": 0.0, "exact_components": 0, "sampled_components": 0, "sampled_atoms": 0,
+        }
+        defaults.update(extra)
+        return Marginals(
+            status, probabilities, samples, burn_in, chains, seed, seconds=time.perf_counter() - started,
+            **defaults,  # type: ignore[arg-type]
+        )
+
+    if encoding.violated_hard:
+        return result("unsatisfiable", solution=solve(encoding))
+    components = encoding.components
+    sizes = components.sizes()
+    single = np.flatnonzero(sizes == 1)
+    if not _singletons(encoding, single, probabilities):
+        return result("unsatisfiable", solution=solve(encoding))
+    map_values: np.ndarray | None = None
+    worst_r_hat, worst_difference = 1.0, 0.0
+    exact_count, sampled_count, sampled_atoms = len(single), 0, 0
+    for index in np.flatnonzero(sizes != 1).tolist():
+        model = component_model(encoding, components[index])
+        atom_ids = model.variables[: model.num_atoms]
+        limit = EXACT_LIMIT if method == "exact" else auto_limit if method == "auto" else -1
+        if method == "exact" and model.num_atoms > EXACT_LIMIT:
+            raise UsageError(
+                f"a component has {model.num_atoms} atoms; exact marginals take at most {EXACT_LIMIT} per component"
+            )
+        if model.num_atoms <= limit:
+            table = exact(model)
+            if table is None:
+                return result("unsatisfiable", solution=solve(encoding))
+            probabilities[atom_ids] = table.probabilities(model.soft_weight) @ table.atoms
+            exact_count += 1
+            continue
+        sequence = np.random.SeedSequence([seed, index])
+        summary = mcsat(
+            model, model.soft_weight, samples=samples, burn_in=burn_in, chains=chains, seed=sequence, steps=steps
+        )
+        if summary is None:
+            if map_values is None:
+                solution = solve(encoding)
+                if solution.status == "unsatisfiable":
+                    return result("unsatisfiable", solution=solution)
+                map_values = solution.values
+            summary = mcsat(
+                model, model.soft_weight, samples=samples, burn_in=burn_in, chains=chains, seed=sequence, steps=steps,
+                start=map_values[atom_ids],
+            )
+            assert summary is not None
+        total = summary.atom_true.sum(axis=(0, 1))
+        probabilities[atom_ids] = total / summary.samples
+        per_chain = summary.atom_true.sum(axis=1) / summary.half_samples.sum(axis=1)[:, None]
+        worst_difference = max(worst_difference, float(np.ptp(per_chain, axis=0).max(initial=0.0)))
+        worst_r_hat = max(worst_r_hat, float(split_r_hat(summary).max(initial=1.0)))
+        sampled_count += 1
+        sampled_atoms += model.num_atoms
+    return result(
+        "ok", r_hat=worst_r_hat, chain_difference=worst_difference, exact_components=exact_count,
+        sampled_components=sampled_count, sampled_atoms=sampled_atoms,
+    )
+
+
+def _singletons(encoding: Encoding, single: np.ndarray, probabilities: np.ndarray) -> bool:
+    """Closed-form probabilities of one-atom components; False if one has no feasible value."""
+    if not len(single):
+        return True
+    components = encoding.components
+    firsts, lasts = components.clause_bounds[single], components.clause_bounds[single + 1]
+    counts = lasts - firsts
+    owner = np.repeat(np.arange(len(single)), counts)
+    clauses = components.clauses[np.repeat(firsts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())]
+    starts, ends = encoding.offsets[clauses], encoding.offsets[clauses + 1]
+    lengths = ends - starts
+    literal_clause = np.repeat(np.arange(len(clauses)), lengths)
+    positions = np.repeat(starts, lengths) + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    positive = np.zeros(len(clauses), dtype=bool)
+    negative = np.zeros(len(clauses), dtype=bool)
+    np.logical_or.at(positive, literal_clause, encoding.literals[positions] > 0)
+    np.logical_or.at(negative, literal_clause, encoding.literals[positions] < 0)
+    tautology = positive & negative
+    weights = encoding.weights[clauses].astype(np.float64) / encoding.scale
+    hard = encoding.weights[clauses] == 0
+    count = len(single)
+    true_forbidden = np.bincount(owner[hard & ~positive & ~tautology], minlength=count) > 0
+    false_forbidden = np.bincount(owner[hard & ~negative & ~tautology], minlength=count) > 0
+    if (true_forbidden & false_forbidden).any():
+        return False
+    soft = ~hard & ~tautology
+    log_odds = np.bincount(owner[soft], np.where(positive[soft], weights[soft], -weights[soft]), count)
+    probability = 1.0 / (1.0 + np.exp(-log_odds))
+    probability = np.where(true_forbidden, 0.0, np.where(false_forbidden, 1.0, probability))
+    probabilities[components.variables[components.variable_bounds[single]]] = probability
+    return True
+
+
+# -- the engine as one call ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MarginalRun:
+    program: CheckedProgram
+    evidence: Evidence
+    network: GroundNetwork
+    encoding: Encoding
+    marginals: Marginals
+    atoms: tuple[QueryAtom, ...]
+    probabilities: tuple[float, ...]
+    seconds: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+def run_marginals(
+    rules: Sequence[str | Path],
+    db_files: Sequence[Path] = (),
+    tables: dict[str, Path | MemoryTable] | None = None,
+    queries: Sequence[QueryPattern] = (),
+    query_spans: dict[str, Span] | None = None,
+    *,
+    method: Method = "auto",
+    samples: int = 1000,
+    burn_in: int = 100,
+    chains: int = 2,
+    seed: int = 0,
+    steps: int | None = None,
+    program: CheckedProgram | None = None,
+) -> MarginalRun:
+    """Parse, check, load, ground, encode and infer the marginals of the query atoms."""
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = now - clock
+        clock = now
+
+    if program is None:
+        program = check(rules, queries, query_spans)
+    if not program.queries:
+        raise UsageError("no query: name the query predicates with --query P,Q or --query-file FILE")
+    lap("parse")
+    evidence = load_evidence(program, db_files, tables)
+    program, evidence = with_soft_evidence(program, evidence)
+    lap("evidence")
+    network = ground(program, evidence)
+    lap("ground")
+    encoding = encode(network)
+    lap("encode")
+    atoms, notes = query_atoms(network, program.queries)
+    marginals = infer_marginals(
+        encoding, method=method, samples=samples, burn_in=burn_in, chains=chains, seed=seed, steps=steps
+    )
+    lap("marginals")
+    probabilities = tuple(
+        (1.0 if atom.value else 0.0) if atom.fixed
+        else float(marginals.probabilities[atom.atom_id]) if atom.atom_id
+        else 0.5
+        for atom in atoms
+    )
+    return MarginalRun(
+        program, evidence, network, encoding, marginals, tuple(atoms), probabilities, seconds, tuple(notes)
+    )
+
+
+def result_lines(result: MarginalRun) -> list[str]:
+    """Alchemy's ``.result`` format: one ``atom probability`` line per query atom."""
+    return [f"{atom.text} {_probability(p)}" for atom, p in zip(result.atoms, result.probabilities, strict=True)]
+
+
+def _probability(value: float) -> str:
+    return f"{value:.4f}".rstrip("0").rstrip(".") if value not in (0.0, 1.0) else str(int(value))
+
+
+def marginal_json(result: MarginalRun, *, timings: bool = True) -> dict[str, object]:
+    out: dict[str, object] = {
+        "status": result.marginals.status,
+        "marginals": {
+            atom.text: float(_probability(p)) for atom, p in zip(result.atoms, result.probabilities, strict=True)
+        },
+        "sampling": result.marginals.as_dict(),
+    }
+    if result.notes:
+        out["notes"] = list(result.notes)
+    if timings:
+        out["seconds"] = {stage: round(value, 4) for stage, value in result.seconds.items()}
+    return out
