@@ -49,8 +49,8 @@ except ImportError:  # Windows: abandoned directories are left to the system
     fcntl = None  # type: ignore[assignment]
 
 from reasoner.errors import LimitError
-from reasoner.lending.config import AuditConfig
 from reasoner.lending.audit.score import Findings
+from reasoner.lending.config import AuditConfig
 from reasoner.lending.evidence.tables import PartitionTables, application_positions
 
 __all__ = ["STATISTIC_TABLES", "Batch", "Explanations", "Numbering", "Rendered", "json_safe", "render"]

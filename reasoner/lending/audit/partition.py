@@ -32,13 +32,13 @@ import numpy as np
 import pandas as pd
 
 from reasoner.check import CheckedProgram, QueryPattern
-from reasoner.limits import peak_memory
 from reasoner.evidence import MemoryTable
-from reasoner.lending.config import AuditConfig
 from reasoner.lending.audit.explanations import Rendered, render
 from reasoner.lending.audit.score import Findings, score
+from reasoner.lending.config import AuditConfig
 from reasoner.lending.evidence.similar import PairCounts, Scaling
 from reasoner.lending.evidence.tables import PartitionTables, audit_tables
+from reasoner.limits import peak_memory
 from reasoner.pipeline import check, run
 
 __all__ = ["CITED_TABLES", "REPORT_TABLES", "EngineSummary", "PartitionResult", "PartitionTask", "audit_partition"]

@@ -28,8 +28,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import suppress
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +39,17 @@ import pandas as pd
 from reasoner import limits
 from reasoner.errors import EvidenceError, UsageError
 from reasoner.evidence import file_sha256, read_table
+from reasoner.lending.audit.explanations import Explanations, Numbering, Rendered, numberings
+from reasoner.lending.audit.partition import (
+    CITED_TABLES,
+    REPORT_TABLES,
+    EngineSummary,
+    PartitionResult,
+    PartitionTask,
+    audit_partition,
+)
+from reasoner.lending.audit.progress import Progress, StageTiming
+from reasoner.lending.audit.score import Findings
 from reasoner.lending.config import (
     GROUP_COLUMNS,
     AuditConfig,
@@ -49,22 +60,11 @@ from reasoner.lending.config import (
     load_column_map,
     load_config,
 )
-from reasoner.lending.audit.explanations import Explanations, Numbering, Rendered, numberings
-from reasoner.lending.registers.files import column_names, parquet_rows
-from reasoner.lending.registers.hmda import CLEAN_COLUMNS, read_clean
-from reasoner.lending.audit.partition import (
-    CITED_TABLES,
-    REPORT_TABLES,
-    EngineSummary,
-    PartitionResult,
-    PartitionTask,
-    audit_partition,
-)
-from reasoner.lending.audit.progress import Progress, StageTiming
 from reasoner.lending.evidence.redlining import redlining_columns
-from reasoner.lending.audit.score import Findings
 from reasoner.lending.evidence.similar import PairCounts, Scaling, fit_scaling
 from reasoner.lending.evidence.tables import PAIR_COLUMNS, register_redlining, similarity_spec
+from reasoner.lending.registers.files import column_names, parquet_rows
+from reasoner.lending.registers.hmda import CLEAN_COLUMNS, read_clean
 from reasoner.lending.registers.values import describe_rows
 from reasoner.parse import parse_program, rule_files
 from reasoner.syntax import PredicateDeclaration

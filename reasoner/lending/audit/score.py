@@ -33,9 +33,9 @@ import pyarrow as pa
 
 from reasoner.explain import Occurrences, Proof, explain_key
 from reasoner.ground import TRUE, UNKNOWN
+from reasoner.lending.audit.verdicts import VERDICT_COLUMNS, lender_evidence
 from reasoner.lending.config import INSUFFICIENT, NOT_TESTED, STATUS_TIERS, TIERS, UNDERPOWERED, AuditConfig
 from reasoner.lending.evidence.tables import PartitionTables, application_positions
-from reasoner.lending.audit.verdicts import VERDICT_COLUMNS, lender_evidence
 from reasoner.pipeline import Run
 
 __all__ = ["APPLICATION_COLUMNS", "COMPARATORS", "LENDER_COLUMNS", "Findings", "score"]

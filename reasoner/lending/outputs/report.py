@@ -737,8 +737,8 @@ def render_html(audit: Audit) -> str:
         if len(flagged) > MAX_LENDER_SECTIONS:
             out.append(
                 f'<p class="note">{len(flagged):,} lenders are flagged; the {MAX_LENDER_SECTIONS} with the highest '
-                "risk scores have a section here. report.md and explanations.parquet (<code>reason explain OUT LEI</code>) "
-                "cover every flagged lender.</p>"
+                "risk scores have a section here. report.md and explanations.parquet "
+                "(<code>reason explain OUT LEI</code>) cover every flagged lender.</p>"
             )
         by = _ByLender(audit)
         for row in _rows(sectioned):

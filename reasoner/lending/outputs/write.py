@@ -33,8 +33,8 @@ from reasoner import __version__
 from reasoner.errors import UsageError
 from reasoner.evidence import file_sha256
 from reasoner.explain import decimal_json
-from reasoner.lending.audit.run import Audit
 from reasoner.lending.audit.explanations import flagged_in_order, json_safe
+from reasoner.lending.audit.run import Audit
 from reasoner.lending.outputs.explanation_file import EXPLANATIONS, EXPLANATIONS_INDEX, write_explanations
 from reasoner.lending.outputs.signing import SIGNATURE, sign
 
