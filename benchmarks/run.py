@@ -138,7 +138,7 @@ def measure(
         return result
 
     queries = parse_query_names(",".join(bench.queries))
-    program = timed("parse", check, bench.rules, queries)
+    program = timed("parse", check, [Path(rule) for rule in bench.rules], queries=queries)
     tables = {name: Path(path) for name, path in bench.tables.items()}
     evidence = timed("evidence", load_evidence, program, [Path(p) for p in bench.db_files], tables)
     network = timed("ground", ground, program, evidence)
@@ -173,9 +173,9 @@ def measure(
         "kind": bench.kind,
         "size": bench.size,
         "info": bench.info,
-        "ground_formulas": int(network.stats["ground_formulas"]),
-        "candidates": int(network.stats["candidate_groundings"]),
-        "unknown_atoms": int(network.stats["unknown_atoms"]),
+        "ground_formulas": network.stats.ground_formulas,
+        "candidates": network.stats.candidate_groundings,
+        "unknown_atoms": network.stats.unknown_atoms,
         "clauses": int(encoding.num_clauses),
         "query_atoms": len(atoms),
         "components": len(encoding.components),

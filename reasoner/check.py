@@ -6,7 +6,6 @@ raised together as one ``RuleError``.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -14,7 +13,7 @@ import networkx as nx
 
 from reasoner.constants import ConstantValue
 from reasoner.dialects import determined_formulas
-from reasoner.errors import Diagnostic, RuleError
+from reasoner.errors import Diagnostic, RuleError, closest
 from reasoner.syntax import (
     And,
     Atom,
@@ -44,7 +43,7 @@ __all__ = [
     "Predicate",
     "QueryPattern",
     "check_program",
-    "did_you_mean",
+    "predicate_like",
     "require_weights",
     "where",
 ]
@@ -239,7 +238,7 @@ class _Checker:
     def _lookup(self, atom: Atom) -> PredicateDeclaration | None:
         declaration = self.declarations.get(atom.predicate)
         if declaration is None:
-            notes = did_you_mean(atom.predicate, self.declarations)
+            notes = predicate_like(atom.predicate, self.declarations)
             if not notes:
                 types = ", ".join(f"type{i + 1}" for i in range(len(atom.args)))
                 notes.append(f"declare it first, e.g. '{atom.predicate}({types})'")
@@ -387,7 +386,7 @@ class _Checker:
             span = self.query_spans.get(name, Span("<query>", 1, 1, 1, 2, name))
             declaration = self.declarations.get(name)
             if declaration is None:
-                self.error(span, f"query predicate '{name}' is not declared", *did_you_mean(name, self.declarations))
+                self.error(span, f"query predicate '{name}' is not declared", *predicate_like(name, self.declarations))
             elif name in derived_names:
                 self.error(span, f"query predicate '{name}' is derived by rules; it cannot be a query")
             elif declaration.closed:
@@ -533,12 +532,12 @@ def _name_span(atom: Atom) -> Span:
     return Span(span.file, span.line, span.column, span.line, span.column + len(atom.predicate), span.line_text)
 
 
-def did_you_mean(name: str, declared: Mapping[str, Predicate | PredicateDeclaration]) -> list[str]:
+def predicate_like(name: str, declared: Mapping[str, Predicate | PredicateDeclaration]) -> list[str]:
     """A note naming the closest declared predicate and where it is declared, if any."""
-    close = difflib.get_close_matches(name, list(declared), n=1)
-    if not close:
+    close = closest(name, declared)
+    if close is None:
         return []
-    found = declared[close[0]]
+    found = declared[close]
     return [f"did you mean '{found.signature}' (declared at {where(found.span)})?"]
 
 

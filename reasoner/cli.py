@@ -4,7 +4,7 @@
     reason RULES/ FACTS [PAIRS] [-o OUT]      the lending audit (rules with an audit.toml)
     reason audit FACTS [-o OUT]               the same with the built-in rule library
     reason check RULES...
-    reason synth OUT --applications N --lenders M --seed S [--simple]
+    reason synth OUT --applications N --lenders M --seed S [--simple] [--names]
     reason evaluate OUT TRUTH
     reason explain OUT APPLICATION_ID|LEI     [--format jsonl]; reason explain OUT --all --format jsonl
     reason audit-model MODEL --data TABLE --protected COLUMNS -o OUT   audit a credit model
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reasoner import __version__, limits
-from reasoner.errors import ReasonerError, UsageError, printable
+from reasoner.errors import Option, ReasonerError, UsageError, printable
 
 if TYPE_CHECKING:
     from reasoner.check import QueryPattern
@@ -60,20 +60,40 @@ def _run_parser() -> argparse.ArgumentParser:
             "A rule path named like a subcommand: write ./check."
         ),
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="rule files or directories (*.mln), evidence (*.db), tables (parquet, CSV, HMDA registers)")
-    parser.add_argument("--query", "-q", action="append", default=[], metavar="P,Q", help="query predicates (open world, reported)")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="rule files or directories (*.mln), evidence (*.db), tables (parquet, CSV, HMDA registers)",
+    )
+    parser.add_argument(
+        "--query", "-q", action="append", default=[], metavar="P,Q", help="query predicates (open world, reported)"
+    )
     parser.add_argument("--query-file", type=Path, metavar="FILE", help="Tuffy query.db: query predicates or atoms")
-    parser.add_argument("--table", action="append", default=[], metavar="NAME=PATH", help="a table for 'bind ... from NAME'")
+    parser.add_argument(
+        "--table", action="append", default=[], metavar="NAME=PATH", help="a table for 'bind ... from NAME'"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--explain", action="append", default=[], metavar="ATOM", help="print the derivation of an atom, e.g. 'Cancer(Anna)'")
-    parser.add_argument("--margins", metavar="P,Q|all|none", help="atoms that get margins (default: all query atoms up to 1,000)")
+    parser.add_argument(
+        "--explain",
+        action="append",
+        default=[],
+        metavar="ATOM",
+        help="print the derivation of an atom, e.g. 'Cancer(Anna)'",
+    )
+    parser.add_argument(
+        "--margins", metavar="P,Q|all|none", help="atoms that get margins (default: all query atoms up to 1,000)"
+    )
     _marginal_options(parser)
     parser.add_argument(
-        "--solver", choices=("auto", "rc2", "highs"), default="auto",
+        "--solver",
+        choices=("auto", "rc2", "highs"),
+        default="auto",
         help="exact backend per component (default auto: RC2 for small components, local search then HiGHS for large)",
     )
     parser.add_argument(
-        "--hard-weight", metavar="W",
+        "--hard-weight",
+        metavar="W",
         help="hard formulas become soft ones of weight W (as in Tuffy); reports how many the world breaks",
     )
     _common_options(parser)
@@ -84,7 +104,8 @@ def _run_parser() -> argparse.ArgumentParser:
 
 def _marginal_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--marginals", action="store_true",
+        "--marginals",
+        action="store_true",
         help="print each query atom's probability (Alchemy .result lines; exact on small components, else MC-SAT)",
     )
     parser.add_argument(
@@ -142,8 +163,15 @@ def _learn(options: argparse.Namespace) -> int:
     from reasoner.learn import describe_learning, learn_weights, write_learned
 
     learning = learn_weights(
-        rules, evidence, truth, dict(tables), patterns, sigma=options.sigma, iterations=options.iterations,
-        samples=options.samples, seed=options.seed,
+        rules,
+        evidence,
+        truth,
+        dict(tables),
+        patterns,
+        sigma=options.sigma,
+        iterations=options.iterations,
+        samples=options.samples,
+        seed=options.seed,
     )
     written = write_learned(learning, out, evidence=evidence, truth=truth)
     print(describe_learning(learning))
@@ -153,14 +181,22 @@ def _learn(options: argparse.Namespace) -> int:
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
     """Options of both the engine and the audit."""
-    parser.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop exact solving and report the best world found")
     parser.add_argument(
-        "--workers", type=int, metavar="N", help="processes (default: 1 for the engine, every core for the audit; results do not depend on it)"
+        "--time-limit", type=float, metavar="SECONDS", help="stop exact solving and report the best world found"
     )
-    parser.add_argument("--no-timings", action="store_true", help="leave timings out of the JSON or manifest.json (byte-stable output)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes (default: 1 for the engine, every core for the audit; results do not depend on it)",
+    )
+    parser.add_argument(
+        "--no-timings", action="store_true", help="leave timings out of the JSON or manifest.json (byte-stable output)"
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--memory-limit", metavar="SIZE", help="stop cleanly past this resident memory, e.g. 4G")
     parser.add_argument("--max-groundings", type=int, metavar="N", help="groundings one formula may have (default 20M)")
+    _limit_option(parser)
 
 
 def _hard_weight(text: str | None) -> Decimal | None:
@@ -175,68 +211,167 @@ def _hard_weight(text: str | None) -> Decimal | None:
     return weight
 
 
-def _check_common(options: argparse.Namespace) -> None:
+def _limit_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="change a rule-file limit: max-rule-bytes, max-line-length, max-statement-tokens, max-nesting, max-range",
+    )
+
+
+def _limits(options: argparse.Namespace) -> limits.Limits:
+    """The limits the options set (``--limit NAME=N``, ``--max-groundings``, ``--memory-limit``)."""
+    changes: dict[str, int] = {}
+    for item in getattr(options, "limit", []):
+        name, sep, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name or not value.strip():
+            raise UsageError(f"--limit {item}: expected NAME=N, e.g. max-rule-bytes=20000000")
+        if name not in limits.limit_names() or name in ("max_groundings", "memory_limit"):
+            raise UsageError(
+                f"--limit {item}: unknown limit '{name.replace('_', '-')}'; the limits are max-rule-bytes, "
+                "max-line-length, max-statement-tokens, max-nesting and max-range"
+            )
+        try:
+            changes[name] = int(value.strip().replace(",", "_"))
+        except ValueError:
+            raise UsageError(f"--limit {item}: expected a whole number") from None
+    if getattr(options, "max_groundings", None) is not None:
+        changes["max_groundings"] = options.max_groundings
+    if getattr(options, "memory_limit", None) is not None:
+        changes["memory_limit"] = limits.parse_size(options.memory_limit)
+    return limits.Limits().replaced(**changes)
+
+
+def _flag(option: Option) -> str:
+    """How the command line words an argument of the API: as its flag."""
+    if option.name == "queries":
+        return "--query P,Q or --query-file FILE"
+    dashed = option.name.replace("_", "-")
+    if option.name in limits.limit_names() and option.name not in ("max_groundings", "memory_limit"):
+        return f"--limit {dashed}" + (f"={option.metavar}" if option.metavar else "")
+    return f"--{dashed}" + (f" {option.metavar}" if option.metavar else "")
+
+
+def _render(error: ReasonerError) -> str:
+    """The error's message, arguments of the API worded as flags."""
+    if error.options:
+        error.args = (error.worded(_flag),)
+    return error.render()
+
+
+def _check_common(options: argparse.Namespace) -> limits.Limits:
     if options.workers is not None and options.workers < 1:
         raise UsageError("--workers must be at least 1")
     if options.time_limit is not None and options.time_limit <= 0:
         raise UsageError("--time-limit must be a positive number of seconds")
-    if options.memory_limit is not None:
-        limits.parse_size(options.memory_limit)  # a usage error now; applied by _apply_memory_limit
-    limits.configure(max_groundings=options.max_groundings)
+    return _limits(options)
 
 
-def _apply_memory_limit(options: argparse.Namespace) -> None:
-    """Start watching the resident memory, once the libraries the run needs are loaded."""
-    if options.memory_limit is None:
+def _configure_audit(run_limits: limits.Limits, *, memory: bool) -> None:
+    """The audit's limits, set for this process (its worker processes take them from it);
+    ``memory``: start watching the resident memory, once the libraries the run needs are loaded."""
+    if memory and run_limits.memory_limit is not None:
+        limits.configure(memory_limit=run_limits.memory_limit)
         return
-    limits.configure(memory_limit=limits.parse_size(options.memory_limit))
+    changes = {name: getattr(run_limits, name) for name in limits.limit_names() if name != "memory_limit"}
+    limits.configure(**changes)
 
 
 def _audit_output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", "-o", type=Path, default=Path("reason-out"), metavar="OUT", help="audit: output directory (default ./reason-out)")
+    parser.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        default=Path("reason-out"),
+        metavar="OUT",
+        help="audit: output directory (default ./reason-out)",
+    )
     parser.add_argument("--force", action="store_true", help="audit: replace the outputs of a previous run")
     parser.add_argument(
-        "--sign", type=Path, metavar="KEY", help="audit: sign manifest.json with this Ed25519 private key (PEM) into manifest.json.sig"
+        "--sign",
+        type=Path,
+        metavar="KEY",
+        help="audit: sign manifest.json with this Ed25519 private key (PEM) into manifest.json.sig",
     )
     parser.add_argument("--quiet", action="store_true", help="audit: no progress bars or timing table on stderr")
     parser.add_argument(
-        "--partition-rows", type=int, default=None, metavar="N",
+        "--partition-rows",
+        type=int,
+        default=None,
+        metavar="N",
         help="audit: rows per partition of whole lenders (default 20,000; results do not depend on it)",
     )
     parser.add_argument(
         "--cluster", metavar="ADDRESS", help="audit: run the partitions on a Dask cluster, e.g. tcp://scheduler:8786"
     )
     parser.add_argument(
-        "--model-evidence", type=Path, metavar="OUT_MODEL",
+        "--model-evidence",
+        type=Path,
+        metavar="OUT_MODEL",
         help="audit: the -o directory of 'reason audit-model', weighed by rules/70-model.mln",
     )
 
 
 def _audit_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="reason audit", description="Fair-lending audit of an HMDA table with the built-in rule library.")
-    parser.add_argument("facts", type=Path, metavar="FACTS", help="HMDA loan/application register: parquet, CSV or pipe-delimited text")
-    parser.add_argument("--rules", type=Path, action="append", default=[], metavar="DIR", help="rule directory (default: the built-in library)")
-    parser.add_argument("--pairs", type=Path, metavar="TABLE", help="precomputed similar pairs (columns comparison, b, a, distance, rank, lei)")
+    parser = _Parser(
+        prog="reason audit", description="Fair-lending audit of an HMDA table with the built-in rule library."
+    )
+    parser.add_argument(
+        "facts", type=Path, metavar="FACTS", help="HMDA loan/application register: parquet, CSV or pipe-delimited text"
+    )
+    parser.add_argument(
+        "--rules",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="rule directory (default: the built-in library)",
+    )
+    parser.add_argument(
+        "--pairs",
+        type=Path,
+        metavar="TABLE",
+        help="precomputed similar pairs (columns comparison, b, a, distance, rank, lei)",
+    )
     _common_options(parser)
     _audit_output_options(parser)
     return parser
 
 
 def _synth_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="reason synth", description="Write an HMDA-format table with planted discrimination, and its truth.")
-    parser.add_argument("out", type=Path, metavar="OUT", help="output table (.parquet, else CSV); the truth goes to OUT-stem.truth.csv")
+    parser = _Parser(
+        prog="reason synth", description="Write an HMDA-format table with planted discrimination, and its truth."
+    )
+    parser.add_argument(
+        "out", type=Path, metavar="OUT", help="output table (.parquet, else CSV); the truth goes to OUT-stem.truth.csv"
+    )
     parser.add_argument("--applications", type=int, default=50_000, metavar="N")
     parser.add_argument("--lenders", type=int, default=100, metavar="M")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--simple", action="store_true", help="the generator without confounds (registers made before they were added)")
+    parser.add_argument(
+        "--simple", action="store_true", help="the generator without confounds (registers made before they were added)"
+    )
+    parser.add_argument(
+        "--names",
+        action="store_true",
+        help="add applicant_surname, applicant_first_name and zip_code drawn from the Census tables by group and state",
+    )
     parser.add_argument("--debug", action="store_true")
     return parser
 
 
 def _evaluate_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="reason evaluate", description="Lender-level precision, recall, F1 and ROC AUC against a truth file, with baselines.")
+    parser = _Parser(
+        prog="reason evaluate",
+        description="Lender-level precision, recall, F1 and ROC AUC against a truth file, with baselines.",
+    )
     parser.add_argument("out", type=Path, metavar="OUT", help="an audit output directory")
-    parser.add_argument("truth", type=Path, metavar="TRUTH", help="truth CSV from 'reason synth' (lei, discriminates, kind)")
+    parser.add_argument(
+        "truth", type=Path, metavar="TRUTH", help="truth CSV from 'reason synth' (lei, discriminates, kind)"
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--debug", action="store_true")
     return parser
@@ -258,7 +393,9 @@ def _explain_parser() -> argparse.ArgumentParser:
 def _verify_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="reason verify", description="Re-check an audit's output files against manifest.json.")
     parser.add_argument("out", type=Path, metavar="OUT", help="an audit output directory")
-    parser.add_argument("--key", type=Path, metavar="PUBLIC_KEY", help="check manifest.json.sig with this Ed25519 public key (PEM)")
+    parser.add_argument(
+        "--key", type=Path, metavar="PUBLIC_KEY", help="check manifest.json.sig with this Ed25519 public key (PEM)"
+    )
     parser.add_argument("--debug", action="store_true")
     return parser
 
@@ -268,6 +405,7 @@ def _check_parser() -> argparse.ArgumentParser:
     parser.add_argument("rules", nargs="+", metavar="RULES")
     parser.add_argument("--query", "-q", action="append", default=[], metavar="P,Q")
     parser.add_argument("--query-file", type=Path, metavar="FILE")
+    _limit_option(parser)
     parser.add_argument("--debug", action="store_true")
     return parser
 
@@ -293,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in arguments
+    options: argparse.Namespace | None = None
     try:
         commands = {
             "check": (_check_parser, _check),
@@ -306,12 +445,14 @@ def _main(argv: Sequence[str] | None) -> int:
         }
         if arguments and arguments[0] in commands:  # by name, never by what is on disk (a path: './check')
             make_parser, command = commands[arguments[0]]
-            return command(make_parser().parse_args(arguments[1:]))
-        return _run(_run_parser().parse_args(arguments))
+            options = make_parser().parse_args(arguments[1:])
+            return command(options)
+        options = _run_parser().parse_args(arguments)
+        return _run(options)
     except ReasonerError as error:
         if debug:
             raise
-        print(error.render(), file=sys.stderr)
+        print(_render(error), file=sys.stderr)
         return error.exit_code
     except BrokenPipeError:  # e.g. 'reason ... | head': the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -323,13 +464,13 @@ def _main(argv: Sequence[str] | None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except MemoryError:
-        return _out_of_memory()
+        return _out_of_memory(options)
     except Exception as error:  # a bug, not bad input: say so without a traceback
         if type(error).__name__ == "OutOfMemoryException" and not debug:  # DuckDB's, outside Python's heap
-            return _out_of_memory()
+            return _out_of_memory(options)
         reached = limits.memory_limit_reached()
         if reached is not None and not debug:  # the watchdog's signal interrupted a library call
-            print(reached.render(), file=sys.stderr)
+            print(_render(reached), file=sys.stderr)
             return reached.exit_code
         if debug:
             raise
@@ -338,18 +479,16 @@ def _main(argv: Sequence[str] | None) -> int:
         return 1
 
 
-def _out_of_memory() -> int:
-    from reasoner.limits import current
-
-    budget = current().memory_limit
+def _out_of_memory(options: argparse.Namespace | None) -> int:
+    text = getattr(options, "memory_limit", None)
+    try:
+        budget = limits.parse_size(text) if text else None
+    except ReasonerError:
+        budget = None
     if budget is None:
         print("error: out of memory; see the README's section on limits", file=sys.stderr)
         return 1
-    print(
-        f"error: the memory limit ({budget / 2**30:.2f} GiB, --memory-limit) was reached; nothing was written. "
-        "Give more memory, or lower --max-groundings to be refused earlier (README: Reliability)",
-        file=sys.stderr,
-    )
+    print(_render(limits.memory_limit_error(budget)), file=sys.stderr)
     return EXIT_INPUT
 
 
@@ -381,8 +520,9 @@ def _check(options: argparse.Namespace) -> int:
     from reasoner.check import check_program
     from reasoner.parse import parse_program
 
+    rule_limits = _limits(options)
     patterns, spans = _queries(options.query, options.query_file)
-    program = check_program(parse_program(options.rules), patterns, spans)
+    program = check_program(parse_program(options.rules, limits=rule_limits), patterns, spans)
     for warning in program.warnings:
         print(warning.render(), file=sys.stderr)
     formulas = len(program.formulas)
@@ -449,7 +589,7 @@ def _classify(inputs: list[str], table_options: list[str]) -> tuple[list[Path], 
 def _run(options: argparse.Namespace) -> int:
     # Options are checked before the pipeline is imported, so usage errors are quick.
     rules, evidence, tables = _classify(options.inputs, options.table)
-    _check_common(options)
+    run_limits = _check_common(options)
     patterns, spans = _queries(options.query, options.query_file)
     if not patterns and not evidence:
         from reasoner.lending.config import find_config
@@ -458,13 +598,10 @@ def _run(options: argparse.Namespace) -> int:
             return _audit(rules, list(tables.values()), options)
 
     if options.marginals:
-        return _marginals(rules, evidence, tables, patterns, spans, options)
+        return _marginals(rules, evidence, tables, patterns, spans, options, run_limits)
 
-    from reasoner.explain import explain
-    from reasoner.pipeline import run
+    from reasoner.pipeline import explain, run
     from reasoner.render import render_json, render_text
-
-    _apply_memory_limit(options)
 
     margins = None
     if options.margins is not None:
@@ -476,20 +613,24 @@ def _run(options: argparse.Namespace) -> int:
         else:
             margins = sorted({pattern.predicate for pattern in patterns})
     result = run(
-        rules,
+        list(rules),
         evidence,
-        tables,
-        patterns,
-        spans,
+        tables=dict(tables),
+        queries=patterns,
+        query_spans=spans,
         margins=margins,
         time_limit=options.time_limit,
         workers=options.workers or 1,
         explain_atoms=options.explain,
+        limits=run_limits,
         solver=options.solver,
         hard_weight=_hard_weight(options.hard_weight),
     )
-    proofs = [explain(result.network, result.solution, text) for text in options.explain] if result.solution.status != "unsatisfiable" else []
-    output = render_json(result, proofs, timings=not options.no_timings) if options.json else render_text(result, proofs)
+    solved = result.solution.status != "unsatisfiable"
+    proofs = [explain(result, text) for text in options.explain] if solved else []
+    output = (
+        render_json(result, proofs, timings=not options.no_timings) if options.json else render_text(result, proofs)
+    )
     sys.stdout.write(output + "\n")
     return EXIT_UNSATISFIABLE if result.solution.status == "unsatisfiable" else EXIT_OK
 
@@ -501,6 +642,7 @@ def _marginals(
     patterns: list[QueryPattern],
     spans: dict,  # type: ignore[type-arg]
     options: argparse.Namespace,
+    run_limits: limits.Limits,
 ) -> int:
     if options.explain:
         raise UsageError("--explain explains the MAP world; run it without --marginals")
@@ -512,10 +654,16 @@ def _marginals(
 
     from reasoner.marginal import marginal_json, result_lines, run_marginals
 
-    _apply_memory_limit(options)
     result = run_marginals(
-        rules, evidence, dict(tables), patterns, spans,
-        samples=options.samples, burn_in=options.burn_in, seed=options.seed,
+        rules,
+        evidence,
+        dict(tables),
+        patterns,
+        spans,
+        samples=options.samples,
+        burn_in=options.burn_in,
+        seed=options.seed,
+        limits=run_limits,
     )
     if result.marginals.status == "unsatisfiable":
         if options.json:
@@ -530,7 +678,8 @@ def _marginals(
     if summary.sampled_components:
         print(
             f"MC-SAT: {summary.sampled_components} component(s), {summary.sampled_atoms} atoms, "
-            f"{summary.chains} chains x {summary.samples} samples after {summary.burn_in} burn-in (seed {summary.seed}); split-R-hat "
+            f"{summary.chains} chains x {summary.samples} samples after {summary.burn_in} burn-in (seed "
+            f"{summary.seed}); split-R-hat "
             f"{summary.r_hat:.3f}, chains differ by at most {summary.chain_difference:.3f}; "
             f"{summary.exact_components} component(s) exact",
             file=sys.stderr,
@@ -540,23 +689,26 @@ def _marginals(
 
 def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, pairs: Path | None = None) -> int:
     if len(tables) > 2 or not tables:
-        raise UsageError("the audit takes one facts table and optionally one pairs table, e.g. 'reason rules/ facts.parquet'")
+        raise UsageError(
+            "the audit takes one facts table and optionally one pairs table, e.g. 'reason rules/ facts.parquet'"
+        )
     facts = tables[0]
     if len(tables) == 2:
         pairs = tables[1]
-    _check_common(options)
+    run_limits = _check_common(options)
+    _configure_audit(run_limits, memory=False)
     if options.partition_rows is not None and options.partition_rows < 1:
         raise UsageError("--partition-rows must be at least 1")
+    from reasoner.lending.audit.progress import Progress, StageTiming, timing_table
     from reasoner.lending.audit.run import PARTITION_ROWS, audit
     from reasoner.lending.outputs.write import check_output, output_lock, write_outputs
-    from reasoner.lending.audit.progress import Progress, StageTiming, timing_table
 
     signing_key = None
     if options.sign is not None:  # before the work: a wrong key fails at once
         from reasoner.lending.outputs.signing import load_private_key
 
         signing_key = load_private_key(options.sign)
-    _apply_memory_limit(options)
+    _configure_audit(run_limits, memory=True)
 
     out = Path(options.output)
     inputs = [*rules, *tables, *([options.model_evidence] if options.model_evidence else [])]
@@ -580,7 +732,12 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
         records = int(result.findings.lenders["flagged"].sum()) + len(result.findings.applications)
         with progress.bar(f"writing {out}", records, "findings") as bar:
             write_outputs(
-                result, out, force=options.force, timings=not options.no_timings, progress=bar.update, signing_key=signing_key
+                result,
+                out,
+                force=options.force,
+                timings=not options.no_timings,
+                progress=bar.update,
+                signing_key=signing_key,
             )
     if progress.enabled:
         writing = StageTiming("writing", time.perf_counter() - started, len(result.findings.applications), "findings")
@@ -589,7 +746,10 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
         print(f"peak resident memory: {memory}", file=sys.stderr)
     lenders = result.findings.lenders
     flagged = int(lenders["flagged"].sum())
-    print(f"{len(lenders):,} lenders audited, {flagged:,} flagged, {len(result.findings.applications):,} application findings")
+    print(
+        f"{len(lenders):,} lenders audited, {flagged:,} flagged, {len(result.findings.applications):,} application "
+        "findings"
+    )
     for tier, count in lenders["risk_tier"].value_counts().sort_index().items():
         print(f"  {tier:<22} {count:,}")
     print(
@@ -615,8 +775,13 @@ def _synth(options: argparse.Namespace) -> int:
 
     if options.applications < 1 or options.lenders < 1:
         raise UsageError("--applications and --lenders must be at least 1")
-    out = write_synth(options.out, options.applications, options.lenders, options.seed, simple=options.simple)
-    print(f"wrote {out} ({options.applications:,} applications, {options.lenders:,} lenders) and {out.with_name(out.stem + '.truth.csv')}")
+    out = write_synth(
+        options.out, options.applications, options.lenders, options.seed, simple=options.simple, names=options.names
+    )
+    print(
+        f"wrote {out} ({options.applications:,} applications, {options.lenders:,} lenders) and "
+        f"{out.with_name(out.stem + '.truth.csv')}"
+    )
     return EXIT_OK
 
 
@@ -654,22 +819,69 @@ def _audit_model_parser() -> argparse.ArgumentParser:
         description="Audit a credit model: counterfactual twins, flip rates, group fairness metrics, reweighing.",
         epilog="Pickles (.joblib, .pkl) run code when loaded: they need --trust-pickle. Prefer .skops or .onnx.",
     )
-    parser.add_argument("model", metavar="MODEL", help="a .skops, .onnx, .joblib/.pkl file, or module:function taking a DataFrame")
-    parser.add_argument("--data", type=Path, required=True, metavar="TABLE", help="applications (parquet or CSV): base applicants and the data for the group metrics")
-    parser.add_argument("--protected", required=True, metavar="COLUMNS", help="protected columns, comma-separated, e.g. derived_race,derived_sex")
+    parser.add_argument(
+        "model", metavar="MODEL", help="a .skops, .onnx, .joblib/.pkl file, or module:function taking a DataFrame"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        metavar="TABLE",
+        help="applications (parquet or CSV): base applicants and the data for the group metrics",
+    )
+    parser.add_argument(
+        "--protected",
+        required=True,
+        metavar="COLUMNS",
+        help="protected columns, comma-separated, e.g. derived_race,derived_sex",
+    )
     parser.add_argument("--output", "-o", type=Path, required=True, metavar="OUT", help="output directory")
-    parser.add_argument("--outcome", metavar="COLUMN", help="known outcomes (1/0, approved/denied, or HMDA action_taken) for the error-rate metrics and --reweigh")
-    parser.add_argument("--reference", action="append", default=[], metavar="COLUMN=GROUP", help="reference (privileged) group of a protected column (default White, Not Hispanic or Latino, Male, else the largest)")
-    parser.add_argument("--proxies", metavar="COLUMNS", help="numeric columns that follow the twin by quantile mapping in a second set of twins")
-    parser.add_argument("--lender", metavar="LEI", help="the lender that decides with the model (default: each row's lei)")
-    parser.add_argument("--synthetic", type=int, metavar="N", help="N synthetic base applicants drawn from --data (Gaussian copula) instead of its rows")
+    parser.add_argument(
+        "--outcome",
+        metavar="COLUMN",
+        help="known outcomes (1/0, approved/denied, or HMDA action_taken) for the error-rate metrics and --reweigh",
+    )
+    parser.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="COLUMN=GROUP",
+        help="reference (privileged) group of a protected column "
+        "(default White, Not Hispanic or Latino, Male, else the largest)",
+    )
+    parser.add_argument(
+        "--proxies",
+        metavar="COLUMNS",
+        help="numeric columns that follow the twin by quantile mapping in a second set of twins",
+    )
+    parser.add_argument(
+        "--lender", metavar="LEI", help="the lender that decides with the model (default: each row's lei)"
+    )
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        metavar="N",
+        help="N synthetic base applicants drawn from --data (Gaussian copula) instead of its rows",
+    )
     parser.add_argument("--identities", action="store_true", help="give synthetic applicants names and ids (mimesis)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic profiles and the bootstrap")
-    parser.add_argument("--reweigh", action="store_true", help="write Kamiran-Calders weights for the data (needs --outcome)")
+    parser.add_argument(
+        "--reweigh", action="store_true", help="write Kamiran-Calders weights for the data (needs --outcome)"
+    )
     parser.add_argument("--favourable", default="1", metavar="LABEL", help="the model's label for approval (default 1)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="a score at or above it is an approval (default 0.5)")
-    parser.add_argument("--min-group", type=int, default=20, metavar="N", help="smallest group with metrics (default 20)")
-    parser.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap replicates of the metric intervals (default 2000)")
+    parser.add_argument(
+        "--threshold", type=float, default=0.5, help="a score at or above it is an approval (default 0.5)"
+    )
+    parser.add_argument(
+        "--min-group", type=int, default=20, metavar="N", help="smallest group with metrics (default 20)"
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="bootstrap replicates of the metric intervals (default 2000)",
+    )
     parser.add_argument("--trust-pickle", action="store_true", help="allow loading a pickle: it runs arbitrary code")
     parser.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     parser.add_argument("--debug", action="store_true")
@@ -700,17 +912,35 @@ def _audit_model(options: argparse.Namespace) -> int:
 
     favourable: object = int(options.favourable) if options.favourable.lstrip("-").isdigit() else options.favourable
     result = audit_model(
-        options.model, options.data, protected, outcome=options.outcome, synthetic=options.synthetic, seed=options.seed,
-        reweigh=options.reweigh, trust_pickle=options.trust_pickle, lender=options.lender, references=references,
-        favourable=favourable, threshold=options.threshold, min_group=options.min_group, replicates=options.bootstrap,
-        identities=options.identities, proxies=[name.strip() for name in (options.proxies or "").split(",") if name.strip()],
+        options.model,
+        options.data,
+        protected,
+        outcome=options.outcome,
+        synthetic=options.synthetic,
+        seed=options.seed,
+        reweigh=options.reweigh,
+        trust_pickle=options.trust_pickle,
+        lender=options.lender,
+        references=references,
+        favourable=favourable,
+        threshold=options.threshold,
+        min_group=options.min_group,
+        replicates=options.bootstrap,
+        identities=options.identities,
+        proxies=[name.strip() for name in (options.proxies or "").split(",") if name.strip()],
     )
     write_model_outputs(result, options.output, force=options.force)
     rates = result.flip_rates[(result.flip_rates["scope"] == "model") & (result.flip_rates["group_a"] == "*")]
     for row in rates.itertuples(index=False):
-        print(f"{row.attribute}: {row.flips:,} of {row.twins:,} base applicants flip ({100 * row.flip_rate:.2f}%, 95% CI {100 * row.ci_low:.2f}-{100 * row.ci_high:.2f}%)")
+        print(
+            f"{row.attribute}: {row.flips:,} of {row.twins:,} base applicants flip ({100 * row.flip_rate:.2f}%, 95% "
+            f"CI {100 * row.ci_low:.2f}-{100 * row.ci_high:.2f}%)"
+        )
     breaches = four_fifths_breaches(result.metrics[result.metrics["scope"] == "model"])
-    print(f"{len(breaches):,} group(s) below the four-fifths rule; outputs in {options.output}/ (report.md, report.html, manifest.json, *.parquet)")
+    print(
+        f"{len(breaches):,} group(s) below the four-fifths rule; outputs in {options.output}/ (report.md, "
+        "report.html, manifest.json, *.parquet)"
+    )
     return EXIT_OK
 
 

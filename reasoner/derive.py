@@ -14,7 +14,7 @@ import pandas as pd
 
 from reasoner.check import CheckedProgram
 from reasoner.errors import LimitError
-from reasoner.evidence import as_objects, concat_relations, is_text, isin
+from reasoner.evidence import Relation, Source, as_objects, concat_relations, file_sha256, is_text, isin
 from reasoner.limits import MAX_DERIVED_ROWS
 from reasoner.syntax import Comparison, Constant, DerivedRule, Literal, Term, Variable
 
@@ -24,15 +24,14 @@ __all__ = ["derive"]
 
 def derive(
     program: CheckedProgram,
-    relations: dict[str, "Relation"],  # noqa: F821
-    sources: list["Source"] | None = None,  # noqa: F821
-) -> dict[str, "Relation"]:  # noqa: F821
+    relations: dict[str, Relation],
+    sources: list[Source] | None = None,
+) -> dict[str, Relation]:
     """Add the relations of derived predicates to ``relations`` (a new dict).
 
     A derived atom's source is the rule file (appended to ``sources`` with kind
     ``rules``) and its row the line of the first rule that derived it.
     """
-    from reasoner.evidence import Relation, Source, file_sha256
 
     sources = [] if sources is None else sources
     rule_files: dict[str, int] = {}
@@ -108,7 +107,7 @@ def _body_names(rule: DerivedRule) -> set[str]:
     return {literal.atom.predicate for literal in rule.body if isinstance(literal, Literal)}
 
 
-def _facts(relations: dict, name: str, program: CheckedProgram) -> pd.DataFrame:
+def _facts(relations: dict[str, Relation], name: str, program: CheckedProgram) -> pd.DataFrame:
     relation = relations.get(name)
     arity = program.predicates[name].arity
     if relation is None:
@@ -231,7 +230,8 @@ def _values(frame: pd.DataFrame, term: Term) -> pd.Series | object:
 
 def _numbers(values: pd.Series | object) -> np.ndarray | float:
     if isinstance(values, pd.Series):
-        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        numbers: np.ndarray = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        return numbers
     found = pd.to_numeric(pd.Series([values], dtype=object), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     return float(found[0])
 

@@ -129,7 +129,8 @@ def weight_scale(weights: list[Decimal]) -> int:
         raise LimitError(
             f"a weight has {places} decimal places; at most {MAX_WEIGHT_PLACES} are supported: round the weights"
         )
-    return 10**places
+    scale: int = 10**places
+    return scale
 
 
 def encode(network: GroundNetwork) -> Encoding:
@@ -229,7 +230,9 @@ class _Builder:
 class _IndexedNode:
     __slots__ = ("children", "kind", "leaf", "positive")
 
-    def __init__(self, kind: str, leaf: int = -1, positive: bool = True, children: tuple = ()) -> None:
+    def __init__(
+        self, kind: str, leaf: int = -1, positive: bool = True, children: tuple[_IndexedNode, ...] = ()
+    ) -> None:
         self.kind = kind
         self.leaf = leaf
         self.positive = positive
@@ -239,7 +242,9 @@ class _IndexedNode:
 class _TreeEncoder:
     """Vectorised Plaisted–Greenbaum encoding of one block's tree over its open rows."""
 
-    def __init__(self, builder: _Builder, tree: Node, states: list[np.ndarray], atoms: list[np.ndarray], ids: np.ndarray) -> None:
+    def __init__(
+        self, builder: _Builder, tree: Node, states: list[np.ndarray], atoms: list[np.ndarray], ids: np.ndarray
+    ) -> None:
         self.builder = builder
         self.states = states
         self.atoms = atoms
@@ -314,8 +319,10 @@ class _TreeEncoder:
         if node.kind == "or":
             unknown = [self.state(child) == UNKNOWN for child in node.children]
             columns = [self.literal(child, needed & open_) for child, open_ in zip(node.children, unknown, strict=True)]
-            return np.column_stack(columns)[needed]
-        return self.literal(node, needed)[needed][:, None]
+            stacked: np.ndarray = np.column_stack(columns)[needed]
+            return stacked
+        single: np.ndarray = self.literal(node, needed)[needed][:, None]
+        return single
 
     def soft(self, root: _IndexedNode, weight: int) -> None:
         needed = self.state(root) == UNKNOWN

@@ -8,7 +8,6 @@ the file and line, or the table and its 1-based row.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -21,10 +20,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reasoner.check import CheckedFormula, CheckedProgram, Predicate, QueryPattern, did_you_mean, where
+from reasoner.check import CheckedFormula, CheckedProgram, Predicate, QueryPattern, predicate_like, where
 from reasoner.constants import ConstantValue, canonical, display
-from reasoner.errors import Diagnostic, EvidenceError, RuleError, UsageError
+from reasoner.errors import Diagnostic, EvidenceError, RuleError, UsageError, did_you_mean
 from reasoner.limits import raise_if_memory_limit_reached
+from reasoner.parse import unquote
 from reasoner.syntax import Atom, Binding, Column, Condition, Implies, Span, Variable, WeightedFormula
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "parse_query_file",
     "parse_query_names",
     "read_table",
+    "split_args",
 ]
 
 _ATOM = re.compile(r"\s*(!?)\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
@@ -45,7 +46,6 @@ _ARG = re.compile(r'\s*("(?:[^"\\]|\\.)*"|[^,"]*?)\s*(,|$)')
 _INTEGER = re.compile(r"[+-]?\d+\Z")
 _FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?\Z")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +121,7 @@ def file_sha256(path: Path) -> str:
 def parse_constant(text: str) -> ConstantValue:
     """A constant written in an evidence file or query: number, name or quoted string."""
     if text.startswith('"') and text.endswith('"') and len(text) >= 2:
-        from reasoner.parse import _unquote
-
-        return _unquote(text)
+        return unquote(text)
     if _INTEGER.match(text):
         return int(text)
     if _FLOAT.match(text):
@@ -131,7 +129,7 @@ def parse_constant(text: str) -> ConstantValue:
     return text
 
 
-def _split_args(text: str) -> list[str] | None:
+def split_args(text: str) -> list[str] | None:
     if not text.strip():
         return []
     if '"' not in text:
@@ -182,7 +180,7 @@ def parse_db(
         if prior is not None:
             line = " " * prior.end() + line[prior.end() :]
         match = _ATOM.match(line)
-        args = _split_args(match.group(3)) if match else None
+        args = split_args(match.group(3)) if match else None
         if match is None or args is None or any(arg == "" for arg in args):
             column = len(line) - len(line.lstrip()) + 1
             errors.append(
@@ -196,9 +194,11 @@ def parse_db(
         predicate = program.predicates.get(name)
         column = match.start(2) + 1
         if predicate is None:
-            notes = tuple(did_you_mean(name, program.predicates))
+            notes = tuple(predicate_like(name, program.predicates))
             errors.append(
-                Diagnostic(_span(file, number, column, len(name), raw), f"unknown predicate '{name}/{len(args)}'", notes=notes)
+                Diagnostic(
+                    _span(file, number, column, len(name), raw), f"unknown predicate '{name}/{len(args)}'", notes=notes
+                )
             )
             continue
         if predicate.arity != len(args):
@@ -438,8 +438,7 @@ def _column(table: pd.DataFrame, column: Column, path: str) -> pd.Series:
     name = str(column.name)
     if name in table.columns:
         return table[name]
-    close = difflib.get_close_matches(name, [str(c) for c in table.columns], n=1)
-    notes = [f"did you mean '{close[0]}'?"] if close else []
+    notes = list(did_you_mean(name, [str(c) for c in table.columns]))
     listed = ", ".join(str(c) for c in table.columns)
     notes.append(f"columns of {path}: {listed if len(listed) <= 500 else listed[:500] + '…'}")
     raise RuleError([Diagnostic(column.span, f"table {path} has no column '{name}'", notes=tuple(notes))])
@@ -454,7 +453,9 @@ def _column_values(table: pd.DataFrame, rows: pd.Series, column: Column, path: s
     return _column(table, column, path).reset_index(drop=True)
 
 
-def _condition_mask(table: pd.DataFrame, rows: pd.Series, condition: Condition, binding: Binding, path: str) -> np.ndarray:
+def _condition_mask(
+    table: pd.DataFrame, rows: pd.Series, condition: Condition, binding: Binding, path: str
+) -> np.ndarray:
     column = _column_values(table, rows, condition.column, path)
     values = [constant.value for constant in condition.values]
     if condition.op in ("=", "in", "!="):
@@ -462,7 +463,7 @@ def _condition_mask(table: pd.DataFrame, rows: pd.Series, condition: Condition, 
             hit = column.isin(values).to_numpy(dtype=bool, na_value=False)
         else:
             hit = _canonical_series(column.where(column.notna(), None)).isin(values).to_numpy()
-        return ~hit & column.notna().to_numpy() if condition.op == "!=" else hit
+        return np.asarray(~hit & column.notna().to_numpy() if condition.op == "!=" else hit, dtype=bool)
     numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     bound = float(values[0])
     with np.errstate(invalid="ignore"):
@@ -475,7 +476,7 @@ def _condition_mask(table: pd.DataFrame, rows: pd.Series, condition: Condition, 
     return np.asarray(result, dtype=bool)
 
 
-def _typed_like(column: pd.Series, values: list[object]) -> bool:
+def _typed_like(column: pd.Series, values: Sequence[object]) -> bool:
     """Whether ``column.isin(values)`` compares canonical constants: a text column (not object)
     against text, or an integer column against integers."""
     if is_text(column):
@@ -504,7 +505,7 @@ def _canonical_series(values: pd.Series) -> pd.Series:
         # Strings are their own canonical value: no per-value conversion.
         array = values.to_numpy(dtype=object, na_value=None)
         return pd.Series(array, dtype=object, index=values.index)
-    out = []
+    out: list[ConstantValue | None] = []
     for value in values.tolist():
         if value is None or (isinstance(value, float) and value != value):
             out.append(None)
@@ -536,7 +537,7 @@ def typed_constants(values: pd.Series) -> pd.Series:
 def _integral(array: np.ndarray) -> np.ndarray:
     """Which floats are canonically integers (``constants.canonical``): integral and in int64's range."""
     with np.errstate(invalid="ignore"):
-        return (np.floor(array) == array) & (array >= -(2.0**63)) & (array < 2.0**63)
+        return np.asarray((np.floor(array) == array) & (array >= -(2.0**63)) & (array < 2.0**63), dtype=bool)
 
 
 def is_text(values: pd.Series) -> bool:
@@ -567,7 +568,7 @@ def isin(values: pd.Series, among: pd.Series) -> np.ndarray:
         return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
     if values.dtype != among.dtype:
         values, among = as_objects(values), as_objects(among)
-    return values.isin(among).to_numpy(dtype=bool)
+    return np.asarray(values.isin(among).to_numpy(dtype=bool))
 
 
 def concat_relations(frames: list[pd.DataFrame], arity: int) -> pd.DataFrame:
@@ -645,9 +646,16 @@ def parse_query_file(path: Path) -> tuple[list[QueryPattern], dict[str, Span]]:
             spans.setdefault(line, _span(file, number, column, len(line), raw))
             continue
         match = _ATOM.match(line)
-        args = _split_args(match.group(3)) if match else None
+        args = split_args(match.group(3)) if match else None
         if match is None or args is None or match.group(1):
-            raise RuleError([Diagnostic(_span(file, number, column, len(line), raw), "expected a query predicate or atom such as 'Cancer(x)'")])
+            raise RuleError(
+                [
+                    Diagnostic(
+                        _span(file, number, column, len(line), raw),
+                        "expected a query predicate or atom such as 'Cancer(x)'",
+                    )
+                ]
+            )
         name = match.group(2)
         values: list[ConstantValue | None] = []
         for arg in args:

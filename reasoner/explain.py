@@ -16,9 +16,9 @@ from decimal import Decimal
 
 import numpy as np
 
-from reasoner.errors import UsageError
-from reasoner.evidence import parse_constant
-from reasoner.ground import FALSE, TRUE, UNKNOWN, GroundNetwork
+from reasoner.errors import ArgumentError, Option
+from reasoner.evidence import parse_constant, split_args
+from reasoner.ground import FALSE, TRUE, UNKNOWN, GroundBlock, GroundNetwork
 from reasoner.normalize import Cmp, Junction, Lit, Node, Truth, leaves
 from reasoner.solve import Solution
 
@@ -29,7 +29,7 @@ __all__ = [
     "Proof",
     "decimal_json",
     "decimal_text",
-    "explain",
+    "explain_atom",
     "explain_key",
     "find_atom",
 ]
@@ -99,20 +99,19 @@ def decimal_json(value: Decimal) -> float | int | str:
 
 
 def find_atom(network: GroundNetwork, text: str) -> tuple[str, int]:
-    """(predicate, key) of an atom written like ``Cancer(Anna)``; ``UsageError`` if unknown."""
+    """(predicate, key) of an atom written like ``Cancer(Anna)``; an ``ArgumentError`` (about
+    the ``explain`` argument) if there is no such atom."""
     match = _ATOM.match(text)
     if not match:
-        raise UsageError(f"--explain: '{text}' is not an atom such as 'Cancer(Anna)'")
+        raise ArgumentError(Option("explain"), f": '{text}' is not an atom such as 'Cancer(Anna)'")
     name = match.group(1)
     predicate = network.program.predicates.get(name)
     if predicate is None:
-        raise UsageError(f"--explain: unknown predicate '{name}'")
-    from reasoner.evidence import _split_args
-
-    args = _split_args(match.group(2)) or []
+        raise ArgumentError(Option("explain"), f": unknown predicate '{name}'")
+    args = split_args(match.group(2)) or []
     if len(args) != predicate.arity:
         plural = "s" if predicate.arity != 1 else ""
-        raise UsageError(f"--explain: '{name}' takes {predicate.arity} argument{plural}, got {len(args)}")
+        raise ArgumentError(Option("explain"), f": '{name}' takes {predicate.arity} argument{plural}, got {len(args)}")
     index = network.predicates[name]
     ids = []
     for arg, type_name in zip(args, predicate.types, strict=True):
@@ -120,7 +119,7 @@ def find_atom(network: GroundNetwork, text: str) -> tuple[str, int]:
         position = network.constants.index.get_indexer([value])[0] if len(network.constants) else -1
         domain = network.constants.domains.get(type_name)
         if position < 0 or domain is None or position not in set(domain.tolist()):
-            raise UsageError(f"--explain: '{arg}' is not a constant of type '{type_name}'")
+            raise ArgumentError(Option("explain"), f": '{arg}' is not a constant of type '{type_name}'")
         ids.append(np.array([position], dtype=np.int64))
     key = int(index.keys(network.constants, ids)[0]) if ids else 0
     return name, key
@@ -176,9 +175,9 @@ class Occurrences:
                 rows.append(present.astype(np.int64))
         empty = np.empty(0, dtype=np.int64)
         atom = np.concatenate(atoms) if atoms else empty
-        block = np.concatenate(blocks) if blocks else empty
+        numbers = np.concatenate(blocks) if blocks else empty
         row = np.concatenate(rows) if rows else empty
-        triples = np.unique(np.stack([atom, block, row], axis=1), axis=0) if atom.size else np.empty((0, 3), np.int64)
+        triples = np.unique(np.stack([atom, numbers, row], axis=1), axis=0) if atom.size else np.empty((0, 3), np.int64)
         self._atoms = triples[:, 0]
         self._places = triples[:, 1:]
 
@@ -188,7 +187,9 @@ class Occurrences:
         return self._places[start:stop]
 
 
-def explain(network: GroundNetwork, solution: Solution, text: str, occurrences: Occurrences | None = None) -> Proof:
+def explain_atom(
+    network: GroundNetwork, solution: Solution, text: str, occurrences: Occurrences | None = None
+) -> Proof:
     """The proof of one atom's MAP value (``occurrences`` speeds up explaining many)."""
     predicate, key = find_atom(network, text)
     return explain_key(network, solution, predicate, key, occurrences)
@@ -228,18 +229,27 @@ def explain_key(
     return Proof(canonical, value, decided_by, source, margin, tuple(supporting), tuple(opposing), neutral)
 
 
-def ground_formula_citations(network: GroundNetwork, solution: Solution, block_index: int, row: int) -> GroundFormulaProof:
+def ground_formula_citations(
+    network: GroundNetwork, solution: Solution, block_index: int, row: int
+) -> GroundFormulaProof:
     """A ground formula with its evidence, for unsatisfiable cores (open atoms have no value)."""
     proof = _ground_formula(network, solution, network.blocks[block_index], row, 0)
     atoms = tuple(
         EvidenceCitation(atom.atom, atom.value, "open") if atom.source == "inferred" else atom
         for atom in proof.atoms
     )
-    return GroundFormulaProof(proof.rule, proof.location, proof.weight, proof.substitution, proof.satisfied, proof.effect, atoms)
+    return GroundFormulaProof(
+        proof.rule, proof.location, proof.weight, proof.substitution, proof.satisfied, proof.effect, atoms
+    )
 
 
-def _ground_formula(  # type: ignore[no-untyped-def]
-    network: GroundNetwork, solution: Solution, block, row: int, atom_id: int, occurrences: Occurrences | None = None
+def _ground_formula(
+    network: GroundNetwork,
+    solution: Solution,
+    block: GroundBlock,
+    row: int,
+    atom_id: int,
+    occurrences: Occurrences | None = None,
 ) -> GroundFormulaProof:
     formula = block.formula
     substitution = tuple(
@@ -250,10 +260,12 @@ def _ground_formula(  # type: ignore[no-untyped-def]
     states_flipped: list[int] = []
     citations: list[EvidenceCitation] = []
     seen: set[str] = set()
-    for leaf, states, atoms, evidence in zip(leaves(block.tree), block.leaf_states, block.leaf_atoms, block.leaf_evidence, strict=True):
+    leaf_columns = zip(leaves(block.tree), block.leaf_states, block.leaf_atoms, block.leaf_evidence, strict=True)
+    for leaf, states, atoms, evidence in leaf_columns:
         state = int(states[row])
         atom = int(atoms[row])
         if state == UNKNOWN and atom:
+            assert isinstance(leaf, Lit)  # a comparison is never unknown
             value = bool(solution.values[atom])
             now = value == leaf.positive
             flipped = now if atom != atom_id else not now
@@ -321,7 +333,7 @@ def _kleene(node: Node, states: Iterator[int]) -> int:
     return _FALSE if all(child == _FALSE for child in children) else _UNKNOWN
 
 
-def _leaf_text(network: GroundNetwork, block, row: int, leaf: Lit) -> str:  # type: ignore[no-untyped-def]
+def _leaf_text(network: GroundNetwork, block: GroundBlock, row: int, leaf: Lit) -> str:
     from reasoner.normalize import Const
 
     parts = []

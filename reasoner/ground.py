@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import duckdb
@@ -29,17 +29,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reasoner import limits
 from reasoner.check import CheckedFormula, CheckedProgram, Predicate
 from reasoner.constants import ConstantValue
-from reasoner.errors import EvidenceError, LimitError
+from reasoner.errors import EvidenceError, LimitError, Option
 from reasoner.evidence import Evidence, arrow_text, is_text
-from reasoner.intern import ConstantTable, intern_columns
-from reasoner.limits import MAX_CLAUSE_FILTERS, MAX_KEY
+from reasoner.intern import Collection, ConstantTable, intern_columns
+from reasoner.limits import MAX_CLAUSE_FILTERS, MAX_KEY, Limits
 from reasoner.normalize import Cmp, Const, Junction, Lit, Node, Truth, Var, leaves, normalize, to_clauses
 from reasoner.syntax import Comparison, Constant, Formula, Quantified
 
-__all__ = ["AtomTable", "GroundBlock", "GroundNetwork", "ground", "evaluate"]
+__all__ = ["AtomTable", "GroundBlock", "GroundNetwork", "GroundStats", "PredicateIndex", "evaluate", "ground"]
 
 FALSE, TRUE, UNKNOWN = np.int8(0), np.int8(1), np.int8(2)
 DUCKDB_THREADS = 2  # threads of the grounding joins; worker processes that already fill the cores set 1
@@ -146,6 +145,19 @@ class GroundBlock:
 
 
 @dataclass(frozen=True, slots=True)
+class GroundStats:
+    """What grounding found: formulas left to the solver, groundings the evidence decided."""
+
+    zero_weight_formulas: int = 0  # formulas of weight 0, left out
+    candidate_groundings: int = 0  # groundings the SQL (or numpy) pruning left to evaluate
+    ground_formulas: int = 0  # groundings left undecided by the evidence: the solver's
+    violated_by_evidence: int = 0  # groundings the evidence makes false (their cost is fixed)
+    total_groundings: int = 0  # groundings of every formula, decided or not
+    unknown_atoms: int = 0  # atoms the solver decides
+    grounding_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class GroundNetwork:
     program: CheckedProgram
     evidence: Evidence
@@ -153,7 +165,7 @@ class GroundNetwork:
     predicates: dict[str, PredicateIndex]
     atoms: AtomTable
     blocks: tuple[GroundBlock, ...]
-    stats: dict[str, object] = field(default_factory=dict)
+    stats: GroundStats = field(default_factory=GroundStats)
 
     def atom_text(self, atom_id: int) -> str:
         predicate, key = self.atoms.locate(atom_id)
@@ -180,43 +192,76 @@ def evaluate(node: Node, states: list[np.ndarray], count: int) -> np.ndarray:
         assert isinstance(node, Junction)
         children = [walk(child) for child in node.children]
         stacked = np.stack(children) if children else np.empty((0, count), dtype=np.int8)
-        if node.kind == "and":
-            out = np.where((stacked == FALSE).any(axis=0), FALSE, np.where((stacked == TRUE).all(axis=0), TRUE, UNKNOWN))
-        else:
-            out = np.where((stacked == TRUE).any(axis=0), TRUE, np.where((stacked == FALSE).all(axis=0), FALSE, UNKNOWN))
+        # and: false if any child is, true if all are; or: the dual
+        decisive, other = (FALSE, TRUE) if node.kind == "and" else (TRUE, FALSE)
+        undecided = np.where((stacked == other).all(axis=0), other, UNKNOWN)
+        out = np.where((stacked == decisive).any(axis=0), decisive, undecided)
         return out.astype(np.int8)
 
     return walk(node)
 
 
-def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
-    """Ground every formula of the program against the evidence."""
+@dataclass(frozen=True, slots=True)
+class _Candidates:
+    """A formula's groundings that the evidence does not make true, with per leaf (in
+    ``leaves`` order) the literal's state, the atom's key and the evidence row that decided it."""
+
+    total: int  # groundings of the formula, decided or not
+    substitutions: np.ndarray
+    states: list[np.ndarray]
+    keys: list[np.ndarray]
+    rows: list[np.ndarray]
+
+    def subset(self, keep: np.ndarray) -> _Candidates:
+        return _Candidates(
+            self.total,
+            self.substitutions[keep],
+            [state[keep] for state in self.states],
+            [key[keep] for key in self.keys],
+            [row[keep] for row in self.rows],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Grounding:
+    """The candidates of one formula (or of one weight of a data-weighted formula), before the
+    unknown atoms are numbered."""
+
+    formula: CheckedFormula
+    tree: Node
+    weight: Decimal | None  # |w|; None for hard formulas
+    negated: bool
+    candidates: _Candidates
+
+
+def ground(
+    program: CheckedProgram, evidence: Evidence, *, limits: Limits = Limits()  # noqa: B008 (frozen)
+) -> GroundNetwork:
+    """Ground every formula of the program against the evidence (within ``limits.max_groundings``
+    per formula, and half of ``limits.memory_limit`` for the SQL engine)."""
     started = time.perf_counter()
     columns = _Columns(program, evidence)
-    constants = _constant_table(program, evidence, columns)
+    constants = _constant_table(program, columns)
     predicates = _predicate_indexes(program, evidence, constants, columns)
-    connection = _Relations(predicates, constants)
+    connection = _Relations(predicates, constants, limits.memory_limit)
     atom_states: dict[str, np.ndarray] = {}  # every atom's evidence state, per predicate (``_evidence_state``)
     try:
-        grounded: list[tuple[CheckedFormula, Node, Decimal | None, bool, np.ndarray, list, list, list, int]] = []
-        stats: dict[str, object] = {"zero_weight_formulas": 0}
+        grounded: list[_Grounding] = []
+        zero_weight = 0
         domain_values = _DomainValues(constants)
         candidates = 0
 
-        def candidates_of(formula: CheckedFormula, tree: Node) -> tuple[int, np.ndarray, list, list, list]:
+        def candidates_of(formula: CheckedFormula, tree: Node) -> _Candidates:
             """The formula's groundings that the evidence does not make true, with their leaf states."""
             nonlocal candidates
             total = math.prod(len(constants.domains.get(type_name, ())) for type_name in formula.types)
-            substitutions = _candidates(connection, atom_states, formula, tree, predicates, constants, total)
+            limit = _grounding_limit(limits.grounding_budget, len(formula.variables))
+            substitutions = _candidates(connection, atom_states, formula, tree, predicates, constants, total, limit)
             states, keys, rows = _leaf_states(tree, substitutions, predicates, constants)
             candidates += len(substitutions)
+            found = _Candidates(total, substitutions, states, keys, rows)
             keep = evaluate(tree, states, len(substitutions)) != TRUE
-            if not keep.all():
-                substitutions = substitutions[keep]
-                states = [state[keep] for state in states]
-                keys = [key[keep] for key in keys]
-                rows = [row[keep] for row in rows]
-            return total, substitutions, states, keys, rows
+            return found if keep.all() else found.subset(keep)
 
         for formula in program.formulas:
             weight = formula.statement.weight
@@ -224,47 +269,51 @@ def ground(program: CheckedProgram, evidence: Evidence) -> GroundNetwork:
                 grounded += _data_weighted(formula, domain_values, constants, functools.partial(candidates_of, formula))
                 continue
             if weight is not None and weight == 0:
-                stats["zero_weight_formulas"] = int(stats["zero_weight_formulas"]) + 1  # type: ignore[call-overload]
+                zero_weight += 1
                 continue
             negated = weight is not None and weight < 0
             tree = normalize(formula, domain_values, negate=negated)
-            total, substitutions, states, keys, rows = candidates_of(formula, tree)
-            grounded.append((formula, tree, None if weight is None else abs(weight), negated, substitutions, states, keys, rows, total))
+            magnitude = None if weight is None else abs(weight)
+            grounded.append(_Grounding(formula, tree, magnitude, negated, candidates_of(formula, tree)))
     finally:
         connection.close()
 
     atoms = _number_atoms(grounded, predicates)
-    blocks = []
-    for formula, tree, weight, negated, substitutions, states, keys, rows, total in grounded:
-        leaf_atoms = []
-        for leaf, state, key in zip(leaves(tree), states, keys, strict=True):
-            if isinstance(leaf, Lit):
-                ids = atoms.ids(leaf.predicate, key)
-                ids = np.where(state == UNKNOWN, ids, 0)
-            else:
-                ids = np.zeros(len(state), dtype=np.int64)
-            leaf_atoms.append(ids)
-        blocks.append(
-            GroundBlock(
-                formula=formula,
-                tree=tree,
-                weight=weight,
-                negated=negated,
-                substitutions=substitutions,
-                leaf_states=tuple(states),
-                leaf_atoms=tuple(leaf_atoms),
-                leaf_evidence=tuple(rows),
-                root_state=evaluate(tree, states, len(substitutions)),
-                total_groundings=total,
-            )
-        )
-    stats["grounding_seconds"] = time.perf_counter() - started
-    stats["candidate_groundings"] = candidates
-    stats["ground_formulas"] = int(sum(int((block.root_state == UNKNOWN).sum()) for block in blocks))
-    stats["violated_by_evidence"] = int(sum(int((block.root_state == FALSE).sum()) for block in blocks))
-    stats["total_groundings"] = int(sum(block.total_groundings for block in blocks))
-    stats["unknown_atoms"] = atoms.size
+    blocks = [_block(grounding, atoms) for grounding in grounded]
+    stats = GroundStats(
+        zero_weight_formulas=zero_weight,
+        candidate_groundings=candidates,
+        ground_formulas=int(sum(int((block.root_state == UNKNOWN).sum()) for block in blocks)),
+        violated_by_evidence=int(sum(int((block.root_state == FALSE).sum()) for block in blocks)),
+        total_groundings=int(sum(block.total_groundings for block in blocks)),
+        unknown_atoms=atoms.size,
+        grounding_seconds=time.perf_counter() - started,
+    )
     return GroundNetwork(program, evidence, constants, predicates, atoms, tuple(blocks), stats)
+
+
+def _block(grounding: _Grounding, atoms: AtomTable) -> GroundBlock:
+    """The block of one grounding, its unknown atoms numbered."""
+    found = grounding.candidates
+    leaf_atoms = []
+    for leaf, state, key in zip(leaves(grounding.tree), found.states, found.keys, strict=True):
+        if isinstance(leaf, Lit):
+            ids = np.where(state == UNKNOWN, atoms.ids(leaf.predicate, key), 0)
+        else:
+            ids = np.zeros(len(state), dtype=np.int64)
+        leaf_atoms.append(ids)
+    return GroundBlock(
+        formula=grounding.formula,
+        tree=grounding.tree,
+        weight=grounding.weight,
+        negated=grounding.negated,
+        substitutions=found.substitutions,
+        leaf_states=tuple(found.states),
+        leaf_atoms=tuple(leaf_atoms),
+        leaf_evidence=tuple(found.rows),
+        root_state=evaluate(grounding.tree, found.states, len(found.substitutions)),
+        total_groundings=found.total,
+    )
 
 
 WEIGHT_PLACES = 4  # a weight taken from the data is rounded to this many decimal places
@@ -291,8 +340,8 @@ def _data_weighted(
     formula: CheckedFormula,
     domain_values: _DomainValues,
     constants: ConstantTable,
-    candidates_of: Callable[[Node], tuple[int, np.ndarray, list, list, list]],
-) -> list[tuple[CheckedFormula, Node, Decimal | None, bool, np.ndarray, list, list, list, int]]:
+    candidates_of: Callable[[Node], _Candidates],
+) -> list[_Grounding]:
     """The groundings of ``w: F``, one block per distinct weight (the encoding weighs blocks).
 
     A grounding whose ``w`` is positive weighs ``F``; a negative one weighs ``!F`` by ``|w|``
@@ -304,15 +353,15 @@ def _data_weighted(
     slot = formula.variables.index(variable)
     domain = constants.domains.get(formula.types[slot], np.empty(0, dtype=np.int64))
     negative = any((weight := data_weight(constants.values[int(i)])) is not None and weight < 0 for i in domain)
-    parts = []
+    parts: list[_Grounding] = []
     owed: int | None = None  # the formula's groundings, counted once: with its first block
     for negated in (False, True) if negative else (False,):  # no negative weight: no grounding of !F
         tree = normalize(formula, domain_values, negate=negated)
-        total, substitutions, states, keys, rows = candidates_of(tree)
-        owed = total if owed is None else owed
-        if not len(substitutions):
+        found = candidates_of(tree)
+        owed = found.total if owed is None else owed
+        if not len(found.substitutions):
             continue
-        ids, inverse = np.unique(substitutions[:, slot], return_inverse=True)
+        ids, inverse = np.unique(found.substitutions[:, slot], return_inverse=True)
         weights = []
         for constant_id in ids:
             value = constants.values[int(constant_id)]
@@ -328,10 +377,8 @@ def _data_weighted(
         per_grounding = signed[inverse]
         for magnitude in sorted(set(signed.tolist()) - {Decimal(0)}):
             keep = per_grounding == magnitude
-            parts.append(
-                (formula, tree, magnitude, negated, substitutions[keep],
-                 [state[keep] for state in states], [key[keep] for key in keys], [row[keep] for row in rows], owed)
-            )
+            chosen = found.subset(keep)
+            parts.append(_Grounding(formula, tree, magnitude, negated, replace(chosen, total=owed)))
             owed = 0
     return parts
 
@@ -351,15 +398,15 @@ def _formula_constants(formula: Formula) -> list[ConstantValue]:
         elif isinstance(node, Quantified):
             walk(node.body)
         elif hasattr(node, "operands"):
-            for operand in node.operands:  # type: ignore[attr-defined]
+            for operand in node.operands:
                 walk(operand)
         elif hasattr(node, "operand"):
-            walk(node.operand)  # type: ignore[attr-defined]
+            walk(node.operand)
         elif hasattr(node, "left") and hasattr(node, "right"):
-            walk(node.left)  # type: ignore[attr-defined]
-            walk(node.right)  # type: ignore[attr-defined]
+            walk(node.left)
+            walk(node.right)
         elif hasattr(node, "args"):
-            for arg in node.args:  # type: ignore[attr-defined]
+            for arg in node.args:
                 walk(arg)
 
     walk(formula)
@@ -399,7 +446,8 @@ class _Columns:
         found = self._local.get((type_name, group))
         if found is None:
             found = self._local[(type_name, group)] = _local(constants, type_name, self.ids[type_name][group])
-        return found[codes]
+        local: np.ndarray = found[codes]
+        return local
 
 
 def _kind(column: pd.Series) -> str:
@@ -419,8 +467,8 @@ def _factorize(columns: list[pd.Series], kind: str) -> tuple[np.ndarray, pd.Seri
     return codes.astype(np.int64), distinct
 
 
-def _constant_table(program: CheckedProgram, evidence: Evidence, columns: _Columns) -> ConstantTable:
-    typed: dict[str, list] = {type_name: [] for type_name in program.types}
+def _constant_table(program: CheckedProgram, columns: _Columns) -> ConstantTable:
+    typed: dict[str, list[Collection]] = {type_name: [] for type_name in program.types}
     for type_name, values in program.constants.items():
         typed[type_name].append(list(values))
     first = {type_name: len(collections) for type_name, collections in typed.items()}
@@ -515,8 +563,11 @@ class _Relations:
     and domain (as an Arrow table) only when a query needs it: most formulas of a program are
     grounded without SQL (``_scan_clause``)."""
 
-    def __init__(self, predicates: dict[str, PredicateIndex], constants: ConstantTable) -> None:
+    def __init__(
+        self, predicates: dict[str, PredicateIndex], constants: ConstantTable, memory_limit: int | None
+    ) -> None:
         self._predicates, self._constants = predicates, constants
+        self._memory_limit = memory_limit
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._registered: set[str] = set()
 
@@ -540,7 +591,7 @@ class _Relations:
             if connection is None:
                 connection = _THREAD.connection = duckdb.connect()
             connection.execute(f"SET threads TO {DUCKDB_THREADS}")
-            budget = limits.current().memory_limit
+            budget = self._memory_limit
             if budget is not None:  # DuckDB allocates outside Python: give it half, so it fails cleanly first
                 connection.execute(f"SET memory_limit = '{max(64, budget // 2 // 2**20)}MB'")
             else:
@@ -580,7 +631,10 @@ def _candidates(
     predicates: dict[str, PredicateIndex],
     constants: ConstantTable,
     total: int,
+    limit: int,
 ) -> np.ndarray:
+    """The substitutions (rows of constant ids) of ``formula`` under which the evidence does not
+    make ``tree`` true; a ``LimitError`` when there are more than ``limit``."""
     width = len(formula.variables)
     if isinstance(tree, Truth):
         # Decided for every grounding; only a false one matters (it is violated).
@@ -597,15 +651,14 @@ def _candidates(
     # else each clause's query stops one row past the limit (joins stream, so it never builds
     # more), and their union, capped the same way, is exact whenever no clause reached it. A
     # clause grounded in numpy has at most the rows of one relation or one domain.
-    limit = _grounding_limit(width)
     estimate = total if clauses == [[]] else 0
     if estimate > limit:
-        raise LimitError(_too_many(formula, estimate, limit))
+        raise _too_many(formula, estimate, limit)
     scanned = [_scan_clause(clause, formula, predicates, constants, states) for clause in clauses]
     if all(part is not None for part in scanned):
         found = _unique_rows(np.concatenate(scanned) if len(scanned) > 1 else scanned[0])  # type: ignore[arg-type]
         if len(found) > limit:
-            raise LimitError(_too_many(formula, len(found), limit, at_least=True))
+            raise _too_many(formula, len(found), limit, at_least=True)
         return found.astype(np.int64).reshape(len(found), width)
     queries = [_clause_query(clause, formula, predicates, constants) for clause in clauses]
     columns = [f"v{i}" for i in range(width)] or ["_one"]
@@ -617,11 +670,13 @@ def _candidates(
         span = formula.span
         raise LimitError(
             f"{span.file}:{span.line}:{span.column}: out of memory while grounding this formula; "
-            "join its variables through evidence predicates, or give more memory (--memory-limit)"
+            "join its variables through evidence predicates, or give more memory (",
+            Option("memory_limit"),
+            ")",
         ) from None
     count = len(result[columns[0]])
     if count > limit:
-        raise LimitError(_too_many(formula, count, limit, at_least=True))
+        raise _too_many(formula, count, limit, at_least=True)
     if not width:
         return np.empty((count, 0), dtype=np.int64)
     return np.column_stack([np.asarray(result[column], dtype=np.int64) for column in columns]).reshape(count, width)
@@ -698,7 +753,8 @@ def _evidence_state(index: PredicateIndex, keys: np.ndarray, states: dict[str, n
         table = np.full(index.num_atoms, UNKNOWN if index.predicate.open_world else FALSE, dtype=np.int8)
         table[index.evidence_keys] = np.where(index.evidence_truth, TRUE, FALSE)
         states[name] = table
-    return table[keys]
+    found: np.ndarray = table[keys]
+    return found
 
 
 def _unique_rows(rows: np.ndarray) -> np.ndarray:
@@ -711,23 +767,25 @@ def _unique_rows(rows: np.ndarray) -> np.ndarray:
     return ordered[first]
 
 
-def _grounding_limit(width: int) -> int:
-    """Groundings one formula may have: ``--max-groundings``, scaled down beyond 2 variables.
+def _grounding_limit(budget: int, width: int) -> int:
+    """Groundings one formula of ``width`` variables may have: ``budget`` (``max_groundings``),
+    scaled down beyond 2 variables.
 
     A grounding's memory grows with its variables, so the limit is one of memory: a formula
     of ``w > 2`` variables may have ``max_groundings * 2 / w`` groundings.
     """
-    limit = limits.current().max_groundings
-    return limit if width <= 2 else max(1, limit * 2 // width)
+    return budget if width <= 2 else max(1, budget * 2 // width)
 
 
-def _too_many(formula: CheckedFormula, count: int, limit: int, at_least: bool = False) -> str:
+def _too_many(formula: CheckedFormula, count: int, limit: int, at_least: bool = False) -> LimitError:
     span = formula.span
-    return (
-        f"{span.file}:{span.line}:{span.column}: formula has "
-        f"{f'more than {limit:,}' if at_least else f'{count:,}'} groundings the evidence does not decide (limit {limit:,}); join its variables through "
-        "evidence predicates or add conditions, or raise the limit with --max-groundings N "
-        "(memory grows with the groundings times the variables)"
+    found = f"more than {limit:,}" if at_least else f"{count:,}"
+    return LimitError(
+        f"{span.file}:{span.line}:{span.column}: formula has {found} groundings the evidence does not decide "
+        f"(limit {limit:,}); join its variables through evidence predicates or add conditions, "
+        "or raise the limit with ",
+        Option("max_groundings", "N"),
+        " (memory grows with the groundings times the variables)",
     )
 
 
@@ -778,12 +836,8 @@ def _clause_query(
             conditions.append(f"NOT ({_comparison_sql(leaf.op, term(leaf.left), term(leaf.right), constants)})")
             continue
         index = predicates[leaf.predicate]
-        if leaf.positive and not index.predicate.open_world:
-            truth = "a.truth"  # P(t) is not true ⇔ P(t) is not a true evidence atom
-        elif leaf.positive:
-            truth = "a.truth"
-        else:
-            truth = "NOT a.truth"  # !P(t) is not true ⇔ P(t) is not false by evidence
+        # P(t) is not true ⇔ P(t) is not a true evidence atom; !P(t) ⇔ P(t) is not a false one
+        truth = "a.truth" if leaf.positive else "NOT a.truth"
         matches = " AND ".join(f"a.a{position} = {term(arg)}" for position, arg in enumerate(leaf.args))
         if not leaf.positive and not index.predicate.open_world:
             # !P(t) is not true ⇔ P(t) is a true evidence atom
@@ -840,7 +894,7 @@ def _leaf_states(
             rows.append(np.full(count, -1, dtype=np.int64))
             continue
         index = predicates[leaf.predicate]
-        key = index.keys(constants, [column(arg) for arg in leaf.args]) if leaf.args else np.zeros(count, dtype=np.int64)
+        key = index.keys(constants, [column(arg) for arg in leaf.args]) if leaf.args else np.zeros(count, np.int64)
         state, row = index.lookup(key)
         if not leaf.positive:
             state = np.where(state == UNKNOWN, UNKNOWN, np.where(state == TRUE, FALSE, TRUE)).astype(np.int8)
@@ -851,10 +905,9 @@ def _leaf_states(
 
 
 def _compare_ids(op: str, left: np.ndarray, right: np.ndarray, numeric: int) -> np.ndarray:
-    if op == "=":
-        return left == right
-    if op == "!=":
-        return left != right
+    if op in ("=", "!="):
+        same: np.ndarray = left == right
+        return same if op == "=" else ~same
     if op.startswith("!"):
         return ~_compare_ids(op[1:], left, right, numeric)
     both = (left < numeric) & (right < numeric)
@@ -885,11 +938,12 @@ def _unique_keys(keys: np.ndarray, space: int) -> np.ndarray:
     return np.unique(keys)
 
 
-def _number_atoms(grounded: list, predicates: dict[str, PredicateIndex]) -> AtomTable:
+def _number_atoms(grounded: list[_Grounding], predicates: dict[str, PredicateIndex]) -> AtomTable:
+    """Number the unknown atoms of every grounding: by predicate name, then by key."""
     found: dict[str, list[np.ndarray]] = {}
-    for _formula, tree, *_rest in grounded:
-        states, keys = _rest[3], _rest[4]
-        for leaf, state, key in zip(leaves(tree), states, keys, strict=True):
+    for grounding in grounded:
+        candidates = grounding.candidates
+        for leaf, state, key in zip(leaves(grounding.tree), candidates.states, candidates.keys, strict=True):
             if isinstance(leaf, Lit):
                 found.setdefault(leaf.predicate, []).append(key[state == UNKNOWN])
     names = tuple(sorted(found))

@@ -60,7 +60,8 @@ class ConstantTable:
         if (found < 0).any():
             missing = array[found < 0].iloc[0] if isinstance(array, pd.Series) else None
             raise KeyError(missing)
-        return found.astype(np.int64)
+        ids: np.ndarray = found.astype(np.int64)
+        return ids
 
     def id(self, value: ConstantValue) -> int:
         if self.ints is None or self.int_ids is None or self.floats is None or self.float_ids is None:
@@ -249,14 +250,15 @@ def _split(collection: Collection) -> tuple[list[tuple[str, np.ndarray | pa.Arra
 
 
 def _exact_order(value: ConstantValue) -> tuple[tuple[int, float, str], int]:
-    return order_key(value), value if isinstance(value, int) else 0  # type: ignore[return-value]
+    return order_key(value), value if isinstance(value, int) else 0
 
 
 def _python_values(collection: Collection) -> list[ConstantValue]:
     if isinstance(collection, pd.Series):
         return list(collection.to_numpy(dtype=object))
     if isinstance(collection, pa.Array):
-        return collection.to_pylist()
+        values: list[ConstantValue] = collection.to_pylist()
+        return values
     return [value.item() if hasattr(value, "item") else value for value in collection]
 
 

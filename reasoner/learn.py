@@ -34,7 +34,7 @@ import numpy as np
 
 from reasoner.check import CheckedFormula, CheckedProgram, QueryPattern
 from reasoner.encode import Encoding, encode
-from reasoner.errors import EvidenceError, UsageError
+from reasoner.errors import ArgumentError, EvidenceError, Option, UsageError
 from reasoner.evidence import MemoryTable, load_evidence, parse_db, with_soft_evidence
 from reasoner.ground import GroundNetwork, ground
 from reasoner.pipeline import check
@@ -101,13 +101,13 @@ def learn_weights(
     """
     started = time.perf_counter()
     if sigma <= 0 or iterations < 0:
-        raise UsageError("learning needs a positive prior standard deviation and 0 or more iterations")
+        raise ArgumentError("learning needs a positive prior standard deviation and 0 or more iterations")
     if not queries:
         names = sorted(parse_db(truth, check(rules), 0))
         if not names:
-            raise UsageError(f"{truth}: no true query atoms, and no --query")
+            raise ArgumentError(f"{truth}: no true query atoms, and no ", Option("queries", "P,Q"))
         queries = [QueryPattern(name) for name in names]
-    program = check(rules, queries)
+    program = check(rules, queries=queries)
     learnable = [
         formula for formula in program.formulas
         if (formula.statement.weight is not None and not formula.statement.fixed) or formula.statement.unweighted
@@ -115,12 +115,12 @@ def learn_weights(
     plus = [formula for formula in learnable if formula.statement.per_constant]
     if plus:
         span = plus[0].span
-        raise UsageError(
+        raise ArgumentError(
             f"{span.file}:{span.line}:{span.column}: per-constant weights ('+{plus[0].statement.per_constant[0]}') "
             "are not learned yet: write the formula without '+'"
         )
     if not learnable:
-        raise UsageError("no formula to learn: every formula is hard, '@'-fixed or weighted from the data")
+        raise ArgumentError("no formula to learn: every formula is hard, '@'-fixed or weighted from the data")
     position = {formula.index: i for i, formula in enumerate(learnable)}
     start = np.array([float(formula.statement.weight or 0) for formula in learnable])
     # Ground every learnable formula as itself with weight 1 (a zero or negative weight would drop or negate it).

@@ -26,10 +26,11 @@ import numpy as np
 
 from reasoner.check import CheckedProgram, QueryPattern
 from reasoner.encode import Encoding, encode
-from reasoner.errors import UsageError
+from reasoner.errors import ArgumentError, Option
 from reasoner.evidence import Evidence, MemoryTable, load_evidence, with_soft_evidence
 from reasoner.ground import GroundNetwork, ground
-from reasoner.pipeline import QueryAtom, check, query_atoms
+from reasoner.limits import Limits
+from reasoner.pipeline import DEFAULT_LIMITS, QueryAtom, check, query_atoms, watching
 from reasoner.sample import EXACT_LIMIT, component_model, exact, mcsat, split_r_hat
 from reasoner.solve import Solution, solve
 from reasoner.syntax import Span
@@ -102,7 +103,7 @@ def infer_marginals(
 ) -> Marginals:
     """Marginal probabilities of every atom of the encoding (see the module docstring)."""
     if samples < 2 or burn_in < 0 or chains < 1:
-        raise UsageError("marginals need at least 2 samples, a burn-in of 0 or more and at least 1 chain")
+        raise ArgumentError("marginals need at least 2 samples, a burn-in of 0 or more and at least 1 chain")
     started = time.perf_counter()
     probabilities = np.full(encoding.num_atoms + 1, 0.5)
     probabilities[0] = np.nan
@@ -132,7 +133,7 @@ def infer_marginals(
         atom_ids = model.variables[: model.num_atoms]
         limit = EXACT_LIMIT if method == "exact" else auto_limit if method == "auto" else -1
         if method == "exact" and model.num_atoms > EXACT_LIMIT:
-            raise UsageError(
+            raise ArgumentError(
                 f"a component has {model.num_atoms} atoms; exact marginals take at most {EXACT_LIMIT} per component"
             )
         if model.num_atoms <= limit:
@@ -233,8 +234,33 @@ def run_marginals(
     seed: int = 0,
     steps: int | None = None,
     program: CheckedProgram | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> MarginalRun:
-    """Parse, check, load, ground, encode and infer the marginals of the query atoms."""
+    """Parse, check, load, ground, encode and infer the marginals of the query atoms (within
+    ``limits``, its memory limit watched)."""
+    with watching(limits):
+        return _run_marginals(
+            rules, db_files, tables, queries, query_spans, method=method, samples=samples, burn_in=burn_in,
+            chains=chains, seed=seed, steps=steps, program=program, limits=limits,
+        )
+
+
+def _run_marginals(
+    rules: Sequence[str | Path],
+    db_files: Sequence[Path],
+    tables: dict[str, Path | MemoryTable] | None,
+    queries: Sequence[QueryPattern],
+    query_spans: dict[str, Span] | None,
+    *,
+    method: Method,
+    samples: int,
+    burn_in: int,
+    chains: int,
+    seed: int,
+    steps: int | None,
+    program: CheckedProgram | None,
+    limits: Limits,
+) -> MarginalRun:
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -245,14 +271,14 @@ def run_marginals(
         clock = now
 
     if program is None:
-        program = check(rules, queries, query_spans)
+        program = check(rules, queries=queries, query_spans=query_spans, limits=limits)
     if not program.queries:
-        raise UsageError("no query: name the query predicates with --query P,Q or --query-file FILE")
+        raise ArgumentError("no query: name the query predicates with ", Option("queries", "P,Q"))
     lap("parse")
     evidence = load_evidence(program, db_files, tables)
     program, evidence = with_soft_evidence(program, evidence)
     lap("evidence")
-    network = ground(program, evidence)
+    network = ground(program, evidence, limits=limits)
     lap("ground")
     encoding = encode(network)
     lap("encode")

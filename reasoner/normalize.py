@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Union
 
 from reasoner.check import CheckedFormula
 from reasoner.constants import ConstantValue
@@ -67,7 +66,7 @@ class Const:
     value: ConstantValue
 
 
-Arg = Union[Var, Const]
+Arg = Var | Const
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +94,7 @@ class Truth:
     value: bool
 
 
-Node = Union[Lit, Cmp, Junction, Truth]
+Node = Lit | Cmp | Junction | Truth
 
 
 def normalize(

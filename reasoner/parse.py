@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -26,8 +27,8 @@ from reasoner.dialects import (
     rockit_formula,
     weight_expression,
 )
-from reasoner.errors import Diagnostic, RuleError, UsageError
-from reasoner.limits import MAX_LINE_LENGTH, MAX_NESTING, MAX_RANGE, MAX_RULE_FILE_BYTES, MAX_STATEMENT_TOKENS
+from reasoner.errors import Diagnostic, LimitError, Option, RuleError, RuleFileError, UsageError
+from reasoner.limits import Limits
 from reasoner.syntax import (
     And,
     Atom,
@@ -54,7 +55,7 @@ from reasoner.syntax import (
     WeightedFormula,
 )
 
-__all__ = ["grammar_path", "parse_program", "parse_text", "rule_files"]
+__all__ = ["grammar_path", "parse_program", "parse_text", "rule_files", "unquote"]
 
 _TERMINAL_NAMES = {
     "PREDICATE": "a predicate",
@@ -108,6 +109,10 @@ def grammar_path() -> Path:
     raise UsageError("the grammar file mln.lark is missing from the installation")
 
 
+_DEFAULT_LIMITS = Limits()
+_LIMITS: ContextVar[Limits] = ContextVar("limits")  # of the text being parsed
+
+
 @functools.cache
 def _parser() -> Lark:
     return Lark(
@@ -123,7 +128,7 @@ class _JoinBracketedLines:
     """Drops newlines inside parentheses and braces, so a statement may span lines.
 
     It also enforces the statement limits before the parser builds anything: at most
-    ``MAX_STATEMENT_TOKENS`` tokens per statement and at most ``MAX_NESTING`` levels of
+    ``max_statement_tokens`` tokens per statement and at most ``max_nesting`` levels of
     nesting, counting parentheses, runs of '!', and the quantifiers, '=>' and '<=>' that
     nest what follows them. Deeper formulas would overflow the stack of every later stage.
     """
@@ -134,12 +139,14 @@ class _JoinBracketedLines:
         return self._limited(_parenthesise_quantified_operands(stream))
 
     def _limited(self, stream: Iterator[Token]) -> Iterator[Token]:
+        limits = _LIMITS.get(_DEFAULT_LIMITS)
+        max_tokens, max_nesting = limits.max_statement_tokens, limits.max_nesting
         levels: list[int] = [0]  # per open parenthesis: operators nesting what follows
         negations = tokens = 0
         for token in stream:
             kind = token.type
             tokens += 1
-            if tokens > MAX_STATEMENT_TOKENS:
+            if tokens > max_tokens:
                 raise _StatementTooLong(token)
             if kind in ("LPAR", "LBRACE"):
                 levels.append(negations)  # '!(' is two levels: the negation wraps the parenthesis
@@ -153,7 +160,7 @@ class _JoinBracketedLines:
                     continue
                 levels, tokens = [0], 0
             negations = negations + 1 if kind == "NOT" else 0
-            if len(levels) - 1 + sum(levels) + negations > MAX_NESTING:
+            if len(levels) - 1 + sum(levels) + negations > max_nesting:
                 raise _NestingTooDeep(token)
             yield token
 
@@ -226,16 +233,16 @@ def rule_files(paths: Iterable[str | Path]) -> list[Path]:
         if path.is_dir():
             found = sorted(path.glob("*.mln"))
             if not found:
-                raise UsageError(f"{path}: directory has no *.mln rule files")
+                raise RuleFileError(f"{path}: directory has no *.mln rule files")
             files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
-            raise UsageError(f"{path}: no such rule file or directory")
+            raise RuleFileError(f"{path}: no such rule file or directory")
     return files
 
 
-def parse_program(paths: Iterable[str | Path]) -> Program:
+def parse_program(paths: Iterable[str | Path], *, limits: Limits = Limits()) -> Program:  # noqa: B008 (frozen)
     """Parse rule files (directories mean their ``*.mln`` files) into one program."""
     statements: list[Statement] = []
     names: list[str] = []
@@ -243,18 +250,19 @@ def parse_program(paths: Iterable[str | Path]) -> Program:
     for path in rule_files(paths):
         try:
             size = path.stat().st_size
-            if size > MAX_RULE_FILE_BYTES:
-                raise UsageError(
-                    f"{path}: rule file is {size:,} bytes; the limit is {MAX_RULE_FILE_BYTES:,}: "
-                    "put facts in evidence files or tables (*.db, *.parquet, *.csv), not in rule files"
+            if size > limits.max_rule_bytes:
+                raise LimitError(
+                    f"{path}: rule file is {size:,} bytes; the limit is {limits.max_rule_bytes:,} (",
+                    Option("max_rule_bytes", "N"),
+                    "): put facts in evidence files or tables (*.db, *.parquet, *.csv), not in rule files",
                 )
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as error:
-            raise UsageError(f"{path}: not UTF-8 text (byte {error.start})") from None
+            raise RuleFileError(f"{path}: not UTF-8 text (byte {error.start})") from None
         except OSError as error:
-            raise UsageError(f"{path}: cannot read: {error.strerror}") from None
+            raise RuleFileError(f"{path}: cannot read: {error.strerror}") from None
         try:
-            statements.extend(parse_text(text, str(path)).statements)
+            statements.extend(parse_text(text, str(path), limits=limits).statements)
         except RuleError as error:
             diagnostics.extend(error.diagnostics)
         names.append(str(path))
@@ -263,33 +271,34 @@ def parse_program(paths: Iterable[str | Path]) -> Program:
     return Program(tuple(statements), tuple(names))
 
 
-def parse_text(text: str, file: str = "<rules>") -> Program:
+def parse_text(text: str, file: str = "<rules>", *, limits: Limits = Limits()) -> Program:  # noqa: B008 (frozen)
     """Parse the text of one rule file."""
     lines = text.splitlines()
     for number, line in enumerate(lines, start=1):
-        if len(line) > MAX_LINE_LENGTH:
+        if len(line) > limits.max_line_length:
             span = Span(file, number, 1, number, 2, line[:200])
             raise RuleError(
                 [
                     Diagnostic(
                         span,
-                        f"line is {len(line):,} characters long; the limit is {MAX_LINE_LENGTH:,}",
+                        f"line is {len(line):,} characters long; the limit is {limits.max_line_length:,}",
                         notes=("split the statement over several lines inside parentheses",),
                     )
                 ]
             )
-    if len(text) > MAX_RULE_FILE_BYTES:
+    if len(text) > limits.max_rule_bytes:
         span = Span(file, 1, 1, 1, 2, lines[0][:200] if lines else "")
         raise RuleError(
             [
                 Diagnostic(
                     span,
-                    f"rule file is {len(text):,} characters long; the limit is {MAX_RULE_FILE_BYTES:,}",
+                    f"rule file is {len(text):,} characters long; the limit is {limits.max_rule_bytes:,}",
                     notes=("put facts in evidence files or tables (*.db, *.parquet, *.csv), not in rule files",),
                 )
             ]
         )
     source = text if text.endswith("\n") else text + "\n"
+    token = _LIMITS.set(limits)
     try:
         tree = _parser().parse(source)
         statements = _ToSyntax(file, lines, source).transform(tree)
@@ -301,7 +310,7 @@ def parse_text(text: str, file: str = "<rules>") -> Program:
             [
                 Diagnostic(
                     span,
-                    f"formula nested deeper than {MAX_NESTING} levels",
+                    f"formula nested deeper than {limits.max_nesting} levels",
                     notes=(
                         "parentheses, runs of '!', quantifiers, '=>' and '<=>' each add a level",
                         "split the formula into several, or name a part with a derived rule",
@@ -315,7 +324,7 @@ def parse_text(text: str, file: str = "<rules>") -> Program:
             [
                 Diagnostic(
                     span,
-                    f"statement has more than {MAX_STATEMENT_TOKENS:,} tokens",
+                    f"statement has more than {limits.max_statement_tokens:,} tokens",
                     notes=("split it into several formulas; put facts in evidence files or tables",),
                 )
             ]
@@ -328,6 +337,8 @@ def parse_text(text: str, file: str = "<rules>") -> Program:
         raise
     except RecursionError:
         raise RuleError([_too_deep(file, lines)]) from None
+    finally:
+        _LIMITS.reset(token)
     return Program(tuple(statements), (file,))
 
 
@@ -555,9 +566,10 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
             raise self._fail(first.span, "a range '{A, ..., B}' needs integer bounds")
         if last.value < first.value:
             raise self._fail(last.span, "range ends before it starts")
-        if last.value - first.value >= MAX_RANGE:
+        max_range = _LIMITS.get(_DEFAULT_LIMITS).max_range
+        if last.value - first.value >= max_range:
             raise self._fail(
-                last.span, f"range has more than {MAX_RANGE:,} constants", "declare the type from a table with 'bind'"
+                last.span, f"range has more than {max_range:,} constants", "declare the type from a table with 'bind'"
             )
         return [Constant(value, first.span) for value in range(first.value, last.value + 1)]
 
@@ -679,7 +691,7 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
         if token.type == "ROW":
             return Column(None, span)
         if token.type == "STRING":
-            return Column(_unquote(str(token)), span)
+            return Column(unquote(str(token)), span)
         if token.type == "CONSTANT_NAME":
             return Column(None, span, str(token))
         if token.type in ("INTEGER", "FLOAT"):
@@ -790,7 +802,7 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
             number = float(text)
             value = int(number) if number.is_integer() and -(2**63) <= number < 2**63 else number
         elif token.type == "STRING":
-            value = _unquote(text)
+            value = unquote(text)
         else:
             value = text
         return Constant(value, span)
@@ -822,7 +834,7 @@ def _capitalised_types(statement: Statement) -> bool:
 _HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
 
 
-def _unquote(text: str) -> str:
+def unquote(text: str) -> str:
     body = text[1:-1]
     if "\\" not in body:
         return body

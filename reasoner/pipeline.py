@@ -1,13 +1,17 @@
 """The engine as one call: rule files + evidence → ground, encode, solve.
 
 ``run`` returns a ``Run`` with every stage's output, so the command line, the
-lending audit and tests share one path through the pipeline.
+lending audit and tests share one path through the pipeline. ``parse``, ``check``,
+``run`` and ``explain`` are the engine's public functions (``reasoner.__init__``
+re-exports them): rules are rule text (``str``), rule files or directories of them
+(``Path``), or a sequence of these; options are keyword-only.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -16,18 +20,23 @@ import numpy as np
 
 from reasoner.check import CheckedProgram, QueryPattern, check_program, require_weights
 from reasoner.encode import Encoding, encode
-from reasoner.errors import UsageError
+from reasoner.errors import ArgumentError, Option
 from reasoner.evidence import Evidence, MemoryTable, load_evidence, with_soft_evidence
+from reasoner.explain import Proof, explain_atom, find_atom
 from reasoner.ground import TRUE, UNKNOWN, GroundNetwork, ground
-from reasoner.parse import parse_program
+from reasoner.limits import Limits, MemoryWatchdog, watched_memory_limit
+from reasoner.parse import parse_program, parse_text
 from reasoner.soften import broken_hard_formulas, soften
-from reasoner.solve import Solution, solve
-from reasoner.syntax import Span
+from reasoner.solve import Solution, Status, solve
+from reasoner.syntax import Program, Span
 
-__all__ = ["QueryAtom", "Run", "check", "query_atoms", "run"]
+__all__ = ["QueryAtom", "Run", "RuleSource", "check", "explain", "parse", "query_atoms", "run"]
 
 MAX_LISTED_ATOMS = 1_000_000
 DEFAULT_MARGIN_ATOMS = 1_000
+DEFAULT_LIMITS = Limits()
+
+RuleSource = str | Path  # rule text, or a rule file or a directory of *.mln files
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,21 @@ class Run:
     notes: tuple[str, ...] = ()
     margin_predicates: frozenset[str] = frozenset()
 
+    @property
+    def status(self) -> Status:
+        """``optimal``, ``feasible`` (a time limit stopped the solver) or ``unsatisfiable``."""
+        return self.solution.status
+
+    @property
+    def total_cost(self) -> Decimal:
+        """The cost of the MAP world (the sum of the weights of the ground formulas it breaks)."""
+        return self.cost(self.solution.cost)
+
+    @property
+    def values(self) -> dict[str, bool]:
+        """Every query atom's MAP value, by its text (``Cancer(Anna)``)."""
+        return {atom.text: atom.value for atom in self.atoms}
+
     def margin(self, atom: QueryAtom) -> Decimal | None:
         """The atom's margin: 0 in no formula, ``None`` when fixed by evidence or hard formulas."""
         if atom.fixed:
@@ -66,39 +90,71 @@ class Run:
         return Decimal(scaled) / Decimal(self.solution.scale)
 
 
+def parse(rules: RuleSource | Sequence[RuleSource], *, limits: Limits = DEFAULT_LIMITS) -> Program:
+    """Parse rules: rule text (``str``), rule files or directories (``Path``), or a sequence of them."""
+    sources = _sources(rules)
+    texts = [source for source in sources if isinstance(source, str)]
+    if not texts:
+        return parse_program(sources, limits=limits)
+    programs: list[Program] = []
+    number = 0
+    for source in sources:
+        if isinstance(source, Path):
+            programs.append(parse_program([source], limits=limits))
+            continue
+        number += 1
+        name = "<rules>" if len(texts) == 1 else f"<rules {number}>"
+        programs.append(parse_text(source, name, limits=limits))
+    return Program(
+        tuple(statement for program in programs for statement in program.statements),
+        tuple(name for program in programs for name in program.files),
+    )
+
+
 def check(
-    rules: Sequence[str | Path],
-    queries: Sequence[QueryPattern] = (),
-    query_spans: dict[str, Span] | None = None,
+    rules: RuleSource | Sequence[RuleSource],
+    *,
+    queries: Sequence[QueryPattern | str] = (),
+    query_spans: Mapping[str, Span] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> CheckedProgram:
-    return check_program(parse_program(rules), queries, query_spans)
+    """Parse and check rules against the query predicates (``RuleError`` lists every problem)."""
+    return check_program(parse(rules, limits=limits), _patterns(queries), dict(query_spans or {}))
 
 
 def run(
-    rules: Sequence[str | Path],
-    db_files: Sequence[Path] = (),
-    tables: dict[str, Path | MemoryTable] | None = None,
-    queries: Sequence[QueryPattern] = (),
-    query_spans: dict[str, Span] | None = None,
+    rules: RuleSource | Sequence[RuleSource],
+    evidence: str | Path | Sequence[str | Path] = (),
     *,
+    tables: Mapping[str, Path | MemoryTable] | None = None,
+    queries: Sequence[QueryPattern | str] = (),
+    query_spans: Mapping[str, Span] | None = None,
     margins: Sequence[str] | None = None,
     time_limit: float | None = None,
     workers: int = 1,
     explain_atoms: Sequence[str] = (),
+    limits: Limits = DEFAULT_LIMITS,
     program: CheckedProgram | None = None,
     solver: str = "auto",
     hard_weight: Decimal | None = None,
 ) -> Run:
-    """Parse, check, load, ground, encode and solve.
+    """Parse, check, load, ground, encode and solve: the MAP world of the query predicates.
 
-    ``margins``: predicates whose atoms get margins; ``None`` means every query
-    atom when there are at most 1,000 of them, else none. Atoms named in
-    ``explain_atoms`` (text such as ``Smokes(Bob)``) always get one. ``program``:
-    the checked ``rules`` and ``queries`` when the caller has them already (the
-    lending audit checks its rules once for many partitions). ``solver``: the exact
-    backend (``reasoner.solve.BACKENDS``); ``hard_weight``: hard formulas become soft
-    ones of this weight, and ``solution.stats["hard_broken"]`` counts those broken.
+    ``evidence``: Alchemy/Tuffy evidence files (``*.db``, paths); ``tables``: tables by name for the
+    rules' ``bind`` statements; ``queries``: query predicates (names or ``QueryPattern`` s).
+    ``margins``: predicates whose atoms get margins; ``None`` means every query atom when
+    there are at most 1,000 of them, else none. Atoms named in ``explain_atoms`` (text such
+    as ``Smokes(Bob)``) always get one. ``time_limit`` (seconds) stops exact solving with the
+    best world found (status ``feasible``); ``workers`` solver processes never change the
+    result. ``program``: the checked ``rules`` and ``queries`` when the caller has them already
+    (the lending audit checks its rules once for many partitions).
+    ``solver``: the exact backend (``reasoner.solve.BACKENDS``); ``hard_weight``: hard formulas
+    become soft ones of this weight, and ``solution.stats["hard_broken"]`` counts those broken.
     """
+    if time_limit is not None and not time_limit > 0:
+        raise ArgumentError(Option("time_limit"), " must be a positive number of seconds")
+    if workers < 1:
+        raise ArgumentError(Option("workers"), " must be at least 1")
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -108,42 +164,85 @@ def run(
         seconds[stage] = now - clock
         clock = now
 
-    if program is None:
-        program = check(rules, queries, query_spans)
-    if not queries:
-        raise UsageError("no query: name the query predicates with --query P,Q or --query-file FILE")
-    require_weights(program)  # a formula written without a weight (a learning template) cannot be inferred with
-    lap("parse")
-    evidence = load_evidence(program, db_files, tables)
-    program, evidence = with_soft_evidence(program, evidence)  # soft evidence: unit formulas
-    lap("evidence")
-    network = ground(program, evidence)
-    hard_blocks: frozenset[int] = frozenset()
-    if hard_weight is not None:
-        network, hard_blocks = soften(network, hard_weight)
-    lap("ground")
-    encoding = encode(network)
-    lap("encode")
-    atoms, notes = query_atoms(network, program.queries)
-    margin_predicates = _margin_predicates(atoms, margins, program)
-    margin_atoms = [atom.atom_id for atom in atoms if atom.atom_id and atom.text.split("(", 1)[0] in margin_predicates]
-    margin_atoms += _explained_atom_ids(network, explain_atoms)
-    solution = solve(encoding, margin_atoms=margin_atoms, time_limit=time_limit, workers=workers, backend=solver)
-    if hard_weight is not None:
-        solution.stats["hard_broken"] = broken_hard_formulas(network, encoding, hard_blocks, solution.values)
-    lap("solve")
+    patterns = _patterns(queries)
+    with watching(limits):
+        if program is None:
+            program = check(rules, queries=patterns, query_spans=query_spans, limits=limits)
+        if not patterns and not program.queries:
+            raise ArgumentError("no query: name the query predicates with ", Option("queries", "P,Q"))
+        require_weights(program)  # a formula written without a weight (a learning template) cannot be inferred with
+        lap("parse")
+        files = [Path(evidence)] if isinstance(evidence, (str, Path)) else [Path(file) for file in evidence]
+        facts = load_evidence(program, files, dict(tables) if tables is not None else None)
+        program, facts = with_soft_evidence(program, facts)  # soft evidence: unit formulas
+        lap("evidence")
+        network = ground(program, facts, limits=limits)
+        hard_blocks: frozenset[int] = frozenset()
+        if hard_weight is not None:
+            network, hard_blocks = soften(network, hard_weight)
+        lap("ground")
+        encoding = encode(network)
+        lap("encode")
+        found, notes = query_atoms(network, program.queries)
+        margin_predicates = _margin_predicates(found, margins, program)
+        margin_atoms = [atom.atom_id for atom in found if atom.atom_id and _predicate(atom) in margin_predicates]
+        margin_atoms += _explained_atom_ids(network, explain_atoms)
+        solution = solve(encoding, margin_atoms=margin_atoms, time_limit=time_limit, workers=workers, backend=solver)
+        if hard_weight is not None:
+            solution.stats["hard_broken"] = broken_hard_formulas(network, encoding, hard_blocks, solution.values)
+        lap("solve")
     values = solution.values
     atoms = tuple(
         QueryAtom(atom.text, bool(values[atom.atom_id]) if atom.atom_id else atom.value, atom.atom_id, atom.fixed)
-        for atom in atoms
+        for atom in found
     )
-    return Run(program, evidence, network, encoding, solution, atoms, seconds, tuple(notes), frozenset(margin_predicates))
+    return Run(program, facts, network, encoding, solution, atoms, seconds, tuple(notes), frozenset(margin_predicates))
+
+
+def explain(result: Run, atom: str) -> Proof:
+    """Why ``atom`` (text such as ``Cancer(Anna)``) has its value in ``result``'s MAP world:
+    the ground formulas that support and oppose it, with their rules and evidence."""
+    return explain_atom(result.network, result.solution, atom)
+
+
+def _sources(rules: RuleSource | Sequence[RuleSource]) -> list[RuleSource]:
+    sources: list[RuleSource] = [rules] if isinstance(rules, (str, Path)) else list(rules)
+    for source in sources:
+        if not isinstance(source, (str, Path)):
+            raise TypeError(f"rules: expected rule text (str) or a path (Path), got {type(source).__name__}")
+        if isinstance(source, str) and "\n" not in source and source.strip().endswith(".mln"):
+            raise ArgumentError(
+                Option("rules"), f": '{source}' looks like a file name; a str is rule text, a file is a Path"
+            )
+    if not sources:
+        raise ArgumentError(Option("rules"), ": no rules given")
+    return sources
+
+
+def _patterns(queries: Sequence[QueryPattern | str]) -> tuple[QueryPattern, ...]:
+    if isinstance(queries, str):
+        queries = [name.strip() for name in queries.split(",") if name.strip()]
+    return tuple(query if isinstance(query, QueryPattern) else QueryPattern(query) for query in queries)
+
+
+def _predicate(atom: QueryAtom) -> str:
+    return atom.text.split("(", 1)[0]
+
+
+@contextmanager
+def watching(limits: Limits) -> Iterator[None]:
+    """The memory watchdog of ``limits``, unless one already watches as low a limit."""
+    watched = watched_memory_limit()
+    if limits.memory_limit is None or (watched is not None and watched <= limits.memory_limit):
+        yield
+        return
+    with MemoryWatchdog(limits.memory_limit) as watchdog:
+        yield
+    watchdog.check()  # passed, but the thread could not interrupt (not the main thread) or just did
 
 
 def _explained_atom_ids(network: GroundNetwork, texts: Sequence[str]) -> list[int]:
-    from reasoner.explain import find_atom
-
-    ids = []
+    ids: list[int] = []
     for text in texts:
         predicate, key = find_atom(network, text)
         ids.extend(int(i) for i in network.atoms.ids(predicate, np.array([key], dtype=np.int64)) if i)
@@ -156,9 +255,9 @@ def _margin_predicates(atoms: Sequence[QueryAtom], margins: Sequence[str] | None
             return set()
         return {query.predicate for query in program.queries}
     wanted = set(margins)
-    for name in wanted:
+    for name in sorted(wanted):
         if name not in program.predicates:
-            raise UsageError(f"--margins: unknown predicate '{name}'")
+            raise ArgumentError(Option("margins"), f": unknown predicate '{name}'")
     return wanted
 
 
@@ -196,7 +295,7 @@ def query_atoms(network: GroundNetwork, queries: Sequence[QueryPattern]) -> tupl
     return atoms, notes
 
 
-def _unknown_keys(network: GroundNetwork, name: str) -> np.ndarray:
+def _unknown_keys(network: GroundNetwork, name: str) -> np.ndarray[tuple[int], np.dtype[np.int64]]:
     if name not in network.atoms.predicates:
         return np.empty(0, dtype=np.int64)
     return network.atoms.keys[network.atoms.predicates.index(name)]

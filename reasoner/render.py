@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 
-from reasoner.explain import GroundFormulaProof, Proof, ground_formula_citations, render_proof
-from reasoner.explain import decimal_json, decimal_text
+from reasoner.explain import (
+    GroundFormulaProof,
+    Proof,
+    decimal_json,
+    decimal_text,
+    ground_formula_citations,
+    render_proof,
+)
 from reasoner.pipeline import Run
 
 __all__ = ["render_json", "render_text", "unsat_core"]
@@ -23,15 +29,15 @@ def unsat_core(run: Run) -> list[GroundFormulaProof]:
 def _stats(run: Run) -> dict[str, object]:
     network_stats = run.network.stats
     return {
-        "ground_formulas": network_stats["ground_formulas"],
-        "groundings": network_stats["total_groundings"],
-        "violated_by_evidence": network_stats["violated_by_evidence"],
-        "unknown_atoms": network_stats["unknown_atoms"],
+        "ground_formulas": network_stats.ground_formulas,
+        "groundings": network_stats.total_groundings,
+        "violated_by_evidence": network_stats.violated_by_evidence,
+        "unknown_atoms": network_stats.unknown_atoms,
         "clauses": run.encoding.num_clauses,
         "variables": run.encoding.num_vars,
         "components": len(run.encoding.components),
         "largest_component": int(run.encoding.components.sizes().max(initial=0)),
-        "zero_weight_formulas": network_stats["zero_weight_formulas"],
+        "zero_weight_formulas": network_stats.zero_weight_formulas,
         "skipped_rows": dict(run.evidence.skipped),
         "seconds": {stage: round(value, 4) for stage, value in run.seconds.items()},
     }
@@ -39,7 +45,7 @@ def _stats(run: Run) -> dict[str, object]:
 
 def render_json(run: Run, proofs: list[Proof] | None = None, timings: bool = True) -> str:
     solution = run.solution
-    margins = {}
+    margins: dict[str, float | int | str | None] = {}
     for atom in run.atoms:
         if run.has_margin(atom):
             margin = run.margin(atom)
@@ -115,14 +121,14 @@ def render_text(run: Run, proofs: list[Proof] | None = None) -> str:
     else:
         lines.append("")
         width = max((len(atom.text) for atom in run.atoms), default=0)
-        for atom in run.atoms:
+        for query in run.atoms:
             margin = ""
-            if atom.fixed:
+            if query.fixed:
                 margin = "  (evidence)"
-            elif run.has_margin(atom):
-                value = run.margin(atom)
-                margin = "  margin hard" if value is None else f"  margin {decimal_text(value)}"
-            lines.append(f"{atom.text:<{width}}  {'true ' if atom.value else 'false'}{margin}")
+            elif run.has_margin(query):
+                amount = run.margin(query)
+                margin = "  margin hard" if amount is None else f"  margin {decimal_text(amount)}"
+            lines.append(f"{query.text:<{width}}  {'true ' if query.value else 'false'}{margin}")
     for note in run.notes:
         lines.append(f"note: {note}")
     for proof in proofs or []:
@@ -132,5 +138,5 @@ def render_text(run: Run, proofs: list[Proof] | None = None) -> str:
 
 
 def _count(number: object, noun: str) -> str:
-    value = int(number)  # type: ignore[call-overload]
+    value = int(str(number))
     return f"{value:,} {noun}{'' if value == 1 else 's'}"

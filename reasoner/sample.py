@@ -140,14 +140,14 @@ class ExactTable:
     satisfied: np.ndarray
 
     def log_weights(self, weights: np.ndarray) -> np.ndarray:
-        return self.satisfied @ weights
+        return np.asarray(self.satisfied @ weights)
 
     def probabilities(self, weights: np.ndarray) -> np.ndarray:
         """P(world) for each world of the table under soft-clause weights ``weights``."""
         log_weight = self.log_weights(weights)
         log_weight -= log_weight.max()
         weight = np.exp(log_weight)
-        return weight / weight.sum()
+        return np.asarray(weight / weight.sum())
 
     def log_partition(self, weights: np.ndarray) -> float:
         log_weight = self.log_weights(weights)
@@ -174,7 +174,7 @@ def _evaluate(model: ComponentModel, atoms: np.ndarray) -> np.ndarray:
 
 
 def _clause_values(values: np.ndarray, literals: np.ndarray) -> np.ndarray:
-    return (values[:, np.abs(literals) - 1] == (literals > 0)).any(axis=1)
+    return np.asarray((values[:, np.abs(literals) - 1] == (literals > 0)).any(axis=1))
 
 
 def _satisfied(model: ComponentModel, values: np.ndarray, clauses: np.ndarray) -> np.ndarray:
@@ -210,7 +210,7 @@ def exact(model: ComponentModel) -> ExactTable | None:
 def world_values(model: ComponentModel, atoms: np.ndarray) -> np.ndarray:
     """Soft clauses satisfied (as 0/1) by one world of the atoms."""
     values = _evaluate(model, atoms[None, :])
-    return _satisfied(model, values, model.soft)[0].astype(np.float64)
+    return np.asarray(_satisfied(model, values, model.soft)[0], dtype=np.float64)
 
 
 # -- MC-SAT ------------------------------------------------------------------------

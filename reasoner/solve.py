@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from pysat.examples.musx import MUSX
@@ -38,7 +39,9 @@ from reasoner.backends import normalise, solve_highs
 from reasoner.encode import Component, Components, Encoding
 from reasoner.local_search import clause_costs, local_search
 
-__all__ = ["BACKENDS", "Solution", "solve"]
+__all__ = ["BACKENDS", "Solution", "Status", "solve"]
+
+Status = Literal["optimal", "feasible", "unsatisfiable"]  # feasible: a time limit stopped the solver
 
 SOLVER = "g3"
 BATCH_CLAUSES = 20_000
@@ -60,7 +63,7 @@ class Solution:
     the hard (block, row) groundings that evidence alone violates.
     """
 
-    status: str
+    status: Status
     values: np.ndarray
     cost: int
     lower_bound: int
@@ -68,7 +71,7 @@ class Solution:
     margins: dict[int, int | None] = field(default_factory=dict)
     core: tuple[int, ...] = ()
     core_evidence: tuple[tuple[int, int], ...] = ()
-    stats: dict[str, object] = field(default_factory=dict)
+    stats: dict[str, object] = field(default_factory=dict)  # components, largest_component, seconds, backends...
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,7 @@ class _Problem:
 @dataclass(frozen=True, slots=True)
 class _Result:
     index: int
-    status: str  # optimal | feasible | unsatisfiable
+    status: Status
     model: np.ndarray  # bool per local variable (index 0 unused)
     cost: int
     lower_bound: int
@@ -118,7 +121,11 @@ def solve(
     values = np.zeros(encoding.num_vars + 1, dtype=bool)
     if encoding.violated_hard:
         return Solution(
-            "unsatisfiable", values, encoding.fixed_cost, encoding.fixed_cost, encoding.scale,
+            "unsatisfiable",
+            values,
+            encoding.fixed_cost,
+            encoding.fixed_cost,
+            encoding.scale,
             core_evidence=encoding.violated_hard[:10],
             stats={"components": len(encoding.components)},
         )
@@ -143,7 +150,7 @@ def solve(
     cost = encoding.fixed_cost
     bound = encoding.fixed_cost
     margins: dict[int, int | None] = {int(atom): 0 for atom in wanted}
-    statuses = set()
+    statuses: set[Status] = set()
     if len(single):
         outcome = _solve_singletons(components, single, encoding, wanted, values, margins)
         if outcome is None:  # a variable whose hard clauses contradict: the generic path finds the core
@@ -158,7 +165,11 @@ def solve(
         if result.status == "unsatisfiable":
             core = tuple(int(encoding.formula_of[components[problem.index].clauses[c]]) for c in result.core)
             return Solution(
-                "unsatisfiable", values, cost, bound, encoding.scale,
+                "unsatisfiable",
+                values,
+                cost,
+                bound,
+                encoding.scale,
                 core=tuple(sorted(set(core))),
                 stats={"components": len(problems), "seconds": time.perf_counter() - started},
             )
@@ -167,7 +178,7 @@ def solve(
         bound += result.lower_bound
         for local, margin in result.margins:
             margins[int(problem.variables[local - 1])] = margin
-    status = "feasible" if "feasible" in statuses else "optimal"
+    status: Status = "feasible" if "feasible" in statuses else "optimal"
     sizes = [len(problem.variables) for problem in problems]
     stats = {
         "components": len(encoding.components),
@@ -200,7 +211,9 @@ def _solve_singletons(
     variables = components.variables[components.variable_bounds[single]]
     starts, ends = encoding.offsets[clauses], encoding.offsets[clauses + 1]
     lengths = ends - starts
-    positions = np.repeat(starts, lengths) + (np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    positions = np.repeat(starts, lengths) + (
+        np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    )
     literal_clause = np.repeat(np.arange(len(clauses)), lengths)
     positive = np.zeros(len(clauses), dtype=bool)
     negative = np.zeros(len(clauses), dtype=bool)
@@ -243,7 +256,12 @@ def _problem(component: Component, encoding: Encoding, wanted: np.ndarray) -> _P
     auxiliary = np.flatnonzero(component.variables > encoding.num_atoms)
     first_auxiliary = int(auxiliary[0]) + 1 if len(auxiliary) else 0
     return _Problem(
-        component.index, component.variables, offsets, local_literals, encoding.weights[clauses], margin_variables,
+        component.index,
+        component.variables,
+        offsets,
+        local_literals,
+        encoding.weights[clauses],
+        margin_variables,
         first_auxiliary,
     )
 
@@ -324,7 +342,7 @@ def _solve_problem(problem: _Problem, deadline: float | None, backend: str = "au
     hard, soft, weights, hard_index = _clauses(problem)
     large = backend == "highs" or (backend == "auto" and len(problem.weights) > RC2_MAX_CLAUSES)
 
-    def best(forced: list[int] | None) -> tuple[str, np.ndarray, int, int, str]:
+    def best(forced: list[int] | None) -> tuple[Status, np.ndarray, int, int, str]:
         extra = [] if forced is None else [forced]
         if num_vars > 1 and large:
             return (*_large(problem, num_vars, hard + extra, soft, weights, forced, deadline, 0), "highs")
@@ -336,7 +354,7 @@ def _solve_problem(problem: _Problem, deadline: float | None, backend: str = "au
             return status, model, cost, bound, "rc2"
         return (*_large(problem, num_vars, hard + extra, soft, weights, forced, deadline, bound), "highs")
 
-    def settled(answer: tuple[str, np.ndarray, int, int, str]) -> tuple[str, np.ndarray, int, int, str]:
+    def settled(answer: tuple[Status, np.ndarray, int, int, str]) -> tuple[Status, np.ndarray, int, int, str]:
         status, model, cost, bound, used = answer
         if status != "feasible" or not problem.first_auxiliary:
             return answer
@@ -404,7 +422,7 @@ def _large(
     forced: list[int] | None,
     deadline: float | None,
     bound: int,
-) -> tuple[str, np.ndarray, int, int]:
+) -> tuple[Status, np.ndarray, int, int]:
     """A large component: a SAT world (phases from the soft units), improved by MaxWalkSAT,
     handed to HiGHS. With a deadline the best world met is kept; ``bound`` is a lower bound
     already proven (by RC2)."""
@@ -440,7 +458,7 @@ def _large(
 
 def _maxsat(
     num_vars: int, hard: list[list[int]], soft: list[list[int]], weights: list[int], deadline: float | None
-) -> tuple[str, np.ndarray, int, int]:
+) -> tuple[Status, np.ndarray, int, int]:
     """(status, model, cost, lower bound) of one weighted partial MaxSAT problem."""
     if num_vars == 1:
         return _single_variable(hard, soft, weights)
@@ -467,7 +485,7 @@ def _maxsat(
 
 def _single_variable(
     hard: list[list[int]], soft: list[list[int]], weights: list[int]
-) -> tuple[str, np.ndarray, int, int]:
+) -> tuple[Status, np.ndarray, int, int]:
     allowed = {True, False}
     for clause in hard:
         literals = set(clause)  # a clause may repeat its literal: [1, 1]
@@ -489,7 +507,7 @@ def _single_variable(
 
 def _fallback(
     num_vars: int, hard: list[list[int]], soft: list[list[int]], weights: list[int], bound: int
-) -> tuple[str, np.ndarray, int, int]:
+) -> tuple[Status, np.ndarray, int, int]:
     """A world satisfying the hard clauses (SAT, phases from the unit soft clauses), unoptimised."""
     with Solver(name=SOLVER, bootstrap_with=hard) as oracle:
         phases = [clause[0] for clause in soft if len(clause) == 1]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Union
 
 __all__ = [
     "And",
@@ -81,7 +80,7 @@ class Constant:
         return text
 
 
-Term = Union[Variable, Constant]
+Term = Variable | Constant
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +168,7 @@ class Quantified:
         return f"{keyword} {names} {_wrap(self.body)}"
 
 
-Formula = Union[Atom, Comparison, Not, And, Or, Implies, Equivalent, Quantified]
+Formula = Atom | Comparison | Not | And | Or | Implies | Equivalent | Quantified
 
 
 def _wrap(formula: Formula) -> str:
@@ -290,9 +289,7 @@ class DerivedRule:
     span: Span = field(compare=False)
 
 
-Statement = Union[
-    TypeDeclaration, PredicateDeclaration, WeightedFormula, Binding, DerivedRule
-]
+Statement = TypeDeclaration | PredicateDeclaration | WeightedFormula | Binding | DerivedRule
 
 
 @dataclass(frozen=True, slots=True)

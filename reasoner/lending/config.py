@@ -11,7 +11,6 @@ A mistake in the file is reported with its file, line and column and what was ex
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 import tomllib
 from collections.abc import Collection, Iterable
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reasoner.errors import Diagnostic, RuleError, UsageError
+from reasoner.errors import Diagnostic, RuleError, UsageError, closest, did_you_mean
 from reasoner.lending.covariates import Covariates, category_levels
 from reasoner.syntax import Span
 
@@ -31,18 +30,22 @@ __all__ = [
     "CONFIDENCE_LABELS",
     "CONFIG_NAME",
     "NOT_TESTED",
+    "PROXY_FIELDS",
     "STATUS_TIERS",
     "TIERS",
     "UNDERPOWERED",
     "AuditConfig",
     "ColumnMap",
     "Comparison",
+    "ProxySettings",
     "RedliningSettings",
     "check_config_columns",
     "check_covariate_types",
+    "check_proxy_columns",
     "find_config",
     "load_column_map",
     "load_config",
+    "proxy_settings",
     "redlining_settings",
 ]
 
@@ -64,14 +67,53 @@ STATUS_ACTIONS = {  # used when audit.toml's [scoring.actions] does not say
 UNDERPOWERED_ODDS_RATIO = 2.0
 KNOWN_KEYS = frozenset(
     (
-        "comparisons", "similarity", "statistics", "findings", "scoring", "name", "column", "reference", "compared",
-        "columns", "log_columns", "scaling", "blocks", "neighbours", "max_distance", "covariates", "pricing_covariates",
-        "categorical_covariates", "bands", "pricing_categorical_covariates", "pricing_bands", "alternative_odds_ratio",
-        "alternative_pricing_gap", "theory", "comparator_tolerance",
-        "min_group", "majority_minority_percent", "outlier_min_neighbours", "outlier_share", "lender_verdict",
-        "lender_kinds", "application_findings", "tiers", "confidence", "actions", *TIERS, *CONFIDENCE_LABELS,
+        "comparisons",
+        "similarity",
+        "statistics",
+        "findings",
+        "scoring",
+        "name",
+        "column",
+        "reference",
+        "compared",
+        "columns",
+        "log_columns",
+        "scaling",
+        "blocks",
+        "neighbours",
+        "max_distance",
+        "covariates",
+        "pricing_covariates",
+        "categorical_covariates",
+        "bands",
+        "pricing_categorical_covariates",
+        "pricing_bands",
+        "alternative_odds_ratio",
+        "alternative_pricing_gap",
+        "theory",
+        "comparator_tolerance",
+        "min_group",
+        "majority_minority_percent",
+        "outlier_min_neighbours",
+        "outlier_share",
+        "lender_verdict",
+        "lender_kinds",
+        "application_findings",
+        "tiers",
+        "confidence",
+        "actions",
+        *TIERS,
+        *CONFIDENCE_LABELS,
         *REDLINING_KEYS,
-        *STATUS_TIERS, "underpowered_odds_ratio",
+        *STATUS_TIERS,
+        "underpowered_odds_ratio",
+        "proxies",
+        "race_not_available",
+        "pair_threshold",
+        "surname",
+        "first_name",
+        "zip",
+        "address",
     )
 )
 GROUP_COLUMNS = ("race", "ethnicity", "sex", "age", "race_ethnicity", "minority", "minority_sex", "minority_tract")
@@ -99,6 +141,24 @@ class RedliningSettings:
     peer_volume: tuple[float, float] = (0.5, 2.0)
     min_peers: int = 5
     assessment_areas: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """``[proxies]`` of ``audit.toml``: estimate race and ethnicity (BISG/BIFSG) for the rows of a
+    register with a race column whose race is not available (``race_not_available``, off by
+    default; a register without a race column is proxied whenever ``[columns]`` maps a surname);
+    ``pair_threshold``: the probability an estimated applicant's most probable group must reach for
+    matched pairs; ``surname``, ``first_name``, ``zip``, ``address`` (a one-line address ending in its
+    ZIP code, read when there is no ZIP column): the register's columns, for a register read without
+    ``[columns]`` (``[columns]`` may map them instead)."""
+
+    race_not_available: bool = False
+    pair_threshold: float = 0.8
+    surname: str = ""
+    first_name: str = ""
+    zip: str = ""
+    address: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +194,7 @@ class AuditConfig:
     category_levels: tuple[tuple[str, tuple[str, ...]], ...] = ()  # register-wide (``with_levels``)
     comparator_tolerance: tuple[tuple[str, float], ...] = (("cltv", 2.0), ("dti", 2.0), ("income", 0.05))
     redlining: RedliningSettings = RedliningSettings()
+    proxies: ProxySettings = ProxySettings()
 
     def action(self, tier: str, violations: tuple[str, ...] | list[str] = ()) -> str:
         """The tier's action, then each violation's (``violations``: labels of ``lender_kinds``)."""
@@ -186,10 +247,14 @@ def check_config_predicates(config: AuditConfig, declared: Collection[str]) -> N
     for key, name in named:
         if name not in declared:
             text = read_config_text(config.path)
-            close = difflib.get_close_matches(name, sorted(declared), n=1)
-            notes = (f"did you mean '{close[0]}'?",) if close else ()
+            notes = did_you_mean(name, sorted(declared))
             raise config_error(
-                config.path, text, "findings", key, f"[findings] names predicate '{name}', which no rule file declares", notes
+                config.path,
+                text,
+                "findings",
+                key,
+                f"[findings] names predicate '{name}', which no rule file declares",
+                notes,
             )
 
 
@@ -217,9 +282,9 @@ class _Reader:
         self.used.add(key)
         if key not in self.data:
             unknown = [str(name) for name in self.data if str(name) not in KNOWN_KEYS]
-            close = difflib.get_close_matches(key, unknown, n=1)
-            if close:  # a misspelling: point at it
-                raise self.error(close[0], f"unknown key '{close[0]}' in [{self.section}]", (f"did you mean '{key}'?",))
+            misspelt = closest(key, unknown)
+            if misspelt is not None:  # a misspelling: point at it
+                raise self.error(misspelt, f"unknown key '{misspelt}' in [{self.section}]", (f"did you mean '{key}'?",))
             if default is ...:
                 raise self.error(None, f"[{self.section}] has no '{key}'")
             return default
@@ -247,8 +312,7 @@ class _Reader:
     def finish(self) -> None:
         for key in sorted(self.data):
             if key not in self.used:
-                close = difflib.get_close_matches(key, sorted(self.used), n=1)
-                notes = (f"did you mean '{close[0]}'?",) if close else (f"known keys: {', '.join(sorted(self.used))}",)
+                notes = did_you_mean(key, sorted(self.used), otherwise=f"known keys: {', '.join(sorted(self.used))}")
                 raise self.error(key, f"unknown key '{key}' in [{self.section}]", notes)
 
 
@@ -259,8 +323,7 @@ def _tolerance(reader: _Reader) -> tuple[tuple[str, float], ...]:
     tolerance = {"cltv": 2.0, "dti": 2.0, "income": 0.05}
     for key, value in given.items():
         if key not in tolerance:
-            close = difflib.get_close_matches(key, list(tolerance), n=1)
-            notes = (f"did you mean '{close[0]}'?",) if close else ("known keys: cltv, dti, income",)
+            notes = did_you_mean(key, tolerance, otherwise="known keys: cltv, dti, income")
             raise reader.error(key, f"unknown key '{key}' in comparator_tolerance", notes)
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise reader.error(key, f"'comparator_tolerance.{key}' must be a number of at least 0, not {value!r}")
@@ -343,7 +406,9 @@ def load_config(path: Path) -> AuditConfig:
         name = reader.get("name", str)
         column = reader.get("column", str)
         if column not in GROUP_COLUMNS:
-            raise reader.error("column", f"unknown group column '{column}'", (f"expected one of: {', '.join(GROUP_COLUMNS)}",))
+            raise reader.error(
+                "column", f"unknown group column '{column}'", (f"expected one of: {', '.join(GROUP_COLUMNS)}",)
+            )
         theory = reader.get("theory", str, "treatment")
         if theory not in ("treatment", "redlining"):
             raise reader.error("theory", f"unknown theory '{theory}'", ("expected 'treatment' or 'redlining'",))
@@ -365,7 +430,10 @@ def load_config(path: Path) -> AuditConfig:
     tiers_table.finish()
     for (name, low), (next_name, high) in zip(tiers, tiers[1:], strict=False):
         if high > low:
-            raise tiers_table.error(next_name, f"tier cut-offs must not increase from TIER_1 to TIER_4: {next_name} = {high} is above {name} = {low}")
+            raise tiers_table.error(
+                next_name,
+                f"tier cut-offs must not increase from TIER_1 to TIER_4: {next_name} = {high} is above {name} = {low}",
+            )
     confidence_table = _Reader(path, text, scoring.table("confidence"), "scoring.confidence")
     confidence = tuple((label, confidence_table.number(label, 0)) for label in CONFIDENCE_LABELS[:-1])
     confidence_table.finish()
@@ -378,7 +446,9 @@ def load_config(path: Path) -> AuditConfig:
         for predicate, label in lender_kinds
         if predicate in actions_table.data
     )
-    actions_table.used.update(predicate for predicate, _ in lender_kinds)  # optional keys: named in a misspelling's note
+    actions_table.used.update(
+        predicate for predicate, _ in lender_kinds
+    )  # optional keys: named in a misspelling's note
     actions_table.finish()
     underpowered = scoring.number("underpowered_odds_ratio", default=UNDERPOWERED_ODDS_RATIO)
     if underpowered <= 1:
@@ -412,12 +482,31 @@ def load_config(path: Path) -> AuditConfig:
         confidence=confidence,
         actions=actions,
         redlining=redlining_settings(path, text, top),
+        proxies=proxy_settings(path, text, top),
         kind_actions=kind_actions,
         underpowered_odds_ratio=underpowered,
     )
     for reader in (similarity, statistics, findings, scoring, top):
         reader.finish()
     return config
+
+
+def proxy_settings(path: Path, text: str, top: _Reader) -> ProxySettings:
+    """The optional ``[proxies]`` table of ``audit.toml`` (``ProxySettings``; defaults when absent)."""
+    if "proxies" not in top.data:
+        top.used.add("proxies")
+        return ProxySettings()
+    reader = _Reader(path, text, top.table("proxies"), "proxies")
+    settings = ProxySettings(
+        race_not_available=reader.get("race_not_available", bool, False),
+        pair_threshold=reader.number("pair_threshold", 0.5, 1.0, 0.8),
+        surname=reader.get("surname", str, ""),
+        first_name=reader.get("first_name", str, ""),
+        zip=reader.get("zip", str, ""),
+        address=reader.get("address", str, ""),
+    )
+    reader.finish()
+    return settings
 
 
 def redlining_settings(path: Path, text: str, top: _Reader) -> RedliningSettings:
@@ -473,22 +562,50 @@ COLUMN_FIELDS = {
     "rate_spread": "rate_spread",
     "age": "applicant_age",
 }
-COLUMN_REQUIRED = ("lender", "decision", "race", "ethnicity", "sex", "income", "dti", "ltv", "amount")
+COLUMN_REQUIRED = ("lender", "decision", "race", "ethnicity", "sex", "income", "dti", "amount")
+# ltv may be left out for unsecured lending (cards, personal loans): every row then reads 0
+# (``column_map.UNSECURED``), so leave cltv out of the covariates and similarity columns too.
+# Columns the race and ethnicity proxy reads (``reasoner.lending.proxies``); with one of them mapped,
+# race, ethnicity and sex may be absent (a card or auto register reports none of them).
+PROXY_FIELDS = ("surname", "first_name", "zip", "address")
+PROXY_OPTIONAL = ("race", "ethnicity", "sex")
 # What the values of a field may be mapped to: the published values (or decisions)
 COLUMN_TARGETS: dict[str, dict[str, str]] = {
     "decision": {"approved": "1", "denied": "3", "other": "4"},
-    "race": {name: name for name in (
-        "American Indian or Alaska Native", "Asian", "Black or African American",
-        "Native Hawaiian or Other Pacific Islander", "White", "2 or more minority races", "Joint",
-        "Free Form Text Only", "Race Not Available",
-    )},
-    "ethnicity": {name: name for name in (
-        "Hispanic or Latino", "Not Hispanic or Latino", "Joint", "Ethnicity Not Available", "Free Form Text Only",
-    )},
+    "race": {
+        name: name
+        for name in (
+            "American Indian or Alaska Native",
+            "Asian",
+            "Black or African American",
+            "Native Hawaiian or Other Pacific Islander",
+            "White",
+            "2 or more minority races",
+            "Joint",
+            "Free Form Text Only",
+            "Race Not Available",
+        )
+    },
+    "ethnicity": {
+        name: name
+        for name in (
+            "Hispanic or Latino",
+            "Not Hispanic or Latino",
+            "Joint",
+            "Ethnicity Not Available",
+            "Free Form Text Only",
+        )
+    },
     "sex": {name: name for name in ("Male", "Female", "Joint", "Sex Not Available")},
     "product": {"Conventional": "1", "FHA": "2", "VA": "3", "FSA/RHS": "4"},
-    "purpose": {"Home purchase": "1", "Home improvement": "2", "Refinancing": "31", "Cash-out refinancing": "32",
-                "Other purpose": "4", "Not applicable": "5"},
+    "purpose": {
+        "Home purchase": "1",
+        "Home improvement": "2",
+        "Refinancing": "31",
+        "Cash-out refinancing": "32",
+        "Other purpose": "4",
+        "Not applicable": "5",
+    },
     "lien": {"First lien": "1", "Subordinate lien": "2"},
 }
 INCOME_UNITS = {"dollars": 1000.0, "thousands": 1.0}  # divisor to the published thousands
@@ -504,6 +621,11 @@ class ColumnMap:
     columns: tuple[tuple[str, str, str], ...]
     values: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
     income_divisor: float
+    proxy_columns: tuple[tuple[str, str, str], ...] = ()  # (PROXY_FIELDS field, the register's column, where)
+
+    def proxy_column(self, field: str) -> str:
+        """The register's column mapped to a ``PROXY_FIELDS`` field ('' when none is)."""
+        return next((name for mapped, name, _ in self.proxy_columns if mapped == field), "")
 
 
 def load_column_map(path: Path) -> ColumnMap | None:
@@ -523,16 +645,21 @@ def load_column_map(path: Path) -> ColumnMap | None:
     if not isinstance(section, dict):
         raise config_error(path, text, "audit.toml", "columns", "'columns' must be a table ([columns])")
     reader = _Reader(path, text, section, "columns")
-    allowed = [*COLUMN_FIELDS, "income_unit", "values"]
+    allowed = [*COLUMN_FIELDS, *PROXY_FIELDS, "income_unit", "values"]
     for key in section:
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            notes = (f"did you mean '{close[0]}'?",) if close else (f"known keys: {', '.join(allowed)}",)
+            notes = did_you_mean(key, allowed, otherwise=f"known keys: {', '.join(allowed)}")
             raise reader.error(key, f"unknown key '{key}' in [columns]", notes)
     columns = []
+    proxied = any(field in section for field in PROXY_FIELDS)
+    proxy_columns = []
+    for field in PROXY_FIELDS:
+        if field in section:
+            line, _ = _locate(text, "columns", field)
+            proxy_columns.append((field, reader.get(field, str), f"{path.name}:{line}"))
     for field in COLUMN_FIELDS:
         if field not in section:
-            if field in COLUMN_REQUIRED:
+            if field in COLUMN_REQUIRED and not (proxied and field in PROXY_OPTIONAL):
                 notes = (f"the audit needs: {', '.join(COLUMN_REQUIRED)}",)
                 raise reader.error(None, f"[columns] has no '{field}'", notes)
             continue
@@ -548,8 +675,7 @@ def load_column_map(path: Path) -> ColumnMap | None:
     mapped = {field for field, _, _ in columns}
     for field in sorted(values_table):
         if field not in COLUMN_TARGETS:
-            close = difflib.get_close_matches(field, list(COLUMN_TARGETS), n=1)
-            notes = (f"did you mean '{close[0]}'?",) if close else (f"fields with values: {', '.join(COLUMN_TARGETS)}",)
+            notes = did_you_mean(field, COLUMN_TARGETS, otherwise=f"fields with values: {', '.join(COLUMN_TARGETS)}")
             raise _header_error(path, text, f"columns.values.{field}", f"no values can be mapped for '{field}'", notes)
         if field not in mapped:
             message = f"values for '{field}', but [columns] maps no column to it"
@@ -558,9 +684,8 @@ def load_column_map(path: Path) -> ColumnMap | None:
         pairs: dict[str, str] = {}
         for target in sorted(table.data):
             if target not in COLUMN_TARGETS[field]:
-                close = difflib.get_close_matches(target, list(COLUMN_TARGETS[field]), n=1)
                 known = ", ".join(COLUMN_TARGETS[field])
-                notes = (f"did you mean '{close[0]}'?",) if close else (f"expected one of: {known}",)
+                notes = did_you_mean(target, COLUMN_TARGETS[field], otherwise=f"expected one of: {known}")
                 raise table.error(target, f"unknown {field} '{target}'", notes)
             for value in table.strings(target):
                 if value in pairs:
@@ -569,9 +694,14 @@ def load_column_map(path: Path) -> ColumnMap | None:
                 pairs[value] = target
         values.append((field, tuple((value, COLUMN_TARGETS[field][target]) for value, target in pairs.items())))
     if "decision" not in dict(values):
-        raise config_error(path, text, "columns", "decision", "[columns.values.decision] must list the register's "
-                           "values for approved, denied and other decisions")
-    return ColumnMap(path, tuple(columns), tuple(values), INCOME_UNITS[unit])
+        raise config_error(
+            path,
+            text,
+            "columns",
+            "decision",
+            "[columns.values.decision] must list the register's values for approved, denied and other decisions",
+        )
+    return ColumnMap(path, tuple(columns), tuple(values), INCOME_UNITS[unit], tuple(proxy_columns))
 
 
 def _header_error(path: Path, text: str, header: str, message: str, notes: tuple[str, ...] = ()) -> RuleError:
@@ -584,6 +714,30 @@ def _header_error(path: Path, text: str, header: str, message: str, notes: tuple
     return RuleError([Diagnostic(span, message, notes=notes)])
 
 
+def check_proxy_columns(config: AuditConfig, available: Iterable[str]) -> None:
+    """A ``RuleError`` at its line in ``[proxies]`` when a surname, first-name or ZIP column named there
+    is not a column of the register (``available``), with a did-you-mean."""
+    known = sorted(set(available))
+    settings = config.proxies
+    named = (
+        ("surname", settings.surname),
+        ("first_name", settings.first_name),
+        ("zip", settings.zip),
+        ("address", settings.address),
+    )
+    for key, name in named:
+        if name and name not in known:
+            notes = did_you_mean(name, known, cutoff=0.75)
+            raise config_error(
+                config.path,
+                read_config_text(config.path),
+                "proxies",
+                key,
+                f"the register has no column '{name}' ({key} of [proxies])",
+                notes,
+            )
+
+
 def check_config_columns(config: AuditConfig, available: Iterable[str]) -> None:
     """A ``RuleError`` at the line and column of a similarity, block or covariate column of
     ``audit.toml`` that the cleaned register does not have (``available``), with a did-you-mean."""
@@ -592,9 +746,7 @@ def check_config_columns(config: AuditConfig, available: Iterable[str]) -> None:
         for name in names:
             if name in known:
                 continue
-            close = difflib.get_close_matches(name, known, n=1)
-            listed = "columns of the cleaned register: " + ", ".join(known)
-            notes = (f"did you mean '{close[0]}'?",) if close else (listed,)
+            notes = did_you_mean(name, known, otherwise="columns of the cleaned register: " + ", ".join(known))
             raise _column_error(config, section, key, name, f"unknown column '{name}' in '{key}' of [{section}]", notes)
 
 
@@ -652,4 +804,3 @@ def _column_error(
     column = bare.start() + 1 if bare else column  # a key of an inline table: bands = { dti = [...] }
     span = Span(str(config.path), line, column, line, column + len(name), source_line)
     return RuleError([Diagnostic(span, message, notes=notes)])
-

@@ -10,7 +10,6 @@ Nothing is written here; ``outputs.write_model_outputs`` writes the directory.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reasoner.errors import EvidenceError, UsageError
+from reasoner.errors import EvidenceError, UsageError, closest
 from reasoner.evidence import file_sha256, read_table
 from reasoner.model.load import Model, load_model
 from reasoner.model.metrics import flip_rates, flips, group_metrics
@@ -123,8 +122,8 @@ def audit_model(
     frame = _read_data(data)
     missing = [name for name in protected if name not in frame.columns]
     if missing:
-        close = difflib.get_close_matches(missing[0], [str(c) for c in frame.columns], n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        close = closest(missing[0], [str(c) for c in frame.columns])
+        hint = f"; did you mean '{close}'?" if close else ""
         raise UsageError(f"--protected: the data {data} has no column {', '.join(map(repr, missing))}{hint}")
     if reweigh and outcome is None:
         raise UsageError("--reweigh needs --outcome COLUMN: the weights balance the outcome across groups")

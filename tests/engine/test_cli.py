@@ -267,7 +267,10 @@ def test_bad_input_exits_2_with_a_message_and_no_traceback(name: str, runs: Runs
     ("name", "message"),
     [
         ("bad: missing file", "error: missing.mln: no such file or directory\n"),
-        ("bad: a table and no query", "error: no query: name the query predicates with --query P,Q or --query-file FILE\n"),
+        (
+            "bad: a table and no query",
+            "error: no query: name the query predicates with --query P,Q or --query-file FILE\n",
+        ),
         ("bad: --table without =", "error: --table friends: expected NAME=PATH\n"),
         ("bad: --query name", "error: --query: 'Can cer' is not a predicate name\n"),
         ("bad: --workers 0", "error: --workers must be at least 1\n"),

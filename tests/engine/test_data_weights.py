@@ -50,7 +50,9 @@ values = st.decimals(min_value=-3, max_value=3, places=2, allow_nan=False, allow
     link=values.filter(lambda v: v != 0),
     prior=values.filter(lambda v: v != 0),
 )
-def test_data_weights_equal_one_formula_per_value(rows: list[tuple[str, Decimal]], link: Decimal, prior: Decimal, tmp_path: Path) -> None:
+def test_data_weights_equal_one_formula_per_value(
+    rows: list[tuple[str, Decimal]], link: Decimal, prior: Decimal, tmp_path: Path
+) -> None:
     tail = TAIL.format(link=link, prior=prior)
     binding = "bind Strength(lei, llr) from s\n"
     weighted = _run(tmp_path / "weighted", DECLARATIONS + binding + "w: Strength(l, w) => Flagged(l)\n" + tail, rows)
@@ -78,19 +80,30 @@ def test_weight_variable_must_be_free_in_the_formula(tmp_path: Path) -> None:
 
 
 def test_a_weight_that_is_not_a_number_names_the_formula(tmp_path: Path) -> None:
-    rules = "Label(lender, word)\nFlagged(lender)\nReviewed(lender)\nbind Label(lei, llr) from s\nw: Label(l, w) => Flagged(l)\n"
+    rules = (
+        "Label(lender, word)\nFlagged(lender)\nReviewed(lender)\nbind Label(lei, llr) from s\n"
+        "w: Label(l, w) => Flagged(l)\n"
+    )
     directory = tmp_path
     (directory / "p.mln").write_text(rules)
     (directory / "s.csv").write_text("lei,llr\nA,high\n")
-    with pytest.raises(EvidenceError, match=r"p.mln:5:1: the weight variable 'w' is bound to high, which is not a number"):
+    with pytest.raises(
+        EvidenceError, match=r"p.mln:5:1: the weight variable 'w' is bound to high, which is not a number"
+    ):
         run([directory / "p.mln"], tables={"s": directory / "s.csv"}, queries=(QueryPattern("Flagged"),))
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (0.123456, Decimal("0.1235")), (2, Decimal("2.0000")), (-1.00005, Decimal("-1.0000")),
-        (float("nan"), None), ("x", None), (True, None), (1e30, None), (-1e15, None),
+        (0.123456, Decimal("0.1235")),
+        (2, Decimal("2.0000")),
+        (-1.00005, Decimal("-1.0000")),
+        (float("nan"), None),
+        ("x", None),
+        (True, None),
+        (1e30, None),
+        (-1e15, None),
     ],
 )
 def test_data_weight_rounds_to_four_places(value: object, expected: Decimal | None) -> None:
@@ -102,5 +115,5 @@ def test_positive_data_weights_ground_no_negated_formula(tmp_path: Path) -> None
     rules = DECLARATIONS + "bind Strength(lei, llr) from s\nw: Strength(l, w) => Flagged(l)\n"
     result = _run(tmp_path, rules, rows)
     # one grounding per row that the evidence leaves open (60), not lenders x weights
-    assert result.network.stats["ground_formulas"] == 60
-    assert result.network.stats["total_groundings"] == 60 * 7
+    assert result.network.stats.ground_formulas == 60
+    assert result.network.stats.total_groundings == 60 * 7

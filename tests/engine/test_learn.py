@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from reasoner.cli import main
-from reasoner.errors import UsageError
+from reasoner.errors import ArgumentError
 from reasoner.learn import learn_weights, write_learned
 from tests.engine.test_properties import COMMON, BruteForce, Program, atom_text, programs
 
@@ -135,10 +135,10 @@ def test_learn_command_writes_the_rules_and_reports(tmp_path: Path, capsys: pyte
     assert main(["learn", str(rules), str(evidence), str(truth), "-o", str(out)]) == 2  # exists: --force
 
 
-def test_nothing_to_learn_is_a_usage_error(tmp_path: Path) -> None:
+def test_nothing_to_learn_is_an_argument_error(tmp_path: Path) -> None:
     rules, evidence, truth = smokers_data(tmp_path, 10, (-0.5, 1.5), seed=3)
     rules.write_text("Person(person)\nSmokes(person)\nCancer(person)\nPerson(x) => Smokes(x).\n", encoding="utf-8")
-    with pytest.raises(UsageError, match="no formula to learn"):
+    with pytest.raises(ArgumentError, match="no formula to learn"):
         learn_weights([rules], [evidence], truth)
 
 
@@ -156,5 +156,5 @@ def test_an_unweighted_template_gets_its_learned_weight_written_before_it(tmp_pa
 def test_per_constant_weights_are_refused_with_their_position(tmp_path: Path) -> None:
     rules, evidence, truth = smokers_data(tmp_path, 10, (-0.5, 1.5), seed=3)
     rules.write_text(SMOKERS.replace("0 Smokes(x)", "0 Smokes(+x)"), encoding="utf-8")
-    with pytest.raises(UsageError, match=r"smokers.mln:7:1: per-constant weights \('\+x'\) are not learned yet"):
+    with pytest.raises(ArgumentError, match=r"smokers.mln:7:1: per-constant weights \('\+x'\) are not learned yet"):
         learn_weights([rules], [evidence], truth)

@@ -486,8 +486,18 @@ def test_deep_nesting_is_an_error_not_a_crash() -> None:
 
 
 def test_overlong_line_is_an_error() -> None:
-    message = parse_error("1 P(x) " + "^ P(x) " * 20_000 + "\n")
-    assert "error: line is" in message and "the limit is" in message
+    message = parse_error("1 P(x) " + "^ P(x) " * 200_000 + "\n")
+    assert "error: line is" in message and "the limit is 1,000,000" in message
+    assert len(message) < 500  # the line's neighbourhood, not the line
+
+
+def test_an_error_on_a_huge_line_shows_only_its_neighbourhood() -> None:
+    constants = ", ".join(f"C{i}" for i in range(20_000))
+    message = parse_error(f"person = {{{constants}, @}}\n")
+    first, source, caret = message.splitlines()[:3]
+    assert first.startswith("rules.mln:1:") and "'@'" in first
+    assert len(source) < 120 and source.rstrip().endswith("C19999, @}")
+    assert source.index("@") == caret.index("^")  # the caret stays under the token
 
 
 # -- printing and re-parsing -------------------------------------------------------

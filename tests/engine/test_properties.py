@@ -513,7 +513,7 @@ def run_program(program: Program, directory: Path, **options: Any) -> Run:
     db.write_text(program.db_text(), encoding="utf-8")
     queries = [QueryPattern(name) for name, p in program.predicates.items() if p.role == "query"]
     margins = None if program.margins is None else list(program.margins)
-    return run(rules=[rules], db_files=[db], queries=queries, margins=margins, **options)
+    return run([rules], [db], queries=queries, margins=margins, **options)
 
 
 def describe(program: Program) -> str:
@@ -643,8 +643,8 @@ def test_grounding_without_sql_gives_the_sql_groundings(program: Program, tmp_pa
 
 def test_grounding_limit_reads_the_same_without_sql(tmp_path: Path) -> None:
     """A formula over its grounding limit is refused with the same message by both paths."""
-    from reasoner import limits
     from reasoner.errors import LimitError
+    from reasoner.limits import Limits
 
     rules = tmp_path / "wide.mln"
     rules.write_text(
@@ -652,18 +652,13 @@ def test_grounding_limit_reads_the_same_without_sql(tmp_path: Path) -> None:
         "1 (Q(x) ^ R(x) ^ Q(A)) v (R(x) ^ Q(B) ^ R(C)) v (Q(x) ^ R(D) ^ Q(C)) v (R(x) ^ Q(D) ^ R(E))\n",
         encoding="utf-8",
     )
-    before = limits.current()
     messages = []
-    try:
-        limits.configure(max_groundings=3)
-        for scan in (ground_module._scan_clause, lambda *args: None):
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(ground_module, "_scan_clause", scan)
-                with pytest.raises(LimitError) as raised:
-                    run([rules], (), {}, [QueryPattern("Q")])
-                messages.append(str(raised.value))
-    finally:
-        limits._current = before
+    for scan in (ground_module._scan_clause, lambda *args: None):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ground_module, "_scan_clause", scan)
+            with pytest.raises(LimitError) as raised:
+                run([rules], queries=[QueryPattern("Q")], limits=Limits(max_groundings=3))
+            messages.append(str(raised.value))
     assert messages[0] == messages[1] and "formula has 5 groundings" in messages[0]
 
 
@@ -675,7 +670,7 @@ def test_no_duckdb_thread_is_forked(tmp_path: Path) -> None:
     rules.write_text("t = {A, B}\nE(t, t)\nF(t)\n1 E(x, y) ^ E(y, x) => F(x)\n", encoding="utf-8")
     db = tmp_path / "e.db"
     db.write_text("E(A, B)\nE(B, A)\n", encoding="utf-8")
-    run([rules], [db], {}, [QueryPattern("F")])
+    run([rules], [db], queries=[QueryPattern("F")])
     assert getattr(ground_module._THREAD, "connection", None) is not None  # the join ran in DuckDB
     pid = os.fork()
     if pid == 0:  # the child: no connection inherited
@@ -814,7 +809,7 @@ def test_unused_quantified_variable_is_an_error(tmp_path: Path) -> None:
     rules = tmp_path / "rules.mln"
     rules.write_text("P(t)\nQ(t)\n1 (EXIST y P(x)) => Q(x)\n", encoding="utf-8")
     with pytest.raises(RuleError, match="quantified variable 'y' is not used in the formula"):
-        run(rules=[rules], queries=[QueryPattern("Q")])
+        run([rules], queries=[QueryPattern("Q")])
 
 
 _IMPLICATION = ("imp", ("and", (_atom("P", "x"), ("not", ("cmp", "!=", ("var", "x"), ("const", "A"))))),

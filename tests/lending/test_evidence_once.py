@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from support import REPOSITORY
 
+from reasoner import explain
 from reasoner.check import QueryPattern
 from reasoner.evidence import MemoryTable
-from reasoner.explain import explain
 from reasoner.lending.evidence.interaction import interaction_tests
 from reasoner.lending.evidence.tables import add_group_columns
 from reasoner.lending.outputs.explain_finding import explain_finding
@@ -88,8 +88,9 @@ def _proof(comparisons: tuple[str, ...], atom: str = 'Disparate("B")', **options
         "Disparate", "Overcharged",
     )
     queries = [QueryPattern(name) for name in names]
-    result = run(sorted(RULES.glob("*.mln")), (), _tables(comparisons, **options), queries, explain_atoms=[atom])
-    return explain(result.network, result.solution, atom)
+    tables = _tables(comparisons, **options)
+    result = run(sorted(RULES.glob("*.mln")), tables=tables, queries=queries, explain_atoms=[atom])
+    return explain(result, atom)
 
 
 def test_a_pair_in_three_nested_comparisons_weighs_what_one_comparison_does() -> None:

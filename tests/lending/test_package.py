@@ -12,7 +12,7 @@ import networkx
 import pytest
 from support import REPOSITORY
 
-SUBPACKAGES = ("registers", "evidence", "audit", "outputs", "synthetic")
+SUBPACKAGES = ("registers", "evidence", "audit", "outputs", "proxies", "synthetic")
 
 
 @pytest.mark.parametrize("name", SUBPACKAGES)

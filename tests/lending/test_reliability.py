@@ -24,7 +24,7 @@ import pytest
 from support import REPOSITORY
 
 from reasoner import limits
-from reasoner.errors import EvidenceError, UsageError
+from reasoner.errors import EvidenceError
 from reasoner.lending.audit.run import Audit, audit
 from reasoner.lending.outputs.explain_finding import explanations_jsonl
 from reasoner.lending.outputs.report import render_markdown
@@ -288,9 +288,13 @@ def test_memory_sizes_are_read_with_their_units(text: str, size: int) -> None:
 
 
 @pytest.mark.parametrize("text", ["lots", "4X", "-1G", "10M"])
-def test_unusable_memory_sizes_are_usage_errors(text: str) -> None:
-    with pytest.raises(UsageError, match="--memory-limit"):
+def test_unusable_memory_sizes_are_usage_errors(text: str, reason: Callable[..., object]) -> None:
+    with pytest.raises(ValueError, match=f"^memory_limit {text}: "):  # the command line: '--memory-limit {text}: '
         limits.parse_size(text)
+    smokers = ROOT / "examples" / "smokers"
+    done = reason([smokers / "smokers.mln", smokers / "evidence.db", "-q", "Cancer", f"--memory-limit={text}"])
+    assert done.returncode == 2  # type: ignore[attr-defined]
+    assert done.stderr.startswith(f"error: --memory-limit {text}: ")  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow

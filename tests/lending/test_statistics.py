@@ -377,7 +377,9 @@ def test_pricing_gap_without_covariates_is_a_welch_like_robust_test() -> None:
     assert row["standard_error"] == pytest.approx(robust, rel=1e-8)
     assert row["p_value"] == pytest.approx(2 * stats.t.sf(abs(row["raw_gap"]) / robust, n - 2), rel=1e-8)
     critical = stats.t.ppf(0.975, n - 2)
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((row["raw_gap"] - critical * robust, row["raw_gap"] + critical * robust))
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(
+        (row["raw_gap"] - critical * robust, row["raw_gap"] + critical * robust)
+    )
 
 
 def test_pricing_gap_with_covariates_matches_least_squares() -> None:
@@ -540,7 +542,9 @@ def test_a_product_premium_is_not_a_pricing_disparity_once_product_is_controlled
     frame["loan_type"] = np.where(fha, 2, 1).astype(np.int64)
     naive = pricing_disparity(frame, "race", "White", BLACK, covariates=()).iloc[0]
     assert naive["p_value"] < 1e-10 and naive["adjusted_gap"] > 0.15
-    controlled = pricing_disparity(frame, "race", "White", BLACK, covariates=Covariates(categorical=("loan_type",))).iloc[0]
+    controlled = pricing_disparity(
+        frame, "race", "White", BLACK, covariates=Covariates(categorical=("loan_type",))
+    ).iloc[0]
     assert abs(controlled["adjusted_gap"]) < 0.03 and controlled["p_value"] > 0.05
 
 
@@ -557,7 +561,9 @@ def test_bands_let_an_underwriting_threshold_shift_the_odds_without_losing_the_l
         {"race": np.where(black, BLACK, "White"), "dti": dti, "decision": np.where(denied, "denied", "approved")}
     )
     straight = lender_denial_odds(frame, "race", "White", BLACK, covariates=("dti",)).iloc[0]
-    banded = lender_denial_odds(frame, "race", "White", BLACK, covariates=Covariates(bands=(("dti", (43.0, 50.0)),))).iloc[0]
+    banded = lender_denial_odds(
+        frame, "race", "White", BLACK, covariates=Covariates(bands=(("dti", (43.0, 50.0)),))
+    ).iloc[0]
     assert banded["reason"] == ""
     assert straight["odds_ratio"] > banded["odds_ratio"]
     assert banded["ci_low"] < 1 < banded["ci_high"]

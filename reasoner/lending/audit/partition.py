@@ -38,7 +38,7 @@ from reasoner.lending.audit.score import Findings, score
 from reasoner.lending.config import AuditConfig
 from reasoner.lending.evidence.similar import PairCounts, Scaling
 from reasoner.lending.evidence.tables import PartitionTables, audit_tables
-from reasoner.limits import peak_memory
+from reasoner.limits import current, peak_memory
 from reasoner.pipeline import check, run
 
 __all__ = ["CITED_TABLES", "REPORT_TABLES", "EngineSummary", "PartitionResult", "PartitionTask", "audit_partition"]
@@ -146,9 +146,9 @@ def audit_partition(task: PartitionTask) -> PartitionResult:
     patterns = [QueryPattern(name) for name in queries]
     result = run(
         list(task.rules),
-        (),
-        memory,
-        patterns,
+        tables=memory,
+        queries=patterns,
+        limits=current(),
         program=_checked(task.rules, tuple(queries), _stamps(task.rules)),
         margins=[config.lender_verdict, *(name for name, _ in config.application_findings)],
         workers=1,
@@ -192,7 +192,7 @@ def audit_partition(task: PartitionTask) -> PartitionResult:
 def _checked(rules: tuple[Path, ...], queries: tuple[str, ...], stamps: tuple[tuple[int, int], ...]) -> CheckedProgram:
     """The rules parsed and checked once per process, not once per partition (``stamps``:
     size and modification time of each file, so a long-lived cluster worker sees edits)."""
-    return check(list(rules), [QueryPattern(name) for name in queries])
+    return check(list(rules), queries=[QueryPattern(name) for name in queries], limits=current())
 
 
 def _stamps(rules: tuple[Path, ...]) -> tuple[tuple[int, int], ...]:

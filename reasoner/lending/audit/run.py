@@ -53,9 +53,11 @@ from reasoner.lending.audit.score import Findings
 from reasoner.lending.config import (
     GROUP_COLUMNS,
     AuditConfig,
+    ColumnMap,
     check_config_columns,
     check_config_predicates,
     check_covariate_types,
+    check_proxy_columns,
     find_config,
     load_column_map,
     load_config,
@@ -63,6 +65,7 @@ from reasoner.lending.config import (
 from reasoner.lending.evidence.redlining import redlining_columns
 from reasoner.lending.evidence.similar import PairCounts, Scaling, fit_scaling
 from reasoner.lending.evidence.tables import PAIR_COLUMNS, register_redlining, similarity_spec
+from reasoner.lending.proxies.register import ProxyColumns, ProxyReport, with_proxies
 from reasoner.lending.registers.files import column_names, parquet_rows
 from reasoner.lending.registers.hmda import CLEAN_COLUMNS, read_clean
 from reasoner.lending.registers.values import describe_rows
@@ -202,13 +205,32 @@ def audit(
     check_config_predicates(config, _declared(files))  # a misspelt finding: its line in audit.toml, not the query's
     model_tables, model_source = _model_tables(model_evidence)  # before the work: a wrong directory fails fast
     _check_labels(facts, pairs, [*CITED_TABLES, "pairs", *model_tables])
+    column_map = load_column_map(config_path)
+    proxy_columns = _proxy_columns(config, column_map)
+    all_rows = column_map is not None and "race" not in {field for field, _, _ in column_map.columns}
+    proxied = proxy_columns.any() and (all_rows or config.proxies.race_not_available)
+    if column_map is None:  # [columns] checks its own mapped columns
+        check_proxy_columns(config, column_names(facts))
     with progress.bar(f"reading {facts.name}", parquet_rows(facts) if progress.enabled else None, "rows") as bar:
         extra_numeric, extra_text = _extra_columns(config, facts)
+        extra_text = tuple(dict.fromkeys((*extra_text, *proxy_columns.names())))
         cleaned = read_clean(
-            facts, facts.name, bar.update, column_map=load_column_map(config_path),
-            extra_numeric=extra_numeric, extra_text=extra_text,
+            facts, facts.name, bar.update, column_map=column_map,
+            extra_numeric=extra_numeric, extra_text=extra_text, groups_estimated=proxied,
         )
     frame = cleaned.frame
+    exclusions, notes = dict(cleaned.exclusions), cleaned.provenance_notes()
+    proxy_report: ProxyReport | None = None
+    if proxied:
+        frame, proxy_report = with_proxies(frame, proxy_columns, all_rows=all_rows)
+        exclusions = {reason: int((frame["excluded"] == reason).sum()) for reason in exclusions}
+        # the estimates place them now: drop the note that they are compared by sex only
+        notes = (*(note for note in notes if "compared by sex only" not in note), *proxy_report.notes())
+        if not (frame["excluded"] == "").any():
+            listed = ", ".join(f"{reason} {rows}" for reason, rows in exclusions.items() if rows)
+            raise EvidenceError(f"{facts.name}: no usable rows: {len(frame)} read; excluded: {listed}")
+    elif proxy_columns.any():  # mapped, not used: no output carries a name
+        frame = frame.drop(columns=list(proxy_columns.names()))
     check_config_columns(config, [*frame.columns, *GROUP_COLUMNS])  # a misspelt covariate: its line in audit.toml
     check_covariate_types(config, frame)
     config = config.with_levels(frame)
@@ -216,10 +238,10 @@ def audit(
     register = Register(
         cleaned.rows_read,
         int((frame["excluded"] == "").sum()),
-        dict(cleaned.exclusions),
+        exclusions,
         cleaned.id_column,
         cleaned.absent_columns,
-        cleaned.provenance_notes(),
+        notes,
         cleaned.warnings(),
     )
     lap("read", cleaned.rows_read, "rows")
@@ -284,6 +306,17 @@ def audit(
         options["cluster"] = cluster
     if model_evidence is not None:
         options["model_evidence"] = str(model_evidence)
+    if proxy_report is not None:
+        counts = proxy_report.counts
+        options["proxies"] = {
+            "method": proxy_report.method,
+            "estimated": proxy_report.proxied,
+            "surname_unmatched": counts.surname_unmatched,
+            "first_name_unmatched": counts.first_name_unmatched,
+            "geography_unmatched": counts.geography_unmatched,
+            "no_source": counts.no_source,
+            "pair_threshold": config.proxies.pair_threshold,
+        }
     return Audit(
         files, config, facts, facts_sha256, register, tables, engine, findings, explanations, options, seconds, pairs,
         pairs_sha256, tuple(stages), model_tables if model_evidence is not None else None, model_source,
@@ -293,7 +326,7 @@ def audit(
 
 def _declared(files: Sequence[Path]) -> set[str]:
     """The predicates the rule files declare (parsed only: the partitions check the program)."""
-    program = parse_program(list(files))
+    program = parse_program(list(files), limits=limits.current())
     return {statement.name for statement in program.statements if isinstance(statement, PredicateDeclaration)}
 
 
@@ -309,6 +342,21 @@ def _extra_columns(config: AuditConfig, facts: Path) -> tuple[tuple[str, ...], t
     wanted_numeric = tuple(dict.fromkeys(name for name in numeric if name in present and name not in known))
     wanted_text = tuple(dict.fromkeys(name for name in text if name in present and name not in known and name not in wanted_numeric))
     return wanted_numeric, wanted_text
+
+
+def _proxy_columns(config: AuditConfig, column_map: ColumnMap | None) -> ProxyColumns:
+    """The register's surname, first-name and ZIP columns: from ``[columns]``, else ``[proxies]``."""
+    settings = config.proxies
+
+    def mapped(field: str, fallback: str) -> str:
+        return (column_map.proxy_column(field) if column_map is not None else "") or fallback
+
+    return ProxyColumns(
+        surname=mapped("surname", settings.surname),
+        first_name=mapped("first_name", settings.first_name),
+        zip=mapped("zip", settings.zip),
+        address=mapped("address", settings.address),
+    )
 
 
 def _model_tables(path: Path | None) -> tuple[dict[str, pd.DataFrame], dict[str, str] | None]:

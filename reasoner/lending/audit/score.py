@@ -36,6 +36,7 @@ from reasoner.ground import TRUE, UNKNOWN
 from reasoner.lending.audit.verdicts import VERDICT_COLUMNS, lender_evidence
 from reasoner.lending.config import INSUFFICIENT, NOT_TESTED, STATUS_TIERS, TIERS, UNDERPOWERED, AuditConfig
 from reasoner.lending.evidence.tables import PartitionTables, application_positions
+from reasoner.lending.proxies.groups import ESTIMATED_COLUMNS, has_estimates
 from reasoner.pipeline import Run
 
 __all__ = ["APPLICATION_COLUMNS", "COMPARATORS", "LENDER_COLUMNS", "Findings", "score"]
@@ -214,6 +215,10 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     order = np.lexsort((lender_frame["lei"].to_numpy(), -lender_frame["risk_score"].to_numpy()))
     lender_frame = lender_frame.iloc[order].reset_index(drop=True)
     applications = pd.DataFrame(app_rows, columns=list(APPLICATION_COLUMNS))
+    if has_estimates(frame):  # estimated race and ethnicity: the probabilities, named as estimates
+        where = position.reindex(applications["application_id"].astype(str)).to_numpy(dtype=np.int64)
+        for name in ("race_source", *ESTIMATED_COLUMNS):
+            applications[name] = frame[name].to_numpy()[where]
     applications["comparators"] = pd.Series(
         pd.arrays.ArrowExtensionArray(pa.array(applications["comparators"].tolist(), type=COMPARATORS)),
         index=applications.index,

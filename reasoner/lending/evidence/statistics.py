@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -109,8 +109,14 @@ def lender_denial_odds(
     covariates: Sequence[str] | Covariates = DENIAL_COVARIATES,
     *,
     min_group: int = MIN_GROUP,
+    weights: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Raw denial rates and the adjusted denial odds ratio per lender and compared group.
+
+    ``weights`` (group → a column of ``frame``): each applicant belongs to each group with the
+    weight in that group's column (a probability estimated from surname and geography, or 1 and 0
+    for a reported group) instead of by ``group_column``; see ``weighted_rows``. Applications are
+    then sums of weights (expected counts) and the regression is weighted.
 
     Columns: lei, group, reference_applications, compared_applications,
     reference_denial_rate, compared_denial_rate, model_applications (rows of both groups
@@ -122,6 +128,8 @@ def lender_denial_odds(
     groups = _groups(compared, reference)
     covariates = as_covariates(covariates)
     _require(frame, ("lei", "excluded", "decision", group_column, *covariates.columns), "lender denial odds")
+    if weights is not None:
+        return _weighted_denial_odds(frame, reference, groups, weights, covariates, min_group)
     usable = _usable(frame)
     units = _Units(frame, group_column, reference, groups, usable)
     denied = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
@@ -179,6 +187,80 @@ def lender_denial_odds(
     return table
 
 
+def _weighted_denial_odds(
+    frame: pd.DataFrame,
+    reference: str,
+    groups: tuple[str, ...],
+    weights: Mapping[str, str],
+    covariates: Covariates,
+    min_group: int,
+) -> pd.DataFrame:
+    """``lender_denial_odds`` with probability-weighted group membership (``_WeightedUnits``): the
+    same columns, applications and denials as sums of weights, a weighted logistic regression."""
+    usable = _usable(frame)
+    units = _WeightedUnits(frame, reference, groups, weights, usable)
+    denied = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
+    values, labels = _labelled_covariates(frame, covariates)
+    complete = np.isfinite(values).all(axis=1)
+    count = units.count
+
+    def sums(rows: np.ndarray, unit: np.ndarray, indicator: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, ...]:
+        outcome = denied[rows]
+        return (
+            np.bincount(unit[~indicator], weight[~indicator], count),
+            np.bincount(unit[indicator], weight[indicator], count),
+            np.bincount(unit[~indicator], (weight * outcome)[~indicator], count),
+            np.bincount(unit[indicator], (weight * outcome)[indicator], count),
+        )
+
+    raw_rows, raw_unit, raw_indicator = units.rows(usable)
+    raw_weight = units.weight(raw_rows)
+    assert raw_weight is not None
+    reference_n, compared_n, reference_denials, compared_denials = sums(raw_rows, raw_unit, raw_indicator, raw_weight)
+    rows, unit, indicator = units.rows(usable & complete)
+    weight = units.weight(rows)
+    assert weight is not None
+    model_sums = sums(rows, unit, indicator, weight)
+    model_reference, model_compared, model_reference_denials, model_compared_denials = model_sums
+    tolerance = 1e-9
+    reason = _size_reasons(model_reference, model_compared, min_group, "applications")
+    reason = _first_reason(
+        reason,
+        (model_compared_denials <= tolerance, "separation: no compared applicant denied"),
+        (model_compared_denials >= model_compared - tolerance, "separation: every compared applicant denied"),
+        (model_reference_denials <= tolerance, "separation: no reference applicant denied"),
+        (model_reference_denials >= model_reference - tolerance, "separation: every reference applicant denied"),
+    )
+    fit = reason[unit] == ""
+    fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
+    design = _design(values[rows[fit]], indicator[fit], fit_unit, fitted_units.size)
+    log_odds, variance, status = _logistic(
+        design, denied[rows[fit]].astype(np.float64), fit_unit, fitted_units.size, len(covariates.numeric), weight[fit]
+    )
+    estimate = np.full(count, np.nan)
+    error = np.full(count, np.nan)
+    texts = np.array(["", "separation: coefficients diverge", "did not converge", _COLLINEAR_TEXT])
+    reason[fitted_units] = texts[status]
+    good = fitted_units[status == 0]
+    estimate[good] = log_odds[status == 0]
+    error[good] = np.sqrt(variance[status == 0])
+    table = units.table()
+    table["reference_applications"] = reference_n
+    table["compared_applications"] = compared_n
+    table["reference_denial_rate"] = _ratio(reference_denials, reference_n)
+    table["compared_denial_rate"] = _ratio(compared_denials, compared_n)
+    table["model_applications"] = model_reference + model_compared
+    table["log_odds_ratio"] = estimate
+    table["standard_error"] = error
+    table["odds_ratio"] = np.exp(estimate)
+    table["ci_low"] = np.exp(estimate - Z95 * error)
+    table["ci_high"] = np.exp(estimate + Z95 * error)
+    table["p_value"] = 2 * stats.norm.sf(np.abs(estimate / error))
+    table["not_controlled"] = pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str")
+    table["reason"] = pd.Series(reason, dtype="str")
+    return table
+
+
 def _design(values: np.ndarray, indicator: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
     """Intercept, group indicator and the covariates standardised within each unit."""
     standardised = _standardise(values, unit, count)
@@ -186,16 +268,19 @@ def _design(values: np.ndarray, indicator: np.ndarray, unit: np.ndarray, count: 
 
 
 def _logistic(
-    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, numeric: int = 0
+    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, numeric: int = 0,
+    weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One logistic regression per unit, all at once: the indicator's (column 1) estimate,
     its variance from the observed information, and a status (0 ok, 1 diverged, 2 not
     converged, 3 indicator collinear with the covariates). The ``numeric`` covariates after
-    the indicator are unpenalised; the band and category indicators after them are not."""
+    the indicator are unpenalised; the band and category indicators after them are not.
+    ``weight``: per row, its weight in the likelihood (probability weights; none: 1 each)."""
     penalty = _penalty(design.shape[1], free=2 + numeric)
-    beta, eta, status = _newton(design, outcome, unit, count, penalty)
+    beta, eta, status = _newton(design, outcome, unit, count, penalty, weight)
     fitted = special.expit(eta)
-    unpenalised = _cross(design, fitted * (1 - fitted), unit, count)
+    curvature = fitted * (1 - fitted) if weight is None else weight * fitted * (1 - fitted)
+    unpenalised = _cross(design, curvature, unit, count)
     information = unpenalised + np.diag(penalty)
     left = _partial_variance(information, 1)
     # Collinearity is judged without the penalty, which would hide a group identical to a category.
@@ -217,12 +302,14 @@ def _penalty(width: int, free: int) -> np.ndarray:
 
 
 def _newton(
-    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, penalty: np.ndarray | None = None
+    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, penalty: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Penalised maximum likelihood by Newton's method with step halving, one regression per
     unit: coefficients (units, width), the linear predictor per row, and a status per unit
     (0 converged, 1 diverged, 2 not converged). ``penalty``: per coefficient, the weight of
-    ``-penalty * beta**2 / 2`` added to the log-likelihood (a Gaussian prior; none by default)."""
+    ``-penalty * beta**2 / 2`` added to the log-likelihood (a Gaussian prior; none by default);
+    ``weight``: per row, the weight of its log-likelihood term (none: 1 each)."""
     width = design.shape[1]
     if penalty is None:
         penalty = np.zeros(width)
@@ -233,19 +320,22 @@ def _newton(
     def loglik(coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         eta = np.einsum("ij,ij->i", design, coefficients[unit])
         prior = 0.5 * (coefficients**2) @ penalty
-        return np.bincount(unit, outcome * eta - np.logaddexp(0.0, eta), count) - prior, eta
+        term = outcome * eta - np.logaddexp(0.0, eta)
+        return np.bincount(unit, term if weight is None else weight * term, count) - prior, eta
 
     current, eta = loglik(beta)
     for _ in range(MAX_NEWTON):
         if not active.any():
             break
         fitted = special.expit(eta)
+        residual = outcome - fitted if weight is None else weight * (outcome - fitted)
         gradient = np.column_stack(
-            [np.bincount(unit, design[:, column] * (outcome - fitted), count) for column in range(width)]
+            [np.bincount(unit, design[:, column] * residual, count) for column in range(width)]
         ) - beta * penalty
         # Only the units still moving: each unit's matrices and step are its own, so the others are not needed.
         moving = np.flatnonzero(active)
-        information = _cross(design, fitted * (1 - fitted), unit, count, only=active)[moving] + np.diag(penalty)
+        curvature = fitted * (1 - fitted) if weight is None else weight * fitted * (1 - fitted)
+        information = _cross(design, curvature, unit, count, only=active)[moving] + np.diag(penalty)
         step = np.zeros((count, width))
         step[moving] = np.einsum("uij,uj->ui", np.linalg.pinv(information, hermitian=True), gradient[moving])
         size = np.ones(count)
@@ -449,13 +539,15 @@ def pricing_disparity(
     covariates: Sequence[str] | Covariates = PRICING_COVARIATES,
     *,
     min_group: int = MIN_GROUP,
+    weights: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Raw and adjusted rate-spread gaps (compared - reference) among originated loans.
 
     Columns: lei, group, reference_loans, compared_loans, reference_mean_spread,
     compared_mean_spread, raw_gap, adjusted_gap, standard_error, ci_low, ci_high, p_value,
     reason. Loans are usable rows (``excluded == ''``) with ``action_taken == 1``, a rate
-    spread and every covariate.
+    spread and every covariate. ``weights``: as for ``lender_denial_odds`` (loans are then sums of
+    weights, and the least squares weighted).
     """
     frame = _canonical_order(frame)
     groups = _groups(compared, reference)
@@ -466,19 +558,31 @@ def pricing_disparity(
     values, labels = _labelled_covariates(frame, covariates)
     originated = frame["action_taken"].eq(1).fillna(False).to_numpy(dtype=bool)
     loans = _usable(frame) & originated & np.isfinite(spread) & np.isfinite(values).all(axis=1)
-    units = _Units(frame, group_column, reference, groups, loans)
+    units: _Units = (
+        _Units(frame, group_column, reference, groups, loans) if weights is None
+        else _WeightedUnits(frame, reference, groups, weights, loans)
+    )
     rows, unit, indicator = units.rows(loans)
+    weight = units.weight(rows)
     count = units.count
-    reference_n = np.bincount(unit[~indicator], minlength=count)
-    compared_n = np.bincount(unit[indicator], minlength=count)
-    reference_mean = _ratio(np.bincount(unit[~indicator], spread[rows[~indicator]], count), reference_n)
-    compared_mean = _ratio(np.bincount(unit[indicator], spread[rows[indicator]], count), compared_n)
+    if weight is None:
+        reference_n = np.bincount(unit[~indicator], minlength=count)
+        compared_n = np.bincount(unit[indicator], minlength=count)
+        reference_mean = _ratio(np.bincount(unit[~indicator], spread[rows[~indicator]], count), reference_n)
+        compared_mean = _ratio(np.bincount(unit[indicator], spread[rows[indicator]], count), compared_n)
+    else:
+        reference_n = np.bincount(unit[~indicator], weight[~indicator], count)
+        compared_n = np.bincount(unit[indicator], weight[indicator], count)
+        weighted_spread = spread[rows] * weight
+        reference_mean = _ratio(np.bincount(unit[~indicator], weighted_spread[~indicator], count), reference_n)
+        compared_mean = _ratio(np.bincount(unit[indicator], weighted_spread[indicator], count), compared_n)
     reason = _size_reasons(reference_n, compared_n, min_group, "loans")
 
     fit = reason[unit] == ""
     fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
     gap, error, df, status = _least_squares(
-        spread[rows[fit]], indicator[fit], values[rows[fit]], fit_unit, fitted_units.size, len(covariates.numeric)
+        spread[rows[fit]], indicator[fit], values[rows[fit]], fit_unit, fitted_units.size, len(covariates.numeric),
+        None if weight is None else weight[fit],
     )
     texts = np.array(["", "too few loans for the covariates", _COLLINEAR_TEXT])
     reason[fitted_units] = texts[status]
@@ -516,6 +620,7 @@ def _least_squares(
     unit: np.ndarray,
     count: int,
     numeric: int | None = None,
+    weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per unit, least squares of outcome on intercept + indicator + covariates (centred within
     the unit, so the intercept drops out), the band and category indicators after the first
@@ -523,15 +628,21 @@ def _least_squares(
     are none): the indicator's coefficient, its heteroskedasticity-robust standard error (HC3:
     White's sandwich with each residual divided by one minus its leverage, the variant that
     holds its size in small samples, Long & Ervin 2000), the residual degrees of freedom and a
-    status (0 ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates)."""
+    status (0 ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates).
+    ``weight``: weighted least squares (probability weights; sizes and degrees of freedom are sums
+    of weights, each row's leverage and sandwich term carry its weight)."""
     width = values.shape[1]
     numeric = width if numeric is None else numeric
-    sizes = np.bincount(unit, minlength=count).astype(np.float64)
+    sizes = np.bincount(unit, weight, minlength=count).astype(np.float64)
     design = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count)])
-    safe_sizes = np.maximum(sizes, 1.0)
+    safe_sizes = np.maximum(sizes, 1.0) if weight is None else np.where(sizes > 0, sizes, 1.0)
     columns = np.column_stack([design, outcome])
-    centred = columns - (np.column_stack([np.bincount(unit, c, count) for c in columns.T]) / safe_sizes[:, None])[unit]
-    sums = _cross(centred, np.ones(unit.size), unit, count)  # (units, width + 2, width + 2), outcome last
+    weighted_columns = columns if weight is None else columns * weight[:, None]
+    centred = columns - (
+        np.column_stack([np.bincount(unit, c, count) for c in weighted_columns.T]) / safe_sizes[:, None]
+    )[unit]
+    row_weight = np.ones(unit.size) if weight is None else weight
+    sums = _cross(centred, row_weight, unit, count)  # (units, width + 2, width + 2), outcome last
     penalty = np.zeros(width + 1)
     penalty[1 + numeric :] = RIDGE
     normal = sums[:, :-1, :-1] + np.diag(penalty)
@@ -544,6 +655,9 @@ def _least_squares(
     x = centred[:, :-1]
     residual = centred[:, -1] - np.einsum("ij,ij->i", x, beta[unit])
     leverage = 1.0 / safe_sizes[unit] + np.einsum("ij,ijk,ik->i", x, inverse[unit], x)
+    if weight is not None:
+        leverage = leverage * weight
+        residual = residual * weight
     inflated = residual / np.maximum(1.0 - leverage, 1e-6)  # HC3: each residual over 1 - its leverage
     meat = _cross(x, inflated**2, unit, count)
     variance = np.einsum("ui,uij,uj->u", inverse[:, 0, :], meat, inverse[:, 0, :])
@@ -654,6 +768,10 @@ class _Units:
             parts_indicator += [np.zeros(reference.size, bool), np.ones(compared.size, bool)]
         return np.concatenate(parts_rows), np.concatenate(parts_unit), np.concatenate(parts_indicator)
 
+    def weight(self, rows: np.ndarray) -> np.ndarray | None:
+        """The weight of each row of ``rows`` (as ``rows`` returned them); None: every row weighs 1."""
+        return None
+
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(
             {
@@ -661,6 +779,61 @@ class _Units:
                 "group": pd.Series(np.tile(np.array(self.groups, dtype=object), self.leis.size), dtype="str"),
             }
         )
+
+
+class _WeightedUnits(_Units):
+    """Fit units whose members weigh what the group's weight column says (``weighted_rows``): an
+    applicant whose group is estimated is in the reference rows with its probability of the
+    reference group and in each compared group's rows with its probability of that group; one
+    whose group is reported weighs 1 in its group and 0 elsewhere. Rows of weight 0 are left out."""
+
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        reference: str,
+        groups: tuple[str, ...],
+        weights: Mapping[str, str],
+        usable: np.ndarray,
+    ) -> None:
+        _require(frame, [weights[name] for name in (reference, *groups) if name in weights], "weighted groups")
+
+        def column(name: str) -> np.ndarray:
+            if name not in weights:
+                return np.zeros(len(frame))
+            values: np.ndarray = frame[weights[name]].to_numpy(dtype=np.float64, na_value=np.nan)
+            return np.where(np.isfinite(values), values, 0.0)
+
+        self.reference_weight = column(reference)
+        self.group_weights = [column(name) for name in groups]
+        self.is_reference = self.reference_weight > 0
+        self.group_index = np.full(len(frame), -1, dtype=np.int64)  # unused: rows() reads the weights
+        taking_part = usable & (self.is_reference | np.any([w > 0 for w in self.group_weights], axis=0))
+        lei = frame["lei"].astype("str").to_numpy(dtype=object, na_value=None)
+        known = taking_part & (lei != None)  # noqa: E711 (elementwise)
+        self.leis = np.array(sorted(set(lei[known].tolist())), dtype=object)
+        self.lender = np.full(len(frame), -1, dtype=np.int64)
+        self.lender[known] = np.searchsorted(self.leis, lei[known])
+        self.groups = groups
+        self.count = self.leis.size * len(groups)
+        self._weights: np.ndarray = np.empty(0)
+
+    def rows(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        width = len(self.groups)
+        reference = np.flatnonzero(mask & self.is_reference & (self.lender >= 0))
+        parts_rows, parts_unit, parts_indicator, parts_weight = [], [], [], []
+        for index in range(width):
+            compared = np.flatnonzero(mask & (self.group_weights[index] > 0) & (self.lender >= 0))
+            parts_rows += [reference, compared]
+            parts_unit += [self.lender[reference] * width + index, self.lender[compared] * width + index]
+            parts_indicator += [np.zeros(reference.size, bool), np.ones(compared.size, bool)]
+            parts_weight += [self.reference_weight[reference], self.group_weights[index][compared]]
+        self._weights = np.concatenate(parts_weight)
+        return np.concatenate(parts_rows), np.concatenate(parts_unit), np.concatenate(parts_indicator)
+
+    def weight(self, rows: np.ndarray) -> np.ndarray | None:
+        if rows.size != self._weights.size:
+            raise ValueError("weight() answers for the rows of the last rows() call")
+        return self._weights
 
 
 def _groups(compared: str | Sequence[str], reference: str) -> tuple[str, ...]:

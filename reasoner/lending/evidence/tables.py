@@ -58,6 +58,13 @@ from reasoner.lending.evidence.statistics import (
     matched_pair_test,
     pricing_disparity,
 )
+from reasoner.lending.proxies.groups import (
+    PROXIED_COLUMNS,
+    estimated_rows,
+    group_weights,
+    has_estimates,
+    pairing_frame,
+)
 
 __all__ = [
     "MINORITY_GROUPS",
@@ -124,14 +131,17 @@ def add_group_columns(frame: pd.DataFrame, majority_minority_percent: float) -> 
     white = race == "White"
     race_ethnicity = np.where(hispanic, HISPANIC, np.where(white, None, race))
     race_ethnicity = np.where(white & (ethnicity == "Not Hispanic or Latino"), WHITE, race_ethnicity)
-    minority = np.where(np.isin(race_ethnicity, MINORITY_GROUPS), "Minority", np.where(race_ethnicity == WHITE, WHITE, None))
+    missing = np.array(None, dtype=object)
+    minority = np.where(
+        np.isin(race_ethnicity, MINORITY_GROUPS), "Minority", np.where(race_ethnicity == WHITE, WHITE, missing)
+    )
     sex = frame["sex"].to_numpy(dtype=object, na_value=None)
     binary_sex = np.isin(sex, ("Male", "Female"))
     known = minority != None  # noqa: E711 (elementwise)
-    minority_sex = np.where(known & binary_sex, minority.astype(str) + " " + sex.astype(str), None)
+    minority_sex = np.where(known & binary_sex, minority.astype(str) + " " + sex.astype(str), missing)
     percent = frame["tract_minority_pct"].to_numpy(dtype=np.float64, na_value=np.nan)
     tract = np.where(percent > majority_minority_percent, "majority-minority tract", "other tract")
-    minority_tract = np.where(known & np.isfinite(percent), minority.astype(str) + " / " + tract, None)
+    minority_tract = np.where(known & np.isfinite(percent), minority.astype(str) + " / " + tract, missing)
     for name, values in (
         ("race_ethnicity", race_ethnicity),
         ("minority", minority),
@@ -158,11 +168,15 @@ def audit_tables(
     compare each lender with its MSA peers.
     """
     frame = add_group_columns(cleaned, config.majority_minority_percent)
+    estimated = has_estimates(frame)
+    # Estimated groups: only applicants above the threshold are paired, in a copy the search alone sees.
+    threshold = config.proxies.pair_threshold
+    paired = pairing_frame(frame, threshold, config.majority_minority_percent) if estimated else frame
     counts: dict[str, PairCounts] = {}
     if pairs is None:
         found = []
         for comparison in config.comparisons:
-            part = similar_pairs(frame, similarity_spec(config, comparison), scaling)
+            part = similar_pairs(paired, similarity_spec(config, comparison), scaling)
             counts[comparison.name] = part.attrs["counts"]
             part = part[["a", "b", "distance", "rank", "lei"]].copy()
             part.attrs = {}
@@ -178,12 +192,42 @@ def audit_tables(
     for comparison in config.comparisons:
         column, reference, compared = comparison.column, comparison.reference, comparison.compared
         found_pairs = per_comparison.get(comparison.name, pairs.iloc[:0])
+        weighted, weights = (frame, None)
+        if estimated:
+            weighted, weights = _weighted(frame, comparison, config.majority_minority_percent)
         odds.append(
-            _tag(lender_denial_odds(frame, column, reference, compared, config.denial_model, min_group=config.min_group), comparison)
+            _tag(
+                lender_denial_odds(
+                    weighted,
+                    column,
+                    reference,
+                    compared,
+                    config.denial_model,
+                    min_group=config.min_group,
+                    weights=weights,
+                ),
+                comparison,
+            )
         )
-        matched.append(_tag(matched_pair_test(found_pairs, frame, denial_probability=denial_probability, id_index=id_index), comparison))
+        matched.append(
+            _tag(
+                matched_pair_test(found_pairs, frame, denial_probability=denial_probability, id_index=id_index),
+                comparison,
+            )
+        )
         pricing.append(
-            _tag(pricing_disparity(frame, column, reference, compared, config.pricing_model, min_group=config.min_group), comparison)
+            _tag(
+                pricing_disparity(
+                    weighted,
+                    column,
+                    reference,
+                    compared,
+                    config.pricing_model,
+                    min_group=config.min_group,
+                    weights=weights,
+                ),
+                comparison,
+            )
         )
         outliers.append(
             _tag(
@@ -201,16 +245,24 @@ def audit_tables(
     treatment = [comparison.name for comparison in config.comparisons if comparison.theory == "treatment"]
     denial_odds = with_evidence(denial_odds, "log_odds_ratio", math.log(config.alternative_odds_ratio), treatment)
     denial_odds = with_effects(with_power(denial_odds))
+    matched_pairs = _with_holm(_sorted(pd.concat(matched, ignore_index=True), ["lei", "comparison"]))
+    pricing_table = with_evidence(
+        _with_holm(_sorted(pd.concat(pricing, ignore_index=True), ["lei", "comparison", "group"])),
+        "adjusted_gap",
+        config.alternative_pricing_gap,
+        treatment,
+    )
+    if estimated:
+        denial_odds, matched_pairs, pricing_table = (
+            _with_estimated(table, frame, config) for table in (denial_odds, matched_pairs, pricing_table)
+        )
     return PartitionTables(
         applications=frame,
         lenders=_lenders(frame, denial_odds),
         pairs=pairs,
         denial_odds=denial_odds,
-        matched_pairs=_with_holm(_sorted(pd.concat(matched, ignore_index=True), ["lei", "comparison"])),
-        pricing=with_evidence(
-            _with_holm(_sorted(pd.concat(pricing, ignore_index=True), ["lei", "comparison", "group"])),
-            "adjusted_gap", config.alternative_pricing_gap, treatment,
-        ),
+        matched_pairs=matched_pairs,
+        pricing=pricing_table,
         redlining=register_redlining(frame, config) if redlining is None else redlining.reset_index(drop=True),
         outliers=_sorted(pd.concat(outliers, ignore_index=True), ["lei", "comparison", "application_id"]),
         interactions=interaction_tests(
@@ -224,6 +276,31 @@ def audit_tables(
         reason_mix=reason_mix(frame, config.comparisons),
         contradicted_reasons=contradicted_reasons(frame, config.comparisons),
     )
+
+
+def _weighted(
+    frame: pd.DataFrame, comparison: Comparison, majority_minority_percent: float
+) -> tuple[pd.DataFrame, dict[str, str] | None]:
+    """The frame with one weight column per group of ``comparison`` (``proxies.group_weights``) and
+    their names; the frame itself and None when the comparison uses reported groups only."""
+    groups = (comparison.reference, *comparison.compared)
+    weights = group_weights(frame, comparison.column, groups, majority_minority_percent)
+    if weights is None:
+        return frame, None
+    names = {group: f"weight of {group}" for group in groups}
+    return frame.assign(**{names[group]: values for group, values in weights.items()}), names
+
+
+def _with_estimated(table: pd.DataFrame, frame: pd.DataFrame, config: AuditConfig) -> pd.DataFrame:
+    """``groups_estimated``: 1 on a lender's rows of a comparison whose groups rest partly on
+    estimated race and ethnicity (the lender has applicants with estimates, and the comparison is
+    by race or ethnicity), else 0. Only registers with estimates have the column."""
+    with_estimates = set(frame.loc[estimated_rows(frame), "lei"].astype(str))
+    proxied = {comparison.name for comparison in config.comparisons if comparison.column in PROXIED_COLUMNS}
+    flags = table["lei"].astype(str).isin(with_estimates) & table["comparison"].isin(proxied)
+    table = table.copy()
+    table.insert(table.columns.get_loc("reason"), "groups_estimated", flags.astype(np.int64).to_numpy())
+    return table
 
 
 def register_redlining(frame: pd.DataFrame, config: AuditConfig) -> pd.DataFrame:

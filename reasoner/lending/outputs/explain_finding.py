@@ -43,6 +43,20 @@ from reasoner.lending.outputs.explanation_file import EXPLANATIONS, Found, every
 
 __all__ = ["explain_finding", "explanation_json", "explanations_jsonl"]
 
+# Race and ethnicity estimated (BISG/BIFSG, ``reasoner.lending.proxies``): said in words a lawyer can repeat.
+ESTIMATED_LABELS = {
+    "white": "White non-Hispanic", "black": "Black", "hispanic": "Hispanic", "api": "Asian or Pacific Islander",
+    "aian": "American Indian or Alaska Native", "multiracial": "multiracial",
+}
+ESTIMATED_NOTE = (
+    " (race and ethnicity estimated, not reported: counts are sums of each applicant's estimated probability "
+    "of the group, and the model weighs applicants by them)"
+)
+PAIRS_ESTIMATED_NOTE = (
+    " (race and ethnicity estimated, not reported: only applicants whose most probable group reaches the "
+    "audit's threshold are paired)"
+)
+
 Record = dict[str, Any]
 
 LENDERS = "lenders.parquet"
@@ -322,6 +336,15 @@ def _application_facts(record: Record, facts: str, context: Context) -> list[str
     if not rows:
         return [f"The application is row {record.get('row')} of {facts} {cite}."]
     row = rows[0]
+    source = str(row.get("race_source") or "")
+    if source.startswith("estimated"):  # never stated as a fact: the probabilities, named as estimates
+        shares = ", ".join(
+            f"{label} {_percent(row.get(f'estimated_{race}'))}" for race, label in ESTIMATED_LABELS.items()
+        )
+        return [
+            f"The application was {row.get('decision')}; the applicant's race and ethnicity were not reported: "
+            f"{source} (BISG/BIFSG), the estimated probabilities are {shares}; sex {row.get('sex')} {cite}."
+        ]
     applicant = f"{row.get('race_ethnicity')}, {row.get('sex')}"
     return [f"The application was {row.get('decision')}; the applicant is {applicant} {cite}."]
 
@@ -611,6 +634,8 @@ def _denial_row(row: Record, context: Context) -> str:
         f"{_percent(row.get('reference_denial_rate'))} of "
         f"{_count(row.get('reference_applications'), reference + ' application')}"
     )
+    if row.get("groups_estimated"):
+        raw += ESTIMATED_NOTE
     if row.get("reason") or _missing(row.get("odds_ratio")):
         return f"{name}: not tested ({row.get('reason') or 'no estimate'}); {raw}"
     text = (
@@ -652,6 +677,8 @@ def _pairs_row(row: Record, context: Context) -> str:
         f"{_number(row.get('reference_favoured'))}, only the {compared} applicant approved "
         f"{_number(row.get('compared_favoured'))}"
     )
+    if row.get("groups_estimated"):
+        counts += PAIRS_ESTIMATED_NOTE
     if row.get("reason") or _missing(row.get("p_value")):
         return f"{name}: not tested ({row.get('reason') or 'no discordant pair'}); {counts}"
     ratio = _number(row.get("discordant_ratio"), 2)
@@ -672,6 +699,8 @@ def _pricing_row(row: Record, context: Context) -> str:
         f"{_count(row.get('compared_loans'), compared + ' loan')}, "
         f"{_number(row.get('reference_mean_spread'))} over {_count(row.get('reference_loans'), reference + ' loan')}"
     )
+    if row.get("groups_estimated"):
+        means += ESTIMATED_NOTE
     if row.get("reason") or _missing(row.get("adjusted_gap")):
         return f"{name}: not tested ({row.get('reason') or 'no estimate'}); {means}"
     interval = f"{_signed(row.get('ci_low'))} to {_signed(row.get('ci_high'))}"

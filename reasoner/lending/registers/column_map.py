@@ -7,7 +7,9 @@ an error naming the column and rows; other unlisted values are kept as they are,
 already using the published values or codes needs no table), income divided into thousands
 (``income_unit``). Product, purpose and lien default to one code each when not mapped: the
 register is then one product, as an examiner's focal point is (audit auto and card lending as
-separate files).
+separate files). A register that reports no race, ethnicity or sex (``[columns]`` maps a surname or
+ZIP code for the race and ethnicity proxy instead) reads as 'Race Not Available', 'Ethnicity Not
+Available' and 'Sex Not Available'. Unsecured lending (no ``ltv`` mapped) reads a loan-to-value of 0.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from reasoner.lending.registers.values import describe_bad, factorize_column
 __all__ = ["mapped_columns", "mapped_register", "require_mapped_columns"]
 
 ONE_PRODUCT = {"loan_type": "1", "loan_purpose": "1", "lien_status": "1"}
+UNSECURED = {"combined_loan_to_value_ratio": "0"}  # no ltv mapped: unsecured lending (cards, personal loans)
+NOT_REPORTED = {
+    "derived_race": "Race Not Available",
+    "derived_ethnicity": "Ethnicity Not Available",
+    "derived_sex": "Sex Not Available",
+}
 
 
 def mapped_columns(column_map: ColumnMap) -> tuple[str, ...]:
@@ -32,7 +40,8 @@ def mapped_columns(column_map: ColumnMap) -> tuple[str, ...]:
 def require_mapped_columns(names: list[str], column_map: ColumnMap, source: str) -> None:
     """An ``EvidenceError`` naming each mapped column the register lacks, by its mapped name."""
     present = set(names)
-    missing = [(field, name, where) for field, name, where in column_map.columns if name not in present]
+    mapped = (*column_map.columns, *column_map.proxy_columns)
+    missing = [(field, name, where) for field, name, where in mapped if name not in present]
     if missing:
         listed = ", ".join(f"'{name}' (mapped to {field} in {where})" for field, name, where in missing)
         plural = "s" if len(missing) > 1 else ""
@@ -50,7 +59,7 @@ def mapped_register(raw: pd.DataFrame, column_map: ColumnMap, source: str) -> pd
         if field == "income":
             column = _income(column, column_map.income_divisor)
         out[COLUMN_FIELDS[field]] = column
-    for target, code in ONE_PRODUCT.items():
+    for target, code in (ONE_PRODUCT | NOT_REPORTED | UNSECURED).items():
         out.setdefault(target, pd.Series(code, index=raw.index, dtype="str"))
     return pd.DataFrame(out, index=raw.index)
 

@@ -86,7 +86,6 @@ documented code, an undocumented code, an empty LEI, and empty or duplicate appl
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +96,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reasoner.errors import EvidenceError
+from reasoner.errors import EvidenceError, closest
 from reasoner.lending.config import ColumnMap
 from reasoner.lending.registers import files
 from reasoner.lending.registers.column_map import mapped_columns, mapped_register, require_mapped_columns
@@ -310,6 +309,7 @@ def read_clean(
     column_map: ColumnMap | None = None,
     extra_numeric: tuple[str, ...] = (),
     extra_text: tuple[str, ...] = (),
+    groups_estimated: bool = False,
 ) -> CleanedHMDA:
     """``clean_hmda(read_hmda(path, INPUT_COLUMNS), source_name)``, read and cleaned piece by piece
     (``files.read_hmda_batches``) so that only the cleaned columns of the whole register and one
@@ -320,7 +320,11 @@ def read_clean(
     ``extra_numeric`` and ``extra_text``: columns of the register that are no HMDA field (a
     bank's credit score, its AUS result) kept in the cleaned frame under their own names, as
     numbers (missing: NaN; anything else that is not a number is an ``EvidenceError`` naming
-    the column and rows) or as text (missing: null)."""
+    the column and rows) or as text (missing: null).
+
+    ``groups_estimated``: race and ethnicity will be estimated (``reasoner.lending.proxies``), so rows
+    excluded as 'no group known' do not count against the check that some row is usable: the
+    caller checks once the estimates are in."""
     parts: list[CleanedHMDA] = []
     first = 1
     layout = register_format(path)
@@ -352,14 +356,14 @@ def read_clean(
             parts.append(cleaned(raw, first_row=first, whole=False))
             first += len(raw)
             del raw
-        return _with_provenance(_combined(parts, source_name), layout, column_map)
+        return _with_provenance(_combined(parts, source_name, groups_estimated), layout, column_map)
     except EvidenceError as error:
         error.__traceback__ = None  # frees the refused piece before the input is read again
         rows = parquet_rows(path)
         if rows is None or rows <= files.BATCH_ROWS:
             raise  # the register was one piece: the message is exact
         del parts
-    return _with_provenance(cleaned(read_hmda(path, columns)), layout, column_map)
+    return _with_provenance(cleaned(read_hmda(path, columns), whole=not groups_estimated), layout, column_map)
 
 
 def _extra_number(values: pd.Series, name: str, source: str, first_row: int) -> np.ndarray:
@@ -405,11 +409,12 @@ def _has_derived_groups(path: Path, layout: RegisterFormat | None) -> bool:
     return {normalize_name(name) for name in names} >= set(DERIVED_GROUPS)
 
 
-def _combined(parts: list[CleanedHMDA], source_name: str) -> CleanedHMDA:
-    """Consecutive pieces of a register as one (a repeated id or no usable row → ``EvidenceError``)."""
+def _combined(parts: list[CleanedHMDA], source_name: str, groups_estimated: bool = False) -> CleanedHMDA:
+    """Consecutive pieces of a register as one (a repeated id or no usable row → ``EvidenceError``;
+    ``groups_estimated``: rows with no group known may yet become usable)."""
     if len(parts) == 1:
         only = parts[0]
-        _check_usable(only.exclusions, only.rows_read, str(source_name))
+        _check_usable(only.exclusions, only.rows_read, str(source_name), groups_estimated)
         return only
     frame = pd.concat([part.frame for part in parts], ignore_index=True)
     parts_ids = {part.id_column for part in parts}
@@ -417,7 +422,7 @@ def _combined(parts: list[CleanedHMDA], source_name: str) -> CleanedHMDA:
         raise EvidenceError(f"{source_name}: duplicate application ids")  # re-cleaned whole for the message
     exclusions = {reason: sum(part.exclusions[reason] for part in parts) for reason in parts[0].exclusions}
     count = sum(part.rows_read for part in parts)
-    _check_usable(exclusions, count, str(source_name))
+    _check_usable(exclusions, count, str(source_name), groups_estimated)
     first = parts[0]
     return CleanedHMDA(
         frame,
@@ -430,8 +435,9 @@ def _combined(parts: list[CleanedHMDA], source_name: str) -> CleanedHMDA:
     )
 
 
-def _check_usable(exclusions: dict[str, int], count: int, source: str) -> None:
-    if sum(exclusions.values()) == count:
+def _check_usable(exclusions: dict[str, int], count: int, source: str, groups_estimated: bool = False) -> None:
+    excluded = sum(rows for reason, rows in exclusions.items() if not (groups_estimated and reason == "no group known"))
+    if excluded == count:
         listed = ", ".join(f"{reason} {rows}" for reason, rows in exclusions.items() if rows)
         raise EvidenceError(f"{source}: no usable rows: {count} read; excluded: {listed}")
 
@@ -565,8 +571,8 @@ def _resolve_columns(raw: pd.DataFrame, source: str) -> tuple[dict[str, Hashable
         unknown = {normalize_name(label): label for name, label in by_name.items() if name not in KNOWN_NAMES}
         parts = []
         for name in missing:
-            close = difflib.get_close_matches(name, list(unknown), n=1, cutoff=0.75)
-            parts.append(f"'{name}'" + (f" (did you mean '{unknown[close[0]]}'?)" if close else ""))
+            close = closest(name, unknown, cutoff=0.75)
+            parts.append(f"'{name}'" + (f" (did you mean '{unknown[close]}'?)" if close else ""))
         note = (
             ""
             if any(name in KNOWN_NAMES for name in by_name)

@@ -77,6 +77,7 @@ import pyarrow as pa
 
 from reasoner.errors import UsageError
 from reasoner.lending.registers.fields import PUBLISHED_COLUMNS
+from reasoner.lending.synthetic.names import NAME_COLUMNS, draw_names
 from reasoner.lending.synthetic.publish import AGES, dti_as_read, publish_register
 
 __all__ = ["CHUNK", "KINDS", "REDLINING_APPLICATION_FACTOR", "TARGETS", "synthesize", "write_synth"]
@@ -137,22 +138,37 @@ class World:
 
 
 def synthesize(
-    num_applications: int, num_lenders: int, seed: int, *, simple: bool = False
+    num_applications: int, num_lenders: int, seed: int, *, simple: bool = False, names: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A published-format register of ``num_applications`` rows and the truth per lender
-    (``simple``: the generator without confounds, as before they were added)."""
+    (``simple``: the generator without confounds, as before they were added; ``names``: with the
+    columns of ``names.NAME_COLUMNS`` after the published ones)."""
     world, chunks = _plan(num_applications, num_lenders, seed, simple=simple)
     records = [_draw(world, size, rng) for size, rng in chunks]
     merged = {name: np.concatenate([record[name] for record in records]) for name in records[0]} if records else {}
     raw = _publish(world, merged, num_applications)
+    if names:
+        drawn = [
+            _names(world, record, rng) for record, rng in zip(records, _name_rngs(seed, len(records)), strict=True)
+        ]
+        for column in NAME_COLUMNS:
+            values = np.concatenate([part[column] for part in drawn]) if drawn else np.array([], dtype=object)
+            raw[column] = pd.Categorical(values)
     counts = np.bincount(merged["lender"], minlength=num_lenders) if records else np.zeros(num_lenders, int)
     return raw, _truth(world, counts)
 
 
 def write_synth(
-    out_path: str | Path, num_applications: int, num_lenders: int, seed: int, *, simple: bool = False
+    out_path: str | Path,
+    num_applications: int,
+    num_lenders: int,
+    seed: int,
+    *,
+    simple: bool = False,
+    names: bool = False,
 ) -> Path:
-    """Write the register (parquet for ``.parquet``/``.pq``, else CSV) and ``<stem>.truth.csv``."""
+    """Write the register (parquet for ``.parquet``/``.pq``, else CSV) and ``<stem>.truth.csv``
+    (``names``: with surnames, first names and ZIP codes, ``names.draw_names``)."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -165,22 +181,44 @@ def write_synth(
     parquet = out.suffix.lower() in (".parquet", ".pq")
     world, chunks = _plan(num_applications, num_lenders, seed, simple=simple)
     counts = np.zeros(num_lenders, dtype=np.int64)
-    schema = pa.schema([(name, pa.dictionary(pa.int32(), pa.string())) for name in PUBLISHED_COLUMNS])
+    columns = (*PUBLISHED_COLUMNS, *(NAME_COLUMNS if names else ()))
+    schema = pa.schema([(name, pa.dictionary(pa.int32(), pa.string())) for name in columns])
+    name_rngs = _name_rngs(seed, len(chunks)) if names else []
     with out.open("wb") as handle:
         writer: pq.ParquetWriter | pacsv.CSVWriter
         if parquet:
             writer = pq.ParquetWriter(handle, schema, compression="zstd")
         else:
-            handle.write((",".join(PUBLISHED_COLUMNS) + "\n").encode())
+            handle.write((",".join(columns) + "\n").encode())
             options = pacsv.WriteOptions(include_header=False, quoting_style="none")
             writer = pacsv.CSVWriter(handle, schema, write_options=options)
         with writer:
-            for size, rng in chunks or [(0, np.random.default_rng(seed))]:
+            for index, (size, rng) in enumerate(chunks or [(0, np.random.default_rng(seed))]):
                 record = _draw(world, size, rng)
                 counts += np.bincount(record["lender"], minlength=num_lenders)
-                writer.write_table(_to_arrow(_publish(world, record, size), schema))
+                published = _publish(world, record, size)
+                if names:
+                    drawn = (
+                        _names(world, record, name_rngs[index])
+                        if size
+                        else {c: np.array([], object) for c in NAME_COLUMNS}
+                    )
+                    published = published.assign(**{c: pd.Categorical(drawn[c]) for c in NAME_COLUMNS})
+                writer.write_table(_to_arrow(published, schema))
     _truth(world, counts).to_csv(out.with_name(f"{out.stem}.truth.csv"), index=False)
     return out
+
+
+def _name_rngs(seed: int, count: int) -> list[np.random.Generator]:
+    """One generator per chunk for the names: a stream of its own (the third child of the seed; the
+    world and the chunks use the first two), so the other columns do not change with ``names``."""
+    names_seed = np.random.SeedSequence(seed).spawn(3)[2]
+    return [np.random.default_rng(child) for child in names_seed.spawn(count)]
+
+
+def _names(world: World, record: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    states = np.array([msa[1] for msa in world.msas], dtype=object)
+    return draw_names(record["group"], states[world.tract_msa[record["tract"]]], rng)
 
 
 def _plan(
