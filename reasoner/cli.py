@@ -6,7 +6,7 @@
     reason check RULES...
     reason synth OUT --applications N --lenders M --seed S [--simple] [--names]
     reason evaluate OUT TRUTH
-    reason explain OUT APPLICATION_ID|LEI
+    reason explain OUT APPLICATION_ID|LEI     [--format jsonl]; reason explain OUT --all --format jsonl
     reason audit-model MODEL --data TABLE --protected COLUMNS -o OUT   audit a credit model
     reason verify OUT [--key PUB]             re-check the output digests (and signature) of manifest.json
     reason RULES... EVIDENCE... --query P,Q --marginals [--samples N --burn-in N --seed S]
@@ -380,7 +380,12 @@ def _evaluate_parser() -> argparse.ArgumentParser:
 def _explain_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="reason explain", description="Print the derivation of one finding of an audit in prose.")
     parser.add_argument("out", type=Path, metavar="OUT", help="an audit output directory")
-    parser.add_argument("id", metavar="APPLICATION_ID|LEI")
+    parser.add_argument("id", metavar="APPLICATION_ID|LEI", nargs="?")
+    parser.add_argument("--all", action="store_true", help="every finding's record (with --format jsonl)")
+    parser.add_argument(
+        "--format", choices=("text", "jsonl"), default="text",
+        help="text: the derivation in prose (default); jsonl: the explanation records as JSON lines",
+    )
     parser.add_argument("--debug", action="store_true")
     return parser
 
@@ -748,7 +753,7 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
     for tier, count in lenders["risk_tier"].value_counts().sort_index().items():
         print(f"  {tier:<22} {count:,}")
     print(
-        f"outputs in {out}/ (report.html, report.md, lenders.parquet, applications.parquet, explanations.jsonl, "
+        f"outputs in {out}/ (report.html, report.md, lenders.parquet, applications.parquet, explanations.parquet, "
         "manifest.json)"
     )
     for warning in result.cleaned.warnings:
@@ -789,9 +794,19 @@ def _evaluate(options: argparse.Namespace) -> int:
 
 
 def _explain(options: argparse.Namespace) -> int:
-    from reasoner.lending.outputs.explain_finding import explain_finding
+    from reasoner.lending.outputs.explain_finding import explain_finding, explanation_json, explanations_jsonl
 
-    sys.stdout.write(printable(explain_finding(options.out, options.id), keep="\n") + "\n")  # values escaped
+    if options.all == (options.id is not None):
+        raise UsageError("reason explain: give either an APPLICATION_ID|LEI or --all (with --format jsonl)")
+    if options.all:
+        if options.format != "jsonl":
+            raise UsageError("reason explain: --all prints every record as JSON lines: add --format jsonl")
+        for chunk in explanations_jsonl(options.out):
+            sys.stdout.write(chunk)
+    elif options.format == "jsonl":
+        sys.stdout.write(explanation_json(options.out, options.id))
+    else:
+        sys.stdout.write(printable(explain_finding(options.out, options.id), keep="\n") + "\n")  # values escaped
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ import pytest
 from support import REPOSITORY
 
 from reasoner.lending.config import STATUS_TIERS, TIERS, load_config
+from reasoner.lending.outputs.explain_finding import explanations_jsonl
 
 ROOT = REPOSITORY
 RULES = ROOT / "rules"
@@ -36,7 +37,10 @@ def out(sample_audit: tuple[Path, Path]) -> Path:
 def test_outputs_are_complete_and_described_by_the_manifest(out: Path) -> None:
     names = sorted(path.name for path in out.iterdir())
     assert names == sorted(
-        ["lenders.parquet", "applications.parquet", "explanations.jsonl", "report.md", "report.html", "manifest.json"]
+        [
+            "lenders.parquet", "applications.parquet", "explanations.parquet", "explanations.index.parquet",
+            "report.md", "report.html", "manifest.json",
+        ]
     )
     manifest = json.loads((out / "manifest.json").read_text())
     for name, entry in manifest["outputs"].items():
@@ -76,7 +80,7 @@ def test_application_findings_cite_input_rows_and_comparators(out: Path) -> None
     disparate = applications[applications["finding"] == "disparate treatment"]
     assert (disparate["decision"] == "denied").all()
     assert disparate["comparators"].map(len).gt(0).all()
-    records = [json.loads(line) for line in (out / "explanations.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in "".join(explanations_jsonl(out)).splitlines()]
     kinds = {record["finding"] for record in records}
     assert kinds == {"lender", "application"}
     first = next(record for record in records if record["finding"] == "application")
@@ -105,7 +109,7 @@ def test_a_non_empty_output_directory_is_kept_without_force(out: Path, tmp_path:
 
 
 def test_a_precomputed_pair_table_replaces_the_search(out: Path, tmp_path: Path) -> None:
-    records = [json.loads(line) for line in (out / "explanations.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in "".join(explanations_jsonl(out)).splitlines()]
     first = next(record for record in records if record["finding"] == "application" and record["comparators"])
     pairs = pd.DataFrame(
         [

@@ -4,7 +4,6 @@ in (rules/10-matched-pair.mln, rules/60-intersectional.mln, reasoner/lending/int
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from reasoner.evidence import MemoryTable
 from reasoner.lending.evidence.interaction import interaction_tests
 from reasoner.lending.evidence.tables import add_group_columns
 from reasoner.lending.outputs.explain_finding import explain_finding
+from reasoner.lending.outputs.explanation_file import write_records
 from reasoner.model.evidence import empty_model_evidence
 from reasoner.pipeline import run
 
@@ -206,7 +206,7 @@ def test_explain_states_the_interaction_of_an_intersectional_violation(tmp_path:
         "violation_proofs": {"intersectional disparity": proof},
         "statistics": {"interactions": [row]},
     }
-    (tmp_path / "explanations.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    write_records([record], tmp_path)
     text = explain_finding(tmp_path, LEI)
     assert "race_sex: the odds of denying minority women are 3.2 times what the race effect and" in text
     assert "adjusted over the lender's interactions (Holm)" in text

@@ -26,6 +26,7 @@ from support import REPOSITORY
 from reasoner import limits
 from reasoner.errors import EvidenceError
 from reasoner.lending.audit.run import Audit, audit
+from reasoner.lending.outputs.explain_finding import explanations_jsonl
 from reasoner.lending.outputs.report import render_markdown
 from reasoner.lending.outputs.write import write_outputs
 
@@ -136,7 +137,7 @@ def test_rule_files_copied_under_other_names_give_the_same_outputs_but_for_the_n
             text = text.replace(new, old).replace(Path(new).name, Path(old).name)
         return text.replace("elsewhere", "rules")
 
-    assert back((renamed / "explanations.jsonl").read_text()) == (base / "explanations.jsonl").read_text()
+    assert back("".join(explanations_jsonl(renamed))) == "".join(explanations_jsonl(base))
     # The report lists the rule files by name, sorted: the same names, in another order.
     def listing(text: str) -> tuple[list[str], list[str]]:
         files = [line for line in text.splitlines() if line.startswith("- `") and line.endswith(".mln`")]
@@ -160,7 +161,7 @@ def _without_rows(value: object) -> object:
 
 
 def _findings_without_row_citations(out: Path) -> list[object]:
-    lines = (out / "explanations.jsonl").read_text().splitlines()
+    lines = "".join(explanations_jsonl(out)).splitlines()
     return [_without_rows(json.loads(_ROW_CITATION.sub("INPUT ROW", line))) for line in lines]
 
 
@@ -230,7 +231,7 @@ def copied(sample_audit: tuple[Path, Path], tmp_path: Path) -> Path:
 def test_verify_passes_an_untouched_output(copied: Path, reason: Callable[..., object]) -> None:
     done = reason(["verify", copied])
     assert done.returncode == 0, done.stderr  # type: ignore[attr-defined]
-    assert done.stdout == f"verified 5 files in {copied} against manifest.json\n"  # type: ignore[attr-defined]
+    assert done.stdout == f"verified 6 files in {copied} against manifest.json\n"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -240,8 +241,8 @@ def test_verify_passes_an_untouched_output(copied: Path, reason: Callable[..., o
         (lambda out: (out / "lenders.parquet").unlink(), "lenders.parquet: missing (recorded in manifest.json)"),
         (lambda out: (out / "notes.txt").write_text("mine"), "notes.txt: added after the run"),
         (
-            lambda out: (out / "explanations.jsonl").write_bytes(_one_byte_changed(out / "explanations.jsonl")),
-            "explanations.jsonl: altered after the run",
+            lambda out: (out / "explanations.parquet").write_bytes(_one_byte_changed(out / "explanations.parquet")),
+            "explanations.parquet: altered after the run",
         ),
     ],
     ids=["altered", "missing", "added", "one-byte"],

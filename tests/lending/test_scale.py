@@ -144,7 +144,9 @@ def test_peak_memory_of_main_and_workers_is_recorded_in_the_run_section(tmp_path
     assert all(size > 50 * 2**20 for size in result.peak_memory.values())  # a Python process with pandas
     written: list[int] = []
     write_outputs(result, tmp_path / "out", progress=written.append)
-    lines = (tmp_path / "out" / "explanations.jsonl").read_text(encoding="utf-8").count("\n")
+    from reasoner.lending.outputs.explain_finding import explanations_jsonl
+
+    lines = "".join(explanations_jsonl(tmp_path / "out")).count("\n")
     assert sum(written) == lines == int(result.findings.lenders["flagged"].sum()) + len(result.findings.applications)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
     assert set(manifest["run"]["peak_memory_mb"]) == {"main", "largest worker"}

@@ -1,14 +1,16 @@
-"""Explanations: a partition's findings → JSON lines; every partition's lines → ``explanations.jsonl``.
+"""Explanations: a partition's findings → JSON records; every partition's records → ``explanations.parquet``.
 
-    Findings + PartitionTables of one partition ──render──▶ Rendered (one JSON object a line)
-    Rendered of every partition, spilled to disk ──Explanations.lines──▶ explanations.jsonl
+    Findings + PartitionTables of one partition ──render──▶ Rendered (one JSON object per finding)
+    Rendered of every partition, spilled to disk ──Explanations.batches──▶ explanations.parquet
 
 A partition renders its own findings (in the worker that found them, so the work is spread
 and the proofs never travel or pile up in the main process), citing rows of its own tables:
-"denial_odds row 3", "pairs row 17", "facts.parquet row 5" (its N-th application). Once every
-partition is back, the numbers of the whole register's tables are known (a partition's rows
-of a table come after those of the partitions before it); ``Explanations.lines`` reads each
-partition's lines back from disk and renumbers the citations as it writes them out. Only the
+"denial_odds row 3", "pairs row 17", "facts.parquet row 5" (its N-th application). Its
+application records travel as an Arrow IPC stream compressed with zstd (about a tenth of the
+JSON text) and are spilled to disk as they are. Once every partition is back, the numbers of
+the whole register's tables are known (a partition's rows of a table come after those of the
+partitions before it); ``Explanations.batches`` reads each partition's records back from disk
+and renumbers the citations as they are written out (``outputs.write``). Only the
 ``"source"`` values of proofs and records are citations: a value elsewhere that happens to
 read "X row N" (an application id, say) is left alone, and so is a JSON-escaped quote.
 
@@ -31,7 +33,7 @@ import shutil
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 try:
     import fcntl
@@ -50,23 +53,38 @@ from reasoner.lending.audit.score import Findings
 from reasoner.lending.config import AuditConfig
 from reasoner.lending.evidence.tables import PartitionTables, application_positions
 
-__all__ = ["STATISTIC_TABLES", "Explanations", "Numbering", "Rendered", "json_safe", "render"]
+__all__ = ["STATISTIC_TABLES", "Batch", "Explanations", "Numbering", "Rendered", "json_safe", "render"]
 
 STATISTIC_TABLES = ("denial_odds", "matched_pairs", "pricing", "redlining", "interactions")
 # A citation: the JSON text of a "source" value "LABEL row N" (LABEL as JSON escapes it).
 _CITATION = re.compile(r'"source": "((?:[^"\\]|\\.)*) row ([0-9]+)"')
 
 
+SPILL_BATCH = 8192  # records per record batch of a partition's stream
+
+
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """A partition's explanation records as JSON lines citing its own rows.
+    """A partition's explanation records as JSON texts (one line each, no newline) citing its own rows.
 
-    ``lenders``: flagged lender → its line; ``applications``: the application findings' lines
-    in output order, UTF-8, each ending in a newline.
+    ``lenders``: flagged lender → its record; ``applications``: the application findings in output
+    order as an Arrow IPC stream (columns ``id``, the application id as text, and ``record``),
+    compressed with zstd; empty when there are none.
     """
 
     lenders: dict[str, str]
     applications: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Consecutive explanation records in output order: per record, its kind of finding
+    (``lender`` or ``application``), its id (the LEI or the application id, as text) and its
+    JSON text (one line, no newline)."""
+
+    findings: list[str]
+    ids: list[str]
+    records: list[str]
 
 
 def json_safe(value: Any) -> Any:
@@ -86,7 +104,18 @@ def json_safe(value: Any) -> Any:
 
 
 def _line(record: dict[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, sort_keys=False, allow_nan=False) + "\n"
+    return json.dumps(record, ensure_ascii=False, sort_keys=False, allow_nan=False)
+
+
+def _stream(ids: list[str], records: list[str]) -> bytes:
+    """``ids`` and ``records`` as a zstd-compressed Arrow IPC stream (``Rendered.applications``)."""
+    if not records:
+        return b""
+    table = pa.table({"id": pa.array(ids, pa.large_string()), "record": pa.array(records, pa.large_string())})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
+        writer.write_table(table, max_chunksize=SPILL_BATCH)
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def render(findings: Findings, tables: PartitionTables, config: AuditConfig, facts_label: str) -> Rendered:
@@ -119,10 +148,11 @@ def render(findings: Findings, tables: PartitionTables, config: AuditConfig, fac
         )
     predicates = {label: predicate for predicate, label in config.application_findings}
     position = application_positions(tables.applications)
-    lines = []
+    lines, ids = [], []
     for row in findings.applications.itertuples(index=False):
         proof = findings.proofs[(predicates[row.finding], str(row.application_id))]
         local = int(position[str(row.application_id)]) + 1  # the partition's row, renumbered when gathered
+        ids.append(str(row.application_id))
         lines.append(
             _line(
                 json_safe(
@@ -142,7 +172,7 @@ def render(findings: Findings, tables: PartitionTables, config: AuditConfig, fac
                 )
             )
         )
-    return Rendered(lenders, "".join(lines).encode("utf-8"))
+    return Rendered(lenders, _stream(ids, lines))
 
 
 def _statistics(tables: PartitionTables, leis: set[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
@@ -234,13 +264,15 @@ class Explanations:
         except OSError as error:
             raise _spill_error(Path(tempfile.gettempdir()), error) from None
         self._cleanup = weakref.finalize(self, _release, self.directory, self._lock)
-        self.lenders: dict[str, tuple[int, str]] = {}  # flagged lender → (partition, line)
-        self.spilled: list[int] = []  # partitions whose application lines are on disk
+        self.lenders: dict[str, tuple[int, str]] = {}  # flagged lender → (partition, record)
+        self.spilled: list[int] = []  # partitions whose application records are on disk
         self.numbering: dict[int, Numbering] = {}
 
     def add(self, partition: int, rendered: Rendered) -> None:
         for lei, line in rendered.lenders.items():
             self.lenders[lei] = (partition, line)
+        if not rendered.applications:
+            return
         try:
             self._path(partition).write_bytes(rendered.applications)
         except OSError as error:
@@ -251,26 +283,26 @@ class Explanations:
     def number(self, numbering: dict[int, Numbering]) -> None:
         self.numbering = numbering
 
-    def lines(self, flagged_leis: Sequence[str]) -> Iterator[str]:
-        """explanations.jsonl, in chunks: the flagged lenders in the order given, then the
-        application findings partition after partition."""
-        for lei in flagged_leis:
-            partition, line = self.lenders[lei]
-            yield self.numbering[partition].renumber(line)
+    def batches(self, flagged_leis: Sequence[str]) -> Iterator[Batch]:
+        """Every record with its citations renumbered: the flagged lenders in the order given,
+        then the application findings partition after partition."""
+        if flagged_leis:
+            records = [self.numbering[self.lenders[lei][0]].renumber(self.lenders[lei][1]) for lei in flagged_leis]
+            yield Batch(["lender"] * len(records), [str(lei) for lei in flagged_leis], records)
         for partition in sorted(self.spilled):
-            yield from self._chunks(partition, self.numbering[partition].renumber)
+            renumber = self.numbering[partition].renumber
+            with pa.memory_map(str(self._path(partition))) as source:
+                for batch in pa.ipc.open_stream(source):
+                    records = renumber("\n".join(batch.column(1).to_pylist())).split("\n")
+                    yield Batch(["application"] * len(records), batch.column(0).to_pylist(), records)
 
-    def _chunks(self, partition: int, renumber: Callable[[str], str], size: int = 1 << 24) -> Iterator[str]:
-        with self._path(partition).open("r", encoding="utf-8", newline="") as handle:
-            while True:
-                chunk = handle.read(size)
-                if not chunk:
-                    return
-                rest = "" if chunk.endswith("\n") else handle.readline()  # whole lines only
-                yield renumber(chunk + rest)
+    def lines(self, flagged_leis: Sequence[str]) -> Iterator[str]:
+        """The records as JSON lines (``reason explain OUT --all --format jsonl``), in chunks of whole lines."""
+        for batch in self.batches(flagged_leis):
+            yield "".join(record + "\n" for record in batch.records)
 
     def _path(self, partition: int) -> Path:
-        return self.directory / f"{partition:08d}.jsonl"
+        return self.directory / f"{partition:08d}.arrows"
 
     def close(self) -> None:
         self._cleanup()
@@ -322,7 +354,7 @@ def _release(directory: Path, handle: int) -> None:
 
 def _spill_error(directory: Path, error: OSError) -> LimitError:
     return LimitError(
-        f"cannot keep the explanations in {directory}: {error.strerror or error}; they take about 500 bytes per "
+        f"cannot keep the explanations in {directory}: {error.strerror or error}; they take about 20 bytes per "
         "application: set TMPDIR to a directory with room for them"
     )
 

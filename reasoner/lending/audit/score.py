@@ -143,23 +143,25 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     findings = [(predicate, label, atom) for predicate, label in config.application_findings for atom in _atoms(run, predicate)]
     findings = [item for item in findings if item[2].value]
     comparators = _comparators(tables, {str(atom.constant) for _, _, atom in findings})
+    # The columns' arrays, fetched once: an element of one is what ``frame[name].iat[where]`` gives.
+    column = {name: frame[name].array for name in ("lei", "row", "race_ethnicity", "sex", "decision")}
     for predicate, label, atom in findings:
         app = str(atom.constant)
         where = int(position[app])
         proof = explain_key(network, solution, predicate, atom.key, occurrences)
         proofs[(predicate, app)] = proof
-        lei = str(frame["lei"].iat[where])
+        lei = str(column["lei"][where])
         flagged_apps[lei] = flagged_apps.get(lei, 0) + 1
         rules = sorted({item.location for item in proof.supporting})
         app_rows.append(
             {
                 "application_id": app,
-                "row": int(frame["row"].iat[where]),
+                "row": int(column["row"][where]),
                 "lei": lei,
                 "finding": label,
-                "race_ethnicity": frame["race_ethnicity"].iat[where],
-                "sex": frame["sex"].iat[where],
-                "decision": frame["decision"].iat[where],
+                "race_ethnicity": column["race_ethnicity"][where],
+                "sex": column["sex"][where],
+                "decision": column["decision"][where],
                 "violation_score": _effects(proof, True),
                 "margin": atom.margin,
                 "confidence": _confidence(config, atom.margin, True),

@@ -332,10 +332,12 @@ def _newton(
         gradient = np.column_stack(
             [np.bincount(unit, design[:, column] * residual, count) for column in range(width)]
         ) - beta * penalty
+        # Only the units still moving: each unit's matrices and step are its own, so the others are not needed.
+        moving = np.flatnonzero(active)
         curvature = fitted * (1 - fitted) if weight is None else weight * fitted * (1 - fitted)
-        information = _cross(design, curvature, unit, count) + np.diag(penalty)
-        step = np.einsum("uij,uj->ui", np.linalg.pinv(information, hermitian=True), gradient)
-        step[~active] = 0.0
+        information = _cross(design, curvature, unit, count, only=active)[moving] + np.diag(penalty)
+        step = np.zeros((count, width))
+        step[moving] = np.einsum("uij,uj->ui", np.linalg.pinv(information, hermitian=True), gradient[moving])
         size = np.ones(count)
         for _ in range(MAX_HALVINGS):
             trial = beta + size[:, None] * step
@@ -969,10 +971,12 @@ def one_blas_thread() -> Any:
     return _blas().limit(limits=1, user_api="blas")
 
 
-def _cross(design: np.ndarray, weight: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
+def _cross(
+    design: np.ndarray, weight: np.ndarray, unit: np.ndarray, count: int, only: np.ndarray | None = None
+) -> np.ndarray:
     """Per-unit weighted cross products sum_i w_i x_i x_i' as (units, p, p): one matrix product
     per unit over its rows in their order (a stable sort), so a unit's sums do not depend on
-    the other units."""
+    the other units. ``only`` (a mask of units): the others are left zero."""
     width = design.shape[1]
     result = np.zeros((count, width, width))
     order = np.argsort(unit, kind="stable")
@@ -980,7 +984,8 @@ def _cross(design: np.ndarray, weight: np.ndarray, unit: np.ndarray, count: int)
     rows = design[order]
     weighted = rows * weight[order, None]
     with one_blas_thread():  # one thread: the same kernel, so the same sums, in every process
-        for index in np.flatnonzero(bounds[1:] > bounds[:-1]):
+        present = bounds[1:] > bounds[:-1]
+        for index in np.flatnonzero(present if only is None else present & only):
             start, stop = bounds[index], bounds[index + 1]
             result[index] = weighted[start:stop].T @ rows[start:stop]
     return result

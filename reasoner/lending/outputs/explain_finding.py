@@ -1,7 +1,8 @@
 """``reason explain OUT ID``: the derivation of one audit finding, in prose a reader can check.
 
-``explain_finding(out, identifier)`` looks ``identifier`` up in ``OUT/explanations.jsonl`` (read
-line by line, stopping after the match; see ``outputs.explanation_records``):
+``explain_finding(out, identifier)`` looks ``identifier`` up in ``OUT/explanations.parquet``
+through its index (``outputs.explanation_file``: a few row groups are read, whatever the size of
+the audit):
 
 - an application id: per finding of that application, the finding with its confidence and margin,
   the facts in plain words (its decision and group, its similarly situated comparators, the
@@ -13,7 +14,9 @@ line by line, stopping after the match; see ``outputs.explanation_records``):
 - the LEI of a lender that was not flagged (``OUT/lenders.parquet``): that it was not, with its
   tier, score and confidence.
 
-An unknown id is a ``UsageError`` with the closest known ids. Paths are printed as file names
+An unknown id is a ``UsageError`` with the closest known ids. ``explanation_json(out, identifier)``
+gives the records themselves, as JSON lines (``reason explain OUT ID --format jsonl``), and
+``explanations_jsonl(out)`` every record (``--all``). Paths are printed as file names
 (``10-matched-pair.mln:29``), so the text does not depend on where the audit ran. When the rule
 files and ``audit.toml`` named in ``manifest.json`` are found unchanged (same SHA-256), the text
 also quotes the predicates' declared meanings, the groups of each comparison and the cut-offs of
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import json
 import math
 import re
@@ -32,13 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from reasoner.errors import ReasonerError, UsageError, printable
-from reasoner.evidence import file_sha256
+from reasoner.lending.outputs.explanation_file import EXPLANATIONS, Found, every_id, find, json_lines, rows_where
 
-__all__ = ["explain_finding"]
+__all__ = ["explain_finding", "explanation_json", "explanations_jsonl"]
 
 # Race and ethnicity estimated (BISG/BIFSG, ``reasoner.lending.proxies``): said in words a lawyer can repeat.
 ESTIMATED_LABELS = {
@@ -56,7 +59,6 @@ PAIRS_ESTIMATED_NOTE = (
 
 Record = dict[str, Any]
 
-EXPLANATIONS = "explanations.jsonl"
 LENDERS = "lenders.parquet"
 APPLICATIONS = "applications.parquet"
 MANIFEST = "manifest.json"
@@ -153,7 +155,7 @@ def _unchanged(path: Path, sha256: str, out: Path) -> Path | None:
     candidates = [path] if path.is_absolute() else [path, out.resolve().parent / path]
     for candidate in candidates:
         try:
-            if candidate.is_file() and file_sha256(candidate) == sha256:
+            if candidate.is_file() and _sha256(candidate) == sha256:
                 return candidate
         except OSError:
             continue
@@ -205,20 +207,47 @@ def explain_finding(out: Path, identifier: str) -> str:
     hold; every value from the data is shown with its control characters escaped (``\\n``), so
     that a value is one line of the text."""
     out = Path(out)
-    path = _explanations(out)
     identifier = str(identifier).strip()
-    records = _matching(path, identifier) or _matching(path, identifier, every_line=True)
-    if records and records[0].get("finding") == "lender":
-        return _lender_text(_escaped(records[0]), _escaped(_lender_row(out, identifier)), _context(out))
-    if records:
+    found = _found(out, identifier)
+    if found and found[0].finding == "lender":
+        return _lender_text(_escaped(found[0].record), _escaped(_lender_row(out, identifier)), _context(out))
+    if found:
         context = _context(out)
-        lei = str(records[0].get("lei", ""))
-        lender, row = _escaped(_lender_record(path, lei)), _escaped(_lender_row(out, lei))
-        return "\n\n".join(_application_text(_escaped(record), lender, row, context) for record in records)
+        lei = str(found[0].record.get("lei", ""))
+        lenders = find(out, lei, "lender")
+        lender = _escaped(lenders[0].record) if lenders else None
+        row = _escaped(_lender_row(out, lei))
+        return "\n\n".join(_application_text(_escaped(item.record), lender, row, context) for item in found)
     row = _lender_row(out, identifier)
     if row is not None:
         return _unflagged_text(_escaped(row), _context(out))
-    raise UsageError(_unknown(path, out, identifier))
+    raise UsageError(_unknown(out, identifier))
+
+
+def explanation_json(out: Path, identifier: str) -> str:
+    """The explanation records of ``identifier`` as JSON lines, as the audit wrote them."""
+    out = Path(out)
+    identifier = str(identifier).strip()
+    found = _found(out, identifier)
+    if not found:
+        raise UsageError(_unknown(out, identifier))
+    return "".join(item.text + "\n" for item in found)
+
+
+def explanations_jsonl(out: Path) -> Iterator[str]:
+    """Every explanation record of the audit in ``out`` as JSON lines, in chunks of whole lines."""
+    out = Path(out)
+    _explanations(out)
+    return json_lines(out)
+
+
+def _found(out: Path, identifier: str) -> list[Found]:
+    """The records of ``identifier``: a flagged lender's one record, else the application's (one per kind)."""
+    _explanations(out)
+    found = find(out, identifier)
+    if found and found[0].finding == "lender":
+        return found[:1]
+    return [item for item in found if item.finding == "application"]
 
 
 def _escaped(value: Any) -> Any:
@@ -241,53 +270,6 @@ def _explanations(out: Path) -> Path:
     return path
 
 
-def _identifier(record: Record) -> str:
-    return str(record.get("lei" if record.get("finding") == "lender" else "application_id", ""))
-
-
-def _records(path: Path, needle: str = "", *, every_line: bool = False) -> Iterator[Record]:
-    """The records of ``path`` in order, parsed one line at a time. Lines that cannot hold
-    ``needle`` (neither its JSON text, as the outputs write it, nor itself) are skipped unparsed,
-    unless ``every_line``: callers compare the parsed values."""
-    encoded = json.dumps(needle, ensure_ascii=False)[1:-1]
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip() or not every_line and encoded not in line and needle not in line:
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as error:
-                raise UsageError(f"{path}:{number}: not a JSON record ({error})") from None
-            if isinstance(record, dict):
-                yield record
-
-
-def _matching(path: Path, identifier: str, *, every_line: bool = False) -> list[Record]:
-    """The records of ``identifier``, reading no further than the first record after them.
-
-    A lender has one record; the findings of an application are adjacent (sorted by lender and id).
-    """
-    found: list[Record] = []
-    for record in _records(path, identifier, every_line=every_line):
-        if _identifier(record) == identifier:
-            found.append(record)
-            if record.get("finding") == "lender":  # a lender has one record
-                break
-        elif found:
-            break
-    return found
-
-
-def _lender_record(path: Path, lei: str) -> Record | None:
-    """The record of a flagged lender; lenders come first, so the first application ends the search."""
-    for record in _records(path, lei):
-        if record.get("finding") != "lender":
-            return None
-        if record.get("lei") == lei:
-            return record
-    return None
-
-
 def _lender_row(out: Path, lei: str) -> Record | None:
     rows = _parquet_rows(out / LENDERS, "lei", lei)
     return rows[0] if rows else None
@@ -295,18 +277,12 @@ def _lender_row(out: Path, lei: str) -> Record | None:
 
 def _parquet_rows(path: Path, column: str, value: str) -> list[Record]:
     """The rows of a parquet output whose ``column`` (as text) is ``value``; none if the file is unreadable."""
-    try:
-        table = pq.read_table(path)
-    except (OSError, ValueError):
-        return []
-    if column not in table.column_names:
-        return []
-    rows: list[Record] = table.filter(pc.equal(pc.cast(table[column], "string"), value)).to_pylist()
-    return rows
+    return rows_where(path, column, value)
 
 
-def _unknown(path: Path, out: Path, identifier: str) -> str:
-    known = {_identifier(record) for record in _records(path)}
+def _unknown(out: Path, identifier: str) -> str:
+    path = out / EXPLANATIONS
+    known = set(every_id(out))
     try:
         known.update(str(lei) for lei in pq.read_table(out / LENDERS, columns=["lei"])["lei"].to_pylist())
     except (OSError, ValueError, KeyError):
@@ -1137,3 +1113,9 @@ def _p(value: object) -> str:
     if number == 0:
         return "< 1e-300"
     return f"{number:.2g}" if number >= 1e-4 else f"{number:.1e}"
+
+
+def _sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, in hex (as ``reasoner.evidence.file_sha256``, which would import pandas)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

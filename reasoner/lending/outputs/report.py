@@ -16,7 +16,7 @@ against its volume peers per market, and the adjusted rate-spread gaps. Its evid
 ``report.md``; the recommended action, a function of the tier, is given once per tier. Sections
 are capped at the ``MAX_LENDER_SECTIONS`` highest-risk flagged lenders, the lenders table at
 ``MAX_LENDER_ROWS`` rows and a lender's redlining markets at ``MAX_MSAS`` (the smallest p-values), each with a
-note saying so; ``report.md`` and ``explanations.jsonl`` keep everything.
+note saying so; ``report.md`` and ``explanations.parquet`` (``reason explain OUT ID``) keep everything.
 
 Charts are hand-written SVG rather than matplotlib: four simple chart kinds (points with
 bars, stacked bars, grouped bars, a histogram) take a few hundred lines, and writing the markup
@@ -737,7 +737,8 @@ def render_html(audit: Audit) -> str:
         if len(flagged) > MAX_LENDER_SECTIONS:
             out.append(
                 f'<p class="note">{len(flagged):,} lenders are flagged; the {MAX_LENDER_SECTIONS} with the highest '
-                "risk scores have a section here. report.md and explanations.jsonl cover every flagged lender.</p>"
+                "risk scores have a section here. report.md and explanations.parquet "
+                "(<code>reason explain OUT LEI</code>) cover every flagged lender.</p>"
             )
         by = _ByLender(audit)
         for row in _rows(sectioned):

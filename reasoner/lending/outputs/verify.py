@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reasoner.errors import EvidenceError, UsageError
-from reasoner.evidence import file_sha256
 from reasoner.lending.outputs.signing import SIGNATURE, check_signature, key_fingerprint, load_public_key
 
 __all__ = ["Verification", "render_verification", "verify"]
@@ -66,7 +65,7 @@ def verify(out: Path, *, key: Path | None = None) -> Verification:
         file = out / name
         if not file.is_file():
             missing.append(name)
-        elif file_sha256(file) != recorded[name]:
+        elif _sha256(file) != recorded[name]:
             altered.append(name)
     present = {str(file.relative_to(out)) for file in out.rglob("*") if file.is_file()}
     added = sorted(present - set(recorded) - {MANIFEST, SIGNATURE})
@@ -115,3 +114,9 @@ def render_verification(result: Verification, out: Path) -> str:
             "(the manifest was altered after it was signed, or signed with another key)"
         )
     return "\n".join(lines)
+
+
+def _sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, in hex (as ``reasoner.evidence.file_sha256``, which would import pandas)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -1,7 +1,8 @@
 """``Audit`` → the output directory, written whole or not at all.
 
-Files: ``lenders.parquet``, ``applications.parquet``, ``explanations.jsonl``, ``report.md``,
-``report.html`` and ``manifest.json``. They are written to a temporary directory beside the
+Files: ``lenders.parquet``, ``applications.parquet``, ``explanations.parquet`` with its index
+``explanations.index.parquet`` (``outputs.explanation_file``), ``report.md``, ``report.html`` and
+``manifest.json``. They are written to a temporary directory beside the
 target and moved into place at the end; an existing non-empty target is replaced only with
 ``force``. Every file is byte-identical for the same inputs and options, whatever the number of
 workers, except the manifest's ``run`` section (workers and timings; ``timings=False`` omits it).
@@ -34,6 +35,7 @@ from reasoner.evidence import file_sha256
 from reasoner.explain import decimal_json
 from reasoner.lending.audit.explanations import flagged_in_order, json_safe
 from reasoner.lending.audit.run import Audit
+from reasoner.lending.outputs.explanation_file import EXPLANATIONS, EXPLANATIONS_INDEX, write_explanations
 from reasoner.lending.outputs.signing import SIGNATURE, sign
 
 if TYPE_CHECKING:
@@ -51,7 +53,9 @@ __all__ = [
     "write_parquet",
 ]
 
-OUTPUT_FILES = ("lenders.parquet", "applications.parquet", "explanations.jsonl", "report.md", "report.html")
+OUTPUT_FILES = (
+    "lenders.parquet", "applications.parquet", EXPLANATIONS, EXPLANATIONS_INDEX, "report.md", "report.html"
+)
 HOW_OPTIONS = ("workers", "cluster")  # how the audit ran, not what it computed: in the manifest's run section
 
 
@@ -94,11 +98,7 @@ def _write(
     with staged(out) as staging:
         write_parquet(audit.findings.lenders, staging / "lenders.parquet")
         write_parquet(audit.findings.applications, staging / "applications.parquet")
-        with (staging / "explanations.jsonl").open("w", encoding="utf-8", newline="") as handle:
-            for chunk in explanation_lines(audit):
-                handle.write(chunk)
-                if progress is not None:
-                    progress(chunk.count("\n"))
+        write_explanations(audit.explanations.batches(flagged_in_order(audit.findings.lenders)), staging, progress)
         (staging / "report.md").write_text(render_markdown(audit), encoding="utf-8")
         (staging / "report.html").write_text(render_html(audit), encoding="utf-8")
         record = manifest(audit, {name: file_sha256(staging / name) for name in OUTPUT_FILES}, timings=timings)
@@ -294,14 +294,14 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
 
 
 def explanation_lines(audit: Audit) -> Iterator[str]:
-    """explanations.jsonl in chunks of whole lines: one record per finding, flagged lenders first
-    (by risk, as lenders.parquet), then applications (as applications.parquet); see
-    ``reasoner.lending.audit.explanations``."""
+    """The explanation records as JSON lines, in chunks of whole lines: one record per finding, flagged
+    lenders first (by risk, as lenders.parquet), then applications (as applications.parquet); see
+    ``reasoner.lending.audit.explanations``. ``explanations.parquet`` holds them, one per row."""
     return audit.explanations.lines(flagged_in_order(audit.findings.lenders))
 
 
 def explanation_records(audit: Audit) -> list[dict[str, Any]]:
-    """explanations.jsonl as records (for small audits and tests: holds every record at once)."""
+    """The explanation records, parsed (for small audits and tests: holds every record at once)."""
     return [json.loads(line) for chunk in explanation_lines(audit) for line in chunk.split("\n") if line]
 
 
