@@ -215,8 +215,13 @@ def audit(
         extra_numeric, extra_text = _extra_columns(config, facts)
         extra_text = tuple(dict.fromkeys((*extra_text, *proxy_columns.names())))
         cleaned = read_clean(
-            facts, facts.name, bar.update, column_map=column_map,
-            extra_numeric=extra_numeric, extra_text=extra_text, groups_estimated=proxied,
+            facts,
+            facts.name,
+            bar.update,
+            column_map=column_map,
+            extra_numeric=extra_numeric,
+            extra_text=extra_text,
+            groups_estimated=proxied,
         )
     frame = cleaned.frame
     exclusions, notes = dict(cleaned.exclusions), cleaned.provenance_notes()
@@ -318,8 +323,22 @@ def audit(
             "pair_threshold": config.proxies.pair_threshold,
         }
     return Audit(
-        files, config, facts, facts_sha256, register, tables, engine, findings, explanations, options, seconds, pairs,
-        pairs_sha256, tuple(stages), model_tables if model_evidence is not None else None, model_source,
+        files,
+        config,
+        facts,
+        facts_sha256,
+        register,
+        tables,
+        engine,
+        findings,
+        explanations,
+        options,
+        seconds,
+        pairs,
+        pairs_sha256,
+        tuple(stages),
+        model_tables if model_evidence is not None else None,
+        model_source,
         {"main": limits.peak_memory(), "largest worker": max(result.peak_memory for result in done)},
     )
 
@@ -335,12 +354,18 @@ def _extra_columns(config: AuditConfig, facts: Path) -> tuple[tuple[str, ...], t
     that are no HMDA field (a bank's credit score, its AUS result): (numeric, text) to keep."""
     present = set(column_names(facts))
     known = set(CLEAN_COLUMNS) | set(GROUP_COLUMNS)
-    numeric = (*config.denial_model.numeric, *(name for name, _ in config.denial_model.bands),
-               *config.pricing_model.numeric, *(name for name, _ in config.pricing_model.bands),
-               *config.similarity_columns)
+    numeric = (
+        *config.denial_model.numeric,
+        *(name for name, _ in config.denial_model.bands),
+        *config.pricing_model.numeric,
+        *(name for name, _ in config.pricing_model.bands),
+        *config.similarity_columns,
+    )
     text = (*config.denial_model.categorical, *config.pricing_model.categorical)
     wanted_numeric = tuple(dict.fromkeys(name for name in numeric if name in present and name not in known))
-    wanted_text = tuple(dict.fromkeys(name for name in text if name in present and name not in known and name not in wanted_numeric))
+    wanted_text = tuple(
+        dict.fromkeys(name for name in text if name in present and name not in known and name not in wanted_numeric)
+    )
     return wanted_numeric, wanted_text
 
 

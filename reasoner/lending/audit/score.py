@@ -42,13 +42,35 @@ from reasoner.pipeline import Run
 __all__ = ["APPLICATION_COLUMNS", "COMPARATORS", "LENDER_COLUMNS", "Findings", "score"]
 
 LENDER_COLUMNS = (
-    "lei", "risk_tier", "risk_score", "confidence", "verdict_status", "flagged", "violation_score", "margin",
-    "violations", "flagged_applications", "applications", "usable_applications", "denial_rate", "recommended_action",
+    "lei",
+    "risk_tier",
+    "risk_score",
+    "confidence",
+    "verdict_status",
+    "flagged",
+    "violation_score",
+    "margin",
+    "violations",
+    "flagged_applications",
+    "applications",
+    "usable_applications",
+    "denial_rate",
+    "recommended_action",
     *VERDICT_COLUMNS,
 )
 APPLICATION_COLUMNS = (
-    "application_id", "row", "lei", "finding", "race_ethnicity", "sex", "decision", "violation_score",
-    "margin", "confidence", "rules", "comparators",
+    "application_id",
+    "row",
+    "lei",
+    "finding",
+    "race_ethnicity",
+    "sex",
+    "decision",
+    "violation_score",
+    "margin",
+    "confidence",
+    "rules",
+    "comparators",
 )
 
 
@@ -96,7 +118,9 @@ def _atoms(run: Run, predicate: str) -> list[_Atom]:
     state, _rows = index.lookup(keys)
     ids = network.atoms.ids(predicate, keys)
     found = []
-    for key, constant, value, atom_id in zip(keys.tolist(), constants.tolist(), state.tolist(), ids.tolist(), strict=True):
+    for key, constant, value, atom_id in zip(
+        keys.tolist(), constants.tolist(), state.tolist(), ids.tolist(), strict=True
+    ):
         if value != UNKNOWN:
             truth, margin = value == TRUE, math.inf
         elif not atom_id:
@@ -140,7 +164,9 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     app_rows = []
     frame = tables.applications
     position = application_positions(frame)
-    findings = [(predicate, label, atom) for predicate, label in config.application_findings for atom in _atoms(run, predicate)]
+    findings = [
+        (predicate, label, atom) for predicate, label in config.application_findings for atom in _atoms(run, predicate)
+    ]
     findings = [item for item in findings if item[2].value]
     comparators = _comparators(tables, {str(atom.constant) for _, _, atom in findings})
     # The columns' arrays, fetched once: an element of one is what ``frame[name].iat[where]`` gives.
@@ -173,9 +199,9 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     rows = []
     evidence = lender_evidence(tables.denial_odds, [comparison.name for comparison in config.comparisons])
     for lei in lenders.index.astype(str):
-        atom = verdict.get(lei)
-        flagged = bool(atom.value) if atom else False
-        margin = atom.margin if atom else 0.0
+        found = verdict.get(lei)
+        flagged = bool(found.value) if found else False
+        margin = found.margin if found else 0.0
         signed = margin if flagged else -margin
         risk = 100.0 / (1.0 + math.exp(-signed)) if math.isfinite(signed) else (100.0 if signed > 0 else 0.0)
         risk = round(risk, 2)
@@ -209,8 +235,8 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
                 **evidence.columns(lei, violations),
             }
         )
-        if flagged and atom is not None:
-            proofs[("lender", lei)] = explain_key(network, solution, config.lender_verdict, atom.key, occurrences)
+        if flagged and found is not None:
+            proofs[("lender", lei)] = explain_key(network, solution, config.lender_verdict, found.key, occurrences)
     lender_frame = pd.DataFrame(rows, columns=list(LENDER_COLUMNS))
     order = np.lexsort((lender_frame["lei"].to_numpy(), -lender_frame["risk_score"].to_numpy()))
     lender_frame = lender_frame.iloc[order].reset_index(drop=True)
@@ -249,10 +275,23 @@ def _comparators(tables: PartitionTables, wanted: set[str]) -> dict[str, list[di
     row[known] = frame["row"].to_numpy()[located]
     found: dict[str, list[dict[str, object]]] = {}
     for b, a, comparison, distance, rank, choice, input_row in zip(
-        pairs["b"].astype(str), pairs["a"].astype(str), pairs["comparison"], pairs["distance"].tolist(),
-        pairs["rank"].tolist(), decision.tolist(), row.tolist(), strict=True,
+        pairs["b"].astype(str),
+        pairs["a"].astype(str),
+        pairs["comparison"],
+        pairs["distance"].tolist(),
+        pairs["rank"].tolist(),
+        decision.tolist(),
+        row.tolist(),
+        strict=True,
     ):
         found.setdefault(b, []).append(
-            {"application_id": a, "row": input_row, "comparison": comparison, "distance": round(distance, 6), "rank": rank, "decision": choice}
+            {
+                "application_id": a,
+                "row": input_row,
+                "comparison": comparison,
+                "distance": round(distance, 6),
+                "rank": rank,
+                "decision": choice,
+            }
         )
     return found

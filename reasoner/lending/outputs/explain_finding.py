@@ -45,8 +45,12 @@ __all__ = ["explain_finding", "explanation_json", "explanations_jsonl"]
 
 # Race and ethnicity estimated (BISG/BIFSG, ``reasoner.lending.proxies``): said in words a lawyer can repeat.
 ESTIMATED_LABELS = {
-    "white": "White non-Hispanic", "black": "Black", "hispanic": "Hispanic", "api": "Asian or Pacific Islander",
-    "aian": "American Indian or Alaska Native", "multiracial": "multiracial",
+    "white": "White non-Hispanic",
+    "black": "Black",
+    "hispanic": "Hispanic",
+    "api": "Asian or Pacific Islander",
+    "aian": "American Indian or Alaska Native",
+    "multiracial": "multiracial",
 }
 ESTIMATED_NOTE = (
     " (race and ethnicity estimated, not reported: counts are sums of each applicant's estimated probability "
@@ -188,7 +192,7 @@ def _glosses(paths: Iterable[Path]) -> dict[str, Gloss]:
             if not match or match.group(1) in glosses:
                 continue
             meaning = [match.group(3) or ""]
-            for following in lines[number + 1:] if meaning[0] else []:
+            for following in lines[number + 1 :] if meaning[0] else []:
                 more = _CONTINUATION.match(following)
                 if not more:
                     break
@@ -289,7 +293,9 @@ def _unknown(out: Path, identifier: str) -> str:
         pass
     ordered = sorted(known)
     message = f"'{identifier}' is neither an application with a finding in {path} nor a lender of {out / LENDERS}"
-    close = difflib.get_close_matches(identifier, [item for item in ordered if item != identifier], n=SUGGESTIONS, cutoff=0.6)
+    close = difflib.get_close_matches(
+        identifier, [item for item in ordered if item != identifier], n=SUGGESTIONS, cutoff=0.6
+    )
     if close:
         return f"{message}; did you mean {_listing([repr(item) for item in close], 'or')}?"
     if ordered:
@@ -452,8 +458,10 @@ def _power_and_effect(row: Record, context: Context) -> list[str]:
     status = row.get("verdict_status")
     power = row.get("min_detectable_odds_ratio")
     if status == "NOT_TESTED":
-        lines.append("Power: no comparison could be computed (no reference or compared applicants, or every "
-                     "application decided the same way), so nothing was tested.")
+        lines.append(
+            "Power: no comparison could be computed (no reference or compared applicants, or every "
+            "application decided the same way), so nothing was tested."
+        )
     elif not _missing(power):
         lines.append(
             f"Power: the smallest denial odds ratio its best comparison could detect is {_number(power, 2)} "
@@ -465,7 +473,8 @@ def _power_and_effect(row: Record, context: Context) -> list[str]:
         name = str(comparison)
         compared = context.compared(name)
         lines.append(
-            f"Denial effect ({context.describe(name)}): odds ratio {_number(row.get('odds_ratio'), 2)}; group membership "
+            f"Denial effect ({context.describe(name)}): odds ratio {_number(row.get('odds_ratio'), 2)}; group "
+            "membership "
             f"changes the {compared} applicants' denial probability by {_points(row.get('marginal_effect'))} "
             f"(95% CI {_points(row.get('marginal_effect_ci_low'))} to {_points(row.get('marginal_effect_ci_high'))}), "
             f"{_number(row.get('excess_denials'), 1)} denials beyond those the reference group's odds predict "
@@ -536,8 +545,7 @@ def _model_flip_lines(proof: Record) -> list[str]:
     if not flips:
         return []
     lines = [
-        "  The lender's model, on counterfactual twins (identical but for the protected attribute): "
-        f"{len(flips)} flips"
+        f"  The lender's model, on counterfactual twins (identical but for the protected attribute): {len(flips)} flips"
     ]
     lines += [f"    - {flip}" for flip in flips[:MAX_FLIPS_SAID]]
     if len(flips) > MAX_FLIPS_SAID:
@@ -757,8 +765,10 @@ def _interactions_heading(context: Context) -> str:
     )
 
 
-_SECOND_BASIS = {"race_sex": ("women", "men", "minority women"), "race_tract": (
-    "majority-minority tracts", "other tracts", "minority applicants in majority-minority tracts")}
+_SECOND_BASIS = {
+    "race_sex": ("women", "men", "minority women"),
+    "race_tract": ("majority-minority tracts", "other tracts", "minority applicants in majority-minority tracts"),
+}
 
 
 def _interactions_row(row: Record, context: Context) -> str:
@@ -858,8 +868,9 @@ def _proof_lines(proof: Record, indent: str) -> list[str]:
             continue
         total = _total(formulas)
         hard = " (or, for a hard rule, be broken)" if total == "hard" else ""
-        lines.append(f"{indent}{title}: {_plural(len(formulas), 'ground formula')}, {total} in all; "
-                     f"each {meaning.format(hard)}:")
+        lines.append(
+            f"{indent}{title}: {_plural(len(formulas), 'ground formula')}, {total} in all; each {meaning.format(hard)}:"
+        )
         for group in _by_rule(formulas):
             lines += _rule_lines(group, atom, indent + "  ")
     if not lines:
@@ -912,8 +923,10 @@ def _rule_lines(formulas: list[Record], explained: str | None, indent: str) -> l
             lines.append(f"{indent}       in comparison {name}:")
             lines += [f"{indent}         {_atom_line(item)}" for item in items]
         if groups:
-            lines.append(f"{indent}       appears in {_plural(len(groups), 'comparison')}, counted once" +
-                         (f"; not in {', '.join(absent)}" if absent else ""))
+            lines.append(
+                f"{indent}       appears in {_plural(len(groups), 'comparison')}, counted once"
+                + (f"; not in {', '.join(absent)}" if absent else "")
+            )
     return lines
 
 

@@ -53,9 +53,7 @@ __all__ = [
     "write_parquet",
 ]
 
-OUTPUT_FILES = (
-    "lenders.parquet", "applications.parquet", EXPLANATIONS, EXPLANATIONS_INDEX, "report.md", "report.html"
-)
+OUTPUT_FILES = ("lenders.parquet", "applications.parquet", EXPLANATIONS, EXPLANATIONS_INDEX, "report.md", "report.html")
 HOW_OPTIONS = ("workers", "cluster")  # how the audit ran, not what it computed: in the manifest's run section
 
 
@@ -222,7 +220,8 @@ def _acquire(path: Path, out: Path) -> int:
             os.close(handle)
             who = f" (process {holder})" if holder.isdigit() else ""
             raise UsageError(
-                f"{out}: another run{who} is writing to it ({path} is locked); wait for it to finish or choose another -o"
+                f"{out}: another run{who} is writing to it ({path} is locked); wait for it to finish or choose "
+                "another -o"
             ) from None
         try:
             same = os.fstat(handle).st_ino == os.stat(path).st_ino
@@ -248,9 +247,13 @@ def check_output(out: Path, force: bool, *, inputs: Sequence[Path] = ()) -> None
         source = Path(given).resolve()
         if target == source or target in source.parents or source in target.parents:
             relation = "is" if target == source else "contains" if target in source.parents else "lies inside"
-            raise UsageError(f"{out}: refusing to write the outputs there: it {relation} the input {given}; choose another -o")
+            raise UsageError(
+                f"{out}: refusing to write the outputs there: it {relation} the input {given}; choose another -o"
+            )
     if target == Path(target.anchor) or target == Path.cwd().resolve() or target == Path.home().resolve():
-        raise UsageError(f"{out}: refusing to write the outputs to the root, working or home directory; choose another -o")
+        raise UsageError(
+            f"{out}: refusing to write the outputs to the root, working or home directory; choose another -o"
+        )
     if os.path.ismount(target):
         raise UsageError(f"{out}: refusing to write the outputs to a mount point; choose another -o")
     for parent in target.parents:
@@ -281,7 +284,9 @@ def _not_outputs(out: Path) -> str | None:
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         return str(manifest_path)
     for path in sorted(out.iterdir()):
-        if path.name not in ("manifest.json", SIGNATURE) and (path.name not in listed or not path.is_file() or path.is_symlink()):
+        if path.name not in ("manifest.json", SIGNATURE) and (
+            path.name not in listed or not path.is_file() or path.is_symlink()
+        ):
             return str(path)
     return None
 
@@ -321,10 +326,15 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
         "tool": "reasoner",
         "version": __version__,
         "inputs": [{"path": str(audit.facts), "sha256": audit.facts_sha256, "kind": "facts"}]
-        + ([{"path": str(audit.pairs_source), "sha256": audit.pairs_sha256, "kind": "pairs"}] if audit.pairs_source else [])
+        + (
+            [{"path": str(audit.pairs_source), "sha256": audit.pairs_sha256, "kind": "pairs"}]
+            if audit.pairs_source
+            else []
+        )
         + ([{**audit.model_source, "kind": "model evidence"}] if audit.model_source else []),
         "rules": [  # sorted: the results do not depend on the order the files were given in
-            {"path": str(path), "sha256": file_sha256(path)} for path in sorted((*audit.rules, audit.config.path), key=str)
+            {"path": str(path), "sha256": file_sha256(path)}
+            for path in sorted((*audit.rules, audit.config.path), key=str)
         ],
         "options": json_safe({name: value for name, value in audit.options.items() if name not in HOW_OPTIONS})
         | _limits(),
@@ -352,7 +362,9 @@ def manifest(audit: Audit, outputs: dict[str, str], *, timings: bool = True) -> 
             "flagged_applications": len(audit.findings.applications),
         },
         "outputs": {name: {"sha256": digest} for name, digest in outputs.items()},
-        "outputs_digest": hashlib.sha256("".join(f"{n}:{d}\n" for n, d in sorted(outputs.items())).encode()).hexdigest(),
+        "outputs_digest": hashlib.sha256(
+            "".join(f"{n}:{d}\n" for n, d in sorted(outputs.items())).encode()
+        ).hexdigest(),
     }
     if timings:  # how the run went, not what it computed: left out for byte-stable manifests
         record["run"] = {name: audit.options[name] for name in HOW_OPTIONS if name in audit.options}
