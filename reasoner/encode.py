@@ -25,7 +25,7 @@ from reasoner.ground import FALSE, TRUE, UNKNOWN, GroundBlock, GroundNetwork
 from reasoner.limits import MAX_WEIGHT, MAX_WEIGHT_PLACES
 from reasoner.normalize import Cmp, Junction, Lit, Node, Truth
 
-__all__ = ["Component", "Components", "Encoding", "encode"]
+__all__ = ["Component", "Components", "Encoding", "encode", "local_clauses"]
 
 
 
@@ -36,6 +36,21 @@ class Component:
     index: int
     clauses: np.ndarray
     variables: np.ndarray
+
+
+def local_clauses(encoding: Encoding, component: Component) -> tuple[np.ndarray, np.ndarray]:
+    """The component's clauses over its own variables: ``(offsets, literals)`` where clause ``i``
+    is ``literals[offsets[i]:offsets[i + 1]]`` and variable ``v`` of the encoding is numbered by
+    its 1-based position in ``component.variables`` (negative when negated)."""
+    clauses = component.clauses
+    starts, ends = encoding.offsets[clauses], encoding.offsets[clauses + 1]
+    lengths = ends - starts
+    offsets = np.zeros(len(clauses) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    positions = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+    literals = encoding.literals[positions]
+    local = np.searchsorted(component.variables, np.abs(literals)) + 1
+    return offsets, np.where(literals > 0, local, -local).astype(np.int64)
 
 
 @dataclass(frozen=True, slots=True)

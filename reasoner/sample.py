@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reasoner.encode import Component, Encoding
+from reasoner.encode import Component, Encoding, local_clauses
 
 __all__ = [
     "EXACT_LIMIT",
@@ -91,18 +91,11 @@ class ComponentModel:
 def component_model(encoding: Encoding, component: Component) -> ComponentModel:
     """The component's clauses with local variables, split into soft, hard and definitions."""
     clauses = component.clauses
-    starts, ends = encoding.offsets[clauses], encoding.offsets[clauses + 1]
-    lengths = ends - starts
-    offsets = np.zeros(len(clauses) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    positions = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
-    literals = encoding.literals[positions]
-    local = np.searchsorted(component.variables, np.abs(literals)) + 1
-    local_literals = np.where(literals > 0, local, -local).astype(np.int64)
+    offsets, local_literals = local_clauses(encoding, component)
     weights = encoding.weights[clauses]
     soft = np.flatnonzero(weights != 0)
     num_atoms = int(np.searchsorted(component.variables, encoding.num_atoms, side="right"))
-    owner = np.repeat(np.arange(len(clauses)), lengths)
+    owner = np.repeat(np.arange(len(clauses)), np.diff(offsets))
     negative_aux = (local_literals < 0) & (-local_literals > num_atoms)
     defined = -local_literals[negative_aux]
     defining = owner[negative_aux]

@@ -36,7 +36,7 @@ from pysat.formula import WCNF
 from pysat.solvers import Solver
 
 from reasoner.backends import normalise, solve_highs
-from reasoner.encode import Component, Components, Encoding
+from reasoner.encode import Component, Components, Encoding, local_clauses
 from reasoner.local_search import clause_costs, local_search
 
 __all__ = ["BACKENDS", "Solution", "Status", "solve"]
@@ -244,14 +244,7 @@ def _solve_singletons(
 
 def _problem(component: Component, encoding: Encoding, wanted: np.ndarray) -> _Problem:
     clauses = component.clauses
-    starts, ends = encoding.offsets[clauses], encoding.offsets[clauses + 1]
-    lengths = ends - starts
-    offsets = np.zeros(len(clauses) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    positions = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
-    literals = encoding.literals[positions]
-    local = np.searchsorted(component.variables, np.abs(literals)) + 1
-    local_literals = np.where(literals > 0, local, -local).astype(np.int64)
+    offsets, local_literals = local_clauses(encoding, component)
     margin_variables = np.searchsorted(component.variables, wanted[np.isin(wanted, component.variables)]) + 1
     auxiliary = np.flatnonzero(component.variables > encoding.num_atoms)
     first_auxiliary = int(auxiliary[0]) + 1 if len(auxiliary) else 0
