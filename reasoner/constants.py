@@ -13,7 +13,12 @@ import json
 import math
 import re
 
-__all__ = ["ConstantValue", "canonical", "display", "order_key"]
+__all__ = ["GROUND_ATOM", "ConstantValue", "canonical", "display", "order_key"]
+
+# A ground atom as evidence files, queries, ``--explain`` and the audit's proofs write it:
+# group 1 a negation ('!' or empty), group 2 the predicate, group 3 the argument text
+# (split by ``evidence.split_args``).
+GROUND_ATOM = re.compile(r"\s*(!?)\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
 
 ConstantValue = int | float | str
 

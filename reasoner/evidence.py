@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reasoner.check import CheckedFormula, CheckedProgram, Predicate, QueryPattern, predicate_like, where
-from reasoner.constants import ConstantValue, canonical, display
+from reasoner.constants import GROUND_ATOM, ConstantValue, canonical, display
 from reasoner.errors import Diagnostic, EvidenceError, RuleError, UsageError, did_you_mean
 from reasoner.limits import raise_if_memory_limit_reached
 from reasoner.parse import unquote
@@ -40,7 +40,6 @@ __all__ = [
     "split_args",
 ]
 
-_ATOM = re.compile(r"\s*(!?)\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
 _SOFT = re.compile(r"\s*([+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)\s+(?=!?\s*[A-Za-z_])")
 _ARG = re.compile(r'\s*("(?:[^"\\]|\\.)*"|[^,"]*?)\s*(,|$)')
 _INTEGER = re.compile(r"[+-]?\d+\Z")
@@ -179,7 +178,7 @@ def parse_db(
         prior = _SOFT.match(line)
         if prior is not None:
             line = " " * prior.end() + line[prior.end() :]
-        match = _ATOM.match(line)
+        match = GROUND_ATOM.match(line)
         args = split_args(match.group(3)) if match else None
         if match is None or args is None or any(arg == "" for arg in args):
             column = len(line) - len(line.lstrip()) + 1
@@ -645,7 +644,7 @@ def parse_query_file(path: Path) -> tuple[list[QueryPattern], dict[str, Span]]:
             patterns.append(QueryPattern(line))
             spans.setdefault(line, _span(file, number, column, len(line), raw))
             continue
-        match = _ATOM.match(line)
+        match = GROUND_ATOM.match(line)
         args = split_args(match.group(3)) if match else None
         if match is None or args is None or match.group(1):
             raise RuleError(

@@ -9,13 +9,13 @@ atoms it rests on with their sources (file and line, or table and row).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
 
+from reasoner.constants import GROUND_ATOM
 from reasoner.errors import ArgumentError, Option
 from reasoner.evidence import parse_constant, split_args
 from reasoner.ground import FALSE, TRUE, UNKNOWN, GroundBlock, GroundNetwork
@@ -34,7 +34,6 @@ __all__ = [
     "find_atom",
 ]
 
-_ATOM = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +100,14 @@ def decimal_json(value: Decimal) -> float | int | str:
 def find_atom(network: GroundNetwork, text: str) -> tuple[str, int]:
     """(predicate, key) of an atom written like ``Cancer(Anna)``; an ``ArgumentError`` (about
     the ``explain`` argument) if there is no such atom."""
-    match = _ATOM.match(text)
-    if not match:
+    match = GROUND_ATOM.match(text)
+    if not match or match.group(1):
         raise ArgumentError(Option("explain"), f": '{text}' is not an atom such as 'Cancer(Anna)'")
-    name = match.group(1)
+    name = match.group(2)
     predicate = network.program.predicates.get(name)
     if predicate is None:
         raise ArgumentError(Option("explain"), f": unknown predicate '{name}'")
-    args = split_args(match.group(2)) or []
+    args = split_args(match.group(3)) or []
     if len(args) != predicate.arity:
         plural = "s" if predicate.arity != 1 else ""
         raise ArgumentError(Option("explain"), f": '{name}' takes {predicate.arity} argument{plural}, got {len(args)}")

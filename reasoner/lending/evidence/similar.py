@@ -48,7 +48,6 @@ applicants and one batch.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -56,7 +55,7 @@ import numpy as np
 import pandas as pd
 from sklearn.neighbors import KDTree
 
-from reasoner.errors import UsageError
+from reasoner.errors import UsageError, closest
 
 __all__ = [
     "BATCH_PAIRS",
@@ -260,8 +259,8 @@ def _check_columns(frame: pd.DataFrame, spec: SimilaritySpec, *, groups: bool = 
     known = [str(name) for name in frame.columns]
     for name in needed:
         if name not in frame.columns:
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            close = closest(name, known, cutoff=0.75)
+            hint = f" (did you mean '{close}'?)" if close else ""
             raise UsageError(f"similar pairs: the frame has no column '{name}'{hint}")
     for name in spec.columns:
         if not pd.api.types.is_numeric_dtype(frame[name]):

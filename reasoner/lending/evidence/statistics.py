@@ -50,7 +50,6 @@ Rows usable for treatment analyses are those with ``excluded == ''`` and a decis
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -60,7 +59,7 @@ import pandas as pd
 from scipy import special, stats
 from threadpoolctl import ThreadpoolController
 
-from reasoner.errors import UsageError
+from reasoner.errors import UsageError, closest
 from reasoner.lending.covariates import (
     MISSING_LEVEL,
     Covariates,
@@ -849,8 +848,8 @@ def _require(frame: pd.DataFrame, names: Iterable[str], what: str) -> None:
     known = [str(name) for name in frame.columns]
     for name in names:
         if name not in frame.columns:
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            close = closest(name, known, cutoff=0.75)
+            hint = f" (did you mean '{close}'?)" if close else ""
             raise UsageError(f"{what}: no column '{name}'{hint}")
 
 

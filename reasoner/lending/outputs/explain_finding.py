@@ -38,6 +38,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from reasoner.constants import GROUND_ATOM
 from reasoner.errors import ReasonerError, UsageError, printable
 from reasoner.lending.outputs.explanation_file import EXPLANATIONS, Found, every_id, find, json_lines, rows_where
 
@@ -88,7 +89,6 @@ LEGEND = (
 
 _DECLARATION = re.compile(r"([A-Z][A-Za-z0-9_]*)\(([^()]*)\)\s*(?://\s*(.*))?$")
 _CONTINUATION = re.compile(r"\s+//\s*(.*)$")
-_ATOM = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
 _ARGUMENT = re.compile(r'"(?:[^"\\]|\\.)*"|[^,]+')
 _PATH = re.compile(r"[^\s\[\]()]*/([^\s/\[\]()]+)")
 
@@ -948,16 +948,16 @@ def _glossary(atoms: Iterable[Record], context: Context) -> list[str]:
 
 
 def _predicate(atom: str) -> str:
-    match = _ATOM.match(atom)
-    return match.group(1) if match else ""
+    match = GROUND_ATOM.match(atom)
+    return match.group(2) if match else ""
 
 
 def _arguments(atom: str) -> list[str]:
     """The constants of an atom, unquoted: ``P("a",b)`` → ``['a', 'b']``."""
-    match = _ATOM.match(atom)
+    match = GROUND_ATOM.match(atom)
     if not match:
         return []
-    return [_unquote(part.strip()) for part in _ARGUMENT.findall(match.group(2))]
+    return [_unquote(part.strip()) for part in _ARGUMENT.findall(match.group(3))]
 
 
 def _unquote(text: str) -> str:
