@@ -30,7 +30,7 @@ from reasoner.errors import ArgumentError, Option
 from reasoner.evidence import Evidence, MemoryTable, load_evidence, with_soft_evidence
 from reasoner.ground import GroundNetwork, ground
 from reasoner.limits import Limits
-from reasoner.pipeline import DEFAULT_LIMITS, QueryAtom, check, query_atoms, watching
+from reasoner.pipeline import DEFAULT_LIMITS, Laps, QueryAtom, check, query_atoms, watching
 from reasoner.sample import EXACT_LIMIT, component_model, exact, mcsat, split_r_hat
 from reasoner.solve import Solution, solve
 from reasoner.syntax import Span
@@ -261,14 +261,8 @@ def _run_marginals(
     program: CheckedProgram | None,
     limits: Limits,
 ) -> MarginalRun:
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[stage] = now - clock
-        clock = now
+    lap = Laps()
+    seconds = lap.seconds
 
     if program is None:
         program = check(rules, queries=queries, query_spans=query_spans, limits=limits)

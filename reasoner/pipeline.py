@@ -155,14 +155,8 @@ def run(
         raise ArgumentError(Option("time_limit"), " must be a positive number of seconds")
     if workers < 1:
         raise ArgumentError(Option("workers"), " must be at least 1")
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[stage] = now - clock
-        clock = now
+    lap = Laps()
+    seconds = lap.seconds
 
     patterns = _patterns(queries)
     with watching(limits):
@@ -227,6 +221,20 @@ def _patterns(queries: Sequence[QueryPattern | str]) -> tuple[QueryPattern, ...]
 
 def _predicate(atom: QueryAtom) -> str:
     return atom.text.split("(", 1)[0]
+
+
+class Laps:
+    """A stopwatch of the pipeline's stages: ``lap("ground")`` records the seconds since the
+    previous lap (or since the start) under ``seconds["ground"]``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = now - self._clock
+        self._clock = now
 
 
 @contextmanager
