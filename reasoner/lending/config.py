@@ -65,6 +65,7 @@ STATUS_ACTIONS = {  # used when audit.toml's [scoring.actions] does not say
     "review files directly before drawing any conclusion",
 }
 UNDERPOWERED_ODDS_RATIO = 2.0
+MARGINAL_SAMPLES = 1000  # MC-SAT samples per chain of a lender component too large to enumerate
 KNOWN_KEYS = frozenset(
     (
         "comparisons",
@@ -107,6 +108,8 @@ KNOWN_KEYS = frozenset(
         *REDLINING_KEYS,
         *STATUS_TIERS,
         "underpowered_odds_ratio",
+        "marginal_samples",
+        "marginal_seed",
         "proxies",
         "race_not_available",
         "pair_threshold",
@@ -185,6 +188,8 @@ class AuditConfig:
     actions: tuple[tuple[str, str], ...]  # (tier or status tier, action)
     kind_actions: tuple[tuple[str, str], ...] = ()  # (violation label, action), from the lender_kinds predicates
     underpowered_odds_ratio: float = UNDERPOWERED_ODDS_RATIO  # a lender no test could detect this for is underpowered
+    marginal_samples: int = MARGINAL_SAMPLES  # per MC-SAT chain, for a lender component too large to enumerate
+    marginal_seed: int = 0  # with the LEI, seeds a lender's MC-SAT chains
     categorical_covariates: tuple[str, ...] = ()
     bands: tuple[tuple[str, tuple[float, ...]], ...] = ()
     pricing_categorical_covariates: tuple[str, ...] = ()
@@ -453,6 +458,13 @@ def load_config(path: Path) -> AuditConfig:
     underpowered = scoring.number("underpowered_odds_ratio", default=UNDERPOWERED_ODDS_RATIO)
     if underpowered <= 1:
         raise scoring.error("underpowered_odds_ratio", f"'underpowered_odds_ratio' must be above 1, not {underpowered}")
+    marginal_samples = scoring.get("marginal_samples", int, MARGINAL_SAMPLES)
+    if not 2 <= marginal_samples <= 1_000_000:
+        message = f"'marginal_samples' must be between 2 and 1000000, not {marginal_samples}"
+        raise scoring.error("marginal_samples", message)
+    marginal_seed = scoring.get("marginal_seed", int, 0)
+    if marginal_seed < 0:
+        raise scoring.error("marginal_seed", f"'marginal_seed' must be 0 or more, not {marginal_seed}")
     config = AuditConfig(
         path=path,
         comparisons=tuple(comparisons),
@@ -485,6 +497,8 @@ def load_config(path: Path) -> AuditConfig:
         proxies=proxy_settings(path, text, top),
         kind_actions=kind_actions,
         underpowered_odds_ratio=underpowered,
+        marginal_samples=marginal_samples,
+        marginal_seed=marginal_seed,
     )
     for reader in (similarity, statistics, findings, scoring, top):
         reader.finish()

@@ -415,7 +415,7 @@ def _lender_text(record: Record, row: Record | None, context: Context) -> str:
     lines = [
         f"Lender {record['lei']}: flagged ({proof.get('atom', 'its verdict')} is true in the most probable world).",
         f"Tier {record.get('risk_tier')}; risk score {_number(record.get('risk_score'))}"
-        f"{_risk(record.get('margin'), True)}.",
+        f"{_risk(record.get('risk_interval'))}.",
         _confidence_sentence(record.get("confidence"), record.get("margin"), proof, context),
         f"Violations found: {', '.join(violations) or 'none'}.",
         *_lender_summary(row, context),
@@ -574,7 +574,8 @@ def _unflagged_text(row: Record, context: Context) -> str:
         [
             f"Lender {row['lei']}: not flagged ({EXPLANATIONS} has no lender finding for it); "
             f"verdict {row.get('verdict_status') or 'not recorded'}.",
-            f"Tier {row.get('risk_tier')}; risk score {_number(row.get('risk_score'))}{_risk(margin, False)}.",
+            f"Tier {row.get('risk_tier')}; risk score {_number(row.get('risk_score'))}"
+            f"{_risk(row.get('risk_interval'))}.",
             confidence,
             *_lender_summary(row, context),
         ]
@@ -1018,12 +1019,11 @@ def _margin_clause(margin: object, flipped: str) -> str:
     )
 
 
-def _risk(margin: object, flagged: bool) -> str:
-    """How the risk score follows from the verdict's margin (``score.py``), when it is finite."""
-    value = _float(margin)
-    if math.isnan(value) or math.isinf(value):
-        return ""
-    return f" = 100 / (1 + e^{'-' if flagged else ''}{_number(value)})"
+def _risk(interval: object) -> str:
+    """What the risk score is (``score.py``): the verdict's probability, with its interval when sampled."""
+    value = _float(interval)
+    sampled = f" ± {_number(value)} (95% interval of MC-SAT)" if value > 0 else ""
+    return f"{sampled} (100 × the probability that the lender is flagged, over every world of its rules)"
 
 
 def _times(value: float) -> str:
