@@ -66,6 +66,8 @@ STATUS_ACTIONS = {  # used when audit.toml's [scoring.actions] does not say
 }
 UNDERPOWERED_ODDS_RATIO = 2.0
 MARGINAL_SAMPLES = 1000  # MC-SAT samples per chain of a lender component too large to enumerate
+MARGINAL_EXACT_ATOMS = 12  # a lender component of at most this many atoms is enumerated (2^12 worlds)
+EXACT_LIMIT = 20  # reasoner.sample's (2^20 worlds), not imported: this module imports no numpy
 KNOWN_KEYS = frozenset(
     (
         "comparisons",
@@ -110,6 +112,7 @@ KNOWN_KEYS = frozenset(
         "underpowered_odds_ratio",
         "marginal_samples",
         "marginal_seed",
+        "marginal_exact_atoms",
         "proxies",
         "race_not_available",
         "pair_threshold",
@@ -190,6 +193,7 @@ class AuditConfig:
     underpowered_odds_ratio: float = UNDERPOWERED_ODDS_RATIO  # a lender no test could detect this for is underpowered
     marginal_samples: int = MARGINAL_SAMPLES  # per MC-SAT chain, for a lender component too large to enumerate
     marginal_seed: int = 0  # with the LEI, seeds a lender's MC-SAT chains
+    marginal_exact_atoms: int = MARGINAL_EXACT_ATOMS  # larger lender components are sampled
     categorical_covariates: tuple[str, ...] = ()
     bands: tuple[tuple[str, tuple[float, ...]], ...] = ()
     pricing_categorical_covariates: tuple[str, ...] = ()
@@ -465,6 +469,10 @@ def load_config(path: Path) -> AuditConfig:
     marginal_seed = scoring.get("marginal_seed", int, 0)
     if marginal_seed < 0:
         raise scoring.error("marginal_seed", f"'marginal_seed' must be 0 or more, not {marginal_seed}")
+    exact_atoms = scoring.get("marginal_exact_atoms", int, MARGINAL_EXACT_ATOMS)
+    if not 0 <= exact_atoms <= EXACT_LIMIT:
+        message = f"'marginal_exact_atoms' must be between 0 and {EXACT_LIMIT}, not {exact_atoms}"
+        raise scoring.error("marginal_exact_atoms", message)
     config = AuditConfig(
         path=path,
         comparisons=tuple(comparisons),
@@ -499,6 +507,7 @@ def load_config(path: Path) -> AuditConfig:
         underpowered_odds_ratio=underpowered,
         marginal_samples=marginal_samples,
         marginal_seed=marginal_seed,
+        marginal_exact_atoms=exact_atoms,
     )
     for reader in (similarity, statistics, findings, scoring, top):
         reader.finish()

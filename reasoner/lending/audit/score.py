@@ -4,15 +4,16 @@ Per lender: the verdict atom (``[findings] lender_verdict``, ``Flagged``), its M
 (``flagged``) and margin ``m`` (cost of the best world with the verdict reversed, minus the MAP
 cost). ``risk_score = 100 · P(verdict atom)``, the atom's marginal probability in the ground
 network (``marginal.atom_marginals``): enumerated exactly when the lender's component has at
-most 12 atoms (the rule library's has 6: the verdict and ``Cleared`` with the four kinds of
-violation), sampled with MC-SAT otherwise (``[scoring] marginal_samples`` per chain, 2 chains,
-seeded from ``[scoring] marginal_seed`` and the LEI, so a lender's score does not depend on the
-partition it was audited in). ``risk_interval`` is the half-width of its 95% interval in score
-points (0 when exact). The tier is the first whose cut-off the risk score reaches, except that
-tiers 1-3 mean flagged: a flagged lender below TIER_3's cut-off is TIER_3, an unflagged one
-above it TIER_4. ``confidence`` is the label whose cut-off (``[scoring.confidence]``, in
-log-odds) the verdict's log-odds ``ln(q / (1 − q))`` reaches, ``q`` the probability of the MAP
-verdict (``P`` when flagged, ``1 − P`` when not) at the low end of its interval. A lender that
+most ``[scoring] marginal_exact_atoms`` atoms (12; the rule library's has 6: the verdict and
+``Cleared`` with the four kinds of violation), sampled with MC-SAT otherwise (``[scoring]
+marginal_samples`` per chain, 2 chains, seeded from ``[scoring] marginal_seed`` and the LEI,
+so a lender's score does not depend on the partition it was audited in). ``risk_interval`` is
+the half-width of its 95% interval in score points (0 when exact). The tier is the first whose
+cut-off the risk score reaches, except that tiers 1-3 mean flagged: a flagged lender below
+TIER_3's cut-off is TIER_3, an unflagged one above it TIER_4. ``confidence`` is the label whose
+cut-off (``[scoring.confidence]``, in log-odds) the verdict's log-odds ``ln(q / (1 − q))``
+reaches, ``q`` the probability of the MAP verdict (``P`` when flagged, ``1 − P`` when not) at
+the low end of its interval. A lender that
 is not flagged and whose comparisons could not tell (``verdicts``: ``verdict_status``
 ``NOT_TESTED`` or ``UNDERPOWERED``) is not presented as low risk: its tier is its status
 instead of ``TIER_5_LOW_RISK`` (a ``TIER_4_MONITORING`` lender stays monitored), its confidence
@@ -174,6 +175,7 @@ def _probabilities(
         [atoms[i].atom_id for i in asked],  # type: ignore[union-attr]
         [lender_seed(leis[i], config.marginal_seed) for i in asked],
         samples=config.marginal_samples,
+        auto_limit=config.marginal_exact_atoms,
     )
     for position, i in enumerate(asked):
         if found is None:
