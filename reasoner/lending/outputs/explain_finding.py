@@ -416,7 +416,7 @@ def _lender_text(record: Record, row: Record | None, context: Context) -> str:
         f"Lender {record['lei']}: flagged ({proof.get('atom', 'its verdict')} is true in the most probable world).",
         f"Tier {record.get('risk_tier')}; risk score {_number(record.get('risk_score'))}"
         f"{_risk(record.get('risk_interval'))}.",
-        _confidence_sentence(record.get("confidence"), record.get("margin"), proof, context),
+        _confidence_sentence(record.get("confidence"), record.get("margin"), proof, context, record),
         f"Violations found: {', '.join(violations) or 'none'}.",
         *_lender_summary(row, context),
     ]
@@ -567,7 +567,8 @@ def _unflagged_text(row: Record, context: Context) -> str:
             "presumption of compliance)."
         )
     else:
-        confidence = f"Confidence: {row.get('confidence')}{_cutoff(row.get('confidence'), margin, context)}: " + (
+        cutoff = _lender_cutoff(row.get("confidence"), row, False, context)
+        confidence = f"Confidence: {row.get('confidence')}{cutoff}: " + (
             _margin_clause(margin, "the lender is flagged")
         )
     return "\n".join(
@@ -982,14 +983,30 @@ def _meaning(atom: str, context: Context) -> str:
     return f" ({meaning})" if meaning else ""
 
 
-def _confidence_sentence(label: object, margin: object, proof: Record, context: Context) -> str:
+def _confidence_sentence(
+    label: object, margin: object, proof: Record, context: Context, lender: Record | None = None
+) -> str:
+    """The label, the value its cut-offs apply to (a lender's: the log-odds of its verdict), what the margin says."""
     flipped = f"{proof.get('atom', 'the finding')} is {_truth(not proof.get('value', True))}"
-    return f"Confidence: {label}{_cutoff(label, margin, context)}: " + _margin_clause(margin, flipped)
+    cutoff = _cutoff(label, margin, context) if lender is None else _lender_cutoff(label, lender, True, context)
+    return f"Confidence: {label}{cutoff}: " + _margin_clause(margin, flipped)
 
 
-def _cutoff(label: object, margin: object, context: Context) -> str:
-    """The margin and the cut-offs of its confidence label (audit.toml [scoring.confidence]), when known."""
-    shown = f"margin {_number(_magnitude(margin))}"
+def _lender_cutoff(label: object, row: Record, flagged: bool, context: Context) -> str:
+    """A lender's confidence cut-offs apply to the log-odds of its verdict's probability at the low end of its
+    interval (``score.py``), from the risk score (rounded to 2 decimals) and its interval."""
+    score, interval = _float(row.get("risk_score")), _float(row.get("risk_interval"))
+    verdict = (score if flagged else 100 - score) / 100 - (0.0 if math.isnan(interval) else interval / 100)
+    if math.isnan(verdict):
+        return _cutoff(label, math.nan, context)
+    log_odds = math.inf if verdict >= 1 else -math.inf if verdict <= 0 else math.log(verdict / (1 - verdict))
+    return _cutoff(label, log_odds, context, "log-odds of the verdict", absolute=False)
+
+
+def _cutoff(label: object, margin: object, context: Context, name: str = "margin", absolute: bool = True) -> str:
+    """The margin (or another log-odds) and the cut-offs of its confidence label (audit.toml
+    [scoring.confidence]), when known."""
+    shown = f"{name} {_number(_magnitude(margin) if absolute else margin)}"
     labels = [name for name, _ in context.confidence]
     lows = [low for _, low in context.confidence]
     if label in labels:
