@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from support import REPOSITORY
 
+from reasoner.errors import RuleError
 from reasoner.lending.audit.run import audit
 from reasoner.lending.config import TIERS, load_config
 
@@ -102,3 +103,23 @@ def test_sampled_scores_do_not_depend_on_the_partitions(sampled: tuple[Path, Pat
     columns = ["lei", "risk_score", "risk_interval", "risk_tier", "confidence", "flagged"]
     pd.testing.assert_frame_equal(together[columns], apart[columns])
     assert (together["risk_interval"] > 0).all() and together["risk_score"].between(0, 100).all()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("marginal_samples = 1000", "marginal_samples = 1", "'marginal_samples' must be between 2 and 1000000, not 1"),
+        ("marginal_samples = 1000", "marginal_samples = 10.5", "'marginal_samples' must be"),
+        ("marginal_seed = 0", "marginal_seed = -3", "'marginal_seed' must be 0 or more, not -3"),
+        ("marginal_exact_atoms = 12", "marginal_exact_atoms = 21", "'marginal_exact_atoms' must be between 0 and 20"),
+    ],
+)
+def test_sampling_settings_are_checked_with_their_position(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    text = (RULES / "audit.toml").read_text(encoding="utf-8")
+    assert old in text
+    config = tmp_path / "audit.toml"
+    config.write_text(text.replace(old, new), encoding="utf-8")
+    line = next(number for number, content in enumerate(text.splitlines(), 1) if content.startswith(old))
+    with pytest.raises(RuleError) as caught:
+        load_config(config)
+    assert expected in caught.value.render() and f"audit.toml:{line}:" in caught.value.render()
