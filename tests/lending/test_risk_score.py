@@ -42,6 +42,7 @@ def presumption() -> float:
     return 1 - math.prod(1 - 1 / (1 + math.exp(-w)) for w in weights.values())
 
 
+@pytest.mark.slow  # an audit of the sample
 def test_a_lender_without_evidence_scores_the_presumption(lenders: pd.DataFrame) -> None:
     bare = lenders[lenders["violation_score"] == 0]
     assert len(bare) >= 3
@@ -49,6 +50,7 @@ def test_a_lender_without_evidence_scores_the_presumption(lenders: pd.DataFrame)
     assert (lenders["risk_interval"] == 0).all()  # the library's lender components are enumerated
 
 
+@pytest.mark.slow  # an audit of the sample
 def test_unflagged_lenders_share_a_score_only_when_their_evidence_is_the_same(lenders: pd.DataFrame) -> None:
     """The old max-marginal score gave every unflagged lender whose cheapest way to be flagged was
     the redlining presumption the same 7.59, whatever evidence it had on the other kinds."""
@@ -60,6 +62,7 @@ def test_unflagged_lenders_share_a_score_only_when_their_evidence_is_the_same(le
     assert set(unflagged["margin"]) == {2.5}  # ... all of them at the same margin
 
 
+@pytest.mark.slow  # an audit of the sample
 def test_tiers_and_confidence_follow_the_probability(lenders: pd.DataFrame) -> None:
     config = load_config(RULES / "audit.toml")
     assert (lenders["flagged"] == lenders["risk_tier"].isin(TIERS[:3])).all()
@@ -93,6 +96,7 @@ def sampled(sample_audit: tuple[Path, Path], tmp_path_factory: pytest.TempPathFa
     return rules, register
 
 
+@pytest.mark.slow  # an audit of the sample
 def test_sampled_scores_do_not_depend_on_the_partitions(sampled: tuple[Path, Path]) -> None:
     """Seeded per lender (from the LEI): the same bits in one partition and in one per lender. (How
     close MC-SAT comes to the exact probabilities is tested in tests/engine/test_marginals.py.)"""
