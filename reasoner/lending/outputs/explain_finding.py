@@ -26,7 +26,6 @@ the confidence labels; files changed since the audit are named instead.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import math
@@ -39,8 +38,9 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from reasoner.constants import GROUND_ATOM
-from reasoner.errors import ReasonerError, UsageError, printable
+from reasoner.errors import ReasonerError, UsageError, printable, suggestions
 from reasoner.lending.outputs.explanation_file import EXPLANATIONS, Found, every_id, find, json_lines, rows_where
+from reasoner.reporting.numbers import number
 
 __all__ = ["explain_finding", "explanation_json", "explanations_jsonl"]
 
@@ -187,18 +187,18 @@ def _glosses(paths: Iterable[Path]) -> dict[str, Gloss]:
     glosses: dict[str, Gloss] = {}
     for path in paths:
         lines = path.read_text(encoding="utf-8").splitlines()
-        for number, line in enumerate(lines):
+        for at, line in enumerate(lines):
             match = _DECLARATION.match(line)
             if not match or match.group(1) in glosses:
                 continue
             meaning = [match.group(3) or ""]
-            for following in lines[number + 1 :] if meaning[0] else []:
+            for following in lines[at + 1 :] if meaning[0] else []:
                 more = _CONTINUATION.match(following)
                 if not more:
                     break
                 meaning.append(more.group(1))
             signature = f"{match.group(1)}({match.group(2).strip()})"
-            glosses[match.group(1)] = Gloss(signature, " ".join(meaning).strip(), f"{path.name}:{number + 1}")
+            glosses[match.group(1)] = Gloss(signature, " ".join(meaning).strip(), f"{path.name}:{at + 1}")
     return glosses
 
 
@@ -293,9 +293,7 @@ def _unknown(out: Path, identifier: str) -> str:
         pass
     ordered = sorted(known)
     message = f"'{identifier}' is neither an application with a finding in {path} nor a lender of {out / LENDERS}"
-    close = difflib.get_close_matches(
-        identifier, [item for item in ordered if item != identifier], n=SUGGESTIONS, cutoff=0.6
-    )
+    close = suggestions(identifier, [item for item in ordered if item != identifier], n=SUGGESTIONS)
     if close:
         return f"{message}; did you mean {_listing([repr(item) for item in close], 'or')}?"
     if ordered:
@@ -422,10 +420,10 @@ def _lender_text(record: Record, row: Record | None, context: Context) -> str:
     ]
     atoms = _atoms(proof)
     proofs = record.get("violation_proofs") or {}
-    for number, label in enumerate(violations, start=1):
+    for nth, label in enumerate(violations, start=1):
         violation = proofs.get(label) or {}
         atoms += _atoms(violation)
-        lines += ["", f"Violation {number} of {len(violations)}: {label}{_meaning(violation.get('atom', ''), context)}"]
+        lines += ["", f"Violation {nth} of {len(violations)}: {label}{_meaning(violation.get('atom', ''), context)}"]
         lines += _violation_lines(label, violation, record.get("statistics") or {}, context)
     lines += ["", f"The verdict (proof of {proof.get('atom')}):", *(f"  {line}" for line in LEGEND)]
     lines += _proof_lines(proof, "  ")
@@ -908,11 +906,11 @@ def _rule_lines(formulas: list[Record], explained: str | None, indent: str) -> l
         count = f": {_plural(len(formulas), 'ground formula')}" + (f", {effect} each" if same else "")
     location = _short(str(first.get("location")))
     lines = [f"{indent}Rule {location} ({weight}){count}:", f"{indent}    {first.get('rule')}"]
-    for number, formula in enumerate(formulas, start=1):
+    for ordinal, formula in enumerate(formulas, start=1):
         values = ", ".join(f"{name} = {value}" for name, value in (formula.get("substitution") or {}).items())
         state = "holds" if formula.get("satisfied") else "does not hold"
         own = "" if same else f", {_effect(formula.get('effect'))}"
-        prefix = f"{number}. " if len(formulas) > 1 else ""
+        prefix = f"{ordinal}. " if len(formulas) > 1 else ""
         lines.append(f"{indent}  {prefix}with {values or 'no variables'}: {state}{own}")
         shown, groups, absent = _split_comparisons(formula.get("atoms", []))
         grouped = {id(item) for _, items in groups for item in items}
@@ -1090,22 +1088,14 @@ def _float(value: object) -> float:
 
 
 def _number(value: object, digits: int = 3) -> str:
-    """Integers with thousands separators; other numbers with at most ``digits`` decimals, no trailing zeros."""
-    if _missing(value):
-        return "–"
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    """A figure of an explanation record (JSON: ``"inf"``/``"hard"`` are infinite) as prose prints
+    it: ``reporting.number`` with trailing zeros dropped."""
+    if isinstance(value, str):
+        parsed = _float(value)
+        return value if math.isnan(parsed) else number(parsed, digits, trim=True)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and value is not None:
         return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    number = _float(value)
-    if math.isnan(number):
-        return str(value)
-    if math.isinf(number):
-        return "∞" if number > 0 else "-∞"
-    if number != 0 and abs(number) < 10**-digits:
-        return f"{number:.1e}"
-    text = f"{number:,.{digits}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return number(value, digits, trim=True)
 
 
 def _signed(value: object, digits: int = 3) -> str:
