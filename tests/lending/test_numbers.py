@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
@@ -31,8 +32,7 @@ def test_tables_keep_their_decimals_and_prose_trims_them(value: object, digits: 
 
 
 def test_explain_prints_json_figures_through_the_same_formatter() -> None:
-    from reasoner.lending.outputs import explain_finding
-
+    explain_finding = importlib.import_module("reasoner.lending.outputs.explain_finding")  # not the function
     figures: list[object] = [1.5, 7.59, 0.0004, 12345, None, math.nan, "inf", "hard", "-inf"]
     printed = [explain_finding._number(value) for value in figures]  # noqa: SLF001
     assert printed == ["1.5", "7.59", "4.0e-04", "12,345", "–", "–", "∞", "∞", "-∞"]
