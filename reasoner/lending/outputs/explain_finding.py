@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 
 from reasoner.constants import GROUND_ATOM
 from reasoner.errors import ReasonerError, UsageError, printable, suggestions
+from reasoner.lending.evidence.kinds import STATISTIC_TABLES, VIOLATION_TABLES, evidence_kind
 from reasoner.lending.outputs.explanation_file import EXPLANATIONS, Found, every_id, find, json_lines, rows_where
 from reasoner.reporting.numbers import number
 
@@ -70,15 +71,6 @@ MANIFEST = "manifest.json"
 INSUFFICIENT = "INSUFFICIENT_EVIDENCE"
 TOP_APPLICATIONS = 5
 SUGGESTIONS = 3
-STATISTIC_TABLES = ("denial_odds", "matched_pairs", "pricing", "redlining", "interactions")
-# The statistics that bear on each lender violation (the labels of audit.toml [findings]
-# lender_kinds); a label not listed gets every table.
-VIOLATION_TABLES = {
-    "disparate treatment": ("denial_odds", "matched_pairs"),
-    "intersectional disparity": ("interactions",),
-    "pricing disparity": ("pricing",),
-    "redlining": ("redlining",),
-}
 LEGEND = (
     "A ground formula is a rule with its variables replaced by this case's values. In the most probable",
     "world, each one of positive weight w that holds makes the world e^w times more probable; one of",
@@ -524,7 +516,7 @@ def _violation_lines(label: str, proof: Record, statistics: Record, context: Con
         if table == "redlining":  # several rows (bands, measures) per market
             others = len({_key(row) for row in rows} - {_key(row) for row in cited})
         if cited and others:
-            lines.append(f"    ({others} other {_UNITS[table]} of this lender not cited by the rules)")
+            lines.append(f"    ({others} other {_unit(table)} of this lender not cited by the rules)")
     lines += _model_flip_lines(proof)
     return lines + (_proof_lines(proof, "  ") if proof else ["  (no proof recorded)"])
 
@@ -581,14 +573,12 @@ def _unflagged_text(row: Record, context: Context) -> str:
 
 # -- statistics ------------------------------------------------------------------------------------
 
-_UNITS = {
-    "denial_odds": "comparisons",
-    "matched_pairs": "comparisons",
-    "pricing": "comparisons",
-    "redlining": "markets",
-    "interactions": "interactions",
-}
 POOLED = "all markets"  # the market of a lender's pooled redlining rows, always shown with its cited markets
+
+
+def _unit(table: str) -> str:
+    kind = evidence_kind(table)
+    return kind.unit if kind is not None else "rows"
 
 
 def _key(row: Record) -> str:
@@ -599,7 +589,7 @@ def _key(row: Record) -> str:
 def _statistics_lines(table: str, rows: list[Record], context: Context, indent: str) -> list[str]:
     if not rows:
         return []
-    heading, render = _STATISTICS.get(table, (lambda _: f"{table}:", _generic_row))
+    heading, render = STATISTICS.get(table, (lambda _: f"{table}:", _generic_row))
     return [f"{indent}{heading(context)}", *(f"{indent}  - {render(row, context)}" for row in rows)]
 
 
@@ -798,7 +788,8 @@ def _generic_row(row: Record, context: Context) -> str:
     return ", ".join(f"{name} = {_number(value)}" for name, value in row.items() if name != "lei")
 
 
-_STATISTICS: dict[str, tuple[Callable[[Context], str], Callable[[Record, Context], str]]] = {
+# How `reason explain` words each evidence kind (``evidence.kinds``): a heading and a row.
+STATISTICS: dict[str, tuple[Callable[[Context], str], Callable[[Record, Context], str]]] = {
     "denial_odds": (_denial_heading, _denial_row),
     "matched_pairs": (_pairs_heading, _pairs_row),
     "pricing": (_pricing_heading, _pricing_row),
