@@ -17,6 +17,7 @@ def _reason(*arguments: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_a_domain_of_10000_constants_passes_and_a_lower_limit_refuses_it_near_the_column(tmp_path: Path) -> None:
     rules = tmp_path / "people.mln"
     rules.write_text(DOMAIN, encoding="utf-8")
