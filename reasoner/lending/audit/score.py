@@ -13,12 +13,12 @@ cut-off the risk score reaches, except that tiers 1-3 mean flagged: a flagged le
 TIER_3's cut-off is TIER_3, an unflagged one above it TIER_4. ``confidence`` is the label whose
 cut-off (``[scoring.confidence]``, in log-odds) the verdict's log-odds ``ln(q / (1 − q))``
 reaches, ``q`` the probability of the MAP verdict (``P`` when flagged, ``1 − P`` when not) at
-the low end of its interval. A lender that
-is not flagged and whose comparisons could not tell (``verdicts``: ``verdict_status``
-``NOT_TESTED`` or ``UNDERPOWERED``) is not presented as low risk: its tier is its status
-instead of ``TIER_5_LOW_RISK`` (a ``TIER_4_MONITORING`` lender stays monitored), its confidence
-``INSUFFICIENT_EVIDENCE`` (not tested) or at most ``LOW_CONFIDENCE`` (underpowered); its score is
-then mostly the presumption of compliance, not evidence. A flagged lender's confidence is its
+the low end of its interval. A lender that is not flagged and whose comparisons could not tell
+(``verdicts``: ``verdict_status`` ``NOT_TESTED`` or ``UNDERPOWERED``) is not presented as low
+risk: its tier is its status instead of ``TIER_5_LOW_RISK`` (a ``TIER_4_MONITORING`` lender
+stays monitored), its confidence ``INSUFFICIENT_EVIDENCE`` (not tested) or at most
+``LOW_CONFIDENCE`` (underpowered); its score is then mostly the presumption of compliance, not
+evidence. A flagged lender's confidence is its
 probability's whatever its denial comparisons (it may be flagged on redlining shares or
 pricing). The recommended action is the tier's, then each violation's (``[scoring.actions]``).
 ``violation_score`` adds the weights of the ground formulas that push the lender's finding
@@ -152,7 +152,7 @@ def _atoms(run: Run, predicate: str) -> list[_Atom]:
     return found
 
 
-def lender_seed(lei: str, seed: int = 0) -> tuple[int, ...]:
+def _lender_seed(lei: str, seed: int) -> tuple[int, ...]:
     """The entropy of a lender's MC-SAT chains: the configured seed and the LEI's SHA-256, so that
     the lender's score is the same whichever partition, worker or run order audits it."""
     return (seed, int.from_bytes(hashlib.sha256(lei.encode()).digest()[:16], "big"))
@@ -167,19 +167,19 @@ def _probabilities(
     Should the hard formulas have no world, the MAP values stand (interval 0)."""
     probability = [0.5 if atom is None else float(atom.value) if atom.fixed else 0.5 for atom in atoms]
     interval = [0.0] * len(atoms)
-    asked = [i for i, atom in enumerate(atoms) if atom is not None and atom.atom_id]
+    asked = [(i, atom) for i, atom in enumerate(atoms) if atom is not None and atom.atom_id]
     if not asked:
         return probability, interval
     found = atom_marginals(
         run.encoding,
-        [atoms[i].atom_id for i in asked],  # type: ignore[union-attr]
-        [lender_seed(leis[i], config.marginal_seed) for i in asked],
+        [atom.atom_id for _, atom in asked],
+        [_lender_seed(leis[i], config.marginal_seed) for i, _ in asked],
         samples=config.marginal_samples,
         auto_limit=config.marginal_exact_atoms,
     )
-    for position, i in enumerate(asked):
+    for position, (i, atom) in enumerate(asked):
         if found is None:
-            probability[i] = float(atoms[i].value)  # type: ignore[union-attr]
+            probability[i] = float(atom.value)
         else:
             probability[i] = float(found.probability[position])
             interval[i] = float(found.interval[position])
