@@ -40,7 +40,7 @@ DEFAULT = [2_000, 10_000, 30_000]
 def encoded(people: int, directory: Path, **options: object) -> tuple[Encoding, float]:
     bench = generate("smokers", people, directory, **options)
     started = time.perf_counter()
-    program = check(bench.rules, parse_query_names(",".join(bench.queries)))
+    program = check(bench.rules, queries=parse_query_names(",".join(bench.queries)))
     evidence = load_evidence(program, [Path(p) for p in bench.db_files], {})
     encoding = encode(ground(program, evidence))
     return encoding, time.perf_counter() - started
