@@ -73,7 +73,7 @@ def accuracy(people: int, sample_counts: list[int]) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory() as directory:
         encoding, _ = encoded(people, Path(directory), community=6, friends=2)
     exact = infer_marginals(encoding, method="exact")
-    rows = []
+    rows: list[dict[str, object]] = []
     for samples in sample_counts:
         started = time.perf_counter()
         sampled = infer_marginals(encoding, method="mcsat", samples=samples, burn_in=50, seed=1)
