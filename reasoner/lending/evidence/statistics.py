@@ -315,37 +315,45 @@ def _newton(
     beta = np.zeros((count, width))
     status = np.zeros(count, dtype=np.int64)
     active = np.ones(count, dtype=bool)
+    # Each unit's sums run over its own rows in their order (np.bincount adds sequentially), so an
+    # iteration restricted to the rows of the units still moving gives those units the same bits;
+    # a unit that stopped keeps its coefficients, log-likelihood and linear predictor.
+    eta = np.empty(unit.size)
 
-    def loglik(coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        eta = np.einsum("ij,ij->i", design, coefficients[unit])
+    def loglik(coefficients: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        part_unit = unit[live]
+        part_eta = np.einsum("ij,ij->i", design[live], coefficients[part_unit])
         prior = 0.5 * (coefficients**2) @ penalty
-        term = outcome * eta - np.logaddexp(0.0, eta)
-        return np.bincount(unit, term if weight is None else weight * term, count) - prior, eta
+        term = outcome[live] * part_eta - np.logaddexp(0.0, part_eta)
+        return np.bincount(part_unit, term if weight is None else weight[live] * term, count) - prior, part_eta
 
-    current, eta = loglik(beta)
+    live = np.arange(unit.size)
+    current, eta[live] = loglik(beta, live)
     for _ in range(MAX_NEWTON):
         if not active.any():
             break
-        fitted = special.expit(eta)
-        residual = outcome - fitted if weight is None else weight * (outcome - fitted)
+        live = live[active[unit[live]]]
+        live_unit, live_design, live_eta = unit[live], design[live], eta[live]
+        fitted = special.expit(live_eta)
+        residual = outcome[live] - fitted if weight is None else weight[live] * (outcome[live] - fitted)
         gradient = np.column_stack(
-            [np.bincount(unit, design[:, column] * residual, count) for column in range(width)]
+            [np.bincount(live_unit, live_design[:, column] * residual, count) for column in range(width)]
         ) - beta * penalty
         # Only the units still moving: each unit's matrices and step are its own, so the others are not needed.
         moving = np.flatnonzero(active)
-        curvature = fitted * (1 - fitted) if weight is None else weight * fitted * (1 - fitted)
-        information = _cross(design, curvature, unit, count, only=active)[moving] + np.diag(penalty)
+        curvature = fitted * (1 - fitted) if weight is None else weight[live] * fitted * (1 - fitted)
+        information = _cross(live_design, curvature, live_unit, count, only=active)[moving] + np.diag(penalty)
         step = np.zeros((count, width))
         step[moving] = np.einsum("uij,uj->ui", np.linalg.pinv(information, hermitian=True), gradient[moving])
         size = np.ones(count)
         for _ in range(MAX_HALVINGS):
             trial = beta + size[:, None] * step
-            value, trial_eta = loglik(trial)
+            value, trial_eta = loglik(trial, live)
             worse = active & (value < current - 1e-12 * (1 + np.abs(current)))
             if not worse.any():
                 break
             size[worse] /= 2
-        beta, current, eta = trial, value, trial_eta
+        beta, current[active], eta[live] = trial, value[active], trial_eta
         moved = np.abs(size[:, None] * step).max(axis=1)
         diverged = active & (np.abs(beta).max(axis=1) > SEPARATION_LIMIT)
         status[diverged] = 1
