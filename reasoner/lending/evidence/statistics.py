@@ -688,7 +688,7 @@ def _least_squares(
     left = _partial_variance(sums[:, :-1, :-1], 0, rcond=1e-10)
     x = centred[:, :-1]
     residual = centred[:, -1] - np.einsum("ij,ij->i", x, beta[unit])
-    leverage = 1.0 / safe_sizes[unit] + np.einsum("ij,ijk,ik->i", x, inverse[unit], x)
+    leverage = 1.0 / safe_sizes[unit] + _quadratic_forms(x, inverse, unit)
     if weight is not None:
         leverage = leverage * weight
         residual = residual * weight
@@ -698,6 +698,17 @@ def _least_squares(
     df = sizes - 2 - rank
     status = np.select([df < 1, ~(left > COLLINEAR * sums[:, 0, 0])], [1, 2], 0)
     return beta[:, 0], np.sqrt(np.maximum(variance, 0.0)), df, status
+
+
+def _quadratic_forms(x: np.ndarray, matrices: np.ndarray, unit: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Per row i, x_i' M x_i with M its unit's matrix: ``np.einsum("ij,ijk,ik->i")`` a chunk of rows
+    at a time (each row's sum is computed alone, so the bits are those of one call), which spares
+    the (rows, p, p) copy of the matrices that one call over all rows would make."""
+    result = np.empty(x.shape[0])
+    for start in range(0, x.shape[0], chunk):
+        rows = slice(start, start + chunk)
+        result[rows] = np.einsum("ij,ijk,ik->i", x[rows], matrices[unit[rows]], x[rows])
+    return result
 
 
 # --- (e) outliers among neighbours ------------------------------------------------------------
