@@ -14,12 +14,10 @@ White non-Hispanic: the ``minority`` group column of ``tables.add_group_columns`
 (``odds_ratio``) is how many times the odds of denial of minority women (or of minority
 applicants in majority-minority tracts) exceed what the race effect and the other basis's effect
 together predict; 1 means no interaction. The covariates are those of the denial regression
-(``income`` and ``loan_amount`` as logarithms), standardised within the lender, with a whisper of
-ridge (``RIDGE`` on every coefficient but the intercept). The models of all lenders are fitted at
-once by Newton's method (``statistics.logistic_fits``) on the rows in application-id order, so
-that the result does not depend on the input's row order (a test checks each lender's fit against
-scikit-learn's ``LogisticRegression`` of that lender alone to 1e-8); the standard error is the
-square root of the interaction's entry of the inverse information matrix X'WX (with the ridge) at
+(``income`` and ``loan_amount`` as logarithms), standardised within the lender. The model is
+fitted by scikit-learn (``LogisticRegression`` without penalty, Newton–Cholesky) on the rows in
+application-id order, so that the result does not depend on the input's row order; the standard
+error is the square root of the interaction's entry of the inverse information matrix X'WX at
 the estimate, the CI is Wald's and the p-value the two-sided Wald z test. ``p_adjusted`` is
 Holm's adjustment over the lender's interaction tests.
 
@@ -30,12 +28,15 @@ fewer than ``min_group`` applications, when the cell of both bases has no denial
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 
 from reasoner.lending.evidence.statistics import (
     DENIAL_COVARIATES,
@@ -44,13 +45,10 @@ from reasoner.lending.evidence.statistics import (
     as_covariates,
     covariate_matrix,
     holm_adjusted,
-    logistic_fits,
     one_blas_thread,
-    unit_scales,
 )
 
 RIDGE = 1e-4  # L2 penalty of the interaction fit, on standardised columns
-MAX_ITERATIONS = 100  # Newton iterations per fit
 
 __all__ = ["INTERACTION_COLUMNS", "INTERACTIONS", "Interaction", "interaction_tests"]
 
@@ -116,29 +114,17 @@ def interaction_tests(
     denied = frame["decision"].to_numpy(dtype=object) == "denied"
     is_minority = minority == MINORITY
     leis = frame["lei"].astype("str").to_numpy(dtype=object)
-    lenders = np.array(sorted(set(leis[usable].tolist())), dtype=object)
-    lender = pd.Index(lenders).get_indexer(leis) if lenders.size else np.full(len(frame), -1)
-    width = len(interactions)
-    parts = []
-    for index, interaction in enumerate(interactions):  # a unit per lender and interaction, rows in id order
-        second, second_known = seconds[interaction.second]
-        rows = np.flatnonzero(known & second_known & (lender >= 0))
-        parts.append((rows, lender[rows] * width + index, second[rows]))
-    rows = np.concatenate([part[0] for part in parts])
-    unit = np.concatenate([part[1] for part in parts])
-    other = np.concatenate([part[2] for part in parts]).astype(bool)
-    order = np.argsort(unit, kind="stable")
-    rows, unit, other = rows[order], unit[order], other[order]
-    count = lenders.size * width
-    found = _estimates(denied[rows], is_minority[rows], other, values[rows], unit, count, min_group, groups)
-    table = pd.DataFrame(
-        {
-            "lei": np.repeat(lenders, width),
-            "interaction": np.tile(np.array([item.name for item in interactions], dtype=object), lenders.size),
-        }
-        | found,
-        columns=list(INTERACTION_COLUMNS[:-1]),
-    )
+    rows = []
+    with one_blas_thread():  # one BLAS thread: the same sums in every process
+        for lei in sorted(set(leis[usable].tolist())):
+            at = leis == lei
+            for interaction in interactions:
+                second, second_known = seconds[interaction.second]
+                rows.append(
+                    {"lei": lei, "interaction": interaction.name}
+                    | _test(denied, is_minority, second, values, at & known & second_known, min_group, groups)
+                )
+    table = pd.DataFrame(rows, columns=list(INTERACTION_COLUMNS[:-1]))
     table["p_adjusted"] = holm_adjusted(table["p_value"].to_numpy(dtype=np.float64), table["lei"].to_numpy())
     for name in ("applications", *(f"{cell}_applications" for cell in CELLS)):
         table[name] = table[name].astype(np.int64)
@@ -154,70 +140,67 @@ def _tract(frame: pd.DataFrame, percent: float) -> tuple[np.ndarray, np.ndarray]
     return share > percent, np.isfinite(share)
 
 
-def _estimates(
+def _test(
     denied: np.ndarray,
     minority: np.ndarray,
     second: np.ndarray,
     values: np.ndarray,
-    unit: np.ndarray,
-    count: int,
+    rows: np.ndarray,
     min_group: int,
     groups: tuple[int, ...] = (),
-) -> dict[str, np.ndarray]:
-    """The interaction test of every unit (rows sorted by ``unit``): cell counts, denial rates,
-    the estimate and a reason. All units' regressions are fitted at once (``logistic_fits``):
-    a covariate a unit leaves out (constant there, or its category's base) is a column of zeros
-    in that unit's rows, which the ridge keeps at 0 and apart from the others, so each unit's fit
-    is that of its own columns."""
-    cell = minority.astype(np.int64) + 2 * second.astype(np.int64)  # 0 neither, 1 minority only, 2 second only, 3 both
-    counts = np.bincount(unit * 4 + cell, minlength=count * 4).reshape(count, 4)
-    denials = np.bincount(unit * 4 + cell, denied.astype(np.float64), count * 4).reshape(count, 4)
-    found: dict[str, np.ndarray] = {"applications": counts.sum(axis=1)}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for index, name in enumerate(CELLS):
-            found[f"{name}_applications"] = counts[:, index]
-            found[f"{name}_denial_rate"] = np.where(counts[:, index] > 0, denials[:, index] / counts[:, index], np.nan)
-    reason = np.full(count, "", dtype=object)
-    reason[counts.min(axis=1) < min_group] = f"fewer than {min_group} applications in a cell"
-    both = (denials[:, 3] == 0) | (denials[:, 3] == counts[:, 3])
-    reason[(reason == "") & both] = "no denial or no approval among applicants of both bases"
-    estimate = np.full(count, np.nan)
-    error = np.full(count, np.nan)
-    fit = reason[unit] == ""
-    fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
-    if fitted_units.size:
-        x = values[fit]
-        mean, spread = unit_scales(x, fit_unit, fitted_units.size)  # inf: constant at the lender, explains nothing
-        varies = np.isfinite(spread)
-        # A category's indicators sum to one: its first that varies at the lender is the base, left out.
-        seen: dict[int, np.ndarray] = {}
-        for column, group in enumerate(groups):
-            if group >= 0:
-                base = varies[:, column] & ~seen.get(group, np.zeros(fitted_units.size, dtype=bool))
-                seen[group] = seen.get(group, np.zeros(fitted_units.size, dtype=bool)) | base
-                varies[:, column] &= ~base
-        scaled = np.where(varies[fit_unit], (x - mean[fit_unit]) / spread[fit_unit], 0.0)
-        first, other = minority[fit].astype(np.float64), second[fit].astype(np.float64)
-        design = np.column_stack([np.ones(first.size), first, other, first * other, scaled])
-        # A whisper of ridge (1e-4 on standardised columns, not on the intercept): covariates collinear among
-        # themselves (an AUS result that follows the credit-score bands) leave the interaction's estimate defined.
-        penalty = np.full(design.shape[1], RIDGE)
-        penalty[0] = 0.0
-        with one_blas_thread():  # many small matrices: one thread is fastest, and the same in every process
-            beta, status, variance = logistic_fits(
-                design, denied[fit].astype(np.float64), fit_unit, fitted_units.size, penalty, 3,
-                watched=slice(1, 4), iterations=MAX_ITERATIONS,
-            )
-        singular = (status == 0) & ~(np.isfinite(variance) & (variance > 0))
-        reason[fitted_units[status != 0]] = "the regression did not converge (separation)"
-        reason[fitted_units[singular]] = "the bases are collinear with the covariates"
-        good = (status == 0) & ~singular
-        estimate[fitted_units[good]] = beta[good, 3]
-        error[fitted_units[good]] = np.sqrt(variance[good])
-    with np.errstate(invalid="ignore"):
-        found["odds_ratio"] = np.exp(estimate)
-        found["ci_low"] = np.exp(estimate - Z95 * error)
-        found["ci_high"] = np.exp(estimate + Z95 * error)
-        found["p_value"] = 2 * stats.norm.sf(np.abs(estimate) / error)
-    found["reason"] = reason
-    return found
+) -> dict[str, object]:
+    """The interaction test on ``rows`` (one lender): cell counts, denial rates and the estimate."""
+    y, first, other, x = denied[rows], minority[rows], second[rows], values[rows]
+    cell = first.astype(np.int64) + 2 * other.astype(np.int64)  # 0 neither, 1 minority only, 2 second only, 3 both
+    counts = np.bincount(cell, minlength=4)
+    denials = np.bincount(cell, weights=y.astype(np.float64), minlength=4)
+    found: dict[str, object] = {"applications": int(rows.sum())}
+    for index, name in enumerate(CELLS):
+        found[f"{name}_applications"] = int(counts[index])
+        found[f"{name}_denial_rate"] = denials[index] / counts[index] if counts[index] else np.nan
+    estimate = dict.fromkeys(("odds_ratio", "ci_low", "ci_high", "p_value"), np.nan)
+    if counts.min() < min_group:
+        return found | estimate | {"reason": f"fewer than {min_group} applications in a cell"}
+    if denials[3] == 0 or denials[3] == counts[3]:
+        return found | estimate | {"reason": "no denial or no approval among applicants of both bases"}
+    mean, spread = x.mean(axis=0), x.std(axis=0)
+    varies = spread > 1e-9 * np.maximum(np.abs(mean), 1.0)  # a covariate constant at the lender explains nothing
+    # A category's indicators sum to one: its first that varies at the lender is the base, left out.
+    seen: set[int] = set()
+    for column, group in enumerate(groups):
+        if group >= 0 and varies[column] and group not in seen:
+            seen.add(group)
+            varies[column] = False
+    scaled = (x[:, varies] - mean[varies]) / spread[varies]
+    design = np.column_stack([first, other, first & other, scaled]).astype(np.float64)
+    # A whisper of ridge (1e-4 on standardised columns): covariates collinear among themselves (an
+    # AUS result that follows the credit-score bands) leave the interaction's estimate defined.
+    model = LogisticRegression(C=1.0 / RIDGE, solver="newton-cholesky", tol=1e-10, max_iter=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        try:
+            model.fit(design, y)
+        except (ConvergenceWarning, ValueError, np.linalg.LinAlgError):
+            return found | estimate | {"reason": "the regression did not converge (separation)"}
+    coefficients = np.concatenate([model.intercept_, model.coef_[0]])
+    if np.abs(coefficients[1:4]).max() > SEPARATION_LIMIT:
+        return found | estimate | {"reason": "the regression did not converge (separation)"}
+    full = np.column_stack([np.ones(len(design)), design])
+    probability = model.predict_proba(design)[:, 1]
+    information = full.T @ (full * (probability * (1 - probability))[:, None])
+    information[1:, 1:] += RIDGE * np.eye(full.shape[1] - 1)  # the penalty's curvature (not on the intercept)
+    try:
+        covariance = np.linalg.inv(information)
+    except np.linalg.LinAlgError:
+        return found | estimate | {"reason": "the bases are collinear with the covariates"}
+    variance = covariance[3, 3]
+    if not np.isfinite(variance) or variance <= 0:
+        return found | estimate | {"reason": "the bases are collinear with the covariates"}
+    beta, error = coefficients[3], float(np.sqrt(variance))
+    return found | {
+        "odds_ratio": float(np.exp(beta)),
+        "ci_low": float(np.exp(beta - Z95 * error)),
+        "ci_high": float(np.exp(beta + Z95 * error)),
+        "p_value": float(2 * stats.norm.sf(abs(beta) / error)),
+        "reason": "",
+    }

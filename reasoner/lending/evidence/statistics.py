@@ -81,10 +81,8 @@ __all__ = [
     "denial_probabilities",
     "holm_adjusted",
     "lender_denial_odds",
-    "logistic_fits",
     "matched_pair_test",
     "pricing_disparity",
-    "unit_scales",
 ]
 
 DENIAL_COVARIATES = ("income", "dti", "cltv", "loan_amount")
@@ -302,38 +300,13 @@ def _penalty(width: int, free: int) -> np.ndarray:
     return penalty
 
 
-def logistic_fits(
-    design: np.ndarray,
-    outcome: np.ndarray,
-    unit: np.ndarray,
-    count: int,
-    penalty: np.ndarray,
-    column: int,
-    *,
-    watched: slice = slice(None),
-    iterations: int = MAX_NEWTON,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One penalised logistic regression per unit, all at once (``_newton``): coefficients
-    (units, width), a status per unit (0 converged, 1 a ``watched`` coefficient beyond
-    ``SEPARATION_LIMIT``, 2 not converged in ``iterations``) and the variance of coefficient
-    ``column``: its entry of the inverse penalised information X'WX + diag(penalty) at the
-    estimate (a Schur complement; NaN or inf where that is singular)."""
-    beta, eta, status = _newton(design, outcome, unit, count, penalty, watched=watched, iterations=iterations)
-    fitted = special.expit(eta)
-    information = _cross(design, fitted * (1 - fitted), unit, count) + np.diag(penalty)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        variance: np.ndarray = 1.0 / _partial_variance(information, column)
-    return beta, status, variance
-
-
 def _newton(
     design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, penalty: np.ndarray | None = None,
-    weight: np.ndarray | None = None, *, watched: slice = slice(None), iterations: int = MAX_NEWTON,
+    weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Penalised maximum likelihood by Newton's method with step halving, one regression per
     unit: coefficients (units, width), the linear predictor per row, and a status per unit
-    (0 converged, 1 diverged: a ``watched`` coefficient beyond ``SEPARATION_LIMIT``, 2 not
-    converged in ``iterations``). ``penalty``: per coefficient, the weight of
+    (0 converged, 1 diverged, 2 not converged). ``penalty``: per coefficient, the weight of
     ``-penalty * beta**2 / 2`` added to the log-likelihood (a Gaussian prior; none by default);
     ``weight``: per row, the weight of its log-likelihood term (none: 1 each)."""
     width = design.shape[1]
@@ -356,7 +329,7 @@ def _newton(
 
     live = np.arange(unit.size)
     current, eta[live] = loglik(beta, live)
-    for _ in range(iterations):
+    for _ in range(MAX_NEWTON):
         if not active.any():
             break
         live = live[active[unit[live]]]
@@ -382,7 +355,7 @@ def _newton(
             size[worse] /= 2
         beta, current[active], eta[live] = trial, value[active], trial_eta
         moved = np.abs(size[:, None] * step).max(axis=1)
-        diverged = active & (np.abs(beta[:, watched]).max(axis=1) > SEPARATION_LIMIT)
+        diverged = active & (np.abs(beta).max(axis=1) > SEPARATION_LIMIT)
         status[diverged] = 1
         active &= ~diverged & (moved >= 1e-8)
     status[active] = 2
@@ -422,7 +395,7 @@ def _fitted_denial(frame: pd.DataFrame, covariates: Covariates) -> np.ndarray:
     if rows.size == 0:
         return probability
     # Standardise on the fitted rows, then apply the same centring and scale to every row of the lender.
-    means, spread = unit_scales(values[rows], unit, count)
+    means, spread = _scales(values[rows], unit, count)
     design = np.column_stack([np.ones(rows.size), (values[rows] - means[unit]) / spread[unit]])
     penalty = _penalty(design.shape[1], free=1 + len(covariates.numeric))
     beta, _, status = _newton(design, outcome[rows].astype(np.float64), unit, count, penalty)
@@ -947,7 +920,7 @@ def _not_controlled(values: np.ndarray, labels: tuple[str, ...], unit: np.ndarra
     adjusted for loan type), so explanations must not claim it did."""
     if not labels or unit.size == 0:
         return np.full(count, "", dtype=object)
-    _, spread = unit_scales(values, unit, count)
+    _, spread = _scales(values, unit, count)
     constant = ~np.isfinite(spread)  # (units, columns)
     names = list(dict.fromkeys(labels))
     owner = np.array([names.index(label) for label in labels])
@@ -989,12 +962,12 @@ def _standardise(values: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray
     """Columns centred and scaled within each unit; a column constant in a unit becomes 0."""
     if values.shape[1] == 0:
         return values
-    means, spread = unit_scales(values, unit, count)
+    means, spread = _scales(values, unit, count)
     standardised: np.ndarray = (values - means[unit]) / spread[unit]
     return standardised
 
 
-def unit_scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+def _scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     """Per unit and column: the mean and the standard deviation (inf for a column constant in
     the unit, so that it standardises to 0)."""
     sizes = np.maximum(np.bincount(unit, minlength=count), 1).astype(np.float64)
