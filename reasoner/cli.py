@@ -485,9 +485,6 @@ def _out_of_memory(options: argparse.Namespace | None) -> int:
         budget = limits.parse_size(text) if text else None
     except ReasonerError:
         budget = None
-    if budget is None:
-        print("error: out of memory; see the README's section on limits", file=sys.stderr)
-        return 1
     print(_render(limits.memory_limit_error(budget)), file=sys.stderr)
     return EXIT_INPUT
 

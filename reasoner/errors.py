@@ -189,8 +189,13 @@ class RuleError(ReasonerError, ValueError):
 
 def closest(name: str, candidates: Iterable[str], *, cutoff: float = 0.6) -> str | None:
     """The candidate most like ``name`` (a misspelling's intended word), if one is close enough."""
-    found = difflib.get_close_matches(name, list(candidates), n=1, cutoff=cutoff)
+    found = suggestions(name, candidates, cutoff=cutoff)
     return found[0] if found else None
+
+
+def suggestions(name: str, candidates: Iterable[str], *, n: int = 1, cutoff: float = 0.6) -> list[str]:
+    """Up to ``n`` candidates close enough to ``name``, the closest first."""
+    return difflib.get_close_matches(name, list(candidates), n=n, cutoff=cutoff)
 
 
 def did_you_mean(

@@ -205,7 +205,18 @@ def raise_if_memory_limit_reached() -> None:
         raise _reached
 
 
-def memory_limit_error(limit: int) -> LimitError:
+def memory_limit_error(limit: int | None) -> LimitError:
+    """The one out-of-memory message: the budget reached, or the machine's memory when none was set."""
+    if limit is None:
+        return LimitError(
+            "out of memory (no ",
+            Option("memory_limit"),
+            " was set: the machine's memory ran out); nothing was written. Give more memory, or set ",
+            Option("memory_limit"),
+            " and lower ",
+            Option("max_groundings"),
+            " to be refused earlier (README: Reliability)",
+        )
     return LimitError(
         f"the memory limit ({limit / 2**30:.2f} GiB, ",
         Option("memory_limit"),

@@ -7,9 +7,11 @@ import math
 __all__ = ["number"]
 
 
-def number(value: object, digits: int = 3) -> str:
-    """A table cell: ``–`` for a missing value, integers with thousands separators, floats with
-    ``digits`` decimals (scientific below ``10**-digits``), anything else as its text."""
+def number(value: object, digits: int = 3, *, trim: bool = False) -> str:
+    """A figure as every output prints it: ``–`` for a missing value, integers with thousands
+    separators, floats with ``digits`` decimals (scientific below ``10**-digits``), anything else
+    as its text. ``trim`` drops trailing zeros (prose: ``reason explain``); tables keep them, so
+    a column's decimals line up."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, float):
@@ -17,7 +19,8 @@ def number(value: object, digits: int = 3) -> str:
             return "∞" if value > 0 else "-∞"
         if value != 0 and (abs(value) < 10**-digits):
             return f"{value:.1e}"
-        return f"{value:,.{digits}f}"
+        text = f"{value:,.{digits}f}"
+        return text.rstrip("0").rstrip(".") if trim and "." in text else text
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)

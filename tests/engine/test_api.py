@@ -158,6 +158,7 @@ def test_the_memory_watchdog_stops_its_thread_and_restores_the_signal() -> None:
     assert signal.getsignal(signal.SIGUSR1) == before and not watchdog.reached
 
 
+@pytest.mark.slow
 def test_the_memory_watchdog_stops_a_run_past_its_limit() -> None:
     """In a fresh process: a limit below what is already resident stops the run at once."""
     code = (

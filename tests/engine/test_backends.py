@@ -72,6 +72,7 @@ def test_normalised_clauses_cost_the_same(problem: tuple[int, list[list[int]], l
             assert normal_cost == cost
 
 
+@pytest.mark.slow
 @settings(COMMON, max_examples=60)
 @given(program=programs())
 def test_engine_with_highs_matches_brute_force(program: Program, tmp_path: Path) -> None:
@@ -84,6 +85,7 @@ def test_engine_with_highs_matches_brute_force(program: Program, tmp_path: Path)
         raise AssertionError(f"{error}\n{describe(program)}") from error
 
 
+@pytest.mark.slow
 @settings(COMMON, max_examples=60)
 @given(program=programs(), solver=st.sampled_from(["auto", "rc2", "highs"]))
 def test_a_time_limit_never_claims_more_than_it_knows(program: Program, solver: str, tmp_path: Path) -> None:

@@ -164,6 +164,7 @@ def test_examples_copy_of_tuffy_smoke_is_unchanged() -> None:
         assert (EXAMPLE_SMOKE / name).read_bytes() == (SHARED_SMOKE / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_tuffy_smoke_runs_and_reports_every_query_atom(runs: Runs) -> None:
     blocks = _ok(runs("smoke explain text")).split("\n\n")
     assert blocks[0].splitlines()[:2] == ["status: optimal", "cost: 0"]
@@ -179,6 +180,7 @@ def test_tuffy_smoke_runs_and_reports_every_query_atom(runs: Runs) -> None:
     }
 
 
+@pytest.mark.slow
 def test_tuffy_smoke_from_shared_folder_gives_the_same_output(runs: Runs) -> None:
     if not SHARED_SMOKE.is_dir():
         pytest.skip("/work/shared/peers/tuffy-smoke is absent")
@@ -191,6 +193,7 @@ def test_tuffy_smoke_from_shared_folder_gives_the_same_output(runs: Runs) -> Non
 # -- JSON output ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_json_output_shape(runs: Runs) -> None:
     output = json.loads(_ok(runs("smoke json")))
     assert list(output) == ["status", "cost", "query_atoms", "margins", "stats", "explanations"]
@@ -234,6 +237,7 @@ def test_explain_json_golden(runs: Runs, golden: Callable[[Path, str], None]) ->
 # -- tables ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_csv_and_parquet_bindings_end_to_end(runs: Runs) -> None:
     output = json.loads(_ok(runs("bound")))
     assert output["status"] == "optimal"
@@ -254,6 +258,7 @@ def test_csv_and_parquet_bindings_end_to_end(runs: Runs) -> None:
 # -- exit codes and messages ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BAD_INPUTS)
 def test_bad_input_exits_2_with_a_message_and_no_traceback(name: str, runs: Runs) -> None:
     result = runs(name)

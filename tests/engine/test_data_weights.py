@@ -44,6 +44,7 @@ def _summary(result: Run) -> tuple[Decimal, dict[str, Decimal | None]]:
 values = st.decimals(min_value=-3, max_value=3, places=2, allow_nan=False, allow_infinity=False)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     rows=st.lists(st.tuples(st.sampled_from("ABCD"), values), min_size=1, max_size=6, unique_by=lambda r: r),

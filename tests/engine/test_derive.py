@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -47,6 +48,7 @@ def _oracle(
     return {"Hop": hop, "Near": near, "Lone": lone, "Reach": reach}
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(
     st.sets(pairs, max_size=12),
@@ -119,6 +121,7 @@ def _table(rows: list[tuple[object, ...]], names: list[str], dtype: str | None) 
     return frame
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(
     st.sets(st.tuples(mixed_nodes, mixed_nodes), max_size=10),

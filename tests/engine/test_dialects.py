@@ -312,6 +312,7 @@ def functional_programs(draw: st.DrawFn) -> tuple[str, str, list[str], CostOf]:
     return rules, facts, atoms, cost_of
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(functional_programs())
 def test_exactly_one_value_agrees_with_the_brute_force_oracle(

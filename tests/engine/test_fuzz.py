@@ -115,6 +115,7 @@ def test_the_seed_corpus_is_there() -> None:
         assert_result_or_positioned_error(text, str(path))
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=600)
 @given(st.integers(0, len(TEXTS) - 1), st.lists(EDIT, min_size=1, max_size=8))
 def test_mutated_rule_files_give_a_program_or_a_positioned_error(which: int, edits: list) -> None:
@@ -133,6 +134,7 @@ def test_any_unicode_text_gives_a_program_or_a_positioned_error(text: str) -> No
     assert_result_or_positioned_error(text)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.lists(EDIT, min_size=1, max_size=4), st.integers(0, len(TEXTS) - 1))
 def test_mutated_rule_files_in_a_directory_give_a_program_or_a_positioned_error(
@@ -219,6 +221,7 @@ def test_a_huge_rule_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
         parse_program([path])
 
 
+@pytest.mark.slow
 def test_a_formula_whose_groundings_explode_is_refused_before_grounding(tmp_path: Path) -> None:
     from reasoner.check import QueryPattern
     from reasoner.limits import Limits

@@ -219,6 +219,7 @@ def _write(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["latin-1 byte in UTF-8", "zero usable rows"])
 def test_the_command_line_exits_2_with_the_message_and_writes_nothing(
     small: pd.DataFrame, tmp_path: Path, reason: Callable[..., object], case: str
@@ -246,6 +247,7 @@ def small_csv(small: pd.DataFrame) -> bytes:
 CSV_EDIT = st.tuples(st.integers(0, 4), st.integers(0, 1_000_000), st.integers(0, 300), st.integers(0, 50))
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(st.lists(CSV_EDIT, max_size=6))
 def test_mutated_csv_bytes_give_a_table_or_an_evidence_error(

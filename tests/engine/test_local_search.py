@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -48,6 +49,7 @@ def optimum(num_vars: int, clauses: list[list[int]], weights: list[int]) -> int 
     return best
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(problem=clause_sets(), seed=st.integers(0, 3), flips=st.integers(0, 300))
 def test_reported_cost_is_the_cost_of_the_world(

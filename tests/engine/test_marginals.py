@@ -72,6 +72,7 @@ def test_exact_marginals_match_brute_force(program: Program, tmp_path: Path) -> 
     compare(program, run_program(program, tmp_path, method="exact"), 1e-9)
 
 
+@pytest.mark.slow
 @settings(COMMON, max_examples=25)
 @given(program=programs())
 def test_mcsat_marginals_are_close_to_brute_force(program: Program, tmp_path: Path) -> None:

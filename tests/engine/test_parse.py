@@ -596,6 +596,7 @@ def _compound(children: st.SearchStrategy[Formula]) -> st.SearchStrategy[Formula
 FORMULAS = st.recursive(st.one_of(_ATOMS, _COMPARISONS), _compound, max_leaves=8)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(FORMULAS, st.booleans())
 def test_printing_and_reparsing_random_formulas(formula: Formula, hard: bool) -> None:

@@ -611,6 +611,7 @@ def check_one_problem(result: Run) -> None:
         assert whole.margins == result.solution.margins
 
 
+@pytest.mark.slow
 @settings(COMMON, max_examples=300)
 @given(program=programs())
 def test_engine_matches_brute_force(program: Program, tmp_path: Path) -> None:
@@ -624,6 +625,7 @@ def test_engine_matches_brute_force(program: Program, tmp_path: Path) -> None:
         raise AssertionError(f"{error}\n{describe(program)}") from error
 
 
+@pytest.mark.slow
 @settings(COMMON, max_examples=150)
 @given(program=programs())
 def test_grounding_without_sql_gives_the_sql_groundings(program: Program, tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from support import REPOSITORY
 from reasoner.lending.config import STATUS_TIERS, TIERS, load_config
 from reasoner.lending.outputs.explain_finding import explanations_jsonl
 
+pytestmark = pytest.mark.slow  # end-to-end audits: outside the inner loop, pytest -m "not slow"
+
 ROOT = REPOSITORY
 RULES = ROOT / "rules"
 SAMPLE = ROOT / "examples" / "hmda" / "sample.parquet"

@@ -48,6 +48,7 @@ def test_the_example_maps_every_field_and_cleans_like_the_hmda_records() -> None
     assert "columns mapped by [columns] of audit.toml (lender ← 'branch'" in cleaned.provenance_notes()[0]
 
 
+@pytest.mark.slow
 def test_the_example_audits(tmp_path: Path) -> None:
     out = tmp_path / "out"
     arguments = [str(BANK / "rules"), str(BANK / "loans.csv"), "-o", str(out), "--quiet", "--no-timings"]

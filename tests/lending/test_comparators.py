@@ -14,6 +14,8 @@ from reasoner.lending import clean_hmda, synthesize
 from reasoner.lending.config import load_config
 from reasoner.lending.evidence.tables import audit_tables
 
+pytestmark = pytest.mark.slow  # end-to-end audits: outside the inner loop, pytest -m "not slow"
+
 RULES = REPOSITORY / "rules"
 
 

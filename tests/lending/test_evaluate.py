@@ -39,6 +39,8 @@ from support import REPOSITORY
 from reasoner.errors import EvidenceError, UsageError
 from reasoner.lending.synthetic.evaluate import Evaluation, evaluate, render_evaluation
 
+pytestmark = pytest.mark.slow  # end-to-end audits: outside the inner loop, pytest -m "not slow"
+
 RULES = REPOSITORY / "rules"
 BLACK = "Black or African American"
 # lei: (minority approved, minority denied, White approved, White denied)

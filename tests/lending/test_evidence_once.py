@@ -165,6 +165,7 @@ def test_interaction_not_tested_for_a_small_cell() -> None:
     assert np.isnan(table.at["race_sex", "p_value"])
 
 
+@pytest.mark.slow  # audits the sample (a session fixture)
 def test_explain_lists_each_comparator_once_with_its_comparisons(sample_audit: tuple[Path, Path]) -> None:
     _, out = sample_audit
     applications = pd.read_parquet(out / "applications.parquet")

@@ -168,6 +168,7 @@ def test_a_record_the_index_does_not_match_is_damage(audit: Audit, tmp_path: Pat
         explain_finding(out, _lender(audit))
 
 
+@pytest.mark.slow
 def test_every_record_exports_as_json_lines(audit: Audit, reason: Reason) -> None:
     """``--all --format jsonl`` gives one record a line, in output order; an id's records are among them."""
     done = reason(["explain", audit.out, "--all", "--format", "jsonl"])

@@ -11,6 +11,8 @@ from support import REPOSITORY, SAMPLE
 
 from reasoner.lending.audit.explanations import Numbering, numberings
 
+pytestmark = pytest.mark.slow  # end-to-end audits: outside the inner loop, pytest -m "not slow"
+
 RULES = REPOSITORY / "rules"
 
 

@@ -17,6 +17,8 @@ from reasoner.lending.registers.files import read_hmda, register_format
 from reasoner.lending.registers.formats import FILING_LAR_FIELDS, MODIFIED_LAR_FIELDS, TRANSMITTAL_FIELDS
 from reasoner.lending.registers.hmda import read_clean
 
+pytestmark = pytest.mark.slow  # end-to-end audits: outside the inner loop, pytest -m "not slow"
+
 ROOT = REPOSITORY
 REGISTERS = DATA / "registers"
 SAMPLE = ROOT / "examples" / "hmda" / "sample.parquet"

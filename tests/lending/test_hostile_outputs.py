@@ -25,6 +25,8 @@ from support import REPOSITORY
 from reasoner.errors import UsageError
 from reasoner.lending.outputs.write import check_output, output_lock, staged
 
+pytestmark = pytest.mark.slow  # end-to-end audits: outside the inner loop, pytest -m "not slow"
+
 ROOT = REPOSITORY
 SAMPLE = ROOT / "examples" / "hmda" / "sample.parquet"
 Reason = Callable[..., subprocess.CompletedProcess[str]]

@@ -23,6 +23,8 @@ from reasoner.lending.evidence.statistics import holm_adjusted
 from reasoner.lending.evidence.tables import register_redlining
 from reasoner.lending.outputs.explain_finding import explain_finding
 
+pytestmark = pytest.mark.slow  # end-to-end audits: outside the inner loop, pytest -m "not slow"
+
 ROOT = REPOSITORY
 RULES = ROOT / "rules"
 

@@ -30,6 +30,8 @@ from reasoner.lending.outputs.explain_finding import explanations_jsonl
 from reasoner.lending.outputs.report import render_markdown
 from reasoner.lending.outputs.write import write_outputs
 
+pytestmark = pytest.mark.slow  # end-to-end audits: outside the inner loop, pytest -m "not slow"
+
 ROOT = REPOSITORY
 SAMPLE = ROOT / "examples" / "hmda" / "sample.parquet"
 ROWS = 2500

@@ -21,6 +21,8 @@ from reasoner.lending.outputs import report
 from reasoner.lending.outputs.report import MAX_LENDER_SECTIONS, render_html, render_markdown
 from reasoner.lending.synthetic.synth import write_synth
 
+pytestmark = pytest.mark.slow  # end-to-end audits: outside the inner loop, pytest -m "not slow"
+
 RULES = REPOSITORY / "rules"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 WINDOW = (1280, 4000)

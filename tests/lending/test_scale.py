@@ -17,6 +17,8 @@ from support import REPOSITORY, run_reason
 from reasoner.lending.audit.progress import Progress, StageTiming, timing_table
 from reasoner.lending.audit.run import _partitions, audit
 
+pytestmark = pytest.mark.slow  # end-to-end audits: outside the inner loop, pytest -m "not slow"
+
 RULES = REPOSITORY / "rules"
 
 

@@ -434,6 +434,7 @@ def test_fair_lenders_deny_minority_applicants_a_little_more(confounded: tuple[p
     assert 1.05 < odds_ratio < 1.6
 
 
+@pytest.mark.slow
 def test_cli_simple_flag_writes_the_simple_register(
     tmp_path: Path, reason: Callable[..., CompletedProcess[str]]
 ) -> None:

@@ -207,6 +207,7 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Audit:
     return audit([RULES], facts, workers=1)
 
 
+@pytest.mark.slow
 def test_untested_and_underpowered_lenders_are_not_low_risk(audited: Audit) -> None:
     lenders = audited.findings.lenders.set_index("lei")
     noref = lenders.loc["NOREF"]

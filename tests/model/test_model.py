@@ -33,6 +33,8 @@ from reasoner.model import (
 from reasoner.model.audit import audit_model
 from reasoner.model.twins import ENCODINGS
 
+pytestmark = pytest.mark.slow  # end-to-end audits: outside the inner loop, pytest -m "not slow"
+
 TRAIN = REPOSITORY / "examples" / "model" / "train.py"
 PROXY = "tract_minority_population_percent"
 

@@ -51,11 +51,11 @@ except ImportError:  # Windows: abandoned directories are left to the system
 from reasoner.errors import LimitError
 from reasoner.lending.audit.score import Findings
 from reasoner.lending.config import AuditConfig
+from reasoner.lending.evidence.kinds import STATISTIC_TABLES
 from reasoner.lending.evidence.tables import PartitionTables, application_positions
 
-__all__ = ["STATISTIC_TABLES", "Batch", "Explanations", "Numbering", "Rendered", "json_safe", "render"]
+__all__ = ["Batch", "Explanations", "Numbering", "Rendered", "json_safe", "render"]
 
-STATISTIC_TABLES = ("denial_odds", "matched_pairs", "pricing", "redlining", "interactions")
 # A citation: the JSON text of a "source" value "LABEL row N" (LABEL as JSON escapes it).
 _CITATION = re.compile(r'"source": "((?:[^"\\]|\\.)*) row ([0-9]+)"')
 

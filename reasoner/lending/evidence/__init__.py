@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from reasoner.lending.evidence.denial_reasons import contradicted_reasons, reason_mix
     from reasoner.lending.evidence.effects import effect_sizes
     from reasoner.lending.evidence.interaction import interaction_tests
+    from reasoner.lending.evidence.kinds import EVIDENCE_KINDS, STATISTIC_TABLES, EvidenceKind, evidence_kind
     from reasoner.lending.evidence.power import min_detectable_odds_ratio
     from reasoner.lending.evidence.redlining import redlining_signals
     from reasoner.lending.evidence.similar import SimilaritySpec, similar_pairs
@@ -28,12 +29,16 @@ if TYPE_CHECKING:
     from reasoner.lending.evidence.tables import PartitionTables, audit_tables
 
 __all__ = [
+    "EVIDENCE_KINDS",
+    "STATISTIC_TABLES",
     "Covariates",
+    "EvidenceKind",
     "PartitionTables",
     "SimilaritySpec",
     "audit_tables",
     "contradicted_reasons",
     "effect_sizes",
+    "evidence_kind",
     "holm_adjusted",
     "interaction_tests",
     "lender_denial_odds",
@@ -52,6 +57,10 @@ __getattr__, __dir__ = lazy_names(
         "reason_mix": "denial_reasons",
         "effect_sizes": "effects",
         "interaction_tests": "interaction",
+        "EVIDENCE_KINDS": "kinds",
+        "STATISTIC_TABLES": "kinds",
+        "EvidenceKind": "kinds",
+        "evidence_kind": "kinds",
         "min_detectable_odds_ratio": "power",
         "redlining_signals": "redlining",
         "SimilaritySpec": "similar",

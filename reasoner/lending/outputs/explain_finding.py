@@ -26,7 +26,6 @@ the confidence labels; files changed since the audit are named instead.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import math
@@ -39,8 +38,10 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from reasoner.constants import GROUND_ATOM
-from reasoner.errors import ReasonerError, UsageError, printable
+from reasoner.errors import ReasonerError, UsageError, printable, suggestions
+from reasoner.lending.evidence.kinds import STATISTIC_TABLES, VIOLATION_TABLES, evidence_kind
 from reasoner.lending.outputs.explanation_file import EXPLANATIONS, Found, every_id, find, json_lines, rows_where
+from reasoner.reporting.numbers import number
 
 __all__ = ["explain_finding", "explanation_json", "explanations_jsonl"]
 
@@ -70,15 +71,6 @@ MANIFEST = "manifest.json"
 INSUFFICIENT = "INSUFFICIENT_EVIDENCE"
 TOP_APPLICATIONS = 5
 SUGGESTIONS = 3
-STATISTIC_TABLES = ("denial_odds", "matched_pairs", "pricing", "redlining", "interactions")
-# The statistics that bear on each lender violation (the labels of audit.toml [findings]
-# lender_kinds); a label not listed gets every table.
-VIOLATION_TABLES = {
-    "disparate treatment": ("denial_odds", "matched_pairs"),
-    "intersectional disparity": ("interactions",),
-    "pricing disparity": ("pricing",),
-    "redlining": ("redlining",),
-}
 LEGEND = (
     "A ground formula is a rule with its variables replaced by this case's values. In the most probable",
     "world, each one of positive weight w that holds makes the world e^w times more probable; one of",
@@ -187,18 +179,18 @@ def _glosses(paths: Iterable[Path]) -> dict[str, Gloss]:
     glosses: dict[str, Gloss] = {}
     for path in paths:
         lines = path.read_text(encoding="utf-8").splitlines()
-        for number, line in enumerate(lines):
+        for at, line in enumerate(lines):
             match = _DECLARATION.match(line)
             if not match or match.group(1) in glosses:
                 continue
             meaning = [match.group(3) or ""]
-            for following in lines[number + 1 :] if meaning[0] else []:
+            for following in lines[at + 1 :] if meaning[0] else []:
                 more = _CONTINUATION.match(following)
                 if not more:
                     break
                 meaning.append(more.group(1))
             signature = f"{match.group(1)}({match.group(2).strip()})"
-            glosses[match.group(1)] = Gloss(signature, " ".join(meaning).strip(), f"{path.name}:{number + 1}")
+            glosses[match.group(1)] = Gloss(signature, " ".join(meaning).strip(), f"{path.name}:{at + 1}")
     return glosses
 
 
@@ -293,9 +285,7 @@ def _unknown(out: Path, identifier: str) -> str:
         pass
     ordered = sorted(known)
     message = f"'{identifier}' is neither an application with a finding in {path} nor a lender of {out / LENDERS}"
-    close = difflib.get_close_matches(
-        identifier, [item for item in ordered if item != identifier], n=SUGGESTIONS, cutoff=0.6
-    )
+    close = suggestions(identifier, [item for item in ordered if item != identifier], n=SUGGESTIONS)
     if close:
         return f"{message}; did you mean {_listing([repr(item) for item in close], 'or')}?"
     if ordered:
@@ -422,10 +412,10 @@ def _lender_text(record: Record, row: Record | None, context: Context) -> str:
     ]
     atoms = _atoms(proof)
     proofs = record.get("violation_proofs") or {}
-    for number, label in enumerate(violations, start=1):
+    for nth, label in enumerate(violations, start=1):
         violation = proofs.get(label) or {}
         atoms += _atoms(violation)
-        lines += ["", f"Violation {number} of {len(violations)}: {label}{_meaning(violation.get('atom', ''), context)}"]
+        lines += ["", f"Violation {nth} of {len(violations)}: {label}{_meaning(violation.get('atom', ''), context)}"]
         lines += _violation_lines(label, violation, record.get("statistics") or {}, context)
     lines += ["", f"The verdict (proof of {proof.get('atom')}):", *(f"  {line}" for line in LEGEND)]
     lines += _proof_lines(proof, "  ")
@@ -526,7 +516,7 @@ def _violation_lines(label: str, proof: Record, statistics: Record, context: Con
         if table == "redlining":  # several rows (bands, measures) per market
             others = len({_key(row) for row in rows} - {_key(row) for row in cited})
         if cited and others:
-            lines.append(f"    ({others} other {_UNITS[table]} of this lender not cited by the rules)")
+            lines.append(f"    ({others} other {_unit(table)} of this lender not cited by the rules)")
     lines += _model_flip_lines(proof)
     return lines + (_proof_lines(proof, "  ") if proof else ["  (no proof recorded)"])
 
@@ -583,14 +573,12 @@ def _unflagged_text(row: Record, context: Context) -> str:
 
 # -- statistics ------------------------------------------------------------------------------------
 
-_UNITS = {
-    "denial_odds": "comparisons",
-    "matched_pairs": "comparisons",
-    "pricing": "comparisons",
-    "redlining": "markets",
-    "interactions": "interactions",
-}
 POOLED = "all markets"  # the market of a lender's pooled redlining rows, always shown with its cited markets
+
+
+def _unit(table: str) -> str:
+    kind = evidence_kind(table)
+    return kind.unit if kind is not None else "rows"
 
 
 def _key(row: Record) -> str:
@@ -601,7 +589,7 @@ def _key(row: Record) -> str:
 def _statistics_lines(table: str, rows: list[Record], context: Context, indent: str) -> list[str]:
     if not rows:
         return []
-    heading, render = _STATISTICS.get(table, (lambda _: f"{table}:", _generic_row))
+    heading, render = STATISTICS.get(table, (lambda _: f"{table}:", _generic_row))
     return [f"{indent}{heading(context)}", *(f"{indent}  - {render(row, context)}" for row in rows)]
 
 
@@ -800,7 +788,8 @@ def _generic_row(row: Record, context: Context) -> str:
     return ", ".join(f"{name} = {_number(value)}" for name, value in row.items() if name != "lei")
 
 
-_STATISTICS: dict[str, tuple[Callable[[Context], str], Callable[[Record, Context], str]]] = {
+# How `reason explain` words each evidence kind (``evidence.kinds``): a heading and a row.
+STATISTICS: dict[str, tuple[Callable[[Context], str], Callable[[Record, Context], str]]] = {
     "denial_odds": (_denial_heading, _denial_row),
     "matched_pairs": (_pairs_heading, _pairs_row),
     "pricing": (_pricing_heading, _pricing_row),
@@ -908,11 +897,11 @@ def _rule_lines(formulas: list[Record], explained: str | None, indent: str) -> l
         count = f": {_plural(len(formulas), 'ground formula')}" + (f", {effect} each" if same else "")
     location = _short(str(first.get("location")))
     lines = [f"{indent}Rule {location} ({weight}){count}:", f"{indent}    {first.get('rule')}"]
-    for number, formula in enumerate(formulas, start=1):
+    for ordinal, formula in enumerate(formulas, start=1):
         values = ", ".join(f"{name} = {value}" for name, value in (formula.get("substitution") or {}).items())
         state = "holds" if formula.get("satisfied") else "does not hold"
         own = "" if same else f", {_effect(formula.get('effect'))}"
-        prefix = f"{number}. " if len(formulas) > 1 else ""
+        prefix = f"{ordinal}. " if len(formulas) > 1 else ""
         lines.append(f"{indent}  {prefix}with {values or 'no variables'}: {state}{own}")
         shown, groups, absent = _split_comparisons(formula.get("atoms", []))
         grouped = {id(item) for _, items in groups for item in items}
@@ -1090,22 +1079,14 @@ def _float(value: object) -> float:
 
 
 def _number(value: object, digits: int = 3) -> str:
-    """Integers with thousands separators; other numbers with at most ``digits`` decimals, no trailing zeros."""
-    if _missing(value):
-        return "–"
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    """A figure of an explanation record (JSON: ``"inf"``/``"hard"`` are infinite) as prose prints
+    it: ``reporting.number`` with trailing zeros dropped."""
+    if isinstance(value, str):
+        parsed = _float(value)
+        return value if math.isnan(parsed) else number(parsed, digits, trim=True)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and value is not None:
         return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    number = _float(value)
-    if math.isnan(number):
-        return str(value)
-    if math.isinf(number):
-        return "∞" if number > 0 else "-∞"
-    if number != 0 and abs(number) < 10**-digits:
-        return f"{number:.1e}"
-    text = f"{number:,.{digits}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return number(value, digits, trim=True)
 
 
 def _signed(value: object, digits: int = 3) -> str:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, namedtuple
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 from reasoner import __version__
 from reasoner.lending.audit.run import Audit
 from reasoner.lending.config import STATUS_TIERS, TIERS
+from reasoner.lending.evidence.kinds import LENDER_PAGE, evidence_kind
 from reasoner.lending.outputs.model_section import model_section_html, model_section_markdown
 from reasoner.lending.outputs.verdict_section import denial_reason_tables, effect_sentence, untested_table
 from reasoner.reporting import (
@@ -145,9 +146,7 @@ class _ByLender:
     """Rows of the per-lender tables as Python tuples, grouped by lender once (pandas is slow at small filters)."""
 
     def __init__(self, audit: Audit) -> None:
-        frames = {
-            name: getattr(audit.tables, name) for name in ("denial_odds", "matched_pairs", "redlining", "pricing")
-        }
+        frames = {kind.table: getattr(audit.tables, kind.table) for kind in LENDER_PAGE}
         frames["applications"] = _nearest_only(audit.findings.applications)
         self._parts: dict[str, dict[str, list[Any]]] = {}
         for name, frame in frames.items():
@@ -257,7 +256,7 @@ def _lender_page(by: _ByLender, r: Any) -> list[str]:
 class _Block:
     """One evidence table of a lender: ``caption`` in Markdown inline syntax."""
 
-    kind: str  # odds, pairs, redlining, pricing, applications
+    kind: str  # an evidence kind's table (``evidence.kinds.LENDER_PAGE``), or "applications"
     caption: str
     headers: tuple[str, ...]
     rows: list[tuple[object, ...]]
@@ -265,153 +264,173 @@ class _Block:
 
 
 def _evidence(by: _ByLender, lei: str) -> list[_Block]:
-    """The lender's evidence tables, in report order; empty ones left out."""
-    blocks = []
+    """The lender's evidence tables, in page order (``evidence.kinds.LENDER_PAGE``), then its strongest
+    application findings; empty ones left out."""
+    blocks = [_PAGE_TABLES[kind.table](by, lei) for kind in LENDER_PAGE]
+    return [block for block in (*blocks, _applications_block(by, lei)) if block is not None]
+
+
+def _odds_block(by: _ByLender, lei: str) -> _Block | None:
     odds = [r for r in by("denial_odds", lei) if r.reason == ""]
-    if odds:
-        blocks.append(
-            _Block(
-                "odds",
-                "Denial odds of the compared group, adjusted for the financials:",
-                (
-                    "comparison",
-                    "compared",
-                    "reference",
-                    "denial rate (compared)",
-                    "denial rate (reference)",
-                    "odds ratio",
-                    "95% CI",
-                    "p",
-                    "p (Holm)",
-                    "excess denials (95% CI)",
-                    "smallest detectable OR",
-                ),
-                [
-                    (
-                        r.comparison,
-                        r.compared_applications,
-                        r.reference_applications,
-                        r.compared_denial_rate,
-                        r.reference_denial_rate,
-                        r.odds_ratio,
-                        f"{number(r.ci_low, 2)}–{number(r.ci_high, 2)}",
-                        r.p_value,
-                        r.p_adjusted,
-                        _excess(r),
-                        r.min_detectable_odds_ratio,
-                    )
-                    for r in odds
-                ],
-                odds,
+    if not odds:
+        return None
+    return _Block(
+        "denial_odds",
+        "Denial odds of the compared group, adjusted for the financials:",
+        (
+            "comparison",
+            "compared",
+            "reference",
+            "denial rate (compared)",
+            "denial rate (reference)",
+            "odds ratio",
+            "95% CI",
+            "p",
+            "p (Holm)",
+            "excess denials (95% CI)",
+            "smallest detectable OR",
+        ),
+        [
+            (
+                r.comparison,
+                r.compared_applications,
+                r.reference_applications,
+                r.compared_denial_rate,
+                r.reference_denial_rate,
+                r.odds_ratio,
+                f"{number(r.ci_low, 2)}–{number(r.ci_high, 2)}",
+                r.p_value,
+                r.p_adjusted,
+                _excess(r),
+                r.min_detectable_odds_ratio,
             )
-        )
+            for r in odds
+        ],
+        odds,
+    )
+
+
+def _pairs_block(by: _ByLender, lei: str) -> _Block | None:
     pairs = [r for r in by("matched_pairs", lei) if r.discordant > 0]
-    if pairs:
-        blocks.append(
-            _Block(
-                "pairs",
-                "Matched pairs (nearest similar reference applicant):",
-                (
-                    "comparison",
-                    "pairs",
-                    "reference favoured",
-                    "expected",
-                    "compared favoured",
-                    "ratio",
-                    "adjusted ratio",
-                    "p",
-                    "p (Holm)",
-                    "McNemar p",
-                ),
-                [
-                    (
-                        r.comparison,
-                        r.pairs,
-                        r.reference_favoured,
-                        r.expected_reference_favoured,
-                        r.compared_favoured,
-                        r.discordant_ratio,
-                        r.adjusted_ratio,
-                        r.p_value,
-                        r.p_adjusted,
-                        r.mcnemar_p_value,
-                    )
-                    for r in pairs
-                ],
-                pairs,
+    if not pairs:
+        return None
+    return _Block(
+        "matched_pairs",
+        "Matched pairs (nearest similar reference applicant):",
+        (
+            "comparison",
+            "pairs",
+            "reference favoured",
+            "expected",
+            "compared favoured",
+            "ratio",
+            "adjusted ratio",
+            "p",
+            "p (Holm)",
+            "McNemar p",
+        ),
+        [
+            (
+                r.comparison,
+                r.pairs,
+                r.reference_favoured,
+                r.expected_reference_favoured,
+                r.compared_favoured,
+                r.discordant_ratio,
+                r.adjusted_ratio,
+                r.p_value,
+                r.p_adjusted,
+                r.mcnemar_p_value,
             )
-        )
+            for r in pairs
+        ],
+        pairs,
+    )
+
+
+def _redlining_block(by: _ByLender, lei: str) -> _Block | None:
     red = [r for r in by("redlining", lei) if r.reason == "" and r.band == _first_band(by, lei)]
-    if red:
-        pooled = next((r for r in by("redlining", lei) if r.market_kind == "pooled"), None)
-        blocks.append(
-            _Block(
-                "redlining",
-                f"Tracts over {number(red[0].band, 0)}% minority against peers of similar volume{_set_aside(pooled)}:",
-                ("market", "measure", "lender", "share", "peers' share", "ratio", "p", "p (Holm)", "peers"),
-                [
-                    (
-                        r.market,
-                        r.measure,
-                        r.count,
-                        r.share,
-                        r.peer_share,
-                        r.share_ratio,
-                        r.p_value,
-                        r.p_adjusted,
-                        _peers(r),
-                    )
-                    for r in red
-                ],
-                red,
+    if not red:
+        return None
+    pooled = next((r for r in by("redlining", lei) if r.market_kind == "pooled"), None)
+    return _Block(
+        "redlining",
+        f"Tracts over {number(red[0].band, 0)}% minority against peers of similar volume{_set_aside(pooled)}:",
+        ("market", "measure", "lender", "share", "peers' share", "ratio", "p", "p (Holm)", "peers"),
+        [
+            (
+                r.market,
+                r.measure,
+                r.count,
+                r.share,
+                r.peer_share,
+                r.share_ratio,
+                r.p_value,
+                r.p_adjusted,
+                _peers(r),
             )
-        )
+            for r in red
+        ],
+        red,
+    )
+
+
+def _pricing_block(by: _ByLender, lei: str) -> _Block | None:
     pricing = [r for r in by("pricing", lei) if r.reason == ""]
-    if pricing:
-        blocks.append(
-            _Block(
-                "pricing",
-                "Rate spread among originated loans (percentage points):",
-                ("comparison", "loans (compared)", "loans (reference)", "raw gap", "adjusted gap", "p", "p (Holm)"),
-                [
-                    (
-                        r.comparison,
-                        r.compared_loans,
-                        r.reference_loans,
-                        r.raw_gap,
-                        r.adjusted_gap,
-                        r.p_value,
-                        r.p_adjusted,
-                    )
-                    for r in pricing
-                ],
-                pricing,
+    if not pricing:
+        return None
+    return _Block(
+        "pricing",
+        "Rate spread among originated loans (percentage points):",
+        ("comparison", "loans (compared)", "loans (reference)", "raw gap", "adjusted gap", "p", "p (Holm)"),
+        [
+            (
+                r.comparison,
+                r.compared_loans,
+                r.reference_loans,
+                r.raw_gap,
+                r.adjusted_gap,
+                r.p_value,
+                r.p_adjusted,
             )
-        )
+            for r in pricing
+        ],
+        pricing,
+    )
+
+
+def _applications_block(by: _ByLender, lei: str) -> _Block | None:
     apps = sorted(by("applications", lei), key=_strongest_first)
-    if apps:
-        shown = apps[:MAX_APPLICATIONS_LISTED]
-        blocks.append(
-            _Block(
-                "applications",
-                f"Strongest application findings ({len(apps):,} in all; `reason explain OUT ID` prints any in full):",
-                ("application", "input row", "finding", "group", "score", "confidence", "nearest comparator"),
-                [
-                    (
-                        r.application_id,
-                        r.row,
-                        r.finding,
-                        r.race_ethnicity,
-                        r.violation_score,
-                        r.confidence,
-                        _comparator(r.comparators),
-                    )
-                    for r in shown
-                ],
-                shown,
+    if not apps:
+        return None
+    shown = apps[:MAX_APPLICATIONS_LISTED]
+    return _Block(
+        "applications",
+        f"Strongest application findings ({len(apps):,} in all; `reason explain OUT ID` prints any in full):",
+        ("application", "input row", "finding", "group", "score", "confidence", "nearest comparator"),
+        [
+            (
+                r.application_id,
+                r.row,
+                r.finding,
+                r.race_ethnicity,
+                r.violation_score,
+                r.confidence,
+                _comparator(r.comparators),
             )
-        )
-    return blocks
+            for r in shown
+        ],
+        shown,
+    )
+
+
+# The table of each evidence kind on a lender page (report.md and report.html).
+_PAGE_TABLES: dict[str, Callable[[_ByLender, str], _Block | None]] = {
+    "denial_odds": _odds_block,
+    "matched_pairs": _pairs_block,
+    "redlining": _redlining_block,
+    "pricing": _pricing_block,
+}
 
 
 def _excess(r: Any) -> str:
@@ -819,78 +838,87 @@ def _lender_html(audit: Audit, by: _ByLender, r: Any, anchor: str) -> list[str]:
         f'<p class="action"><strong>Recommended action:</strong> {escape_html(r.recommended_action)}.</p>',
         *([f'<p class="facts">{inline_html(effect_sentence(r))}</p>'] if effect_sentence(r) else []),
     ]
-    config = audit.config
     for block in _evidence(by, lei):
-        if block.kind == "odds":
-            every = by("denial_odds", lei)
-            out += [
-                "<h4>Approval controlled for financials: adjusted denial odds</h4>",
-                figure(
-                    _odds_chart(every),
-                    "Odds that an applicant of the compared group is denied, relative to a reference-group applicant "
-                    f"with the same {escape_html(and_list(list(config.denial_model.phrases())))} (logistic "
-                    "regression), with 95% confidence "
-                    "intervals, on a log scale. Above 1: the compared group is approved less often than its "
-                    f'financials explain. <span style="color:{RED}">Red</span>: the whole interval is above 1; '
-                    f'<span style="color:{BLUE}">blue</span>: below 1.',
-                ),
-            ]
-        elif block.kind == "pairs":
-            every = by("matched_pairs", lei)
-            out += [
-                "<h4>Matched-pair outcomes</h4>",
-                figure(
-                    _pairs_chart([r for r in every if r.pairs > 0]),
-                    "Each compared applicant paired with the nearest similarly situated reference-group applicant at "
-                    "the lender. Reference favoured: the reference applicant was approved and the compared one "
-                    "denied; compared favoured: the reverse.",
-                ),
-            ]
-        elif block.kind == "redlining":
-            out.append("<h4>Minority tracts against peers of similar volume</h4>")
-            markets = sorted({str(r.market) for r in block.records if r.market_kind != "pooled"})
-            if len(markets) > MAX_MSAS:  # keep the markets with the strongest signals
-                records = block.records
-                strongest = {str(r.market): _strength(r) for r in records if r.measure == "applications"}
-                kept_markets = set(sorted(markets, key=lambda m: (strongest.get(m, 2.0), m))[:MAX_MSAS])
-                order = [i for i, r in enumerate(records) if r.market_kind == "pooled" or str(r.market) in kept_markets]
-                out.append(
-                    f'<p class="note">The {MAX_MSAS} of {len(markets):,} markets with the smallest p-values; '
-                    "report.md lists all.</p>"
-                )
-                rows = [block.rows[i] for i in order]
-                block = _Block(block.kind, block.caption, block.headers, rows, [records[i] for i in order])
-            out.append(
-                figure(
-                    _redlining_chart(_market_shares(block.records)),
-                    "The lender's share of its applications (left) and originations (right) in each market that come "
-                    f"from tracts with more than {number(block.records[0].band, 0)}% minority residents, against "
-                    "peer lenders of similar volume in the market (purchased loans and preapproval requests set "
-                    "aside); a share well below the peers' suggests avoiding these neighbourhoods.",
-                )
-            )
-        elif block.kind == "pricing":
-            out += [
-                "<h4>Pricing: rate spread among originated loans</h4>",
-                figure(
-                    _pricing_chart(block.records),
-                    "Gap in mean rate spread (percentage points) of the compared group's originated loans against the "
-                    f"reference group's, adjusted for {escape_html(and_list(list(config.pricing_model.phrases())))} "
-                    "(least squares), "
-                    "with 95% confidence intervals. Above 0: the compared group pays more.",
-                ),
-            ]
-        elif block.kind == "applications":
+        if block.kind == "applications":
             out += [
                 "<h4>Strongest application findings</h4>",
                 f'<p class="note">The {len(block.rows):,} with the highest violation scores of '
                 f"{len(by('applications', lei)):,} in all; <code>reason explain OUT ID</code> prints any in full.</p>",
             ]
-        if block.kind != "applications":
-            out.append(f'<p class="note">{inline_html(block.caption)}</p>')
+        else:
+            kind = evidence_kind(block.kind)
+            out.append(f"<h4>{escape_html(kind.title if kind is not None else block.kind)}</h4>")
+            shown, block = _PAGE_FIGURES[block.kind](audit, by, lei, block)
+            out += [*shown, f'<p class="note">{inline_html(block.caption)}</p>']
         out.append(html_table(block.headers, block.rows))
     out += ['<p class="back"><a href="#lenders">↑ Lenders by tier</a></p>', "</article>"]
     return out
+
+
+# A lender page's figure of an evidence kind, before its table: (the HTML, the block to tabulate).
+_Figure = Callable[[Audit, _ByLender, str, _Block], tuple[list[str], _Block]]
+
+
+def _odds_figure(audit: Audit, by: _ByLender, lei: str, block: _Block) -> tuple[list[str], _Block]:
+    covariates = escape_html(and_list(list(audit.config.denial_model.phrases())))
+    caption = (
+        "Odds that an applicant of the compared group is denied, relative to a reference-group applicant "
+        f"with the same {covariates} (logistic regression), with 95% confidence intervals, on a log scale. "
+        "Above 1: the compared group is approved less often than its financials explain. "
+        f'<span style="color:{RED}">Red</span>: the whole interval is above 1; '
+        f'<span style="color:{BLUE}">blue</span>: below 1.'
+    )
+    return [figure(_odds_chart(by("denial_odds", lei)), caption)], block
+
+
+def _pairs_figure(audit: Audit, by: _ByLender, lei: str, block: _Block) -> tuple[list[str], _Block]:
+    caption = (
+        "Each compared applicant paired with the nearest similarly situated reference-group applicant at "
+        "the lender. Reference favoured: the reference applicant was approved and the compared one "
+        "denied; compared favoured: the reverse."
+    )
+    return [figure(_pairs_chart([r for r in by("matched_pairs", lei) if r.pairs > 0]), caption)], block
+
+
+def _redlining_figure(audit: Audit, by: _ByLender, lei: str, block: _Block) -> tuple[list[str], _Block]:
+    out = []
+    markets = sorted({str(r.market) for r in block.records if r.market_kind != "pooled"})
+    if len(markets) > MAX_MSAS:  # keep the markets with the strongest signals
+        records = block.records
+        strongest = {str(r.market): _strength(r) for r in records if r.measure == "applications"}
+        kept_markets = set(sorted(markets, key=lambda m: (strongest.get(m, 2.0), m))[:MAX_MSAS])
+        order = [i for i, r in enumerate(records) if r.market_kind == "pooled" or str(r.market) in kept_markets]
+        out.append(
+            f'<p class="note">The {MAX_MSAS} of {len(markets):,} markets with the smallest p-values; '
+            "report.md lists all.</p>"
+        )
+        rows = [block.rows[i] for i in order]
+        block = _Block(block.kind, block.caption, block.headers, rows, [records[i] for i in order])
+    caption = (
+        "The lender's share of its applications (left) and originations (right) in each market that come "
+        f"from tracts with more than {number(block.records[0].band, 0)}% minority residents, against "
+        "peer lenders of similar volume in the market (purchased loans and preapproval requests set "
+        "aside); a share well below the peers' suggests avoiding these neighbourhoods."
+    )
+    out.append(figure(_redlining_chart(_market_shares(block.records)), caption))
+    return out, block
+
+
+def _pricing_figure(audit: Audit, by: _ByLender, lei: str, block: _Block) -> tuple[list[str], _Block]:
+    caption = (
+        "Gap in mean rate spread (percentage points) of the compared group's originated loans against the "
+        f"reference group's, adjusted for {escape_html(and_list(list(audit.config.pricing_model.phrases())))} "
+        "(least squares), with 95% confidence intervals. Above 0: the compared group pays more."
+    )
+    return [figure(_pricing_chart(block.records), caption)], block
+
+
+_PAGE_FIGURES: dict[str, _Figure] = {
+    "denial_odds": _odds_figure,
+    "matched_pairs": _pairs_figure,
+    "redlining": _redlining_figure,
+    "pricing": _pricing_figure,
+}
 
 
 def _data_quality_html(audit: Audit) -> list[str]:
