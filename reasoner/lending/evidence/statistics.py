@@ -76,6 +76,7 @@ __all__ = [
     "one_blas_thread",
     "MIN_GROUP",
     "PRICING_COVARIATES",
+    "Prepared",
     "application_index",
     "cluster_outliers",
     "denial_probabilities",
@@ -97,6 +98,32 @@ SEPARATION_LIMIT = 15.0  # |coefficient| (log-odds per standard deviation) taken
 COLLINEAR = 1e-9  # indicator variance left after the covariates, relative to its own
 
 
+class Prepared:
+    """A frame's rows in canonical order (``_canonical_order``) and their covariate matrices, built
+    once for the fits of several comparisons over the same rows (``audit_tables``): the
+    covariates do not depend on the comparison. Pass it as ``prepared`` with that same frame
+    object; a fit over another frame is refused."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.source = frame
+        self.frame = _canonical_order(frame)
+        self._matrices: dict[Covariates, tuple[np.ndarray, tuple[str, ...]]] = {}
+
+    def covariates(self, covariates: Covariates) -> tuple[np.ndarray, tuple[str, ...]]:
+        """``_labelled_covariates`` of the canonical rows, built once per model."""
+        if covariates not in self._matrices:
+            self._matrices[covariates] = _labelled_covariates(self.frame, covariates)
+        return self._matrices[covariates]
+
+
+def _prepared(frame: pd.DataFrame, prepared: Prepared | None) -> Prepared:
+    if prepared is None:
+        return Prepared(frame)
+    if prepared.source is not frame:
+        raise ValueError("prepared: built for another frame")
+    return prepared
+
+
 # --- (a) adjusted denial odds -----------------------------------------------------------------
 
 
@@ -109,6 +136,7 @@ def lender_denial_odds(
     *,
     min_group: int = MIN_GROUP,
     weights: Mapping[str, str] | None = None,
+    prepared: Prepared | None = None,
 ) -> pd.DataFrame:
     """Raw denial rates and the adjusted denial odds ratio per lender and compared group.
 
@@ -121,18 +149,20 @@ def lender_denial_odds(
     reference_denial_rate, compared_denial_rate, model_applications (rows of both groups
     with every covariate), log_odds_ratio, standard_error, odds_ratio, ci_low, ci_high,
     p_value, not_controlled (covariates constant in the lender's rows, so not adjusted for),
-    reason. See the module docstring for the model.
+    reason. See the module docstring for the model. ``prepared``: ``Prepared(frame)``, shared by
+    the fits of several comparisons.
     """
-    frame = _canonical_order(frame)
     groups = _groups(compared, reference)
     covariates = as_covariates(covariates)
     _require(frame, ("lei", "excluded", "decision", group_column, *covariates.columns), "lender denial odds")
+    prepared = _prepared(frame, prepared)
+    frame = prepared.frame
     if weights is not None:
-        return _weighted_denial_odds(frame, reference, groups, weights, covariates, min_group)
+        return _weighted_denial_odds(frame, reference, groups, weights, covariates, min_group, prepared)
     usable = _usable(frame)
     units = _Units(frame, group_column, reference, groups, usable)
     denied = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
-    values, labels = _labelled_covariates(frame, covariates)
+    values, labels = prepared.covariates(covariates)
     complete = np.isfinite(values).all(axis=1)
 
     raw_rows, raw_unit, raw_indicator = units.rows(usable)
@@ -193,13 +223,14 @@ def _weighted_denial_odds(
     weights: Mapping[str, str],
     covariates: Covariates,
     min_group: int,
+    prepared: Prepared,
 ) -> pd.DataFrame:
     """``lender_denial_odds`` with probability-weighted group membership (``_WeightedUnits``): the
     same columns, applications and denials as sums of weights, a weighted logistic regression."""
     usable = _usable(frame)
     units = _WeightedUnits(frame, reference, groups, weights, usable)
     denied = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
-    values, labels = _labelled_covariates(frame, covariates)
+    values, labels = prepared.covariates(covariates)
     complete = np.isfinite(values).all(axis=1)
     count = units.count
 
@@ -547,6 +578,7 @@ def pricing_disparity(
     *,
     min_group: int = MIN_GROUP,
     weights: Mapping[str, str] | None = None,
+    prepared: Prepared | None = None,
 ) -> pd.DataFrame:
     """Raw and adjusted rate-spread gaps (compared - reference) among originated loans.
 
@@ -554,15 +586,16 @@ def pricing_disparity(
     compared_mean_spread, raw_gap, adjusted_gap, standard_error, ci_low, ci_high, p_value,
     reason. Loans are usable rows (``excluded == ''``) with ``action_taken == 1``, a rate
     spread and every covariate. ``weights``: as for ``lender_denial_odds`` (loans are then sums of
-    weights, and the least squares weighted).
+    weights, and the least squares weighted). ``prepared``: as for ``lender_denial_odds``.
     """
-    frame = _canonical_order(frame)
     groups = _groups(compared, reference)
     covariates = as_covariates(covariates)
     needed = ("lei", "excluded", "action_taken", "rate_spread", group_column, *covariates.columns)
     _require(frame, needed, "pricing disparity")
+    prepared = _prepared(frame, prepared)
+    frame = prepared.frame
     spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
-    values, labels = _labelled_covariates(frame, covariates)
+    values, labels = prepared.covariates(covariates)
     originated = frame["action_taken"].eq(1).fillna(False).to_numpy(dtype=bool)
     loans = _usable(frame) & originated & np.isfinite(spread) & np.isfinite(values).all(axis=1)
     units: _Units = (
