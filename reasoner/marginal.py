@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from scipy.stats import t as student_t
 
 from reasoner.check import CheckedProgram, QueryPattern
 from reasoner.encode import Encoding, encode
@@ -37,8 +38,10 @@ from reasoner.syntax import Span
 
 __all__ = [
     "AUTO_EXACT_LIMIT",
+    "AtomMarginals",
     "MarginalRun",
     "Marginals",
+    "atom_marginals",
     "infer_marginals",
     "marginal_json",
     "result_lines",
@@ -202,6 +205,107 @@ def _singletons(encoding: Encoding, single: np.ndarray, probabilities: np.ndarra
     probability = np.where(true_forbidden, 0.0, np.where(false_forbidden, 1.0, probability))
     probabilities[components.variables[components.variable_bounds[single]]] = probability
     return True
+
+
+# -- some atoms, each component seeded by its atom ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AtomMarginals:
+    """Per asked atom: ``probability``, ``interval`` (half-width of its 95% interval: 0 when
+    computed exactly) and ``exact`` (enumerated, in closed form or fixed)."""
+
+    probability: np.ndarray
+    interval: np.ndarray
+    exact: np.ndarray
+
+
+def atom_marginals(
+    encoding: Encoding,
+    atom_ids: Sequence[int],
+    seeds: Sequence[Sequence[int]],
+    *,
+    samples: int = 1000,
+    burn_in: int = 100,
+    chains: int = 2,
+    auto_limit: int = AUTO_EXACT_LIMIT,
+) -> AtomMarginals | None:
+    """The marginal probability of each atom of ``atom_ids`` (0: an atom in no formula, 0.5),
+    computing only the components that hold them; ``None`` when the hard formulas of one of
+    them (or of the encoding) have no world.
+
+    A component of at most ``auto_limit`` atoms is enumerated with its weights summed as the
+    encoding's exact integers (divided by the scale once), so the probability depends on the
+    component alone, not on what else the encoding holds. A larger one is sampled with MC-SAT
+    from ``SeedSequence(seeds[i])`` of the first asked atom ``i`` in it (the caller names the
+    seed, e.g. from the entity the atom is about, so that the result does not depend on how
+    the network was split); its interval is a t interval over the chains' halves (batch
+    means) with ``2 × chains − 1`` degrees of freedom, at least the binomial one of
+    independent samples.
+    """
+    if samples < 2 or burn_in < 0 or chains < 1:
+        raise ArgumentError("marginals need at least 2 samples, a burn-in of 0 or more and at least 1 chain")
+    ids = np.asarray(atom_ids, dtype=np.int64)
+    probability = np.full(len(ids), 0.5)
+    interval = np.zeros(len(ids))
+    exact_flags = np.ones(len(ids), dtype=bool)
+    if encoding.violated_hard:
+        return None
+    components = encoding.components
+    owner = np.full(encoding.num_vars + 1, -1, dtype=np.int64)
+    owner[components.variables] = np.repeat(np.arange(len(components)), components.sizes())
+    where = np.where(ids > 0, owner[ids], -1)
+    done: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, bool]] = {}
+    for position, index in enumerate(where.tolist()):
+        if index < 0:
+            continue
+        if index not in done:
+            found = _component_marginals(encoding, index, seeds[position], samples, burn_in, chains, auto_limit)
+            if found is None:
+                return None
+            done[index] = found
+        atoms, values, widths, exact_component = done[index]
+        local = int(np.searchsorted(atoms, ids[position]))
+        probability[position] = values[local]
+        interval[position] = widths[local]
+        exact_flags[position] = exact_component
+    return AtomMarginals(probability, interval, exact_flags)
+
+
+def _component_marginals(
+    encoding: Encoding, index: int, seed: Sequence[int], samples: int, burn_in: int, chains: int, auto_limit: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool] | None:
+    """``(atom ids, probabilities, interval half-widths, exact)`` of one component's atoms."""
+    model = component_model(encoding, encoding.components[index])
+    atom_ids = model.variables[: model.num_atoms]
+    if model.num_atoms <= min(auto_limit, EXACT_LIMIT):
+        table = exact(model)
+        if table is None:
+            return None
+        integer = encoding.weights[encoding.components[index].clauses[model.soft]].astype(np.float64)
+        log_weight = (table.satisfied @ integer) / encoding.scale  # sums of integers: exact, in any order
+        weight = np.exp(log_weight - log_weight.max())
+        world = weight / weight.sum()
+        values = np.array([world[table.atoms[:, atom]].sum() for atom in range(model.num_atoms)])
+        return atom_ids, np.clip(values, 0.0, 1.0), np.zeros(model.num_atoms), True
+    sequence = np.random.SeedSequence([int(part) for part in seed])
+    summary = mcsat(model, model.soft_weight, samples=samples, burn_in=burn_in, chains=chains, seed=sequence)
+    if summary is None:
+        solution = solve(encoding)
+        if solution.status == "unsatisfiable":
+            return None
+        summary = mcsat(
+            model, model.soft_weight, samples=samples, burn_in=burn_in, chains=chains, seed=sequence,
+            start=solution.values[atom_ids],
+        )
+        assert summary is not None
+    values = summary.atom_true.sum(axis=(0, 1)) / summary.samples
+    halves = summary.half_samples.reshape(-1).astype(np.float64)
+    means = summary.atom_true.reshape(len(halves), -1) / halves[:, None]
+    batch = means.std(axis=0, ddof=1) / math.sqrt(len(halves)) if len(halves) > 1 else np.zeros(model.num_atoms)
+    binomial = np.sqrt(values * (1 - values) / summary.samples)
+    quantile = float(student_t.ppf(0.975, max(1, len(halves) - 1)))
+    return atom_ids, values, quantile * np.maximum(batch, binomial), False
 
 
 # -- the engine as one call ---------------------------------------------------------

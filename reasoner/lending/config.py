@@ -65,6 +65,9 @@ STATUS_ACTIONS = {  # used when audit.toml's [scoring.actions] does not say
     "review files directly before drawing any conclusion",
 }
 UNDERPOWERED_ODDS_RATIO = 2.0
+MARGINAL_SAMPLES = 1000  # MC-SAT samples per chain of a lender component too large to enumerate
+MARGINAL_EXACT_ATOMS = 12  # a lender component of at most this many atoms is enumerated (2^12 worlds)
+EXACT_LIMIT = 20  # reasoner.sample's (2^20 worlds), not imported: this module imports no numpy
 KNOWN_KEYS = frozenset(
     (
         "comparisons",
@@ -107,6 +110,9 @@ KNOWN_KEYS = frozenset(
         *REDLINING_KEYS,
         *STATUS_TIERS,
         "underpowered_odds_ratio",
+        "marginal_samples",
+        "marginal_seed",
+        "marginal_exact_atoms",
         "proxies",
         "race_not_available",
         "pair_threshold",
@@ -185,6 +191,9 @@ class AuditConfig:
     actions: tuple[tuple[str, str], ...]  # (tier or status tier, action)
     kind_actions: tuple[tuple[str, str], ...] = ()  # (violation label, action), from the lender_kinds predicates
     underpowered_odds_ratio: float = UNDERPOWERED_ODDS_RATIO  # a lender no test could detect this for is underpowered
+    marginal_samples: int = MARGINAL_SAMPLES  # per MC-SAT chain, for a lender component too large to enumerate
+    marginal_seed: int = 0  # with the LEI, seeds a lender's MC-SAT chains
+    marginal_exact_atoms: int = MARGINAL_EXACT_ATOMS  # larger lender components are sampled
     categorical_covariates: tuple[str, ...] = ()
     bands: tuple[tuple[str, tuple[float, ...]], ...] = ()
     pricing_categorical_covariates: tuple[str, ...] = ()
@@ -271,12 +280,13 @@ def find_config(rule_paths: list[Path]) -> Path | None:
 class _Reader:
     """Typed access to one TOML table with positioned errors."""
 
-    def __init__(self, path: Path, text: str, data: dict[str, Any], section: str) -> None:
+    def __init__(self, path: Path, text: str, data: dict[str, Any], section: str, occurrence: int = 0) -> None:
         self.path, self.text, self.data, self.section = path, text, data, section
+        self.occurrence = occurrence  # the entry of an array of tables ([[comparisons]])
         self.used: set[str] = set()
 
     def error(self, key: str | None, message: str, notes: tuple[str, ...] = ()) -> RuleError:
-        return config_error(self.path, self.text, self.section, key, message, notes)
+        return config_error(self.path, self.text, self.section, key, message, notes, occurrence=self.occurrence)
 
     def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
         self.used.add(key)
@@ -353,36 +363,55 @@ def _article(name: str) -> str:
 
 
 def config_error(
-    path: Path, text: str, section: str, key: str | None, message: str, notes: tuple[str, ...] = ()
+    path: Path,
+    text: str,
+    section: str,
+    key: str | None,
+    message: str,
+    notes: tuple[str, ...] = (),
+    *,
+    occurrence: int = 0,
 ) -> RuleError:
-    line, column = _locate(text, section, key)
+    line, column = _locate(text, section, key, occurrence)
     source_line = text.splitlines()[line - 1] if text and 0 < line <= len(text.splitlines()) else ""
     width = len(key) if key else 1
     span = Span(str(path), line, column, line, column + width, source_line)
     return RuleError([Diagnostic(span, message, notes=notes)])
 
 
-def _locate(text: str, section: str, key: str | None) -> tuple[int, int]:
-    """Line and column of ``key`` in ``[section]`` (or of the section header; 1, 1 if not found)."""
+def _locate(text: str, section: str, key: str | None, occurrence: int = 0) -> tuple[int, int]:
+    """Line and column of ``key`` in ``[section]`` (or of the section header; 1, 1 if not found).
+
+    ``occurrence`` is the entry of an array of tables (``[[comparisons]]``: the third entry's
+    ``column`` is looked up under the third header). The key is looked for up to the next
+    header first, then anywhere after the section's header (a key of an inline table)."""
     lines = text.splitlines()
+    headers = [(number, line.strip()) for number, line in enumerate(lines) if _HEADER.match(line)]
     head = section.split(".")[0]
-    start = 0
-    for number, line in enumerate(lines):
-        stripped = line.strip()
-        if stripped in (f"[{head}]", f"[[{head}]]") or stripped.startswith((f"[{head}.", f"[[{head}.")):
-            start = number
-            if key is None:
-                return number + 1, line.index("[") + 1
-            break
-    pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=" if key else r"$^")
-    for number in range(start, len(lines)):
-        if key and pattern.match(lines[number]):
-            return number + 1, lines[number].index(key) + 1
-        if key:
-            inline = re.search(rf"(?<![A-Za-z0-9_]){re.escape(key)}\s*=", lines[number])
-            if inline and number > start:
-                return number + 1, inline.start() + 1
+    exact = [number for number, header in headers if header in (f"[{section}]", f"[[{section}]]")]
+    loose = [
+        number
+        for number, header in headers
+        if header in (f"[{head}]", f"[[{head}]]") or header.startswith((f"[{head}.", f"[[{head}."))
+    ]
+    found = exact or loose
+    start = found[min(occurrence, len(found) - 1)] if found else 0
+    if key is None:
+        return (start + 1, lines[start].index("[") + 1) if found else (1, 1)
+    end = next((number for number, _ in headers if number > start), len(lines))
+    pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
+    inline = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(key)}\s*=")
+    for numbers in (range(start, end), range(start, len(lines))):
+        for number in numbers:
+            if pattern.match(lines[number]):
+                return number + 1, lines[number].index(key) + 1
+            match = inline.search(lines[number])
+            if match and number > start:
+                return number + 1, match.start() + 1
     return start + 1, 1
+
+
+_HEADER = re.compile(r"^\s*\[")
 
 
 def load_config(path: Path) -> AuditConfig:
@@ -401,8 +430,8 @@ def load_config(path: Path) -> AuditConfig:
     top = _Reader(path, text, data, "audit.toml")
     top.used.add("columns")  # a bank's own register: load_column_map
     comparisons = []
-    for entry in top.get("comparisons", list):
-        reader = _Reader(path, text, entry, "comparisons")
+    for occurrence, entry in enumerate(top.get("comparisons", list)):
+        reader = _Reader(path, text, entry, "comparisons", occurrence)
         name = reader.get("name", str)
         column = reader.get("column", str)
         if column not in GROUP_COLUMNS:
@@ -453,6 +482,17 @@ def load_config(path: Path) -> AuditConfig:
     underpowered = scoring.number("underpowered_odds_ratio", default=UNDERPOWERED_ODDS_RATIO)
     if underpowered <= 1:
         raise scoring.error("underpowered_odds_ratio", f"'underpowered_odds_ratio' must be above 1, not {underpowered}")
+    marginal_samples = scoring.get("marginal_samples", int, MARGINAL_SAMPLES)
+    if not 2 <= marginal_samples <= 1_000_000:
+        message = f"'marginal_samples' must be between 2 and 1000000, not {marginal_samples}"
+        raise scoring.error("marginal_samples", message)
+    marginal_seed = scoring.get("marginal_seed", int, 0)
+    if marginal_seed < 0:
+        raise scoring.error("marginal_seed", f"'marginal_seed' must be 0 or more, not {marginal_seed}")
+    exact_atoms = scoring.get("marginal_exact_atoms", int, MARGINAL_EXACT_ATOMS)
+    if not 0 <= exact_atoms <= EXACT_LIMIT:
+        message = f"'marginal_exact_atoms' must be between 0 and {EXACT_LIMIT}, not {exact_atoms}"
+        raise scoring.error("marginal_exact_atoms", message)
     config = AuditConfig(
         path=path,
         comparisons=tuple(comparisons),
@@ -485,6 +525,9 @@ def load_config(path: Path) -> AuditConfig:
         proxies=proxy_settings(path, text, top),
         kind_actions=kind_actions,
         underpowered_odds_ratio=underpowered,
+        marginal_samples=marginal_samples,
+        marginal_seed=marginal_seed,
+        marginal_exact_atoms=exact_atoms,
     )
     for reader in (similarity, statistics, findings, scoring, top):
         reader.finish()

@@ -10,7 +10,9 @@ split-R-hat or the chains' difference says that they have not mixed (then within
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +21,10 @@ from hypothesis import given, settings
 
 from reasoner.check import QueryPattern
 from reasoner.cli import main
-from reasoner.marginal import MarginalRun, run_marginals
+from reasoner.marginal import MarginalRun, atom_marginals, run_marginals
+from reasoner.pipeline import Run, run
 from tests.engine.test_properties import COMMON, WEIGHT_SCALE, BruteForce, Program, atom_text, programs
+from tests.engine.test_properties import run_program as run_map
 
 MCSAT_TOLERANCE = 0.1  # largest |MC-SAT − exact| allowed on an atom, 2 chains × 2,000 samples
 UNMIXED_R_HAT = 1.05  # beyond it the diagnostic flags the chains as not mixed ...
@@ -140,3 +144,100 @@ def test_bad_sampling_options_are_usage_errors(capsys: pytest.CaptureFixture[str
     assert main([str(rules), str(db), "--query", "Smokes", "--marginals", "--samples", "1"]) == 2
     assert "--samples must be at least 2" in capsys.readouterr().err
     assert main([str(rules), str(db), "--query", "Smokes", "--marginals", "--explain", "Smokes(Anna)"]) == 2
+
+
+# -- some atoms, each component seeded by its atom (the audit's risk score) -----------------
+
+
+@settings(COMMON, max_examples=10)
+@given(program=programs())
+def test_atom_marginals_match_brute_force(program: Program, tmp_path: Path) -> None:
+    result = run_map(program, tmp_path)
+    asked = [atom for atom in result.atoms if atom.atom_id]
+    seeds = [(i,) for i in range(len(asked))]
+    found = atom_marginals(result.encoding, [a.atom_id for a in asked], seeds, auto_limit=20)
+    expected = oracle_marginals(BruteForce(program))
+    if expected is None or found is None:
+        assert expected is None and (found is None or not asked)
+        return
+    for atom, probability in zip(asked, found.probability.tolist(), strict=True):
+        assert abs(probability - expected[atom.text]) <= 1e-9, (atom.text, probability, expected[atom.text])
+    assert found.exact.all() and not found.interval.any()
+
+
+VERDICT_RULES = """
+Evidence(lender, kind, weight)
+A(lender)
+B(lender)
+C(lender)
+Flagged(lender)
+Cleared(lender)
+Tested(lender)
+w: Evidence(l, K1, w) => A(l)
+w: Evidence(l, K2, w) => B(l)
+w: Evidence(l, K3, w) => C(l)
+-2.75 A(l)
+-2.5 B(l)
+-4.5 C(l)
+Flagged(l) <=> A(l) v B(l) v C(l).
+Cleared(l) <=> Tested(l) ^ !Flagged(l).
+!(Cleared(l) ^ Flagged(l)).
+"""
+VERDICT_PRIORS = {"A": -2.75, "B": -2.5, "C": -4.5}
+VERDICT_EVIDENCE = {"L1": {"A": 1.25, "B": 3.0}, "L2": {}, "L3": {"C": 6.0, "A": 0.5}}
+
+
+def _verdict_run(directory: Path, lenders: list[str]) -> Run:
+    rules, db = directory / "verdict.mln", directory / "verdict.db"
+    rules.write_text(VERDICT_RULES, encoding="utf-8")
+    kinds = {"A": "K1", "B": "K2", "C": "K3"}
+    lines = [f"Tested({lender})" for lender in lenders]
+    lines += [f"Evidence({lender}, {kinds[k]}, {w})" for lender in lenders for k, w in VERDICT_EVIDENCE[lender].items()]
+    db.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return run([rules], [db], queries=["Flagged", "A", "B", "C", "Cleared"], margins=[])
+
+
+def _flagged(result: Run, lender: str) -> int:
+    return next(atom.atom_id for atom in result.atoms if atom.text == f"Flagged({lender})")
+
+
+def test_a_verdict_probability_is_the_brute_force_sum_over_its_worlds(tmp_path: Path) -> None:
+    """The audit's verdict shape (an atom true when any kind is, a cleared atom, unit weights):
+    P(Flagged) summed over all 2^5 worlds of a lender's atoms in plain Python."""
+    result = _verdict_run(tmp_path, list(VERDICT_EVIDENCE))
+    leis = list(VERDICT_EVIDENCE)
+    found = atom_marginals(result.encoding, [_flagged(result, lei) for lei in leis], [(i,) for i in range(3)])
+    assert found is not None and found.exact.all()
+    for lei, probability in zip(leis, found.probability.tolist(), strict=True):
+        total = flagged = 0.0
+        for a, b, c, f, cleared in itertools.product((False, True), repeat=5):
+            if f != (a or b or c) or cleared != (not f) or (cleared and f):  # the hard formulas (Tested true)
+                continue
+            log_weight = sum(
+                (VERDICT_PRIORS[k] + VERDICT_EVIDENCE[lei].get(k, 0.0)) * value
+                for k, value in zip("ABC", (a, b, c), strict=True)
+            )
+            total += math.exp(log_weight)
+            flagged += math.exp(log_weight) * f
+        assert abs(probability - flagged / total) < 1e-12, lei
+    closed = 1 - math.prod(1 - 1 / (1 + math.exp(-w)) for w in VERDICT_PRIORS.values())
+    assert abs(found.probability[1] - closed) < 1e-12  # L2: the presumptions alone
+
+
+def test_a_sampled_component_depends_on_its_seed_not_on_the_rest_of_the_network(tmp_path: Path) -> None:
+    """MC-SAT (forced: auto_limit 0) seeded per lender: L3's probability is the same bits whether
+    the network holds the other lenders or not, and close to the exact one."""
+    alone = _verdict_run(tmp_path, ["L3"])
+    together = _verdict_run(tmp_path, ["L2", "L1", "L3"])
+    seed = (0, 1234)
+    one = atom_marginals(alone.encoding, [_flagged(alone, "L3")], [seed], samples=400, auto_limit=0)
+    three = atom_marginals(
+        together.encoding, [_flagged(together, lei) for lei in ("L1", "L3")], [(0, 99), seed], samples=400, auto_limit=0
+    )
+    exact = atom_marginals(alone.encoding, [_flagged(alone, "L3")], [seed])
+    assert one is not None and three is not None and exact is not None
+    assert not one.exact.any() and one.interval[0] > 0
+    assert one.probability[0] == three.probability[1] and one.interval[0] == three.interval[1]
+    assert abs(one.probability[0] - exact.probability[0]) <= max(one.interval[0], 0.02)
+    other = atom_marginals(alone.encoding, [_flagged(alone, "L3")], [(1, 1234)], samples=400, auto_limit=0)
+    assert other is not None and other.probability[0] != one.probability[0]

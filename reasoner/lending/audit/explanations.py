@@ -144,6 +144,7 @@ def render(findings: Findings, tables: PartitionTables, config: AuditConfig, fac
                     "lei": row.lei,
                     "risk_tier": row.risk_tier,
                     "risk_score": row.risk_score,
+                    "risk_interval": row.risk_interval,
                     "confidence": row.confidence,
                     "margin": row.margin,
                     "violations": list(row.violations),

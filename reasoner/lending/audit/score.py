@@ -1,29 +1,40 @@
 """MAP world of the rule library (``pipeline.Run``) → lender and application findings.
 
-Per lender: the verdict atom (``[findings] lender_verdict``, ``Flagged``) and its margin ``m``
-(cost of the best world with the verdict reversed, minus the MAP cost), signed ``+m`` when
-flagged and ``-m`` when not. ``risk_score = 100 / (1 + exp(-signed m))``: the probability of
-the verdict when each side is represented by its best world (a max-marginal). The tier is the
-first whose cut-off the risk score reaches; ``confidence`` comes from ``|m|`` with the
-configured cut-offs. A lender that is not flagged and whose comparisons could not tell
-(``verdicts``: ``verdict_status`` ``NOT_TESTED`` or ``UNDERPOWERED``) is not presented as
-low risk: its tier is its status instead of ``TIER_5_LOW_RISK`` (a ``TIER_4_MONITORING``
-lender stays monitored), its confidence ``INSUFFICIENT_EVIDENCE`` (not tested) or at most
-``LOW_CONFIDENCE`` (underpowered); the margin of such a lender is the presumption of
-compliance, not evidence. A flagged lender's confidence is its margin's whatever its denial
-comparisons (it may be flagged on redlining shares or pricing). The recommended action is the
-tier's, then each violation's (``[scoring.actions]``). ``violation_score`` adds the weights of
-the ground formulas that push the lender's finding atoms (``[findings] lender_kinds``) towards a
-violation.
+Per lender: the verdict atom (``[findings] lender_verdict``, ``Flagged``), its MAP value
+(``flagged``) and margin ``m`` (cost of the best world with the verdict reversed, minus the MAP
+cost). ``risk_score = 100 · P(verdict atom)``, the atom's marginal probability in the ground
+network (``marginal.atom_marginals``): enumerated exactly when the lender's component has at
+most ``[scoring] marginal_exact_atoms`` atoms (12; the rule library's has 6: the verdict and
+``Cleared`` with the four kinds of violation), sampled with MC-SAT otherwise (``[scoring]
+marginal_samples`` per chain, 2 chains, seeded from ``[scoring] marginal_seed`` and the LEI,
+so a lender's score does not depend on the partition it was audited in). ``risk_interval`` is
+the half-width of its 95% interval in score points (0 when exact). The tier is the first whose
+cut-off the risk score reaches, except that tiers 1-3 mean flagged: a flagged lender below
+TIER_3's cut-off is TIER_3, an unflagged one above it TIER_4. ``confidence`` is the label whose
+cut-off (``[scoring.confidence]``, in log-odds) the verdict's log-odds ``ln(q / (1 − q))``
+reaches, ``q`` the probability of the MAP verdict (``P`` when flagged, ``1 − P`` when not) at
+the low end of its interval. A lender that is not flagged and whose comparisons could not tell
+(``verdicts``: ``verdict_status`` ``NOT_TESTED`` or ``UNDERPOWERED``) is not presented as low
+risk: its tier is its status instead of ``TIER_5_LOW_RISK`` (a ``TIER_4_MONITORING`` lender
+stays monitored), its confidence ``INSUFFICIENT_EVIDENCE`` (not tested) or at most
+``LOW_CONFIDENCE`` (underpowered); its score is then mostly the presumption of compliance, not
+evidence. A flagged lender's confidence is its
+probability's whatever its denial comparisons (it may be flagged on redlining shares or
+pricing). The recommended action is the tier's, then each violation's (``[scoring.actions]``).
+``violation_score`` adds the weights of the ground formulas that push the lender's finding
+atoms (``[findings] lender_kinds``) towards a violation.
 
 Per application: every true atom of an application finding (``[findings]
-application_findings``), with its margin, confidence and ``violation_score`` (the weights of
-the ground formulas that support it), and the rules that do.
+application_findings``), with its margin, confidence (from ``|margin|`` with the same
+cut-offs) and ``violation_score`` (the weights of the ground formulas that support it), and the
+rules that do.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -37,6 +48,7 @@ from reasoner.lending.audit.verdicts import VERDICT_COLUMNS, lender_evidence
 from reasoner.lending.config import INSUFFICIENT, NOT_TESTED, STATUS_TIERS, TIERS, UNDERPOWERED, AuditConfig
 from reasoner.lending.evidence.tables import PartitionTables, application_positions
 from reasoner.lending.proxies.groups import ESTIMATED_COLUMNS, has_estimates
+from reasoner.marginal import atom_marginals
 from reasoner.pipeline import Run
 
 __all__ = ["APPLICATION_COLUMNS", "COMPARATORS", "LENDER_COLUMNS", "Findings", "score"]
@@ -45,6 +57,7 @@ LENDER_COLUMNS = (
     "lei",
     "risk_tier",
     "risk_score",
+    "risk_interval",
     "confidence",
     "verdict_status",
     "flagged",
@@ -103,6 +116,8 @@ class _Atom:
     constant: object
     value: bool
     margin: float  # inf when no world reverses it; nan when not computed
+    atom_id: int = 0  # in the encoding; 0 when fixed by evidence or in no formula
+    fixed: bool = False  # given by evidence
 
 
 def _atoms(run: Run, predicate: str) -> list[_Atom]:
@@ -121,7 +136,8 @@ def _atoms(run: Run, predicate: str) -> list[_Atom]:
     for key, constant, value, atom_id in zip(
         keys.tolist(), constants.tolist(), state.tolist(), ids.tolist(), strict=True
     ):
-        if value != UNKNOWN:
+        fixed = value != UNKNOWN
+        if fixed:
             truth, margin = value == TRUE, math.inf
         elif not atom_id:
             truth, margin = False, 0.0
@@ -132,8 +148,42 @@ def _atoms(run: Run, predicate: str) -> list[_Atom]:
             else:  # None: no world with it reversed satisfies the hard rules
                 scaled = solution.margins[atom_id]
                 margin = math.inf if scaled is None else float(run.cost(scaled))
-        found.append(_Atom(key, network.constants.values[constant], truth, margin))
+        found.append(_Atom(key, network.constants.values[constant], truth, margin, 0 if fixed else atom_id, fixed))
     return found
+
+
+def _lender_seed(lei: str, seed: int) -> tuple[int, ...]:
+    """The entropy of a lender's MC-SAT chains: the configured seed and the LEI's SHA-256, so that
+    the lender's score is the same whichever partition, worker or run order audits it."""
+    return (seed, int.from_bytes(hashlib.sha256(lei.encode()).digest()[:16], "big"))
+
+
+def _probabilities(
+    run: Run, atoms: Sequence[_Atom | None], leis: Sequence[str], config: AuditConfig
+) -> tuple[list[float], list[float]]:
+    """P(verdict atom) of each lender and the half-width of its 95% interval (module docstring).
+
+    An atom fixed by evidence has probability 1 or 0, one in no formula (or no atom) 0.5.
+    Should the hard formulas have no world, the MAP values stand (interval 0)."""
+    probability = [0.5 if atom is None else float(atom.value) if atom.fixed else 0.5 for atom in atoms]
+    interval = [0.0] * len(atoms)
+    asked = [(i, atom) for i, atom in enumerate(atoms) if atom is not None and atom.atom_id]
+    if not asked:
+        return probability, interval
+    found = atom_marginals(
+        run.encoding,
+        [atom.atom_id for _, atom in asked],
+        [_lender_seed(leis[i], config.marginal_seed) for i, _ in asked],
+        samples=config.marginal_samples,
+        auto_limit=config.marginal_exact_atoms,
+    )
+    for position, (i, atom) in enumerate(asked):
+        if found is None:
+            probability[i] = float(atom.value)
+        else:
+            probability[i] = float(found.probability[position])
+            interval[i] = float(found.interval[position])
+    return probability, interval
 
 
 def _effects(proof: Proof, towards_true: bool) -> float:
@@ -198,19 +248,20 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
 
     rows = []
     evidence = lender_evidence(tables.denial_odds, [comparison.name for comparison in config.comparisons])
-    for lei in lenders.index.astype(str):
+    leis = lenders.index.astype(str).tolist()
+    probabilities, intervals = _probabilities(run, [verdict.get(lei) for lei in leis], leis, config)
+    for lei, probability, interval in zip(leis, probabilities, intervals, strict=True):
         found = verdict.get(lei)
         flagged = bool(found.value) if found else False
         margin = found.margin if found else 0.0
-        signed = margin if flagged else -margin
-        risk = 100.0 / (1.0 + math.exp(-signed)) if math.isfinite(signed) else (100.0 if signed > 0 else 0.0)
-        risk = round(risk, 2)
+        risk = round(100.0 * probability, 2)
         tier = next((name for name, low in config.tiers if risk >= low), TIERS[-1])
-        if flagged != (tier in TIERS[:3]):  # tiers 1-3 mean flagged, also at a margin of 0 (risk 50)
+        if flagged != (tier in TIERS[:3]):  # tiers 1-3 mean flagged, whatever the probability
             tier = TIERS[2] if flagged else TIERS[3]
         usable = int(lenders.at[lei, "usable"])
         status = evidence.status(lei, flagged, config.underpowered_odds_ratio)
-        confidence = _confidence(config, margin, flagged or status != NOT_TESTED)
+        verdict_probability = (probability if flagged else 1.0 - probability) - interval
+        confidence = _lender_confidence(config, verdict_probability, flagged or status != NOT_TESTED)
         if status in STATUS_TIERS and tier == TIERS[-1]:
             tier = status
         if status == UNDERPOWERED and confidence != INSUFFICIENT:
@@ -221,6 +272,7 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
                 "lei": lei,
                 "risk_tier": tier,
                 "risk_score": risk,
+                "risk_interval": round(100.0 * interval, 2),
                 "confidence": confidence,
                 "verdict_status": status,
                 "flagged": flagged,
@@ -254,9 +306,24 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
 
 
 def _confidence(config: AuditConfig, margin: float, tested: bool) -> str:
+    """The label whose cut-off ``|margin|`` reaches."""
     if not tested or math.isnan(margin):
         return INSUFFICIENT
-    return next((label for label, low in config.confidence if abs(margin) >= low), "LOW_CONFIDENCE")
+    return _label(config, abs(margin))
+
+
+def _label(config: AuditConfig, log_odds: float) -> str:
+    return next((label for label, low in config.confidence if log_odds >= low), "LOW_CONFIDENCE")
+
+
+def _lender_confidence(config: AuditConfig, probability: float, tested: bool) -> str:
+    """The label whose cut-off the log-odds of the verdict's probability (low end) reaches; a
+    verdict more likely wrong than right (below 0.5) is LOW_CONFIDENCE."""
+    if not tested:
+        return INSUFFICIENT
+    if probability < 0.5:
+        return "LOW_CONFIDENCE"
+    return _label(config, math.inf if probability >= 1.0 else math.log(probability / (1.0 - probability)))
 
 
 def _comparators(tables: PartitionTables, wanted: set[str]) -> dict[str, list[dict[str, object]]]:

@@ -405,8 +405,8 @@ def _lender_text(record: Record, row: Record | None, context: Context) -> str:
     lines = [
         f"Lender {record['lei']}: flagged ({proof.get('atom', 'its verdict')} is true in the most probable world).",
         f"Tier {record.get('risk_tier')}; risk score {_number(record.get('risk_score'))}"
-        f"{_risk(record.get('margin'), True)}.",
-        _confidence_sentence(record.get("confidence"), record.get("margin"), proof, context),
+        f"{_risk(record.get('risk_interval'))}.",
+        _confidence_sentence(record.get("confidence"), record.get("margin"), proof, context, record),
         f"Violations found: {', '.join(violations) or 'none'}.",
         *_lender_summary(row, context),
     ]
@@ -557,14 +557,16 @@ def _unflagged_text(row: Record, context: Context) -> str:
             "presumption of compliance)."
         )
     else:
-        confidence = f"Confidence: {row.get('confidence')}{_cutoff(row.get('confidence'), margin, context)}: " + (
+        cutoff = _lender_cutoff(row.get("confidence"), row, False, context)
+        confidence = f"Confidence: {row.get('confidence')}{cutoff}: " + (
             _margin_clause(margin, "the lender is flagged")
         )
     return "\n".join(
         [
             f"Lender {row['lei']}: not flagged ({EXPLANATIONS} has no lender finding for it); "
             f"verdict {row.get('verdict_status') or 'not recorded'}.",
-            f"Tier {row.get('risk_tier')}; risk score {_number(row.get('risk_score'))}{_risk(margin, False)}.",
+            f"Tier {row.get('risk_tier')}; risk score {_number(row.get('risk_score'))}"
+            f"{_risk(row.get('risk_interval'))}.",
             confidence,
             *_lender_summary(row, context),
         ]
@@ -970,14 +972,30 @@ def _meaning(atom: str, context: Context) -> str:
     return f" ({meaning})" if meaning else ""
 
 
-def _confidence_sentence(label: object, margin: object, proof: Record, context: Context) -> str:
+def _confidence_sentence(
+    label: object, margin: object, proof: Record, context: Context, lender: Record | None = None
+) -> str:
+    """The label, the value its cut-offs apply to (a lender's: the log-odds of its verdict), what the margin says."""
     flipped = f"{proof.get('atom', 'the finding')} is {_truth(not proof.get('value', True))}"
-    return f"Confidence: {label}{_cutoff(label, margin, context)}: " + _margin_clause(margin, flipped)
+    cutoff = _cutoff(label, margin, context) if lender is None else _lender_cutoff(label, lender, True, context)
+    return f"Confidence: {label}{cutoff}: " + _margin_clause(margin, flipped)
 
 
-def _cutoff(label: object, margin: object, context: Context) -> str:
-    """The margin and the cut-offs of its confidence label (audit.toml [scoring.confidence]), when known."""
-    shown = f"margin {_number(_magnitude(margin))}"
+def _lender_cutoff(label: object, row: Record, flagged: bool, context: Context) -> str:
+    """A lender's confidence cut-offs apply to the log-odds of its verdict's probability at the low end of its
+    interval (``score.py``), from the risk score (rounded to 2 decimals) and its interval."""
+    score, interval = _float(row.get("risk_score")), _float(row.get("risk_interval"))
+    verdict = (score if flagged else 100 - score) / 100 - (0.0 if math.isnan(interval) else interval / 100)
+    if math.isnan(verdict):
+        return _cutoff(label, math.nan, context)
+    log_odds = math.inf if verdict >= 1 else -math.inf if verdict <= 0 else math.log(verdict / (1 - verdict))
+    return _cutoff(label, log_odds, context, "log-odds of the verdict", absolute=False)
+
+
+def _cutoff(label: object, margin: object, context: Context, name: str = "margin", absolute: bool = True) -> str:
+    """The margin (or another log-odds) and the cut-offs of its confidence label (audit.toml
+    [scoring.confidence]), when known."""
+    shown = f"{name} {_number(_magnitude(margin) if absolute else margin)}"
     labels = [name for name, _ in context.confidence]
     lows = [low for _, low in context.confidence]
     if label in labels:
@@ -1007,12 +1025,11 @@ def _margin_clause(margin: object, flipped: str) -> str:
     )
 
 
-def _risk(margin: object, flagged: bool) -> str:
-    """How the risk score follows from the verdict's margin (``score.py``), when it is finite."""
-    value = _float(margin)
-    if math.isnan(value) or math.isinf(value):
-        return ""
-    return f" = 100 / (1 + e^{'-' if flagged else ''}{_number(value)})"
+def _risk(interval: object) -> str:
+    """What the risk score is (``score.py``): the verdict's probability, with its interval when sampled."""
+    value = _float(interval)
+    sampled = f" ± {_number(value)} (95% interval of MC-SAT)" if value > 0 else ""
+    return f"{sampled} (100 × the probability that the lender is flagged, over every world of its rules)"
 
 
 def _times(value: float) -> str:

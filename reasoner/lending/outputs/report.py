@@ -587,7 +587,8 @@ def _method(audit: Audit) -> list[str]:
         "The rule files weigh this evidence as a Markov logic network; the most probable world is found exactly by "
         "weighted MaxSAT. "
         "A lender's margin is how much less probable (in log-weight) the best world with its verdict reversed is; "
-        "risk score = 100 / (1 + e^(−margin)), signed by the verdict. Rule files:",
+        "risk score = 100 × the probability that the lender is flagged, over every world of the rules (its "
+        "marginal probability). Rule files:",
         "",
         *[f"- {markdown_code(path.name)}" for path in sorted(audit.rules, key=str)],
     ]
