@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -49,7 +50,7 @@ class Benchmark:
     db_files: list[str] = field(default_factory=list)
     tables: dict[str, str] = field(default_factory=dict)
     queries: list[str] = field(default_factory=list)
-    info: dict[str, object] = field(default_factory=dict)
+    info: Mapping[str, object] = field(default_factory=dict)
 
     def command(self) -> str:
         """The equivalent ``reason`` command line."""

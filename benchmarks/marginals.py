@@ -40,21 +40,24 @@ DEFAULT = [2_000, 10_000, 30_000]
 def encoded(people: int, directory: Path, **options: object) -> tuple[Encoding, float]:
     bench = generate("smokers", people, directory, **options)
     started = time.perf_counter()
-    program = check(bench.rules, parse_query_names(",".join(bench.queries)))
+    program = check([Path(rule) for rule in bench.rules], queries=parse_query_names(",".join(bench.queries)))
     evidence = load_evidence(program, [Path(p) for p in bench.db_files], {})
     encoding = encode(ground(program, evidence))
     return encoding, time.perf_counter() - started
 
 
-def throughput(people: int, samples: int, burn_in: int, chains: int) -> dict[str, object]:
+def throughput(people: int, samples: int, burn_in: int, chains: int, workers: int = 1) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as directory:
         encoding, prepare = encoded(people, Path(directory))
     started = time.perf_counter()
-    result = infer_marginals(encoding, method="mcsat", samples=samples, burn_in=burn_in, chains=chains, seed=1)
+    result = infer_marginals(
+        encoding, method="mcsat", samples=samples, burn_in=burn_in, chains=chains, seed=1, workers=workers
+    )
     seconds = time.perf_counter() - started
     steps = (samples + burn_in) * chains * result.sampled_components
     return {
         "people": people,
+        "workers": workers,
         "unknown_atoms": encoding.num_atoms,
         "clauses": encoding.num_clauses,
         "components": len(encoding.components),
@@ -73,7 +76,7 @@ def accuracy(people: int, sample_counts: list[int]) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory() as directory:
         encoding, _ = encoded(people, Path(directory), community=6, friends=2)
     exact = infer_marginals(encoding, method="exact")
-    rows = []
+    rows: list[dict[str, object]] = []
     for samples in sample_counts:
         started = time.perf_counter()
         sampled = infer_marginals(encoding, method="mcsat", samples=samples, burn_in=50, seed=1)
@@ -94,16 +97,19 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--burn-in", type=int, default=10)
     parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--workers", default="1", help="sampling processes, e.g. 1,2 (the marginals are the same)")
+    parser.add_argument("--no-accuracy", action="store_true", help="only the throughput table")
     parser.add_argument("--accuracy-people", type=int, default=300)
     parser.add_argument("--json", type=Path)
     options = parser.parse_args()
     sizes = options.sizes or (QUICK if options.quick else DEFAULT)
     results: dict[str, list[dict[str, object]]] = {"throughput": [], "accuracy": []}
     for people in sizes:
-        row = throughput(people, options.samples, options.burn_in, options.chains)
-        results["throughput"].append(row)
-        print(json.dumps(row), flush=True)
-    for row in accuracy(options.accuracy_people, [100, 300, 1000, 3000]):
+        for workers in (int(text) for text in options.workers.split(",")):
+            row = throughput(people, options.samples, options.burn_in, options.chains, workers)
+            results["throughput"].append(row)
+            print(json.dumps(row), flush=True)
+    for row in [] if options.no_accuracy else accuracy(options.accuracy_people, [100, 300, 1000, 3000]):
         results["accuracy"].append(row)
         print(json.dumps(row), flush=True)
     if options.json:

@@ -164,7 +164,7 @@ def measure(
         assert time_limit is not None or solution.status == "optimal", solution.status
     if time_limit is None and len(set(costs.values())) > 1:
         raise AssertionError(f"costs differ between worker counts: {costs}")
-    if profiler is not None:
+    if profiler is not None and profile is not None:
         profiler.dump_stats(profile)
     sizes = [len(component.variables) for component in encoding.components]
     self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

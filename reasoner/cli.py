@@ -661,6 +661,7 @@ def _marginals(
         burn_in=options.burn_in,
         seed=options.seed,
         limits=run_limits,
+        workers=options.workers or 1,
     )
     if result.marginals.status == "unsatisfiable":
         if options.json:

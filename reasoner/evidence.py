@@ -337,7 +337,10 @@ def load_evidence(
         frame, missing = _bind(binding, bound, program, index)
         if missing:
             skipped[f"{binding.span.file}:{binding.span.line}"] = missing
-        collected.setdefault(binding.predicate, []).append(frame)
+        if binding.probability is not None:
+            soft_frames.setdefault(binding.predicate, []).append(frame)
+        else:
+            collected.setdefault(binding.predicate, []).append(frame)
 
     relations: dict[str, Relation] = {}
     for name, frames in sorted(collected.items()):
@@ -417,9 +420,13 @@ def _bind(binding: Binding, bound: _Bound, program: CheckedProgram, source: int)
         mask &= bound.condition(condition, binding)
     values = [bound.values(column) for column in binding.columns]
     present = mask.copy()
-    if arity:
-        for column, series in zip(binding.columns, values, strict=True):
-            present &= bound.present(column, series)
+    checked = list(zip(binding.columns, values, strict=True)) if arity else []
+    probabilities = None
+    if binding.probability is not None:  # a row without a probability gives no atom, like a missing argument
+        probabilities = bound.values(binding.probability)
+        checked.append((binding.probability, probabilities))
+    for column, series in checked:
+        present &= bound.present(column, series)
     missing = int(mask.sum() - present.sum())
     keep = np.flatnonzero(present)
     whole = len(keep) == len(bound.table)
@@ -427,10 +434,46 @@ def _bind(binding: Binding, bound: _Bound, program: CheckedProgram, source: int)
         f"a{i}": typed_constants(values[i] if whole else pd.Series(values[i].array.take(keep), copy=False))
         for i in range(arity)
     }
-    columns["truth"] = np.ones(len(keep), dtype=bool)
+    if probabilities is not None:
+        columns["probability"] = _probabilities(binding, bound, program, probabilities, keep)
+    else:
+        columns["truth"] = np.ones(len(keep), dtype=bool)
     columns["source"] = np.full(len(keep), source, dtype=np.int32)
     columns["row"] = keep + 1
     return pd.DataFrame(columns, copy=False), missing
+
+
+def _probabilities(
+    binding: Binding, bound: _Bound, program: CheckedProgram, values: pd.Series, keep: np.ndarray
+) -> np.ndarray:
+    """The probabilities of a binding's ``with probability COLUMN`` at the kept rows: numbers
+    strictly between 0 and 1, on an open-world predicate (else a positioned error)."""
+    column = binding.probability
+    assert column is not None
+    predicate = program.predicates[binding.predicate]
+    if not predicate.open_world:
+        raise RuleError(
+            [
+                Diagnostic(
+                    column.span,
+                    f"soft evidence needs an open-world predicate: '{predicate.name}' is closed-world",
+                    notes=("name it with --query, or declare it without '*' in a Tuffy program",),
+                )
+            ]
+        )
+    kept = values.iloc[keep]
+    numbers: np.ndarray = np.asarray(pd.to_numeric(kept, errors="coerce"), dtype=np.float64)
+    wrong = np.flatnonzero(~((numbers > 0) & (numbers < 1)))
+    if len(wrong):
+        first = int(wrong[0])
+        value = kept.iloc[first]
+        value = value.item() if isinstance(value, np.generic) else value
+        raise EvidenceError(
+            f"{bound.path} row {int(keep[first]) + 1}: column '{column.name}' ({binding.span.file}:"
+            f"{binding.span.line}: 'with probability {column.name}') is {value!r}; a probability must be a "
+            f"number strictly between 0 and 1 ({len(wrong):,} row{'s' if len(wrong) != 1 else ''} like this)"
+        )
+    return numbers
 
 
 def _column(table: pd.DataFrame, column: Column, path: str) -> pd.Series:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -32,7 +33,7 @@ from reasoner.evidence import Evidence, MemoryTable, load_evidence, with_soft_ev
 from reasoner.ground import GroundNetwork, ground
 from reasoner.limits import Limits
 from reasoner.pipeline import DEFAULT_LIMITS, Laps, QueryAtom, check, query_atoms, watching
-from reasoner.sample import EXACT_LIMIT, component_model, exact, mcsat, split_r_hat
+from reasoner.sample import EXACT_LIMIT, ChainSummary, ComponentModel, component_model, exact, mcsat, split_r_hat
 from reasoner.solve import Solution, solve
 from reasoner.syntax import Span
 
@@ -103,8 +104,12 @@ def infer_marginals(
     seed: int = 0,
     steps: int | None = None,
     auto_limit: int = AUTO_EXACT_LIMIT,
+    workers: int = 1,
 ) -> Marginals:
-    """Marginal probabilities of every atom of the encoding (see the module docstring)."""
+    """Marginal probabilities of every atom of the encoding (see the module docstring).
+
+    ``workers`` processes sample the components MC-SAT takes; each component's chains are seeded
+    by ``seed`` and the component's index alone, so the result does not depend on ``workers``."""
     if samples < 2 or burn_in < 0 or chains < 1:
         raise ArgumentError("marginals need at least 2 samples, a burn-in of 0 or more and at least 1 chain")
     started = time.perf_counter()
@@ -131,6 +136,7 @@ def infer_marginals(
     map_values: np.ndarray | None = None
     worst_r_hat, worst_difference = 1.0, 0.0
     exact_count, sampled_count, sampled_atoms = len(single), 0, 0
+    sampled: list[tuple[int, ComponentModel]] = []
     for index in np.flatnonzero(sizes != 1).tolist():
         model = component_model(encoding, components[index])
         atom_ids = model.variables[: model.num_atoms]
@@ -146,10 +152,12 @@ def infer_marginals(
             probabilities[atom_ids] = table.probabilities(model.soft_weight) @ table.atoms
             exact_count += 1
             continue
+        sampled.append((index, model))
+    settings = _Sampling(samples, burn_in, chains, seed, steps)
+    summaries = _sample_all(sampled, settings, workers)
+    for (index, model), summary in zip(sampled, summaries, strict=True):
+        atom_ids = model.variables[: model.num_atoms]
         sequence = np.random.SeedSequence([seed, index])
-        summary = mcsat(
-            model, model.soft_weight, samples=samples, burn_in=burn_in, chains=chains, seed=sequence, steps=steps
-        )
         if summary is None:
             if map_values is None:
                 solution = solve(encoding)
@@ -324,6 +332,55 @@ class MarginalRun:
     notes: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class _Sampling:
+    samples: int
+    burn_in: int
+    chains: int
+    seed: int
+    steps: int | None
+
+
+SAMPLING_BATCH_ATOMS = 20_000  # atoms of the components sent to a worker at once
+
+
+def _sample_all(
+    sampled: list[tuple[int, ComponentModel]], settings: _Sampling, workers: int
+) -> list[ChainSummary | None]:
+    """MC-SAT on each component, in this process or in ``workers`` processes (in order)."""
+    if workers <= 1 or len(sampled) < 2:
+        return _sample_batch(sampled, settings)
+    batches: list[list[tuple[int, ComponentModel]]] = [[]]
+    size = 0
+    for item in sampled:
+        if size >= SAMPLING_BATCH_ATOMS and batches[-1]:
+            batches.append([])
+            size = 0
+        batches[-1].append(item)
+        size += item[1].num_atoms
+    if len(batches) == 1:  # one batch's worth: split it so that every worker has some
+        share = -(-len(sampled) // workers)
+        batches = [sampled[start : start + share] for start in range(0, len(sampled), share)]
+    with ProcessPoolExecutor(max_workers=min(workers, len(batches))) as pool:
+        chunks = pool.map(_sample_batch, batches, [settings] * len(batches))
+        return [summary for chunk in chunks for summary in chunk]
+
+
+def _sample_batch(batch: list[tuple[int, ComponentModel]], settings: _Sampling) -> list[ChainSummary | None]:
+    return [
+        mcsat(
+            model,
+            model.soft_weight,
+            samples=settings.samples,
+            burn_in=settings.burn_in,
+            chains=settings.chains,
+            seed=np.random.SeedSequence([settings.seed, index]),
+            steps=settings.steps,
+        )
+        for index, model in batch
+    ]
+
+
 def run_marginals(
     rules: Sequence[str | Path],
     db_files: Sequence[Path] = (),
@@ -339,13 +396,14 @@ def run_marginals(
     steps: int | None = None,
     program: CheckedProgram | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    workers: int = 1,
 ) -> MarginalRun:
     """Parse, check, load, ground, encode and infer the marginals of the query atoms (within
-    ``limits``, its memory limit watched)."""
+    ``limits``, its memory limit watched; ``workers`` sampling processes, same result)."""
     with watching(limits):
         return _run_marginals(
             rules, db_files, tables, queries, query_spans, method=method, samples=samples, burn_in=burn_in,
-            chains=chains, seed=seed, steps=steps, program=program, limits=limits,
+            chains=chains, seed=seed, steps=steps, program=program, limits=limits, workers=workers,
         )
 
 
@@ -364,6 +422,7 @@ def _run_marginals(
     steps: int | None,
     program: CheckedProgram | None,
     limits: Limits,
+    workers: int,
 ) -> MarginalRun:
     lap = Laps()
     seconds = lap.seconds
@@ -382,7 +441,8 @@ def _run_marginals(
     lap("encode")
     atoms, notes = query_atoms(network, program.queries)
     marginals = infer_marginals(
-        encoding, method=method, samples=samples, burn_in=burn_in, chains=chains, seed=seed, steps=steps
+        encoding, method=method, samples=samples, burn_in=burn_in, chains=chains, seed=seed, steps=steps,
+        workers=workers,
     )
     lap("marginals")
     probabilities = tuple(

@@ -681,9 +681,16 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
         table_index = next(i for i, item in enumerate(rest) if isinstance(item, Token) and item.type == "NAME")
         table = str(rest[table_index])
         conditions: tuple[Condition, ...] = ()
-        if table_index + 1 < len(rest):
-            conditions = tuple(rest[table_index + 1])
-        return Binding(predicate, columns, table, conditions, self._span(meta))
+        probability: Column | None = None
+        for clause in rest[table_index + 1 :]:
+            if isinstance(clause, _Probability):
+                probability = clause.column
+            else:
+                conditions = tuple(clause)
+        return Binding(predicate, columns, table, conditions, self._span(meta), probability)
+
+    def probability_clause(self, meta: Any, children: list[Any]) -> _Probability:
+        return _Probability(children[-1])
 
     def column(self, meta: Any, children: list[Token]) -> Column:
         token = children[0]
@@ -806,6 +813,13 @@ class _ToSyntax(Transformer[Token, list[Statement]]):
         else:
             value = text
         return Constant(value, span)
+
+
+@dataclass(frozen=True, slots=True)
+class _Probability:
+    """The column of a binding's 'with probability COLUMN'."""
+
+    column: Column
 
 
 @dataclass(frozen=True, slots=True)

@@ -262,13 +262,15 @@ class Condition:
 
 @dataclass(frozen=True, slots=True)
 class Binding:
-    """``bind Pred(col, ...) from table where ...``: evidence read from a table."""
+    """``bind Pred(col, ...) from table where ... [with probability col]``: evidence read from a
+    table; with ``probability``, each row's atom is soft evidence of that probability."""
 
     predicate: str
     columns: tuple[Column, ...]
     table: str
     conditions: tuple[Condition, ...]
     span: Span = field(compare=False)
+    probability: Column | None = None
 
 
 @dataclass(frozen=True, slots=True)

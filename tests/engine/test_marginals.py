@@ -13,6 +13,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -241,3 +243,31 @@ def test_a_sampled_component_depends_on_its_seed_not_on_the_rest_of_the_network(
     assert abs(one.probability[0] - exact.probability[0]) <= max(one.interval[0], 0.02)
     other = atom_marginals(alone.encoding, [_flagged(alone, "L3")], [(1, 1234)], samples=400, auto_limit=0)
     assert other is not None and other.probability[0] != one.probability[0]
+
+
+def test_sampling_workers_give_the_same_marginals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Three chains of people (three sampled components) on 1, 2 and 3 worker processes."""
+    rules, _ = chain_program(tmp_path, 1)
+    db = tmp_path / "chains.db"
+    db.write_text(
+        "".join(f"Friends(P{c}_{i}, P{c}_{i + 1})\n" for c in range(3) for i in range(7)) + "0.9 Smokes(P0_0)\n",
+        encoding="utf-8",
+    )
+    arguments = [str(rules), str(db), "-q", "Smokes,Cancer", "--marginals", "--samples", "200", "--json"]
+    outputs = []
+    for workers in ("1", "2", "3"):
+        assert main([*arguments, "--no-timings", "--workers", workers]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert json.loads(outputs[0])["sampling"]["sampled_components"] == 3
+
+
+@pytest.mark.slow
+def test_the_marginals_benchmark_runs(tmp_path: Path) -> None:
+    """The benchmark calls the library directly: a change of its API must not leave it broken."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "marginals.py"
+    command = [sys.executable, str(script), "--sizes", "200", "--samples", "4", "--burn-in", "1", "--workers", "1,2"]
+    done = subprocess.run([*command, "--no-accuracy"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [row["workers"] for row in rows] == [1, 2] and rows[0]["unknown_atoms"] == rows[1]["unknown_atoms"] > 0

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from reasoner.check import QueryPattern
 from reasoner.errors import EvidenceError, RuleError
 from reasoner.evidence import soft_weight
-from reasoner.pipeline import run
+from reasoner.explain import render_proof
+from reasoner.pipeline import explain, run
 from tests.engine.test_marginals import compare, run_program
 from tests.engine.test_properties import COMMON, BruteForce, Program, atom_text, programs
 
@@ -124,3 +125,68 @@ def test_soft_and_hard_evidence_on_one_atom_is_an_error(tmp_path: Path) -> None:
     expected = r"Smokes\(Anna\) is given as evidence \(.*e.db:1\) and with a probability \(.*e.db:2\)"
     with pytest.raises(EvidenceError, match=expected):
         run([rules], [db], queries=[QueryPattern("Smokes")])
+
+
+# -- soft evidence from a table: bind ... with probability COLUMN --------------------------------
+
+BOUND_RULES = (
+    "Smokes(person)\nCancer(person)\n"
+    "bind Smokes(id) from survey where year = 2024 with probability p_smokes\n"
+    "1.5 Smokes(x) => Cancer(x)\n"
+)
+
+
+def _survey(tmp_path: Path, probabilities: list[object]) -> Path:
+    import pandas as pd
+
+    table = tmp_path / "survey.parquet"
+    names = ["Anna", "Bob", "Cleo", "Dan"][: len(probabilities)]
+    years = [2024, 2024, 2023, 2024][: len(probabilities)]
+    pd.DataFrame({"id": names, "year": years, "p_smokes": probabilities}).to_parquet(table)
+    return table
+
+
+def test_a_bound_probability_column_is_the_soft_evidence_of_a_db_file(tmp_path: Path) -> None:
+    from reasoner.marginal import run_marginals
+
+    queries = [QueryPattern("Smokes"), QueryPattern("Cancer")]
+    rules = tmp_path / "bound.mln"
+    rules.write_text(BOUND_RULES, encoding="utf-8")
+    table = _survey(tmp_path, [0.8, 0.3, 0.9, None])  # Cleo: another year; Dan: no probability
+    bound = run_marginals([rules], tables={"survey": table}, queries=queries, method="exact")
+    plain = tmp_path / "plain.mln"
+    plain.write_text("Smokes(person)\nCancer(person)\n1.5 Smokes(x) => Cancer(x)\n", encoding="utf-8")
+    db = tmp_path / "e.db"
+    db.write_text("0.8 Smokes(Anna)\n0.3 Smokes(Bob)\n", encoding="utf-8")
+    written = run_marginals([plain], [db], queries=queries, method="exact")
+    got = dict(zip((atom.text for atom in bound.atoms), bound.probabilities, strict=True))
+    expected = dict(zip((atom.text for atom in written.atoms), written.probabilities, strict=True))
+    assert got == expected and set(got) == {"Smokes(Anna)", "Smokes(Bob)", "Cancer(Anna)", "Cancer(Bob)"}
+    result = run([rules], tables={"survey": table}, queries=queries, explain_atoms=["Smokes(Anna)"])
+    assert result.evidence.skipped == {f"{rules}:3": 1}  # Dan: a row without a probability, counted
+    assert f"[{table} row 1]" in render_proof(explain(result, "Smokes(Anna)"))
+
+
+@pytest.mark.parametrize(
+    ("probabilities", "message"),
+    [
+        ([0.8, 1.0], r"survey.parquet row 2: column 'p_smokes' .* is 1.0; a probability must be a number strictly"),
+        ([0.0, 0.5], r"survey.parquet row 1: column 'p_smokes' .* is 0.0;"),
+        (["high", "low"], r"survey.parquet row 1: column 'p_smokes' .* is 'high'; .* \(2 rows like this\)"),
+    ],
+)
+def test_a_bad_bound_probability_names_its_row(tmp_path: Path, probabilities: list[object], message: str) -> None:
+    rules = tmp_path / "bound.mln"
+    rules.write_text(BOUND_RULES, encoding="utf-8")
+    with pytest.raises(EvidenceError, match=message):
+        run([rules], tables={"survey": _survey(tmp_path, probabilities)}, queries=[QueryPattern("Smokes")])
+
+
+def test_a_bound_probability_on_a_closed_world_predicate_points_at_the_column(tmp_path: Path) -> None:
+    rules = tmp_path / "bound.mln"
+    rules.write_text(BOUND_RULES, encoding="utf-8")
+    with pytest.raises(RuleError) as error:
+        run([rules], tables={"survey": _survey(tmp_path, [0.8])}, queries=[QueryPattern("Cancer")])
+    assert "bound.mln:3:64: error: soft evidence needs an open-world predicate: 'Smokes' is closed-world" in (
+        error.value.render().replace(str(tmp_path) + "/", "")
+    )
