@@ -162,9 +162,17 @@ class Occurrences:
             self._evidence[predicate] = _evidence_rows(self._network, predicate)
         return self._evidence[predicate]
 
+    def plan(self, block: GroundBlock) -> _Plan:
+        """The block's ``_Plan``, prepared once."""
+        found = self._plans.get(id(block))
+        if found is None:
+            found = self._plans[id(block)] = _plan(self._network, block)
+        return found
+
     def __init__(self, network: GroundNetwork) -> None:
         self._network = network
         self._evidence: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._plans: dict[int, _Plan] = {}  # by id() of a block of ``network`` (which keeps them alive)
         atoms, blocks, rows = [], [], []
         for number, block in enumerate(network.blocks):
             for leaf_atoms in block.leaf_atoms:
@@ -242,6 +250,55 @@ def ground_formula_citations(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Leaf:
+    """A leaf of a block's tree, prepared once: its literal (None for a comparison) and, per
+    argument, the constant's text or the substitution slot it takes its constant from."""
+
+    literal: Lit | None
+    args: tuple[str | int, ...]
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What explaining any grounding of one block needs that does not depend on the grounding:
+    its leaves, rule text, location, weight and effect sizes, and the tree's value for each
+    combination of leaf states met so far (a formula has few leaves, so few combinations)."""
+
+    leaves: tuple[_Leaf, ...]
+    rule: str
+    location: str
+    weight: str
+    magnitude: Decimal
+    kleene: dict[tuple[int, ...], int]
+
+
+def _plan(network: GroundNetwork, block: GroundBlock) -> _Plan:
+    from reasoner.normalize import Const
+
+    prepared = []
+    for leaf in leaves(block.tree):
+        if isinstance(leaf, Cmp):
+            prepared.append(_Leaf(None, ()))
+            continue
+        args = tuple(
+            network.constants.text(network.constants.id(arg.value)) if isinstance(arg, Const) else int(arg.slot)
+            for arg in leaf.args
+        )
+        prepared.append(_Leaf(leaf, args))
+    # The block's weight is |w| (a formula 'w: F' has one block per distinct value of w).
+    weight = None if block.weight is None else (-block.weight if block.negated else block.weight)
+    statement = block.formula.statement
+    return _Plan(
+        leaves=tuple(prepared),
+        rule=statement.text,
+        location=f"{statement.span.file}:{statement.span.line}",
+        weight="hard" if weight is None else str(weight),
+        magnitude=Decimal("Infinity") if weight is None else abs(weight),
+        kleene={},
+    )
+
+
 def _ground_formula(
     network: GroundNetwork,
     solution: Solution,
@@ -250,66 +307,69 @@ def _ground_formula(
     atom_id: int,
     occurrences: Occurrences | None = None,
 ) -> GroundFormulaProof:
-    formula = block.formula
-    substitution = tuple(
-        (name, network.constants.text(int(block.substitutions[row, slot])))
-        for slot, name in enumerate(formula.variables)
-    )
+    plan = occurrences.plan(block) if occurrences else _plan(network, block)
+    constant_text = network.constants.text
+    texts = [constant_text(constant) for constant in block.substitutions[row].tolist()]
+    substitution = tuple(zip(block.formula.variables, texts, strict=True))
     states_now: list[int] = []
     states_flipped: list[int] = []
     citations: list[EvidenceCitation] = []
     seen: set[str] = set()
-    leaf_columns = zip(leaves(block.tree), block.leaf_states, block.leaf_atoms, block.leaf_evidence, strict=True)
+    leaf_columns = zip(plan.leaves, block.leaf_states, block.leaf_atoms, block.leaf_evidence, strict=True)
     for leaf, states, atoms, evidence in leaf_columns:
         state = int(states[row])
         atom = int(atoms[row])
-        if state == UNKNOWN and atom:
-            assert isinstance(leaf, Lit)  # a comparison is never unknown
+        literal = leaf.literal
+        if state == _UNKNOWN and atom:
+            assert literal is not None  # a comparison is never unknown
             value = bool(solution.values[atom])
-            now = value == leaf.positive
+            now = value == literal.positive
             flipped = now if atom != atom_id else not now
             states_now.append(_TRUE if now else _FALSE)
             states_flipped.append(_TRUE if flipped else _FALSE)
         else:
             states_now.append(state)
             states_flipped.append(state)
-        if isinstance(leaf, Cmp):
+        if literal is None:
             continue
-        assert isinstance(leaf, Lit)
-        text = _leaf_text(network, block, row, leaf)
+        parts = [arg if isinstance(arg, str) else texts[arg] for arg in leaf.args]
+        text = f"{literal.predicate}({','.join(parts)})"
         if text in seen:
             continue
         seen.add(text)
-        if state == UNKNOWN and atom:
+        if state == _UNKNOWN and atom:
             citations.append(EvidenceCitation(text, bool(solution.values[atom]), "inferred"))
         else:
-            atom_true = bool((state == TRUE) == leaf.positive)
+            atom_true = bool((state == _TRUE) == literal.positive)
             row_index = int(evidence[row])
-            source = _source(network, leaf.predicate, row_index, occurrences) if row_index >= 0 else "closed world"
+            source = _source(network, literal.predicate, row_index, occurrences) if row_index >= 0 else "closed world"
             citations.append(EvidenceCitation(text, atom_true, source))
-    now = _kleene(block.tree, iter(states_now)) == _TRUE
-    flipped = _kleene(block.tree, iter(states_flipped)) == _TRUE
-    # The block's weight is |w| (a formula 'w: F' has one block per distinct value of w).
-    weight = None if block.weight is None else (-block.weight if block.negated else block.weight)
-    magnitude = Decimal("Infinity") if weight is None else abs(weight)
+    now = _evaluate(plan, block.tree, tuple(states_now)) == _TRUE
+    flipped = _evaluate(plan, block.tree, tuple(states_flipped)) == _TRUE
     # The block's tree is negated for negative weights: "true" means "not costly".
     effect = Decimal(0)
     if now != flipped:
-        effect = magnitude if now else -magnitude
-    satisfied = now != block.negated
-    statement = block.formula.statement
+        effect = plan.magnitude if now else -plan.magnitude
     return GroundFormulaProof(
-        rule=statement.text,
-        location=f"{statement.span.file}:{statement.span.line}",
-        weight="hard" if weight is None else str(weight),
+        rule=plan.rule,
+        location=plan.location,
+        weight=plan.weight,
         substitution=substitution,
-        satisfied=satisfied,
+        satisfied=now != block.negated,
         effect=effect,
         atoms=tuple(citations),
     )
 
 
 _FALSE, _TRUE, _UNKNOWN = int(FALSE), int(TRUE), int(UNKNOWN)
+
+
+def _evaluate(plan: _Plan, tree: Node, states: tuple[int, ...]) -> int:
+    """``_kleene`` of the block's tree for these leaf states, remembered in the block's plan."""
+    found = plan.kleene.get(states)
+    if found is None:
+        found = plan.kleene[states] = _kleene(tree, iter(states))
+    return found
 
 
 def _kleene(node: Node, states: Iterator[int]) -> int:
@@ -330,18 +390,6 @@ def _kleene(node: Node, states: Iterator[int]) -> int:
     if _TRUE in children:
         return _TRUE
     return _FALSE if all(child == _FALSE for child in children) else _UNKNOWN
-
-
-def _leaf_text(network: GroundNetwork, block: GroundBlock, row: int, leaf: Lit) -> str:
-    from reasoner.normalize import Const
-
-    parts = []
-    for arg in leaf.args:
-        if isinstance(arg, Const):
-            parts.append(network.constants.text(network.constants.id(arg.value)))
-        else:
-            parts.append(network.constants.text(int(block.substitutions[row, arg.slot])))
-    return f"{leaf.predicate}({','.join(parts)})"
 
 
 def render_proof(proof: Proof) -> str:

@@ -185,10 +185,11 @@ def run(
         if hard_weight is not None:
             solution.stats["hard_broken"] = broken_hard_formulas(network, encoding, hard_blocks, solution.values)
         lap("solve")
-    values = solution.values
+    ids = np.fromiter((atom.atom_id for atom in found), dtype=np.int64, count=len(found))
+    solved = solution.values[ids].astype(bool).tolist() if len(solution.values) else [False] * len(found)
     atoms = tuple(
-        QueryAtom(atom.text, bool(values[atom.atom_id]) if atom.atom_id else atom.value, atom.atom_id, atom.fixed)
-        for atom in found
+        QueryAtom(atom.text, value if atom.atom_id else atom.value, atom.atom_id, atom.fixed)
+        for atom, value in zip(found, solved, strict=True)
     )
     return Run(program, facts, network, encoding, solution, atoms, seconds, tuple(notes), frozenset(margin_predicates))
 
@@ -293,11 +294,17 @@ def query_atoms(network: GroundNetwork, queries: Sequence[QueryPattern]) -> tupl
         patterns = by_predicate[name]
         whole = any(pattern.args is None for pattern in patterns)
         args = None if whole else index.args(network.constants, keys)
+        if args is None:  # every atom of the predicate: no pattern to match
+            true, unknown = int(TRUE), int(UNKNOWN)
+            atoms.extend(
+                QueryAtom(text, value == true, atom_id, value != unknown)
+                for text, value, atom_id in zip(texts, state.tolist(), ids.tolist(), strict=True)
+            )
+            continue
         for position, (text, value, atom_id) in enumerate(zip(texts, state.tolist(), ids.tolist(), strict=True)):
-            if args is not None:
-                values = tuple(network.constants.values[int(column[position])] for column in args)
-                if not any(pattern.matches(values) for pattern in patterns):
-                    continue
+            values = tuple(network.constants.values[int(column[position])] for column in args)
+            if not any(pattern.matches(values) for pattern in patterns):
+                continue
             fixed = value != UNKNOWN
             atoms.append(QueryAtom(text, bool(value == TRUE), int(atom_id), bool(fixed)))
     return atoms, notes

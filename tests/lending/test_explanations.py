@@ -143,3 +143,31 @@ def test_no_room_for_the_explanations_is_a_limit_not_a_traceback(monkeypatch: py
     monkeypatch.setattr(Path, "write_bytes", full)
     with pytest.raises(LimitError, match="No space left on device.*set TMPDIR"):
         audit([RULES], SAMPLE, workers=1)
+
+
+def test_proof_json_is_json_safe_as_built() -> None:
+    """``explanations.render`` leaves proofs out of ``json_safe``: they must need nothing of it."""
+    import reasoner
+    from reasoner.explain import Occurrences, explain_key, find_atom
+    from reasoner.lending.audit.explanations import json_safe
+
+    smokers = REPOSITORY / "examples" / "smokers"
+    result = reasoner.run(smokers / "smokers.mln", smokers / "evidence.db", queries=["Cancer", "Smokes", "Friends"])
+    occurrences = Occurrences(result.network)
+    proofs = [
+        explain_key(result.network, result.solution, *find_atom(result.network, atom.text), occurrences)
+        for atom in result.atoms
+    ]
+    assert any(proof.supporting or proof.opposing for proof in proofs)
+
+    def plain(value: object) -> bool:
+        if isinstance(value, dict):
+            return all(type(key) is str and plain(item) for key, item in value.items())
+        if isinstance(value, list):
+            return all(plain(item) for item in value)
+        return value is None or type(value) in (str, int, bool) or (type(value) is float and np.isfinite(value))
+
+    for proof in proofs:
+        built = proof.to_json()
+        assert plain(built), built
+        assert json.dumps(json_safe(built)) == json.dumps(built)

@@ -19,6 +19,7 @@ from reasoner.lending import clean_hmda, synthesize
 from reasoner.lending.evidence.similar import SimilaritySpec, similar_pairs
 from reasoner.lending.evidence.statistics import (
     Covariates,
+    Prepared,
     cluster_outliers,
     denial_probabilities,
     holm_adjusted,
@@ -655,3 +656,35 @@ def test_a_group_identical_to_a_controlled_category_is_collinear_not_a_disparity
     assert lender_denial_odds(frame, "race", "White", BLACK, covariates=spec)["reason"].tolist() == [
         "group collinear with the covariates"
     ]
+
+
+def test_prepared_rows_serve_every_comparison_and_only_their_frame() -> None:
+    """``Prepared``: the canonical rows and covariate matrices built once give what each fit
+    builds alone, for the denial odds and the pricing gap of several comparisons; another frame
+    (even equal to it) is refused."""
+    rng = np.random.default_rng(5)
+    size = 400
+    frame = frame_of(
+        {
+            "lei": np.where(rng.random(size) < 0.5, "L1", "L2"),
+            "race": rng.choice(["White", BLACK, "Asian"], size),
+            "decision": np.where(rng.random(size) < 0.3, "denied", "approved"),
+            "income": np.exp(rng.normal(11.3, 0.4, size)),
+            "dti": rng.normal(35, 8, size),
+            "rate_spread": rng.normal(0.5, 0.2, size),
+        }
+    )
+    frame["application_id"] = [f"A{number}" for number in rng.permutation(size)]  # not in canonical order
+    prepared = Prepared(frame)
+    assert prepared.frame is not frame
+    for compared in ([BLACK], ["Asian"], [BLACK, "Asian"]):
+        pd.testing.assert_frame_equal(
+            lender_denial_odds(frame, "race", "White", compared, ("income", "dti"), prepared=prepared),
+            lender_denial_odds(frame, "race", "White", compared, ("income", "dti")),
+        )
+        pd.testing.assert_frame_equal(
+            pricing_disparity(frame, "race", "White", compared, ("dti",), prepared=prepared),
+            pricing_disparity(frame, "race", "White", compared, ("dti",)),
+        )
+    with pytest.raises(ValueError, match="another frame"):
+        lender_denial_odds(frame.copy(), "race", "White", [BLACK], ("income",), prepared=prepared)

@@ -76,6 +76,7 @@ __all__ = [
     "one_blas_thread",
     "MIN_GROUP",
     "PRICING_COVARIATES",
+    "Prepared",
     "application_index",
     "cluster_outliers",
     "denial_probabilities",
@@ -97,6 +98,32 @@ SEPARATION_LIMIT = 15.0  # |coefficient| (log-odds per standard deviation) taken
 COLLINEAR = 1e-9  # indicator variance left after the covariates, relative to its own
 
 
+class Prepared:
+    """A frame's rows in canonical order (``_canonical_order``) and their covariate matrices, built
+    once for the fits of several comparisons over the same rows (``audit_tables``): the
+    covariates do not depend on the comparison. Pass it as ``prepared`` with that same frame
+    object; a fit over another frame is refused."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.source = frame
+        self.frame = _canonical_order(frame)
+        self._matrices: dict[Covariates, tuple[np.ndarray, tuple[str, ...]]] = {}
+
+    def covariates(self, covariates: Covariates) -> tuple[np.ndarray, tuple[str, ...]]:
+        """``_labelled_covariates`` of the canonical rows, built once per model."""
+        if covariates not in self._matrices:
+            self._matrices[covariates] = _labelled_covariates(self.frame, covariates)
+        return self._matrices[covariates]
+
+
+def _prepared(frame: pd.DataFrame, prepared: Prepared | None) -> Prepared:
+    if prepared is None:
+        return Prepared(frame)
+    if prepared.source is not frame:
+        raise ValueError("prepared: built for another frame")
+    return prepared
+
+
 # --- (a) adjusted denial odds -----------------------------------------------------------------
 
 
@@ -109,6 +136,7 @@ def lender_denial_odds(
     *,
     min_group: int = MIN_GROUP,
     weights: Mapping[str, str] | None = None,
+    prepared: Prepared | None = None,
 ) -> pd.DataFrame:
     """Raw denial rates and the adjusted denial odds ratio per lender and compared group.
 
@@ -121,18 +149,20 @@ def lender_denial_odds(
     reference_denial_rate, compared_denial_rate, model_applications (rows of both groups
     with every covariate), log_odds_ratio, standard_error, odds_ratio, ci_low, ci_high,
     p_value, not_controlled (covariates constant in the lender's rows, so not adjusted for),
-    reason. See the module docstring for the model.
+    reason. See the module docstring for the model. ``prepared``: ``Prepared(frame)``, shared by
+    the fits of several comparisons.
     """
-    frame = _canonical_order(frame)
     groups = _groups(compared, reference)
     covariates = as_covariates(covariates)
     _require(frame, ("lei", "excluded", "decision", group_column, *covariates.columns), "lender denial odds")
+    prepared = _prepared(frame, prepared)
+    frame = prepared.frame
     if weights is not None:
-        return _weighted_denial_odds(frame, reference, groups, weights, covariates, min_group)
+        return _weighted_denial_odds(frame, reference, groups, weights, covariates, min_group, prepared)
     usable = _usable(frame)
     units = _Units(frame, group_column, reference, groups, usable)
     denied = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
-    values, labels = _labelled_covariates(frame, covariates)
+    values, labels = prepared.covariates(covariates)
     complete = np.isfinite(values).all(axis=1)
 
     raw_rows, raw_unit, raw_indicator = units.rows(usable)
@@ -193,13 +223,14 @@ def _weighted_denial_odds(
     weights: Mapping[str, str],
     covariates: Covariates,
     min_group: int,
+    prepared: Prepared,
 ) -> pd.DataFrame:
     """``lender_denial_odds`` with probability-weighted group membership (``_WeightedUnits``): the
     same columns, applications and denials as sums of weights, a weighted logistic regression."""
     usable = _usable(frame)
     units = _WeightedUnits(frame, reference, groups, weights, usable)
     denied = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
-    values, labels = _labelled_covariates(frame, covariates)
+    values, labels = prepared.covariates(covariates)
     complete = np.isfinite(values).all(axis=1)
     count = units.count
 
@@ -315,37 +346,45 @@ def _newton(
     beta = np.zeros((count, width))
     status = np.zeros(count, dtype=np.int64)
     active = np.ones(count, dtype=bool)
+    # Each unit's sums run over its own rows in their order (np.bincount adds sequentially), so an
+    # iteration restricted to the rows of the units still moving gives those units the same bits;
+    # a unit that stopped keeps its coefficients, log-likelihood and linear predictor.
+    eta = np.empty(unit.size)
 
-    def loglik(coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        eta = np.einsum("ij,ij->i", design, coefficients[unit])
+    def loglik(coefficients: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        part_unit = unit[live]
+        part_eta = np.einsum("ij,ij->i", design[live], coefficients[part_unit])
         prior = 0.5 * (coefficients**2) @ penalty
-        term = outcome * eta - np.logaddexp(0.0, eta)
-        return np.bincount(unit, term if weight is None else weight * term, count) - prior, eta
+        term = outcome[live] * part_eta - np.logaddexp(0.0, part_eta)
+        return np.bincount(part_unit, term if weight is None else weight[live] * term, count) - prior, part_eta
 
-    current, eta = loglik(beta)
+    live = np.arange(unit.size)
+    current, eta[live] = loglik(beta, live)
     for _ in range(MAX_NEWTON):
         if not active.any():
             break
-        fitted = special.expit(eta)
-        residual = outcome - fitted if weight is None else weight * (outcome - fitted)
+        live = live[active[unit[live]]]
+        live_unit, live_design, live_eta = unit[live], design[live], eta[live]
+        fitted = special.expit(live_eta)
+        residual = outcome[live] - fitted if weight is None else weight[live] * (outcome[live] - fitted)
         gradient = np.column_stack(
-            [np.bincount(unit, design[:, column] * residual, count) for column in range(width)]
+            [np.bincount(live_unit, live_design[:, column] * residual, count) for column in range(width)]
         ) - beta * penalty
         # Only the units still moving: each unit's matrices and step are its own, so the others are not needed.
         moving = np.flatnonzero(active)
-        curvature = fitted * (1 - fitted) if weight is None else weight * fitted * (1 - fitted)
-        information = _cross(design, curvature, unit, count, only=active)[moving] + np.diag(penalty)
+        curvature = fitted * (1 - fitted) if weight is None else weight[live] * fitted * (1 - fitted)
+        information = _cross(live_design, curvature, live_unit, count, only=active)[moving] + np.diag(penalty)
         step = np.zeros((count, width))
         step[moving] = np.einsum("uij,uj->ui", np.linalg.pinv(information, hermitian=True), gradient[moving])
         size = np.ones(count)
         for _ in range(MAX_HALVINGS):
             trial = beta + size[:, None] * step
-            value, trial_eta = loglik(trial)
+            value, trial_eta = loglik(trial, live)
             worse = active & (value < current - 1e-12 * (1 + np.abs(current)))
             if not worse.any():
                 break
             size[worse] /= 2
-        beta, current, eta = trial, value, trial_eta
+        beta, current[active], eta[live] = trial, value[active], trial_eta
         moved = np.abs(size[:, None] * step).max(axis=1)
         diverged = active & (np.abs(beta).max(axis=1) > SEPARATION_LIMIT)
         status[diverged] = 1
@@ -539,6 +578,7 @@ def pricing_disparity(
     *,
     min_group: int = MIN_GROUP,
     weights: Mapping[str, str] | None = None,
+    prepared: Prepared | None = None,
 ) -> pd.DataFrame:
     """Raw and adjusted rate-spread gaps (compared - reference) among originated loans.
 
@@ -546,15 +586,16 @@ def pricing_disparity(
     compared_mean_spread, raw_gap, adjusted_gap, standard_error, ci_low, ci_high, p_value,
     reason. Loans are usable rows (``excluded == ''``) with ``action_taken == 1``, a rate
     spread and every covariate. ``weights``: as for ``lender_denial_odds`` (loans are then sums of
-    weights, and the least squares weighted).
+    weights, and the least squares weighted). ``prepared``: as for ``lender_denial_odds``.
     """
-    frame = _canonical_order(frame)
     groups = _groups(compared, reference)
     covariates = as_covariates(covariates)
     needed = ("lei", "excluded", "action_taken", "rate_spread", group_column, *covariates.columns)
     _require(frame, needed, "pricing disparity")
+    prepared = _prepared(frame, prepared)
+    frame = prepared.frame
     spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
-    values, labels = _labelled_covariates(frame, covariates)
+    values, labels = prepared.covariates(covariates)
     originated = frame["action_taken"].eq(1).fillna(False).to_numpy(dtype=bool)
     loans = _usable(frame) & originated & np.isfinite(spread) & np.isfinite(values).all(axis=1)
     units: _Units = (
@@ -653,7 +694,7 @@ def _least_squares(
     left = _partial_variance(sums[:, :-1, :-1], 0, rcond=1e-10)
     x = centred[:, :-1]
     residual = centred[:, -1] - np.einsum("ij,ij->i", x, beta[unit])
-    leverage = 1.0 / safe_sizes[unit] + np.einsum("ij,ijk,ik->i", x, inverse[unit], x)
+    leverage = 1.0 / safe_sizes[unit] + _quadratic_forms(x, inverse, unit)
     if weight is not None:
         leverage = leverage * weight
         residual = residual * weight
@@ -663,6 +704,17 @@ def _least_squares(
     df = sizes - 2 - rank
     status = np.select([df < 1, ~(left > COLLINEAR * sums[:, 0, 0])], [1, 2], 0)
     return beta[:, 0], np.sqrt(np.maximum(variance, 0.0)), df, status
+
+
+def _quadratic_forms(x: np.ndarray, matrices: np.ndarray, unit: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Per row i, x_i' M x_i with M its unit's matrix: ``np.einsum("ij,ijk,ik->i")`` a chunk of rows
+    at a time (each row's sum is computed alone, so the bits are those of one call), which spares
+    the (rows, p, p) copy of the matrices that one call over all rows would make."""
+    result = np.empty(x.shape[0])
+    for start in range(0, x.shape[0], chunk):
+        rows = slice(start, start + chunk)
+        result[rows] = np.einsum("ij,ijk,ik->i", x[rows], matrices[unit[rows]], x[rows])
+    return result
 
 
 # --- (e) outliers among neighbours ------------------------------------------------------------

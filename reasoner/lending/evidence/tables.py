@@ -50,6 +50,7 @@ from reasoner.lending.evidence.power import with_power
 from reasoner.lending.evidence.redlining import read_assessment_areas, redlining_signals
 from reasoner.lending.evidence.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs
 from reasoner.lending.evidence.statistics import (
+    Prepared,
     application_index,
     cluster_outliers,
     denial_probabilities,
@@ -189,12 +190,14 @@ def audit_tables(
     odds, matched, pricing, outliers = [], [], [], []
     denial_probability = denial_probabilities(frame, config.denial_model)
     id_index = application_index(frame)
+    shared = Prepared(frame)  # rows in canonical order and covariate matrices, once for every comparison
     for comparison in config.comparisons:
         column, reference, compared = comparison.column, comparison.reference, comparison.compared
         found_pairs = per_comparison.get(comparison.name, pairs.iloc[:0])
         weighted, weights = (frame, None)
         if estimated:
             weighted, weights = _weighted(frame, comparison, config.majority_minority_percent)
+        prepared = shared if weighted is frame else None
         odds.append(
             _tag(
                 lender_denial_odds(
@@ -205,6 +208,7 @@ def audit_tables(
                     config.denial_model,
                     min_group=config.min_group,
                     weights=weights,
+                    prepared=prepared,
                 ),
                 comparison,
             )
@@ -225,6 +229,7 @@ def audit_tables(
                     config.pricing_model,
                     min_group=config.min_group,
                     weights=weights,
+                    prepared=prepared,
                 ),
                 comparison,
             )
