@@ -26,6 +26,7 @@ from typing import Literal
 import numpy as np
 from scipy.stats import t as student_t
 
+from reasoner.batches import in_batches
 from reasoner.check import CheckedProgram, QueryPattern
 from reasoner.encode import Encoding, encode
 from reasoner.errors import ArgumentError, Option
@@ -350,14 +351,7 @@ def _sample_all(
     """MC-SAT on each component, in this process or in ``workers`` processes (in order)."""
     if workers <= 1 or len(sampled) < 2:
         return _sample_batch(sampled, settings)
-    batches: list[list[tuple[int, ComponentModel]]] = [[]]
-    size = 0
-    for item in sampled:
-        if size >= SAMPLING_BATCH_ATOMS and batches[-1]:
-            batches.append([])
-            size = 0
-        batches[-1].append(item)
-        size += item[1].num_atoms
+    batches = in_batches(sampled, lambda item: item[1].num_atoms, SAMPLING_BATCH_ATOMS)
     if len(batches) == 1:  # one batch's worth: split it so that every worker has some
         share = -(-len(sampled) // workers)
         batches = [sampled[start : start + share] for start in range(0, len(sampled), share)]

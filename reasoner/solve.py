@@ -36,6 +36,7 @@ from pysat.formula import WCNF
 from pysat.solvers import Solver
 
 from reasoner.backends import normalise, solve_highs
+from reasoner.batches import in_batches
 from reasoner.encode import Component, Components, Encoding, local_clauses
 from reasoner.local_search import clause_costs, local_search
 
@@ -262,14 +263,7 @@ def _problem(component: Component, encoding: Encoding, wanted: np.ndarray) -> _P
 def _run(problems: list[_Problem], deadline: float | None, workers: int, backend: str) -> list[_Result]:
     if workers <= 1 or len(problems) < 2:
         return [_solve_problem(problem, deadline, backend) for problem in problems]
-    batches: list[list[_Problem]] = [[]]
-    size = 0
-    for problem in problems:
-        if size >= BATCH_CLAUSES and batches[-1]:
-            batches.append([])
-            size = 0
-        batches[-1].append(problem)
-        size += len(problem.weights)
+    batches = in_batches(problems, lambda problem: len(problem.weights), BATCH_CLAUSES)
     if len(batches) == 1:
         return [_solve_problem(problem, deadline, backend) for problem in problems]
     with ProcessPoolExecutor(max_workers=workers) as pool:
