@@ -1,0 +1,27 @@
+"""Files written whole or not at all: a temporary file beside the target, moved onto it at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["written_whole"]
+
+
+@contextlib.contextmanager
+def written_whole(path: Path) -> Iterator[Path]:
+    """A fresh temporary path in ``path``'s directory to write to; when the block ends without an
+    error it replaces ``path`` (``os.replace``: atomic on one file system), otherwise it is
+    removed. A killed process leaves at most a hidden ``.NAME.*.partial`` file, never a truncated
+    ``path``."""
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
