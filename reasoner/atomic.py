@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +17,13 @@ def written_whole(path: Path) -> Iterator[Path]:
     error it replaces ``path`` (``os.replace``: atomic on one file system), otherwise it is
     removed. A killed process leaves at most a hidden ``.NAME.*.partial`` file, never a truncated
     ``path``."""
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(handle)
-    temporary = Path(name)
+    while True:  # created with the permissions of any new file (mkstemp's would be 0600)
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.partial"
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield temporary
         os.replace(temporary, path)

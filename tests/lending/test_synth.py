@@ -457,6 +457,11 @@ def test_a_register_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
     with written_whole(target) as partial:
         partial.write_bytes(b"whole")
     assert target.read_bytes() == b"whole" and [p.name for p in tmp_path.iterdir()] == ["facts.parquet"]
+    fresh = tmp_path / "fresh.txt"
+    fresh.write_text("")
+    with written_whole(tmp_path / "new.txt") as partial:
+        partial.write_text("x")
+    assert (tmp_path / "new.txt").stat().st_mode == fresh.stat().st_mode  # the permissions of any new file
 
 
 @pytest.mark.slow
