@@ -51,6 +51,7 @@ Rows usable for treatment analyses are those with ``excluded == ''`` and a decis
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -306,6 +307,10 @@ def _logistic(
     converged, 3 indicator collinear with the covariates). The ``numeric`` covariates after
     the indicator are unpenalised; the band and category indicators after them are not.
     ``weight``: per row, its weight in the likelihood (probability weights; none: 1 each)."""
+    order = _by_unit(unit)  # every result is per unit: group the rows once, for _newton's and _cross's slices
+    if order is not None:
+        design, outcome, unit = design[order], outcome[order], unit[order]
+        weight = None if weight is None else weight[order]
     penalty = _penalty(design.shape[1], free=2 + numeric)
     beta, eta, status = _newton(design, outcome, unit, count, penalty, weight)
     fitted = special.expit(eta)
@@ -343,12 +348,21 @@ def _newton(
     width = design.shape[1]
     if penalty is None:
         penalty = np.zeros(width)
+    order = _by_unit(unit)
+    if order is not None:  # a stable sort: each unit's rows keep their order, so its sums are the same
+        grouped_beta, grouped_eta, grouped_status = _newton(
+            design[order], outcome[order], unit[order], count, penalty, None if weight is None else weight[order]
+        )
+        eta = np.empty(unit.size)
+        eta[order] = grouped_eta
+        return grouped_beta, eta, grouped_status
     beta = np.zeros((count, width))
     status = np.zeros(count, dtype=np.int64)
     active = np.ones(count, dtype=bool)
-    # Each unit's sums run over its own rows in their order (np.bincount adds sequentially), so an
-    # iteration restricted to the rows of the units still moving gives those units the same bits;
-    # a unit that stopped keeps its coefficients, log-likelihood and linear predictor.
+    # Each unit's sums run over its own rows in their order (np.bincount adds sequentially, the
+    # matrix products of _cross are per unit), so an iteration restricted to the rows of the units
+    # still moving gives those units the same bits; a unit that stopped keeps its coefficients,
+    # log-likelihood and linear predictor. The rows are grouped by unit, so the live rows are too.
     eta = np.empty(unit.size)
 
     def loglik(coefficients: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -367,15 +381,13 @@ def _newton(
         live_unit, live_design, live_eta = unit[live], design[live], eta[live]
         fitted = special.expit(live_eta)
         residual = outcome[live] - fitted if weight is None else weight[live] * (outcome[live] - fitted)
-        gradient = np.column_stack(
-            [np.bincount(live_unit, live_design[:, column] * residual, count) for column in range(width)]
-        ) - beta * penalty
         # Only the units still moving: each unit's matrices and step are its own, so the others are not needed.
         moving = np.flatnonzero(active)
         curvature = fitted * (1 - fitted) if weight is None else weight[live] * fitted * (1 - fitted)
-        information = _cross(live_design, curvature, live_unit, count, only=active)[moving] + np.diag(penalty)
+        information, score = _cross(live_design, curvature, live_unit, count, only=active, vector=residual)
+        gradient = score[moving] - beta[moving] * penalty
         step = np.zeros((count, width))
-        step[moving] = np.einsum("uij,uj->ui", np.linalg.pinv(information, hermitian=True), gradient[moving])
+        step[moving] = _solve_information(information[moving] + np.diag(penalty), gradient)
         size = np.ones(count)
         for _ in range(MAX_HALVINGS):
             trial = beta + size[:, None] * step
@@ -671,6 +683,10 @@ def _least_squares(
     status (0 ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates).
     ``weight``: weighted least squares (probability weights; sizes and degrees of freedom are sums
     of weights, each row's leverage and sandwich term carry its weight)."""
+    order = _by_unit(unit)  # every result is per unit: group the rows once, for _cross's and the leverages' slices
+    if order is not None:
+        outcome, indicator, values, unit = outcome[order], indicator[order], values[order], unit[order]
+        weight = None if weight is None else weight[order]
     width = values.shape[1]
     numeric = width if numeric is None else numeric
     sizes = np.bincount(unit, weight, minlength=count).astype(np.float64)
@@ -706,14 +722,16 @@ def _least_squares(
     return beta[:, 0], np.sqrt(np.maximum(variance, 0.0)), df, status
 
 
-def _quadratic_forms(x: np.ndarray, matrices: np.ndarray, unit: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """Per row i, x_i' M x_i with M its unit's matrix: ``np.einsum("ij,ijk,ik->i")`` a chunk of rows
-    at a time (each row's sum is computed alone, so the bits are those of one call), which spares
-    the (rows, p, p) copy of the matrices that one call over all rows would make."""
-    result = np.empty(x.shape[0])
-    for start in range(0, x.shape[0], chunk):
-        rows = slice(start, start + chunk)
-        result[rows] = np.einsum("ij,ijk,ik->i", x[rows], matrices[unit[rows]], x[rows])
+def _quadratic_forms(x: np.ndarray, matrices: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """Per row i, x_i' M x_i with M its unit's matrix; the rows grouped by unit (``_by_unit``):
+    one matrix product per unit over its rows, (X_u M_u) * X_u summed across, so a row's value
+    does not depend on the other units and no (rows, p, p) copy of the matrices is made."""
+    result = np.zeros(x.shape[0])
+    bounds = np.searchsorted(unit, np.arange(matrices.shape[0] + 1))
+    with one_blas_thread():
+        for index in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            rows = x[bounds[index] : bounds[index + 1]]
+            result[bounds[index] : bounds[index + 1]] = np.einsum("ij,ij->i", rows @ matrices[index], rows)
     return result
 
 
@@ -1022,24 +1040,92 @@ def one_blas_thread() -> Any:
     return _blas().limit(limits=1, user_api="blas")
 
 
+def _by_unit(unit: np.ndarray) -> np.ndarray | None:
+    """The stable order that groups rows by unit (each unit's rows keep their order); None when
+    they are grouped already."""
+    if unit.size < 2 or bool((unit[1:] >= unit[:-1]).all()):
+        return None
+    order: np.ndarray = np.argsort(unit, kind="stable")
+    return order
+
+
+@typing.overload
 def _cross(
     design: np.ndarray, weight: np.ndarray, unit: np.ndarray, count: int, only: np.ndarray | None = None
-) -> np.ndarray:
+) -> np.ndarray: ...
+
+
+@typing.overload
+def _cross(
+    design: np.ndarray, weight: np.ndarray, unit: np.ndarray, count: int, only: np.ndarray | None = None,
+    *, vector: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _cross(
+    design: np.ndarray, weight: np.ndarray, unit: np.ndarray, count: int, only: np.ndarray | None = None,
+    *, vector: np.ndarray | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Per-unit weighted cross products sum_i w_i x_i x_i' as (units, p, p): one matrix product
-    per unit over its rows in their order (a stable sort), so a unit's sums do not depend on
-    the other units. ``only`` (a mask of units): the others are left zero."""
+    per unit over its rows in their order (a stable sort, skipped when the rows are grouped by
+    unit already), so a unit's sums do not depend on the other units. ``only`` (a mask of
+    units): the others are left zero. ``vector``: also sum_i x_i v_i per unit, (units, p)
+    (a Newton step's score), from the same slices."""
     width = design.shape[1]
     result = np.zeros((count, width, width))
-    order = np.argsort(unit, kind="stable")
-    bounds = np.searchsorted(unit[order], np.arange(count + 1))
-    rows = design[order]
-    weighted = rows * weight[order, None]
+    order = _by_unit(unit)
+    if order is not None:
+        design, weight, unit = design[order], weight[order], unit[order]
+        vector = None if vector is None else vector[order]
+    bounds = np.searchsorted(unit, np.arange(count + 1))
+    weighted = design * weight[:, None]
+    sums = None if vector is None else np.zeros((count, width))
     with one_blas_thread():  # one thread: the same kernel, so the same sums, in every process
         present = bounds[1:] > bounds[:-1]
         for index in np.flatnonzero(present if only is None else present & only):
             start, stop = bounds[index], bounds[index + 1]
-            result[index] = weighted[start:stop].T @ rows[start:stop]
-    return result
+            rows = design[start:stop]
+            result[index] = weighted[start:stop].T @ rows
+            if sums is not None and vector is not None:
+                sums[index] = vector[start:stop] @ rows
+    return result if sums is None else (result, sums)
+
+
+PIVOT = 1e-10  # a Cholesky pivot below this share of its diagonal entry: the column is (nearly) collinear
+
+
+def _solve_information(information: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+    """Newton steps: per unit, the solution of ``information @ step = gradient`` (positive
+    semi-definite matrices, (units, p, p)), by a Cholesky factorisation. A column that is zero
+    throughout (a covariate constant in the unit, standardised to 0 and not penalised) gets no
+    step; a unit whose factorisation fails or has a pivot below ``PIVOT`` of its diagonal entry
+    (covariates collinear within it) is solved with the pseudo-inverse, as all units once were."""
+    if information.shape[0] == 0:
+        return np.zeros(gradient.shape)
+    matrices = information.copy()
+    empty = (matrices == 0).all(axis=2)
+    units, columns = np.nonzero(empty)
+    matrices[units, columns, columns] = 1.0  # the gradient there is 0, so is the step
+    good = np.ones(matrices.shape[0], dtype=bool)
+    factor = np.zeros_like(matrices)
+    try:
+        factor = np.linalg.cholesky(matrices)
+    except np.linalg.LinAlgError:
+        for index in range(matrices.shape[0]):
+            try:
+                factor[index] = np.linalg.cholesky(matrices[index])
+            except np.linalg.LinAlgError:
+                good[index] = False
+    pivots = np.diagonal(factor, axis1=1, axis2=2) ** 2
+    good &= (pivots > PIVOT * np.maximum(np.diagonal(matrices, axis1=1, axis2=2), 0.0)).all(axis=1)
+    step = np.zeros(gradient.shape)
+    if good.any():
+        step[good] = np.linalg.solve(matrices[good], gradient[good][:, :, None])[:, :, 0]
+    if not good.all():
+        step[~good] = np.einsum(
+            "uij,uj->ui", np.linalg.pinv(information[~good], hermitian=True), gradient[~good]
+        )
+    return step
 
 
 def _partial_variance(information: np.ndarray, index: int, rcond: float = 1e-15) -> np.ndarray:
