@@ -695,7 +695,7 @@ def _least_squares(
     columns = np.column_stack([design, outcome])
     weighted_columns = columns if weight is None else columns * weight[:, None]
     centred = columns - (
-        np.column_stack([np.bincount(unit, c, count) for c in weighted_columns.T]) / safe_sizes[:, None]
+        _unit_sums(weighted_columns, unit, count) / safe_sizes[:, None]
     )[unit]
     row_weight = np.ones(unit.size) if weight is None else weight
     sums = _cross(centred, row_weight, unit, count)  # (units, width + 2, width + 2), outcome last
@@ -1022,11 +1022,23 @@ def _scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[np.ndarra
     """Per unit and column: the mean and the standard deviation (inf for a column constant in
     the unit, so that it standardises to 0)."""
     sizes = np.maximum(np.bincount(unit, minlength=count), 1).astype(np.float64)
-    means = np.column_stack([np.bincount(unit, column, count) for column in values.T]) / sizes[:, None]
+    means = _unit_sums(values, unit, count) / sizes[:, None]
     centred = values - means[unit]
-    spread = np.sqrt(np.column_stack([np.bincount(unit, column**2, count) for column in centred.T]) / sizes[:, None])
+    spread = np.sqrt(_unit_sums(centred**2, unit, count) / sizes[:, None])
     constant = spread <= 1e-9 * np.maximum(np.abs(means), 1.0)
     return means, np.where(constant, np.inf, spread)
+
+
+def _unit_sums(values: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
+    """Per unit and column, the sum of the unit's rows (units, columns): one ``np.bincount`` over
+    the (row, column) cells, which adds each unit's cells of a column in row order, as one
+    ``np.bincount`` per column does (the same bits), in one pass over the rows."""
+    width = values.shape[1]
+    if width == 0:
+        return np.zeros((count, 0))
+    cells = (unit[:, None] * width + np.arange(width)).ravel()
+    sums: np.ndarray = np.bincount(cells, np.ascontiguousarray(values, dtype=np.float64).ravel(), count * width)
+    return sums.reshape(count, width)
 
 
 @functools.cache
