@@ -84,6 +84,7 @@ __all__ = [
     "holm_adjusted",
     "lender_denial_odds",
     "matched_pair_test",
+    "pair_rows",
     "pricing_disparity",
 ]
 
@@ -459,6 +460,7 @@ def matched_pair_test(
     max_rank: int = 1,
     denial_probability: np.ndarray | None = None,
     id_index: pd.Index | None = None,
+    rows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Concordant and discordant decisions of matched pairs per lender, exact tests.
 
@@ -482,13 +484,17 @@ def matched_pair_test(
     those q (exact, ``scipy.stats.poisson_binom``) with mean ``expected_reference_favoured``;
     the two-sided p-value is min(1, 2 min(P(X <= x), P(X >= x))). A pair without both
     probabilities counts with q = 1/2; without ``denial_probability``, ``p_value`` is McNemar's.
+    ``rows``: ``pair_rows(pairs, ...)``, found once for the functions that read the same pairs.
     """
     _require(pairs, ("a", "b", "rank"), "matched pair test: pairs")
     _require(frame, ("application_id", "lei", "decision"), "matched pair test")
-    chosen = pairs[pairs["rank"].to_numpy() <= max_rank]
-    id_index = application_index(frame) if id_index is None else id_index
-    first = _lookup(id_index, chosen["a"], "a")
-    second = _lookup(id_index, chosen["b"], "b")
+    chosen_rows = pairs["rank"].to_numpy() <= max_rank
+    if rows is None:
+        chosen = pairs[chosen_rows]
+        id_index = application_index(frame) if id_index is None else id_index
+        first, second = _lookup(id_index, chosen["a"], "a"), _lookup(id_index, chosen["b"], "b")
+    else:
+        first, second = rows[0][chosen_rows], rows[1][chosen_rows]
     decision = frame["decision"].to_numpy(dtype=object, na_value="")
     lei = frame["lei"].to_numpy(dtype=object, na_value="")
     decided = np.isin(decision[first], ("approved", "denied")) & np.isin(decision[second], ("approved", "denied"))
@@ -745,6 +751,7 @@ def cluster_outliers(
     min_neighbours: int = 5,
     share: float = 0.8,
     id_index: pd.Index | None = None,
+    rows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Compared applicants decided against most of their similarly situated neighbours.
 
@@ -752,13 +759,11 @@ def cluster_outliers(
     ``similar_pairs`` must ask for at least ``min_neighbours``. Columns: application_id,
     lei, decision, neighbours, neighbour_approval_share; one row per applicant denied while
     at least ``share`` of its neighbours were approved, or approved while at least ``share``
-    were denied; sorted by lei then application id.
+    were denied; sorted by lei then application id. ``rows``: as for ``matched_pair_test``.
     """
     _require(pairs, ("a", "b"), "cluster outliers: pairs")
     _require(frame, ("application_id", "lei", "decision"), "cluster outliers")
-    id_index = application_index(frame) if id_index is None else id_index
-    first = _lookup(id_index, pairs["a"], "a")
-    second = _lookup(id_index, pairs["b"], "b")
+    first, second = pair_rows(pairs, frame, id_index) if rows is None else rows
     decision = frame["decision"].to_numpy(dtype=object, na_value="")
     decided = np.isin(decision[first], ("approved", "denied"))
     first, second = first[decided], second[decided]
@@ -1156,6 +1161,15 @@ def application_index(frame: pd.DataFrame) -> pd.Index:
     """The frame's application ids (as text) as an index, to find pair members' rows; build it
     once per frame and pass it as ``id_index`` to the pair functions."""
     return pd.Index(frame["application_id"].astype("str").to_numpy(dtype=object))  # plain strings hash fastest
+
+
+def pair_rows(
+    pairs: pd.DataFrame, frame: pd.DataFrame, id_index: pd.Index | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``frame`` of each pair's ``a`` and ``b`` (UsageError for an id not in it)."""
+    _require(pairs, ("a", "b"), "pairs")
+    id_index = application_index(frame) if id_index is None else id_index
+    return _lookup(id_index, pairs["a"], "a"), _lookup(id_index, pairs["b"], "b")
 
 
 def _lookup(id_index: pd.Index, ids: pd.Series, column: str) -> np.ndarray:
