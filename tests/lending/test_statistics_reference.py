@@ -43,7 +43,11 @@ ABSOLUTE = 1e-8  # p-values
 
 
 def reference_logistic(
-    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, numeric: int = 0,
+    design: np.ndarray,
+    outcome: np.ndarray,
+    unit: np.ndarray,
+    count: int,
+    numeric: int = 0,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One logistic regression per unit, all at once: the indicator's (column 1) estimate,
@@ -68,7 +72,11 @@ def reference_logistic(
 
 
 def reference_newton(
-    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, penalty: np.ndarray | None = None,
+    design: np.ndarray,
+    outcome: np.ndarray,
+    unit: np.ndarray,
+    count: int,
+    penalty: np.ndarray | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Penalised maximum likelihood by Newton's method with step halving, one regression per
@@ -103,9 +111,12 @@ def reference_newton(
         live_unit, live_design, live_eta = unit[live], design[live], eta[live]
         fitted = special.expit(live_eta)
         residual = outcome[live] - fitted if weight is None else weight[live] * (outcome[live] - fitted)
-        gradient = np.column_stack(
-            [np.bincount(live_unit, live_design[:, column] * residual, count) for column in range(width)]
-        ) - beta * penalty
+        gradient = (
+            np.column_stack(
+                [np.bincount(live_unit, live_design[:, column] * residual, count) for column in range(width)]
+            )
+            - beta * penalty
+        )
         # Only the units still moving: each unit's matrices and step are its own, so the others are not needed.
         moving = np.flatnonzero(active)
         curvature = fitted * (1 - fitted) if weight is None else weight[live] * fitted * (1 - fitted)
@@ -154,9 +165,10 @@ def reference_least_squares(
     safe_sizes = np.maximum(sizes, 1.0) if weight is None else np.where(sizes > 0, sizes, 1.0)
     columns = np.column_stack([design, outcome])
     weighted_columns = columns if weight is None else columns * weight[:, None]
-    centred = columns - (
-        np.column_stack([np.bincount(unit, c, count) for c in weighted_columns.T]) / safe_sizes[:, None]
-    )[unit]
+    centred = (
+        columns
+        - (np.column_stack([np.bincount(unit, c, count) for c in weighted_columns.T]) / safe_sizes[:, None])[unit]
+    )
     row_weight = np.ones(unit.size) if weight is None else weight
     sums = reference_cross(centred, row_weight, unit, count)  # (units, width + 2, width + 2), outcome last
     penalty = np.zeros(width + 1)
@@ -225,9 +237,7 @@ def units_of(
     rng.shuffle(unit)
     rows = unit.size
     indicator = rng.random(rows) < 0.4
-    values = np.column_stack(
-        [rng.normal(size=(rows, numeric)), np.eye(categories)[rng.integers(0, categories, rows)]]
-    )
+    values = np.column_stack([rng.normal(size=(rows, numeric)), np.eye(categories)[rng.integers(0, categories, rows)]])
     eta = -1.0 + 0.6 * indicator + values[:, :numeric] @ rng.normal(0, 0.7, numeric)
     outcome = (rng.random(rows) < special.expit(eta)).astype(np.float64)
     spread = 0.5 + 0.2 * indicator + values[:, :numeric] @ rng.normal(0, 0.3, numeric) + rng.normal(0, 0.4, rows)
