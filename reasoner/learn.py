@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reasoner.atomic import written_whole
 from reasoner.check import CheckedFormula, CheckedProgram, QueryPattern
 from reasoner.encode import Encoding, encode
 from reasoner.errors import ArgumentError, EvidenceError, Option, UsageError
@@ -316,7 +317,8 @@ def write_learned(learning: Learning, out: Path, *, evidence: Sequence[Path], tr
         )
         if changes:
             lines.insert(0, header)
-        target.write_text("\n".join(lines), encoding="utf-8")
+        with written_whole(target) as partial:
+            partial.write_text("\n".join(lines), encoding="utf-8")
         written.append(target)
     return written
 

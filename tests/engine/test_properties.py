@@ -669,9 +669,11 @@ def test_no_duckdb_thread_is_forked(tmp_path: Path) -> None:
     import os
 
     rules = tmp_path / "join.mln"
-    rules.write_text("t = {A, B}\nE(t, t)\nF(t)\n1 E(x, y) ^ E(y, x) => F(x)\n", encoding="utf-8")
+    # A chain of two joins: the first atom binds x and y, not z, so the numpy scan leaves it to SQL.
+    rules.write_text("t = {A, B}\nE(t, t)\nF(t)\n1 E(x, y) ^ E(y, z) => F(z)\n", encoding="utf-8")
     db = tmp_path / "e.db"
     db.write_text("E(A, B)\nE(B, A)\n", encoding="utf-8")
+    ground_module._close_before_fork()  # whatever an earlier test left: this run must open its own
     run([rules], [db], queries=[QueryPattern("F")])
     assert getattr(ground_module._THREAD, "connection", None) is not None  # the join ran in DuckDB
     pid = os.fork()

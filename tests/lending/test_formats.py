@@ -138,11 +138,13 @@ def test_one_register_in_every_format_gives_the_same_audit(tmp_path: Path) -> No
     public = consistent(sample[sample["lei"].isin(sample["lei"].value_counts().index[3:6])])
     lenders, applications = _audit_files(tmp_path, "parquet", public, "audit")
     assert len(lenders) == 3 and len(applications) > 0
-    for kind in FORMATS[1:]:
-        for command in ("audit", "rules"):
-            other_lenders, other_applications = _audit_files(tmp_path, kind, public, command)
-            pd.testing.assert_frame_equal(other_lenders, lenders, obj=f"{kind} ({command}) lenders")
-            pd.testing.assert_frame_equal(other_applications, applications, obj=f"{kind} ({command}) applications")
+    # Every format audited once, through 'reason audit' and 'reason rules/' in turn (the two commands
+    # are the same audit: test_audit.py compares them byte for byte).
+    for number, kind in enumerate(FORMATS[1:]):
+        command = ("rules", "audit")[number % 2] if kind != "filing" else "audit"  # the report check below
+        other_lenders, other_applications = _audit_files(tmp_path, kind, public, command)
+        pd.testing.assert_frame_equal(other_lenders, lenders, obj=f"{kind} ({command}) lenders")
+        pd.testing.assert_frame_equal(other_applications, applications, obj=f"{kind} ({command}) applications")
     report = (tmp_path / "out-filing-audit" / "report.md").read_text()
     assert "- Transmittal sheet: Ficus Bank (LEI " in report and "- Format: HMDA filing format" in report
     assert "Transmittal sheet: Ficus Bank (LEI " in (tmp_path / "out-filing-audit" / "report.html").read_text()

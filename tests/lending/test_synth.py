@@ -443,3 +443,43 @@ def test_cli_simple_flag_writes_the_simple_register(
     assert digest(tmp_path / "lar.csv") == SIMPLE_CSV_SHA256
     default = reason(["synth", tmp_path / "default.csv", "--applications", 3000, "--lenders", 6, "--seed", 42])
     assert default.returncode == 0 and "group" in (tmp_path / "default.truth.csv").read_text().splitlines()[0]
+
+
+def test_a_register_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
+    from reasoner.atomic import written_whole
+
+    target = tmp_path / "facts.parquet"
+    target.write_bytes(b"previous")
+    with pytest.raises(RuntimeError), written_whole(target) as partial:
+        partial.write_bytes(b"half")
+        raise RuntimeError("stopped")
+    assert target.read_bytes() == b"previous" and [p.name for p in tmp_path.iterdir()] == ["facts.parquet"]
+    with written_whole(target) as partial:
+        partial.write_bytes(b"whole")
+    assert target.read_bytes() == b"whole" and [p.name for p in tmp_path.iterdir()] == ["facts.parquet"]
+    fresh = tmp_path / "fresh.txt"
+    fresh.write_text("")
+    with written_whole(tmp_path / "new.txt") as partial:
+        partial.write_text("x")
+    assert (tmp_path / "new.txt").stat().st_mode == fresh.stat().st_mode  # the permissions of any new file
+
+
+@pytest.mark.slow
+def test_a_synth_stopped_midway_leaves_no_register(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "facts.parquet"
+    command = [sys.executable, "-m", "reasoner", "synth", str(target), "--applications", "3000000", "--simple"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(tmp_path.glob(".facts.parquet.*.partial")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # writing, not yet done
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode != 0, "the register was written before the signal: make it larger"
+    assert "terminated" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

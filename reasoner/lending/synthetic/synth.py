@@ -68,6 +68,8 @@ dictionary-encoded strings, CSV is unquoted with the published header.
 
 from __future__ import annotations
 
+import errno
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +77,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from reasoner.atomic import written_whole
 from reasoner.errors import UsageError
 from reasoner.lending.registers.fields import PUBLISHED_COLUMNS
 from reasoner.lending.synthetic.names import NAME_COLUMNS, draw_names
@@ -173,9 +176,11 @@ def write_synth(
     import pyarrow.parquet as pq
 
     out = Path(out_path)
-    try:
+    try:  # writable: said before the work, not after it
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.open("wb").close()
+        if out.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "Is a directory")
+        tempfile.TemporaryFile(dir=out.parent).close()
     except OSError as error:
         raise UsageError(f"{out}: cannot write: {error.strerror}") from None
     parquet = out.suffix.lower() in (".parquet", ".pq")
@@ -184,7 +189,8 @@ def write_synth(
     columns = (*PUBLISHED_COLUMNS, *(NAME_COLUMNS if names else ()))
     schema = pa.schema([(name, pa.dictionary(pa.int32(), pa.string())) for name in columns])
     name_rngs = _name_rngs(seed, len(chunks)) if names else []
-    with out.open("wb") as handle:
+    truth = out.with_name(f"{out.stem}.truth.csv")
+    with written_whole(out) as partial, partial.open("wb") as handle:
         writer: pq.ParquetWriter | pacsv.CSVWriter
         if parquet:
             writer = pq.ParquetWriter(handle, schema, compression="zstd")
@@ -205,7 +211,8 @@ def write_synth(
                     )
                     published = published.assign(**{c: pd.Categorical(drawn[c]) for c in NAME_COLUMNS})
                 writer.write_table(_to_arrow(published, schema))
-    _truth(world, counts).to_csv(out.with_name(f"{out.stem}.truth.csv"), index=False)
+    with written_whole(truth) as partial:
+        _truth(world, counts).to_csv(partial, index=False)
     return out
 
 
