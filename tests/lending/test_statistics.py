@@ -25,6 +25,7 @@ from reasoner.lending.evidence.statistics import (
     holm_adjusted,
     lender_denial_odds,
     matched_pair_test,
+    pair_rows,
     pricing_disparity,
 )
 
@@ -241,6 +242,12 @@ def test_matched_pair_counts_and_exact_mcnemar_p_value() -> None:
     assert (second["pairs"], second["reference_favoured"], second["p_value"]) == (1, 1, 1.0)
     with_rank_two = matched_pair_test(pairs, frame, max_rank=2)
     assert with_rank_two.iloc[0]["reference_favoured"] == 5
+    rows = pair_rows(pairs, frame)  # looked up once, as audit_tables does for both pair tests
+    pd.testing.assert_frame_equal(matched_pair_test(pairs, frame, rows=rows), result)
+    pd.testing.assert_frame_equal(matched_pair_test(pairs, frame, max_rank=2, rows=rows), with_rank_two)
+    pd.testing.assert_frame_equal(
+        cluster_outliers(frame, pairs, min_neighbours=1, rows=rows), cluster_outliers(frame, pairs, min_neighbours=1)
+    )
 
 
 @pytest.mark.parametrize("favoured, against", [(15, 4), (4, 15), (7, 7), (30, 12), (1, 0)])

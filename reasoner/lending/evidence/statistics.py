@@ -51,6 +51,7 @@ Rows usable for treatment analyses are those with ``excluded == ''`` and a decis
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -83,6 +84,7 @@ __all__ = [
     "holm_adjusted",
     "lender_denial_odds",
     "matched_pair_test",
+    "pair_rows",
     "pricing_disparity",
 ]
 
@@ -306,6 +308,10 @@ def _logistic(
     converged, 3 indicator collinear with the covariates). The ``numeric`` covariates after
     the indicator are unpenalised; the band and category indicators after them are not.
     ``weight``: per row, its weight in the likelihood (probability weights; none: 1 each)."""
+    order = _by_unit(unit)  # every result is per unit: group the rows once, for _newton's and _cross's slices
+    if order is not None:
+        design, outcome, unit = design[order], outcome[order], unit[order]
+        weight = None if weight is None else weight[order]
     penalty = _penalty(design.shape[1], free=2 + numeric)
     beta, eta, status = _newton(design, outcome, unit, count, penalty, weight)
     fitted = special.expit(eta)
@@ -343,12 +349,21 @@ def _newton(
     width = design.shape[1]
     if penalty is None:
         penalty = np.zeros(width)
+    order = _by_unit(unit)
+    if order is not None:  # a stable sort: each unit's rows keep their order, so its sums are the same
+        grouped_beta, grouped_eta, grouped_status = _newton(
+            design[order], outcome[order], unit[order], count, penalty, None if weight is None else weight[order]
+        )
+        eta = np.empty(unit.size)
+        eta[order] = grouped_eta
+        return grouped_beta, eta, grouped_status
     beta = np.zeros((count, width))
     status = np.zeros(count, dtype=np.int64)
     active = np.ones(count, dtype=bool)
-    # Each unit's sums run over its own rows in their order (np.bincount adds sequentially), so an
-    # iteration restricted to the rows of the units still moving gives those units the same bits;
-    # a unit that stopped keeps its coefficients, log-likelihood and linear predictor.
+    # Each unit's sums run over its own rows in their order (np.bincount adds sequentially, the
+    # matrix products of _cross are per unit), so an iteration restricted to the rows of the units
+    # still moving gives those units the same bits; a unit that stopped keeps its coefficients,
+    # log-likelihood and linear predictor. The rows are grouped by unit, so the live rows are too.
     eta = np.empty(unit.size)
 
     def loglik(coefficients: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -367,15 +382,13 @@ def _newton(
         live_unit, live_design, live_eta = unit[live], design[live], eta[live]
         fitted = special.expit(live_eta)
         residual = outcome[live] - fitted if weight is None else weight[live] * (outcome[live] - fitted)
-        gradient = np.column_stack(
-            [np.bincount(live_unit, live_design[:, column] * residual, count) for column in range(width)]
-        ) - beta * penalty
         # Only the units still moving: each unit's matrices and step are its own, so the others are not needed.
         moving = np.flatnonzero(active)
         curvature = fitted * (1 - fitted) if weight is None else weight[live] * fitted * (1 - fitted)
-        information = _cross(live_design, curvature, live_unit, count, only=active)[moving] + np.diag(penalty)
+        information, score = _cross(live_design, curvature, live_unit, count, only=active, vector=residual)
+        gradient = score[moving] - beta[moving] * penalty
         step = np.zeros((count, width))
-        step[moving] = np.einsum("uij,uj->ui", np.linalg.pinv(information, hermitian=True), gradient[moving])
+        step[moving] = _solve_information(information[moving] + np.diag(penalty), gradient)
         size = np.ones(count)
         for _ in range(MAX_HALVINGS):
             trial = beta + size[:, None] * step
@@ -447,6 +460,7 @@ def matched_pair_test(
     max_rank: int = 1,
     denial_probability: np.ndarray | None = None,
     id_index: pd.Index | None = None,
+    rows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Concordant and discordant decisions of matched pairs per lender, exact tests.
 
@@ -470,13 +484,17 @@ def matched_pair_test(
     those q (exact, ``scipy.stats.poisson_binom``) with mean ``expected_reference_favoured``;
     the two-sided p-value is min(1, 2 min(P(X <= x), P(X >= x))). A pair without both
     probabilities counts with q = 1/2; without ``denial_probability``, ``p_value`` is McNemar's.
+    ``rows``: ``pair_rows(pairs, ...)``, found once for the functions that read the same pairs.
     """
     _require(pairs, ("a", "b", "rank"), "matched pair test: pairs")
     _require(frame, ("application_id", "lei", "decision"), "matched pair test")
-    chosen = pairs[pairs["rank"].to_numpy() <= max_rank]
-    id_index = application_index(frame) if id_index is None else id_index
-    first = _lookup(id_index, chosen["a"], "a")
-    second = _lookup(id_index, chosen["b"], "b")
+    chosen_rows = pairs["rank"].to_numpy() <= max_rank
+    if rows is None:
+        chosen = pairs[chosen_rows]
+        id_index = application_index(frame) if id_index is None else id_index
+        first, second = _lookup(id_index, chosen["a"], "a"), _lookup(id_index, chosen["b"], "b")
+    else:
+        first, second = rows[0][chosen_rows], rows[1][chosen_rows]
     decision = frame["decision"].to_numpy(dtype=object, na_value="")
     lei = frame["lei"].to_numpy(dtype=object, na_value="")
     decided = np.isin(decision[first], ("approved", "denied")) & np.isin(decision[second], ("approved", "denied"))
@@ -671,6 +689,10 @@ def _least_squares(
     status (0 ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates).
     ``weight``: weighted least squares (probability weights; sizes and degrees of freedom are sums
     of weights, each row's leverage and sandwich term carry its weight)."""
+    order = _by_unit(unit)  # every result is per unit: group the rows once, for _cross's and the leverages' slices
+    if order is not None:
+        outcome, indicator, values, unit = outcome[order], indicator[order], values[order], unit[order]
+        weight = None if weight is None else weight[order]
     width = values.shape[1]
     numeric = width if numeric is None else numeric
     sizes = np.bincount(unit, weight, minlength=count).astype(np.float64)
@@ -679,7 +701,7 @@ def _least_squares(
     columns = np.column_stack([design, outcome])
     weighted_columns = columns if weight is None else columns * weight[:, None]
     centred = columns - (
-        np.column_stack([np.bincount(unit, c, count) for c in weighted_columns.T]) / safe_sizes[:, None]
+        _unit_sums(weighted_columns, unit, count) / safe_sizes[:, None]
     )[unit]
     row_weight = np.ones(unit.size) if weight is None else weight
     sums = _cross(centred, row_weight, unit, count)  # (units, width + 2, width + 2), outcome last
@@ -706,14 +728,16 @@ def _least_squares(
     return beta[:, 0], np.sqrt(np.maximum(variance, 0.0)), df, status
 
 
-def _quadratic_forms(x: np.ndarray, matrices: np.ndarray, unit: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """Per row i, x_i' M x_i with M its unit's matrix: ``np.einsum("ij,ijk,ik->i")`` a chunk of rows
-    at a time (each row's sum is computed alone, so the bits are those of one call), which spares
-    the (rows, p, p) copy of the matrices that one call over all rows would make."""
-    result = np.empty(x.shape[0])
-    for start in range(0, x.shape[0], chunk):
-        rows = slice(start, start + chunk)
-        result[rows] = np.einsum("ij,ijk,ik->i", x[rows], matrices[unit[rows]], x[rows])
+def _quadratic_forms(x: np.ndarray, matrices: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """Per row i, x_i' M x_i with M its unit's matrix; the rows grouped by unit (``_by_unit``):
+    one matrix product per unit over its rows, (X_u M_u) * X_u summed across, so a row's value
+    does not depend on the other units and no (rows, p, p) copy of the matrices is made."""
+    result = np.zeros(x.shape[0])
+    bounds = np.searchsorted(unit, np.arange(matrices.shape[0] + 1))
+    with one_blas_thread():
+        for index in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            rows = x[bounds[index] : bounds[index + 1]]
+            result[bounds[index] : bounds[index + 1]] = np.einsum("ij,ij->i", rows @ matrices[index], rows)
     return result
 
 
@@ -727,6 +751,7 @@ def cluster_outliers(
     min_neighbours: int = 5,
     share: float = 0.8,
     id_index: pd.Index | None = None,
+    rows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Compared applicants decided against most of their similarly situated neighbours.
 
@@ -734,13 +759,11 @@ def cluster_outliers(
     ``similar_pairs`` must ask for at least ``min_neighbours``. Columns: application_id,
     lei, decision, neighbours, neighbour_approval_share; one row per applicant denied while
     at least ``share`` of its neighbours were approved, or approved while at least ``share``
-    were denied; sorted by lei then application id.
+    were denied; sorted by lei then application id. ``rows``: as for ``matched_pair_test``.
     """
     _require(pairs, ("a", "b"), "cluster outliers: pairs")
     _require(frame, ("application_id", "lei", "decision"), "cluster outliers")
-    id_index = application_index(frame) if id_index is None else id_index
-    first = _lookup(id_index, pairs["a"], "a")
-    second = _lookup(id_index, pairs["b"], "b")
+    first, second = pair_rows(pairs, frame, id_index) if rows is None else rows
     decision = frame["decision"].to_numpy(dtype=object, na_value="")
     decided = np.isin(decision[first], ("approved", "denied"))
     first, second = first[decided], second[decided]
@@ -1004,11 +1027,23 @@ def _scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[np.ndarra
     """Per unit and column: the mean and the standard deviation (inf for a column constant in
     the unit, so that it standardises to 0)."""
     sizes = np.maximum(np.bincount(unit, minlength=count), 1).astype(np.float64)
-    means = np.column_stack([np.bincount(unit, column, count) for column in values.T]) / sizes[:, None]
+    means = _unit_sums(values, unit, count) / sizes[:, None]
     centred = values - means[unit]
-    spread = np.sqrt(np.column_stack([np.bincount(unit, column**2, count) for column in centred.T]) / sizes[:, None])
+    spread = np.sqrt(_unit_sums(centred**2, unit, count) / sizes[:, None])
     constant = spread <= 1e-9 * np.maximum(np.abs(means), 1.0)
     return means, np.where(constant, np.inf, spread)
+
+
+def _unit_sums(values: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
+    """Per unit and column, the sum of the unit's rows (units, columns): one ``np.bincount`` over
+    the (row, column) cells, which adds each unit's cells of a column in row order, as one
+    ``np.bincount`` per column does (the same bits), in one pass over the rows."""
+    width = values.shape[1]
+    if width == 0:
+        return np.zeros((count, 0))
+    cells = (unit[:, None] * width + np.arange(width)).ravel()
+    sums: np.ndarray = np.bincount(cells, np.ascontiguousarray(values, dtype=np.float64).ravel(), count * width)
+    return sums.reshape(count, width)
 
 
 @functools.cache
@@ -1022,24 +1057,92 @@ def one_blas_thread() -> Any:
     return _blas().limit(limits=1, user_api="blas")
 
 
+def _by_unit(unit: np.ndarray) -> np.ndarray | None:
+    """The stable order that groups rows by unit (each unit's rows keep their order); None when
+    they are grouped already."""
+    if unit.size < 2 or bool((unit[1:] >= unit[:-1]).all()):
+        return None
+    order: np.ndarray = np.argsort(unit, kind="stable")
+    return order
+
+
+@typing.overload
 def _cross(
     design: np.ndarray, weight: np.ndarray, unit: np.ndarray, count: int, only: np.ndarray | None = None
-) -> np.ndarray:
+) -> np.ndarray: ...
+
+
+@typing.overload
+def _cross(
+    design: np.ndarray, weight: np.ndarray, unit: np.ndarray, count: int, only: np.ndarray | None = None,
+    *, vector: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _cross(
+    design: np.ndarray, weight: np.ndarray, unit: np.ndarray, count: int, only: np.ndarray | None = None,
+    *, vector: np.ndarray | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Per-unit weighted cross products sum_i w_i x_i x_i' as (units, p, p): one matrix product
-    per unit over its rows in their order (a stable sort), so a unit's sums do not depend on
-    the other units. ``only`` (a mask of units): the others are left zero."""
+    per unit over its rows in their order (a stable sort, skipped when the rows are grouped by
+    unit already), so a unit's sums do not depend on the other units. ``only`` (a mask of
+    units): the others are left zero. ``vector``: also sum_i x_i v_i per unit, (units, p)
+    (a Newton step's score), from the same slices."""
     width = design.shape[1]
     result = np.zeros((count, width, width))
-    order = np.argsort(unit, kind="stable")
-    bounds = np.searchsorted(unit[order], np.arange(count + 1))
-    rows = design[order]
-    weighted = rows * weight[order, None]
+    order = _by_unit(unit)
+    if order is not None:
+        design, weight, unit = design[order], weight[order], unit[order]
+        vector = None if vector is None else vector[order]
+    bounds = np.searchsorted(unit, np.arange(count + 1))
+    weighted = design * weight[:, None]
+    sums = None if vector is None else np.zeros((count, width))
     with one_blas_thread():  # one thread: the same kernel, so the same sums, in every process
         present = bounds[1:] > bounds[:-1]
         for index in np.flatnonzero(present if only is None else present & only):
             start, stop = bounds[index], bounds[index + 1]
-            result[index] = weighted[start:stop].T @ rows[start:stop]
-    return result
+            rows = design[start:stop]
+            result[index] = weighted[start:stop].T @ rows
+            if sums is not None and vector is not None:
+                sums[index] = vector[start:stop] @ rows
+    return result if sums is None else (result, sums)
+
+
+PIVOT = 1e-10  # a Cholesky pivot below this share of its diagonal entry: the column is (nearly) collinear
+
+
+def _solve_information(information: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+    """Newton steps: per unit, the solution of ``information @ step = gradient`` (positive
+    semi-definite matrices, (units, p, p)), by a Cholesky factorisation. A column that is zero
+    throughout (a covariate constant in the unit, standardised to 0 and not penalised) gets no
+    step; a unit whose factorisation fails or has a pivot below ``PIVOT`` of its diagonal entry
+    (covariates collinear within it) is solved with the pseudo-inverse, as all units once were."""
+    if information.shape[0] == 0:
+        return np.zeros(gradient.shape)
+    matrices = information.copy()
+    empty = (matrices == 0).all(axis=2)
+    units, columns = np.nonzero(empty)
+    matrices[units, columns, columns] = 1.0  # the gradient there is 0, so is the step
+    good = np.ones(matrices.shape[0], dtype=bool)
+    factor = np.zeros_like(matrices)
+    try:
+        factor = np.linalg.cholesky(matrices)
+    except np.linalg.LinAlgError:
+        for index in range(matrices.shape[0]):
+            try:
+                factor[index] = np.linalg.cholesky(matrices[index])
+            except np.linalg.LinAlgError:
+                good[index] = False
+    pivots = np.diagonal(factor, axis1=1, axis2=2) ** 2
+    good &= (pivots > PIVOT * np.maximum(np.diagonal(matrices, axis1=1, axis2=2), 0.0)).all(axis=1)
+    step = np.zeros(gradient.shape)
+    if good.any():
+        step[good] = np.linalg.solve(matrices[good], gradient[good][:, :, None])[:, :, 0]
+    if not good.all():
+        step[~good] = np.einsum(
+            "uij,uj->ui", np.linalg.pinv(information[~good], hermitian=True), gradient[~good]
+        )
+    return step
 
 
 def _partial_variance(information: np.ndarray, index: int, rcond: float = 1e-15) -> np.ndarray:
@@ -1058,6 +1161,15 @@ def application_index(frame: pd.DataFrame) -> pd.Index:
     """The frame's application ids (as text) as an index, to find pair members' rows; build it
     once per frame and pass it as ``id_index`` to the pair functions."""
     return pd.Index(frame["application_id"].astype("str").to_numpy(dtype=object))  # plain strings hash fastest
+
+
+def pair_rows(
+    pairs: pd.DataFrame, frame: pd.DataFrame, id_index: pd.Index | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``frame`` of each pair's ``a`` and ``b`` (UsageError for an id not in it)."""
+    _require(pairs, ("a", "b"), "pairs")
+    id_index = application_index(frame) if id_index is None else id_index
+    return _lookup(id_index, pairs["a"], "a"), _lookup(id_index, pairs["b"], "b")
 
 
 def _lookup(id_index: pd.Index, ids: pd.Series, column: str) -> np.ndarray:

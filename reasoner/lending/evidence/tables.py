@@ -57,6 +57,7 @@ from reasoner.lending.evidence.statistics import (
     holm_adjusted,
     lender_denial_odds,
     matched_pair_test,
+    pair_rows,
     pricing_disparity,
 )
 from reasoner.lending.proxies.groups import (
@@ -194,6 +195,7 @@ def audit_tables(
     for comparison in config.comparisons:
         column, reference, compared = comparison.column, comparison.reference, comparison.compared
         found_pairs = per_comparison.get(comparison.name, pairs.iloc[:0])
+        rows = pair_rows(found_pairs, frame, id_index)  # the pairs' rows, looked up once for both pair tests
         weighted, weights = (frame, None)
         if estimated:
             weighted, weights = _weighted(frame, comparison, config.majority_minority_percent)
@@ -215,7 +217,7 @@ def audit_tables(
         )
         matched.append(
             _tag(
-                matched_pair_test(found_pairs, frame, denial_probability=denial_probability, id_index=id_index),
+                matched_pair_test(found_pairs, frame, denial_probability=denial_probability, rows=rows),
                 comparison,
             )
         )
@@ -241,7 +243,7 @@ def audit_tables(
                     found_pairs,
                     min_neighbours=config.outlier_min_neighbours,
                     share=config.outlier_share,
-                    id_index=id_index,
+                    rows=rows,
                 ),
                 comparison,
             )

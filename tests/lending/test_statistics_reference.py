@@ -1,0 +1,394 @@
+"""The per-lender fits against the code they replaced (issue 18, branch speed3).
+
+``reference_*`` below are the fitting routines of ``statistics`` as they were before Newton
+steps were solved by Cholesky factorisations (``_solve_information``, with the pseudo-inverse as
+the fallback), the score was summed by ``_cross``'s per-unit products instead of ``np.bincount``,
+and the HC3 leverages became one matrix product per unit: every step a pseudo-inverse, copied
+unchanged. The new routines must give the same statistics to 1e-8 (relative on estimates,
+standard errors and variances, absolute on p-values), the same statuses, on random units and on
+degenerate ones: separation, collinear and constant covariates, tiny groups, a covariate the same
+for every unit, weights, and units whose rows are not grouped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import special, stats
+
+from reasoner.lending import clean_hmda, synthesize
+from reasoner.lending.evidence import statistics
+from reasoner.lending.evidence.statistics import (
+    COLLINEAR,
+    MAX_HALVINGS,
+    MAX_NEWTON,
+    RIDGE,
+    SEPARATION_LIMIT,
+    _design,
+    _partial_variance,
+    _penalty,
+    _solve_information,
+    _standardise,
+    lender_denial_odds,
+    one_blas_thread,
+    pricing_disparity,
+)
+
+RELATIVE = 1e-8
+ABSOLUTE = 1e-8  # p-values
+
+
+# --- the replaced code, as it was -------------------------------------------------------------
+
+
+def reference_logistic(
+    design: np.ndarray,
+    outcome: np.ndarray,
+    unit: np.ndarray,
+    count: int,
+    numeric: int = 0,
+    weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One logistic regression per unit, all at once: the indicator's (column 1) estimate,
+    its variance from the observed information, and a status (0 ok, 1 diverged, 2 not
+    converged, 3 indicator collinear with the covariates). The ``numeric`` covariates after
+    the indicator are unpenalised; the band and category indicators after them are not.
+    ``weight``: per row, its weight in the likelihood (probability weights; none: 1 each)."""
+    penalty = _penalty(design.shape[1], free=2 + numeric)
+    beta, eta, status = reference_newton(design, outcome, unit, count, penalty, weight)
+    fitted = special.expit(eta)
+    curvature = fitted * (1 - fitted) if weight is None else weight * fitted * (1 - fitted)
+    unpenalised = reference_cross(design, curvature, unit, count)
+    information = unpenalised + np.diag(penalty)
+    left = _partial_variance(information, 1)
+    # Collinearity is judged without the penalty, which would hide a group identical to a category.
+    explained = _partial_variance(unpenalised, 1, rcond=1e-10)
+    collinear = (status == 0) & ~(explained > COLLINEAR * information[:, 1, 1])
+    status[collinear] = 3
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = np.where(status == 0, 1.0 / left, np.nan)
+    return beta[:, 1], variance, status
+
+
+def reference_newton(
+    design: np.ndarray,
+    outcome: np.ndarray,
+    unit: np.ndarray,
+    count: int,
+    penalty: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Penalised maximum likelihood by Newton's method with step halving, one regression per
+    unit: coefficients (units, width), the linear predictor per row, and a status per unit
+    (0 converged, 1 diverged, 2 not converged). ``penalty``: per coefficient, the weight of
+    ``-penalty * beta**2 / 2`` added to the log-likelihood (a Gaussian prior; none by default);
+    ``weight``: per row, the weight of its log-likelihood term (none: 1 each)."""
+    width = design.shape[1]
+    if penalty is None:
+        penalty = np.zeros(width)
+    beta = np.zeros((count, width))
+    status = np.zeros(count, dtype=np.int64)
+    active = np.ones(count, dtype=bool)
+    # Each unit's sums run over its own rows in their order (np.bincount adds sequentially), so an
+    # iteration restricted to the rows of the units still moving gives those units the same bits;
+    # a unit that stopped keeps its coefficients, log-likelihood and linear predictor.
+    eta = np.empty(unit.size)
+
+    def loglik(coefficients: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        part_unit = unit[live]
+        part_eta = np.einsum("ij,ij->i", design[live], coefficients[part_unit])
+        prior = 0.5 * (coefficients**2) @ penalty
+        term = outcome[live] * part_eta - np.logaddexp(0.0, part_eta)
+        return np.bincount(part_unit, term if weight is None else weight[live] * term, count) - prior, part_eta
+
+    live = np.arange(unit.size)
+    current, eta[live] = loglik(beta, live)
+    for _ in range(MAX_NEWTON):
+        if not active.any():
+            break
+        live = live[active[unit[live]]]
+        live_unit, live_design, live_eta = unit[live], design[live], eta[live]
+        fitted = special.expit(live_eta)
+        residual = outcome[live] - fitted if weight is None else weight[live] * (outcome[live] - fitted)
+        gradient = (
+            np.column_stack(
+                [np.bincount(live_unit, live_design[:, column] * residual, count) for column in range(width)]
+            )
+            - beta * penalty
+        )
+        # Only the units still moving: each unit's matrices and step are its own, so the others are not needed.
+        moving = np.flatnonzero(active)
+        curvature = fitted * (1 - fitted) if weight is None else weight[live] * fitted * (1 - fitted)
+        information = reference_cross(live_design, curvature, live_unit, count, only=active)[moving] + np.diag(penalty)
+        step = np.zeros((count, width))
+        step[moving] = np.einsum("uij,uj->ui", np.linalg.pinv(information, hermitian=True), gradient[moving])
+        size = np.ones(count)
+        for _ in range(MAX_HALVINGS):
+            trial = beta + size[:, None] * step
+            value, trial_eta = loglik(trial, live)
+            worse = active & (value < current - 1e-12 * (1 + np.abs(current)))
+            if not worse.any():
+                break
+            size[worse] /= 2
+        beta, current[active], eta[live] = trial, value[active], trial_eta
+        moved = np.abs(size[:, None] * step).max(axis=1)
+        diverged = active & (np.abs(beta).max(axis=1) > SEPARATION_LIMIT)
+        status[diverged] = 1
+        active &= ~diverged & (moved >= 1e-8)
+    status[active] = 2
+    return beta, eta, status
+
+
+def reference_least_squares(
+    outcome: np.ndarray,
+    indicator: np.ndarray,
+    values: np.ndarray,
+    unit: np.ndarray,
+    count: int,
+    numeric: int | None = None,
+    weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per unit, least squares of outcome on intercept + indicator + covariates (centred within
+    the unit, so the intercept drops out), the band and category indicators after the first
+    ``numeric`` covariates penalised by ``RIDGE`` as in the logistic fits (plain OLS when there
+    are none): the indicator's coefficient, its heteroskedasticity-robust standard error (HC3:
+    White's sandwich with each residual divided by one minus its leverage, the variant that
+    holds its size in small samples, Long & Ervin 2000), the residual degrees of freedom and a
+    status (0 ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates).
+    ``weight``: weighted least squares (probability weights; sizes and degrees of freedom are sums
+    of weights, each row's leverage and sandwich term carry its weight)."""
+    width = values.shape[1]
+    numeric = width if numeric is None else numeric
+    sizes = np.bincount(unit, weight, minlength=count).astype(np.float64)
+    design = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count)])
+    safe_sizes = np.maximum(sizes, 1.0) if weight is None else np.where(sizes > 0, sizes, 1.0)
+    columns = np.column_stack([design, outcome])
+    weighted_columns = columns if weight is None else columns * weight[:, None]
+    centred = (
+        columns
+        - (np.column_stack([np.bincount(unit, c, count) for c in weighted_columns.T]) / safe_sizes[:, None])[unit]
+    )
+    row_weight = np.ones(unit.size) if weight is None else weight
+    sums = reference_cross(centred, row_weight, unit, count)  # (units, width + 2, width + 2), outcome last
+    penalty = np.zeros(width + 1)
+    penalty[1 + numeric :] = RIDGE
+    normal = sums[:, :-1, :-1] + np.diag(penalty)
+    inverse = np.linalg.pinv(normal, hermitian=True)
+    beta = np.einsum("uij,uj->ui", inverse, sums[:, :-1, -1])
+    rank = np.linalg.matrix_rank(sums[:, 1:-1, 1:-1], hermitian=True) if width else np.zeros(count, int)
+    # What of the indicator the covariates do not explain (a Schur complement), for collinearity:
+    # without the penalty, which would hide a group identical to a category.
+    left = _partial_variance(sums[:, :-1, :-1], 0, rcond=1e-10)
+    x = centred[:, :-1]
+    residual = centred[:, -1] - np.einsum("ij,ij->i", x, beta[unit])
+    leverage = 1.0 / safe_sizes[unit] + reference_quadratic_forms(x, inverse, unit)
+    if weight is not None:
+        leverage = leverage * weight
+        residual = residual * weight
+    inflated = residual / np.maximum(1.0 - leverage, 1e-6)  # HC3: each residual over 1 - its leverage
+    meat = reference_cross(x, inflated**2, unit, count)
+    variance = np.einsum("ui,uij,uj->u", inverse[:, 0, :], meat, inverse[:, 0, :])
+    df = sizes - 2 - rank
+    status = np.select([df < 1, ~(left > COLLINEAR * sums[:, 0, 0])], [1, 2], 0)
+    return beta[:, 0], np.sqrt(np.maximum(variance, 0.0)), df, status
+
+
+def reference_quadratic_forms(x: np.ndarray, matrices: np.ndarray, unit: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Per row i, x_i' M x_i with M its unit's matrix: ``np.einsum("ij,ijk,ik->i")`` a chunk of rows
+    at a time (each row's sum is computed alone, so the bits are those of one call), which spares
+    the (rows, p, p) copy of the matrices that one call over all rows would make."""
+    result = np.empty(x.shape[0])
+    for start in range(0, x.shape[0], chunk):
+        rows = slice(start, start + chunk)
+        result[rows] = np.einsum("ij,ijk,ik->i", x[rows], matrices[unit[rows]], x[rows])
+    return result
+
+
+def reference_cross(
+    design: np.ndarray, weight: np.ndarray, unit: np.ndarray, count: int, only: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-unit weighted cross products sum_i w_i x_i x_i' as (units, p, p): one matrix product
+    per unit over its rows in their order (a stable sort), so a unit's sums do not depend on
+    the other units. ``only`` (a mask of units): the others are left zero."""
+    width = design.shape[1]
+    result = np.zeros((count, width, width))
+    order = np.argsort(unit, kind="stable")
+    bounds = np.searchsorted(unit[order], np.arange(count + 1))
+    rows = design[order]
+    weighted = rows * weight[order, None]
+    with one_blas_thread():  # one thread: the same kernel, so the same sums, in every process
+        present = bounds[1:] > bounds[:-1]
+        for index in np.flatnonzero(present if only is None else present & only):
+            start, stop = bounds[index], bounds[index + 1]
+            result[index] = weighted[start:stop].T @ rows[start:stop]
+    return result
+
+
+# --- units ------------------------------------------------------------------------------------
+
+
+def units_of(
+    rng: np.random.Generator, sizes: list[int], numeric: int = 3, categories: int = 3
+) -> dict[str, np.ndarray]:
+    """Rows of units of the given sizes, shuffled (not grouped by unit): a group indicator, numeric
+    covariates, one-hot categories (penalised) and a logistic outcome with a group effect."""
+    unit = np.repeat(np.arange(len(sizes)), sizes)
+    rng.shuffle(unit)
+    rows = unit.size
+    indicator = rng.random(rows) < 0.4
+    values = np.column_stack([rng.normal(size=(rows, numeric)), np.eye(categories)[rng.integers(0, categories, rows)]])
+    eta = -1.0 + 0.6 * indicator + values[:, :numeric] @ rng.normal(0, 0.7, numeric)
+    outcome = (rng.random(rows) < special.expit(eta)).astype(np.float64)
+    spread = 0.5 + 0.2 * indicator + values[:, :numeric] @ rng.normal(0, 0.3, numeric) + rng.normal(0, 0.4, rows)
+    return {"unit": unit, "indicator": indicator, "values": values, "outcome": outcome, "spread": spread}
+
+
+def degenerate_units(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Units 0-1 ordinary; 2 separated (denied exactly when in the group); 3 with two identical
+    numeric covariates (collinear, unpenalised); 4 with a numeric covariate constant; 5 tiny (6
+    rows); 6 whose group is one of the categories (collinear with it); 7 with a numeric covariate
+    a multiple of another plus a constant. Covariate 2 is the same in every row of every unit."""
+    data = units_of(rng, [300, 200, 120, 250, 150, 6, 200, 180])
+    unit, values = data["unit"], data["values"]
+    values[:, 2] = 1.5
+    mine = unit == 2
+    data["outcome"][mine] = data["indicator"][mine].astype(np.float64)
+    mine = unit == 3
+    values[mine, 1] = values[mine, 0]
+    values[unit == 4, 0] = 7.0
+    mine = unit == 6
+    values[mine, 3:] = 0.0
+    values[mine, 3] = data["indicator"][mine]
+    mine = unit == 7
+    values[mine, 1] = 3.0 * values[mine, 0] - 2.0
+    return data
+
+
+def compare_logistic(data: dict[str, np.ndarray], weight: np.ndarray | None = None) -> np.ndarray:
+    unit, count, numeric = data["unit"], int(data["unit"].max()) + 1, 3
+    design = _design(data["values"], data["indicator"], unit, count)
+    expected = reference_logistic(design, data["outcome"], unit, count, numeric, weight)
+    found = statistics._logistic(design, data["outcome"], unit, count, numeric, weight)
+    np.testing.assert_array_equal(found[2], expected[2])
+    good = expected[2] == 0
+    np.testing.assert_allclose(found[0][good], expected[0][good], rtol=RELATIVE, atol=1e-12)
+    np.testing.assert_allclose(found[1][good], expected[1][good], rtol=RELATIVE)
+    p_found = 2 * stats.norm.sf(np.abs(found[0][good] / np.sqrt(found[1][good])))
+    p_expected = 2 * stats.norm.sf(np.abs(expected[0][good] / np.sqrt(expected[1][good])))
+    np.testing.assert_allclose(p_found, p_expected, rtol=0, atol=ABSOLUTE)
+    assert np.isnan(found[1][~good]).all()
+    status: np.ndarray = expected[2]
+    return status
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_logistic_fits_match_the_pseudo_inverse_newton(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    data = units_of(rng, list(rng.integers(8, 600, 30)))
+    assert (compare_logistic(data) == 0).sum() >= 25
+    weight = rng.uniform(0.05, 1.0, data["unit"].size)
+    compare_logistic(data, weight)
+
+
+def test_logistic_fits_match_on_degenerate_units() -> None:
+    data = degenerate_units(np.random.default_rng(7))
+    status = compare_logistic(data)
+    assert status[2] == 1  # separated: diverged in both
+    assert status[6] == 3  # the group is a category: collinear in both
+    assert (status[[0, 1, 3, 4, 7]] == 0).all()  # collinear and constant covariates fitted all the same
+    compare_logistic(data, np.random.default_rng(8).uniform(0.1, 1.0, data["unit"].size))
+
+
+def test_newton_on_ungrouped_rows_matches_and_returns_the_predictor_in_their_order() -> None:
+    data = degenerate_units(np.random.default_rng(9))
+    unit, count = data["unit"], int(data["unit"].max()) + 1
+    design = np.column_stack([np.ones(unit.size), _standardise(data["values"], unit, count)])
+    penalty = _penalty(design.shape[1], free=4)
+    beta, eta, status = statistics._newton(design, data["outcome"], unit, count, penalty)
+    old_beta, old_eta, old_status = reference_newton(design, data["outcome"], unit, count, penalty)
+    np.testing.assert_array_equal(status, old_status)
+    good = (status == 0)[unit]
+    np.testing.assert_allclose(beta[status == 0], old_beta[status == 0], rtol=RELATIVE, atol=1e-10)
+    np.testing.assert_allclose(eta[good], old_eta[good], rtol=RELATIVE, atol=1e-10)
+    np.testing.assert_allclose(eta, np.einsum("ij,ij->i", design, beta[unit]), rtol=1e-12, atol=1e-12)
+
+
+def test_solve_information_by_cholesky_and_by_the_pseudo_inverse_where_it_fails() -> None:
+    rng = np.random.default_rng(11)
+    base = rng.normal(size=(4, 40, 5))
+    matrices = np.einsum("uri,urj->uij", base, base)
+    matrices[1, 2, :] = matrices[1, :, 2] = 0.0  # a constant covariate: no step there
+    matrices[2] = np.outer(base[2, 0], base[2, 0]) + np.outer(base[2, 1], base[2, 1])  # rank 2: pseudo-inverse
+    matrices[3, 0, 0] = -1.0  # not positive semi-definite: the factorisation fails, pseudo-inverse
+    gradient = rng.normal(size=(4, 5))
+    gradient[1, 2] = 0.0
+    gradient[2] = matrices[2] @ rng.normal(size=5)  # in the range, as a score is
+    step = _solve_information(matrices, gradient)
+    pinv = np.einsum("uij,uj->ui", np.linalg.pinv(matrices, hermitian=True), gradient)
+    np.testing.assert_allclose(step, pinv, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(step[0], np.linalg.solve(matrices[0], gradient[0]), rtol=1e-12)
+    assert step[1, 2] == 0.0
+    for fallback in (2, 3):  # the pseudo-inverse's answer to the last digits (a solve would be far off)
+        expected = np.linalg.pinv(matrices[fallback], hermitian=True) @ gradient[fallback]
+        np.testing.assert_allclose(step[fallback], expected, rtol=1e-14, atol=1e-15)
+    assert _solve_information(matrices[:0], gradient[:0]).shape == (0, 5)
+
+
+def compare_least_squares(data: dict[str, np.ndarray], weight: np.ndarray | None = None) -> np.ndarray:
+    unit, count = data["unit"], int(data["unit"].max()) + 1
+    arguments = (data["spread"], data["indicator"], data["values"], unit, count, 3, weight)
+    gap, error, df, status = statistics._least_squares(*arguments)
+    old_gap, old_error, old_df, old_status = reference_least_squares(*arguments)
+    np.testing.assert_array_equal(status, old_status)
+    np.testing.assert_array_equal(df, old_df)
+    good = old_status == 0
+    np.testing.assert_allclose(gap[good], old_gap[good], rtol=RELATIVE, atol=1e-12)
+    np.testing.assert_allclose(error[good], old_error[good], rtol=RELATIVE)
+    p_value = 2 * stats.t.sf(np.abs(gap[good] / error[good]), df[good])
+    old_p_value = 2 * stats.t.sf(np.abs(old_gap[good] / old_error[good]), old_df[good])
+    np.testing.assert_allclose(p_value, old_p_value, rtol=0, atol=ABSOLUTE)
+    return old_status
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_least_squares_match_the_one_call_leverages(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    data = units_of(rng, list(rng.integers(8, 600, 30)))
+    assert (compare_least_squares(data) == 0).all()
+    compare_least_squares(data, rng.uniform(0.05, 1.0, data["unit"].size))
+
+
+def test_least_squares_match_on_degenerate_units() -> None:
+    data = degenerate_units(np.random.default_rng(12))
+    status = compare_least_squares(data)
+    assert status[6] == 2 and (status[[0, 1, 3, 4, 7]] == 0).all()
+    tiny = units_of(np.random.default_rng(14), [200, 4, 9])  # 4 rows for 6 covariates: no degrees of freedom
+    assert compare_least_squares(tiny)[1] == 1
+    compare_least_squares(data, np.random.default_rng(13).uniform(0.1, 1.0, data["unit"].size))
+
+
+@pytest.fixture(scope="module")
+def register() -> pd.DataFrame:
+    raw, _ = synthesize(6_000, 24, 5)
+    return clean_hmda(raw, "synth").frame
+
+
+def test_lender_tables_match_the_replaced_code(register: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both comparison tables of a synthetic register, every lender, as the replaced code gives them."""
+    groups = ("Black or African American", "Asian")
+    covariates = statistics.Covariates(
+        numeric=("income", "dti", "cltv", "loan_amount"), categorical=("loan_type",), bands=(("dti", (36.0, 43.0)),)
+    )
+    odds = lender_denial_odds(register, "race", "White", groups, covariates)
+    pricing = pricing_disparity(register, "race", "White", groups, covariates)
+    monkeypatch.setattr(statistics, "_logistic", reference_logistic)
+    monkeypatch.setattr(statistics, "_least_squares", reference_least_squares)
+    old_odds = lender_denial_odds(register, "race", "White", groups, covariates)
+    old_pricing = pricing_disparity(register, "race", "White", groups, covariates)
+    for new, old, estimate in ((odds, old_odds, "log_odds_ratio"), (pricing, old_pricing, "adjusted_gap")):
+        assert new["reason"].tolist() == old["reason"].tolist()
+        assert new[estimate].notna().sum() >= 20
+        for column in (estimate, "standard_error", "ci_low", "ci_high"):
+            np.testing.assert_allclose(new[column], old[column], rtol=RELATIVE, atol=1e-12)
+        np.testing.assert_allclose(new["p_value"], old["p_value"], rtol=0, atol=ABSOLUTE)
