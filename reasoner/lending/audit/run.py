@@ -67,7 +67,7 @@ from reasoner.lending.evidence.similar import PairCounts, Scaling, fit_scaling
 from reasoner.lending.evidence.tables import PAIR_COLUMNS, register_redlining, similarity_spec
 from reasoner.lending.proxies.register import ProxyColumns, ProxyReport, with_proxies
 from reasoner.lending.registers.files import column_names, parquet_rows
-from reasoner.lending.registers.hmda import CLEAN_COLUMNS, read_clean
+from reasoner.lending.registers.hmda import CLEAN_COLUMNS, read_clean, release_arrow_memory
 from reasoner.lending.registers.values import describe_rows
 from reasoner.parse import parse_program, rule_files
 from reasoner.syntax import PredicateDeclaration
@@ -295,6 +295,7 @@ def audit(
             bar.set_postfix_str(f"{sum(r is not None for r in results)}/{len(parts)} partitions", refresh=False)
     done = [result for result in results if result is not None]
     del frame, cleaned
+    release_arrow_memory()  # the register's columns, now that every partition has its rows
     lap("partitions (similarity, statistics, grounding, solving, scoring)", register.rows_read, "rows")
     for name in PARTITION_STAGES:
         spent = sum(result.seconds.get(name, 0.0) for result in done)
