@@ -254,6 +254,10 @@ class MemoryWatchdog:
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.stop()
+        if isinstance(error, Exception) and not isinstance(error, LimitError) and self.reached:
+            # A library call the watchdog's signal interrupted raised its own error (DuckDB: 'Query
+            # interrupted', pyarrow: 'Interrupted'): the limit is what happened.
+            raise self._error() from error
 
     def start(self) -> None:
         """Start watching (once)."""

@@ -158,6 +158,33 @@ def test_the_memory_watchdog_stops_its_thread_and_restores_the_signal() -> None:
     assert signal.getsignal(signal.SIGUSR1) == before and not watchdog.reached
 
 
+def test_a_library_error_raised_after_the_limit_was_passed_is_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watchdog's signal can land inside a library call (DuckDB raises 'Query interrupted'):
+    leaving the watchdog turns that error into the limit's. Watched from another thread (no
+    signal), so the library error is raised here, after the limit was seen."""
+    from reasoner import limits
+
+    monkeypatch.setattr(limits, "_reached", None)  # the process-wide record of a reached limit, restored after
+    raised: list[BaseException] = []
+
+    def watched() -> None:
+        try:
+            with MemoryWatchdog(1, interval=0.01) as watchdog:  # 1 byte: passed at the first look
+                while not watchdog.reached:
+                    threading.Event().wait(0.01)
+                raise RuntimeError("Query interrupted")
+        except BaseException as error:  # noqa: BLE001 - recorded for the assertions
+            raised.append(error)
+
+    thread = threading.Thread(target=watched)
+    thread.start()
+    thread.join(timeout=30)
+    assert len(raised) == 1 and isinstance(raised[0], LimitError), raised
+    assert "the memory limit" in str(raised[0]) and isinstance(raised[0].__cause__, RuntimeError)
+    with pytest.raises(ValueError, match="not the limit"), MemoryWatchdog(2**60):  # a limit not passed
+        raise ValueError("not the limit")
+
+
 @pytest.mark.slow
 def test_the_memory_watchdog_stops_a_run_past_its_limit() -> None:
     """In a fresh process: a limit below what is already resident stops the run at once."""
