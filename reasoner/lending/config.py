@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from reasoner.errors import Diagnostic, RuleError, UsageError, closest, did_you_mean
 from reasoner.lending.covariates import Covariates, category_levels
+from reasoner.lending.registers.fields import DERIVED_ETHNICITY, DERIVED_RACE, DERIVED_SEX
 from reasoner.syntax import Span
 
 if TYPE_CHECKING:
@@ -615,31 +616,9 @@ PROXY_OPTIONAL = ("race", "ethnicity", "sex")
 # What the values of a field may be mapped to: the published values (or decisions)
 COLUMN_TARGETS: dict[str, dict[str, str]] = {
     "decision": {"approved": "1", "denied": "3", "other": "4"},
-    "race": {
-        name: name
-        for name in (
-            "American Indian or Alaska Native",
-            "Asian",
-            "Black or African American",
-            "Native Hawaiian or Other Pacific Islander",
-            "White",
-            "2 or more minority races",
-            "Joint",
-            "Free Form Text Only",
-            "Race Not Available",
-        )
-    },
-    "ethnicity": {
-        name: name
-        for name in (
-            "Hispanic or Latino",
-            "Not Hispanic or Latino",
-            "Joint",
-            "Ethnicity Not Available",
-            "Free Form Text Only",
-        )
-    },
-    "sex": {name: name for name in ("Male", "Female", "Joint", "Sex Not Available")},
+    "race": {name: name for name in DERIVED_RACE},
+    "ethnicity": {name: name for name in DERIVED_ETHNICITY},
+    "sex": {name: name for name in DERIVED_SEX},
     "product": {"Conventional": "1", "FHA": "2", "VA": "3", "FSA/RHS": "4"},
     "purpose": {
         "Home purchase": "1",
