@@ -52,11 +52,11 @@ LENDER_PAGE: tuple[EvidenceKind, ...] = tuple(
     sorted((kind for kind in EVIDENCE_KINDS if kind.page is not None), key=lambda kind: kind.page or 0)
 )
 # The statistics that bear on each lender violation; a label not listed gets every table.
-VIOLATION_TABLES: dict[str, tuple[str, ...]] = {}
-for _kind in EVIDENCE_KINDS:
-    for _label in _kind.violations:
-        VIOLATION_TABLES[_label] = (*VIOLATION_TABLES.get(_label, ()), _kind.table)
-del _kind, _label
+VIOLATION_TABLES: dict[str, tuple[str, ...]] = {
+    label: tuple(other.table for other in EVIDENCE_KINDS if label in other.violations)
+    for kind in EVIDENCE_KINDS
+    for label in kind.violations
+}
 
 
 def evidence_kind(table: str) -> EvidenceKind | None:
