@@ -95,6 +95,8 @@ _TERMINAL_NAMES = {
     "WHERE": "'where'",
     "AND_WORD": "'and'",
     "IN": "'in'",
+    "WITH_WORD": "'with'",
+    "PROBABILITY_WORD": "'probability'",
     "ELLIPSIS": "'...'",
     "__ANON_0": "':-'",
 }

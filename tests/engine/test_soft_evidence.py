@@ -190,3 +190,13 @@ def test_a_bound_probability_on_a_closed_world_predicate_points_at_the_column(tm
     assert "bound.mln:3:64: error: soft evidence needs an open-world predicate: 'Smokes' is closed-world" in (
         error.value.render().replace(str(tmp_path) + "/", "")
     )
+
+
+def test_a_misspelt_probability_clause_is_a_positioned_syntax_error(tmp_path: Path) -> None:
+    rules = tmp_path / "bound.mln"
+    rules.write_text("Smokes(person)\nbind Smokes(id) from survey with chance p\n", encoding="utf-8")
+    with pytest.raises(RuleError) as error:
+        run([rules], tables={"survey": _survey(tmp_path, [0.8])}, queries=[QueryPattern("Smokes")])
+    assert "bound.mln:2:34: error: unexpected 'chance'; expected 'probability' or end of line" in (
+        error.value.render().replace(str(tmp_path) + "/", "")
+    )
