@@ -550,3 +550,15 @@ def test_product_fields_and_denial_reasons_kept() -> None:
     expected = r"column 'occupancy_type': expected one of 1, 2, 3, 1111, 'NA' or 'Exempt', got '7' \(row 2\)"
     with pytest.raises(EvidenceError, match=expected):
         clean_hmda(frame, "lar.csv")
+
+
+def test_reading_in_pieces_gives_back_arrow_memory_after_each_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyarrow's allocator keeps freed pages: released after each piece and after the whole
+    (1,078 -> 626 MB resident after reading 1,000,000 rows, README: Scale)."""
+    from reasoner.lending.registers import files, hmda
+
+    calls: list[int] = []
+    monkeypatch.setattr(files, "BATCH_ROWS", 5000)
+    monkeypatch.setattr(hmda, "release_arrow_memory", lambda: calls.append(1))
+    cleaned = hmda.read_clean(SAMPLE, SAMPLE.name)
+    assert len(calls) == -(-cleaned.rows_read // 5000) + 1
