@@ -66,13 +66,13 @@ def test_a_dask_cluster_gives_the_bytes_of_a_local_run(sample_audit: tuple[Path,
 
 def test_partitions_hold_whole_lenders_in_lei_order() -> None:
     frame = pd.DataFrame({"lei": ["B", "A", None, "C", "A", "B", "D", "C", "A"]})
-    parts = _partitions(frame, 3, whole=False)
+    parts = _partitions(frame["lei"], 3, whole=False)
     leis = [frame["lei"].iloc[rows].fillna("-").tolist() for rows in parts]
     assert leis == [["A", "-", "A", "A"], ["B", "C", "B", "C"], ["D"]]  # rows without a LEI join the first
     assert all((np.diff(rows) > 0).all() for rows in parts)  # input order within a partition
     assert sorted(np.concatenate(parts).tolist()) == list(range(len(frame)))
-    assert [rows.tolist() for rows in _partitions(frame, 3, whole=True)] == [list(range(len(frame)))]
-    assert len(_partitions(frame, 100, whole=False)) == 1
+    assert [rows.tolist() for rows in _partitions(frame["lei"], 3, whole=True)] == [list(range(len(frame)))]
+    assert len(_partitions(frame["lei"], 100, whole=False)) == 1
 
 
 def test_progress_reports_every_stage_with_counts_when_enabled(tmp_path: Path) -> None:

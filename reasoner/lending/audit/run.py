@@ -66,6 +66,7 @@ from reasoner.lending.evidence.redlining import redlining_columns
 from reasoner.lending.evidence.similar import PairCounts, Scaling, fit_scaling
 from reasoner.lending.evidence.tables import PAIR_COLUMNS, register_redlining, similarity_spec
 from reasoner.lending.proxies.register import ProxyColumns, ProxyReport, with_proxies
+from reasoner.lending.registers.compact import CompactFrame, compact
 from reasoner.lending.registers.files import column_names, parquet_rows
 from reasoner.lending.registers.hmda import CLEAN_COLUMNS, read_clean, release_arrow_memory
 from reasoner.lending.registers.values import describe_rows
@@ -222,27 +223,34 @@ def audit(
             extra_numeric=extra_numeric,
             extra_text=extra_text,
             groups_estimated=proxied,
+            compact=True,  # the main process holds every row until the partitions are out: an eighth of the bytes
         )
-    frame = cleaned.frame
+    held = cleaned.held
+    assert held is not None  # read compact
     exclusions, notes = dict(cleaned.exclusions), cleaned.provenance_notes()
     proxy_report: ProxyReport | None = None
     if proxied:
-        frame, proxy_report = with_proxies(frame, proxy_columns, all_rows=all_rows)
-        exclusions = {reason: int((frame["excluded"] == reason).sum()) for reason in exclusions}
+        frame, proxy_report = with_proxies(held.restore(), proxy_columns, all_rows=all_rows)
+        held = compact(frame)
+        del frame
+        excluded = held.column("excluded")
+        exclusions = {reason: int((excluded == reason).sum()) for reason in exclusions}
         # the estimates place them now: drop the note that they are compared by sex only
         notes = (*(note for note in notes if "compared by sex only" not in note), *proxy_report.notes())
-        if not (frame["excluded"] == "").any():
+        if not (excluded == "").any():
             listed = ", ".join(f"{reason} {rows}" for reason, rows in exclusions.items() if rows)
-            raise EvidenceError(f"{facts.name}: no usable rows: {len(frame)} read; excluded: {listed}")
+            raise EvidenceError(f"{facts.name}: no usable rows: {len(held)} read; excluded: {listed}")
     elif proxy_columns.any():  # mapped, not used: no output carries a name
-        frame = frame.drop(columns=list(proxy_columns.names()))
-    check_config_columns(config, [*frame.columns, *GROUP_COLUMNS])  # a misspelt covariate: its line in audit.toml
-    check_covariate_types(config, frame)
-    config = config.with_levels(frame)
+        held = held.drop(list(proxy_columns.names()))
+    check_config_columns(config, [*held.columns, *GROUP_COLUMNS])  # a misspelt covariate: its line in audit.toml
+    covariates = held.restore([name for name in held.columns if name in _covariates(config)])
+    check_covariate_types(config, covariates)
+    config = config.with_levels(covariates)
+    del covariates
     facts_sha256 = file_sha256(facts) if facts.is_file() else ""
     register = Register(
         cleaned.rows_read,
-        int((frame["excluded"] == "").sum()),
+        int((held.column("excluded") == "").sum()),
         exclusions,
         cleaned.id_column,
         cleaned.absent_columns,
@@ -255,14 +263,17 @@ def audit(
     pairs_sha256 = file_sha256(pairs) if pairs is not None else ""
     # One partition when the blocks may cross lenders, or pairs were given (they may).
     whole = given_pairs is not None or "lei" not in config.blocks
-    parts = _partitions(frame, partition_rows, whole)
-    scaling = _scaling(frame, config)
-    redlining = register_redlining(frame[redlining_columns(frame)], config)
-    lap("register-wide statistics", len(frame), "rows")
+    lei = held.column("lei")
+    parts = _partitions(lei, partition_rows, whole)
+    scaling = _scaling(held, config)
+    redlining = register_redlining(held.restore(redlining_columns(held.restore(rows=np.arange(0)))), config)
+    lap("register-wide statistics", len(held), "rows")
 
-    leis_of = [frame["lei"].iloc[rows].dropna().unique() for rows in parts]
+    leis_of = [lei.iloc[rows].dropna().unique() for rows in parts]
     # Model rows of lenders in the register, sorted by lei: each partition's rows are one block of them.
-    present = frame["lei"].dropna().unique()
+    present = lei.dropna().unique()
+    lenders_total = int(lei.nunique())
+    del lei
     model_tables = {
         name: table[table["lei"].isin(present)].reset_index(drop=True) for name, table in model_tables.items()
     }
@@ -271,7 +282,7 @@ def audit(
             index=index,
             rules=files,
             config=config,
-            frame=frame.iloc[rows],
+            frame=held.restore(rows=rows),  # the cleaned frame's rows, its dtypes and values
             scaling=scaling,
             redlining=redlining[redlining["lei"].isin(leis_of[index])],
             pairs=given_pairs,
@@ -286,15 +297,14 @@ def audit(
     )
     results: list[PartitionResult | None] = [None] * len(parts)
     explanations = Explanations()
-    lenders_total = int(frame["lei"].nunique())
-    with progress.bar(f"auditing {lenders_total:,} lenders in {len(parts):,} partitions", len(frame), "rows") as bar:
+    with progress.bar(f"auditing {lenders_total:,} lenders in {len(parts):,} partitions", len(held), "rows") as bar:
         for result in _execute(tasks, workers if len(parts) > 1 else 1, cluster):
             explanations.add(result.index, result.explanations)  # to disk: the main process keeps no proofs
             results[result.index] = dataclasses.replace(result, explanations=Rendered({}, b""))
             bar.update(result.applications)
             bar.set_postfix_str(f"{sum(r is not None for r in results)}/{len(parts)} partitions", refresh=False)
     done = [result for result in results if result is not None]
-    del frame, cleaned
+    del held, cleaned
     release_arrow_memory()  # the register's columns, now that every partition has its rows
     lap("partitions (similarity, statistics, grounding, solving, scoring)", register.rows_read, "rows")
     for name in PARTITION_STAGES:
@@ -430,17 +440,17 @@ def _check_labels(facts: Path, pairs: Path | None, tables: Sequence[str]) -> Non
             )
 
 
-def _partitions(frame: pd.DataFrame, target: int, whole: bool) -> list[np.ndarray]:
+def _partitions(lei: pd.Series, target: int, whole: bool) -> list[np.ndarray]:
     """Row positions of each partition: whole lenders, consecutive in LEI order, ~``target`` rows.
 
     Rows without a LEI (no lender to audit; they count in the similarity search's figures)
     join the first partition. Positions are in input order within a partition.
     """
-    if whole or len(frame) <= target:
-        return [np.arange(len(frame))]
-    codes, leis = pd.factorize(frame["lei"], sort=True)
+    if whole or len(lei) <= target:
+        return [np.arange(len(lei))]
+    codes, leis = pd.factorize(lei, sort=True)
     if not len(leis):
-        return [np.arange(len(frame))]
+        return [np.arange(len(lei))]
     sizes = np.bincount(codes[codes >= 0], minlength=len(leis))
     groups, current, filled = [], [], 0
     for code, size in enumerate(sizes.tolist()):
@@ -460,11 +470,25 @@ def _partitions(frame: pd.DataFrame, target: int, whole: bool) -> list[np.ndarra
     return list(np.split(order, bounds))
 
 
-def _scaling(frame: pd.DataFrame, config: AuditConfig) -> Scaling | None:
+def _scaling(held: CompactFrame, config: AuditConfig) -> Scaling | None:
     """The similarity scaling of the whole register (the same for every comparison)."""
     if not config.comparisons:
         return None
-    return fit_scaling(frame, similarity_spec(config, config.comparisons[0]))
+    spec = similarity_spec(config, config.comparisons[0])
+    needed = ("application_id", "excluded", "decision", *spec.blocks, *spec.columns)  # what fit_scaling reads
+    return fit_scaling(held.restore([name for name in dict.fromkeys(needed) if name in held.columns]), spec)
+
+
+def _covariates(config: AuditConfig) -> set[str]:
+    """The columns ``check_covariate_types`` and ``AuditConfig.with_levels`` read."""
+    return {
+        *config.covariates,
+        *config.pricing_covariates,
+        *(name for name, _ in config.bands),
+        *(name for name, _ in config.pricing_bands),
+        *config.categorical_covariates,
+        *config.pricing_categorical_covariates,
+    }
 
 
 def _execute(tasks: Iterator[PartitionTask], workers: int, cluster: str | None) -> Iterator[PartitionResult]:

@@ -100,6 +100,8 @@ from reasoner.errors import EvidenceError, closest
 from reasoner.lending.config import ColumnMap
 from reasoner.lending.registers import files
 from reasoner.lending.registers.column_map import mapped_columns, mapped_register, require_mapped_columns
+from reasoner.lending.registers.compact import CompactFrame, concat
+from reasoner.lending.registers.compact import compact as compact_frame
 from reasoner.lending.registers.fields import (
     ACTION_TAKEN,
     DERIVED_ETHNICITY,
@@ -272,6 +274,7 @@ class CleanedHMDA:
     groups_derived: bool = False  # derived_race/_ethnicity/_sex derived from the applicant codes
     register_format: str = ""  # ``formats.RegisterFormat.description`` of a text register
     transmittal: TransmittalSheet | None = None  # the filing's transmittal sheet
+    held: CompactFrame | None = None  # ``read_clean(compact=True)``: the rows, held compact; ``frame`` has none
 
     def warnings(self) -> tuple[str, ...]:
         """What the user must be told now, not only in the report (a filing whose line count
@@ -291,14 +294,15 @@ class CleanedHMDA:
                 "derived_race, derived_ethnicity and derived_sex were not in the register: they were derived from "
                 "the applicant and co-applicant codes by the CFPB's rules for the public data."
             )
-        frame = self.frame
+        frame = self.frame if self.held is None else self.held.restore(["race", "ethnicity", "sex"])
         notes += [note + "." for note in group_notes(frame["race"], frame["ethnicity"], frame["sex"])]
         return tuple(note for note in notes if note)
 
     @property
     def usable(self) -> pd.DataFrame:
         """Rows usable for treatment rules (``excluded == ''``)."""
-        return self.frame[self.frame["excluded"] == ""]
+        frame = self.frame if self.held is None else self.held.restore()
+        return frame[frame["excluded"] == ""]
 
 
 def read_clean(
@@ -310,6 +314,7 @@ def read_clean(
     extra_numeric: tuple[str, ...] = (),
     extra_text: tuple[str, ...] = (),
     groups_estimated: bool = False,
+    compact: bool = False,
 ) -> CleanedHMDA:
     """``clean_hmda(read_hmda(path, INPUT_COLUMNS), source_name)``, read and cleaned piece by piece
     (``files.read_hmda_batches``) so that only the cleaned columns of the whole register and one
@@ -324,7 +329,12 @@ def read_clean(
 
     ``groups_estimated``: race and ethnicity will be estimated (``reasoner.lending.proxies``), so rows
     excluded as 'no group known' do not count against the check that some row is usable: the
-    caller checks once the estimates are in."""
+    caller checks once the estimates are in.
+
+    ``compact``: each piece is held compact as soon as it is cleaned (``compact.compact``: text
+    and codes as dictionaries, about an eighth of the bytes), and the result's rows are in
+    ``held``, its ``frame`` has the columns and dtypes and no rows; ``held.restore(columns, rows)``
+    gives any part of the same frame."""
     parts: list[CleanedHMDA] = []
     first = 1
     layout = register_format(path)
@@ -353,7 +363,9 @@ def read_clean(
 
     try:
         for raw in read_hmda_batches(path, columns, progress):
-            parts.append(cleaned(raw, first_row=first, whole=False))
+            part = cleaned(raw, first_row=first, whole=False)
+            parts.append(_held(part) if compact else part)
+            del part
             first += len(raw)
             del raw
             release_arrow_memory()  # the raw piece's pages, before the next piece is read
@@ -367,7 +379,14 @@ def read_clean(
         if rows is None or rows <= files.BATCH_ROWS:
             raise  # the register was one piece: the message is exact
         del parts
-    return _with_provenance(cleaned(read_hmda(path, columns), whole=not groups_estimated), layout, column_map)
+    whole = cleaned(read_hmda(path, columns), whole=not groups_estimated)
+    return _with_provenance(_held(whole) if compact else whole, layout, column_map)
+
+
+def _held(cleaned: CleanedHMDA) -> CleanedHMDA:
+    """``cleaned`` with its rows held compact (``CleanedHMDA.held``) and a frame without rows."""
+    held = compact_frame(cleaned.frame)
+    return dataclasses.replace(cleaned, frame=cleaned.frame.iloc[:0], held=held)
 
 
 def release_arrow_memory() -> None:
@@ -404,6 +423,9 @@ def _with_provenance(
     sheet = None if layout is None else layout.transmittal
     if sheet is None or "activity_year" not in cleaned.absent_columns:
         return dataclasses.replace(cleaned, register_format=described, transmittal=sheet)
+    if cleaned.held is not None:  # a filing is text, read in one piece: held again once the year is in
+        whole = dataclasses.replace(cleaned, frame=cleaned.held.restore(), held=None)
+        return _held(_with_provenance(whole, layout, column_map))
     frame = cleaned.frame.assign(activity_year=pd.Series(sheet.year, index=cleaned.frame.index, dtype="str"))
     absent = tuple(name for name in cleaned.absent_columns if name != "activity_year")
     return dataclasses.replace(
@@ -427,9 +449,11 @@ def _combined(parts: list[CleanedHMDA], source_name: str, groups_estimated: bool
         only = parts[0]
         _check_usable(only.exclusions, only.rows_read, str(source_name), groups_estimated)
         return only
-    frame = pd.concat([part.frame for part in parts], ignore_index=True)
+    held = None if parts[0].held is None else concat([part.held for part in parts if part.held is not None])
+    frame = parts[0].frame if held is not None else pd.concat([part.frame for part in parts], ignore_index=True)
+    ids = frame["application_id"] if held is None else held.column("application_id")
     parts_ids = {part.id_column for part in parts}
-    if parts_ids != {"row"} and frame["application_id"].duplicated().any():
+    if parts_ids != {"row"} and ids.duplicated().any():
         raise EvidenceError(f"{source_name}: duplicate application ids")  # re-cleaned whole for the message
     exclusions = {reason: sum(part.exclusions[reason] for part in parts) for reason in parts[0].exclusions}
     count = sum(part.rows_read for part in parts)
@@ -443,6 +467,7 @@ def _combined(parts: list[CleanedHMDA], source_name: str, groups_estimated: bool
         first.source,
         first.absent_columns,
         groups_derived=first.groups_derived,
+        held=held,
     )
 
 

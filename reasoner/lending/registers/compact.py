@@ -1,0 +1,221 @@
+"""A cleaned register held in fewer bytes, restored column by column or slice by slice, exactly.
+
+The audit's main process holds the whole cleaned register (``hmda.CLEAN_COLUMNS``) while the
+partitions run. As cleaned, most of it is repetition: a text column of a few values (``race``,
+``decision``, ``excluded``, the LEI, the tract) takes 10 to 30 bytes a row as Arrow strings, a
+code (``loan_type``, a denial reason) 8 bytes as a float. ``compact`` holds such a column as a
+dictionary (a ``pd.Categorical``: one small integer a row and each distinct value once), the
+``row`` column as the range it is, and ``application_id`` not at all when it is the row number as
+text (a register without ids). ``CompactFrame.restore`` gives back the columns and rows asked
+for with exactly the dtypes and values of the cleaned frame: a column is held as a dictionary
+only when the round trip gives the same bits (a float column mixing 0.0 and -0.0, or with an
+unusual NaN, is kept as it is), and restored text is built the way the cleaning builds it (an
+Arrow dictionary cast to ``str``).
+
+``concat`` joins consecutive pieces (``hmda.read_clean`` compacts each piece as it is cleaned),
+writing the codes into one array instead of copying whole columns twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["CompactFrame", "compact", "concat"]
+
+TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # the cleaned frame's text columns ("str")
+MAX_FLOAT_VALUES = 1 << 15  # a float or integer column with more distinct values in a piece stays as it is
+
+
+@dataclass(frozen=True, slots=True)
+class CompactFrame:
+    """``columns`` in order with their ``dtypes``; ``held`` the columns kept (some as categoricals);
+    ``first_row`` the ``row`` of the first row when ``row`` is the range (then not held), and
+    ``ids_are_rows`` when ``application_id`` is ``row`` as text (then not held either)."""
+
+    held: pd.DataFrame
+    columns: tuple[str, ...]
+    dtypes: dict[str, Any]  # numpy or pandas dtypes
+    encoded: frozenset[str] = frozenset()  # held as categoricals
+    first_row: int | None = None
+    ids_are_rows: bool = False
+    rows: int = field(default=0)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def restore(self, columns: Sequence[str] | None = None, rows: np.ndarray | None = None) -> pd.DataFrame:
+        """The cleaned frame's ``columns`` (all: None) at the positions ``rows`` (all: None), with
+        its dtypes and values; the index is the positions, as ``frame.iloc[rows]`` gives."""
+        names = list(self.columns if columns is None else columns)
+        unknown = [name for name in names if name not in self.dtypes]
+        if unknown:
+            raise KeyError(unknown[0])
+        positions = None if rows is None else np.asarray(rows, dtype=np.int64)
+        index = pd.RangeIndex(self.rows) if positions is None else pd.Index(positions)
+        columns = {name: self.column(name, positions) for name in names}
+        for column in columns.values():
+            column.index = index  # the same index object: no alignment
+        return pd.DataFrame(columns, index=index)
+
+    def column(self, name: str, rows: np.ndarray | None = None) -> pd.Series:
+        """One column (``restore``), index 0 … n-1."""
+        if name == "row" and self.first_row is not None:
+            return pd.Series(self._row_numbers(rows), dtype=np.int64)
+        if name == "application_id" and self.ids_are_rows:
+            return pc.cast(pa.array(self._row_numbers(rows)), pa.string()).to_pandas()
+        held = self.held[name]
+        if name not in self.encoded:
+            taken = held if rows is None else held.iloc[rows]
+            return pd.Series(taken.array, dtype=taken.dtype)  # not reset_index: its view marks Arrow arrays read-only
+        codes = held.cat.codes.to_numpy()
+        return _decode(codes if rows is None else codes[rows], held.cat.categories, self.dtypes[name])
+
+    def drop(self, names: Sequence[str]) -> CompactFrame:
+        """Without the columns ``names``."""
+        gone = set(names)
+        return CompactFrame(
+            self.held.drop(columns=[name for name in names if name in self.held.columns]),
+            tuple(name for name in self.columns if name not in gone),
+            {name: dtype for name, dtype in self.dtypes.items() if name not in gone},
+            self.encoded - gone,
+            self.first_row if "row" not in gone else None,
+            self.ids_are_rows and "application_id" not in gone,
+            self.rows,
+        )
+
+    def memory_usage(self) -> int:
+        """Bytes held (``memory_usage(deep=True)`` of the held columns)."""
+        return int(self.held.memory_usage(deep=True, index=True).sum())
+
+    def _row_numbers(self, rows: np.ndarray | None) -> np.ndarray:
+        if self.first_row is None:
+            numbers = self.held["row"].to_numpy(dtype=np.int64)
+            return numbers if rows is None else numbers[rows]
+        if rows is None:
+            return np.arange(self.first_row, self.first_row + self.rows, dtype=np.int64)
+        return np.asarray(rows, dtype=np.int64) + self.first_row
+
+
+def compact(frame: pd.DataFrame) -> CompactFrame:
+    """``frame`` (a cleaned register, or a piece of one) held in fewer bytes (module docstring)."""
+    count = len(frame)
+    first_row = None
+    if "row" in frame.columns and frame["row"].dtype == np.int64:
+        numbers = frame["row"].to_numpy()
+        start = int(numbers[0]) if count else 1
+        if np.array_equal(numbers, np.arange(start, start + count, dtype=np.int64)):
+            first_row = start
+    ids_are_rows = False
+    if "application_id" in frame.columns and "row" in frame.columns and frame["application_id"].dtype == TEXT:
+        as_text = pc.cast(pa.array(frame["row"].to_numpy(dtype=np.int64)), pa.string()).to_pandas()
+        ids_are_rows = bool(frame["application_id"].reset_index(drop=True).equals(as_text))
+    held: dict[str, pd.Series] = {}
+    encoded: set[str] = set()
+    for name in frame.columns:
+        if (name == "row" and first_row is not None) or (name == "application_id" and ids_are_rows):
+            continue
+        column = frame[name].reset_index(drop=True)
+        dictionary = _encode(column)
+        if dictionary is not None:
+            encoded.add(name)
+            column = pd.Series(dictionary)
+        held[name] = column
+    return CompactFrame(
+        pd.DataFrame(held, index=pd.RangeIndex(count)),
+        tuple(frame.columns),
+        dict(frame.dtypes.items()),
+        frozenset(encoded),
+        first_row,
+        ids_are_rows,
+        count,
+    )
+
+
+def concat(parts: Sequence[CompactFrame]) -> CompactFrame:
+    """Consecutive pieces of one register as one (the same columns and dtypes in each)."""
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    count = sum(part.rows for part in parts)
+    first_row = first.first_row
+    running = first_row
+    for part in parts:
+        if running is None or part.first_row != running:
+            first_row = None
+            break
+        running += part.rows
+    ids_are_rows = all(part.ids_are_rows for part in parts)
+    held: dict[str, pd.Series] = {}
+    encoded: set[str] = set()
+    for name in first.columns:
+        if name == "row" and first_row is not None or name == "application_id" and ids_are_rows:
+            continue
+        if all(name in part.encoded for part in parts):
+            held[name] = pd.Series(_joined_codes([part.held[name] for part in parts], count))
+            encoded.add(name)
+        else:
+            pieces = [part.column(name) for part in parts]
+            held[name] = pd.concat(pieces, ignore_index=True)
+            del pieces
+    return CompactFrame(
+        pd.DataFrame(held, index=pd.RangeIndex(count)),
+        first.columns,
+        first.dtypes,
+        frozenset(encoded),
+        first_row,
+        ids_are_rows,
+        count,
+    )
+
+
+def _encode(column: pd.Series) -> pd.Categorical | None:
+    """``column`` as a dictionary when that is smaller and restores the same bits; else None."""
+    dtype = column.dtype
+    if dtype != TEXT and dtype != np.float64 and dtype != np.int64:
+        return None
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    limit = len(column) // 2 if dtype == TEXT else min(MAX_FLOAT_VALUES, len(column) // 4)
+    if len(uniques) > limit:
+        return None
+    codes = np.asarray(codes)
+    if dtype != TEXT:  # a float's sign of zero or NaN payload must come back too
+        restored = _decode(codes, uniques, dtype).to_numpy()
+        original = column.to_numpy()
+        if restored.tobytes() != original.tobytes():
+            return None
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(uniques))
+
+
+def _decode(codes: np.ndarray, categories: pd.Index, dtype: Any) -> pd.Series:
+    """The values of ``codes`` (-1: missing) among ``categories`` as a column of ``dtype``."""
+    if dtype == TEXT:
+        missing = np.asarray(codes) < 0
+        indices = pa.array(np.asarray(codes, dtype=np.int32), mask=missing if missing.any() else None)  # no bitmap
+        dictionary = pa.array(np.asarray(categories.astype(object)), type=pa.string())
+        return pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string()).to_pandas()
+    values = np.asarray(categories.to_numpy(), dtype=dtype)
+    taken = values[np.maximum(codes, 0)] if len(values) else np.zeros(len(codes), dtype=dtype)
+    if dtype == np.float64:
+        taken[np.asarray(codes) < 0] = np.nan
+    return pd.Series(taken, dtype=dtype)
+
+
+def _joined_codes(columns: list[pd.Series], count: int) -> pd.Categorical:
+    """Categorical pieces as one: the union of their values (sorted), codes remapped in place."""
+    categories = [column.cat.categories for column in columns]
+    union = categories[0].append(categories[1:]).unique().sort_values()
+    codes = np.empty(count, dtype=np.int32 if len(union) < 2**31 else np.int64)
+    start = 0
+    for column, piece_categories in zip(columns, categories, strict=True):
+        where = np.append(union.get_indexer(piece_categories), -1)  # code -1 (missing) stays -1
+        piece = column.cat.codes.to_numpy()
+        codes[start : start + len(piece)] = where[piece]
+        start += len(piece)
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(union))
