@@ -139,3 +139,29 @@ def test_a_register_with_ids_keeps_them_and_finds_duplicates_across_pieces(
     pq.write_table(pa.Table.from_pandas(raw, preserve_index=False), path)
     with pytest.raises(EvidenceError, match="duplicate application ids 'ID00003'"):
         read_clean(path, path.name, compact=True)
+
+
+def test_partitions_from_the_held_lei_codes_are_those_from_the_text(whole: pd.DataFrame) -> None:
+    from reasoner.lending.audit.run import _partitions
+
+    lei = compact(whole).dictionary("lei")
+    assert lei is not None and list(lei.cat.categories) == sorted(lei.cat.categories)
+    for target in (1, 400, 1500, 10**6):
+        expected = _partitions(whole["lei"], target, whole=False)
+        found = _partitions(lei, target, whole=False)
+        assert [rows.tolist() for rows in found] == [rows.tolist() for rows in expected]
+
+
+def test_text_as_held_gives_the_values_in_the_order_of_the_text(whole: pd.DataFrame) -> None:
+    held = compact(whole)
+    names = ["lei", "excluded", "msa", "income", "application_id"]
+    frame = held.restore(names, text_as_held=True)
+    assert isinstance(frame["lei"].dtype, pd.CategoricalDtype) and frame["income"].dtype == np.float64
+    for name in names:
+        _same(frame[[name]].astype({name: whole[name].dtype}), whole[[name]])
+        codes, values = pd.factorize(frame[name], sort=True)
+        expected_codes, expected_values = pd.factorize(whole[name], sort=True)
+        assert codes.tolist() == expected_codes.tolist() and list(values) == list(expected_values)
+    assert (frame["excluded"] == "").tolist() == (whole["excluded"] == "").tolist()
+    rows = np.array([5, 1, 4000])
+    _same(held.restore(["lei"], rows, text_as_held=True).astype("str"), whole.iloc[rows][["lei"]])

@@ -247,6 +247,7 @@ def audit(
     check_covariate_types(config, covariates)
     config = config.with_levels(covariates)
     del covariates
+    release_arrow_memory()  # the columns restored for the checks
     facts_sha256 = file_sha256(facts) if facts.is_file() else ""
     register = Register(
         cleaned.rows_read,
@@ -263,17 +264,23 @@ def audit(
     pairs_sha256 = file_sha256(pairs) if pairs is not None else ""
     # One partition when the blocks may cross lenders, or pairs were given (they may).
     whole = given_pairs is not None or "lei" not in config.blocks
-    lei = held.column("lei")
+    lei = held.dictionary("lei")  # codes in LEI order (not 28 bytes a row of text); restored when not held so
+    lei = held.column("lei") if lei is None else lei
     parts = _partitions(lei, partition_rows, whole)
-    scaling = _scaling(held, config)
-    redlining = register_redlining(held.restore(redlining_columns(held.restore(rows=np.arange(0)))), config)
-    lap("register-wide statistics", len(held), "rows")
-
-    leis_of = [lei.iloc[rows].dropna().unique() for rows in parts]
+    leis_of = [np.asarray(lei.iloc[rows].dropna().unique(), dtype=object) for rows in parts]
     # Model rows of lenders in the register, sorted by lei: each partition's rows are one block of them.
-    present = lei.dropna().unique()
+    present = np.asarray(lei.dropna().unique(), dtype=object)
     lenders_total = int(lei.nunique())
     del lei
+    scaling = _scaling(held, config)
+    release_arrow_memory()
+    # its text columns are turned to text (astype("str")) or factorized in sorted order: as held, a column at a time
+    redlining_frame = held.restore(redlining_columns(held.restore(rows=np.arange(0))), text_as_held=True)
+    redlining = register_redlining(redlining_frame, config)
+    del redlining_frame
+    release_arrow_memory()
+    lap("register-wide statistics", len(held), "rows")
+
     model_tables = {
         name: table[table["lei"].isin(present)].reset_index(drop=True) for name, table in model_tables.items()
     }
@@ -443,6 +450,8 @@ def _check_labels(facts: Path, pairs: Path | None, tables: Sequence[str]) -> Non
 def _partitions(lei: pd.Series, target: int, whole: bool) -> list[np.ndarray]:
     """Row positions of each partition: whole lenders, consecutive in LEI order, ~``target`` rows.
 
+    ``lei``: text, or a categorical whose categories are sorted (``CompactFrame.dictionary``).
+
     Rows without a LEI (no lender to audit; they count in the similarity search's figures)
     join the first partition. Positions are in input order within a partition.
     """
@@ -476,7 +485,8 @@ def _scaling(held: CompactFrame, config: AuditConfig) -> Scaling | None:
         return None
     spec = similarity_spec(config, config.comparisons[0])
     needed = ("application_id", "excluded", "decision", *spec.blocks, *spec.columns)  # what fit_scaling reads
-    return fit_scaling(held.restore([name for name in dict.fromkeys(needed) if name in held.columns]), spec)
+    names = [name for name in dict.fromkeys(needed) if name in held.columns]
+    return fit_scaling(held.restore(names, text_as_held=True), spec)  # text compared or only checked: as held
 
 
 def _covariates(config: AuditConfig) -> set[str]:

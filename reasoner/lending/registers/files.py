@@ -41,7 +41,10 @@ __all__ = [
 DELIMITERS = ("|", "\t", ",", ";")
 
 
-BATCH_ROWS = 500_000  # rows per batch of ``read_hmda_batches`` (a parquet input's record batches gathered)
+BATCH_ROWS = 250_000  # rows per batch of ``read_hmda_batches`` (a parquet input's record batches gathered)
+# Record batches and files the scanner reads ahead: a row group of 1,000,000 rows peaked at 803 MB with
+# pyarrow's defaults (16, 4) and 643 MB with (2, 1), in no more time (3,000,000 rows, benchmarks/memory.py)
+SCAN_READAHEAD = (2, 1)
 
 
 def read_hmda(
@@ -86,7 +89,10 @@ def read_hmda_batches(
 
         dataset = ds.dataset(path, format="parquet", partitioning="hive")
         scanner = dataset.scanner(
-            columns=_selected(dataset.schema.names, _wanted(columns)), batch_size=min(rows, 1 << 17)
+            columns=_selected(dataset.schema.names, _wanted(columns)),
+            batch_size=min(rows, 1 << 17),
+            batch_readahead=SCAN_READAHEAD[0],  # pyarrow's default (16 batches, 4 files) holds more: memory
+            fragment_readahead=SCAN_READAHEAD[1],
         )
         gathered: list[pa.RecordBatch] = []
         filled, pieces = 0, 0
