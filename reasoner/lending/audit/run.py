@@ -302,17 +302,20 @@ def audit(
         )
         for index, rows in enumerate(parts)
     )
-    results: list[PartitionResult | None] = [None] * len(parts)
+    finished: list[int] = []
     explanations = Explanations()
     with progress.bar(f"auditing {lenders_total:,} lenders in {len(parts):,} partitions", len(held), "rows") as bar:
         for result in _execute(tasks, workers if len(parts) > 1 else 1, cluster):
             explanations.add(result.index, result.explanations)  # to disk: the main process keeps no proofs
-            results[result.index] = dataclasses.replace(result, explanations=Rendered({}, b""))
+            # and the rest to disk too until every partition is in (the workers hold memory meanwhile)
+            explanations.hold(result.index, dataclasses.replace(result, explanations=Rendered({}, b"")))
+            finished.append(result.index)
             bar.update(result.applications)
-            bar.set_postfix_str(f"{sum(r is not None for r in results)}/{len(parts)} partitions", refresh=False)
-    done = [result for result in results if result is not None]
+            bar.set_postfix_str(f"{len(finished)}/{len(parts)} partitions", refresh=False)
+            del result
     del held, cleaned
     release_arrow_memory()  # the register's columns, now that every partition has its rows
+    done: list[PartitionResult] = [explanations.take(index) for index in sorted(finished)]
     lap("partitions (similarity, statistics, grounding, solving, scoring)", register.rows_read, "rows")
     for name in PARTITION_STAGES:
         spent = sum(result.seconds.get(name, 0.0) for result in done)
