@@ -171,3 +171,29 @@ def test_proof_json_is_json_safe_as_built() -> None:
         built = proof.to_json()
         assert plain(built), built
         assert json.dumps(json_safe(built)) == json.dumps(built)
+
+
+def test_partition_results_wait_on_disk_until_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    from reasoner.errors import LimitError
+    from reasoner.lending.audit.explanations import Explanations
+
+    explanations = Explanations()
+    try:
+        value = {"tables": pd.DataFrame({"lei": ["A", "B"], "count": [1, 2]}), "rows": np.arange(3)}
+        explanations.hold(7, value)
+        held = list(explanations.directory.glob("*.result.pickle"))
+        assert [path.name for path in held] == ["00000007.result.pickle"]
+        taken = explanations.take(7)
+        assert taken["tables"].equals(value["tables"]) and taken["rows"].tolist() == [0, 1, 2]
+        assert not list(explanations.directory.glob("*.result.pickle"))  # removed once taken
+
+        def full(*args: object, **kwargs: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr("reasoner.lending.audit.explanations.pickle.dump", full)
+        with pytest.raises(LimitError, match="No space left on device.*set TMPDIR"):
+            explanations.hold(8, value)
+    finally:
+        explanations.close()
