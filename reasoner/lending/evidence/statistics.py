@@ -357,6 +357,7 @@ def _newton(
         eta = np.empty(unit.size)
         eta[order] = grouped_eta
         return grouped_beta, eta, grouped_status
+    design = np.ascontiguousarray(design)  # row-wise products in one layout, whichever rows are live
     beta = np.zeros((count, width))
     status = np.zeros(count, dtype=np.int64)
     active = np.ones(count, dtype=bool)
@@ -366,25 +367,32 @@ def _newton(
     # log-likelihood and linear predictor. The rows are grouped by unit, so the live rows are too.
     eta = np.empty(unit.size)
 
-    def loglik(coefficients: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        part_unit = unit[live]
-        part_eta = np.einsum("ij,ij->i", design[live], coefficients[part_unit])
-        prior = 0.5 * (coefficients**2) @ penalty
-        term = outcome[live] * part_eta - np.logaddexp(0.0, part_eta)
-        return np.bincount(part_unit, term if weight is None else weight[live] * term, count) - prior, part_eta
-
+    # The rows of the units still moving, as arrays (every row: the arrays themselves, no copy).
     live = np.arange(unit.size)
-    current, eta[live] = loglik(beta, live)
+    live_unit, live_design, live_outcome = unit, design, outcome
+    live_weight = weight
+
+    def loglik(coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        part_eta = np.einsum("ij,ij->i", live_design, coefficients[live_unit])
+        prior = 0.5 * (coefficients**2) @ penalty
+        term = live_outcome * part_eta - np.logaddexp(0.0, part_eta)
+        return np.bincount(live_unit, term if live_weight is None else live_weight * term, count) - prior, part_eta
+
+    current, eta[live] = loglik(beta)
     for _ in range(MAX_NEWTON):
         if not active.any():
             break
-        live = live[active[unit[live]]]
-        live_unit, live_design, live_eta = unit[live], design[live], eta[live]
+        still = active[live_unit]
+        if not still.all():
+            live = live[still]
+            live_unit, live_design, live_outcome = unit[live], design[live], outcome[live]
+            live_weight = None if weight is None else weight[live]
+        live_eta = eta[live] if live.size < unit.size else eta
         fitted = special.expit(live_eta)
-        residual = outcome[live] - fitted if weight is None else weight[live] * (outcome[live] - fitted)
+        residual = live_outcome - fitted if live_weight is None else live_weight * (live_outcome - fitted)
         # Only the units still moving: each unit's matrices and step are its own, so the others are not needed.
         moving = np.flatnonzero(active)
-        curvature = fitted * (1 - fitted) if weight is None else weight[live] * fitted * (1 - fitted)
+        curvature = fitted * (1 - fitted) if live_weight is None else live_weight * fitted * (1 - fitted)
         information, score = _cross(live_design, curvature, live_unit, count, only=active, vector=residual)
         gradient = score[moving] - beta[moving] * penalty
         step = np.zeros((count, width))
@@ -392,7 +400,7 @@ def _newton(
         size = np.ones(count)
         for _ in range(MAX_HALVINGS):
             trial = beta + size[:, None] * step
-            value, trial_eta = loglik(trial, live)
+            value, trial_eta = loglik(trial)
             worse = active & (value < current - 1e-12 * (1 + np.abs(current)))
             if not worse.any():
                 break
