@@ -554,21 +554,60 @@ def matched_pair_test(
 
 def _poisson_binomial_test(unit: np.ndarray, chance: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """Per unit, the two-sided exact test of ``observed`` successes among trials (rows of
-    ``unit``) with success probabilities ``chance``: min(1, 2 min(P(X <= x), P(X >= x)))."""
+    ``unit``) with success probabilities ``chance``: min(1, 2 min(P(X <= x), P(X >= x))).
+
+    A unit whose trials share one probability takes ``scipy.stats.binom``; the others
+    ``_poisson_binomial_cdf``, which gives ``scipy.stats.poisson_binom``'s bits for all units
+    of a size class at once (tested against it)."""
     p_value = np.ones(observed.size)
+    sizes = np.bincount(unit, minlength=observed.size)
     order = np.argsort(unit, kind="stable")
     bounds = np.searchsorted(unit[order], np.arange(observed.size + 1))
-    for index in range(observed.size):
+    mixed = []
+    for index in np.flatnonzero(sizes > 0):
         trials = chance[order[bounds[index] : bounds[index + 1]]]
-        if trials.size == 0:
-            continue
-        x = observed[index]
         if np.all(trials == trials[0]):
+            x = observed[index]
             below, above = stats.binom.cdf(x, trials.size, trials[0]), stats.binom.sf(x - 1, trials.size, trials[0])
-        else:  # not frozen: building a frozen distribution costs more than the exact sums themselves
-            below, above = stats.poisson_binom.cdf(x, trials), stats.poisson_binom.sf(x - 1, trials)
-        p_value[index] = min(1.0, 2 * min(float(below), float(above)))
+            p_value[index] = min(1.0, 2 * min(float(below), float(above)))
+        else:
+            mixed.append(index)
+    mixed_units = np.array(mixed, dtype=np.int64)
+    # Size classes (sizes within a factor of 2), so padding a class to its largest unit costs little.
+    size_class = np.floor(np.log2(np.maximum(sizes[mixed_units], 1))).astype(np.int64)
+    for members in (mixed_units[size_class == value] for value in np.unique(size_class)):
+        width = int(sizes[members].max())
+        trials = np.zeros((members.size, width))  # padded with trials of probability 0: the same sums
+        for row, index in enumerate(members):
+            trials[row, : sizes[index]] = chance[order[bounds[index] : bounds[index + 1]]]
+        cdf = _poisson_binomial_cdf(trials)
+        x = observed[members]
+        n = sizes[members]
+        rows = np.arange(members.size)
+        below = np.where(x >= n, 1.0, np.clip(cdf[rows, np.minimum(x, width)], 0.0, 1.0))
+        previous = np.clip(1.0 - cdf[rows, np.clip(x - 1, 0, width)], 0.0, 1.0)
+        above = np.where(x - 1 < 0, 1.0, np.where(x - 1 >= n, 0.0, previous))
+        p_value[members] = np.minimum(1.0, 2 * np.minimum(below, above))
     return p_value
+
+
+def _poisson_binomial_cdf(trials: np.ndarray) -> np.ndarray:
+    """Per row of ``trials`` (success probabilities, (units, n)), P(X <= k) for k = 0..n, unclipped:
+    the recursion of ``scipy.stats.poisson_binom`` (each trial in turn: the mass at k moves to
+    k + 1 with its probability) and a running sum, elementwise, so each row has scipy's bits."""
+    count, width = trials.shape
+    pmf = np.zeros((count, width + 1))
+    if width == 0:
+        pmf[:, 0] = 1.0
+        return pmf
+    pmf[:, 0], pmf[:, 1] = 1 - trials[:, 0], trials[:, 0]
+    for index in range(1, width):
+        probability = trials[:, index : index + 1]
+        moved = pmf[:, : index + 1] * probability
+        pmf[:, : index + 1] *= 1 - probability
+        pmf[:, 1 : index + 2] += moved
+    cdf: np.ndarray = np.cumsum(pmf, axis=1)
+    return cdf
 
 
 def holm_adjusted(p_values: np.ndarray, families: np.ndarray) -> np.ndarray:
