@@ -48,7 +48,7 @@ from reasoner.lending.evidence.effects import with_effects
 from reasoner.lending.evidence.interaction import interaction_tests
 from reasoner.lending.evidence.power import with_power
 from reasoner.lending.evidence.redlining import read_assessment_areas, redlining_signals
-from reasoner.lending.evidence.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs
+from reasoner.lending.evidence.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs_of
 from reasoner.lending.evidence.statistics import (
     Prepared,
     application_index,
@@ -177,8 +177,8 @@ def audit_tables(
     counts: dict[str, PairCounts] = {}
     if pairs is None:
         found = []
-        for comparison in config.comparisons:
-            part = similar_pairs(paired, similarity_spec(config, comparison), scaling)
+        specs = [similarity_spec(config, comparison) for comparison in config.comparisons]
+        for comparison, part in zip(config.comparisons, similar_pairs_of(paired, specs, scaling), strict=True):
             counts[comparison.name] = part.attrs["counts"]
             part = part[["a", "b", "distance", "rank", "lei"]].copy()
             part.attrs = {}
