@@ -110,6 +110,13 @@ class Prepared:
         self.source = frame
         self.frame = _canonical_order(frame)
         self._matrices: dict[Covariates, tuple[np.ndarray, tuple[str, ...]]] = {}
+        self._lenders: tuple[np.ndarray, np.ndarray] | None = None
+
+    def lenders(self) -> tuple[np.ndarray, np.ndarray]:
+        """``_lender_codes`` of the canonical rows, built once."""
+        if self._lenders is None:
+            self._lenders = _lender_codes(self.frame)
+        return self._lenders
 
     def covariates(self, covariates: Covariates) -> tuple[np.ndarray, tuple[str, ...]]:
         """``_labelled_covariates`` of the canonical rows, built once per model."""
@@ -162,7 +169,7 @@ def lender_denial_odds(
     if weights is not None:
         return _weighted_denial_odds(frame, reference, groups, weights, covariates, min_group, prepared)
     usable = _usable(frame)
-    units = _Units(frame, group_column, reference, groups, usable)
+    units = _Units(frame, group_column, reference, groups, usable, prepared.lenders())
     denied = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
     values, labels = prepared.covariates(covariates)
     complete = np.isfinite(values).all(axis=1)
@@ -230,7 +237,7 @@ def _weighted_denial_odds(
     """``lender_denial_odds`` with probability-weighted group membership (``_WeightedUnits``): the
     same columns, applications and denials as sums of weights, a weighted logistic regression."""
     usable = _usable(frame)
-    units = _WeightedUnits(frame, reference, groups, weights, usable)
+    units = _WeightedUnits(frame, reference, groups, weights, usable, prepared.lenders())
     denied = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
     values, labels = prepared.covariates(covariates)
     complete = np.isfinite(values).all(axis=1)
@@ -664,8 +671,8 @@ def pricing_disparity(
     originated = frame["action_taken"].eq(1).fillna(False).to_numpy(dtype=bool)
     loans = _usable(frame) & originated & np.isfinite(spread) & np.isfinite(values).all(axis=1)
     units: _Units = (
-        _Units(frame, group_column, reference, groups, loans) if weights is None
-        else _WeightedUnits(frame, reference, groups, weights, loans)
+        _Units(frame, group_column, reference, groups, loans, prepared.lenders()) if weights is None
+        else _WeightedUnits(frame, reference, groups, weights, loans, prepared.lenders())
     )
     rows, unit, indicator = units.rows(loans)
     weight = units.weight(rows)
@@ -860,21 +867,35 @@ class _Units:
     """Fit units: one per lender (sorted LEI) and compared group; lenders with a usable row."""
 
     def __init__(
-        self, frame: pd.DataFrame, group_column: str, reference: str, groups: tuple[str, ...], usable: np.ndarray
+        self,
+        frame: pd.DataFrame,
+        group_column: str,
+        reference: str,
+        groups: tuple[str, ...],
+        usable: np.ndarray,
+        lenders: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
+        """``lenders``: ``_lender_codes(frame)``, when known."""
         group = frame[group_column]
         self.is_reference = group.eq(reference).fillna(False).to_numpy(dtype=bool)
         self.group_index = np.full(len(frame), -1, dtype=np.int64)
         for index, name in enumerate(groups):
             self.group_index[group.eq(name).fillna(False).to_numpy(dtype=bool)] = index
-        taking_part = usable & (self.is_reference | (self.group_index >= 0))
-        lei = frame["lei"].astype("str").to_numpy(dtype=object, na_value=None)
-        known = taking_part & (lei != None)  # noqa: E711 (elementwise)
-        self.leis = np.array(sorted(set(lei[known].tolist())), dtype=object)
-        self.lender = np.full(len(frame), -1, dtype=np.int64)
-        self.lender[known] = np.searchsorted(self.leis, lei[known])
+        self._lenders(usable & (self.is_reference | (self.group_index >= 0)), lenders or _lender_codes(frame))
         self.groups = groups
         self.count = self.leis.size * len(groups)
+
+    def _lenders(self, taking_part: np.ndarray, lenders: tuple[np.ndarray, np.ndarray]) -> None:
+        """``leis``: the sorted LEIs of the rows taking part; ``lender``: per row, its LEI's
+        position among them (-1 for rows not taking part or without an LEI)."""
+        codes, names = lenders
+        known = taking_part & (codes >= 0)
+        present = np.unique(codes[known])
+        self.leis = names[present]
+        position = np.full(names.size, -1, dtype=np.int64)
+        position[present] = np.arange(present.size)
+        self.lender = np.full(codes.size, -1, dtype=np.int64)
+        self.lender[known] = position[codes[known]]
 
     def rows(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows of every unit under ``mask`` (reference rows once per compared group), their
@@ -915,6 +936,7 @@ class _WeightedUnits(_Units):
         groups: tuple[str, ...],
         weights: Mapping[str, str],
         usable: np.ndarray,
+        lenders: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         _require(frame, [weights[name] for name in (reference, *groups) if name in weights], "weighted groups")
 
@@ -929,11 +951,7 @@ class _WeightedUnits(_Units):
         self.is_reference = self.reference_weight > 0
         self.group_index = np.full(len(frame), -1, dtype=np.int64)  # unused: rows() reads the weights
         taking_part = usable & (self.is_reference | np.any([w > 0 for w in self.group_weights], axis=0))
-        lei = frame["lei"].astype("str").to_numpy(dtype=object, na_value=None)
-        known = taking_part & (lei != None)  # noqa: E711 (elementwise)
-        self.leis = np.array(sorted(set(lei[known].tolist())), dtype=object)
-        self.lender = np.full(len(frame), -1, dtype=np.int64)
-        self.lender[known] = np.searchsorted(self.leis, lei[known])
+        self._lenders(taking_part, lenders or _lender_codes(frame))
         self.groups = groups
         self.count = self.leis.size * len(groups)
         self._weights: np.ndarray = np.empty(0)
@@ -955,6 +973,13 @@ class _WeightedUnits(_Units):
         if rows.size != self._weights.size:
             raise ValueError("weight() answers for the rows of the last rows() call")
         return self._weights
+
+
+def _lender_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the position of its LEI among the frame's LEIs sorted as text (-1: none), and those LEIs."""
+    lei = frame["lei"].astype("str").to_numpy(dtype=object, na_value=None)
+    codes, names = pd.factorize(lei, sort=True)
+    return codes.astype(np.int64), np.asarray(names, dtype=object)
 
 
 def _groups(compared: str | Sequence[str], reference: str) -> tuple[str, ...]:
