@@ -185,7 +185,7 @@ def audit_tables(
             part.insert(0, "comparison", comparison.name)
             found.append(_by_lender(part))
         pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=list(PAIR_COLUMNS[:-2]))
-    pairs = _with_pair_columns(pairs, frame, dict(config.comparator_tolerance))
+    pairs, first, second = _with_pair_columns(pairs, frame, dict(config.comparator_tolerance))
     per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
 
     odds, matched, pricing, outliers = [], [], [], []
@@ -195,7 +195,7 @@ def audit_tables(
     for comparison in config.comparisons:
         column, reference, compared = comparison.column, comparison.reference, comparison.compared
         found_pairs = per_comparison.get(comparison.name, pairs.iloc[:0])
-        rows = pair_rows(found_pairs, frame, id_index)  # the pairs' rows, looked up once for both pair tests
+        rows = _pair_rows(found_pairs, frame, id_index, first, second)  # looked up once for both pair tests
         weighted, weights = (frame, None)
         if estimated:
             weighted, weights = _weighted(frame, comparison, config.majority_minority_percent)
@@ -353,7 +353,23 @@ def _by_lender(pairs: pd.DataFrame) -> pd.DataFrame:
     return pairs if (order[1:] > order[:-1]).all() else pairs.iloc[order].reset_index(drop=True)
 
 
-def _with_pair_columns(pairs: pd.DataFrame, frame: pd.DataFrame, tolerance: dict[str, float]) -> pd.DataFrame:
+def _pair_rows(
+    pairs: pd.DataFrame, frame: pd.DataFrame, id_index: pd.Index, first: np.ndarray, second: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``statistics.pair_rows`` of some rows of the pair table, from the rows of every pair's ``a``
+    and ``b`` found by ``_with_pair_columns`` (NaN: not in the frame, which ``pair_rows`` reports)."""
+    at = pairs.index.to_numpy()
+    a, b = first[at], second[at]
+    if np.isnan(a).any() or np.isnan(b).any():
+        return pair_rows(pairs, frame, id_index)
+    return a.astype(np.int64), b.astype(np.int64)
+
+
+def _with_pair_columns(
+    pairs: pd.DataFrame, frame: pd.DataFrame, tolerance: dict[str, float]
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The pair table with ``spread_gap`` and ``no_stronger``, and per pair the rows of ``a`` and
+    ``b`` in ``frame`` (float: NaN for an id not in it)."""
     pairs = pairs.reset_index(drop=True)
     spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
     originated = frame["action_taken"].to_numpy() == 1
@@ -367,7 +383,7 @@ def _with_pair_columns(pairs: pd.DataFrame, frame: pd.DataFrame, tolerance: dict
     out = pairs.copy()
     out["spread_gap"] = gap
     out["no_stronger"] = _no_stronger(frame, first, second, known, tolerance)
-    return out
+    return out, first, second
 
 
 def _no_stronger(
