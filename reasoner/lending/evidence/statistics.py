@@ -208,21 +208,23 @@ def lender_denial_odds(
     estimate[good] = log_odds[status == 0]
     error[good] = np.sqrt(variance[status == 0])
 
-    table = units.table()
-    table["reference_applications"] = reference_n
-    table["compared_applications"] = compared_n
-    table["reference_denial_rate"] = _ratio(reference_denials, reference_n)
-    table["compared_denial_rate"] = _ratio(compared_denials, compared_n)
-    table["model_applications"] = model_reference + model_compared
-    table["log_odds_ratio"] = estimate
-    table["standard_error"] = error
-    table["odds_ratio"] = np.exp(estimate)
-    table["ci_low"] = np.exp(estimate - Z95 * error)
-    table["ci_high"] = np.exp(estimate + Z95 * error)
-    table["p_value"] = 2 * stats.norm.sf(np.abs(estimate / error))
-    table["not_controlled"] = pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str")
-    table["reason"] = pd.Series(reason, dtype="str")
-    return table
+    return units.table(
+        {
+            "reference_applications": reference_n,
+            "compared_applications": compared_n,
+            "reference_denial_rate": _ratio(reference_denials, reference_n),
+            "compared_denial_rate": _ratio(compared_denials, compared_n),
+            "model_applications": model_reference + model_compared,
+            "log_odds_ratio": estimate,
+            "standard_error": error,
+            "odds_ratio": np.exp(estimate),
+            "ci_low": np.exp(estimate - Z95 * error),
+            "ci_high": np.exp(estimate + Z95 * error),
+            "p_value": 2 * stats.norm.sf(np.abs(estimate / error)),
+            "not_controlled": pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str"),
+            "reason": pd.Series(reason, dtype="str"),
+        }
+    )
 
 
 def _weighted_denial_odds(
@@ -283,21 +285,23 @@ def _weighted_denial_odds(
     good = fitted_units[status == 0]
     estimate[good] = log_odds[status == 0]
     error[good] = np.sqrt(variance[status == 0])
-    table = units.table()
-    table["reference_applications"] = reference_n
-    table["compared_applications"] = compared_n
-    table["reference_denial_rate"] = _ratio(reference_denials, reference_n)
-    table["compared_denial_rate"] = _ratio(compared_denials, compared_n)
-    table["model_applications"] = model_reference + model_compared
-    table["log_odds_ratio"] = estimate
-    table["standard_error"] = error
-    table["odds_ratio"] = np.exp(estimate)
-    table["ci_low"] = np.exp(estimate - Z95 * error)
-    table["ci_high"] = np.exp(estimate + Z95 * error)
-    table["p_value"] = 2 * stats.norm.sf(np.abs(estimate / error))
-    table["not_controlled"] = pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str")
-    table["reason"] = pd.Series(reason, dtype="str")
-    return table
+    return units.table(
+        {
+            "reference_applications": reference_n,
+            "compared_applications": compared_n,
+            "reference_denial_rate": _ratio(reference_denials, reference_n),
+            "compared_denial_rate": _ratio(compared_denials, compared_n),
+            "model_applications": model_reference + model_compared,
+            "log_odds_ratio": estimate,
+            "standard_error": error,
+            "odds_ratio": np.exp(estimate),
+            "ci_low": np.exp(estimate - Z95 * error),
+            "ci_high": np.exp(estimate + Z95 * error),
+            "p_value": 2 * stats.norm.sf(np.abs(estimate / error)),
+            "not_controlled": pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str"),
+            "reason": pd.Series(reason, dtype="str"),
+        }
+    )
 
 
 def _design(values: np.ndarray, indicator: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
@@ -708,21 +712,23 @@ def pricing_disparity(
         critical = stats.t.ppf(0.975, freedom)
         p_value = 2 * stats.t.sf(np.abs(adjusted / standard_error), freedom)
 
-    table = units.table()
-    table["reference_loans"] = reference_n
-    table["compared_loans"] = compared_n
-    table["reference_mean_spread"] = reference_mean
-    table["compared_mean_spread"] = compared_mean
-    table["raw_gap"] = compared_mean - reference_mean
-    table["adjusted_gap"] = adjusted
-    table["standard_error"] = standard_error
-    table["ci_low"] = adjusted - critical * standard_error
-    table["ci_high"] = adjusted + critical * standard_error
-    table["p_value"] = p_value
-    table["degrees_of_freedom"] = freedom
-    table["not_controlled"] = pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str")
-    table["reason"] = pd.Series(reason, dtype="str")
-    return table
+    return units.table(
+        {
+            "reference_loans": reference_n,
+            "compared_loans": compared_n,
+            "reference_mean_spread": reference_mean,
+            "compared_mean_spread": compared_mean,
+            "raw_gap": compared_mean - reference_mean,
+            "adjusted_gap": adjusted,
+            "standard_error": standard_error,
+            "ci_low": adjusted - critical * standard_error,
+            "ci_high": adjusted + critical * standard_error,
+            "p_value": p_value,
+            "degrees_of_freedom": freedom,
+            "not_controlled": pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str"),
+            "reason": pd.Series(reason, dtype="str"),
+        }
+    )
 
 
 def _least_squares(
@@ -914,12 +920,14 @@ class _Units:
         """The weight of each row of ``rows`` (as ``rows`` returned them); None: every row weighs 1."""
         return None
 
-    def table(self) -> pd.DataFrame:
+    def table(self, columns: Mapping[str, Any]) -> pd.DataFrame:
+        """One row per unit: ``lei``, ``group`` and ``columns`` (one frame built at once)."""
         return pd.DataFrame(
             {
                 "lei": pd.Series(np.repeat(self.leis, len(self.groups)), dtype="str"),
                 "group": pd.Series(np.tile(np.array(self.groups, dtype=object), self.leis.size), dtype="str"),
             }
+            | dict(columns)
         )
 
 
