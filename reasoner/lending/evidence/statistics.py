@@ -111,12 +111,32 @@ class Prepared:
         self.frame = _canonical_order(frame)
         self._matrices: dict[Covariates, tuple[np.ndarray, tuple[str, ...]]] = {}
         self._lenders: tuple[np.ndarray, np.ndarray] | None = None
+        self._masks: dict[str, np.ndarray] = {}
 
     def lenders(self) -> tuple[np.ndarray, np.ndarray]:
         """``_lender_codes`` of the canonical rows, built once."""
         if self._lenders is None:
             self._lenders = _lender_codes(self.frame)
         return self._lenders
+
+    def usable(self) -> np.ndarray:
+        """``_usable`` of the canonical rows, built once (do not modify)."""
+        if "usable" not in self._masks:
+            self._masks["usable"] = _usable(self.frame)
+        return self._masks["usable"]
+
+    def equals(self, column: str, value: str) -> np.ndarray:
+        """Per canonical row, whether ``column`` is ``value`` (missing: no), built once (do not modify)."""
+        key = f"{column}\x00{value}"
+        if key not in self._masks:
+            self._masks[key] = _equals(self.frame[column], value)
+        return self._masks[key]
+
+    def denied(self) -> np.ndarray:
+        """Per canonical row, whether it was denied, built once (do not modify)."""
+        if "denied" not in self._masks:
+            self._masks["denied"] = _equals(self.frame["decision"], "denied")
+        return self._masks["denied"]
 
     def covariates(self, covariates: Covariates) -> tuple[np.ndarray, tuple[str, ...]]:
         """``_labelled_covariates`` of the canonical rows, built once per model."""
@@ -168,9 +188,9 @@ def lender_denial_odds(
     frame = prepared.frame
     if weights is not None:
         return _weighted_denial_odds(frame, reference, groups, weights, covariates, min_group, prepared)
-    usable = _usable(frame)
-    units = _Units(frame, group_column, reference, groups, usable, prepared.lenders())
-    denied = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
+    usable = prepared.usable()
+    units = _Units(frame, group_column, reference, groups, usable, prepared)
+    denied = prepared.denied()
     values, labels = prepared.covariates(covariates)
     complete = np.isfinite(values).all(axis=1)
 
@@ -238,9 +258,9 @@ def _weighted_denial_odds(
 ) -> pd.DataFrame:
     """``lender_denial_odds`` with probability-weighted group membership (``_WeightedUnits``): the
     same columns, applications and denials as sums of weights, a weighted logistic regression."""
-    usable = _usable(frame)
-    units = _WeightedUnits(frame, reference, groups, weights, usable, prepared.lenders())
-    denied = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
+    usable = prepared.usable()
+    units = _WeightedUnits(frame, reference, groups, weights, usable, prepared)
+    denied = prepared.denied()
     values, labels = prepared.covariates(covariates)
     complete = np.isfinite(values).all(axis=1)
     count = units.count
@@ -673,10 +693,10 @@ def pricing_disparity(
     spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
     values, labels = prepared.covariates(covariates)
     originated = frame["action_taken"].eq(1).fillna(False).to_numpy(dtype=bool)
-    loans = _usable(frame) & originated & np.isfinite(spread) & np.isfinite(values).all(axis=1)
+    loans = prepared.usable() & originated & np.isfinite(spread) & np.isfinite(values).all(axis=1)
     units: _Units = (
-        _Units(frame, group_column, reference, groups, loans, prepared.lenders()) if weights is None
-        else _WeightedUnits(frame, reference, groups, weights, loans, prepared.lenders())
+        _Units(frame, group_column, reference, groups, loans, prepared) if weights is None
+        else _WeightedUnits(frame, reference, groups, weights, loans, prepared)
     )
     rows, unit, indicator = units.rows(loans)
     weight = units.weight(rows)
@@ -879,15 +899,19 @@ class _Units:
         reference: str,
         groups: tuple[str, ...],
         usable: np.ndarray,
-        lenders: tuple[np.ndarray, np.ndarray] | None = None,
+        prepared: Prepared | None = None,
     ) -> None:
-        """``lenders``: ``_lender_codes(frame)``, when known."""
-        group = frame[group_column]
-        self.is_reference = group.eq(reference).fillna(False).to_numpy(dtype=bool)
+        """``prepared``: ``Prepared`` of ``frame`` (its canonical rows), whose masks and lenders are reused."""
+
+        def equals(name: str) -> np.ndarray:
+            return _equals(frame[group_column], name) if prepared is None else prepared.equals(group_column, name)
+
+        self.is_reference = equals(reference)
         self.group_index = np.full(len(frame), -1, dtype=np.int64)
         for index, name in enumerate(groups):
-            self.group_index[group.eq(name).fillna(False).to_numpy(dtype=bool)] = index
-        self._lenders(usable & (self.is_reference | (self.group_index >= 0)), lenders or _lender_codes(frame))
+            self.group_index[equals(name)] = index
+        lenders = _lender_codes(frame) if prepared is None else prepared.lenders()
+        self._lenders(usable & (self.is_reference | (self.group_index >= 0)), lenders)
         self.groups = groups
         self.count = self.leis.size * len(groups)
 
@@ -944,7 +968,7 @@ class _WeightedUnits(_Units):
         groups: tuple[str, ...],
         weights: Mapping[str, str],
         usable: np.ndarray,
-        lenders: tuple[np.ndarray, np.ndarray] | None = None,
+        prepared: Prepared | None = None,
     ) -> None:
         _require(frame, [weights[name] for name in (reference, *groups) if name in weights], "weighted groups")
 
@@ -959,7 +983,7 @@ class _WeightedUnits(_Units):
         self.is_reference = self.reference_weight > 0
         self.group_index = np.full(len(frame), -1, dtype=np.int64)  # unused: rows() reads the weights
         taking_part = usable & (self.is_reference | np.any([w > 0 for w in self.group_weights], axis=0))
-        self._lenders(taking_part, lenders or _lender_codes(frame))
+        self._lenders(taking_part, _lender_codes(frame) if prepared is None else prepared.lenders())
         self.groups = groups
         self.count = self.leis.size * len(groups)
         self._weights: np.ndarray = np.empty(0)
@@ -981,6 +1005,12 @@ class _WeightedUnits(_Units):
         if rows.size != self._weights.size:
             raise ValueError("weight() answers for the rows of the last rows() call")
         return self._weights
+
+
+def _equals(values: pd.Series, value: str) -> np.ndarray:
+    """Per row, whether ``values`` is ``value`` (missing: no)."""
+    equal: np.ndarray = values.eq(value).fillna(False).to_numpy(dtype=bool)
+    return equal
 
 
 def _lender_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
