@@ -222,10 +222,16 @@ def similar_pairs_of(
         search = (spec.columns, spec.scaling, spec.blocks, spec.neighbours, spec.max_distance, spec.log_columns)
         shared.setdefault((*search, is_reference.tobytes()), []).append(index)
     results: dict[int, pd.DataFrame] = {}
+    order_key = _id_order(frame["application_id"]) if specs else np.empty(0, np.int64)  # once for every search
+    features: dict[tuple[tuple[str, ...], tuple[str, ...]], np.ndarray] = {}
     for members in shared.values():
+        spec = specs[members[0]]
         is_reference = sides_of[members[0]][0]
         union = np.logical_or.reduce([sides_of[index][1] for index in members])
-        found = _searched(frame, specs[members[0]], scaling, usable, is_reference, union)
+        if (spec.columns, spec.log_columns) not in features:
+            features[spec.columns, spec.log_columns] = _features(frame, spec)
+        values = features[spec.columns, spec.log_columns]
+        found = _searched(frame, spec, scaling, usable, is_reference, union, values, order_key)
         for index in members:
             results[index] = _pairs(frame, specs[index], found, is_reference, sides_of[index][1])
     return [results[index] for index in range(len(specs))]
@@ -252,14 +258,16 @@ def _searched(
     usable: np.ndarray,
     is_reference: np.ndarray,
     is_compared: np.ndarray,
+    values: np.ndarray,
+    order_key: np.ndarray,
 ) -> _Found:
-    values = _features(frame, spec)
+    """The search of ``is_compared`` rows' neighbours among ``is_reference`` rows; ``values``:
+    ``_features(frame, spec)``, ``order_key``: ``_id_order`` of the frame's ids."""
     present = np.isfinite(values)
     complete = present.all(axis=1)
     block_codes = _block_codes(frame, spec.blocks, is_reference | is_compared)
     taking_part = complete & (block_codes >= 0)
     scaled = _apply(values, scaling if scaling is not None else _fit(values, usable & complete, spec.scaling))
-    order_key = _id_order(frame["application_id"])
     sides = _sides(scaled, block_codes, order_key, is_reference & taking_part, is_compared & taking_part)
 
     found = [_search(sides, spec, batch) for batch in _work(sides, spec)]
