@@ -139,11 +139,17 @@ def add_group_columns(frame: pd.DataFrame, majority_minority_percent: float) -> 
     )
     sex = frame["sex"].to_numpy(dtype=object, na_value=None)
     binary_sex = np.isin(sex, ("Male", "Female"))
-    known = minority != None  # noqa: E711 (elementwise)
-    minority_sex = np.where(known & binary_sex, minority.astype(str) + " " + sex.astype(str), missing)
     percent = frame["tract_minority_pct"].to_numpy(dtype=np.float64, na_value=np.nan)
-    tract = np.where(percent > majority_minority_percent, "majority-minority tract", "other tract")
-    minority_tract = np.where(known & np.isfinite(percent), minority.astype(str) + " / " + tract, missing)
+    majority = percent > majority_minority_percent
+    # The combined groups' texts, one group of each at a time (a few masks, no per-row strings made).
+    minority_sex = np.full(len(frame), None, dtype=object)
+    minority_tract = np.full(len(frame), None, dtype=object)
+    for group in ("Minority", WHITE):
+        member = minority == group
+        for value in ("Male", "Female"):
+            minority_sex[member & binary_sex & (sex == value)] = f"{group} {value}"
+        minority_tract[member & np.isfinite(percent) & majority] = f"{group} / majority-minority tract"
+        minority_tract[member & np.isfinite(percent) & ~majority] = f"{group} / other tract"
     for name, values in (
         ("race_ethnicity", race_ethnicity),
         ("minority", minority),
