@@ -445,29 +445,38 @@ def _newton(
     return beta, eta, status
 
 
-def denial_probabilities(frame: pd.DataFrame, covariates: Sequence[str] | Covariates = DENIAL_COVARIATES) -> np.ndarray:
+def denial_probabilities(
+    frame: pd.DataFrame,
+    covariates: Sequence[str] | Covariates = DENIAL_COVARIATES,
+    *,
+    prepared: Prepared | None = None,
+) -> np.ndarray:
     """Per row, the probability of denial on the financials alone: one logistic regression per
     lender of ``denied`` on an intercept and the covariates (no group), over its usable rows
     with every covariate. NaN for rows without every covariate and for lenders whose fit
-    fails (fewer than ``MIN_GROUP`` rows, separation, no convergence)."""
+    fails (fewer than ``MIN_GROUP`` rows, separation, no convergence). ``prepared``: as for
+    ``lender_denial_odds`` (its covariate matrix, lenders and masks are reused)."""
     covariates = as_covariates(covariates)
     _require(frame, ("lei", "excluded", "decision", *covariates.columns), "denial probabilities")
     order = _canonical_positions(frame)  # sums independent of the input's row order
+    fitted = _fitted_denial(_prepared(frame, prepared), covariates)
     if order is None:
-        return _fitted_denial(frame, covariates)
+        return fitted
     probability = np.empty(len(frame))
-    probability[order] = _fitted_denial(frame.iloc[order], covariates)
+    probability[order] = fitted
     return probability
 
 
-def _fitted_denial(frame: pd.DataFrame, covariates: Covariates) -> np.ndarray:
-    values = _covariates(frame, covariates)
+def _fitted_denial(prepared: Prepared, covariates: Covariates) -> np.ndarray:
+    """``denial_probabilities`` of the canonical rows of ``prepared``."""
+    frame = prepared.frame
+    values = prepared.covariates(covariates)[0]
     complete = np.isfinite(values).all(axis=1)
-    codes, _ = pd.factorize(frame["lei"].astype("str"), sort=True)
+    codes = prepared.lenders()[0]
     count = int(codes.max()) + 1 if codes.size else 0
     known = complete & (codes >= 0)
-    fit = known & _usable(frame)
-    outcome = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
+    fit = known & prepared.usable()
+    outcome = prepared.denied()
     rows = np.flatnonzero(fit)
     unit = codes[rows]
     size = np.bincount(unit, minlength=count)

@@ -195,9 +195,9 @@ def audit_tables(
     per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
 
     odds, matched, pricing, outliers = [], [], [], []
-    denial_probability = denial_probabilities(frame, config.denial_model)
-    id_index = application_index(frame)
     shared = Prepared(frame)  # rows in canonical order and covariate matrices, once for every comparison
+    denial_probability = denial_probabilities(frame, config.denial_model, prepared=shared)
+    id_index = application_index(frame)
     for comparison in config.comparisons:
         column, reference, compared = comparison.column, comparison.reference, comparison.compared
         found_pairs = per_comparison.get(comparison.name, pairs.iloc[:0])
