@@ -195,6 +195,10 @@ def audit_tables(
     per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
 
     odds, matched, pricing, outliers = [], [], [], []
+    # The text columns the pair tests read, as Python strings once for every comparison (not per test).
+    decided = pd.DataFrame(
+        {name: frame[name].to_numpy(dtype=object, na_value="") for name in ("application_id", "lei", "decision")}
+    )
     shared = Prepared(frame)  # rows in canonical order and covariate matrices, once for every comparison
     denial_probability = denial_probabilities(frame, config.denial_model, prepared=shared)
     id_index = application_index(frame)
@@ -223,7 +227,7 @@ def audit_tables(
         )
         matched.append(
             _tag(
-                matched_pair_test(found_pairs, frame, denial_probability=denial_probability, rows=rows),
+                matched_pair_test(found_pairs, decided, denial_probability=denial_probability, rows=rows),
                 comparison,
             )
         )
@@ -245,7 +249,7 @@ def audit_tables(
         outliers.append(
             _tag(
                 cluster_outliers(
-                    frame,
+                    decided,
                     found_pairs,
                     min_neighbours=config.outlier_min_neighbours,
                     share=config.outlier_share,
