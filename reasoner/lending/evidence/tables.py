@@ -287,6 +287,7 @@ def audit_tables(
             covariates=config.denial_model,
             majority_minority_percent=config.majority_minority_percent,
             min_group=config.min_group,
+            prepared=shared,
         ),
         pair_counts=counts,
         pairs_given=not counts,
