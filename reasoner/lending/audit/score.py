@@ -120,8 +120,9 @@ class _Atom:
     fixed: bool = False  # given by evidence
 
 
-def _atoms(run: Run, predicate: str) -> list[_Atom]:
-    """Every ground atom of a unary predicate, with its value and margin.
+def _atoms(run: Run, predicate: str, *, true_only: bool = False) -> list[_Atom]:
+    """Every ground atom of a unary predicate (only the true ones with ``true_only``), with its
+    value and margin.
 
     An atom fixed by evidence has an infinite margin; one in no formula is false with margin 0;
     one whose margin was not asked for has NaN.
@@ -129,26 +130,28 @@ def _atoms(run: Run, predicate: str) -> list[_Atom]:
     network, solution = run.network, run.solution
     index = network.predicates[predicate]
     keys = np.arange(index.num_atoms, dtype=np.int64)
-    constants = index.args(network.constants, keys)[0]
     state, _rows = index.lookup(keys)
     ids = network.atoms.ids(predicate, keys)
-    found = []
-    for key, constant, value, atom_id in zip(
-        keys.tolist(), constants.tolist(), state.tolist(), ids.tolist(), strict=True
+    fixed = state != UNKNOWN
+    truth = np.where(fixed, state == TRUE, solution.values[ids].astype(bool) & (ids != 0))  # values[0]: unused
+    if true_only:
+        keys, state, ids, fixed, truth = keys[truth], state[truth], ids[truth], fixed[truth], truth[truth]
+    constants = index.args(network.constants, keys)[0]
+    values = network.constants.values[constants]
+    margins, found = solution.margins, []
+    for key, value, atom_id, is_fixed, true in zip(
+        keys.tolist(), values.tolist(), ids.tolist(), fixed.tolist(), truth.tolist(), strict=True
     ):
-        fixed = value != UNKNOWN
-        if fixed:
-            truth, margin = value == TRUE, math.inf
+        if is_fixed:
+            margin = math.inf
         elif not atom_id:
-            truth, margin = False, 0.0
-        else:
-            truth = bool(solution.values[atom_id])
-            if atom_id not in solution.margins:
-                margin = math.nan
-            else:  # None: no world with it reversed satisfies the hard rules
-                scaled = solution.margins[atom_id]
-                margin = math.inf if scaled is None else float(run.cost(scaled))
-        found.append(_Atom(key, network.constants.values[constant], truth, margin, 0 if fixed else atom_id, fixed))
+            margin = 0.0
+        elif atom_id not in margins:
+            margin = math.nan
+        else:  # None: no world with it reversed satisfies the hard rules
+            scaled = margins[atom_id]
+            margin = math.inf if scaled is None else float(run.cost(scaled))
+        found.append(_Atom(key, value, true, margin, 0 if is_fixed else atom_id, is_fixed))
     return found
 
 
@@ -215,9 +218,10 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     frame = tables.applications
     position = application_positions(frame)
     findings = [
-        (predicate, label, atom) for predicate, label in config.application_findings for atom in _atoms(run, predicate)
+        (predicate, label, atom)
+        for predicate, label in config.application_findings
+        for atom in _atoms(run, predicate, true_only=True)
     ]
-    findings = [item for item in findings if item[2].value]
     comparators = _comparators(tables, {str(atom.constant) for _, _, atom in findings})
     # The columns' arrays, fetched once: an element of one is what ``frame[name].iat[where]`` gives.
     column = {name: frame[name].array for name in ("lei", "row", "race_ethnicity", "sex", "decision")}
