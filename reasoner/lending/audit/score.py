@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from reasoner.explain import Occurrences, Proof, explain_key
+from reasoner.explain import Occurrences, Proof, explain_keys
 from reasoner.ground import TRUE, UNKNOWN
 from reasoner.lending.audit.verdicts import VERDICT_COLUMNS, lender_evidence
 from reasoner.lending.config import INSUFFICIENT, NOT_TESTED, STATUS_TIERS, TIERS, UNDERPOWERED, AuditConfig
@@ -189,6 +189,12 @@ def _probabilities(
     return probability, interval
 
 
+def _proofs(run: Run, predicate: str, atoms: Sequence[_Atom], occurrences: Occurrences) -> list[Proof]:
+    """The proofs of ``atoms`` of ``predicate``, in their order."""
+    keys = np.array([atom.key for atom in atoms], dtype=np.int64)
+    return explain_keys(run.network, run.solution, predicate, keys, occurrences)
+
+
 def _effects(proof: Proof, towards_true: bool) -> float:
     """Finite weight of the ground formulas pushing the atom towards true (or false)."""
     items = proof.supporting if proof.value == towards_true else proof.opposing
@@ -196,17 +202,16 @@ def _effects(proof: Proof, towards_true: bool) -> float:
 
 
 def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
-    network, solution = run.network, run.solution
-    occurrences = Occurrences(network)
+    occurrences = Occurrences(run.network)
     proofs: dict[tuple[str, str], Proof] = {}
 
     verdict = {str(atom.constant): atom for atom in _atoms(run, config.lender_verdict)}
     kinds: dict[str, list[str]] = {}
     violation: dict[str, float] = {}
     for predicate, label in config.lender_kinds:
-        for atom in _atoms(run, predicate):
+        atoms = _atoms(run, predicate)
+        for atom, proof in zip(atoms, _proofs(run, predicate, atoms, occurrences), strict=True):
             lei = str(atom.constant)
-            proof = explain_key(network, solution, predicate, atom.key, occurrences)
             violation[lei] = violation.get(lei, 0.0) + _effects(proof, True)
             if atom.value:
                 kinds.setdefault(lei, []).append(label)
@@ -222,13 +227,17 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
         for predicate, label in config.application_findings
         for atom in _atoms(run, predicate, true_only=True)
     ]
+    found_proofs = {
+        predicate: iter(_proofs(run, predicate, [atom for kind, _, atom in findings if kind == predicate], occurrences))
+        for predicate, _ in config.application_findings
+    }
     comparators = _comparators(tables, {str(atom.constant) for _, _, atom in findings})
     # The columns' arrays, fetched once: an element of one is what ``frame[name].iat[where]`` gives.
     column = {name: frame[name].array for name in ("lei", "row", "race_ethnicity", "sex", "decision")}
     for predicate, label, atom in findings:
         app = str(atom.constant)
         where = int(position[app])
-        proof = explain_key(network, solution, predicate, atom.key, occurrences)
+        proof = next(found_proofs[predicate])
         proofs[(predicate, app)] = proof
         lei = str(column["lei"][where])
         flagged_apps[lei] = flagged_apps.get(lei, 0) + 1
@@ -291,8 +300,9 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
                 **evidence.columns(lei, violations),
             }
         )
-        if flagged and found is not None:
-            proofs[("lender", lei)] = explain_key(network, solution, config.lender_verdict, found.key, occurrences)
+    flagged_atoms = [verdict[lei] for lei in leis if lei in verdict and verdict[lei].value]
+    for atom, proof in zip(flagged_atoms, _proofs(run, config.lender_verdict, flagged_atoms, occurrences), strict=True):
+        proofs[("lender", str(atom.constant))] = proof
     lender_frame = pd.DataFrame(rows, columns=list(LENDER_COLUMNS))
     order = np.lexsort((lender_frame["lei"].to_numpy(), -lender_frame["risk_score"].to_numpy()))
     lender_frame = lender_frame.iloc[order].reset_index(drop=True)
