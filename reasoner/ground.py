@@ -173,10 +173,15 @@ class GroundNetwork:
 
     def key_text(self, predicate: str, keys: np.ndarray) -> list[str]:
         index = self.predicates[predicate]
-        args = index.args(self.constants, keys)
-        texts = [[self.constants.text(int(i)) for i in column] for column in args]
+        texts = []
+        for column in index.args(self.constants, keys):  # each distinct constant's text made once
+            distinct, inverse = np.unique(column, return_inverse=True)
+            made = np.array([self.constants.text(constant) for constant in distinct.tolist()], dtype=object)
+            texts.append(made[inverse].tolist())
         if not texts:
             return [f"{predicate}()" for _ in range(len(keys))]
+        if len(texts) == 1:
+            return [f"{predicate}({text})" for text in texts[0]]
         return [f"{predicate}({','.join(parts)})" for parts in zip(*texts, strict=True)]
 
 
