@@ -172,7 +172,9 @@ class Occurrences:
         atom = np.concatenate(atoms) if atoms else empty
         numbers = np.concatenate(blocks) if blocks else empty
         row = np.concatenate(rows) if rows else empty
-        triples = np.unique(np.stack([atom, numbers, row], axis=1), axis=0) if atom.size else np.empty((0, 3), np.int64)
+        triples = np.stack([atom, numbers, row], axis=1)[np.lexsort((row, numbers, atom))]
+        if len(triples):  # an atom twice in one ground formula: once
+            triples = triples[np.concatenate([[True], (triples[1:] != triples[:-1]).any(axis=1)])]
         self._atoms = triples[:, 0]
         self._places = triples[:, 1:]
 
