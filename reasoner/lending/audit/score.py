@@ -231,7 +231,6 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
         predicate: iter(_proofs(run, predicate, [atom for kind, _, atom in findings if kind == predicate], occurrences))
         for predicate, _ in config.application_findings
     }
-    comparators = _comparators(tables, {str(atom.constant) for _, _, atom in findings})
     # The columns' arrays, fetched once: an element of one is what ``frame[name].iat[where]`` gives.
     column = {name: frame[name].array for name in ("lei", "row", "race_ethnicity", "sex", "decision")}
     for predicate, label, atom in findings:
@@ -255,7 +254,7 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
                 "margin": atom.margin,
                 "confidence": _confidence(config, atom.margin, True),
                 "rules": rules,
-                "comparators": comparators.get(app, []),
+                "comparators": None,  # the column is made at once below
             }
         )
 
@@ -312,7 +311,7 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
         for name in ("race_source", *ESTIMATED_COLUMNS):
             applications[name] = frame[name].to_numpy()[where]
     applications["comparators"] = pd.Series(
-        pd.arrays.ArrowExtensionArray(pa.array(applications["comparators"].tolist(), type=COMPARATORS)),
+        pd.arrays.ArrowExtensionArray(_comparators(tables, applications["application_id"].astype(str).tolist())),
         index=applications.index,
     )
     applications = applications.sort_values(["lei", "application_id", "finding"], kind="stable").reset_index(drop=True)
@@ -340,39 +339,41 @@ def _lender_confidence(config: AuditConfig, probability: float, tested: bool) ->
     return _label(config, math.inf if probability >= 1.0 else math.log(probability / (1.0 - probability)))
 
 
-def _comparators(tables: PartitionTables, wanted: set[str]) -> dict[str, list[dict[str, object]]]:
-    """Per wanted compared applicant: its similar reference applicants (nearest first)."""
+def _comparators(tables: PartitionTables, applications: list[str]) -> pa.ListArray:
+    """Per application of ``applications`` (in order; one may come twice): its similar reference
+    applicants, in the pair table's order (nearest first), as one ``COMPARATORS`` array."""
     pairs = tables.pairs
-    pairs = pairs[pairs["b"].astype(str).isin(wanted)]
-    if pairs.empty:
-        return {}
+    pairs = pairs[pairs["b"].astype(str).isin(set(applications))]
     frame = tables.applications
-    where = application_positions(frame).reindex(pairs["a"].astype(str)).to_numpy()
+    compared = pairs["a"].astype(str)
+    where = application_positions(frame).reindex(compared).to_numpy()
     known = ~np.isnan(where)
     decision = np.full(len(pairs), None, dtype=object)
     row = np.zeros(len(pairs), dtype=np.int64)
     located = where[known].astype(np.int64)
     decision[known] = frame["decision"].to_numpy(dtype=object)[located]
     row[known] = frame["row"].to_numpy()[located]
-    found: dict[str, list[dict[str, object]]] = {}
-    for b, a, comparison, distance, rank, choice, input_row in zip(
-        pairs["b"].astype(str),
-        pairs["a"].astype(str),
-        pairs["comparison"],
-        pairs["distance"].tolist(),
-        pairs["rank"].tolist(),
-        decision.tolist(),
-        row.tolist(),
-        strict=True,
-    ):
-        found.setdefault(b, []).append(
-            {
-                "application_id": a,
-                "row": input_row,
-                "comparison": comparison,
-                "distance": round(distance, 6),
-                "rank": rank,
-                "decision": choice,
-            }
-        )
-    return found
+    values = pa.StructArray.from_arrays(
+        [
+            pa.array(compared.tolist(), pa.string()),
+            pa.array(row, pa.int64()),
+            pa.array(pairs["comparison"].astype(str).tolist(), pa.string()),
+            pa.array([round(distance, 6) for distance in pairs["distance"].tolist()], pa.float64()),
+            pa.array(pairs["rank"].to_numpy(dtype=np.int64), pa.int64()),
+            pa.array(decision.tolist(), pa.string()),
+        ],
+        fields=list(COMPARATORS.value_type),
+    )
+    # the pairs of one compared applicant together, in the table's order
+    codes, uniques = pd.factorize(pairs["b"].astype(str).to_numpy(dtype=object))
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=len(uniques))
+    starts = np.cumsum(counts) - counts
+    group = {str(name): number for number, name in enumerate(uniques)}
+    groups = np.array([group.get(name, -1) for name in applications], dtype=np.int64)
+    lengths = np.where(groups >= 0, counts[np.maximum(groups, 0)] if len(counts) else 0, 0)
+    first = np.repeat(np.where(groups >= 0, starts[np.maximum(groups, 0)] if len(starts) else 0, 0), lengths)
+    offsets = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    taken = values.take(pa.array(order[first + offsets]))
+    bounds = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32), pa.int32())
+    return pa.ListArray.from_arrays(bounds, taken, type=COMPARATORS)
