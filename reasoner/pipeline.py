@@ -107,7 +107,7 @@ class Run:
     seconds: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     margin_predicates: frozenset[str] = frozenset()
-    _made: dict[str, tuple[QueryAtom, ...]] = field(default_factory=dict, compare=False, repr=False)
+    _made: dict[str, tuple[QueryAtom, ...]] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def atoms(self) -> tuple[QueryAtom, ...]:
