@@ -9,7 +9,6 @@ atoms it rests on with their sources (file and line, or table and row).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -18,8 +17,8 @@ import numpy as np
 from reasoner.constants import GROUND_ATOM
 from reasoner.errors import ArgumentError, Option
 from reasoner.evidence import parse_constant, split_args
-from reasoner.ground import FALSE, TRUE, UNKNOWN, GroundBlock, GroundNetwork
-from reasoner.normalize import Cmp, Junction, Lit, Node, Truth, leaves
+from reasoner.ground import FALSE, TRUE, UNKNOWN, GroundBlock, GroundNetwork, evaluate
+from reasoner.normalize import Cmp, Lit, leaves
 from reasoner.solve import Solution
 
 __all__ = [
@@ -124,19 +123,6 @@ def find_atom(network: GroundNetwork, text: str) -> tuple[str, int]:
     return name, key
 
 
-def atom_value(network: GroundNetwork, solution: Solution, predicate: str, key: int) -> tuple[bool, str, str | None]:
-    """(value, decided_by, source) of any ground atom."""
-    index = network.predicates[predicate]
-    state, rows = index.lookup(np.array([key], dtype=np.int64))
-    if state[0] != UNKNOWN:
-        source = _source(network, predicate, int(rows[0])) if rows[0] >= 0 else "closed world"
-        return bool(state[0] == TRUE), "evidence", source
-    atom_id = int(network.atoms.ids(predicate, np.array([key]))[0])
-    if atom_id:
-        return bool(solution.values[atom_id]), "inference", None
-    return False, "no formula", None
-
-
 def _source(network: GroundNetwork, predicate: str, row: int, occurrences: Occurrences | None = None) -> str:
     sources, lines = occurrences.evidence_rows(predicate) if occurrences else _evidence_rows(network, predicate)
     source = int(sources[row])
@@ -173,6 +159,8 @@ class Occurrences:
         self._network = network
         self._evidence: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._plans: dict[int, _Plan] = {}  # by id() of a block of ``network`` (which keeps them alive)
+        # (atom, value, source) → its citation: an atom is cited by many formulas, made once
+        self.citations: dict[tuple[str, bool, str], EvidenceCitation] = {}
         atoms, blocks, rows = [], [], []
         for number, block in enumerate(network.blocks):
             for leaf_atoms in block.leaf_atoms:
@@ -184,7 +172,9 @@ class Occurrences:
         atom = np.concatenate(atoms) if atoms else empty
         numbers = np.concatenate(blocks) if blocks else empty
         row = np.concatenate(rows) if rows else empty
-        triples = np.unique(np.stack([atom, numbers, row], axis=1), axis=0) if atom.size else np.empty((0, 3), np.int64)
+        triples = np.stack([atom, numbers, row], axis=1)[np.lexsort((row, numbers, atom))]
+        if len(triples):  # an atom twice in one ground formula: once
+            triples = triples[np.concatenate([[True], (triples[1:] != triples[:-1]).any(axis=1)])]
         self._atoms = triples[:, 0]
         self._places = triples[:, 1:]
 
@@ -192,6 +182,16 @@ class Occurrences:
         """(block, row) pairs, sorted, of the ground formulas that mention the atom."""
         start, stop = np.searchsorted(self._atoms, [atom_id, atom_id + 1])
         return self._places[start:stop]
+
+    def of_many(self, atom_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every (block, row) pair of ``of`` for each of ``atom_ids``, concatenated in their order:
+        the position in ``atom_ids`` each pair belongs to, and the pairs."""
+        starts = np.searchsorted(self._atoms, atom_ids)
+        counts = np.searchsorted(self._atoms, atom_ids + 1) - starts
+        owners = np.repeat(np.arange(len(atom_ids), dtype=np.int64), counts)
+        # positions starts[i] .. starts[i] + counts[i] - 1, for every i
+        offsets = np.arange(len(owners), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+        return owners, self._places[np.repeat(starts, counts) + offsets]
 
 
 def explain_atom(
@@ -206,34 +206,62 @@ def explain_key(
     network: GroundNetwork, solution: Solution, predicate: str, key: int, occurrences: Occurrences | None = None
 ) -> Proof:
     """The proof of the atom ``key`` of ``predicate``."""
-    canonical = network.key_text(predicate, np.array([key]))[0]
-    value, decided_by, source = atom_value(network, solution, predicate, key)
-    atom_id = int(network.atoms.ids(predicate, np.array([key]))[0])
-    margin = None
-    if decided_by == "no formula":
-        margin = Decimal(0)
-    elif atom_id and atom_id in solution.margins:
-        scaled = solution.margins[atom_id]
-        # None: no world with the atom flipped satisfies the hard formulas.
-        margin = Decimal("Infinity") if scaled is None else Decimal(scaled) / solution.scale
-    supporting: list[GroundFormulaProof] = []
-    opposing: list[GroundFormulaProof] = []
-    neutral = 0
-    if atom_id:
-        occurrences = occurrences or Occurrences(network)
-        for block_index, row in occurrences.of(atom_id).tolist():
-            proof = _ground_formula(network, solution, network.blocks[block_index], row, atom_id, occurrences)
-            if proof.effect > 0:
-                supporting.append(proof)
-            elif proof.effect < 0:
-                opposing.append(proof)
-            else:
-                neutral += 1
-    # Ties are broken by the formula's text before its location, so neither the order nor the
-    # names of the rule files change the order of a proof.
-    supporting.sort(key=lambda item: (-item.effect, item.rule, item.substitution, item.location))
-    opposing.sort(key=lambda item: (item.effect, item.rule, item.substitution, item.location))
-    return Proof(canonical, value, decided_by, source, margin, tuple(supporting), tuple(opposing), neutral)
+    return explain_keys(network, solution, predicate, np.array([key], dtype=np.int64), occurrences)[0]
+
+
+def explain_keys(
+    network: GroundNetwork,
+    solution: Solution,
+    predicate: str,
+    keys: np.ndarray,
+    occurrences: Occurrences | None = None,
+) -> list[Proof]:
+    """The proofs of the atoms ``keys`` of ``predicate``, in their order (``explain_key`` of each):
+    the ground formulas of all of them are weighed block by block, in numpy."""
+    keys = np.asarray(keys, dtype=np.int64)
+    canonical = network.key_text(predicate, keys)
+    state, evidence_rows = network.predicates[predicate].lookup(keys)
+    atom_ids = network.atoms.ids(predicate, keys)
+    occurrences = occurrences or Occurrences(network)
+    owners, places = occurrences.of_many(atom_ids[atom_ids != 0])
+    owners = np.flatnonzero(atom_ids)[owners]
+    formulas: list[list[GroundFormulaProof]] = [[] for _ in range(len(keys))]
+    if len(owners):
+        order = np.argsort(places[:, 0], kind="stable")  # by block, each atom's formulas in their order
+        blocks = places[order, 0]
+        bounds = np.flatnonzero(np.diff(blocks)) + 1
+        for part in np.split(order, bounds):
+            block = network.blocks[int(places[part[0], 0])]
+            found = _ground_formulas(network, solution, block, places[part, 1], atom_ids[owners[part]], occurrences)
+            # each atom's formulas by block, then row: the order of ``Occurrences.of``
+            for owner, proof in zip(owners[part].tolist(), found, strict=True):
+                formulas[owner].append(proof)
+    proofs = []
+    for number, (text, value_state, row, atom_id) in enumerate(
+        zip(canonical, state.tolist(), evidence_rows.tolist(), atom_ids.tolist(), strict=True)
+    ):
+        if value_state != _UNKNOWN:
+            source = _source(network, predicate, row, occurrences) if row >= 0 else "closed world"
+            value, decided_by = value_state == _TRUE, "evidence"
+        else:
+            source, value = None, bool(solution.values[atom_id]) if atom_id else False
+            decided_by = "inference" if atom_id else "no formula"
+        margin = None
+        if decided_by == "no formula":
+            margin = Decimal(0)
+        elif atom_id and atom_id in solution.margins:
+            scaled = solution.margins[atom_id]
+            # None: no world with the atom flipped satisfies the hard formulas.
+            margin = Decimal("Infinity") if scaled is None else Decimal(scaled) / solution.scale
+        supporting = [proof for proof in formulas[number] if proof.effect > 0]
+        opposing = [proof for proof in formulas[number] if proof.effect < 0]
+        neutral = len(formulas[number]) - len(supporting) - len(opposing)
+        # Ties are broken by the formula's text before its location, so neither the order nor the
+        # names of the rule files change the order of a proof.
+        supporting.sort(key=lambda item: (-item.effect, item.rule, item.substitution, item.location))
+        opposing.sort(key=lambda item: (item.effect, item.rule, item.substitution, item.location))
+        proofs.append(Proof(text, value, decided_by, source, margin, tuple(supporting), tuple(opposing), neutral))
+    return proofs
 
 
 def ground_formula_citations(
@@ -262,15 +290,13 @@ class _Leaf:
 @dataclass(slots=True)
 class _Plan:
     """What explaining any grounding of one block needs that does not depend on the grounding:
-    its leaves, rule text, location, weight and effect sizes, and the tree's value for each
-    combination of leaf states met so far (a formula has few leaves, so few combinations)."""
+    its leaves, rule text, location, weight and effect size."""
 
     leaves: tuple[_Leaf, ...]
     rule: str
     location: str
     weight: str
     magnitude: Decimal
-    kleene: dict[tuple[int, ...], int]
 
 
 def _plan(network: GroundNetwork, block: GroundBlock) -> _Plan:
@@ -295,7 +321,6 @@ def _plan(network: GroundNetwork, block: GroundBlock) -> _Plan:
         location=f"{statement.span.file}:{statement.span.line}",
         weight="hard" if weight is None else str(weight),
         magnitude=Decimal("Infinity") if weight is None else abs(weight),
-        kleene={},
     )
 
 
@@ -307,89 +332,113 @@ def _ground_formula(
     atom_id: int,
     occurrences: Occurrences | None = None,
 ) -> GroundFormulaProof:
+    rows, atoms = np.array([row], dtype=np.int64), np.array([atom_id], dtype=np.int64)
+    return _ground_formulas(network, solution, block, rows, atoms, occurrences)[0]
+
+
+def _ground_formulas(
+    network: GroundNetwork,
+    solution: Solution,
+    block: GroundBlock,
+    rows: np.ndarray,
+    atom_ids: np.ndarray,
+    occurrences: Occurrences | None = None,
+) -> list[GroundFormulaProof]:
+    """The groundings ``rows`` of ``block``, each weighed for flipping its atom of ``atom_ids``
+    (0: none): leaf states, the tree's value and the effect in numpy, a row at a time only the
+    texts of its substitution and citations."""
     plan = occurrences.plan(block) if occurrences else _plan(network, block)
+    made = occurrences.citations if occurrences else {}
+    count = len(rows)
     constant_text = network.constants.text
-    texts = [constant_text(constant) for constant in block.substitutions[row].tolist()]
-    substitution = tuple(zip(block.formula.variables, texts, strict=True))
-    states_now: list[int] = []
-    states_flipped: list[int] = []
-    citations: list[EvidenceCitation] = []
-    seen: set[str] = set()
-    leaf_columns = zip(plan.leaves, block.leaf_states, block.leaf_atoms, block.leaf_evidence, strict=True)
-    for leaf, states, atoms, evidence in leaf_columns:
-        state = int(states[row])
-        atom = int(atoms[row])
+    # per variable, the text of its constant in each row
+    columns = [[constant_text(constant) for constant in column] for column in block.substitutions[rows].T.tolist()]
+    now_states, flipped_states = [], []
+    leaf_citations: list[list[EvidenceCitation]] = []  # per cited leaf, per row
+    leaf_texts: dict[str, list[list[str]]] = {}  # per predicate, the atom texts of its cited leaves
+    cited_leaves: set[tuple[str, tuple[str | int, ...]]] = set()
+    for leaf, all_states, all_atoms, all_evidence in zip(
+        plan.leaves, block.leaf_states, block.leaf_atoms, block.leaf_evidence, strict=True
+    ):
+        states = np.asarray(all_states)[rows]
         literal = leaf.literal
-        if state == _UNKNOWN and atom:
-            assert literal is not None  # a comparison is never unknown
-            value = bool(solution.values[atom])
-            now = value == literal.positive
-            flipped = now if atom != atom_id else not now
-            states_now.append(_TRUE if now else _FALSE)
-            states_flipped.append(_TRUE if flipped else _FALSE)
-        else:
-            states_now.append(state)
-            states_flipped.append(state)
-        if literal is None:
+        if literal is None:  # a comparison: never unknown, cites nothing
+            now_states.append(states)
+            flipped_states.append(states)
             continue
-        parts = [arg if isinstance(arg, str) else texts[arg] for arg in leaf.args]
-        text = f"{literal.predicate}({','.join(parts)})"
-        if text in seen:
+        atoms = np.asarray(all_atoms)[rows]
+        inferred = (states == _UNKNOWN) & (atoms != 0)
+        values = solution.values[atoms].astype(bool)  # values[0] (no atom): unused
+        now = values == literal.positive
+        flipped = now ^ (atoms == atom_ids)
+        now_states.append(np.where(inferred, np.where(now, TRUE, FALSE), states).astype(np.int8))
+        flipped_states.append(np.where(inferred, np.where(flipped, TRUE, FALSE), states).astype(np.int8))
+        if (literal.predicate, leaf.args) in cited_leaves:  # the same atom as an earlier leaf: cited once
             continue
-        seen.add(text)
-        if state == _UNKNOWN and atom:
-            citations.append(EvidenceCitation(text, bool(solution.values[atom]), "inferred"))
+        cited_leaves.add((literal.predicate, leaf.args))
+        evidence = np.asarray(all_evidence)[rows]
+        sources: list[str] = ["closed world"] * count
+        cited = ~inferred & (evidence >= 0)
+        for where, row_index in zip(np.flatnonzero(cited).tolist(), evidence[cited].tolist(), strict=True):
+            sources[where] = _source(network, literal.predicate, row_index, occurrences)
+        for where in np.flatnonzero(inferred).tolist():
+            sources[where] = "inferred"
+        # the atom's truth: its MAP value when inferred, else the literal's state read back through its sign
+        truth = np.where(inferred, values, (states == _TRUE) == literal.positive).tolist()
+        head = f"{literal.predicate}("
+        arguments = [[arg] * count if isinstance(arg, str) else columns[arg] for arg in leaf.args]
+        if len(arguments) == 1:
+            texts = [head + text + ")" for text in arguments[0]]
+        elif arguments:
+            texts = [head + ",".join(parts) + ")" for parts in zip(*arguments, strict=True)]
         else:
-            atom_true = bool((state == _TRUE) == literal.positive)
-            row_index = int(evidence[row])
-            source = _source(network, literal.predicate, row_index, occurrences) if row_index >= 0 else "closed world"
-            citations.append(EvidenceCitation(text, atom_true, source))
-    now = _evaluate(plan, block.tree, tuple(states_now)) == _TRUE
-    flipped = _evaluate(plan, block.tree, tuple(states_flipped)) == _TRUE
+            texts = [head + ")"] * count
+        leaf_texts.setdefault(literal.predicate, []).append(texts)
+        leaf_citations.append(
+            [
+                made.get(key) or made.setdefault(key, EvidenceCitation(*key))
+                for key in zip(texts, truth, sources, strict=True)
+            ]
+        )
+    # Rows where leaves of one predicate with different arguments name the same atom (two variables
+    # bound to one constant): the atom is cited once, at its first leaf.
+    repeated = np.zeros(count, dtype=bool)
+    for texts_of in leaf_texts.values():
+        for number, earlier in enumerate(texts_of):
+            for later in texts_of[number + 1 :]:
+                repeated |= np.array([a == b for a, b in zip(earlier, later, strict=True)], dtype=bool)
+    now_value = evaluate(block.tree, now_states, count) == TRUE
+    flipped_value = evaluate(block.tree, flipped_states, count) == TRUE
     # The block's tree is negated for negative weights: "true" means "not costly".
-    effect = Decimal(0)
-    if now != flipped:
-        effect = plan.magnitude if now else -plan.magnitude
-    return GroundFormulaProof(
-        rule=plan.rule,
-        location=plan.location,
-        weight=plan.weight,
-        substitution=substitution,
-        satisfied=now != block.negated,
-        effect=effect,
-        atoms=tuple(citations),
-    )
-
-
-_FALSE, _TRUE, _UNKNOWN = int(FALSE), int(TRUE), int(UNKNOWN)
-
-
-def _evaluate(plan: _Plan, tree: Node, states: tuple[int, ...]) -> int:
-    """``_kleene`` of the block's tree for these leaf states, remembered in the block's plan."""
-    found = plan.kleene.get(states)
-    if found is None:
-        found = plan.kleene[states] = _kleene(tree, iter(states))
+    changed = (now_value != flipped_value).tolist()
+    variables = block.formula.variables
+    lines = list(zip(*columns, strict=True)) if columns else [()] * count
+    per_row = zip(*leaf_citations, strict=True) if leaf_citations else [()] * count
+    found = []
+    for line, is_now, is_changed, again, citations in zip(
+        lines, now_value.tolist(), changed, repeated.tolist(), per_row, strict=True
+    ):
+        if again:
+            once: dict[str, EvidenceCitation] = {}
+            for citation in citations:
+                once.setdefault(citation.atom, citation)
+            citations = tuple(once.values())
+        effect = (plan.magnitude if is_now else -plan.magnitude) if is_changed else Decimal(0)
+        found.append(
+            GroundFormulaProof(
+                rule=plan.rule,
+                location=plan.location,
+                weight=plan.weight,
+                substitution=tuple(zip(variables, line, strict=True)),
+                satisfied=is_now != block.negated,
+                effect=effect,
+                atoms=citations,
+            )
+        )
     return found
 
 
-def _kleene(node: Node, states: Iterator[int]) -> int:
-    """``ground.evaluate`` for one grounding, in plain Python (proofs evaluate one at a time).
-
-    Leaves take their states from ``states`` in the same order (every child is visited).
-    """
-    if isinstance(node, (Lit, Cmp)):
-        return next(states)
-    if isinstance(node, Truth):
-        return _TRUE if node.value else _FALSE
-    assert isinstance(node, Junction)
-    children = [_kleene(child, states) for child in node.children]
-    if node.kind == "and":
-        if _FALSE in children:
-            return _FALSE
-        return _TRUE if all(child == _TRUE for child in children) else _UNKNOWN
-    if _TRUE in children:
-        return _TRUE
-    return _FALSE if all(child == _FALSE for child in children) else _UNKNOWN
+_FALSE, _TRUE, _UNKNOWN = int(FALSE), int(TRUE), int(UNKNOWN)
 
 
 def render_proof(proof: Proof) -> str:

@@ -173,10 +173,15 @@ class GroundNetwork:
 
     def key_text(self, predicate: str, keys: np.ndarray) -> list[str]:
         index = self.predicates[predicate]
-        args = index.args(self.constants, keys)
-        texts = [[self.constants.text(int(i)) for i in column] for column in args]
+        texts = []
+        for column in index.args(self.constants, keys):  # each distinct constant's text made once
+            distinct, inverse = np.unique(column, return_inverse=True)
+            made = np.array([self.constants.text(constant) for constant in distinct.tolist()], dtype=object)
+            texts.append(made[inverse].tolist())
         if not texts:
             return [f"{predicate}()" for _ in range(len(keys))]
+        if len(texts) == 1:
+            return [f"{predicate}({text})" for text in texts[0]]
         return [f"{predicate}({','.join(parts)})" for parts in zip(*texts, strict=True)]
 
 
@@ -654,7 +659,7 @@ def _candidates(
     estimate = total if clauses == [[]] else 0
     if estimate > limit:
         raise _too_many(formula, estimate, limit)
-    scanned = [_scan_clause(clause, formula, predicates, constants, states) for clause in clauses]
+    scanned = [_scan_clause(clause, formula, predicates, constants, states, limit) for clause in clauses]
     if all(part is not None for part in scanned):
         found = _unique_rows(np.concatenate(scanned) if len(scanned) > 1 else scanned[0])  # type: ignore[arg-type]
         if len(found) > limit:
@@ -688,36 +693,37 @@ def _scan_clause(
     predicates: dict[str, PredicateIndex],
     constants: ConstantTable,
     states: dict[str, np.ndarray],
+    limit: int,
 ) -> np.ndarray | None:
     """``_clause_query``'s substitutions (rows of constant ids) computed in numpy, for a clause
-    that joins at most one relation and leaves no variable to a domain product: its variables
-    are bound by the true atoms of one closed-world predicate it negates, or it has one
-    variable, taken from its domain. Every other literal filters, as in SQL. None: use SQL."""
+    whose variables are bound by the true atoms of the closed-world predicates it negates (joined
+    on their shared variables, in the clause's order, as ``_clause_query`` joins them), or that
+    has one variable, taken from its domain. Every other literal filters, as in SQL. None: use
+    SQL (a domain product, a cross product, or a join of more than ``limit`` rows)."""
     clause = list(dict.fromkeys(clause))
     width = len(formula.types)
     if not width:
         return None
-    join: Lit | None = None
-    for leaf in clause:  # as ``_clause_query`` picks its joins: the first one binds every variable, or SQL
+    joins: list[Lit] = []
+    bound_slots: set[int] = set()
+    for leaf in clause:  # as ``_clause_query`` picks its joins: a literal that binds a variable
         if isinstance(leaf, Lit) and not leaf.positive and not predicates[leaf.predicate].predicate.open_world:
             slots = {arg.slot for arg in leaf.args if isinstance(arg, Var)}
-            if join is None and slots:
-                if slots != set(range(width)):
-                    return None
-                join = leaf
-    if join is not None:
-        index = predicates[join.predicate]
-        take = index.evidence_truth.copy()
-        args = index.args(constants, index.evidence_keys)
-        bound: dict[int, np.ndarray] = {}
-        for arg, ids in zip(join.args, args, strict=True):
-            if isinstance(arg, Const):
-                take &= ids == constants.id(arg.value)
-            elif arg.slot in bound:
-                take &= ids == bound[arg.slot]
-            else:
-                bound[arg.slot] = ids
-        rows = np.column_stack([bound[slot][take] for slot in range(width)]).astype(np.int64)
+            if slots - bound_slots:
+                if bound_slots and not slots & bound_slots:
+                    return None  # a cross product
+                joins.append(leaf)
+                bound_slots |= slots
+    if joins:
+        if bound_slots != set(range(width)):
+            return None  # a variable left to its domain
+        bound = _true_atoms(joins[0], predicates, constants)
+        for leaf in joins[1:]:
+            joined = _join(bound, _true_atoms(leaf, predicates, constants), len(constants), limit)
+            if joined is None:
+                return None
+            bound = joined
+        rows = np.column_stack([bound[slot] for slot in range(width)]).astype(np.int64).reshape(-1, width)
     elif width == 1:
         domain = constants.domains.get(formula.types[0], np.empty(0, dtype=np.int64))
         rows = np.asarray(domain, dtype=np.int64).reshape(-1, 1)
@@ -730,7 +736,7 @@ def _scan_clause(
         return rows[:, arg.slot]
 
     for leaf in clause:  # each filter narrows the rows the next one looks up
-        if leaf is join or not len(rows):
+        if leaf in joins or not len(rows):
             continue
         if isinstance(leaf, Cmp):  # not true
             rows = rows[~_compare_ids(leaf.op, column(leaf.left), column(leaf.right), constants.num_numeric)]
@@ -740,6 +746,53 @@ def _scan_clause(
         state = _evidence_state(index, key, states)
         rows = rows[(state != TRUE) if leaf.positive else (state != FALSE)]  # the literal is not true by evidence
     return rows
+
+
+def _true_atoms(leaf: Lit, predicates: dict[str, PredicateIndex], constants: ConstantTable) -> dict[int, np.ndarray]:
+    """The variables' constants (by slot) of the true evidence atoms matching ``leaf``'s arguments
+    (its constants, and a variable it repeats)."""
+    index = predicates[leaf.predicate]
+    take = index.evidence_truth.copy()
+    args = index.args(constants, index.evidence_keys)
+    bound: dict[int, np.ndarray] = {}
+    for arg, ids in zip(leaf.args, args, strict=True):
+        if isinstance(arg, Const):
+            take &= ids == constants.id(arg.value)
+        elif arg.slot in bound:
+            take &= ids == bound[arg.slot]
+        else:
+            bound[arg.slot] = ids
+    return {slot: ids[take] for slot, ids in bound.items()}
+
+
+def _join(
+    left: dict[int, np.ndarray], right: dict[int, np.ndarray], num_constants: int, limit: int
+) -> dict[int, np.ndarray] | None:
+    """The rows of ``left`` and ``right`` (columns of constant ids by slot) that agree on their
+    shared slots, with the columns of both (a sort-merge join: the rows' order does not matter,
+    ``_unique_rows`` sorts them). None when they share no slot, or the join has more than
+    ``limit`` rows."""
+    shared = sorted(set(left) & set(right))
+    if not shared or num_constants ** len(shared) >= 2**62:
+        return None
+    left_key = np.zeros(len(left[shared[0]]), dtype=np.int64)
+    right_key = np.zeros(len(right[shared[0]]), dtype=np.int64)
+    for slot in shared:  # the shared slots' ids as one number (mixed radix)
+        left_key = left_key * num_constants + left[slot]
+        right_key = right_key * num_constants + right[slot]
+    order = np.argsort(right_key, kind="stable")
+    ordered = right_key[order]
+    start = np.searchsorted(ordered, left_key, side="left")
+    count = np.searchsorted(ordered, left_key, side="right") - start
+    total = int(count.sum())
+    if total > limit:
+        return None
+    left_rows = np.repeat(np.arange(len(left_key), dtype=np.int64), count)
+    offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+    right_rows = order[np.repeat(start, count) + offsets]
+    joined = {slot: ids[left_rows] for slot, ids in left.items()}
+    joined.update({slot: ids[right_rows] for slot, ids in right.items() if slot not in joined})
+    return joined
 
 
 def _evidence_state(index: PredicateIndex, keys: np.ndarray, states: dict[str, np.ndarray]) -> np.ndarray:

@@ -30,7 +30,18 @@ from reasoner.soften import broken_hard_formulas, soften
 from reasoner.solve import Solution, Status, solve
 from reasoner.syntax import Program, Span
 
-__all__ = ["QueryAtom", "Run", "RuleSource", "check", "explain", "parse", "query_atoms", "run"]
+__all__ = [
+    "QueryAtom",
+    "QueryAtoms",
+    "Run",
+    "RuleSource",
+    "check",
+    "explain",
+    "parse",
+    "query_atoms",
+    "query_table",
+    "run",
+]
 
 MAX_LISTED_ATOMS = 1_000_000
 DEFAULT_MARGIN_ATOMS = 1_000
@@ -48,16 +59,64 @@ class QueryAtom:
 
 
 @dataclass(frozen=True, slots=True)
+class QueryAtoms:
+    """The query atoms as columns, per query predicate (sorted by name): the atoms' keys (in key
+    order), their evidence states and their atom ids (0 when fixed by evidence or in no formula)."""
+
+    predicates: tuple[str, ...]
+    keys: tuple[np.ndarray, ...]
+    states: tuple[np.ndarray, ...]
+    ids: tuple[np.ndarray, ...]
+
+    def __len__(self) -> int:
+        return sum(len(keys) for keys in self.keys)
+
+    def margin_ids(self, predicates: set[str]) -> list[int]:
+        """The atom ids of the atoms of ``predicates`` the solver decides, in order."""
+        found: list[int] = []
+        for name, ids in zip(self.predicates, self.ids, strict=True):
+            if name in predicates:
+                found.extend(ids[ids != 0].tolist())
+        return found
+
+    def atoms(self, network: GroundNetwork, values: np.ndarray | None = None) -> list[QueryAtom]:
+        """The atoms as objects with their texts, valued from the solver's ``values`` (None: as
+        evidence gives them, false when unknown)."""
+        found: list[QueryAtom] = []
+        true, unknown = int(TRUE), int(UNKNOWN)
+        for name, keys, states, ids in zip(self.predicates, self.keys, self.states, self.ids, strict=True):
+            given = (states == true).tolist()
+            solved = values[ids].astype(bool).tolist() if values is not None else given
+            found.extend(
+                QueryAtom(text, value_solved if atom_id else value_given, atom_id, state != unknown)
+                for text, value_given, value_solved, atom_id, state in zip(
+                    network.key_text(name, keys), given, solved, ids.tolist(), states.tolist(), strict=True
+                )
+            )
+        return found
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
     program: CheckedProgram
     evidence: Evidence
     network: GroundNetwork
     encoding: Encoding
     solution: Solution
-    atoms: tuple[QueryAtom, ...]
+    query: QueryAtoms
     seconds: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     margin_predicates: frozenset[str] = frozenset()
+    _made: dict[str, tuple[QueryAtom, ...]] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    @property
+    def atoms(self) -> tuple[QueryAtom, ...]:
+        """Every query atom with its text and MAP value, in order (made on first use: the lending
+        audit reads the columns of ``query`` instead)."""
+        found = self._made.get("atoms")
+        if found is None:
+            found = self._made["atoms"] = tuple(self.query.atoms(self.network, self.solution.values))
+        return found
 
     @property
     def status(self) -> Status:
@@ -177,21 +236,14 @@ def run(
         lap("ground")
         encoding = encode(network)
         lap("encode")
-        found, notes = query_atoms(network, program.queries)
-        margin_predicates = _margin_predicates(found, margins, program)
-        margin_atoms = [atom.atom_id for atom in found if atom.atom_id and _predicate(atom) in margin_predicates]
-        margin_atoms += _explained_atom_ids(network, explain_atoms)
+        found, notes = query_table(network, program.queries)
+        margin_predicates = _margin_predicates(len(found), margins, program)
+        margin_atoms = found.margin_ids(margin_predicates) + _explained_atom_ids(network, explain_atoms)
         solution = solve(encoding, margin_atoms=margin_atoms, time_limit=time_limit, workers=workers, backend=solver)
         if hard_weight is not None:
             solution.stats["hard_broken"] = broken_hard_formulas(network, encoding, hard_blocks, solution.values)
         lap("solve")
-    ids = np.fromiter((atom.atom_id for atom in found), dtype=np.int64, count=len(found))
-    solved = solution.values[ids].astype(bool).tolist() if len(solution.values) else [False] * len(found)
-    atoms = tuple(
-        QueryAtom(atom.text, value if atom.atom_id else atom.value, atom.atom_id, atom.fixed)
-        for atom, value in zip(found, solved, strict=True)
-    )
-    return Run(program, facts, network, encoding, solution, atoms, seconds, tuple(notes), frozenset(margin_predicates))
+    return Run(program, facts, network, encoding, solution, found, seconds, tuple(notes), frozenset(margin_predicates))
 
 
 def explain(result: Run, atom: str) -> Proof:
@@ -218,10 +270,6 @@ def _patterns(queries: Sequence[QueryPattern | str]) -> tuple[QueryPattern, ...]
     if isinstance(queries, str):
         queries = [name.strip() for name in queries.split(",") if name.strip()]
     return tuple(query if isinstance(query, QueryPattern) else QueryPattern(query) for query in queries)
-
-
-def _predicate(atom: QueryAtom) -> str:
-    return atom.text.split("(", 1)[0]
 
 
 class Laps:
@@ -258,9 +306,10 @@ def _explained_atom_ids(network: GroundNetwork, texts: Sequence[str]) -> list[in
     return ids
 
 
-def _margin_predicates(atoms: Sequence[QueryAtom], margins: Sequence[str] | None, program: CheckedProgram) -> set[str]:
+def _margin_predicates(count: int, margins: Sequence[str] | None, program: CheckedProgram) -> set[str]:
+    """The predicates whose atoms get margins, of ``count`` query atoms."""
     if margins is None:
-        if len(atoms) > DEFAULT_MARGIN_ATOMS:
+        if count > DEFAULT_MARGIN_ATOMS:
             return set()
         return {query.predicate for query in program.queries}
     wanted = set(margins)
@@ -271,12 +320,19 @@ def _margin_predicates(atoms: Sequence[QueryAtom], margins: Sequence[str] | None
 
 
 def query_atoms(network: GroundNetwork, queries: Sequence[QueryPattern]) -> tuple[list[QueryAtom], list[str]]:
-    """Every ground atom of every query predicate (matching the query patterns), in order."""
-    atoms: list[QueryAtom] = []
+    """Every ground atom of every query predicate (matching the query patterns), in order, with
+    the value evidence gives it (false when unknown)."""
+    table, notes = query_table(network, queries)
+    return table.atoms(network), notes
+
+
+def query_table(network: GroundNetwork, queries: Sequence[QueryPattern]) -> tuple[QueryAtoms, list[str]]:
+    """``query_atoms`` as columns."""
     notes: list[str] = []
     by_predicate: dict[str, list[QueryPattern]] = {}
     for query in queries:
         by_predicate.setdefault(query.predicate, []).append(query)
+    all_keys, all_states, all_ids = [], [], []
     for name in sorted(by_predicate):
         index = network.predicates[name]
         count = index.num_atoms
@@ -288,26 +344,21 @@ def query_atoms(network: GroundNetwork, queries: Sequence[QueryPattern]) -> tupl
             )
         else:
             keys = np.arange(count, dtype=np.int64)
-        state, _rows = index.lookup(keys)
-        ids = network.atoms.ids(name, keys)
-        texts = network.key_text(name, keys)
         patterns = by_predicate[name]
-        whole = any(pattern.args is None for pattern in patterns)
-        args = None if whole else index.args(network.constants, keys)
-        if args is None:  # every atom of the predicate: no pattern to match
-            true, unknown = int(TRUE), int(UNKNOWN)
-            atoms.extend(
-                QueryAtom(text, value == true, atom_id, value != unknown)
-                for text, value, atom_id in zip(texts, state.tolist(), ids.tolist(), strict=True)
-            )
-            continue
-        for position, (text, value, atom_id) in enumerate(zip(texts, state.tolist(), ids.tolist(), strict=True)):
-            values = tuple(network.constants.values[int(column[position])] for column in args)
-            if not any(pattern.matches(values) for pattern in patterns):
-                continue
-            fixed = value != UNKNOWN
-            atoms.append(QueryAtom(text, bool(value == TRUE), int(atom_id), bool(fixed)))
-    return atoms, notes
+        if not any(pattern.args is None for pattern in patterns):  # only the atoms some pattern matches
+            args = index.args(network.constants, keys)
+            values = network.constants.values
+            matched = [
+                any(pattern.matches(tuple(values[column] for column in columns)) for pattern in patterns)
+                for columns in zip(*(column.tolist() for column in args), strict=True)
+            ] if args else [any(pattern.matches(()) for pattern in patterns)] * len(keys)
+            keys = keys[np.array(matched, dtype=bool)]
+        state, _rows = index.lookup(keys)
+        all_keys.append(keys)
+        all_states.append(state)
+        all_ids.append(network.atoms.ids(name, keys))
+    table = QueryAtoms(tuple(sorted(by_predicate)), tuple(all_keys), tuple(all_states), tuple(all_ids))
+    return table, notes
 
 
 def _unknown_keys(network: GroundNetwork, name: str) -> np.ndarray[tuple[int], np.dtype[np.int64]]:

@@ -664,13 +664,58 @@ def test_grounding_limit_reads_the_same_without_sql(tmp_path: Path) -> None:
     assert messages[0] == messages[1] and "formula has 5 groundings" in messages[0]
 
 
+def test_joins_on_shared_variables_are_grounded_in_numpy_as_in_sql(tmp_path: Path) -> None:
+    """Clauses whose negated evidence atoms bind every variable through shared ones (a chain of
+    joins, with constants and a repeated variable) are grounded without SQL, as SQL grounds them;
+    a join of more rows than the grounding limit is left to SQL."""
+    rules = tmp_path / "joins.mln"
+    rules.write_text(
+        "t = {A, B, C, D}\nE(t, t)\nG(t, t)\nF(t)\n"
+        "1 E(x, y) ^ G(y, z) ^ E(z, z) => F(x)\n"
+        "1 E(x, A) ^ G(x, y) ^ G(y, w) => F(w)\n"
+        "2 G(x, y) ^ E(y, x) ^ x != y => F(y)\n",
+        encoding="utf-8",
+    )
+    db = tmp_path / "e.db"
+    db.write_text(
+        "E(A, B)\nE(B, C)\nE(C, C)\nE(A, A)\nE(D, A)\nE(B, A)\n"
+        "G(B, C)\nG(C, A)\nG(A, A)\nG(B, B)\nG(A, D)\nG(D, B)\nG(A, B)\n",
+        encoding="utf-8",
+    )
+    result = run([rules], [db], queries=[QueryPattern("F")])
+
+    def no_sql(self: object, sql: str) -> None:
+        raise AssertionError(f"grounded in SQL: {sql}")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ground_module._Relations, "execute", no_sql)
+        numpy_network = ground_module.ground(result.program, result.evidence)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ground_module, "_scan_clause", lambda *args: None)
+        sql = ground_module.ground(result.program, result.evidence)
+    assert [len(block) for block in sql.blocks] == [6, 11, 2]
+    for mine, theirs in zip(numpy_network.blocks, sql.blocks, strict=True):
+        assert np.array_equal(mine.substitutions, theirs.substitutions)
+        assert np.array_equal(mine.root_state, theirs.root_state)
+        for a, b in zip(mine.leaf_states + mine.leaf_evidence, theirs.leaf_states + theirs.leaf_evidence, strict=True):
+            assert np.array_equal(a, b)
+    left = {0: np.array([0, 0, 1]), 1: np.array([5, 5, 6])}
+    right = {1: np.array([5, 5, 7]), 2: np.array([8, 9, 9])}
+    joined = ground_module._join(left, right, 10, 4)
+    assert joined is not None and sorted(zip(*(joined[slot].tolist() for slot in (0, 1, 2)), strict=True)) == [
+        (0, 5, 8), (0, 5, 8), (0, 5, 9), (0, 5, 9)
+    ]
+    assert ground_module._join(left, right, 10, 3) is None  # 4 rows: over the limit
+    assert ground_module._join(left, {2: np.array([1])}, 10, 100) is None  # nothing shared: a cross product
+
+
 def test_no_duckdb_thread_is_forked(tmp_path: Path) -> None:
     """The kept DuckDB connection is closed before a fork (its threads would not survive it)."""
     import os
 
     rules = tmp_path / "join.mln"
-    # A chain of two joins: the first atom binds x and y, not z, so the numpy scan leaves it to SQL.
-    rules.write_text("t = {A, B}\nE(t, t)\nF(t)\n1 E(x, y) ^ E(y, z) => F(z)\n", encoding="utf-8")
+    # No atom binds z: a product with its domain, which the numpy scan leaves to SQL.
+    rules.write_text("t = {A, B}\nE(t, t)\nF(t)\n1 E(x, y) => F(z)\n", encoding="utf-8")
     db = tmp_path / "e.db"
     db.write_text("E(A, B)\nE(B, A)\n", encoding="utf-8")
     ground_module._close_before_fork()  # whatever an earlier test left: this run must open its own

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from support import REPOSITORY
 
-from reasoner.errors import RuleError
+from reasoner.errors import RuleError, UsageError
 from reasoner.lending import clean_hmda, synthesize
 from reasoner.lending.config import load_config
 from reasoner.lending.evidence.tables import audit_tables
@@ -62,3 +62,17 @@ def test_a_bad_tolerance_points_at_its_line(tmp_path: Path) -> None:
     assert diagnostic.message == "unknown key 'incom' in comparator_tolerance"
     assert diagnostic.notes == ("did you mean 'income'?",)
     assert "comparator_tolerance = { incom" in diagnostic.span.line_text and diagnostic.span.column > 1
+
+
+def test_given_pairs_are_looked_up_once_and_an_unknown_id_is_named(tables) -> None:  # type: ignore[no-untyped-def]
+    """Given pairs (a pair table instead of the search): the pair tests read the rows found once for
+    the pair columns, with the tables of the search; an id not in the register is a usage error."""
+    frame, config, result = tables
+    given = result.pairs[["comparison", "a", "b", "distance", "rank", "lei"]]
+    again = audit_tables(frame, config.with_levels(frame), given)
+    for name in ("matched_pairs", "outliers"):
+        assert getattr(again, name).equals(getattr(result, name))
+    stray = given.copy()
+    stray.loc[stray.index[-1], "b"] = "nope"
+    with pytest.raises(UsageError, match="application id 'nope' is not in the frame"):
+        audit_tables(frame, config.with_levels(frame), stray)

@@ -16,6 +16,7 @@ from reasoner import explain
 from reasoner.check import QueryPattern
 from reasoner.evidence import MemoryTable
 from reasoner.lending.evidence.interaction import interaction_tests
+from reasoner.lending.evidence.statistics import Prepared
 from reasoner.lending.evidence.tables import add_group_columns
 from reasoner.lending.outputs.explain_finding import explain_finding
 from reasoner.lending.outputs.explanation_file import write_records
@@ -219,3 +220,19 @@ def test_interaction_tests_do_not_depend_on_the_row_order() -> None:
     frame.insert(0, "application_id", [f"A{number}" for number in range(len(frame))])
     shuffled = frame.sample(frac=1.0, random_state=7).reset_index(drop=True)
     pd.testing.assert_frame_equal(interaction_tests(frame), interaction_tests(shuffled))
+
+
+def test_interaction_tests_reuse_a_prepared_frame_and_refuse_another() -> None:
+    """With ``statistics.Prepared`` (the rows in id order, covariates and lenders of the denial
+    fits): the table it gives alone, to the bit, for two lenders; another frame is refused."""
+    frame = pd.concat([_register(0.6, size=1500), _register(0.0, seed=4, size=900).assign(lei="LENDER2")])
+    frame.insert(0, "application_id", [f"A{number}" for number in np.random.default_rng(2).permutation(len(frame))])
+    frame = frame.reset_index(drop=True)
+    prepared = Prepared(frame)
+    shared = interaction_tests(frame, prepared=prepared)
+    alone = interaction_tests(frame)
+    pd.testing.assert_frame_equal(shared, alone)
+    assert shared["odds_ratio"].to_numpy().tobytes() == alone["odds_ratio"].to_numpy().tobytes()
+    assert shared["lei"].tolist() == sorted([LEI, "LENDER2"] * 2)
+    with pytest.raises(ValueError, match="another frame"):
+        interaction_tests(frame.copy(), prepared=prepared)

@@ -197,3 +197,28 @@ def test_partition_results_wait_on_disk_until_taken(monkeypatch: pytest.MonkeyPa
             explanations.hold(8, value)
     finally:
         explanations.close()
+
+
+def test_comparators_pass_unwalked_only_when_json_safe() -> None:
+    """``explanations.render`` leaves the comparators out of ``json_safe`` when every distance is
+    finite (then they are text, integers, finite floats and nulls); else they are walked."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from reasoner.lending.audit.explanations import _comparator_lists, json_safe
+    from reasoner.lending.audit.score import COMPARATORS
+
+    def frame(distances: list[float]) -> pd.DataFrame:
+        lists = [
+            [{"application_id": "a1", "row": 3, "comparison": "minority", "distance": d, "rank": 1, "decision": None}]
+            for d in distances
+        ] + [[]]
+        column = pd.arrays.ArrowExtensionArray(pa.array(lists, type=COMPARATORS))
+        return pd.DataFrame({"comparators": pd.Series(column)})
+
+    lists, safe = _comparator_lists(frame([0.25, 1.5]))
+    assert "comparators" in safe and lists[-1] == [] and lists[0][0]["decision"] is None
+    assert json.dumps(json_safe(lists)) == json.dumps(lists)
+    assert "comparators" not in _comparator_lists(frame([0.25, float("inf")]))[1]
+    assert "comparators" not in _comparator_lists(frame([float("nan")]))[1]
+    assert _comparator_lists(frame([]).iloc[:0]) == ([], ("proof", "comparators"))

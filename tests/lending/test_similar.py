@@ -9,11 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from support import RULES
 
 import reasoner.lending.evidence.similar as similar_module
 from reasoner.errors import UsageError
 from reasoner.lending import clean_hmda, synthesize
+from reasoner.lending.config import load_config
 from reasoner.lending.evidence.similar import PairCounts, SimilaritySpec, similar_pairs
+from reasoner.lending.evidence.tables import add_group_columns, similarity_spec
 
 BLACK = "Black or African American"
 
@@ -301,3 +304,24 @@ def test_synthetic_pairs_do_not_depend_on_row_order(cleaned: pd.DataFrame) -> No
     spec = SimilaritySpec(log_columns=("income", "loan_amount"), neighbours=3)
     shuffled = cleaned.sample(frac=1.0, random_state=5)
     pd.testing.assert_frame_equal(similar_pairs(cleaned, spec), similar_pairs(shuffled, spec))
+
+
+@pytest.mark.parametrize("tree_min", [similar_module.TREE_MIN_REFERENCES, 8])
+def test_specs_with_the_same_reference_rows_share_a_search_and_give_what_each_gives_alone(
+    cleaned: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, tree_min: int
+) -> None:
+    """The audit's comparisons (four of them compare with White non-Hispanic applicants, two
+    with White non-Hispanic applicants in other tracts): searched together, each has the pairs,
+    distances (to the bit) and counts it has when searched alone."""
+    monkeypatch.setattr(similar_module, "TREE_MIN_REFERENCES", tree_min)
+    config = load_config(RULES / "audit.toml")
+    frame = add_group_columns(cleaned, config.majority_minority_percent)
+    specs = [similarity_spec(config, comparison) for comparison in config.comparisons]
+    together = similar_module.similar_pairs_of(frame, specs)
+    assert len({(spec.group_column, spec.reference) for spec in specs}) < len(specs)  # some searches are shared
+    for spec, shared in zip(specs, together, strict=True):
+        alone = similar_pairs(frame, spec)
+        pd.testing.assert_frame_equal(shared, alone)
+        assert shared["distance"].to_numpy().tobytes() == alone["distance"].to_numpy().tobytes()
+        assert shared.attrs["counts"] == alone.attrs["counts"]
+        assert len(alone) > 0 and alone.attrs["counts"].beyond_distance + alone.attrs["counts"].matched > 0

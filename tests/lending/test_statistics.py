@@ -667,7 +667,8 @@ def test_a_group_identical_to_a_controlled_category_is_collinear_not_a_disparity
 
 def test_prepared_rows_serve_every_comparison_and_only_their_frame() -> None:
     """``Prepared``: the canonical rows and covariate matrices built once give what each fit
-    builds alone, for the denial odds and the pricing gap of several comparisons; another frame
+    builds alone, for the denial odds and the pricing gap of several comparisons and the denial
+    probabilities (after them, reusing their matrices, masks and lenders); another frame
     (even equal to it) is refused."""
     rng = np.random.default_rng(5)
     size = 400
@@ -693,5 +694,11 @@ def test_prepared_rows_serve_every_comparison_and_only_their_frame() -> None:
             pricing_disparity(frame, "race", "White", compared, ("dti",), prepared=prepared),
             pricing_disparity(frame, "race", "White", compared, ("dti",)),
         )
+    for covariates in (("income", "dti"), ("dti",)):
+        shared = denial_probabilities(frame, covariates, prepared=prepared)
+        assert shared.tobytes() == denial_probabilities(frame, covariates).tobytes()
+        assert np.isfinite(shared).sum() > size / 2
     with pytest.raises(ValueError, match="another frame"):
         lender_denial_odds(frame.copy(), "race", "White", [BLACK], ("income",), prepared=prepared)
+    with pytest.raises(ValueError, match="another frame"):
+        denial_probabilities(frame.copy(), ("income",), prepared=prepared)

@@ -392,3 +392,53 @@ def test_lender_tables_match_the_replaced_code(register: pd.DataFrame, monkeypat
         for column in (estimate, "standard_error", "ci_low", "ci_high"):
             np.testing.assert_allclose(new[column], old[column], rtol=RELATIVE, atol=1e-12)
         np.testing.assert_allclose(new["p_value"], old["p_value"], rtol=0, atol=ABSOLUTE)
+
+
+# --- the exact matched-pair test (issue 18, branch fitspeed) ----------------------------------
+
+
+def reference_poisson_binomial_test(unit: np.ndarray, chance: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """``statistics._poisson_binomial_test`` as it was: scipy's distributions, one lender at a time."""
+    p_value = np.ones(observed.size)
+    order = np.argsort(unit, kind="stable")
+    bounds = np.searchsorted(unit[order], np.arange(observed.size + 1))
+    for index in range(observed.size):
+        trials = chance[order[bounds[index] : bounds[index + 1]]]
+        if trials.size == 0:
+            continue
+        x = observed[index]
+        if np.all(trials == trials[0]):
+            below, above = stats.binom.cdf(x, trials.size, trials[0]), stats.binom.sf(x - 1, trials.size, trials[0])
+        else:
+            below, above = stats.poisson_binom.cdf(x, trials), stats.poisson_binom.sf(x - 1, trials)
+        p_value[index] = min(1.0, 2 * min(float(below), float(above)))
+    return p_value
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_poisson_binomial_test_gives_scipys_bits(seed: int) -> None:
+    """Every observed count of units of many sizes (none, one trial, equal trials, sizes in
+    several classes, probabilities 0 and 1, rows not grouped by unit): the same bits as scipy."""
+    rng = np.random.default_rng(seed)
+    sizes = np.array([0, 1, 2, 3, 5, 8, 17, 40, 63, 64, 65, 150, 300])
+    unit = rng.permutation(np.repeat(np.arange(sizes.size), sizes))
+    chance = rng.random(unit.size)
+    chance[unit == 4] = 0.5  # equal trials: the binomial
+    chance[(unit == 6) & (rng.random(unit.size) < 0.3)] = 0.0
+    chance[(unit == 7) & (rng.random(unit.size) < 0.3)] = 1.0
+    chance[unit == 8] = np.round(chance[unit == 8], 1)
+    for _ in range(12):
+        observed = np.array([rng.integers(0, size + 1) for size in sizes])
+        observed[rng.random(sizes.size) < 0.2] = 0
+        new = statistics._poisson_binomial_test(unit, chance, observed)
+        old = reference_poisson_binomial_test(unit, chance, observed)
+        assert new.tobytes() == old.tobytes()
+    extremes = statistics._poisson_binomial_test(unit, chance, sizes)  # every trial a success
+    assert extremes.tobytes() == reference_poisson_binomial_test(unit, chance, sizes).tobytes()
+
+
+def test_poisson_binomial_test_without_units() -> None:
+    empty = np.empty(0, dtype=np.int64)
+    assert statistics._poisson_binomial_test(empty, np.empty(0), empty).size == 0
+    observed = np.array([0, 0], dtype=np.int64)
+    assert statistics._poisson_binomial_test(empty, np.empty(0), observed).tolist() == [1.0, 1.0]

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 try:
     import fcntl
@@ -159,31 +160,47 @@ def render(findings: Findings, tables: PartitionTables, config: AuditConfig, fac
     predicates = {label: predicate for predicate, label in config.application_findings}
     position = application_positions(tables.applications)
     lines, ids = [], []
-    for row in findings.applications.itertuples(index=False):
-        proof = findings.proofs[(predicates[row.finding], str(row.application_id))]
-        local = int(position[str(row.application_id)]) + 1  # the partition's row, renumbered when gathered
-        ids.append(str(row.application_id))
+    applications = findings.applications
+    comparators, safe = _comparator_lists(applications)
+    names = ("application_id", "row", "lei", "finding", "confidence", "margin", "violation_score")
+    columns = [applications[name].tolist() for name in names]
+    for application_id, input_row, lei, finding, confidence, margin, score, compared in zip(
+        *columns, comparators, strict=True
+    ):
+        proof = findings.proofs[(predicates[finding], str(application_id))]
+        local = int(position[str(application_id)]) + 1  # the partition's row, renumbered when gathered
+        ids.append(str(application_id))
         lines.append(
             _line(
                 _safe(
                     {
                         "finding": "application",
-                        "application_id": row.application_id,
-                        "row": row.row,
+                        "application_id": application_id,
+                        "row": input_row,
                         "source": f"{facts_label} row {local}",
-                        "lei": row.lei,
-                        "kind": row.finding,
-                        "confidence": row.confidence,
-                        "margin": row.margin,
-                        "violation_score": row.violation_score,
-                        "comparators": list(row.comparators),
+                        "lei": lei,
+                        "kind": finding,
+                        "confidence": confidence,
+                        "margin": margin,
+                        "violation_score": score,
+                        "comparators": compared,
                         "proof": proof.to_json(),
                     },
-                    ("proof",),
+                    safe,
                 )
             )
         )
     return Rendered(lenders, _stream(ids, lines))
+
+
+def _comparator_lists(applications: pd.DataFrame) -> tuple[list[list[dict[str, Any]]], tuple[str, ...]]:
+    """The findings' comparators as Python lists (one conversion of the Arrow column), and the
+    record keys ``_safe`` may pass as they are: ``proof``, and ``comparators`` when every distance
+    is finite (text, integers, finite floats and nulls are JSON-safe already; tested)."""
+    column = pa.chunked_array(pa.array(applications["comparators"]))
+    values = column.combine_chunks().flatten() if len(column) else None
+    finite = values is None or bool(pc.all(pc.is_finite(values.field("distance")), min_count=0).as_py())
+    return column.to_pylist(), ("proof", "comparators") if finite else ("proof",)
 
 
 def _statistics(tables: PartitionTables, leis: set[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from reasoner.explain import Occurrences, Proof, explain_key
+from reasoner.explain import Occurrences, Proof, explain_keys
 from reasoner.ground import TRUE, UNKNOWN
 from reasoner.lending.audit.verdicts import VERDICT_COLUMNS, lender_evidence
 from reasoner.lending.config import INSUFFICIENT, NOT_TESTED, STATUS_TIERS, TIERS, UNDERPOWERED, AuditConfig
@@ -120,8 +120,9 @@ class _Atom:
     fixed: bool = False  # given by evidence
 
 
-def _atoms(run: Run, predicate: str) -> list[_Atom]:
-    """Every ground atom of a unary predicate, with its value and margin.
+def _atoms(run: Run, predicate: str, *, true_only: bool = False) -> list[_Atom]:
+    """Every ground atom of a unary predicate (only the true ones with ``true_only``), with its
+    value and margin.
 
     An atom fixed by evidence has an infinite margin; one in no formula is false with margin 0;
     one whose margin was not asked for has NaN.
@@ -129,26 +130,28 @@ def _atoms(run: Run, predicate: str) -> list[_Atom]:
     network, solution = run.network, run.solution
     index = network.predicates[predicate]
     keys = np.arange(index.num_atoms, dtype=np.int64)
-    constants = index.args(network.constants, keys)[0]
     state, _rows = index.lookup(keys)
     ids = network.atoms.ids(predicate, keys)
-    found = []
-    for key, constant, value, atom_id in zip(
-        keys.tolist(), constants.tolist(), state.tolist(), ids.tolist(), strict=True
+    fixed = state != UNKNOWN
+    truth = np.where(fixed, state == TRUE, solution.values[ids].astype(bool) & (ids != 0))  # values[0]: unused
+    if true_only:
+        keys, state, ids, fixed, truth = keys[truth], state[truth], ids[truth], fixed[truth], truth[truth]
+    constants = index.args(network.constants, keys)[0]
+    values = network.constants.values[constants]
+    margins, found = solution.margins, []
+    for key, value, atom_id, is_fixed, true in zip(
+        keys.tolist(), values.tolist(), ids.tolist(), fixed.tolist(), truth.tolist(), strict=True
     ):
-        fixed = value != UNKNOWN
-        if fixed:
-            truth, margin = value == TRUE, math.inf
+        if is_fixed:
+            margin = math.inf
         elif not atom_id:
-            truth, margin = False, 0.0
-        else:
-            truth = bool(solution.values[atom_id])
-            if atom_id not in solution.margins:
-                margin = math.nan
-            else:  # None: no world with it reversed satisfies the hard rules
-                scaled = solution.margins[atom_id]
-                margin = math.inf if scaled is None else float(run.cost(scaled))
-        found.append(_Atom(key, network.constants.values[constant], truth, margin, 0 if fixed else atom_id, fixed))
+            margin = 0.0
+        elif atom_id not in margins:
+            margin = math.nan
+        else:  # None: no world with it reversed satisfies the hard rules
+            scaled = margins[atom_id]
+            margin = math.inf if scaled is None else float(run.cost(scaled))
+        found.append(_Atom(key, value, true, margin, 0 if is_fixed else atom_id, is_fixed))
     return found
 
 
@@ -186,6 +189,12 @@ def _probabilities(
     return probability, interval
 
 
+def _proofs(run: Run, predicate: str, atoms: Sequence[_Atom], occurrences: Occurrences) -> list[Proof]:
+    """The proofs of ``atoms`` of ``predicate``, in their order."""
+    keys = np.array([atom.key for atom in atoms], dtype=np.int64)
+    return explain_keys(run.network, run.solution, predicate, keys, occurrences)
+
+
 def _effects(proof: Proof, towards_true: bool) -> float:
     """Finite weight of the ground formulas pushing the atom towards true (or false)."""
     items = proof.supporting if proof.value == towards_true else proof.opposing
@@ -193,17 +202,16 @@ def _effects(proof: Proof, towards_true: bool) -> float:
 
 
 def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
-    network, solution = run.network, run.solution
-    occurrences = Occurrences(network)
+    occurrences = Occurrences(run.network)
     proofs: dict[tuple[str, str], Proof] = {}
 
     verdict = {str(atom.constant): atom for atom in _atoms(run, config.lender_verdict)}
     kinds: dict[str, list[str]] = {}
     violation: dict[str, float] = {}
     for predicate, label in config.lender_kinds:
-        for atom in _atoms(run, predicate):
+        atoms = _atoms(run, predicate)
+        for atom, proof in zip(atoms, _proofs(run, predicate, atoms, occurrences), strict=True):
             lei = str(atom.constant)
-            proof = explain_key(network, solution, predicate, atom.key, occurrences)
             violation[lei] = violation.get(lei, 0.0) + _effects(proof, True)
             if atom.value:
                 kinds.setdefault(lei, []).append(label)
@@ -215,16 +223,20 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     frame = tables.applications
     position = application_positions(frame)
     findings = [
-        (predicate, label, atom) for predicate, label in config.application_findings for atom in _atoms(run, predicate)
+        (predicate, label, atom)
+        for predicate, label in config.application_findings
+        for atom in _atoms(run, predicate, true_only=True)
     ]
-    findings = [item for item in findings if item[2].value]
-    comparators = _comparators(tables, {str(atom.constant) for _, _, atom in findings})
+    found_proofs = {
+        predicate: iter(_proofs(run, predicate, [atom for kind, _, atom in findings if kind == predicate], occurrences))
+        for predicate, _ in config.application_findings
+    }
     # The columns' arrays, fetched once: an element of one is what ``frame[name].iat[where]`` gives.
     column = {name: frame[name].array for name in ("lei", "row", "race_ethnicity", "sex", "decision")}
     for predicate, label, atom in findings:
         app = str(atom.constant)
         where = int(position[app])
-        proof = explain_key(network, solution, predicate, atom.key, occurrences)
+        proof = next(found_proofs[predicate])
         proofs[(predicate, app)] = proof
         lei = str(column["lei"][where])
         flagged_apps[lei] = flagged_apps.get(lei, 0) + 1
@@ -242,7 +254,7 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
                 "margin": atom.margin,
                 "confidence": _confidence(config, atom.margin, True),
                 "rules": rules,
-                "comparators": comparators.get(app, []),
+                "comparators": None,  # the column is made at once below
             }
         )
 
@@ -287,8 +299,9 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
                 **evidence.columns(lei, violations),
             }
         )
-        if flagged and found is not None:
-            proofs[("lender", lei)] = explain_key(network, solution, config.lender_verdict, found.key, occurrences)
+    flagged_atoms = [verdict[lei] for lei in leis if lei in verdict and verdict[lei].value]
+    for atom, proof in zip(flagged_atoms, _proofs(run, config.lender_verdict, flagged_atoms, occurrences), strict=True):
+        proofs[("lender", str(atom.constant))] = proof
     lender_frame = pd.DataFrame(rows, columns=list(LENDER_COLUMNS))
     order = np.lexsort((lender_frame["lei"].to_numpy(), -lender_frame["risk_score"].to_numpy()))
     lender_frame = lender_frame.iloc[order].reset_index(drop=True)
@@ -298,7 +311,7 @@ def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
         for name in ("race_source", *ESTIMATED_COLUMNS):
             applications[name] = frame[name].to_numpy()[where]
     applications["comparators"] = pd.Series(
-        pd.arrays.ArrowExtensionArray(pa.array(applications["comparators"].tolist(), type=COMPARATORS)),
+        pd.arrays.ArrowExtensionArray(_comparators(tables, applications["application_id"].astype(str).tolist())),
         index=applications.index,
     )
     applications = applications.sort_values(["lei", "application_id", "finding"], kind="stable").reset_index(drop=True)
@@ -326,39 +339,41 @@ def _lender_confidence(config: AuditConfig, probability: float, tested: bool) ->
     return _label(config, math.inf if probability >= 1.0 else math.log(probability / (1.0 - probability)))
 
 
-def _comparators(tables: PartitionTables, wanted: set[str]) -> dict[str, list[dict[str, object]]]:
-    """Per wanted compared applicant: its similar reference applicants (nearest first)."""
+def _comparators(tables: PartitionTables, applications: list[str]) -> pa.ListArray:
+    """Per application of ``applications`` (in order; one may come twice): its similar reference
+    applicants, in the pair table's order (nearest first), as one ``COMPARATORS`` array."""
     pairs = tables.pairs
-    pairs = pairs[pairs["b"].astype(str).isin(wanted)]
-    if pairs.empty:
-        return {}
+    pairs = pairs[pairs["b"].astype(str).isin(set(applications))]
     frame = tables.applications
-    where = application_positions(frame).reindex(pairs["a"].astype(str)).to_numpy()
+    compared = pairs["a"].astype(str)
+    where = application_positions(frame).reindex(compared).to_numpy()
     known = ~np.isnan(where)
     decision = np.full(len(pairs), None, dtype=object)
     row = np.zeros(len(pairs), dtype=np.int64)
     located = where[known].astype(np.int64)
     decision[known] = frame["decision"].to_numpy(dtype=object)[located]
     row[known] = frame["row"].to_numpy()[located]
-    found: dict[str, list[dict[str, object]]] = {}
-    for b, a, comparison, distance, rank, choice, input_row in zip(
-        pairs["b"].astype(str),
-        pairs["a"].astype(str),
-        pairs["comparison"],
-        pairs["distance"].tolist(),
-        pairs["rank"].tolist(),
-        decision.tolist(),
-        row.tolist(),
-        strict=True,
-    ):
-        found.setdefault(b, []).append(
-            {
-                "application_id": a,
-                "row": input_row,
-                "comparison": comparison,
-                "distance": round(distance, 6),
-                "rank": rank,
-                "decision": choice,
-            }
-        )
-    return found
+    values = pa.StructArray.from_arrays(
+        [
+            pa.array(compared.tolist(), pa.string()),
+            pa.array(row, pa.int64()),
+            pa.array(pairs["comparison"].astype(str).tolist(), pa.string()),
+            pa.array([round(distance, 6) for distance in pairs["distance"].tolist()], pa.float64()),
+            pa.array(pairs["rank"].to_numpy(dtype=np.int64), pa.int64()),
+            pa.array(decision.tolist(), pa.string()),
+        ],
+        fields=list(COMPARATORS.value_type),
+    )
+    # the pairs of one compared applicant together, in the table's order
+    codes, uniques = pd.factorize(pairs["b"].astype(str).to_numpy(dtype=object))
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=len(uniques))
+    starts = np.cumsum(counts) - counts
+    group = {str(name): number for number, name in enumerate(uniques)}
+    groups = np.array([group.get(name, -1) for name in applications], dtype=np.int64)
+    lengths = np.where(groups >= 0, counts[np.maximum(groups, 0)] if len(counts) else 0, 0)
+    first = np.repeat(np.where(groups >= 0, starts[np.maximum(groups, 0)] if len(starts) else 0, 0), lengths)
+    offsets = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    taken = values.take(pa.array(order[first + offsets]))
+    bounds = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32), pa.int32())
+    return pa.ListArray.from_arrays(bounds, taken, type=COMPARATORS)

@@ -46,10 +46,11 @@ class LenderEvidence:
         order = {name: index for index, name in enumerate(comparisons)}
         columns = ["comparison", "reason", "p_adjusted", "min_detectable_odds_ratio", "odds_ratio", *EFFECT_COLUMNS]
         self._rows: dict[str, list[dict[str, object]]] = {}
-        for lei, part in denial_odds.groupby("lei", sort=True):
-            records = part[columns].to_dict("records")
+        # one conversion of the whole table, grouped by lender in its row order (a frame per lender cost more)
+        for lei, record in zip(denial_odds["lei"].astype(str), denial_odds[columns].to_dict("records"), strict=True):
+            self._rows.setdefault(lei, []).append(record)
+        for records in self._rows.values():
             records.sort(key=lambda row: order.get(str(row["comparison"]), len(order)))
-            self._rows[str(lei)] = records
 
     def status(self, lei: str, flagged: bool, threshold: float) -> str:
         if flagged:

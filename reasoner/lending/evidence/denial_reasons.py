@@ -156,12 +156,12 @@ def reason_mix(frame: pd.DataFrame, comparisons: Sequence[Comparison]) -> pd.Dat
             counts = _counts(cited[rows, code - 1], lender, compared, leis.size, "citing")
             if counts is None:
                 break
+            both = counts.pop("_both")
             parts.append(
-                pd.DataFrame(
-                    {"lei": leis[counts.pop("_both")], "comparison": name, "reason": code, "reason_name": reason}
-                    | counts
-                    | {"_order": order}
-                )
+                {"lei": leis[both], "comparison": _repeat(name, both.size), "reason": _repeat(code, both.size)}
+                | {"reason_name": _repeat(reason, both.size)}
+                | counts
+                | {"_order": _repeat(order, both.size)}
             )
     table = _finish(parts, REASON_MIX_COLUMNS[:-1], ["lei", "_order", "reason"])
     table["p_adjusted"] = holm_adjusted(table["p_value"].to_numpy(dtype=np.float64), table["lei"].to_numpy())
@@ -182,16 +182,23 @@ def contradicted_reasons(frame: pd.DataFrame, comparisons: Sequence[Comparison])
             counts = _counts(contradicted[rows], lender, compared, leis.size, "contradicted")
             if counts is not None:
                 both = counts.pop("_both")
-                parts.append(pd.DataFrame({"lei": leis[both], "comparison": name} | counts | {"_order": order}))
+                text = {"lei": leis[both], "comparison": _repeat(name, both.size)}
+                parts.append(text | counts | {"_order": _repeat(order, both.size)})
     table = _finish(parts, CONTRADICTED_COLUMNS[:-1], ["lei", "_order"])
     table["p_adjusted"] = holm_adjusted(table["p_value"].to_numpy(dtype=np.float64), table["lei"].to_numpy())
     return table
 
 
-def _finish(parts: list[pd.DataFrame], columns: Sequence[str], keys: list[str]) -> pd.DataFrame:
+def _repeat(value: str | int, size: int) -> np.ndarray:
+    return np.full(size, value, dtype=object if isinstance(value, str) else np.int64)
+
+
+def _finish(parts: list[dict[str, np.ndarray]], columns: Sequence[str], keys: list[str]) -> pd.DataFrame:
+    """The parts' columns joined (one frame, not one per part), sorted by ``keys``, the text columns as text."""
     if not parts:
         return _empty(columns)
-    table = pd.concat(parts, ignore_index=True).sort_values(keys, kind="stable").reset_index(drop=True)
+    joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    table = pd.DataFrame(joined).sort_values(keys, kind="stable").reset_index(drop=True)
     table = table[list(columns)]
     text = {name: "str" for name in ("lei", "comparison", "reason_name") if name in columns}
     return table.astype(text)

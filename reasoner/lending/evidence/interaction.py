@@ -42,6 +42,7 @@ from reasoner.lending.evidence.statistics import (
     DENIAL_COVARIATES,
     MIN_GROUP,
     Covariates,
+    Prepared,
     as_covariates,
     covariate_matrix,
     holm_adjusted,
@@ -88,21 +89,32 @@ def interaction_tests(
     majority_minority_percent: float = 50.0,
     min_group: int = MIN_GROUP,
     interactions: Sequence[Interaction] = INTERACTIONS,
+    prepared: Prepared | None = None,
 ) -> pd.DataFrame:
     """One row per lender × interaction (module docstring), sorted by ``lei`` and interaction.
 
     ``frame`` is the applications table of ``tables.audit_tables`` (cleaned rows with the group
-    columns).
+    columns). ``prepared``: ``statistics.Prepared(frame)``, whose rows in id order, covariate
+    matrix and lenders are reused (the same results).
     """
-    if "application_id" in frame.columns and len(frame):  # the fit's floating-point sums in id order, not input order
-        ids = frame["application_id"].astype(str)
-        frame = frame.iloc[np.lexsort((ids.to_numpy(dtype=object), ids.str.len().to_numpy()))]
+    if prepared is not None:
+        if prepared.source is not frame:
+            raise ValueError("prepared: built for another frame")
+        frame = prepared.frame  # the rows in id order, as below
+        values, labels = prepared.covariates(as_covariates(covariates))
+        codes, names = prepared.lenders()
+    else:
+        if "application_id" in frame.columns and len(frame):  # the fit's sums in id order, not input order
+            ids = frame["application_id"].astype(str)
+            frame = frame.iloc[np.lexsort((ids.to_numpy(dtype=object), ids.str.len().to_numpy()))]
+        values, labels = covariate_matrix(frame, covariates)
+        lei = frame["lei"].astype("str").to_numpy(dtype=object, na_value=None)
+        codes, names = pd.factorize(lei, sort=True)
     usable = frame["excluded"].eq("").fillna(False).to_numpy(dtype=bool) & frame["decision"].isin(
         ("approved", "denied")
     ).to_numpy(dtype=bool)
     minority = frame["minority"].to_numpy(dtype=object, na_value=None)
     known = usable & np.isin(minority, (MINORITY, REFERENCE))
-    values, labels = covariate_matrix(frame, covariates)
     categories = set(as_covariates(covariates).categorical)
     groups = tuple(labels.index(name) if name in categories else -1 for name in labels)  # first column of a category
     known &= np.isfinite(values).all(axis=1)
@@ -113,11 +125,10 @@ def interaction_tests(
     }
     denied = frame["decision"].to_numpy(dtype=object) == "denied"
     is_minority = minority == MINORITY
-    leis = frame["lei"].astype("str").to_numpy(dtype=object)
     rows = []
     with one_blas_thread():  # one BLAS thread: the same sums in every process
-        for lei in sorted(set(leis[usable].tolist())):
-            at = leis == lei
+        for code in np.unique(codes[usable & (codes >= 0)]):  # lenders in LEI order
+            lei, at = str(names[code]), codes == code
             for interaction in interactions:
                 second, second_known = seconds[interaction.second]
                 rows.append(

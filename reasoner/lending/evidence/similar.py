@@ -48,7 +48,7 @@ applicants and one batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +66,7 @@ __all__ = [
     "SimilaritySpec",
     "fit_scaling",
     "similar_pairs",
+    "similar_pairs_of",
 ]
 
 SCALINGS = ("robust", "standard", "none")
@@ -192,27 +193,81 @@ def similar_pairs(frame: pd.DataFrame, spec: SimilaritySpec, scaling: Scaling | 
     ``scaling`` (from ``fit_scaling`` on a larger frame this one is part of) replaces the
     scaling fitted on ``frame``.
     """
-    _check_columns(frame, spec)
+    return similar_pairs_of(frame, (spec,), scaling)[0]
+
+
+def similar_pairs_of(
+    frame: pd.DataFrame, specs: Sequence[SimilaritySpec], scaling: Scaling | None = None
+) -> list[pd.DataFrame]:
+    """``similar_pairs(frame, spec, scaling)`` for each of ``specs``, the same tables and counts.
+
+    Specs that differ only in their groups and select the same reference rows (the audit's
+    'minority', 'black', 'hispanic' and 'asian' comparisons all compare with White
+    non-Hispanic applicants) share one search, over the union of their compared rows: a
+    compared applicant's nearest reference applicants do not depend on the other compared
+    applicants (the reference rows, their order, the trees and the distances are the same), so
+    each spec keeps the pairs of its own compared rows, in the same order and with the same bits.
+    """
+    for spec in specs:
+        _check_columns(frame, spec)
     decided = frame["decision"].isin(DECISIONS).to_numpy(dtype=bool)
     usable = frame["excluded"].eq("").fillna(False).to_numpy(dtype=bool) & decided
-    group = frame[spec.group_column]
-    is_reference = usable & group.eq(spec.reference).fillna(False).to_numpy(dtype=bool)
-    is_compared = usable & group.isin(spec.compared).to_numpy(dtype=bool)
+    sides_of = []
+    shared: dict[tuple[object, ...], list[int]] = {}
+    for index, spec in enumerate(specs):
+        group = frame[spec.group_column]
+        is_reference = usable & group.eq(spec.reference).fillna(False).to_numpy(dtype=bool)
+        is_compared = usable & group.isin(spec.compared).to_numpy(dtype=bool)
+        sides_of.append((is_reference, is_compared))
+        search = (spec.columns, spec.scaling, spec.blocks, spec.neighbours, spec.max_distance, spec.log_columns)
+        shared.setdefault((*search, is_reference.tobytes()), []).append(index)
+    results: dict[int, pd.DataFrame] = {}
+    order_key = _id_order(frame["application_id"]) if specs else np.empty(0, np.int64)  # once for every search
+    features: dict[tuple[tuple[str, ...], tuple[str, ...]], np.ndarray] = {}
+    for members in shared.values():
+        spec = specs[members[0]]
+        is_reference = sides_of[members[0]][0]
+        union = np.logical_or.reduce([sides_of[index][1] for index in members])
+        if (spec.columns, spec.log_columns) not in features:
+            features[spec.columns, spec.log_columns] = _features(frame, spec)
+        values = features[spec.columns, spec.log_columns]
+        found = _searched(frame, spec, scaling, usable, is_reference, union, values, order_key)
+        for index in members:
+            results[index] = _pairs(frame, specs[index], found, is_reference, sides_of[index][1])
+    return [results[index] for index in range(len(specs))]
 
-    values = _features(frame, spec)
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """One search: the pairs of every compared row searched (frame rows, ordered by compared
+    applicant's id and rank), and what the counts of ``PairCounts`` are taken from."""
+
+    compared_rows: np.ndarray  # per pair
+    reference_rows: np.ndarray
+    distance: np.ndarray
+    rank: np.ndarray
+    sides: _Sides
+    present: np.ndarray  # (rows, columns): similarity value known
+    taking_part: np.ndarray  # per row: complete values and a block key
+
+
+def _searched(
+    frame: pd.DataFrame,
+    spec: SimilaritySpec,
+    scaling: Scaling | None,
+    usable: np.ndarray,
+    is_reference: np.ndarray,
+    is_compared: np.ndarray,
+    values: np.ndarray,
+    order_key: np.ndarray,
+) -> _Found:
+    """The search of ``is_compared`` rows' neighbours among ``is_reference`` rows; ``values``:
+    ``_features(frame, spec)``, ``order_key``: ``_id_order`` of the frame's ids."""
     present = np.isfinite(values)
     complete = present.all(axis=1)
     block_codes = _block_codes(frame, spec.blocks, is_reference | is_compared)
-    known_block = block_codes >= 0
-    sides_mask = is_reference | is_compared
-    missing_by_column = tuple(
-        (name, int((sides_mask & ~present[:, index]).sum())) for index, name in enumerate(spec.columns)
-    ) + tuple((name, int((sides_mask & frame[name].isna().to_numpy(dtype=bool)).sum())) for name in spec.blocks)
-    taking_part = complete & known_block
-    missing = int((sides_mask & ~taking_part).sum())
-
+    taking_part = complete & (block_codes >= 0)
     scaled = _apply(values, scaling if scaling is not None else _fit(values, usable & complete, spec.scaling))
-    order_key = _id_order(frame["application_id"])
     sides = _sides(scaled, block_codes, order_key, is_reference & taking_part, is_compared & taking_part)
 
     found = [_search(sides, spec, batch) for batch in _work(sides, spec)]
@@ -224,28 +279,46 @@ def similar_pairs(frame: pd.DataFrame, spec: SimilaritySpec, scaling: Scaling | 
     compared_frame_rows = sides.compared_rows[compared_index]
     reference_frame_rows = sides.reference_rows[reference_index]
     order = np.lexsort((rank, order_key[compared_frame_rows]))
-    compared_frame_rows, reference_frame_rows = compared_frame_rows[order], reference_frame_rows[order]
+    return _Found(
+        compared_frame_rows[order], reference_frame_rows[order], distance[order], rank[order], sides, present,
+        taking_part,
+    )
+
+
+def _pairs(
+    frame: pd.DataFrame, spec: SimilaritySpec, found: _Found, is_reference: np.ndarray, is_compared: np.ndarray
+) -> pd.DataFrame:
+    """The pairs and counts of ``spec``, whose compared rows are ``is_compared``, from a search of them
+    (and perhaps of other compared rows)."""
+    mine = is_compared[found.compared_rows]
+    compared_frame_rows, reference_frame_rows = found.compared_rows[mine], found.reference_rows[mine]
     ids = frame["application_id"]
     pairs = pd.DataFrame(
         {
             "a": ids.iloc[reference_frame_rows].reset_index(drop=True),
             "b": ids.iloc[compared_frame_rows].reset_index(drop=True),
-            "distance": distance[order],
-            "rank": rank[order].astype(np.int64),
+            "distance": found.distance[mine],
+            "rank": found.rank[mine].astype(np.int64),
         }
     )
     for name in spec.blocks:
         pairs[name] = frame[name].iloc[compared_frame_rows].reset_index(drop=True)
 
+    sides = found.sides
+    sides_mask = is_reference | is_compared
+    missing_by_column = tuple(
+        (name, int((sides_mask & ~found.present[:, index]).sum())) for index, name in enumerate(spec.columns)
+    ) + tuple((name, int((sides_mask & frame[name].isna().to_numpy(dtype=bool)).sum())) for name in spec.blocks)
+    searched = is_compared[sides.compared_rows]  # this spec's compared rows among those searched
     with_reference = sides.reference_count[sides.compared_block] > 0
-    matched = int(np.unique(compared_index).size)
+    matched = int(np.unique(compared_frame_rows).size)
     pairs.attrs["counts"] = PairCounts(
         reference=int(sides.reference_rows.size),
-        compared=int(sides.compared_rows.size),
-        missing=missing,
+        compared=int(searched.sum()),
+        missing=int((sides_mask & ~found.taking_part).sum()),
         missing_by_column=missing_by_column,
-        without_reference=int((~with_reference).sum()),
-        beyond_distance=int(with_reference.sum()) - matched,
+        without_reference=int((searched & ~with_reference).sum()),
+        beyond_distance=int((searched & with_reference).sum()) - matched,
         matched=matched,
         pairs=len(pairs),
     )

@@ -110,6 +110,33 @@ class Prepared:
         self.source = frame
         self.frame = _canonical_order(frame)
         self._matrices: dict[Covariates, tuple[np.ndarray, tuple[str, ...]]] = {}
+        self._lenders: tuple[np.ndarray, np.ndarray] | None = None
+        self._masks: dict[str, np.ndarray] = {}
+
+    def lenders(self) -> tuple[np.ndarray, np.ndarray]:
+        """``_lender_codes`` of the canonical rows, built once."""
+        if self._lenders is None:
+            self._lenders = _lender_codes(self.frame)
+        return self._lenders
+
+    def usable(self) -> np.ndarray:
+        """``_usable`` of the canonical rows, built once (do not modify)."""
+        if "usable" not in self._masks:
+            self._masks["usable"] = _usable(self.frame)
+        return self._masks["usable"]
+
+    def equals(self, column: str, value: str) -> np.ndarray:
+        """Per canonical row, whether ``column`` is ``value`` (missing: no), built once (do not modify)."""
+        key = f"{column}\x00{value}"
+        if key not in self._masks:
+            self._masks[key] = _equals(self.frame[column], value)
+        return self._masks[key]
+
+    def denied(self) -> np.ndarray:
+        """Per canonical row, whether it was denied, built once (do not modify)."""
+        if "denied" not in self._masks:
+            self._masks["denied"] = _equals(self.frame["decision"], "denied")
+        return self._masks["denied"]
 
     def covariates(self, covariates: Covariates) -> tuple[np.ndarray, tuple[str, ...]]:
         """``_labelled_covariates`` of the canonical rows, built once per model."""
@@ -161,9 +188,9 @@ def lender_denial_odds(
     frame = prepared.frame
     if weights is not None:
         return _weighted_denial_odds(frame, reference, groups, weights, covariates, min_group, prepared)
-    usable = _usable(frame)
-    units = _Units(frame, group_column, reference, groups, usable)
-    denied = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
+    usable = prepared.usable()
+    units = _Units(frame, group_column, reference, groups, usable, prepared)
+    denied = prepared.denied()
     values, labels = prepared.covariates(covariates)
     complete = np.isfinite(values).all(axis=1)
 
@@ -201,21 +228,23 @@ def lender_denial_odds(
     estimate[good] = log_odds[status == 0]
     error[good] = np.sqrt(variance[status == 0])
 
-    table = units.table()
-    table["reference_applications"] = reference_n
-    table["compared_applications"] = compared_n
-    table["reference_denial_rate"] = _ratio(reference_denials, reference_n)
-    table["compared_denial_rate"] = _ratio(compared_denials, compared_n)
-    table["model_applications"] = model_reference + model_compared
-    table["log_odds_ratio"] = estimate
-    table["standard_error"] = error
-    table["odds_ratio"] = np.exp(estimate)
-    table["ci_low"] = np.exp(estimate - Z95 * error)
-    table["ci_high"] = np.exp(estimate + Z95 * error)
-    table["p_value"] = 2 * stats.norm.sf(np.abs(estimate / error))
-    table["not_controlled"] = pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str")
-    table["reason"] = pd.Series(reason, dtype="str")
-    return table
+    return units.table(
+        {
+            "reference_applications": reference_n,
+            "compared_applications": compared_n,
+            "reference_denial_rate": _ratio(reference_denials, reference_n),
+            "compared_denial_rate": _ratio(compared_denials, compared_n),
+            "model_applications": model_reference + model_compared,
+            "log_odds_ratio": estimate,
+            "standard_error": error,
+            "odds_ratio": np.exp(estimate),
+            "ci_low": np.exp(estimate - Z95 * error),
+            "ci_high": np.exp(estimate + Z95 * error),
+            "p_value": 2 * stats.norm.sf(np.abs(estimate / error)),
+            "not_controlled": pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str"),
+            "reason": pd.Series(reason, dtype="str"),
+        }
+    )
 
 
 def _weighted_denial_odds(
@@ -229,9 +258,9 @@ def _weighted_denial_odds(
 ) -> pd.DataFrame:
     """``lender_denial_odds`` with probability-weighted group membership (``_WeightedUnits``): the
     same columns, applications and denials as sums of weights, a weighted logistic regression."""
-    usable = _usable(frame)
-    units = _WeightedUnits(frame, reference, groups, weights, usable)
-    denied = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
+    usable = prepared.usable()
+    units = _WeightedUnits(frame, reference, groups, weights, usable, prepared)
+    denied = prepared.denied()
     values, labels = prepared.covariates(covariates)
     complete = np.isfinite(values).all(axis=1)
     count = units.count
@@ -276,21 +305,23 @@ def _weighted_denial_odds(
     good = fitted_units[status == 0]
     estimate[good] = log_odds[status == 0]
     error[good] = np.sqrt(variance[status == 0])
-    table = units.table()
-    table["reference_applications"] = reference_n
-    table["compared_applications"] = compared_n
-    table["reference_denial_rate"] = _ratio(reference_denials, reference_n)
-    table["compared_denial_rate"] = _ratio(compared_denials, compared_n)
-    table["model_applications"] = model_reference + model_compared
-    table["log_odds_ratio"] = estimate
-    table["standard_error"] = error
-    table["odds_ratio"] = np.exp(estimate)
-    table["ci_low"] = np.exp(estimate - Z95 * error)
-    table["ci_high"] = np.exp(estimate + Z95 * error)
-    table["p_value"] = 2 * stats.norm.sf(np.abs(estimate / error))
-    table["not_controlled"] = pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str")
-    table["reason"] = pd.Series(reason, dtype="str")
-    return table
+    return units.table(
+        {
+            "reference_applications": reference_n,
+            "compared_applications": compared_n,
+            "reference_denial_rate": _ratio(reference_denials, reference_n),
+            "compared_denial_rate": _ratio(compared_denials, compared_n),
+            "model_applications": model_reference + model_compared,
+            "log_odds_ratio": estimate,
+            "standard_error": error,
+            "odds_ratio": np.exp(estimate),
+            "ci_low": np.exp(estimate - Z95 * error),
+            "ci_high": np.exp(estimate + Z95 * error),
+            "p_value": 2 * stats.norm.sf(np.abs(estimate / error)),
+            "not_controlled": pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str"),
+            "reason": pd.Series(reason, dtype="str"),
+        }
+    )
 
 
 def _design(values: np.ndarray, indicator: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
@@ -357,6 +388,7 @@ def _newton(
         eta = np.empty(unit.size)
         eta[order] = grouped_eta
         return grouped_beta, eta, grouped_status
+    design = np.ascontiguousarray(design)  # row-wise products in one layout, whichever rows are live
     beta = np.zeros((count, width))
     status = np.zeros(count, dtype=np.int64)
     active = np.ones(count, dtype=bool)
@@ -366,25 +398,32 @@ def _newton(
     # log-likelihood and linear predictor. The rows are grouped by unit, so the live rows are too.
     eta = np.empty(unit.size)
 
-    def loglik(coefficients: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        part_unit = unit[live]
-        part_eta = np.einsum("ij,ij->i", design[live], coefficients[part_unit])
-        prior = 0.5 * (coefficients**2) @ penalty
-        term = outcome[live] * part_eta - np.logaddexp(0.0, part_eta)
-        return np.bincount(part_unit, term if weight is None else weight[live] * term, count) - prior, part_eta
-
+    # The rows of the units still moving, as arrays (every row: the arrays themselves, no copy).
     live = np.arange(unit.size)
-    current, eta[live] = loglik(beta, live)
+    live_unit, live_design, live_outcome = unit, design, outcome
+    live_weight = weight
+
+    def loglik(coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        part_eta = np.einsum("ij,ij->i", live_design, coefficients[live_unit])
+        prior = 0.5 * (coefficients**2) @ penalty
+        term = live_outcome * part_eta - np.logaddexp(0.0, part_eta)
+        return np.bincount(live_unit, term if live_weight is None else live_weight * term, count) - prior, part_eta
+
+    current, eta[live] = loglik(beta)
     for _ in range(MAX_NEWTON):
         if not active.any():
             break
-        live = live[active[unit[live]]]
-        live_unit, live_design, live_eta = unit[live], design[live], eta[live]
+        still = active[live_unit]
+        if not still.all():
+            live = live[still]
+            live_unit, live_design, live_outcome = unit[live], design[live], outcome[live]
+            live_weight = None if weight is None else weight[live]
+        live_eta = eta[live] if live.size < unit.size else eta
         fitted = special.expit(live_eta)
-        residual = outcome[live] - fitted if weight is None else weight[live] * (outcome[live] - fitted)
+        residual = live_outcome - fitted if live_weight is None else live_weight * (live_outcome - fitted)
         # Only the units still moving: each unit's matrices and step are its own, so the others are not needed.
         moving = np.flatnonzero(active)
-        curvature = fitted * (1 - fitted) if weight is None else weight[live] * fitted * (1 - fitted)
+        curvature = fitted * (1 - fitted) if live_weight is None else live_weight * fitted * (1 - fitted)
         information, score = _cross(live_design, curvature, live_unit, count, only=active, vector=residual)
         gradient = score[moving] - beta[moving] * penalty
         step = np.zeros((count, width))
@@ -392,7 +431,7 @@ def _newton(
         size = np.ones(count)
         for _ in range(MAX_HALVINGS):
             trial = beta + size[:, None] * step
-            value, trial_eta = loglik(trial, live)
+            value, trial_eta = loglik(trial)
             worse = active & (value < current - 1e-12 * (1 + np.abs(current)))
             if not worse.any():
                 break
@@ -406,29 +445,38 @@ def _newton(
     return beta, eta, status
 
 
-def denial_probabilities(frame: pd.DataFrame, covariates: Sequence[str] | Covariates = DENIAL_COVARIATES) -> np.ndarray:
+def denial_probabilities(
+    frame: pd.DataFrame,
+    covariates: Sequence[str] | Covariates = DENIAL_COVARIATES,
+    *,
+    prepared: Prepared | None = None,
+) -> np.ndarray:
     """Per row, the probability of denial on the financials alone: one logistic regression per
     lender of ``denied`` on an intercept and the covariates (no group), over its usable rows
     with every covariate. NaN for rows without every covariate and for lenders whose fit
-    fails (fewer than ``MIN_GROUP`` rows, separation, no convergence)."""
+    fails (fewer than ``MIN_GROUP`` rows, separation, no convergence). ``prepared``: as for
+    ``lender_denial_odds`` (its covariate matrix, lenders and masks are reused)."""
     covariates = as_covariates(covariates)
     _require(frame, ("lei", "excluded", "decision", *covariates.columns), "denial probabilities")
     order = _canonical_positions(frame)  # sums independent of the input's row order
+    fitted = _fitted_denial(_prepared(frame, prepared), covariates)
     if order is None:
-        return _fitted_denial(frame, covariates)
+        return fitted
     probability = np.empty(len(frame))
-    probability[order] = _fitted_denial(frame.iloc[order], covariates)
+    probability[order] = fitted
     return probability
 
 
-def _fitted_denial(frame: pd.DataFrame, covariates: Covariates) -> np.ndarray:
-    values = _covariates(frame, covariates)
+def _fitted_denial(prepared: Prepared, covariates: Covariates) -> np.ndarray:
+    """``denial_probabilities`` of the canonical rows of ``prepared``."""
+    frame = prepared.frame
+    values = prepared.covariates(covariates)[0]
     complete = np.isfinite(values).all(axis=1)
-    codes, _ = pd.factorize(frame["lei"].astype("str"), sort=True)
+    codes = prepared.lenders()[0]
     count = int(codes.max()) + 1 if codes.size else 0
     known = complete & (codes >= 0)
-    fit = known & _usable(frame)
-    outcome = frame["decision"].eq("denied").fillna(False).to_numpy(dtype=bool)
+    fit = known & prepared.usable()
+    outcome = prepared.denied()
     rows = np.flatnonzero(fit)
     unit = codes[rows]
     size = np.bincount(unit, minlength=count)
@@ -546,21 +594,60 @@ def matched_pair_test(
 
 def _poisson_binomial_test(unit: np.ndarray, chance: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """Per unit, the two-sided exact test of ``observed`` successes among trials (rows of
-    ``unit``) with success probabilities ``chance``: min(1, 2 min(P(X <= x), P(X >= x)))."""
+    ``unit``) with success probabilities ``chance``: min(1, 2 min(P(X <= x), P(X >= x))).
+
+    A unit whose trials share one probability takes ``scipy.stats.binom``; the others
+    ``_poisson_binomial_cdf``, which gives ``scipy.stats.poisson_binom``'s bits for all units
+    of a size class at once (tested against it)."""
     p_value = np.ones(observed.size)
+    sizes = np.bincount(unit, minlength=observed.size)
     order = np.argsort(unit, kind="stable")
     bounds = np.searchsorted(unit[order], np.arange(observed.size + 1))
-    for index in range(observed.size):
+    mixed = []
+    for index in np.flatnonzero(sizes > 0):
         trials = chance[order[bounds[index] : bounds[index + 1]]]
-        if trials.size == 0:
-            continue
-        x = observed[index]
         if np.all(trials == trials[0]):
+            x = observed[index]
             below, above = stats.binom.cdf(x, trials.size, trials[0]), stats.binom.sf(x - 1, trials.size, trials[0])
-        else:  # not frozen: building a frozen distribution costs more than the exact sums themselves
-            below, above = stats.poisson_binom.cdf(x, trials), stats.poisson_binom.sf(x - 1, trials)
-        p_value[index] = min(1.0, 2 * min(float(below), float(above)))
+            p_value[index] = min(1.0, 2 * min(float(below), float(above)))
+        else:
+            mixed.append(index)
+    mixed_units = np.array(mixed, dtype=np.int64)
+    # Size classes (sizes within a factor of 2), so padding a class to its largest unit costs little.
+    size_class = np.floor(np.log2(np.maximum(sizes[mixed_units], 1))).astype(np.int64)
+    for members in (mixed_units[size_class == value] for value in np.unique(size_class)):
+        width = int(sizes[members].max())
+        trials = np.zeros((members.size, width))  # padded with trials of probability 0: the same sums
+        for row, index in enumerate(members):
+            trials[row, : sizes[index]] = chance[order[bounds[index] : bounds[index + 1]]]
+        cdf = _poisson_binomial_cdf(trials)
+        x = observed[members]
+        n = sizes[members]
+        rows = np.arange(members.size)
+        below = np.where(x >= n, 1.0, np.clip(cdf[rows, np.minimum(x, width)], 0.0, 1.0))
+        previous = np.clip(1.0 - cdf[rows, np.clip(x - 1, 0, width)], 0.0, 1.0)
+        above = np.where(x - 1 < 0, 1.0, np.where(x - 1 >= n, 0.0, previous))
+        p_value[members] = np.minimum(1.0, 2 * np.minimum(below, above))
     return p_value
+
+
+def _poisson_binomial_cdf(trials: np.ndarray) -> np.ndarray:
+    """Per row of ``trials`` (success probabilities, (units, n)), P(X <= k) for k = 0..n, unclipped:
+    the recursion of ``scipy.stats.poisson_binom`` (each trial in turn: the mass at k moves to
+    k + 1 with its probability) and a running sum, elementwise, so each row has scipy's bits."""
+    count, width = trials.shape
+    pmf = np.zeros((count, width + 1))
+    if width == 0:
+        pmf[:, 0] = 1.0
+        return pmf
+    pmf[:, 0], pmf[:, 1] = 1 - trials[:, 0], trials[:, 0]
+    for index in range(1, width):
+        probability = trials[:, index : index + 1]
+        moved = pmf[:, : index + 1] * probability
+        pmf[:, : index + 1] *= 1 - probability
+        pmf[:, 1 : index + 2] += moved
+    cdf: np.ndarray = np.cumsum(pmf, axis=1)
+    return cdf
 
 
 def holm_adjusted(p_values: np.ndarray, families: np.ndarray) -> np.ndarray:
@@ -615,10 +702,10 @@ def pricing_disparity(
     spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
     values, labels = prepared.covariates(covariates)
     originated = frame["action_taken"].eq(1).fillna(False).to_numpy(dtype=bool)
-    loans = _usable(frame) & originated & np.isfinite(spread) & np.isfinite(values).all(axis=1)
+    loans = prepared.usable() & originated & np.isfinite(spread) & np.isfinite(values).all(axis=1)
     units: _Units = (
-        _Units(frame, group_column, reference, groups, loans) if weights is None
-        else _WeightedUnits(frame, reference, groups, weights, loans)
+        _Units(frame, group_column, reference, groups, loans, prepared) if weights is None
+        else _WeightedUnits(frame, reference, groups, weights, loans, prepared)
     )
     rows, unit, indicator = units.rows(loans)
     weight = units.weight(rows)
@@ -654,21 +741,23 @@ def pricing_disparity(
         critical = stats.t.ppf(0.975, freedom)
         p_value = 2 * stats.t.sf(np.abs(adjusted / standard_error), freedom)
 
-    table = units.table()
-    table["reference_loans"] = reference_n
-    table["compared_loans"] = compared_n
-    table["reference_mean_spread"] = reference_mean
-    table["compared_mean_spread"] = compared_mean
-    table["raw_gap"] = compared_mean - reference_mean
-    table["adjusted_gap"] = adjusted
-    table["standard_error"] = standard_error
-    table["ci_low"] = adjusted - critical * standard_error
-    table["ci_high"] = adjusted + critical * standard_error
-    table["p_value"] = p_value
-    table["degrees_of_freedom"] = freedom
-    table["not_controlled"] = pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str")
-    table["reason"] = pd.Series(reason, dtype="str")
-    return table
+    return units.table(
+        {
+            "reference_loans": reference_n,
+            "compared_loans": compared_n,
+            "reference_mean_spread": reference_mean,
+            "compared_mean_spread": compared_mean,
+            "raw_gap": compared_mean - reference_mean,
+            "adjusted_gap": adjusted,
+            "standard_error": standard_error,
+            "ci_low": adjusted - critical * standard_error,
+            "ci_high": adjusted + critical * standard_error,
+            "p_value": p_value,
+            "degrees_of_freedom": freedom,
+            "not_controlled": pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str"),
+            "reason": pd.Series(reason, dtype="str"),
+        }
+    )
 
 
 def _least_squares(
@@ -813,21 +902,39 @@ class _Units:
     """Fit units: one per lender (sorted LEI) and compared group; lenders with a usable row."""
 
     def __init__(
-        self, frame: pd.DataFrame, group_column: str, reference: str, groups: tuple[str, ...], usable: np.ndarray
+        self,
+        frame: pd.DataFrame,
+        group_column: str,
+        reference: str,
+        groups: tuple[str, ...],
+        usable: np.ndarray,
+        prepared: Prepared | None = None,
     ) -> None:
-        group = frame[group_column]
-        self.is_reference = group.eq(reference).fillna(False).to_numpy(dtype=bool)
+        """``prepared``: ``Prepared`` of ``frame`` (its canonical rows), whose masks and lenders are reused."""
+
+        def equals(name: str) -> np.ndarray:
+            return _equals(frame[group_column], name) if prepared is None else prepared.equals(group_column, name)
+
+        self.is_reference = equals(reference)
         self.group_index = np.full(len(frame), -1, dtype=np.int64)
         for index, name in enumerate(groups):
-            self.group_index[group.eq(name).fillna(False).to_numpy(dtype=bool)] = index
-        taking_part = usable & (self.is_reference | (self.group_index >= 0))
-        lei = frame["lei"].astype("str").to_numpy(dtype=object, na_value=None)
-        known = taking_part & (lei != None)  # noqa: E711 (elementwise)
-        self.leis = np.array(sorted(set(lei[known].tolist())), dtype=object)
-        self.lender = np.full(len(frame), -1, dtype=np.int64)
-        self.lender[known] = np.searchsorted(self.leis, lei[known])
+            self.group_index[equals(name)] = index
+        lenders = _lender_codes(frame) if prepared is None else prepared.lenders()
+        self._lenders(usable & (self.is_reference | (self.group_index >= 0)), lenders)
         self.groups = groups
         self.count = self.leis.size * len(groups)
+
+    def _lenders(self, taking_part: np.ndarray, lenders: tuple[np.ndarray, np.ndarray]) -> None:
+        """``leis``: the sorted LEIs of the rows taking part; ``lender``: per row, its LEI's
+        position among them (-1 for rows not taking part or without an LEI)."""
+        codes, names = lenders
+        known = taking_part & (codes >= 0)
+        present = np.unique(codes[known])
+        self.leis = names[present]
+        position = np.full(names.size, -1, dtype=np.int64)
+        position[present] = np.arange(present.size)
+        self.lender = np.full(codes.size, -1, dtype=np.int64)
+        self.lender[known] = position[codes[known]]
 
     def rows(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows of every unit under ``mask`` (reference rows once per compared group), their
@@ -846,12 +953,14 @@ class _Units:
         """The weight of each row of ``rows`` (as ``rows`` returned them); None: every row weighs 1."""
         return None
 
-    def table(self) -> pd.DataFrame:
+    def table(self, columns: Mapping[str, Any]) -> pd.DataFrame:
+        """One row per unit: ``lei``, ``group`` and ``columns`` (one frame built at once)."""
         return pd.DataFrame(
             {
                 "lei": pd.Series(np.repeat(self.leis, len(self.groups)), dtype="str"),
                 "group": pd.Series(np.tile(np.array(self.groups, dtype=object), self.leis.size), dtype="str"),
             }
+            | dict(columns)
         )
 
 
@@ -868,6 +977,7 @@ class _WeightedUnits(_Units):
         groups: tuple[str, ...],
         weights: Mapping[str, str],
         usable: np.ndarray,
+        prepared: Prepared | None = None,
     ) -> None:
         _require(frame, [weights[name] for name in (reference, *groups) if name in weights], "weighted groups")
 
@@ -882,11 +992,7 @@ class _WeightedUnits(_Units):
         self.is_reference = self.reference_weight > 0
         self.group_index = np.full(len(frame), -1, dtype=np.int64)  # unused: rows() reads the weights
         taking_part = usable & (self.is_reference | np.any([w > 0 for w in self.group_weights], axis=0))
-        lei = frame["lei"].astype("str").to_numpy(dtype=object, na_value=None)
-        known = taking_part & (lei != None)  # noqa: E711 (elementwise)
-        self.leis = np.array(sorted(set(lei[known].tolist())), dtype=object)
-        self.lender = np.full(len(frame), -1, dtype=np.int64)
-        self.lender[known] = np.searchsorted(self.leis, lei[known])
+        self._lenders(taking_part, _lender_codes(frame) if prepared is None else prepared.lenders())
         self.groups = groups
         self.count = self.leis.size * len(groups)
         self._weights: np.ndarray = np.empty(0)
@@ -908,6 +1014,19 @@ class _WeightedUnits(_Units):
         if rows.size != self._weights.size:
             raise ValueError("weight() answers for the rows of the last rows() call")
         return self._weights
+
+
+def _equals(values: pd.Series, value: str) -> np.ndarray:
+    """Per row, whether ``values`` is ``value`` (missing: no)."""
+    equal: np.ndarray = values.eq(value).fillna(False).to_numpy(dtype=bool)
+    return equal
+
+
+def _lender_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the position of its LEI among the frame's LEIs sorted as text (-1: none), and those LEIs."""
+    lei = frame["lei"].astype("str").to_numpy(dtype=object, na_value=None)
+    codes, names = pd.factorize(lei, sort=True)
+    return codes.astype(np.int64), np.asarray(names, dtype=object)
 
 
 def _groups(compared: str | Sequence[str], reference: str) -> tuple[str, ...]:

@@ -48,7 +48,7 @@ from reasoner.lending.evidence.effects import with_effects
 from reasoner.lending.evidence.interaction import interaction_tests
 from reasoner.lending.evidence.power import with_power
 from reasoner.lending.evidence.redlining import read_assessment_areas, redlining_signals
-from reasoner.lending.evidence.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs
+from reasoner.lending.evidence.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs_of
 from reasoner.lending.evidence.statistics import (
     Prepared,
     application_index,
@@ -139,11 +139,17 @@ def add_group_columns(frame: pd.DataFrame, majority_minority_percent: float) -> 
     )
     sex = frame["sex"].to_numpy(dtype=object, na_value=None)
     binary_sex = np.isin(sex, ("Male", "Female"))
-    known = minority != None  # noqa: E711 (elementwise)
-    minority_sex = np.where(known & binary_sex, minority.astype(str) + " " + sex.astype(str), missing)
     percent = frame["tract_minority_pct"].to_numpy(dtype=np.float64, na_value=np.nan)
-    tract = np.where(percent > majority_minority_percent, "majority-minority tract", "other tract")
-    minority_tract = np.where(known & np.isfinite(percent), minority.astype(str) + " / " + tract, missing)
+    majority = percent > majority_minority_percent
+    # The combined groups' texts, one group of each at a time (a few masks, no per-row strings made).
+    minority_sex = np.full(len(frame), None, dtype=object)
+    minority_tract = np.full(len(frame), None, dtype=object)
+    for group in ("Minority", WHITE):
+        member = minority == group
+        for value in ("Male", "Female"):
+            minority_sex[member & binary_sex & (sex == value)] = f"{group} {value}"
+        minority_tract[member & np.isfinite(percent) & majority] = f"{group} / majority-minority tract"
+        minority_tract[member & np.isfinite(percent) & ~majority] = f"{group} / other tract"
     for name, values in (
         ("race_ethnicity", race_ethnicity),
         ("minority", minority),
@@ -177,25 +183,29 @@ def audit_tables(
     counts: dict[str, PairCounts] = {}
     if pairs is None:
         found = []
-        for comparison in config.comparisons:
-            part = similar_pairs(paired, similarity_spec(config, comparison), scaling)
+        specs = [similarity_spec(config, comparison) for comparison in config.comparisons]
+        for comparison, part in zip(config.comparisons, similar_pairs_of(paired, specs, scaling), strict=True):
             counts[comparison.name] = part.attrs["counts"]
             part = part[["a", "b", "distance", "rank", "lei"]].copy()
             part.attrs = {}
             part.insert(0, "comparison", comparison.name)
             found.append(_by_lender(part))
         pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=list(PAIR_COLUMNS[:-2]))
-    pairs = _with_pair_columns(pairs, frame, dict(config.comparator_tolerance))
+    pairs, first, second = _with_pair_columns(pairs, frame, dict(config.comparator_tolerance))
     per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
 
     odds, matched, pricing, outliers = [], [], [], []
-    denial_probability = denial_probabilities(frame, config.denial_model)
-    id_index = application_index(frame)
+    # The text columns the pair tests read, as Python strings once for every comparison (not per test).
+    decided = pd.DataFrame(
+        {name: frame[name].to_numpy(dtype=object, na_value="") for name in ("application_id", "lei", "decision")}
+    )
     shared = Prepared(frame)  # rows in canonical order and covariate matrices, once for every comparison
+    denial_probability = denial_probabilities(frame, config.denial_model, prepared=shared)
+    id_index = application_index(frame)
     for comparison in config.comparisons:
         column, reference, compared = comparison.column, comparison.reference, comparison.compared
         found_pairs = per_comparison.get(comparison.name, pairs.iloc[:0])
-        rows = pair_rows(found_pairs, frame, id_index)  # the pairs' rows, looked up once for both pair tests
+        rows = _pair_rows(found_pairs, frame, id_index, first, second)  # looked up once for both pair tests
         weighted, weights = (frame, None)
         if estimated:
             weighted, weights = _weighted(frame, comparison, config.majority_minority_percent)
@@ -217,7 +227,7 @@ def audit_tables(
         )
         matched.append(
             _tag(
-                matched_pair_test(found_pairs, frame, denial_probability=denial_probability, rows=rows),
+                matched_pair_test(found_pairs, decided, denial_probability=denial_probability, rows=rows),
                 comparison,
             )
         )
@@ -239,7 +249,7 @@ def audit_tables(
         outliers.append(
             _tag(
                 cluster_outliers(
-                    frame,
+                    decided,
                     found_pairs,
                     min_neighbours=config.outlier_min_neighbours,
                     share=config.outlier_share,
@@ -277,6 +287,7 @@ def audit_tables(
             covariates=config.denial_model,
             majority_minority_percent=config.majority_minority_percent,
             min_group=config.min_group,
+            prepared=shared,
         ),
         pair_counts=counts,
         pairs_given=not counts,
@@ -353,7 +364,23 @@ def _by_lender(pairs: pd.DataFrame) -> pd.DataFrame:
     return pairs if (order[1:] > order[:-1]).all() else pairs.iloc[order].reset_index(drop=True)
 
 
-def _with_pair_columns(pairs: pd.DataFrame, frame: pd.DataFrame, tolerance: dict[str, float]) -> pd.DataFrame:
+def _pair_rows(
+    pairs: pd.DataFrame, frame: pd.DataFrame, id_index: pd.Index, first: np.ndarray, second: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``statistics.pair_rows`` of some rows of the pair table, from the rows of every pair's ``a``
+    and ``b`` found by ``_with_pair_columns`` (NaN: not in the frame, which ``pair_rows`` reports)."""
+    at = pairs.index.to_numpy()
+    a, b = first[at], second[at]
+    if np.isnan(a).any() or np.isnan(b).any():
+        return pair_rows(pairs, frame, id_index)
+    return a.astype(np.int64), b.astype(np.int64)
+
+
+def _with_pair_columns(
+    pairs: pd.DataFrame, frame: pd.DataFrame, tolerance: dict[str, float]
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The pair table with ``spread_gap`` and ``no_stronger``, and per pair the rows of ``a`` and
+    ``b`` in ``frame`` (float: NaN for an id not in it)."""
     pairs = pairs.reset_index(drop=True)
     spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
     originated = frame["action_taken"].to_numpy() == 1
@@ -367,7 +394,7 @@ def _with_pair_columns(pairs: pd.DataFrame, frame: pd.DataFrame, tolerance: dict
     out = pairs.copy()
     out["spread_gap"] = gap
     out["no_stronger"] = _no_stronger(frame, first, second, known, tolerance)
-    return out
+    return out, first, second
 
 
 def _no_stronger(
