@@ -220,30 +220,12 @@ def lender_denial_odds(
     fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
     design = _design(values[rows[fit]], indicator[fit], fit_unit, fitted_units.size)
     log_odds, variance, status = _logistic(design, outcome[fit], fit_unit, fitted_units.size, len(covariates.numeric))
-    estimate = np.full(count, np.nan)
-    error = np.full(count, np.nan)
-    fitted_reason = np.array(["", "separation: coefficients diverge", "did not converge", _COLLINEAR_TEXT])[status]
-    reason[fitted_units] = fitted_reason
-    good = fitted_units[status == 0]
-    estimate[good] = log_odds[status == 0]
-    error[good] = np.sqrt(variance[status == 0])
-
-    return units.table(
-        {
-            "reference_applications": reference_n,
-            "compared_applications": compared_n,
-            "reference_denial_rate": _ratio(reference_denials, reference_n),
-            "compared_denial_rate": _ratio(compared_denials, compared_n),
-            "model_applications": model_reference + model_compared,
-            "log_odds_ratio": estimate,
-            "standard_error": error,
-            "odds_ratio": np.exp(estimate),
-            "ci_low": np.exp(estimate - Z95 * error),
-            "ci_high": np.exp(estimate + Z95 * error),
-            "p_value": 2 * stats.norm.sf(np.abs(estimate / error)),
-            "not_controlled": pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str"),
-            "reason": pd.Series(reason, dtype="str"),
-        }
+    return _odds_table(
+        units,
+        (reference_n, compared_n, reference_denials, compared_denials, model_reference + model_compared),
+        (fitted_units, log_odds, variance, status),
+        reason,
+        _not_controlled(values[rows], labels, unit, count),
     )
 
 
@@ -298,8 +280,29 @@ def _weighted_denial_odds(
     log_odds, variance, status = _logistic(
         design, denied[rows[fit]].astype(np.float64), fit_unit, fitted_units.size, len(covariates.numeric), weight[fit]
     )
-    estimate = np.full(count, np.nan)
-    error = np.full(count, np.nan)
+    return _odds_table(
+        units,
+        (reference_n, compared_n, reference_denials, compared_denials, model_reference + model_compared),
+        (fitted_units, log_odds, variance, status),
+        reason,
+        _not_controlled(values[rows], labels, unit, count),
+    )
+
+
+def _odds_table(
+    units: _Units,
+    sizes: tuple[np.ndarray, ...],
+    fits: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    reason: np.ndarray,
+    not_controlled: np.ndarray,
+) -> pd.DataFrame:
+    """The denial-odds table of ``units``: ``sizes`` are the reference and compared applications
+    and denials and the model's applications; ``fits`` the fitted units with their log odds
+    ratio, its variance and the fit's status (0: fitted; else the reason it was not)."""
+    reference_n, compared_n, reference_denials, compared_denials, model_n = sizes
+    fitted_units, log_odds, variance, status = fits
+    estimate = np.full(units.count, np.nan)
+    error = np.full(units.count, np.nan)
     texts = np.array(["", "separation: coefficients diverge", "did not converge", _COLLINEAR_TEXT])
     reason[fitted_units] = texts[status]
     good = fitted_units[status == 0]
@@ -311,14 +314,14 @@ def _weighted_denial_odds(
             "compared_applications": compared_n,
             "reference_denial_rate": _ratio(reference_denials, reference_n),
             "compared_denial_rate": _ratio(compared_denials, compared_n),
-            "model_applications": model_reference + model_compared,
+            "model_applications": model_n,
             "log_odds_ratio": estimate,
             "standard_error": error,
             "odds_ratio": np.exp(estimate),
             "ci_low": np.exp(estimate - Z95 * error),
             "ci_high": np.exp(estimate + Z95 * error),
             "p_value": 2 * stats.norm.sf(np.abs(estimate / error)),
-            "not_controlled": pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str"),
+            "not_controlled": pd.Series(not_controlled, dtype="str"),
             "reason": pd.Series(reason, dtype="str"),
         }
     )
