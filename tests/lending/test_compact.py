@@ -165,3 +165,29 @@ def test_text_as_held_gives_the_values_in_the_order_of_the_text(whole: pd.DataFr
     assert (frame["excluded"] == "").tolist() == (whole["excluded"] == "").tolist()
     rows = np.array([5, 1, 4000])
     _same(held.restore(["lei"], rows, text_as_held=True).astype("str"), whole.iloc[rows][["lei"]])
+
+
+def test_pieces_whose_zeros_differ_in_sign_keep_both_signs() -> None:
+    """One piece of -0.0 and one of 0.0, each a dictionary alone: their union would keep one zero
+    (found in review), so the column is held as it is and both signs come back."""
+
+    def piece(first_row: int, zero: float) -> pd.DataFrame:
+        return pd.DataFrame({"row": np.arange(first_row, first_row + 40), "spread": [zero, 1.5] * 20})
+
+    first, second = piece(1, -0.0), piece(41, 0.0)
+    assert compact(first).encoded == {"spread"} and compact(second).encoded == {"spread"}
+    joined = concat([compact(first), compact(second)])
+    assert "spread" not in joined.encoded
+    restored = joined.restore()["spread"].to_numpy()
+    assert restored.tobytes() == pd.concat([first, second], ignore_index=True)["spread"].to_numpy().tobytes()
+    same_sign = concat([compact(first), compact(piece(41, -0.0))])
+    assert "spread" in same_sign.encoded  # one sign: still one dictionary
+
+
+def test_pieces_that_encoded_a_column_with_different_dtypes_are_not_joined() -> None:
+    first = pd.DataFrame({"row": np.arange(1, 41), "count": np.array([1, 2] * 20, dtype=np.int64)})
+    second = pd.DataFrame({"row": np.arange(41, 81), "count": [1.5, np.nan] * 20})
+    joined = concat([compact(first), compact(second)])
+    assert "count" not in joined.encoded
+    expected = pd.concat([first, second], ignore_index=True)
+    _same(joined.restore(), expected)

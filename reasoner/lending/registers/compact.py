@@ -182,7 +182,7 @@ def concat(parts: Sequence[CompactFrame]) -> CompactFrame:
     for name in first.columns:
         if name == "row" and first_row is not None or name == "application_id" and ids_are_rows:
             continue
-        if all(name in part.encoded for part in parts):
+        if _joinable(name, parts):
             held[name] = pd.Series(_joined_codes([part.held[name] for part in parts], count), copy=False)
             encoded.add(name)
         else:
@@ -199,6 +199,19 @@ def concat(parts: Sequence[CompactFrame]) -> CompactFrame:
         count,
     )
 
+
+def _joinable(name: str, parts: Sequence[CompactFrame]) -> bool:
+    """Whether the pieces' dictionaries of column ``name`` join into one that restores every
+    piece's bits: each piece encoded it with the same dtype, and the pieces' zeros have one sign
+    (a union of 0.0 and -0.0 would keep one of them)."""
+    dtype = parts[0].dtypes[name]
+    if not all(name in part.encoded and part.dtypes[name] == dtype for part in parts):
+        return False
+    if dtype != np.float64:
+        return True
+    values = np.concatenate([part.held[name].cat.categories.to_numpy(dtype=np.float64) for part in parts])
+    signs = np.signbit(values[values == 0])
+    return bool(signs.all() or not signs.any())
 
 def _encode(column: pd.Series) -> pd.Categorical | None:
     """``column`` as a dictionary when that is smaller and restores the same bits; else None."""
