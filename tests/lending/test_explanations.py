@@ -145,6 +145,29 @@ def test_no_room_for_the_explanations_is_a_limit_not_a_traceback(monkeypatch: py
         audit([RULES], SAMPLE, workers=1)
 
 
+
+def test_a_failed_audit_removes_its_spilled_files_at_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A partition that fails after another was spilled: the records and held results go with the
+    error, not when the process exits (a long-lived process may keep the traceback)."""
+    import tempfile
+
+    from reasoner.lending.audit import run
+
+    real = run._execute
+
+    def second_fails(*args, **kwargs):  # type: ignore[no-untyped-def]
+        for count, result in enumerate(real(*args, **kwargs)):
+            if count == 1:
+                raise RuntimeError("a partition failed")
+            yield result
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(run, "_execute", second_fails)
+    with pytest.raises(RuntimeError, match="a partition failed") as failure:
+        run.audit([RULES], SAMPLE, workers=1, partition_rows=400)
+    assert failure.traceback  # kept: it holds the audit's frame, as a long-lived process would
+    assert list(tmp_path.iterdir()) == []
+
 def test_proof_json_is_json_safe_as_built() -> None:
     """``explanations.render`` leaves proofs out of ``json_safe``: they must need nothing of it."""
     import reasoner

@@ -304,15 +304,19 @@ def audit(
     )
     finished: list[int] = []
     explanations = Explanations()
-    with progress.bar(f"auditing {lenders_total:,} lenders in {len(parts):,} partitions", len(held), "rows") as bar:
-        for result in _execute(tasks, workers if len(parts) > 1 else 1, cluster):
-            explanations.add(result.index, result.explanations)  # to disk: the main process keeps no proofs
-            # and the rest to disk too until every partition is in (the workers hold memory meanwhile)
-            explanations.hold(result.index, dataclasses.replace(result, explanations=Rendered({}, b"")))
-            finished.append(result.index)
-            bar.update(result.applications)
-            bar.set_postfix_str(f"{len(finished)}/{len(parts)} partitions", refresh=False)
-            del result
+    try:
+        with progress.bar(f"auditing {lenders_total:,} lenders in {len(parts):,} partitions", len(held), "rows") as bar:
+            for result in _execute(tasks, workers if len(parts) > 1 else 1, cluster):
+                explanations.add(result.index, result.explanations)  # to disk: the main process keeps no proofs
+                # and the rest to disk too until every partition is in (the workers hold memory meanwhile)
+                explanations.hold(result.index, dataclasses.replace(result, explanations=Rendered({}, b"")))
+                finished.append(result.index)
+                bar.update(result.applications)
+                bar.set_postfix_str(f"{len(finished)}/{len(parts)} partitions", refresh=False)
+                del result
+    except BaseException:  # a failed partition, a limit, an interrupt: the spilled files go now, not at exit
+        explanations.close()
+        raise
     del held, cleaned
     release_arrow_memory()  # the register's columns, now that every partition has its rows
     done: list[PartitionResult] = [explanations.take(index) for index in sorted(finished)]
