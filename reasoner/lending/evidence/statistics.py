@@ -215,17 +215,12 @@ def lender_denial_odds(
         (model_reference_denials == 0, "separation: no reference applicant denied"),
         (model_reference_denials == model_reference, "separation: every reference applicant denied"),
     )
-
-    fit = reason[unit] == ""
-    fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
-    design = _design(values[rows[fit]], indicator[fit], fit_unit, fitted_units.size)
-    log_odds, variance, status = _logistic(design, outcome[fit], fit_unit, fitted_units.size, len(covariates.numeric))
     return _odds_table(
         units,
         (reference_n, compared_n, reference_denials, compared_denials, model_reference + model_compared),
-        (fitted_units, log_odds, variance, status),
         reason,
-        _not_controlled(values[rows], labels, unit, count),
+        (values, labels, len(covariates.numeric)),
+        (rows, unit, indicator, outcome, None),
     )
 
 
@@ -274,33 +269,36 @@ def _weighted_denial_odds(
         (model_reference_denials <= tolerance, "separation: no reference applicant denied"),
         (model_reference_denials >= model_reference - tolerance, "separation: every reference applicant denied"),
     )
-    fit = reason[unit] == ""
-    fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
-    design = _design(values[rows[fit]], indicator[fit], fit_unit, fitted_units.size)
-    log_odds, variance, status = _logistic(
-        design, denied[rows[fit]].astype(np.float64), fit_unit, fitted_units.size, len(covariates.numeric), weight[fit]
-    )
     return _odds_table(
         units,
         (reference_n, compared_n, reference_denials, compared_denials, model_reference + model_compared),
-        (fitted_units, log_odds, variance, status),
         reason,
-        _not_controlled(values[rows], labels, unit, count),
+        (values, labels, len(covariates.numeric)),
+        (rows, unit, indicator, denied[rows].astype(np.float64), weight),
     )
 
 
 def _odds_table(
     units: _Units,
     sizes: tuple[np.ndarray, ...],
-    fits: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     reason: np.ndarray,
-    not_controlled: np.ndarray,
+    covariates: tuple[np.ndarray, tuple[str, ...], int],
+    model: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None],
 ) -> pd.DataFrame:
-    """The denial-odds table of ``units``: ``sizes`` are the reference and compared applications
-    and denials and the model's applications; ``fits`` the fitted units with their log odds
-    ratio, its variance and the fit's status (0: fitted; else the reason it was not)."""
+    """The denial-odds table of ``units``, fitting the units without a ``reason``: ``sizes`` are
+    the reference and compared applications and denials and the model's applications;
+    ``covariates`` the covariate matrix, its labels and how many are numeric; ``model`` the
+    model's rows, their unit, group indicator, outcome and weight (None: unweighted)."""
     reference_n, compared_n, reference_denials, compared_denials, model_n = sizes
-    fitted_units, log_odds, variance, status = fits
+    values, labels, numeric = covariates
+    rows, unit, indicator, outcome, weight = model
+    fit = reason[unit] == ""
+    fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
+    design = _design(values[rows[fit]], indicator[fit], fit_unit, fitted_units.size)
+    log_odds, variance, status = _logistic(
+        design, outcome[fit], fit_unit, fitted_units.size, numeric, None if weight is None else weight[fit]
+    )
+    not_controlled = _not_controlled(values[rows], labels, unit, units.count)
     estimate = np.full(units.count, np.nan)
     error = np.full(units.count, np.nan)
     texts = np.array(["", "separation: coefficients diverge", "did not converge", _COLLINEAR_TEXT])
