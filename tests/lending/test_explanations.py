@@ -245,3 +245,30 @@ def test_comparators_pass_unwalked_only_when_json_safe() -> None:
     assert "comparators" not in _comparator_lists(frame([0.25, float("inf")]))[1]
     assert "comparators" not in _comparator_lists(frame([float("nan")]))[1]
     assert _comparator_lists(frame([]).iloc[:0]) == ([], ("proof", "comparators"))
+
+
+def test_statistics_records_are_to_dict_records() -> None:
+    """``explanations._records`` gives the values and types ``DataFrame.to_dict("records")`` gives."""
+    import math
+
+    import pandas as pd
+
+    from reasoner.lending.audit.explanations import _records
+
+    frame = pd.DataFrame(
+        {
+            "lei": pd.Series(["A", None, "É"], dtype="str"),
+            "count": np.array([1, 2, 3], dtype=np.int64),
+            "share": [0.5, float("nan"), float("inf")],
+            "flag": [True, False, True],
+            "note": pd.Series(["x", None, 3], dtype=object),
+            "small": np.array([1, 2, 3], dtype=np.int32),
+        }
+    )
+    expected, found = frame.to_dict("records"), _records(frame)
+    assert [list(row) for row in found] == [list(row) for row in expected]
+    for got, want in zip(found, expected, strict=True):
+        for name, value in want.items():
+            assert type(got[name]) is type(value), name
+            assert got[name] == value or (isinstance(value, float) and math.isnan(value) and math.isnan(got[name]))
+    assert _records(frame.iloc[:0]) == []
