@@ -355,7 +355,7 @@ def _ground_formulas(
     columns = [[constant_text(constant) for constant in column] for column in block.substitutions[rows].T.tolist()]
     now_states, flipped_states = [], []
     leaf_citations: list[list[EvidenceCitation]] = []  # per cited leaf, per row
-    leaf_texts: dict[str, list[list[str]]] = {}  # per predicate, the atom texts of its cited leaves
+    leaf_texts: dict[str, list[tuple[tuple[str | int, ...], list[str]]]] = {}  # per predicate: args, atom texts
     cited_leaves: set[tuple[str, tuple[str | int, ...]]] = set()
     for leaf, all_states, all_atoms, all_evidence in zip(
         plan.leaves, block.leaf_states, block.leaf_atoms, block.leaf_evidence, strict=True
@@ -393,7 +393,7 @@ def _ground_formulas(
             texts = [head + ",".join(parts) + ")" for parts in zip(*arguments, strict=True)]
         else:
             texts = [head + ")"] * count
-        leaf_texts.setdefault(literal.predicate, []).append(texts)
+        leaf_texts.setdefault(literal.predicate, []).append((leaf.args, texts))
         leaf_citations.append(
             [
                 made.get(key) or made.setdefault(key, EvidenceCitation(*key))
@@ -402,10 +402,16 @@ def _ground_formulas(
         )
     # Rows where leaves of one predicate with different arguments name the same atom (two variables
     # bound to one constant): the atom is cited once, at its first leaf.
+    # Two leaves with different constants at one argument never name one atom: not compared.
     repeated = np.zeros(count, dtype=bool)
     for texts_of in leaf_texts.values():
-        for number, earlier in enumerate(texts_of):
-            for later in texts_of[number + 1 :]:
+        for number, (earlier_args, earlier) in enumerate(texts_of):
+            for later_args, later in texts_of[number + 1 :]:
+                if any(
+                    isinstance(first, str) and isinstance(second, str) and first != second
+                    for first, second in zip(earlier_args, later_args, strict=True)
+                ):
+                    continue
                 repeated |= np.array([a == b for a, b in zip(earlier, later, strict=True)], dtype=bool)
     now_value = evaluate(block.tree, now_states, count) == TRUE
     flipped_value = evaluate(block.tree, flipped_states, count) == TRUE
