@@ -112,8 +112,14 @@ def _safe(record: dict[str, Any], proofs: tuple[str, ...]) -> dict[str, Any]:
     return {str(key): value if key in proofs else json_safe(value) for key, value in record.items()}
 
 
+# ``json.dumps(record, ensure_ascii=False, allow_nan=False)``, made once; a record is built fresh from
+# proofs and rows and no container in it holds itself, so the check for circular references is left out
+# (a seventh of the encoding time; the same text).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False)
+
+
 def _line(record: dict[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, sort_keys=False, allow_nan=False)
+    return _ENCODER.encode(record)
 
 
 def _stream(ids: list[str], records: list[str]) -> bytes:
