@@ -86,6 +86,8 @@ __all__ = [
     "matched_pair_test",
     "pair_rows",
     "pricing_disparity",
+    "unit_logistic",
+    "unit_scales",
 ]
 
 DENIAL_COVARIATES = ("income", "dti", "cltv", "loan_amount")
@@ -371,20 +373,22 @@ def _penalty(width: int, free: int) -> np.ndarray:
 
 def _newton(
     design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, penalty: np.ndarray | None = None,
-    weight: np.ndarray | None = None,
+    weight: np.ndarray | None = None, *, limit: float = SEPARATION_LIMIT, iterations: int = MAX_NEWTON,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Penalised maximum likelihood by Newton's method with step halving, one regression per
     unit: coefficients (units, width), the linear predictor per row, and a status per unit
-    (0 converged, 1 diverged, 2 not converged). ``penalty``: per coefficient, the weight of
-    ``-penalty * beta**2 / 2`` added to the log-likelihood (a Gaussian prior; none by default);
-    ``weight``: per row, the weight of its log-likelihood term (none: 1 each)."""
+    (0 converged, 1 diverged: a coefficient beyond ``limit``, 2 not converged in ``iterations``
+    steps). ``penalty``: per coefficient, the weight of ``-penalty * beta**2 / 2`` added to the
+    log-likelihood (a Gaussian prior; none by default); ``weight``: per row, the weight of its
+    log-likelihood term (none: 1 each)."""
     width = design.shape[1]
     if penalty is None:
         penalty = np.zeros(width)
     order = _by_unit(unit)
     if order is not None:  # a stable sort: each unit's rows keep their order, so its sums are the same
         grouped_beta, grouped_eta, grouped_status = _newton(
-            design[order], outcome[order], unit[order], count, penalty, None if weight is None else weight[order]
+            design[order], outcome[order], unit[order], count, penalty, None if weight is None else weight[order],
+            limit=limit, iterations=iterations,
         )
         eta = np.empty(unit.size)
         eta[order] = grouped_eta
@@ -411,7 +415,7 @@ def _newton(
         return np.bincount(live_unit, term if live_weight is None else live_weight * term, count) - prior, part_eta
 
     current, eta[live] = loglik(beta)
-    for _ in range(MAX_NEWTON):
+    for _ in range(iterations):
         if not active.any():
             break
         still = active[live_unit]
@@ -439,11 +443,35 @@ def _newton(
             size[worse] /= 2
         beta, current[active], eta[live] = trial, value[active], trial_eta
         moved = np.abs(size[:, None] * step).max(axis=1)
-        diverged = active & (np.abs(beta).max(axis=1) > SEPARATION_LIMIT)
+        diverged = active & (np.abs(beta).max(axis=1) > limit)
         status[diverged] = 1
         active &= ~diverged & (moved >= 1e-8)
     status[active] = 2
     return beta, eta, status
+
+
+def unit_logistic(
+    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, penalty: np.ndarray,
+    *, iterations: int = MAX_NEWTON,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Penalised logistic regressions, one per unit, fitted to convergence (``_newton`` without a
+    divergence limit: the penalty keeps every estimate finite): the coefficients (units, width),
+    the penalised information X'WX + diag(penalty) at the estimate (units, width, width), and a
+    status per unit (0 converged, 2 not converged in ``iterations`` Newton steps). Each unit's
+    sums run over its own rows in their order, so its results do not depend on the other units."""
+    order = _by_unit(unit)
+    if order is not None:
+        design, outcome, unit = design[order], outcome[order], unit[order]
+    beta, eta, status = _newton(design, outcome, unit, count, penalty, limit=np.inf, iterations=iterations)
+    fitted = special.expit(eta)
+    information = _cross(design, fitted * (1 - fitted), unit, count) + np.diag(penalty)
+    return beta, information, status
+
+
+def unit_scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit and column: the mean and the standard deviation of the unit's rows (inf for a
+    column constant in the unit: spread at most 1e-9 of the mean's size, or of 1)."""
+    return _scales(values, unit, count)
 
 
 def denial_probabilities(
