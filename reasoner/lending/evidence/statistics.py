@@ -296,11 +296,15 @@ def _odds_table(
     rows, unit, indicator, outcome, weight = model
     fit = reason[unit] == ""
     fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
-    design = _design(values[rows[fit]], indicator[fit], fit_unit, fitted_units.size)
+    # Each unit's scales, once for the fit and the covariates not controlled: a fitted unit's rows
+    # are the same rows in the same order in both, so its sums (and the design) are the same bits.
+    means, spread = _scales(values[rows], unit, units.count)
+    scales = (means[fitted_units], spread[fitted_units])
+    design = _design(values[rows[fit]], indicator[fit], fit_unit, fitted_units.size, scales)
     log_odds, variance, status = _logistic(
         design, outcome[fit], fit_unit, fitted_units.size, numeric, None if weight is None else weight[fit]
     )
-    not_controlled = _not_controlled(values[rows], labels, unit, units.count)
+    not_controlled = _not_controlled(values[rows], labels, unit, units.count, spread)
     estimate = np.full(units.count, np.nan)
     error = np.full(units.count, np.nan)
     texts = np.array(["", "separation: coefficients diverge", "did not converge", _COLLINEAR_TEXT])
@@ -327,9 +331,13 @@ def _odds_table(
     )
 
 
-def _design(values: np.ndarray, indicator: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
-    """Intercept, group indicator and the covariates standardised within each unit."""
-    standardised = _standardise(values, unit, count)
+def _design(
+    values: np.ndarray, indicator: np.ndarray, unit: np.ndarray, count: int,
+    scales: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Intercept, group indicator and the covariates standardised within each unit (``scales``:
+    ``_scales`` of these rows, when known)."""
+    standardised = _standardise(values, unit, count, scales)
     return np.column_stack([np.ones(indicator.size), indicator.astype(np.float64), standardised])
 
 
@@ -754,9 +762,10 @@ def pricing_disparity(
 
     fit = reason[unit] == ""
     fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
+    means, scale = _scales(values[rows], unit, count)  # once for the fit and the covariates not controlled
     gap, error, df, status = _least_squares(
         spread[rows[fit]], indicator[fit], values[rows[fit]], fit_unit, fitted_units.size, len(covariates.numeric),
-        None if weight is None else weight[fit],
+        None if weight is None else weight[fit], scales=(means[fitted_units], scale[fitted_units]),
     )
     texts = np.array(["", "too few loans for the covariates", _COLLINEAR_TEXT])
     reason[fitted_units] = texts[status]
@@ -783,7 +792,7 @@ def pricing_disparity(
             "ci_high": adjusted + critical * standard_error,
             "p_value": p_value,
             "degrees_of_freedom": freedom,
-            "not_controlled": pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str"),
+            "not_controlled": pd.Series(_not_controlled(values[rows], labels, unit, count, scale), dtype="str"),
             "reason": pd.Series(reason, dtype="str"),
         }
     )
@@ -797,6 +806,8 @@ def _least_squares(
     count: int,
     numeric: int | None = None,
     weight: np.ndarray | None = None,
+    *,
+    scales: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per unit, least squares of outcome on intercept + indicator + covariates (centred within
     the unit, so the intercept drops out), the band and category indicators after the first
@@ -806,7 +817,8 @@ def _least_squares(
     holds its size in small samples, Long & Ervin 2000), the residual degrees of freedom and a
     status (0 ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates).
     ``weight``: weighted least squares (probability weights; sizes and degrees of freedom are sums
-    of weights, each row's leverage and sandwich term carry its weight)."""
+    of weights, each row's leverage and sandwich term carry its weight). ``scales``: ``_scales``
+    of ``values`` per unit, when known."""
     order = _by_unit(unit)  # every result is per unit: group the rows once, for _cross's and the leverages' slices
     if order is not None:
         outcome, indicator, values, unit = outcome[order], indicator[order], values[order], unit[order]
@@ -814,7 +826,7 @@ def _least_squares(
     width = values.shape[1]
     numeric = width if numeric is None else numeric
     sizes = np.bincount(unit, weight, minlength=count).astype(np.float64)
-    design = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count)])
+    design = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count, scales)])
     safe_sizes = np.maximum(sizes, 1.0) if weight is None else np.where(sizes > 0, sizes, 1.0)
     columns = np.column_stack([design, outcome])
     weighted_columns = columns if weight is None else columns * weight[:, None]
@@ -1118,13 +1130,17 @@ def _labelled_covariates(frame: pd.DataFrame, covariates: Covariates) -> tuple[n
     return matrix, tuple(labels)
 
 
-def _not_controlled(values: np.ndarray, labels: tuple[str, ...], unit: np.ndarray, count: int) -> np.ndarray:
+def _not_controlled(
+    values: np.ndarray, labels: tuple[str, ...], unit: np.ndarray, count: int, spread: np.ndarray | None = None
+) -> np.ndarray:
     """Per unit, the covariates (comma-separated) every column of which is constant in the unit's
     rows: the fit could not adjust for them (a lender making only conventional loans cannot be
-    adjusted for loan type), so explanations must not claim it did."""
+    adjusted for loan type), so explanations must not claim it did. ``spread``: ``_scales``' of
+    these rows, when known."""
     if not labels or unit.size == 0:
         return np.full(count, "", dtype=object)
-    _, spread = _scales(values, unit, count)
+    if spread is None:
+        _, spread = _scales(values, unit, count)
     constant = ~np.isfinite(spread)  # (units, columns)
     names = list(dict.fromkeys(labels))
     owner = np.array([names.index(label) for label in labels])
@@ -1162,11 +1178,14 @@ def _indicators(values: pd.Series, levels: tuple[str, ...] | None = None) -> lis
     return [(level == index).astype(np.float64) for index in range(len(levels))]
 
 
-def _standardise(values: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
-    """Columns centred and scaled within each unit; a column constant in a unit becomes 0."""
+def _standardise(
+    values: np.ndarray, unit: np.ndarray, count: int, scales: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
+    """Columns centred and scaled within each unit; a column constant in a unit becomes 0.
+    ``scales``: ``_scales(values, unit, count)``, when known."""
     if values.shape[1] == 0:
         return values
-    means, spread = _scales(values, unit, count)
+    means, spread = _scales(values, unit, count) if scales is None else scales
     standardised: np.ndarray = (values - means[unit]) / spread[unit]
     return standardised
 
