@@ -109,12 +109,14 @@ def interaction_tests(
             raise ValueError("prepared: built for another frame")
         frame = prepared.frame  # the rows in id order, as below
         values, labels = prepared.covariates(as_covariates(covariates))
+        complete = prepared.complete(as_covariates(covariates))
         codes, names = prepared.lenders()
     else:
         if "application_id" in frame.columns and len(frame):  # the fit's sums in id order, not input order
             ids = frame["application_id"].astype(str)
             frame = frame.iloc[np.lexsort((ids.to_numpy(dtype=object), ids.str.len().to_numpy()))]
         values, labels = covariate_matrix(frame, covariates)
+        complete = np.isfinite(values).all(axis=1)
         lei = frame["lei"].astype("str").to_numpy(dtype=object, na_value=None)
         codes, names = pd.factorize(lei, sort=True)
     usable = frame["excluded"].eq("").fillna(False).to_numpy(dtype=bool) & frame["decision"].isin(
@@ -124,7 +126,7 @@ def interaction_tests(
     known = usable & np.isin(minority, (MINORITY, REFERENCE))
     categories = set(as_covariates(covariates).categorical)
     groups = tuple(labels.index(name) if name in categories else -1 for name in labels)  # first column of a category
-    known &= np.isfinite(values).all(axis=1)
+    known &= complete
     seconds = {
         "sex": (frame["sex"].to_numpy(dtype=object, na_value=None) == "Female",
                 np.isin(frame["sex"].to_numpy(dtype=object, na_value=None), ("Male", "Female"))),

@@ -112,6 +112,7 @@ class Prepared:
         self.source = frame
         self.frame = _canonical_order(frame)
         self._matrices: dict[Covariates, tuple[np.ndarray, tuple[str, ...]]] = {}
+        self._complete: dict[Covariates, np.ndarray] = {}
         self._lenders: tuple[np.ndarray, np.ndarray] | None = None
         self._masks: dict[str, np.ndarray] = {}
 
@@ -145,6 +146,13 @@ class Prepared:
         if covariates not in self._matrices:
             self._matrices[covariates] = _labelled_covariates(self.frame, covariates)
         return self._matrices[covariates]
+
+    def complete(self, covariates: Covariates) -> np.ndarray:
+        """Per canonical row, whether every column of ``covariates``' matrix is known, built once
+        per model (do not modify)."""
+        if covariates not in self._complete:
+            self._complete[covariates] = np.isfinite(self.covariates(covariates)[0]).all(axis=1)
+        return self._complete[covariates]
 
 
 def _prepared(frame: pd.DataFrame, prepared: Prepared | None) -> Prepared:
@@ -194,7 +202,7 @@ def lender_denial_odds(
     units = _Units(frame, group_column, reference, groups, usable, prepared)
     denied = prepared.denied()
     values, labels = prepared.covariates(covariates)
-    complete = np.isfinite(values).all(axis=1)
+    complete = prepared.complete(covariates)
 
     raw_rows, raw_unit, raw_indicator = units.rows(usable)
     count = units.count
@@ -241,7 +249,7 @@ def _weighted_denial_odds(
     units = _WeightedUnits(frame, reference, groups, weights, usable, prepared)
     denied = prepared.denied()
     values, labels = prepared.covariates(covariates)
-    complete = np.isfinite(values).all(axis=1)
+    complete = prepared.complete(covariates)
     count = units.count
 
     def sums(rows: np.ndarray, unit: np.ndarray, indicator: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -508,7 +516,7 @@ def _fitted_denial(prepared: Prepared, covariates: Covariates) -> np.ndarray:
     """``denial_probabilities`` of the canonical rows of ``prepared``."""
     frame = prepared.frame
     values = prepared.covariates(covariates)[0]
-    complete = np.isfinite(values).all(axis=1)
+    complete = prepared.complete(covariates)
     codes = prepared.lenders()[0]
     count = int(codes.max()) + 1 if codes.size else 0
     known = complete & (codes >= 0)
@@ -739,7 +747,7 @@ def pricing_disparity(
     spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
     values, labels = prepared.covariates(covariates)
     originated = frame["action_taken"].eq(1).fillna(False).to_numpy(dtype=bool)
-    loans = prepared.usable() & originated & np.isfinite(spread) & np.isfinite(values).all(axis=1)
+    loans = prepared.usable() & originated & np.isfinite(spread) & prepared.complete(covariates)
     units: _Units = (
         _Units(frame, group_column, reference, groups, loans, prepared) if weights is None
         else _WeightedUnits(frame, reference, groups, weights, loans, prepared)
