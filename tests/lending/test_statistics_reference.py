@@ -287,11 +287,33 @@ def degenerate_units(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return data
 
 
-def compare_logistic(data: dict[str, np.ndarray], weight: np.ndarray | None = None) -> np.ndarray:
+def warm_start(data: dict[str, np.ndarray], design: np.ndarray, weight: np.ndarray | None) -> np.ndarray:
+    """The denial-odds table's starting point for these units, each its own lender: the fit on the
+    covariates alone (as ``denial_probabilities``: unweighted, units of fewer than ``MIN_GROUP`` rows or
+    one outcome left out) carried to the unit's scales, then refined in the intercept and indicator."""
+    unit, count, outcome = data["unit"], int(data["unit"].max()) + 1, data["outcome"]
+    means, spread = statistics._scales(data["values"], unit, count)
+    financial_design = np.column_stack([np.ones(unit.size), _standardise(data["values"], unit, count)])
+    beta, _, status = statistics._newton(financial_design, outcome, unit, count, _penalty(design.shape[1] - 1, free=4))
+    sizes, denials = np.bincount(unit, minlength=count), np.bincount(unit, outcome, count)
+    fitted = (status == 0) & (sizes >= MIN_GROUP) & (denials > 0) & (denials < sizes)
+    financial = statistics._Financial(fitted, means, spread, beta)
+    start = statistics._warm_start(
+        financial, np.arange(count), (means, spread), statistics._null_intercept(outcome, unit, count, weight)
+    )
+    assert np.isfinite(start).all()
+    return statistics._refined_start(design, outcome, unit, start, weight)
+
+
+def compare_logistic(
+    data: dict[str, np.ndarray], weight: np.ndarray | None = None, *, warm: bool = False
+) -> np.ndarray:
+    """``_logistic`` against the replaced code, from zeros or (``warm``) from ``warm_start``."""
     unit, count, numeric = data["unit"], int(data["unit"].max()) + 1, 3
     design = _design(data["values"], data["indicator"], unit, count)
     expected = reference_logistic(design, data["outcome"], unit, count, numeric, weight)
-    found = statistics._logistic(design, data["outcome"], unit, count, numeric, weight)
+    start = warm_start(data, design, weight) if warm else None
+    found = statistics._logistic(design, data["outcome"], unit, count, numeric, weight, start=start)
     np.testing.assert_array_equal(found[2], expected[2])
     good = expected[2] == 0
     np.testing.assert_allclose(found[0][good], expected[0][good], rtol=RELATIVE, atol=1e-12)
@@ -311,6 +333,8 @@ def test_logistic_fits_match_the_pseudo_inverse_newton(seed: int) -> None:
     assert (compare_logistic(data) == 0).sum() >= 25
     weight = rng.uniform(0.05, 1.0, data["unit"].size)
     compare_logistic(data, weight)
+    assert (compare_logistic(data, warm=True) == 0).sum() >= 25  # from the financial fit: the same optimum
+    compare_logistic(data, weight, warm=True)
 
 
 def test_logistic_fits_match_on_degenerate_units() -> None:
@@ -320,6 +344,33 @@ def test_logistic_fits_match_on_degenerate_units() -> None:
     assert status[6] == 3  # the group is a category: collinear in both
     assert (status[[0, 1, 3, 4, 7]] == 0).all()  # collinear and constant covariates fitted all the same
     compare_logistic(data, np.random.default_rng(8).uniform(0.1, 1.0, data["unit"].size))
+    warm = compare_logistic(data, warm=True)  # separated, collinear, constant and tiny units from a warm start
+    assert warm[2] == 1 and warm[6] == 3 and (warm[[0, 1, 3, 4, 7]] == 0).all()
+    compare_logistic(data, np.random.default_rng(8).uniform(0.1, 1.0, data["unit"].size), warm=True)
+
+
+def test_warm_start_without_a_financial_fit_or_a_second_group() -> None:
+    """A unit whose lender has no financial fit starts at its denial rate's logit; a unit with one
+    group only (a singular two-by-two information) keeps the intercept its refinement can move."""
+    rng = np.random.default_rng(21)
+    data = units_of(rng, [80, 60, 40])
+    unit, count = data["unit"], 3
+    data["indicator"][unit == 2] = False  # one group only
+    design = _design(data["values"], data["indicator"], unit, count)
+    scales = statistics._scales(data["values"], unit, count)
+    intercept = statistics._null_intercept(data["outcome"], unit, count, None)
+    rates = np.bincount(unit, data["outcome"], count) / np.bincount(unit, minlength=count)
+    np.testing.assert_allclose(intercept, special.logit(rates), rtol=1e-12)
+    start = statistics._warm_start(None, np.arange(count), scales, intercept)
+    assert (start[:, 1:] == 0).all() and (start[:, 0] == intercept).all()
+    refined = statistics._refined_start(design, data["outcome"], unit, start, None)
+    assert refined[2, 1] == 0.0 and np.isfinite(refined).all()
+    compare_logistic(data)
+    found = statistics._logistic(design, data["outcome"], unit, count, 3, start=refined)
+    expected = reference_logistic(design, data["outcome"], unit, count, 3)
+    np.testing.assert_array_equal(found[2], expected[2])
+    good = expected[2] == 0
+    np.testing.assert_allclose(found[0][good], expected[0][good], rtol=RELATIVE, atol=1e-12)
 
 
 def test_newton_on_ungrouped_rows_matches_and_returns_the_predictor_in_their_order() -> None:
@@ -404,7 +455,9 @@ def test_lender_tables_match_the_replaced_code(register: pd.DataFrame, monkeypat
     )
     odds = lender_denial_odds(register, "race", "White", groups, covariates)
     pricing = pricing_disparity(register, "race", "White", groups, covariates)
-    monkeypatch.setattr(statistics, "_logistic", reference_logistic)
+    monkeypatch.setattr(  # from zeros, where the replaced code started
+        statistics, "_logistic", lambda *arguments, start=None: reference_logistic(*arguments)
+    )
     monkeypatch.setattr(  # the scales it is given are those it computes
         statistics, "_least_squares", lambda *arguments, scales=None: reference_least_squares(*arguments)
     )

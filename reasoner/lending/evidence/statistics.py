@@ -115,6 +115,7 @@ class Prepared:
         self._complete: dict[Covariates, np.ndarray] = {}
         self._lenders: tuple[np.ndarray, np.ndarray] | None = None
         self._masks: dict[str, np.ndarray] = {}
+        self._financial: dict[Covariates, _Financial] = {}
 
     def lenders(self) -> tuple[np.ndarray, np.ndarray]:
         """``_lender_codes`` of the canonical rows, built once."""
@@ -146,6 +147,12 @@ class Prepared:
         if covariates not in self._matrices:
             self._matrices[covariates] = _labelled_covariates(self.frame, covariates)
         return self._matrices[covariates]
+
+    def financial(self, covariates: Covariates) -> _Financial:
+        """``_financial_fit`` of the canonical rows, built once per model (do not modify)."""
+        if covariates not in self._financial:
+            self._financial[covariates] = _financial_fit(self, covariates)
+        return self._financial[covariates]
 
     def complete(self, covariates: Covariates) -> np.ndarray:
         """Per canonical row, whether every column of ``covariates``' matrix is known, built once
@@ -231,6 +238,7 @@ def lender_denial_odds(
         reason,
         (values, labels, len(covariates.numeric)),
         (rows, unit, indicator, outcome, None),
+        prepared.financial(covariates),
     )
 
 
@@ -294,11 +302,14 @@ def _odds_table(
     reason: np.ndarray,
     covariates: tuple[np.ndarray, tuple[str, ...], int],
     model: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None],
+    financial: _Financial | None = None,
 ) -> pd.DataFrame:
     """The denial-odds table of ``units``, fitting the units without a ``reason``: ``sizes`` are
     the reference and compared applications and denials and the model's applications;
     ``covariates`` the covariate matrix, its labels and how many are numeric; ``model`` the
-    model's rows, their unit, group indicator, outcome and weight (None: unweighted)."""
+    model's rows, their unit, group indicator, outcome and weight (None: unweighted); ``financial``:
+    the lenders' fit on the financials alone (``_financial_fit``), Newton's starting point for each
+    unit of a lender it fitted (``_warm_start``; the others start at their denial rate's logit)."""
     reference_n, compared_n, reference_denials, compared_denials, model_n = sizes
     values, labels, numeric = covariates
     rows, unit, indicator, outcome, weight = model
@@ -309,8 +320,14 @@ def _odds_table(
     means, spread = _scales(values[rows], unit, units.count)
     scales = (means[fitted_units], spread[fitted_units])
     design = _design(values[rows[fit]], indicator[fit], fit_unit, fitted_units.size, scales)
+    fit_weight = None if weight is None else weight[fit]
+    start = _warm_start(
+        financial, units.codes[fitted_units // len(units.groups)], scales,
+        _null_intercept(outcome[fit], fit_unit, fitted_units.size, fit_weight),
+    )
+    start = _refined_start(design, outcome[fit], fit_unit, start, fit_weight)
     log_odds, variance, status = _logistic(
-        design, outcome[fit], fit_unit, fitted_units.size, numeric, None if weight is None else weight[fit]
+        design, outcome[fit], fit_unit, fitted_units.size, numeric, fit_weight, start=start
     )
     not_controlled = _not_controlled(values[rows], labels, unit, units.count, spread)
     estimate = np.full(units.count, np.nan)
@@ -339,6 +356,88 @@ def _odds_table(
     )
 
 
+class _Financial(typing.NamedTuple):
+    """Per lender code (``Prepared.lenders``), the fit of ``denial_probabilities``: whether it was
+    fitted (enough rows, both outcomes, converged), the covariates' means and scales over its rows
+    (``_scales``) and the coefficients of the standardised covariates, intercept first."""
+
+    fitted: np.ndarray
+    means: np.ndarray
+    spread: np.ndarray
+    beta: np.ndarray
+
+
+def _warm_start(
+    financial: _Financial | None, lender: np.ndarray, scales: tuple[np.ndarray, np.ndarray], intercept: np.ndarray
+) -> np.ndarray:
+    """Newton's starting point for units of ``_design`` (intercept, group indicator, covariates
+    standardised by ``scales``) of the lender codes ``lender``: the lender's financial fit carried to
+    the unit's scales (the same linear predictor for the group indicator at 0), or for a lender without
+    one, ``intercept`` (the unit's denial rate's logit) and zeros. Only where Newton starts, never
+    where it stops: the estimates are the same optimum (to the convergence test's 1e-8 step)."""
+    means, spread = scales
+    start = np.zeros((lender.size, 2 + means.shape[1]))
+    start[:, 0] = intercept
+    if financial is None or lender.size == 0:
+        return start
+    known = financial.fitted[lender]
+    if not known.any():
+        return start
+    code = lender[known]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = np.where(np.isfinite(financial.spread[code]), financial.beta[code, 1:] / financial.spread[code], 0.0)
+    raw_intercept = financial.beta[code, 0] - (raw * financial.means[code]).sum(axis=1)
+    unit_spread = spread[known]
+    with np.errstate(invalid="ignore"):
+        start[known, 2:] = np.where(np.isfinite(unit_spread), raw * unit_spread, 0.0)
+    start[known, 0] = raw_intercept + (raw * means[known]).sum(axis=1)
+    return start
+
+
+def _refined_start(
+    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, start: np.ndarray, weight: np.ndarray | None,
+    steps: int = 3,
+) -> np.ndarray:
+    """``start`` with its intercept and group indicator (columns 0 and 1) moved by ``steps`` Newton
+    steps of the likelihood in those two alone, the other coefficients held: the group's effect,
+    which the financial fit has not got, at the cost of a pass over the rows' predictor per step, not
+    of a cross product. A unit whose two-by-two information is singular (one group) keeps its start."""
+    count = start.shape[0]
+    start = start.copy()
+    if unit.size == 0:
+        return start
+    eta = np.einsum("ij,ij->i", design, start[unit])
+    group = design[:, 1]
+    for _ in range(steps):
+        fitted = special.expit(eta)
+        residual = outcome - fitted
+        curvature = fitted * (1 - fitted)
+        if weight is not None:
+            residual, curvature = weight * residual, weight * curvature
+        total, in_group = np.bincount(unit, curvature, count), np.bincount(unit, curvature * group, count)
+        score_all, score_group = np.bincount(unit, residual, count), np.bincount(unit, residual * group, count)
+        # [[total, in_group], [in_group, in_group]] (the indicator is 0 or 1) solved for (intercept, indicator)
+        determinant = (total - in_group) * in_group
+        solvable = determinant > 1e-12 * np.maximum(total, 1.0) ** 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step_group = np.where(solvable, (score_group * total - score_all * in_group) / determinant, 0.0)
+            step_all = np.where(solvable, (score_all - score_group) / (total - in_group), 0.0)
+        start[:, 0] += step_all
+        start[:, 1] += step_group
+        eta += step_all[unit] + step_group[unit] * group
+    return start
+
+
+def _null_intercept(outcome: np.ndarray, unit: np.ndarray, count: int, weight: np.ndarray | None) -> np.ndarray:
+    """Per unit, the logit of its (weighted) outcome rate, within [1e-3, 1 - 1e-3]."""
+    sizes = np.bincount(unit, weight, minlength=count)
+    events = np.bincount(unit, outcome if weight is None else weight * outcome, minlength=count)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.clip(np.where(sizes > 0, events / sizes, 0.5), 1e-3, 1 - 1e-3)
+    logit: np.ndarray = special.logit(rate)
+    return logit
+
+
 def _design(
     values: np.ndarray, indicator: np.ndarray, unit: np.ndarray, count: int,
     scales: tuple[np.ndarray, np.ndarray] | None = None,
@@ -351,19 +450,20 @@ def _design(
 
 def _logistic(
     design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, numeric: int = 0,
-    weight: np.ndarray | None = None,
+    weight: np.ndarray | None = None, *, start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One logistic regression per unit, all at once: the indicator's (column 1) estimate,
     its variance from the observed information, and a status (0 ok, 1 diverged, 2 not
     converged, 3 indicator collinear with the covariates). The ``numeric`` covariates after
     the indicator are unpenalised; the band and category indicators after them are not.
-    ``weight``: per row, its weight in the likelihood (probability weights; none: 1 each)."""
+    ``weight``: per row, its weight in the likelihood (probability weights; none: 1 each);
+    ``start``: Newton's starting coefficients per unit (none: zeros)."""
     order = _by_unit(unit)  # every result is per unit: group the rows once, for _newton's and _cross's slices
     if order is not None:
         design, outcome, unit = design[order], outcome[order], unit[order]
         weight = None if weight is None else weight[order]
     penalty = _penalty(design.shape[1], free=2 + numeric)
-    beta, eta, status = _newton(design, outcome, unit, count, penalty, weight)
+    beta, eta, status = _newton(design, outcome, unit, count, penalty, weight, start=start)
     fitted = special.expit(eta)
     curvature = fitted * (1 - fitted) if weight is None else weight * fitted * (1 - fitted)
     unpenalised = _cross(design, curvature, unit, count)
@@ -390,13 +490,14 @@ def _penalty(width: int, free: int) -> np.ndarray:
 def _newton(
     design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, penalty: np.ndarray | None = None,
     weight: np.ndarray | None = None, *, limit: float = SEPARATION_LIMIT, iterations: int = MAX_NEWTON,
+    start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Penalised maximum likelihood by Newton's method with step halving, one regression per
     unit: coefficients (units, width), the linear predictor per row, and a status per unit
     (0 converged, 1 diverged: a coefficient beyond ``limit``, 2 not converged in ``iterations``
     steps). ``penalty``: per coefficient, the weight of ``-penalty * beta**2 / 2`` added to the
     log-likelihood (a Gaussian prior; none by default); ``weight``: per row, the weight of its
-    log-likelihood term (none: 1 each)."""
+    log-likelihood term (none: 1 each); ``start``: the starting coefficients (units, width; none: zeros)."""
     width = design.shape[1]
     if penalty is None:
         penalty = np.zeros(width)
@@ -404,13 +505,13 @@ def _newton(
     if order is not None:  # a stable sort: each unit's rows keep their order, so its sums are the same
         grouped_beta, grouped_eta, grouped_status = _newton(
             design[order], outcome[order], unit[order], count, penalty, None if weight is None else weight[order],
-            limit=limit, iterations=iterations,
+            limit=limit, iterations=iterations, start=start,
         )
         eta = np.empty(unit.size)
         eta[order] = grouped_eta
         return grouped_beta, eta, grouped_status
     design = np.ascontiguousarray(design)  # row-wise products in one layout, whichever rows are live
-    beta = np.zeros((count, width))
+    beta = np.zeros((count, width)) if start is None else np.array(start, dtype=np.float64)
     status = np.zeros(count, dtype=np.int64)
     active = np.ones(count, dtype=bool)
     # Each unit's sums run over its own rows in their order (np.bincount adds sequentially, the
@@ -512,15 +613,13 @@ def denial_probabilities(
     return probability
 
 
-def _fitted_denial(prepared: Prepared, covariates: Covariates) -> np.ndarray:
-    """``denial_probabilities`` of the canonical rows of ``prepared``."""
-    frame = prepared.frame
+def _financial_fit(prepared: Prepared, covariates: Covariates) -> _Financial:
+    """``denial_probabilities``' fit per lender code of ``prepared``: its usable rows with every
+    covariate, lenders with at least ``MIN_GROUP`` of them and both outcomes."""
     values = prepared.covariates(covariates)[0]
-    complete = prepared.complete(covariates)
     codes = prepared.lenders()[0]
     count = int(codes.max()) + 1 if codes.size else 0
-    known = complete & (codes >= 0)
-    fit = known & prepared.usable()
+    fit = prepared.complete(covariates) & (codes >= 0) & prepared.usable()
     outcome = prepared.denied()
     rows = np.flatnonzero(fit)
     unit = codes[rows]
@@ -528,16 +627,30 @@ def _fitted_denial(prepared: Prepared, covariates: Covariates) -> np.ndarray:
     denials = np.bincount(unit, outcome[rows], count)
     good_unit = (size >= MIN_GROUP) & (denials > 0) & (denials < size)
     rows, unit = rows[good_unit[unit]], unit[good_unit[unit]]
-    probability = np.full(len(frame), np.nan)
+    width = values.shape[1]
     if rows.size == 0:
-        return probability
+        empty = np.zeros((count, width))
+        return _Financial(np.zeros(count, dtype=bool), empty, np.ones((count, width)), np.zeros((count, 1 + width)))
     # Standardise on the fitted rows, then apply the same centring and scale to every row of the lender.
     means, spread = _scales(values[rows], unit, count)
     design = np.column_stack([np.ones(rows.size), (values[rows] - means[unit]) / spread[unit]])
     penalty = _penalty(design.shape[1], free=1 + len(covariates.numeric))
     beta, _, status = _newton(design, outcome[rows].astype(np.float64), unit, count, penalty)
-    scored = np.flatnonzero(known & good_unit[np.maximum(codes, 0)] & (status[np.maximum(codes, 0)] == 0))
+    return _Financial(good_unit & (status == 0), means, spread, beta)
+
+
+def _fitted_denial(prepared: Prepared, covariates: Covariates) -> np.ndarray:
+    """``denial_probabilities`` of the canonical rows of ``prepared``."""
+    values = prepared.covariates(covariates)[0]
+    codes = prepared.lenders()[0]
+    known = prepared.complete(covariates) & (codes >= 0)
+    financial = prepared.financial(covariates)
+    probability = np.full(len(prepared.frame), np.nan)
+    scored = np.flatnonzero(known & financial.fitted[np.maximum(codes, 0)]) if codes.size else np.empty(0, np.int64)
+    if scored.size == 0:
+        return probability
     lender = codes[scored]
+    means, spread, beta = financial.means, financial.spread, financial.beta
     eta = beta[lender, 0] + np.einsum("ij,ij->i", (values[scored] - means[lender]) / spread[lender], beta[lender, 1:])
     probability[scored] = special.expit(eta)
     return probability
@@ -980,6 +1093,7 @@ class _Units:
         known = taking_part & (codes >= 0)
         present = np.unique(codes[known])
         self.leis = names[present]
+        self.codes = present  # per position, the lender code
         position = np.full(names.size, -1, dtype=np.int64)
         position[present] = np.arange(present.size)
         self.lender = np.full(codes.size, -1, dtype=np.int64)
