@@ -297,12 +297,12 @@ def warm_start(data: dict[str, np.ndarray], design: np.ndarray, weight: np.ndarr
     beta, _, status = statistics._newton(financial_design, outcome, unit, count, _penalty(design.shape[1] - 1, free=4))
     sizes, denials = np.bincount(unit, minlength=count), np.bincount(unit, outcome, count)
     fitted = (status == 0) & (sizes >= MIN_GROUP) & (denials > 0) & (denials < sizes)
-    financial = statistics._Financial(fitted, means, spread, beta)
+    financial = statistics.Financial(fitted, means, spread, beta)
     start = statistics._warm_start(
         financial, np.arange(count), (means, spread), statistics._null_intercept(outcome, unit, count, weight)
     )
     assert np.isfinite(start).all()
-    return statistics._refined_start(design, outcome, unit, start, weight)
+    return statistics.refined_start(design, outcome, unit, start, weight)
 
 
 def compare_logistic(
@@ -363,7 +363,7 @@ def test_warm_start_without_a_financial_fit_or_a_second_group() -> None:
     np.testing.assert_allclose(intercept, special.logit(rates), rtol=1e-12)
     start = statistics._warm_start(None, np.arange(count), scales, intercept)
     assert (start[:, 1:] == 0).all() and (start[:, 0] == intercept).all()
-    refined = statistics._refined_start(design, data["outcome"], unit, start, None)
+    refined = statistics.refined_start(design, data["outcome"], unit, start, None)
     assert refined[2, 1] == 0.0 and np.isfinite(refined).all()
     compare_logistic(data)
     found = statistics._logistic(design, data["outcome"], unit, count, 3, start=refined)
@@ -779,3 +779,38 @@ def test_interaction_tests_match_without_lenders_or_covariates() -> None:
     compare_interactions(frame, INTERACTION_MODEL, min_group=200)  # every cell too small
     empty = compare_interactions(frame.iloc[:0])
     assert empty.empty
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_interaction_fits_from_the_financial_fit_match_the_fits_from_zeros(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Newton started from each lender's fit on the financials (branch odds4) against the in-house
+    fits from zeros it replaced (branch fits3), on registers with separation, a constant and a
+    collinear covariate, a constant category and tiny cells, a category among the covariates (its
+    base level carried to the intercept): the same reasons, counts and rates; estimates to 1e-8
+    relative, p-values to 1e-8 absolute."""
+    import reasoner.lending.evidence.interaction as interaction_module
+
+    frame = interaction_register(seed)
+    model = Covariates(
+        numeric=("income", "dti", "cltv", "loan_amount"), categorical=("loan_type",), bands=(("dti", (36.0, 43.0)),)
+    )
+    new = interaction_tests(frame, covariates=model)
+    starts: list[np.ndarray] = []
+    original = interaction_module._start
+    monkeypatch.setattr(interaction_module, "_start", lambda *a: starts.append(original(*a)) or starts[-1])
+    assert interaction_tests(frame, covariates=model).equals(new)  # the same start, the same bits
+    assert starts and np.abs(starts[0][:, 4:]).max() > 0.01  # a start from the financials, not zeros
+    monkeypatch.setattr(interaction_module, "_start", lambda financial, lender, *rest: np.zeros((lender.size, 0)))
+    monkeypatch.setattr(interaction_module, "refined_start", lambda *arguments, **options: None)  # from zeros
+    old = interaction_tests(frame, covariates=model)
+    assert new["reason"].tolist() == old["reason"].tolist()
+    assert (new["reason"] == "").sum() >= 12 and (new["reason"] != "").sum() >= 2
+    for column in new.columns:
+        if new[column].dtype.kind == "f" and column not in ("p_value", "p_adjusted"):
+            np.testing.assert_allclose(new[column], old[column], rtol=RELATIVE, atol=0)
+        elif new[column].dtype.kind == "f":
+            np.testing.assert_allclose(new[column], old[column], rtol=0, atol=ABSOLUTE)
+        else:
+            assert new[column].equals(old[column]), column

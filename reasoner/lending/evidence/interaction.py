@@ -45,11 +45,12 @@ from reasoner.lending.evidence.statistics import (
     DENIAL_COVARIATES,
     MIN_GROUP,
     Covariates,
+    Financial,
     Prepared,
     as_covariates,
-    covariate_matrix,
     holm_adjusted,
     one_blas_thread,
+    refined_start,
     unit_logistic,
     unit_scales,
 )
@@ -104,21 +105,15 @@ def interaction_tests(
     columns). ``prepared``: ``statistics.Prepared(frame)``, whose rows in id order, covariate
     matrix and lenders are reused (the same results).
     """
-    if prepared is not None:
-        if prepared.source is not frame:
-            raise ValueError("prepared: built for another frame")
-        frame = prepared.frame  # the rows in id order, as below
-        values, labels = prepared.covariates(as_covariates(covariates))
-        complete = prepared.complete(as_covariates(covariates))
-        codes, names = prepared.lenders()
-    else:
-        if "application_id" in frame.columns and len(frame):  # the fit's sums in id order, not input order
-            ids = frame["application_id"].astype(str)
-            frame = frame.iloc[np.lexsort((ids.to_numpy(dtype=object), ids.str.len().to_numpy()))]
-        values, labels = covariate_matrix(frame, covariates)
-        complete = np.isfinite(values).all(axis=1)
-        lei = frame["lei"].astype("str").to_numpy(dtype=object, na_value=None)
-        codes, names = pd.factorize(lei, sort=True)
+    if prepared is None:
+        prepared = Prepared(frame)  # the rows in id order: the fit's sums do not depend on the input's order
+    elif prepared.source is not frame:
+        raise ValueError("prepared: built for another frame")
+    frame = prepared.frame
+    model = as_covariates(covariates)
+    values, labels = prepared.covariates(model)
+    complete = prepared.complete(model)
+    codes, names = prepared.lenders()
     usable = frame["excluded"].eq("").fillna(False).to_numpy(dtype=bool) & frame["decision"].isin(
         ("approved", "denied")
     ).to_numpy(dtype=bool)
@@ -150,6 +145,7 @@ def interaction_tests(
             _Rows(unit, lenders.size * len(interactions), denied[rows], is_minority[rows], second, values[rows]),
             min_group,
             groups,
+            (prepared.financial(model), np.repeat(lenders, len(interactions))),
         )
     leis = np.repeat(np.asarray(names, dtype=object)[lenders], len(interactions))
     table.insert(0, "interaction", pd.Series(np.tile([item.name for item in interactions], lenders.size), dtype="str"))
@@ -176,9 +172,12 @@ class _Rows:
     values: np.ndarray
 
 
-def _tests(data: _Rows, min_group: int, groups: tuple[int, ...]) -> pd.DataFrame:
+def _tests(
+    data: _Rows, min_group: int, groups: tuple[int, ...], financial: tuple[Financial, np.ndarray] | None = None
+) -> pd.DataFrame:
     """The interaction test of every unit: cell counts, denial rates and the estimate (the
-    columns of ``INTERACTION_COLUMNS`` from ``applications`` to ``reason``)."""
+    columns of ``INTERACTION_COLUMNS`` from ``applications`` to ``reason``). ``financial``: the
+    lenders' fit on the financials alone and each unit's lender code, where Newton starts (``_start``)."""
     count, unit = data.count, data.unit
     cell = unit * 4 + data.minority.astype(np.int64) + 2 * data.second.astype(np.int64)  # per unit: CELLS' order
     counts = np.bincount(cell, minlength=4 * count).reshape(count, 4)
@@ -187,7 +186,7 @@ def _tests(data: _Rows, min_group: int, groups: tuple[int, ...]) -> pd.DataFrame
     reason[counts.min(axis=1) < min_group] = f"fewer than {min_group} applications in a cell"
     one_sided = (denials[:, 3] == 0) | (denials[:, 3] == counts[:, 3])
     reason[(reason == "") & one_sided] = "no denial or no approval among applicants of both bases"
-    beta, variance, status = _fits(data, reason == "", groups)
+    beta, variance, status = _fits(data, reason == "", groups, financial)
     texts = np.array(["", SEPARATED, "the bases are collinear with the covariates"], dtype=object)
     fitted = reason == ""
     reason[fitted] = texts[status[fitted]]
@@ -209,7 +208,9 @@ def _tests(data: _Rows, min_group: int, groups: tuple[int, ...]) -> pd.DataFrame
     return pd.DataFrame(columns)
 
 
-def _fits(data: _Rows, fit: np.ndarray, groups: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _fits(
+    data: _Rows, fit: np.ndarray, groups: tuple[int, ...], financial: tuple[Financial, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per unit (those of ``fit``; NaN and status 0 elsewhere): the interaction's coefficient, its
     variance and a status (0 ok, 1 did not converge or separated, 2 collinear).
 
@@ -217,7 +218,8 @@ def _fits(data: _Rows, fit: np.ndarray, groups: tuple[int, ...]) -> tuple[np.nda
     (Newton's method to convergence) on a design of fixed width: intercept, the two bases, their
     product, then every covariate column standardised within the unit, a column left at zero where
     the unit cannot estimate it (constant at the lender, or the base level of a category: its first
-    level that varies), which with the ridge on it gets the coefficient 0 and changes nothing else."""
+    level that varies), which with the ridge on it gets the coefficient 0 and changes nothing else.
+    Newton starts from the unit's lender's fit on the financials (``_start``; zeros without one)."""
     count = data.count
     beta = np.full(count, np.nan)
     variance = np.full(count, np.nan)
@@ -230,12 +232,14 @@ def _fits(data: _Rows, fit: np.ndarray, groups: tuple[int, ...]) -> tuple[np.nda
     x = data.values[taken]
     means, spread = unit_scales(x, unit, units.size)
     varies = np.isfinite(spread)  # a covariate constant at the lender explains nothing
+    bases = []
     # A category's indicators sum to one: its first that varies at the lender is the base, left out.
     for group in sorted({group for group in groups if group >= 0}):
         columns = np.flatnonzero(np.asarray(groups) == group)
         first = np.argmax(varies[:, columns], axis=1)
         has = varies[:, columns].any(axis=1)
         varies[np.flatnonzero(has), columns[first[has]]] = False
+        bases.append((columns, np.flatnonzero(has), columns[first[has]]))
     scaled = np.where(varies[unit], (x - means[unit]) / spread[unit], 0.0)
     first, other = data.minority[taken], data.second[taken]
     design = np.column_stack([np.ones(unit.size), first, other, first & other, scaled]).astype(np.float64)
@@ -243,8 +247,13 @@ def _fits(data: _Rows, fit: np.ndarray, groups: tuple[int, ...]) -> tuple[np.nda
     # AUS result that follows the credit-score bands) leave the interaction's estimate defined.
     penalty = np.full(design.shape[1], RIDGE)
     penalty[0] = 0.0  # not on the intercept
+    outcome = data.denied[taken].astype(np.float64)
+    start = None
+    if financial is not None:
+        start = _start(financial[0], financial[1][units], (means, spread, varies), bases)
+        start = refined_start(design, outcome, unit, start, None, columns=4)
     coefficients, information, converged = unit_logistic(
-        design, data.denied[taken].astype(np.float64), unit, units.size, penalty, iterations=MAX_ITERATIONS
+        design, outcome, unit, units.size, penalty, iterations=MAX_ITERATIONS, start=start
     )
     failed = (converged != 0) | (np.abs(coefficients[:, 1:4]).max(axis=1) > SEPARATION_LIMIT)
     status[units[failed]] = 1
@@ -256,6 +265,38 @@ def _fits(data: _Rows, fit: np.ndarray, groups: tuple[int, ...]) -> tuple[np.nda
     beta[units[ok]] = coefficients[ok, 3]
     variance[units[ok]] = found[ok]
     return beta, variance, status
+
+
+def _start(
+    financial: Financial,
+    lender: np.ndarray,
+    scales: tuple[np.ndarray, np.ndarray, np.ndarray],
+    bases: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> np.ndarray:
+    """Newton's starting point for the units of ``_fits``' design (intercept, the two bases and
+    their product at 0, then the covariates) of lender codes ``lender``: the lender's linear
+    predictor on the financials alone, written in the unit's columns: a category's base level
+    left out, its coefficient goes to the intercept and is taken from its other levels'
+    (the indicators sum to one); a column constant in the unit adds its value's term to the
+    intercept. A lender without a financial fit starts at zeros."""
+    means, spread, varies = scales
+    start = np.zeros((lender.size, 4 + means.shape[1]))
+    known = financial.fitted[lender]
+    if not known.any():
+        return start
+    code = np.where(known, lender, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = np.where(np.isfinite(financial.spread[code]), financial.beta[code, 1:] / financial.spread[code], 0.0)
+    intercept = financial.beta[code, 0] - (raw * financial.means[code]).sum(axis=1)
+    for columns, units, base in bases:
+        taken = raw[units, base]
+        raw[units[:, None], columns[None, :]] -= taken[:, None]
+        intercept[units] += taken
+    with np.errstate(invalid="ignore"):
+        start[:, 4:] = np.where(varies, raw * spread, 0.0)
+    start[:, 0] = intercept + (raw * means).sum(axis=1)
+    start[~known] = 0.0
+    return start
 
 
 def _inverses(matrices: np.ndarray) -> np.ndarray:

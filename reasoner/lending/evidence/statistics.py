@@ -77,6 +77,7 @@ __all__ = [
     "one_blas_thread",
     "MIN_GROUP",
     "PRICING_COVARIATES",
+    "Financial",
     "Prepared",
     "application_index",
     "cluster_outliers",
@@ -86,6 +87,7 @@ __all__ = [
     "matched_pair_test",
     "pair_rows",
     "pricing_disparity",
+    "refined_start",
     "unit_logistic",
     "unit_scales",
 ]
@@ -115,7 +117,7 @@ class Prepared:
         self._complete: dict[Covariates, np.ndarray] = {}
         self._lenders: tuple[np.ndarray, np.ndarray] | None = None
         self._masks: dict[str, np.ndarray] = {}
-        self._financial: dict[Covariates, _Financial] = {}
+        self._financial: dict[Covariates, Financial] = {}
 
     def lenders(self) -> tuple[np.ndarray, np.ndarray]:
         """``_lender_codes`` of the canonical rows, built once."""
@@ -148,7 +150,7 @@ class Prepared:
             self._matrices[covariates] = _labelled_covariates(self.frame, covariates)
         return self._matrices[covariates]
 
-    def financial(self, covariates: Covariates) -> _Financial:
+    def financial(self, covariates: Covariates) -> Financial:
         """``_financial_fit`` of the canonical rows, built once per model (do not modify)."""
         if covariates not in self._financial:
             self._financial[covariates] = _financial_fit(self, covariates)
@@ -302,7 +304,7 @@ def _odds_table(
     reason: np.ndarray,
     covariates: tuple[np.ndarray, tuple[str, ...], int],
     model: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None],
-    financial: _Financial | None = None,
+    financial: Financial | None = None,
 ) -> pd.DataFrame:
     """The denial-odds table of ``units``, fitting the units without a ``reason``: ``sizes`` are
     the reference and compared applications and denials and the model's applications;
@@ -325,7 +327,7 @@ def _odds_table(
         financial, units.codes[fitted_units // len(units.groups)], scales,
         _null_intercept(outcome[fit], fit_unit, fitted_units.size, fit_weight),
     )
-    start = _refined_start(design, outcome[fit], fit_unit, start, fit_weight)
+    start = refined_start(design, outcome[fit], fit_unit, start, fit_weight)
     log_odds, variance, status = _logistic(
         design, outcome[fit], fit_unit, fitted_units.size, numeric, fit_weight, start=start
     )
@@ -356,7 +358,7 @@ def _odds_table(
     )
 
 
-class _Financial(typing.NamedTuple):
+class Financial(typing.NamedTuple):
     """Per lender code (``Prepared.lenders``), the fit of ``denial_probabilities``: whether it was
     fitted (enough rows, both outcomes, converged), the covariates' means and scales over its rows
     (``_scales``) and the coefficients of the standardised covariates, intercept first."""
@@ -368,7 +370,7 @@ class _Financial(typing.NamedTuple):
 
 
 def _warm_start(
-    financial: _Financial | None, lender: np.ndarray, scales: tuple[np.ndarray, np.ndarray], intercept: np.ndarray
+    financial: Financial | None, lender: np.ndarray, scales: tuple[np.ndarray, np.ndarray], intercept: np.ndarray
 ) -> np.ndarray:
     """Newton's starting point for units of ``_design`` (intercept, group indicator, covariates
     standardised by ``scales``) of the lender codes ``lender``: the lender's financial fit carried to
@@ -394,37 +396,36 @@ def _warm_start(
     return start
 
 
-def _refined_start(
+def refined_start(
     design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, start: np.ndarray, weight: np.ndarray | None,
-    steps: int = 3,
+    columns: int = 2, steps: int = 3,
 ) -> np.ndarray:
-    """``start`` with its intercept and group indicator (columns 0 and 1) moved by ``steps`` Newton
-    steps of the likelihood in those two alone, the other coefficients held: the group's effect,
-    which the financial fit has not got, at the cost of a pass over the rows' predictor per step, not
-    of a cross product. A unit whose two-by-two information is singular (one group) keeps its start."""
+    """``start`` with its first ``columns`` coefficients (the intercept and the group indicators)
+    moved by ``steps`` Newton steps of the unpenalised likelihood in those alone, the others held:
+    the groups' effects, which the financial fit has not got, for a pass over the rows' predictor and
+    a few ``np.bincount`` sums per step, not a cross product of every column. A unit whose small
+    information is singular (one group) is solved with the pseudo-inverse (``_solve_information``)."""
     count = start.shape[0]
     start = start.copy()
     if unit.size == 0:
         return start
+    block = np.ascontiguousarray(design[:, :columns])
     eta = np.einsum("ij,ij->i", design, start[unit])
-    group = design[:, 1]
     for _ in range(steps):
         fitted = special.expit(eta)
         residual = outcome - fitted
         curvature = fitted * (1 - fitted)
         if weight is not None:
             residual, curvature = weight * residual, weight * curvature
-        total, in_group = np.bincount(unit, curvature, count), np.bincount(unit, curvature * group, count)
-        score_all, score_group = np.bincount(unit, residual, count), np.bincount(unit, residual * group, count)
-        # [[total, in_group], [in_group, in_group]] (the indicator is 0 or 1) solved for (intercept, indicator)
-        determinant = (total - in_group) * in_group
-        solvable = determinant > 1e-12 * np.maximum(total, 1.0) ** 2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step_group = np.where(solvable, (score_group * total - score_all * in_group) / determinant, 0.0)
-            step_all = np.where(solvable, (score_all - score_group) / (total - in_group), 0.0)
-        start[:, 0] += step_all
-        start[:, 1] += step_group
-        eta += step_all[unit] + step_group[unit] * group
+        information = np.empty((count, columns, columns))
+        for first in range(columns):
+            for second in range(first, columns):
+                total = np.bincount(unit, curvature * block[:, first] * block[:, second], count)
+                information[:, first, second] = information[:, second, first] = total
+        score = np.column_stack([np.bincount(unit, residual * block[:, column], count) for column in range(columns)])
+        step = _solve_information(information, score)
+        start[:, :columns] += step
+        eta += np.einsum("ij,ij->i", block, step[unit])
     return start
 
 
@@ -569,17 +570,18 @@ def _newton(
 
 def unit_logistic(
     design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, penalty: np.ndarray,
-    *, iterations: int = MAX_NEWTON,
+    *, iterations: int = MAX_NEWTON, start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Penalised logistic regressions, one per unit, fitted to convergence (``_newton`` without a
     divergence limit: the penalty keeps every estimate finite): the coefficients (units, width),
     the penalised information X'WX + diag(penalty) at the estimate (units, width, width), and a
     status per unit (0 converged, 2 not converged in ``iterations`` Newton steps). Each unit's
-    sums run over its own rows in their order, so its results do not depend on the other units."""
+    sums run over its own rows in their order, so its results do not depend on the other units.
+    ``start``: Newton's starting coefficients (units, width; none: zeros)."""
     order = _by_unit(unit)
     if order is not None:
         design, outcome, unit = design[order], outcome[order], unit[order]
-    beta, eta, status = _newton(design, outcome, unit, count, penalty, limit=np.inf, iterations=iterations)
+    beta, eta, status = _newton(design, outcome, unit, count, penalty, limit=np.inf, iterations=iterations, start=start)
     fitted = special.expit(eta)
     information = _cross(design, fitted * (1 - fitted), unit, count) + np.diag(penalty)
     return beta, information, status
@@ -613,7 +615,7 @@ def denial_probabilities(
     return probability
 
 
-def _financial_fit(prepared: Prepared, covariates: Covariates) -> _Financial:
+def _financial_fit(prepared: Prepared, covariates: Covariates) -> Financial:
     """``denial_probabilities``' fit per lender code of ``prepared``: its usable rows with every
     covariate, lenders with at least ``MIN_GROUP`` of them and both outcomes."""
     values = prepared.covariates(covariates)[0]
@@ -630,13 +632,13 @@ def _financial_fit(prepared: Prepared, covariates: Covariates) -> _Financial:
     width = values.shape[1]
     if rows.size == 0:
         empty = np.zeros((count, width))
-        return _Financial(np.zeros(count, dtype=bool), empty, np.ones((count, width)), np.zeros((count, 1 + width)))
+        return Financial(np.zeros(count, dtype=bool), empty, np.ones((count, width)), np.zeros((count, 1 + width)))
     # Standardise on the fitted rows, then apply the same centring and scale to every row of the lender.
     means, spread = _scales(values[rows], unit, count)
     design = np.column_stack([np.ones(rows.size), (values[rows] - means[unit]) / spread[unit]])
     penalty = _penalty(design.shape[1], free=1 + len(covariates.numeric))
     beta, _, status = _newton(design, outcome[rows].astype(np.float64), unit, count, penalty)
-    return _Financial(good_unit & (status == 0), means, spread, beta)
+    return Financial(good_unit & (status == 0), means, spread, beta)
 
 
 def _fitted_denial(prepared: Prepared, covariates: Covariates) -> np.ndarray:
