@@ -1318,21 +1318,29 @@ def _scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[np.ndarra
     """Per unit and column: the mean and the standard deviation (inf for a column constant in
     the unit, so that it standardises to 0)."""
     sizes = np.maximum(np.bincount(unit, minlength=count), 1).astype(np.float64)
-    means = _unit_sums(values, unit, count) / sizes[:, None]
+    cells = _cells(unit, values.shape[1])  # once for both sums
+    means = _unit_sums(values, unit, count, cells) / sizes[:, None]
     centred = values - means[unit]
-    spread = np.sqrt(_unit_sums(centred**2, unit, count) / sizes[:, None])
+    spread = np.sqrt(_unit_sums(centred**2, unit, count, cells) / sizes[:, None])
     constant = spread <= 1e-9 * np.maximum(np.abs(means), 1.0)
     return means, np.where(constant, np.inf, spread)
 
 
-def _unit_sums(values: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
+def _cells(unit: np.ndarray, width: int) -> np.ndarray:
+    """``_unit_sums``' bin of each (row, column) cell of a (rows, ``width``) matrix, row-major."""
+    cells: np.ndarray = (unit[:, None] * width + np.arange(width)).ravel()
+    return cells
+
+
+def _unit_sums(values: np.ndarray, unit: np.ndarray, count: int, cells: np.ndarray | None = None) -> np.ndarray:
     """Per unit and column, the sum of the unit's rows (units, columns): one ``np.bincount`` over
     the (row, column) cells, which adds each unit's cells of a column in row order, as one
-    ``np.bincount`` per column does (the same bits), in one pass over the rows."""
+    ``np.bincount`` per column does (the same bits), in one pass over the rows. ``cells``:
+    ``_cells(unit, columns)``, when known."""
     width = values.shape[1]
     if width == 0:
         return np.zeros((count, 0))
-    cells = (unit[:, None] * width + np.arange(width)).ravel()
+    cells = _cells(unit, width) if cells is None else cells
     sums: np.ndarray = np.bincount(cells, np.ascontiguousarray(values, dtype=np.float64).ravel(), count * width)
     return sums.reshape(count, width)
 
