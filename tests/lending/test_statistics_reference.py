@@ -474,6 +474,25 @@ def test_lender_tables_match_the_replaced_code(register: pd.DataFrame, monkeypat
 # --- the exact matched-pair test (issue 18, branch fitspeed) ----------------------------------
 
 
+def test_denial_probabilities_from_the_null_intercept_match_the_fits_from_zeros(
+    register: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fit on the financials alone started at each lender's denial rate's logit (branch odds4)
+    against Newton from zeros (as before): the same lenders fitted, probabilities to 1e-8."""
+    covariates = statistics.Covariates(
+        numeric=("income", "dti", "cltv", "loan_amount"), categorical=("loan_type",), bands=(("dti", (36.0, 43.0)),)
+    )
+    found = statistics.denial_probabilities(register, covariates)
+    newton = statistics._newton
+    monkeypatch.setattr(
+        statistics, "_newton", lambda *arguments, start=None, **options: newton(*arguments, **options)
+    )
+    expected = statistics.denial_probabilities(register, covariates)
+    np.testing.assert_array_equal(np.isnan(found), np.isnan(expected))
+    assert np.isfinite(found).sum() > len(register) // 2
+    np.testing.assert_allclose(found, expected, rtol=RELATIVE, atol=0)
+
+
 def reference_poisson_binomial_test(unit: np.ndarray, chance: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """``statistics._poisson_binomial_test`` as it was: scipy's distributions, one lender at a time."""
     p_value = np.ones(observed.size)

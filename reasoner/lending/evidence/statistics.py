@@ -637,7 +637,10 @@ def _financial_fit(prepared: Prepared, covariates: Covariates) -> Financial:
     means, spread = _scales(values[rows], unit, count)
     design = np.column_stack([np.ones(rows.size), (values[rows] - means[unit]) / spread[unit]])
     penalty = _penalty(design.shape[1], free=1 + len(covariates.numeric))
-    beta, _, status = _newton(design, outcome[rows].astype(np.float64), unit, count, penalty)
+    denial = outcome[rows].astype(np.float64)
+    start = np.zeros((count, design.shape[1]))
+    start[:, 0] = _null_intercept(denial, unit, count, None)  # the covariates are centred: the fit without them
+    beta, _, status = _newton(design, denial, unit, count, penalty, start=start)
     return Financial(good_unit & (status == 0), means, spread, beta)
 
 
