@@ -290,7 +290,7 @@ def degenerate_units(rng: np.random.Generator) -> dict[str, np.ndarray]:
 def warm_start(data: dict[str, np.ndarray], design: np.ndarray, weight: np.ndarray | None) -> np.ndarray:
     """The denial-odds table's starting point for these units, each its own lender: the fit on the
     covariates alone (as ``denial_probabilities``: unweighted, units of fewer than ``MIN_GROUP`` rows or
-    one outcome left out) carried to the unit's scales, then refined in the intercept and indicator."""
+    one outcome left out) carried to the unit's scales."""
     unit, count, outcome = data["unit"], int(data["unit"].max()) + 1, data["outcome"]
     means, spread = statistics._scales(data["values"], unit, count)
     financial_design = np.column_stack([np.ones(unit.size), _standardise(data["values"], unit, count)])
@@ -302,7 +302,7 @@ def warm_start(data: dict[str, np.ndarray], design: np.ndarray, weight: np.ndarr
         financial, np.arange(count), (means, spread), statistics._null_intercept(outcome, unit, count, weight)
     )
     assert np.isfinite(start).all()
-    return statistics.refined_start(design, outcome, unit, start, weight)
+    return start
 
 
 def compare_logistic(
@@ -350,8 +350,8 @@ def test_logistic_fits_match_on_degenerate_units() -> None:
 
 
 def test_warm_start_without_a_financial_fit_or_a_second_group() -> None:
-    """A unit whose lender has no financial fit starts at its denial rate's logit; a unit with one
-    group only (a singular two-by-two information) keeps the intercept its refinement can move."""
+    """A unit whose lender has no financial fit starts at its denial rate's logit and zeros, and
+    converges to the same estimates; a unit with one group only is collinear from there as from zeros."""
     rng = np.random.default_rng(21)
     data = units_of(rng, [80, 60, 40])
     unit, count = data["unit"], 3
@@ -363,12 +363,11 @@ def test_warm_start_without_a_financial_fit_or_a_second_group() -> None:
     np.testing.assert_allclose(intercept, special.logit(rates), rtol=1e-12)
     start = statistics._warm_start(None, np.arange(count), scales, intercept)
     assert (start[:, 1:] == 0).all() and (start[:, 0] == intercept).all()
-    refined = statistics.refined_start(design, data["outcome"], unit, start, None)
-    assert refined[2, 1] == 0.0 and np.isfinite(refined).all()
     compare_logistic(data)
-    found = statistics._logistic(design, data["outcome"], unit, count, 3, start=refined)
+    found = statistics._logistic(design, data["outcome"], unit, count, 3, start=start)
     expected = reference_logistic(design, data["outcome"], unit, count, 3)
     np.testing.assert_array_equal(found[2], expected[2])
+    assert found[2][2] == 3 and (found[2][:2] == 0).all()
     good = expected[2] == 0
     np.testing.assert_allclose(found[0][good], expected[0][good], rtol=RELATIVE, atol=1e-12)
 
@@ -821,8 +820,7 @@ def test_interaction_fits_from_the_financial_fit_match_the_fits_from_zeros(
     monkeypatch.setattr(interaction_module, "_start", lambda *a: starts.append(original(*a)) or starts[-1])
     assert interaction_tests(frame, covariates=model).equals(new)  # the same start, the same bits
     assert starts and np.abs(starts[0][:, 4:]).max() > 0.01  # a start from the financials, not zeros
-    monkeypatch.setattr(interaction_module, "_start", lambda financial, lender, *rest: np.zeros((lender.size, 0)))
-    monkeypatch.setattr(interaction_module, "refined_start", lambda *arguments, **options: None)  # from zeros
+    monkeypatch.setattr(interaction_module, "_start", lambda financial, lender, *rest: None)  # from zeros
     old = interaction_tests(frame, covariates=model)
     assert new["reason"].tolist() == old["reason"].tolist()
     assert (new["reason"] == "").sum() >= 12 and (new["reason"] != "").sum() >= 2

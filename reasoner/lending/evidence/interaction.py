@@ -50,7 +50,6 @@ from reasoner.lending.evidence.statistics import (
     as_covariates,
     holm_adjusted,
     one_blas_thread,
-    refined_start,
     unit_logistic,
     unit_scales,
 )
@@ -248,10 +247,9 @@ def _fits(
     penalty = np.full(design.shape[1], RIDGE)
     penalty[0] = 0.0  # not on the intercept
     outcome = data.denied[taken].astype(np.float64)
-    start = None
-    if financial is not None:
-        start = _start(financial[0], financial[1][units], (means, spread, varies), bases)
-        start = refined_start(design, outcome, unit, start, None, columns=4)
+    # From the financial fit as it is: three Newton steps in the intercept and bases alone first
+    # saved fewer full steps than they cost (0.46 against 0.42 CPU s over reg100k).
+    start = None if financial is None else _start(financial[0], financial[1][units], (means, spread, varies), bases)
     coefficients, information, converged = unit_logistic(
         design, outcome, unit, units.size, penalty, iterations=MAX_ITERATIONS, start=start
     )

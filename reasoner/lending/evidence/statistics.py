@@ -87,7 +87,6 @@ __all__ = [
     "matched_pair_test",
     "pair_rows",
     "pricing_disparity",
-    "refined_start",
     "unit_logistic",
     "unit_scales",
 ]
@@ -327,7 +326,6 @@ def _odds_table(
         financial, units.codes[fitted_units // len(units.groups)], scales,
         _null_intercept(outcome[fit], fit_unit, fitted_units.size, fit_weight),
     )
-    start = refined_start(design, outcome[fit], fit_unit, start, fit_weight)
     log_odds, variance, status = _logistic(
         design, outcome[fit], fit_unit, fitted_units.size, numeric, fit_weight, start=start
     )
@@ -393,39 +391,6 @@ def _warm_start(
     with np.errstate(invalid="ignore"):
         start[known, 2:] = np.where(np.isfinite(unit_spread), raw * unit_spread, 0.0)
     start[known, 0] = raw_intercept + (raw * means[known]).sum(axis=1)
-    return start
-
-
-def refined_start(
-    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, start: np.ndarray, weight: np.ndarray | None,
-    columns: int = 2, steps: int = 3,
-) -> np.ndarray:
-    """``start`` with its first ``columns`` coefficients (the intercept and the group indicators)
-    moved by ``steps`` Newton steps of the unpenalised likelihood in those alone, the others held:
-    the groups' effects, which the financial fit has not got, for a pass over the rows' predictor and
-    a few ``np.bincount`` sums per step, not a cross product of every column. A unit whose small
-    information is singular (one group) is solved with the pseudo-inverse (``_solve_information``)."""
-    count = start.shape[0]
-    start = start.copy()
-    if unit.size == 0:
-        return start
-    block = np.ascontiguousarray(design[:, :columns])
-    eta = np.einsum("ij,ij->i", design, start[unit])
-    for _ in range(steps):
-        fitted = special.expit(eta)
-        residual = outcome - fitted
-        curvature = fitted * (1 - fitted)
-        if weight is not None:
-            residual, curvature = weight * residual, weight * curvature
-        information = np.empty((count, columns, columns))
-        for first in range(columns):
-            for second in range(first, columns):
-                total = np.bincount(unit, curvature * block[:, first] * block[:, second], count)
-                information[:, first, second] = information[:, second, first] = total
-        score = np.column_stack([np.bincount(unit, residual * block[:, column], count) for column in range(columns)])
-        step = _solve_information(information, score)
-        start[:, :columns] += step
-        eta += np.einsum("ij,ij->i", block, step[unit])
     return start
 
 
