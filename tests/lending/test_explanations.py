@@ -245,3 +245,23 @@ def test_comparators_pass_unwalked_only_when_json_safe() -> None:
     assert "comparators" not in _comparator_lists(frame([0.25, float("inf")]))[1]
     assert "comparators" not in _comparator_lists(frame([float("nan")]))[1]
     assert _comparator_lists(frame([]).iloc[:0]) == ([], ("proof", "comparators"))
+
+
+def test_renumber_many_citations_as_one_at_a_time() -> None:
+    # Every label of ours, many times and out of order, beside values that only look like citations.
+    numbering = Numbering("f.parquet", np.arange(100, 130), {"lenders": 3, "pricing": 40}, ((0, 5), (4, 50)))
+    rng = np.random.default_rng(1)
+    cited = [("f.parquet", 30), ("pairs", 9), ("lenders", 2), ("pricing", 1), ("other", 4), ("pairs", 2)]
+    records = []
+    for _ in range(200):
+        label, top = cited[int(rng.integers(len(cited)))]
+        row = int(rng.integers(1, top + 1))
+        records.append(json.dumps({"source": f"{label} row {row}", "atom": f"A({label} row {row})", "n": row}))
+    renumbered = [json.loads(line) for line in numbering.renumber("\n".join(records)).split("\n")]
+    for text, record in zip(records, renumbered, strict=True):
+        original = json.loads(text)
+        label, _, row = original["source"].rpartition(" row ")
+        expected = numbering.convert(label, int(row))
+        assert record["source"] == (original["source"] if expected is None else f"{label} row {expected}")
+        assert (record["atom"], record["n"]) == (original["atom"], original["n"])
+    assert numbering.convert("pairs", 5) == 51 and numbering.convert("f.parquet", 1) == 100
