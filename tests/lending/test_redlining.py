@@ -383,3 +383,15 @@ def test_a_wide_volume_band_stays_within_the_market() -> None:
     found = row(redlining_signals(frame, peer_volume=(0.2, 5.0), min_peers=1), lei="BIG", band=50.0,
                 measure="applications", market="M1")
     assert found["peers"] == 6 and found["peer_basis"] == "volume 0.2-5x"
+
+
+def test_hypergeometric_p_values_once_per_distinct_cell_are_those_of_every_row() -> None:
+    from reasoner.lending.evidence.redlining import _hypergeom_lower
+
+    rng = np.random.default_rng(3)
+    n1, n0 = rng.integers(1, 40, 500), rng.integers(0, 400, 500)
+    a, b = rng.binomial(n1, 0.3), rng.binomial(n0, 0.4)
+    tested = rng.random(500) < 0.8
+    expected = np.where(tested, stats.hypergeom.cdf(a, n1 + n0, a + b, n1), np.nan)
+    assert _hypergeom_lower(a, n1, b, n0, tested).tobytes() == expected.tobytes()
+    assert np.isnan(_hypergeom_lower(a, n1, b, n0, np.zeros(500, dtype=bool))).all()

@@ -337,12 +337,25 @@ def _peer_tests(
                 np.where(n1 < min_group, f"fewer than {min_group} {measure} in the market", ""),
             )
             reason = np.where((reason == "") & (n0 == 0), f"no peer {measure} in the market", reason)
-            p_value = stats.hypergeom.cdf(a, n1 + n0, a + b, n1)
-            part["p_value"] = np.where(reason == "", p_value, np.nan)
+            part["p_value"] = _hypergeom_lower(a, n1, b, n0, reason == "")
             part["markets"] = 1
             part["reason"] = reason
             parts.append(part)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(OUTPUT_COLUMNS))
+
+
+def _hypergeom_lower(a: np.ndarray, n1: np.ndarray, b: np.ndarray, n0: np.ndarray, tested: np.ndarray) -> np.ndarray:
+    """P(X <= a) for X hypergeometric (a + b of the n1 + n0 inside, n1 drawn) where ``tested``,
+    else NaN: each distinct (a, n1, b, n0) once (``scipy.stats.hypergeom.cdf`` is elementwise, so
+    the values are those of one call on every row; most cells repeat a few small counts)."""
+    p_value = np.full(a.shape, np.nan)
+    if not tested.any():
+        return p_value
+    cells = np.stack([a[tested], n1[tested], b[tested], n0[tested]], axis=1)
+    distinct, inverse = np.unique(cells, axis=0, return_inverse=True)
+    da, dn1, db, dn0 = distinct.T
+    p_value[tested] = stats.hypergeom.cdf(da, dn1 + dn0, da + db, dn1)[inverse.reshape(-1)]
+    return p_value
 
 
 def _pooled(table: pd.DataFrame, rows: pd.DataFrame, bands: tuple[float, ...]) -> pd.DataFrame:
