@@ -200,24 +200,31 @@ def test_partition_results_wait_on_disk_until_taken(monkeypatch: pytest.MonkeyPa
     import pandas as pd
 
     from reasoner.errors import LimitError
-    from reasoner.lending.audit.explanations import Explanations
+    from reasoner.lending.audit.explanations import Explanations, Rendered, spill
 
     explanations = Explanations()
     try:
         value = {"tables": pd.DataFrame({"lei": ["A", "B"], "count": [1, 2]}), "rows": np.arange(3)}
-        explanations.hold(7, value)
-        held = list(explanations.directory.glob("*.result.pickle"))
-        assert [path.name for path in held] == ["00000007.result.pickle"]
+        spilled = spill(explanations.directory, 7, 3, Rendered({"A": "{}"}, b"records"), value)
+        explanations.adopt(spilled)
+        assert sorted(path.name for path in explanations.directory.iterdir() if path.suffix != ".lock") == [
+            "00000007.arrows",
+            "00000007.result.pickle",
+        ]
+        assert (spilled.index, spilled.applications, spilled.records) == (7, 3, True)
+        assert explanations.lenders == {"A": (7, "{}")} and explanations.spilled == [7]
         taken = explanations.take(7)
         assert taken["tables"].equals(value["tables"]) and taken["rows"].tolist() == [0, 1, 2]
         assert not list(explanations.directory.glob("*.result.pickle"))  # removed once taken
+        explanations.adopt(spill(explanations.directory, 9, 0, Rendered({}, b""), value))  # no records: no file
+        assert explanations.spilled == [7] and not (explanations.directory / "00000009.arrows").exists()
 
         def full(*args: object, **kwargs: object) -> None:
             raise OSError(28, "No space left on device")
 
         monkeypatch.setattr("reasoner.lending.audit.explanations.pickle.dump", full)
         with pytest.raises(LimitError, match="No space left on device.*set TMPDIR"):
-            explanations.hold(8, value)
+            spill(explanations.directory, 8, 1, Rendered({}, b""), value)
     finally:
         explanations.close()
 

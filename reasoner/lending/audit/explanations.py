@@ -56,7 +56,7 @@ from reasoner.lending.config import AuditConfig
 from reasoner.lending.evidence.kinds import STATISTIC_TABLES
 from reasoner.lending.evidence.tables import PartitionTables, application_positions
 
-__all__ = ["Batch", "Explanations", "Numbering", "Rendered", "json_safe", "render"]
+__all__ = ["Batch", "Explanations", "Numbering", "Rendered", "Spilled", "json_safe", "render", "spill"]
 
 SPILL_BATCH = 8192  # records per record batch of a partition's stream
 
@@ -304,39 +304,20 @@ class Explanations:
         self.spilled: list[int] = []  # partitions whose application records are on disk
         self.numbering: dict[int, Numbering] = {}
 
-    def add(self, partition: int, rendered: Rendered) -> None:
-        for lei, line in rendered.lenders.items():
-            self.lenders[lei] = (partition, line)
-        if not rendered.applications:
-            return
-        try:
-            self._path(partition).write_bytes(rendered.applications)
-        except OSError as error:
-            self.close()
-            raise _spill_error(self.directory, error) from None
-        self.spilled.append(partition)
-
-    def hold(self, partition: int, value: object) -> None:
-        """Keep ``value`` (a partition's result without its explanations) on disk beside its
-        records until ``take``: the results of every partition (tables, findings, rows: about
-        42 bytes an application, 500 MB at 12,000,000) wait there while the workers run."""
-        try:
-            with open(self._held_path(partition), "wb") as handle:
-                pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        except OSError as error:
-            self.close()
-            raise _spill_error(self.directory, error) from None
+    def adopt(self, spilled: Spilled) -> None:
+        """Take in a partition spilled into ``self.directory`` (``spill``, in the process that
+        audited it or in this one): its flagged lenders' records are kept here, the rest stays on disk."""
+        self.lenders.update({lei: (spilled.index, line) for lei, line in spilled.lenders.items()})
+        if spilled.records:
+            self.spilled.append(spilled.index)
 
     def take(self, partition: int) -> Any:
-        """The value ``hold`` kept for ``partition``; its file is removed."""
-        path = self._held_path(partition)
+        """The result ``spill`` kept for ``partition`` (without its explanations); its file is removed."""
+        path = _held_path(self.directory, partition)
         with open(path, "rb") as handle:
             value = pickle.load(handle)  # written by this audit, in its own directory
         path.unlink()
         return value
-
-    def _held_path(self, partition: int) -> Path:
-        return self.directory / f"{partition:08d}.result.pickle"
 
     def number(self, numbering: dict[int, Numbering]) -> None:
         self.numbering = numbering
@@ -349,7 +330,7 @@ class Explanations:
             yield Batch(["lender"] * len(records), [str(lei) for lei in flagged_leis], records)
         for partition in sorted(self.spilled):
             renumber = self.numbering[partition].renumber
-            with pa.memory_map(str(self._path(partition))) as source:
+            with pa.memory_map(str(_records_path(self.directory, partition))) as source:
                 for batch in pa.ipc.open_stream(source):
                     records = renumber("\n".join(batch.column(1).to_pylist())).split("\n")
                     yield Batch(["application"] * len(records), batch.column(0).to_pylist(), records)
@@ -359,11 +340,43 @@ class Explanations:
         for batch in self.batches(flagged_leis):
             yield "".join(record + "\n" for record in batch.records)
 
-    def _path(self, partition: int) -> Path:
-        return self.directory / f"{partition:08d}.arrows"
-
     def close(self) -> None:
         self._cleanup()
+
+
+@dataclass(frozen=True, slots=True)
+class Spilled:
+    """A partition's result on disk (``spill``), and what the main process takes of it as it
+    comes: its applications (for progress), its flagged lenders' records, whether it has
+    application records."""
+
+    index: int
+    applications: int
+    lenders: dict[str, str]
+    records: bool
+
+
+def spill(directory: Path, index: int, applications: int, rendered: Rendered, rest: object) -> Spilled:
+    """Write partition ``index``'s application records and ``rest`` (its result without its
+    explanations: tables, findings, rows, about 42 bytes an application) into ``directory``
+    (``Explanations.directory``), where they wait until every partition is in. A worker process
+    spills its own result, so the main process neither receives nor writes those bytes."""
+    try:
+        if rendered.applications:
+            _records_path(directory, index).write_bytes(rendered.applications)
+        with open(_held_path(directory, index), "wb") as handle:
+            pickle.dump(rest, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    except OSError as error:
+        raise _spill_error(directory, error) from None
+    return Spilled(index, applications, dict(rendered.lenders), bool(rendered.applications))
+
+
+def _records_path(directory: Path, partition: int) -> Path:
+    return directory / f"{partition:08d}.arrows"
+
+
+def _held_path(directory: Path, partition: int) -> Path:
+    return directory / f"{partition:08d}.result.pickle"
 
 
 SPILL_PREFIX = "reasoner-explanations-"
@@ -406,6 +419,8 @@ def _hold(path: Path) -> int:
 
 def _release(directory: Path, handle: int) -> None:
     shutil.rmtree(directory, ignore_errors=True)
+    if directory.exists():  # a worker killed with the run was finishing a file as it was removed: once more
+        shutil.rmtree(directory, ignore_errors=True)
     with suppress(OSError):
         os.close(handle)
 

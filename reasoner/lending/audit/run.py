@@ -39,7 +39,7 @@ import pandas as pd
 from reasoner import limits
 from reasoner.errors import EvidenceError, UsageError
 from reasoner.evidence import file_sha256, read_table
-from reasoner.lending.audit.explanations import Explanations, Numbering, Rendered, numberings
+from reasoner.lending.audit.explanations import Explanations, Numbering, Rendered, Spilled, numberings, spill
 from reasoner.lending.audit.partition import (
     CITED_TABLES,
     REPORT_TABLES,
@@ -306,14 +306,13 @@ def audit(
     explanations = Explanations()
     try:
         with progress.bar(f"auditing {lenders_total:,} lenders in {len(parts):,} partitions", len(held), "rows") as bar:
-            for result in _execute(tasks, workers if len(parts) > 1 else 1, cluster):
-                explanations.add(result.index, result.explanations)  # to disk: the main process keeps no proofs
-                # and the rest to disk too until every partition is in (the workers hold memory meanwhile)
-                explanations.hold(result.index, dataclasses.replace(result, explanations=Rendered({}, b"")))
-                finished.append(result.index)
-                bar.update(result.applications)
+            # Each result goes to disk as it comes, its records and the rest until every partition is in
+            # (the main process keeps no proofs); a worker process writes its own.
+            for spilled in _execute(tasks, workers if len(parts) > 1 else 1, cluster, explanations.directory):
+                explanations.adopt(spilled)
+                finished.append(spilled.index)
+                bar.update(spilled.applications)
                 bar.set_postfix_str(f"{len(finished)}/{len(parts)} partitions", refresh=False)
-                del result
     except BaseException:  # a failed partition, a limit, an interrupt: the spilled files go now, not at exit
         explanations.close()
         raise
@@ -508,12 +507,15 @@ def _covariates(config: AuditConfig) -> set[str]:
     }
 
 
-def _execute(tasks: Iterator[PartitionTask], workers: int, cluster: str | None) -> Iterator[PartitionResult]:
-    """Results of the tasks as they finish: here, in worker processes, or on a Dask cluster."""
+def _execute(
+    tasks: Iterator[PartitionTask], workers: int, cluster: str | None, directory: Path
+) -> Iterator[Spilled]:
+    """The tasks' results spilled into ``directory`` (``explanations.spill``) as they finish:
+    audited here, in worker processes (each spills its own), or on a Dask cluster."""
     if cluster:
         from reasoner.lending.audit.cluster import run_on_cluster
 
-        yield from run_on_cluster(tasks, cluster)
+        yield from (_spill(result, directory) for result in run_on_cluster(tasks, cluster))
         return
     if workers <= 1:
         from threadpoolctl import threadpool_limits
@@ -522,7 +524,7 @@ def _execute(tasks: Iterator[PartitionTask], workers: int, cluster: str | None) 
         # from threads (a hundred 32×32 pseudo-inverses took 27 times longer with two threads on two busy cores).
         with threadpool_limits(1, user_api="blas"):
             for task in tasks:
-                yield audit_partition(task)
+                yield _spill(audit_partition(task), directory)
         return
     # A bounded number of partitions in flight: the parent never holds every partition's frame twice.
     run_limits = limits.current()
@@ -535,9 +537,9 @@ def _execute(tasks: Iterator[PartitionTask], workers: int, cluster: str | None) 
         multiprocessing.set_forkserver_preload(["reasoner.lending.audit.partition"])
     pool = ProcessPoolExecutor(workers, context, initializer=_one_thread_each, initargs=setup)
     try:
-        pending: set[Future[PartitionResult]] = set()
+        pending: set[Future[Spilled]] = set()
         for task in tasks:
-            pending.add(pool.submit(_audit_partition_in_worker, task))
+            pending.add(pool.submit(_audit_and_spill, task, directory))
             if len(pending) >= 2 * workers:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (future.result() for future in finished)
@@ -570,6 +572,17 @@ def _audit_partition_in_worker(task: PartitionTask) -> PartitionResult:
     except Exception:
         limits.raise_if_memory_limit_reached()
         raise
+
+
+def _audit_and_spill(task: PartitionTask, directory: Path) -> Spilled:
+    """``audit_partition`` in a worker process, its result written to ``directory`` by the worker:
+    the main process gets its number and its flagged lenders' records, not the result's bytes."""
+    return _spill(_audit_partition_in_worker(task), directory)
+
+
+def _spill(result: PartitionResult, directory: Path) -> Spilled:
+    rest = dataclasses.replace(result, explanations=Rendered({}, b""))
+    return spill(directory, result.index, result.applications, result.explanations, rest)
 
 
 def _one_thread_each(memory_limit: int | None, max_groundings: int, parent: int) -> None:
