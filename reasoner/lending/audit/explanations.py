@@ -7,11 +7,12 @@ A partition renders its own findings (in the worker that found them, so the work
 and the proofs never travel or pile up in the main process), citing rows of its own tables:
 "denial_odds row 3", "pairs row 17", "facts.parquet row 5" (its N-th application). Its
 application records travel as an Arrow IPC stream compressed with zstd (about a tenth of the
-JSON text) and are spilled to disk as they are. Once every partition is back, the numbers of
-the whole register's tables are known (a partition's rows of a table come after those of the
-partitions before it); ``Explanations.batches`` reads each partition's records back from disk
-and renumbers the citations as they are written out (``outputs.write``). Only the
-``"source"`` values of proofs and records are citations: a value elsewhere that happens to
+JSON text) and are spilled to disk as they are, by the worker process that rendered them
+(``spill``; the main process does it for results audited in it or on a Dask cluster). Once
+every partition is back, the numbers of the whole register's tables are known (a partition's
+rows of a table come after those of the partitions before it); ``Explanations.batches`` reads
+each partition's records back from disk and renumbers the citations as they are written out
+(``outputs.write``). Only the ``"source"`` values of proofs and records are citations: a value elsewhere that happens to
 read "X row N" (an application id, say) is left alone, and so is a JSON-escaped quote.
 
 The pair table is ordered by comparison (``audit.toml`` order), then lender, compared
