@@ -7,33 +7,55 @@ and the HC3 leverages became one matrix product per unit: every step a pseudo-in
 unchanged. The new routines must give the same statistics to 1e-8 (relative on estimates,
 standard errors and variances, absolute on p-values), the same statuses, on random units and on
 degenerate ones: separation, collinear and constant covariates, tiny groups, a covariate the same
-for every unit, weights, and units whose rows are not grouped.
+for every unit, weights, and units whose rows are not grouped. The interaction tests' scikit-learn
+fits (branch fits3) are at the end.
 """
 
 from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import special, stats
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 
 from reasoner.lending import clean_hmda, synthesize
 from reasoner.lending.evidence import statistics
+from reasoner.lending.evidence.interaction import (
+    CELLS,
+    INTERACTION_COLUMNS,
+    INTERACTIONS,
+    Interaction,
+    interaction_tests,
+)
+from reasoner.lending.evidence.interaction import RIDGE as INTERACTION_RIDGE
+from reasoner.lending.evidence.interaction import Z95 as INTERACTION_Z95
 from reasoner.lending.evidence.statistics import (
     COLLINEAR,
+    DENIAL_COVARIATES,
     MAX_HALVINGS,
     MAX_NEWTON,
+    MIN_GROUP,
     RIDGE,
     SEPARATION_LIMIT,
+    Covariates,
     _design,
     _partial_variance,
     _penalty,
     _solve_information,
     _standardise,
+    as_covariates,
+    covariate_matrix,
+    holm_adjusted,
     lender_denial_odds,
     one_blas_thread,
     pricing_disparity,
 )
+from reasoner.lending.evidence.tables import add_group_columns
 
 RELATIVE = 1e-8
 ABSOLUTE = 1e-8  # p-values
@@ -383,7 +405,9 @@ def test_lender_tables_match_the_replaced_code(register: pd.DataFrame, monkeypat
     odds = lender_denial_odds(register, "race", "White", groups, covariates)
     pricing = pricing_disparity(register, "race", "White", groups, covariates)
     monkeypatch.setattr(statistics, "_logistic", reference_logistic)
-    monkeypatch.setattr(statistics, "_least_squares", reference_least_squares)
+    monkeypatch.setattr(  # the scales it is given are those it computes
+        statistics, "_least_squares", lambda *arguments, scales=None: reference_least_squares(*arguments)
+    )
     old_odds = lender_denial_odds(register, "race", "White", groups, covariates)
     old_pricing = pricing_disparity(register, "race", "White", groups, covariates)
     for new, old, estimate in ((odds, old_odds, "log_odds_ratio"), (pricing, old_pricing, "adjusted_gap")):
@@ -442,3 +466,263 @@ def test_poisson_binomial_test_without_units() -> None:
     assert statistics._poisson_binomial_test(empty, np.empty(0), empty).size == 0
     observed = np.array([0, 0], dtype=np.int64)
     assert statistics._poisson_binomial_test(empty, np.empty(0), observed).tolist() == [1.0, 1.0]
+
+
+# --- the interaction tests (issue 18, branch fits3) -------------------------------------------
+# ``reference_interaction_tests`` is ``interaction.interaction_tests`` as it was: scikit-learn's
+# LogisticRegression (Newton-Cholesky, C = 1 / RIDGE, tol 1e-10) per lender and interaction,
+# copied unchanged but for its name and the ``prepared`` argument (which gave the same bits).
+
+
+def reference_interaction_tests(
+    frame: pd.DataFrame,
+    *,
+    covariates: Sequence[str] | Covariates = DENIAL_COVARIATES,
+    majority_minority_percent: float = 50.0,
+    min_group: int = MIN_GROUP,
+    interactions: Sequence[Interaction] = INTERACTIONS,
+    polish: bool = False,
+) -> pd.DataFrame:
+    if "application_id" in frame.columns and len(frame):  # the fit's sums in id order, not input order
+        ids = frame["application_id"].astype(str)
+        frame = frame.iloc[np.lexsort((ids.to_numpy(dtype=object), ids.str.len().to_numpy()))]
+    values, labels = covariate_matrix(frame, covariates)
+    lei = frame["lei"].astype("str").to_numpy(dtype=object, na_value=None)
+    codes, names = pd.factorize(lei, sort=True)
+    usable = frame["excluded"].eq("").fillna(False).to_numpy(dtype=bool) & frame["decision"].isin(
+        ("approved", "denied")
+    ).to_numpy(dtype=bool)
+    minority = frame["minority"].to_numpy(dtype=object, na_value=None)
+    known = usable & np.isin(minority, ("Minority", "White non-Hispanic"))
+    categories = set(as_covariates(covariates).categorical)
+    groups = tuple(labels.index(name) if name in categories else -1 for name in labels)  # first column of a category
+    known &= np.isfinite(values).all(axis=1)
+    share = frame["tract_minority_pct"].to_numpy(dtype=np.float64, na_value=np.nan)
+    seconds = {
+        "sex": (frame["sex"].to_numpy(dtype=object, na_value=None) == "Female",
+                np.isin(frame["sex"].to_numpy(dtype=object, na_value=None), ("Male", "Female"))),
+        "tract": (share > majority_minority_percent, np.isfinite(share)),
+    }
+    denied = frame["decision"].to_numpy(dtype=object) == "denied"
+    is_minority = minority == "Minority"
+    rows = []
+    with one_blas_thread():  # one BLAS thread: the same sums in every process
+        for code in np.unique(codes[usable & (codes >= 0)]):  # lenders in LEI order
+            lei, at = str(names[code]), codes == code
+            for interaction in interactions:
+                second, second_known = seconds[interaction.second]
+                rows.append(
+                    {"lei": lei, "interaction": interaction.name}
+                    | reference_interaction_test(
+                        denied, is_minority, second, values, at & known & second_known, min_group, groups, polish
+                    )
+                )
+    table = pd.DataFrame(rows, columns=list(INTERACTION_COLUMNS[:-1]))
+    table["p_adjusted"] = holm_adjusted(table["p_value"].to_numpy(dtype=np.float64), table["lei"].to_numpy())
+    for name in ("applications", *(f"{cell}_applications" for cell in CELLS)):
+        table[name] = table[name].astype(np.int64)
+    for name in (*(f"{cell}_denial_rate" for cell in CELLS), "odds_ratio", "ci_low", "ci_high", "p_value"):
+        table[name] = table[name].astype(np.float64)
+    for name in ("lei", "interaction", "reason"):
+        table[name] = table[name].astype("str")
+    return table.reset_index(drop=True)
+
+
+def reference_interaction_test(
+    denied: np.ndarray,
+    minority: np.ndarray,
+    second: np.ndarray,
+    values: np.ndarray,
+    rows: np.ndarray,
+    min_group: int,
+    groups: tuple[int, ...] = (),
+    polish: bool = False,
+) -> dict[str, object]:
+    """The interaction test on ``rows`` (one lender): cell counts, denial rates and the estimate.
+    ``polish`` (not in the replaced code): scikit-learn's estimate refined by plain Newton steps, so
+    its digits beyond the solver's tolerance are the optimum's."""
+    y, first, other, x = denied[rows], minority[rows], second[rows], values[rows]
+    cell = first.astype(np.int64) + 2 * other.astype(np.int64)  # 0 neither, 1 minority only, 2 second only, 3 both
+    counts = np.bincount(cell, minlength=4)
+    denials = np.bincount(cell, weights=y.astype(np.float64), minlength=4)
+    found: dict[str, object] = {"applications": int(rows.sum())}
+    for index, name in enumerate(CELLS):
+        found[f"{name}_applications"] = int(counts[index])
+        found[f"{name}_denial_rate"] = denials[index] / counts[index] if counts[index] else np.nan
+    estimate = dict.fromkeys(("odds_ratio", "ci_low", "ci_high", "p_value"), np.nan)
+    if counts.min() < min_group:
+        return found | estimate | {"reason": f"fewer than {min_group} applications in a cell"}
+    if denials[3] == 0 or denials[3] == counts[3]:
+        return found | estimate | {"reason": "no denial or no approval among applicants of both bases"}
+    mean, spread = x.mean(axis=0), x.std(axis=0)
+    varies = spread > 1e-9 * np.maximum(np.abs(mean), 1.0)  # a covariate constant at the lender explains nothing
+    # A category's indicators sum to one: its first that varies at the lender is the base, left out.
+    seen: set[int] = set()
+    for column, group in enumerate(groups):
+        if group >= 0 and varies[column] and group not in seen:
+            seen.add(group)
+            varies[column] = False
+    scaled = (x[:, varies] - mean[varies]) / spread[varies]
+    design = np.column_stack([first, other, first & other, scaled]).astype(np.float64)
+    # A whisper of ridge (1e-4 on standardised columns): covariates collinear among themselves (an
+    # AUS result that follows the credit-score bands) leave the interaction's estimate defined.
+    model = LogisticRegression(C=1.0 / INTERACTION_RIDGE, solver="newton-cholesky", tol=1e-10, max_iter=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        try:
+            model.fit(design, y)
+        except (ConvergenceWarning, ValueError, np.linalg.LinAlgError):
+            return found | estimate | {"reason": "the regression did not converge (separation)"}
+    coefficients = np.concatenate([model.intercept_, model.coef_[0]])
+    if polish:
+        coefficients = newton_polished(design, y, coefficients)
+    if np.abs(coefficients[1:4]).max() > SEPARATION_LIMIT:
+        return found | estimate | {"reason": "the regression did not converge (separation)"}
+    full = np.column_stack([np.ones(len(design)), design])
+    probability = special.expit(full @ coefficients) if polish else model.predict_proba(design)[:, 1]
+    information = full.T @ (full * (probability * (1 - probability))[:, None])
+    information[1:, 1:] += INTERACTION_RIDGE * np.eye(full.shape[1] - 1)  # the penalty (not on the intercept)
+    try:
+        covariance = np.linalg.inv(information)
+    except np.linalg.LinAlgError:
+        return found | estimate | {"reason": "the bases are collinear with the covariates"}
+    variance = covariance[3, 3]
+    if not np.isfinite(variance) or variance <= 0:
+        return found | estimate | {"reason": "the bases are collinear with the covariates"}
+    beta, error = coefficients[3], float(np.sqrt(variance))
+    return found | {
+        "odds_ratio": float(np.exp(beta)),
+        "ci_low": float(np.exp(beta - INTERACTION_Z95 * error)),
+        "ci_high": float(np.exp(beta + INTERACTION_Z95 * error)),
+        "p_value": float(2 * stats.norm.sf(abs(beta) / error)),
+        "reason": "",
+    }
+
+
+def newton_polished(design: np.ndarray, outcome: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """Full Newton steps (intercept unpenalised, the ridge on the rest) from ``coefficients``
+    until they stop moving: the optimum to the last digits from a point close to it."""
+    full = np.column_stack([np.ones(len(design)), design])
+    penalty = np.r_[0.0, np.full(design.shape[1], INTERACTION_RIDGE)]
+    for _ in range(20):
+        probability = special.expit(full @ coefficients)
+        score = full.T @ (outcome - probability) - penalty * coefficients
+        information = full.T @ (full * (probability * (1 - probability))[:, None]) + np.diag(penalty)
+        step = np.linalg.solve(information, score)
+        coefficients = coefficients + step
+        if np.abs(step).max() < 1e-13 * max(1.0, np.abs(coefficients).max()):
+            break
+    return coefficients
+
+
+def interaction_register(seed: int, lenders: int = 12) -> pd.DataFrame:
+    """Lenders of 30-900 applications with a race effect, a sex and a tract effect and, at some, an
+    interaction; DTI, CLTV, income, loan amount and loan type as covariates; then degenerate
+    lenders: 0 separated (every minority man and White woman approved, the rest mixed), 1 with DTI
+    constant, 2 with CLTV equal to DTI (collinear), 3 with one loan type (a constant category),
+    4 with a tiny cell (three minority women), 5 whose minority women were all denied, 6 whose
+    minority men were all approved."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for lender in range(lenders):
+        size = int(rng.integers(30, 900))
+        minority = rng.random(size) < rng.uniform(0.2, 0.6)
+        female = rng.random(size) < 0.5
+        tract = rng.uniform(0, 100, size)
+        dti = rng.normal(35, 8, size)
+        cltv = rng.normal(80, 10, size)
+        loan_type = rng.choice(["Conventional", "FHA", "VA"], size, p=[0.6, 0.3, 0.1])
+        logit = (
+            -1.5 + 0.05 * (dti - 35) + 0.02 * (cltv - 80) + 0.6 * minority + 0.2 * female + 0.3 * (tract > 50)
+            + rng.choice([0.0, 0.0, 1.0]) * (minority & female) + 0.4 * (loan_type == "FHA")
+        )
+        denied = rng.random(size) < special.expit(logit)
+        if lender == 0:  # minority men and White women all approved: the interaction diverges
+            denied[minority != female] = False
+        if lender == 1:
+            dti[:] = 40.0
+        if lender == 2:
+            cltv = dti.copy()
+        if lender == 3:
+            loan_type[:] = "Conventional"
+        if lender == 4:
+            female[np.flatnonzero(minority & female)[3:]] = False
+        if lender == 5:
+            denied[minority & female] = True
+        if lender == 6:  # minority men all approved: near separation, an odds ratio of about 10^4
+            denied[minority & ~female] = False
+        parts.append(
+            pd.DataFrame(
+                {
+                    "lei": f"LENDER{lender:02d}",
+                    "excluded": np.where(rng.random(size) < 0.03, "withdrawn", ""),
+                    "decision": np.where(denied, "denied", "approved"),
+                    "race": np.where(minority, "Black or African American", "White"),
+                    "ethnicity": "Not Hispanic or Latino",
+                    "sex": np.where(female, "Female", "Male"),
+                    "tract_minority_pct": np.where(rng.random(size) < 0.02, np.nan, tract),
+                    "income": rng.lognormal(11, 0.4, size),
+                    "dti": dti,
+                    "cltv": cltv,
+                    "loan_amount": rng.lognormal(12, 0.4, size),
+                    "loan_type": loan_type,
+                }
+            )
+        )
+    frame = pd.concat(parts, ignore_index=True)
+    frame.insert(0, "application_id", [f"A{number}" for number in rng.permutation(len(frame))])
+    return add_group_columns(frame, 50.0)
+
+
+INTERACTION_MODEL = Covariates(numeric=("income", "dti", "cltv", "loan_amount"), categorical=("loan_type",))
+
+
+def compare_interactions(
+    frame: pd.DataFrame, model: Covariates = INTERACTION_MODEL, min_group: int = 5
+) -> pd.DataFrame:
+    """The new table against the replaced code's: the same columns, dtypes, counts, rates and
+    reasons; estimates to 1e-8 (relative), p-values to 1e-8 (absolute)."""
+    new = interaction_tests(frame, covariates=model, min_group=min_group)
+    old = reference_interaction_tests(frame, covariates=model, min_group=min_group)
+    assert list(new.columns) == list(old.columns) and list(new.dtypes) == list(old.dtypes)
+    assert new["reason"].tolist() == old["reason"].tolist()
+    # scikit-learn stops where the mean score is below 1e-10: near separation (odds ratios of 10^4)
+    # that leaves ~1e-7 of the estimate, so a lender beyond 1e-8 must match the optimum itself.
+    close = np.all(
+        [np.isclose(new[name], old[name], rtol=RELATIVE, atol=0, equal_nan=True) for name in ("odds_ratio", "ci_low")],
+        axis=0,
+    )
+    if not close.all():
+        polished = reference_interaction_tests(frame, covariates=model, min_group=min_group, polish=True)
+        assert polished["reason"].tolist() == old["reason"].tolist()
+        old = old.where(np.repeat(close[:, None], old.shape[1], axis=1), polished)
+        for name in ("odds_ratio", "ci_low", "ci_high"):  # only the last digits
+            np.testing.assert_allclose(old[name], polished[name], rtol=1e-5)
+    for name in new.columns:
+        if name in ("odds_ratio", "ci_low", "ci_high"):
+            np.testing.assert_allclose(new[name], old[name], rtol=RELATIVE, atol=0)
+        elif name in ("p_value", "p_adjusted"):
+            np.testing.assert_allclose(new[name], old[name], rtol=0, atol=ABSOLUTE)
+        else:
+            pd.testing.assert_series_equal(new[name], old[name])
+    return old
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_interaction_tests_match_the_scikit_learn_fits(seed: int) -> None:
+    old = compare_interactions(interaction_register(seed))
+    reasons = old.set_index(["lei", "interaction"])["reason"]
+    assert (reasons == "").sum() >= 10
+    assert reasons["LENDER04", "race_sex"] == "fewer than 5 applications in a cell"
+    assert reasons["LENDER05", "race_sex"] == "no denial or no approval among applicants of both bases"
+    assert reasons["LENDER00", "race_sex"] == "the regression did not converge (separation)"
+    for lender in ("LENDER01", "LENDER02", "LENDER03"):  # constant, collinear covariates: estimated all the same
+        assert reasons[lender, "race_sex"] == reasons[lender, "race_tract"] == ""
+
+
+def test_interaction_tests_match_without_lenders_or_covariates() -> None:
+    frame = interaction_register(4, lenders=6)
+    compare_interactions(frame, Covariates())
+    compare_interactions(frame, INTERACTION_MODEL, min_group=200)  # every cell too small
+    empty = compare_interactions(frame.iloc[:0])
+    assert empty.empty

@@ -14,29 +14,32 @@ White non-Hispanic: the ``minority`` group column of ``tables.add_group_columns`
 (``odds_ratio``) is how many times the odds of denial of minority women (or of minority
 applicants in majority-minority tracts) exceed what the race effect and the other basis's effect
 together predict; 1 means no interaction. The covariates are those of the denial regression
-(``income`` and ``loan_amount`` as logarithms), standardised within the lender. The model is
-fitted by scikit-learn (``LogisticRegression`` without penalty, Newton–Cholesky) on the rows in
-application-id order, so that the result does not depend on the input's row order; the standard
-error is the square root of the interaction's entry of the inverse information matrix X'WX at
-the estimate, the CI is Wald's and the p-value the two-sided Wald z test. ``p_adjusted`` is
-Holm's adjustment over the lender's interaction tests.
+(``income`` and ``loan_amount`` as logarithms), standardised within the lender. Every coefficient
+but the intercept carries a ridge of ``RIDGE`` (1e-4 on standardised columns, next to nothing:
+it keeps the estimate defined when covariates are collinear). The model is fitted by Newton's
+method with step halving for all lenders at once (``statistics.unit_logistic``, to convergence;
+until 2026-12 scikit-learn's ``LogisticRegression``, Newton–Cholesky, per lender, which gives the
+same estimates to its tolerance), each lender's sums over its rows in application-id order, so
+that the result depends neither on the input's row order nor on the other lenders; the standard
+error is the square root of the interaction's entry of the inverse of the penalised information
+matrix X'WX at the estimate, the CI is Wald's and the p-value the two-sided Wald z test.
+``p_adjusted`` is Holm's adjustment over the lender's interaction tests.
 
 A lender is not tested for an interaction (NaN and a ``reason``) when one of the four cells has
 fewer than ``min_group`` applications, when the cell of both bases has no denial or no approval
-(its odds are not estimable), or when the fit separates or is singular.
+(its odds are not estimable), or when the fit does not converge in ``MAX_ITERATIONS`` Newton
+steps, separates (a coefficient of the bases or their interaction beyond ``SEPARATION_LIMIT``)
+or is singular.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 
 from reasoner.lending.evidence.statistics import (
     DENIAL_COVARIATES,
@@ -47,9 +50,13 @@ from reasoner.lending.evidence.statistics import (
     covariate_matrix,
     holm_adjusted,
     one_blas_thread,
+    unit_logistic,
+    unit_scales,
 )
 
 RIDGE = 1e-4  # L2 penalty of the interaction fit, on standardised columns
+SEPARATED = "the regression did not converge (separation)"
+MAX_ITERATIONS = 100  # Newton steps before a fit counts as not converging
 
 __all__ = ["INTERACTION_COLUMNS", "INTERACTIONS", "Interaction", "interaction_tests"]
 
@@ -102,12 +109,14 @@ def interaction_tests(
             raise ValueError("prepared: built for another frame")
         frame = prepared.frame  # the rows in id order, as below
         values, labels = prepared.covariates(as_covariates(covariates))
+        complete = prepared.complete(as_covariates(covariates))
         codes, names = prepared.lenders()
     else:
         if "application_id" in frame.columns and len(frame):  # the fit's sums in id order, not input order
             ids = frame["application_id"].astype(str)
             frame = frame.iloc[np.lexsort((ids.to_numpy(dtype=object), ids.str.len().to_numpy()))]
         values, labels = covariate_matrix(frame, covariates)
+        complete = np.isfinite(values).all(axis=1)
         lei = frame["lei"].astype("str").to_numpy(dtype=object, na_value=None)
         codes, names = pd.factorize(lei, sort=True)
     usable = frame["excluded"].eq("").fillna(False).to_numpy(dtype=bool) & frame["decision"].isin(
@@ -117,7 +126,7 @@ def interaction_tests(
     known = usable & np.isin(minority, (MINORITY, REFERENCE))
     categories = set(as_covariates(covariates).categorical)
     groups = tuple(labels.index(name) if name in categories else -1 for name in labels)  # first column of a category
-    known &= np.isfinite(values).all(axis=1)
+    known &= complete
     seconds = {
         "sex": (frame["sex"].to_numpy(dtype=object, na_value=None) == "Female",
                 np.isin(frame["sex"].to_numpy(dtype=object, na_value=None), ("Male", "Female"))),
@@ -125,25 +134,28 @@ def interaction_tests(
     }
     denied = frame["decision"].to_numpy(dtype=object) == "denied"
     is_minority = minority == MINORITY
-    rows = []
+    lenders = np.unique(codes[usable & (codes >= 0)])  # lenders in LEI order
+    position = np.full(len(names), -1, dtype=np.int64)
+    position[lenders] = np.arange(lenders.size)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [(np.empty(0, np.int64),) * 2 + (np.empty(0, bool),)]
+    for index, interaction in enumerate(interactions):  # unit: lender × interaction, in that order
+        second, second_known = seconds[interaction.second]
+        rows = np.flatnonzero(known & second_known & (codes >= 0))
+        parts.append((rows, position[codes[rows]] * len(interactions) + index, second[rows]))
+    rows, unit, second = (np.concatenate(part) for part in zip(*parts, strict=True))
+    order = np.argsort(unit, kind="stable")  # grouped by unit, each unit's rows in id order
+    rows, unit, second = rows[order], unit[order], second[order]
     with one_blas_thread():  # one BLAS thread: the same sums in every process
-        for code in np.unique(codes[usable & (codes >= 0)]):  # lenders in LEI order
-            lei, at = str(names[code]), codes == code
-            for interaction in interactions:
-                second, second_known = seconds[interaction.second]
-                rows.append(
-                    {"lei": lei, "interaction": interaction.name}
-                    | _test(denied, is_minority, second, values, at & known & second_known, min_group, groups)
-                )
-    table = pd.DataFrame(rows, columns=list(INTERACTION_COLUMNS[:-1]))
+        table = _tests(
+            _Rows(unit, lenders.size * len(interactions), denied[rows], is_minority[rows], second, values[rows]),
+            min_group,
+            groups,
+        )
+    leis = np.repeat(np.asarray(names, dtype=object)[lenders], len(interactions))
+    table.insert(0, "interaction", pd.Series(np.tile([item.name for item in interactions], lenders.size), dtype="str"))
+    table.insert(0, "lei", pd.Series(leis, dtype="str"))
     table["p_adjusted"] = holm_adjusted(table["p_value"].to_numpy(dtype=np.float64), table["lei"].to_numpy())
-    for name in ("applications", *(f"{cell}_applications" for cell in CELLS)):
-        table[name] = table[name].astype(np.int64)
-    for name in (*(f"{cell}_denial_rate" for cell in CELLS), "odds_ratio", "ci_low", "ci_high", "p_value"):
-        table[name] = table[name].astype(np.float64)
-    for name in ("lei", "interaction", "reason"):
-        table[name] = table[name].astype("str")
-    return table.reset_index(drop=True)
+    return table
 
 
 def _tract(frame: pd.DataFrame, percent: float) -> tuple[np.ndarray, np.ndarray]:
@@ -151,67 +163,111 @@ def _tract(frame: pd.DataFrame, percent: float) -> tuple[np.ndarray, np.ndarray]
     return share > percent, np.isfinite(share)
 
 
-def _test(
-    denied: np.ndarray,
-    minority: np.ndarray,
-    second: np.ndarray,
-    values: np.ndarray,
-    rows: np.ndarray,
-    min_group: int,
-    groups: tuple[int, ...] = (),
-) -> dict[str, object]:
-    """The interaction test on ``rows`` (one lender): cell counts, denial rates and the estimate."""
-    y, first, other, x = denied[rows], minority[rows], second[rows], values[rows]
-    cell = first.astype(np.int64) + 2 * other.astype(np.int64)  # 0 neither, 1 minority only, 2 second only, 3 both
-    counts = np.bincount(cell, minlength=4)
-    denials = np.bincount(cell, weights=y.astype(np.float64), minlength=4)
-    found: dict[str, object] = {"applications": int(rows.sum())}
-    for index, name in enumerate(CELLS):
-        found[f"{name}_applications"] = int(counts[index])
-        found[f"{name}_denial_rate"] = denials[index] / counts[index] if counts[index] else np.nan
-    estimate = dict.fromkeys(("odds_ratio", "ci_low", "ci_high", "p_value"), np.nan)
-    if counts.min() < min_group:
-        return found | estimate | {"reason": f"fewer than {min_group} applications in a cell"}
-    if denials[3] == 0 or denials[3] == counts[3]:
-        return found | estimate | {"reason": "no denial or no approval among applicants of both bases"}
-    mean, spread = x.mean(axis=0), x.std(axis=0)
-    varies = spread > 1e-9 * np.maximum(np.abs(mean), 1.0)  # a covariate constant at the lender explains nothing
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """The rows of every unit (lender × interaction), grouped by unit, each unit's in id order:
+    their unit, denial, minority and second-basis indicators and covariates."""
+
+    unit: np.ndarray
+    count: int
+    denied: np.ndarray
+    minority: np.ndarray
+    second: np.ndarray
+    values: np.ndarray
+
+
+def _tests(data: _Rows, min_group: int, groups: tuple[int, ...]) -> pd.DataFrame:
+    """The interaction test of every unit: cell counts, denial rates and the estimate (the
+    columns of ``INTERACTION_COLUMNS`` from ``applications`` to ``reason``)."""
+    count, unit = data.count, data.unit
+    cell = unit * 4 + data.minority.astype(np.int64) + 2 * data.second.astype(np.int64)  # per unit: CELLS' order
+    counts = np.bincount(cell, minlength=4 * count).reshape(count, 4)
+    denials = np.bincount(cell, data.denied.astype(np.float64), 4 * count).reshape(count, 4)
+    reason = np.full(count, "", dtype=object)
+    reason[counts.min(axis=1) < min_group] = f"fewer than {min_group} applications in a cell"
+    one_sided = (denials[:, 3] == 0) | (denials[:, 3] == counts[:, 3])
+    reason[(reason == "") & one_sided] = "no denial or no approval among applicants of both bases"
+    beta, variance, status = _fits(data, reason == "", groups)
+    texts = np.array(["", SEPARATED, "the bases are collinear with the covariates"], dtype=object)
+    fitted = reason == ""
+    reason[fitted] = texts[status[fitted]]
+    good = reason == ""
+    beta, error = np.where(good, beta, np.nan), np.where(good, np.sqrt(np.where(good, variance, 1.0)), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = np.where(counts > 0, denials / np.maximum(counts, 1), np.nan)
+        p_value = 2 * stats.norm.sf(np.abs(beta) / error)
+    columns: dict[str, object] = {"applications": counts.sum(axis=1).astype(np.int64)}
+    columns |= {f"{name}_applications": counts[:, index].astype(np.int64) for index, name in enumerate(CELLS)}
+    columns |= {f"{name}_denial_rate": rates[:, index] for index, name in enumerate(CELLS)}
+    columns |= {
+        "odds_ratio": np.exp(beta),
+        "ci_low": np.exp(beta - Z95 * error),
+        "ci_high": np.exp(beta + Z95 * error),
+        "p_value": p_value,
+        "reason": pd.Series(reason, dtype="str"),
+    }
+    return pd.DataFrame(columns)
+
+
+def _fits(data: _Rows, fit: np.ndarray, groups: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per unit (those of ``fit``; NaN and status 0 elsewhere): the interaction's coefficient, its
+    variance and a status (0 ok, 1 did not converge or separated, 2 collinear).
+
+    The model of the module docstring, fitted for every unit at once by ``statistics.unit_logistic``
+    (Newton's method to convergence) on a design of fixed width: intercept, the two bases, their
+    product, then every covariate column standardised within the unit, a column left at zero where
+    the unit cannot estimate it (constant at the lender, or the base level of a category: its first
+    level that varies), which with the ridge on it gets the coefficient 0 and changes nothing else."""
+    count = data.count
+    beta = np.full(count, np.nan)
+    variance = np.full(count, np.nan)
+    status = np.zeros(count, dtype=np.int64)
+    units = np.flatnonzero(fit)
+    if units.size == 0:
+        return beta, variance, status
+    taken = fit[data.unit]
+    unit = np.searchsorted(units, data.unit[taken])  # 0..units.size - 1, still grouped
+    x = data.values[taken]
+    means, spread = unit_scales(x, unit, units.size)
+    varies = np.isfinite(spread)  # a covariate constant at the lender explains nothing
     # A category's indicators sum to one: its first that varies at the lender is the base, left out.
-    seen: set[int] = set()
-    for column, group in enumerate(groups):
-        if group >= 0 and varies[column] and group not in seen:
-            seen.add(group)
-            varies[column] = False
-    scaled = (x[:, varies] - mean[varies]) / spread[varies]
-    design = np.column_stack([first, other, first & other, scaled]).astype(np.float64)
+    for group in sorted({group for group in groups if group >= 0}):
+        columns = np.flatnonzero(np.asarray(groups) == group)
+        first = np.argmax(varies[:, columns], axis=1)
+        has = varies[:, columns].any(axis=1)
+        varies[np.flatnonzero(has), columns[first[has]]] = False
+    scaled = np.where(varies[unit], (x - means[unit]) / spread[unit], 0.0)
+    first, other = data.minority[taken], data.second[taken]
+    design = np.column_stack([np.ones(unit.size), first, other, first & other, scaled]).astype(np.float64)
     # A whisper of ridge (1e-4 on standardised columns): covariates collinear among themselves (an
     # AUS result that follows the credit-score bands) leave the interaction's estimate defined.
-    model = LogisticRegression(C=1.0 / RIDGE, solver="newton-cholesky", tol=1e-10, max_iter=100)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ConvergenceWarning)
-        try:
-            model.fit(design, y)
-        except (ConvergenceWarning, ValueError, np.linalg.LinAlgError):
-            return found | estimate | {"reason": "the regression did not converge (separation)"}
-    coefficients = np.concatenate([model.intercept_, model.coef_[0]])
-    if np.abs(coefficients[1:4]).max() > SEPARATION_LIMIT:
-        return found | estimate | {"reason": "the regression did not converge (separation)"}
-    full = np.column_stack([np.ones(len(design)), design])
-    probability = model.predict_proba(design)[:, 1]
-    information = full.T @ (full * (probability * (1 - probability))[:, None])
-    information[1:, 1:] += RIDGE * np.eye(full.shape[1] - 1)  # the penalty's curvature (not on the intercept)
+    penalty = np.full(design.shape[1], RIDGE)
+    penalty[0] = 0.0  # not on the intercept
+    coefficients, information, converged = unit_logistic(
+        design, data.denied[taken].astype(np.float64), unit, units.size, penalty, iterations=MAX_ITERATIONS
+    )
+    failed = (converged != 0) | (np.abs(coefficients[:, 1:4]).max(axis=1) > SEPARATION_LIMIT)
+    status[units[failed]] = 1
+    inverse = _inverses(information)
+    found = inverse[:, 3, 3]
+    collinear = ~failed & ~(np.isfinite(found) & (found > 0))
+    status[units[collinear]] = 2
+    ok = ~failed & ~collinear
+    beta[units[ok]] = coefficients[ok, 3]
+    variance[units[ok]] = found[ok]
+    return beta, variance, status
+
+
+def _inverses(matrices: np.ndarray) -> np.ndarray:
+    """The inverse of each matrix (NaN for a singular one)."""
     try:
-        covariance = np.linalg.inv(information)
+        inverse: np.ndarray = np.linalg.inv(matrices)
+        return inverse
     except np.linalg.LinAlgError:
-        return found | estimate | {"reason": "the bases are collinear with the covariates"}
-    variance = covariance[3, 3]
-    if not np.isfinite(variance) or variance <= 0:
-        return found | estimate | {"reason": "the bases are collinear with the covariates"}
-    beta, error = coefficients[3], float(np.sqrt(variance))
-    return found | {
-        "odds_ratio": float(np.exp(beta)),
-        "ci_low": float(np.exp(beta - Z95 * error)),
-        "ci_high": float(np.exp(beta + Z95 * error)),
-        "p_value": float(2 * stats.norm.sf(abs(beta) / error)),
-        "reason": "",
-    }
+        inverse = np.full(matrices.shape, np.nan)
+        for index, matrix in enumerate(matrices):
+            try:
+                inverse[index] = np.linalg.inv(matrix)
+            except np.linalg.LinAlgError:
+                continue
+        return inverse

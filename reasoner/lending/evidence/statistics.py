@@ -86,6 +86,8 @@ __all__ = [
     "matched_pair_test",
     "pair_rows",
     "pricing_disparity",
+    "unit_logistic",
+    "unit_scales",
 ]
 
 DENIAL_COVARIATES = ("income", "dti", "cltv", "loan_amount")
@@ -110,6 +112,7 @@ class Prepared:
         self.source = frame
         self.frame = _canonical_order(frame)
         self._matrices: dict[Covariates, tuple[np.ndarray, tuple[str, ...]]] = {}
+        self._complete: dict[Covariates, np.ndarray] = {}
         self._lenders: tuple[np.ndarray, np.ndarray] | None = None
         self._masks: dict[str, np.ndarray] = {}
 
@@ -143,6 +146,13 @@ class Prepared:
         if covariates not in self._matrices:
             self._matrices[covariates] = _labelled_covariates(self.frame, covariates)
         return self._matrices[covariates]
+
+    def complete(self, covariates: Covariates) -> np.ndarray:
+        """Per canonical row, whether every column of ``covariates``' matrix is known, built once
+        per model (do not modify)."""
+        if covariates not in self._complete:
+            self._complete[covariates] = np.isfinite(self.covariates(covariates)[0]).all(axis=1)
+        return self._complete[covariates]
 
 
 def _prepared(frame: pd.DataFrame, prepared: Prepared | None) -> Prepared:
@@ -192,7 +202,7 @@ def lender_denial_odds(
     units = _Units(frame, group_column, reference, groups, usable, prepared)
     denied = prepared.denied()
     values, labels = prepared.covariates(covariates)
-    complete = np.isfinite(values).all(axis=1)
+    complete = prepared.complete(covariates)
 
     raw_rows, raw_unit, raw_indicator = units.rows(usable)
     count = units.count
@@ -239,7 +249,7 @@ def _weighted_denial_odds(
     units = _WeightedUnits(frame, reference, groups, weights, usable, prepared)
     denied = prepared.denied()
     values, labels = prepared.covariates(covariates)
-    complete = np.isfinite(values).all(axis=1)
+    complete = prepared.complete(covariates)
     count = units.count
 
     def sums(rows: np.ndarray, unit: np.ndarray, indicator: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -294,11 +304,15 @@ def _odds_table(
     rows, unit, indicator, outcome, weight = model
     fit = reason[unit] == ""
     fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
-    design = _design(values[rows[fit]], indicator[fit], fit_unit, fitted_units.size)
+    # Each unit's scales, once for the fit and the covariates not controlled: a fitted unit's rows
+    # are the same rows in the same order in both, so its sums (and the design) are the same bits.
+    means, spread = _scales(values[rows], unit, units.count)
+    scales = (means[fitted_units], spread[fitted_units])
+    design = _design(values[rows[fit]], indicator[fit], fit_unit, fitted_units.size, scales)
     log_odds, variance, status = _logistic(
         design, outcome[fit], fit_unit, fitted_units.size, numeric, None if weight is None else weight[fit]
     )
-    not_controlled = _not_controlled(values[rows], labels, unit, units.count)
+    not_controlled = _not_controlled(values[rows], labels, unit, units.count, spread)
     estimate = np.full(units.count, np.nan)
     error = np.full(units.count, np.nan)
     texts = np.array(["", "separation: coefficients diverge", "did not converge", _COLLINEAR_TEXT])
@@ -325,9 +339,13 @@ def _odds_table(
     )
 
 
-def _design(values: np.ndarray, indicator: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
-    """Intercept, group indicator and the covariates standardised within each unit."""
-    standardised = _standardise(values, unit, count)
+def _design(
+    values: np.ndarray, indicator: np.ndarray, unit: np.ndarray, count: int,
+    scales: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Intercept, group indicator and the covariates standardised within each unit (``scales``:
+    ``_scales`` of these rows, when known)."""
+    standardised = _standardise(values, unit, count, scales)
     return np.column_stack([np.ones(indicator.size), indicator.astype(np.float64), standardised])
 
 
@@ -371,20 +389,22 @@ def _penalty(width: int, free: int) -> np.ndarray:
 
 def _newton(
     design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, penalty: np.ndarray | None = None,
-    weight: np.ndarray | None = None,
+    weight: np.ndarray | None = None, *, limit: float = SEPARATION_LIMIT, iterations: int = MAX_NEWTON,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Penalised maximum likelihood by Newton's method with step halving, one regression per
     unit: coefficients (units, width), the linear predictor per row, and a status per unit
-    (0 converged, 1 diverged, 2 not converged). ``penalty``: per coefficient, the weight of
-    ``-penalty * beta**2 / 2`` added to the log-likelihood (a Gaussian prior; none by default);
-    ``weight``: per row, the weight of its log-likelihood term (none: 1 each)."""
+    (0 converged, 1 diverged: a coefficient beyond ``limit``, 2 not converged in ``iterations``
+    steps). ``penalty``: per coefficient, the weight of ``-penalty * beta**2 / 2`` added to the
+    log-likelihood (a Gaussian prior; none by default); ``weight``: per row, the weight of its
+    log-likelihood term (none: 1 each)."""
     width = design.shape[1]
     if penalty is None:
         penalty = np.zeros(width)
     order = _by_unit(unit)
     if order is not None:  # a stable sort: each unit's rows keep their order, so its sums are the same
         grouped_beta, grouped_eta, grouped_status = _newton(
-            design[order], outcome[order], unit[order], count, penalty, None if weight is None else weight[order]
+            design[order], outcome[order], unit[order], count, penalty, None if weight is None else weight[order],
+            limit=limit, iterations=iterations,
         )
         eta = np.empty(unit.size)
         eta[order] = grouped_eta
@@ -411,7 +431,7 @@ def _newton(
         return np.bincount(live_unit, term if live_weight is None else live_weight * term, count) - prior, part_eta
 
     current, eta[live] = loglik(beta)
-    for _ in range(MAX_NEWTON):
+    for _ in range(iterations):
         if not active.any():
             break
         still = active[live_unit]
@@ -439,11 +459,35 @@ def _newton(
             size[worse] /= 2
         beta, current[active], eta[live] = trial, value[active], trial_eta
         moved = np.abs(size[:, None] * step).max(axis=1)
-        diverged = active & (np.abs(beta).max(axis=1) > SEPARATION_LIMIT)
+        diverged = active & (np.abs(beta).max(axis=1) > limit)
         status[diverged] = 1
         active &= ~diverged & (moved >= 1e-8)
     status[active] = 2
     return beta, eta, status
+
+
+def unit_logistic(
+    design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, penalty: np.ndarray,
+    *, iterations: int = MAX_NEWTON,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Penalised logistic regressions, one per unit, fitted to convergence (``_newton`` without a
+    divergence limit: the penalty keeps every estimate finite): the coefficients (units, width),
+    the penalised information X'WX + diag(penalty) at the estimate (units, width, width), and a
+    status per unit (0 converged, 2 not converged in ``iterations`` Newton steps). Each unit's
+    sums run over its own rows in their order, so its results do not depend on the other units."""
+    order = _by_unit(unit)
+    if order is not None:
+        design, outcome, unit = design[order], outcome[order], unit[order]
+    beta, eta, status = _newton(design, outcome, unit, count, penalty, limit=np.inf, iterations=iterations)
+    fitted = special.expit(eta)
+    information = _cross(design, fitted * (1 - fitted), unit, count) + np.diag(penalty)
+    return beta, information, status
+
+
+def unit_scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit and column: the mean and the standard deviation of the unit's rows (inf for a
+    column constant in the unit: spread at most 1e-9 of the mean's size, or of 1)."""
+    return _scales(values, unit, count)
 
 
 def denial_probabilities(
@@ -472,7 +516,7 @@ def _fitted_denial(prepared: Prepared, covariates: Covariates) -> np.ndarray:
     """``denial_probabilities`` of the canonical rows of ``prepared``."""
     frame = prepared.frame
     values = prepared.covariates(covariates)[0]
-    complete = np.isfinite(values).all(axis=1)
+    complete = prepared.complete(covariates)
     codes = prepared.lenders()[0]
     count = int(codes.max()) + 1 if codes.size else 0
     known = complete & (codes >= 0)
@@ -703,7 +747,7 @@ def pricing_disparity(
     spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
     values, labels = prepared.covariates(covariates)
     originated = frame["action_taken"].eq(1).fillna(False).to_numpy(dtype=bool)
-    loans = prepared.usable() & originated & np.isfinite(spread) & np.isfinite(values).all(axis=1)
+    loans = prepared.usable() & originated & np.isfinite(spread) & prepared.complete(covariates)
     units: _Units = (
         _Units(frame, group_column, reference, groups, loans, prepared) if weights is None
         else _WeightedUnits(frame, reference, groups, weights, loans, prepared)
@@ -726,9 +770,10 @@ def pricing_disparity(
 
     fit = reason[unit] == ""
     fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
+    means, scale = _scales(values[rows], unit, count)  # once for the fit and the covariates not controlled
     gap, error, df, status = _least_squares(
         spread[rows[fit]], indicator[fit], values[rows[fit]], fit_unit, fitted_units.size, len(covariates.numeric),
-        None if weight is None else weight[fit],
+        None if weight is None else weight[fit], scales=(means[fitted_units], scale[fitted_units]),
     )
     texts = np.array(["", "too few loans for the covariates", _COLLINEAR_TEXT])
     reason[fitted_units] = texts[status]
@@ -755,7 +800,7 @@ def pricing_disparity(
             "ci_high": adjusted + critical * standard_error,
             "p_value": p_value,
             "degrees_of_freedom": freedom,
-            "not_controlled": pd.Series(_not_controlled(values[rows], labels, unit, count), dtype="str"),
+            "not_controlled": pd.Series(_not_controlled(values[rows], labels, unit, count, scale), dtype="str"),
             "reason": pd.Series(reason, dtype="str"),
         }
     )
@@ -769,6 +814,8 @@ def _least_squares(
     count: int,
     numeric: int | None = None,
     weight: np.ndarray | None = None,
+    *,
+    scales: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per unit, least squares of outcome on intercept + indicator + covariates (centred within
     the unit, so the intercept drops out), the band and category indicators after the first
@@ -778,7 +825,8 @@ def _least_squares(
     holds its size in small samples, Long & Ervin 2000), the residual degrees of freedom and a
     status (0 ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates).
     ``weight``: weighted least squares (probability weights; sizes and degrees of freedom are sums
-    of weights, each row's leverage and sandwich term carry its weight)."""
+    of weights, each row's leverage and sandwich term carry its weight). ``scales``: ``_scales``
+    of ``values`` per unit, when known."""
     order = _by_unit(unit)  # every result is per unit: group the rows once, for _cross's and the leverages' slices
     if order is not None:
         outcome, indicator, values, unit = outcome[order], indicator[order], values[order], unit[order]
@@ -786,7 +834,7 @@ def _least_squares(
     width = values.shape[1]
     numeric = width if numeric is None else numeric
     sizes = np.bincount(unit, weight, minlength=count).astype(np.float64)
-    design = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count)])
+    design = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count, scales)])
     safe_sizes = np.maximum(sizes, 1.0) if weight is None else np.where(sizes > 0, sizes, 1.0)
     columns = np.column_stack([design, outcome])
     weighted_columns = columns if weight is None else columns * weight[:, None]
@@ -1090,13 +1138,17 @@ def _labelled_covariates(frame: pd.DataFrame, covariates: Covariates) -> tuple[n
     return matrix, tuple(labels)
 
 
-def _not_controlled(values: np.ndarray, labels: tuple[str, ...], unit: np.ndarray, count: int) -> np.ndarray:
+def _not_controlled(
+    values: np.ndarray, labels: tuple[str, ...], unit: np.ndarray, count: int, spread: np.ndarray | None = None
+) -> np.ndarray:
     """Per unit, the covariates (comma-separated) every column of which is constant in the unit's
     rows: the fit could not adjust for them (a lender making only conventional loans cannot be
-    adjusted for loan type), so explanations must not claim it did."""
+    adjusted for loan type), so explanations must not claim it did. ``spread``: ``_scales``' of
+    these rows, when known."""
     if not labels or unit.size == 0:
         return np.full(count, "", dtype=object)
-    _, spread = _scales(values, unit, count)
+    if spread is None:
+        _, spread = _scales(values, unit, count)
     constant = ~np.isfinite(spread)  # (units, columns)
     names = list(dict.fromkeys(labels))
     owner = np.array([names.index(label) for label in labels])
@@ -1134,11 +1186,14 @@ def _indicators(values: pd.Series, levels: tuple[str, ...] | None = None) -> lis
     return [(level == index).astype(np.float64) for index in range(len(levels))]
 
 
-def _standardise(values: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
-    """Columns centred and scaled within each unit; a column constant in a unit becomes 0."""
+def _standardise(
+    values: np.ndarray, unit: np.ndarray, count: int, scales: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
+    """Columns centred and scaled within each unit; a column constant in a unit becomes 0.
+    ``scales``: ``_scales(values, unit, count)``, when known."""
     if values.shape[1] == 0:
         return values
-    means, spread = _scales(values, unit, count)
+    means, spread = _scales(values, unit, count) if scales is None else scales
     standardised: np.ndarray = (values - means[unit]) / spread[unit]
     return standardised
 

@@ -195,9 +195,11 @@ def audit_tables(
     per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
 
     odds, matched, pricing, outliers = [], [], [], []
-    # The text columns the pair tests read, as Python strings once for every comparison (not per test).
+    # The text columns the pair tests read, as Python strings once for every comparison (not per test):
+    # object columns (a frame built from them would infer Arrow strings, converted again per test).
     decided = pd.DataFrame(
-        {name: frame[name].to_numpy(dtype=object, na_value="") for name in ("application_id", "lei", "decision")}
+        {name: frame[name].to_numpy(dtype=object, na_value="") for name in ("application_id", "lei", "decision")},
+        dtype=object,
     )
     shared = Prepared(frame)  # rows in canonical order and covariate matrices, once for every comparison
     denial_probability = denial_probabilities(frame, config.denial_model, prepared=shared)
