@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from reasoner.check import CheckedProgram
 from reasoner.errors import LimitError
@@ -39,12 +41,17 @@ def derive(
     result = dict(relations)
     for stratum in program.derived_strata:
         heads = sorted({rule.head.predicate for rule in stratum})
-        current = {name: _empty(program.predicates[name].arity) for name in heads}
+        current: dict[str, pd.DataFrame | None] = dict.fromkeys(heads)  # None: nothing derived yet
         while True:
             changed = False
             for rule in stratum:
-                tables = {name: _facts(result, name, program) for name in _body_names(rule)}
-                tables.update({name: frame for name, frame in current.items()})
+                tables = {}
+                for name in _body_names(rule):
+                    if name not in current:
+                        tables[name] = _facts(result, name, program)
+                    else:  # a head of this stratum: what it derived so far
+                        so_far = current[name]
+                        tables[name] = _empty(program.predicates[name].arity) if so_far is None else so_far
                 derived = _evaluate(rule, tables)
                 name = rule.head.predicate
                 file = rule.span.file
@@ -55,17 +62,18 @@ def derive(
                 derived["source"] = np.int32(rule_files[file])
                 derived["row"] = np.int64(rule.span.line)
                 columns = [f"a{i}" for i in range(program.predicates[name].arity)]
-                if current[name].empty:
+                so_far = current[name]
+                if so_far is None or so_far.empty:
                     merged = derived  # distinct already (``_evaluate``)
                 else:
-                    merged = concat_relations([current[name], derived], len(columns))
+                    merged = concat_relations([so_far, derived], len(columns))
                     merged = merged.drop_duplicates(subset=columns or None, ignore_index=True)
                 if len(merged) > MAX_DERIVED_ROWS:
                     raise LimitError(
                         f"{rule.span.file}:{rule.span.line}: derived predicate '{name}' exceeds "
                         f"{MAX_DERIVED_ROWS:,} facts; add conditions to the rule"
                     )
-                if len(merged) != len(current[name]):
+                if len(merged) != (0 if so_far is None else len(so_far)):
                     changed = True
                 current[name] = merged
             recursive = any(
@@ -73,16 +81,29 @@ def derive(
             )
             if not changed or not recursive:
                 break
-        for name, frame in current.items():
+        for name, found in current.items():
             arity = program.predicates[name].arity
+            frame = _empty(arity) if found is None else found
             keys = [f"a{i}" for i in range(arity)]
-            frame = frame.sort_values(keys, key=_sort_key).reset_index(drop=True) if arity else frame
-            frame = frame.copy()
-            frame["truth"] = True
-            frame["source"] = frame["source"].astype(np.int32)
-            frame["row"] = frame["row"].astype(np.int64)
-            result[name] = Relation(name, arity, frame)
+            frame = _sorted(frame, keys) if arity else frame
+            data: dict[str, object] = {key: frame[key] for key in keys}
+            data["source"] = frame["source"].to_numpy(dtype=np.int32)
+            data["row"] = frame["row"].to_numpy(dtype=np.int64)
+            data["truth"] = np.ones(len(frame), dtype=bool)
+            result[name] = Relation(name, arity, pd.DataFrame(data, index=frame.index, copy=False))
     return result
+
+
+def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The frame's rows sorted by ``keys`` in ``constants.order_key`` order, renumbered from 0. Its
+    rows are distinct in ``keys`` (no ties), so any sort gives the same order: typed columns
+    (numbers by value, text by code point, which is the order of its UTF-8 bytes) are sorted by
+    Arrow, many times faster than pandas' sort for several keys; other columns by their keys."""
+    if len(frame) > 1 and all(frame[key].dtype.kind in "iuf" or is_text(frame[key]) for key in keys):
+        table = pa.table({key: pa.array(frame[key]) for key in keys})
+        order = pc.sort_indices(table, sort_keys=[(key, "ascending") for key in keys]).to_numpy()
+        return frame.take(order).reset_index(drop=True)
+    return frame.sort_values(keys, key=_sort_key).reset_index(drop=True)
 
 
 def _sort_key(column: pd.Series) -> pd.Series:
@@ -114,8 +135,9 @@ def _facts(relations: dict[str, Relation], name: str, program: CheckedProgram) -
         return _empty(arity)
     frame = relation.frame
     truth = frame["truth"].to_numpy(dtype=bool)
-    columns = [f"a{i}" for i in range(arity)]
-    return frame[columns] if truth.all() else frame.loc[truth, columns]
+    if truth.all():  # the relation's frame itself: ``_atom_frame`` takes only its argument columns
+        return frame
+    return frame.loc[truth, [f"a{i}" for i in range(arity)]]
 
 
 def _atom_frame(atom_args: tuple[Term, ...], facts: pd.DataFrame) -> pd.DataFrame:
@@ -132,7 +154,10 @@ def _atom_frame(atom_args: tuple[Term, ...], facts: pd.DataFrame) -> pd.DataFram
         else:
             seen[term.name] = column
             columns[column] = term.name
-    frame = (facts[list(columns)] if mask.all() else facts.loc[mask, list(columns)]).rename(columns=columns)
+    if mask.all():  # the columns themselves, renamed (no copy)
+        frame = pd.DataFrame({name: facts[column] for column, name in columns.items()}, index=facts.index, copy=False)
+    else:
+        frame = facts.loc[mask, list(columns)].rename(columns=columns)
     if atom_args and len(columns) == len(atom_args):  # all columns kept: distinct already (one row per atom)
         return frame
     return frame.drop_duplicates()

@@ -61,7 +61,7 @@ class MemoryTable:
     """A table already in memory (the lending audit's computed tables).
 
     ``label`` names it in citations ("facts.parquet row 17"), ``sha256`` is the digest
-    recorded as its source (the input file's, or one of the computed content).
+    recorded as its source (the input file's, one of the computed content, or "" for none).
     """
 
     frame: pd.DataFrame

@@ -124,13 +124,18 @@ def find_atom(network: GroundNetwork, text: str) -> tuple[str, int]:
 
 
 def _source(network: GroundNetwork, predicate: str, row: int, occurrences: Occurrences | None = None) -> str:
-    sources, lines = occurrences.evidence_rows(predicate) if occurrences else _evidence_rows(network, predicate)
-    source = int(sources[row])
-    line = int(lines[row])
+    if occurrences is not None:
+        return occurrences.source_texts(predicate, [row])[0]
+    sources, lines = _evidence_rows(network, predicate)
+    return _source_prefix(network, int(sources[row])) + str(int(lines[row]))
+
+
+def _source_prefix(network: GroundNetwork, source: int) -> str:
+    """What a citation of ``source`` says before its line or row number."""
     info = network.evidence.sources[source]
     if info.kind == "rules":
-        return f"derived by {info.path}:{line}"
-    return f"{info.path}:{line}" if info.kind == "db" else f"{info.path} row {line}"
+        return f"derived by {info.path}:"
+    return f"{info.path}:" if info.kind == "db" else f"{info.path} row "
 
 
 def _evidence_rows(network: GroundNetwork, predicate: str) -> tuple[np.ndarray, np.ndarray]:
@@ -148,6 +153,19 @@ class Occurrences:
             self._evidence[predicate] = _evidence_rows(self._network, predicate)
         return self._evidence[predicate]
 
+    def source_texts(self, predicate: str, rows: list[int]) -> list[str]:
+        """Where each of the evidence atoms ``rows`` of ``predicate`` comes from ("facts.csv row 17",
+        "evidence.db:3", "derived by rules.mln:4"), each made once: many formulas cite one atom."""
+        made = self._texts.setdefault(predicate, {})
+        missing = [row for row in dict.fromkeys(rows) if row not in made]
+        if missing:
+            sources, lines = self.evidence_rows(predicate)
+            wanted = np.asarray(missing, dtype=np.int64)
+            prefixes = {source: _source_prefix(self._network, source) for source in np.unique(sources[wanted]).tolist()}
+            for row, source, line in zip(missing, sources[wanted].tolist(), lines[wanted].tolist(), strict=True):
+                made[row] = prefixes[source] + str(line)
+        return [made[row] for row in rows]
+
     def plan(self, block: GroundBlock) -> _Plan:
         """The block's ``_Plan``, prepared once."""
         found = self._plans.get(id(block))
@@ -159,6 +177,7 @@ class Occurrences:
         self._network = network
         self._evidence: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._plans: dict[int, _Plan] = {}  # by id() of a block of ``network`` (which keeps them alive)
+        self._texts: dict[str, dict[int, str]] = {}  # per predicate, evidence row → ``source_texts``
         # (atom, value, source) → its citation: an atom is cited by many formulas, made once
         self.citations: dict[tuple[str, bool, str], EvidenceCitation] = {}
         atoms, blocks, rows = [], [], []
@@ -355,7 +374,7 @@ def _ground_formulas(
     columns = [[constant_text(constant) for constant in column] for column in block.substitutions[rows].T.tolist()]
     now_states, flipped_states = [], []
     leaf_citations: list[list[EvidenceCitation]] = []  # per cited leaf, per row
-    leaf_texts: dict[str, list[list[str]]] = {}  # per predicate, the atom texts of its cited leaves
+    leaf_texts: dict[str, list[tuple[tuple[str | int, ...], list[str]]]] = {}  # per predicate: args, atom texts
     cited_leaves: set[tuple[str, tuple[str | int, ...]]] = set()
     for leaf, all_states, all_atoms, all_evidence in zip(
         plan.leaves, block.leaf_states, block.leaf_atoms, block.leaf_evidence, strict=True
@@ -379,8 +398,15 @@ def _ground_formulas(
         evidence = np.asarray(all_evidence)[rows]
         sources: list[str] = ["closed world"] * count
         cited = ~inferred & (evidence >= 0)
-        for where, row_index in zip(np.flatnonzero(cited).tolist(), evidence[cited].tolist(), strict=True):
-            sources[where] = _source(network, literal.predicate, row_index, occurrences)
+        if cited.any():
+            rows_cited = evidence[cited].tolist()
+            texts_cited = (
+                occurrences.source_texts(literal.predicate, rows_cited)
+                if occurrences
+                else [_source(network, literal.predicate, row_index) for row_index in rows_cited]
+            )
+            for where, text in zip(np.flatnonzero(cited).tolist(), texts_cited, strict=True):
+                sources[where] = text
         for where in np.flatnonzero(inferred).tolist():
             sources[where] = "inferred"
         # the atom's truth: its MAP value when inferred, else the literal's state read back through its sign
@@ -393,7 +419,7 @@ def _ground_formulas(
             texts = [head + ",".join(parts) + ")" for parts in zip(*arguments, strict=True)]
         else:
             texts = [head + ")"] * count
-        leaf_texts.setdefault(literal.predicate, []).append(texts)
+        leaf_texts.setdefault(literal.predicate, []).append((leaf.args, texts))
         leaf_citations.append(
             [
                 made.get(key) or made.setdefault(key, EvidenceCitation(*key))
@@ -402,10 +428,16 @@ def _ground_formulas(
         )
     # Rows where leaves of one predicate with different arguments name the same atom (two variables
     # bound to one constant): the atom is cited once, at its first leaf.
+    # Two leaves with different constants at one argument never name one atom: not compared.
     repeated = np.zeros(count, dtype=bool)
     for texts_of in leaf_texts.values():
-        for number, earlier in enumerate(texts_of):
-            for later in texts_of[number + 1 :]:
+        for number, (earlier_args, earlier) in enumerate(texts_of):
+            for later_args, later in texts_of[number + 1 :]:
+                if any(
+                    isinstance(first, str) and isinstance(second, str) and first != second
+                    for first, second in zip(earlier_args, later_args, strict=True)
+                ):
+                    continue
                 repeated |= np.array([a == b for a, b in zip(earlier, later, strict=True)], dtype=bool)
     now_value = evaluate(block.tree, now_states, count) == TRUE
     flipped_value = evaluate(block.tree, flipped_states, count) == TRUE

@@ -41,6 +41,7 @@ class ConstantTable:
     float_ids: np.ndarray | None = None
     texts: dict[int, str] = field(default_factory=dict, compare=False, repr=False)  # display text by id, as asked
     _lazy: dict[str, pd.Index] = field(default_factory=dict, compare=False, repr=False)
+    _positions: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)  # ``local``'s maps
 
     def __len__(self) -> int:
         return len(self.values)
@@ -85,8 +86,41 @@ class ConstantTable:
         return found
 
     def local(self, type_name: str, ids: np.ndarray) -> np.ndarray:
-        """Positions of ids within a type's domain."""
-        return np.searchsorted(self.domains[type_name], ids)
+        """Positions of ids within a type's domain (for an id outside it, where it would go).
+
+        Read from a map of every constant id to its position (``_positions_of``), not found by
+        binary search: grounding looks up millions of ids."""
+        domain = self.domains[type_name]
+        ids = np.asarray(ids)
+        positions = self._positions_of(type_name)
+        if (
+            positions is None
+            or ids.dtype.kind not in "iu"
+            or not len(ids)
+            or int(ids.min()) < 0
+            or int(ids.max()) >= len(positions)
+        ):
+            searched: np.ndarray = np.searchsorted(domain, ids)
+            return searched
+        found: np.ndarray = positions[ids].astype(np.int64)
+        outside = found < 0
+        if outside.any():  # not of the type: its insertion point, as the search gives
+            found[outside] = np.searchsorted(domain, ids[outside])
+        return found
+
+    def _positions_of(self, type_name: str) -> np.ndarray | None:
+        """Every constant id's position in the type's domain (-1: not of the type), built once per
+        type; None (search instead) when the table has more than a million constants and more
+        than 16 per constant of the type (the map then costs more than 64 bytes per constant of it)."""
+        found = self._positions.get(type_name)
+        if found is None:
+            domain = self.domains[type_name]
+            if len(self.values) > max(1 << 20, 16 * len(domain)) or len(domain) >= 2**31:
+                return None
+            found = np.full(len(self.values), -1, dtype=np.int32)
+            found[domain] = np.arange(len(domain), dtype=np.int32)
+            self._positions[type_name] = found
+        return found
 
 
 def _find(table: np.ndarray, ids: np.ndarray, key: int | float, value: object) -> int:

@@ -246,7 +246,13 @@ def _solve_singletons(
 def _problem(component: Component, encoding: Encoding, wanted: np.ndarray) -> _Problem:
     clauses = component.clauses
     offsets, local_literals = local_clauses(encoding, component)
-    margin_variables = np.searchsorted(component.variables, wanted[np.isin(wanted, component.variables)]) + 1
+    # the component's variables (sorted) that are wanted (sorted), by binary search in ``wanted``:
+    # ``np.isin(wanted, variables)`` per component cost time in every wanted atom, for every component
+    if len(wanted):
+        found = np.minimum(np.searchsorted(wanted, component.variables), len(wanted) - 1)
+        margin_variables = np.flatnonzero(wanted[found] == component.variables) + 1
+    else:
+        margin_variables = np.empty(0, dtype=np.int64)
     auxiliary = np.flatnonzero(component.variables > encoding.num_atoms)
     first_auxiliary = int(auxiliary[0]) + 1 if len(auxiliary) else 0
     return _Problem(

@@ -73,3 +73,20 @@ def test_many_atoms_at_once_give_each_atom_s_proof_alone(tmp_path: Path) -> None
             alone = [explain_key(network, solution, predicate, int(key)) for key in order.tolist()]
             assert together == alone
     assert explain_keys(network, solution, "Cancer", np.empty(0, dtype=np.int64)) == []
+
+
+def test_leaves_with_constants_cite_each_atom_once(tmp_path: Path) -> None:
+    """Leaves of one predicate with a constant name one atom when a variable takes that constant
+    (Knows(x, A) and Knows(x, y) at y=A); leaves with different constants never do."""
+    rules = RULES + "0.7 Knows(x, A) ^ Knows(x, y) ^ Knows(x, B) => Cancer(x)\n"
+    evidence = tmp_path / "evidence.db"
+    evidence.write_text(EVIDENCE, encoding="utf-8")
+    run = reasoner.run(rules, evidence, queries=["Cancer"], margins=["Cancer"])
+    proof = reasoner.explain(run, "Cancer(A)")
+    items = [item for item in (*proof.supporting, *proof.opposing) if item.rule.startswith("0.7")]
+    assert {dict(item.substitution)["y"] for item in items} == {"A", "B"}  # Knows(A, C) is false: decided
+    for item in items:
+        atoms = [citation.atom for citation in item.atoms]
+        assert len(atoms) == len(set(atoms)), atoms
+        y = dict(item.substitution)["y"]
+        assert set(atoms) == {"Knows(A,A)", f"Knows(A,{y})", "Knows(A,B)", "Cancer(A)"}

@@ -64,6 +64,12 @@ def test_columns_intern_as_their_values(typed: dict, untyped: list) -> None:  # 
             assert [table.values[i] for i in found] == values
             for value, identifier in zip(values, found, strict=True):
                 assert table.id(value) == identifier
+        every = np.arange(len(table), dtype=np.int64)  # of the type or not: the position a binary search gives
+        assert table.local(name, every).tolist() == np.searchsorted(table.domains[name], every).tolist()
+        assert table.local(name, every[::-1]).tolist() == np.searchsorted(table.domains[name], every[::-1]).tolist()
+        beyond = np.array([-1, len(table), len(table) + 5], dtype=np.int64)  # not ids at all: searched too
+        assert table.local(name, beyond).tolist() == np.searchsorted(table.domains[name], beyond).tolist()
+        assert table.local(name, every[:0]).tolist() == []
     python, python_ids = _python_table(given_values, untyped)
     assert list(python.values) == list(table.values)
     assert {name: [list(found) for found in parts] for name, parts in python_ids.items()} == {

@@ -272,3 +272,30 @@ def test_renumber_many_citations_as_one_at_a_time() -> None:
         assert record["source"] == (original["source"] if expected is None else f"{label} row {expected}")
         assert (record["atom"], record["n"]) == (original["atom"], original["n"])
     assert numbering.convert("pairs", 5) == 51 and numbering.convert("f.parquet", 1) == 100
+
+
+def test_statistics_records_are_to_dict_records() -> None:
+    """``explanations._records`` gives the values and types ``DataFrame.to_dict("records")`` gives."""
+    import math
+
+    import pandas as pd
+
+    from reasoner.lending.audit.explanations import _records
+
+    frame = pd.DataFrame(
+        {
+            "lei": pd.Series(["A", None, "É"], dtype="str"),
+            "count": np.array([1, 2, 3], dtype=np.int64),
+            "share": [0.5, float("nan"), float("inf")],
+            "flag": [True, False, True],
+            "note": pd.Series(["x", None, 3], dtype=object),
+            "small": np.array([1, 2, 3], dtype=np.int32),
+        }
+    )
+    expected, found = frame.to_dict("records"), _records(frame)
+    assert [list(row) for row in found] == [list(row) for row in expected]
+    for got, want in zip(found, expected, strict=True):
+        for name, value in want.items():
+            assert type(got[name]) is type(value), name
+            assert got[name] == value or (isinstance(value, float) and math.isnan(value) and math.isnan(got[name]))
+    assert _records(frame.iloc[:0]) == []

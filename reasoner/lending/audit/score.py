@@ -32,6 +32,7 @@ rules that do.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import math
 from collections.abc import Sequence
@@ -202,6 +203,16 @@ def _effects(proof: Proof, towards_true: bool) -> float:
 
 
 def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
+    # Proofs are many small objects: keep the collector from rescanning the long-lived ones (the network,
+    # evidence, tables) on every pass; a quarter of scoring's time went to it. Collection never changes results.
+    gc.freeze()
+    try:
+        return _score(run, tables, config)
+    finally:
+        gc.unfreeze()
+
+
+def _score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     occurrences = Occurrences(run.network)
     proofs: dict[tuple[str, str], Proof] = {}
 
