@@ -14,8 +14,8 @@ phase: the kernel's high-water mark (``VmHWM``), reset at every phase boundary b
 ``/proc/self/clear_refs``, so no sampling misses a peak. A thread samples the resident memory
 of the main process and of every process below it (the forkserver and the workers) every 0.1 s:
 "in all" is the largest sum seen. Then the cleaned register's bytes per row by column
-(``DataFrame.memory_usage(deep=True)``) and the bytes of the partition results held until
-gathering (their tables, findings and row numbers, measured the same way).
+(``DataFrame.memory_usage(deep=True)``) and the bytes of the partition results spilled until
+gathering (the files each partition's worker wrote: its explanation records and the rest of its result).
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -163,29 +161,6 @@ def wrap(recorder: Recorder, module: Any, name: str, phase: str, after: Callable
     setattr(module, name, recorded)
 
 
-def deep_bytes(value: Any) -> int:
-    """Bytes of the frames, arrays and containers in ``value`` (``memory_usage(deep=True)``)."""
-    import dataclasses
-
-    import numpy as np
-
-    if isinstance(value, pd.DataFrame):
-        return int(value.memory_usage(deep=True, index=True).sum())
-    if isinstance(value, pd.Series):
-        return int(value.memory_usage(deep=True, index=True))
-    if isinstance(value, np.ndarray):
-        return int(value.nbytes)
-    if isinstance(value, dict):
-        return sum(deep_bytes(item) for item in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(deep_bytes(item) for item in value)
-    if isinstance(value, bytes):
-        return len(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return sum(deep_bytes(getattr(value, item.name)) for item in dataclasses.fields(value))
-    return 0
-
-
 def run(register: Path, workers: int, stop_after: str | None, out: Path) -> None:
     from reasoner.lending.audit import run as audit_module
     from reasoner.lending.outputs import write as write_module
@@ -218,14 +193,17 @@ def run(register: Path, workers: int, stop_after: str | None, out: Path) -> None
     def execute(tasks: Iterator[Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
         if stop_after == "register":
             raise Stop
-        mark = recorder.begin("partitions (dispatch, results held)")
+        mark = recorder.begin("partitions (dispatch, results spilled)")
+        # _execute(tasks, workers, cluster, directory)
+        directory = Path(kwargs["directory"] if "directory" in kwargs else args[2])
         try:
-            for result in original_execute(tasks, *args, **kwargs):
-                size = deep_bytes([result.tables, result.findings, result.rows])
+            for spilled in original_execute(tasks, *args, **kwargs):
+                # the partition's files as written (its records and the rest of its result), on disk until gathered
+                size = sum(path.stat().st_size for path in directory.glob(f"{spilled.index:08d}.*"))
                 held["results"] += size
                 held["partitions"] += 1
                 held["biggest"] = max(held["biggest"], size)
-                yield result
+                yield spilled
         finally:
             recorder.end(mark)
 
@@ -292,7 +270,8 @@ def _report(
     )
     if held["partitions"]:
         print(
-            f"partition results held until gathering: {held['results'] / MB:,.0f} MB for {held['partitions']:,} "
+            f"partition results on disk until gathering (as written): {held['results'] / MB:,.0f} MB for "
+            f"{held['partitions']:,} "
             f"partitions (largest {held['biggest'] / MB:,.1f} MB)"
         )
     usage = held["frame"]

@@ -226,3 +226,30 @@ def test_an_input_named_like_a_computed_table_is_refused(tmp_path: Path) -> None
     shutil.copy(SAMPLE, named)
     with pytest.raises(UsageError, match="may not be named 'pairs'"):
         audit([RULES], named, workers=1)
+
+
+def test_covariate_levels_from_the_first_row_of_each_value_are_those_of_every_row() -> None:
+    import numpy as np
+
+    from reasoner.lending.audit.run import _covariate_rows, _covariates
+    from reasoner.lending.config import check_covariate_types
+    from reasoner.lending.registers.compact import compact
+    from reasoner.lending.registers.hmda import read_clean
+
+    config = load_config(RULES / "audit.toml")
+    frame = read_clean(SAMPLE, SAMPLE.name, lambda rows: None).frame
+    frame.loc[frame.index[-3:], "loan_type"] = np.nan  # a missing value last: its first row is late
+    held = compact(frame)
+    names = [name for name in held.columns if name in _covariates(config)]
+    rows = _covariate_rows(held, config)
+    assert rows is not None and 0 < len(rows) < len(frame) and len(frame) - 3 in rows
+    every, few = held.restore(names), held.restore(names, rows=rows)
+    assert dict(few.dtypes) == dict(every.dtypes)
+    check_covariate_types(config, few)
+    assert config.with_levels(few).category_levels == config.with_levels(every).category_levels
+    assert "\x00missing" in dict(config.with_levels(few).category_levels)["loan_type"]
+    assert _covariate_rows(held.drop(["loan_type"]), config) is not None  # a covariate absent: skipped
+    import dataclasses
+
+    plain = dataclasses.replace(held, encoded=held.encoded - {"loan_type"})  # not a dictionary: every row
+    assert _covariate_rows(plain, config) is None

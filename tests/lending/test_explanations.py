@@ -200,24 +200,31 @@ def test_partition_results_wait_on_disk_until_taken(monkeypatch: pytest.MonkeyPa
     import pandas as pd
 
     from reasoner.errors import LimitError
-    from reasoner.lending.audit.explanations import Explanations
+    from reasoner.lending.audit.explanations import Explanations, Rendered, spill
 
     explanations = Explanations()
     try:
         value = {"tables": pd.DataFrame({"lei": ["A", "B"], "count": [1, 2]}), "rows": np.arange(3)}
-        explanations.hold(7, value)
-        held = list(explanations.directory.glob("*.result.pickle"))
-        assert [path.name for path in held] == ["00000007.result.pickle"]
+        spilled = spill(explanations.directory, 7, 3, Rendered({"A": "{}"}, b"records"), value)
+        explanations.adopt(spilled)
+        assert sorted(path.name for path in explanations.directory.iterdir() if path.suffix != ".lock") == [
+            "00000007.arrows",
+            "00000007.result.pickle",
+        ]
+        assert (spilled.index, spilled.applications, spilled.records) == (7, 3, True)
+        assert explanations.lenders == {"A": (7, "{}")} and explanations.spilled == [7]
         taken = explanations.take(7)
         assert taken["tables"].equals(value["tables"]) and taken["rows"].tolist() == [0, 1, 2]
         assert not list(explanations.directory.glob("*.result.pickle"))  # removed once taken
+        explanations.adopt(spill(explanations.directory, 9, 0, Rendered({}, b""), value))  # no records: no file
+        assert explanations.spilled == [7] and not (explanations.directory / "00000009.arrows").exists()
 
         def full(*args: object, **kwargs: object) -> None:
             raise OSError(28, "No space left on device")
 
         monkeypatch.setattr("reasoner.lending.audit.explanations.pickle.dump", full)
         with pytest.raises(LimitError, match="No space left on device.*set TMPDIR"):
-            explanations.hold(8, value)
+            spill(explanations.directory, 8, 1, Rendered({}, b""), value)
     finally:
         explanations.close()
 
@@ -245,6 +252,26 @@ def test_comparators_pass_unwalked_only_when_json_safe() -> None:
     assert "comparators" not in _comparator_lists(frame([0.25, float("inf")]))[1]
     assert "comparators" not in _comparator_lists(frame([float("nan")]))[1]
     assert _comparator_lists(frame([]).iloc[:0]) == ([], ("proof", "comparators"))
+
+
+def test_renumber_many_citations_as_one_at_a_time() -> None:
+    # Every label of ours, many times and out of order, beside values that only look like citations.
+    numbering = Numbering("f.parquet", np.arange(100, 130), {"lenders": 3, "pricing": 40}, ((0, 5), (4, 50)))
+    rng = np.random.default_rng(1)
+    cited = [("f.parquet", 30), ("pairs", 9), ("lenders", 2), ("pricing", 1), ("other", 4), ("pairs", 2)]
+    records = []
+    for _ in range(200):
+        label, top = cited[int(rng.integers(len(cited)))]
+        row = int(rng.integers(1, top + 1))
+        records.append(json.dumps({"source": f"{label} row {row}", "atom": f"A({label} row {row})", "n": row}))
+    renumbered = [json.loads(line) for line in numbering.renumber("\n".join(records)).split("\n")]
+    for text, record in zip(records, renumbered, strict=True):
+        original = json.loads(text)
+        label, _, row = original["source"].rpartition(" row ")
+        expected = numbering.convert(label, int(row))
+        assert record["source"] == (original["source"] if expected is None else f"{label} row {expected}")
+        assert (record["atom"], record["n"]) == (original["atom"], original["n"])
+    assert numbering.convert("pairs", 5) == 51 and numbering.convert("f.parquet", 1) == 100
 
 
 def test_statistics_records_are_to_dict_records() -> None:

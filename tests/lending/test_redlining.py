@@ -383,3 +383,27 @@ def test_a_wide_volume_band_stays_within_the_market() -> None:
     found = row(redlining_signals(frame, peer_volume=(0.2, 5.0), min_peers=1), lei="BIG", band=50.0,
                 measure="applications", market="M1")
     assert found["peers"] == 6 and found["peer_basis"] == "volume 0.2-5x"
+
+
+def test_hypergeometric_p_values_once_per_distinct_cell_are_those_of_every_row() -> None:
+    from reasoner.lending.evidence.redlining import _hypergeom_lower
+
+    rng = np.random.default_rng(3)
+    n1, n0 = rng.integers(1, 40, 500), rng.integers(0, 400, 500)
+    a, b = rng.binomial(n1, 0.3), rng.binomial(n0, 0.4)
+    tested = rng.random(500) < 0.8
+    expected = np.where(tested, stats.hypergeom.cdf(a, n1 + n0, a + b, n1), np.nan)
+    assert _hypergeom_lower(a, n1, b, n0, tested).tobytes() == expected.tobytes()
+    assert np.isnan(_hypergeom_lower(a, n1, b, n0, np.zeros(500, dtype=bool))).all()
+
+
+def test_sorted_codes_of_a_held_dictionary_are_those_of_its_text() -> None:
+    from reasoner.lending.evidence.redlining import _sorted_codes
+
+    texts = pd.Series(["b", None, "a", "d", "b", "a"], dtype="str")
+    held = pd.Series(pd.Categorical(texts, categories=pd.Index(["a", "b", "c", "d"], dtype="str")))  # "c" unused
+    expected_codes, expected = pd.factorize(texts.astype("str"), sort=True)
+    for column in (texts, held, held.cat.reorder_categories(["d", "c", "b", "a"])):  # unsorted: factorized as text
+        codes, uniques = _sorted_codes(column)
+        assert codes.tolist() == expected_codes.tolist() and uniques.tolist() == list(expected)
+    assert _sorted_codes(held)[0].tolist() == [1, -1, 0, 2, 1, 0]

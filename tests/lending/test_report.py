@@ -65,6 +65,12 @@ def test_render_html_is_deterministic(small_audit: Audit, page: str) -> None:
     assert render_markdown(small_audit) == render_markdown(small_audit)
 
 
+def test_both_reports_at_once_are_each_alone(small_audit: Audit, page: str) -> None:
+    from reasoner.lending.outputs.report import render_reports
+
+    assert render_reports(small_audit) == (render_markdown(small_audit), page)
+
+
 def test_page_references_nothing_outside_itself(page: str) -> None:
     assert re.findall(r"https?://", page) == []  # not even an SVG namespace: inline SVG needs none
     assert all(target.startswith("#") for target in re.findall(r"""\bhref\s*=\s*["']?([^"'\s>]*)""", page))

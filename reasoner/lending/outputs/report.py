@@ -73,7 +73,7 @@ from reasoner.reporting import (
     svg_text,
 )
 
-__all__ = ["escape_markdown", "markdown_code", "render_html", "render_markdown"]
+__all__ = ["escape_markdown", "markdown_code", "render_html", "render_markdown", "render_reports"]
 
 MAX_APPLICATIONS_LISTED = 10
 MAX_LENDER_SECTIONS = 50  # HTML: sections for the highest-risk flagged lenders only
@@ -179,7 +179,15 @@ def _rows(frame: pd.DataFrame) -> list[Any]:
 LENDER_HEADERS = ("LEI", "tier", "risk", "confidence", "violations", "flagged applications", "recommended action")
 
 
-def render_markdown(audit: Audit) -> str:
+def render_reports(audit: Audit) -> tuple[str, str]:
+    """``render_markdown(audit)`` and ``render_html(audit)``, grouping the per-lender tables by
+    lender once for both (1.2 s of the 1,000,000-row audit's writing, each time)."""
+    by = _ByLender(audit)
+    return render_markdown(audit, by), render_html(audit, by)
+
+
+def render_markdown(audit: Audit, by: _ByLender | None = None) -> str:
+    """``report.md``; ``by``: the per-lender tables grouped (``render_reports``), else grouped here."""
     summary = _summary(audit)
     lenders = audit.findings.lenders
     lines = [
@@ -201,7 +209,7 @@ def render_markdown(audit: Audit) -> str:
     lines += ["", "### Flagged and monitored lenders", ""]
     lines += markdown_table(LENDER_HEADERS, [_lender_row(row) for row in _rows(_listed(lenders))])
     lines += _untested_markdown(lenders)
-    by = _ByLender(audit)
+    by = _ByLender(audit) if by is None else by
     for row in _rows(lenders[lenders["flagged"]]):
         lines += ["", *_lender_page(by, row)]
     lines += _denial_reasons_markdown(audit)
@@ -661,7 +669,7 @@ footer{margin-top:3rem;color:var(--muted);font-size:.82rem;border-top:1px solid 
 """
 
 
-def render_html(audit: Audit) -> str:
+def render_html(audit: Audit, by: _ByLender | None = None) -> str:
     """The report as one self-contained HTML page (inline CSS and SVG; no script, no network)."""
     summary = _summary(audit)
     lenders = audit.findings.lenders
@@ -760,7 +768,7 @@ def render_html(audit: Audit) -> str:
                 "risk scores have a section here. report.md and explanations.parquet "
                 "(<code>reason explain OUT LEI</code>) cover every flagged lender.</p>"
             )
-        by = _ByLender(audit)
+        by = _ByLender(audit) if by is None else by
         for row in _rows(sectioned):
             out += _lender_html(audit, by, row, anchors[row.lei])
         out.append("</section>")

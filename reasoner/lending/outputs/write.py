@@ -91,14 +91,16 @@ def _write(
     progress: Callable[[int], None] | None,
     signing_key: Ed25519PrivateKey | None,
 ) -> None:
-    from reasoner.lending.outputs.report import render_html, render_markdown
+    from reasoner.lending.outputs.report import render_reports
 
     with staged(out) as staging:
         write_parquet(audit.findings.lenders, staging / "lenders.parquet")
         write_parquet(audit.findings.applications, staging / "applications.parquet")
         write_explanations(audit.explanations.batches(flagged_in_order(audit.findings.lenders)), staging, progress)
-        (staging / "report.md").write_text(render_markdown(audit), encoding="utf-8")
-        (staging / "report.html").write_text(render_html(audit), encoding="utf-8")
+        markdown, html = render_reports(audit)
+        (staging / "report.md").write_text(markdown, encoding="utf-8")
+        (staging / "report.html").write_text(html, encoding="utf-8")
+        del markdown, html
         record = manifest(audit, {name: file_sha256(staging / name) for name in OUTPUT_FILES}, timings=timings)
         text = (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
         (staging / "manifest.json").write_bytes(text)
