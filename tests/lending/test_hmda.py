@@ -562,3 +562,52 @@ def test_reading_in_pieces_gives_back_arrow_memory_after_each_piece(monkeypatch:
     monkeypatch.setattr(hmda, "release_arrow_memory", lambda: calls.append(1))
     cleaned = hmda.read_clean(SAMPLE, SAMPLE.name)
     assert len(calls) == -(-cleaned.rows_read // 5000) + 1
+
+
+def _dictionary_register(path: Path, frame: pd.DataFrame) -> None:
+    """``frame`` as a parquet register whose columns are dictionaries of text, in row groups of 20 rows."""
+    table = pa.Table.from_pandas(frame.astype("category"), preserve_index=False)
+    assert all(pa.types.is_dictionary(kind) for kind in table.schema.types)
+    pq.write_table(table, path, row_group_size=20)
+
+
+def test_a_register_of_dictionaries_read_in_pieces_gives_the_frame_of_its_text(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from reasoner.lending.registers import files
+    from reasoner.lending.registers.hmda import read_clean
+
+    frame = _register(40)
+    frame.loc[5, "loan_type"] = " 2 "  # stripped as text is
+    frame.loc[7, "derived_sex"] = None  # a null row of a dictionary column
+    path = tmp_path / "dictionaries.parquet"
+    _dictionary_register(path, frame)
+    raws: list[pd.DataFrame] = []
+    piece = files._piece
+    monkeypatch.setattr(files, "_piece", lambda *args: raws.append(piece(*args)) or raws[-1])
+    monkeypatch.setattr(files, "BATCH_ROWS", 12)  # a piece's batches carry their row group's whole dictionary
+    cleaned = read_clean(path, path.name)
+    whole = clean_hmda(read_hmda(path, INPUT_COLUMNS), path.name)
+    pd.testing.assert_frame_equal(cleaned.frame, whole.frame)
+    assert (cleaned.exclusions, cleaned.id_column) == (whole.exclusions, whole.id_column)
+    assert len(raws) == 3  # batches of 12, 8, 12 and 8 rows (row groups of 20)
+    assert isinstance(raws[0]["lei"].dtype, pd.CategoricalDtype)
+    for raw in raws:  # no category that no row of the piece uses
+        for name in raw.columns:
+            used = np.unique(raw[name].cat.codes.to_numpy())
+            assert used[used >= 0].size == len(raw[name].cat.categories), name
+
+
+def test_a_bad_value_in_a_dictionary_column_is_reported_as_in_text(tmp_path: Path) -> None:
+    from reasoner.lending.registers.hmda import read_clean
+
+    frame = _register(40)
+    frame.loc[[3, 30], "loan_type"] = "9"
+    path = tmp_path / "bad.parquet"
+    _dictionary_register(path, frame)
+    with pytest.raises(EvidenceError) as expected:
+        clean_hmda(read_hmda(path, INPUT_COLUMNS), path.name)
+    with pytest.raises(EvidenceError) as refused:
+        read_clean(path, path.name)
+    assert str(refused.value) == str(expected.value)
+    assert "'9' (rows 4, 31)" in str(refused.value)

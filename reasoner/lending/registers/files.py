@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, cast
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -71,10 +72,15 @@ def read_hmda_batches(
     columns: Iterable[str] | None = None,
     progress: Callable[[int], None] | None = None,
     rows: int | None = None,
+    dictionaries: Iterable[str] = (),
 ) -> Iterator[pd.DataFrame]:
     """``read_hmda`` in consecutive pieces of about ``rows`` rows (``BATCH_ROWS``), in input order:
     a parquet input (file or dataset directory) is scanned in column-pruned record batches, so
-    only one piece is in memory at a time; a text input is one piece."""
+    only one piece is in memory at a time; a text input is one piece.
+
+    ``dictionaries`` (any spelling): columns that a parquet input stores as a dictionary of text
+    come as a ``pd.Categorical`` of the same texts, without unused categories (as
+    ``values.factorize_column`` reads it: no string per row decoded and hashed again), not as ``str``."""
     path = Path(path)
     rows = BATCH_ROWS if rows is None else rows
     with _reading(path) as parquet:
@@ -94,6 +100,7 @@ def read_hmda_batches(
             batch_readahead=SCAN_READAHEAD[0],  # pyarrow's default (16 batches, 4 files) holds more: memory
             fragment_readahead=SCAN_READAHEAD[1],
         )
+        kept = _wanted(dictionaries) or frozenset()
         gathered: list[pa.RecordBatch] = []
         filled, pieces = 0, 0
         for batch in scanner.to_batches():  # column-pruned record batches, file after file
@@ -102,16 +109,35 @@ def read_hmda_batches(
             gathered.append(batch)
             filled += batch.num_rows
             if filled >= rows:
-                yield _piece(gathered, scanner.projected_schema, path)
+                yield _piece(gathered, scanner.projected_schema, path, kept)
                 gathered, filled, pieces = [], 0, pieces + 1
         if filled or not pieces:  # the rest; an empty register is one empty piece
-            yield _piece(gathered, scanner.projected_schema, path)
+            yield _piece(gathered, scanner.projected_schema, path, kept)
 
 
-def _piece(batches: list[pa.RecordBatch], schema: pa.Schema, path: Path) -> pd.DataFrame:
-    table = _as_texts(pa.Table.from_batches(batches, schema=schema), path)
+def _piece(
+    batches: list[pa.RecordBatch], schema: pa.Schema, path: Path, dictionaries: frozenset[str] = frozenset()
+) -> pd.DataFrame:
+    table = _as_texts(pa.Table.from_batches(batches, schema=schema), path, dictionaries)
     _check_lengths(table, path)
-    return table.to_pandas()
+    frame = table.to_pandas()
+    for name in frame.columns:
+        if isinstance(frame[name].dtype, pd.CategoricalDtype):
+            frame[name] = _used_categories(frame[name])
+    return frame
+
+
+def _used_categories(column: pd.Series) -> pd.Series:
+    """``column`` (a categorical) without the categories no row uses (a dictionary of several
+    record batches holds every batch's values), by counting codes rather than sorting them."""
+    codes = column.cat.codes.to_numpy()
+    categories = column.cat.categories
+    used = np.bincount(codes[codes >= 0], minlength=len(categories)) > 0
+    if used.all():
+        return column
+    renumbered = np.append(np.cumsum(used, dtype=codes.dtype) - 1, -1)  # code -1 (missing) stays -1
+    kept = pd.CategoricalDtype(categories[used])
+    return pd.Series(pd.Categorical.from_codes(renumbered[codes], dtype=kept), index=column.index, name=column.name)
 
 
 def _wanted(columns: Iterable[str] | None) -> frozenset[str] | None:
@@ -142,6 +168,8 @@ def _reading(path: Path) -> Iterator[bool]:
 def _check_lengths(table: pa.Table, path: Path) -> None:
     """An ``EvidenceError`` naming the column and rows of a value longer than any HMDA field."""
     for name, column in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_dictionary(column.type):
+            continue  # kept by ``_as_texts`` only when no value of its dictionary is too long
         lengths = pc.utf8_length(column)
         longest = pc.max(lengths).as_py()
         if longest is not None and longest > MAX_FIELD_LENGTH:
@@ -183,15 +211,33 @@ def _read_parquet(path: Path, wanted: frozenset[str] | None, progress: Callable[
     return _as_texts(pa.Table.from_batches(batches, schema=scanner.projected_schema), path)
 
 
-def _as_texts(table: pa.Table, path: Path) -> pa.Table:
+def _as_texts(table: pa.Table, path: Path, dictionaries: frozenset[str] = frozenset()) -> pa.Table:
+    """Every column as text; a column of ``dictionaries`` (normalized names) stored as a dictionary
+    of text stays one when its dictionaries hold no null and no value too long for ``_check_lengths``."""
     columns = {}
     for name, column in zip(table.column_names, table.columns, strict=True):
+        if normalize_name(name) in dictionaries and _plain_dictionary(column):
+            columns[name] = column
+            continue
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
         if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
             column = _as_text(column, name, path)
         columns[name] = column
     return pa.table(columns)
+
+
+def _plain_dictionary(column: pa.ChunkedArray) -> bool:
+    """A dictionary of text whose values are neither null nor longer than any HMDA field."""
+    kind = column.type
+    if not pa.types.is_dictionary(kind) or not pa.types.is_string(kind.value_type):
+        return False
+    for chunk in column.chunks:
+        values = chunk.dictionary
+        longest = pc.max(pc.utf8_length(values)).as_py()
+        if values.null_count or (longest is not None and longest > MAX_FIELD_LENGTH):
+            return False
+    return True
 
 
 def _as_text(column: pa.ChunkedArray, name: str, path: Path) -> pa.ChunkedArray:

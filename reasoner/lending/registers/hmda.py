@@ -346,6 +346,10 @@ def read_clean(
         columns: tuple[str, ...] = mapped_columns(column_map)
     else:
         columns = INPUT_COLUMNS if _has_derived_groups(path, layout) else GROUP_INPUT_COLUMNS
+    # read as categoricals: the columns clean_hmda only factorizes (not a bank's mapped ones, not the
+    # extra ones kept as they are, none when the groups are derived from the applicant codes)
+    extras = {normalize_name(name) for name in (*extra_numeric, *extra_text)}
+    factorized = () if columns != INPUT_COLUMNS else tuple(name for name in INPUT_COLUMNS if name not in extras)
 
     columns = tuple(dict.fromkeys((*columns, *extra_numeric, *extra_text)))
 
@@ -365,7 +369,7 @@ def read_clean(
         return result
 
     try:
-        for raw in read_hmda_batches(path, columns, progress):
+        for raw in read_hmda_batches(path, columns, progress, dictionaries=factorized):
             part = cleaned(raw, first_row=first, whole=False)
             parts.append(_held(part) if compact else part)
             del part
