@@ -237,7 +237,7 @@ def audit(
         frame, proxy_report = with_proxies(held.restore(), proxy_columns, all_rows=all_rows)
         held = compact(frame)
         del frame
-        excluded = held.column("excluded")
+        excluded = _excluded(held)
         exclusions = {reason: int((excluded == reason).sum()) for reason in exclusions}
         # the estimates place them now: drop the note that they are compared by sex only
         notes = (*(note for note in notes if "compared by sex only" not in note), *proxy_report.notes())
@@ -257,7 +257,7 @@ def audit(
     facts_sha256 = file_sha256(facts) if facts.is_file() else ""
     register = Register(
         cleaned.rows_read,
-        int((held.column("excluded") == "").sum()),
+        int((_excluded(held) == "").sum()),
         exclusions,
         cleaned.id_column,
         cleaned.absent_columns,
@@ -499,6 +499,13 @@ def _scaling(held: CompactFrame, config: AuditConfig) -> Scaling | None:
     needed = ("application_id", "excluded", "decision", *spec.blocks, *spec.columns)  # what fit_scaling reads
     names = [name for name in dict.fromkeys(needed) if name in held.columns]
     return fit_scaling(held.restore(names, text_as_held=True), spec)  # text compared or only checked: as held
+
+
+def _excluded(held: CompactFrame) -> pd.Series:
+    """The ``excluded`` column (a reason, or "" for a usable row) as held: its codes and a few
+    categories when held as a dictionary, not a text value per row (12 million at a national year)."""
+    column = held.dictionary("excluded")
+    return held.column("excluded") if column is None else column
 
 
 def _covariate_rows(held: CompactFrame, config: AuditConfig) -> np.ndarray | None:
