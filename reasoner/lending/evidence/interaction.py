@@ -282,10 +282,7 @@ def _start(
     known = financial.fitted[lender]
     if not known.any():
         return start
-    code = np.where(known, lender, 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        raw = np.where(np.isfinite(financial.spread[code]), financial.beta[code, 1:] / financial.spread[code], 0.0)
-    intercept = financial.beta[code, 0] - (raw * financial.means[code]).sum(axis=1)
+    raw, intercept = financial.raw(np.where(known, lender, 0))
     for columns, units, base in bases:
         taken = raw[units, base]
         raw[units[:, None], columns[None, :]] -= taken[:, None]

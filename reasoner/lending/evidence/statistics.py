@@ -366,6 +366,13 @@ class Financial(typing.NamedTuple):
     spread: np.ndarray
     beta: np.ndarray
 
+    def raw(self, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For the lender codes ``code``: the fit's coefficients of the covariates as they are (not
+        standardised; 0 for a covariate constant at the lender) and its intercept on that scale."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            raw = np.where(np.isfinite(self.spread[code]), self.beta[code, 1:] / self.spread[code], 0.0)
+        return raw, self.beta[code, 0] - (raw * self.means[code]).sum(axis=1)
+
 
 def _warm_start(
     financial: Financial | None, lender: np.ndarray, scales: tuple[np.ndarray, np.ndarray], intercept: np.ndarray
@@ -383,10 +390,7 @@ def _warm_start(
     known = financial.fitted[lender]
     if not known.any():
         return start
-    code = lender[known]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        raw = np.where(np.isfinite(financial.spread[code]), financial.beta[code, 1:] / financial.spread[code], 0.0)
-    raw_intercept = financial.beta[code, 0] - (raw * financial.means[code]).sum(axis=1)
+    raw, raw_intercept = financial.raw(lender[known])
     unit_spread = spread[known]
     with np.errstate(invalid="ignore"):
         start[known, 2:] = np.where(np.isfinite(unit_spread), raw * unit_spread, 0.0)
