@@ -372,6 +372,45 @@ def test_warm_start_without_a_financial_fit_or_a_second_group() -> None:
     np.testing.assert_allclose(found[0][good], expected[0][good], rtol=RELATIVE, atol=1e-12)
 
 
+@pytest.mark.parametrize(("seed", "effect"), [(6, 4.0), (14, 6.0)])
+def test_a_unit_wider_than_its_lender_diverges_only_as_it_did_from_zeros(seed: int, effect: float) -> None:
+    """Units drawn from one lender's rows, rich in its few extreme values of a covariate (spread 3-4 times
+    the lender's), with a strong effect of it: the lender's financial fit carried to such a unit starts
+    Newton far out, and a coefficient passed the separation limit on the way where the fit from zeros
+    converged (found in review). Those units are fitted again from zeros: the statuses are those of
+    the fits from zeros, the estimates the same."""
+    rng = np.random.default_rng(seed)
+    n, count = 3000, 6
+    values = np.column_stack([rng.normal(0, 0.02, n), rng.normal(size=(n, 2)), np.eye(3)[rng.integers(0, 3, n)]])
+    extreme = rng.random(n) < 0.03
+    values[extreme, 0] = rng.choice([-3.0, 3.0], extreme.sum())
+    indicator = rng.random(n) < 0.4
+    eta = -1.0 + effect * values[:, 0] + 0.6 * indicator + 0.5 * values[:, 1]
+    outcome = (rng.random(n) < special.expit(eta)).astype(np.float64)
+    lender = np.zeros(n, dtype=np.int64)
+    means, spread = statistics._scales(values, lender, 1)
+    financial_design = np.column_stack([np.ones(n), _standardise(values, lender, 1)])
+    beta, _, fit = statistics._newton(financial_design, outcome, lender, 1, _penalty(values.shape[1] + 1, free=4))
+    financial = statistics.Financial(fit == 0, means, spread, beta)
+    unit = np.where(extreme | (rng.random(n) < 0.05), rng.integers(0, count, n), -1)
+    rows = unit >= 0
+    values, outcome, indicator, unit = values[rows], outcome[rows], indicator[rows], unit[rows]
+    scales = statistics._scales(values, unit, count)
+    design = _design(values, indicator, unit, count, scales)
+    intercept = statistics._null_intercept(outcome, unit, count, None)
+    start = statistics._warm_start(financial, np.zeros(count, dtype=np.int64), scales, intercept)
+    expected = reference_logistic(design, outcome, unit, count, 2)
+    penalty = _penalty(design.shape[1], free=4)
+    path = statistics._newton(design[np.argsort(unit, kind="stable")], outcome[np.argsort(unit, kind="stable")],
+                              np.sort(unit, kind="stable"), count, penalty, start=start)[2]
+    assert ((path == 1) & (expected[2] == 0)).any()  # the warm start alone would call a fitted unit diverged
+    found = statistics._logistic(design, outcome, unit, count, 2, start=start)
+    np.testing.assert_array_equal(found[2], expected[2])
+    good = expected[2] == 0
+    np.testing.assert_allclose(found[0][good], expected[0][good], rtol=RELATIVE, atol=1e-12)
+    np.testing.assert_allclose(found[1][good], expected[1][good], rtol=RELATIVE)
+
+
 def test_newton_on_ungrouped_rows_matches_and_returns_the_predictor_in_their_order() -> None:
     data = degenerate_units(np.random.default_rng(9))
     unit, count = data["unit"], int(data["unit"].max()) + 1

@@ -434,6 +434,17 @@ def _logistic(
         weight = None if weight is None else weight[order]
     penalty = _penalty(design.shape[1], free=2 + numeric)
     beta, eta, status = _newton(design, outcome, unit, count, penalty, weight, start=start)
+    if start is not None and (status == 1).any():
+        # A coefficient beyond the limit on the way from the warm start can be the path's doing, not the
+        # data's (a unit whose covariates spread wider than its lender's starts far out): such units are
+        # fitted again from zeros, so that "diverged" means what it meant before warm starts. A unit's
+        # sums run over its own rows, so fitting its rows alone gives the bits of a fit of every unit.
+        again = status[unit] == 1
+        redo = status == 1
+        beta_again, eta_again, status_again = _newton(
+            design[again], outcome[again], unit[again], count, penalty, None if weight is None else weight[again]
+        )
+        beta[redo], status[redo], eta[again] = beta_again[redo], status_again[redo], eta_again
     fitted = special.expit(eta)
     curvature = fitted * (1 - fitted) if weight is None else weight * fitted * (1 - fitted)
     unpenalised = _cross(design, curvature, unit, count)
