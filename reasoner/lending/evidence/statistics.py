@@ -434,17 +434,6 @@ def _logistic(
         weight = None if weight is None else weight[order]
     penalty = _penalty(design.shape[1], free=2 + numeric)
     beta, eta, status = _newton(design, outcome, unit, count, penalty, weight, start=start)
-    if start is not None and (status == 1).any():
-        # A coefficient beyond the limit on the way from the warm start can be the path's doing, not the
-        # data's (a unit whose covariates spread wider than its lender's starts far out): such units are
-        # fitted again from zeros, so that "diverged" means what it meant before warm starts. A unit's
-        # sums run over its own rows, so fitting its rows alone gives the bits of a fit of every unit.
-        again = status[unit] == 1
-        redo = status == 1
-        beta_again, eta_again, status_again = _newton(
-            design[again], outcome[again], unit[again], count, penalty, None if weight is None else weight[again]
-        )
-        beta[redo], status[redo], eta[again] = beta_again[redo], status_again[redo], eta_again
     fitted = special.expit(eta)
     curvature = fitted * (1 - fitted) if weight is None else weight * fitted * (1 - fitted)
     unpenalised = _cross(design, curvature, unit, count)
@@ -475,10 +464,11 @@ def _newton(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Penalised maximum likelihood by Newton's method with step halving, one regression per
     unit: coefficients (units, width), the linear predictor per row, and a status per unit
-    (0 converged, 1 diverged: a coefficient beyond ``limit``, 2 not converged in ``iterations``
-    steps). ``penalty``: per coefficient, the weight of ``-penalty * beta**2 / 2`` added to the
-    log-likelihood (a Gaussian prior; none by default); ``weight``: per row, the weight of its
-    log-likelihood term (none: 1 each); ``start``: the starting coefficients (units, width; none: zeros)."""
+    (0 converged, 1 diverged: a coefficient beyond ``limit`` — from zeros, a unit diverging from
+    ``start`` is fitted again from zeros —, 2 not converged in ``iterations`` steps). ``penalty``:
+    per coefficient, the weight of ``-penalty * beta**2 / 2`` added to the log-likelihood
+    (a Gaussian prior; none by default); ``weight``: per row, the weight of its log-likelihood term
+    (none: 1 each); ``start``: the starting coefficients (units, width; none: zeros)."""
     width = design.shape[1]
     if penalty is None:
         penalty = np.zeros(width)
@@ -545,6 +535,17 @@ def _newton(
         status[diverged] = 1
         active &= ~diverged & (moved >= 1e-8)
     status[active] = 2
+    if start is not None and (status == 1).any():
+        # A coefficient beyond the limit on the way from a warm start can be the path's doing, not the
+        # data's (a unit whose covariates spread wider than its lender's starts far out): such units are
+        # fitted again from zeros, so that "diverged" means what it means from zeros. A unit's sums run
+        # over its own rows, so fitting its rows alone gives the bits of a fit of every unit.
+        again, redo = status[unit] == 1, status == 1
+        beta_again, eta_again, status_again = _newton(
+            design[again], outcome[again], unit[again], count, penalty, None if weight is None else weight[again],
+            limit=limit, iterations=iterations,
+        )
+        beta[redo], status[redo], eta[again] = beta_again[redo], status_again[redo], eta_again
     return beta, eta, status
 
 
