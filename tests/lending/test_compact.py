@@ -57,6 +57,29 @@ def test_a_partition_task_pickles_as_before(whole: pd.DataFrame) -> None:
     _same(pickle.loads(pickle.dumps(restored)), whole.iloc[rows])
 
 
+@pytest.mark.parametrize("ids", ["given", "rows"])
+def test_rows_taken_compact_restore_as_the_rows_restored(whole: pd.DataFrame, ids: str) -> None:
+    """What a worker restores from the rows sent compact (``CompactFrame.take``) is what the main
+    process restored before, index, dtypes and bits, after a pickle too; a take of a take as well."""
+    frame = whole.copy()  # the sample's ids are its row numbers: held as those, and ``row`` as a range
+    if ids == "given":
+        frame["application_id"] = ("A" + frame["row"].astype("str")).astype(frame["application_id"].dtype)
+    held = compact(frame)
+    assert held.first_row is not None and held.ids_are_rows == (ids == "rows") and held.encoded
+    for rows in (
+        np.flatnonzero((frame["lei"] == frame["lei"].iloc[0]).to_numpy()),
+        np.sort(np.random.default_rng(5).choice(len(frame), 300, replace=False)),
+        np.arange(0),
+    ):
+        taken = pickle.loads(pickle.dumps(held.take(rows)))
+        assert len(taken) == len(rows)
+        _same(taken.restore(), held.restore(rows=rows))
+        _same(taken.restore(), frame.iloc[rows])
+        _same(taken.restore(["lei", "row"], np.arange(len(rows))[::2]), frame.iloc[rows[::2]][["lei", "row"]])
+        _same(taken.take(np.arange(len(rows))[1::3]).restore(), frame.iloc[rows[1::3]])
+        _same(taken.drop(["race"]).restore(), frame.iloc[rows].drop(columns=["race"]))
+
+
 def test_the_held_register_takes_an_eighth_of_the_bytes(whole: pd.DataFrame) -> None:
     frame = pd.concat([whole] * 20, ignore_index=True)  # 100,000 rows: the dictionaries are amortised
     frame["row"] = np.arange(1, len(frame) + 1)

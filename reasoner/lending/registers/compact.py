@@ -46,6 +46,7 @@ class CompactFrame:
     first_row: int | None = None
     ids_are_rows: bool = False
     rows: int = field(default=0)
+    positions: np.ndarray | None = None  # a ``take`` of a larger frame: the rows' positions there (the index)
 
     def __len__(self) -> int:
         return self.rows
@@ -65,7 +66,10 @@ class CompactFrame:
         if unknown:
             raise KeyError(unknown[0])
         positions = None if rows is None else np.asarray(rows, dtype=np.int64)
-        index = pd.RangeIndex(self.rows) if positions is None else pd.Index(positions)
+        if self.positions is not None:  # a take: its index is the positions in the frame it was taken from
+            index = pd.Index(self.positions if positions is None else self.positions[positions])
+        else:
+            index = pd.RangeIndex(self.rows) if positions is None else pd.Index(positions)
         restored = {
             name: self._as_held(name, positions)
             if text_as_held and self.dtypes[name] == TEXT
@@ -96,6 +100,32 @@ class CompactFrame:
         held = self.held[name]
         return pd.Series(held.array if rows is None else held.array.take(rows), copy=False)
 
+    def take(self, rows: np.ndarray) -> CompactFrame:
+        """The rows at the positions ``rows``, held as they are here: ``take(rows).restore()`` is
+        ``restore(rows=rows)``, the same index, dtypes and values, from a few bytes a row (a
+        partition's rows are sent so to the worker process that audits them, which restores them)."""
+        positions = np.asarray(rows, dtype=np.int64)
+        held: dict[str, pd.Series] = {}
+        for name in self.held.columns:
+            column = self.held[name]
+            if name in self.encoded:
+                codes = column.cat.codes.to_numpy()[positions]
+                held[name] = pd.Series(pd.Categorical.from_codes(codes, dtype=column.dtype), copy=False)
+            else:
+                held[name] = pd.Series(column.iloc[positions].array, dtype=column.dtype, copy=False)
+        if self.first_row is not None:  # not a range any more: the row numbers themselves
+            held["row"] = pd.Series(positions + self.first_row, dtype=np.int64, copy=False)
+        return CompactFrame(
+            pd.DataFrame(held, index=pd.RangeIndex(len(positions)), copy=False),
+            self.columns,
+            self.dtypes,
+            self.encoded,
+            None,
+            self.ids_are_rows,
+            len(positions),
+            positions if self.positions is None else self.positions[positions],
+        )
+
     def dictionary(self, name: str) -> pd.Series | None:
         """The column ``name`` as held, when it is held as a dictionary: a categorical whose
         categories are sorted, so its codes order rows as the values do; else None."""
@@ -112,6 +142,7 @@ class CompactFrame:
             self.first_row if "row" not in gone else None,
             self.ids_are_rows and "application_id" not in gone,
             self.rows,
+            self.positions,
         )
 
     def memory_usage(self) -> int:
