@@ -38,6 +38,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -242,25 +243,28 @@ def _score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
         predicate: iter(_proofs(run, predicate, [atom for kind, _, atom in findings if kind == predicate], occurrences))
         for predicate, _ in config.application_findings
     }
-    # The columns' arrays, fetched once: an element of one is what ``frame[name].iat[where]`` gives.
-    column = {name: frame[name].array for name in ("lei", "row", "race_ethnicity", "sex", "decision")}
-    for predicate, label, atom in findings:
-        app = str(atom.constant)
-        where = int(position[app])
+    # Each finding's row of the frame, and the values of the columns it reports there: taken for all
+    # findings at once (a pandas lookup per value cost more than the rest of the loop); an element of
+    # ``column[name]`` is what ``frame[name].iat[where]`` gives.
+    ids = [str(atom.constant) for _, _, atom in findings]
+    wheres = _positions(position, ids)
+    column = {name: _take(frame[name], wheres) for name in ("lei", "row", "race_ethnicity", "sex", "decision")}
+    for number, (predicate, label, atom) in enumerate(findings):
+        app = ids[number]
         proof = next(found_proofs[predicate])
         proofs[(predicate, app)] = proof
-        lei = str(column["lei"][where])
+        lei = str(column["lei"][number])
         flagged_apps[lei] = flagged_apps.get(lei, 0) + 1
         rules = sorted({item.location for item in proof.supporting})
         app_rows.append(
             {
                 "application_id": app,
-                "row": int(column["row"][where]),
+                "row": int(column["row"][number]),
                 "lei": lei,
                 "finding": label,
-                "race_ethnicity": column["race_ethnicity"][where],
-                "sex": column["sex"][where],
-                "decision": column["decision"][where],
+                "race_ethnicity": column["race_ethnicity"][number],
+                "sex": column["sex"][number],
+                "decision": column["decision"][number],
                 "violation_score": _effects(proof, True),
                 "margin": atom.margin,
                 "confidence": _confidence(config, atom.margin, True),
@@ -327,6 +331,19 @@ def _score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     )
     applications = applications.sort_values(["lei", "application_id", "finding"], kind="stable").reset_index(drop=True)
     return Findings(lender_frame, applications, proofs)
+
+
+def _positions(position: pd.Series, ids: list[str]) -> np.ndarray:
+    """``position[id]`` of every id (each one of the frame's applications)."""
+    found = position.index.get_indexer(ids)
+    if (found < 0).any():
+        raise KeyError(ids[int(np.flatnonzero(found < 0)[0])])
+    return np.asarray(position.to_numpy()[found], dtype=np.int64)
+
+
+def _take(values: pd.Series, where: np.ndarray) -> list[Any]:
+    """``[values.iat[i] for i in where]``, taken at once: the same Python values (a missing text is NaN)."""
+    return list(values.iloc[where].array)
 
 
 def _confidence(config: AuditConfig, margin: float, tested: bool) -> str:
