@@ -43,7 +43,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from reasoner.evidence import arrow_text, is_text
 from reasoner.explain import Occurrences, Proof, explain_keys
 from reasoner.ground import TRUE, UNKNOWN
 from reasoner.lending.audit.verdicts import VERDICT_COLUMNS, lender_evidence
@@ -369,39 +371,46 @@ def _lender_confidence(config: AuditConfig, probability: float, tested: bool) ->
 
 def _comparators(tables: PartitionTables, applications: list[str]) -> pa.ListArray:
     """Per application of ``applications`` (in order; one may come twice): its similar reference
-    applicants, in the pair table's order (nearest first), as one ``COMPARATORS`` array."""
-    pairs = tables.pairs
-    pairs = pairs[pairs["b"].astype(str).isin(set(applications))]
-    frame = tables.applications
-    compared = pairs["a"].astype(str)
-    where = application_positions(frame).reindex(compared).to_numpy()
-    known = ~np.isnan(where)
-    decision = np.full(len(pairs), None, dtype=object)
-    row = np.zeros(len(pairs), dtype=np.int64)
-    located = where[known].astype(np.int64)
-    decision[known] = frame["decision"].to_numpy(dtype=object)[located]
-    row[known] = frame["row"].to_numpy()[located]
+    applicants, in the pair table's order (nearest first), as one ``COMPARATORS`` array. The ids
+    are matched as Arrow text (each application's position by a hash lookup, not a pandas index)."""
+    pairs, frame = tables.pairs, tables.applications
+    wanted = pa.array(applications, pa.large_string())
+    compared_of = _text(pairs["b"])
+    selected = np.flatnonzero(pc.is_in(compared_of, value_set=wanted).to_numpy(zero_copy_only=False))
+    compared_of = compared_of.take(selected)
+    compared = _text(pairs["a"]).take(selected)
+    where = pc.index_in(compared, value_set=_text(frame["application_id"]))  # null: not an application here
+    known = where.is_valid().to_numpy(zero_copy_only=False)
+    located = where.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    row = np.where(known, frame["row"].to_numpy()[located], 0).astype(np.int64)
+    distances = pairs["distance"].to_numpy(dtype=float)[selected]
     values = pa.StructArray.from_arrays(
         [
-            pa.array(compared.tolist(), pa.string()),
+            compared.cast(pa.string()),
             pa.array(row, pa.int64()),
-            pa.array(pairs["comparison"].astype(str).tolist(), pa.string()),
-            pa.array([round(distance, 6) for distance in pairs["distance"].tolist()], pa.float64()),
-            pa.array(pairs["rank"].to_numpy(dtype=np.int64), pa.int64()),
-            pa.array(decision.tolist(), pa.string()),
+            _text(pairs["comparison"]).take(selected).cast(pa.string()),
+            pa.array([round(distance, 6) for distance in distances.tolist()], pa.float64()),
+            pa.array(pairs["rank"].to_numpy(dtype=np.int64)[selected], pa.int64()),
+            _text(frame["decision"]).take(where).cast(pa.string()),
         ],
         fields=list(COMPARATORS.value_type),
     )
     # the pairs of one compared applicant together, in the table's order
-    codes, uniques = pd.factorize(pairs["b"].astype(str).to_numpy(dtype=object))
+    encoded = pc.dictionary_encode(compared_of)
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     order = np.argsort(codes, kind="stable")
-    counts = np.bincount(codes, minlength=len(uniques))
+    counts = np.bincount(codes, minlength=len(encoded.dictionary))
     starts = np.cumsum(counts) - counts
-    group = {str(name): number for number, name in enumerate(uniques)}
-    groups = np.array([group.get(name, -1) for name in applications], dtype=np.int64)
+    groups = pc.index_in(wanted, value_set=encoded.dictionary).fill_null(-1).to_numpy(zero_copy_only=False)
+    groups = groups.astype(np.int64)
     lengths = np.where(groups >= 0, counts[np.maximum(groups, 0)] if len(counts) else 0, 0)
     first = np.repeat(np.where(groups >= 0, starts[np.maximum(groups, 0)] if len(starts) else 0, 0), lengths)
     offsets = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     taken = values.take(pa.array(order[first + offsets]))
     bounds = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32), pa.int32())
     return pa.ListArray.from_arrays(bounds, taken, type=COMPARATORS)
+
+
+def _text(values: pd.Series) -> pa.Array:
+    """A column's values as the text ``values.astype(str)`` gives, one Arrow ``large_string`` array."""
+    return arrow_text(values if is_text(values) else values.astype(str))
