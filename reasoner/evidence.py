@@ -646,6 +646,12 @@ def concat_relations(frames: list[pd.DataFrame], arity: int) -> pd.DataFrame:
 def _deduplicate(name: str, frame: pd.DataFrame, arity: int, sources: list[Source]) -> pd.DataFrame:
     """One row per atom (first source kept); an atom both true and false is an error."""
     keys = [f"a{i}" for i in range(arity)]
+    if len(frame) <= 1:
+        return frame  # nothing to repeat
+    if keys and len(frame) <= _FEW_ROWS and all(_kind_of_values(frame[key]) for key in keys):
+        atoms = list(zip(*(frame[key].tolist() for key in keys), strict=True))
+        if len(set(atoms)) == len(atoms):  # distinct (the usual case): no pandas hashing of a few rows
+            return frame
     if not keys:
         repeated = np.arange(len(frame)) > 0
     elif len(keys) == 1:
@@ -671,6 +677,17 @@ def _deduplicate(name: str, frame: pd.DataFrame, arity: int, sources: list[Sourc
             "an atom is either true or false: remove one of them"
         )
     return frame[~repeated].reset_index(drop=True)
+
+
+_FEW_ROWS = 2048  # up to this many rows, a relation's atoms are checked for repeats as Python tuples
+
+
+def _kind_of_values(values: pd.Series) -> bool:
+    """Whether a column's Python values (``tolist``) are equal exactly when pandas finds them equal:
+    integers, text and floats without NaN (an argument column never has a missing value)."""
+    if values.dtype.kind in "iu" or is_text(values):
+        return True
+    return values.dtype.kind == "f" and not bool(np.isnan(values.to_numpy()).any())
 
 
 def _where(sources: list[Source], frame: pd.DataFrame, position: int) -> str:
