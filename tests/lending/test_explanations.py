@@ -229,29 +229,42 @@ def test_partition_results_wait_on_disk_until_taken(monkeypatch: pytest.MonkeyPa
         explanations.close()
 
 
-def test_comparators_pass_unwalked_only_when_json_safe() -> None:
-    """``explanations.render`` leaves the comparators out of ``json_safe`` when every distance is
-    finite (then they are text, integers, finite floats and nulls); else they are walked."""
+@pytest.mark.parametrize(
+    "distances", [[0.25, 1.5, 1e-06, 1.0, 3.0e16], [0.25, float("inf")], [float("nan"), -float("inf")], [None], []]
+)
+def test_comparator_texts_are_the_json_of_their_lists(distances: list[float | None]) -> None:
+    """``explanations.render`` writes the comparators field by field in Arrow: the text the encoder
+    gives their ``json_safe`` Python lists, whatever the values (escapes, non-finite and missing ones)."""
     import pandas as pd
     import pyarrow as pa
 
-    from reasoner.lending.audit.explanations import _comparator_lists, json_safe
+    from reasoner.lending.audit.explanations import _ENCODER, _comparator_texts, json_safe
     from reasoner.lending.audit.score import COMPARATORS
 
-    def frame(distances: list[float]) -> pd.DataFrame:
-        lists = [
-            [{"application_id": "a1", "row": 3, "comparison": "minority", "distance": d, "rank": 1, "decision": None}]
-            for d in distances
-        ] + [[]]
-        column = pd.arrays.ArrowExtensionArray(pa.array(lists, type=COMPARATORS))
-        return pd.DataFrame({"comparators": pd.Series(column)})
-
-    lists, safe = _comparator_lists(frame([0.25, 1.5]))
-    assert "comparators" in safe and lists[-1] == [] and lists[0][0]["decision"] is None
-    assert json.dumps(json_safe(lists)) == json.dumps(lists)
-    assert "comparators" not in _comparator_lists(frame([0.25, float("inf")]))[1]
-    assert "comparators" not in _comparator_lists(frame([float("nan")]))[1]
-    assert _comparator_lists(frame([]).iloc[:0]) == ([], ("proof", "comparators"))
+    ids = ["a1", 'quote " and \\ back', "tab\tand é ✓", "", "z"]
+    lists = [
+        [
+            {
+                "application_id": ids[(number + place) % len(ids)],
+                "row": 3 + place if place != 2 else None,
+                "comparison": "minority",
+                "distance": distance,
+                "rank": place + 1,
+                "decision": None if place == 1 else "approved",
+            }
+            for place in range(number % 3 + 1)
+        ]
+        for number, distance in enumerate(distances)
+    ] + [[]]
+    column = pd.arrays.ArrowExtensionArray(pa.array(lists, type=COMPARATORS))
+    frame = pd.DataFrame({"comparators": pd.Series(column)})
+    expected = [_ENCODER.encode(json_safe(found)) for found in pa.array(lists, type=COMPARATORS).to_pylist()]
+    assert _comparator_texts(frame) == expected
+    assert _comparator_texts(frame.iloc[1:]) == expected[1:]  # a slice of the column
+    assert _comparator_texts(frame.iloc[:0]) == []
+    with_missing = pd.arrays.ArrowExtensionArray(pa.array([None, *lists], COMPARATORS))
+    missing = pd.DataFrame({"comparators": pd.Series(with_missing)})
+    assert _comparator_texts(missing) == ["null", *expected]  # a missing list: the long way
 
 
 def test_renumber_many_citations_as_one_at_a_time() -> None:
