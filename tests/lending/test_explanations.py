@@ -196,6 +196,38 @@ def test_proof_json_is_json_safe_as_built() -> None:
         assert json.dumps(json_safe(built)) == json.dumps(built)
 
 
+def test_proof_texts_are_the_json_of_their_proofs() -> None:
+    """``explanations.render`` writes a proof from the texts of its parts: the encoder's text of
+    ``Proof.to_json``, for every proof of the smokers example and for margins, effects and texts of
+    every kind (infinite, fractional, none; quotes and non-ASCII)."""
+    from decimal import Decimal
+
+    import reasoner
+    from reasoner.explain import EvidenceCitation, GroundFormulaProof, Occurrences, Proof, explain_key, find_atom
+    from reasoner.lending.audit.explanations import _ENCODER, _ProofText
+
+    smokers = REPOSITORY / "examples" / "smokers"
+    result = reasoner.run(smokers / "smokers.mln", smokers / "evidence.db", queries=["Cancer", "Smokes", "Friends"])
+    occurrences = Occurrences(result.network)
+    proofs = [
+        explain_key(result.network, result.solution, *find_atom(result.network, atom.text), occurrences)
+        for atom in result.atoms
+    ]
+    cited = EvidenceCitation('Q("a \\"b\\"")', False, "table é row 3")
+    odd = [
+        GroundFormulaProof("1.5 P(x) => Q(x)", "r.mln:2", "1.5", (("x", "\t✓"),), True, Decimal("1.5"), (cited, cited)),
+        GroundFormulaProof("P(x).", "r.mln:3", "hard", (), False, Decimal("-Infinity"), ()),
+        GroundFormulaProof("-2 P(x)", "r.mln:4", "2", (("x", "a"), ("y", "b")), True, Decimal("0"), (cited,)),
+    ]
+    for margin in (None, Decimal("Infinity"), Decimal("0.25"), Decimal(3)):
+        proofs.append(Proof("P(\"x\")", True, "inference", None, margin, tuple(odd[:1]), tuple(odd[1:]), 2))
+    proofs.append(Proof("Q(a)", False, "evidence", "facts.db:3", None, (), (), 0))
+    assert any(proof.supporting and proof.opposing for proof in proofs)
+    text = _ProofText()
+    for proof in [*proofs, *proofs]:  # the second time from the texts kept
+        assert text(proof) == _ENCODER.encode(proof.to_json())
+
+
 def test_partition_results_wait_on_disk_until_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     import pandas as pd
 

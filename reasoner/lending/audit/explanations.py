@@ -52,6 +52,7 @@ except ImportError:  # Windows: abandoned directories are left to the system
     fcntl = None  # type: ignore[assignment]
 
 from reasoner.errors import LimitError
+from reasoner.explain import EvidenceCitation, GroundFormulaProof, Proof, decimal_json
 from reasoner.lending.audit.score import Findings
 from reasoner.lending.config import AuditConfig
 from reasoner.lending.evidence.kinds import STATISTIC_TABLES
@@ -164,6 +165,7 @@ def render(findings: Findings, tables: PartitionTables, config: AuditConfig, fac
     lines, ids = [], []
     applications = findings.applications
     compared = _comparator_texts(applications)
+    proof_text = _ProofText()
     names = ("application_id", "row", "lei", "finding", "confidence", "margin", "violation_score")
     columns = [applications[name].tolist() for name in names]
     # the partition's row of each finding, renumbered when gathered
@@ -191,8 +193,54 @@ def render(findings: Findings, tables: PartitionTables, config: AuditConfig, fac
         )
         # the record's last two keys, "comparators" and "proof", as JSON text made apart (one object's text
         # is its items', comma-separated, in braces)
-        lines.append(f'{record[:-1]}, "comparators": {comparators}, "proof": {_line(proof.to_json())}}}')
+        lines.append(f'{record[:-1]}, "comparators": {comparators}, "proof": {proof_text(proof)}}}')
     return Rendered(lenders, _stream(ids, lines))
+
+
+class _ProofText:
+    """``_line(proof.to_json())`` of many proofs, put together from the texts of their parts: a
+    citation is one object shared by the formulas that cite it (``explain.Occurrences``), written
+    once; a rule's text, location and weight once. Objects by ``id``: they live as long as the proofs."""
+
+    def __init__(self) -> None:
+        self._citations: dict[int, str] = {}
+        self._rules: dict[tuple[str, str, str], str] = {}
+
+    def __call__(self, proof: Proof) -> str:
+        margin = "null" if proof.margin is None else _ENCODER.encode(decimal_json(proof.margin))
+        return (
+            f'{{"atom": {_encode_text(proof.atom)}, "value": {_BOOLEANS[proof.value]}, '
+            f'"decided_by": {_encode_text(proof.decided_by)}, "source": {_ENCODER.encode(proof.source)}, '
+            f'"margin": {margin}, "supporting": [{", ".join(map(self._formula, proof.supporting))}], '
+            f'"opposing": [{", ".join(map(self._formula, proof.opposing))}], "neutral_formulas": {proof.neutral}}}'
+        )
+
+    def _formula(self, item: GroundFormulaProof) -> str:
+        key = (item.rule, item.location, item.weight)
+        head = self._rules.get(key)
+        if head is None:
+            head = self._rules[key] = (
+                f'{{"rule": {_encode_text(item.rule)}, "location": {_encode_text(item.location)}, '
+                f'"weight": {_encode_text(item.weight)}, "substitution": '
+            )
+        substitution = ", ".join(f"{_encode_text(name)}: {_encode_text(value)}" for name, value in item.substitution)
+        atoms = ", ".join(map(self._citation, item.atoms))
+        return (
+            f'{head}{{{substitution}}}, "satisfied": {_BOOLEANS[item.satisfied]}, '
+            f'"effect": {_ENCODER.encode(decimal_json(item.effect))}, "atoms": [{atoms}]}}'
+        )
+
+    def _citation(self, citation: EvidenceCitation) -> str:
+        text = self._citations.get(id(citation))
+        if text is None:
+            text = self._citations[id(citation)] = (
+                f'{{"atom": {_encode_text(citation.atom)}, "value": {_BOOLEANS[citation.value]}, '
+                f'"source": {_encode_text(citation.source)}}}'
+            )
+        return text
+
+
+_BOOLEANS = {True: "true", False: "false"}
 
 
 def _comparator_texts(applications: pd.DataFrame) -> list[str]:
