@@ -53,10 +53,10 @@ except ImportError:  # Windows: abandoned directories are left to the system
 
 from reasoner.errors import LimitError
 from reasoner.explain import EvidenceCitation, GroundFormulaProof, Proof, decimal_json
-from reasoner.lending.audit.score import Findings
+from reasoner.lending.audit.score import Findings, positions_of
 from reasoner.lending.config import AuditConfig
 from reasoner.lending.evidence.kinds import STATISTIC_TABLES
-from reasoner.lending.evidence.tables import PartitionTables, application_positions
+from reasoner.lending.evidence.tables import PartitionTables
 
 __all__ = ["Batch", "Explanations", "Numbering", "Rendered", "Spilled", "json_safe", "render", "spill"]
 
@@ -169,7 +169,7 @@ def render(findings: Findings, tables: PartitionTables, config: AuditConfig, fac
     names = ("application_id", "row", "lei", "finding", "confidence", "margin", "violation_score")
     columns = [applications[name].tolist() for name in names]
     # the partition's row of each finding, renumbered when gathered
-    local = (application_positions(tables.applications)[applications["application_id"].astype(str)] + 1).tolist()
+    local = (positions_of(tables.applications, applications["application_id"].astype(str).tolist()) + 1).tolist()
     for application_id, input_row, lei, finding, confidence, margin, score, at, comparators in zip(
         *columns, local, compared, strict=True
     ):

@@ -50,12 +50,12 @@ from reasoner.explain import Occurrences, Proof, explain_keys
 from reasoner.ground import TRUE, UNKNOWN
 from reasoner.lending.audit.verdicts import VERDICT_COLUMNS, lender_evidence
 from reasoner.lending.config import INSUFFICIENT, NOT_TESTED, STATUS_TIERS, TIERS, UNDERPOWERED, AuditConfig
-from reasoner.lending.evidence.tables import PartitionTables, application_positions
+from reasoner.lending.evidence.tables import PartitionTables
 from reasoner.lending.proxies.groups import ESTIMATED_COLUMNS, has_estimates
 from reasoner.marginal import atom_marginals
 from reasoner.pipeline import Run
 
-__all__ = ["APPLICATION_COLUMNS", "COMPARATORS", "LENDER_COLUMNS", "Findings", "score"]
+__all__ = ["APPLICATION_COLUMNS", "COMPARATORS", "LENDER_COLUMNS", "Findings", "positions_of", "score"]
 
 LENDER_COLUMNS = (
     "lei",
@@ -235,7 +235,6 @@ def _score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     flagged_apps: dict[str, int] = {}
     app_rows = []
     frame = tables.applications
-    position = application_positions(frame)
     findings = [
         (predicate, label, atom)
         for predicate, label in config.application_findings
@@ -249,7 +248,7 @@ def _score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     # findings at once (a pandas lookup per value cost more than the rest of the loop); an element of
     # ``column[name]`` is what ``frame[name].iat[where]`` gives.
     ids = [str(atom.constant) for _, _, atom in findings]
-    wheres = _positions(position, ids)
+    wheres = positions_of(frame, ids)
     column = {name: _take(frame[name], wheres) for name in ("lei", "row", "race_ethnicity", "sex", "decision")}
     for number, (predicate, label, atom) in enumerate(findings):
         app = ids[number]
@@ -324,7 +323,7 @@ def _score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     lender_frame = lender_frame.iloc[order].reset_index(drop=True)
     applications = pd.DataFrame(app_rows, columns=list(APPLICATION_COLUMNS))
     if has_estimates(frame):  # estimated race and ethnicity: the probabilities, named as estimates
-        where = position.reindex(applications["application_id"].astype(str)).to_numpy(dtype=np.int64)
+        where = positions_of(frame, applications["application_id"].astype(str).tolist())
         for name in ("race_source", *ESTIMATED_COLUMNS):
             applications[name] = frame[name].to_numpy()[where]
     applications["comparators"] = pd.Series(
@@ -335,12 +334,14 @@ def _score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     return Findings(lender_frame, applications, proofs)
 
 
-def _positions(position: pd.Series, ids: list[str]) -> np.ndarray:
-    """``position[id]`` of every id (each one of the frame's applications)."""
-    found = position.index.get_indexer(ids)
-    if (found < 0).any():
-        raise KeyError(ids[int(np.flatnonzero(found < 0)[0])])
-    return np.asarray(position.to_numpy()[found], dtype=np.int64)
+def positions_of(frame: pd.DataFrame, ids: Sequence[str]) -> np.ndarray:
+    """The position in ``frame`` of each application of ``ids`` (its ``application_id`` as text),
+    as ``tables.application_positions(frame)[id]`` gives it, matched as Arrow text (a ``KeyError``
+    for an id that is not there)."""
+    found = pc.index_in(pa.array(list(ids), pa.large_string()), value_set=_text(frame["application_id"]))
+    if found.null_count:
+        raise KeyError(ids[int(np.flatnonzero(found.is_null().to_numpy(zero_copy_only=False))[0])])
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _take(values: pd.Series, where: np.ndarray) -> list[Any]:
