@@ -62,9 +62,11 @@ __all__ = [
     "SCALINGS",
     "TREE_MIN_REFERENCES",
     "PairCounts",
+    "PairRows",
     "Scaling",
     "SimilaritySpec",
     "fit_scaling",
+    "similar_pair_rows_of",
     "similar_pairs",
     "similar_pairs_of",
 ]
@@ -208,6 +210,28 @@ def similar_pairs_of(
     applicants (the reference rows, their order, the trees and the distances are the same), so
     each spec keeps the pairs of its own compared rows, in the same order and with the same bits.
     """
+    return [_pairs_frame(frame, found) for found in similar_pair_rows_of(frame, specs, scaling)]
+
+
+@dataclass(frozen=True, slots=True)
+class PairRows:
+    """The pairs of ``similar_pairs(frame, spec)`` as positions in ``frame`` (``similar_pair_rows_of``):
+    per pair the row of ``a`` (reference) and of ``b`` (compared), the distance and the rank, in
+    the table's order; and the table's counts."""
+
+    spec: SimilaritySpec
+    reference_rows: np.ndarray  # int64
+    compared_rows: np.ndarray  # int64
+    distance: np.ndarray
+    rank: np.ndarray  # int64
+    counts: PairCounts
+
+
+def similar_pair_rows_of(
+    frame: pd.DataFrame, specs: Sequence[SimilaritySpec], scaling: Scaling | None = None
+) -> list[PairRows]:
+    """``similar_pairs_of(frame, specs, scaling)`` as rows of ``frame`` (``PairRows``), for a caller
+    that reads the pairs' columns from the frame itself rather than finding the ids again."""
     for spec in specs:
         _check_columns(frame, spec)
     decided = frame["decision"].isin(DECISIONS).to_numpy(dtype=bool)
@@ -221,7 +245,7 @@ def similar_pairs_of(
         sides_of.append((is_reference, is_compared))
         search = (spec.columns, spec.scaling, spec.blocks, spec.neighbours, spec.max_distance, spec.log_columns)
         shared.setdefault((*search, is_reference.tobytes()), []).append(index)
-    results: dict[int, pd.DataFrame] = {}
+    results: dict[int, PairRows] = {}
     order_key = _id_order(frame["application_id"]) if specs else np.empty(0, np.int64)  # once for every search
     features: dict[tuple[tuple[str, ...], tuple[str, ...]], np.ndarray] = {}
     for members in shared.values():
@@ -287,23 +311,11 @@ def _searched(
 
 def _pairs(
     frame: pd.DataFrame, spec: SimilaritySpec, found: _Found, is_reference: np.ndarray, is_compared: np.ndarray
-) -> pd.DataFrame:
+) -> PairRows:
     """The pairs and counts of ``spec``, whose compared rows are ``is_compared``, from a search of them
     (and perhaps of other compared rows)."""
     mine = is_compared[found.compared_rows]
     compared_frame_rows, reference_frame_rows = found.compared_rows[mine], found.reference_rows[mine]
-    ids = frame["application_id"]
-    pairs = pd.DataFrame(
-        {
-            "a": ids.iloc[reference_frame_rows].reset_index(drop=True),
-            "b": ids.iloc[compared_frame_rows].reset_index(drop=True),
-            "distance": found.distance[mine],
-            "rank": found.rank[mine].astype(np.int64),
-        }
-    )
-    for name in spec.blocks:
-        pairs[name] = frame[name].iloc[compared_frame_rows].reset_index(drop=True)
-
     sides = found.sides
     sides_mask = is_reference | is_compared
     missing_by_column = tuple(
@@ -312,7 +324,7 @@ def _pairs(
     searched = is_compared[sides.compared_rows]  # this spec's compared rows among those searched
     with_reference = sides.reference_count[sides.compared_block] > 0
     matched = int(np.unique(compared_frame_rows).size)
-    pairs.attrs["counts"] = PairCounts(
+    counts = PairCounts(
         reference=int(sides.reference_rows.size),
         compared=int(searched.sum()),
         missing=int((sides_mask & ~found.taking_part).sum()),
@@ -320,9 +332,33 @@ def _pairs(
         without_reference=int((searched & ~with_reference).sum()),
         beyond_distance=int((searched & with_reference).sum()) - matched,
         matched=matched,
-        pairs=len(pairs),
+        pairs=int(compared_frame_rows.size),
     )
-    pairs.attrs["spec"] = spec
+    return PairRows(
+        spec,
+        reference_frame_rows.astype(np.int64, copy=False),
+        compared_frame_rows.astype(np.int64, copy=False),
+        found.distance[mine],
+        found.rank[mine].astype(np.int64),
+        counts,
+    )
+
+
+def _pairs_frame(frame: pd.DataFrame, found: PairRows) -> pd.DataFrame:
+    """The table of ``similar_pairs`` (module docstring) from its rows."""
+    ids = frame["application_id"]
+    pairs = pd.DataFrame(
+        {
+            "a": ids.iloc[found.reference_rows].reset_index(drop=True),
+            "b": ids.iloc[found.compared_rows].reset_index(drop=True),
+            "distance": found.distance,
+            "rank": found.rank,
+        }
+    )
+    for name in found.spec.blocks:
+        pairs[name] = frame[name].iloc[found.compared_rows].reset_index(drop=True)
+    pairs.attrs["counts"] = found.counts
+    pairs.attrs["spec"] = found.spec
     return pairs
 
 

@@ -36,6 +36,7 @@ applicants whose ethnicity is joint or not available get none, so they are in ne
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +49,7 @@ from reasoner.lending.evidence.effects import with_effects
 from reasoner.lending.evidence.interaction import interaction_tests
 from reasoner.lending.evidence.power import with_power
 from reasoner.lending.evidence.redlining import read_assessment_areas, redlining_signals
-from reasoner.lending.evidence.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs_of
+from reasoner.lending.evidence.similar import PairCounts, PairRows, Scaling, SimilaritySpec, similar_pair_rows_of
 from reasoner.lending.evidence.statistics import (
     Prepared,
     application_index,
@@ -181,17 +182,16 @@ def audit_tables(
     threshold = config.proxies.pair_threshold
     paired = pairing_frame(frame, threshold, config.majority_minority_percent) if estimated else frame
     counts: dict[str, PairCounts] = {}
-    if pairs is None:
-        found = []
+    tolerance = dict(config.comparator_tolerance)
+    if pairs is None and config.comparisons:
         specs = [similarity_spec(config, comparison) for comparison in config.comparisons]
-        for comparison, part in zip(config.comparisons, similar_pairs_of(paired, specs, scaling), strict=True):
-            counts[comparison.name] = part.attrs["counts"]
-            part = part[["a", "b", "distance", "rank", "lei"]].copy()
-            part.attrs = {}
-            part.insert(0, "comparison", comparison.name)
-            found.append(_by_lender(part))
-        pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=list(PAIR_COLUMNS[:-2]))
-    pairs, first, second = _with_pair_columns(pairs, frame, dict(config.comparator_tolerance))
+        found = similar_pair_rows_of(paired, specs, scaling)
+        counts = {comparison.name: part.counts for comparison, part in zip(config.comparisons, found, strict=True)}
+        pairs, first, second = _searched_pairs(frame, config.comparisons, found, tolerance)
+    else:
+        if pairs is None:
+            pairs = pd.DataFrame(columns=list(PAIR_COLUMNS[:-2]))
+        pairs, first, second = _with_pair_columns(pairs, frame, tolerance)
     per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
 
     odds, matched, pricing, outliers = [], [], [], []
@@ -358,12 +358,40 @@ def application_positions(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(np.arange(len(frame)), index=frame["application_id"].astype(str))
 
 
-def _by_lender(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Pairs ordered by lender, then as found (compared applicant, rank): a partition's pairs of
-    a comparison are then one run of the whole register's (``explanations``)."""
-    codes, _ = pd.factorize(pairs["lei"], sort=True, use_na_sentinel=False)
-    order = np.argsort(codes, kind="stable")
-    return pairs if (order[1:] > order[:-1]).all() else pairs.iloc[order].reset_index(drop=True)
+def _searched_pairs(
+    frame: pd.DataFrame, comparisons: Sequence[Comparison], found: Sequence[PairRows], tolerance: dict[str, float]
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The pair table (module docstring) of the pairs the search found, as ``_with_pair_columns``
+    gives it for them, and the rows of every pair's ``a`` and ``b``: the rows the search knows, not
+    found again by id. Each comparison's pairs are ordered by lender (text), then as found
+    (compared applicant, rank): a partition's pairs of a comparison are then one run of the whole
+    register's (``explanations``)."""
+    lender_codes, _ = pd.factorize(frame["lei"], sort=True, use_na_sentinel=False)
+    reference, compared, distance, rank = [], [], [], []
+    for part in found:
+        order = np.argsort(lender_codes[part.compared_rows], kind="stable")
+        reference.append(part.reference_rows[order])
+        compared.append(part.compared_rows[order])
+        distance.append(part.distance[order])
+        rank.append(part.rank[order])
+    first, second = np.concatenate(reference), np.concatenate(compared)
+    names = np.array([comparison.name for comparison in comparisons], dtype=object)
+    sizes = [part.reference_rows.size for part in found]
+    known = np.ones(first.size, dtype=bool)
+    spread = _spread(frame)
+    pairs = pd.DataFrame(
+        {
+            "comparison": pd.Series(np.repeat(names, sizes), dtype="str"),
+            "a": frame["application_id"].take(first).reset_index(drop=True),
+            "b": frame["application_id"].take(second).reset_index(drop=True),
+            "distance": np.concatenate(distance),
+            "rank": np.concatenate(rank),
+            "lei": frame["lei"].take(second).reset_index(drop=True),
+            "spread_gap": spread[second] - spread[first],
+            "no_stronger": _no_stronger(frame, first, second, known, tolerance),
+        }
+    )
+    return pairs, first.astype(np.float64), second.astype(np.float64)
 
 
 def _pair_rows(
@@ -384,9 +412,7 @@ def _with_pair_columns(
     """The pair table with ``spread_gap`` and ``no_stronger``, and per pair the rows of ``a`` and
     ``b`` in ``frame`` (float: NaN for an id not in it)."""
     pairs = pairs.reset_index(drop=True)
-    spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
-    originated = frame["action_taken"].to_numpy() == 1
-    spread = np.where(originated, spread, np.nan)
+    spread = _spread(frame)
     position = application_positions(frame)
     first = position.reindex(pairs["a"].astype(str)).to_numpy()
     second = position.reindex(pairs["b"].astype(str)).to_numpy()
@@ -397,6 +423,13 @@ def _with_pair_columns(
     out["spread_gap"] = gap
     out["no_stronger"] = _no_stronger(frame, first, second, known, tolerance)
     return out, first, second
+
+
+def _spread(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's rate spread when its loan was originated, else NaN."""
+    spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
+    originated = frame["action_taken"].to_numpy() == 1
+    return np.where(originated, spread, np.nan)
 
 
 def _no_stronger(
