@@ -73,7 +73,7 @@ __all__ = [
 ]
 
 SCALINGS = ("robust", "standard", "none")
-TREE_MIN_REFERENCES = 64  # blocks with more reference applicants get a KD-tree
+TREE_MIN_REFERENCES = 16  # blocks with more reference applicants get a KD-tree
 BATCH_PAIRS = 1_000_000  # candidate pairs per exhaustive batch (bounds memory)
 DECISIONS = ("approved", "denied")
 MINORITY_RACES = (
