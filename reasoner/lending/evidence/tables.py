@@ -44,7 +44,7 @@ import pandas as pd
 from scipy import special, stats
 
 from reasoner.lending.config import AuditConfig, Comparison
-from reasoner.lending.evidence.denial_reasons import contradicted_reasons, reason_mix
+from reasoner.lending.evidence.denial_reasons import denial_reason_tables
 from reasoner.lending.evidence.effects import with_effects
 from reasoner.lending.evidence.interaction import interaction_tests
 from reasoner.lending.evidence.power import with_power
@@ -275,6 +275,7 @@ def audit_tables(
         denial_odds, matched_pairs, pricing_table = (
             _with_estimated(table, frame, config) for table in (denial_odds, matched_pairs, pricing_table)
         )
+    mix, contradicted = denial_reason_tables(frame, config.comparisons)
     return PartitionTables(
         applications=frame,
         lenders=_lenders(frame, denial_odds),
@@ -293,8 +294,8 @@ def audit_tables(
         ),
         pair_counts=counts,
         pairs_given=not counts,
-        reason_mix=reason_mix(frame, config.comparisons),
-        contradicted_reasons=contradicted_reasons(frame, config.comparisons),
+        reason_mix=mix,
+        contradicted_reasons=contradicted,
     )
 
 
