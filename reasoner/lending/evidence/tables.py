@@ -213,7 +213,7 @@ def audit_tables(
             weighted, weights = _weighted(frame, comparison, config.majority_minority_percent)
         prepared = shared if weighted is frame else None
         odds.append(
-            _tag(
+            (
                 lender_denial_odds(
                     weighted,
                     column,
@@ -228,13 +228,13 @@ def audit_tables(
             )
         )
         matched.append(
-            _tag(
+            (
                 matched_pair_test(found_pairs, decided, denial_probability=denial_probability, rows=rows),
                 comparison,
             )
         )
         pricing.append(
-            _tag(
+            (
                 pricing_disparity(
                     weighted,
                     column,
@@ -249,7 +249,7 @@ def audit_tables(
             )
         )
         outliers.append(
-            _tag(
+            (
                 cluster_outliers(
                     decided,
                     found_pairs,
@@ -260,13 +260,13 @@ def audit_tables(
                 comparison,
             )
         )
-    denial_odds = _with_holm(_sorted(pd.concat(odds, ignore_index=True), ["lei", "comparison", "group"]))
+    denial_odds = _with_holm(_sorted(_tagged(odds), ["lei", "comparison", "group"]))
     treatment = [comparison.name for comparison in config.comparisons if comparison.theory == "treatment"]
     denial_odds = with_evidence(denial_odds, "log_odds_ratio", math.log(config.alternative_odds_ratio), treatment)
     denial_odds = with_effects(with_power(denial_odds))
-    matched_pairs = _with_holm(_sorted(pd.concat(matched, ignore_index=True), ["lei", "comparison"]))
+    matched_pairs = _with_holm(_sorted(_tagged(matched), ["lei", "comparison"]))
     pricing_table = with_evidence(
-        _with_holm(_sorted(pd.concat(pricing, ignore_index=True), ["lei", "comparison", "group"])),
+        _with_holm(_sorted(_tagged(pricing), ["lei", "comparison", "group"])),
         "adjusted_gap",
         config.alternative_pricing_gap,
         treatment,
@@ -284,7 +284,7 @@ def audit_tables(
         matched_pairs=matched_pairs,
         pricing=pricing_table,
         redlining=register_redlining(frame, config) if redlining is None else redlining.reset_index(drop=True),
-        outliers=_sorted(pd.concat(outliers, ignore_index=True), ["lei", "comparison", "application_id"]),
+        outliers=_sorted(_tagged(outliers), ["lei", "comparison", "application_id"]),
         interactions=interaction_tests(
             frame,
             covariates=config.denial_model,
@@ -516,6 +516,19 @@ def _tag(result: pd.DataFrame, comparison: Comparison) -> pd.DataFrame:
     result = result.copy()
     result.insert(1 if "lei" in result.columns[:1] else 0, "comparison", comparison.name)
     return result
+
+
+def _tagged(parts: list[tuple[pd.DataFrame, Comparison]]) -> pd.DataFrame:
+    """The comparisons' tables joined, each row with its comparison's name (``_tag``): inserted once
+    into the joined table when every table has the same columns, not into a copy of each."""
+    columns = [list(table.columns) for table, _ in parts]
+    if any(names != columns[0] for names in columns):  # tables of different columns: tagged one by one
+        return pd.concat([_tag(table, comparison) for table, comparison in parts], ignore_index=True)
+    joined = pd.concat([table for table, _ in parts], ignore_index=True)
+    names = np.array([comparison.name for _, comparison in parts], dtype=object)
+    column = pd.Series(np.repeat(names, [len(table) for table, _ in parts]), dtype="str")
+    joined.insert(1 if "lei" in joined.columns[:1] else 0, "comparison", column)
+    return joined
 
 
 def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
