@@ -250,6 +250,7 @@ def similar_pair_rows_of(
     order_key = _id_order(frame["application_id"]) if specs else np.empty(0, np.int64)  # once for every search
     features: dict[tuple[tuple[str, ...], tuple[str, ...]], np.ndarray] = {}
     blocks: dict[tuple[str, ...], np.ndarray] = {}
+    missing_keys: dict[str, np.ndarray] = {}
     for members in shared.values():
         spec = specs[members[0]]
         is_reference = sides_of[members[0]][0]
@@ -260,8 +261,11 @@ def similar_pair_rows_of(
         if spec.blocks not in blocks:
             blocks[spec.blocks] = _block_codes(frame, spec.blocks)
         found = _searched(frame, spec, scaling, usable, is_reference, union, values, blocks[spec.blocks], order_key)
+        for name in spec.blocks:
+            if name not in missing_keys:
+                missing_keys[name] = frame[name].isna().to_numpy(dtype=bool)
         for index in members:
-            results[index] = _pairs(frame, specs[index], found, is_reference, sides_of[index][1])
+            results[index] = _pairs(missing_keys, specs[index], found, is_reference, sides_of[index][1])
     return [results[index] for index in range(len(specs))]
 
 
@@ -316,20 +320,24 @@ def _searched(
 
 
 def _pairs(
-    frame: pd.DataFrame, spec: SimilaritySpec, found: _Found, is_reference: np.ndarray, is_compared: np.ndarray
+    missing_keys: dict[str, np.ndarray],
+    spec: SimilaritySpec,
+    found: _Found,
+    is_reference: np.ndarray,
+    is_compared: np.ndarray,
 ) -> PairRows:
     """The pairs and counts of ``spec``, whose compared rows are ``is_compared``, from a search of them
-    (and perhaps of other compared rows)."""
+    (and perhaps of other compared rows); ``missing_keys``: per block column, the rows without a key."""
     mine = is_compared[found.compared_rows]
     compared_frame_rows, reference_frame_rows = found.compared_rows[mine], found.reference_rows[mine]
     sides = found.sides
     sides_mask = is_reference | is_compared
     missing_by_column = tuple(
         (name, int((sides_mask & ~found.present[:, index]).sum())) for index, name in enumerate(spec.columns)
-    ) + tuple((name, int((sides_mask & frame[name].isna().to_numpy(dtype=bool)).sum())) for name in spec.blocks)
+    ) + tuple((name, int((sides_mask & missing_keys[name]).sum())) for name in spec.blocks)
     searched = is_compared[sides.compared_rows]  # this spec's compared rows among those searched
     with_reference = sides.reference_count[sides.compared_block] > 0
-    matched = int(np.unique(compared_frame_rows).size)
+    matched = int(np.count_nonzero(found.rank[mine] == 1))  # a matched row's pairs are ranked 1, 2, …
     counts = PairCounts(
         reference=int(sides.reference_rows.size),
         compared=int(searched.sum()),

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy import special, stats
 
 from reasoner.lending.config import AuditConfig, Comparison
@@ -370,19 +371,21 @@ def _searched_pairs(
     lender_codes, _ = pd.factorize(frame["lei"], sort=True, use_na_sentinel=False)
     reference, compared, distance, rank = [], [], [], []
     for part in found:
-        order = np.argsort(lender_codes[part.compared_rows], kind="stable")
+        codes = lender_codes[part.compared_rows]
+        order: slice | np.ndarray = slice(None) if (codes[1:] >= codes[:-1]).all() else np.argsort(codes, kind="stable")
         reference.append(part.reference_rows[order])
         compared.append(part.compared_rows[order])
         distance.append(part.distance[order])
         rank.append(part.rank[order])
     first, second = np.concatenate(reference), np.concatenate(compared)
-    names = np.array([comparison.name for comparison in comparisons], dtype=object)
+    names = pa.array([comparison.name for comparison in comparisons], type=pa.large_string())
     sizes = [part.reference_rows.size for part in found]
+    which = np.repeat(np.arange(len(sizes)), sizes)  # the comparison of each pair
     known = np.ones(first.size, dtype=bool)
     spread = _spread(frame)
     pairs = pd.DataFrame(
         {
-            "comparison": pd.Series(np.repeat(names, sizes), dtype="str"),
+            "comparison": pd.array(names.take(pa.array(which)), dtype="str"),  # one text per comparison, taken
             "a": frame["application_id"].take(first).reset_index(drop=True),
             "b": frame["application_id"].take(second).reset_index(drop=True),
             "distance": np.concatenate(distance),
