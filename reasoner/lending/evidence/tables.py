@@ -127,39 +127,61 @@ class PartitionTables:
 
 
 def add_group_columns(frame: pd.DataFrame, majority_minority_percent: float) -> pd.DataFrame:
-    """The frame with ``race_ethnicity``, ``minority``, ``minority_sex``, ``minority_tract``."""
-    frame = frame.copy()
-    race = frame["race"].to_numpy(dtype=object, na_value=None)
-    ethnicity = frame["ethnicity"].to_numpy(dtype=object, na_value=None)
-    hispanic = ethnicity == HISPANIC
-    white = race == "White"
-    race_ethnicity = np.where(hispanic, HISPANIC, np.where(white, None, race))
-    race_ethnicity = np.where(white & (ethnicity == "Not Hispanic or Latino"), WHITE, race_ethnicity)
-    missing = np.array(None, dtype=object)
-    minority = np.where(
-        np.isin(race_ethnicity, MINORITY_GROUPS), "Minority", np.where(race_ethnicity == WHITE, WHITE, missing)
-    )
-    sex = frame["sex"].to_numpy(dtype=object, na_value=None)
-    binary_sex = np.isin(sex, ("Male", "Female"))
+    """The frame with ``race_ethnicity``, ``minority``, ``minority_sex``, ``minority_tract``.
+
+    Worked out on codes: each text column factorized once, each new column taken from a few texts
+    (no text compared or made per row)."""
+    frame = frame.copy(deep=False)  # copy-on-write: the caller's frame keeps its columns
+    race, races = _codes(frame["race"])
+    ethnicity, ethnicities = _codes(frame["ethnicity"])
+    sex, sexes = _codes(frame["sex"])
+    hispanic = _is(ethnicity, ethnicities, (HISPANIC,))
+    white = _is(race, races, ("White",))
+    # race_ethnicity: a code into the race texts, then HISPANIC and WHITE; -1 for none
+    names = [*races, HISPANIC, WHITE]
+    race_ethnicity = np.where(hispanic, len(races), np.where(white, -1, race))
+    not_hispanic = _is(ethnicity, ethnicities, ("Not Hispanic or Latino",))
+    race_ethnicity = np.where(white & not_hispanic, len(races) + 1, race_ethnicity)
+    is_minority = _is(race_ethnicity, names, MINORITY_GROUPS)
+    is_white = _is(race_ethnicity, names, (WHITE,))
+    minority = np.where(is_minority, 0, np.where(is_white, 1, -1))  # codes into ("Minority", WHITE)
     percent = frame["tract_minority_pct"].to_numpy(dtype=np.float64, na_value=np.nan)
     majority = percent > majority_minority_percent
-    # The combined groups' texts, one group of each at a time (a few masks, no per-row strings made).
-    minority_sex = np.full(len(frame), None, dtype=object)
-    minority_tract = np.full(len(frame), None, dtype=object)
-    for group in ("Minority", WHITE):
-        member = minority == group
-        for value in ("Male", "Female"):
-            minority_sex[member & binary_sex & (sex == value)] = f"{group} {value}"
-        minority_tract[member & np.isfinite(percent) & majority] = f"{group} / majority-minority tract"
-        minority_tract[member & np.isfinite(percent) & ~majority] = f"{group} / other tract"
-    for name, values in (
-        ("race_ethnicity", race_ethnicity),
-        ("minority", minority),
-        ("minority_sex", minority_sex),
-        ("minority_tract", minority_tract),
+    # minority_sex: group × (Male, Female); minority_tract: group × (majority-minority tract, other tract)
+    male, female = _is(sex, sexes, ("Male",)), _is(sex, sexes, ("Female",))
+    minority_sex = np.where((minority >= 0) & (male | female), 2 * minority + female, -1)
+    minority_tract = np.where((minority >= 0) & np.isfinite(percent), 2 * minority + ~majority, -1)
+    groups = ("Minority", WHITE)
+    for name, codes, texts in (
+        ("race_ethnicity", race_ethnicity, names),
+        ("minority", minority, list(groups)),
+        ("minority_sex", minority_sex, [f"{group} {value}" for group in groups for value in ("Male", "Female")]),
+        (
+            "minority_tract",
+            minority_tract,
+            [f"{group} / {tract}" for group in groups for tract in ("majority-minority tract", "other tract")],
+        ),
     ):
-        frame[name] = pd.Series(values, index=frame.index, dtype="str")
+        frame[name] = pd.Series(_texts(codes, texts), index=frame.index)
     return frame
+
+
+def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """A text column's codes (-1: missing) and texts."""
+    codes, uniques = pd.factorize(column)
+    return codes, [str(value) for value in uniques]
+
+
+def _is(codes: np.ndarray, texts: list[str], wanted: tuple[str, ...]) -> np.ndarray:
+    """Per row, whether its code's text is one of ``wanted`` (never for -1)."""
+    lookup = np.array([text in wanted for text in texts] + [False], dtype=bool)
+    return lookup[codes]  # -1 reads the last entry: False
+
+
+def _texts(codes: np.ndarray, texts: list[str]) -> pd.api.extensions.ExtensionArray:
+    """A text column (dtype 'str') of ``texts[code]`` per row, missing where the code is -1."""
+    dictionary = pa.array(texts, type=pa.large_string())
+    return pd.array(dictionary.take(pa.array(np.maximum(codes, 0), mask=codes < 0)), dtype="str")
 
 
 def audit_tables(
