@@ -325,3 +325,17 @@ def test_specs_with_the_same_reference_rows_share_a_search_and_give_what_each_gi
         assert shared["distance"].to_numpy().tobytes() == alone["distance"].to_numpy().tobytes()
         assert shared.attrs["counts"] == alone.attrs["counts"]
         assert len(alone) > 0 and alone.attrs["counts"].beyond_distance + alone.attrs["counts"].matched > 0
+
+
+def test_group_rows_are_the_rows_whose_value_is_one_of_the_groups() -> None:
+    frame = pd.DataFrame(
+        {
+            "race": pd.Series(["White", None, BLACK, "Asian", BLACK, "White"], dtype="str"),
+            "mixed": pd.Series([1, "1", None, "Asian", 2.5, "White"], dtype=object),
+        }
+    )
+    groups = similar_module.GroupRows(frame)
+    for column in ("race", "mixed"):
+        for wanted in (("White",), (BLACK, "Asian"), ("nobody",), ()):
+            expected = frame[column].isin(wanted).fillna(False).to_numpy(dtype=bool)
+            assert groups.rows(column, wanted).tolist() == expected.tolist(), (column, wanted)

@@ -35,6 +35,7 @@ import pandas as pd
 from scipy import stats
 
 from reasoner.lending.config import Comparison
+from reasoner.lending.evidence.similar import GroupRows
 from reasoner.lending.evidence.statistics import holm_adjusted
 
 __all__ = [
@@ -103,10 +104,10 @@ def _denials(frame: pd.DataFrame, comparisons: Sequence[Comparison]) -> _Denials
     known_lei = lender >= 0
     leis = np.asarray(uniques, dtype=object)
     units = []
+    groups = GroupRows(frame)
     for comparison in comparisons:
-        group = frame[comparison.column]
-        is_reference = group.eq(comparison.reference).fillna(False).to_numpy(dtype=bool)
-        is_compared = group.isin(comparison.compared).fillna(False).to_numpy(dtype=bool)
+        is_reference = groups.rows(comparison.column, (comparison.reference,))
+        is_compared = groups.rows(comparison.column, comparison.compared)
         rows = np.flatnonzero(denied & known_lei & (is_reference | is_compared))
         units.append((comparison.name, rows, lender[rows], is_compared[rows]))
     return _Denials(_cited(frame), leis, units)

@@ -60,6 +60,7 @@ from reasoner.errors import UsageError, closest
 
 __all__ = [
     "BATCH_PAIRS",
+    "GroupRows",
     "SCALINGS",
     "TREE_MIN_REFERENCES",
     "PairCounts",
@@ -214,6 +215,25 @@ def similar_pairs_of(
     return [_pairs_frame(frame, found) for found in similar_pair_rows_of(frame, specs, scaling)]
 
 
+class GroupRows:
+    """Which rows of ``frame`` are in some groups of a column (``rows``): each column factorized
+    once for every question asked of it, not compared as text per question."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._frame = frame
+        self._codes: dict[str, tuple[np.ndarray, list[object]]] = {}
+
+    def rows(self, column: str, groups: Sequence[str]) -> np.ndarray:
+        """Per row, whether its value in ``column`` is one of ``groups`` (False where missing)."""
+        if column not in self._codes:
+            codes, uniques = pd.factorize(self._frame[column])
+            self._codes[column] = codes, list(uniques)
+        codes, uniques = self._codes[column]
+        wanted = np.array([value in groups for value in uniques] + [False], dtype=bool)
+        member: np.ndarray = wanted[codes]  # code -1 (missing) reads the last entry: False
+        return member
+
+
 @dataclass(frozen=True, slots=True)
 class PairRows:
     """The pairs of ``similar_pairs(frame, spec)`` as positions in ``frame`` (``similar_pair_rows_of``):
@@ -239,10 +259,10 @@ def similar_pair_rows_of(
     usable = frame["excluded"].eq("").fillna(False).to_numpy(dtype=bool) & decided
     sides_of = []
     shared: dict[tuple[object, ...], list[int]] = {}
+    groups = GroupRows(frame)
     for index, spec in enumerate(specs):
-        group = frame[spec.group_column]
-        is_reference = usable & group.eq(spec.reference).fillna(False).to_numpy(dtype=bool)
-        is_compared = usable & group.isin(spec.compared).to_numpy(dtype=bool)
+        is_reference = usable & groups.rows(spec.group_column, (spec.reference,))
+        is_compared = usable & groups.rows(spec.group_column, spec.compared)
         sides_of.append((is_reference, is_compared))
         search = (spec.columns, spec.scaling, spec.blocks, spec.neighbours, spec.max_distance, spec.log_columns)
         shared.setdefault((*search, is_reference.tobytes()), []).append(index)
