@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy import stats
 
 from reasoner.lending.config import Comparison
@@ -169,24 +170,18 @@ def reason_mix(frame: pd.DataFrame, comparisons: Sequence[Comparison]) -> pd.Dat
 def _reason_mix(denials: _Denials) -> pd.DataFrame:
     cited, leis = denials.cited, denials.leis
     parts = []
-    for order, (name, rows, lender, compared) in enumerate(denials.units):
+    for order, (_, rows, lender, compared) in enumerate(denials.units):
         if cited is None or not rows.size:
             continue
         lenders = _both(lender, compared, leis.size)
         both = lenders[0]
         if not both.size:
             continue
-        for code, reason in REASONS.items():
+        for code in REASONS:
             counts = _counts(cited[rows, code - 1], lender, compared, leis.size, "citing", lenders)
-            parts.append(
-                {"lei": leis[both], "comparison": _repeat(name, both.size), "reason": _repeat(code, both.size)}
-                | {"reason_name": _repeat(reason, both.size)}
-                | counts
-                | {"_order": _repeat(order, both.size)}
-            )
-    table = _finish(parts, REASON_MIX_COLUMNS[:-1], ["lei", "_order", "reason"], "citing")
-    table["p_adjusted"] = holm_adjusted(table["p_value"].to_numpy(dtype=np.float64), table["lei"].to_numpy())
-    return table
+            unit = {"_lei": both, "_order": _repeat(order, both.size), "reason": _repeat(code, both.size)}
+            parts.append(unit | counts)
+    return _finish(parts, REASON_MIX_COLUMNS, "citing", denials)
 
 
 def contradicted_reasons(frame: pd.DataFrame, comparisons: Sequence[Comparison]) -> pd.DataFrame:
@@ -202,36 +197,44 @@ def _contradicted_reasons(frame: pd.DataFrame, denials: _Denials) -> pd.DataFram
         dti = frame["dti"].to_numpy(dtype=np.float64, na_value=np.nan)
         cltv = frame["cltv"].to_numpy(dtype=np.float64, na_value=np.nan)
         contradicted = (cited[:, 0] & (dti < DTI_LIMIT)) | (cited[:, 3] & (cltv < CLTV_LIMIT))
-        for order, (name, rows, lender, compared) in enumerate(denials.units):
+        for order, (_, rows, lender, compared) in enumerate(denials.units):
             lenders = _both(lender, compared, leis.size)
             both = lenders[0]
             if both.size:
                 counts = _counts(contradicted[rows], lender, compared, leis.size, "contradicted", lenders)
-                text = {"lei": leis[both], "comparison": _repeat(name, both.size)}
-                parts.append(text | counts | {"_order": _repeat(order, both.size)})
-    table = _finish(parts, CONTRADICTED_COLUMNS[:-1], ["lei", "_order"], "contradicted")
-    table["p_adjusted"] = holm_adjusted(table["p_value"].to_numpy(dtype=np.float64), table["lei"].to_numpy())
-    return table
+                parts.append({"_lei": both, "_order": _repeat(order, both.size)} | counts)
+    return _finish(parts, CONTRADICTED_COLUMNS, "contradicted", denials)
 
 
-def _repeat(value: str | int, size: int) -> np.ndarray:
-    return np.full(size, value, dtype=object if isinstance(value, str) else np.int64)
+def _repeat(value: int, size: int) -> np.ndarray:
+    return np.full(size, value, dtype=np.int64)
 
 
-def _finish(parts: list[dict[str, np.ndarray]], columns: Sequence[str], keys: list[str], noun: str) -> pd.DataFrame:
-    """The parts' columns joined (one frame, not one per part) with the p-values of an excess of
-    ``noun`` among the compared (``_excess_p``, for every row at once), sorted by ``keys``, the
-    text columns as text."""
+def _finish(parts: list[dict[str, np.ndarray]], columns: Sequence[str], noun: str, denials: _Denials) -> pd.DataFrame:
+    """The parts' columns joined (one frame, not one per part), sorted by lender (as text), comparison
+    (audit.toml order) and reason; the texts taken from the lender, comparison and reason codes; the
+    p-values of an excess of ``noun`` among the compared (``_excess_p``, for every row at once) and
+    Holm's adjustment over each lender's rows."""
     if not parts:
         return _empty(columns)
     joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    keys = [joined[name] for name in ("reason", "_order", "_lei") if name in joined]  # last key sorts first
+    order = np.lexsort(keys)  # stable: ties keep the parts' order
+    joined = {name: values[order] for name, values in joined.items()}
     joined["p_value"] = _excess_p(
         joined[f"compared_{noun}"], joined[f"reference_{noun}"], joined["compared_denials"], joined["reference_denials"]
     )
-    table = pd.DataFrame(joined).sort_values(keys, kind="stable").reset_index(drop=True)
-    table = table[list(columns)]
-    text = {name: "str" for name in ("lei", "comparison", "reason_name") if name in columns}
-    return table.astype(text)
+    joined["p_adjusted"] = holm_adjusted(joined["p_value"], joined["_lei"])
+    joined["lei"] = _texts(joined["_lei"], denials.leis)
+    joined["comparison"] = _texts(joined["_order"], np.array([unit[0] for unit in denials.units], dtype=object))
+    if "reason_name" in columns:
+        joined["reason_name"] = _texts(joined["reason"] - 1, np.array(list(REASONS.values()), dtype=object))
+    return pd.DataFrame({name: joined[name] for name in columns})
+
+
+def _texts(codes: np.ndarray, texts: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A text column (dtype 'str') of ``texts[code]`` per row."""
+    return pd.array(pa.array(texts, type=pa.large_string()).take(pa.array(codes)), dtype="str")
 
 
 def _empty(columns: Sequence[str]) -> pd.DataFrame:
