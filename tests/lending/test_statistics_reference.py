@@ -433,6 +433,40 @@ def test_newton_on_ungrouped_rows_matches_and_returns_the_predictor_in_their_ord
     np.testing.assert_allclose(eta, np.einsum("ij,ij->i", design, beta[unit]), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_newton_skips_the_log_likelihood_only_where_step_halving_would_take_the_whole_step(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Newton's steps that move no linear predictor by more than ``SAFE_REACH`` are taken without
+    evaluating the log-likelihood (branch stats6): the same bits as evaluating it before every step
+    (``SAFE_REACH`` below 0), from zeros and from warm starts, with and without weights, on random
+    and degenerate units (separation, collinear, constant, tiny), and some steps are skipped."""
+    rng = np.random.default_rng(seed)
+    skipped = []
+    safe_steps = statistics._safe_steps
+
+    def counted(change: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
+        safe: np.ndarray = safe_steps(change, unit, count)
+        skipped.append(int(safe[np.bincount(unit, minlength=count) > 0].sum()))
+        return safe
+
+    for data in (units_of(rng, list(rng.integers(8, 600, 20))), degenerate_units(rng)):
+        unit, count = data["unit"], int(data["unit"].max()) + 1
+        design = _design(data["values"], data["indicator"], unit, count)
+        penalty = _penalty(design.shape[1], free=5)
+        for weight in (None, rng.uniform(0.05, 1.0, unit.size)):
+            for start in (None, warm_start(data, design, weight), rng.normal(0, 2.0, (count, design.shape[1]))):
+                arguments = (design, data["outcome"], unit, count, penalty, weight)
+                monkeypatch.setattr(statistics, "_safe_steps", counted)
+                found = statistics._newton(*arguments, start=start)
+                monkeypatch.setattr(statistics, "SAFE_REACH", -1.0)  # every step tested, as before
+                expected = statistics._newton(*arguments, start=start)
+                monkeypatch.undo()
+                for new, old in zip(found, expected, strict=True):
+                    np.testing.assert_array_equal(new, old)
+    assert sum(skipped) > 0
+
+
 def test_solve_information_by_cholesky_and_by_the_pseudo_inverse_where_it_fails() -> None:
     rng = np.random.default_rng(11)
     base = rng.normal(size=(4, 40, 5))
