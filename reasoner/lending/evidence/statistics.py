@@ -117,6 +117,7 @@ class Prepared:
         self._lenders: tuple[np.ndarray, np.ndarray] | None = None
         self._masks: dict[str, np.ndarray] = {}
         self._financial: dict[Covariates, Financial] = {}
+        self._indicators: dict[tuple[str, tuple[str, ...] | None], list[np.ndarray]] = {}
 
     def lenders(self) -> tuple[np.ndarray, np.ndarray]:
         """``_lender_codes`` of the canonical rows, built once."""
@@ -144,9 +145,10 @@ class Prepared:
         return self._masks["denied"]
 
     def covariates(self, covariates: Covariates) -> tuple[np.ndarray, tuple[str, ...]]:
-        """``_labelled_covariates`` of the canonical rows, built once per model."""
+        """``_labelled_covariates`` of the canonical rows, built once per model (a category's
+        indicators once for every model that controls for it)."""
         if covariates not in self._matrices:
-            self._matrices[covariates] = _labelled_covariates(self.frame, covariates)
+            self._matrices[covariates] = _labelled_covariates(self.frame, covariates, self._indicators)
         return self._matrices[covariates]
 
     def financial(self, covariates: Covariates) -> Financial:
@@ -1067,16 +1069,22 @@ def cluster_outliers(
         ((own == "denied") & (approval_share >= share)) | ((own == "approved") & (1 - approval_share >= share))
     )
     rows = applicants[outlier]
+    ids = pd.Series(frame["application_id"].iloc[rows].to_numpy(), dtype="str")
+    leis = pd.Series(frame["lei"].iloc[rows].to_numpy(), dtype="str")
     result = pd.DataFrame(
         {
-            "application_id": frame["application_id"].iloc[rows].to_numpy(),
-            "lei": frame["lei"].iloc[rows].to_numpy(),
-            "decision": own[outlier],
+            "application_id": ids,
+            "lei": leis,
+            "decision": pd.Series(own[outlier], dtype="str"),
             "neighbours": neighbours[outlier].astype(np.int64),
             "neighbour_approval_share": approval_share[outlier],
         }
-    ).astype({"application_id": "str", "lei": "str", "decision": "str"})
-    return result.sort_values(["lei", "application_id"], kind="stable", ignore_index=True)
+    )
+    if ids.hasnans or leis.hasnans:
+        return result.sort_values(["lei", "application_id"], kind="stable", ignore_index=True)
+    # Texts compare by code point in Python as in pandas: the order of a stable sort by lei, then id.
+    order = np.lexsort((ids.to_numpy(dtype=object), leis.to_numpy(dtype=object)))
+    return result.take(order).reset_index(drop=True)
 
 
 # --- shared -----------------------------------------------------------------------------------
@@ -1288,8 +1296,13 @@ def covariate_matrix(frame: pd.DataFrame, covariates: Sequence[str] | Covariates
     return _labelled_covariates(frame, as_covariates(covariates))
 
 
-def _labelled_covariates(frame: pd.DataFrame, covariates: Covariates) -> tuple[np.ndarray, tuple[str, ...]]:
-    """``_covariates`` and, per column, the covariate it comes from ('dti bands', 'loan_type')."""
+def _labelled_covariates(
+    frame: pd.DataFrame,
+    covariates: Covariates,
+    indicators: dict[tuple[str, tuple[str, ...] | None], list[np.ndarray]] | None = None,
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``_covariates`` and, per column, the covariate it comes from ('dti bands', 'loan_type').
+    ``indicators``: each category's ``_indicators`` by column and levels, filled and reused."""
     columns, labels = [], []
     for name in covariates.numeric:
         columns.append(_numeric(frame, name))
@@ -1302,9 +1315,16 @@ def _labelled_covariates(frame: pd.DataFrame, covariates: Covariates) -> tuple[n
             labels.append(f"{name} bands")
     known = dict(covariates.levels)
     for name in covariates.categorical:
-        indicators = _indicators(frame[name], known.get(name))
-        columns.extend(indicators)
-        labels.extend([name] * len(indicators))
+        key = (name, known.get(name))
+        if indicators is None or key not in indicators:
+            made = _indicators(frame[name], known.get(name))
+            if indicators is None:
+                columns.extend(made)
+                labels.extend([name] * len(made))
+                continue
+            indicators[key] = made
+        columns.extend(indicators[key])
+        labels.extend([name] * len(indicators[key]))
     matrix = np.column_stack(columns) if columns else np.empty((len(frame), 0))
     return matrix, tuple(labels)
 
@@ -1347,7 +1367,10 @@ def _indicators(values: pd.Series, levels: tuple[str, ...] | None = None) -> lis
     which makes the fit unique and the same whichever lenders share a partition."""
     if levels is None:
         levels = category_levels(values)
-    codes, uniques = pd.factorize(values.astype(object).where(values.notna(), None), use_na_sentinel=True)
+    if values.dtype.kind in "iuf":  # numbers (codes): factorized as they are, NaN missing, as the objects would be
+        codes, uniques = pd.factorize(values.to_numpy(), use_na_sentinel=True)
+    else:
+        codes, uniques = pd.factorize(values.astype(object).where(values.notna(), None), use_na_sentinel=True)
     position = {level: index for index, level in enumerate(levels)}
     found = [position.get(level_text(value), -1) for value in uniques]
     mapped = np.array([*found, position.get(MISSING_LEVEL, -1)], dtype=np.int64)
