@@ -912,3 +912,24 @@ def test_interaction_fits_from_the_financial_fit_match_the_fits_from_zeros(
             np.testing.assert_allclose(new[column], old[column], rtol=0, atol=ABSOLUTE)
         else:
             assert new[column].equals(old[column]), column
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 7, 34])
+def test_unit_sums_of_grouped_rows_have_the_bits_of_one_bincount_per_column(width: int) -> None:
+    """``_unit_sums`` of rows grouped by unit sums each unit's block of rows (branch stats6): the
+    bits of ``np.bincount`` per column (each unit's rows added in order), for units of one row,
+    empty units, a block that starts anywhere in memory and values of very different sizes."""
+    rng = np.random.default_rng(width)
+    sizes = rng.integers(0, 3000, 40)
+    sizes[[3, 9]] = 0
+    sizes[[4, 5]] = 1
+    unit = np.repeat(np.arange(sizes.size), sizes)
+    values = rng.normal(size=(unit.size, width)) * np.exp(rng.normal(0, 6, (unit.size, 1)))
+    expected = np.column_stack([np.bincount(unit, values[:, column], sizes.size) for column in range(width)])
+    assert statistics._unit_sums(values, unit, sizes.size).tobytes() == expected.tobytes()
+    assert statistics._unit_sums(np.asfortranarray(values), unit, sizes.size).tobytes() == expected.tobytes()
+    shuffled = rng.permutation(unit.size)  # not grouped: one bincount over the cells, the same bits per unit
+    expected = np.column_stack(
+        [np.bincount(unit[shuffled], values[shuffled, column], sizes.size) for column in range(width)]
+    )
+    assert statistics._unit_sums(values[shuffled], unit[shuffled], sizes.size).tobytes() == expected.tobytes()

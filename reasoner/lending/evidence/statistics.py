@@ -666,6 +666,11 @@ def _financial_fit(prepared: Prepared, covariates: Covariates) -> Financial:
     denials = np.bincount(unit, outcome[rows], count)
     good_unit = (size >= MIN_GROUP) & (denials > 0) & (denials < size)
     rows, unit = rows[good_unit[unit]], unit[good_unit[unit]]
+    # Grouped by lender, each lender's rows in their order (a stable sort): its sums are the same, and
+    # neither the scales nor Newton need to group the covariates themselves.
+    order = _by_unit(unit)
+    if order is not None:
+        rows, unit = rows[order], unit[order]
     width = values.shape[1]
     if rows.size == 0:
         empty = np.zeros((count, width))
@@ -1403,7 +1408,8 @@ def _centred_scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[n
     """``_scales`` and the values centred by them (``values - means[unit]``, which ``_standardise``
     would compute again)."""
     sizes = np.maximum(np.bincount(unit, minlength=count), 1).astype(np.float64)
-    cells = _cells(unit, values.shape[1])  # once for both sums
+    grouped = values.shape[1] > 1 and _by_unit(unit) is None
+    cells = None if grouped else _cells(unit, values.shape[1])  # once for both sums
     means = _unit_sums(values, unit, count, cells) / sizes[:, None]
     centred = values - means[unit]
     spread = np.sqrt(_unit_sums(centred**2, unit, count, cells) / sizes[:, None])
@@ -1418,13 +1424,22 @@ def _cells(unit: np.ndarray, width: int) -> np.ndarray:
 
 
 def _unit_sums(values: np.ndarray, unit: np.ndarray, count: int, cells: np.ndarray | None = None) -> np.ndarray:
-    """Per unit and column, the sum of the unit's rows (units, columns): one ``np.bincount`` over
-    the (row, column) cells, which adds each unit's cells of a column in row order, as one
-    ``np.bincount`` per column does (the same bits), in one pass over the rows. ``cells``:
-    ``_cells(unit, columns)``, when known."""
+    """Per unit and column, the sum of the unit's rows (units, columns), each unit's rows added in
+    their order, as one ``np.bincount`` per column adds them. Rows grouped by unit, two columns or
+    more: per unit, its block of rows summed down the columns (numpy adds a C-ordered block's rows
+    one after another into the sums: the bits of ``np.bincount``, tested; a single column it would
+    sum pairwise). Otherwise one ``np.bincount`` over the (row, column) cells, in one pass over the
+    rows. ``cells``: ``_cells(unit, columns)``, when known."""
     width = values.shape[1]
     if width == 0:
         return np.zeros((count, 0))
+    if width > 1 and _by_unit(unit) is None:
+        blocks = np.ascontiguousarray(values, dtype=np.float64)
+        bounds = np.searchsorted(unit, np.arange(count + 1))
+        found = np.zeros((count, width))
+        for index in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            found[index] = blocks[bounds[index] : bounds[index + 1]].sum(axis=0)
+        return found
     cells = _cells(unit, width) if cells is None else cells
     sums: np.ndarray = np.bincount(cells, np.ascontiguousarray(values, dtype=np.float64).ravel(), count * width)
     return sums.reshape(count, width)
