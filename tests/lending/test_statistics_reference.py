@@ -933,3 +933,16 @@ def test_unit_sums_of_grouped_rows_have_the_bits_of_one_bincount_per_column(widt
         [np.bincount(unit[shuffled], values[shuffled, column], sizes.size) for column in range(width)]
     )
     assert statistics._unit_sums(values[shuffled], unit[shuffled], sizes.size).tobytes() == expected.tobytes()
+
+
+def test_linear_predictor_per_unit_block_has_the_bits_of_one_einsum_over_every_row() -> None:
+    """``_linear`` (branch stats6: one ``einsum`` per unit's block of rows) against the einsum of
+    every row with its unit's coefficients, on units of every size, empty ones and one-row ones."""
+    rng = np.random.default_rng(17)
+    for _ in range(60):
+        count, width = int(rng.integers(1, 30)), int(rng.integers(1, 40))
+        unit = np.sort(rng.integers(0, count, int(rng.integers(1, 2500))))
+        design = rng.normal(size=(unit.size, width)) * np.exp(rng.normal(0, 3, (unit.size, 1)))
+        coefficients = rng.normal(0, 2, (count, width))
+        expected = np.einsum("ij,ij->i", design, coefficients[unit])
+        assert statistics._linear(design, coefficients, unit, count).tobytes() == expected.tobytes()

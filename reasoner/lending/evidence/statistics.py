@@ -504,8 +504,7 @@ def _newton(
 
     def linear(coefficients: np.ndarray) -> np.ndarray:
         """The linear predictor of the live rows."""
-        part_eta: np.ndarray = np.einsum("ij,ij->i", live_design, coefficients[live_unit])
-        return part_eta
+        return _linear(live_design, coefficients, live_unit, count)
 
     def loglik(coefficients: np.ndarray, part_eta: np.ndarray, tested: np.ndarray) -> np.ndarray:
         """The penalised log-likelihood per unit from the live rows' linear predictor, summed over
@@ -581,6 +580,19 @@ def _newton(
         )
         beta[redo], status[redo], eta[again] = beta_again[redo], status_again[redo], eta_again
     return beta, eta, status
+
+
+def _linear(design: np.ndarray, coefficients: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
+    """Per row (C-ordered, grouped by unit), its design row times its unit's coefficients: per unit,
+    ``np.einsum("ij,j->i")`` over its block of rows, the bits of ``np.einsum("ij,ij->i", design,
+    coefficients[unit])`` (the same summation of each row's products; tested) without a copy of
+    the coefficients per row."""
+    found = np.empty(unit.size)
+    bounds = np.searchsorted(unit, np.arange(count + 1))
+    for index in np.flatnonzero(bounds[1:] > bounds[:-1]):
+        start, stop = bounds[index], bounds[index + 1]
+        np.einsum("ij,j->i", design[start:stop], coefficients[index], out=found[start:stop])
+    return found
 
 
 SAFE_REACH = 1.0  # a Newton step moving no row's linear predictor further than this raises the log-likelihood
@@ -1494,14 +1506,13 @@ def _cross(
         design, weight, unit = design[order], weight[order], unit[order]
         vector = None if vector is None else vector[order]
     bounds = np.searchsorted(unit, np.arange(count + 1))
-    weighted = design * weight[:, None]
     sums = None if vector is None else np.zeros((count, width))
     with one_blas_thread():  # one thread: the same kernel, so the same sums, in every process
         present = bounds[1:] > bounds[:-1]
         for index in np.flatnonzero(present if only is None else present & only):
             start, stop = bounds[index], bounds[index + 1]
             rows = design[start:stop]
-            result[index] = weighted[start:stop].T @ rows
+            result[index] = (rows * weight[start:stop, None]).T @ rows  # weighted per unit: in cache
             if sums is not None and vector is not None:
                 sums[index] = vector[start:stop] @ rows
     return result if sums is None else (result, sums)
