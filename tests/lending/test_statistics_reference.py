@@ -8,7 +8,10 @@ unchanged. The new routines must give the same statistics to 1e-8 (relative on e
 standard errors and variances, absolute on p-values), the same statuses, on random units and on
 degenerate ones: separation, collinear and constant covariates, tiny groups, a covariate the same
 for every unit, weights, and units whose rows are not grouped. The interaction tests' scikit-learn
-fits (branch fits3) are at the end.
+fits (branch fits3) are at the end. Branch stats6 replaced the pseudo-inverses of the least squares'
+normal matrices and of the logistic fits' information (for the indicator's variance) by
+``np.linalg.inv`` and a solve where a Cholesky factorisation passes: ``reference_least_squares`` and
+``reference_logistic`` keep the pseudo-inverses.
 """
 
 from __future__ import annotations
@@ -486,6 +489,33 @@ def test_solve_information_by_cholesky_and_by_the_pseudo_inverse_where_it_fails(
         expected = np.linalg.pinv(matrices[fallback], hermitian=True) @ gradient[fallback]
         np.testing.assert_allclose(step[fallback], expected, rtol=1e-14, atol=1e-15)
     assert _solve_information(matrices[:0], gradient[:0]).shape == (0, 5)
+
+
+def test_inverse_and_schur_complement_by_cholesky_match_the_pseudo_inverse() -> None:
+    """``_inverse`` and ``_schur_complement`` (branch stats6: ``np.linalg.inv`` and a solve where the
+    Cholesky factorisation passes) against the pseudo-inverse they replaced: to 1e-10 on well-posed
+    matrices and ones with a column zero throughout (zeros there, as the pseudo-inverse gives), the
+    pseudo-inverse itself where the factorisation fails (collinear columns, not semi-definite)."""
+    rng = np.random.default_rng(23)
+    base = rng.normal(size=(5, 60, 6))
+    matrices = np.einsum("uri,urj->uij", base, base) + np.diag([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+    matrices[1, 2, :] = matrices[1, :, 2] = 0.0  # a constant covariate
+    matrices[2] = np.outer(base[2, 0], base[2, 0]) + np.outer(base[2, 1], base[2, 1])  # rank 2
+    matrices[3, :, 4] = matrices[3, :, 3]  # two identical columns
+    matrices[3, 4, :] = matrices[3, 3, :]
+    matrices[4, 0, 0] = -1.0  # not positive semi-definite
+    pinv = np.linalg.pinv(matrices, hermitian=True)
+    found = statistics._inverse(matrices)
+    np.testing.assert_allclose(found[:2], pinv[:2], rtol=1e-10, atol=1e-12)
+    assert (found[1, 2, :] == 0).all() and (found[1, :, 2] == 0).all()
+    np.testing.assert_array_equal(found[2:], pinv[2:])  # the fallback: the pseudo-inverse's bits
+    for index in (0, 1, 3):
+        expected = _partial_variance(matrices, index)
+        left = statistics._schur_complement(matrices, index)
+        np.testing.assert_allclose(left[:2], expected[:2], rtol=1e-10)
+        np.testing.assert_array_equal(left[2:], expected[2:])
+    assert statistics._schur_complement(matrices, 2)[1] == 0.0  # a column zero throughout: nothing left
+    assert statistics._inverse(matrices[:0]).shape == (0, 6, 6)
 
 
 def compare_least_squares(data: dict[str, np.ndarray], weight: np.ndarray | None = None) -> np.ndarray:

@@ -444,7 +444,7 @@ def _logistic(
     curvature = fitted * (1 - fitted) if weight is None else weight * fitted * (1 - fitted)
     unpenalised = _cross(design, curvature, unit, count)
     information = unpenalised + np.diag(penalty)
-    left = _partial_variance(information, 1)
+    left = _schur_complement(information, 1)
     # Collinearity is judged without the penalty, which would hide a group identical to a category.
     explained = _partial_variance(unpenalised, 1, rcond=1e-10)
     collinear = (status == 0) & ~(explained > COLLINEAR * information[:, 1, 1])
@@ -1018,7 +1018,7 @@ def _least_squares(
     penalty = np.zeros(width + 1)
     penalty[1 + numeric :] = RIDGE
     normal = sums[:, :-1, :-1] + np.diag(penalty)
-    inverse = np.linalg.pinv(normal, hermitian=True)
+    inverse = _inverse(normal)
     beta = np.einsum("uij,uj->ui", inverse, sums[:, :-1, -1])
     rank = np.linalg.matrix_rank(sums[:, 1:-1, 1:-1], hermitian=True) if width else np.zeros(count, int)
     # What of the indicator the covariates do not explain (a Schur complement), for collinearity:
@@ -1521,18 +1521,15 @@ def _cross(
 PIVOT = 1e-10  # a Cholesky pivot below this share of its diagonal entry: the column is (nearly) collinear
 
 
-def _solve_information(information: np.ndarray, gradient: np.ndarray) -> np.ndarray:
-    """Newton steps: per unit, the solution of ``information @ step = gradient`` (positive
-    semi-definite matrices, (units, p, p)), by a Cholesky factorisation. A column that is zero
-    throughout (a covariate constant in the unit, standardised to 0 and not penalised) gets no
-    step; a unit whose factorisation fails or has a pivot below ``PIVOT`` of its diagonal entry
-    (covariates collinear within it) is solved with the pseudo-inverse, as all units once were."""
-    if information.shape[0] == 0:
-        return np.zeros(gradient.shape)
+def _definite(information: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positive semi-definite matrices (units, p, p) made ready for a factorisation: a column that
+    is zero throughout (a covariate constant in the unit, standardised to 0 and not penalised) gets
+    a 1 on the diagonal; and per unit, whether its Cholesky factorisation succeeds with every pivot
+    at least ``PIVOT`` of its diagonal entry (else covariates are collinear within it)."""
     matrices = information.copy()
     empty = (matrices == 0).all(axis=2)
     units, columns = np.nonzero(empty)
-    matrices[units, columns, columns] = 1.0  # the gradient there is 0, so is the step
+    matrices[units, columns, columns] = 1.0
     good = np.ones(matrices.shape[0], dtype=bool)
     factor = np.zeros_like(matrices)
     try:
@@ -1545,6 +1542,18 @@ def _solve_information(information: np.ndarray, gradient: np.ndarray) -> np.ndar
                 good[index] = False
     pivots = np.diagonal(factor, axis1=1, axis2=2) ** 2
     good &= (pivots > PIVOT * np.maximum(np.diagonal(matrices, axis1=1, axis2=2), 0.0)).all(axis=1)
+    return matrices, good
+
+
+def _solve_information(information: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+    """Newton steps: per unit, the solution of ``information @ step = gradient`` (positive
+    semi-definite matrices, (units, p, p)), checked by a Cholesky factorisation (``_definite``). A
+    column that is zero throughout gets no step (the gradient there is 0); a unit whose factorisation
+    fails or has a pivot below ``PIVOT`` of its diagonal entry is solved with the pseudo-inverse, as
+    all units once were."""
+    if information.shape[0] == 0:
+        return np.zeros(gradient.shape)
+    matrices, good = _definite(information)
     step = np.zeros(gradient.shape)
     if good.any():
         step[good] = np.linalg.solve(matrices[good], gradient[good][:, :, None])[:, :, 0]
@@ -1553,6 +1562,44 @@ def _solve_information(information: np.ndarray, gradient: np.ndarray) -> np.ndar
             "uij,uj->ui", np.linalg.pinv(information[~good], hermitian=True), gradient[~good]
         )
     return step
+
+
+def _inverse(information: np.ndarray) -> np.ndarray:
+    """Per unit, the pseudo-inverse of a positive semi-definite matrix (units, p, p): where its
+    Cholesky factorisation passes (``_definite``), its inverse (``np.linalg.inv``; a column zero
+    throughout gets zeros, as the pseudo-inverse gives it), a tenth of the cost of the pseudo-inverse's
+    eigendecomposition; elsewhere the pseudo-inverse."""
+    if information.shape[0] == 0:
+        return np.zeros(information.shape)
+    matrices, good = _definite(information)
+    inverse = np.zeros(information.shape)
+    if good.any():
+        empty = (information[good] == 0).all(axis=2)
+        found = np.linalg.inv(matrices[good])
+        found[np.broadcast_to(empty[:, :, None], found.shape) | np.broadcast_to(empty[:, None, :], found.shape)] = 0.0
+        inverse[good] = found
+    if not good.all():
+        inverse[~good] = np.linalg.pinv(information[~good], hermitian=True)
+    return inverse
+
+
+def _schur_complement(information: np.ndarray, index: int) -> np.ndarray:
+    """``_partial_variance(information, index)`` of positive semi-definite matrices: where the
+    Cholesky factorisation passes (``_definite``), 1 / (the inverse's entry ``index``), the same
+    quantity without the pseudo-inverse's eigendecomposition (0 where the column is zero throughout,
+    as there); elsewhere ``_partial_variance``."""
+    left = np.zeros(information.shape[0])
+    if information.shape[0] == 0:
+        return left
+    matrices, good = _definite(information)
+    good &= ~(information[:, index] == 0).all(axis=1)
+    if good.any():
+        target = np.zeros((int(good.sum()), information.shape[1], 1))
+        target[:, index, 0] = 1.0
+        left[good] = 1.0 / np.linalg.solve(matrices[good], target)[:, index, 0]
+    if not good.all():
+        left[~good] = _partial_variance(information[~good], index)
+    return left
 
 
 def _partial_variance(information: np.ndarray, index: int, rcond: float = 1e-15) -> np.ndarray:
