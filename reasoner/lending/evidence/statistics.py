@@ -858,11 +858,12 @@ def _poisson_binomial_cdf(trials: np.ndarray) -> np.ndarray:
         pmf[:, 0] = 1.0
         return pmf
     pmf[:, 0], pmf[:, 1] = 1 - trials[:, 0], trials[:, 0]
+    moved = np.empty((count, width))  # one buffer for every step's moved mass
+    failure = 1 - trials
     for index in range(1, width):
-        probability = trials[:, index : index + 1]
-        moved = pmf[:, : index + 1] * probability
-        pmf[:, : index + 1] *= 1 - probability
-        pmf[:, 1 : index + 2] += moved
+        np.multiply(pmf[:, : index + 1], trials[:, index : index + 1], out=moved[:, : index + 1])
+        pmf[:, : index + 1] *= failure[:, index : index + 1]
+        pmf[:, 1 : index + 2] += moved[:, : index + 1]
     cdf: np.ndarray = np.cumsum(pmf, axis=1)
     return cdf
 
@@ -1006,9 +1007,8 @@ def _least_squares(
     width = values.shape[1]
     numeric = width if numeric is None else numeric
     sizes = np.bincount(unit, weight, minlength=count).astype(np.float64)
-    design = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count, scales)])
     safe_sizes = np.maximum(sizes, 1.0) if weight is None else np.where(sizes > 0, sizes, 1.0)
-    columns = np.column_stack([design, outcome])
+    columns = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count, scales), outcome])
     weighted_columns = columns if weight is None else columns * weight[:, None]
     centred = columns - (
         _unit_sums(weighted_columns, unit, count) / safe_sizes[:, None]
@@ -1156,7 +1156,7 @@ class _Units:
         position among them (-1 for rows not taking part or without an LEI)."""
         codes, names = lenders
         known = taking_part & (codes >= 0)
-        present = np.unique(codes[known])
+        present = np.flatnonzero(np.bincount(codes[known], minlength=names.size))  # sorted, as np.unique
         self.leis = names[present]
         self.codes = present  # per position, the lender code
         position = np.full(names.size, -1, dtype=np.int64)
