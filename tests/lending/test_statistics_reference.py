@@ -254,6 +254,9 @@ def reference_cross(
 # --- units ------------------------------------------------------------------------------------
 
 
+CATEGORY_COLUMNS = np.array([-1, -1, -1, 0, 0, 0])  # units_of's covariates: three numeric, one category of three levels
+
+
 def units_of(
     rng: np.random.Generator, sizes: list[int], numeric: int = 3, categories: int = 3
 ) -> dict[str, np.ndarray]:
@@ -317,7 +320,9 @@ def compare_logistic(
     design = _design(data["values"], data["indicator"], unit, count)
     expected = reference_logistic(design, data["outcome"], unit, count, numeric, weight)
     start = warm_start(data, design, weight) if warm else None
-    found = statistics._logistic(design, data["outcome"], unit, count, numeric, weight, start=start)
+    found = statistics._logistic(
+        design, data["outcome"], unit, count, numeric, weight, start=start, categories=CATEGORY_COLUMNS
+    )
     np.testing.assert_array_equal(found[2], expected[2])
     good = expected[2] == 0
     np.testing.assert_allclose(found[0][good], expected[0][good], rtol=RELATIVE, atol=1e-12)
@@ -518,10 +523,46 @@ def test_inverse_and_schur_complement_by_cholesky_match_the_pseudo_inverse() -> 
     assert statistics._inverse(matrices[:0]).shape == (0, 6, 6)
 
 
+def test_explained_variance_without_a_base_level_matches_the_pseudo_inverse() -> None:
+    """``_explained`` (branch stats6: each category's first varying level left out, the rest by
+    Cholesky) against ``_partial_variance(..., rcond=1e-10)`` of the cross products of standardised
+    designs: two categories, a level constant in a unit, a group identical to a level (nothing left
+    to it: collinear in both), a unit where one level alone varies (not left out), collinear numeric
+    covariates (the pseudo-inverse, as before)."""
+    rng = np.random.default_rng(29)
+    units, rows = 6, 400
+    unit = np.repeat(np.arange(units), rows)
+    group = (rng.random(unit.size) < 0.4).astype(np.float64)
+    numeric = rng.normal(size=(unit.size, 2))
+    first = np.eye(3)[rng.integers(0, 3, unit.size)]
+    second = np.eye(4)[rng.integers(0, 4, unit.size)]
+    mine = unit == 1
+    second[mine] = np.eye(4)[rng.integers(0, 2, mine.sum())]  # levels 2 and 3 constant (0) in unit 1
+    mine = unit == 2
+    first[mine] = np.eye(3)[np.where(group[mine] > 0, 0, rng.integers(1, 3, mine.sum()))]
+    group[mine] = first[mine, 0]  # the group is the first level
+    mine = unit == 3
+    first[mine] = 0.0
+    first[mine, 1] = rng.random(mine.sum()) < 0.5  # one level alone varies: not a category's levels here
+    mine = unit == 4
+    numeric[mine, 1] = 2.0 * numeric[mine, 0] + 1.0  # collinear numeric covariates
+    values = np.column_stack([numeric, first, second])
+    design = np.column_stack([np.ones(unit.size), group, _standardise(values, unit, units)])
+    weight = rng.uniform(0.05, 0.25, unit.size)
+    matrices = statistics._cross(design, weight, unit, units)
+    categories = statistics._column_categories(np.array([-1, -1, 0, 0, 0, 1, 1, 1, 1]), design.shape[1], 2)
+    left, factored = statistics._explained(matrices, 1, categories)
+    expected = _partial_variance(matrices, 1, rcond=1e-10)
+    assert factored.tolist() == [True, True, False, True, False, True]  # 2: collinear with the group, 4: numeric
+    np.testing.assert_allclose(left[factored], expected[factored], rtol=1e-9)
+    assert expected[2] <= COLLINEAR * matrices[2, 1, 1]  # the group identical to a level: nothing left
+    assert (left[[0, 1, 3, 5]] > 0.5 * matrices[[0, 1, 3, 5], 1, 1]).all()
+
+
 def compare_least_squares(data: dict[str, np.ndarray], weight: np.ndarray | None = None) -> np.ndarray:
     unit, count = data["unit"], int(data["unit"].max()) + 1
     arguments = (data["spread"], data["indicator"], data["values"], unit, count, 3, weight)
-    gap, error, df, status = statistics._least_squares(*arguments)
+    gap, error, df, status = statistics._least_squares(*arguments, categories=CATEGORY_COLUMNS)
     old_gap, old_error, old_df, old_status = reference_least_squares(*arguments)
     np.testing.assert_array_equal(status, old_status)
     np.testing.assert_array_equal(df, old_df)
@@ -566,10 +607,11 @@ def test_lender_tables_match_the_replaced_code(register: pd.DataFrame, monkeypat
     odds = lender_denial_odds(register, "race", "White", groups, covariates)
     pricing = pricing_disparity(register, "race", "White", groups, covariates)
     monkeypatch.setattr(  # from zeros, where the replaced code started
-        statistics, "_logistic", lambda *arguments, start=None: reference_logistic(*arguments)
+        statistics, "_logistic", lambda *arguments, start=None, categories=None: reference_logistic(*arguments)
     )
     monkeypatch.setattr(  # the scales it is given are those it computes
-        statistics, "_least_squares", lambda *arguments, scales=None: reference_least_squares(*arguments)
+        statistics, "_least_squares",
+        lambda *arguments, scales=None, categories=None: reference_least_squares(*arguments),
     )
     old_odds = lender_denial_odds(register, "race", "White", groups, covariates)
     old_pricing = pricing_disparity(register, "race", "White", groups, covariates)

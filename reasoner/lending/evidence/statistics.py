@@ -239,7 +239,7 @@ def lender_denial_odds(
         units,
         (reference_n, compared_n, reference_denials, compared_denials, model_reference + model_compared),
         reason,
-        (values, labels, len(covariates.numeric)),
+        (values, labels, len(covariates.numeric), _category_columns(labels, covariates)),
         (rows, unit, indicator, outcome, None),
         prepared.financial(covariates),
     )
@@ -294,7 +294,7 @@ def _weighted_denial_odds(
         units,
         (reference_n, compared_n, reference_denials, compared_denials, model_reference + model_compared),
         reason,
-        (values, labels, len(covariates.numeric)),
+        (values, labels, len(covariates.numeric), _category_columns(labels, covariates)),
         (rows, unit, indicator, denied[rows].astype(np.float64), weight),
     )
 
@@ -303,18 +303,19 @@ def _odds_table(
     units: _Units,
     sizes: tuple[np.ndarray, ...],
     reason: np.ndarray,
-    covariates: tuple[np.ndarray, tuple[str, ...], int],
+    covariates: tuple[np.ndarray, tuple[str, ...], int, np.ndarray],
     model: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None],
     financial: Financial | None = None,
 ) -> pd.DataFrame:
     """The denial-odds table of ``units``, fitting the units without a ``reason``: ``sizes`` are
     the reference and compared applications and denials and the model's applications;
-    ``covariates`` the covariate matrix, its labels and how many are numeric; ``model`` the
+    ``covariates`` the covariate matrix, its labels, how many are numeric and each column's category
+    (``_category_columns``); ``model`` the
     model's rows, their unit, group indicator, outcome and weight (None: unweighted); ``financial``:
     the lenders' fit on the financials alone (``_financial_fit``), Newton's starting point for each
     unit of a lender it fitted (``_warm_start``; the others start at their denial rate's logit)."""
     reference_n, compared_n, reference_denials, compared_denials, model_n = sizes
-    values, labels, numeric = covariates
+    values, labels, numeric, categories = covariates
     rows, unit, indicator, outcome, weight = model
     fit = reason[unit] == ""
     fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
@@ -333,7 +334,7 @@ def _odds_table(
         _null_intercept(outcome[fit], fit_unit, fitted_units.size, fit_weight),
     )
     log_odds, variance, status = _logistic(
-        design, outcome[fit], fit_unit, fitted_units.size, numeric, fit_weight, start=start
+        design, outcome[fit], fit_unit, fitted_units.size, numeric, fit_weight, start=start, categories=categories
     )
     not_controlled = _not_controlled(unit_values, labels, unit, units.count, spread)
     estimate = np.full(units.count, np.nan)
@@ -426,14 +427,15 @@ def _design(
 
 def _logistic(
     design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, numeric: int = 0,
-    weight: np.ndarray | None = None, *, start: np.ndarray | None = None,
+    weight: np.ndarray | None = None, *, start: np.ndarray | None = None, categories: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One logistic regression per unit, all at once: the indicator's (column 1) estimate,
     its variance from the observed information, and a status (0 ok, 1 diverged, 2 not
     converged, 3 indicator collinear with the covariates). The ``numeric`` covariates after
     the indicator are unpenalised; the band and category indicators after them are not.
     ``weight``: per row, its weight in the likelihood (probability weights; none: 1 each);
-    ``start``: Newton's starting coefficients per unit (none: zeros)."""
+    ``start``: Newton's starting coefficients per unit (none: zeros); ``categories``: per covariate
+    column, the category it is an indicator of (-1: none; none: no categories), for ``_explained``."""
     order = _by_unit(unit)  # every result is per unit: group the rows once, for _newton's and _cross's slices
     if order is not None:
         design, outcome, unit = design[order], outcome[order], unit[order]
@@ -446,12 +448,30 @@ def _logistic(
     information = unpenalised + np.diag(penalty)
     left = _schur_complement(information, 1)
     # Collinearity is judged without the penalty, which would hide a group identical to a category.
-    explained = _partial_variance(unpenalised, 1, rcond=1e-10)
+    explained, factored = _explained(unpenalised, 1, _column_categories(categories, design.shape[1], 2))
+    if not factored.all():
+        explained[~factored] = _partial_variance(unpenalised[~factored], 1, rcond=1e-10)
     collinear = (status == 0) & ~(explained > COLLINEAR * information[:, 1, 1])
     status[collinear] = 3
     with np.errstate(divide="ignore", invalid="ignore"):
         variance = np.where(status == 0, 1.0 / left, np.nan)
     return beta[:, 1], variance, status
+
+
+def _column_categories(categories: np.ndarray | None, width: int, before: int) -> np.ndarray:
+    """Per column of a matrix of ``width`` columns whose covariates start after ``before`` others, the
+    category of ``categories`` (per covariate column; none: no categories) it belongs to, -1 for none."""
+    found = np.full(width, -1, dtype=np.int64)
+    if categories is not None:
+        found[before : before + categories.size] = categories
+    return found
+
+
+def _category_columns(labels: tuple[str, ...], covariates: Covariates) -> np.ndarray:
+    """Per column of ``covariate_matrix``, the number of the categorical covariate whose indicator it
+    is (-1: a numeric or band column)."""
+    names = list(covariates.categorical)
+    return np.array([names.index(label) if label in names else -1 for label in labels], dtype=np.int64)
 
 
 def _penalty(width: int, free: int) -> np.ndarray:
@@ -947,6 +967,7 @@ def pricing_disparity(
     gap, error, df, status = _least_squares(
         spread[rows[fit]], indicator[fit], values[rows[fit]], fit_unit, fitted_units.size, len(covariates.numeric),
         None if weight is None else weight[fit], scales=(means[fitted_units], scale[fitted_units]),
+        categories=_category_columns(labels, covariates),
     )
     texts = np.array(["", "too few loans for the covariates", _COLLINEAR_TEXT])
     reason[fitted_units] = texts[status]
@@ -989,6 +1010,7 @@ def _least_squares(
     weight: np.ndarray | None = None,
     *,
     scales: tuple[np.ndarray, np.ndarray] | None = None,
+    categories: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per unit, least squares of outcome on intercept + indicator + covariates (centred within
     the unit, so the intercept drops out), the band and category indicators after the first
@@ -999,7 +1021,7 @@ def _least_squares(
     status (0 ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates).
     ``weight``: weighted least squares (probability weights; sizes and degrees of freedom are sums
     of weights, each row's leverage and sandwich term carry its weight). ``scales``: ``_scales``
-    of ``values`` per unit, when known."""
+    of ``values`` per unit, when known; ``categories``: as for ``_logistic``."""
     order = _by_unit(unit)  # every result is per unit: group the rows once, for _cross's and the leverages' slices
     if order is not None:
         outcome, indicator, values, unit = outcome[order], indicator[order], values[order], unit[order]
@@ -1020,10 +1042,14 @@ def _least_squares(
     normal = sums[:, :-1, :-1] + np.diag(penalty)
     inverse = _inverse(normal)
     beta = np.einsum("uij,uj->ui", inverse, sums[:, :-1, -1])
+    # The covariates' rank by numpy's tolerance (a category's redundant direction, which rounding
+    # leaves near 1e-15 of the largest, counts in some units: kept as it was).
     rank = np.linalg.matrix_rank(sums[:, 1:-1, 1:-1], hermitian=True) if width else np.zeros(count, int)
     # What of the indicator the covariates do not explain (a Schur complement), for collinearity:
     # without the penalty, which would hide a group identical to a category.
-    left = _partial_variance(sums[:, :-1, :-1], 0, rcond=1e-10)
+    left, factored = _explained(sums[:, :-1, :-1], 0, _column_categories(categories, width + 1, 1))
+    if not factored.all():
+        left[~factored] = _partial_variance(sums[~factored, :-1, :-1], 0, rcond=1e-10)
     x = centred[:, :-1]
     residual = centred[:, -1] - np.einsum("ij,ij->i", x, beta[unit])
     leverage = 1.0 / safe_sizes[unit] + _quadratic_forms(x, inverse, unit)
@@ -1600,6 +1626,40 @@ def _schur_complement(information: np.ndarray, index: int) -> np.ndarray:
     if not good.all():
         left[~good] = _partial_variance(information[~good], index)
     return left
+
+
+def _explained(matrices: np.ndarray, index: int, categories: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_partial_variance(matrices, index, rcond=1e-10)`` of unpenalised cross products (units, p, p)
+    whose columns ``categories`` says belong to a category (its number; -1 none; its indicators sum to
+    one in every row, as ``_indicators`` makes them): a category's standardised indicators are
+    linearly dependent, so the matrix is singular; with each category's first level that varies in
+    the unit left out (its row and column
+    taken as zero: the others span what it spans), the rest is factorised by Cholesky
+    (``_definite``) and the Schur complement is solved, without the pseudo-inverse's
+    eigendecomposition; and per unit whether the factorisation passed (elsewhere the caller takes
+    ``_partial_variance``). The pseudo-inverse drops directions below 1e-10 of the largest, the
+    factorisation refuses pivots below ``PIVOT`` of their diagonal entry: the same units pass both
+    but for covariates collinear to within that margin."""
+    count = matrices.shape[0]
+    reduced = matrices.copy()
+    varies = ~(matrices == 0).all(axis=2)
+    for category in np.unique(categories[categories >= 0]):
+        columns = np.flatnonzero(categories == category)
+        has = varies[:, columns].sum(axis=1) >= 2  # one level that varies alone would not be a category's
+        base = columns[np.argmax(varies[:, columns], axis=1)][has]
+        units = np.flatnonzero(has)
+        reduced[units, base, :] = 0.0
+        reduced[units, :, base] = 0.0
+    left = np.zeros(count)
+    if count == 0:
+        return left, np.ones(0, dtype=bool)
+    prepared, good = _definite(reduced)
+    good &= varies[:, index]
+    if good.any():
+        target = np.zeros((int(good.sum()), matrices.shape[1], 1))
+        target[:, index, 0] = 1.0
+        left[good] = 1.0 / np.linalg.solve(prepared[good], target)[:, index, 0]
+    return left, good
 
 
 def _partial_variance(information: np.ndarray, index: int, rcond: float = 1e-15) -> np.ndarray:
