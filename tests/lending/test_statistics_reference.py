@@ -1018,3 +1018,28 @@ def test_linear_predictor_per_unit_block_has_the_bits_of_one_einsum_over_every_r
         coefficients = rng.normal(0, 2, (count, width))
         expected = np.einsum("ij,ij->i", design, coefficients[unit])
         assert statistics._linear(design, coefficients, unit, count).tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("width", [1, 2, 30])
+def test_scales_of_grouped_rows_have_the_bits_of_the_bincount_passes(width: int) -> None:
+    """``_centred_scales`` of rows grouped by unit, one unit's block at a time (branch stats6), against
+    the passes it replaced: means and spreads by ``np.bincount`` per column, the centred values by the
+    means gathered per row; with empty units, one-row units and a constant column."""
+    rng = np.random.default_rng(31 + width)
+    sizes = rng.integers(0, 2000, 25)
+    sizes[[2, 7]] = 0
+    sizes[11] = 1
+    unit = np.repeat(np.arange(sizes.size), sizes)
+    values = rng.normal(size=(unit.size, width)) * np.exp(rng.normal(0, 4, (unit.size, 1)))
+    values[unit == 5, 0] = 3.25
+    count = sizes.size
+    size = np.maximum(sizes, 1).astype(np.float64)
+    means = np.column_stack([np.bincount(unit, values[:, k], count) for k in range(width)]) / size[:, None]
+    centred = values - means[unit]
+    squares = np.column_stack([np.bincount(unit, centred[:, k] ** 2, count) for k in range(width)])
+    spread = np.sqrt(squares / size[:, None])
+    spread = np.where(spread <= 1e-9 * np.maximum(np.abs(means), 1.0), np.inf, spread)
+    found = statistics._centred_scales(values, unit, count)
+    for new, old in zip(found, (means, spread, centred), strict=True):
+        assert new.tobytes() == old.tobytes()
+    assert np.isinf(found[1][5, 0])

@@ -1446,8 +1446,23 @@ def _centred_scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[n
     """``_scales`` and the values centred by them (``values - means[unit]``, which ``_standardise``
     would compute again)."""
     sizes = np.maximum(np.bincount(unit, minlength=count), 1).astype(np.float64)
-    grouped = values.shape[1] > 1 and _by_unit(unit) is None
-    cells = None if grouped else _cells(unit, values.shape[1])  # once for both sums
+    if values.shape[1] > 1 and _by_unit(unit) is None:
+        # Rows grouped by unit: each unit's block once, in cache, for its mean, its centred values and
+        # their squares' sum (``_unit_sums``' block sums: the same bits as the passes below).
+        blocks = np.ascontiguousarray(values, dtype=np.float64)
+        bounds = np.searchsorted(unit, np.arange(count + 1))
+        means = np.zeros((count, values.shape[1]))
+        squares = np.zeros((count, values.shape[1]))
+        centred = np.empty(blocks.shape)
+        for index in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            start, stop = bounds[index], bounds[index + 1]
+            means[index] = blocks[start:stop].sum(axis=0) / sizes[index]
+            block = np.subtract(blocks[start:stop], means[index], out=centred[start:stop])
+            squares[index] = (block**2).sum(axis=0)
+        spread = np.sqrt(squares / sizes[:, None])
+        constant = spread <= 1e-9 * np.maximum(np.abs(means), 1.0)
+        return means, np.where(constant, np.inf, spread), centred
+    cells = _cells(unit, values.shape[1])  # once for both sums
     means = _unit_sums(values, unit, count, cells) / sizes[:, None]
     centred = values - means[unit]
     spread = np.sqrt(_unit_sums(centred**2, unit, count, cells) / sizes[:, None])
