@@ -492,7 +492,13 @@ def _column_values(table: pd.DataFrame, rows: pd.Series, column: Column, path: s
         return pd.Series([column.constant] * len(table), dtype=object)
     if column.name is None:
         return rows
-    return _column(table, column, path).reset_index(drop=True)
+    values = _column(table, column, path)
+    return values if _numbered_from_zero(values.index) else values.reset_index(drop=True)
+
+
+def _numbered_from_zero(index: pd.Index) -> bool:
+    """Whether an index is 0, 1, 2, … already (``reset_index(drop=True)`` would give the same one)."""
+    return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
 
 
 def _condition_mask(
@@ -501,12 +507,18 @@ def _condition_mask(
     column = _column_values(table, rows, condition.column, path)
     values = [constant.value for constant in condition.values]
     if condition.op in ("=", "in", "!="):
-        if _typed_like(column, values):  # the column's values are their own canonical constants
+        texts = [value for value in values if isinstance(value, str)]
+        if is_text(column) and len(texts) == len(values):  # text against text, by Arrow
+            hit = _text_isin(column, texts)
+        elif _typed_like(column, values):  # the column's values are their own canonical constants
             hit = column.isin(values).to_numpy(dtype=bool, na_value=False)
         else:
             hit = _canonical_series(column.where(column.notna(), None)).isin(values).to_numpy()
         return np.asarray(~hit & column.notna().to_numpy() if condition.op == "!=" else hit, dtype=bool)
-    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iuf":  # numbers: ``pd.to_numeric`` keeps them
+        numbers = column.to_numpy(dtype=float)
+    else:
+        numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     bound = float(values[0])
     with np.errstate(invalid="ignore"):
         result = {
@@ -516,6 +528,12 @@ def _condition_mask(
             ">=": numbers >= bound,
         }[condition.op]
     return np.asarray(result, dtype=bool)
+
+
+def _text_isin(column: pd.Series, values: Sequence[str]) -> np.ndarray:
+    """``column.isin(values)`` of a text column against text, by Arrow (a missing value is in no set)."""
+    found = pc.is_in(arrow_text(column), value_set=pa.array(list(values), pa.large_string()))
+    return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _typed_like(column: pd.Series, values: Sequence[object]) -> bool:
@@ -628,6 +646,12 @@ def concat_relations(frames: list[pd.DataFrame], arity: int) -> pd.DataFrame:
 def _deduplicate(name: str, frame: pd.DataFrame, arity: int, sources: list[Source]) -> pd.DataFrame:
     """One row per atom (first source kept); an atom both true and false is an error."""
     keys = [f"a{i}" for i in range(arity)]
+    if len(frame) <= 1:
+        return frame  # nothing to repeat
+    if keys and len(frame) <= _FEW_ROWS and all(_kind_of_values(frame[key]) for key in keys):
+        atoms = list(zip(*(frame[key].tolist() for key in keys), strict=True))
+        if len(set(atoms)) == len(atoms):  # distinct (the usual case): no pandas hashing of a few rows
+            return frame
     if not keys:
         repeated = np.arange(len(frame)) > 0
     elif len(keys) == 1:
@@ -636,6 +660,9 @@ def _deduplicate(name: str, frame: pd.DataFrame, arity: int, sources: list[Sourc
         repeated = frame.duplicated(subset=keys, keep="first").to_numpy()
     if not repeated.any():
         return frame  # one row per atom already: no conflict either
+    truth = frame["truth"].to_numpy(dtype=bool)
+    if truth.all() or not truth.any():  # every row says the same: no atom is both true and false
+        return frame[~repeated].reset_index(drop=True)
     conflict = frame.groupby(keys, sort=False)["truth"].nunique() if keys else frame["truth"].agg(["nunique"])
     if (conflict > 1).any():
         bad = conflict[conflict > 1].index[0] if keys else ()
@@ -644,13 +671,23 @@ def _deduplicate(name: str, frame: pd.DataFrame, arity: int, sources: list[Sourc
         same = np.ones(len(frame), dtype=bool)
         for key, value in zip(keys, bad_tuple, strict=True):
             same &= (frame[key] == value).to_numpy(dtype=bool)
-        truth = frame["truth"].to_numpy(dtype=bool)
         said = [_where(sources, frame, int(np.flatnonzero(same & (truth == value))[0])) for value in (True, False)]
         raise EvidenceError(
             f"evidence says both {name}({values}) ({said[0]}) and !{name}({values}) ({said[1]}); "
             "an atom is either true or false: remove one of them"
         )
     return frame[~repeated].reset_index(drop=True)
+
+
+_FEW_ROWS = 2048  # up to this many rows, a relation's atoms are checked for repeats as Python tuples
+
+
+def _kind_of_values(values: pd.Series) -> bool:
+    """Whether a column's Python values (``tolist``) are equal exactly when pandas finds them equal:
+    integers, text and floats without NaN (an argument column never has a missing value)."""
+    if values.dtype.kind in "iu" or is_text(values):
+        return True
+    return values.dtype.kind == "f" and not bool(np.isnan(values.to_numpy()).any())
 
 
 def _where(sources: list[Source], frame: pd.DataFrame, position: int) -> str:

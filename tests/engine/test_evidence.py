@@ -33,3 +33,55 @@ def test_a_proposition_both_true_and_false_names_both_lines(tmp_path: Path) -> N
     db.write_text("Rain()\n!Rain()\n", encoding="utf-8")
     with pytest.raises(EvidenceError, match=rf"Rain\(\) \({db}:1\) and !Rain\(\) \({db}:2\)"):
         load_evidence(check([rules]), [db])
+
+
+@pytest.mark.parametrize(
+    "ages",
+    [
+        pd.Series([40, None, 20, 31, 30], dtype="Int64"),
+        pd.Series([40.0, float("nan"), 20.5, 31.0, 30.0]),
+        pd.Series([40, 0, 20, 31, 30], dtype="int64"),
+        pd.Series(["40", "x", "20", "31", "30"], dtype="str"),
+    ],
+)
+def test_conditions_on_text_and_numbers_keep_the_rows_they_say(tmp_path: Path, ages: pd.Series) -> None:
+    # Text compared by Arrow, numbers read as they are: a missing value is equal to nothing and
+    # unequal to nothing, a value that is no number compares with nothing.
+    rules = tmp_path / "rules.mln"
+    rules.write_text(
+        "P(t)\nQ(t)\nR(t)\nS(t)\nT(t)\n"
+        'bind P(x) from people where city = "Oslo"\n'
+        'bind Q(x) from people where city != "Oslo"\n'
+        'bind R(x) from people where city in ("Oslo", "Rome")\n'
+        "bind S(x) from people where age > 30\n"
+        "bind T(x) from people where age <= 30\n"
+        "1 P(x) ^ Q(x) ^ R(x) ^ S(x) => T(x)\n",
+        encoding="utf-8",
+    )
+    city = pd.Series(["Oslo", None, "Rome", "Paris", "Oslo"], dtype="str")
+    people = pd.DataFrame({"x": pd.Series(list("abcde"), dtype="str"), "city": city})
+    people["age"] = ages
+    evidence = load_evidence(check([rules]), [], {"people": MemoryTable(people, "people.csv", "")})
+    found = {name: evidence.relations[name].frame["a0"].tolist() for name in "PQRST"}
+    low = ["c", "e"] if ages.dtype.kind != "i" or ages.dtype == "Int64" else ["b", "c", "e"]
+    assert found == {"P": ["a", "e"], "Q": ["c", "d"], "R": ["a", "c", "e"], "S": ["a", "d"], "T": low}
+
+
+@pytest.mark.parametrize("rows", [3, 3000])  # a few rows (checked as Python tuples) and many (by pandas)
+def test_an_atom_bound_twice_is_kept_once_with_its_first_source(tmp_path: Path, rows: int) -> None:
+    rules = tmp_path / "rules.mln"
+    rules.write_text(
+        "P(t, u)\nQ(t)\nbind P(x, y) from first\nbind P(x, y) from second\n1 P(x, y) => Q(x)\n", encoding="utf-8"
+    )
+    names = pd.Series([f"n{i}" for i in range(rows)], dtype="str")
+    first = pd.DataFrame({"x": names, "y": [0.5 + i for i in range(rows)]})
+    second = pd.DataFrame({"x": names[::-1].reset_index(drop=True), "y": [0.5 + i for i in range(rows)][::-1]})
+    second.loc[0, "y"] = 0.25  # one atom of its own
+    tables = {"first": MemoryTable(first, "first", ""), "second": MemoryTable(second, "second", "")}
+    evidence = load_evidence(check([rules]), [], tables)
+    frame = evidence.relations["P"].frame
+    assert len(frame) == rows + 1
+    assert frame[["a0", "a1"]].drop_duplicates().shape[0] == rows + 1
+    labels = [evidence.sources[source].path for source in frame["source"]]
+    assert labels == ["first"] * rows + ["second"]
+    assert frame["row"].tolist() == [*range(1, rows + 1), 1]

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from support import REPOSITORY
 
@@ -76,3 +77,27 @@ def test_given_pairs_are_looked_up_once_and_an_unknown_id_is_named(tables) -> No
     stray.loc[stray.index[-1], "b"] = "nope"
     with pytest.raises(UsageError, match="application id 'nope' is not in the frame"):
         audit_tables(frame, config.with_levels(frame), stray)
+
+
+def test_searched_pairs_are_the_given_pairs_table_in_the_documented_order(tables) -> None:  # type: ignore[no-untyped-def]
+    """The searched pair table (built from the rows the search found) is the table the given-pairs
+    path builds by looking the ids up, column for column and dtype for dtype, ordered by comparison
+    (audit.toml order), lender, compared applicant (text) and rank."""
+    frame, config, result = tables
+    pairs = result.pairs
+    assert list(pairs.columns) == ["comparison", "a", "b", "distance", "rank", "lei", "spread_gap", "no_stronger"]
+    given = pairs[["comparison", "a", "b", "distance", "rank", "lei"]]
+    again = audit_tables(frame, config.with_levels(frame), given)
+    pd.testing.assert_frame_equal(again.pairs, pairs, check_exact=True)
+    dtypes = ["str", "str", "str", "float64", "int64", "str", "float64", "int64"]
+    assert [str(dtype) for dtype in pairs.dtypes] == dtypes
+    order = {comparison.name: index for index, comparison in enumerate(config.comparisons)}
+    keys = pd.DataFrame(
+        {"comparison": pairs["comparison"].map(order), "lei": pairs["lei"], "b": pairs["b"], "rank": pairs["rank"]}
+    )
+    assert keys.sort_values(["comparison", "lei", "b", "rank"], kind="stable").index.tolist() == list(range(len(pairs)))
+    assert set(pairs["comparison"]) == set(order) and len(pairs) > 1000
+    rows = frame.set_index(frame["application_id"].astype(str))
+    spread = rows["rate_spread"].where(rows["action_taken"] == 1)
+    gap = spread.loc[pairs["b"]].to_numpy() - spread.loc[pairs["a"]].to_numpy()
+    np.testing.assert_array_equal(pairs["spread_gap"].to_numpy(), gap)

@@ -196,6 +196,38 @@ def test_proof_json_is_json_safe_as_built() -> None:
         assert json.dumps(json_safe(built)) == json.dumps(built)
 
 
+def test_proof_texts_are_the_json_of_their_proofs() -> None:
+    """``explanations.render`` writes a proof from the texts of its parts: the encoder's text of
+    ``Proof.to_json``, for every proof of the smokers example and for margins, effects and texts of
+    every kind (infinite, fractional, none; quotes and non-ASCII)."""
+    from decimal import Decimal
+
+    import reasoner
+    from reasoner.explain import EvidenceCitation, GroundFormulaProof, Occurrences, Proof, explain_key, find_atom
+    from reasoner.lending.audit.explanations import _ENCODER, _ProofText
+
+    smokers = REPOSITORY / "examples" / "smokers"
+    result = reasoner.run(smokers / "smokers.mln", smokers / "evidence.db", queries=["Cancer", "Smokes", "Friends"])
+    occurrences = Occurrences(result.network)
+    proofs = [
+        explain_key(result.network, result.solution, *find_atom(result.network, atom.text), occurrences)
+        for atom in result.atoms
+    ]
+    cited = EvidenceCitation('Q("a \\"b\\"")', False, "table é row 3")
+    odd = [
+        GroundFormulaProof("1.5 P(x) => Q(x)", "r.mln:2", "1.5", (("x", "\t✓"),), True, Decimal("1.5"), (cited, cited)),
+        GroundFormulaProof("P(x).", "r.mln:3", "hard", (), False, Decimal("-Infinity"), ()),
+        GroundFormulaProof("-2 P(x)", "r.mln:4", "2", (("x", "a"), ("y", "b")), True, Decimal("0"), (cited,)),
+    ]
+    for margin in (None, Decimal("Infinity"), Decimal("0.25"), Decimal(3)):
+        proofs.append(Proof("P(\"x\")", True, "inference", None, margin, tuple(odd[:1]), tuple(odd[1:]), 2))
+    proofs.append(Proof("Q(a)", False, "evidence", "facts.db:3", None, (), (), 0))
+    assert any(proof.supporting and proof.opposing for proof in proofs)
+    text = _ProofText()
+    for proof in [*proofs, *proofs]:  # the second time from the texts kept
+        assert text(proof) == _ENCODER.encode(proof.to_json())
+
+
 def test_partition_results_wait_on_disk_until_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     import pandas as pd
 
@@ -229,29 +261,42 @@ def test_partition_results_wait_on_disk_until_taken(monkeypatch: pytest.MonkeyPa
         explanations.close()
 
 
-def test_comparators_pass_unwalked_only_when_json_safe() -> None:
-    """``explanations.render`` leaves the comparators out of ``json_safe`` when every distance is
-    finite (then they are text, integers, finite floats and nulls); else they are walked."""
+@pytest.mark.parametrize(
+    "distances", [[0.25, 1.5, 1e-06, 1.0, 3.0e16], [0.25, float("inf")], [float("nan"), -float("inf")], [None], []]
+)
+def test_comparator_texts_are_the_json_of_their_lists(distances: list[float | None]) -> None:
+    """``explanations.render`` writes the comparators field by field in Arrow: the text the encoder
+    gives their ``json_safe`` Python lists, whatever the values (escapes, non-finite and missing ones)."""
     import pandas as pd
     import pyarrow as pa
 
-    from reasoner.lending.audit.explanations import _comparator_lists, json_safe
+    from reasoner.lending.audit.explanations import _ENCODER, _comparator_texts, json_safe
     from reasoner.lending.audit.score import COMPARATORS
 
-    def frame(distances: list[float]) -> pd.DataFrame:
-        lists = [
-            [{"application_id": "a1", "row": 3, "comparison": "minority", "distance": d, "rank": 1, "decision": None}]
-            for d in distances
-        ] + [[]]
-        column = pd.arrays.ArrowExtensionArray(pa.array(lists, type=COMPARATORS))
-        return pd.DataFrame({"comparators": pd.Series(column)})
-
-    lists, safe = _comparator_lists(frame([0.25, 1.5]))
-    assert "comparators" in safe and lists[-1] == [] and lists[0][0]["decision"] is None
-    assert json.dumps(json_safe(lists)) == json.dumps(lists)
-    assert "comparators" not in _comparator_lists(frame([0.25, float("inf")]))[1]
-    assert "comparators" not in _comparator_lists(frame([float("nan")]))[1]
-    assert _comparator_lists(frame([]).iloc[:0]) == ([], ("proof", "comparators"))
+    ids = ["a1", 'quote " and \\ back', "tab\tand é ✓", "", "z"]
+    lists = [
+        [
+            {
+                "application_id": ids[(number + place) % len(ids)],
+                "row": 3 + place if place != 2 else None,
+                "comparison": "minority",
+                "distance": distance,
+                "rank": place + 1,
+                "decision": None if place == 1 else "approved",
+            }
+            for place in range(number % 3 + 1)
+        ]
+        for number, distance in enumerate(distances)
+    ] + [[]]
+    column = pd.arrays.ArrowExtensionArray(pa.array(lists, type=COMPARATORS))
+    frame = pd.DataFrame({"comparators": pd.Series(column)})
+    expected = [_ENCODER.encode(json_safe(found)) for found in pa.array(lists, type=COMPARATORS).to_pylist()]
+    assert _comparator_texts(frame) == expected
+    assert _comparator_texts(frame.iloc[1:]) == expected[1:]  # a slice of the column
+    assert _comparator_texts(frame.iloc[:0]) == []
+    with_missing = pd.arrays.ArrowExtensionArray(pa.array([None, *lists], COMPARATORS))
+    missing = pd.DataFrame({"comparators": pd.Series(with_missing)})
+    assert _comparator_texts(missing) == ["null", *expected]  # a missing list: the long way
 
 
 def test_renumber_many_citations_as_one_at_a_time() -> None:

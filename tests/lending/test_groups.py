@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -18,6 +19,7 @@ from reasoner.lending.registers.hmda import clean_hmda
 
 E = ""
 NONE = ("8", E, E, E, E)  # no co-applicant
+HISPANIC_TEXT = "Hispanic or Latino"
 
 
 def codes(*values: str) -> tuple[str, ...]:
@@ -170,3 +172,56 @@ def test_hispanic_applicants_without_race_and_applicants_without_race_are_compar
     assert "1 Hispanic or Latino applicants did not report a race: they are compared as Hispanic" in notes[0]
     assert notes[1].startswith("2 applicants with neither race nor Hispanic ethnicity reported are compared by sex")
     assert notes[2].startswith("1 White applicants whose ethnicity is not available, joint or free-form text are in no")
+
+
+def _groups_by_text(frame: pd.DataFrame, percent: float) -> dict[str, list[object]]:
+    """The group columns as the module docstring of ``tables`` defines them, row by row (the
+    reference for ``add_group_columns``, which works on codes)."""
+    from reasoner.lending.evidence.tables import HISPANIC, MINORITY_GROUPS, WHITE
+
+    out: dict[str, list[object]] = {"race_ethnicity": [], "minority": [], "minority_sex": [], "minority_tract": []}
+    for race, ethnicity, sex, tract in zip(
+        frame["race"], frame["ethnicity"], frame["sex"], frame["tract_minority_pct"], strict=True
+    ):
+        race, ethnicity, sex = (None if pd.isna(value) else value for value in (race, ethnicity, sex))
+        if ethnicity == HISPANIC:
+            group = HISPANIC
+        elif race == "White":
+            group = WHITE if ethnicity == "Not Hispanic or Latino" else None
+        else:
+            group = race
+        minority = "Minority" if group in MINORITY_GROUPS else WHITE if group == WHITE else None
+        known = minority is not None
+        out["race_ethnicity"].append(group)
+        out["minority"].append(minority)
+        out["minority_sex"].append(f"{minority} {sex}" if known and sex in ("Male", "Female") else None)
+        where = "majority-minority tract" if tract > percent else "other tract"
+        out["minority_tract"].append(f"{minority} / {where}" if known and pd.notna(tract) else None)
+    return out
+
+
+def test_group_columns_are_the_definitions_row_by_row() -> None:
+    rng = np.random.default_rng(3)
+    size = 3000
+    races = ["White", "Black or African American", "Asian", "Race Not Available", "Joint", HISPANIC_TEXT, None]
+    ethnicities = [HISPANIC_TEXT, "Not Hispanic or Latino", "Ethnicity Not Available", "Joint", None]
+    frame = pd.DataFrame(
+        {
+            "race": pd.Series(rng.choice(np.array(races, dtype=object), size), dtype="str"),
+            "ethnicity": pd.Series(rng.choice(np.array(ethnicities, dtype=object), size), dtype="str"),
+            "sex": pd.Series(rng.choice(np.array(["Male", "Female", "Sex Not Available", None], dtype=object), size),
+                             dtype="str"),
+            "tract_minority_pct": np.where(rng.random(size) < 0.1, np.nan, rng.uniform(0, 100, size).round()),
+        }
+    )
+    groups = add_group_columns(frame, 50.0)
+    expected = _groups_by_text(frame, 50.0)
+    for name, values in expected.items():
+        assert str(groups[name].dtype) == "str"
+        assert groups[name].tolist() == pd.Series(values, dtype="str").tolist(), name
+        assert groups[name].isna().tolist() == [value is None for value in values], name
+    assert list(groups.columns[:4]) == list(frame.columns) and "race_ethnicity" not in frame.columns
+    assert set(groups["minority_tract"].dropna()) == {
+        f"{group} / {tract}" for group in ("Minority", "White non-Hispanic")
+        for tract in ("majority-minority tract", "other tract")
+    }

@@ -301,9 +301,10 @@ def test_unusable_memory_sizes_are_usage_errors(text: str, reason: Callable[...,
 
 @pytest.mark.slow
 def test_reaching_the_memory_limit_is_a_message_and_exit_2(tmp_path: Path, reason: Callable[..., object]) -> None:
-    done = reason([ROOT / "rules", SAMPLE, "-o", tmp_path / "out", "--memory-limit", "300M"], timeout=120)
+    # the sample's audit peaks near 296 MB (302 MB while the similarity search imported scikit-learn)
+    done = reason([ROOT / "rules", SAMPLE, "-o", tmp_path / "out", "--memory-limit", "250M"], timeout=120)
     assert done.returncode == 2, done.stderr  # type: ignore[attr-defined]
-    assert done.stderr.startswith("error: the memory limit (0.29 GiB, --memory-limit) was reached")  # type: ignore[attr-defined]
+    assert done.stderr.startswith("error: the memory limit (0.24 GiB, --memory-limit) was reached")  # type: ignore[attr-defined]
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()  # type: ignore[attr-defined]
 
 

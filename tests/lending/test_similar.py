@@ -325,3 +325,43 @@ def test_specs_with_the_same_reference_rows_share_a_search_and_give_what_each_gi
         assert shared["distance"].to_numpy().tobytes() == alone["distance"].to_numpy().tobytes()
         assert shared.attrs["counts"] == alone.attrs["counts"]
         assert len(alone) > 0 and alone.attrs["counts"].beyond_distance + alone.attrs["counts"].matched > 0
+
+
+def test_group_rows_are_the_rows_whose_value_is_one_of_the_groups() -> None:
+    frame = pd.DataFrame(
+        {
+            "race": pd.Series(["White", None, BLACK, "Asian", BLACK, "White"], dtype="str"),
+            "mixed": pd.Series([1, "1", None, "Asian", 2.5, "White"], dtype=object),
+        }
+    )
+    groups = similar_module.GroupRows(frame)
+    for column in ("race", "mixed"):
+        for wanted in (("White",), (BLACK, "Asian"), ("nobody",), ()):
+            expected = frame[column].isin(wanted).fillna(False).to_numpy(dtype=bool)
+            assert groups.rows(column, wanted).tolist() == expected.tolist(), (column, wanted)
+
+
+@pytest.mark.parametrize("tree_min", [0, 5])
+def test_one_tree_over_blocks_far_apart_tied_and_barely_large_matches_the_oracle(
+    monkeypatch: pytest.MonkeyPatch, tree_min: int
+) -> None:
+    """The large blocks share one KD-tree, kept apart by an extra coordinate: blocks on wildly
+    different scales, a block of identical applicants (every distance a tie) and blocks of just
+    ``neighbours + 1`` reference applicants give the pairs of the exhaustive oracle, to the bit."""
+    monkeypatch.setattr(similar_module, "TREE_MIN_REFERENCES", tree_min)
+    frame = random_frame(11, 1500, integer=False)
+    lei = frame["lei"].to_numpy(dtype=object)
+    for name in ("income", "dti", "cltv"):
+        values = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        values = np.where(lei == "B", values * 1e3 + 1e7, values)  # far away and wide
+        values = np.where(lei == "C", 2.0, values)  # identical applicants
+        frame[name] = values
+    white = np.flatnonzero((frame["race"] == "White").to_numpy() & (lei == "A"))
+    frame.loc[white[:4], "loan_type"] = 1  # block (A, 1): just neighbours + 1 reference applicants
+    frame.loc[white[4:], "loan_type"] = 3
+    spec = SimilaritySpec(columns=("income", "dti", "cltv"), scaling="none", blocks=("lei", "loan_type"), neighbours=3)
+    pairs = similar_pairs(frame, spec)
+    expected = oracle(frame, spec, frame.set_index("application_id"))
+    assert pairs[["a", "b", "rank"]].values.tolist() == expected[["a", "b", "rank"]].values.tolist()
+    np.testing.assert_array_equal(pairs["distance"].to_numpy(), expected["distance"].to_numpy())
+    assert (pairs["lei"] == "C").any() and (pairs["lei"] == "B").any()

@@ -302,3 +302,39 @@ def test_contradicted_reasons_per_group() -> None:
     assert row["p_value"] < 0.05
     no_reasons = contradicted_reasons(_denials().drop(columns=["denial_reason_1", "denial_reason_2"]), [comparison])
     assert no_reasons.empty and list(no_reasons.columns)[-1] == "p_adjusted"
+
+
+def test_both_denial_reason_tables_at_once_per_lender_sorted_as_text() -> None:
+    """``denial_reason_tables`` (the audit's call) gives what the two functions give alone; lenders
+    sorted as text, a denial without a lender left out; every p-value is scipy's Fisher test of its
+    own row (the p-values are computed for all rows at once)."""
+    from scipy.stats import fisher_exact
+
+    from reasoner.lending.evidence.denial_reasons import denial_reason_tables
+
+    parts = []
+    for lei, shift in (("b", 0), ("A", 3), (None, 1), ("a", 5)):
+        part = _denials()
+        part["lei"] = pd.Series([lei] * len(part), dtype="str")
+        part["denial_reason_1"] = np.where(np.arange(len(part)) % 7 < shift, 9.0, part["denial_reason_1"])
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    frame["sex"] = np.where(np.arange(len(frame)) % 3 == 0, "Female", "Male")
+    comparisons = [
+        Comparison("black", "race_ethnicity", "White non-Hispanic", (BLACK,)),
+        Comparison("sex", "sex", "Male", ("Female",)),
+    ]
+    mix, contradicted = denial_reason_tables(frame, comparisons)
+    pd.testing.assert_frame_equal(mix, reason_mix(frame, comparisons), check_exact=True)
+    pd.testing.assert_frame_equal(contradicted, contradicted_reasons(frame, comparisons), check_exact=True)
+    assert contradicted["lei"].tolist() == ["A", "A", "a", "a", "b", "b"]
+    assert mix["lei"].drop_duplicates().tolist() == ["A", "a", "b"] and len(mix) == 3 * 2 * 9
+    assert mix[["lei", "comparison"]].drop_duplicates().values.tolist() == [
+        [lei, name] for lei in ("A", "a", "b") for name in ("black", "sex")
+    ]
+    for table, noun in ((mix, "citing"), (contradicted, "contradicted")):
+        for row in table.itertuples():
+            x1, x0 = getattr(row, f"compared_{noun}"), getattr(row, f"reference_{noun}")
+            n1, n0 = row.compared_denials, row.reference_denials
+            expected = fisher_exact([[x1, n1 - x1], [x0, n0 - x0]], alternative="greater").pvalue
+            assert row.p_value == pytest.approx(expected, rel=1e-9)

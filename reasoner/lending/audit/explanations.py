@@ -52,10 +52,11 @@ except ImportError:  # Windows: abandoned directories are left to the system
     fcntl = None  # type: ignore[assignment]
 
 from reasoner.errors import LimitError
-from reasoner.lending.audit.score import Findings
+from reasoner.explain import EvidenceCitation, GroundFormulaProof, Proof, decimal_json
+from reasoner.lending.audit.score import Findings, positions_of
 from reasoner.lending.config import AuditConfig
 from reasoner.lending.evidence.kinds import STATISTIC_TABLES
-from reasoner.lending.evidence.tables import PartitionTables, application_positions
+from reasoner.lending.evidence.tables import PartitionTables
 
 __all__ = ["Batch", "Explanations", "Numbering", "Rendered", "Spilled", "json_safe", "render", "spill"]
 
@@ -157,53 +158,150 @@ def render(findings: Findings, tables: PartitionTables, config: AuditConfig, fac
                     "violation_proofs": kinds,
                     "statistics": statistics[row.lei],
                 },
-                ("proof", "violation_proofs"),
+                ("proof", "violation_proofs", "statistics"),  # the statistics' rows are made JSON-safe already
             )
         )
     predicates = {label: predicate for predicate, label in config.application_findings}
-    position = application_positions(tables.applications)
     lines, ids = [], []
     applications = findings.applications
-    comparators, safe = _comparator_lists(applications)
+    compared = _comparator_texts(applications)
+    proof_text = _ProofText()
     names = ("application_id", "row", "lei", "finding", "confidence", "margin", "violation_score")
     columns = [applications[name].tolist() for name in names]
-    for application_id, input_row, lei, finding, confidence, margin, score, compared in zip(
-        *columns, comparators, strict=True
+    # the partition's row of each finding, renumbered when gathered
+    local = (positions_of(tables.applications, applications["application_id"].astype(str).tolist()) + 1).tolist()
+    for application_id, input_row, lei, finding, confidence, margin, score, at, comparators in zip(
+        *columns, local, compared, strict=True
     ):
         proof = findings.proofs[(predicates[finding], str(application_id))]
-        local = int(position[str(application_id)]) + 1  # the partition's row, renumbered when gathered
         ids.append(str(application_id))
-        lines.append(
-            _line(
-                _safe(
-                    {
-                        "finding": "application",
-                        "application_id": application_id,
-                        "row": input_row,
-                        "source": f"{facts_label} row {local}",
-                        "lei": lei,
-                        "kind": finding,
-                        "confidence": confidence,
-                        "margin": margin,
-                        "violation_score": score,
-                        "comparators": compared,
-                        "proof": proof.to_json(),
-                    },
-                    safe,
-                )
+        record = _line(
+            _safe(
+                {
+                    "finding": "application",
+                    "application_id": application_id,
+                    "row": input_row,
+                    "source": f"{facts_label} row {at}",
+                    "lei": lei,
+                    "kind": finding,
+                    "confidence": confidence,
+                    "margin": margin,
+                    "violation_score": score,
+                },
+                (),
             )
         )
+        # the record's last two keys, "comparators" and "proof", as JSON text made apart (one object's text
+        # is its items', comma-separated, in braces)
+        lines.append(f'{record[:-1]}, "comparators": {comparators}, "proof": {proof_text(proof)}}}')
     return Rendered(lenders, _stream(ids, lines))
 
 
-def _comparator_lists(applications: pd.DataFrame) -> tuple[list[list[dict[str, Any]]], tuple[str, ...]]:
-    """The findings' comparators as Python lists (one conversion of the Arrow column), and the
-    record keys ``_safe`` may pass as they are: ``proof``, and ``comparators`` when every distance
-    is finite (text, integers, finite floats and nulls are JSON-safe already; tested)."""
+class _ProofText:
+    """``_line(proof.to_json())`` of many proofs, put together from the texts of their parts: a
+    citation is one object shared by the formulas that cite it (``explain.Occurrences``), written
+    once; a rule's text, location and weight once. Objects by ``id``: they live as long as the proofs."""
+
+    def __init__(self) -> None:
+        self._citations: dict[int, str] = {}
+        self._rules: dict[tuple[str, str, str], str] = {}
+
+    def __call__(self, proof: Proof) -> str:
+        margin = "null" if proof.margin is None else _ENCODER.encode(decimal_json(proof.margin))
+        return (
+            f'{{"atom": {_encode_text(proof.atom)}, "value": {_BOOLEANS[proof.value]}, '
+            f'"decided_by": {_encode_text(proof.decided_by)}, "source": {_ENCODER.encode(proof.source)}, '
+            f'"margin": {margin}, "supporting": [{", ".join(map(self._formula, proof.supporting))}], '
+            f'"opposing": [{", ".join(map(self._formula, proof.opposing))}], "neutral_formulas": {proof.neutral}}}'
+        )
+
+    def _formula(self, item: GroundFormulaProof) -> str:
+        key = (item.rule, item.location, item.weight)
+        head = self._rules.get(key)
+        if head is None:
+            head = self._rules[key] = (
+                f'{{"rule": {_encode_text(item.rule)}, "location": {_encode_text(item.location)}, '
+                f'"weight": {_encode_text(item.weight)}, "substitution": '
+            )
+        substitution = ", ".join(f"{_encode_text(name)}: {_encode_text(value)}" for name, value in item.substitution)
+        atoms = ", ".join(map(self._citation, item.atoms))
+        return (
+            f'{head}{{{substitution}}}, "satisfied": {_BOOLEANS[item.satisfied]}, '
+            f'"effect": {_ENCODER.encode(decimal_json(item.effect))}, "atoms": [{atoms}]}}'
+        )
+
+    def _citation(self, citation: EvidenceCitation) -> str:
+        text = self._citations.get(id(citation))
+        if text is None:
+            text = self._citations[id(citation)] = (
+                f'{{"atom": {_encode_text(citation.atom)}, "value": {_BOOLEANS[citation.value]}, '
+                f'"source": {_encode_text(citation.source)}}}'
+            )
+        return text
+
+
+_BOOLEANS = {True: "true", False: "false"}
+
+
+def _comparator_texts(applications: pd.DataFrame) -> list[str]:
+    """Each finding's comparators (the ``comparators`` column, a list of structs per finding) as the
+    JSON text ``_line`` gives their ``json_safe`` Python lists, made a field at a time in Arrow rather
+    than as dicts to walk and encode: text as the encoder escapes it, integers and finite floats as
+    their ``repr``, a missing value ``null``, NaN ``null`` and ±inf ``"inf"``/``"-inf"`` (``json_safe``).
+    A column with missing lists or structs, or fields of other types, goes the long way."""
     column = pa.chunked_array(pa.array(applications["comparators"]))
-    values = column.combine_chunks().flatten() if len(column) else None
-    finite = values is None or bool(pc.all(pc.is_finite(values.field("distance")), min_count=0).as_py())
-    return column.to_pylist(), ("proof", "comparators") if finite else ("proof",)
+    column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    values = column.flatten()
+    fields = list(column.type.value_type) if pa.types.is_list(column.type) else []
+    if not fields or column.null_count or values.null_count or not all(_plain(field.type) for field in fields):
+        return [_line(json_safe(comparators)) for comparators in column.to_pylist()]
+    pieces: list[pa.Array | pa.Scalar] = []
+    for number, field in enumerate(fields):
+        pieces += [_text(("{" if number == 0 else ", ") + _encode_text(field.name) + ": ")]
+        pieces.append(_field_texts(values.field(field.name)))
+    items = pc.binary_join_element_wise(*pieces, _text("}"), _text(""))
+    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+    bounds = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32), pa.int32())
+    joined = pc.binary_join(pa.ListArray.from_arrays(bounds, items), _text(", "))
+    texts: list[str] = pc.binary_join_element_wise(_text("["), joined, _text("]"), _text("")).to_pylist()
+    return texts
+
+
+def _plain(kind: pa.DataType) -> bool:
+    """Whether ``_field_texts`` writes a field of this type."""
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_int64(kind) or kind == pa.float64()
+
+
+def _field_texts(values: pa.Array) -> pa.Array:
+    """The JSON text of each value (``json_safe``, then the encoder), as Arrow text."""
+    if pa.types.is_int64(values.type):
+        return pc.cast(values, pa.large_string()).fill_null("null")
+    if values.type == pa.float64():  # as Python writes them (Arrow writes 1.0 as "1")
+        return pa.array(_floats(values.to_pylist()), pa.large_string())
+    values = values.cast(pa.large_string())
+    if pc.any(pc.match_substring_regex(values, r'[\x00-\x1f"\\]'), min_count=0).as_py():  # escapes needed
+        return pa.array(["null" if value is None else _encode_text(value) for value in values.to_pylist()], values.type)
+    return pc.binary_join_element_wise(_text('"'), values, _text('"'), _text("")).fill_null("null")
+
+
+def _text(text: str) -> pa.Scalar:
+    return pa.scalar(text, pa.large_string())
+
+
+def _floats(values: list[float | None]) -> list[str]:
+    return [
+        "null"
+        if value is None or value != value
+        else float.__repr__(value)
+        if math.isfinite(value)
+        else '"inf"'
+        if value > 0
+        else '"-inf"'
+        for value in values
+    ]
+
+
+_encode_text = json.encoder.encode_basestring  # how ``_ENCODER`` writes a string (``ensure_ascii=False``)
 
 
 def _statistics(tables: PartitionTables, leis: set[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:

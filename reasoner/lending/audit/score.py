@@ -38,21 +38,24 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from reasoner.evidence import arrow_text, is_text
 from reasoner.explain import Occurrences, Proof, explain_keys
 from reasoner.ground import TRUE, UNKNOWN
 from reasoner.lending.audit.verdicts import VERDICT_COLUMNS, lender_evidence
 from reasoner.lending.config import INSUFFICIENT, NOT_TESTED, STATUS_TIERS, TIERS, UNDERPOWERED, AuditConfig
-from reasoner.lending.evidence.tables import PartitionTables, application_positions
+from reasoner.lending.evidence.tables import PartitionTables
 from reasoner.lending.proxies.groups import ESTIMATED_COLUMNS, has_estimates
 from reasoner.marginal import atom_marginals
 from reasoner.pipeline import Run
 
-__all__ = ["APPLICATION_COLUMNS", "COMPARATORS", "LENDER_COLUMNS", "Findings", "score"]
+__all__ = ["APPLICATION_COLUMNS", "COMPARATORS", "LENDER_COLUMNS", "Findings", "positions_of", "score"]
 
 LENDER_COLUMNS = (
     "lei",
@@ -232,7 +235,6 @@ def _score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     flagged_apps: dict[str, int] = {}
     app_rows = []
     frame = tables.applications
-    position = application_positions(frame)
     findings = [
         (predicate, label, atom)
         for predicate, label in config.application_findings
@@ -242,25 +244,28 @@ def _score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
         predicate: iter(_proofs(run, predicate, [atom for kind, _, atom in findings if kind == predicate], occurrences))
         for predicate, _ in config.application_findings
     }
-    # The columns' arrays, fetched once: an element of one is what ``frame[name].iat[where]`` gives.
-    column = {name: frame[name].array for name in ("lei", "row", "race_ethnicity", "sex", "decision")}
-    for predicate, label, atom in findings:
-        app = str(atom.constant)
-        where = int(position[app])
+    # Each finding's row of the frame, and the values of the columns it reports there: taken for all
+    # findings at once (a pandas lookup per value cost more than the rest of the loop); an element of
+    # ``column[name]`` is what ``frame[name].iat[where]`` gives.
+    ids = [str(atom.constant) for _, _, atom in findings]
+    wheres = positions_of(frame, ids)
+    column = {name: _take(frame[name], wheres) for name in ("lei", "row", "race_ethnicity", "sex", "decision")}
+    for number, (predicate, label, atom) in enumerate(findings):
+        app = ids[number]
         proof = next(found_proofs[predicate])
         proofs[(predicate, app)] = proof
-        lei = str(column["lei"][where])
+        lei = str(column["lei"][number])
         flagged_apps[lei] = flagged_apps.get(lei, 0) + 1
         rules = sorted({item.location for item in proof.supporting})
         app_rows.append(
             {
                 "application_id": app,
-                "row": int(column["row"][where]),
+                "row": int(column["row"][number]),
                 "lei": lei,
                 "finding": label,
-                "race_ethnicity": column["race_ethnicity"][where],
-                "sex": column["sex"][where],
-                "decision": column["decision"][where],
+                "race_ethnicity": column["race_ethnicity"][number],
+                "sex": column["sex"][number],
+                "decision": column["decision"][number],
                 "violation_score": _effects(proof, True),
                 "margin": atom.margin,
                 "confidence": _confidence(config, atom.margin, True),
@@ -318,7 +323,7 @@ def _score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     lender_frame = lender_frame.iloc[order].reset_index(drop=True)
     applications = pd.DataFrame(app_rows, columns=list(APPLICATION_COLUMNS))
     if has_estimates(frame):  # estimated race and ethnicity: the probabilities, named as estimates
-        where = position.reindex(applications["application_id"].astype(str)).to_numpy(dtype=np.int64)
+        where = positions_of(frame, applications["application_id"].astype(str).tolist())
         for name in ("race_source", *ESTIMATED_COLUMNS):
             applications[name] = frame[name].to_numpy()[where]
     applications["comparators"] = pd.Series(
@@ -327,6 +332,21 @@ def _score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     )
     applications = applications.sort_values(["lei", "application_id", "finding"], kind="stable").reset_index(drop=True)
     return Findings(lender_frame, applications, proofs)
+
+
+def positions_of(frame: pd.DataFrame, ids: Sequence[str]) -> np.ndarray:
+    """The position in ``frame`` of each application of ``ids`` (its ``application_id`` as text),
+    as ``tables.application_positions(frame)[id]`` gives it, matched as Arrow text (a ``KeyError``
+    for an id that is not there)."""
+    found = pc.index_in(pa.array(list(ids), pa.large_string()), value_set=_text(frame["application_id"]))
+    if found.null_count:
+        raise KeyError(ids[int(np.flatnonzero(found.is_null().to_numpy(zero_copy_only=False))[0])])
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _take(values: pd.Series, where: np.ndarray) -> list[Any]:
+    """``[values.iat[i] for i in where]``, taken at once: the same Python values (a missing text is NaN)."""
+    return list(values.iloc[where].array)
 
 
 def _confidence(config: AuditConfig, margin: float, tested: bool) -> str:
@@ -352,39 +372,46 @@ def _lender_confidence(config: AuditConfig, probability: float, tested: bool) ->
 
 def _comparators(tables: PartitionTables, applications: list[str]) -> pa.ListArray:
     """Per application of ``applications`` (in order; one may come twice): its similar reference
-    applicants, in the pair table's order (nearest first), as one ``COMPARATORS`` array."""
-    pairs = tables.pairs
-    pairs = pairs[pairs["b"].astype(str).isin(set(applications))]
-    frame = tables.applications
-    compared = pairs["a"].astype(str)
-    where = application_positions(frame).reindex(compared).to_numpy()
-    known = ~np.isnan(where)
-    decision = np.full(len(pairs), None, dtype=object)
-    row = np.zeros(len(pairs), dtype=np.int64)
-    located = where[known].astype(np.int64)
-    decision[known] = frame["decision"].to_numpy(dtype=object)[located]
-    row[known] = frame["row"].to_numpy()[located]
+    applicants, in the pair table's order (nearest first), as one ``COMPARATORS`` array. The ids
+    are matched as Arrow text (each application's position by a hash lookup, not a pandas index)."""
+    pairs, frame = tables.pairs, tables.applications
+    wanted = pa.array(applications, pa.large_string())
+    compared_of = _text(pairs["b"])
+    selected = np.flatnonzero(pc.is_in(compared_of, value_set=wanted).to_numpy(zero_copy_only=False))
+    compared_of = compared_of.take(selected)
+    compared = _text(pairs["a"]).take(selected)
+    where = pc.index_in(compared, value_set=_text(frame["application_id"]))  # null: not an application here
+    known = where.is_valid().to_numpy(zero_copy_only=False)
+    located = where.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    row = np.where(known, frame["row"].to_numpy()[located], 0).astype(np.int64)
+    distances = pairs["distance"].to_numpy(dtype=float)[selected]
     values = pa.StructArray.from_arrays(
         [
-            pa.array(compared.tolist(), pa.string()),
+            compared.cast(pa.string()),
             pa.array(row, pa.int64()),
-            pa.array(pairs["comparison"].astype(str).tolist(), pa.string()),
-            pa.array([round(distance, 6) for distance in pairs["distance"].tolist()], pa.float64()),
-            pa.array(pairs["rank"].to_numpy(dtype=np.int64), pa.int64()),
-            pa.array(decision.tolist(), pa.string()),
+            _text(pairs["comparison"]).take(selected).cast(pa.string()),
+            pa.array([round(distance, 6) for distance in distances.tolist()], pa.float64()),
+            pa.array(pairs["rank"].to_numpy(dtype=np.int64)[selected], pa.int64()),
+            _text(frame["decision"]).take(where).cast(pa.string()),
         ],
         fields=list(COMPARATORS.value_type),
     )
     # the pairs of one compared applicant together, in the table's order
-    codes, uniques = pd.factorize(pairs["b"].astype(str).to_numpy(dtype=object))
+    encoded = pc.dictionary_encode(compared_of)
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     order = np.argsort(codes, kind="stable")
-    counts = np.bincount(codes, minlength=len(uniques))
+    counts = np.bincount(codes, minlength=len(encoded.dictionary))
     starts = np.cumsum(counts) - counts
-    group = {str(name): number for number, name in enumerate(uniques)}
-    groups = np.array([group.get(name, -1) for name in applications], dtype=np.int64)
+    groups = pc.index_in(wanted, value_set=encoded.dictionary).fill_null(-1).to_numpy(zero_copy_only=False)
+    groups = groups.astype(np.int64)
     lengths = np.where(groups >= 0, counts[np.maximum(groups, 0)] if len(counts) else 0, 0)
     first = np.repeat(np.where(groups >= 0, starts[np.maximum(groups, 0)] if len(starts) else 0, 0), lengths)
     offsets = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     taken = values.take(pa.array(order[first + offsets]))
     bounds = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32), pa.int32())
     return pa.ListArray.from_arrays(bounds, taken, type=COMPARATORS)
+
+
+def _text(values: pd.Series) -> pa.Array:
+    """A column's values as the text ``values.astype(str)`` gives, one Arrow ``large_string`` array."""
+    return arrow_text(values if is_text(values) else values.astype(str))

@@ -28,12 +28,15 @@ reasons the input lacks are skipped; without any, both tables are empty.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy import stats
 
 from reasoner.lending.config import Comparison
+from reasoner.lending.evidence.similar import GroupRows
 from reasoner.lending.evidence.statistics import holm_adjusted
 
 __all__ = [
@@ -44,6 +47,7 @@ __all__ = [
     "REASON_COLUMNS",
     "REASON_MIX_COLUMNS",
     "contradicted_reasons",
+    "denial_reason_tables",
     "reason_mix",
 ]
 
@@ -84,33 +88,37 @@ def _cited(frame: pd.DataFrame) -> np.ndarray | None:
     return cited
 
 
-def _denied_units(
-    frame: pd.DataFrame, comparisons: Sequence[Comparison]
-) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """Per comparison: its name, and for the usable denied rows of its two groups their positions,
-    lender codes and whether they are in the compared group; lenders are ``_leis(frame)``."""
+@dataclass(frozen=True, slots=True)
+class _Denials:
+    """What both tables read: the reasons cited (``_cited``), the lenders (sorted LEIs as text) and,
+    per comparison, its name and the usable denied rows of its two groups: their positions, lender
+    codes (into ``leis``) and whether they are in the compared group."""
+
+    cited: np.ndarray | None
+    leis: np.ndarray
+    units: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _denials(frame: pd.DataFrame, comparisons: Sequence[Comparison]) -> _Denials:
     denied = (frame["excluded"].eq("") & frame["decision"].eq("denied")).fillna(False).to_numpy(dtype=bool)
-    codes = np.searchsorted(_leis(frame), frame["lei"].astype("str").to_numpy(dtype=object, na_value=""))
-    known_lei = frame["lei"].notna().to_numpy(dtype=bool)
+    lender, uniques = pd.factorize(frame["lei"].astype("str"), sort=True)  # codes of the LEIs sorted as text
+    known_lei = lender >= 0
+    leis = np.asarray(uniques, dtype=object)
     units = []
+    groups = GroupRows(frame)
     for comparison in comparisons:
-        group = frame[comparison.column]
-        is_reference = group.eq(comparison.reference).fillna(False).to_numpy(dtype=bool)
-        is_compared = group.isin(comparison.compared).fillna(False).to_numpy(dtype=bool)
+        is_reference = groups.rows(comparison.column, (comparison.reference,))
+        is_compared = groups.rows(comparison.column, comparison.compared)
         rows = np.flatnonzero(denied & known_lei & (is_reference | is_compared))
-        units.append((comparison.name, rows, codes[rows], is_compared[rows]))
-    return units
-
-
-def _leis(frame: pd.DataFrame) -> np.ndarray:
-    return np.array(sorted(set(frame["lei"].dropna().astype("str").tolist())), dtype=object)
+        units.append((comparison.name, rows, lender[rows], is_compared[rows]))
+    return _Denials(_cited(frame), leis, units)
 
 
 def _excess_p(
     compared_hits: np.ndarray, reference_hits: np.ndarray, compared: np.ndarray, reference: np.ndarray
 ) -> np.ndarray:
     """One-sided Fisher exact p-value that the compared group has the hits more often: P(X >= x)
-    for X hypergeometric (population compared + reference, hits, draws compared)."""
+    for X hypergeometric (population compared + reference, hits, draws compared); elementwise."""
     total = compared + reference
     hits = compared_hits + reference_hits
     with np.errstate(invalid="ignore"):
@@ -118,90 +126,115 @@ def _excess_p(
     return np.where(total > 0, np.minimum(p_value, 1.0), np.nan)
 
 
-def _counts(
-    hits: np.ndarray, lender: np.ndarray, compared: np.ndarray, count: int, noun: str
-) -> dict[str, np.ndarray] | None:
-    """Per lender with denials in both groups (``_both``: their positions): denials, denials with
-    ``hits`` (``compared_{noun}``, ``reference_{noun}``), shares and the one-sided exact p-value
-    of an excess among the compared; None when no lender has both."""
+def _both(lender: np.ndarray, compared: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The lenders with denials in both groups, and their denials in each group (compared, reference)."""
     n1 = np.bincount(lender[compared], minlength=count)
     n0 = np.bincount(lender[~compared], minlength=count)
     both = np.flatnonzero((n1 > 0) & (n0 > 0))
-    if not both.size:
-        return None
+    return both, n1[both], n0[both]
+
+
+def _counts(
+    hits: np.ndarray, lender: np.ndarray, compared: np.ndarray, count: int, noun: str,
+    lenders: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Per lender with denials in both groups (``lenders``: ``_both``): denials, denials with
+    ``hits`` (``compared_{noun}``, ``reference_{noun}``) and shares (the p-values are computed
+    for all rows at once, ``_with_p``)."""
+    both, n1, n0 = lenders
     x1 = np.bincount(lender[compared], hits[compared], count)[both].astype(np.int64)
     x0 = np.bincount(lender[~compared], hits[~compared], count)[both].astype(np.int64)
     return {
-        "_both": both,
-        "compared_denials": n1[both],
-        "reference_denials": n0[both],
+        "compared_denials": n1,
+        "reference_denials": n0,
         f"compared_{noun}": x1,
         f"reference_{noun}": x0,
-        "compared_share": x1 / n1[both],
-        "reference_share": x0 / n0[both],
-        "p_value": _excess_p(x1, x0, n1[both], n0[both]),
+        "compared_share": x1 / n1,
+        "reference_share": x0 / n0,
     }
+
+
+def denial_reason_tables(frame: pd.DataFrame, comparisons: Sequence[Comparison]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``reason_mix(frame, comparisons)`` and ``contradicted_reasons(frame, comparisons)``, the
+    groups' denied rows found once for both."""
+    denials = _denials(frame, comparisons)
+    return _reason_mix(denials), _contradicted_reasons(frame, denials)
 
 
 def reason_mix(frame: pd.DataFrame, comparisons: Sequence[Comparison]) -> pd.DataFrame:
     """The ``reason_mix`` table of the module docstring, sorted by lei, comparison (audit.toml
     order) and reason."""
-    cited = _cited(frame)
-    leis = _leis(frame)
+    return _reason_mix(_denials(frame, comparisons))
+
+
+def _reason_mix(denials: _Denials) -> pd.DataFrame:
+    cited, leis = denials.cited, denials.leis
     parts = []
-    for order, (name, rows, lender, compared) in enumerate(_denied_units(frame, comparisons)):
+    for order, (_, rows, lender, compared) in enumerate(denials.units):
         if cited is None or not rows.size:
             continue
-        for code, reason in REASONS.items():
-            counts = _counts(cited[rows, code - 1], lender, compared, leis.size, "citing")
-            if counts is None:
-                break
-            both = counts.pop("_both")
-            parts.append(
-                {"lei": leis[both], "comparison": _repeat(name, both.size), "reason": _repeat(code, both.size)}
-                | {"reason_name": _repeat(reason, both.size)}
-                | counts
-                | {"_order": _repeat(order, both.size)}
-            )
-    table = _finish(parts, REASON_MIX_COLUMNS[:-1], ["lei", "_order", "reason"])
-    table["p_adjusted"] = holm_adjusted(table["p_value"].to_numpy(dtype=np.float64), table["lei"].to_numpy())
-    return table
+        lenders = _both(lender, compared, leis.size)
+        both = lenders[0]
+        if not both.size:
+            continue
+        for code in REASONS:
+            counts = _counts(cited[rows, code - 1], lender, compared, leis.size, "citing", lenders)
+            unit = {"_lei": both, "_order": _repeat(order, both.size), "reason": _repeat(code, both.size)}
+            parts.append(unit | counts)
+    return _finish(parts, REASON_MIX_COLUMNS, "citing", denials)
 
 
 def contradicted_reasons(frame: pd.DataFrame, comparisons: Sequence[Comparison]) -> pd.DataFrame:
     """The ``contradicted_reasons`` table of the module docstring, sorted by lei and comparison
     (audit.toml order)."""
-    cited = _cited(frame)
-    leis = _leis(frame)
+    return _contradicted_reasons(frame, _denials(frame, comparisons))
+
+
+def _contradicted_reasons(frame: pd.DataFrame, denials: _Denials) -> pd.DataFrame:
+    cited, leis = denials.cited, denials.leis
     parts = []
     if cited is not None:
         dti = frame["dti"].to_numpy(dtype=np.float64, na_value=np.nan)
         cltv = frame["cltv"].to_numpy(dtype=np.float64, na_value=np.nan)
         contradicted = (cited[:, 0] & (dti < DTI_LIMIT)) | (cited[:, 3] & (cltv < CLTV_LIMIT))
-        for order, (name, rows, lender, compared) in enumerate(_denied_units(frame, comparisons)):
-            counts = _counts(contradicted[rows], lender, compared, leis.size, "contradicted")
-            if counts is not None:
-                both = counts.pop("_both")
-                text = {"lei": leis[both], "comparison": _repeat(name, both.size)}
-                parts.append(text | counts | {"_order": _repeat(order, both.size)})
-    table = _finish(parts, CONTRADICTED_COLUMNS[:-1], ["lei", "_order"])
-    table["p_adjusted"] = holm_adjusted(table["p_value"].to_numpy(dtype=np.float64), table["lei"].to_numpy())
-    return table
+        for order, (_, rows, lender, compared) in enumerate(denials.units):
+            lenders = _both(lender, compared, leis.size)
+            both = lenders[0]
+            if both.size:
+                counts = _counts(contradicted[rows], lender, compared, leis.size, "contradicted", lenders)
+                parts.append({"_lei": both, "_order": _repeat(order, both.size)} | counts)
+    return _finish(parts, CONTRADICTED_COLUMNS, "contradicted", denials)
 
 
-def _repeat(value: str | int, size: int) -> np.ndarray:
-    return np.full(size, value, dtype=object if isinstance(value, str) else np.int64)
+def _repeat(value: int, size: int) -> np.ndarray:
+    return np.full(size, value, dtype=np.int64)
 
 
-def _finish(parts: list[dict[str, np.ndarray]], columns: Sequence[str], keys: list[str]) -> pd.DataFrame:
-    """The parts' columns joined (one frame, not one per part), sorted by ``keys``, the text columns as text."""
+def _finish(parts: list[dict[str, np.ndarray]], columns: Sequence[str], noun: str, denials: _Denials) -> pd.DataFrame:
+    """The parts' columns joined (one frame, not one per part), sorted by lender (as text), comparison
+    (audit.toml order) and reason; the texts taken from the lender, comparison and reason codes; the
+    p-values of an excess of ``noun`` among the compared (``_excess_p``, for every row at once) and
+    Holm's adjustment over each lender's rows."""
     if not parts:
         return _empty(columns)
     joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-    table = pd.DataFrame(joined).sort_values(keys, kind="stable").reset_index(drop=True)
-    table = table[list(columns)]
-    text = {name: "str" for name in ("lei", "comparison", "reason_name") if name in columns}
-    return table.astype(text)
+    keys = [joined[name] for name in ("reason", "_order", "_lei") if name in joined]  # last key sorts first
+    order = np.lexsort(keys)  # stable: ties keep the parts' order
+    joined = {name: values[order] for name, values in joined.items()}
+    joined["p_value"] = _excess_p(
+        joined[f"compared_{noun}"], joined[f"reference_{noun}"], joined["compared_denials"], joined["reference_denials"]
+    )
+    joined["p_adjusted"] = holm_adjusted(joined["p_value"], joined["_lei"])
+    joined["lei"] = _texts(joined["_lei"], denials.leis)
+    joined["comparison"] = _texts(joined["_order"], np.array([unit[0] for unit in denials.units], dtype=object))
+    if "reason_name" in columns:
+        joined["reason_name"] = _texts(joined["reason"] - 1, np.array(list(REASONS.values()), dtype=object))
+    return pd.DataFrame({name: joined[name] for name in columns})
+
+
+def _texts(codes: np.ndarray, texts: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A text column (dtype 'str') of ``texts[code]`` per row."""
+    return pd.array(pa.array(texts, type=pa.large_string()).take(pa.array(codes)), dtype="str")
 
 
 def _empty(columns: Sequence[str]) -> pd.DataFrame:

@@ -36,14 +36,15 @@ one whose id sorts first ranks first, so the output depends on the data only, no
 order or on the search structure. A pair is kept when its distance is at most
 ``max_distance`` (all pairs when it is None); ranks stay 1, 2, … over the kept pairs.
 
-Search runs block by block, never over all pairs of the frame. Small blocks (at most
+Search runs within blocks, never over all pairs of the frame. Small blocks (at most
 ``TREE_MIN_REFERENCES`` reference applicants) are searched exhaustively, many blocks at a
-time in batches of at most ``BATCH_PAIRS`` candidate pairs; larger blocks get a
-scikit-learn ``KDTree`` of their reference applicants, queried for ``neighbours + 1``
-candidates (plus a radius query for the few applicants with a tie at the boundary), and the
-candidates' distances are recomputed with the same formula as the exhaustive search, so
-both paths give identical results. Memory is bounded by the largest block's reference
-applicants and one batch.
+time in batches of at most ``BATCH_PAIRS`` candidate pairs; the larger blocks share one
+scipy ``cKDTree`` of their reference applicants, each block placed apart from the others by
+an extra coordinate (so a query finds its own block's applicants first), queried once for
+``neighbours + 1`` candidates per compared applicant (plus one radius query for the few
+applicants with a tie at the boundary), and the candidates' distances are recomputed with
+the same formula as the exhaustive search, so both paths give identical results. Memory is
+bounded by the large blocks' reference applicants and one batch.
 """
 
 from __future__ import annotations
@@ -53,24 +54,27 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.neighbors import KDTree
+from scipy.spatial import cKDTree
 
 from reasoner.errors import UsageError, closest
 
 __all__ = [
     "BATCH_PAIRS",
+    "GroupRows",
     "SCALINGS",
     "TREE_MIN_REFERENCES",
     "PairCounts",
+    "PairRows",
     "Scaling",
     "SimilaritySpec",
     "fit_scaling",
+    "similar_pair_rows_of",
     "similar_pairs",
     "similar_pairs_of",
 ]
 
 SCALINGS = ("robust", "standard", "none")
-TREE_MIN_REFERENCES = 64  # blocks with more reference applicants get a KD-tree
+TREE_MIN_REFERENCES = 16  # blocks with more reference applicants get a KD-tree
 BATCH_PAIRS = 1_000_000  # candidate pairs per exhaustive batch (bounds memory)
 DECISIONS = ("approved", "denied")
 MINORITY_RACES = (
@@ -208,22 +212,65 @@ def similar_pairs_of(
     applicants (the reference rows, their order, the trees and the distances are the same), so
     each spec keeps the pairs of its own compared rows, in the same order and with the same bits.
     """
+    return [_pairs_frame(frame, found) for found in similar_pair_rows_of(frame, specs, scaling)]
+
+
+class GroupRows:
+    """Which rows of ``frame`` are in some groups of a column (``rows``): each column factorized
+    once for every question asked of it, not compared as text per question."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._frame = frame
+        self._codes: dict[str, tuple[np.ndarray, list[object]]] = {}
+
+    def rows(self, column: str, groups: Sequence[str]) -> np.ndarray:
+        """Per row, whether its value in ``column`` is one of ``groups`` (False where missing)."""
+        if column not in self._codes:
+            codes, uniques = pd.factorize(self._frame[column])
+            self._codes[column] = codes, list(uniques)
+        codes, uniques = self._codes[column]
+        wanted = np.array([value in groups for value in uniques] + [False], dtype=bool)
+        member: np.ndarray = wanted[codes]  # code -1 (missing) reads the last entry: False
+        return member
+
+
+@dataclass(frozen=True, slots=True)
+class PairRows:
+    """The pairs of ``similar_pairs(frame, spec)`` as positions in ``frame`` (``similar_pair_rows_of``):
+    per pair the row of ``a`` (reference) and of ``b`` (compared), the distance and the rank, in
+    the table's order; and the table's counts."""
+
+    spec: SimilaritySpec
+    reference_rows: np.ndarray  # int64
+    compared_rows: np.ndarray  # int64
+    distance: np.ndarray
+    rank: np.ndarray  # int64
+    counts: PairCounts
+
+
+def similar_pair_rows_of(
+    frame: pd.DataFrame, specs: Sequence[SimilaritySpec], scaling: Scaling | None = None
+) -> list[PairRows]:
+    """``similar_pairs_of(frame, specs, scaling)`` as rows of ``frame`` (``PairRows``), for a caller
+    that reads the pairs' columns from the frame itself rather than finding the ids again."""
     for spec in specs:
         _check_columns(frame, spec)
     decided = frame["decision"].isin(DECISIONS).to_numpy(dtype=bool)
     usable = frame["excluded"].eq("").fillna(False).to_numpy(dtype=bool) & decided
     sides_of = []
     shared: dict[tuple[object, ...], list[int]] = {}
+    groups = GroupRows(frame)
     for index, spec in enumerate(specs):
-        group = frame[spec.group_column]
-        is_reference = usable & group.eq(spec.reference).fillna(False).to_numpy(dtype=bool)
-        is_compared = usable & group.isin(spec.compared).to_numpy(dtype=bool)
+        is_reference = usable & groups.rows(spec.group_column, (spec.reference,))
+        is_compared = usable & groups.rows(spec.group_column, spec.compared)
         sides_of.append((is_reference, is_compared))
         search = (spec.columns, spec.scaling, spec.blocks, spec.neighbours, spec.max_distance, spec.log_columns)
         shared.setdefault((*search, is_reference.tobytes()), []).append(index)
-    results: dict[int, pd.DataFrame] = {}
+    results: dict[int, PairRows] = {}
     order_key = _id_order(frame["application_id"]) if specs else np.empty(0, np.int64)  # once for every search
     features: dict[tuple[tuple[str, ...], tuple[str, ...]], np.ndarray] = {}
+    blocks: dict[tuple[str, ...], np.ndarray] = {}
+    missing_keys: dict[str, np.ndarray] = {}
     for members in shared.values():
         spec = specs[members[0]]
         is_reference = sides_of[members[0]][0]
@@ -231,9 +278,14 @@ def similar_pairs_of(
         if (spec.columns, spec.log_columns) not in features:
             features[spec.columns, spec.log_columns] = _features(frame, spec)
         values = features[spec.columns, spec.log_columns]
-        found = _searched(frame, spec, scaling, usable, is_reference, union, values, order_key)
+        if spec.blocks not in blocks:
+            blocks[spec.blocks] = _block_codes(frame, spec.blocks)
+        found = _searched(frame, spec, scaling, usable, is_reference, union, values, blocks[spec.blocks], order_key)
+        for name in spec.blocks:
+            if name not in missing_keys:
+                missing_keys[name] = frame[name].isna().to_numpy(dtype=bool)
         for index in members:
-            results[index] = _pairs(frame, specs[index], found, is_reference, sides_of[index][1])
+            results[index] = _pairs(missing_keys, specs[index], found, is_reference, sides_of[index][1])
     return [results[index] for index in range(len(specs))]
 
 
@@ -259,13 +311,15 @@ def _searched(
     is_reference: np.ndarray,
     is_compared: np.ndarray,
     values: np.ndarray,
+    blocks: np.ndarray,
     order_key: np.ndarray,
 ) -> _Found:
     """The search of ``is_compared`` rows' neighbours among ``is_reference`` rows; ``values``:
-    ``_features(frame, spec)``, ``order_key``: ``_id_order`` of the frame's ids."""
+    ``_features(frame, spec)``, ``blocks``: ``_block_codes(frame, spec.blocks)``, ``order_key``:
+    ``_id_order`` of the frame's ids."""
     present = np.isfinite(values)
     complete = present.all(axis=1)
-    block_codes = _block_codes(frame, spec.blocks, is_reference | is_compared)
+    block_codes = np.where(is_reference | is_compared, blocks, -1)
     taking_part = complete & (block_codes >= 0)
     scaled = _apply(values, scaling if scaling is not None else _fit(values, usable & complete, spec.scaling))
     sides = _sides(scaled, block_codes, order_key, is_reference & taking_part, is_compared & taking_part)
@@ -286,33 +340,25 @@ def _searched(
 
 
 def _pairs(
-    frame: pd.DataFrame, spec: SimilaritySpec, found: _Found, is_reference: np.ndarray, is_compared: np.ndarray
-) -> pd.DataFrame:
+    missing_keys: dict[str, np.ndarray],
+    spec: SimilaritySpec,
+    found: _Found,
+    is_reference: np.ndarray,
+    is_compared: np.ndarray,
+) -> PairRows:
     """The pairs and counts of ``spec``, whose compared rows are ``is_compared``, from a search of them
-    (and perhaps of other compared rows)."""
+    (and perhaps of other compared rows); ``missing_keys``: per block column, the rows without a key."""
     mine = is_compared[found.compared_rows]
     compared_frame_rows, reference_frame_rows = found.compared_rows[mine], found.reference_rows[mine]
-    ids = frame["application_id"]
-    pairs = pd.DataFrame(
-        {
-            "a": ids.iloc[reference_frame_rows].reset_index(drop=True),
-            "b": ids.iloc[compared_frame_rows].reset_index(drop=True),
-            "distance": found.distance[mine],
-            "rank": found.rank[mine].astype(np.int64),
-        }
-    )
-    for name in spec.blocks:
-        pairs[name] = frame[name].iloc[compared_frame_rows].reset_index(drop=True)
-
     sides = found.sides
     sides_mask = is_reference | is_compared
     missing_by_column = tuple(
         (name, int((sides_mask & ~found.present[:, index]).sum())) for index, name in enumerate(spec.columns)
-    ) + tuple((name, int((sides_mask & frame[name].isna().to_numpy(dtype=bool)).sum())) for name in spec.blocks)
+    ) + tuple((name, int((sides_mask & missing_keys[name]).sum())) for name in spec.blocks)
     searched = is_compared[sides.compared_rows]  # this spec's compared rows among those searched
     with_reference = sides.reference_count[sides.compared_block] > 0
-    matched = int(np.unique(compared_frame_rows).size)
-    pairs.attrs["counts"] = PairCounts(
+    matched = int(np.count_nonzero(found.rank[mine] == 1))  # a matched row's pairs are ranked 1, 2, …
+    counts = PairCounts(
         reference=int(sides.reference_rows.size),
         compared=int(searched.sum()),
         missing=int((sides_mask & ~found.taking_part).sum()),
@@ -320,9 +366,33 @@ def _pairs(
         without_reference=int((searched & ~with_reference).sum()),
         beyond_distance=int((searched & with_reference).sum()) - matched,
         matched=matched,
-        pairs=len(pairs),
+        pairs=int(compared_frame_rows.size),
     )
-    pairs.attrs["spec"] = spec
+    return PairRows(
+        spec,
+        reference_frame_rows.astype(np.int64, copy=False),
+        compared_frame_rows.astype(np.int64, copy=False),
+        found.distance[mine],
+        found.rank[mine].astype(np.int64),
+        counts,
+    )
+
+
+def _pairs_frame(frame: pd.DataFrame, found: PairRows) -> pd.DataFrame:
+    """The table of ``similar_pairs`` (module docstring) from its rows."""
+    ids = frame["application_id"]
+    pairs = pd.DataFrame(
+        {
+            "a": ids.iloc[found.reference_rows].reset_index(drop=True),
+            "b": ids.iloc[found.compared_rows].reset_index(drop=True),
+            "distance": found.distance,
+            "rank": found.rank,
+        }
+    )
+    for name in found.spec.blocks:
+        pairs[name] = frame[name].iloc[found.compared_rows].reset_index(drop=True)
+    pairs.attrs["counts"] = found.counts
+    pairs.attrs["spec"] = found.spec
     return pairs
 
 
@@ -352,15 +422,16 @@ def _features(frame: pd.DataFrame, spec: SimilaritySpec) -> np.ndarray:
     return values
 
 
-def _block_codes(frame: pd.DataFrame, blocks: tuple[str, ...], rows: np.ndarray) -> np.ndarray:
-    """Block number per row (sorted by key); -1 for rows not in ``rows`` or with a missing key."""
-    codes = np.full(len(frame), -1, dtype=np.int64)
+def _block_codes(frame: pd.DataFrame, blocks: tuple[str, ...]) -> np.ndarray:
+    """Block number per row (numbered in the order of the sorted keys); -1 for a row with a missing key.
+
+    Only which rows share a block matters to the search (a row's neighbours are in its block, ties
+    are broken by id, the pairs are ordered by id): the numbers are computed once for every search
+    of a frame, over all its rows."""
     if not blocks:
-        codes[rows] = 0
-        return codes
-    subset = frame.loc[rows, list(blocks)]
-    codes[rows] = subset.groupby(list(blocks), sort=True, dropna=True, observed=True).ngroup().to_numpy()
-    return codes
+        return np.zeros(len(frame), dtype=np.int64)
+    number = frame.groupby(list(blocks), sort=True, dropna=True, observed=True).ngroup()
+    return number.to_numpy(dtype=np.float64, na_value=-1.0).astype(np.int64)  # NaN: a missing key
 
 
 def _fit(values: np.ndarray, fit_rows: np.ndarray, scaling: str) -> Scaling:
@@ -419,7 +490,8 @@ def _sides(
 
 
 def _work(sides: _Sides, spec: SimilaritySpec) -> Iterator[tuple[str, np.ndarray]]:
-    """Units of search: ('tree', compared positions of one block) or ('batch', positions)."""
+    """Units of search: ('batch', compared positions) of small blocks, and one ('tree', positions)
+    of every large block's compared rows."""
     cost = sides.reference_count[sides.compared_block]
     tree = (cost > TREE_MIN_REFERENCES) & (cost > spec.neighbours)
     positions = np.flatnonzero(~tree & (cost > 0))
@@ -431,9 +503,7 @@ def _work(sides: _Sides, spec: SimilaritySpec) -> Iterator[tuple[str, np.ndarray
             yield "batch", part
     tree_positions = np.flatnonzero(tree)
     if tree_positions.size:
-        bounds = np.flatnonzero(np.diff(sides.compared_block[tree_positions])) + 1
-        for part in np.split(tree_positions, bounds):
-            yield "tree", part
+        yield "tree", tree_positions
 
 
 def _distance(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -449,39 +519,74 @@ def _search(
     sides: _Sides, spec: SimilaritySpec, unit: tuple[str, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     kind, positions = unit
-    if kind == "batch":
-        cost = sides.reference_count[sides.compared_block[positions]]
-        compared = np.repeat(positions, cost)
-        offset = np.arange(compared.size) - np.repeat(np.cumsum(cost) - cost, cost)
-        reference = np.repeat(sides.reference_start[sides.compared_block[positions]], cost) + offset
-    else:
-        compared, reference = _tree_candidates(sides, spec, positions)
+    if kind == "tree":
+        return _tree_search(sides, spec, positions)
+    cost = sides.reference_count[sides.compared_block[positions]]
+    compared = np.repeat(positions, cost)
+    offset = np.arange(compared.size) - np.repeat(np.cumsum(cost) - cost, cost)
+    reference = np.repeat(sides.reference_start[sides.compared_block[positions]], cost) + offset
     distance = _distance(sides.reference_values[reference], sides.compared_values[compared])
     return _nearest(compared, reference, distance, spec)
 
 
-def _tree_candidates(sides: _Sides, spec: SimilaritySpec, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate pairs of one large block: a superset of every compared row's true nearest."""
-    block = sides.compared_block[positions[0]]
-    start = sides.reference_start[block]
-    points = sides.reference_values[start : start + sides.reference_count[block]]
+def _tree_search(
+    sides: _Sides, spec: SimilaritySpec, positions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The nearest of the compared rows at ``positions`` (their blocks have more than ``neighbours``
+    reference rows), by one KD-tree over the reference rows of all their blocks.
+
+    A block's number times a spacing wider than any distance within a block is an extra
+    coordinate, so a row's ``neighbours + 1`` nearest in the tree are in its block (a row of
+    another block is farther than every row of its own), and distances within a block are those
+    of the block alone (the extra coordinates differ by exactly 0). The tree gives candidates
+    only; every candidate's distance is computed again by ``_distance``, the exhaustive search's
+    formula. A row whose ``neighbours + 1``-th candidate is not clearly farther than its
+    ``neighbours``-th may have ties beyond the tree's choice: all its reference rows within that
+    distance are asked for by a radius query and ranked with the batch path's ``_nearest``; the
+    others' ranks come from their own candidates, sorted by distance and then reference position
+    (the same order)."""
+    blocks, local = np.unique(sides.compared_block[positions], return_inverse=True)
+    counts = sides.reference_count[blocks]
+    offsets = np.cumsum(counts) - counts
+    reference = np.repeat(sides.reference_start[blocks] - offsets, counts) + np.arange(int(counts.sum()))
+    points = sides.reference_values[reference]
     queries = sides.compared_values[positions]
-    tree = KDTree(points)
+    low = np.minimum(points.min(axis=0), queries.min(axis=0))
+    high = np.maximum(points.max(axis=0), queries.max(axis=0))
+    spacing = 2.0 * float(np.sqrt(np.sum((high - low) ** 2))) + 1.0  # > twice any distance within a block
+    tree = cKDTree(np.column_stack([points, np.repeat(np.arange(blocks.size) * spacing, counts)]))
+    placed = np.column_stack([queries, local * spacing])
     wanted = spec.neighbours + 1
-    tree_distance, found = tree.query(queries, k=wanted, return_distance=True, sort_results=True)
+    tree_distance, found = tree.query(placed, k=wanted)
     mine = _distance(points[found.ravel()], np.repeat(queries, wanted, axis=0)).reshape(found.shape)
-    kth = np.sort(mine, axis=1)[:, spec.neighbours - 1]
-    limit = kth * (1 + RELATIVE_TIE) + 1e-12
+    candidates = reference[found]
+    order = np.lexsort((candidates, mine), axis=1)  # per row: by distance, ties by reference position
+    mine = np.take_along_axis(mine, order, axis=1)
+    candidates = np.take_along_axis(candidates, order, axis=1)
+    limit = mine[:, spec.neighbours - 1] * (1 + RELATIVE_TIE) + 1e-12
     ambiguous = tree_distance[:, -1] <= limit
-    keep = ~ambiguous
-    compared = [np.repeat(positions[keep], wanted)]
-    reference = [start + found[keep].ravel()]
-    if ambiguous.any():
-        within = tree.query_radius(queries[ambiguous], r=limit[ambiguous])
-        sizes = np.array([len(hits) for hits in within], dtype=np.int64)
-        compared.append(np.repeat(positions[ambiguous], sizes))
-        reference.append(start + np.concatenate(list(within)).astype(np.int64))
-    return np.concatenate(compared), np.concatenate(reference)
+    clear = ~ambiguous
+    distance = mine[clear, : spec.neighbours].ravel()
+    rank = np.tile(np.arange(1, spec.neighbours + 1, dtype=np.int64), int(clear.sum()))
+    compared = np.repeat(positions[clear], spec.neighbours)
+    nearest = candidates[clear, : spec.neighbours].ravel()
+    if spec.max_distance is not None:  # the kept candidates of a row are its first ones: ranks stay 1, 2, …
+        close = distance <= spec.max_distance
+        compared, nearest, distance, rank = compared[close], nearest[close], distance[close], rank[close]
+    if not ambiguous.any():
+        return compared, nearest, distance, rank
+    within = tree.query_ball_point(placed[ambiguous], r=limit[ambiguous])
+    sizes = np.array([len(hits) for hits in within], dtype=np.int64)
+    tied_compared = np.repeat(positions[ambiguous], sizes)
+    tied_reference = reference[np.concatenate(list(within)).astype(np.int64)]
+    tied_distance = _distance(sides.reference_values[tied_reference], sides.compared_values[tied_compared])
+    tied = _nearest(tied_compared, tied_reference, tied_distance, spec)
+    return (
+        np.concatenate([compared, tied[0]]),
+        np.concatenate([nearest, tied[1]]),
+        np.concatenate([distance, tied[2]]),
+        np.concatenate([rank, tied[3]]),
+    )
 
 
 def _nearest(

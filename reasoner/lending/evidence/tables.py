@@ -36,19 +36,21 @@ applicants whose ethnicity is joint or not available get none, so they are in ne
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy import special, stats
 
 from reasoner.lending.config import AuditConfig, Comparison
-from reasoner.lending.evidence.denial_reasons import contradicted_reasons, reason_mix
+from reasoner.lending.evidence.denial_reasons import denial_reason_tables
 from reasoner.lending.evidence.effects import with_effects
 from reasoner.lending.evidence.interaction import interaction_tests
 from reasoner.lending.evidence.power import with_power
 from reasoner.lending.evidence.redlining import read_assessment_areas, redlining_signals
-from reasoner.lending.evidence.similar import PairCounts, Scaling, SimilaritySpec, similar_pairs_of
+from reasoner.lending.evidence.similar import PairCounts, PairRows, Scaling, SimilaritySpec, similar_pair_rows_of
 from reasoner.lending.evidence.statistics import (
     Prepared,
     application_index,
@@ -125,39 +127,61 @@ class PartitionTables:
 
 
 def add_group_columns(frame: pd.DataFrame, majority_minority_percent: float) -> pd.DataFrame:
-    """The frame with ``race_ethnicity``, ``minority``, ``minority_sex``, ``minority_tract``."""
-    frame = frame.copy()
-    race = frame["race"].to_numpy(dtype=object, na_value=None)
-    ethnicity = frame["ethnicity"].to_numpy(dtype=object, na_value=None)
-    hispanic = ethnicity == HISPANIC
-    white = race == "White"
-    race_ethnicity = np.where(hispanic, HISPANIC, np.where(white, None, race))
-    race_ethnicity = np.where(white & (ethnicity == "Not Hispanic or Latino"), WHITE, race_ethnicity)
-    missing = np.array(None, dtype=object)
-    minority = np.where(
-        np.isin(race_ethnicity, MINORITY_GROUPS), "Minority", np.where(race_ethnicity == WHITE, WHITE, missing)
-    )
-    sex = frame["sex"].to_numpy(dtype=object, na_value=None)
-    binary_sex = np.isin(sex, ("Male", "Female"))
+    """The frame with ``race_ethnicity``, ``minority``, ``minority_sex``, ``minority_tract``.
+
+    Worked out on codes: each text column factorized once, each new column taken from a few texts
+    (no text compared or made per row)."""
+    frame = frame.copy(deep=False)  # copy-on-write: the caller's frame keeps its columns
+    race, races = _codes(frame["race"])
+    ethnicity, ethnicities = _codes(frame["ethnicity"])
+    sex, sexes = _codes(frame["sex"])
+    hispanic = _is(ethnicity, ethnicities, (HISPANIC,))
+    white = _is(race, races, ("White",))
+    # race_ethnicity: a code into the race texts, then HISPANIC and WHITE; -1 for none
+    names = [*races, HISPANIC, WHITE]
+    race_ethnicity = np.where(hispanic, len(races), np.where(white, -1, race))
+    not_hispanic = _is(ethnicity, ethnicities, ("Not Hispanic or Latino",))
+    race_ethnicity = np.where(white & not_hispanic, len(races) + 1, race_ethnicity)
+    is_minority = _is(race_ethnicity, names, MINORITY_GROUPS)
+    is_white = _is(race_ethnicity, names, (WHITE,))
+    minority = np.where(is_minority, 0, np.where(is_white, 1, -1))  # codes into ("Minority", WHITE)
     percent = frame["tract_minority_pct"].to_numpy(dtype=np.float64, na_value=np.nan)
     majority = percent > majority_minority_percent
-    # The combined groups' texts, one group of each at a time (a few masks, no per-row strings made).
-    minority_sex = np.full(len(frame), None, dtype=object)
-    minority_tract = np.full(len(frame), None, dtype=object)
-    for group in ("Minority", WHITE):
-        member = minority == group
-        for value in ("Male", "Female"):
-            minority_sex[member & binary_sex & (sex == value)] = f"{group} {value}"
-        minority_tract[member & np.isfinite(percent) & majority] = f"{group} / majority-minority tract"
-        minority_tract[member & np.isfinite(percent) & ~majority] = f"{group} / other tract"
-    for name, values in (
-        ("race_ethnicity", race_ethnicity),
-        ("minority", minority),
-        ("minority_sex", minority_sex),
-        ("minority_tract", minority_tract),
+    # minority_sex: group × (Male, Female); minority_tract: group × (majority-minority tract, other tract)
+    male, female = _is(sex, sexes, ("Male",)), _is(sex, sexes, ("Female",))
+    minority_sex = np.where((minority >= 0) & (male | female), 2 * minority + female, -1)
+    minority_tract = np.where((minority >= 0) & np.isfinite(percent), 2 * minority + ~majority, -1)
+    groups = ("Minority", WHITE)
+    for name, codes, texts in (
+        ("race_ethnicity", race_ethnicity, names),
+        ("minority", minority, list(groups)),
+        ("minority_sex", minority_sex, [f"{group} {value}" for group in groups for value in ("Male", "Female")]),
+        (
+            "minority_tract",
+            minority_tract,
+            [f"{group} / {tract}" for group in groups for tract in ("majority-minority tract", "other tract")],
+        ),
     ):
-        frame[name] = pd.Series(values, index=frame.index, dtype="str")
+        frame[name] = pd.Series(_texts(codes, texts), index=frame.index)
     return frame
+
+
+def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """A text column's codes (-1: missing) and texts."""
+    codes, uniques = pd.factorize(column)
+    return codes, [str(value) for value in uniques]
+
+
+def _is(codes: np.ndarray, texts: list[str], wanted: tuple[str, ...]) -> np.ndarray:
+    """Per row, whether its code's text is one of ``wanted`` (never for -1)."""
+    lookup = np.array([text in wanted for text in texts] + [False], dtype=bool)
+    return lookup[codes]  # -1 reads the last entry: False
+
+
+def _texts(codes: np.ndarray, texts: list[str]) -> pd.api.extensions.ExtensionArray:
+    """A text column (dtype 'str') of ``texts[code]`` per row, missing where the code is -1."""
+    dictionary = pa.array(texts, type=pa.large_string())
+    return pd.array(dictionary.take(pa.array(np.maximum(codes, 0), mask=codes < 0)), dtype="str")
 
 
 def audit_tables(
@@ -181,17 +205,16 @@ def audit_tables(
     threshold = config.proxies.pair_threshold
     paired = pairing_frame(frame, threshold, config.majority_minority_percent) if estimated else frame
     counts: dict[str, PairCounts] = {}
-    if pairs is None:
-        found = []
+    tolerance = dict(config.comparator_tolerance)
+    if pairs is None and config.comparisons:
         specs = [similarity_spec(config, comparison) for comparison in config.comparisons]
-        for comparison, part in zip(config.comparisons, similar_pairs_of(paired, specs, scaling), strict=True):
-            counts[comparison.name] = part.attrs["counts"]
-            part = part[["a", "b", "distance", "rank", "lei"]].copy()
-            part.attrs = {}
-            part.insert(0, "comparison", comparison.name)
-            found.append(_by_lender(part))
-        pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=list(PAIR_COLUMNS[:-2]))
-    pairs, first, second = _with_pair_columns(pairs, frame, dict(config.comparator_tolerance))
+        found = similar_pair_rows_of(paired, specs, scaling)
+        counts = {comparison.name: part.counts for comparison, part in zip(config.comparisons, found, strict=True)}
+        pairs, first, second = _searched_pairs(frame, config.comparisons, found, tolerance)
+    else:
+        if pairs is None:
+            pairs = pd.DataFrame(columns=list(PAIR_COLUMNS[:-2]))
+        pairs, first, second = _with_pair_columns(pairs, frame, tolerance)
     per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
 
     odds, matched, pricing, outliers = [], [], [], []
@@ -213,7 +236,7 @@ def audit_tables(
             weighted, weights = _weighted(frame, comparison, config.majority_minority_percent)
         prepared = shared if weighted is frame else None
         odds.append(
-            _tag(
+            (
                 lender_denial_odds(
                     weighted,
                     column,
@@ -228,13 +251,13 @@ def audit_tables(
             )
         )
         matched.append(
-            _tag(
+            (
                 matched_pair_test(found_pairs, decided, denial_probability=denial_probability, rows=rows),
                 comparison,
             )
         )
         pricing.append(
-            _tag(
+            (
                 pricing_disparity(
                     weighted,
                     column,
@@ -249,7 +272,7 @@ def audit_tables(
             )
         )
         outliers.append(
-            _tag(
+            (
                 cluster_outliers(
                     decided,
                     found_pairs,
@@ -260,13 +283,13 @@ def audit_tables(
                 comparison,
             )
         )
-    denial_odds = _with_holm(_sorted(pd.concat(odds, ignore_index=True), ["lei", "comparison", "group"]))
+    denial_odds = _with_holm(_sorted(_tagged(odds), ["lei", "comparison", "group"]))
     treatment = [comparison.name for comparison in config.comparisons if comparison.theory == "treatment"]
     denial_odds = with_evidence(denial_odds, "log_odds_ratio", math.log(config.alternative_odds_ratio), treatment)
     denial_odds = with_effects(with_power(denial_odds))
-    matched_pairs = _with_holm(_sorted(pd.concat(matched, ignore_index=True), ["lei", "comparison"]))
+    matched_pairs = _with_holm(_sorted(_tagged(matched), ["lei", "comparison"]))
     pricing_table = with_evidence(
-        _with_holm(_sorted(pd.concat(pricing, ignore_index=True), ["lei", "comparison", "group"])),
+        _with_holm(_sorted(_tagged(pricing), ["lei", "comparison", "group"])),
         "adjusted_gap",
         config.alternative_pricing_gap,
         treatment,
@@ -275,6 +298,7 @@ def audit_tables(
         denial_odds, matched_pairs, pricing_table = (
             _with_estimated(table, frame, config) for table in (denial_odds, matched_pairs, pricing_table)
         )
+    mix, contradicted = denial_reason_tables(frame, config.comparisons)
     return PartitionTables(
         applications=frame,
         lenders=_lenders(frame, denial_odds),
@@ -283,7 +307,7 @@ def audit_tables(
         matched_pairs=matched_pairs,
         pricing=pricing_table,
         redlining=register_redlining(frame, config) if redlining is None else redlining.reset_index(drop=True),
-        outliers=_sorted(pd.concat(outliers, ignore_index=True), ["lei", "comparison", "application_id"]),
+        outliers=_sorted(_tagged(outliers), ["lei", "comparison", "application_id"]),
         interactions=interaction_tests(
             frame,
             covariates=config.denial_model,
@@ -293,8 +317,8 @@ def audit_tables(
         ),
         pair_counts=counts,
         pairs_given=not counts,
-        reason_mix=reason_mix(frame, config.comparisons),
-        contradicted_reasons=contradicted_reasons(frame, config.comparisons),
+        reason_mix=mix,
+        contradicted_reasons=contradicted,
     )
 
 
@@ -358,12 +382,42 @@ def application_positions(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(np.arange(len(frame)), index=frame["application_id"].astype(str))
 
 
-def _by_lender(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Pairs ordered by lender, then as found (compared applicant, rank): a partition's pairs of
-    a comparison are then one run of the whole register's (``explanations``)."""
-    codes, _ = pd.factorize(pairs["lei"], sort=True, use_na_sentinel=False)
-    order = np.argsort(codes, kind="stable")
-    return pairs if (order[1:] > order[:-1]).all() else pairs.iloc[order].reset_index(drop=True)
+def _searched_pairs(
+    frame: pd.DataFrame, comparisons: Sequence[Comparison], found: Sequence[PairRows], tolerance: dict[str, float]
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The pair table (module docstring) of the pairs the search found, as ``_with_pair_columns``
+    gives it for them, and the rows of every pair's ``a`` and ``b``: the rows the search knows, not
+    found again by id. Each comparison's pairs are ordered by lender (text), then as found
+    (compared applicant, rank): a partition's pairs of a comparison are then one run of the whole
+    register's (``explanations``)."""
+    lender_codes, _ = pd.factorize(frame["lei"], sort=True, use_na_sentinel=False)
+    reference, compared, distance, rank = [], [], [], []
+    for part in found:
+        codes = lender_codes[part.compared_rows]
+        order: slice | np.ndarray = slice(None) if (codes[1:] >= codes[:-1]).all() else np.argsort(codes, kind="stable")
+        reference.append(part.reference_rows[order])
+        compared.append(part.compared_rows[order])
+        distance.append(part.distance[order])
+        rank.append(part.rank[order])
+    first, second = np.concatenate(reference), np.concatenate(compared)
+    names = pa.array([comparison.name for comparison in comparisons], type=pa.large_string())
+    sizes = [part.reference_rows.size for part in found]
+    which = np.repeat(np.arange(len(sizes)), sizes)  # the comparison of each pair
+    known = np.ones(first.size, dtype=bool)
+    spread = _spread(frame)
+    pairs = pd.DataFrame(
+        {
+            "comparison": pd.array(names.take(pa.array(which)), dtype="str"),  # one text per comparison, taken
+            "a": frame["application_id"].take(first).reset_index(drop=True),
+            "b": frame["application_id"].take(second).reset_index(drop=True),
+            "distance": np.concatenate(distance),
+            "rank": np.concatenate(rank),
+            "lei": frame["lei"].take(second).reset_index(drop=True),
+            "spread_gap": spread[second] - spread[first],
+            "no_stronger": _no_stronger(frame, first, second, known, tolerance),
+        }
+    )
+    return pairs, first.astype(np.float64), second.astype(np.float64)
 
 
 def _pair_rows(
@@ -384,9 +438,7 @@ def _with_pair_columns(
     """The pair table with ``spread_gap`` and ``no_stronger``, and per pair the rows of ``a`` and
     ``b`` in ``frame`` (float: NaN for an id not in it)."""
     pairs = pairs.reset_index(drop=True)
-    spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
-    originated = frame["action_taken"].to_numpy() == 1
-    spread = np.where(originated, spread, np.nan)
+    spread = _spread(frame)
     position = application_positions(frame)
     first = position.reindex(pairs["a"].astype(str)).to_numpy()
     second = position.reindex(pairs["b"].astype(str)).to_numpy()
@@ -397,6 +449,13 @@ def _with_pair_columns(
     out["spread_gap"] = gap
     out["no_stronger"] = _no_stronger(frame, first, second, known, tolerance)
     return out, first, second
+
+
+def _spread(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's rate spread when its loan was originated, else NaN."""
+    spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
+    originated = frame["action_taken"].to_numpy() == 1
+    return np.where(originated, spread, np.nan)
 
 
 def _no_stronger(
@@ -482,6 +541,19 @@ def _tag(result: pd.DataFrame, comparison: Comparison) -> pd.DataFrame:
     result = result.copy()
     result.insert(1 if "lei" in result.columns[:1] else 0, "comparison", comparison.name)
     return result
+
+
+def _tagged(parts: list[tuple[pd.DataFrame, Comparison]]) -> pd.DataFrame:
+    """The comparisons' tables joined, each row with its comparison's name (``_tag``): inserted once
+    into the joined table when every table has the same columns, not into a copy of each."""
+    columns = [list(table.columns) for table, _ in parts]
+    if any(names != columns[0] for names in columns):  # tables of different columns: tagged one by one
+        return pd.concat([_tag(table, comparison) for table, comparison in parts], ignore_index=True)
+    joined = pd.concat([table for table, _ in parts], ignore_index=True)
+    names = np.array([comparison.name for _, comparison in parts], dtype=object)
+    column = pd.Series(np.repeat(names, [len(table) for table, _ in parts]), dtype="str")
+    joined.insert(1 if "lei" in joined.columns[:1] else 0, "comparison", column)
+    return joined
 
 
 def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
