@@ -365,3 +365,22 @@ def test_one_tree_over_blocks_far_apart_tied_and_barely_large_matches_the_oracle
     assert pairs[["a", "b", "rank"]].values.tolist() == expected[["a", "b", "rank"]].values.tolist()
     np.testing.assert_array_equal(pairs["distance"].to_numpy(), expected["distance"].to_numpy())
     assert (pairs["lei"] == "C").any() and (pairs["lei"] == "B").any()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_a_value_too_large_for_the_shared_tree_is_searched_block_by_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A finite but huge covariate (a mistyped 1e160) would make the blocks' extra coordinate in
+    the shared tree infinite (and 0 * inf not 0): each block gets its own tree, and the pairs are
+    the exhaustive oracle's, the huge applicant's distances infinite as there."""
+    monkeypatch.setattr(similar_module, "TREE_MIN_REFERENCES", 0)
+    frame = random_frame(5, 600, integer=False)
+    reference = np.flatnonzero(
+        (frame["race"] == "White").to_numpy() & (frame["lei"] == "A").to_numpy() & frame["cltv"].notna().to_numpy()
+    )
+    frame.loc[reference[0], "cltv"] = 1e160
+    spec = SimilaritySpec(columns=("income", "dti", "cltv"), scaling="none", blocks=("lei", "loan_type"), neighbours=3)
+    pairs = similar_pairs(frame, spec)
+    expected = oracle(frame, spec, frame.set_index("application_id"))
+    assert pairs[["a", "b", "rank"]].values.tolist() == expected[["a", "b", "rank"]].values.tolist()
+    np.testing.assert_array_equal(pairs["distance"].to_numpy(), expected["distance"].to_numpy())
+    assert pairs["lei"].nunique() > 1

@@ -21,6 +21,7 @@ from reasoner.lending.evidence.statistics import (
     Covariates,
     Prepared,
     cluster_outliers,
+    covariate_matrix,
     denial_probabilities,
     holm_adjusted,
     lender_denial_odds,
@@ -702,3 +703,50 @@ def test_prepared_rows_serve_every_comparison_and_only_their_frame() -> None:
         lender_denial_odds(frame.copy(), "race", "White", [BLACK], ("income",), prepared=prepared)
     with pytest.raises(ValueError, match="another frame"):
         denial_probabilities(frame.copy(), ("income",), prepared=prepared)
+
+
+def test_category_codes_as_numbers_give_the_indicators_of_their_texts() -> None:
+    """A categorical covariate stored as numbers (HMDA codes, float with NaN for missing) gets the
+    indicators it gets as text (branch stats6: factorized as numbers), and two models controlling
+    for the same category share its indicators in ``Prepared`` with the same matrices."""
+    rng = np.random.default_rng(3)
+    codes, liens = rng.choice([1.0, 2.0, 31.0, np.nan], 300), rng.choice([1, 2], 300)
+    frame = frame_of({"income": rng.uniform(5e4, 2e5, 300)}).assign(loan_type=codes, lien_status=liens)
+    assert str(frame["lien_status"].dtype) == "int64"
+    as_text = frame.assign(
+        loan_type=pd.Series([None if np.isnan(code) else str(int(code)) for code in codes], dtype=object),
+        lien_status=pd.Series([str(lien) for lien in liens], dtype=object),
+    )
+    model = Covariates(numeric=("income",), categorical=("loan_type", "lien_status")).with_levels(frame)
+    other = Covariates(numeric=(), categorical=("lien_status", "loan_type")).with_levels(frame)
+    matrix, labels = covariate_matrix(frame, model)
+    text_matrix, text_labels = covariate_matrix(as_text, model)
+    assert labels == text_labels and labels.count("loan_type") == 4
+    assert matrix.tobytes() == text_matrix.tobytes()
+    prepared = Prepared(frame)
+    assert prepared.covariates(model)[0].tobytes() == covariate_matrix(prepared.frame, model)[0].tobytes()
+    assert prepared.covariates(other)[0].tobytes() == covariate_matrix(prepared.frame, other)[0].tobytes()
+
+
+def test_cluster_outliers_are_sorted_by_lender_then_id_with_missing_texts_last() -> None:
+    """The outliers in the order of a stable sort by lei then application id (branch stats6 sorts
+    the texts itself), also with ids that sort differently as numbers and a lender missing."""
+    ids = ["10", "9", "B", "a", "2", "x1", "x2", "x3", "x4", "x5"]
+    frame = pd.DataFrame(
+        {
+            "application_id": ids,
+            "lei": ["L2", "L2", "L1", "L2", "L1"] + ["L1"] * 5,
+            "decision": ["denied"] * 5 + ["approved"] * 5,
+        },
+        dtype=object,
+    )
+    pairs = pd.DataFrame({"a": [f"x{k}" for k in range(1, 6)] * 5, "b": np.repeat(ids[:5], 5)})
+    result = cluster_outliers(frame, pairs)
+    assert result["application_id"].tolist() == ["2", "B", "10", "9", "a"]
+    assert result["lei"].tolist() == ["L1", "L1", "L2", "L2", "L2"]
+    assert str(result["application_id"].dtype) == "str" and str(result["decision"].dtype) == "str"
+    missing = frame.assign(lei=[None, "L2", "L1", "L2", "L1"] + ["L1"] * 5)
+    expected = cluster_outliers(missing, pairs)
+    assert expected["application_id"].tolist() == ["2", "B", "9", "a", "10"]
+    assert expected["lei"].isna().tolist() == [False] * 4 + [True]
+    assert cluster_outliers(frame, pairs.iloc[:0]).empty

@@ -8,7 +8,10 @@ unchanged. The new routines must give the same statistics to 1e-8 (relative on e
 standard errors and variances, absolute on p-values), the same statuses, on random units and on
 degenerate ones: separation, collinear and constant covariates, tiny groups, a covariate the same
 for every unit, weights, and units whose rows are not grouped. The interaction tests' scikit-learn
-fits (branch fits3) are at the end.
+fits (branch fits3) are at the end. Branch stats6 replaced the pseudo-inverses of the least squares'
+normal matrices and of the logistic fits' information (for the indicator's variance) by
+``np.linalg.inv`` and a solve where a Cholesky factorisation passes: ``reference_least_squares`` and
+``reference_logistic`` keep the pseudo-inverses.
 """
 
 from __future__ import annotations
@@ -251,6 +254,9 @@ def reference_cross(
 # --- units ------------------------------------------------------------------------------------
 
 
+CATEGORY_COLUMNS = np.array([-1, -1, -1, 0, 0, 0])  # units_of's covariates: three numeric, one category of three levels
+
+
 def units_of(
     rng: np.random.Generator, sizes: list[int], numeric: int = 3, categories: int = 3
 ) -> dict[str, np.ndarray]:
@@ -314,7 +320,9 @@ def compare_logistic(
     design = _design(data["values"], data["indicator"], unit, count)
     expected = reference_logistic(design, data["outcome"], unit, count, numeric, weight)
     start = warm_start(data, design, weight) if warm else None
-    found = statistics._logistic(design, data["outcome"], unit, count, numeric, weight, start=start)
+    found = statistics._logistic(
+        design, data["outcome"], unit, count, numeric, weight, start=start, categories=CATEGORY_COLUMNS
+    )
     np.testing.assert_array_equal(found[2], expected[2])
     good = expected[2] == 0
     np.testing.assert_allclose(found[0][good], expected[0][good], rtol=RELATIVE, atol=1e-12)
@@ -433,6 +441,40 @@ def test_newton_on_ungrouped_rows_matches_and_returns_the_predictor_in_their_ord
     np.testing.assert_allclose(eta, np.einsum("ij,ij->i", design, beta[unit]), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_newton_skips_the_log_likelihood_only_where_step_halving_would_take_the_whole_step(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Newton's steps that move no linear predictor by more than ``SAFE_REACH`` are taken without
+    evaluating the log-likelihood (branch stats6): the same bits as evaluating it before every step
+    (``SAFE_REACH`` below 0), from zeros and from warm starts, with and without weights, on random
+    and degenerate units (separation, collinear, constant, tiny), and some steps are skipped."""
+    rng = np.random.default_rng(seed)
+    skipped = []
+    safe_steps = statistics._safe_steps
+
+    def counted(change: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
+        safe: np.ndarray = safe_steps(change, unit, count)
+        skipped.append(int(safe[np.bincount(unit, minlength=count) > 0].sum()))
+        return safe
+
+    for data in (units_of(rng, list(rng.integers(8, 600, 20))), degenerate_units(rng)):
+        unit, count = data["unit"], int(data["unit"].max()) + 1
+        design = _design(data["values"], data["indicator"], unit, count)
+        penalty = _penalty(design.shape[1], free=5)
+        for weight in (None, rng.uniform(0.05, 1.0, unit.size)):
+            for start in (None, warm_start(data, design, weight), rng.normal(0, 2.0, (count, design.shape[1]))):
+                arguments = (design, data["outcome"], unit, count, penalty, weight)
+                monkeypatch.setattr(statistics, "_safe_steps", counted)
+                found = statistics._newton(*arguments, start=start)
+                monkeypatch.setattr(statistics, "SAFE_REACH", -1.0)  # every step tested, as before
+                expected = statistics._newton(*arguments, start=start)
+                monkeypatch.undo()
+                for new, old in zip(found, expected, strict=True):
+                    np.testing.assert_array_equal(new, old)
+    assert sum(skipped) > 0
+
+
 def test_solve_information_by_cholesky_and_by_the_pseudo_inverse_where_it_fails() -> None:
     rng = np.random.default_rng(11)
     base = rng.normal(size=(4, 40, 5))
@@ -454,10 +496,73 @@ def test_solve_information_by_cholesky_and_by_the_pseudo_inverse_where_it_fails(
     assert _solve_information(matrices[:0], gradient[:0]).shape == (0, 5)
 
 
+def test_inverse_and_schur_complement_by_cholesky_match_the_pseudo_inverse() -> None:
+    """``_inverse`` and ``_schur_complement`` (branch stats6: ``np.linalg.inv`` and a solve where the
+    Cholesky factorisation passes) against the pseudo-inverse they replaced: to 1e-10 on well-posed
+    matrices and ones with a column zero throughout (zeros there, as the pseudo-inverse gives), the
+    pseudo-inverse itself where the factorisation fails (collinear columns, not semi-definite)."""
+    rng = np.random.default_rng(23)
+    base = rng.normal(size=(5, 60, 6))
+    matrices = np.einsum("uri,urj->uij", base, base) + np.diag([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+    matrices[1, 2, :] = matrices[1, :, 2] = 0.0  # a constant covariate
+    matrices[2] = np.outer(base[2, 0], base[2, 0]) + np.outer(base[2, 1], base[2, 1])  # rank 2
+    matrices[3, :, 4] = matrices[3, :, 3]  # two identical columns
+    matrices[3, 4, :] = matrices[3, 3, :]
+    matrices[4, 0, 0] = -1.0  # not positive semi-definite
+    pinv = np.linalg.pinv(matrices, hermitian=True)
+    found = statistics._inverse(matrices)
+    np.testing.assert_allclose(found[:2], pinv[:2], rtol=1e-10, atol=1e-12)
+    assert (found[1, 2, :] == 0).all() and (found[1, :, 2] == 0).all()
+    np.testing.assert_array_equal(found[2:], pinv[2:])  # the fallback: the pseudo-inverse's bits
+    for index in (0, 1, 3):
+        expected = _partial_variance(matrices, index)
+        left = statistics._schur_complement(matrices, index)
+        np.testing.assert_allclose(left[:2], expected[:2], rtol=1e-10)
+        np.testing.assert_array_equal(left[2:], expected[2:])
+    assert statistics._schur_complement(matrices, 2)[1] == 0.0  # a column zero throughout: nothing left
+    assert statistics._inverse(matrices[:0]).shape == (0, 6, 6)
+
+
+def test_explained_variance_without_a_base_level_matches_the_pseudo_inverse() -> None:
+    """``_explained`` (branch stats6: each category's first varying level left out, the rest by
+    Cholesky) against ``_partial_variance(..., rcond=1e-10)`` of the cross products of standardised
+    designs: two categories, a level constant in a unit, a group identical to a level (nothing left
+    to it: collinear in both), a unit where one level alone varies (not left out), collinear numeric
+    covariates (the pseudo-inverse, as before)."""
+    rng = np.random.default_rng(29)
+    units, rows = 6, 400
+    unit = np.repeat(np.arange(units), rows)
+    group = (rng.random(unit.size) < 0.4).astype(np.float64)
+    numeric = rng.normal(size=(unit.size, 2))
+    first = np.eye(3)[rng.integers(0, 3, unit.size)]
+    second = np.eye(4)[rng.integers(0, 4, unit.size)]
+    mine = unit == 1
+    second[mine] = np.eye(4)[rng.integers(0, 2, mine.sum())]  # levels 2 and 3 constant (0) in unit 1
+    mine = unit == 2
+    first[mine] = np.eye(3)[np.where(group[mine] > 0, 0, rng.integers(1, 3, mine.sum()))]
+    group[mine] = first[mine, 0]  # the group is the first level
+    mine = unit == 3
+    first[mine] = 0.0
+    first[mine, 1] = rng.random(mine.sum()) < 0.5  # one level alone varies: not a category's levels here
+    mine = unit == 4
+    numeric[mine, 1] = 2.0 * numeric[mine, 0] + 1.0  # collinear numeric covariates
+    values = np.column_stack([numeric, first, second])
+    design = np.column_stack([np.ones(unit.size), group, _standardise(values, unit, units)])
+    weight = rng.uniform(0.05, 0.25, unit.size)
+    matrices = statistics._cross(design, weight, unit, units)
+    categories = statistics._column_categories(np.array([-1, -1, 0, 0, 0, 1, 1, 1, 1]), design.shape[1], 2)
+    left, factored = statistics._explained(matrices, 1, categories)
+    expected = _partial_variance(matrices, 1, rcond=1e-10)
+    assert factored.tolist() == [True, True, False, True, False, True]  # 2: collinear with the group, 4: numeric
+    np.testing.assert_allclose(left[factored], expected[factored], rtol=1e-9)
+    assert expected[2] <= COLLINEAR * matrices[2, 1, 1]  # the group identical to a level: nothing left
+    assert (left[[0, 1, 3, 5]] > 0.5 * matrices[[0, 1, 3, 5], 1, 1]).all()
+
+
 def compare_least_squares(data: dict[str, np.ndarray], weight: np.ndarray | None = None) -> np.ndarray:
     unit, count = data["unit"], int(data["unit"].max()) + 1
     arguments = (data["spread"], data["indicator"], data["values"], unit, count, 3, weight)
-    gap, error, df, status = statistics._least_squares(*arguments)
+    gap, error, df, status = statistics._least_squares(*arguments, categories=CATEGORY_COLUMNS)
     old_gap, old_error, old_df, old_status = reference_least_squares(*arguments)
     np.testing.assert_array_equal(status, old_status)
     np.testing.assert_array_equal(df, old_df)
@@ -502,10 +607,11 @@ def test_lender_tables_match_the_replaced_code(register: pd.DataFrame, monkeypat
     odds = lender_denial_odds(register, "race", "White", groups, covariates)
     pricing = pricing_disparity(register, "race", "White", groups, covariates)
     monkeypatch.setattr(  # from zeros, where the replaced code started
-        statistics, "_logistic", lambda *arguments, start=None: reference_logistic(*arguments)
+        statistics, "_logistic", lambda *arguments, start=None, categories=None: reference_logistic(*arguments)
     )
     monkeypatch.setattr(  # the scales it is given are those it computes
-        statistics, "_least_squares", lambda *arguments, scales=None: reference_least_squares(*arguments)
+        statistics, "_least_squares",
+        lambda *arguments, scales=None, categories=None: reference_least_squares(*arguments),
     )
     old_odds = lender_denial_odds(register, "race", "White", groups, covariates)
     old_pricing = pricing_disparity(register, "race", "White", groups, covariates)
@@ -878,3 +984,62 @@ def test_interaction_fits_from_the_financial_fit_match_the_fits_from_zeros(
             np.testing.assert_allclose(new[column], old[column], rtol=0, atol=ABSOLUTE)
         else:
             assert new[column].equals(old[column]), column
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 7, 34])
+def test_unit_sums_of_grouped_rows_have_the_bits_of_one_bincount_per_column(width: int) -> None:
+    """``_unit_sums`` of rows grouped by unit sums each unit's block of rows (branch stats6): the
+    bits of ``np.bincount`` per column (each unit's rows added in order), for units of one row,
+    empty units, a block that starts anywhere in memory and values of very different sizes."""
+    rng = np.random.default_rng(width)
+    sizes = rng.integers(0, 3000, 40)
+    sizes[[3, 9]] = 0
+    sizes[[4, 5]] = 1
+    unit = np.repeat(np.arange(sizes.size), sizes)
+    values = rng.normal(size=(unit.size, width)) * np.exp(rng.normal(0, 6, (unit.size, 1)))
+    expected = np.column_stack([np.bincount(unit, values[:, column], sizes.size) for column in range(width)])
+    assert statistics._unit_sums(values, unit, sizes.size).tobytes() == expected.tobytes()
+    assert statistics._unit_sums(np.asfortranarray(values), unit, sizes.size).tobytes() == expected.tobytes()
+    shuffled = rng.permutation(unit.size)  # not grouped: one bincount over the cells, the same bits per unit
+    expected = np.column_stack(
+        [np.bincount(unit[shuffled], values[shuffled, column], sizes.size) for column in range(width)]
+    )
+    assert statistics._unit_sums(values[shuffled], unit[shuffled], sizes.size).tobytes() == expected.tobytes()
+
+
+def test_linear_predictor_per_unit_block_has_the_bits_of_one_einsum_over_every_row() -> None:
+    """``_linear`` (branch stats6: one ``einsum`` per unit's block of rows) against the einsum of
+    every row with its unit's coefficients, on units of every size, empty ones and one-row ones."""
+    rng = np.random.default_rng(17)
+    for _ in range(60):
+        count, width = int(rng.integers(1, 30)), int(rng.integers(1, 40))
+        unit = np.sort(rng.integers(0, count, int(rng.integers(1, 2500))))
+        design = rng.normal(size=(unit.size, width)) * np.exp(rng.normal(0, 3, (unit.size, 1)))
+        coefficients = rng.normal(0, 2, (count, width))
+        expected = np.einsum("ij,ij->i", design, coefficients[unit])
+        assert statistics._linear(design, coefficients, unit, count).tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("width", [1, 2, 30])
+def test_scales_of_grouped_rows_have_the_bits_of_the_bincount_passes(width: int) -> None:
+    """``_centred_scales`` of rows grouped by unit, one unit's block at a time (branch stats6), against
+    the passes it replaced: means and spreads by ``np.bincount`` per column, the centred values by the
+    means gathered per row; with empty units, one-row units and a constant column."""
+    rng = np.random.default_rng(31 + width)
+    sizes = rng.integers(0, 2000, 25)
+    sizes[[2, 7]] = 0
+    sizes[11] = 1
+    unit = np.repeat(np.arange(sizes.size), sizes)
+    values = rng.normal(size=(unit.size, width)) * np.exp(rng.normal(0, 4, (unit.size, 1)))
+    values[unit == 5, 0] = 3.25
+    count = sizes.size
+    size = np.maximum(sizes, 1).astype(np.float64)
+    means = np.column_stack([np.bincount(unit, values[:, k], count) for k in range(width)]) / size[:, None]
+    centred = values - means[unit]
+    squares = np.column_stack([np.bincount(unit, centred[:, k] ** 2, count) for k in range(width)])
+    spread = np.sqrt(squares / size[:, None])
+    spread = np.where(spread <= 1e-9 * np.maximum(np.abs(means), 1.0), np.inf, spread)
+    found = statistics._centred_scales(values, unit, count)
+    for new, old in zip(found, (means, spread, centred), strict=True):
+        assert new.tobytes() == old.tobytes()
+    assert np.isinf(found[1][5, 0])

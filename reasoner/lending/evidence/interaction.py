@@ -241,7 +241,7 @@ def _fits(
         bases.append((columns, np.flatnonzero(has), columns[first[has]]))
     scaled = np.where(varies[unit], (x - means[unit]) / spread[unit], 0.0)
     first, other = data.minority[taken], data.second[taken]
-    design = np.column_stack([np.ones(unit.size), first, other, first & other, scaled]).astype(np.float64)
+    design = np.column_stack([np.ones(unit.size), first, other, first & other, scaled])  # floats: no copy to make
     # A whisper of ridge (1e-4 on standardised columns): covariates collinear among themselves (an
     # AUS result that follows the credit-score bands) leave the interaction's estimate defined.
     penalty = np.full(design.shape[1], RIDGE)

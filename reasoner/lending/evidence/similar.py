@@ -84,6 +84,7 @@ MINORITY_RACES = (
     "Native Hawaiian or Other Pacific Islander",
     "2 or more minority races",
 )
+TREE_MAX_SPAN = 1e150  # the blocks' extra coordinate in the shared tree stays below this (squares stay finite)
 RELATIVE_TIE = 1e-9  # distances this close (relatively) may be a tie between the two search paths
 
 
@@ -553,7 +554,16 @@ def _tree_search(
     queries = sides.compared_values[positions]
     low = np.minimum(points.min(axis=0), queries.min(axis=0))
     high = np.maximum(points.max(axis=0), queries.max(axis=0))
-    spacing = 2.0 * float(np.sqrt(np.sum((high - low) ** 2))) + 1.0  # > twice any distance within a block
+    with np.errstate(over="ignore"):  # an overflow makes it inf: a tree per block, below
+        spacing = 2.0 * float(np.sqrt(np.sum((high - low) ** 2))) + 1.0  # > twice any distance within a block
+    if blocks.size > 1 and not spacing * blocks.size < TREE_MAX_SPAN:
+        # Values so far apart (a mistyped 1e160) that the tree's squared distances would overflow:
+        # a tree per block, whose extra coordinate is 0.
+        found = [_tree_search(sides, spec, positions[local == block]) for block in range(blocks.size)]
+        compared, nearest, distance, rank = (np.concatenate([part[index] for part in found]) for index in range(4))
+        return compared, nearest, distance, rank
+    if blocks.size == 1:
+        spacing = 0.0  # a single block needs no extra coordinate (and inf * 0 is not 0)
     tree = cKDTree(np.column_stack([points, np.repeat(np.arange(blocks.size) * spacing, counts)]))
     placed = np.column_stack([queries, local * spacing])
     wanted = spec.neighbours + 1

@@ -117,6 +117,7 @@ class Prepared:
         self._lenders: tuple[np.ndarray, np.ndarray] | None = None
         self._masks: dict[str, np.ndarray] = {}
         self._financial: dict[Covariates, Financial] = {}
+        self._indicators: dict[tuple[str, tuple[str, ...] | None], list[np.ndarray]] = {}
 
     def lenders(self) -> tuple[np.ndarray, np.ndarray]:
         """``_lender_codes`` of the canonical rows, built once."""
@@ -144,9 +145,10 @@ class Prepared:
         return self._masks["denied"]
 
     def covariates(self, covariates: Covariates) -> tuple[np.ndarray, tuple[str, ...]]:
-        """``_labelled_covariates`` of the canonical rows, built once per model."""
+        """``_labelled_covariates`` of the canonical rows, built once per model (a category's
+        indicators once for every model that controls for it)."""
         if covariates not in self._matrices:
-            self._matrices[covariates] = _labelled_covariates(self.frame, covariates)
+            self._matrices[covariates] = _labelled_covariates(self.frame, covariates, self._indicators)
         return self._matrices[covariates]
 
     def financial(self, covariates: Covariates) -> Financial:
@@ -237,7 +239,7 @@ def lender_denial_odds(
         units,
         (reference_n, compared_n, reference_denials, compared_denials, model_reference + model_compared),
         reason,
-        (values, labels, len(covariates.numeric)),
+        (values, labels, len(covariates.numeric), _category_columns(labels, covariates)),
         (rows, unit, indicator, outcome, None),
         prepared.financial(covariates),
     )
@@ -292,7 +294,7 @@ def _weighted_denial_odds(
         units,
         (reference_n, compared_n, reference_denials, compared_denials, model_reference + model_compared),
         reason,
-        (values, labels, len(covariates.numeric)),
+        (values, labels, len(covariates.numeric), _category_columns(labels, covariates)),
         (rows, unit, indicator, denied[rows].astype(np.float64), weight),
     )
 
@@ -301,35 +303,40 @@ def _odds_table(
     units: _Units,
     sizes: tuple[np.ndarray, ...],
     reason: np.ndarray,
-    covariates: tuple[np.ndarray, tuple[str, ...], int],
+    covariates: tuple[np.ndarray, tuple[str, ...], int, np.ndarray],
     model: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None],
     financial: Financial | None = None,
 ) -> pd.DataFrame:
     """The denial-odds table of ``units``, fitting the units without a ``reason``: ``sizes`` are
     the reference and compared applications and denials and the model's applications;
-    ``covariates`` the covariate matrix, its labels and how many are numeric; ``model`` the
+    ``covariates`` the covariate matrix, its labels, how many are numeric and each column's category
+    (``_category_columns``); ``model`` the
     model's rows, their unit, group indicator, outcome and weight (None: unweighted); ``financial``:
     the lenders' fit on the financials alone (``_financial_fit``), Newton's starting point for each
     unit of a lender it fitted (``_warm_start``; the others start at their denial rate's logit)."""
     reference_n, compared_n, reference_denials, compared_denials, model_n = sizes
-    values, labels, numeric = covariates
+    values, labels, numeric, categories = covariates
     rows, unit, indicator, outcome, weight = model
     fit = reason[unit] == ""
     fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
     # Each unit's scales, once for the fit and the covariates not controlled: a fitted unit's rows
-    # are the same rows in the same order in both, so its sums (and the design) are the same bits.
-    means, spread = _scales(values[rows], unit, units.count)
+    # are the same rows in the same order in both, so its sums (and the design) are the same bits;
+    # the design's covariates are the centred values of its rows over their unit's spread, as
+    # ``_design`` computes them.
+    unit_values = values[rows]
+    means, spread, centred = _centred_scales(unit_values, unit, units.count)
     scales = (means[fitted_units], spread[fitted_units])
-    design = _design(values[rows[fit]], indicator[fit], fit_unit, fitted_units.size, scales)
+    standardised = centred[fit] / spread[unit[fit]]
+    design = np.column_stack([np.ones(fit_unit.size), indicator[fit].astype(np.float64), standardised])
     fit_weight = None if weight is None else weight[fit]
     start = _warm_start(
         financial, units.codes[fitted_units // len(units.groups)], scales,
         _null_intercept(outcome[fit], fit_unit, fitted_units.size, fit_weight),
     )
     log_odds, variance, status = _logistic(
-        design, outcome[fit], fit_unit, fitted_units.size, numeric, fit_weight, start=start
+        design, outcome[fit], fit_unit, fitted_units.size, numeric, fit_weight, start=start, categories=categories
     )
-    not_controlled = _not_controlled(values[rows], labels, unit, units.count, spread)
+    not_controlled = _not_controlled(unit_values, labels, unit, units.count, spread)
     estimate = np.full(units.count, np.nan)
     error = np.full(units.count, np.nan)
     texts = np.array(["", "separation: coefficients diverge", "did not converge", _COLLINEAR_TEXT])
@@ -420,14 +427,15 @@ def _design(
 
 def _logistic(
     design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, count: int, numeric: int = 0,
-    weight: np.ndarray | None = None, *, start: np.ndarray | None = None,
+    weight: np.ndarray | None = None, *, start: np.ndarray | None = None, categories: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One logistic regression per unit, all at once: the indicator's (column 1) estimate,
     its variance from the observed information, and a status (0 ok, 1 diverged, 2 not
     converged, 3 indicator collinear with the covariates). The ``numeric`` covariates after
     the indicator are unpenalised; the band and category indicators after them are not.
     ``weight``: per row, its weight in the likelihood (probability weights; none: 1 each);
-    ``start``: Newton's starting coefficients per unit (none: zeros)."""
+    ``start``: Newton's starting coefficients per unit (none: zeros); ``categories``: per covariate
+    column, the category it is an indicator of (-1: none; none: no categories), for ``_explained``."""
     order = _by_unit(unit)  # every result is per unit: group the rows once, for _newton's and _cross's slices
     if order is not None:
         design, outcome, unit = design[order], outcome[order], unit[order]
@@ -438,14 +446,32 @@ def _logistic(
     curvature = fitted * (1 - fitted) if weight is None else weight * fitted * (1 - fitted)
     unpenalised = _cross(design, curvature, unit, count)
     information = unpenalised + np.diag(penalty)
-    left = _partial_variance(information, 1)
+    left = _schur_complement(information, 1)
     # Collinearity is judged without the penalty, which would hide a group identical to a category.
-    explained = _partial_variance(unpenalised, 1, rcond=1e-10)
+    explained, factored = _explained(unpenalised, 1, _column_categories(categories, design.shape[1], 2))
+    if not factored.all():
+        explained[~factored] = _partial_variance(unpenalised[~factored], 1, rcond=1e-10)
     collinear = (status == 0) & ~(explained > COLLINEAR * information[:, 1, 1])
     status[collinear] = 3
     with np.errstate(divide="ignore", invalid="ignore"):
         variance = np.where(status == 0, 1.0 / left, np.nan)
     return beta[:, 1], variance, status
+
+
+def _column_categories(categories: np.ndarray | None, width: int, before: int) -> np.ndarray:
+    """Per column of a matrix of ``width`` columns whose covariates start after ``before`` others, the
+    category of ``categories`` (per covariate column; none: no categories) it belongs to, -1 for none."""
+    found = np.full(width, -1, dtype=np.int64)
+    if categories is not None:
+        found[before : before + categories.size] = categories
+    return found
+
+
+def _category_columns(labels: tuple[str, ...], covariates: Covariates) -> np.ndarray:
+    """Per column of ``covariate_matrix``, the number of the categorical covariate whose indicator it
+    is (-1: a numeric or band column)."""
+    names = list(covariates.categorical)
+    return np.array([names.index(label) if label in names else -1 for label in labels], dtype=np.int64)
 
 
 def _penalty(width: int, free: int) -> np.ndarray:
@@ -496,13 +522,29 @@ def _newton(
     live_unit, live_design, live_outcome = unit, design, outcome
     live_weight = weight
 
-    def loglik(coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        part_eta = np.einsum("ij,ij->i", live_design, coefficients[live_unit])
-        prior = 0.5 * (coefficients**2) @ penalty
-        term = live_outcome * part_eta - np.logaddexp(0.0, part_eta)
-        return np.bincount(live_unit, term if live_weight is None else live_weight * term, count) - prior, part_eta
+    def linear(coefficients: np.ndarray) -> np.ndarray:
+        """The linear predictor of the live rows."""
+        return _linear(live_design, coefficients, live_unit, count)
 
-    current, eta[live] = loglik(beta)
+    def loglik(coefficients: np.ndarray, part_eta: np.ndarray, tested: np.ndarray) -> np.ndarray:
+        """The penalised log-likelihood per unit from the live rows' linear predictor, summed over
+        the rows of the ``tested`` units only (the others' entries are meaningless). A unit's sum
+        runs over its own rows in their order, so it has the bits of a sum over every row."""
+        prior = 0.5 * (coefficients**2) @ penalty
+        taken = tested[live_unit]
+        every = bool(taken.all())
+        part = part_eta if every else part_eta[taken]
+        term = (live_outcome if every else live_outcome[taken]) * part - np.logaddexp(0.0, part)
+        if live_weight is not None:
+            term = (live_weight if every else live_weight[taken]) * term
+        return np.bincount(live_unit if every else live_unit[taken], term, count) - prior
+
+    # The log-likelihood is evaluated only where a step could lower it (``_safe_steps``); a unit whose
+    # steps were all safe since it was last evaluated has it computed when first needed (``stale``),
+    # from the linear predictor at its coefficients: the bits it would have had.
+    eta[live] = linear(beta)
+    current = np.zeros(count)
+    stale = np.ones(count, dtype=bool)
     for _ in range(iterations):
         if not active.any():
             break
@@ -522,14 +564,25 @@ def _newton(
         step = np.zeros((count, width))
         step[moving] = _solve_information(information[moving] + np.diag(penalty), gradient)
         size = np.ones(count)
-        for _ in range(MAX_HALVINGS):
-            trial = beta + size[:, None] * step
-            value, trial_eta = loglik(trial)
-            worse = active & (value < current - 1e-12 * (1 + np.abs(current)))
-            if not worse.any():
-                break
-            size[worse] /= 2
-        beta, current[active], eta[live] = trial, value[active], trial_eta
+        trial = beta + size[:, None] * step
+        trial_eta = linear(trial)
+        tested = active & ~_safe_steps(trial_eta - live_eta, live_unit, count)
+        if tested.any():
+            refresh = tested & stale
+            if refresh.any():
+                current[refresh] = loglik(beta, live_eta, refresh)[refresh]
+                stale[refresh] = False
+            for _ in range(MAX_HALVINGS):
+                value = loglik(trial, trial_eta, tested)
+                worse = tested & (value < current - 1e-12 * (1 + np.abs(current)))
+                if not worse.any():
+                    break
+                size[worse] /= 2
+                trial = beta + size[:, None] * step
+                trial_eta = linear(trial)
+            current[tested] = value[tested]
+        stale |= active & ~tested
+        beta, eta[live] = trial, trial_eta
         moved = np.abs(size[:, None] * step).max(axis=1)
         diverged = active & (np.abs(beta).max(axis=1) > limit)
         status[diverged] = 1
@@ -547,6 +600,41 @@ def _newton(
         )
         beta[redo], status[redo], eta[again] = beta_again[redo], status_again[redo], eta_again
     return beta, eta, status
+
+
+def _linear(design: np.ndarray, coefficients: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
+    """Per row (C-ordered, grouped by unit), its design row times its unit's coefficients: per unit,
+    ``np.einsum("ij,j->i")`` over its block of rows, the bits of ``np.einsum("ij,ij->i", design,
+    coefficients[unit])`` (the same summation of each row's products; tested) without a copy of
+    the coefficients per row."""
+    found = np.empty(unit.size)
+    bounds = np.searchsorted(unit, np.arange(count + 1))
+    for index in np.flatnonzero(bounds[1:] > bounds[:-1]):
+        start, stop = bounds[index], bounds[index + 1]
+        np.einsum("ij,j->i", design[start:stop], coefficients[index], out=found[start:stop])
+    return found
+
+
+SAFE_REACH = 1.0  # a Newton step moving no row's linear predictor further than this raises the log-likelihood
+
+
+def _safe_steps(change: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
+    """Per unit, whether its full Newton step is sure to raise the penalised log-likelihood, so that
+    step halving needs no evaluation of it: the step moves no row's linear predictor (``change``,
+    rows grouped by unit) by more than ``SAFE_REACH``. A row's log-likelihood has a third derivative
+    at most its second in size, so its curvature along a move of r changes by a factor within
+    [e^-r, e^r] and the log-likelihood changes by at least g'd - psi(R) d'X'WXd - d'Pd/2 for a step
+    d, with psi(R) = (e^R - R - 1)/R^2 at R, the largest move (Bach 2010, generalised
+    self-concordance); a Newton step makes g'd = d'(X'WX + P)d, so the change is at least
+    (1 - psi(R)) d'X'WXd + d'Pd/2 >= 0 for psi(R) < 1, true up to R = 1.79 (psi(1) = 0.72). Such a
+    step is taken whole, as the test it skips would have taken it."""
+    bounds = np.searchsorted(unit, np.arange(count + 1))
+    present = bounds[1:] > bounds[:-1]
+    reach = np.zeros(count)
+    if change.size:
+        reach[present] = np.maximum.reduceat(np.abs(change), bounds[:-1][present])
+    safe: np.ndarray = ~(reach > SAFE_REACH)  # NaN (an overflow) is not safe
+    return safe
 
 
 def unit_logistic(
@@ -610,6 +698,11 @@ def _financial_fit(prepared: Prepared, covariates: Covariates) -> Financial:
     denials = np.bincount(unit, outcome[rows], count)
     good_unit = (size >= MIN_GROUP) & (denials > 0) & (denials < size)
     rows, unit = rows[good_unit[unit]], unit[good_unit[unit]]
+    # Grouped by lender, each lender's rows in their order (a stable sort): its sums are the same, and
+    # neither the scales nor Newton need to group the covariates themselves.
+    order = _by_unit(unit)
+    if order is not None:
+        rows, unit = rows[order], unit[order]
     width = values.shape[1]
     if rows.size == 0:
         empty = np.zeros((count, width))
@@ -785,11 +878,12 @@ def _poisson_binomial_cdf(trials: np.ndarray) -> np.ndarray:
         pmf[:, 0] = 1.0
         return pmf
     pmf[:, 0], pmf[:, 1] = 1 - trials[:, 0], trials[:, 0]
+    moved = np.empty((count, width))  # one buffer for every step's moved mass
+    failure = 1 - trials
     for index in range(1, width):
-        probability = trials[:, index : index + 1]
-        moved = pmf[:, : index + 1] * probability
-        pmf[:, : index + 1] *= 1 - probability
-        pmf[:, 1 : index + 2] += moved
+        np.multiply(pmf[:, : index + 1], trials[:, index : index + 1], out=moved[:, : index + 1])
+        pmf[:, : index + 1] *= failure[:, index : index + 1]
+        pmf[:, 1 : index + 2] += moved[:, : index + 1]
     cdf: np.ndarray = np.cumsum(pmf, axis=1)
     return cdf
 
@@ -873,6 +967,7 @@ def pricing_disparity(
     gap, error, df, status = _least_squares(
         spread[rows[fit]], indicator[fit], values[rows[fit]], fit_unit, fitted_units.size, len(covariates.numeric),
         None if weight is None else weight[fit], scales=(means[fitted_units], scale[fitted_units]),
+        categories=_category_columns(labels, covariates),
     )
     texts = np.array(["", "too few loans for the covariates", _COLLINEAR_TEXT])
     reason[fitted_units] = texts[status]
@@ -915,6 +1010,7 @@ def _least_squares(
     weight: np.ndarray | None = None,
     *,
     scales: tuple[np.ndarray, np.ndarray] | None = None,
+    categories: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per unit, least squares of outcome on intercept + indicator + covariates (centred within
     the unit, so the intercept drops out), the band and category indicators after the first
@@ -925,7 +1021,7 @@ def _least_squares(
     status (0 ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates).
     ``weight``: weighted least squares (probability weights; sizes and degrees of freedom are sums
     of weights, each row's leverage and sandwich term carry its weight). ``scales``: ``_scales``
-    of ``values`` per unit, when known."""
+    of ``values`` per unit, when known; ``categories``: as for ``_logistic``."""
     order = _by_unit(unit)  # every result is per unit: group the rows once, for _cross's and the leverages' slices
     if order is not None:
         outcome, indicator, values, unit = outcome[order], indicator[order], values[order], unit[order]
@@ -933,9 +1029,8 @@ def _least_squares(
     width = values.shape[1]
     numeric = width if numeric is None else numeric
     sizes = np.bincount(unit, weight, minlength=count).astype(np.float64)
-    design = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count, scales)])
     safe_sizes = np.maximum(sizes, 1.0) if weight is None else np.where(sizes > 0, sizes, 1.0)
-    columns = np.column_stack([design, outcome])
+    columns = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count, scales), outcome])
     weighted_columns = columns if weight is None else columns * weight[:, None]
     centred = columns - (
         _unit_sums(weighted_columns, unit, count) / safe_sizes[:, None]
@@ -945,12 +1040,16 @@ def _least_squares(
     penalty = np.zeros(width + 1)
     penalty[1 + numeric :] = RIDGE
     normal = sums[:, :-1, :-1] + np.diag(penalty)
-    inverse = np.linalg.pinv(normal, hermitian=True)
+    inverse = _inverse(normal)
     beta = np.einsum("uij,uj->ui", inverse, sums[:, :-1, -1])
+    # The covariates' rank by numpy's tolerance (a category's redundant direction, which rounding
+    # leaves near 1e-15 of the largest, counts in some units: kept as it was).
     rank = np.linalg.matrix_rank(sums[:, 1:-1, 1:-1], hermitian=True) if width else np.zeros(count, int)
     # What of the indicator the covariates do not explain (a Schur complement), for collinearity:
     # without the penalty, which would hide a group identical to a category.
-    left = _partial_variance(sums[:, :-1, :-1], 0, rcond=1e-10)
+    left, factored = _explained(sums[:, :-1, :-1], 0, _column_categories(categories, width + 1, 1))
+    if not factored.all():
+        left[~factored] = _partial_variance(sums[~factored, :-1, :-1], 0, rcond=1e-10)
     x = centred[:, :-1]
     residual = centred[:, -1] - np.einsum("ij,ij->i", x, beta[unit])
     leverage = 1.0 / safe_sizes[unit] + _quadratic_forms(x, inverse, unit)
@@ -1013,16 +1112,22 @@ def cluster_outliers(
         ((own == "denied") & (approval_share >= share)) | ((own == "approved") & (1 - approval_share >= share))
     )
     rows = applicants[outlier]
+    ids = pd.Series(frame["application_id"].iloc[rows].to_numpy(), dtype="str")
+    leis = pd.Series(frame["lei"].iloc[rows].to_numpy(), dtype="str")
     result = pd.DataFrame(
         {
-            "application_id": frame["application_id"].iloc[rows].to_numpy(),
-            "lei": frame["lei"].iloc[rows].to_numpy(),
-            "decision": own[outlier],
+            "application_id": ids,
+            "lei": leis,
+            "decision": pd.Series(own[outlier], dtype="str"),
             "neighbours": neighbours[outlier].astype(np.int64),
             "neighbour_approval_share": approval_share[outlier],
         }
-    ).astype({"application_id": "str", "lei": "str", "decision": "str"})
-    return result.sort_values(["lei", "application_id"], kind="stable", ignore_index=True)
+    )
+    if ids.hasnans or leis.hasnans:
+        return result.sort_values(["lei", "application_id"], kind="stable", ignore_index=True)
+    # Texts compare by code point in Python as in pandas: the order of a stable sort by lei, then id.
+    order = np.lexsort((ids.to_numpy(dtype=object), leis.to_numpy(dtype=object)))
+    return result.take(order).reset_index(drop=True)
 
 
 # --- shared -----------------------------------------------------------------------------------
@@ -1077,7 +1182,7 @@ class _Units:
         position among them (-1 for rows not taking part or without an LEI)."""
         codes, names = lenders
         known = taking_part & (codes >= 0)
-        present = np.unique(codes[known])
+        present = np.flatnonzero(np.bincount(codes[known], minlength=names.size))  # sorted, as np.unique
         self.leis = names[present]
         self.codes = present  # per position, the lender code
         position = np.full(names.size, -1, dtype=np.int64)
@@ -1087,7 +1192,8 @@ class _Units:
 
     def rows(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows of every unit under ``mask`` (reference rows once per compared group), their
-        unit number and whether they belong to the compared group."""
+        unit number and whether they belong to the compared group; grouped by unit (``_grouped``),
+        each unit's reference rows first, each part in row order."""
         width = len(self.groups)
         reference = np.flatnonzero(mask & self.is_reference & (self.lender >= 0))
         parts_rows, parts_unit, parts_indicator = [], [], []
@@ -1096,7 +1202,10 @@ class _Units:
             parts_rows += [reference, compared]
             parts_unit += [self.lender[reference] * width + index, self.lender[compared] * width + index]
             parts_indicator += [np.zeros(reference.size, bool), np.ones(compared.size, bool)]
-        return np.concatenate(parts_rows), np.concatenate(parts_unit), np.concatenate(parts_indicator)
+        rows, unit, indicator = _grouped(
+            np.concatenate(parts_rows), np.concatenate(parts_unit), np.concatenate(parts_indicator)
+        )
+        return rows, unit, indicator
 
     def weight(self, rows: np.ndarray) -> np.ndarray | None:
         """The weight of each row of ``rows`` (as ``rows`` returned them); None: every row weighs 1."""
@@ -1156,13 +1265,26 @@ class _WeightedUnits(_Units):
             parts_unit += [self.lender[reference] * width + index, self.lender[compared] * width + index]
             parts_indicator += [np.zeros(reference.size, bool), np.ones(compared.size, bool)]
             parts_weight += [self.reference_weight[reference], self.group_weights[index][compared]]
-        self._weights = np.concatenate(parts_weight)
-        return np.concatenate(parts_rows), np.concatenate(parts_unit), np.concatenate(parts_indicator)
+        rows, unit, indicator, self._weights = _grouped(
+            np.concatenate(parts_rows), np.concatenate(parts_unit), np.concatenate(parts_indicator),
+            np.concatenate(parts_weight),
+        )
+        return rows, unit, indicator
 
     def weight(self, rows: np.ndarray) -> np.ndarray | None:
         if rows.size != self._weights.size:
             raise ValueError("weight() answers for the rows of the last rows() call")
         return self._weights
+
+
+def _grouped(unit_rows: np.ndarray, unit: np.ndarray, *columns: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``_Units.rows``' arrays (rows, their unit, and per row ``columns``) grouped by unit, each unit's
+    rows in their order (a stable sort): every sum per unit is the same, and the fits, which group
+    their rows by unit, need not copy their matrices to do it."""
+    order = _by_unit(unit)
+    if order is None:
+        return (unit_rows, unit, *columns)
+    return (unit_rows[order], unit[order], *(column[order] for column in columns))
 
 
 def _equals(values: pd.Series, value: str) -> np.ndarray:
@@ -1217,8 +1339,13 @@ def covariate_matrix(frame: pd.DataFrame, covariates: Sequence[str] | Covariates
     return _labelled_covariates(frame, as_covariates(covariates))
 
 
-def _labelled_covariates(frame: pd.DataFrame, covariates: Covariates) -> tuple[np.ndarray, tuple[str, ...]]:
-    """``_covariates`` and, per column, the covariate it comes from ('dti bands', 'loan_type')."""
+def _labelled_covariates(
+    frame: pd.DataFrame,
+    covariates: Covariates,
+    indicators: dict[tuple[str, tuple[str, ...] | None], list[np.ndarray]] | None = None,
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``_covariates`` and, per column, the covariate it comes from ('dti bands', 'loan_type').
+    ``indicators``: each category's ``_indicators`` by column and levels, filled and reused."""
     columns, labels = [], []
     for name in covariates.numeric:
         columns.append(_numeric(frame, name))
@@ -1231,9 +1358,16 @@ def _labelled_covariates(frame: pd.DataFrame, covariates: Covariates) -> tuple[n
             labels.append(f"{name} bands")
     known = dict(covariates.levels)
     for name in covariates.categorical:
-        indicators = _indicators(frame[name], known.get(name))
-        columns.extend(indicators)
-        labels.extend([name] * len(indicators))
+        key = (name, known.get(name))
+        if indicators is None or key not in indicators:
+            made = _indicators(frame[name], known.get(name))
+            if indicators is None:
+                columns.extend(made)
+                labels.extend([name] * len(made))
+                continue
+            indicators[key] = made
+        columns.extend(indicators[key])
+        labels.extend([name] * len(indicators[key]))
     matrix = np.column_stack(columns) if columns else np.empty((len(frame), 0))
     return matrix, tuple(labels)
 
@@ -1276,7 +1410,10 @@ def _indicators(values: pd.Series, levels: tuple[str, ...] | None = None) -> lis
     which makes the fit unique and the same whichever lenders share a partition."""
     if levels is None:
         levels = category_levels(values)
-    codes, uniques = pd.factorize(values.astype(object).where(values.notna(), None), use_na_sentinel=True)
+    if values.dtype.kind in "iuf":  # numbers (codes): factorized as they are, NaN missing, as the objects would be
+        codes, uniques = pd.factorize(values.to_numpy(), use_na_sentinel=True)
+    else:
+        codes, uniques = pd.factorize(values.astype(object).where(values.notna(), None), use_na_sentinel=True)
     position = {level: index for index, level in enumerate(levels)}
     found = [position.get(level_text(value), -1) for value in uniques]
     mapped = np.array([*found, position.get(MISSING_LEVEL, -1)], dtype=np.int64)
@@ -1301,13 +1438,36 @@ def _standardise(
 def _scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     """Per unit and column: the mean and the standard deviation (inf for a column constant in
     the unit, so that it standardises to 0)."""
+    means, spread, _ = _centred_scales(values, unit, count)
+    return means, spread
+
+
+def _centred_scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_scales`` and the values centred by them (``values - means[unit]``, which ``_standardise``
+    would compute again)."""
     sizes = np.maximum(np.bincount(unit, minlength=count), 1).astype(np.float64)
+    if values.shape[1] > 1 and _by_unit(unit) is None:
+        # Rows grouped by unit: each unit's block once, in cache, for its mean, its centred values and
+        # their squares' sum (``_unit_sums``' block sums: the same bits as the passes below).
+        blocks = np.ascontiguousarray(values, dtype=np.float64)
+        bounds = np.searchsorted(unit, np.arange(count + 1))
+        means = np.zeros((count, values.shape[1]))
+        squares = np.zeros((count, values.shape[1]))
+        centred = np.empty(blocks.shape)
+        for index in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            start, stop = bounds[index], bounds[index + 1]
+            means[index] = blocks[start:stop].sum(axis=0) / sizes[index]
+            block = np.subtract(blocks[start:stop], means[index], out=centred[start:stop])
+            squares[index] = (block**2).sum(axis=0)
+        spread = np.sqrt(squares / sizes[:, None])
+        constant = spread <= 1e-9 * np.maximum(np.abs(means), 1.0)
+        return means, np.where(constant, np.inf, spread), centred
     cells = _cells(unit, values.shape[1])  # once for both sums
     means = _unit_sums(values, unit, count, cells) / sizes[:, None]
     centred = values - means[unit]
     spread = np.sqrt(_unit_sums(centred**2, unit, count, cells) / sizes[:, None])
     constant = spread <= 1e-9 * np.maximum(np.abs(means), 1.0)
-    return means, np.where(constant, np.inf, spread)
+    return means, np.where(constant, np.inf, spread), centred
 
 
 def _cells(unit: np.ndarray, width: int) -> np.ndarray:
@@ -1317,13 +1477,22 @@ def _cells(unit: np.ndarray, width: int) -> np.ndarray:
 
 
 def _unit_sums(values: np.ndarray, unit: np.ndarray, count: int, cells: np.ndarray | None = None) -> np.ndarray:
-    """Per unit and column, the sum of the unit's rows (units, columns): one ``np.bincount`` over
-    the (row, column) cells, which adds each unit's cells of a column in row order, as one
-    ``np.bincount`` per column does (the same bits), in one pass over the rows. ``cells``:
-    ``_cells(unit, columns)``, when known."""
+    """Per unit and column, the sum of the unit's rows (units, columns), each unit's rows added in
+    their order, as one ``np.bincount`` per column adds them. Rows grouped by unit, two columns or
+    more: per unit, its block of rows summed down the columns (numpy adds a C-ordered block's rows
+    one after another into the sums: the bits of ``np.bincount``, tested; a single column it would
+    sum pairwise). Otherwise one ``np.bincount`` over the (row, column) cells, in one pass over the
+    rows. ``cells``: ``_cells(unit, columns)``, when known."""
     width = values.shape[1]
     if width == 0:
         return np.zeros((count, 0))
+    if width > 1 and _by_unit(unit) is None:
+        blocks = np.ascontiguousarray(values, dtype=np.float64)
+        bounds = np.searchsorted(unit, np.arange(count + 1))
+        found = np.zeros((count, width))
+        for index in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            found[index] = blocks[bounds[index] : bounds[index + 1]].sum(axis=0)
+        return found
     cells = _cells(unit, width) if cells is None else cells
     sums: np.ndarray = np.bincount(cells, np.ascontiguousarray(values, dtype=np.float64).ravel(), count * width)
     return sums.reshape(count, width)
@@ -1378,14 +1547,13 @@ def _cross(
         design, weight, unit = design[order], weight[order], unit[order]
         vector = None if vector is None else vector[order]
     bounds = np.searchsorted(unit, np.arange(count + 1))
-    weighted = design * weight[:, None]
     sums = None if vector is None else np.zeros((count, width))
     with one_blas_thread():  # one thread: the same kernel, so the same sums, in every process
         present = bounds[1:] > bounds[:-1]
         for index in np.flatnonzero(present if only is None else present & only):
             start, stop = bounds[index], bounds[index + 1]
             rows = design[start:stop]
-            result[index] = weighted[start:stop].T @ rows
+            result[index] = (rows * weight[start:stop, None]).T @ rows  # weighted per unit: in cache
             if sums is not None and vector is not None:
                 sums[index] = vector[start:stop] @ rows
     return result if sums is None else (result, sums)
@@ -1394,18 +1562,15 @@ def _cross(
 PIVOT = 1e-10  # a Cholesky pivot below this share of its diagonal entry: the column is (nearly) collinear
 
 
-def _solve_information(information: np.ndarray, gradient: np.ndarray) -> np.ndarray:
-    """Newton steps: per unit, the solution of ``information @ step = gradient`` (positive
-    semi-definite matrices, (units, p, p)), by a Cholesky factorisation. A column that is zero
-    throughout (a covariate constant in the unit, standardised to 0 and not penalised) gets no
-    step; a unit whose factorisation fails or has a pivot below ``PIVOT`` of its diagonal entry
-    (covariates collinear within it) is solved with the pseudo-inverse, as all units once were."""
-    if information.shape[0] == 0:
-        return np.zeros(gradient.shape)
+def _definite(information: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positive semi-definite matrices (units, p, p) made ready for a factorisation: a column that
+    is zero throughout (a covariate constant in the unit, standardised to 0 and not penalised) gets
+    a 1 on the diagonal; and per unit, whether its Cholesky factorisation succeeds with every pivot
+    at least ``PIVOT`` of its diagonal entry (else covariates are collinear within it)."""
     matrices = information.copy()
     empty = (matrices == 0).all(axis=2)
     units, columns = np.nonzero(empty)
-    matrices[units, columns, columns] = 1.0  # the gradient there is 0, so is the step
+    matrices[units, columns, columns] = 1.0
     good = np.ones(matrices.shape[0], dtype=bool)
     factor = np.zeros_like(matrices)
     try:
@@ -1418,6 +1583,18 @@ def _solve_information(information: np.ndarray, gradient: np.ndarray) -> np.ndar
                 good[index] = False
     pivots = np.diagonal(factor, axis1=1, axis2=2) ** 2
     good &= (pivots > PIVOT * np.maximum(np.diagonal(matrices, axis1=1, axis2=2), 0.0)).all(axis=1)
+    return matrices, good
+
+
+def _solve_information(information: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+    """Newton steps: per unit, the solution of ``information @ step = gradient`` (positive
+    semi-definite matrices, (units, p, p)), checked by a Cholesky factorisation (``_definite``). A
+    column that is zero throughout gets no step (the gradient there is 0); a unit whose factorisation
+    fails or has a pivot below ``PIVOT`` of its diagonal entry is solved with the pseudo-inverse, as
+    all units once were."""
+    if information.shape[0] == 0:
+        return np.zeros(gradient.shape)
+    matrices, good = _definite(information)
     step = np.zeros(gradient.shape)
     if good.any():
         step[good] = np.linalg.solve(matrices[good], gradient[good][:, :, None])[:, :, 0]
@@ -1426,6 +1603,78 @@ def _solve_information(information: np.ndarray, gradient: np.ndarray) -> np.ndar
             "uij,uj->ui", np.linalg.pinv(information[~good], hermitian=True), gradient[~good]
         )
     return step
+
+
+def _inverse(information: np.ndarray) -> np.ndarray:
+    """Per unit, the pseudo-inverse of a positive semi-definite matrix (units, p, p): where its
+    Cholesky factorisation passes (``_definite``), its inverse (``np.linalg.inv``; a column zero
+    throughout gets zeros, as the pseudo-inverse gives it), a tenth of the cost of the pseudo-inverse's
+    eigendecomposition; elsewhere the pseudo-inverse."""
+    if information.shape[0] == 0:
+        return np.zeros(information.shape)
+    matrices, good = _definite(information)
+    inverse = np.zeros(information.shape)
+    if good.any():
+        empty = (information[good] == 0).all(axis=2)
+        found = np.linalg.inv(matrices[good])
+        found[np.broadcast_to(empty[:, :, None], found.shape) | np.broadcast_to(empty[:, None, :], found.shape)] = 0.0
+        inverse[good] = found
+    if not good.all():
+        inverse[~good] = np.linalg.pinv(information[~good], hermitian=True)
+    return inverse
+
+
+def _schur_complement(information: np.ndarray, index: int) -> np.ndarray:
+    """``_partial_variance(information, index)`` of positive semi-definite matrices: where the
+    Cholesky factorisation passes (``_definite``), 1 / (the inverse's entry ``index``), the same
+    quantity without the pseudo-inverse's eigendecomposition (0 where the column is zero throughout,
+    as there); elsewhere ``_partial_variance``."""
+    left = np.zeros(information.shape[0])
+    if information.shape[0] == 0:
+        return left
+    matrices, good = _definite(information)
+    good &= ~(information[:, index] == 0).all(axis=1)
+    if good.any():
+        target = np.zeros((int(good.sum()), information.shape[1], 1))
+        target[:, index, 0] = 1.0
+        left[good] = 1.0 / np.linalg.solve(matrices[good], target)[:, index, 0]
+    if not good.all():
+        left[~good] = _partial_variance(information[~good], index)
+    return left
+
+
+def _explained(matrices: np.ndarray, index: int, categories: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_partial_variance(matrices, index, rcond=1e-10)`` of unpenalised cross products (units, p, p)
+    whose columns ``categories`` says belong to a category (its number; -1 none; its indicators sum to
+    one in every row, as ``_indicators`` makes them): a category's standardised indicators are
+    linearly dependent, so the matrix is singular; with each category's first level that varies in
+    the unit left out (its row and column
+    taken as zero: the others span what it spans), the rest is factorised by Cholesky
+    (``_definite``) and the Schur complement is solved, without the pseudo-inverse's
+    eigendecomposition; and per unit whether the factorisation passed (elsewhere the caller takes
+    ``_partial_variance``). The pseudo-inverse drops directions below 1e-10 of the largest, the
+    factorisation refuses pivots below ``PIVOT`` of their diagonal entry: the same units pass both
+    but for covariates collinear to within that margin."""
+    count = matrices.shape[0]
+    reduced = matrices.copy()
+    varies = ~(matrices == 0).all(axis=2)
+    for category in np.unique(categories[categories >= 0]):
+        columns = np.flatnonzero(categories == category)
+        has = varies[:, columns].sum(axis=1) >= 2  # one level that varies alone would not be a category's
+        base = columns[np.argmax(varies[:, columns], axis=1)][has]
+        units = np.flatnonzero(has)
+        reduced[units, base, :] = 0.0
+        reduced[units, :, base] = 0.0
+    left = np.zeros(count)
+    if count == 0:
+        return left, np.ones(0, dtype=bool)
+    prepared, good = _definite(reduced)
+    good &= varies[:, index]
+    if good.any():
+        target = np.zeros((int(good.sum()), matrices.shape[1], 1))
+        target[:, index, 0] = 1.0
+        left[good] = 1.0 / np.linalg.solve(prepared[good], target)[:, index, 0]
+    return left, good
 
 
 def _partial_variance(information: np.ndarray, index: int, rcond: float = 1e-15) -> np.ndarray:
