@@ -13,8 +13,10 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import random
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +27,18 @@ from reasoner.check import QueryPattern
 from reasoner.cli import main
 from reasoner.marginal import MarginalRun, atom_marginals, run_marginals
 from reasoner.pipeline import Run, run
-from tests.engine.test_properties import COMMON, WEIGHT_SCALE, BruteForce, Program, atom_text, programs
+from reasoner.sample import _SampleSat, component_model, exact
+from tests.engine.test_properties import (
+    COMMON,
+    WEIGHT_SCALE,
+    BruteForce,
+    Formula,
+    Node,
+    Predicate,
+    Program,
+    atom_text,
+    programs,
+)
 from tests.engine.test_properties import run_program as run_map
 
 MCSAT_TOLERANCE = 0.1  # largest |MC-SAT − exact| allowed on an atom, 2 chains × 2,000 samples
@@ -87,6 +100,46 @@ def test_mcsat_marginals_are_close_to_brute_force(program: Program, tmp_path: Pa
     # or two chains more than 0.1 apart on an atom
     converged = result.marginals.r_hat <= UNMIXED_R_HAT and result.marginals.chain_difference <= UNMIXED_DIFFERENCE
     compare(program, result, MCSAT_TOLERANCE if converged else UNMIXED_TOLERANCE)
+
+
+def _atom(predicate: str, *args: str) -> Node:
+    return ("atom", predicate, tuple(("var", a) if a.islower() else ("const", a) for a in args))
+
+
+# Found by the property test above (MC-SAT said 0.0 for P0(C,A), the oracle 0.879), reduced to
+# the two formulas that matter. With !P1(A, C) the first is `P0(x, p) <=> !P0(C, A)` for
+# (y, q) = (C, A) and `P0(x, p)` otherwise: once the four other P0 atoms are true, P0(C, A)
+# false satisfies five groundings of weight 2.99 and true five others and the 1.98 unit. The
+# two worlds are one flip apart, but an MC-SAT step moves from one to the other only when it
+# drops all five (e^-14.95): both chains stayed where they arrived first, and agreed, so the
+# diagnostics did not flag them.
+ONE_FLIP_APART = Program(
+    universes={"t0": ("A", "B", "C"), "t1": ("A", "B")},
+    declared={"t0": (), "t1": ("A", "B")},
+    predicates={"P0": Predicate("P0", ("t0", "t1"), "query"), "P1": Predicate("P1", ("t1", "t0"), "evidence")},
+    starred=False,
+    formulas=[
+        Formula(
+            ("iff", _atom("P0", "x", "p"), ("imp", _atom("P0", "y", "q"), _atom("P1", "q", "y"))),
+            Decimal("2.99"),
+            {"x": "t0", "p": "t1", "y": "t0", "q": "t1"},
+            ("x", "p", "y", "q"),
+        ),
+        Formula(_atom("P0", "x", "p"), Decimal("1.98"), {"x": "t0", "p": "t1"}, ("x", "p")),
+    ],
+    evidence={
+        ("P0", ("C", "B")): True,
+        **{("P1", (q, y)): (q, y) != ("A", "C") for q in ("A", "B") for y in ("A", "B", "C")},
+    },
+)
+
+
+def test_mcsat_crosses_between_worlds_one_flip_apart(tmp_path: Path) -> None:
+    """MC-SAT alone cannot leave either of the two likely worlds of ``ONE_FLIP_APART`` (P0(C, A)
+    false or true, exactly 0.121 and 0.879); the Metropolis flips after each step join them."""
+    result = run_program(ONE_FLIP_APART, tmp_path, method="mcsat", samples=2000, burn_in=50, seed=3)
+    assert result.marginals.sampled_components == 1
+    compare(ONE_FLIP_APART, result, MCSAT_TOLERANCE)
 
 
 def test_marginals_command_prints_result_lines(capsys: pytest.CaptureFixture[str]) -> None:
@@ -224,6 +277,34 @@ def test_a_verdict_probability_is_the_brute_force_sum_over_its_worlds(tmp_path: 
         assert abs(probability - flagged / total) < 1e-12, lei
     closed = 1 - math.prod(1 - 1 / (1 + math.exp(-w)) for w in VERDICT_PRIORS.values())
     assert abs(found.probability[1] - closed) < 1e-12  # L2: the presumptions alone
+
+
+def test_metropolis_flips_keep_the_distribution(tmp_path: Path) -> None:
+    """Worlds drawn from the exact distribution of a component with hard formulas, auxiliary
+    variables and negative weights (the verdict's L1) are still drawn from it after the flips
+    MC-SAT adds to each step, and every hard clause still holds."""
+    result = _verdict_run(tmp_path, ["L1"])
+    component = next(c for c in result.encoding.components if _flagged(result, "L1") in c.variables.tolist())
+    model = component_model(result.encoding, component)
+    table = exact(model)
+    assert table is not None and model.num_vars > model.num_atoms and len(model.hard)
+    sampler = _SampleSat(model, 0.5, 0.5, 0.5)
+    weight = [0.0] * (len(model.offsets) - 1)
+    for clause, w in zip(model.soft.tolist(), model.soft_weight.tolist(), strict=True):
+        weight[clause] = w
+    rng = np.random.default_rng(7)
+    generator = random.Random(7)
+    probability = table.probabilities(model.soft_weight)
+    worlds = 4000
+    after = np.zeros(model.num_atoms)
+    for index in rng.choice(len(probability), size=worlds, p=probability).tolist():
+        values = sampler.start(table.atoms[index].tolist())
+        counts = sampler.counts(values)
+        sampler.metropolis(values, counts, weight, 3 * model.num_atoms, generator)
+        assert counts == sampler.counts(values) and values == sampler.start(values[1 : model.num_atoms + 1])
+        assert all(counts[c] > 0 for c, mode in enumerate(sampler.base_mode) if mode == 1)
+        after += values[1 : model.num_atoms + 1]
+    assert np.abs(after / worlds - probability @ table.atoms).max() < 0.03
 
 
 def test_a_sampled_component_depends_on_its_seed_not_on_the_rest_of_the_network(tmp_path: Path) -> None:
