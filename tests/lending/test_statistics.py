@@ -750,3 +750,15 @@ def test_cluster_outliers_are_sorted_by_lender_then_id_with_missing_texts_last()
     assert expected["application_id"].tolist() == ["2", "B", "9", "a", "10"]
     assert expected["lei"].isna().tolist() == [False] * 4 + [True]
     assert cluster_outliers(frame, pairs.iloc[:0]).empty
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64", "Int64", "int32", "object"])
+def test_categorical_codes_of_any_numeric_width_give_the_same_indicators(dtype: str) -> None:
+    """A categorical covariate held as codes of any width gives the indicators of the same codes held
+    as Python objects (float32 codes were once written '1.0' and rejected as outside the levels)."""
+    codes = [1.0, 2.0, None, 2.0, 3.0] if dtype != "int32" else [1, 2, 2, 2, 3]
+    expected_frame = pd.DataFrame({"loan_type": pd.Series(codes, dtype=object)})
+    frame = pd.DataFrame({"loan_type": pd.Series(codes, dtype=dtype)})
+    model = Covariates(numeric=(), categorical=("loan_type",)).with_levels(expected_frame)
+    found = covariate_matrix(frame, model)[0]
+    np.testing.assert_array_equal(found, covariate_matrix(expected_frame, model)[0])

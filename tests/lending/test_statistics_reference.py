@@ -1043,3 +1043,34 @@ def test_scales_of_grouped_rows_have_the_bits_of_the_bincount_passes(width: int)
     for new, old in zip(found, (means, spread, centred), strict=True):
         assert new.tobytes() == old.tobytes()
     assert np.isinf(found[1][5, 0])
+
+
+def test_newton_takes_the_last_evaluated_trial_when_its_halvings_run_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a single evaluation allowed per step (``MAX_HALVINGS`` = 1), a step that lowers the
+    log-likelihood is taken as it was evaluated, whole, as the reference took it: so from a far start
+    the fit is plain Newton's (every step whole, ``SAFE_REACH`` infinite), not one of halved steps no
+    one evaluated (found in review), whose log-likelihood the next step would be compared with."""
+    rng = np.random.default_rng(21)
+    data = units_of(rng, [60, 80, 120, 40])
+    unit, count = data["unit"], int(data["unit"].max()) + 1
+    design = _design(data["values"], data["indicator"], unit, count)
+    start = rng.normal(0, 1.0, (count, design.shape[1]))  # far out: full steps from here lower the likelihood
+    arguments = (design, data["outcome"], unit, count, np.zeros(design.shape[1]), None)
+    monkeypatch.setattr(statistics, "MAX_HALVINGS", 1)
+    with np.errstate(all="ignore"):
+        beta, _, status = statistics._newton(*arguments, limit=np.inf, iterations=4, start=start)
+        monkeypatch.setattr(statistics, "SAFE_REACH", np.inf)  # every step whole, never evaluated
+        plain, _, plain_status = statistics._newton(*arguments, limit=np.inf, iterations=4, start=start)
+    np.testing.assert_array_equal(status, plain_status)
+    np.testing.assert_array_equal(beta, plain)
+
+
+def test_least_squares_match_the_pseudo_inverse_when_nearly_collinear() -> None:
+    """Two covariates correlated to 1 - 1e-9 in every unit: the normal matrix, though its Cholesky
+    factorisation passes, is inverted by the pseudo-inverse (``INVERSE_PIVOT``), whose gap and HC3
+    error are the reference's (np.linalg.inv's drifted 1e-5 relative and more; found in review)."""
+    rng = np.random.default_rng(7)
+    data = units_of(rng, [30, 13, 49, 200])
+    values = data["values"].copy()
+    values[:, 1] = values[:, 0] + 3e-5 * rng.normal(size=values.shape[0])
+    compare_least_squares({**data, "values": values})

@@ -572,14 +572,15 @@ def _newton(
             if refresh.any():
                 current[refresh] = loglik(beta, live_eta, refresh)[refresh]
                 stale[refresh] = False
-            for _ in range(MAX_HALVINGS):
+            for attempt in range(MAX_HALVINGS):
                 value = loglik(trial, trial_eta, tested)
                 worse = tested & (value < current - 1e-12 * (1 + np.abs(current)))
                 if not worse.any():
                     break
                 size[worse] /= 2
-                trial = beta + size[:, None] * step
-                trial_eta = linear(trial)
+                if attempt < MAX_HALVINGS - 1:  # halvings exhausted: the last trial evaluated is taken
+                    trial = beta + size[:, None] * step
+                    trial_eta = linear(trial)
             current[tested] = value[tested]
         stale |= active & ~tested
         beta, eta[live] = trial, trial_eta
@@ -633,7 +634,7 @@ def _safe_steps(change: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
     reach = np.zeros(count)
     if change.size:
         reach[present] = np.maximum.reduceat(np.abs(change), bounds[:-1][present])
-    safe: np.ndarray = ~(reach > SAFE_REACH)  # NaN (an overflow) is not safe
+    safe: np.ndarray = ~(reach > SAFE_REACH)  # NaN (an overflow) counts as safe: NaN was never "worse" either
     return safe
 
 
@@ -1410,7 +1411,9 @@ def _indicators(values: pd.Series, levels: tuple[str, ...] | None = None) -> lis
     which makes the fit unique and the same whichever lenders share a partition."""
     if levels is None:
         levels = category_levels(values)
-    if values.dtype.kind in "iuf":  # numbers (codes): factorized as they are, NaN missing, as the objects would be
+    if values.dtype.kind in "iu" or values.dtype == np.float64:  # codes: factorized as numbers, NaN missing
+        # (not float32 or float16, whose numpy scalars ``level_text`` writes otherwise than the Python floats
+        # of the object path)
         codes, uniques = pd.factorize(values.to_numpy(), use_na_sentinel=True)
     else:
         codes, uniques = pd.factorize(values.astype(object).where(values.notna(), None), use_na_sentinel=True)
@@ -1560,9 +1563,13 @@ def _cross(
 
 
 PIVOT = 1e-10  # a Cholesky pivot below this share of its diagonal entry: the column is (nearly) collinear
+# ``_inverse`` inverts directly only matrices whose every pivot is at least this share of its diagonal entry: an
+# ill-conditioned normal matrix (condition ~1e8 and more) is inverted by the pseudo-inverse, which is closer to the
+# exact inverse there (np.linalg.inv drifted up to 2% in a pricing gap, 50% in a standard error under HC3).
+INVERSE_PIVOT = 1e-6
 
 
-def _definite(information: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _definite(information: np.ndarray, pivot: float = PIVOT) -> tuple[np.ndarray, np.ndarray]:
     """Positive semi-definite matrices (units, p, p) made ready for a factorisation: a column that
     is zero throughout (a covariate constant in the unit, standardised to 0 and not penalised) gets
     a 1 on the diagonal; and per unit, whether its Cholesky factorisation succeeds with every pivot
@@ -1582,7 +1589,7 @@ def _definite(information: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             except np.linalg.LinAlgError:
                 good[index] = False
     pivots = np.diagonal(factor, axis1=1, axis2=2) ** 2
-    good &= (pivots > PIVOT * np.maximum(np.diagonal(matrices, axis1=1, axis2=2), 0.0)).all(axis=1)
+    good &= (pivots > pivot * np.maximum(np.diagonal(matrices, axis1=1, axis2=2), 0.0)).all(axis=1)
     return matrices, good
 
 
@@ -1607,12 +1614,13 @@ def _solve_information(information: np.ndarray, gradient: np.ndarray) -> np.ndar
 
 def _inverse(information: np.ndarray) -> np.ndarray:
     """Per unit, the pseudo-inverse of a positive semi-definite matrix (units, p, p): where its
-    Cholesky factorisation passes (``_definite``), its inverse (``np.linalg.inv``; a column zero
-    throughout gets zeros, as the pseudo-inverse gives it), a tenth of the cost of the pseudo-inverse's
-    eigendecomposition; elsewhere the pseudo-inverse."""
+    Cholesky factorisation passes with every pivot at least ``INVERSE_PIVOT`` of its diagonal entry
+    (``_definite``), its inverse (``np.linalg.inv``; a column zero throughout gets zeros, as the
+    pseudo-inverse gives it), a tenth of the cost of the pseudo-inverse's eigendecomposition;
+    elsewhere the pseudo-inverse."""
     if information.shape[0] == 0:
         return np.zeros(information.shape)
-    matrices, good = _definite(information)
+    matrices, good = _definite(information, INVERSE_PIVOT)
     inverse = np.zeros(information.shape)
     if good.any():
         empty = (information[good] == 0).all(axis=2)
