@@ -59,16 +59,16 @@ INDEX_SCHEMA = pa.schema([("id", pa.string()), ("position", pa.int64())])
 
 
 class Records(Protocol):
-    """Consecutive records (``reasoner.lending.audit.explanations.Batch``)."""
+    """Consecutive records (``reasoner.lending.audit.explanations.Batch``): Arrow text or lists of text."""
 
     @property
-    def findings(self) -> list[str]: ...
+    def findings(self) -> pa.Array | list[str]: ...
 
     @property
-    def ids(self) -> list[str]: ...
+    def ids(self) -> pa.Array | list[str]: ...
 
     @property
-    def records(self) -> list[str]: ...
+    def records(self) -> pa.Array | list[str]: ...
 
 
 def write_explanations(
@@ -77,9 +77,9 @@ def write_explanations(
     """Write ``explanations.parquet`` and its index into ``directory``; return the number of records.
     ``progress`` is called with the number of records written, row group after row group."""
     directory = Path(directory)
-    written = 0
+    written = count = size = 0
     ids: list[pa.Array] = []
-    pending: dict[str, list[str]] = {"finding": [], "id": [], "record": []}
+    pending: list[pa.Table] = []
     with pq.ParquetWriter(
         directory / EXPLANATIONS,
         SCHEMA,
@@ -91,31 +91,49 @@ def write_explanations(
     ) as writer:
 
         def flush() -> None:
-            nonlocal written
-            rows = len(pending["record"])
-            table = pa.table(pending, schema=SCHEMA)
+            nonlocal written, count, size
+            # one chunk per column, as a table of lists would be: the pages of a column chunk follow its chunks
+            table = pa.concat_tables(pending).combine_chunks() if pending else SCHEMA.empty_table()
             writer.write_table(table, row_group_size=RECORD_ROWS)
             ids.append(table.column("id").combine_chunks())
-            for values in pending.values():
-                values.clear()
-            written += rows
+            pending.clear()
+            written += table.num_rows
+            count = size = 0
             if progress is not None:
-                progress(rows)
+                progress(table.num_rows)
 
-        size = 0
         for batch in batches:
-            for kind, key, text in zip(batch.findings, batch.ids, batch.records, strict=True):
-                pending["finding"].append(kind)
-                pending["id"].append(key)
-                pending["record"].append(text)
-                size += len(text)
-                if len(pending["record"]) == RECORD_ROWS or size >= RECORD_CHARACTERS:
+            table = _table(batch)
+            # characters of each record (Python's len) and where each row group ends: at RECORD_ROWS records or
+            # once RECORD_CHARACTERS are reached, counted from the group's first record
+            lengths = pc.utf8_length(table.column("record")).to_numpy().astype(np.int64)
+            start = 0
+            while start < len(lengths):
+                room = RECORD_ROWS - count
+                filled = size + np.cumsum(lengths[start : start + room])
+                end = int(np.searchsorted(filled, RECORD_CHARACTERS, side="left"))  # the first to reach it
+                full = end < len(filled) or len(filled) == room
+                end = start + (end + 1 if end < len(filled) else len(filled))
+                pending.append(table.slice(start, end - start))
+                count, size = count + end - start, int(filled[end - start - 1])
+                start = end
+                if full:
                     flush()
-                    size = 0
-        if pending["record"] or not written:
+        if pending or not written:
             flush()
     _write_index(pa.chunked_array(ids, pa.string()), directory / EXPLANATIONS_INDEX)
     return written
+
+
+def _table(batch: Records) -> pa.Table:
+    columns = (batch.findings, batch.ids, batch.records)
+    return pa.table(
+        [
+            values.cast(field.type) if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, field.type)
+            for values, field in zip(columns, SCHEMA, strict=True)
+        ],
+        schema=SCHEMA,
+    )
 
 
 def _write_index(ids: pa.ChunkedArray, path: Path) -> None:

@@ -1,0 +1,154 @@
+"""Application records spilled cut at their citations and joined again, renumbered, in Arrow; the
+explanation file's row groups, whatever the batches the records come in."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from reasoner.explain import EvidenceCitation, GroundFormulaProof, Proof
+from reasoner.lending.audit.explanations import (
+    _ENCODER,
+    MARK,
+    Numbering,
+    _cited_text,
+    _cut,
+    _encode_text,
+    _joined,
+    _ProofText,
+)
+from reasoner.lending.outputs.explanation_file import (
+    EXPLANATIONS,
+    RECORD_CHARACTERS,
+    RECORD_ROWS,
+    json_lines,
+    write_explanations,
+)
+
+FACTS = 'año "2024".parquet'
+SOURCES = [
+    f"{FACTS} row 3",
+    f"{FACTS} row 1",
+    "pairs row 9",
+    "pairs row 2",
+    "lenders row 2",
+    "pricing row 40",
+    "other row 4",  # not a table of the whole register: its row is kept
+    "closed world",
+    "a row b row 1",  # the label is everything before the last " row "
+    "facts row x",
+    "",
+]
+
+
+def _numbering() -> Numbering:
+    return Numbering(FACTS, np.arange(100, 130), {"lenders": 3, "pricing": 40}, ((0, 5), (4, 50)))
+
+
+def _record(rng: np.random.Generator, cite: object) -> str:
+    """A record's text citing a few sources (``cite`` writes a "source" value) beside look-alikes."""
+    parts = []
+    for _ in range(int(rng.integers(0, 6))):
+        source = SOURCES[int(rng.integers(len(SOURCES)))]
+        parts.append(f'{{"atom": {_encode_text(f"A({source})")}, "source": {cite(source)}, "n": "pairs row 1"}}')  # type: ignore[operator]
+    return "{" + f'"id": "x\\", \\"source\\": \\"pairs row 1", "atoms": [{", ".join(parts)}]' + "}"
+
+
+def test_records_cut_and_joined_are_those_renumbered_as_text() -> None:
+    numbering = _numbering()
+    labels: dict[str, int] = {}
+    marked, plain = [], []
+    for seed in range(300):
+        marked.append(_record(np.random.default_rng(seed), lambda source: _cited_text(source, labels)))
+        plain.append(_record(np.random.default_rng(seed), _encode_text))
+    assert all(MARK not in text for text in plain)
+    pieces, codes, rows = _cut(pa.array(marked, pa.large_string()))
+    joined = _joined(pieces, codes, rows, list(labels), numbering).to_pylist()
+    assert joined == [numbering.renumber(text) for text in plain]
+    assert any(json.loads(text) != json.loads(numbering.renumber(text)) for text in plain)  # some were renumbered
+    # a slice of the cut records (as a batch of the spilled stream may be)
+    joined = _joined(pieces.slice(7, 50), codes.slice(7, 50), rows.slice(7, 50), list(labels), numbering)
+    assert joined.to_pylist() == [numbering.renumber(text) for text in plain[7:57]]
+
+
+def test_a_record_without_citations_and_one_that_is_only_a_citation() -> None:
+    labels: dict[str, int] = {}
+    records = ['{"a": 1}', _cited_text("pairs row 3", labels), ""]
+    pieces, codes, rows = _cut(pa.array(records, pa.large_string()))
+    assert codes.to_pylist() == [[], [0], []] and rows.to_pylist() == [[], [3], []]
+    assert _joined(pieces, codes, rows, list(labels), _numbering()).to_pylist() == ['{"a": 1}', '"pairs row 8"', ""]
+
+
+def test_marked_proof_texts_are_the_json_of_their_proofs() -> None:
+    cited = EvidenceCitation('Q("a \\"b\\"")', False, "table é row 3")
+    odd = [
+        GroundFormulaProof("1.5 P(x) => Q(x)", "r.mln:2", "1.5", (("source", "pairs row 4"),), True, Decimal("1.5"),
+                           (cited, cited, EvidenceCitation("R(a)", True, "closed world"))),
+        GroundFormulaProof("P(x).", "r.mln:3", "hard", (), False, Decimal("-Infinity"), ()),
+    ]
+    proofs = [
+        Proof('P("x")', True, "inference", None, Decimal("0.25"), tuple(odd[:1]), tuple(odd[1:]), 2),
+        Proof("Q(a)", False, "evidence", "facts.db row 12", None, (), (), 0),
+    ]
+    labels: dict[str, int] = {}
+    text = _ProofText(labels)
+    for proof in [*proofs, *proofs]:
+        marked = text(proof)
+        assert re.sub("\x00[0-9]+\x01([0-9]+)\x00", r"\1", marked) == _ENCODER.encode(proof.to_json())
+    assert labels == {"table é": 0, "facts.db": 1}  # a substitution is no citation
+
+
+def _groups(lengths: list[int]) -> list[int]:
+    """The row groups' sizes: a group ends at RECORD_ROWS records or once RECORD_CHARACTERS are reached."""
+    sizes, count, size = [], 0, 0
+    for length in lengths:
+        count, size = count + 1, size + length
+        if count == RECORD_ROWS or size >= RECORD_CHARACTERS:
+            sizes.append(count)
+            count = size = 0
+    return [*sizes, count] if count or not sizes else sizes
+
+
+class _Batch:
+    def __init__(self, findings: list[str], ids: list[str], records: list[str], arrow: bool) -> None:
+        self.findings = pa.array(findings) if arrow else findings
+        self.ids = pa.array(ids, pa.large_string()) if arrow else ids
+        self.records = pa.array(records, pa.large_string()) if arrow else records
+
+
+def test_row_groups_follow_the_records_not_the_batches(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    for case in range(4):
+        count = (20_000, 3, 700, 9000)[case]
+        big = (50, RECORD_CHARACTERS // 2, RECORD_CHARACTERS // 40, 200)[case]  # the row limit, then the characters
+        lengths = rng.integers(1, big, size=count).tolist()
+        records = [("é" if number % 3 == 0 else "r") * length for number, length in enumerate(lengths)]
+        ids = [f"id{number}" for number in range(count)]
+        kinds = ["lender" if number < 5 else "application" for number in range(count)]
+        cuts = sorted(set(rng.integers(0, count, size=int(rng.integers(0, 30))).tolist()) | {0, count})
+        batches = [
+            _Batch(kinds[start:stop], ids[start:stop], records[start:stop], arrow=bool(case % 2))
+            for start, stop in zip(cuts, cuts[1:], strict=False)
+        ]
+        directory = tmp_path / str(case)
+        directory.mkdir()
+        assert write_explanations(batches, directory) == count
+        file = pq.ParquetFile(directory / EXPLANATIONS)
+        groups = [file.metadata.row_group(group).num_rows for group in range(file.metadata.num_row_groups)]
+        assert groups == _groups(lengths), case
+        assert "".join(json_lines(directory)) == "".join(record + "\n" for record in records)
+        one = tmp_path / f"{case}-one"
+        one.mkdir()
+        write_explanations([_Batch(kinds, ids, records, arrow=False)], one)
+        assert (one / EXPLANATIONS).read_bytes() == (directory / EXPLANATIONS).read_bytes()
+
+
+def test_no_records_is_an_empty_file(tmp_path: Path) -> None:
+    assert write_explanations([], tmp_path) == 0
+    assert pq.ParquetFile(tmp_path / EXPLANATIONS).metadata.num_rows == 0
