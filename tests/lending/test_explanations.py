@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from support import REPOSITORY, SAMPLE
 
+from reasoner.explain import Proof
 from reasoner.lending.audit.explanations import Numbering, numberings
 
 pytestmark = pytest.mark.slow  # end-to-end audits: outside the inner loop, pytest -m "not slow"
@@ -168,19 +169,25 @@ def test_a_failed_audit_removes_its_spilled_files_at_once(monkeypatch: pytest.Mo
     assert failure.traceback  # kept: it holds the audit's frame, as a long-lived process would
     assert list(tmp_path.iterdir()) == []
 
-def test_proof_json_is_json_safe_as_built() -> None:
-    """``explanations.render`` leaves proofs out of ``json_safe``: they must need nothing of it."""
+
+def smokers_proofs() -> list[Proof]:
+    """The proof of every query atom of the smokers example."""
     import reasoner
     from reasoner.explain import Occurrences, explain_key, find_atom
-    from reasoner.lending.audit.explanations import json_safe
 
     smokers = REPOSITORY / "examples" / "smokers"
     result = reasoner.run(smokers / "smokers.mln", smokers / "evidence.db", queries=["Cancer", "Smokes", "Friends"])
     occurrences = Occurrences(result.network)
-    proofs = [
+    return [
         explain_key(result.network, result.solution, *find_atom(result.network, atom.text), occurrences)
         for atom in result.atoms
     ]
+
+def test_proof_json_is_json_safe_as_built() -> None:
+    """``explanations.render`` leaves proofs out of ``json_safe``: they must need nothing of it."""
+    from reasoner.lending.audit.explanations import json_safe
+
+    proofs = smokers_proofs()
     assert any(proof.supporting or proof.opposing for proof in proofs)
 
     def plain(value: object) -> bool:
@@ -202,17 +209,10 @@ def test_proof_texts_are_the_json_of_their_proofs() -> None:
     every kind (infinite, fractional, none; quotes and non-ASCII)."""
     from decimal import Decimal
 
-    import reasoner
-    from reasoner.explain import EvidenceCitation, GroundFormulaProof, Occurrences, Proof, explain_key, find_atom
+    from reasoner.explain import EvidenceCitation, GroundFormulaProof
     from reasoner.lending.audit.explanations import _ENCODER, _ProofText
 
-    smokers = REPOSITORY / "examples" / "smokers"
-    result = reasoner.run(smokers / "smokers.mln", smokers / "evidence.db", queries=["Cancer", "Smokes", "Friends"])
-    occurrences = Occurrences(result.network)
-    proofs = [
-        explain_key(result.network, result.solution, *find_atom(result.network, atom.text), occurrences)
-        for atom in result.atoms
-    ]
+    proofs = smokers_proofs()
     cited = EvidenceCitation('Q("a \\"b\\"")', False, "table é row 3")
     odd = [
         GroundFormulaProof("1.5 P(x) => Q(x)", "r.mln:2", "1.5", (("x", "\t✓"),), True, Decimal("1.5"), (cited, cited)),
