@@ -136,12 +136,24 @@ def _stream(ids: list[str], records: list[str], labels: dict[str, int]) -> bytes
     stream (``Rendered.applications``); ``labels``: each cited table's code."""
     if not records:
         return b""
-    pieces, codes, rows = _cut(pa.array(records, pa.large_string()))
-    table = pa.table({"id": pa.array(ids, pa.large_string()), "pieces": pieces, "codes": codes, "rows": rows})
-    table = table.replace_schema_metadata({"labels": json.dumps(list(labels), ensure_ascii=False)})
+    metadata = {"labels": json.dumps(list(labels), ensure_ascii=False)}
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
-        writer.write_table(table, max_chunksize=SPILL_BATCH)
+    writer: pa.ipc.RecordBatchStreamWriter | None = None
+    try:
+        # cut and written SPILL_BATCH records at a time (the batches the stream holds anyway): the cut's
+        # copies of the records (split, filtered, listed) are of one batch, not of the partition's records
+        for start in range(0, len(records), SPILL_BATCH):
+            pieces, codes, rows = _cut(pa.array(records[start : start + SPILL_BATCH], pa.large_string()))
+            batch = pa.table(
+                {"id": pa.array(ids[start : start + SPILL_BATCH], pa.large_string()), "pieces": pieces,
+                 "codes": codes, "rows": rows}
+            ).replace_schema_metadata(metadata)
+            if writer is None:
+                writer = pa.ipc.new_stream(sink, batch.schema, options=pa.ipc.IpcWriteOptions(compression="zstd"))
+            writer.write_table(batch, max_chunksize=SPILL_BATCH)
+    finally:
+        if writer is not None:
+            writer.close()
     return bytes(sink.getvalue().to_pybytes())
 
 
