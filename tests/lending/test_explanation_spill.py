@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from reasoner.explain import EvidenceCitation, GroundFormulaProof, Proof
 from reasoner.lending.audit.explanations import (
@@ -152,3 +153,30 @@ def test_row_groups_follow_the_records_not_the_batches(tmp_path: Path) -> None:
 def test_no_records_is_an_empty_file(tmp_path: Path) -> None:
     assert write_explanations([], tmp_path) == 0
     assert pq.ParquetFile(tmp_path / EXPLANATIONS).metadata.num_rows == 0
+
+
+def test_a_stream_cut_batch_by_batch_holds_every_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_stream`` cuts and writes ``SPILL_BATCH`` records at a time: read back, batch after batch,
+    and joined, the records and ids are all there, in order, whatever the batch size."""
+    from reasoner.lending.audit import explanations
+
+    numbering = _numbering()
+    plain = [_record(np.random.default_rng(seed), _encode_text) for seed in range(23)]
+    labels: dict[str, int] = {}
+    marked = [_record(np.random.default_rng(seed), lambda source: _cited_text(source, labels)) for seed in range(23)]
+    ids = [f"id{seed}" for seed in range(23)]
+    for size in (1, 5, 8192):
+        monkeypatch.setattr(explanations, "SPILL_BATCH", size)
+        reader = pa.ipc.open_stream(pa.BufferReader(explanations._stream(ids, marked, labels)))
+        found_labels = json.loads(reader.schema.metadata[b"labels"])
+        found_ids: list[str] = []
+        joined: list[str] = []
+        batches = 0
+        for batch in reader:
+            batches += 1
+            found_ids += batch.column("id").to_pylist()
+            pieces, codes, rows = (batch.column(name) for name in ("pieces", "codes", "rows"))
+            joined += _joined(pieces, codes, rows, found_labels, numbering).to_pylist()
+        assert batches == -(-23 // size)
+        assert found_ids == ids
+        assert joined == [numbering.renumber(text) for text in plain]
