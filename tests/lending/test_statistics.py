@@ -19,6 +19,7 @@ from reasoner.lending import clean_hmda, synthesize
 from reasoner.lending.evidence.similar import SimilaritySpec, similar_pairs
 from reasoner.lending.evidence.statistics import (
     Covariates,
+    PairTexts,
     Prepared,
     cluster_outliers,
     covariate_matrix,
@@ -249,6 +250,28 @@ def test_matched_pair_counts_and_exact_mcnemar_p_value() -> None:
     pd.testing.assert_frame_equal(
         cluster_outliers(frame, pairs, min_neighbours=1, rows=rows), cluster_outliers(frame, pairs, min_neighbours=1)
     )
+    texts = PairTexts.of(frame)  # made once for every comparison's tests, as audit_tables does
+    pd.testing.assert_frame_equal(matched_pair_test(pairs, texts, rows=rows), result)
+    pd.testing.assert_frame_equal(matched_pair_test(pairs, texts, max_rank=2, rows=rows), with_rank_two)
+    pd.testing.assert_frame_equal(
+        cluster_outliers(texts, pairs, min_neighbours=1, rows=rows), cluster_outliers(frame, pairs, min_neighbours=1)
+    )
+
+
+def test_matched_pairs_lenders_in_text_order() -> None:
+    """The lenders of the pairs sorted as pandas sorts texts (code points: upper case, digits and
+    accents where they fall), from the lender codes of every row, whichever lenders have pairs."""
+    leis = ["Lé", "LZ", "La", "L1", "", "Lz"]
+    frame = frame_of({"decision": ["approved", "denied"] * 6, "lei": [lei for lei in leis for _ in range(2)]})
+    ids = frame["application_id"].tolist()
+    pairs = pd.DataFrame({"a": ids[0::2], "b": ids[1::2], "rank": 1}).iloc[[0, 1, 2, 3, 4]]
+    result = matched_pair_test(pairs, frame)
+    expected = pd.Series(leis[:5], dtype="str").sort_values(kind="stable").tolist()
+    assert result["lei"].tolist() == expected
+    assert str(result["lei"].dtype) == "str"
+    assert result["reference_favoured"].tolist() == [1] * 5
+    rows = pair_rows(pairs, frame)
+    pd.testing.assert_frame_equal(matched_pair_test(pairs, PairTexts.of(frame), rows=rows), result)
 
 
 @pytest.mark.parametrize("favoured, against", [(15, 4), (4, 15), (7, 7), (30, 12), (1, 0)])

@@ -78,6 +78,7 @@ __all__ = [
     "MIN_GROUP",
     "PRICING_COVARIATES",
     "Financial",
+    "PairTexts",
     "Prepared",
     "application_index",
     "cluster_outliers",
@@ -741,7 +742,7 @@ def _fitted_denial(prepared: Prepared, covariates: Covariates) -> np.ndarray:
 
 def matched_pair_test(
     pairs: pd.DataFrame,
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | PairTexts,
     *,
     max_rank: int = 1,
     denial_probability: np.ndarray | None = None,
@@ -770,23 +771,28 @@ def matched_pair_test(
     those q (exact, ``scipy.stats.poisson_binom``) with mean ``expected_reference_favoured``;
     the two-sided p-value is min(1, 2 min(P(X <= x), P(X >= x))). A pair without both
     probabilities counts with q = 1/2; without ``denial_probability``, ``p_value`` is McNemar's.
-    ``rows``: ``pair_rows(pairs, ...)``, found once for the functions that read the same pairs.
+    ``rows``: ``pair_rows(pairs, ...)``, found once for the functions that read the same pairs;
+    ``frame`` may be ``PairTexts.of(frame)`` when ``rows`` is given (made once for every comparison).
     """
     _require(pairs, ("a", "b", "rank"), "matched pair test: pairs")
-    _require(frame, ("application_id", "lei", "decision"), "matched pair test")
+    texts = _pair_texts(frame, "matched pair test")
     chosen_rows = pairs["rank"].to_numpy() <= max_rank
     if rows is None:
         chosen = pairs[chosen_rows]
+        assert isinstance(frame, pd.DataFrame)  # rows are given with PairTexts (_pair_texts)
         id_index = application_index(frame) if id_index is None else id_index
         first, second = _lookup(id_index, chosen["a"], "a"), _lookup(id_index, chosen["b"], "b")
     else:
         first, second = rows[0][chosen_rows], rows[1][chosen_rows]
-    decision = frame["decision"].to_numpy(dtype=object, na_value="")
-    lei = frame["lei"].to_numpy(dtype=object, na_value="")
+    decision, lei = texts.decision, texts.lei
     decided = np.isin(decision[first], ("approved", "denied")) & np.isin(decision[second], ("approved", "denied"))
     keep = decided & (lei[first] == lei[second])
     first, second = first[keep], second[keep]
-    codes, leis = pd.factorize(pd.Series(lei[second], dtype="str"), sort=True)
+    # The lenders of the kept pairs in text order: the codes of every row's LEI among the sorted LEIs (made
+    # once per frame), renumbered over those present (sorted codes are sorted texts).
+    present, codes = np.unique(texts.lender[second], return_inverse=True)
+    codes = codes.reshape(-1)
+    leis = texts.leis[present]
     count = leis.size
     first_approved = decision[first] == "approved"
     second_approved = decision[second] == "approved"
@@ -1082,7 +1088,7 @@ def _quadratic_forms(x: np.ndarray, matrices: np.ndarray, unit: np.ndarray) -> n
 
 
 def cluster_outliers(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | PairTexts,
     pairs: pd.DataFrame,
     *,
     min_neighbours: int = 5,
@@ -1096,12 +1102,16 @@ def cluster_outliers(
     ``similar_pairs`` must ask for at least ``min_neighbours``. Columns: application_id,
     lei, decision, neighbours, neighbour_approval_share; one row per applicant denied while
     at least ``share`` of its neighbours were approved, or approved while at least ``share``
-    were denied; sorted by lei then application id. ``rows``: as for ``matched_pair_test``.
+    were denied; sorted by lei then application id. ``rows`` and ``frame``: as for ``matched_pair_test``.
     """
     _require(pairs, ("a", "b"), "cluster outliers: pairs")
-    _require(frame, ("application_id", "lei", "decision"), "cluster outliers")
-    first, second = pair_rows(pairs, frame, id_index) if rows is None else rows
-    decision = frame["decision"].to_numpy(dtype=object, na_value="")
+    texts = _pair_texts(frame, "cluster outliers")
+    if rows is None:
+        assert isinstance(frame, pd.DataFrame)  # rows are given with PairTexts (_pair_texts)
+        first, second = pair_rows(pairs, frame, id_index)
+    else:
+        first, second = rows
+    decision = texts.decision
     decided = np.isin(decision[first], ("approved", "denied"))
     first, second = first[decided], second[decided]
     applicants, codes = np.unique(second, return_inverse=True)
@@ -1113,8 +1123,8 @@ def cluster_outliers(
         ((own == "denied") & (approval_share >= share)) | ((own == "approved") & (1 - approval_share >= share))
     )
     rows = applicants[outlier]
-    ids = pd.Series(frame["application_id"].iloc[rows].to_numpy(), dtype="str")
-    leis = pd.Series(frame["lei"].iloc[rows].to_numpy(), dtype="str")
+    ids = pd.Series(texts.application_id[rows], dtype="str")
+    leis = pd.Series(texts.lei_as_read[rows], dtype="str")
     result = pd.DataFrame(
         {
             "application_id": ids,
@@ -1695,6 +1705,39 @@ def _partial_variance(information: np.ndarray, index: int, rcond: float = 1e-15)
         "ui,uij,uj->u", side, np.linalg.pinv(block, rcond=rcond, hermitian=True), side
     )
     return left
+
+
+class PairTexts(typing.NamedTuple):
+    """The text columns of a frame the pair tests read (``matched_pair_test``, ``cluster_outliers``),
+    as arrays of Python objects, and each row's lender code: made once for the tests of every
+    comparison, not converted (and searched for missing values) again by each test."""
+
+    application_id: np.ndarray  # as read (missing stays missing)
+    lei_as_read: np.ndarray
+    lei: np.ndarray  # '' for missing
+    decision: np.ndarray  # '' for missing
+    lender: np.ndarray  # per row, the position of ``lei`` among ``leis``
+    leis: np.ndarray  # the distinct ``lei`` texts, sorted
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> PairTexts:
+        lei = frame["lei"].to_numpy(dtype=object, na_value="")
+        lender, leis = pd.factorize(lei, sort=True)  # Python's text order: the order of pandas' sort of texts
+        return cls(
+            frame["application_id"].to_numpy(),
+            frame["lei"].to_numpy(),
+            lei,
+            frame["decision"].to_numpy(dtype=object, na_value=""),
+            lender,
+            np.asarray(leis, dtype=object),
+        )
+
+
+def _pair_texts(frame: pd.DataFrame | PairTexts, what: str) -> PairTexts:
+    if isinstance(frame, PairTexts):
+        return frame
+    _require(frame, ("application_id", "lei", "decision"), what)
+    return PairTexts.of(frame)
 
 
 def application_index(frame: pd.DataFrame) -> pd.Index:
