@@ -785,3 +785,50 @@ def test_categorical_codes_of_any_numeric_width_give_the_same_indicators(dtype: 
     model = Covariates(numeric=(), categorical=("loan_type",)).with_levels(expected_frame)
     found = covariate_matrix(frame, model)[0]
     np.testing.assert_array_equal(found, covariate_matrix(expected_frame, model)[0])
+
+
+def test_prepared_shared_with_a_weighted_frame_gives_its_own_results() -> None:
+    """A weighted comparison's frame (the frame with weight columns) shares the frame's ``Prepared``
+    (``Prepared.sharing``): the same tables, bit for bit, as a ``Prepared`` of its own, rows out of
+    id order included; a frame that is not the source with columns added is refused."""
+    rng = np.random.default_rng(5)
+    count = 600
+    group = rng.choice(["White non-Hispanic", "Black or African American"], count)
+    income = np.exp(rng.normal(11, 0.4, count))
+    dti = rng.uniform(10, 60, count)
+    denied = rng.random(count) < 1 / (1 + np.exp(2 - 0.04 * (dti - 35) - 0.6 * (group != "White non-Hispanic")))
+    frame = pd.DataFrame(
+        {
+            "application_id": [f"A{index:05d}" for index in rng.permutation(count)],  # not in id order
+            "lei": rng.choice(["L1", "L2"], count),
+            "excluded": "",
+            "decision": np.where(denied, "denied", "approved"),
+            "action_taken": np.where(denied, 3, 1),
+            "race_ethnicity": group,
+            "income": income,
+            "dti": dti,
+            "loan_amount": income * rng.uniform(2, 4, count),
+            "rate_spread": 0.5 + 0.01 * dti + rng.normal(0, 0.2, count),
+        }
+    )
+    reference, compared = "White non-Hispanic", "Black or African American"
+    chance = rng.uniform(0.2, 1.0, count)
+    weighted = frame.assign(
+        w_reference=np.where(group == reference, chance, 1 - chance),
+        w_compared=np.where(group == compared, chance, 1 - chance),
+    )
+    weights = {reference: "w_reference", compared: "w_compared"}
+    covariates = ("income", "dti", "loan_amount")
+    shared = Prepared(frame)
+    lender_denial_odds(frame, "race_ethnicity", reference, compared, covariates, prepared=shared)  # fills its caches
+    for fit in (lender_denial_odds, pricing_disparity):
+        alone = fit(weighted, "race_ethnicity", reference, compared, covariates, weights=weights)
+        sharing = fit(
+            weighted, "race_ethnicity", reference, compared, covariates, weights=weights,
+            prepared=shared.sharing(weighted),
+        )
+        pd.testing.assert_frame_equal(sharing, alone, check_exact=True)
+    with pytest.raises(ValueError, match="not its source"):
+        shared.sharing(weighted.iloc[::-1])
+    with pytest.raises(ValueError, match="not its source"):
+        shared.sharing(weighted.drop(columns="dti"))

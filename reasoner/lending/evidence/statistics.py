@@ -105,20 +105,39 @@ COLLINEAR = 1e-9  # indicator variance left after the covariates, relative to it
 
 
 class Prepared:
-    """A frame's rows in canonical order (``_canonical_order``) and their covariate matrices, built
+    """A frame's rows in canonical order (``_canonical_positions``) and their covariate matrices, built
     once for the fits of several comparisons over the same rows (``audit_tables``): the
     covariates do not depend on the comparison. Pass it as ``prepared`` with that same frame
     object; a fit over another frame is refused."""
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self.source = frame
-        self.frame = _canonical_order(frame)
+        self._order = _canonical_positions(frame)
+        self.frame = frame if self._order is None else frame.iloc[self._order]
         self._matrices: dict[Covariates, tuple[np.ndarray, tuple[str, ...]]] = {}
         self._complete: dict[Covariates, np.ndarray] = {}
         self._lenders: tuple[np.ndarray, np.ndarray] | None = None
         self._masks: dict[str, np.ndarray] = {}
         self._financial: dict[Covariates, Financial] = {}
         self._indicators: dict[tuple[str, tuple[str, ...] | None], list[np.ndarray]] = {}
+
+    def sharing(self, frame: pd.DataFrame) -> Prepared:
+        """The ``Prepared`` of ``frame``, this one's source with columns added (a weighted comparison's
+        weight columns, ``tables.audit_tables``): the same rows in the same order, so it shares what this
+        one built and builds (the canonical order, covariate matrices, masks, lenders, fits), none of
+        which reads an added column; the added columns are taken into the canonical order."""
+        source = self.source
+        added = [name for name in frame.columns if name not in source.columns]
+        if list(frame.columns[: source.shape[1]]) != list(source.columns) or not frame.index.equals(source.index):
+            raise ValueError("prepared: shared with a frame that is not its source with columns added")
+        shared = Prepared.__new__(Prepared)
+        shared.source = frame
+        shared._order = self._order
+        taken = {name: frame[name] if self._order is None else frame[name].iloc[self._order] for name in added}
+        shared.frame = self.frame.assign(**{name: column.set_axis(self.frame.index) for name, column in taken.items()})
+        shared._matrices, shared._complete, shared._lenders = self._matrices, self._complete, self.lenders()
+        shared._masks, shared._financial, shared._indicators = self._masks, self._financial, self._indicators
+        return shared
 
     def lenders(self) -> tuple[np.ndarray, np.ndarray]:
         """``_lender_codes`` of the canonical rows, built once."""
@@ -1146,15 +1165,10 @@ def cluster_outliers(
 _COLLINEAR_TEXT = "group collinear with the covariates"
 
 
-def _canonical_order(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows in application-id order (shorter ids first: row numbers keep their order), so the
-    floating-point sums of a fit do not depend on the order of the input's rows."""
-    order = _canonical_positions(frame)
-    return frame if order is None else frame.iloc[order]
-
-
 def _canonical_positions(frame: pd.DataFrame) -> np.ndarray | None:
-    """Positions of ``_canonical_order``'s rows; None when the rows are in that order already."""
+    """Positions of the rows in canonical order, application-id order (shorter ids first: row numbers
+    keep their order), so the floating-point sums of a fit do not depend on the order of the input's
+    rows; None when the rows are in that order already."""
     if "application_id" not in frame.columns or frame.empty:
         return None
     ids = frame["application_id"].astype(str)

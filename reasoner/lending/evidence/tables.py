@@ -237,7 +237,8 @@ def audit_tables(
         weighted, weights = (frame, None)
         if estimated:
             weighted, weights = _weighted(frame, comparison, config.majority_minority_percent)
-        prepared = shared if weighted is frame else None
+        # A weighted comparison's frame is the frame with weight columns: its rows, matrices and masks are shared's.
+        prepared = shared if weighted is frame else shared.sharing(weighted)
         odds.append(
             (
                 lender_denial_odds(
