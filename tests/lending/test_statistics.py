@@ -21,6 +21,7 @@ from reasoner.lending.evidence.statistics import (
     Covariates,
     PairTexts,
     Prepared,
+    _rank,
     cluster_outliers,
     covariate_matrix,
     denial_probabilities,
@@ -832,3 +833,15 @@ def test_prepared_shared_with_a_weighted_frame_gives_its_own_results() -> None:
         shared.sharing(weighted.iloc[::-1])
     with pytest.raises(ValueError, match="not its source"):
         shared.sharing(weighted.drop(columns="dti"))
+
+
+def test_a_covariate_direction_left_by_rounding_does_not_count_in_the_rank() -> None:
+    """The pricing fits' degrees of freedom take the covariates' rank: a direction at 1e-14 of the
+    largest eigenvalue (what rounding leaves of a category's redundant indicator) does not count,
+    one at 1e-5 (a covariate nearly constant) does; numpy's default tolerance counted both."""
+    rng = np.random.default_rng(3)
+    basis, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    spectrum = np.array([1.0, 0.3, 1e-5, 1e-14, 0.0])
+    matrices = np.stack([basis @ np.diag(spectrum) @ basis.T, np.zeros((5, 5)), np.eye(5)])
+    assert _rank(matrices).tolist() == [3, 0, 5]
+    assert np.linalg.matrix_rank(matrices[0], hermitian=True) == 4  # the tolerance it replaced

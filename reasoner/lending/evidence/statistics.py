@@ -1026,6 +1026,20 @@ def pricing_disparity(
     )
 
 
+RANK_TOLERANCE = 1e-10  # of the largest eigenvalue: on reg100k's pricing fits none lies between 1e-14 and 1e-5
+
+
+def _rank(matrices: np.ndarray) -> np.ndarray:
+    """The rank of each symmetric positive semi-definite matrix of ``matrices`` (units, p, p): its
+    eigenvalues above ``RANK_TOLERANCE`` of the largest. A category's redundant direction (every
+    level present, the indicators centred) is left by rounding at 1e-20 to 1e-14 of the largest,
+    across numpy's default tolerance (p × machine epsilon), which counted it in some units and not
+    others (2 of reg100k's 686 pricing units): the residual degrees of freedom were one short there."""
+    spectrum = np.abs(np.linalg.eigvalsh(matrices))
+    rank: np.ndarray = (spectrum > RANK_TOLERANCE * spectrum.max(axis=1, keepdims=True)).sum(axis=1)
+    return rank
+
+
 def _least_squares(
     outcome: np.ndarray,
     indicator: np.ndarray,
@@ -1068,9 +1082,7 @@ def _least_squares(
     normal = sums[:, :-1, :-1] + np.diag(penalty)
     inverse = _inverse(normal)
     beta = np.einsum("uij,uj->ui", inverse, sums[:, :-1, -1])
-    # The covariates' rank by numpy's tolerance (a category's redundant direction, which rounding
-    # leaves near 1e-15 of the largest, counts in some units: kept as it was).
-    rank = np.linalg.matrix_rank(sums[:, 1:-1, 1:-1], hermitian=True) if width else np.zeros(count, int)
+    rank = _rank(sums[:, 1:-1, 1:-1]) if width else np.zeros(count, dtype=np.int64)
     # What of the indicator the covariates do not explain (a Schur complement), for collinearity:
     # without the penalty, which would hide a group identical to a category.
     left, factored = _explained(sums[:, :-1, :-1], 0, _column_categories(categories, width + 1, 1))
