@@ -584,12 +584,12 @@ def clean_hmda(raw: pd.DataFrame, source_name: str, *, first_row: int = 1, whole
             },
         }
     )
-    text_columns = ("lei", "activity_year", "state_code", "county_code", "census_tract", "msa", "age", "decision")
+    places = ("lei", "activity_year", "state_code", "county_code", "census_tract", "msa")
     frame = pd.DataFrame(
         {
             "row": np.arange(first_row, first_row + count, dtype=np.int64),
             "application_id": ids,
-            **{name: _strings(coded[name]) for name in text_columns[:6]},
+            **{name: _strings(coded[name]) for name in places},
             "race": race,
             "ethnicity": ethnicity,
             "sex": sex,
