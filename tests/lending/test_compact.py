@@ -14,8 +14,8 @@ from support import REPOSITORY
 
 from reasoner.errors import EvidenceError
 from reasoner.lending.registers import files
-from reasoner.lending.registers.compact import compact, concat
-from reasoner.lending.registers.hmda import read_clean
+from reasoner.lending.registers.compact import CompactFrame, compact, concat
+from reasoner.lending.registers.hmda import clean_hmda, read_clean
 
 SAMPLE = REPOSITORY / "examples" / "hmda" / "sample.parquet"
 
@@ -214,3 +214,35 @@ def test_pieces_that_encoded_a_column_with_different_dtypes_are_not_joined() -> 
     assert "count" not in joined.encoded
     expected = pd.concat([first, second], ignore_index=True)
     _same(joined.restore(), expected)
+
+
+def _held_columns(held: CompactFrame) -> dict[str, bytes]:
+    return {name: pickle.dumps(held.held[name]) for name in held.held.columns}
+
+
+@pytest.mark.parametrize("form", ["parquet", "text", "odd values"])
+def test_columns_held_from_the_cleanings_codes_are_those_factorized_from_the_rows(form: str) -> None:
+    """``compact(frame, coded)`` holds what ``compact(frame)`` holds, to the pickled byte, and each
+    coded column is its frame's column: categories, codes, dtypes and the columns kept as they are."""
+    raw = pq.read_table(SAMPLE).to_pandas()
+    if form != "parquet":
+        raw = raw.astype("str").astype(object)  # as a text register reads: every value a string
+    if form == "odd values":
+        count = len(raw)
+        raw["income"] = np.where(np.arange(count) % 2 == 0, "0", "-0")  # 0.0 and -0.0: both come back
+        raw["loan_amount"] = [str(number) for number in range(count)]  # too many values: kept as they are
+        raw["derived_sex"] = np.where(np.arange(count) % 3 == 0, "male", "Male")  # two spellings, one value
+        raw["derived_msa-md"] = np.where(np.arange(count) % 4 == 0, "NA", " 12345 ")
+        raw["application_id"] = [f"ID{number:05d}" for number in range(count)]
+    cleaned = clean_hmda(raw, "register.parquet")
+    assert {"race", "lei", "income", "excluded", "decision"} <= set(cleaned.coded)
+    for name, coded in cleaned.coded.items():
+        rows = pd.Series(coded.rows(), dtype=cleaned.frame[name].dtype)
+        pd.testing.assert_series_equal(rows, cleaned.frame[name], check_names=False, check_exact=True)
+    given, factorized = compact(cleaned.frame, cleaned.coded), compact(cleaned.frame)
+    assert given.encoded == factorized.encoded
+    assert _held_columns(given) == _held_columns(factorized)
+    if form == "odd values":
+        assert {"loan_amount", "application_id"}.isdisjoint(given.encoded)
+        assert list(given.held["sex"].cat.categories) == ["Male"]
+    _same(given.restore(), cleaned.frame)

@@ -385,8 +385,16 @@ def test_a_wide_volume_band_stays_within_the_market() -> None:
     assert found["peers"] == 6 and found["peer_basis"] == "volume 0.2-5x"
 
 
-def test_hypergeometric_p_values_once_per_distinct_cell_are_those_of_every_row() -> None:
+@pytest.mark.parametrize("threaded", [False, True])
+def test_hypergeometric_p_values_once_per_distinct_cell_are_those_of_every_row(
+    monkeypatch: pytest.MonkeyPatch, threaded: bool
+) -> None:
+    from reasoner.lending.evidence import redlining
     from reasoner.lending.evidence.redlining import _hypergeom_lower
+
+    if threaded:  # half the distinct cells in a second thread: the same bits as one call
+        monkeypatch.setattr(redlining, "THREADED_CELLS", 10)
+        monkeypatch.setattr(redlining, "_cores", lambda: 2)
 
     rng = np.random.default_rng(3)
     n1, n0 = rng.integers(1, 40, 500), rng.integers(0, 400, 500)
@@ -407,3 +415,15 @@ def test_sorted_codes_of_a_held_dictionary_are_those_of_its_text() -> None:
         codes, uniques = _sorted_codes(column)
         assert codes.tolist() == expected_codes.tolist() and uniques.tolist() == list(expected)
     assert _sorted_codes(held)[0].tolist() == [1, -1, 0, 2, 1, 0]
+
+
+@pytest.mark.parametrize("distinct", [1, 7, 5000, 10**9])
+def test_distinct_keys_by_hashing_are_those_of_numpys_unique(distinct: int) -> None:
+    from reasoner.lending.evidence.redlining import _unique_inverse
+
+    keys = np.random.default_rng(distinct).integers(0, distinct, 20_000, dtype=np.int64)
+    for case in (keys, keys[:0], keys[:1]):
+        values, inverse = _unique_inverse(case)
+        expected_values, expected_inverse = np.unique(case, return_inverse=True)
+        assert values.tolist() == expected_values.tolist() and inverse.tolist() == expected_inverse.tolist()
+        assert values.dtype == expected_values.dtype

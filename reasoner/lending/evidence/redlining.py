@@ -43,7 +43,9 @@ here first).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +79,7 @@ PREAPPROVALS = (7, 8)
 APPLICATIONS = (1, 2, 3, 4, 5)
 ORIGINATED = 1
 COUNT_COLUMNS = ("purchased", "preapprovals", "other_segments", "unplaced", "outside_area")
+THREADED_CELLS = 2048  # distinct cells of exact tests per thread before a second thread computes half
 
 
 def redlining_columns(frame: pd.DataFrame) -> list[str]:
@@ -126,7 +129,7 @@ def redlining_signals(
     # Counts per cell (lender × place): everything after this works on cells, not rows.
     lei_code, leis = _sorted_codes(frame["lei"])
     cell_key = lei_code.astype(np.int64) * len(places) + place
-    cell_values, cell = np.unique(cell_key, return_inverse=True)
+    cell_values, cell = _unique_inverse(cell_key)
     cell_place = cell_values % len(places) if len(places) else cell_values
     rows = pd.DataFrame(
         {
@@ -202,7 +205,7 @@ def _places(frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
         codes.append(code.astype(np.int64) + 1)  # 0: missing
         values.append(np.concatenate([[""], np.asarray(uniques, dtype=object)]))
     key = (codes[0] * len(values[1]) + codes[1]) * len(values[2]) + codes[2]
-    found, place = np.unique(key, return_inverse=True)
+    found, place = _unique_inverse(key)
     county, rest = found % len(values[2]), found // len(values[2])
     parts = {"msa": rest // len(values[1]), "state_code": rest % len(values[1]), "county_code": county}
     places = pd.DataFrame({name: values[i][parts[name]] for i, name in enumerate(parts)})
@@ -217,10 +220,23 @@ def _sorted_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(column.dtype, pd.CategoricalDtype):
         categories = column.cat.categories
         if pd.api.types.is_string_dtype(categories.dtype) and categories.is_monotonic_increasing:
-            used = column.cat.remove_unused_categories()
-            return used.cat.codes.to_numpy(dtype=np.int64), np.asarray(used.cat.categories.astype("str"), dtype=object)
+            # ``remove_unused_categories``, by counting codes rather than sorting them
+            codes = column.cat.codes.to_numpy(dtype=np.int64)
+            used = np.bincount(codes[codes >= 0], minlength=len(categories)) > 0
+            renumbered = np.append(np.cumsum(used, dtype=np.int64) - 1, -1)  # code -1 (missing) stays -1
+            return renumbered[codes], np.asarray(categories[used].astype("str"), dtype=object)
     codes, uniques = pd.factorize(column.astype("str"), sort=True)
     return np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object)
+
+
+def _unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` of integer keys, by hashing (one pass over the rows)
+    and sorting only the distinct keys, not every row (a row a place or a cell: few distinct)."""
+    codes, uniques = pd.factorize(keys)
+    order = np.argsort(uniques, kind="stable")
+    rank = np.empty(len(uniques), dtype=np.int64)
+    rank[order] = np.arange(len(uniques), dtype=np.int64)
+    return np.asarray(uniques)[order], rank[np.asarray(codes)]
 
 
 def _markets(places: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -324,7 +340,7 @@ def _peer_tests(
         result: np.ndarray = np.where(by_volume, cumulative[high] - cumulative[low], totals) - values
         return result
 
-    parts = []
+    parts, cells = [], []
     for band in bands:
         for measure in MEASURES:
             count = lenders[measure].to_numpy(dtype=np.float64)
@@ -351,25 +367,55 @@ def _peer_tests(
                 np.where(n1 < min_group, f"fewer than {min_group} {measure} in the market", ""),
             )
             reason = np.where((reason == "") & (n0 == 0), f"no peer {measure} in the market", reason)
-            part["p_value"] = _hypergeom_lower(a, n1, b, n0, reason == "")
+            part["p_value"] = np.nan  # below: every band's and measure's tests at once
             part["markets"] = 1
             part["reason"] = reason
             parts.append(part)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(OUTPUT_COLUMNS))
+            cells.append((a, n1, b, n0, reason == ""))
+    if not parts:
+        return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
+    p_value = _hypergeom_lower(*(np.concatenate(column) for column in zip(*cells, strict=True)))
+    start = 0
+    for part in parts:
+        part["p_value"] = p_value[start : start + len(part)]
+        start += len(part)
+    return pd.concat(parts, ignore_index=True)
 
 
 def _hypergeom_lower(a: np.ndarray, n1: np.ndarray, b: np.ndarray, n0: np.ndarray, tested: np.ndarray) -> np.ndarray:
     """P(X <= a) for X hypergeometric (a + b of the n1 + n0 inside, n1 drawn) where ``tested``,
     else NaN: each distinct (a, n1, b, n0) once (``scipy.stats.hypergeom.cdf`` is elementwise, so
-    the values are those of one call on every row; most cells repeat a few small counts)."""
+    the values are those of one call on every row; most cells repeat a few small counts), the
+    distinct cells' second half in a thread when there are many (the ufunc releases the GIL: the
+    second core, idle until the partitions start, computes it)."""
     p_value = np.full(a.shape, np.nan)
     if not tested.any():
         return p_value
     cells = np.stack([a[tested], n1[tested], b[tested], n0[tested]], axis=1)
     distinct, inverse = np.unique(cells, axis=0, return_inverse=True)
     da, dn1, db, dn0 = distinct.T
-    p_value[tested] = stats.hypergeom.cdf(da, dn1 + dn0, da + db, dn1)[inverse.reshape(-1)]
+
+    def cdf(part: slice) -> np.ndarray:
+        computed: np.ndarray = stats.hypergeom.cdf(da[part], (dn1 + dn0)[part], (da + db)[part], dn1[part])
+        return computed
+
+    half = len(distinct) // 2
+    if half < THREADED_CELLS or _cores() < 2:
+        values = cdf(slice(None))
+    else:
+        with ThreadPoolExecutor(1) as pool:
+            second = pool.submit(cdf, slice(half, None))
+            values = np.concatenate([cdf(slice(0, half)), second.result()])
+    p_value[tested] = values[inverse.reshape(-1)]
     return p_value
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _pooled(table: pd.DataFrame, rows: pd.DataFrame, bands: tuple[float, ...]) -> pd.DataFrame:

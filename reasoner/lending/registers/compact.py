@@ -12,13 +12,17 @@ only when the round trip gives the same bits (a float column mixing 0.0 and -0.0
 unusual NaN, is kept as it is), and restored text is built the way the cleaning builds it (an
 Arrow dictionary cast to ``str``).
 
+``compact(frame, coded)``: a column the cleaning made from the codes of its input's distinct
+values (``Coded``: the column is ``values[codes]``) is held from those codes, the few values
+factorized instead of every row (the same categories and codes as factorizing the rows).
+
 ``concat`` joins consecutive pieces (``hmda.read_clean`` compacts each piece as it is cleaned),
 writing the codes into one array instead of copying whole columns twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +31,24 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["CompactFrame", "compact", "concat"]
+__all__ = ["Coded", "CompactFrame", "compact", "concat"]
 
 TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # the cleaned frame's text columns ("str")
 MAX_FLOAT_VALUES = 1 << 15  # a float or integer column with more distinct values in a piece stays as it is
+
+
+@dataclass(frozen=True, slots=True)
+class Coded:
+    """A column as ``values[codes]``: per row a code (0 … len(values) - 1), per code a value (text:
+    an object array, None for missing). Codes need not use every value."""
+
+    codes: np.ndarray
+    values: np.ndarray
+
+    def rows(self) -> np.ndarray:
+        """The column's values, one a row."""
+        taken: np.ndarray = self.values[self.codes]
+        return taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +176,12 @@ class CompactFrame:
         return np.asarray(rows, dtype=np.int64) + self.first_row
 
 
-def compact(frame: pd.DataFrame) -> CompactFrame:
-    """``frame`` (a cleaned register, or a piece of one) held in fewer bytes (module docstring)."""
+def compact(frame: pd.DataFrame, coded: Mapping[str, Coded] | None = None) -> CompactFrame:
+    """``frame`` (a cleaned register, or a piece of one) held in fewer bytes (module docstring).
+
+    ``coded``: columns of ``frame`` as the cleaning made them (``frame[name]`` holds exactly
+    ``coded[name].rows()``), encoded from their codes."""
+    coded = {} if coded is None else coded
     count = len(frame)
     first_row = None
     if "row" in frame.columns and frame["row"].dtype == np.int64:
@@ -177,7 +199,8 @@ def compact(frame: pd.DataFrame) -> CompactFrame:
         if (name == "row" and first_row is not None) or (name == "application_id" and ids_are_rows):
             continue
         column = frame[name]
-        dictionary = _encode(column)
+        given = coded.get(name)
+        dictionary = _encode(column) if given is None or len(given.codes) != count else _encode_coded(column, given)
         if dictionary is not None:
             encoded.add(name)
             held[name] = pd.Series(dictionary, copy=False)
@@ -260,6 +283,28 @@ def _encode(column: pd.Series) -> pd.Categorical | None:
         if restored.tobytes() != original.tobytes():
             return None
     return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(uniques))
+
+
+def _encode_coded(column: pd.Series, coded: Coded) -> pd.Categorical | None:
+    """``_encode(column)`` of a column that is ``coded.rows()``: the same categories and codes, from
+    the values its rows use (factorized: a few) and one take of their codes."""
+    dtype = column.dtype
+    if dtype != TEXT and dtype != np.float64 and dtype != np.int64:
+        return None
+    limit = len(column) // 2 if dtype == TEXT else min(MAX_FLOAT_VALUES, len(column) // 4)
+    codes = np.asarray(coded.codes)
+    used = np.flatnonzero(np.bincount(codes, minlength=len(coded.values)))
+    values = pd.Series(np.asarray(coded.values)[used], dtype=dtype)
+    value_codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)  # as _encode's on the rows
+    if len(uniques) > limit:
+        return None
+    value_codes = np.asarray(value_codes)
+    if dtype != TEXT:  # each used value comes back with its bits, so each row does
+        if _decode(value_codes, uniques, dtype).to_numpy().tobytes() != values.to_numpy().tobytes():
+            return None
+    per_code = np.full(len(coded.values), -1, dtype=np.int64)
+    per_code[used] = value_codes
+    return pd.Categorical.from_codes(per_code[codes], dtype=pd.CategoricalDtype(uniques))
 
 
 def _decode(codes: np.ndarray, categories: pd.Index, dtype: Any) -> pd.Series:

@@ -103,7 +103,7 @@ from reasoner.errors import EvidenceError, closest
 from reasoner.lending.config import ColumnMap
 from reasoner.lending.registers import files
 from reasoner.lending.registers.column_map import mapped_columns, mapped_register, require_mapped_columns
-from reasoner.lending.registers.compact import CompactFrame, concat
+from reasoner.lending.registers.compact import Coded, CompactFrame, concat
 from reasoner.lending.registers.compact import compact as compact_frame
 from reasoner.lending.registers.fields import (
     ACTION_TAKEN,
@@ -278,6 +278,8 @@ class CleanedHMDA:
     register_format: str = ""  # ``formats.RegisterFormat.description`` of a text register
     transmittal: TransmittalSheet | None = None  # the filing's transmittal sheet
     held: CompactFrame | None = None  # ``read_clean(compact=True)``: the rows, held compact; ``frame`` has none
+    # columns of ``frame`` as ``clean_hmda`` made them from its input's codes (``compact.compact`` holds them so)
+    coded: dict[str, Coded] = dataclasses.field(default_factory=dict)
 
     def warnings(self) -> tuple[str, ...]:
         """What the user must be told now, not only in the report (a filing whose line count
@@ -358,6 +360,8 @@ def read_clean(
         if column_map is not None:
             raw = mapped_register(raw, column_map, str(source_name))
         result = clean_hmda(raw, source_name, **options)
+        for name in (*extra_numeric, *extra_text):  # its own column now, not the cleaning's
+            result.coded.pop(name, None)
         first_row = options.get("first_row", 1)
         for name in extra_numeric:
             result.frame[name] = _extra_number(kept[name], name, str(source_name), first_row)
@@ -371,7 +375,7 @@ def read_clean(
     try:
         for raw in read_hmda_batches(path, columns, progress, dictionaries=factorized):
             part = cleaned(raw, first_row=first, whole=False)
-            parts.append(_held(part) if compact else part)
+            parts.append(_held(part) if compact else dataclasses.replace(part, coded={}))
             del part
             first += len(raw)
             del raw
@@ -387,14 +391,14 @@ def read_clean(
             raise  # the register was one piece: the message is exact
         del parts
     whole = cleaned(read_hmda(path, columns), whole=not groups_estimated)
-    return _with_provenance(_held(whole) if compact else whole, layout, column_map)
+    return _with_provenance(_held(whole) if compact else dataclasses.replace(whole, coded={}), layout, column_map)
 
 
 def _held(cleaned: CleanedHMDA) -> CleanedHMDA:
     """``cleaned`` with its rows held compact (``CleanedHMDA.held``) and a frame without rows."""
-    held = compact_frame(cleaned.frame)
+    held = compact_frame(cleaned.frame, cleaned.coded)
     # not ``frame.iloc[:0]``: a view of the piece's columns, it would keep every piece's bytes
-    return dataclasses.replace(cleaned, frame=held.restore(rows=np.arange(0)), held=held)
+    return dataclasses.replace(cleaned, frame=held.restore(rows=np.arange(0)), held=held, coded={})
 
 
 def release_arrow_memory() -> None:
@@ -447,7 +451,7 @@ def _with_provenance(
     frame = cleaned.frame.assign(activity_year=pd.Series(sheet.year, index=cleaned.frame.index, dtype="str"))
     absent = tuple(name for name in cleaned.absent_columns if name != "activity_year")
     return dataclasses.replace(
-        cleaned, frame=frame, absent_columns=absent, register_format=described, transmittal=sheet
+        cleaned, frame=frame, absent_columns=absent, register_format=described, transmittal=sheet, coded={}
     )
 
 
@@ -506,70 +510,109 @@ def clean_hmda(raw: pd.DataFrame, source_name: str, *, first_row: int = 1, whole
     source = str(source_name)
     count = len(raw)
     raw, groups_derived = _with_derived_groups(raw, source)
-    labels, absent = _resolve_columns(raw, source)  # before counting rows: a register of other columns says so
+    labels, absent_columns = _resolve_columns(raw, source)  # before counting rows: a register of other columns says so
     if count == 0:
         raise EvidenceError(f"{source}: no rows")
     columns = {name: factorize_column(raw[label], str(label)) for name, label in labels.items()}
+    coded: dict[str, Coded] = {}  # each column made from its input's codes, as made (``compact.compact`` holds them so)
 
-    def text(name: str, canonical: tuple[str, ...] = (), missing: tuple[str, ...] = ()) -> pd.Series:
+    def absent(value: str | float | None) -> Coded:
+        return Coded(np.zeros(count, dtype=np.int32), np.array([value], dtype=object if value is None else np.float64))
+
+    def text(name: str, canonical: tuple[str, ...] = (), missing: tuple[str, ...] = ()) -> Coded:
         if name not in columns:
-            return strings(np.zeros(count, dtype=np.int64), [None])
+            return absent(None)
         column = columns[name]
-        return column.take_strings(canonical_texts(column.texts, canonical, missing))
+        return column.coded(canonical_texts(column.texts, canonical, missing))
 
-    def number(name: str) -> tuple[np.ndarray, np.ndarray]:
+    def number(name: str) -> tuple[Coded, Coded]:
         if name not in columns:
-            return np.full(count, np.nan), np.zeros(count, dtype=bool)
+            return absent(np.nan), Coded(np.zeros(count, dtype=np.int32), np.zeros(1, dtype=bool))
         return parse_number(columns[name], source)
 
-    action = parse_code(columns["action_taken"], source, ACTION_TAKEN)
+    action_coded = parse_code(columns["action_taken"], source, ACTION_TAKEN)
+    action = action_coded.rows()
     decision = np.select([np.isin(action, (1, 2)), action == 3], [0, 1], 2)
-    income = number("income")[0] * 1000.0
-    loan_amount = number("loan_amount")[0]
-    dti, dti_exempt = parse_dti(columns["debt_to_income_ratio"], source)
-    cltv, cltv_exempt = number("combined_loan_to_value_ratio")
+    income_coded = number("income")[0]
+    income_coded = Coded(income_coded.codes, income_coded.values * 1000.0)
+    income = income_coded.rows()
+    loan_amount_coded = number("loan_amount")[0]
+    loan_amount = loan_amount_coded.rows()
+    dti_coded, dti_exempt_coded = parse_dti(columns["debt_to_income_ratio"], source)
+    dti, dti_exempt = dti_coded.rows(), dti_exempt_coded.rows()
+    cltv_coded, cltv_exempt_coded = number("combined_loan_to_value_ratio")
+    cltv, cltv_exempt = cltv_coded.rows(), cltv_exempt_coded.rows()
     race_column = columns["derived_race"]
     known_race = pd.Series(race_column.texts, dtype=object).str.lower().isin([race.lower() for race in DERIVED_RACE])
-    race = text("derived_race", DERIVED_RACE)
-    ethnicity = text("derived_ethnicity", DERIVED_ETHNICITY)
-    sex = text("derived_sex", DERIVED_SEX)
-    ids, id_column = _application_ids(raw, source, first_row)
-    frame = pd.DataFrame(
+    coded["race"] = text("derived_race", DERIVED_RACE)
+    coded["ethnicity"] = text("derived_ethnicity", DERIVED_ETHNICITY)
+    coded["sex"] = text("derived_sex", DERIVED_SEX)
+    race, ethnicity, sex = (_strings(coded[name]) for name in ("race", "ethnicity", "sex"))
+    ids, id_column, id_coded = _application_ids(raw, source, first_row)
+    if id_coded is not None:
+        coded["application_id"] = id_coded
+    coded.update(
         {
-            "row": np.arange(first_row, first_row + count, dtype=np.int64),
-            "application_id": ids,
             "lei": _lei(columns["lei"], source),
             "activity_year": text("activity_year"),
             "state_code": text("state_code"),
             "county_code": _fips(columns.get("county_code"), 5, count, source, "county (state + county FIPS)"),
             "census_tract": _fips(columns.get("census_tract"), 11, count, source, "census tract"),
             "msa": text("derived_msa_md"),
-            "race": race,
-            "ethnicity": ethnicity,
-            "sex": sex,
             "age": _age(columns.get("applicant_age"), source, text),
-            "action_taken": action,
-            "decision": strings(decision, DECISIONS),
+            "decision": Coded(decision, np.array(DECISIONS, dtype=object)),
+        }
+    )
+    coded.update(
+        {
+            "action_taken": action_coded,
             "loan_type": parse_code(columns["loan_type"], source, LOAN_TYPE),
             "loan_purpose": parse_code(columns["loan_purpose"], source, LOAN_PURPOSE),
             "lien_status": parse_code(columns["lien_status"], source, LIEN_STATUS),
-            "loan_amount": loan_amount,
-            "income": income,
-            "dti": dti,
-            "cltv": cltv,
+            "loan_amount": loan_amount_coded,
+            "income": income_coded,
+            "dti": dti_coded,
+            "cltv": cltv_coded,
             "property_value": number("property_value")[0],
             "interest_rate": number("interest_rate")[0],
             "rate_spread": number("rate_spread")[0],
             "tract_minority_pct": number("tract_minority_population_percent")[0],
             "tract_income_pct": number("tract_to_msa_income_percentage")[0],
             **{
-                name: parse_denial_reason(columns[name], source) if name in columns else np.full(count, np.nan)
+                name: parse_denial_reason(columns[name], source) if name in columns else absent(np.nan)
                 for name in DENIAL_REASONS
             },
         }
     )
+    places = ("lei", "activity_year", "state_code", "county_code", "census_tract", "msa")
+    frame = pd.DataFrame(
+        {
+            "row": np.arange(first_row, first_row + count, dtype=np.int64),
+            "application_id": ids,
+            **{name: _strings(coded[name]) for name in places},
+            "race": race,
+            "ethnicity": ethnicity,
+            "sex": sex,
+            "age": _strings(coded["age"]),
+            "action_taken": action,
+            "decision": _strings(coded["decision"]),
+            "loan_type": coded["loan_type"].rows(),
+            "loan_purpose": coded["loan_purpose"].rows(),
+            "lien_status": coded["lien_status"].rows(),
+            "loan_amount": loan_amount,
+            "income": income,
+            "dti": dti,
+            "cltv": cltv,
+            **{
+                name: coded[name].rows()
+                for name in ("property_value", "interest_rate", "rate_spread", "tract_minority_pct", "tract_income_pct")
+            },
+            **{name: coded[name].rows() for name in DENIAL_REASONS},
+        }
+    )
     for name in PRODUCT_FIELDS:
-        frame.insert(frame.columns.get_loc("loan_amount"), name, _product_field(columns.get(name), name, count, source))
+        coded[name] = _product_field(columns.get(name), name, count, source)
+        frame.insert(frame.columns.get_loc("loan_amount"), name, coded[name].rows())
     reasons = {
         "not a decision": decision == 2,
         "missing income": np.isnan(income),
@@ -582,10 +625,18 @@ def clean_hmda(raw: pd.DataFrame, source_name: str, *, first_row: int = 1, whole
         "no group known": no_group_known(race, ethnicity, sex),
     }
     reason_codes, exclusions = _first_reasons(reasons, count)
-    frame["excluded"] = strings(reason_codes, ("", *EXCLUSION_REASONS))
+    coded["excluded"] = Coded(reason_codes, np.array(("", *EXCLUSION_REASONS), dtype=object))
+    frame["excluded"] = _strings(coded["excluded"])
     if whole:
         _check_usable(exclusions, count, source)
-    return CleanedHMDA(frame, exclusions, id_column, count, source, absent, groups_derived=groups_derived)
+    return CleanedHMDA(
+        frame, exclusions, id_column, count, source, absent_columns, groups_derived=groups_derived, coded=coded
+    )
+
+
+def _strings(coded: Coded) -> pd.Series:
+    """A text column of ``coded`` (``values.strings``)."""
+    return strings(coded.codes, list(coded.values))
 
 
 def no_group_known(race: pd.Series, ethnicity: pd.Series, sex: pd.Series) -> np.ndarray:
@@ -641,23 +692,23 @@ def _resolve_columns(raw: pd.DataFrame, source: str) -> tuple[dict[str, Hashable
     return labels, tuple(name for name in OPTIONAL if name not in by_name)
 
 
-def _lei(column: Column, source: str) -> pd.Series:
+def _lei(column: Column, source: str) -> Coded:
     blank = np.isin(column.texts, list(MISSING_TEXT))
     rows = np.flatnonzero(column.take(blank)) + 1
     if rows.size:
         raise EvidenceError(
             f"{source}: column '{column.label}': expected an LEI, got an empty value ({describe_rows(rows)})"
         )
-    return column.take_strings(list(column.texts))
+    return column.coded(list(column.texts))
 
 
-def _fips(column: Column | None, width: int, count: int, source: str = "", what: str = "code") -> pd.Series:
+def _fips(column: Column | None, width: int, count: int, source: str = "", what: str = "code") -> Coded:
     """FIPS codes with their leading zeros back (a number column loses them: 6037 → '06037').
 
     Anything but ``width`` digits (once padded) or a missing value is an ``EvidenceError``.
     """
     if column is None:
-        return strings(np.zeros(count, dtype=np.int64), [None])
+        return Coded(np.zeros(count, dtype=np.int32), np.array([None], dtype=object))
     texts = column.series()
     digits = texts.str.fullmatch(r"\d+(\.0+)?").astype(bool)
     padded = texts.where(~digits, texts.str.split(".").str[0].str.zfill(width))
@@ -668,13 +719,13 @@ def _fips(column: Column | None, width: int, count: int, source: str = "", what:
             f"{source}: column '{column.label}': expected a {what} of {width} digits or 'NA', "
             f"got {describe_bad(column, bad.to_numpy(dtype=bool))}"
         )
-    return column.take_strings([None if gone else value for value, gone in zip(padded, missing, strict=True)])
+    return column.coded([None if gone else value for value, gone in zip(padded, missing, strict=True)])
 
 
-def _product_field(column: Column | None, name: str, count: int, source: str) -> np.ndarray:
+def _product_field(column: Column | None, name: str, count: int, source: str) -> Coded:
     """A product or population field as a float: its code or number, NaN for NA, Exempt, 1111 and empty."""
     if column is None:
-        return np.full(count, np.nan)
+        return Coded(np.zeros(count, dtype=np.int32), np.full(1, np.nan))
     texts = column.series()
     if name == "total_units":
         texts = texts.map(lambda text: str(TOTAL_UNITS_BUCKETS.get(text, text)))
@@ -690,13 +741,13 @@ def _product_field(column: Column | None, name: str, count: int, source: str) ->
     bad |= np.isnan(values) & ~texts.str.upper().isin(MISSING_TEXT | {"EXEMPT", "1111"}).to_numpy(dtype=bool)
     if bad.any():
         raise EvidenceError(f"{source}: column '{column.label}': expected {expected}, got {describe_bad(column, bad)}")
-    return column.take(values)
+    return column.coded(values)
 
 
 AGE_BUCKETS = ("<25", "25-34", "35-44", "45-54", "55-64", "65-74", ">74")
 
 
-def _age(column: Column | None, source: str, text: Callable[..., pd.Series]) -> pd.Series:
+def _age(column: Column | None, source: str, text: Callable[..., Coded]) -> Coded:
     """``applicant_age`` as its published bucket; 8888, 9999 and NA are missing; an age in years (the
     filing format reports it exact) goes into its bucket; nothing else."""
     if column is None:
@@ -716,16 +767,17 @@ def _age(column: Column | None, source: str, text: Callable[..., pd.Series]) -> 
         for age, known in zip(years.to_numpy(dtype=np.float64, na_value=np.nan), in_years, strict=True)
     ]
     spelled = canonical_texts(column.texts, missing=("8888", "9999"))
-    return column.take_strings([bucket or value for bucket, value in zip(bucketed, spelled, strict=True)])
+    return column.coded([bucket or value for bucket, value in zip(bucketed, spelled, strict=True)])
 
 
-def _application_ids(raw: pd.DataFrame, source: str, first_row: int = 1) -> tuple[pd.Series, str]:
-    """Ids from ``application_id`` or ``uli`` (checked: none empty, none repeated), else the row."""
+def _application_ids(raw: pd.DataFrame, source: str, first_row: int = 1) -> tuple[pd.Series, str, Coded | None]:
+    """Ids from ``application_id`` or ``uli`` (checked: none empty, none repeated), else the row; and
+    the ids as coded (None: the row)."""
     present = {normalize_name(label): label for label in raw.columns}
     name = next((name for name in ID_COLUMNS if name in present), None)
     if name is None:
         rows = pa.array(np.arange(first_row, first_row + len(raw), dtype=np.int64))
-        return pc.cast(rows, pa.string()).to_pandas(), "row"
+        return pc.cast(rows, pa.string()).to_pandas(), "row", None
     label = present[name]
     column = factorize_column(raw[label], str(label))
     ids = column.take_strings(list(column.texts))
@@ -746,7 +798,7 @@ def _application_ids(raw: pd.DataFrame, source: str, first_row: int = 1) -> tupl
         more = int((counts > 1).sum()) - min(3, len(first_codes))
         tail = f" and {more} more" if more > 0 else ""
         raise EvidenceError(f"{source}: column '{label}': duplicate application ids {described}{tail}")
-    return ids, name
+    return ids, name, column.coded(list(column.texts))
 
 
 def _first_reasons(reasons: dict[str, np.ndarray], count: int) -> tuple[np.ndarray, dict[str, int]]:

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reasoner.errors import EvidenceError
+from reasoner.lending.registers.compact import Coded
 from reasoner.lending.registers.fields import DTI_BUCKETS
 
 __all__ = [
@@ -51,6 +52,11 @@ class Column:
 
     def take_strings(self, per_text: Sequence[str | None]) -> pd.Series:
         return strings(self.codes, per_text)
+
+    def coded(self, per_text: np.ndarray | Sequence[str | None]) -> Coded:
+        """The column ``per_text[codes]`` as its codes and ``per_text`` (``compact.Coded``)."""
+        values = per_text if isinstance(per_text, np.ndarray) else np.array(list(per_text), dtype=object)
+        return Coded(self.codes, values)
 
     def series(self) -> pd.Series:
         return pd.Series(self.texts, dtype=object)
@@ -112,27 +118,27 @@ def _dti(texts: pd.Series) -> Parsed:
 
 def _parse(
     column: Column, source: str, parser: Callable[[pd.Series], Parsed], expected: str
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[Coded, Coded]:
     values, exempt, invalid = parser(column.series())
     if invalid.any():
         raise EvidenceError(
             f"{source}: column '{column.label}': expected {expected}, got {describe_bad(column, invalid)}"
         )
-    return column.take(values), column.take(exempt)
+    return column.coded(values), column.coded(exempt)
 
 
-def parse_number(column: Column, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: the number (NaN for 'NA', 'Exempt', empty) and whether it was 'Exempt'."""
+def parse_number(column: Column, source: str) -> tuple[Coded, Coded]:
+    """Per row (``Coded.rows``): the number (NaN for 'NA', 'Exempt', empty) and whether it was 'Exempt'."""
     return _parse(column, source, _numbers, "a number, 'NA' or 'Exempt'")
 
 
-def parse_dti(column: Column, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: DTI in percent (published buckets → ``DTI_BUCKETS``) and whether it was 'Exempt'."""
+def parse_dti(column: Column, source: str) -> tuple[Coded, Coded]:
+    """Per row (``Coded.rows``): DTI in percent (published buckets → ``DTI_BUCKETS``) and whether it was 'Exempt'."""
     return _parse(column, source, _dti, "a number, a published bucket such as '20%-<30%', 'NA' or 'Exempt'")
 
 
-def parse_code(column: Column, source: str, codes: Iterable[int]) -> np.ndarray:
-    """Per row: an integer code that must be one of ``codes`` (never missing)."""
+def parse_code(column: Column, source: str, codes: Iterable[int]) -> Coded:
+    """Per row (``Coded.rows``): an integer code that must be one of ``codes`` (never missing)."""
     allowed_codes = list(codes)
     values, _, _ = _numbers(column.series())
     allowed = np.isin(values, allowed_codes)
@@ -141,11 +147,11 @@ def parse_code(column: Column, source: str, codes: Iterable[int]) -> np.ndarray:
         raise EvidenceError(
             f"{source}: column '{column.label}': expected one of {expected}, got {describe_bad(column, ~allowed)}"
         )
-    return column.take(values.astype(np.int64))
+    return column.coded(values.astype(np.int64))
 
 
-def parse_denial_reason(column: Column, source: str) -> np.ndarray:
-    """Per row: 1 … 9, or NaN for 10 (not applicable), 1111 (exempt), 'NA' and empty."""
+def parse_denial_reason(column: Column, source: str) -> Coded:
+    """Per row (``Coded.rows``): 1 … 9, or NaN for 10 (not applicable), 1111 (exempt), 'NA' and empty."""
     values, _, invalid = _numbers(column.series())
     reason = np.isin(values, range(1, 10))
     not_applicable = np.isin(values, (10, 1111)) | (np.isnan(values) & ~invalid)
@@ -154,7 +160,7 @@ def parse_denial_reason(column: Column, source: str) -> np.ndarray:
         raise EvidenceError(
             f"{source}: column '{column.label}': expected one of 1 … 10, 1111 or 'NA', got {describe_bad(column, bad)}"
         )
-    return column.take(np.where(reason, values, np.nan))
+    return column.coded(np.where(reason, values, np.nan))
 
 
 def describe_bad(column: Column, bad_text: np.ndarray) -> str:
