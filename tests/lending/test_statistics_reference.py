@@ -202,7 +202,11 @@ def reference_least_squares(
     normal = sums[:, :-1, :-1] + np.diag(penalty)
     inverse = np.linalg.pinv(normal, hermitian=True)
     beta = np.einsum("uij,uj->ui", inverse, sums[:, :-1, -1])
-    rank = np.linalg.matrix_rank(sums[:, 1:-1, 1:-1], hermitian=True) if width else np.zeros(count, int)
+    rank = np.zeros(count, int)
+    if width:  # eigenvalues above RANK_TOLERANCE of the largest (c10151f: numpy's default counted rounding)
+        covariance = sums[:, 1:-1, 1:-1]
+        largest = np.abs(np.linalg.eigvalsh(covariance)).max(axis=1)
+        rank = np.linalg.matrix_rank(covariance, tol=statistics.RANK_TOLERANCE * largest, hermitian=True)
     # What of the indicator the covariates do not explain (a Schur complement), for collinearity:
     # without the penalty, which would hide a group identical to a category.
     left = _partial_variance(sums[:, :-1, :-1], 0, rcond=1e-10)
