@@ -34,7 +34,16 @@ from reasoner.evidence import Evidence, MemoryTable, load_evidence, with_soft_ev
 from reasoner.ground import GroundNetwork, ground
 from reasoner.limits import Limits
 from reasoner.pipeline import DEFAULT_LIMITS, Laps, QueryAtom, check, query_atoms, watching
-from reasoner.sample import EXACT_LIMIT, ChainSummary, ComponentModel, component_model, exact, mcsat, split_r_hat
+from reasoner.sample import (
+    EXACT_LIMIT,
+    ChainSummary,
+    ComponentModel,
+    component_model,
+    effective_samples,
+    exact,
+    mcsat,
+    split_r_hat,
+)
 from reasoner.solve import Solution, solve
 from reasoner.syntax import Span
 
@@ -249,8 +258,8 @@ def atom_marginals(
     from ``SeedSequence(seeds[i])`` of the first asked atom ``i`` in it (the caller names the
     seed, e.g. from the entity the atom is about, so that the result does not depend on how
     the network was split); its interval is a t interval over the chains' halves (batch
-    means) with ``2 × chains − 1`` degrees of freedom, at least the binomial one of
-    independent samples.
+    means) with ``2 × chains − 1`` degrees of freedom, at least the binomial one of the
+    chains' effective number of independent samples (``sample.effective_samples``).
     """
     if samples < 2 or burn_in < 0 or chains < 1:
         raise ArgumentError("marginals need at least 2 samples, a burn-in of 0 or more and at least 1 chain")
@@ -298,21 +307,23 @@ def _component_marginals(
         values = np.array([world[table.atoms[:, atom]].sum() for atom in range(model.num_atoms)])
         return atom_ids, np.clip(values, 0.0, 1.0), np.zeros(model.num_atoms), True
     sequence = np.random.SeedSequence([int(part) for part in seed])
-    summary = mcsat(model, model.soft_weight, samples=samples, burn_in=burn_in, chains=chains, seed=sequence)
+    summary = mcsat(
+        model, model.soft_weight, samples=samples, burn_in=burn_in, chains=chains, seed=sequence, traced=True
+    )
     if summary is None:
         solution = solve(encoding)
         if solution.status == "unsatisfiable":
             return None
         summary = mcsat(
             model, model.soft_weight, samples=samples, burn_in=burn_in, chains=chains, seed=sequence,
-            start=solution.values[atom_ids],
+            start=solution.values[atom_ids], traced=True,
         )
         assert summary is not None
     values = summary.atom_true.sum(axis=(0, 1)) / summary.samples
     halves = summary.half_samples.reshape(-1).astype(np.float64)
     means = summary.atom_true.reshape(len(halves), -1) / halves[:, None]
     batch = means.std(axis=0, ddof=1) / math.sqrt(len(halves)) if len(halves) > 1 else np.zeros(model.num_atoms)
-    binomial = np.sqrt(values * (1 - values) / summary.samples)
+    binomial = np.sqrt(values * (1 - values) / effective_samples(summary))
     quantile = float(student_t.ppf(0.975, max(1, len(halves) - 1)))
     return atom_ids, values, quantile * np.maximum(batch, binomial), False
 

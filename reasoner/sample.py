@@ -222,13 +222,15 @@ class ChainSummary:
     """What the chains of one component saw after burn-in.
 
     ``atom_true[k, h]``: samples of chain ``k``, half ``h`` (0, 1) in which each atom was
-    true; ``half_samples[k, h]`` the samples in that half; ``satisfied_sum`` and
+    true; ``half_samples[k, h]`` the samples in that half; ``trace[k, i]`` each atom's value in
+    sample ``i`` of chain ``k`` (for ``effective_samples``; None unless asked); ``satisfied_sum`` and
     ``satisfied_square`` the sums over all samples of each soft clause's truth and of the
     products of every two (for learning); ``fallback``: chains started from the MAP world.
     """
 
     atom_true: np.ndarray
     half_samples: np.ndarray
+    trace: np.ndarray | None
     satisfied_sum: np.ndarray
     feature_square: np.ndarray
     samples: int
@@ -476,6 +478,7 @@ def mcsat(
     walk_probability: float = 0.5,
     noise: float = 0.5,
     features: tuple[np.ndarray, int] | None = None,
+    traced: bool = False,
 ) -> ChainSummary | None:
     """Run ``chains`` MC-SAT chains of ``burn_in + samples`` steps each on one component.
 
@@ -485,7 +488,8 @@ def mcsat(
     atoms, or from ``start`` (atom values) when WalkSAT finds none. Each step ends with ``2 ×
     atoms`` lazy Metropolis flips (``_SampleSat.metropolis``). ``features=(of, count)``
     groups soft clauses into features (soft clause ``i`` counts for feature ``of[i]``, -1
-    none) whose sums and products are accumulated. ``None`` when no chain can start.
+    none) whose sums and products are accumulated; ``traced``: keep every sample's atoms
+    (``ChainSummary.trace``: chains × samples × atoms bytes). ``None`` when no chain can start.
     """
     sampler = _SampleSat(model, temperature, walk_probability, noise)
     flips = max(30, 2 * model.num_atoms) if steps is None else steps
@@ -497,6 +501,7 @@ def mcsat(
     positive = weights > 0
     atom_true = np.zeros((chains, 2, model.num_atoms), dtype=np.int64)
     half_samples = np.zeros((chains, 2), dtype=np.int64)
+    trace = np.zeros((chains, samples, model.num_atoms), dtype=np.bool_) if traced else None
     satisfied_sum = np.zeros(len(model.soft), dtype=np.float64)
     feature_square = np.zeros((num_feature, num_feature), dtype=np.float64)
     soft = np.asarray(model.soft, dtype=np.int64)
@@ -544,14 +549,17 @@ def mcsat(
                 continue
             kept_index = step - burn_in
             half = 0 if kept_index < samples // 2 else 1
-            atom_true[chain, half] += np.asarray(values[1 : model.num_atoms + 1], dtype=np.int64)
+            world = np.asarray(values[1 : model.num_atoms + 1], dtype=np.int64)
+            atom_true[chain, half] += world
             half_samples[chain, half] += 1
+            if trace is not None:
+                trace[chain, kept_index] = world
             satisfied = (np.asarray(counts, dtype=np.int64)[soft] > 0).astype(np.float64)
             satisfied_sum += satisfied
             if num_feature:
                 vector = np.bincount(feature_of[feature_of >= 0], satisfied[feature_of >= 0], num_feature)
                 feature_square += np.outer(vector, vector)
-    return ChainSummary(atom_true, half_samples, satisfied_sum, feature_square, samples * chains)
+    return ChainSummary(atom_true, half_samples, trace, satisfied_sum, feature_square, samples * chains)
 
 
 def split_r_hat(summary: ChainSummary) -> np.ndarray:
@@ -569,4 +577,40 @@ def split_r_hat(summary: ChainSummary) -> np.ndarray:
     varying = within > 0
     out[varying] = np.sqrt(((length - 1) / length * within[varying] + between[varying] / length) / within[varying])
     out[~varying & (between > 0)] = np.inf
+    return out
+
+
+ESS_BLOCK = 512  # atoms whose autocorrelations are computed at once (bounds the FFT's memory)
+
+
+def effective_samples(summary: ChainSummary) -> np.ndarray:
+    """Per atom, the effective number of independent samples of its indicator over the chains'
+    ``trace``: Stan's multi-chain estimate (Vehtari et al. 2021, without rank normalisation:
+    the indicator is already bounded), autocorrelations by FFT, summed over Geyer's initial
+    monotone sequence; at most the samples drawn, ``samples`` for an atom that never moved."""
+    assert summary.trace is not None, "effective_samples needs mcsat(..., traced=True)"
+    chains, n, atoms = summary.trace.shape
+    out = np.full(atoms, float(chains * n))
+    if n < 4:
+        return out
+    size = 1 << (2 * n - 1).bit_length()
+    for start in range(0, atoms, ESS_BLOCK):
+        x = summary.trace[:, :, start : start + ESS_BLOCK].astype(np.float64)
+        means = x.mean(axis=1)
+        spectrum = np.fft.rfft(x - means[:, None, :], size, axis=1)
+        autocovariance = np.fft.irfft(spectrum * np.conj(spectrum), size, axis=1)[:, :n] / n
+        within = (autocovariance[:, 0] * n / (n - 1)).mean(axis=0)
+        between = means.var(axis=0, ddof=1) if chains > 1 else np.zeros(x.shape[2])
+        pooled = (n - 1) / n * within + between
+        moving = pooled > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = 1.0 - (within - autocovariance.mean(axis=0)) / pooled  # (lags, atoms)
+        rho[0] = 1.0
+        pairs = rho[0 : n - 1 : 2] + rho[1:n:2]  # Geyer: sums of adjacent lags, while positive, made monotone
+        positive = np.logical_and.accumulate(pairs >= 0, axis=0)
+        pairs = np.minimum.accumulate(np.where(positive, pairs, np.inf), axis=0)
+        tau = -1.0 + 2.0 * np.where(positive, pairs, 0.0).sum(axis=0)
+        tau = np.maximum(tau, 1.0 / np.log10(chains * n))  # Stan's cap on antithetic chains
+        found = np.where(moving, chains * n / tau, chains * n)
+        out[start : start + ESS_BLOCK] = np.minimum(found, chains * n)
     return out
