@@ -692,6 +692,17 @@ def _die_with(parent: int) -> None:
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
+def run_process_context() -> multiprocessing.context.BaseContext:
+    """The context of the run's worker processes (``_worker_context``: its fork server), for another
+    process of the run (``outputs.write`` writes the explanation file in one)."""
+    return _worker_context()
+
+
+def die_with_run(parent: int) -> None:
+    """End this process when the run's main process ``parent`` ends (``_die_with``)."""
+    _die_with(parent)
+
+
 def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -143,9 +143,9 @@ class _ExplanationFile:
             self._start()
 
     def _start(self) -> None:
-        from reasoner.lending.audit.run import _worker_context
+        from reasoner.lending.audit.run import run_process_context
 
-        context: Any = _worker_context()  # a forkserver or spawn context (typeshed: BaseContext has no Process)
+        context: Any = run_process_context()  # a forkserver or spawn context (typeshed: BaseContext has no Process)
         self._answer, answer = context.Pipe(duplex=False)
         self._written = context.RawValue("q", 0)
         self._reported = 0
@@ -193,9 +193,9 @@ def _write_explanation_file(
     gathered: Gathered, flagged: list[str], staging: Path, written: Any, answer: Any, parent: int
 ) -> None:
     """``_ExplanationFile``'s process: the files, then their digests or the error through ``answer``."""
-    from reasoner.lending.audit.run import _die_with
+    from reasoner.lending.audit.run import die_with_run
 
-    _die_with(parent)
+    die_with_run(parent)
 
     def progress(records: int) -> None:
         written.value += records
