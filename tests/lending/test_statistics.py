@@ -19,7 +19,9 @@ from reasoner.lending import clean_hmda, synthesize
 from reasoner.lending.evidence.similar import SimilaritySpec, similar_pairs
 from reasoner.lending.evidence.statistics import (
     Covariates,
+    PairTexts,
     Prepared,
+    _rank,
     cluster_outliers,
     covariate_matrix,
     denial_probabilities,
@@ -249,6 +251,28 @@ def test_matched_pair_counts_and_exact_mcnemar_p_value() -> None:
     pd.testing.assert_frame_equal(
         cluster_outliers(frame, pairs, min_neighbours=1, rows=rows), cluster_outliers(frame, pairs, min_neighbours=1)
     )
+    texts = PairTexts.of(frame)  # made once for every comparison's tests, as audit_tables does
+    pd.testing.assert_frame_equal(matched_pair_test(pairs, texts, rows=rows), result)
+    pd.testing.assert_frame_equal(matched_pair_test(pairs, texts, max_rank=2, rows=rows), with_rank_two)
+    pd.testing.assert_frame_equal(
+        cluster_outliers(texts, pairs, min_neighbours=1, rows=rows), cluster_outliers(frame, pairs, min_neighbours=1)
+    )
+
+
+def test_matched_pairs_lenders_in_text_order() -> None:
+    """The lenders of the pairs sorted as pandas sorts texts (code points: upper case, digits and
+    accents where they fall), from the lender codes of every row, whichever lenders have pairs."""
+    leis = ["Lé", "LZ", "La", "L1", "", "Lz"]
+    frame = frame_of({"decision": ["approved", "denied"] * 6, "lei": [lei for lei in leis for _ in range(2)]})
+    ids = frame["application_id"].tolist()
+    pairs = pd.DataFrame({"a": ids[0::2], "b": ids[1::2], "rank": 1}).iloc[[0, 1, 2, 3, 4]]
+    result = matched_pair_test(pairs, frame)
+    expected = pd.Series(leis[:5], dtype="str").sort_values(kind="stable").tolist()
+    assert result["lei"].tolist() == expected
+    assert str(result["lei"].dtype) == "str"
+    assert result["reference_favoured"].tolist() == [1] * 5
+    rows = pair_rows(pairs, frame)
+    pd.testing.assert_frame_equal(matched_pair_test(pairs, PairTexts.of(frame), rows=rows), result)
 
 
 @pytest.mark.parametrize("favoured, against", [(15, 4), (4, 15), (7, 7), (30, 12), (1, 0)])
@@ -762,3 +786,62 @@ def test_categorical_codes_of_any_numeric_width_give_the_same_indicators(dtype: 
     model = Covariates(numeric=(), categorical=("loan_type",)).with_levels(expected_frame)
     found = covariate_matrix(frame, model)[0]
     np.testing.assert_array_equal(found, covariate_matrix(expected_frame, model)[0])
+
+
+def test_prepared_shared_with_a_weighted_frame_gives_its_own_results() -> None:
+    """A weighted comparison's frame (the frame with weight columns) shares the frame's ``Prepared``
+    (``Prepared.sharing``): the same tables, bit for bit, as a ``Prepared`` of its own, rows out of
+    id order included; a frame that is not the source with columns added is refused."""
+    rng = np.random.default_rng(5)
+    count = 600
+    group = rng.choice(["White non-Hispanic", "Black or African American"], count)
+    income = np.exp(rng.normal(11, 0.4, count))
+    dti = rng.uniform(10, 60, count)
+    denied = rng.random(count) < 1 / (1 + np.exp(2 - 0.04 * (dti - 35) - 0.6 * (group != "White non-Hispanic")))
+    frame = pd.DataFrame(
+        {
+            "application_id": [f"A{index:05d}" for index in rng.permutation(count)],  # not in id order
+            "lei": rng.choice(["L1", "L2"], count),
+            "excluded": "",
+            "decision": np.where(denied, "denied", "approved"),
+            "action_taken": np.where(denied, 3, 1),
+            "race_ethnicity": group,
+            "income": income,
+            "dti": dti,
+            "loan_amount": income * rng.uniform(2, 4, count),
+            "rate_spread": 0.5 + 0.01 * dti + rng.normal(0, 0.2, count),
+        }
+    )
+    reference, compared = "White non-Hispanic", "Black or African American"
+    chance = rng.uniform(0.2, 1.0, count)
+    weighted = frame.assign(
+        w_reference=np.where(group == reference, chance, 1 - chance),
+        w_compared=np.where(group == compared, chance, 1 - chance),
+    )
+    weights = {reference: "w_reference", compared: "w_compared"}
+    covariates = ("income", "dti", "loan_amount")
+    shared = Prepared(frame)
+    lender_denial_odds(frame, "race_ethnicity", reference, compared, covariates, prepared=shared)  # fills its caches
+    for fit in (lender_denial_odds, pricing_disparity):
+        alone = fit(weighted, "race_ethnicity", reference, compared, covariates, weights=weights)
+        sharing = fit(
+            weighted, "race_ethnicity", reference, compared, covariates, weights=weights,
+            prepared=shared.sharing(weighted),
+        )
+        pd.testing.assert_frame_equal(sharing, alone, check_exact=True)
+    with pytest.raises(ValueError, match="not its source"):
+        shared.sharing(weighted.iloc[::-1])
+    with pytest.raises(ValueError, match="not its source"):
+        shared.sharing(weighted.drop(columns="dti"))
+
+
+def test_a_covariate_direction_left_by_rounding_does_not_count_in_the_rank() -> None:
+    """The pricing fits' degrees of freedom take the covariates' rank: a direction at 1e-14 of the
+    largest eigenvalue (what rounding leaves of a category's redundant indicator) does not count,
+    one at 1e-5 (a covariate nearly constant) does; numpy's default tolerance counted both."""
+    rng = np.random.default_rng(3)
+    basis, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    spectrum = np.array([1.0, 0.3, 1e-5, 1e-14, 0.0])
+    matrices = np.stack([basis @ np.diag(spectrum) @ basis.T, np.zeros((5, 5)), np.eye(5)])
+    assert _rank(matrices).tolist() == [3, 0, 5]
+    assert np.linalg.matrix_rank(matrices[0], hermitian=True) == 4  # the tolerance it replaced

@@ -47,6 +47,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +243,7 @@ class _ProofText:
         self._rules: dict[tuple[str, str, str], str] = {}
         self._labels = labels
         self._sources: dict[str, str] = {}
+        self._effects: dict[Decimal, str] = {}
 
     def __call__(self, proof: Proof) -> str:
         margin = "null" if proof.margin is None else _ENCODER.encode(decimal_json(proof.margin))
@@ -260,20 +262,24 @@ class _ProofText:
                 f'{{"rule": {_encode_text(item.rule)}, "location": {_encode_text(item.location)}, '
                 f'"weight": {_encode_text(item.weight)}, "substitution": '
             )
-        substitution = ", ".join(f"{_encode_text(name)}: {_encode_text(value)}" for name, value in item.substitution)
-        atoms = ", ".join(map(self._citation, item.atoms))
+        substitution = ", ".join([f"{_encode_text(name)}: {_encode_text(value)}" for name, value in item.substitution])
+        made = self._citations  # a citation's text by its id, looked up here: most are cited by several formulas
+        atoms = ", ".join([made.get(id(citation)) or self._citation(citation) for citation in item.atoms])
+        effect = self._effects.get(item.effect)  # a few distinct weights: equal ones are written alike
+        if effect is None:
+            effect = self._effects[item.effect] = _ENCODER.encode(decimal_json(item.effect))
         return (
             f'{head}{{{substitution}}}, "satisfied": {_BOOLEANS[item.satisfied]}, '
-            f'"effect": {_ENCODER.encode(decimal_json(item.effect))}, "atoms": [{atoms}]}}'
+            f'"effect": {effect}, "atoms": [{atoms}]}}'
         )
 
     def _citation(self, citation: EvidenceCitation) -> str:
-        text = self._citations.get(id(citation))
-        if text is None:
-            text = self._citations[id(citation)] = (
-                f'{{"atom": {_encode_text(citation.atom)}, "value": {_BOOLEANS[citation.value]}, '
-                f'"source": {self._source(citation.source)}}}'
-            )
+        """The citation's text, made and kept the first time it is cited (``_formula`` looks it up)."""
+        source = self._sources.get(citation.source) if citation.source is not None else None
+        text = self._citations[id(citation)] = (
+            f'{{"atom": {_encode_text(citation.atom)}, "value": {_BOOLEANS[citation.value]}, '
+            f'"source": {source or self._source(citation.source)}}}'
+        )
         return text
 
     def _source(self, source: str | None) -> str:

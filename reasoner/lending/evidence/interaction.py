@@ -113,21 +113,19 @@ def interaction_tests(
     values, labels = prepared.covariates(model)
     complete = prepared.complete(model)
     codes, names = prepared.lenders()
-    usable = frame["excluded"].eq("").fillna(False).to_numpy(dtype=bool) & frame["decision"].isin(
-        ("approved", "denied")
-    ).to_numpy(dtype=bool)
-    minority = frame["minority"].to_numpy(dtype=object, na_value=None)
-    known = usable & np.isin(minority, (MINORITY, REFERENCE))
+    # The masks from prepared's, which the comparisons' fits have mostly made already (no text column converted).
+    usable = prepared.usable()
+    is_minority = prepared.equals("minority", MINORITY)
+    known = usable & (is_minority | prepared.equals("minority", REFERENCE))
     categories = set(as_covariates(covariates).categorical)
     groups = tuple(labels.index(name) if name in categories else -1 for name in labels)  # first column of a category
     known &= complete
+    female = prepared.equals("sex", "Female")
     seconds = {
-        "sex": (frame["sex"].to_numpy(dtype=object, na_value=None) == "Female",
-                np.isin(frame["sex"].to_numpy(dtype=object, na_value=None), ("Male", "Female"))),
+        "sex": (female, prepared.equals("sex", "Male") | female),
         "tract": _tract(frame, majority_minority_percent),
     }
-    denied = frame["decision"].to_numpy(dtype=object) == "denied"
-    is_minority = minority == MINORITY
+    denied = prepared.denied()
     lenders = np.unique(codes[usable & (codes >= 0)])  # lenders in LEI order
     position = np.full(len(names), -1, dtype=np.int64)
     position[lenders] = np.arange(lenders.size)

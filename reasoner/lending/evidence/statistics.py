@@ -78,6 +78,7 @@ __all__ = [
     "MIN_GROUP",
     "PRICING_COVARIATES",
     "Financial",
+    "PairTexts",
     "Prepared",
     "application_index",
     "cluster_outliers",
@@ -104,20 +105,39 @@ COLLINEAR = 1e-9  # indicator variance left after the covariates, relative to it
 
 
 class Prepared:
-    """A frame's rows in canonical order (``_canonical_order``) and their covariate matrices, built
+    """A frame's rows in canonical order (``_canonical_positions``) and their covariate matrices, built
     once for the fits of several comparisons over the same rows (``audit_tables``): the
     covariates do not depend on the comparison. Pass it as ``prepared`` with that same frame
     object; a fit over another frame is refused."""
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self.source = frame
-        self.frame = _canonical_order(frame)
+        self._order = _canonical_positions(frame)
+        self.frame = frame if self._order is None else frame.iloc[self._order]
         self._matrices: dict[Covariates, tuple[np.ndarray, tuple[str, ...]]] = {}
         self._complete: dict[Covariates, np.ndarray] = {}
         self._lenders: tuple[np.ndarray, np.ndarray] | None = None
         self._masks: dict[str, np.ndarray] = {}
         self._financial: dict[Covariates, Financial] = {}
         self._indicators: dict[tuple[str, tuple[str, ...] | None], list[np.ndarray]] = {}
+
+    def sharing(self, frame: pd.DataFrame) -> Prepared:
+        """The ``Prepared`` of ``frame``, this one's source with columns added (a weighted comparison's
+        weight columns, ``tables.audit_tables``): the same rows in the same order, so it shares what this
+        one built and builds (the canonical order, covariate matrices, masks, lenders, fits), none of
+        which reads an added column; the added columns are taken into the canonical order."""
+        source = self.source
+        added = [name for name in frame.columns if name not in source.columns]
+        if list(frame.columns[: source.shape[1]]) != list(source.columns) or not frame.index.equals(source.index):
+            raise ValueError("prepared: shared with a frame that is not its source with columns added")
+        shared = Prepared.__new__(Prepared)
+        shared.source = frame
+        shared._order = self._order
+        taken = {name: frame[name] if self._order is None else frame[name].iloc[self._order] for name in added}
+        shared.frame = self.frame.assign(**{name: column.set_axis(self.frame.index) for name, column in taken.items()})
+        shared._matrices, shared._complete, shared._lenders = self._matrices, self._complete, self.lenders()
+        shared._masks, shared._financial, shared._indicators = self._masks, self._financial, self._indicators
+        return shared
 
     def lenders(self) -> tuple[np.ndarray, np.ndarray]:
         """``_lender_codes`` of the canonical rows, built once."""
@@ -741,7 +761,7 @@ def _fitted_denial(prepared: Prepared, covariates: Covariates) -> np.ndarray:
 
 def matched_pair_test(
     pairs: pd.DataFrame,
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | PairTexts,
     *,
     max_rank: int = 1,
     denial_probability: np.ndarray | None = None,
@@ -770,23 +790,28 @@ def matched_pair_test(
     those q (exact, ``scipy.stats.poisson_binom``) with mean ``expected_reference_favoured``;
     the two-sided p-value is min(1, 2 min(P(X <= x), P(X >= x))). A pair without both
     probabilities counts with q = 1/2; without ``denial_probability``, ``p_value`` is McNemar's.
-    ``rows``: ``pair_rows(pairs, ...)``, found once for the functions that read the same pairs.
+    ``rows``: ``pair_rows(pairs, ...)``, found once for the functions that read the same pairs;
+    ``frame`` may be ``PairTexts.of(frame)`` when ``rows`` is given (made once for every comparison).
     """
     _require(pairs, ("a", "b", "rank"), "matched pair test: pairs")
-    _require(frame, ("application_id", "lei", "decision"), "matched pair test")
+    texts = _pair_texts(frame, "matched pair test")
     chosen_rows = pairs["rank"].to_numpy() <= max_rank
     if rows is None:
         chosen = pairs[chosen_rows]
+        assert isinstance(frame, pd.DataFrame)  # rows are given with PairTexts (_pair_texts)
         id_index = application_index(frame) if id_index is None else id_index
         first, second = _lookup(id_index, chosen["a"], "a"), _lookup(id_index, chosen["b"], "b")
     else:
         first, second = rows[0][chosen_rows], rows[1][chosen_rows]
-    decision = frame["decision"].to_numpy(dtype=object, na_value="")
-    lei = frame["lei"].to_numpy(dtype=object, na_value="")
+    decision, lei = texts.decision, texts.lei
     decided = np.isin(decision[first], ("approved", "denied")) & np.isin(decision[second], ("approved", "denied"))
     keep = decided & (lei[first] == lei[second])
     first, second = first[keep], second[keep]
-    codes, leis = pd.factorize(pd.Series(lei[second], dtype="str"), sort=True)
+    # The lenders of the kept pairs in text order: the codes of every row's LEI among the sorted LEIs (made
+    # once per frame), renumbered over those present (sorted codes are sorted texts).
+    present, codes = np.unique(texts.lender[second], return_inverse=True)
+    codes = codes.reshape(-1)
+    leis = texts.leis[present]
     count = leis.size
     first_approved = decision[first] == "approved"
     second_approved = decision[second] == "approved"
@@ -1001,6 +1026,20 @@ def pricing_disparity(
     )
 
 
+RANK_TOLERANCE = 1e-10  # of the largest eigenvalue: on reg100k's pricing fits none lies between 1e-14 and 1e-5
+
+
+def _rank(matrices: np.ndarray) -> np.ndarray:
+    """The rank of each symmetric positive semi-definite matrix of ``matrices`` (units, p, p): its
+    eigenvalues above ``RANK_TOLERANCE`` of the largest. A category's redundant direction (every
+    level present, the indicators centred) is left by rounding at 1e-20 to 1e-14 of the largest,
+    across numpy's default tolerance (p × machine epsilon), which counted it in some units and not
+    others (2 of reg100k's 686 pricing units): the residual degrees of freedom were one short there."""
+    spectrum = np.abs(np.linalg.eigvalsh(matrices))
+    rank: np.ndarray = (spectrum > RANK_TOLERANCE * spectrum.max(axis=1, keepdims=True)).sum(axis=1)
+    return rank
+
+
 def _least_squares(
     outcome: np.ndarray,
     indicator: np.ndarray,
@@ -1043,9 +1082,7 @@ def _least_squares(
     normal = sums[:, :-1, :-1] + np.diag(penalty)
     inverse = _inverse(normal)
     beta = np.einsum("uij,uj->ui", inverse, sums[:, :-1, -1])
-    # The covariates' rank by numpy's tolerance (a category's redundant direction, which rounding
-    # leaves near 1e-15 of the largest, counts in some units: kept as it was).
-    rank = np.linalg.matrix_rank(sums[:, 1:-1, 1:-1], hermitian=True) if width else np.zeros(count, int)
+    rank = _rank(sums[:, 1:-1, 1:-1]) if width else np.zeros(count, dtype=np.int64)
     # What of the indicator the covariates do not explain (a Schur complement), for collinearity:
     # without the penalty, which would hide a group identical to a category.
     left, factored = _explained(sums[:, :-1, :-1], 0, _column_categories(categories, width + 1, 1))
@@ -1082,7 +1119,7 @@ def _quadratic_forms(x: np.ndarray, matrices: np.ndarray, unit: np.ndarray) -> n
 
 
 def cluster_outliers(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | PairTexts,
     pairs: pd.DataFrame,
     *,
     min_neighbours: int = 5,
@@ -1096,12 +1133,16 @@ def cluster_outliers(
     ``similar_pairs`` must ask for at least ``min_neighbours``. Columns: application_id,
     lei, decision, neighbours, neighbour_approval_share; one row per applicant denied while
     at least ``share`` of its neighbours were approved, or approved while at least ``share``
-    were denied; sorted by lei then application id. ``rows``: as for ``matched_pair_test``.
+    were denied; sorted by lei then application id. ``rows`` and ``frame``: as for ``matched_pair_test``.
     """
     _require(pairs, ("a", "b"), "cluster outliers: pairs")
-    _require(frame, ("application_id", "lei", "decision"), "cluster outliers")
-    first, second = pair_rows(pairs, frame, id_index) if rows is None else rows
-    decision = frame["decision"].to_numpy(dtype=object, na_value="")
+    texts = _pair_texts(frame, "cluster outliers")
+    if rows is None:
+        assert isinstance(frame, pd.DataFrame)  # rows are given with PairTexts (_pair_texts)
+        first, second = pair_rows(pairs, frame, id_index)
+    else:
+        first, second = rows
+    decision = texts.decision
     decided = np.isin(decision[first], ("approved", "denied"))
     first, second = first[decided], second[decided]
     applicants, codes = np.unique(second, return_inverse=True)
@@ -1113,8 +1154,8 @@ def cluster_outliers(
         ((own == "denied") & (approval_share >= share)) | ((own == "approved") & (1 - approval_share >= share))
     )
     rows = applicants[outlier]
-    ids = pd.Series(frame["application_id"].iloc[rows].to_numpy(), dtype="str")
-    leis = pd.Series(frame["lei"].iloc[rows].to_numpy(), dtype="str")
+    ids = pd.Series(texts.application_id[rows], dtype="str")
+    leis = pd.Series(texts.lei_as_read[rows], dtype="str")
     result = pd.DataFrame(
         {
             "application_id": ids,
@@ -1136,15 +1177,10 @@ def cluster_outliers(
 _COLLINEAR_TEXT = "group collinear with the covariates"
 
 
-def _canonical_order(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows in application-id order (shorter ids first: row numbers keep their order), so the
-    floating-point sums of a fit do not depend on the order of the input's rows."""
-    order = _canonical_positions(frame)
-    return frame if order is None else frame.iloc[order]
-
-
 def _canonical_positions(frame: pd.DataFrame) -> np.ndarray | None:
-    """Positions of ``_canonical_order``'s rows; None when the rows are in that order already."""
+    """Positions of the rows in canonical order, application-id order (shorter ids first: row numbers
+    keep their order), so the floating-point sums of a fit do not depend on the order of the input's
+    rows; None when the rows are in that order already."""
     if "application_id" not in frame.columns or frame.empty:
         return None
     ids = frame["application_id"].astype(str)
@@ -1695,6 +1731,39 @@ def _partial_variance(information: np.ndarray, index: int, rcond: float = 1e-15)
         "ui,uij,uj->u", side, np.linalg.pinv(block, rcond=rcond, hermitian=True), side
     )
     return left
+
+
+class PairTexts(typing.NamedTuple):
+    """The text columns of a frame the pair tests read (``matched_pair_test``, ``cluster_outliers``),
+    as arrays of Python objects, and each row's lender code: made once for the tests of every
+    comparison, not converted (and searched for missing values) again by each test."""
+
+    application_id: np.ndarray  # as read (missing stays missing)
+    lei_as_read: np.ndarray
+    lei: np.ndarray  # '' for missing
+    decision: np.ndarray  # '' for missing
+    lender: np.ndarray  # per row, the position of ``lei`` among ``leis``
+    leis: np.ndarray  # the distinct ``lei`` texts, sorted
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> PairTexts:
+        lei = frame["lei"].to_numpy(dtype=object, na_value="")
+        lender, leis = pd.factorize(lei, sort=True)  # Python's text order: the order of pandas' sort of texts
+        return cls(
+            frame["application_id"].to_numpy(),
+            frame["lei"].to_numpy(),
+            lei,
+            frame["decision"].to_numpy(dtype=object, na_value=""),
+            lender,
+            np.asarray(leis, dtype=object),
+        )
+
+
+def _pair_texts(frame: pd.DataFrame | PairTexts, what: str) -> PairTexts:
+    if isinstance(frame, PairTexts):
+        return frame
+    _require(frame, ("application_id", "lei", "decision"), what)
+    return PairTexts.of(frame)
 
 
 def application_index(frame: pd.DataFrame) -> pd.Index:

@@ -52,6 +52,7 @@ from reasoner.lending.evidence.power import with_power
 from reasoner.lending.evidence.redlining import read_assessment_areas, redlining_signals
 from reasoner.lending.evidence.similar import PairCounts, PairRows, Scaling, SimilaritySpec, similar_pair_rows_of
 from reasoner.lending.evidence.statistics import (
+    PairTexts,
     Prepared,
     application_index,
     cluster_outliers,
@@ -218,11 +219,13 @@ def audit_tables(
     per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
 
     odds, matched, pricing, outliers = [], [], [], []
-    # The text columns the pair tests read, as Python strings once for every comparison (not per test):
-    # object columns (a frame built from them would infer Arrow strings, converted again per test).
-    decided = pd.DataFrame(
-        {name: frame[name].to_numpy(dtype=object, na_value="") for name in ("application_id", "lei", "decision")},
-        dtype=object,
+    # The text columns the pair tests read, as Python strings ('' for missing) and the lenders' codes, once for
+    # every comparison (not converted and searched for missing values again per test).
+    decided = PairTexts.of(
+        pd.DataFrame(
+            {name: frame[name].to_numpy(dtype=object, na_value="") for name in ("application_id", "lei", "decision")},
+            dtype=object,
+        )
     )
     shared = Prepared(frame)  # rows in canonical order and covariate matrices, once for every comparison
     denial_probability = denial_probabilities(frame, config.denial_model, prepared=shared)
@@ -234,7 +237,8 @@ def audit_tables(
         weighted, weights = (frame, None)
         if estimated:
             weighted, weights = _weighted(frame, comparison, config.majority_minority_percent)
-        prepared = shared if weighted is frame else None
+        # A weighted comparison's frame is the frame with weight columns: its rows, matrices and masks are shared's.
+        prepared = shared if weighted is frame else shared.sharing(weighted)
         odds.append(
             (
                 lender_denial_odds(
