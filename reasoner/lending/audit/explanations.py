@@ -68,7 +68,7 @@ from reasoner.lending.config import AuditConfig
 from reasoner.lending.evidence.kinds import STATISTIC_TABLES
 from reasoner.lending.evidence.tables import PartitionTables
 
-__all__ = ["Batch", "Explanations", "Numbering", "Rendered", "Spilled", "json_safe", "render", "spill"]
+__all__ = ["Batch", "Explanations", "Gathered", "Numbering", "Rendered", "Spilled", "json_safe", "render", "spill"]
 
 SPILL_BATCH = 8192  # records per record batch of a partition's stream
 
@@ -550,6 +550,35 @@ class Explanations:
     def number(self, numbering: dict[int, Numbering]) -> None:
         self.numbering = numbering
 
+    def gathered(self) -> Gathered:
+        """What ``batches`` reads, as a value another process can be given (``outputs.write``): the
+        spilled records stay in ``self.directory``, which lives as long as this object."""
+        return Gathered(self.directory, dict(self.lenders), tuple(sorted(self.spilled)), dict(self.numbering))
+
+    def batches(self, flagged_leis: Sequence[str]) -> Iterator[Batch]:
+        """Every record with its citations renumbered (``Gathered.batches``)."""
+        return self.gathered().batches(flagged_leis)
+
+    def lines(self, flagged_leis: Sequence[str]) -> Iterator[str]:
+        """The records as JSON lines (``reason explain OUT --all --format jsonl``), in chunks of whole lines."""
+        for batch in self.batches(flagged_leis):
+            yield "".join(record + "\n" for record in batch.records.to_pylist())
+
+    def close(self) -> None:
+        self._cleanup()
+
+
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    """Every partition's records once every partition is in: the directory they were spilled to
+    (``Explanations.directory``), the flagged lenders' records (lender → (partition, record)), the
+    partitions with application records on disk, in order, and each partition's ``Numbering``."""
+
+    directory: Path
+    lenders: dict[str, tuple[int, str]]
+    spilled: tuple[int, ...]
+    numbering: dict[int, Numbering]
+
     def batches(self, flagged_leis: Sequence[str]) -> Iterator[Batch]:
         """Every record with its citations renumbered: the flagged lenders in the order given,
         then the application findings partition after partition."""
@@ -560,7 +589,7 @@ class Explanations:
                 pa.array([str(lei) for lei in flagged_leis], pa.string()),
                 pa.array(records, pa.large_string()),
             )
-        for partition in sorted(self.spilled):
+        for partition in self.spilled:
             numbering = self.numbering[partition]
             with pa.memory_map(str(_records_path(self.directory, partition))) as source:
                 reader = pa.ipc.open_stream(source)
@@ -573,14 +602,6 @@ class Explanations:
                     pa.default_memory_pool().release_unused()
                     kinds = pa.DictionaryArray.from_arrays(np.zeros(len(records), np.int8), ["application"])
                     yield Batch(kinds.cast(pa.string()), batch.column("id").cast(pa.string()), records)
-
-    def lines(self, flagged_leis: Sequence[str]) -> Iterator[str]:
-        """The records as JSON lines (``reason explain OUT --all --format jsonl``), in chunks of whole lines."""
-        for batch in self.batches(flagged_leis):
-            yield "".join(record + "\n" for record in batch.records.to_pylist())
-
-    def close(self) -> None:
-        self._cleanup()
 
 
 @dataclass(frozen=True, slots=True)

@@ -313,14 +313,20 @@ def audit(
         for index, rows in enumerate(parts)
     )
     finished: list[int] = []
+    taken: dict[int, PartitionResult] = {}
+    elsewhere = cluster is not None or (workers > 1 and len(parts) > 1)  # this process waits while they run
     explanations = Explanations()
     try:
         with progress.bar(f"auditing {lenders_total:,} lenders in {len(parts):,} partitions", len(held), "rows") as bar:
-            # Each result goes to disk as it comes, its records and the rest until every partition is in
-            # (the main process keeps no proofs); a worker process writes its own.
+            # Each result goes to disk as it comes, its records until they are written (the main process
+            # keeps no proofs); a worker process writes its own. When the partitions run elsewhere, the rest
+            # is read back as it comes, while the others run, not all at once after the last (in this process
+            # it waits on disk: the next partition's work needs the memory).
             for spilled in _execute(tasks, workers if len(parts) > 1 else 1, cluster, explanations.directory):
                 explanations.adopt(spilled)
                 finished.append(spilled.index)
+                if elsewhere:
+                    taken[spilled.index] = explanations.take(spilled.index)
                 bar.update(spilled.applications)
                 bar.set_postfix_str(f"{len(finished)}/{len(parts)} partitions", refresh=False)
     except BaseException:  # a failed partition, a limit, an interrupt: the spilled files go now, not at exit
@@ -328,7 +334,9 @@ def audit(
         raise
     del held, cleaned
     release_arrow_memory()  # the register's columns, now that every partition has its rows
-    done: list[PartitionResult] = [explanations.take(index) for index in sorted(finished)]
+    done: list[PartitionResult] = [
+        taken.pop(index) if index in taken else explanations.take(index) for index in sorted(finished)
+    ]
     lap("partitions (similarity, statistics, grounding, solving, scoring)", register.rows_read, "rows")
     for name in PARTITION_STAGES:
         spent = sum(result.seconds.get(name, 0.0) for result in done)
@@ -682,6 +690,17 @@ def _die_with(parent: int) -> None:
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def run_process_context() -> multiprocessing.context.BaseContext:
+    """The context of the run's worker processes (``_worker_context``: its fork server), for another
+    process of the run (``outputs.write`` writes the explanation file in one)."""
+    return _worker_context()
+
+
+def die_with_run(parent: int) -> None:
+    """End this process when the run's main process ``parent`` ends (``_die_with``)."""
+    _die_with(parent)
 
 
 def _running(pid: int) -> bool:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import shutil
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict
@@ -33,7 +35,7 @@ from reasoner import __version__
 from reasoner.errors import UsageError
 from reasoner.evidence import file_sha256
 from reasoner.explain import decimal_json
-from reasoner.lending.audit.explanations import flagged_in_order, json_safe
+from reasoner.lending.audit.explanations import Batch, Gathered, flagged_in_order, json_safe
 from reasoner.lending.audit.run import Audit
 from reasoner.lending.outputs.explanation_file import EXPLANATIONS, EXPLANATIONS_INDEX, write_explanations
 from reasoner.lending.outputs.signing import SIGNATURE, sign
@@ -94,18 +96,144 @@ def _write(
     from reasoner.lending.outputs.report import render_reports
 
     with staged(out) as staging:
-        write_parquet(audit.findings.lenders, staging / "lenders.parquet")
-        write_parquet(audit.findings.applications, staging / "applications.parquet")
-        write_explanations(audit.explanations.batches(flagged_in_order(audit.findings.lenders)), staging, progress)
-        markdown, html = render_reports(audit)
-        (staging / "report.md").write_text(markdown, encoding="utf-8")
-        (staging / "report.html").write_text(html, encoding="utf-8")
-        del markdown, html
-        record = manifest(audit, {name: file_sha256(staging / name) for name in OUTPUT_FILES}, timings=timings)
+        explanations = _ExplanationFile(audit, staging, progress)
+        try:
+            write_parquet(audit.findings.lenders, staging / "lenders.parquet")
+            write_parquet(audit.findings.applications, staging / "applications.parquet")
+            markdown, html = render_reports(audit)
+            (staging / "report.md").write_text(markdown, encoding="utf-8")
+            (staging / "report.html").write_text(html, encoding="utf-8")
+            del markdown, html
+            digests = {name: file_sha256(staging / name) for name in OUTPUT_FILES if name not in EXPLANATION_FILES}
+            digests |= explanations.finish()
+        finally:
+            explanations.stop()
+        record = manifest(audit, {name: digests[name] for name in OUTPUT_FILES}, timings=timings)
         text = (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
         (staging / "manifest.json").write_bytes(text)
         if signing_key is not None:
             (staging / SIGNATURE).write_text(sign(text, signing_key), encoding="ascii")
+
+
+EXPLANATION_FILES = (EXPLANATIONS, EXPLANATIONS_INDEX)
+OWN_PROCESS_FINDINGS = 10_000  # application findings from which an audit run on several cores writes its
+# explanation file in a process of its own, beside the other files (at 1,000,000 rows, 26,764)
+PROGRESS_SECONDS = 0.1
+
+
+class _ExplanationFile:
+    """``explanations.parquet`` and its index (``write_explanations``) and their digests.
+
+    An audit run on several cores (``--workers`` above 1) with at least ``OWN_PROCESS_FINDINGS``
+    application findings has them written by a process of its own, started here (the partitions'
+    cores are idle by now), while this one writes the other files and the reports (Arrow and zstd
+    there, Python here: in one process, one waited for the other). Otherwise they are written here
+    by ``finish``.
+    Either way the same function writes the same bytes; ``stop`` ends the process if it still runs
+    (an error or an interrupt: the staging directory is removed next)."""
+
+    def __init__(self, audit: Audit, staging: Path, progress: Callable[[int], None] | None) -> None:
+        self._flagged = flagged_in_order(audit.findings.lenders)
+        self._gathered = audit.explanations.gathered()
+        self._staging = staging
+        self._progress = progress
+        self._process: Any = None
+        workers = audit.options.get("workers")
+        if isinstance(workers, int) and workers > 1 and len(audit.findings.applications) >= OWN_PROCESS_FINDINGS:
+            self._start()
+
+    def _start(self) -> None:
+        from reasoner.lending.audit.run import run_process_context
+
+        context: Any = run_process_context()  # a forkserver or spawn context (typeshed: BaseContext has no Process)
+        self._answer, answer = context.Pipe(duplex=False)
+        self._written = context.RawValue("q", 0)
+        self._reported = 0
+        self._process = context.Process(
+            target=_write_explanation_file,
+            args=(self._gathered, self._flagged, self._staging, self._written, answer, os.getpid()),
+            name="reasoner-explanations",
+            daemon=True,
+        )
+        self._process.start()
+        answer.close()
+
+    def finish(self) -> dict[str, str]:
+        """The explanation files written (waiting for their process); their digests by name."""
+        if self._process is None:
+            write_explanations(self._gathered.batches(self._flagged), self._staging, self._progress)
+            return _digests(self._staging)
+        while not self._answer.poll(PROGRESS_SECONDS):
+            self._report()
+        self._report()
+        try:
+            found = self._answer.recv()
+        except EOFError:  # it died without a word (killed)
+            found = OSError(f"the process writing {EXPLANATIONS} ended (exit code {self._process.exitcode})")
+        self._process.join()
+        self._process = None
+        if isinstance(found, BaseException):
+            raise found
+        return dict(found)
+
+    def _report(self) -> None:
+        written = int(self._written.value)
+        if self._progress is not None and written > self._reported:
+            self._progress(written - self._reported)
+        self._reported = written
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.join()
+            self._process = None
+
+
+def _write_explanation_file(
+    gathered: Gathered, flagged: list[str], staging: Path, written: Any, answer: Any, parent: int
+) -> None:
+    """``_ExplanationFile``'s process: the files, then their digests or the error through ``answer``."""
+    from reasoner.lending.audit.run import die_with_run
+
+    die_with_run(parent)
+
+    def progress(records: int) -> None:
+        written.value += records
+
+    try:
+        write_explanations(_ahead(gathered.batches(flagged)), staging, progress)
+        found: object = _digests(staging)
+    except BaseException as error:  # noqa: BLE001 - the writing process reports every error, Ctrl-C included
+        found = error
+    try:
+        answer.send(found)
+    except Exception as error:  # an error that does not pickle: its text
+        answer.send(OSError(f"writing {EXPLANATIONS}: {found!r} ({error})"))
+
+
+def _ahead(batches: Iterator[Batch]) -> Iterator[Batch]:
+    """``batches``, each made by a thread while the one before is written: both are Arrow's and zstd's
+    work, which runs without the interpreter lock, so once the main process is done with the reports
+    the writing process has both cores (one batch made ahead: 8,192 records at most)."""
+    made: queue.Queue[Batch | BaseException | None] = queue.Queue(maxsize=1)
+
+    def make() -> None:
+        try:
+            for batch in batches:
+                made.put(batch)
+            made.put(None)
+        except BaseException as error:  # noqa: BLE001 - handed to the writer, which raises it
+            made.put(error)
+
+    threading.Thread(target=make, name="reasoner-explanation-batches", daemon=True).start()
+    while (batch := made.get()) is not None:
+        if isinstance(batch, BaseException):
+            raise batch
+        yield batch
+
+
+def _digests(staging: Path) -> dict[str, str]:
+    return {name: file_sha256(staging / name) for name in EXPLANATION_FILES}
 
 
 @contextmanager
