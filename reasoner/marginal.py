@@ -278,7 +278,8 @@ def atom_marginals(
         if index < 0:
             continue
         if index not in done:
-            found = _component_marginals(encoding, index, seeds[position], samples, burn_in, chains, auto_limit)
+            asked = np.unique(ids[where == index])
+            found = _component_marginals(encoding, index, seeds[position], samples, burn_in, chains, auto_limit, asked)
             if found is None:
                 return None
             done[index] = found
@@ -291,9 +292,12 @@ def atom_marginals(
 
 
 def _component_marginals(
-    encoding: Encoding, index: int, seed: Sequence[int], samples: int, burn_in: int, chains: int, auto_limit: int
+    encoding: Encoding, index: int, seed: Sequence[int], samples: int, burn_in: int, chains: int, auto_limit: int,
+    asked: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool] | None:
-    """``(atom ids, probabilities, interval half-widths, exact)`` of one component's atoms."""
+    """``(atom ids, probabilities, interval half-widths, exact)`` of one component's atoms; the
+    half-widths are those of the ``asked`` atom ids only (NaN for the others: their effective
+    samples are not computed)."""
     model = component_model(encoding, encoding.components[index])
     atom_ids = model.variables[: model.num_atoms]
     if model.num_atoms <= min(auto_limit, EXACT_LIMIT):
@@ -307,8 +311,9 @@ def _component_marginals(
         values = np.array([world[table.atoms[:, atom]].sum() for atom in range(model.num_atoms)])
         return atom_ids, np.clip(values, 0.0, 1.0), np.zeros(model.num_atoms), True
     sequence = np.random.SeedSequence([int(part) for part in seed])
+    traced = np.searchsorted(atom_ids, asked)
     summary = mcsat(
-        model, model.soft_weight, samples=samples, burn_in=burn_in, chains=chains, seed=sequence, traced=True
+        model, model.soft_weight, samples=samples, burn_in=burn_in, chains=chains, seed=sequence, traced=traced
     )
     if summary is None:
         solution = solve(encoding)
@@ -316,14 +321,15 @@ def _component_marginals(
             return None
         summary = mcsat(
             model, model.soft_weight, samples=samples, burn_in=burn_in, chains=chains, seed=sequence,
-            start=solution.values[atom_ids], traced=True,
+            start=solution.values[atom_ids], traced=traced,
         )
         assert summary is not None
     values = summary.atom_true.sum(axis=(0, 1)) / summary.samples
     halves = summary.half_samples.reshape(-1).astype(np.float64)
     means = summary.atom_true.reshape(len(halves), -1) / halves[:, None]
     batch = means.std(axis=0, ddof=1) / math.sqrt(len(halves)) if len(halves) > 1 else np.zeros(model.num_atoms)
-    binomial = np.sqrt(values * (1 - values) / effective_samples(summary))
+    binomial = np.full(model.num_atoms, np.nan)
+    binomial[traced] = np.sqrt(values[traced] * (1 - values[traced]) / effective_samples(summary))
     quantile = float(student_t.ppf(0.975, max(1, len(halves) - 1)))
     return atom_ids, values, quantile * np.maximum(batch, binomial), False
 

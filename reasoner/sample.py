@@ -222,8 +222,9 @@ class ChainSummary:
     """What the chains of one component saw after burn-in.
 
     ``atom_true[k, h]``: samples of chain ``k``, half ``h`` (0, 1) in which each atom was
-    true; ``half_samples[k, h]`` the samples in that half; ``trace[k, i]`` each atom's value in
-    sample ``i`` of chain ``k`` (for ``effective_samples``; None unless asked); ``satisfied_sum`` and
+    true; ``half_samples[k, h]`` the samples in that half; ``trace[k, i]`` the value in sample
+    ``i`` of chain ``k`` of each atom ``mcsat`` was asked to trace (for ``effective_samples``;
+    None when none was); ``satisfied_sum`` and
     ``satisfied_square`` the sums over all samples of each soft clause's truth and of the
     products of every two (for learning); ``fallback``: chains started from the MAP world.
     """
@@ -478,7 +479,7 @@ def mcsat(
     walk_probability: float = 0.5,
     noise: float = 0.5,
     features: tuple[np.ndarray, int] | None = None,
-    traced: bool = False,
+    traced: np.ndarray | None = None,
 ) -> ChainSummary | None:
     """Run ``chains`` MC-SAT chains of ``burn_in + samples`` steps each on one component.
 
@@ -488,8 +489,9 @@ def mcsat(
     atoms, or from ``start`` (atom values) when WalkSAT finds none. Each step ends with ``2 ×
     atoms`` lazy Metropolis flips (``_SampleSat.metropolis``). ``features=(of, count)``
     groups soft clauses into features (soft clause ``i`` counts for feature ``of[i]``, -1
-    none) whose sums and products are accumulated; ``traced``: keep every sample's atoms
-    (``ChainSummary.trace``: chains × samples × atoms bytes). ``None`` when no chain can start.
+    none) whose sums and products are accumulated; ``traced``: the atoms (indices among
+    the component's) whose value in every sample is kept (``ChainSummary.trace``: chains ×
+    samples × traced atoms bytes). ``None`` when no chain can start.
     """
     sampler = _SampleSat(model, temperature, walk_probability, noise)
     flips = max(30, 2 * model.num_atoms) if steps is None else steps
@@ -501,7 +503,7 @@ def mcsat(
     positive = weights > 0
     atom_true = np.zeros((chains, 2, model.num_atoms), dtype=np.int64)
     half_samples = np.zeros((chains, 2), dtype=np.int64)
-    trace = np.zeros((chains, samples, model.num_atoms), dtype=np.bool_) if traced else None
+    trace = None if traced is None else np.zeros((chains, samples, len(traced)), dtype=np.bool_)
     satisfied_sum = np.zeros(len(model.soft), dtype=np.float64)
     feature_square = np.zeros((num_feature, num_feature), dtype=np.float64)
     soft = np.asarray(model.soft, dtype=np.int64)
@@ -553,7 +555,7 @@ def mcsat(
             atom_true[chain, half] += world
             half_samples[chain, half] += 1
             if trace is not None:
-                trace[chain, kept_index] = world
+                trace[chain, kept_index] = world[traced]
             satisfied = (np.asarray(counts, dtype=np.int64)[soft] > 0).astype(np.float64)
             satisfied_sum += satisfied
             if num_feature:
@@ -580,37 +582,51 @@ def split_r_hat(summary: ChainSummary) -> np.ndarray:
     return out
 
 
-ESS_BLOCK = 512  # atoms whose autocorrelations are computed at once (bounds the FFT's memory)
+ESS_MEMORY = 64 * 2**20  # bytes of autocorrelation work at once: atoms are taken in blocks that fit
 
 
 def effective_samples(summary: ChainSummary) -> np.ndarray:
-    """Per atom, the effective number of independent samples of its indicator over the chains'
-    ``trace``: Stan's multi-chain estimate (Vehtari et al. 2021, without rank normalisation:
-    the indicator is already bounded), autocorrelations by FFT, summed over Geyer's initial
-    monotone sequence; at most the samples drawn, ``samples`` for an atom that never moved."""
-    assert summary.trace is not None, "effective_samples needs mcsat(..., traced=True)"
-    chains, n, atoms = summary.trace.shape
-    out = np.full(atoms, float(chains * n))
-    if n < 4:
+    """Per traced atom, the effective number of independent samples of its indicator over the
+    chains' ``trace``: the multi-chain estimate of Stan and ArviZ (Vehtari et al. 2021, §3.2,
+    without rank normalisation: an indicator is already bounded) on the chains split in halves
+    (as ``split_r_hat``: a chain that drifts counts as two that disagree), autocorrelations by
+    FFT, summed over Geyer's initial monotone sequence up to lag ``n − 3`` with the last positive
+    even lag added once; at most the samples drawn, and all of them for an atom that never moved."""
+    assert summary.trace is not None, "effective_samples needs mcsat(..., traced=...)"
+    chains, drawn, atoms = summary.trace.shape
+    half = drawn // 2
+    total = float(chains * drawn)
+    out = np.full(atoms, total)
+    if half < 4:
         return out
+    split = np.concatenate([summary.trace[:, :half], summary.trace[:, drawn - half :]], axis=0)
+    m, n = split.shape[0], half
     size = 1 << (2 * n - 1).bit_length()
-    for start in range(0, atoms, ESS_BLOCK):
-        x = summary.trace[:, :, start : start + ESS_BLOCK].astype(np.float64)
+    block = max(1, ESS_MEMORY // (m * size * 48))  # the float copy, its spectrum and the autocovariances
+    lags = n - 2  # lags 0 .. n - 3
+    for start in range(0, atoms, block):
+        x = split[:, :, start : start + block].astype(np.float64)
         means = x.mean(axis=1)
         spectrum = np.fft.rfft(x - means[:, None, :], size, axis=1)
-        autocovariance = np.fft.irfft(spectrum * np.conj(spectrum), size, axis=1)[:, :n] / n
+        autocovariance = np.fft.irfft(spectrum * np.conj(spectrum), size, axis=1)[:, :lags] / n
+        del spectrum
         within = (autocovariance[:, 0] * n / (n - 1)).mean(axis=0)
-        between = means.var(axis=0, ddof=1) if chains > 1 else np.zeros(x.shape[2])
-        pooled = (n - 1) / n * within + between
+        pooled = (n - 1) / n * within + means.var(axis=0, ddof=1)
         moving = pooled > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = 1.0 - (within - autocovariance.mean(axis=0)) / pooled  # (lags, atoms)
         rho[0] = 1.0
-        pairs = rho[0 : n - 1 : 2] + rho[1:n:2]  # Geyer: sums of adjacent lags, while positive, made monotone
-        positive = np.logical_and.accumulate(pairs >= 0, axis=0)
-        pairs = np.minimum.accumulate(np.where(positive, pairs, np.inf), axis=0)
-        tau = -1.0 + 2.0 * np.where(positive, pairs, 0.0).sum(axis=0)
-        tau = np.maximum(tau, 1.0 / np.log10(chains * n))  # Stan's cap on antithetic chains
-        found = np.where(moving, chains * n / tau, chains * n)
-        out[start : start + ESS_BLOCK] = np.minimum(found, chains * n)
+        pairs = rho[0 : lags - 1 : 2] + rho[1:lags:2]  # adjacent lags summed while positive, made monotone
+        positive = np.logical_and.accumulate(pairs > 0, axis=0)
+        kept = positive.sum(axis=0)
+        monotone = np.minimum.accumulate(np.where(positive, pairs, np.inf), axis=0)
+        tau = -1.0 + 2.0 * np.where(positive, monotone, 0.0).sum(axis=0)
+        after = 2 * kept  # the even lag after the last positive pair, when it is positive itself
+        within_lags = (after < lags) & (kept > 0)
+        tail = np.zeros(x.shape[2])
+        tail[within_lags] = rho[after[within_lags], np.flatnonzero(within_lags)]
+        tau += np.maximum(tail, 0.0)
+        tau = np.maximum(tau, 1.0 / np.log10(m * n))  # Stan's floor (antithetic chains)
+        found = np.where(moving, m * n / tau, total)
+        out[start : start + block] = np.minimum(found, total)
     return out

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
+from reasoner import sample
 from reasoner.check import QueryPattern
 from reasoner.cli import main
 from reasoner.marginal import MarginalRun, atom_marginals, run_marginals
@@ -396,3 +397,21 @@ def test_sampled_intervals_cover_the_exact_probabilities(tmp_path: Path) -> None
         assert found is not None and not found.exact.any()
         covered.extend((np.abs(found.probability - exact_found.probability) <= found.interval).tolist())
     assert np.mean(covered) >= 0.93, np.mean(covered)
+
+
+def test_effective_samples_split_the_chains_and_do_not_depend_on_the_block_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An atom false for the first 60% of each chain and random after it is one that drifts: the
+    chains split in halves disagree, so its effective samples are few (unsplit, each chain's own
+    autocorrelation would have looked short). Atoms taken one at a time (a small memory budget)
+    give what all at once give (to the FFT's rounding)."""
+    rng = np.random.default_rng(5)
+    chains, samples = 2, 1000
+    trace = rng.random((chains, samples, 4)) < 0.5
+    trace[:, : int(0.6 * samples), 1] = False
+    trace[:, :, 2] = (np.cumsum(rng.random((chains, samples)) < 0.02, axis=1) % 2) == 1
+    together = effective_samples(_summary_of(trace))
+    assert together[1] < 0.05 * chains * samples < together[0]
+    monkeypatch.setattr(sample, "ESS_MEMORY", 1)
+    np.testing.assert_allclose(effective_samples(_summary_of(trace)), together, rtol=1e-12)
