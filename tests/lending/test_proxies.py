@@ -17,8 +17,9 @@ from support import REPOSITORY
 
 from reasoner.cli import main
 from reasoner.errors import RuleError
-from reasoner.lending.config import load_column_map, load_config
+from reasoner.lending.config import Comparison, load_column_map, load_config
 from reasoner.lending.evidence.statistics import lender_denial_odds, pricing_disparity
+from reasoner.lending.evidence.tables import _weighted
 from reasoner.lending.proxies.bayes import FIRST_NAME, SURNAME, ZIP, combine, proxy_probabilities
 from reasoner.lending.proxies.census import RACES, census_directory, census_tables
 from reasoner.lending.proxies.groups import group_weights, pairing_frame
@@ -232,6 +233,31 @@ def test_weights_are_probabilities_for_estimates_and_indicators_for_reports() ->
 
 
 # --- weighted statistics ----------------------------------------------------------------------
+
+
+def test_a_weight_column_is_a_new_column_never_a_registers_own() -> None:
+    """A register with a column named as a weight column (a bank's extra column "weight of White
+    non-Hispanic") keeps it: the comparison's weights go to a new column, which the fits read (a
+    shared ``Prepared`` reads only the columns added to its source)."""
+    frame = pd.DataFrame(
+        {
+            "race_ethnicity": [None, "White non-Hispanic", "Black or African American"],
+            "sex": ["Female", "Male", "Female"],
+            "tract_minority_pct": [80.0, 10.0, np.nan],
+            "weight of White non-Hispanic": [7.0, 7.0, 7.0],
+            **{
+                f"estimated_{race}": [p, np.nan, np.nan]
+                for race, p in zip(RACES, [0.2, 0.5, 0.1, 0.1, 0.05, 0.05], strict=True)
+            },
+        }
+    )
+    comparison = Comparison("race", "race_ethnicity", "White non-Hispanic", ("Black or African American",))
+    weighted, names = _weighted(frame, comparison, 50)
+    assert names is not None and names["White non-Hispanic"] != "weight of White non-Hispanic"
+    assert weighted["weight of White non-Hispanic"].tolist() == [7.0, 7.0, 7.0]
+    np.testing.assert_allclose(weighted[names["White non-Hispanic"]], [0.2, 1, 0])
+    np.testing.assert_allclose(weighted[names["Black or African American"]], [0.5, 0, 1])
+
 
 
 def _register(seed: int, count: int = 600) -> pd.DataFrame:

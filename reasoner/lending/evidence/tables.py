@@ -335,7 +335,12 @@ def _weighted(
     weights = group_weights(frame, comparison.column, groups, majority_minority_percent)
     if weights is None:
         return frame, None
-    names = {group: f"weight of {group}" for group in groups}
+    names: dict[str, str] = {}
+    for group in groups:  # new columns, never a register's own (a shared Prepared reads only added ones)
+        name = f"weight of {group}"
+        while name in frame.columns or name in names.values():
+            name = f"{name} "
+        names[group] = name
     return frame.assign(**{names[group]: values for group, values in weights.items()}), names
 
 
