@@ -234,7 +234,8 @@ def test_columns_held_from_the_cleanings_codes_are_those_factorized_from_the_row
         raw["derived_sex"] = np.where(np.arange(count) % 3 == 0, "male", "Male")  # two spellings, one value
         raw["derived_msa-md"] = np.where(np.arange(count) % 4 == 0, "NA", " 12345 ")
         raw["application_id"] = [f"ID{number:05d}" for number in range(count)]
-    cleaned = clean_hmda(raw, "register.parquet")
+    cleaned = clean_hmda(raw, "register.parquet", keep_codes=True)
+    assert clean_hmda(raw, "register.parquet").coded == {}  # only when asked: a caller holds no codes
     assert {"race", "lei", "income", "excluded", "decision"} <= set(cleaned.coded)
     for name, coded in cleaned.coded.items():
         rows = pd.Series(coded.rows(), dtype=cleaned.frame[name].dtype)

@@ -374,8 +374,8 @@ def read_clean(
 
     try:
         for raw in read_hmda_batches(path, columns, progress, dictionaries=factorized):
-            part = cleaned(raw, first_row=first, whole=False)
-            parts.append(_held(part) if compact else dataclasses.replace(part, coded={}))
+            part = cleaned(raw, first_row=first, whole=False, keep_codes=compact)
+            parts.append(_held(part) if compact else part)
             del part
             first += len(raw)
             del raw
@@ -390,8 +390,8 @@ def read_clean(
         if rows is None or rows <= files.BATCH_ROWS:
             raise  # the register was one piece: the message is exact
         del parts
-    whole = cleaned(read_hmda(path, columns), whole=not groups_estimated)
-    return _with_provenance(_held(whole) if compact else dataclasses.replace(whole, coded={}), layout, column_map)
+    whole = cleaned(read_hmda(path, columns), whole=not groups_estimated, keep_codes=compact)
+    return _with_provenance(_held(whole) if compact else whole, layout, column_map)
 
 
 def _held(cleaned: CleanedHMDA) -> CleanedHMDA:
@@ -500,12 +500,15 @@ def _check_usable(exclusions: dict[str, int], count: int, source: str, groups_es
         raise EvidenceError(f"{source}: no usable rows: {count} read; excluded: {listed}")
 
 
-def clean_hmda(raw: pd.DataFrame, source_name: str, *, first_row: int = 1, whole: bool = True) -> CleanedHMDA:
+def clean_hmda(
+    raw: pd.DataFrame, source_name: str, *, first_row: int = 1, whole: bool = True, keep_codes: bool = False
+) -> CleanedHMDA:
     """Typed, documented columns and an exclusion reason per row (see the module docstring).
 
     ``first_row``: the input row of ``raw``'s first row, when it is a piece of the input
     (``read_clean``); ``whole=False`` leaves the checks that need every row (no usable row)
-    to the caller.
+    to the caller; ``keep_codes``: the result's ``coded`` holds each column as the codes it was
+    made from (``read_clean``'s compact pieces are held from them), else it is empty.
     """
     source = str(source_name)
     count = len(raw)
@@ -630,7 +633,8 @@ def clean_hmda(raw: pd.DataFrame, source_name: str, *, first_row: int = 1, whole
     if whole:
         _check_usable(exclusions, count, source)
     return CleanedHMDA(
-        frame, exclusions, id_column, count, source, absent_columns, groups_derived=groups_derived, coded=coded
+        frame, exclusions, id_column, count, source, absent_columns, groups_derived=groups_derived,
+        coded=coded if keep_codes else {},
     )
 
 
