@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import REPOSITORY
+from support import REPOSITORY, two_group_register
 
 from reasoner.cli import main
 from reasoner.errors import RuleError
@@ -259,28 +259,8 @@ def test_a_weight_column_is_a_new_column_never_a_registers_own() -> None:
     np.testing.assert_allclose(weighted[names["Black or African American"]], [0.5, 0, 1])
 
 
-
 def _register(seed: int, count: int = 600) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    group = rng.choice(["White non-Hispanic", "Black or African American"], count, p=[0.6, 0.4])
-    income = np.exp(rng.normal(11, 0.4, count))
-    dti = rng.uniform(10, 60, count)
-    logit = -2 + 0.04 * (dti - 35) - 0.5 * np.log(income / 60000) + 0.6 * (group != "White non-Hispanic")
-    denied = rng.random(count) < 1 / (1 + np.exp(-logit))
-    return pd.DataFrame(
-        {
-            "application_id": [f"A{index:05d}" for index in range(count)],
-            "lei": rng.choice(["L1", "L2"], count),
-            "excluded": "",
-            "decision": np.where(denied, "denied", "approved"),
-            "action_taken": np.where(denied, 3, 1),
-            "race_ethnicity": group,
-            "income": income,
-            "dti": dti,
-            "loan_amount": income * rng.uniform(2, 4, count),
-            "rate_spread": 0.5 + 0.01 * dti + 0.2 * (group != "White non-Hispanic") + rng.normal(0, 0.2, count),
-        }
-    )
+    return two_group_register(seed, count)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import optimize, special, stats
+from support import two_group_register
 
 from reasoner.errors import UsageError
 from reasoner.lending import clean_hmda, synthesize
@@ -794,24 +795,9 @@ def test_prepared_shared_with_a_weighted_frame_gives_its_own_results() -> None:
     id order included; a frame that is not the source with columns added is refused."""
     rng = np.random.default_rng(5)
     count = 600
-    group = rng.choice(["White non-Hispanic", "Black or African American"], count)
-    income = np.exp(rng.normal(11, 0.4, count))
-    dti = rng.uniform(10, 60, count)
-    denied = rng.random(count) < 1 / (1 + np.exp(2 - 0.04 * (dti - 35) - 0.6 * (group != "White non-Hispanic")))
-    frame = pd.DataFrame(
-        {
-            "application_id": [f"A{index:05d}" for index in rng.permutation(count)],  # not in id order
-            "lei": rng.choice(["L1", "L2"], count),
-            "excluded": "",
-            "decision": np.where(denied, "denied", "approved"),
-            "action_taken": np.where(denied, 3, 1),
-            "race_ethnicity": group,
-            "income": income,
-            "dti": dti,
-            "loan_amount": income * rng.uniform(2, 4, count),
-            "rate_spread": 0.5 + 0.01 * dti + rng.normal(0, 0.2, count),
-        }
-    )
+    frame = two_group_register(5, count)
+    frame["application_id"] = frame["application_id"].to_numpy()[rng.permutation(count)]  # not in id order
+    group = frame["race_ethnicity"].to_numpy()
     reference, compared = "White non-Hispanic", "Black or African American"
     chance = rng.uniform(0.2, 1.0, count)
     weighted = frame.assign(
