@@ -20,6 +20,10 @@ and solving seconds divided by the floor's; the issue asks for at most 3 each. "
 whole audit's seconds divided by the floor's.
 
 The machine's load average is printed with the table: other processes share the cores.
+Runs of the same code on this kind of shared machine differ by 10-20% now and then (a 1,000,000-row
+audit took 42.2 s and, minutes later, 35.0 s): `--repeat N` runs each audit and floor N times and
+prints the run of median total time (and the floor's median), with the range of the totals in a
+last column.
 """
 
 from __future__ import annotations
@@ -142,6 +146,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--workers", default=f"1,{len(os.sched_getaffinity(0))}", help="comma-separated worker counts")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each audit and floor; the median is printed")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--floor", type=int, help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -153,16 +158,23 @@ def main() -> None:
         return
     header = ["rows", "workers", *STAGES, "total s", "rows/s", "peak RSS MB (main / worker)", "floor s"]
     header += ["total ×", "ground ×", "solve ×", "explanations MB", "outputs MB", "load avg"]
+    if options.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    if options.repeat > 1:
+        header.append(f"total range s ({options.repeat} runs)")
     print(f"machine: {os.cpu_count()} cores, {_memory_gib():.0f} GiB; python {sys.version.split()[0]}")
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     for size in (int(text) for text in options.sizes.split(",")):
         _data(size)
-        floor = _child("--floor", size)
+        floor = _median_run([_child("--floor", size) for _ in range(options.repeat)], "floor")
         for workers in sorted({int(text) for text in options.workers.split(",")}):
             load = os.getloadavg()[0]
-            figures = _child("--one", size, "--workers", workers)
-            load = max(load, os.getloadavg()[0])
+            runs = []
+            for _ in range(options.repeat):
+                runs.append(_child("--one", size, "--workers", workers))
+                load = max(load, os.getloadavg()[0])
+            figures = _median_run(runs, "total")
             cells = [f"{size:,}", str(workers), *(f"{figures[stage]:.1f}" for stage in STAGES)]
             cells += [
                 f"{figures['total']:.1f}",
@@ -176,7 +188,17 @@ def main() -> None:
                 f"{figures['outputs_mb']:,.1f}",
                 f"{load:.1f}",
             ]
+            if options.repeat > 1:
+                totals = [run["total"] for run in runs]
+                cells.append(f"{min(totals):.1f}–{max(totals):.1f}")
             print("| " + " | ".join(cells) + " |", flush=True)
+
+
+def _median_run(runs: list[dict[str, float]], key: str) -> dict[str, float]:
+    """The run whose ``key`` is the median of ``runs``' (the lower of the two middle ones for an
+    even count): one run's figures, so that its stages add up to its total."""
+    ordered = sorted(runs, key=lambda run: run[key])
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def _child(*arguments: object) -> dict[str, float]:

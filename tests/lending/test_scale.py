@@ -6,6 +6,7 @@ run as one partition (the session's ``sample_audit``, one partition of the 5,000
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from pathlib import Path
 
@@ -172,3 +173,16 @@ def test_a_dataset_directory_gives_the_same_explanations_whatever_the_partitions
     assert outputs[0] == outputs[1]
     text = str(outputs[0])
     assert "years row " in text and "'applications row" not in text  # the directory's rows, never a partition's
+
+
+def test_the_audit_benchmark_prints_the_run_of_median_total() -> None:
+    """`benchmarks/audit.py --repeat N` prints one run's figures (its stages add up to its total): the
+    run of median total, the lower middle one for an even count."""
+    spec = importlib.util.spec_from_file_location("audit_benchmark", REPOSITORY / "benchmarks" / "audit.py")
+    assert spec is not None and spec.loader is not None
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    runs = [{"total": 42.2, "read": 4.2}, {"total": 35.0, "read": 3.1}, {"total": 35.7, "read": 3.0}]
+    assert benchmark._median_run(runs, "total") == {"total": 35.7, "read": 3.0}
+    assert benchmark._median_run(runs[:2], "total") == {"total": 35.0, "read": 3.1}
+    assert benchmark._median_run(runs[:1], "total") == runs[0]
