@@ -308,24 +308,32 @@ def test_reaching_the_memory_limit_is_a_message_and_exit_2(tmp_path: Path, reaso
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()  # type: ignore[attr-defined]
 
 
-def test_a_worker_interrupted_by_the_memory_watchdog_reports_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("where", ["audit", "spill"])
+def test_a_worker_interrupted_by_the_memory_watchdog_reports_the_limit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, where: str
+) -> None:
     """In a worker process the watchdog's signal may land inside DuckDB, which raises its own
-    'Query interrupted': the worker reports the limit instead (worker processes get the run's
-    limits from the pool's initializer)."""
+    'Query interrupted', or inside the write of the partition's result: the worker reports the limit
+    instead (worker processes get the run's limits from the pool's initializer)."""
+    from types import SimpleNamespace
+
     from reasoner import limits
     from reasoner.errors import LimitError
     from reasoner.lending.audit import run as audit_module
 
-    def interrupted(task: object) -> object:
-        raise RuntimeError("Query interrupted")
+    def interrupted(*arguments: object) -> object:
+        raise (RuntimeError("Query interrupted") if where == "audit" else OSError("Interrupted system call"))
 
-    monkeypatch.setattr(audit_module, "audit_partition", interrupted)
+    monkeypatch.setattr(audit_module, "audit_partition", interrupted if where == "audit" else lambda task: task)
+    if where == "spill":
+        monkeypatch.setattr(audit_module, "_spill", interrupted)
+    shipped = SimpleNamespace(restored=lambda: None)
     monkeypatch.setattr(limits, "_reached", LimitError("the memory limit (1.00 GiB, --memory-limit) was reached"))
     with pytest.raises(LimitError, match="the memory limit"):
-        audit_module._audit_partition_in_worker(None)  # type: ignore[arg-type]
+        audit_module._audit_and_spill(shipped, tmp_path)  # type: ignore[arg-type]
     monkeypatch.setattr(limits, "_reached", None)
-    with pytest.raises(RuntimeError, match="Query interrupted"):  # not the limit: a bug, reported as such
-        audit_module._audit_partition_in_worker(None)  # type: ignore[arg-type]
+    with pytest.raises((RuntimeError, OSError), match="Interrupt|interrupt"):  # not the limit: reported as it is
+        audit_module._audit_and_spill(shipped, tmp_path)  # type: ignore[arg-type]
 
 
 def test_a_read_interrupted_by_the_memory_watchdog_reports_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:

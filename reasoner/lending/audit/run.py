@@ -630,21 +630,17 @@ def _stop(pids: list[int]) -> None:
             os.waitpid(pid, 0)
 
 
-def _audit_partition_in_worker(task: PartitionTask) -> PartitionResult:
-    """``audit_partition`` in a worker process: a library call that the memory watchdog's signal
-    interrupted (DuckDB's 'Query interrupted') is reported as the limit it is."""
-    try:
-        return audit_partition(task)
-    except Exception:
-        limits.raise_if_memory_limit_reached()
-        raise
-
-
 def _audit_and_spill(shipped: _Shipped, directory: Path) -> Spilled:
     """``audit_partition`` in a worker process, of the rows it restores, its result written to
     ``directory`` by the worker: the main process gets its number and its flagged lenders' records,
-    not the result's bytes."""
-    return _spill(_audit_partition_in_worker(shipped.restored()), directory)
+    not the result's bytes. A library call that the memory watchdog's signal interrupted (DuckDB's
+    'Query interrupted', a write cut short), while restoring, auditing or spilling, is reported as
+    the limit it is."""
+    try:
+        return _spill(audit_partition(shipped.restored()), directory)
+    except Exception:
+        limits.raise_if_memory_limit_reached()
+        raise
 
 
 def _spill(result: PartitionResult, directory: Path) -> Spilled:
