@@ -274,11 +274,15 @@ def atom_marginals(
     owner[components.variables] = np.repeat(np.arange(len(components)), components.sizes())
     where = np.where(ids > 0, owner[ids], -1)
     done: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, bool]] = {}
+    order = np.argsort(where, kind="stable")  # the asked atoms of each component, grouped once
+    components_asked, starts = np.unique(where[order], return_index=True)
+    groups = np.split(ids[order], starts[1:]) if starts.size else []
+    asked_of = dict(zip(components_asked.tolist(), groups, strict=True))
     for position, index in enumerate(where.tolist()):
         if index < 0:
             continue
         if index not in done:
-            asked = np.unique(ids[where == index])
+            asked = np.unique(asked_of[index])
             found = _component_marginals(encoding, index, seeds[position], samples, burn_in, chains, auto_limit, asked)
             if found is None:
                 return None
