@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import cast
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from reasoner.constants import GROUND_ATOM
 from reasoner.errors import ArgumentError, Option
@@ -28,7 +31,9 @@ __all__ = [
     "Proof",
     "decimal_json",
     "decimal_text",
+    "ProofColumns",
     "explain_atom",
+    "explain_columns",
     "explain_key",
     "find_atom",
 ]
@@ -507,3 +512,351 @@ def render_proof(proof: Proof) -> str:
 def decimal_text(value: Decimal) -> str:
     text = format(value.normalize(), "f")
     return text
+
+
+@dataclass(frozen=True, slots=True)
+class ProofColumns:
+    """The proofs of many atoms of one predicate, as ``explain_keys`` gives them, held as columns:
+    per atom its head (``atoms`` … ``neutral``) and its formulas (``formula_offsets``: atom ``i``'s are
+    ``formula_offsets[i]:formula_offsets[i + 1]``, its ``supporting[i]`` supporting ones first, each
+    group in its proof's order); per formula its rule, substitution, satisfaction and effect, and its
+    cited atoms (``citation_offsets``, the same way) as Arrow text and numpy values: a citation is a
+    row of three arrays, not a Python object (a partition cites about as many atoms as it has rows)."""
+
+    atoms: list[str]
+    values: list[bool]
+    decided_by: list[str]
+    sources: list[str | None]
+    margins: list[Decimal | None]
+    neutral: list[int]
+    formula_offsets: np.ndarray
+    supporting: list[int]
+    rules: list[str]
+    locations: list[str]
+    weights: list[str]
+    substitutions: list[tuple[tuple[str, str], ...]]
+    satisfied: list[bool]
+    effects: list[Decimal]
+    citation_offsets: np.ndarray
+    citation_atoms: pa.Array
+    citation_values: np.ndarray
+    citation_sources: pa.Array
+
+    def __len__(self) -> int:
+        return len(self.atoms)
+
+    def proof(self, number: int) -> Proof:
+        """Atom ``number``'s ``Proof`` (the one ``explain_keys`` gives)."""
+        start, stop = self.formula_offsets[number : number + 2].tolist()
+        formulas = []
+        for formula in range(start, stop):
+            first, last = self.citation_offsets[formula : formula + 2].tolist()
+            citations = tuple(
+                EvidenceCitation(atom, value, source)
+                for atom, value, source in zip(
+                    self.citation_atoms[first:last].to_pylist(),
+                    self.citation_values[first:last].tolist(),
+                    self.citation_sources[first:last].to_pylist(),
+                    strict=True,
+                )
+            )
+            formulas.append(
+                GroundFormulaProof(
+                    self.rules[formula],
+                    self.locations[formula],
+                    self.weights[formula],
+                    self.substitutions[formula],
+                    self.satisfied[formula],
+                    self.effects[formula],
+                    citations,
+                )
+            )
+        middle = self.supporting[number]
+        return Proof(
+            self.atoms[number],
+            self.values[number],
+            self.decided_by[number],
+            self.sources[number],
+            self.margins[number],
+            tuple(formulas[:middle]),
+            tuple(formulas[middle:]),
+            self.neutral[number],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _BlockColumns:
+    """``_ground_formulas`` of some rows of one block, as columns (``_block_columns``)."""
+
+    plan: _Plan
+    variables: tuple[str, ...]
+    changed: np.ndarray  # bool per row: flipping the atom changes the formula's cost
+    now: np.ndarray  # bool per row: the formula's (possibly negated) tree is true now
+    satisfied: np.ndarray  # bool per row
+    columns: list[list[str]]  # per variable, its constant's text per row
+    citation_counts: np.ndarray  # per row
+    citation_atoms: pa.Array  # row after row, each row's cited leaves in order
+    citation_values: np.ndarray
+    citation_sources: pa.Array
+
+
+def explain_columns(
+    network: GroundNetwork,
+    solution: Solution,
+    predicate: str,
+    keys: np.ndarray,
+    occurrences: Occurrences | None = None,
+) -> ProofColumns:
+    """``explain_keys`` as ``ProofColumns``: the same proofs, their citations made as arrays block by block."""
+    keys = np.asarray(keys, dtype=np.int64)
+    canonical = network.key_text(predicate, keys)
+    state, evidence_rows = network.predicates[predicate].lookup(keys)
+    atom_ids = network.atoms.ids(predicate, keys)
+    occurrences = occurrences or Occurrences(network)
+    owners, places = occurrences.of_many(atom_ids[atom_ids != 0])
+    owners = np.flatnonzero(atom_ids)[owners]
+    parts: list[tuple[np.ndarray, _BlockColumns]] = []
+    if len(owners):
+        order = np.argsort(places[:, 0], kind="stable")  # by block, each atom's formulas in their order
+        bounds = np.flatnonzero(np.diff(places[order, 0])) + 1
+        for part in np.split(order, bounds):
+            block = network.blocks[int(places[part[0], 0])]
+            found = _block_columns(network, solution, block, places[part, 1], atom_ids[owners[part]], occurrences)
+            parts.append((owners[part], found))
+    # every formula with an effect, in the order of ``explain_keys``'s proofs
+    totals = np.zeros(len(keys), dtype=np.int64)
+    entries: list[tuple[object, ...]] = []
+    rules: list[str] = []
+    locations: list[str] = []
+    weights: list[str] = []
+    substitutions: list[tuple[tuple[str, str], ...]] = []
+    satisfied: list[bool] = []
+    effects: list[Decimal] = []
+    citation_starts: list[int] = []
+    citation_counts: list[int] = []
+    citation_base = 0
+    for part_owners, found in parts:
+        np.add.at(totals, part_owners, 1)
+        plan = found.plan
+        variables = found.variables
+        kept = np.flatnonzero(found.changed)
+        counts = found.citation_counts
+        starts = np.cumsum(counts) - counts + citation_base
+        citation_base += int(counts.sum())
+        lines = list(zip(*found.columns, strict=True)) if found.columns else [()] * len(found.changed)
+        for row, owner, is_now, is_satisfied in zip(
+            kept.tolist(), part_owners[kept].tolist(), found.now[kept].tolist(), found.satisfied[kept].tolist(),
+            strict=True,
+        ):
+            effect = plan.magnitude if is_now else -plan.magnitude
+            substitution = tuple(zip(variables, lines[row], strict=True))
+            # Ties are broken by the formula's text before its location (``explain_keys``).
+            group = (0, -effect) if effect > 0 else (1, effect)
+            entries.append((owner, *group, plan.rule, substitution, plan.location, len(rules)))
+            rules.append(plan.rule)
+            locations.append(plan.location)
+            weights.append(plan.weight)
+            substitutions.append(substitution)
+            satisfied.append(is_satisfied)
+            effects.append(effect)
+            citation_starts.append(int(starts[row]))
+            citation_counts.append(int(counts[row]))
+    entries.sort()
+    ordering = [cast(int, entry[-1]) for entry in entries]
+    formula_owners = np.array([entry[0] for entry in entries], dtype=np.int64)
+    kept_per_atom = np.bincount(formula_owners, minlength=len(keys)) if len(formula_owners) else np.zeros(
+        len(keys), dtype=np.int64
+    )
+    supporting_per_atom = (
+        np.bincount(formula_owners[[entry[1] == 0 for entry in entries]], minlength=len(keys))
+        if len(formula_owners)
+        else np.zeros(len(keys), dtype=np.int64)
+    )
+    formula_offsets = np.concatenate([[0], np.cumsum(kept_per_atom)]).astype(np.int64)
+    # the citations of the formulas in their new order
+    first = np.array(citation_starts, dtype=np.int64)[ordering] if ordering else np.empty(0, dtype=np.int64)
+    lengths = np.array(citation_counts, dtype=np.int64)[ordering] if ordering else np.empty(0, dtype=np.int64)
+    offsets = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    taken = np.repeat(first, lengths) + offsets
+    atoms_of = [found.citation_atoms for _, found in parts]
+    all_atoms = pa.concat_arrays(atoms_of) if atoms_of else pa.array([], pa.large_string())
+    all_sources = (
+        pa.concat_arrays([found.citation_sources for _, found in parts]) if parts else pa.array([], pa.large_string())
+    )
+    all_values = (
+        np.concatenate([found.citation_values for _, found in parts]) if parts else np.empty(0, dtype=bool)
+    )
+    index = pa.array(taken, pa.int64())
+    heads = _heads(network, solution, predicate, state, evidence_rows, atom_ids, occurrences)
+    return ProofColumns(
+        atoms=canonical,
+        values=heads[0],
+        decided_by=heads[1],
+        sources=heads[2],
+        margins=heads[3],
+        neutral=(totals - kept_per_atom).tolist(),
+        formula_offsets=formula_offsets,
+        supporting=supporting_per_atom.tolist(),
+        rules=[rules[number] for number in ordering],
+        locations=[locations[number] for number in ordering],
+        weights=[weights[number] for number in ordering],
+        substitutions=[substitutions[number] for number in ordering],
+        satisfied=[satisfied[number] for number in ordering],
+        effects=[effects[number] for number in ordering],
+        citation_offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        citation_atoms=all_atoms.take(index),
+        citation_values=all_values[taken],
+        citation_sources=all_sources.take(index),
+    )
+
+
+def _heads(
+    network: GroundNetwork,
+    solution: Solution,
+    predicate: str,
+    state: np.ndarray,
+    evidence_rows: np.ndarray,
+    atom_ids: np.ndarray,
+    occurrences: Occurrences | None,
+) -> tuple[list[bool], list[str], list[str | None], list[Decimal | None]]:
+    """Per atom: its value, what decided it, its evidence source and its margin (``Proof``'s head)."""
+    values: list[bool] = []
+    decided: list[str] = []
+    sources: list[str | None] = []
+    margins: list[Decimal | None] = []
+    for value_state, row, atom_id in zip(state.tolist(), evidence_rows.tolist(), atom_ids.tolist(), strict=True):
+        source: str | None
+        if value_state != _UNKNOWN:
+            source = _source(network, predicate, row, occurrences) if row >= 0 else "closed world"
+            value, decided_by = value_state == _TRUE, "evidence"
+        else:
+            source, value = None, bool(solution.values[atom_id]) if atom_id else False
+            decided_by = "inference" if atom_id else "no formula"
+        margin = None
+        if decided_by == "no formula":
+            margin = Decimal(0)
+        elif atom_id and atom_id in solution.margins:
+            scaled = solution.margins[atom_id]
+            # None: no world with the atom flipped satisfies the hard formulas.
+            margin = Decimal("Infinity") if scaled is None else Decimal(scaled) / solution.scale
+        values.append(value)
+        decided.append(decided_by)
+        sources.append(source)
+        margins.append(margin)
+    return values, decided, sources, margins
+
+
+def _block_columns(
+    network: GroundNetwork,
+    solution: Solution,
+    block: GroundBlock,
+    rows: np.ndarray,
+    atom_ids: np.ndarray,
+    occurrences: Occurrences | None,
+) -> _BlockColumns:
+    """``_ground_formulas`` as columns: the same states, effects and citations (a leaf naming the
+    atom an earlier leaf of the row names is not cited again), the citations' texts made in Arrow."""
+    plan = occurrences.plan(block) if occurrences else _plan(network, block)
+    count = len(rows)
+    constant_text = network.constants.text
+    columns = [[constant_text(constant) for constant in column] for column in block.substitutions[rows].T.tolist()]
+    arrow_columns: dict[int, pa.Array] = {}
+    now_states, flipped_states = [], []
+    cited_atoms: list[pa.Array] = []
+    cited_values: list[np.ndarray] = []
+    cited_sources: list[pa.Array] = []
+    cited_keep: list[np.ndarray] = []
+    leaf_args: dict[str, list[tuple[tuple[str | int, ...], int]]] = {}  # per predicate: cited leaves' args
+    for leaf, all_states, all_atoms, all_evidence in zip(
+        plan.leaves, block.leaf_states, block.leaf_atoms, block.leaf_evidence, strict=True
+    ):
+        states = np.asarray(all_states)[rows]
+        literal = leaf.literal
+        if literal is None:  # a comparison: never unknown, cites nothing
+            now_states.append(states)
+            flipped_states.append(states)
+            continue
+        atoms = np.asarray(all_atoms)[rows]
+        inferred = (states == _UNKNOWN) & (atoms != 0)
+        values = solution.values[atoms].astype(bool)  # values[0] (no atom): unused
+        now = values == literal.positive
+        flipped = now ^ (atoms == atom_ids)
+        now_states.append(np.where(inferred, np.where(now, TRUE, FALSE), states).astype(np.int8))
+        flipped_states.append(np.where(inferred, np.where(flipped, TRUE, FALSE), states).astype(np.int8))
+        earlier = leaf_args.setdefault(literal.predicate, [])
+        if any(args == leaf.args for args, _ in earlier):  # the same atom as an earlier leaf: cited once
+            continue
+        # the atom's text: the predicate, then its arguments' texts (a constant's or a variable's per row)
+        pieces: list[pa.Array | str] = [f"{literal.predicate}("]
+        for number, arg in enumerate(leaf.args):
+            text = ("," if number else "") + (arg if isinstance(arg, str) else "")
+            if isinstance(pieces[-1], str):
+                pieces[-1] += text
+            elif text:
+                pieces.append(text)
+            if not isinstance(arg, str):
+                if arg not in arrow_columns:
+                    arrow_columns[arg] = pa.array(columns[arg], pa.large_string())
+                pieces.append(arrow_columns[arg])
+        if isinstance(pieces[-1], str):
+            pieces[-1] += ")"
+        else:
+            pieces.append(")")
+        if len(pieces) == 1:
+            atom_text = pa.array([pieces[0]] * count, pa.large_string())
+        else:
+            parts = [piece if isinstance(piece, pa.Array) else pa.scalar(piece, pa.large_string()) for piece in pieces]
+            atom_text = pc.binary_join_element_wise(*parts, pa.scalar("", pa.large_string()))
+        # Rows where an earlier leaf of the predicate names the same atom (two variables bound to one
+        # constant): cited once, at its first leaf. Leaves with different constants at one argument never do.
+        keep = np.ones(count, dtype=bool)
+        for args, position in earlier:
+            if not any(
+                isinstance(first, str) and isinstance(second, str) and first != second
+                for first, second in zip(args, leaf.args, strict=True)
+            ):
+                keep &= ~pc.equal(cited_atoms[position], atom_text).to_numpy(zero_copy_only=False)
+        earlier.append((leaf.args, len(cited_atoms)))
+        evidence = np.asarray(all_evidence)[rows]
+        # where the atom's value comes from: its evidence row, -1 the closed world, -2 inferred
+        origin = np.where(inferred, -2, np.where(evidence >= 0, evidence, -1)).astype(np.int64)
+        distinct, inverse = np.unique(origin, return_inverse=True)
+        rows_cited = [row for row in distinct.tolist() if row >= 0]
+        texts = iter(
+            occurrences.source_texts(literal.predicate, rows_cited)
+            if occurrences
+            else [_source(network, literal.predicate, row) for row in rows_cited]
+        )
+        made = [("inferred" if row == -2 else "closed world") if row < 0 else next(texts) for row in distinct.tolist()]
+        cited_atoms.append(atom_text)
+        # the atom's truth: its MAP value when inferred, else the literal's state read back through its sign
+        cited_values.append(np.where(inferred, values, (states == _TRUE) == literal.positive))
+        cited_sources.append(pa.array(made, pa.large_string()).take(pa.array(inverse.reshape(-1), pa.int64())))
+        cited_keep.append(keep)
+    now_value = evaluate(block.tree, now_states, count) == TRUE
+    flipped_value = evaluate(block.tree, flipped_states, count) == TRUE
+    # The block's tree is negated for negative weights: "true" means "not costly".
+    if cited_atoms:
+        keep_all = np.stack(cited_keep, axis=1)  # row by row, each row's leaves in order
+        order = (np.arange(len(cited_atoms), dtype=np.int64)[None, :] * count + np.arange(count)[:, None])[keep_all]
+        index = pa.array(order, pa.int64())
+        atoms_text = pa.concat_arrays(cited_atoms).take(index)
+        sources_text = pa.concat_arrays(cited_sources).take(index)
+        values_all = np.concatenate(cited_values)[order]
+        counts = keep_all.sum(axis=1).astype(np.int64)
+    else:
+        atoms_text = sources_text = pa.array([], pa.large_string())
+        values_all = np.empty(0, dtype=bool)
+        counts = np.zeros(count, dtype=np.int64)
+    return _BlockColumns(
+        plan=plan,
+        variables=block.formula.variables,
+        changed=now_value != flipped_value,
+        now=now_value,
+        satisfied=now_value != block.negated,
+        columns=columns,
+        citation_counts=counts,
+        citation_atoms=atoms_text,
+        citation_values=values_all,
+        citation_sources=sources_text,
+    )

@@ -90,3 +90,23 @@ def test_leaves_with_constants_cite_each_atom_once(tmp_path: Path) -> None:
         assert len(atoms) == len(set(atoms)), atoms
         y = dict(item.substitution)["y"]
         assert set(atoms) == {"Knows(A,A)", f"Knows(A,{y})", "Knows(A,B)", "Cancer(A)"}
+
+
+def test_proofs_as_columns_are_the_proofs_of_explain_keys(tmp_path: Path) -> None:
+    """``explain_columns`` holds the proofs ``explain_keys`` gives (atoms two leaves name cited once,
+    constants in leaves, atoms in no formula, evidence), whatever the order of the atoms asked."""
+    from reasoner.explain import explain_columns
+
+    rules = RULES + "0.7 Knows(x, A) ^ Knows(x, y) ^ Knows(x, B) => Cancer(x)\n"
+    evidence = tmp_path / "evidence.db"
+    evidence.write_text(EVIDENCE, encoding="utf-8")
+    result = reasoner.run(rules, evidence, queries=["Cancer"], margins=["Cancer"])
+    network, solution = result.network, result.solution
+    for predicate in ("Cancer", "Smokes", "Knows"):
+        keys = np.arange(network.predicates[predicate].num_atoms, dtype=np.int64)
+        for order in (keys, keys[::-1].copy(), np.concatenate([keys, keys[:1]])):
+            expected = explain_keys(network, solution, predicate, order, Occurrences(network))
+            columns = explain_columns(network, solution, predicate, order, Occurrences(network))
+            assert len(columns) == len(expected)
+            assert [columns.proof(number) for number in range(len(columns))] == expected
+    assert len(explain_columns(network, solution, "Cancer", np.empty(0, dtype=np.int64))) == 0

@@ -228,6 +228,55 @@ def test_proof_texts_are_the_json_of_their_proofs() -> None:
         assert text(proof) == _ENCODER.encode(proof.to_json())
 
 
+def test_proof_texts_from_columns_are_those_of_their_proofs() -> None:
+    """``_ProofText.columns`` writes the citations in Arrow: the text ``_ProofText`` gives each proof
+    (every proof of the smokers example as ``explain_columns`` holds them, and texts that need escapes:
+    quotes, backslashes, control characters, non-ASCII), with and without marked table rows."""
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    import reasoner
+    from reasoner.explain import Occurrences, ProofColumns, explain_columns
+    from reasoner.lending.audit.explanations import _ProofText
+
+    smokers = REPOSITORY / "examples" / "smokers"
+    result = reasoner.run(smokers / "smokers.mln", smokers / "evidence.db", queries=["Cancer", "Smokes", "Friends"])
+    network, solution = result.network, result.solution
+    made = [
+        explain_columns(network, solution, name, np.arange(index.num_atoms, dtype=np.int64), Occurrences(network))
+        for name, index in network.predicates.items()
+    ]
+    assert sum(len(columns.citation_values) for columns in made) > 0
+    odd = ProofColumns(
+        atoms=['P("x")', "Q(a)"],
+        values=[True, False],
+        decided_by=["inference", "evidence"],
+        sources=[None, "facts.db:3"],
+        margins=[Decimal("0.25"), None],
+        neutral=[2, 0],
+        formula_offsets=np.array([0, 2, 3]),
+        supporting=[1, 0],
+        rules=["1.5 P(x) => Q(x)", "P(x).", "-2 P(x)"],
+        locations=["r.mln:2", "r.mln:3", "r.mln:4"],
+        weights=["1.5", "hard", "2"],
+        substitutions=[(("x", "\t✓"),), (), (("x", "a"), ("y", "b"))],
+        satisfied=[True, False, True],
+        effects=[Decimal("1.5"), Decimal("-Infinity"), Decimal("-2")],
+        citation_offsets=np.array([0, 3, 3, 4]),
+        citation_atoms=pa.array(['Q("a \\"b\\"")', "R(\\)", 'S("\n\x01é")', "Q(a)"], pa.large_string()),
+        citation_values=np.array([False, True, True, False]),
+        citation_sources=pa.array(["table é row 3", "pairs row 17", "closed world", "inferred"], pa.large_string()),
+    )
+    for columns in [*made, odd]:
+        for labels in (None, {"x": 0}):
+            text, alone = _ProofText(None if labels is None else dict(labels)), _ProofText(labels)
+            proofs = [columns.proof(number) for number in range(len(columns))]  # alive: texts kept by id
+            expected = [alone(proof) for proof in proofs]
+            assert text.columns(columns) == expected
+            assert text.columns(columns) == expected  # the second time from the texts kept
+
+
 def test_partition_results_wait_on_disk_until_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     import pandas as pd
 

@@ -36,7 +36,7 @@ import gc
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reasoner.evidence import arrow_text, is_text
-from reasoner.explain import Occurrences, Proof, explain_keys
+from reasoner.explain import Occurrences, Proof, ProofColumns, explain_columns, explain_keys
 from reasoner.ground import TRUE, UNKNOWN
 from reasoner.lending.audit.verdicts import VERDICT_COLUMNS, lender_evidence
 from reasoner.lending.config import INSUFFICIENT, NOT_TESTED, STATUS_TIERS, TIERS, UNDERPOWERED, AuditConfig
@@ -109,9 +109,15 @@ COMPARATORS = pa.list_(
 
 @dataclass(frozen=True, slots=True)
 class Findings:
+    """``proofs``: (kind, id) → proof, kind 'lender' or the finding predicate; the application findings'
+    proofs are in ``columns`` instead (finding predicate → its proofs as columns, and each application id's
+    number among them), but for a predicate whose texts Arrow cannot hold (a lone surrogate): those are in
+    ``proofs``."""
+
     lenders: pd.DataFrame
     applications: pd.DataFrame
-    proofs: dict[tuple[str, str], Proof]  # (kind, id) → proof, kind 'lender' or the finding predicate
+    proofs: dict[tuple[str, str], Proof]
+    columns: dict[str, tuple[ProofColumns, dict[str, int]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +211,42 @@ def _effects(proof: Proof, towards_true: bool) -> float:
     return float(sum((abs(item.effect) for item in items if not item.effect.is_infinite()), Decimal(0)))
 
 
+def _explained(
+    run: Run, predicate: str, atoms: Sequence[_Atom], occurrences: Occurrences
+) -> ProofColumns | list[Proof]:
+    """The proofs of ``atoms`` of ``predicate`` as ``ProofColumns`` (``explain_columns``), or as ``Proof``
+    objects should a text be one Arrow cannot hold (a lone surrogate)."""
+    keys = np.array([atom.key for atom in atoms], dtype=np.int64)
+    try:
+        return explain_columns(run.network, run.solution, predicate, keys, occurrences)
+    except (UnicodeEncodeError, pa.ArrowException):
+        return explain_keys(run.network, run.solution, predicate, keys, occurrences)
+
+
+class _Supported:
+    """What scoring reads of an application finding's proof: the finite weight pushing it towards true
+    (``_effects``) and the locations of the rules that support it; from a ``Proof`` or ``ProofColumns``."""
+
+    def __init__(self, proofs: list[Proof] | ProofColumns) -> None:
+        self._proofs = proofs
+
+    def effects(self, number: int) -> float:
+        proofs = self._proofs
+        if not isinstance(proofs, ProofColumns):
+            return _effects(proofs[number], True)
+        start, stop = proofs.formula_offsets[number : number + 2].tolist()
+        middle = start + proofs.supporting[number]
+        effects = proofs.effects[start:middle] if proofs.values[number] else proofs.effects[middle:stop]
+        return float(sum((abs(effect) for effect in effects if not effect.is_infinite()), Decimal(0)))
+
+    def rules(self, number: int) -> list[str]:
+        proofs = self._proofs
+        if not isinstance(proofs, ProofColumns):
+            return sorted({item.location for item in proofs[number].supporting})
+        start = int(proofs.formula_offsets[number])
+        return sorted(set(proofs.locations[start : start + proofs.supporting[number]]))
+
+
 def score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     # Proofs are many small objects: keep the collector from rescanning the long-lived ones (the network,
     # evidence, tables) on every pass; a quarter of scoring's time went to it. Collection never changes results.
@@ -240,10 +282,18 @@ def _score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
         for predicate, label in config.application_findings
         for atom in _atoms(run, predicate, true_only=True)
     ]
-    found_proofs = {
-        predicate: iter(_proofs(run, predicate, [atom for kind, _, atom in findings if kind == predicate], occurrences))
-        for predicate, _ in config.application_findings
-    }
+    # the application findings' proofs as columns (``ProofColumns``): rendered in blocks, no object per citation
+    supported: dict[str, _Supported] = {}
+    columns: dict[str, tuple[ProofColumns, dict[str, int]]] = {}
+    for predicate, _ in config.application_findings:
+        atoms = [atom for kind, _, atom in findings if kind == predicate]
+        explained = _explained(run, predicate, atoms, occurrences)
+        supported[predicate] = _Supported(explained)
+        if isinstance(explained, ProofColumns):
+            columns[predicate] = (explained, {str(atom.constant): number for number, atom in enumerate(atoms)})
+        else:
+            proofs.update({(predicate, str(atom.constant)): item for atom, item in zip(atoms, explained, strict=True)})
+    numbers = dict.fromkeys(supported, 0)
     # Each finding's row of the frame, and the values of the columns it reports there: taken for all
     # findings at once (a pandas lookup per value cost more than the rest of the loop); an element of
     # ``column[name]`` is what ``frame[name].iat[where]`` gives.
@@ -252,11 +302,10 @@ def _score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
     column = {name: _take(frame[name], wheres) for name in ("lei", "row", "race_ethnicity", "sex", "decision")}
     for number, (predicate, label, atom) in enumerate(findings):
         app = ids[number]
-        proof = next(found_proofs[predicate])
-        proofs[(predicate, app)] = proof
+        of_predicate = numbers[predicate]
+        numbers[predicate] += 1
         lei = str(column["lei"][number])
         flagged_apps[lei] = flagged_apps.get(lei, 0) + 1
-        rules = sorted({item.location for item in proof.supporting})
         app_rows.append(
             {
                 "application_id": app,
@@ -266,10 +315,10 @@ def _score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
                 "race_ethnicity": column["race_ethnicity"][number],
                 "sex": column["sex"][number],
                 "decision": column["decision"][number],
-                "violation_score": _effects(proof, True),
+                "violation_score": supported[predicate].effects(of_predicate),
                 "margin": atom.margin,
                 "confidence": _confidence(config, atom.margin, True),
-                "rules": rules,
+                "rules": supported[predicate].rules(of_predicate),
                 "comparators": None,  # the column is made at once below
             }
         )
@@ -331,7 +380,7 @@ def _score(run: Run, tables: PartitionTables, config: AuditConfig) -> Findings:
         index=applications.index,
     )
     applications = applications.sort_values(["lei", "application_id", "finding"], kind="stable").reset_index(drop=True)
-    return Findings(lender_frame, applications, proofs)
+    return Findings(lender_frame, applications, proofs, columns)
 
 
 def positions_of(frame: pd.DataFrame, ids: Sequence[str]) -> np.ndarray:
