@@ -632,35 +632,44 @@ def explain_columns(
     substitutions: list[tuple[tuple[str, str], ...]] = []
     satisfied: list[bool] = []
     effects: list[Decimal] = []
-    citation_starts: list[int] = []
-    citation_counts: list[int] = []
     citation_base = 0
+    starts_of: list[np.ndarray] = []
+    counts_of: list[np.ndarray] = []
     for part_owners, found in parts:
         np.add.at(totals, part_owners, 1)
         plan = found.plan
-        variables = found.variables
-        kept = np.flatnonzero(found.changed)
+        # a formula whose cost the flip changes, by a weight other than 0 (else it is neutral)
+        kept = np.flatnonzero(found.changed) if plan.magnitude else np.empty(0, dtype=np.int64)
         counts = found.citation_counts
-        starts = np.cumsum(counts) - counts + citation_base
+        starts_of.append((np.cumsum(counts) - counts + citation_base)[kept])
+        counts_of.append(counts[kept])
         citation_base += int(counts.sum())
-        lines = list(zip(*found.columns, strict=True)) if found.columns else [()] * len(found.changed)
-        for row, owner, is_now, is_satisfied in zip(
-            kept.tolist(), part_owners[kept].tolist(), found.now[kept].tolist(), found.satisfied[kept].tolist(),
-            strict=True,
-        ):
-            effect = plan.magnitude if is_now else -plan.magnitude
-            substitution = tuple(zip(variables, lines[row], strict=True))
-            # Ties are broken by the formula's text before its location (``explain_keys``).
-            group = (0, -effect) if effect > 0 else (1, effect)
-            entries.append((owner, *group, plan.rule, substitution, plan.location, len(rules)))
-            rules.append(plan.rule)
-            locations.append(plan.location)
-            weights.append(plan.weight)
-            substitutions.append(substitution)
-            satisfied.append(is_satisfied)
-            effects.append(effect)
-            citation_starts.append(int(starts[row]))
-            citation_counts.append(int(counts[row]))
+        rows_kept = kept.tolist()
+        picked = [[column[row] for row in rows_kept] for column in found.columns]
+        variables = found.variables
+        part_substitutions = (
+            [tuple(zip(variables, line, strict=True)) for line in zip(*picked, strict=True)]
+            if picked
+            else [()] * len(rows_kept)
+        )
+        positive, negative = plan.magnitude, -plan.magnitude
+        now = found.now[kept].tolist()
+        base = len(rules)
+        # Ties are broken by the formula's text before its location (``explain_keys``).
+        entries.extend(
+            (owner, 0, negative, plan.rule, substitution, plan.location, base + number)
+            if is_now
+            else (owner, 1, negative, plan.rule, substitution, plan.location, base + number)
+            for number, (owner, is_now, substitution) in enumerate(
+                zip(part_owners[kept].tolist(), now, part_substitutions, strict=True)
+            )
+        )
+        rules.extend([plan.rule] * len(rows_kept))
+        locations.extend([plan.location] * len(rows_kept))
+        weights.extend([plan.weight] * len(rows_kept))
+        substitutions.extend(part_substitutions)
+        satisfied.extend(found.satisfied[kept].tolist())
+        effects.extend([positive if is_now else negative for is_now in now])
     entries.sort()
     ordering = [cast(int, entry[-1]) for entry in entries]
     formula_owners = np.array([entry[0] for entry in entries], dtype=np.int64)
@@ -674,8 +683,8 @@ def explain_columns(
     )
     formula_offsets = np.concatenate([[0], np.cumsum(kept_per_atom)]).astype(np.int64)
     # the citations of the formulas in their new order
-    first = np.array(citation_starts, dtype=np.int64)[ordering] if ordering else np.empty(0, dtype=np.int64)
-    lengths = np.array(citation_counts, dtype=np.int64)[ordering] if ordering else np.empty(0, dtype=np.int64)
+    first = np.concatenate(starts_of)[ordering] if ordering else np.empty(0, dtype=np.int64)
+    lengths = np.concatenate(counts_of)[ordering] if ordering else np.empty(0, dtype=np.int64)
     offsets = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     taken = np.repeat(first, lengths) + offsets
     atoms_of = [found.citation_atoms for _, found in parts]
