@@ -35,6 +35,7 @@ findings by lender, application id and kind (as ``applications.parquet``).
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -160,6 +161,16 @@ def _stream(ids: list[str], records: list[str], labels: dict[str, int]) -> bytes
 
 def render(findings: Findings, tables: PartitionTables, config: AuditConfig, facts_label: str) -> Rendered:
     """The explanation records of one partition's findings (module docstring)."""
+    # The records are many short-lived texts: keep the collector from rescanning the long-lived objects (the
+    # network, evidence, tables, proofs) on a full pass, as scoring does. Collection never changes results.
+    gc.freeze()
+    try:
+        return _render(findings, tables, config, facts_label)
+    finally:
+        gc.unfreeze()
+
+
+def _render(findings: Findings, tables: PartitionTables, config: AuditConfig, facts_label: str) -> Rendered:
     flagged = findings.lenders[findings.lenders["flagged"]]
     statistics = _statistics(tables, set(flagged["lei"]))
     lenders = {}
