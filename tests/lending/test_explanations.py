@@ -40,6 +40,26 @@ def partitioned() -> tuple[object, list[dict[str, object]]]:
     return result, explanation_records(result)
 
 
+def test_proofs_arrow_cannot_hold_are_written_from_objects_alike(partitioned, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Scoring keeps the application findings' proofs as columns; should a text be one Arrow cannot
+    hold (a lone surrogate), they are ``Proof`` objects instead, and the records are the same."""
+    import pyarrow as pa
+
+    from reasoner.lending.audit import score
+    from reasoner.lending.audit.run import audit
+    from reasoner.lending.outputs.write import explanation_records
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise pa.ArrowInvalid("not UTF-8")
+
+    monkeypatch.setattr(score, "explain_columns", refused)
+    result, records = partitioned
+    again = audit([RULES], SAMPLE, workers=1, partition_rows=400)
+    assert any(record["finding"] == "application" for record in records)
+    assert explanation_records(again) == records
+    assert again.findings.applications.equals(result.findings.applications)
+
+
 def test_citations_of_partitions_are_rows_of_the_whole_registers_tables(partitioned) -> None:  # type: ignore[no-untyped-def]
     from reasoner.lending.config import load_config
     from reasoner.lending.evidence.tables import audit_tables
