@@ -1022,6 +1022,10 @@ def test_linear_predictor_per_unit_block_has_the_bits_of_one_einsum_over_every_r
         coefficients = rng.normal(0, 2, (count, width))
         expected = np.einsum("ij,ij->i", design, coefficients[unit])
         assert statistics._linear(design, coefficients, unit, count).tobytes() == expected.tobytes()
+        only = rng.random(count) < 0.5  # the moving units of a Newton step: theirs are the same bits
+        rows = only[unit]
+        found = statistics._linear(design, coefficients, unit, count, only=only)
+        assert found[rows].tobytes() == expected[rows].tobytes()
 
 
 @pytest.mark.parametrize("width", [1, 2, 30])
