@@ -346,8 +346,7 @@ def _odds_table(
     unit_values = values[rows]
     means, spread, centred = _centred_scales(unit_values, unit, units.count)
     scales = (means[fitted_units], spread[fitted_units])
-    standardised = centred[fit] / spread[unit[fit]]
-    design = np.column_stack([np.ones(fit_unit.size), indicator[fit].astype(np.float64), standardised])
+    design = _odds_design(centred, spread, unit, indicator, fit)
     fit_weight = None if weight is None else weight[fit]
     start = _warm_start(
         financial, units.codes[fitted_units // len(units.groups)], scales,
@@ -381,6 +380,27 @@ def _odds_table(
             "reason": pd.Series(reason, dtype="str"),
         }
     )
+
+
+def _odds_design(
+    centred: np.ndarray, spread: np.ndarray, unit: np.ndarray, indicator: np.ndarray, fit: np.ndarray
+) -> np.ndarray:
+    """The denial-odds design of the rows ``fit``: intercept, group indicator and the centred covariates
+    over their unit's spread, written in place (the bits of ``np.column_stack`` of ``centred[fit] /
+    spread[unit[fit]]``: the same divisions), unit by unit when every row is kept and the rows are
+    grouped by unit (no per-row copy of the spreads)."""
+    kept = unit[fit]
+    design = np.empty((kept.size, 2 + centred.shape[1]))
+    design[:, 0] = 1.0
+    design[:, 1] = indicator[fit]
+    if fit.all() and _by_unit(unit) is None:
+        bounds = np.searchsorted(unit, np.arange(spread.shape[0] + 1))
+        for index in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            start, stop = bounds[index], bounds[index + 1]
+            np.divide(centred[start:stop], spread[index], out=design[start:stop, 2:])
+    else:
+        np.divide(centred[fit], spread[kept], out=design[:, 2:])
+    return design
 
 
 class Financial(typing.NamedTuple):
