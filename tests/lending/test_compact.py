@@ -175,6 +175,20 @@ def test_partitions_from_the_held_lei_codes_are_those_from_the_text(whole: pd.Da
         assert [rows.tolist() for rows in found] == [rows.tolist() for rows in expected]
 
 
+def test_partitions_keep_each_lender_whole_and_rows_in_input_order() -> None:
+    from reasoner.lending.audit.run import _partitions
+
+    rng = np.random.default_rng(3)
+    lei = pd.Series(rng.choice([f"L{number:03d}" for number in range(300)], 20_000).astype(object))
+    lei[rng.choice(len(lei), 50, replace=False)] = None  # no lender: the first partition
+    found = _partitions(lei, 60, whole=False)
+    assert len(found) > 100 and sorted(np.concatenate(found).tolist()) == list(range(len(lei)))
+    assert all((np.diff(rows) > 0).all() for rows in found)
+    assert set(np.flatnonzero(lei.isna().to_numpy())) <= set(found[0].tolist())
+    leis = [set(lei.iloc[rows].dropna()) for rows in found]
+    assert sum(map(len, leis)) == lei.nunique() and max(leis[0]) < min(leis[1])
+
+
 def test_text_as_held_gives_the_values_in_the_order_of_the_text(whole: pd.DataFrame) -> None:
     held = compact(whole)
     names = ["lei", "excluded", "msa", "income", "application_id"]
