@@ -261,3 +261,15 @@ def test_columns_held_from_the_cleanings_codes_are_those_factorized_from_the_row
         assert {"loan_amount", "application_id"}.isdisjoint(given.encoded)
         assert list(given.held["sex"].cat.categories) == ["Male"]
     _same(given.restore(), cleaned.frame)
+
+
+def test_decoded_floats_have_missing_as_nan_with_any_code_width() -> None:
+    from reasoner.lending.registers.compact import _decode
+
+    categories = pd.Index([-0.0, 0.5, 2.0])
+    for width in (np.int8, np.int16, np.int64):
+        codes = np.array([2, -1, 0, 1, -1], dtype=width)
+        decoded = _decode(codes, categories, np.float64).to_numpy()
+        expected = np.array([2.0, np.nan, -0.0, 0.5, np.nan])
+        assert decoded.tobytes() == expected.tobytes()
+    assert np.isnan(_decode(np.array([-1, -1], dtype=np.int8), pd.Index([], dtype=float), np.float64)).all()
