@@ -228,6 +228,19 @@ def test_an_input_named_like_a_computed_table_is_refused(tmp_path: Path) -> None
         audit([RULES], named, workers=1)
 
 
+def test_first_rows_of_codes_are_those_of_numpy_unique() -> None:
+    import numpy as np
+
+    from reasoner.lending.audit.run import _first_rows
+
+    rng = np.random.default_rng(5)
+    for size, late in ((0, 0), (10, 0), (70_000, 0), (300_000, 1), (300_000, 3)):
+        codes = rng.integers(-1, 6, size).astype(np.int8)
+        if late:  # values first seen past the first prefixes (65,536 rows, then doubled)
+            codes[-late:] = np.arange(6, 6 + late)
+        assert _first_rows(codes).tolist() == np.unique(codes, return_index=True)[1].tolist()
+
+
 def test_covariate_levels_from_the_first_row_of_each_value_are_those_of_every_row() -> None:
     import numpy as np
 

@@ -175,6 +175,20 @@ def test_partitions_from_the_held_lei_codes_are_those_from_the_text(whole: pd.Da
         assert [rows.tolist() for rows in found] == [rows.tolist() for rows in expected]
 
 
+def test_partitions_keep_each_lender_whole_and_rows_in_input_order() -> None:
+    from reasoner.lending.audit.run import _partitions
+
+    rng = np.random.default_rng(3)
+    lei = pd.Series(rng.choice([f"L{number:03d}" for number in range(300)], 20_000).astype(object))
+    lei[rng.choice(len(lei), 50, replace=False)] = None  # no lender: the first partition
+    found = _partitions(lei, 60, whole=False)
+    assert len(found) > 100 and sorted(np.concatenate(found).tolist()) == list(range(len(lei)))
+    assert all((np.diff(rows) > 0).all() for rows in found)
+    assert set(np.flatnonzero(lei.isna().to_numpy())) <= set(found[0].tolist())
+    leis = [set(lei.iloc[rows].dropna()) for rows in found]
+    assert sum(map(len, leis)) == lei.nunique() and max(leis[0]) < min(leis[1])
+
+
 def test_text_as_held_gives_the_values_in_the_order_of_the_text(whole: pd.DataFrame) -> None:
     held = compact(whole)
     names = ["lei", "excluded", "msa", "income", "application_id"]
@@ -247,3 +261,15 @@ def test_columns_held_from_the_cleanings_codes_are_those_factorized_from_the_row
         assert {"loan_amount", "application_id"}.isdisjoint(given.encoded)
         assert list(given.held["sex"].cat.categories) == ["Male"]
     _same(given.restore(), cleaned.frame)
+
+
+def test_decoded_floats_have_missing_as_nan_with_any_code_width() -> None:
+    from reasoner.lending.registers.compact import _decode
+
+    categories = pd.Index([-0.0, 0.5, 2.0])
+    for width in (np.int8, np.int16, np.int64):
+        codes = np.array([2, -1, 0, 1, -1], dtype=width)
+        decoded = _decode(codes, categories, np.float64).to_numpy()
+        expected = np.array([2.0, np.nan, -0.0, 0.5, np.nan])
+        assert decoded.tobytes() == expected.tobytes()
+    assert np.isnan(_decode(np.array([-1, -1], dtype=np.int8), pd.Index([], dtype=float), np.float64)).all()

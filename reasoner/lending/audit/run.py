@@ -498,7 +498,8 @@ def _partitions(lei: pd.Series, target: int, whole: bool) -> list[np.ndarray]:
     for number, members in enumerate(groups):
         partition_of[members] = number
     which = np.where(codes >= 0, partition_of[np.maximum(codes, 0)], 0)
-    order = np.argsort(which, kind="stable")
+    # numpy's stable sort of 16-bit integers is a radix sort: 0.5 s instead of 1.6 at 12,000,000 rows
+    order = np.argsort(which.astype(np.int16) if len(groups) <= np.iinfo(np.int16).max else which, kind="stable")
     bounds = np.cumsum(np.bincount(which, minlength=len(groups)))[:-1]
     return list(np.split(order, bounds))
 
@@ -532,8 +533,21 @@ def _covariate_rows(held: CompactFrame, config: AuditConfig) -> np.ndarray | Non
         column = held.dictionary(name)
         if column is None:
             return None
-        firsts.append(np.unique(column.cat.codes.to_numpy(), return_index=True)[1])
+        firsts.append(_first_rows(column.cat.codes.to_numpy()))
     return np.unique(np.concatenate(firsts))
+
+
+def _first_rows(codes: np.ndarray) -> np.ndarray:
+    """The first row of each distinct value of ``codes`` (small integers from -1), in the order of the values:
+    ``np.unique(codes, return_index=True)[1]``, found in the shortest prefix of the rows (doubling from 65,536)
+    that holds every value, instead of a stable sort of every row (0.26 s a column at 12,000,000 rows)."""
+    distinct = int(np.count_nonzero(np.bincount(codes.astype(np.int64) + 1)))
+    end = 1 << 16
+    while True:
+        values, first = np.unique(codes[:end], return_index=True)
+        if len(values) == distinct or end >= len(codes):
+            return first
+        end *= 2
 
 
 def _covariates(config: AuditConfig) -> set[str]:

@@ -299,7 +299,8 @@ class CleanedHMDA:
                 "derived_race, derived_ethnicity and derived_sex were not in the register: they were derived from "
                 "the applicant and co-applicant codes by the CFPB's rules for the public data."
             )
-        frame = self.frame if self.held is None else self.held.restore(["race", "ethnicity", "sex"])
+        # as held (categoricals of the texts: compared by their few categories, not a text a row)
+        frame = self.frame if self.held is None else self.held.restore(["race", "ethnicity", "sex"], text_as_held=True)
         notes += [note + "." for note in group_notes(frame["race"], frame["ethnicity"], frame["sex"])]
         return tuple(note for note in notes if note)
 
