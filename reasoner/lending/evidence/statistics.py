@@ -177,6 +177,15 @@ class Prepared:
             self._financial[covariates] = _financial_fit(self, covariates)
         return self._financial[covariates]
 
+    def priced(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per canonical row, its rate spread (NaN: missing) and whether it is an originated loan
+        (``action_taken`` 1) with a spread, built once (do not modify)."""
+        if "priced" not in self._masks:
+            spread = self.frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
+            originated = self.frame["action_taken"].eq(1).fillna(False).to_numpy(dtype=bool)
+            self._masks["rate spread"], self._masks["priced"] = spread, originated & np.isfinite(spread)
+        return self._masks["rate spread"], self._masks["priced"]
+
     def complete(self, covariates: Covariates) -> np.ndarray:
         """Per canonical row, whether every column of ``covariates``' matrix is known, built once
         per model (do not modify)."""
@@ -963,10 +972,9 @@ def pricing_disparity(
     _require(frame, needed, "pricing disparity")
     prepared = _prepared(frame, prepared)
     frame = prepared.frame
-    spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
+    spread, priced = prepared.priced()
     values, labels = prepared.covariates(covariates)
-    originated = frame["action_taken"].eq(1).fillna(False).to_numpy(dtype=bool)
-    loans = prepared.usable() & originated & np.isfinite(spread) & prepared.complete(covariates)
+    loans = prepared.usable() & priced & prepared.complete(covariates)
     units: _Units = (
         _Units(frame, group_column, reference, groups, loans, prepared) if weights is None
         else _WeightedUnits(frame, reference, groups, weights, loans, prepared)
@@ -989,11 +997,14 @@ def pricing_disparity(
 
     fit = reason[unit] == ""
     fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
-    means, scale = _scales(values[rows], unit, count)  # once for the fit and the covariates not controlled
+    # Each unit's scales once for the fit and the covariates not controlled, and the fit's standardised values
+    # from the centred values they were computed with (a fitted unit's rows are all its rows, in their order:
+    # the bits ``_standardise`` would give, without gathering and centring the rows again).
+    _, scale, centred = _centred_scales(values[rows], unit, count)
     gap, error, df, status = _least_squares(
-        spread[rows[fit]], indicator[fit], values[rows[fit]], fit_unit, fitted_units.size, len(covariates.numeric),
-        None if weight is None else weight[fit], scales=(means[fitted_units], scale[fitted_units]),
-        categories=_category_columns(labels, covariates),
+        spread[rows[fit]], indicator[fit], centred[fit] / scale[unit[fit]], fit_unit, fitted_units.size,
+        len(covariates.numeric), None if weight is None else weight[fit],
+        categories=_category_columns(labels, covariates), standardised=True,
     )
     texts = np.array(["", "too few loans for the covariates", _COLLINEAR_TEXT])
     reason[fitted_units] = texts[status]
@@ -1020,7 +1031,7 @@ def pricing_disparity(
             "ci_high": adjusted + critical * standard_error,
             "p_value": p_value,
             "degrees_of_freedom": freedom,
-            "not_controlled": pd.Series(_not_controlled(values[rows], labels, unit, count, scale), dtype="str"),
+            "not_controlled": pd.Series(_not_controlled(values, labels, unit, count, scale), dtype="str"),
             "reason": pd.Series(reason, dtype="str"),
         }
     )
@@ -1051,6 +1062,7 @@ def _least_squares(
     *,
     scales: tuple[np.ndarray, np.ndarray] | None = None,
     categories: np.ndarray | None = None,
+    standardised: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per unit, least squares of outcome on intercept + indicator + covariates (centred within
     the unit, so the intercept drops out), the band and category indicators after the first
@@ -1061,7 +1073,8 @@ def _least_squares(
     status (0 ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates).
     ``weight``: weighted least squares (probability weights; sizes and degrees of freedom are sums
     of weights, each row's leverage and sandwich term carry its weight). ``scales``: ``_scales``
-    of ``values`` per unit, when known; ``categories``: as for ``_logistic``."""
+    of ``values`` per unit, when known; ``categories``: as for ``_logistic``; ``standardised``: ``values`` are
+    ``_standardise``'s of the covariates already (``scales`` unused)."""
     order = _by_unit(unit)  # every result is per unit: group the rows once, for _cross's and the leverages' slices
     if order is not None:
         outcome, indicator, values, unit = outcome[order], indicator[order], values[order], unit[order]
@@ -1070,7 +1083,8 @@ def _least_squares(
     numeric = width if numeric is None else numeric
     sizes = np.bincount(unit, weight, minlength=count).astype(np.float64)
     safe_sizes = np.maximum(sizes, 1.0) if weight is None else np.where(sizes > 0, sizes, 1.0)
-    columns = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count, scales), outcome])
+    covariates = values if standardised else _standardise(values, unit, count, scales)
+    columns = np.column_stack([indicator.astype(np.float64), covariates, outcome])
     weighted_columns = columns if weight is None else columns * weight[:, None]
     centred = columns - (
         _unit_sums(weighted_columns, unit, count) / safe_sizes[:, None]
