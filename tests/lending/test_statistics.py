@@ -775,6 +775,13 @@ def test_cluster_outliers_are_sorted_by_lender_then_id_with_missing_texts_last()
     assert expected["application_id"].tolist() == ["2", "B", "9", "a", "10"]
     assert expected["lei"].isna().tolist() == [False] * 4 + [True]
     assert cluster_outliers(frame, pairs.iloc[:0]).empty
+    numbers = frame.assign(application_id=[10, 9, 11, 12, 2, 21, 22, 23, 24, 25])  # ids as numbers: sorted as text
+    numbered = pairs.assign(a=np.tile([21, 22, 23, 24, 25], 5), b=np.repeat([10, 9, 11, 12, 2], 5))
+    assert cluster_outliers(numbers, numbered)["application_id"].tolist() == ["11", "2", "10", "12", "9"]
+    # A neighbour without a decision (withdrawn, missing) counts for neither side: 4 of 5 approvals decide.
+    undecided = frame.assign(decision=frame["decision"].where(frame["application_id"] != "x5", "withdrawn"))
+    assert cluster_outliers(undecided, pairs, min_neighbours=5).empty
+    assert cluster_outliers(undecided, pairs, min_neighbours=4)["neighbours"].tolist() == [4] * 5
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "float64", "Int64", "int32", "object"])

@@ -812,18 +812,17 @@ def matched_pair_test(
         first, second = _lookup(id_index, chosen["a"], "a"), _lookup(id_index, chosen["b"], "b")
     else:
         first, second = rows[0][chosen_rows], rows[1][chosen_rows]
-    decision, lei = texts.decision, texts.lei
-    decided = np.isin(decision[first], ("approved", "denied")) & np.isin(decision[second], ("approved", "denied"))
-    keep = decided & (lei[first] == lei[second])
+    outcome, lender = texts.outcome, texts.lender  # codes: equal codes are equal texts
+    keep = (outcome[first] > 0) & (outcome[second] > 0) & (lender[first] == lender[second])
     first, second = first[keep], second[keep]
     # The lenders of the kept pairs in text order: the codes of every row's LEI among the sorted LEIs (made
     # once per frame), renumbered over those present (sorted codes are sorted texts).
-    present, codes = np.unique(texts.lender[second], return_inverse=True)
+    present, codes = np.unique(lender[second], return_inverse=True)
     codes = codes.reshape(-1)
     leis = texts.leis[present]
     count = leis.size
-    first_approved = decision[first] == "approved"
-    second_approved = decision[second] == "approved"
+    first_approved = outcome[first] == APPROVED
+    second_approved = outcome[second] == APPROVED
     both_approved = np.bincount(codes, first_approved & second_approved, count).astype(np.int64)
     both_denied = np.bincount(codes, ~first_approved & ~second_approved, count).astype(np.int64)
     reference_favoured = np.bincount(codes, first_approved & ~second_approved, count).astype(np.int64)
@@ -1156,34 +1155,38 @@ def cluster_outliers(
         first, second = pair_rows(pairs, frame, id_index)
     else:
         first, second = rows
-    decision = texts.decision
-    decided = np.isin(decision[first], ("approved", "denied"))
+    outcome = texts.outcome
+    decided = outcome[first] > 0
     first, second = first[decided], second[decided]
     applicants, codes = np.unique(second, return_inverse=True)
     neighbours = np.bincount(codes, minlength=applicants.size)
-    approvals = np.bincount(codes, decision[first] == "approved", applicants.size)
+    approvals = np.bincount(codes, outcome[first] == APPROVED, applicants.size)
     approval_share = _ratio(approvals, neighbours)
-    own = decision[applicants]
+    own = outcome[applicants]
     outlier = (neighbours >= min_neighbours) & (
-        ((own == "denied") & (approval_share >= share)) | ((own == "approved") & (1 - approval_share >= share))
+        ((own == DENIED) & (approval_share >= share)) | ((own == APPROVED) & (1 - approval_share >= share))
     )
-    rows = applicants[outlier]
-    ids = pd.Series(texts.application_id[rows], dtype="str")
-    leis = pd.Series(texts.lei_as_read[rows], dtype="str")
+    kept = np.flatnonzero(outlier)
+    ids, leis = texts.application_id[applicants[kept]], texts.lei_as_read[applicants[kept]]
+    texts_only = all(type(value) is str for value in ids) and all(type(value) is str for value in leis)
+    if texts_only:
+        # Texts compare by code point in Python as in pandas: the order of a stable sort by lei, then id, taken
+        # before the frame is made (the frame's texts are these texts).
+        order = np.lexsort((ids, leis))
+        kept, ids, leis = kept[order], ids[order], leis[order]
     result = pd.DataFrame(
         {
-            "application_id": ids,
-            "lei": leis,
-            "decision": pd.Series(own[outlier], dtype="str"),
-            "neighbours": neighbours[outlier].astype(np.int64),
-            "neighbour_approval_share": approval_share[outlier],
+            "application_id": pd.Series(ids, dtype="str"),
+            "lei": pd.Series(leis, dtype="str"),
+            "decision": pd.Series(texts.decision[applicants[kept]], dtype="str"),
+            "neighbours": neighbours[kept].astype(np.int64),
+            "neighbour_approval_share": approval_share[kept],
         }
     )
-    if ids.hasnans or leis.hasnans:
-        return result.sort_values(["lei", "application_id"], kind="stable", ignore_index=True)
-    # Texts compare by code point in Python as in pandas: the order of a stable sort by lei, then id.
-    order = np.lexsort((ids.to_numpy(dtype=object), leis.to_numpy(dtype=object)))
-    return result.take(order).reset_index(drop=True)
+    if texts_only:
+        return result
+    # Missing or non-text values: their texts sorted by pandas (missing last).
+    return result.sort_values(["lei", "application_id"], kind="stable", ignore_index=True)
 
 
 # --- shared -----------------------------------------------------------------------------------
@@ -1758,19 +1761,28 @@ class PairTexts(typing.NamedTuple):
     decision: np.ndarray  # '' for missing
     lender: np.ndarray  # per row, the position of ``lei`` among ``leis``
     leis: np.ndarray  # the distinct ``lei`` texts, sorted
+    outcome: np.ndarray  # per row, ``decision`` as a code: APPROVED, DENIED, or 0 for any other (missing too)
 
     @classmethod
     def of(cls, frame: pd.DataFrame) -> PairTexts:
         lei = frame["lei"].to_numpy(dtype=object, na_value="")
         lender, leis = pd.factorize(lei, sort=True)  # Python's text order: the order of pandas' sort of texts
+        decision = frame["decision"].to_numpy(dtype=object, na_value="")
+        codes, decisions = pd.factorize(decision)
+        outcome = np.array([_OUTCOMES.get(text, 0) for text in decisions] + [0], dtype=np.int8)[codes]
         return cls(
             frame["application_id"].to_numpy(),
             frame["lei"].to_numpy(),
             lei,
-            frame["decision"].to_numpy(dtype=object, na_value=""),
+            decision,
             lender,
             np.asarray(leis, dtype=object),
+            outcome,
         )
+
+
+APPROVED, DENIED = 1, 2  # ``PairTexts.outcome``
+_OUTCOMES = {"approved": APPROVED, "denied": DENIED}
 
 
 def _pair_texts(frame: pd.DataFrame | PairTexts, what: str) -> PairTexts:
