@@ -690,10 +690,16 @@ def reference_poisson_binomial_test(unit: np.ndarray, chance: np.ndarray, observ
     return p_value
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_poisson_binomial_test_gives_scipys_bits(seed: int) -> None:
+def test_poisson_binomial_test_gives_scipys_bits(seed: int, compiled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every observed count of units of many sizes (none, one trial, equal trials, sizes in
-    several classes, probabilities 0 and 1, rows not grouped by unit): the same bits as scipy."""
+    several classes, probabilities 0 and 1, rows not grouped by unit): the same bits as scipy, from
+    scipy's compiled recursion and from the numpy recursion a scipy without it would take."""
+    if not compiled:
+        monkeypatch.setattr(statistics, "_scipy_poisson_binom", None)
+    else:
+        assert statistics._scipy_poisson_binom is not None
     rng = np.random.default_rng(seed)
     sizes = np.array([0, 1, 2, 3, 5, 8, 17, 40, 63, 64, 65, 150, 300])
     unit = rng.permutation(np.repeat(np.arange(sizes.size), sizes))

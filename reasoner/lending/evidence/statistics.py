@@ -60,6 +60,11 @@ import pandas as pd
 from scipy import special, stats
 from threadpoolctl import ThreadpoolController
 
+try:  # scipy's compiled Poisson-binomial recursion, which ``scipy.stats.poisson_binom.cdf`` calls
+    from scipy.stats._stats_pythran import _poisson_binom as _scipy_poisson_binom
+except ImportError:  # pragma: no cover - a scipy without it: the same recursion in numpy (``_poisson_binomial_cdf``)
+    _scipy_poisson_binom = None
+
 from reasoner.errors import UsageError, closest
 from reasoner.lending.covariates import (
     MISSING_LEVEL,
@@ -867,9 +872,11 @@ def _poisson_binomial_test(unit: np.ndarray, chance: np.ndarray, observed: np.nd
     """Per unit, the two-sided exact test of ``observed`` successes among trials (rows of
     ``unit``) with success probabilities ``chance``: min(1, 2 min(P(X <= x), P(X >= x))).
 
-    A unit whose trials share one probability takes ``scipy.stats.binom``; the others
-    ``_poisson_binomial_cdf``, which gives ``scipy.stats.poisson_binom``'s bits for all units
-    of a size class at once (tested against it)."""
+    A unit whose trials share one probability takes ``scipy.stats.binom``; the others scipy's compiled
+    recursion, which ``scipy.stats.poisson_binom.cdf`` calls (its bits, without the distribution's
+    per-call argument handling), at the two counts the test reads; without it (another scipy),
+    ``_poisson_binomial_cdf``, which gives the same bits for all units of a size class at once in numpy
+    (tested against scipy; its steps' per-call overhead cost ten times the compiled recursion)."""
     p_value = np.ones(observed.size)
     sizes = np.bincount(unit, minlength=observed.size)
     order = np.argsort(unit, kind="stable")
@@ -884,6 +891,17 @@ def _poisson_binomial_test(unit: np.ndarray, chance: np.ndarray, observed: np.nd
         else:
             mixed.append(index)
     mixed_units = np.array(mixed, dtype=np.int64)
+    if _scipy_poisson_binom is not None:
+        x, n = observed[mixed_units], sizes[mixed_units]
+        at = np.stack([np.clip(x, 0, n), np.clip(x - 1, 0, n)], axis=1).astype(np.int64)  # P(X <= x), P(X <= x - 1)
+        cdf = np.empty((mixed_units.size, 2))
+        for row, index in enumerate(mixed_units):
+            trials = chance[order[bounds[index] : bounds[index + 1]]]
+            cdf[row] = _scipy_poisson_binom(at[row], np.repeat(trials[:, None], 2, axis=1), "cdf")
+        below = np.where(x >= n, 1.0, np.clip(cdf[:, 0], 0.0, 1.0))
+        above = np.where(x - 1 < 0, 1.0, np.where(x - 1 >= n, 0.0, np.clip(1.0 - cdf[:, 1], 0.0, 1.0)))
+        p_value[mixed_units] = np.minimum(1.0, 2 * np.minimum(below, above))
+        return p_value
     # Size classes (sizes within a factor of 2), so padding a class to its largest unit costs little.
     size_class = np.floor(np.log2(np.maximum(sizes[mixed_units], 1))).astype(np.int64)
     for members in (mixed_units[size_class == value] for value in np.unique(size_class)):
