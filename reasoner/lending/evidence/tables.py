@@ -212,11 +212,17 @@ def audit_tables(
         found = similar_pair_rows_of(paired, specs, scaling)
         counts = {comparison.name: part.counts for comparison, part in zip(config.comparisons, found, strict=True)}
         pairs, first, second = _searched_pairs(frame, config.comparisons, found, tolerance)
+        # Each comparison's pairs are one run of the table, in the comparisons' order: slices, not a grouping.
+        ends = np.cumsum([part.reference_rows.size for part in found])
+        per_comparison = {
+            comparison.name: pairs.iloc[end - part.reference_rows.size : end]
+            for comparison, part, end in zip(config.comparisons, found, ends, strict=True)
+        }
     else:
         if pairs is None:
             pairs = pd.DataFrame(columns=list(PAIR_COLUMNS[:-2]))
         pairs, first, second = _with_pair_columns(pairs, frame, tolerance)
-    per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
+        per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
 
     odds, matched, pricing, outliers = [], [], [], []
     # The text columns the pair tests read, as Python strings ('' for missing) and the lenders' codes, once for
