@@ -82,16 +82,20 @@ __all__ = [
     "one_blas_thread",
     "MIN_GROUP",
     "PRICING_COVARIATES",
+    "Columns",
     "Financial",
     "PairTexts",
     "Prepared",
     "application_index",
+    "cluster_outlier_columns",
     "cluster_outliers",
     "denial_probabilities",
     "holm_adjusted",
     "lender_denial_odds",
+    "matched_pair_columns",
     "matched_pair_test",
     "pair_rows",
+    "pricing_columns",
     "pricing_disparity",
     "unit_logistic",
     "unit_scales",
@@ -807,6 +811,21 @@ def matched_pair_test(
     ``rows``: ``pair_rows(pairs, ...)``, found once for the functions that read the same pairs;
     ``frame`` may be ``PairTexts.of(frame)`` when ``rows`` is given (made once for every comparison).
     """
+    return matched_pair_columns(
+        pairs, frame, max_rank=max_rank, denial_probability=denial_probability, id_index=id_index, rows=rows
+    ).frame()
+
+
+def matched_pair_columns(
+    pairs: pd.DataFrame,
+    frame: pd.DataFrame | PairTexts,
+    *,
+    max_rank: int = 1,
+    denial_probability: np.ndarray | None = None,
+    id_index: pd.Index | None = None,
+    rows: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Columns:
+    """``matched_pair_test`` as ``Columns``."""
     _require(pairs, ("a", "b", "rank"), "matched pair test: pairs")
     texts = _pair_texts(frame, "matched pair test")
     chosen_rows = pairs["rank"].to_numpy() <= max_rank
@@ -849,9 +868,9 @@ def matched_pair_test(
     reason = np.where(discordant == 0, "no discordant pairs", "")
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(discordant > 0, reference_favoured / compared_favoured, np.nan)
-    return pd.DataFrame(
+    return Columns(
         {
-            "lei": pd.Series(leis, dtype="str"),
+            "lei": leis,
             "pairs": np.bincount(codes, minlength=count).astype(np.int64),
             "both_approved": both_approved,
             "both_denied": both_denied,
@@ -863,8 +882,9 @@ def matched_pair_test(
             "adjusted_ratio": ratio / _ratio(expected, discordant - expected),
             "p_value": np.where(discordant > 0, p_value, np.nan),
             "mcnemar_p_value": np.where(discordant > 0, mcnemar, np.nan),
-            "reason": pd.Series(reason, dtype="str"),
-        }
+            "reason": reason,
+        },
+        frozenset(("lei", "reason")),
     )
 
 
@@ -983,6 +1003,23 @@ def pricing_disparity(
     spread and every covariate. ``weights``: as for ``lender_denial_odds`` (loans are then sums of
     weights, and the least squares weighted). ``prepared``: as for ``lender_denial_odds``.
     """
+    return pricing_columns(
+        frame, group_column, reference, compared, covariates, min_group=min_group, weights=weights, prepared=prepared
+    ).frame()
+
+
+def pricing_columns(
+    frame: pd.DataFrame,
+    group_column: str,
+    reference: str,
+    compared: str | Sequence[str],
+    covariates: Sequence[str] | Covariates = PRICING_COVARIATES,
+    *,
+    min_group: int = MIN_GROUP,
+    weights: Mapping[str, str] | None = None,
+    prepared: Prepared | None = None,
+) -> Columns:
+    """``pricing_disparity`` as ``Columns``."""
     groups = _groups(compared, reference)
     covariates = as_covariates(covariates)
     needed = ("lei", "excluded", "action_taken", "rate_spread", group_column, *covariates.columns)
@@ -1035,7 +1072,7 @@ def pricing_disparity(
         critical = stats.t.ppf(0.975, freedom)
         p_value = 2 * stats.t.sf(np.abs(adjusted / standard_error), freedom)
 
-    return units.table(
+    return units.columns(
         {
             "reference_loans": reference_n,
             "compared_loans": compared_n,
@@ -1048,9 +1085,10 @@ def pricing_disparity(
             "ci_high": adjusted + critical * standard_error,
             "p_value": p_value,
             "degrees_of_freedom": freedom,
-            "not_controlled": pd.Series(_not_controlled(values, labels, unit, count, scale), dtype="str"),
-            "reason": pd.Series(reason, dtype="str"),
-        }
+            "not_controlled": _not_controlled(values, labels, unit, count, scale),
+            "reason": reason,
+        },
+        ("not_controlled", "reason"),
     )
 
 
@@ -1166,6 +1204,21 @@ def cluster_outliers(
     at least ``share`` of its neighbours were approved, or approved while at least ``share``
     were denied; sorted by lei then application id. ``rows`` and ``frame``: as for ``matched_pair_test``.
     """
+    return cluster_outlier_columns(
+        frame, pairs, min_neighbours=min_neighbours, share=share, id_index=id_index, rows=rows
+    ).frame()
+
+
+def cluster_outlier_columns(
+    frame: pd.DataFrame | PairTexts,
+    pairs: pd.DataFrame,
+    *,
+    min_neighbours: int = 5,
+    share: float = 0.8,
+    id_index: pd.Index | None = None,
+    rows: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Columns:
+    """``cluster_outliers`` as ``Columns``."""
     _require(pairs, ("a", "b"), "cluster outliers: pairs")
     texts = _pair_texts(frame, "cluster outliers")
     if rows is None:
@@ -1186,25 +1239,29 @@ def cluster_outliers(
     )
     kept = np.flatnonzero(outlier)
     ids, leis = texts.application_id[applicants[kept]], texts.lei_as_read[applicants[kept]]
-    texts_only = all(type(value) is str for value in ids) and all(type(value) is str for value in leis)
-    if texts_only:
-        # Texts compare by code point in Python as in pandas: the order of a stable sort by lei, then id, taken
-        # before the frame is made (the frame's texts are these texts).
+    if _texts_only(ids, leis):
+        # Texts compare by code point in Python as in pandas: the order of a stable sort by lei, then id.
         order = np.lexsort((ids, leis))
-        kept, ids, leis = kept[order], ids[order], leis[order]
-    result = pd.DataFrame(
+    else:  # missing or non-text values: as texts (missing: None), sorted by pandas (missing last)
+        ids, leis = (pd.Series(values, dtype="str").to_numpy(dtype=object, na_value=None) for values in (ids, leis))
+        order = pd.DataFrame({"lei": leis, "id": ids}, dtype="str").sort_values(["lei", "id"], kind="stable").index
+        order = order.to_numpy()
+    kept, ids, leis = kept[order], ids[order], leis[order]
+    return Columns(
         {
-            "application_id": pd.Series(ids, dtype="str"),
-            "lei": pd.Series(leis, dtype="str"),
-            "decision": pd.Series(texts.decision[applicants[kept]], dtype="str"),
+            "application_id": ids,
+            "lei": leis,
+            "decision": texts.decision[applicants[kept]],
             "neighbours": neighbours[kept].astype(np.int64),
             "neighbour_approval_share": approval_share[kept],
-        }
+        },
+        frozenset(("application_id", "lei", "decision")),
     )
-    if texts_only:
-        return result
-    # Missing or non-text values: their texts sorted by pandas (missing last).
-    return result.sort_values(["lei", "application_id"], kind="stable", ignore_index=True)
+
+
+def _texts_only(*columns: np.ndarray) -> bool:
+    """Whether every value of ``columns`` (arrays of Python objects) is a text (none missing)."""
+    return all(type(value) is str for column in columns for value in column)
 
 
 # --- shared -----------------------------------------------------------------------------------
@@ -1282,6 +1339,17 @@ class _Units:
     def weight(self, rows: np.ndarray) -> np.ndarray | None:
         """The weight of each row of ``rows`` (as ``rows`` returned them); None: every row weighs 1."""
         return None
+
+    def columns(self, columns: Mapping[str, np.ndarray], texts: Iterable[str]) -> Columns:
+        """``table`` as ``Columns``: ``columns`` are arrays, those named in ``texts`` (and lei, group) texts."""
+        return Columns(
+            {
+                "lei": np.repeat(self.leis, len(self.groups)),
+                "group": np.tile(np.array(self.groups, dtype=object), self.leis.size),
+            }
+            | dict(columns),
+            frozenset(("lei", "group", *texts)),
+        )
 
     def table(self, columns: Mapping[str, Any]) -> pd.DataFrame:
         """One row per unit: ``lei``, ``group`` and ``columns`` (one frame built at once)."""
@@ -1766,6 +1834,21 @@ def _partial_variance(information: np.ndarray, index: int, rcond: float = 1e-15)
         "ui,uij,uj->u", side, np.linalg.pinv(block, rcond=rcond, hermitian=True), side
     )
     return left
+
+
+class Columns(typing.NamedTuple):
+    """A table as arrays, its frame built once (``frame``): per column its values in order, the columns
+    named in ``texts`` arrays of Python strings (None or NaN: missing) that become text columns (dtype
+    'str'). ``tables.audit_tables`` joins the comparisons' tables as arrays and builds one frame."""
+
+    values: dict[str, np.ndarray]
+    texts: frozenset[str]
+
+    def frame(self) -> pd.DataFrame:
+        texts = self.texts
+        return pd.DataFrame(
+            {name: pd.Series(values, dtype="str") if name in texts else values for name, values in self.values.items()}
+        )
 
 
 class PairTexts(typing.NamedTuple):
