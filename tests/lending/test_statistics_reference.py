@@ -1051,6 +1051,10 @@ def test_linear_predictor_per_unit_block_has_the_bits_of_one_einsum_over_every_r
         coefficients = rng.normal(0, 2, (count, width))
         expected = np.einsum("ij,ij->i", design, coefficients[unit])
         assert statistics._linear(design, coefficients, unit, count).tobytes() == expected.tobytes()
+        only = rng.random(count) < 0.5  # the moving units of a Newton step: theirs are the same bits
+        rows = only[unit]
+        found = statistics._linear(design, coefficients, unit, count, only=only)
+        assert found[rows].tobytes() == expected[rows].tobytes()
 
 
 @pytest.mark.parametrize("width", [1, 2, 30])
@@ -1107,3 +1111,25 @@ def test_least_squares_match_the_pseudo_inverse_when_nearly_collinear() -> None:
     values = data["values"].copy()
     values[:, 1] = values[:, 0] + 3e-5 * rng.normal(size=values.shape[0])
     compare_least_squares({**data, "values": values})
+
+
+def test_odds_design_in_place_has_the_bits_of_the_stacked_columns() -> None:
+    """``_odds_design`` (branch odds9: written in place, unit by unit) against the columns stacked from
+    the divided centred values, for rows grouped and not, every row kept and some units left out,
+    constant columns (an infinite spread) included."""
+    rng = np.random.default_rng(23)
+    for _ in range(20):
+        count, width = int(rng.integers(1, 12)), int(rng.integers(1, 9))
+        unit = np.sort(rng.integers(0, count, int(rng.integers(1, 400))))
+        centred = rng.normal(size=(unit.size, width)) * np.exp(rng.normal(0, 2, (unit.size, 1)))
+        spread = np.exp(rng.normal(0, 1, (count, width)))
+        spread[rng.random((count, width)) < 0.2] = np.inf
+        indicator = rng.random(unit.size) < 0.3
+        for rows in (np.arange(unit.size), rng.permutation(unit.size)):
+            for fit in (np.ones(unit.size, dtype=bool), (rng.random(count) < 0.6)[unit[rows]]):
+                found = statistics._odds_design(centred[rows], spread, unit[rows], indicator[rows], fit)
+                expected = np.column_stack(
+                    [np.ones(int(fit.sum())), indicator[rows][fit].astype(np.float64),
+                     centred[rows][fit] / spread[unit[rows][fit]]]
+                )
+                assert found.tobytes() == expected.tobytes()

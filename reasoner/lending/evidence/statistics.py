@@ -364,8 +364,7 @@ def _odds_table(
     unit_values = values[rows]
     means, spread, centred = _centred_scales(unit_values, unit, units.count)
     scales = (means[fitted_units], spread[fitted_units])
-    standardised = centred[fit] / spread[unit[fit]]
-    design = np.column_stack([np.ones(fit_unit.size), indicator[fit].astype(np.float64), standardised])
+    design = _odds_design(centred, spread, unit, indicator, fit)
     fit_weight = None if weight is None else weight[fit]
     start = _warm_start(
         financial, units.codes[fitted_units // len(units.groups)], scales,
@@ -399,6 +398,27 @@ def _odds_table(
             "reason": pd.Series(reason, dtype="str"),
         }
     )
+
+
+def _odds_design(
+    centred: np.ndarray, spread: np.ndarray, unit: np.ndarray, indicator: np.ndarray, fit: np.ndarray
+) -> np.ndarray:
+    """The denial-odds design of the rows ``fit``: intercept, group indicator and the centred covariates
+    over their unit's spread, written in place (the bits of ``np.column_stack`` of ``centred[fit] /
+    spread[unit[fit]]``: the same divisions), unit by unit when every row is kept and the rows are
+    grouped by unit (no per-row copy of the spreads)."""
+    kept = unit[fit]
+    design = np.empty((kept.size, 2 + centred.shape[1]))
+    design[:, 0] = 1.0
+    design[:, 1] = indicator[fit]
+    if fit.all() and _by_unit(unit) is None:
+        bounds = np.searchsorted(unit, np.arange(spread.shape[0] + 1))
+        for index in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            start, stop = bounds[index], bounds[index + 1]
+            np.divide(centred[start:stop], spread[index], out=design[start:stop, 2:])
+    else:
+        np.divide(centred[fit], spread[kept], out=design[:, 2:])
+    return design
 
 
 class Financial(typing.NamedTuple):
@@ -555,14 +575,20 @@ def _newton(
     # log-likelihood and linear predictor. The rows are grouped by unit, so the live rows are too.
     eta = np.empty(unit.size)
 
-    # The rows of the units still moving, as arrays (every row: the arrays themselves, no copy).
+    # The rows of the units still moving, as arrays (every row: the arrays themselves, no copy). The
+    # design is never copied: the matrix products (``_cross``, ``_linear``) take each moving unit's block
+    # of it in place, and their per-row arrays are as long as the design (the stopped units' rows unused).
     live = np.arange(unit.size)
-    live_unit, live_design, live_outcome = unit, design, outcome
+    live_unit, live_outcome = unit, outcome
     live_weight = weight
+    curvature = np.zeros(unit.size)  # per row of the design: the moving units' weights in X'WX
+    residual = np.zeros(unit.size)
 
     def linear(coefficients: np.ndarray) -> np.ndarray:
         """The linear predictor of the live rows."""
-        return _linear(live_design, coefficients, live_unit, count)
+        every = live.size == unit.size
+        found = _linear(design, coefficients, unit, count, only=None if every else active)
+        return found if every else found[live]
 
     def loglik(coefficients: np.ndarray, part_eta: np.ndarray, tested: np.ndarray) -> np.ndarray:
         """The penalised log-likelihood per unit from the live rows' linear predictor, summed over
@@ -589,15 +615,20 @@ def _newton(
         still = active[live_unit]
         if not still.all():
             live = live[still]
-            live_unit, live_design, live_outcome = unit[live], design[live], outcome[live]
+            live_unit, live_outcome = unit[live], outcome[live]
             live_weight = None if weight is None else weight[live]
-        live_eta = eta[live] if live.size < unit.size else eta
+        every = live.size == unit.size
+        live_eta = eta if every else eta[live]
         fitted = special.expit(live_eta)
-        residual = live_outcome - fitted if live_weight is None else live_weight * (live_outcome - fitted)
         # Only the units still moving: each unit's matrices and step are its own, so the others are not needed.
         moving = np.flatnonzero(active)
-        curvature = fitted * (1 - fitted) if live_weight is None else live_weight * fitted * (1 - fitted)
-        information, score = _cross(live_design, curvature, live_unit, count, only=active, vector=residual)
+        if every:
+            curvature = fitted * (1 - fitted) if live_weight is None else live_weight * fitted * (1 - fitted)
+            residual = live_outcome - fitted if live_weight is None else live_weight * (live_outcome - fitted)
+        else:
+            curvature[live] = fitted * (1 - fitted) if live_weight is None else live_weight * fitted * (1 - fitted)
+            residual[live] = live_outcome - fitted if live_weight is None else live_weight * (live_outcome - fitted)
+        information, score = _cross(design, curvature, unit, count, only=active, vector=residual)
         gradient = score[moving] - beta[moving] * penalty
         step = np.zeros((count, width))
         step[moving] = _solve_information(information[moving] + np.diag(penalty), gradient)
@@ -641,14 +672,17 @@ def _newton(
     return beta, eta, status
 
 
-def _linear(design: np.ndarray, coefficients: np.ndarray, unit: np.ndarray, count: int) -> np.ndarray:
+def _linear(
+    design: np.ndarray, coefficients: np.ndarray, unit: np.ndarray, count: int, only: np.ndarray | None = None
+) -> np.ndarray:
     """Per row (C-ordered, grouped by unit), its design row times its unit's coefficients: per unit,
     ``np.einsum("ij,j->i")`` over its block of rows, the bits of ``np.einsum("ij,ij->i", design,
     coefficients[unit])`` (the same summation of each row's products; tested) without a copy of
-    the coefficients per row."""
+    the coefficients per row. ``only`` (a mask of units): the other units' rows are left unset."""
     found = np.empty(unit.size)
     bounds = np.searchsorted(unit, np.arange(count + 1))
-    for index in np.flatnonzero(bounds[1:] > bounds[:-1]):
+    present = bounds[1:] > bounds[:-1]
+    for index in np.flatnonzero(present if only is None else present & only):
         start, stop = bounds[index], bounds[index + 1]
         np.einsum("ij,j->i", design[start:stop], coefficients[index], out=found[start:stop])
     return found
