@@ -775,6 +775,13 @@ def test_cluster_outliers_are_sorted_by_lender_then_id_with_missing_texts_last()
     assert expected["application_id"].tolist() == ["2", "B", "9", "a", "10"]
     assert expected["lei"].isna().tolist() == [False] * 4 + [True]
     assert cluster_outliers(frame, pairs.iloc[:0]).empty
+    numbers = frame.assign(application_id=[10, 9, 11, 12, 2, 21, 22, 23, 24, 25])  # ids as numbers: sorted as text
+    numbered = pairs.assign(a=np.tile([21, 22, 23, 24, 25], 5), b=np.repeat([10, 9, 11, 12, 2], 5))
+    assert cluster_outliers(numbers, numbered)["application_id"].tolist() == ["11", "2", "10", "12", "9"]
+    # A neighbour without a decision (withdrawn, missing) counts for neither side: 4 of 5 approvals decide.
+    undecided = frame.assign(decision=frame["decision"].where(frame["application_id"] != "x5", "withdrawn"))
+    assert cluster_outliers(undecided, pairs, min_neighbours=5).empty
+    assert cluster_outliers(undecided, pairs, min_neighbours=4)["neighbours"].tolist() == [4] * 5
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "float64", "Int64", "int32", "object"])
@@ -831,3 +838,42 @@ def test_a_covariate_direction_left_by_rounding_does_not_count_in_the_rank() -> 
     matrices = np.stack([basis @ np.diag(spectrum) @ basis.T, np.zeros((5, 5)), np.eye(5)])
     assert _rank(matrices).tolist() == [3, 0, 5]
     assert np.linalg.matrix_rank(matrices[0], hermitian=True) == 4  # the tolerance it replaced
+
+
+def test_tables_joined_as_arrays_are_the_frames_joined_tagged_and_sorted() -> None:
+    """``tables._joined`` (the comparisons' tables as arrays, one frame built) gives the frame of the
+    comparisons' frames joined, tagged with their comparison and sorted (``_sorted(_tagged(...))``):
+    texts in code-point order (accents, case, digits), ties in the comparisons' order, an empty table,
+    numbers of two dtypes, and a missing key (sorted by pandas, last)."""
+    from reasoner.lending.config import Comparison
+    from reasoner.lending.evidence.statistics import Columns
+    from reasoner.lending.evidence.tables import _joined, _sorted, _tagged
+
+    def part(leis: list[str | None], groups: list[str], count: np.ndarray) -> Columns:
+        return Columns(
+            {
+                "lei": np.array(leis, dtype=object),
+                "group": np.array(groups, dtype=object),
+                "count": count,
+                "share": np.linspace(0.0, 1.0, len(leis)),
+                "reason": np.array(["", "few"] * (len(leis) // 2) + [""] * (len(leis) % 2), dtype=object),
+            },
+            frozenset(("lei", "group", "reason")),
+        )
+
+    comparisons = [Comparison(name, "race", "White", ("Asian",), "treatment") for name in ("zeta", "Alpha", "beta")]
+    parts = [
+        part(["Lé", "LZ", "La", "L1"], ["b", "a", "b", "a"], np.arange(4, dtype=np.int64)),
+        part([], [], np.zeros(0, dtype=np.float64)),
+        part(["La", "L1", "La"], ["a", "a", "a"], np.array([1.5, 2.5, 3.5])),
+    ]
+    cases = list(zip(parts, comparisons, strict=True))
+    keys = ["lei", "comparison", "group"]
+    expected = _sorted(_tagged([(table.frame(), comparison) for table, comparison in cases]), keys)
+    found = _joined(cases, keys)
+    pd.testing.assert_frame_equal(found, expected)
+    assert found["lei"].tolist()[:2] == ["L1", "L1"] and str(found["count"].dtype) == "float64"
+    missing = [(part(["Lb", None], ["a", "a"], np.arange(2, dtype=np.int64)), comparisons[0]), *cases[1:]]
+    expected = _sorted(_tagged([(table.frame(), comparison) for table, comparison in missing]), keys)
+    pd.testing.assert_frame_equal(_joined(missing, keys), expected)
+    assert _joined(missing, keys)["lei"].isna().tolist()[-1]

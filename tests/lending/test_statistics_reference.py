@@ -596,6 +596,29 @@ def test_least_squares_match_on_degenerate_units() -> None:
     compare_least_squares(data, np.random.default_rng(13).uniform(0.1, 1.0, data["unit"].size))
 
 
+def test_least_squares_of_values_standardised_by_the_caller_give_the_same_bits() -> None:
+    """``pricing_disparity`` hands ``_least_squares`` the covariates standardised from ``_centred_scales``'
+    centred values (``standardised=True``): the bits of the values given as they are, grouped by unit or
+    not, weighted or not, degenerate units included."""
+    data = degenerate_units(np.random.default_rng(15))
+    for grouped in (False, True):
+        order = np.argsort(data["unit"], kind="stable") if grouped else np.arange(data["unit"].size)
+        unit, values = data["unit"][order], data["values"][order]
+        count = int(unit.max()) + 1
+        _, spread, centred = statistics._centred_scales(values, unit, count)
+        for weight in (None, np.random.default_rng(16).uniform(0.1, 1.0, unit.size)):
+            arguments = (data["spread"][order], data["indicator"][order])
+            given = statistics._least_squares(
+                *arguments, values, unit, count, 3, weight, categories=CATEGORY_COLUMNS
+            )
+            standardised = statistics._least_squares(
+                *arguments, centred / spread[unit], unit, count, 3, weight, categories=CATEGORY_COLUMNS,
+                standardised=True,
+            )
+            for new, old in zip(standardised, given, strict=True):
+                assert new.tobytes() == old.tobytes()
+
+
 @pytest.fixture(scope="module")
 def register() -> pd.DataFrame:
     raw, _ = synthesize(6_000, 24, 5)
@@ -613,9 +636,9 @@ def test_lender_tables_match_the_replaced_code(register: pd.DataFrame, monkeypat
     monkeypatch.setattr(  # from zeros, where the replaced code started
         statistics, "_logistic", lambda *arguments, start=None, categories=None: reference_logistic(*arguments)
     )
-    monkeypatch.setattr(  # the scales it is given are those it computes
-        statistics, "_least_squares",
-        lambda *arguments, scales=None, categories=None: reference_least_squares(*arguments),
+    monkeypatch.setattr(  # the scales it is given are those it computes; values given standardised it standardises
+        statistics, "_least_squares",  # again (their means ~1e-17, their spreads ~1: the same fit to ~1e-15)
+        lambda *arguments, scales=None, categories=None, standardised=False: reference_least_squares(*arguments),
     )
     old_odds = lender_denial_odds(register, "race", "White", groups, covariates)
     old_pricing = pricing_disparity(register, "race", "White", groups, covariates)
@@ -667,10 +690,16 @@ def reference_poisson_binomial_test(unit: np.ndarray, chance: np.ndarray, observ
     return p_value
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_poisson_binomial_test_gives_scipys_bits(seed: int) -> None:
+def test_poisson_binomial_test_gives_scipys_bits(seed: int, compiled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every observed count of units of many sizes (none, one trial, equal trials, sizes in
-    several classes, probabilities 0 and 1, rows not grouped by unit): the same bits as scipy."""
+    several classes, probabilities 0 and 1, rows not grouped by unit): the same bits as scipy, from
+    scipy's compiled recursion and from the numpy recursion a scipy without it would take."""
+    if not compiled:
+        monkeypatch.setattr(statistics, "_scipy_poisson_binom", None)
+    else:
+        assert statistics._scipy_poisson_binom is not None
     rng = np.random.default_rng(seed)
     sizes = np.array([0, 1, 2, 3, 5, 8, 17, 40, 63, 64, 65, 150, 300])
     unit = rng.permutation(np.repeat(np.arange(sizes.size), sizes))

@@ -60,6 +60,11 @@ import pandas as pd
 from scipy import special, stats
 from threadpoolctl import ThreadpoolController
 
+try:  # scipy's compiled Poisson-binomial recursion, which ``scipy.stats.poisson_binom.cdf`` calls
+    from scipy.stats._stats_pythran import _poisson_binom as _scipy_poisson_binom
+except ImportError:  # pragma: no cover - a scipy without it: the same recursion in numpy (``_poisson_binomial_cdf``)
+    _scipy_poisson_binom = None
+
 from reasoner.errors import UsageError, closest
 from reasoner.lending.covariates import (
     MISSING_LEVEL,
@@ -77,16 +82,20 @@ __all__ = [
     "one_blas_thread",
     "MIN_GROUP",
     "PRICING_COVARIATES",
+    "Columns",
     "Financial",
     "PairTexts",
     "Prepared",
     "application_index",
+    "cluster_outlier_columns",
     "cluster_outliers",
     "denial_probabilities",
     "holm_adjusted",
     "lender_denial_odds",
+    "matched_pair_columns",
     "matched_pair_test",
     "pair_rows",
+    "pricing_columns",
     "pricing_disparity",
     "unit_logistic",
     "unit_scales",
@@ -176,6 +185,15 @@ class Prepared:
         if covariates not in self._financial:
             self._financial[covariates] = _financial_fit(self, covariates)
         return self._financial[covariates]
+
+    def priced(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per canonical row, its rate spread (NaN: missing) and whether it is an originated loan
+        (``action_taken`` 1) with a spread, built once (do not modify)."""
+        if "priced" not in self._masks:
+            spread = self.frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
+            originated = self.frame["action_taken"].eq(1).fillna(False).to_numpy(dtype=bool)
+            self._masks["rate spread"], self._masks["priced"] = spread, originated & np.isfinite(spread)
+        return self._masks["rate spread"], self._masks["priced"]
 
     def complete(self, covariates: Covariates) -> np.ndarray:
         """Per canonical row, whether every column of ``covariates``' matrix is known, built once
@@ -827,6 +845,21 @@ def matched_pair_test(
     ``rows``: ``pair_rows(pairs, ...)``, found once for the functions that read the same pairs;
     ``frame`` may be ``PairTexts.of(frame)`` when ``rows`` is given (made once for every comparison).
     """
+    return matched_pair_columns(
+        pairs, frame, max_rank=max_rank, denial_probability=denial_probability, id_index=id_index, rows=rows
+    ).frame()
+
+
+def matched_pair_columns(
+    pairs: pd.DataFrame,
+    frame: pd.DataFrame | PairTexts,
+    *,
+    max_rank: int = 1,
+    denial_probability: np.ndarray | None = None,
+    id_index: pd.Index | None = None,
+    rows: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Columns:
+    """``matched_pair_test`` as ``Columns``."""
     _require(pairs, ("a", "b", "rank"), "matched pair test: pairs")
     texts = _pair_texts(frame, "matched pair test")
     chosen_rows = pairs["rank"].to_numpy() <= max_rank
@@ -837,18 +870,17 @@ def matched_pair_test(
         first, second = _lookup(id_index, chosen["a"], "a"), _lookup(id_index, chosen["b"], "b")
     else:
         first, second = rows[0][chosen_rows], rows[1][chosen_rows]
-    decision, lei = texts.decision, texts.lei
-    decided = np.isin(decision[first], ("approved", "denied")) & np.isin(decision[second], ("approved", "denied"))
-    keep = decided & (lei[first] == lei[second])
+    outcome, lender = texts.outcome, texts.lender  # codes: equal codes are equal texts
+    keep = (outcome[first] > 0) & (outcome[second] > 0) & (lender[first] == lender[second])
     first, second = first[keep], second[keep]
     # The lenders of the kept pairs in text order: the codes of every row's LEI among the sorted LEIs (made
     # once per frame), renumbered over those present (sorted codes are sorted texts).
-    present, codes = np.unique(texts.lender[second], return_inverse=True)
+    present, codes = np.unique(lender[second], return_inverse=True)
     codes = codes.reshape(-1)
     leis = texts.leis[present]
     count = leis.size
-    first_approved = decision[first] == "approved"
-    second_approved = decision[second] == "approved"
+    first_approved = outcome[first] == APPROVED
+    second_approved = outcome[second] == APPROVED
     both_approved = np.bincount(codes, first_approved & second_approved, count).astype(np.int64)
     both_denied = np.bincount(codes, ~first_approved & ~second_approved, count).astype(np.int64)
     reference_favoured = np.bincount(codes, first_approved & ~second_approved, count).astype(np.int64)
@@ -870,9 +902,9 @@ def matched_pair_test(
     reason = np.where(discordant == 0, "no discordant pairs", "")
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(discordant > 0, reference_favoured / compared_favoured, np.nan)
-    return pd.DataFrame(
+    return Columns(
         {
-            "lei": pd.Series(leis, dtype="str"),
+            "lei": leis,
             "pairs": np.bincount(codes, minlength=count).astype(np.int64),
             "both_approved": both_approved,
             "both_denied": both_denied,
@@ -884,8 +916,9 @@ def matched_pair_test(
             "adjusted_ratio": ratio / _ratio(expected, discordant - expected),
             "p_value": np.where(discordant > 0, p_value, np.nan),
             "mcnemar_p_value": np.where(discordant > 0, mcnemar, np.nan),
-            "reason": pd.Series(reason, dtype="str"),
-        }
+            "reason": reason,
+        },
+        frozenset(("lei", "reason")),
     )
 
 
@@ -893,9 +926,11 @@ def _poisson_binomial_test(unit: np.ndarray, chance: np.ndarray, observed: np.nd
     """Per unit, the two-sided exact test of ``observed`` successes among trials (rows of
     ``unit``) with success probabilities ``chance``: min(1, 2 min(P(X <= x), P(X >= x))).
 
-    A unit whose trials share one probability takes ``scipy.stats.binom``; the others
-    ``_poisson_binomial_cdf``, which gives ``scipy.stats.poisson_binom``'s bits for all units
-    of a size class at once (tested against it)."""
+    A unit whose trials share one probability takes ``scipy.stats.binom``; the others scipy's compiled
+    recursion, which ``scipy.stats.poisson_binom.cdf`` calls (its bits, without the distribution's
+    per-call argument handling), at the two counts the test reads; without it (another scipy),
+    ``_poisson_binomial_cdf``, which gives the same bits for all units of a size class at once in numpy
+    (tested against scipy; its steps' per-call overhead cost ten times the compiled recursion)."""
     p_value = np.ones(observed.size)
     sizes = np.bincount(unit, minlength=observed.size)
     order = np.argsort(unit, kind="stable")
@@ -910,6 +945,17 @@ def _poisson_binomial_test(unit: np.ndarray, chance: np.ndarray, observed: np.nd
         else:
             mixed.append(index)
     mixed_units = np.array(mixed, dtype=np.int64)
+    if _scipy_poisson_binom is not None:
+        x, n = observed[mixed_units], sizes[mixed_units]
+        at = np.stack([np.clip(x, 0, n), np.clip(x - 1, 0, n)], axis=1).astype(np.int64)  # P(X <= x), P(X <= x - 1)
+        cdf = np.empty((mixed_units.size, 2))
+        for row, index in enumerate(mixed_units):
+            trials = chance[order[bounds[index] : bounds[index + 1]]]
+            cdf[row] = _scipy_poisson_binom(at[row], np.repeat(trials[:, None], 2, axis=1), "cdf")
+        below = np.where(x >= n, 1.0, np.clip(cdf[:, 0], 0.0, 1.0))
+        above = np.where(x - 1 < 0, 1.0, np.where(x - 1 >= n, 0.0, np.clip(1.0 - cdf[:, 1], 0.0, 1.0)))
+        p_value[mixed_units] = np.minimum(1.0, 2 * np.minimum(below, above))
+        return p_value
     # Size classes (sizes within a factor of 2), so padding a class to its largest unit costs little.
     size_class = np.floor(np.log2(np.maximum(sizes[mixed_units], 1))).astype(np.int64)
     for members in (mixed_units[size_class == value] for value in np.unique(size_class)):
@@ -991,16 +1037,32 @@ def pricing_disparity(
     spread and every covariate. ``weights``: as for ``lender_denial_odds`` (loans are then sums of
     weights, and the least squares weighted). ``prepared``: as for ``lender_denial_odds``.
     """
+    return pricing_columns(
+        frame, group_column, reference, compared, covariates, min_group=min_group, weights=weights, prepared=prepared
+    ).frame()
+
+
+def pricing_columns(
+    frame: pd.DataFrame,
+    group_column: str,
+    reference: str,
+    compared: str | Sequence[str],
+    covariates: Sequence[str] | Covariates = PRICING_COVARIATES,
+    *,
+    min_group: int = MIN_GROUP,
+    weights: Mapping[str, str] | None = None,
+    prepared: Prepared | None = None,
+) -> Columns:
+    """``pricing_disparity`` as ``Columns``."""
     groups = _groups(compared, reference)
     covariates = as_covariates(covariates)
     needed = ("lei", "excluded", "action_taken", "rate_spread", group_column, *covariates.columns)
     _require(frame, needed, "pricing disparity")
     prepared = _prepared(frame, prepared)
     frame = prepared.frame
-    spread = frame["rate_spread"].to_numpy(dtype=np.float64, na_value=np.nan)
+    spread, priced = prepared.priced()
     values, labels = prepared.covariates(covariates)
-    originated = frame["action_taken"].eq(1).fillna(False).to_numpy(dtype=bool)
-    loans = prepared.usable() & originated & np.isfinite(spread) & prepared.complete(covariates)
+    loans = prepared.usable() & priced & prepared.complete(covariates)
     units: _Units = (
         _Units(frame, group_column, reference, groups, loans, prepared) if weights is None
         else _WeightedUnits(frame, reference, groups, weights, loans, prepared)
@@ -1023,11 +1085,14 @@ def pricing_disparity(
 
     fit = reason[unit] == ""
     fitted_units, fit_unit = np.unique(unit[fit], return_inverse=True)
-    means, scale = _scales(values[rows], unit, count)  # once for the fit and the covariates not controlled
+    # Each unit's scales once for the fit and the covariates not controlled, and the fit's standardised values
+    # from the centred values they were computed with (a fitted unit's rows are all its rows, in their order:
+    # the bits ``_standardise`` would give, without gathering and centring the rows again).
+    _, scale, centred = _centred_scales(values[rows], unit, count)
     gap, error, df, status = _least_squares(
-        spread[rows[fit]], indicator[fit], values[rows[fit]], fit_unit, fitted_units.size, len(covariates.numeric),
-        None if weight is None else weight[fit], scales=(means[fitted_units], scale[fitted_units]),
-        categories=_category_columns(labels, covariates),
+        spread[rows[fit]], indicator[fit], centred[fit] / scale[unit[fit]], fit_unit, fitted_units.size,
+        len(covariates.numeric), None if weight is None else weight[fit],
+        categories=_category_columns(labels, covariates), standardised=True,
     )
     texts = np.array(["", "too few loans for the covariates", _COLLINEAR_TEXT])
     reason[fitted_units] = texts[status]
@@ -1041,7 +1106,7 @@ def pricing_disparity(
         critical = stats.t.ppf(0.975, freedom)
         p_value = 2 * stats.t.sf(np.abs(adjusted / standard_error), freedom)
 
-    return units.table(
+    return units.columns(
         {
             "reference_loans": reference_n,
             "compared_loans": compared_n,
@@ -1054,9 +1119,10 @@ def pricing_disparity(
             "ci_high": adjusted + critical * standard_error,
             "p_value": p_value,
             "degrees_of_freedom": freedom,
-            "not_controlled": pd.Series(_not_controlled(values[rows], labels, unit, count, scale), dtype="str"),
-            "reason": pd.Series(reason, dtype="str"),
-        }
+            "not_controlled": _not_controlled(values, labels, unit, count, scale),
+            "reason": reason,
+        },
+        ("not_controlled", "reason"),
     )
 
 
@@ -1085,6 +1151,7 @@ def _least_squares(
     *,
     scales: tuple[np.ndarray, np.ndarray] | None = None,
     categories: np.ndarray | None = None,
+    standardised: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per unit, least squares of outcome on intercept + indicator + covariates (centred within
     the unit, so the intercept drops out), the band and category indicators after the first
@@ -1095,7 +1162,8 @@ def _least_squares(
     status (0 ok, 1 no degrees of freedom left, 2 indicator collinear with the covariates).
     ``weight``: weighted least squares (probability weights; sizes and degrees of freedom are sums
     of weights, each row's leverage and sandwich term carry its weight). ``scales``: ``_scales``
-    of ``values`` per unit, when known; ``categories``: as for ``_logistic``."""
+    of ``values`` per unit, when known; ``categories``: as for ``_logistic``; ``standardised``: ``values`` are
+    ``_standardise``'s of the covariates already (``scales`` unused)."""
     order = _by_unit(unit)  # every result is per unit: group the rows once, for _cross's and the leverages' slices
     if order is not None:
         outcome, indicator, values, unit = outcome[order], indicator[order], values[order], unit[order]
@@ -1104,7 +1172,8 @@ def _least_squares(
     numeric = width if numeric is None else numeric
     sizes = np.bincount(unit, weight, minlength=count).astype(np.float64)
     safe_sizes = np.maximum(sizes, 1.0) if weight is None else np.where(sizes > 0, sizes, 1.0)
-    columns = np.column_stack([indicator.astype(np.float64), _standardise(values, unit, count, scales), outcome])
+    covariates = values if standardised else _standardise(values, unit, count, scales)
+    columns = np.column_stack([indicator.astype(np.float64), covariates, outcome])
     weighted_columns = columns if weight is None else columns * weight[:, None]
     centred = columns - (
         _unit_sums(weighted_columns, unit, count) / safe_sizes[:, None]
@@ -1169,6 +1238,21 @@ def cluster_outliers(
     at least ``share`` of its neighbours were approved, or approved while at least ``share``
     were denied; sorted by lei then application id. ``rows`` and ``frame``: as for ``matched_pair_test``.
     """
+    return cluster_outlier_columns(
+        frame, pairs, min_neighbours=min_neighbours, share=share, id_index=id_index, rows=rows
+    ).frame()
+
+
+def cluster_outlier_columns(
+    frame: pd.DataFrame | PairTexts,
+    pairs: pd.DataFrame,
+    *,
+    min_neighbours: int = 5,
+    share: float = 0.8,
+    id_index: pd.Index | None = None,
+    rows: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Columns:
+    """``cluster_outliers`` as ``Columns``."""
     _require(pairs, ("a", "b"), "cluster outliers: pairs")
     texts = _pair_texts(frame, "cluster outliers")
     if rows is None:
@@ -1176,34 +1260,42 @@ def cluster_outliers(
         first, second = pair_rows(pairs, frame, id_index)
     else:
         first, second = rows
-    decision = texts.decision
-    decided = np.isin(decision[first], ("approved", "denied"))
+    outcome = texts.outcome
+    decided = outcome[first] > 0
     first, second = first[decided], second[decided]
     applicants, codes = np.unique(second, return_inverse=True)
     neighbours = np.bincount(codes, minlength=applicants.size)
-    approvals = np.bincount(codes, decision[first] == "approved", applicants.size)
+    approvals = np.bincount(codes, outcome[first] == APPROVED, applicants.size)
     approval_share = _ratio(approvals, neighbours)
-    own = decision[applicants]
+    own = outcome[applicants]
     outlier = (neighbours >= min_neighbours) & (
-        ((own == "denied") & (approval_share >= share)) | ((own == "approved") & (1 - approval_share >= share))
+        ((own == DENIED) & (approval_share >= share)) | ((own == APPROVED) & (1 - approval_share >= share))
     )
-    rows = applicants[outlier]
-    ids = pd.Series(texts.application_id[rows], dtype="str")
-    leis = pd.Series(texts.lei_as_read[rows], dtype="str")
-    result = pd.DataFrame(
+    kept = np.flatnonzero(outlier)
+    ids, leis = texts.application_id[applicants[kept]], texts.lei_as_read[applicants[kept]]
+    if _texts_only(ids, leis):
+        # Texts compare by code point in Python as in pandas: the order of a stable sort by lei, then id.
+        order = np.lexsort((ids, leis))
+    else:  # missing or non-text values: as texts (missing: None), sorted by pandas (missing last)
+        ids, leis = (pd.Series(values, dtype="str").to_numpy(dtype=object, na_value=None) for values in (ids, leis))
+        order = pd.DataFrame({"lei": leis, "id": ids}, dtype="str").sort_values(["lei", "id"], kind="stable").index
+        order = order.to_numpy()
+    kept, ids, leis = kept[order], ids[order], leis[order]
+    return Columns(
         {
             "application_id": ids,
             "lei": leis,
-            "decision": pd.Series(own[outlier], dtype="str"),
-            "neighbours": neighbours[outlier].astype(np.int64),
-            "neighbour_approval_share": approval_share[outlier],
-        }
+            "decision": texts.decision[applicants[kept]],
+            "neighbours": neighbours[kept].astype(np.int64),
+            "neighbour_approval_share": approval_share[kept],
+        },
+        frozenset(("application_id", "lei", "decision")),
     )
-    if ids.hasnans or leis.hasnans:
-        return result.sort_values(["lei", "application_id"], kind="stable", ignore_index=True)
-    # Texts compare by code point in Python as in pandas: the order of a stable sort by lei, then id.
-    order = np.lexsort((ids.to_numpy(dtype=object), leis.to_numpy(dtype=object)))
-    return result.take(order).reset_index(drop=True)
+
+
+def _texts_only(*columns: np.ndarray) -> bool:
+    """Whether every value of ``columns`` (arrays of Python objects) is a text (none missing)."""
+    return all(type(value) is str for column in columns for value in column)
 
 
 # --- shared -----------------------------------------------------------------------------------
@@ -1281,6 +1373,17 @@ class _Units:
     def weight(self, rows: np.ndarray) -> np.ndarray | None:
         """The weight of each row of ``rows`` (as ``rows`` returned them); None: every row weighs 1."""
         return None
+
+    def columns(self, columns: Mapping[str, np.ndarray], texts: Iterable[str]) -> Columns:
+        """``table`` as ``Columns``: ``columns`` are arrays, those named in ``texts`` (and lei, group) texts."""
+        return Columns(
+            {
+                "lei": np.repeat(self.leis, len(self.groups)),
+                "group": np.tile(np.array(self.groups, dtype=object), self.leis.size),
+            }
+            | dict(columns),
+            frozenset(("lei", "group", *texts)),
+        )
 
     def table(self, columns: Mapping[str, Any]) -> pd.DataFrame:
         """One row per unit: ``lei``, ``group`` and ``columns`` (one frame built at once)."""
@@ -1767,6 +1870,21 @@ def _partial_variance(information: np.ndarray, index: int, rcond: float = 1e-15)
     return left
 
 
+class Columns(typing.NamedTuple):
+    """A table as arrays, its frame built once (``frame``): per column its values in order, the columns
+    named in ``texts`` arrays of Python strings (None or NaN: missing) that become text columns (dtype
+    'str'). ``tables.audit_tables`` joins the comparisons' tables as arrays and builds one frame."""
+
+    values: dict[str, np.ndarray]
+    texts: frozenset[str]
+
+    def frame(self) -> pd.DataFrame:
+        texts = self.texts
+        return pd.DataFrame(
+            {name: pd.Series(values, dtype="str") if name in texts else values for name, values in self.values.items()}
+        )
+
+
 class PairTexts(typing.NamedTuple):
     """The text columns of a frame the pair tests read (``matched_pair_test``, ``cluster_outliers``),
     as arrays of Python objects, and each row's lender code: made once for the tests of every
@@ -1778,19 +1896,28 @@ class PairTexts(typing.NamedTuple):
     decision: np.ndarray  # '' for missing
     lender: np.ndarray  # per row, the position of ``lei`` among ``leis``
     leis: np.ndarray  # the distinct ``lei`` texts, sorted
+    outcome: np.ndarray  # per row, ``decision`` as a code: APPROVED, DENIED, or 0 for any other (missing too)
 
     @classmethod
     def of(cls, frame: pd.DataFrame) -> PairTexts:
         lei = frame["lei"].to_numpy(dtype=object, na_value="")
         lender, leis = pd.factorize(lei, sort=True)  # Python's text order: the order of pandas' sort of texts
+        decision = frame["decision"].to_numpy(dtype=object, na_value="")
+        codes, decisions = pd.factorize(decision)
+        outcome = np.array([_OUTCOMES.get(text, 0) for text in decisions] + [0], dtype=np.int8)[codes]
         return cls(
             frame["application_id"].to_numpy(),
             frame["lei"].to_numpy(),
             lei,
-            frame["decision"].to_numpy(dtype=object, na_value=""),
+            decision,
             lender,
             np.asarray(leis, dtype=object),
+            outcome,
         )
+
+
+APPROVED, DENIED = 1, 2  # ``PairTexts.outcome``
+_OUTCOMES = {"approved": APPROVED, "denied": DENIED}
 
 
 def _pair_texts(frame: pd.DataFrame | PairTexts, what: str) -> PairTexts:

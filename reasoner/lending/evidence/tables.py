@@ -52,16 +52,17 @@ from reasoner.lending.evidence.power import with_power
 from reasoner.lending.evidence.redlining import read_assessment_areas, redlining_signals
 from reasoner.lending.evidence.similar import PairCounts, PairRows, Scaling, SimilaritySpec, similar_pair_rows_of
 from reasoner.lending.evidence.statistics import (
+    Columns,
     PairTexts,
     Prepared,
     application_index,
-    cluster_outliers,
+    cluster_outlier_columns,
     denial_probabilities,
     holm_adjusted,
     lender_denial_odds,
-    matched_pair_test,
+    matched_pair_columns,
     pair_rows,
-    pricing_disparity,
+    pricing_columns,
 )
 from reasoner.lending.proxies.groups import (
     PROXIED_COLUMNS,
@@ -212,13 +213,22 @@ def audit_tables(
         found = similar_pair_rows_of(paired, specs, scaling)
         counts = {comparison.name: part.counts for comparison, part in zip(config.comparisons, found, strict=True)}
         pairs, first, second = _searched_pairs(frame, config.comparisons, found, tolerance)
+        # Each comparison's pairs are one run of the table, in the comparisons' order: slices, not a grouping.
+        ends = np.cumsum([part.reference_rows.size for part in found])
+        per_comparison = {
+            comparison.name: pairs.iloc[end - part.reference_rows.size : end]
+            for comparison, part, end in zip(config.comparisons, found, ends, strict=True)
+        }
     else:
         if pairs is None:
             pairs = pd.DataFrame(columns=list(PAIR_COLUMNS[:-2]))
         pairs, first, second = _with_pair_columns(pairs, frame, tolerance)
-    per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
+        per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
 
-    odds, matched, pricing, outliers = [], [], [], []
+    odds: list[tuple[pd.DataFrame, Comparison]] = []
+    matched: list[tuple[Columns, Comparison]] = []
+    pricing: list[tuple[Columns, Comparison]] = []
+    outliers: list[tuple[Columns, Comparison]] = []
     # The text columns the pair tests read, as Python strings ('' for missing) and the lenders' codes, once for
     # every comparison (not converted and searched for missing values again per test).
     decided = PairTexts.of(
@@ -256,13 +266,13 @@ def audit_tables(
         )
         matched.append(
             (
-                matched_pair_test(found_pairs, decided, denial_probability=denial_probability, rows=rows),
+                matched_pair_columns(found_pairs, decided, denial_probability=denial_probability, rows=rows),
                 comparison,
             )
         )
         pricing.append(
             (
-                pricing_disparity(
+                pricing_columns(
                     weighted,
                     column,
                     reference,
@@ -277,7 +287,7 @@ def audit_tables(
         )
         outliers.append(
             (
-                cluster_outliers(
+                cluster_outlier_columns(
                     decided,
                     found_pairs,
                     min_neighbours=config.outlier_min_neighbours,
@@ -291,9 +301,9 @@ def audit_tables(
     treatment = [comparison.name for comparison in config.comparisons if comparison.theory == "treatment"]
     denial_odds = with_evidence(denial_odds, "log_odds_ratio", math.log(config.alternative_odds_ratio), treatment)
     denial_odds = with_effects(with_power(denial_odds))
-    matched_pairs = _with_holm(_sorted(_tagged(matched), ["lei", "comparison"]))
+    matched_pairs = _with_holm(_joined(matched, ["lei", "comparison"]))
     pricing_table = with_evidence(
-        _with_holm(_sorted(_tagged(pricing), ["lei", "comparison", "group"])),
+        _with_holm(_joined(pricing, ["lei", "comparison", "group"])),
         "adjusted_gap",
         config.alternative_pricing_gap,
         treatment,
@@ -311,7 +321,7 @@ def audit_tables(
         matched_pairs=matched_pairs,
         pricing=pricing_table,
         redlining=register_redlining(frame, config) if redlining is None else redlining.reset_index(drop=True),
-        outliers=_sorted(_tagged(outliers), ["lei", "comparison", "application_id"]),
+        outliers=_joined(outliers, ["lei", "comparison", "application_id"]),
         interactions=interaction_tests(
             frame,
             covariates=config.denial_model,
@@ -563,6 +573,25 @@ def _tagged(parts: list[tuple[pd.DataFrame, Comparison]]) -> pd.DataFrame:
     column = pd.Series(np.repeat(names, [len(table) for table, _ in parts]), dtype="str")
     joined.insert(1 if "lei" in joined.columns[:1] else 0, "comparison", column)
     return joined
+
+
+def _joined(parts: list[tuple[Columns, Comparison]], keys: list[str]) -> pd.DataFrame:
+    """``_sorted(_tagged(...), keys)`` of the comparisons' tables given as arrays (``statistics.Columns``):
+    joined and sorted as arrays, one frame built (not a frame per comparison, joined, tagged and sorted)."""
+    if not parts:
+        return _sorted(_tagged([]), keys)
+    names = list(parts[0][0].values)
+    joined = {name: np.concatenate([part.values[name] for part, _ in parts]) for name in names}
+    sizes = [len(part.values[names[0]]) for part, _ in parts]
+    comparison = np.repeat(np.array([comparison.name for _, comparison in parts], dtype=object), sizes)
+    items = list(joined.items())
+    items.insert(1 if names[:1] == ["lei"] else 0, ("comparison", comparison))
+    table = Columns(dict(items), parts[0][0].texts | {"comparison"})
+    columns = [table.values[key] for key in keys]
+    if not all(type(value) is str for column in columns for value in column):  # missing: sorted by pandas
+        return _sorted(table.frame(), keys)
+    order = np.lexsort(columns[::-1])  # a stable sort by the keys: texts compare by code point, as in pandas
+    return Columns({name: values[order] for name, values in table.values.items()}, table.texts).frame()
 
 
 def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
