@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from reasoner.check import CheckedFormula, CheckedProgram, Predicate
 from reasoner.constants import ConstantValue
 from reasoner.errors import EvidenceError, LimitError, Option
-from reasoner.evidence import Evidence, arrow_text, is_text
+from reasoner.evidence import Evidence, arrow_text, codes_of, is_coded, is_text
 from reasoner.intern import Collection, ConstantTable, intern_columns
 from reasoner.limits import MAX_CLAUSE_FILTERS, MAX_KEY, Limits
 from reasoner.normalize import Cmp, Const, Junction, Lit, Node, Truth, Var, leaves, normalize, to_clauses
@@ -456,6 +456,8 @@ class _Columns:
 
 
 def _kind(column: pd.Series) -> str:
+    if is_coded(column):  # codes of one dictionary (``evidence._encode_texts``): grouped by that dictionary
+        return f"coded {id(column.dtype.categories)}"
     if column.dtype.kind in "iuf":
         return str(column.dtype)
     return "text" if is_text(column) else "object"
@@ -463,6 +465,13 @@ def _kind(column: pd.Series) -> str:
 
 def _factorize(columns: list[pd.Series], kind: str) -> tuple[np.ndarray, pd.Series | pa.Array | np.ndarray]:
     """Codes of the columns' values, concatenated, into their distinct values."""
+    if kind.startswith("coded"):  # codes already: only the dictionary's entries they use, renumbered
+        codes = np.concatenate([codes_of(column) for column in columns]) if len(columns) > 1 else codes_of(columns[0])
+        dictionary = columns[0].dtype.categories
+        used = np.zeros(len(dictionary), dtype=bool)
+        used[codes] = True
+        position = np.cumsum(used, dtype=np.int64) - 1
+        return position[codes], arrow_text(pd.Series(dictionary)).take(pa.array(np.flatnonzero(used)))
     if kind == "text":
         chunks = [arrow_text(column) for column in columns]
         encoded = pc.dictionary_encode(pa.concat_arrays(chunks))
