@@ -54,10 +54,18 @@ class PredicateIndex:
     evidence_keys: np.ndarray  # sorted
     evidence_truth: np.ndarray  # bool, aligned with evidence_keys
     evidence_rows: np.ndarray  # index into the relation frame, aligned
+    _made: dict[str, list[np.ndarray]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def num_atoms(self) -> int:
         return math.prod(self.sizes)
+
+    def evidence_args(self, constants: ConstantTable) -> list[np.ndarray]:
+        """``args`` of the evidence keys, made once (grounding reads them for many clauses)."""
+        found = self._made.get("args")
+        if found is None:
+            found = self._made["args"] = self.args(constants, self.evidence_keys)
+        return found
 
     def keys(self, constants: ConstantTable, columns: list[np.ndarray]) -> np.ndarray:
         key = np.zeros(len(columns[0]) if columns else 1, dtype=np.int64)
@@ -543,7 +551,10 @@ def _predicate_indexes(
             keys = np.zeros(len(frame), dtype=np.int64)
             for position, (type_name, stride) in enumerate(zip(predicate.types, index.strides, strict=True)):
                 keys += columns.column_local(constants, type_name, (name, position)).astype(np.int64) * stride
-            order = np.argsort(keys, kind="stable")
+            if len(keys) < 2 or bool((keys[1:] > keys[:-1]).all()):  # in key order already (derived relations)
+                order = np.arange(len(keys), dtype=np.int64)
+            else:
+                order = np.argsort(keys, kind="stable")
             index = PredicateIndex(
                 predicate,
                 index.sizes,
@@ -620,7 +631,7 @@ class _Relations:
             ids = self._constants.domains.get(subject, np.empty(0, dtype=np.int64))
             return pa.table({"c": pa.array(np.asarray(ids, dtype=np.int64))})
         index = self._predicates[subject]
-        args = index.args(self._constants, index.evidence_keys)
+        args = index.evidence_args(self._constants)
         columns = {f"a{i}": pa.array(np.asarray(column, dtype=np.int64)) for i, column in enumerate(args)}
         columns["truth"] = pa.array(np.asarray(index.evidence_truth, dtype=bool))
         return pa.table(columns)
@@ -762,7 +773,7 @@ def _true_atoms(leaf: Lit, predicates: dict[str, PredicateIndex], constants: Con
     (its constants, and a variable it repeats)."""
     index = predicates[leaf.predicate]
     take = index.evidence_truth.copy()
-    args = index.args(constants, index.evidence_keys)
+    args = index.evidence_args(constants)
     bound: dict[int, np.ndarray] = {}
     for arg, ids in zip(leaf.args, args, strict=True):
         if isinstance(arg, Const):
