@@ -488,13 +488,16 @@ def _encode_texts(program: CheckedProgram, loaded: dict[str, _Bound]) -> None:
     dictionary = together.dictionary.take(pa.array(order))
     dtype = pd.CategoricalDtype(pd.Index(pd.Series(dictionary, dtype="str")))
     width = np.int32 if len(order) < 2**31 else np.int64
-    remap = rank[np.asarray(together.indices, dtype=np.int64)]
+    remap = rank.astype(width)[np.asarray(together.indices, dtype=np.int64)]
     start = 0
     for (table, name), part in zip(wanted, encoded, strict=True):
         ranks = remap[start : start + len(part.dictionary)]
         start += len(part.dictionary)
-        indices = np.asarray(part.indices.fill_null(-1), dtype=np.int64)
-        codes = np.where(indices >= 0, ranks[np.maximum(indices, 0)], -1).astype(width)
+        if part.indices.null_count:  # a missing value: code -1 (no binding keeps its row)
+            ranks = np.append(ranks, np.array([-1], dtype=width))
+            codes = ranks[np.asarray(part.indices.fill_null(len(ranks) - 1), dtype=np.int64)]
+        else:
+            codes = ranks[part.indices.to_numpy()]
         loaded[table].codes[name] = (codes, dtype)
 
 
@@ -772,7 +775,14 @@ def distinct_by_codes(frame: pd.DataFrame, keys: list[str]) -> bool:
             return False  # a missing value
         combined = combined * size + codes
         space, used = space * size, True
-    return used and len(pd.unique(combined)) == len(combined)
+    if not used:
+        return False
+    if len(combined) < 2 or bool((combined[1:] > combined[:-1]).all()):  # in order already
+        return True
+    if len(combined) > 1 << 19:  # a sort is faster than a hash table this large
+        ordered = np.sort(combined)
+        return bool((ordered[1:] != ordered[:-1]).all())
+    return len(pd.unique(combined)) == len(combined)
 
 
 _FEW_ROWS = 2048  # up to this many rows, a relation's atoms are checked for repeats as Python tuples

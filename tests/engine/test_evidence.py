@@ -107,3 +107,13 @@ def test_bound_text_is_coded_in_one_dictionary_and_compared_by_code(tmp_path: Pa
     assert distinct_by_codes(p, ["a0", "a1"]) and distinct_by_codes(p, ["a0"])
     repeated = pd.concat([p, p.iloc[:1]], ignore_index=True)
     assert is_coded(repeated["a0"]) and not distinct_by_codes(repeated, ["a0", "a1"])
+
+
+def test_a_missing_text_argument_skips_its_row_and_codes_the_rest(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.mln"
+    rules.write_text("P(t)\nQ(t)\nbind P(x) from people\n1 P(x) => Q(x)\n", encoding="utf-8")
+    people = pd.DataFrame({"x": pd.Series(["b", None, "a", "b"], dtype="str")})
+    evidence = load_evidence(check([rules]), [], {"people": MemoryTable(people, "people", "")})
+    frame = evidence.relations["P"].frame
+    assert is_coded(frame["a0"]) and frame["a0"].tolist() == ["b", "a"] and frame["row"].tolist() == [1, 3]
+    assert list(frame["a0"].dtype.categories) == ["a", "b"] and list(evidence.skipped.values()) == [1]
