@@ -93,7 +93,7 @@ def test_exact_marginals_match_brute_force(program: Program, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-@settings(COMMON, max_examples=25)
+@settings(COMMON, max_examples=25, derandomize=True)  # statistical: fixed examples, no flaky CI
 @given(program=programs())
 def test_mcsat_marginals_are_close_to_brute_force(program: Program, tmp_path: Path) -> None:
     result = run_program(program, tmp_path, method="mcsat", samples=2000, burn_in=50, seed=3)
