@@ -16,7 +16,18 @@ import pyarrow.compute as pc
 
 from reasoner.check import CheckedProgram
 from reasoner.errors import LimitError
-from reasoner.evidence import Relation, Source, as_objects, concat_relations, file_sha256, is_text, isin
+from reasoner.evidence import (
+    Relation,
+    Source,
+    as_objects,
+    codes_of,
+    concat_relations,
+    distinct_by_codes,
+    file_sha256,
+    is_coded,
+    is_text,
+    isin,
+)
 from reasoner.limits import MAX_DERIVED_ROWS
 from reasoner.syntax import Comparison, Constant, DerivedRule, Literal, Term, Variable
 
@@ -99,6 +110,11 @@ def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     rows are distinct in ``keys`` (no ties), so any sort gives the same order: typed columns
     (numbers by value, text by code point, which is the order of its UTF-8 bytes) are sorted by
     Arrow, many times faster than pandas' sort for several keys; other columns by their keys."""
+    if len(frame) > 1 and all(frame[key].dtype.kind in "iuf" or is_coded(frame[key]) for key in keys):
+        # Codes into a dictionary sorted by code point sort as their text; numbers by value.
+        columns = [codes_of(frame[key]) if is_coded(frame[key]) else frame[key].to_numpy() for key in keys]
+        order = np.lexsort(columns[::-1])
+        return frame.take(order).reset_index(drop=True)
     if len(frame) > 1 and all(frame[key].dtype.kind in "iuf" or is_text(frame[key]) for key in keys):
         table = pa.table({key: pa.array(frame[key]) for key in keys})
         order = pc.sort_indices(table, sort_keys=[(key, "ascending") for key in keys]).to_numpy()
@@ -112,6 +128,8 @@ def _sort_key(column: pd.Series) -> pd.Series:
 
     if column.dtype.kind in "iuf" or is_text(column):  # typed: numbers by value, text by code point
         return column
+    if is_coded(column):
+        return pd.Series(codes_of(column), index=column.index)  # the dictionary is in code point order
     if pd.api.types.infer_dtype(column, skipna=False) == "string":
         return column
     return column.map(order_key)
@@ -150,7 +168,10 @@ def _atom_frame(atom_args: tuple[Term, ...], facts: pd.DataFrame) -> pd.DataFram
         if isinstance(term, Constant):
             mask &= (facts[column] == term.value).to_numpy(dtype=bool)
         elif term.name in seen:
-            mask &= (facts[column] == facts[seen[term.name]]).to_numpy(dtype=bool)
+            left, right = facts[column], facts[seen[term.name]]
+            if left.dtype != right.dtype:  # categoricals compare only within one dictionary
+                left, right = as_objects(left), as_objects(right)
+            mask &= (left == right).to_numpy(dtype=bool)
         else:
             seen[term.name] = column
             columns[column] = term.name
@@ -220,6 +241,8 @@ def _evaluate(rule: DerivedRule, tables: dict[str, pd.DataFrame]) -> pd.DataFram
     for column in out.columns:
         if out[column].dtype == object or out[column].dtype.kind == "b":
             out[column] = as_objects(out[column])  # a constant of the rule in every row, or Python values
+    if len(out.columns) and distinct_by_codes(out, list(out.columns)):
+        return out.reset_index(drop=True)
     return out.drop_duplicates().reset_index(drop=True)
 
 
@@ -255,6 +278,8 @@ def _values(frame: pd.DataFrame, term: Term) -> pd.Series | object:
 
 def _numbers(values: pd.Series | object) -> np.ndarray | float:
     if isinstance(values, pd.Series):
+        if is_coded(values):
+            values = as_objects(values)
         numbers: np.ndarray = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         return numbers
     found = pd.to_numeric(pd.Series([values], dtype=object), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -263,6 +288,8 @@ def _numbers(values: pd.Series | object) -> np.ndarray | float:
 
 def _compare(frame: pd.DataFrame, comparison: Comparison) -> np.ndarray:
     left, right = _values(frame, comparison.left), _values(frame, comparison.right)
+    if isinstance(left, pd.Series) and isinstance(right, pd.Series) and left.dtype != right.dtype:
+        left, right = as_objects(left), as_objects(right)  # categoricals compare only within one dictionary
     if comparison.op in ("=", "!="):
         if not isinstance(left, pd.Series) and not isinstance(right, pd.Series):
             same = np.full(len(frame), left == right, dtype=bool)

@@ -333,6 +333,8 @@ def load_evidence(
             else:
                 loaded[binding.table] = (len(sources), _Bound(read_table(given), str(given)))
                 sources.append(Source(str(given), "table", file_sha256(given)))
+    _encode_texts(program, {name: bound for name, (_index, bound) in loaded.items()})
+    for binding in program.bindings:
         index, bound = loaded[binding.table]
         frame, missing = _bind(binding, bound, program, index)
         if missing:
@@ -384,12 +386,14 @@ def _resolve_tables(
 
 class _Bound:
     """What the bindings of one table share: condition masks and missing-value masks, worked
-    out once per table rather than once per binding (a table is often bound many times)."""
+    out once per table rather than once per binding (a table is often bound many times), and
+    the codes of its bound text columns in the shared dictionary (``_encode_texts``)."""
 
     def __init__(self, table: pd.DataFrame, path: str) -> None:
         self.table, self.path = table, path
         self.rows = pd.Series(np.arange(1, len(table) + 1, dtype=np.int64))
         self._masks: dict[object, np.ndarray] = {}
+        self.codes: dict[str, tuple[np.ndarray, pd.CategoricalDtype]] = {}  # text column → codes (-1: missing)
 
     def condition(self, condition: Condition, binding: Binding) -> np.ndarray:
         found = self._masks.get(condition)
@@ -430,10 +434,23 @@ def _bind(binding: Binding, bound: _Bound, program: CheckedProgram, source: int)
     missing = int(mask.sum() - present.sum())
     keep = np.flatnonzero(present)
     whole = len(keep) == len(bound.table)
-    columns: dict[str, object] = {
-        f"a{i}": typed_constants(values[i] if whole else pd.Series(values[i].array.take(keep), copy=False))
-        for i in range(arity)
-    }
+    columns: dict[str, object] = {}
+    for i in range(arity):
+        column = binding.columns[i]
+        coded = (
+            bound.codes.get(str(column.name))
+            if column.name is not None and column.constant is None and probabilities is None
+            else None
+        )
+        if coded is not None:  # text: its codes in the shared dictionary
+            codes, dtype = coded
+            columns[f"a{i}"] = pd.Series(
+                pd.Categorical.from_codes(codes if whole else codes[keep], dtype=dtype, validate=False), copy=False
+            )
+        else:
+            columns[f"a{i}"] = typed_constants(
+                values[i] if whole else pd.Series(values[i].array.take(keep), copy=False)
+            )
     if probabilities is not None:
         columns["probability"] = _probabilities(binding, bound, program, probabilities, keep)
     else:
@@ -441,6 +458,47 @@ def _bind(binding: Binding, bound: _Bound, program: CheckedProgram, source: int)
     columns["source"] = np.full(len(keep), source, dtype=np.int32)
     columns["row"] = keep + 1
     return pd.DataFrame(columns, copy=False), missing
+
+
+def _encode_texts(program: CheckedProgram, loaded: dict[str, _Bound]) -> None:
+    """Give every text column that a binding (not one of soft evidence) binds as an argument its
+    codes in one dictionary of the strings of all such columns, sorted by code point (``_Bound.codes``).
+
+    The bound relations then hold these columns as categoricals of the one dictionary: repeats,
+    the derived rules' joins and sorts, and grounding's interning compare the codes (integers)
+    instead of hashing the text again at each step. Each column's text is hashed once here."""
+    wanted: dict[tuple[str, str], pd.Series] = {}
+    for binding in program.bindings:
+        if binding.probability is not None:
+            continue
+        bound = loaded[binding.table]
+        for column in binding.columns:
+            if column.constant is not None or column.name is None or (binding.table, str(column.name)) in wanted:
+                continue
+            values = bound.table.get(str(column.name))
+            if isinstance(values, pd.Series) and is_text(values):
+                wanted[(binding.table, str(column.name))] = values
+    if not wanted:
+        return
+    encoded = [pc.dictionary_encode(arrow_text(values)) for values in wanted.values()]
+    together = pc.dictionary_encode(pa.concat_arrays([part.dictionary for part in encoded]))
+    order = np.asarray(pc.array_sort_indices(together.dictionary), dtype=np.int64)  # code point order
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    dictionary = together.dictionary.take(pa.array(order))
+    dtype = pd.CategoricalDtype(pd.Index(pd.Series(dictionary, dtype="str")))
+    width = np.int32 if len(order) < 2**31 else np.int64
+    remap = rank.astype(width)[np.asarray(together.indices, dtype=np.int64)]
+    start = 0
+    for (table, name), part in zip(wanted, encoded, strict=True):
+        ranks = remap[start : start + len(part.dictionary)]
+        start += len(part.dictionary)
+        if part.indices.null_count:  # a missing value: code -1 (no binding keeps its row)
+            ranks = np.append(ranks, np.array([-1], dtype=width))
+            codes = ranks[np.asarray(part.indices.fill_null(len(ranks) - 1), dtype=np.int64)]
+        else:
+            codes = ranks[part.indices.to_numpy()]
+        loaded[table].codes[name] = (codes, dtype)
 
 
 def _probabilities(
@@ -605,6 +663,18 @@ def is_text(values: pd.Series) -> bool:
     return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
 
 
+def is_coded(values: pd.Series) -> bool:
+    """Whether a column is text held as codes into a dictionary of text (a categorical of ``str``
+    categories: the bound text columns, ``_encode_texts``)."""
+    dtype = values.dtype
+    return isinstance(dtype, pd.CategoricalDtype) and isinstance(dtype.categories.dtype, pd.StringDtype)
+
+
+def codes_of(values: pd.Series) -> np.ndarray:
+    """The codes of a coded column (``is_coded``) as int64."""
+    return np.asarray(values.array.codes, dtype=np.int64)
+
+
 def arrow_text(values: pd.Series) -> pa.Array:
     """A text column as one Arrow ``large_string`` array (no copy when it is one already)."""
     array = pa.array(values)
@@ -626,6 +696,12 @@ def isin(values: pd.Series, among: pd.Series) -> np.ndarray:
     if is_text(values) and is_text(among):
         found = pc.is_in(arrow_text(values), value_set=arrow_text(among).unique())
         return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+    if is_coded(values) and is_coded(among) and values.dtype == among.dtype:  # one dictionary: by code
+        present = np.zeros(len(values.dtype.categories) + 1, dtype=bool)
+        present[codes_of(among)] = True  # a missing value (-1) marks the last place, which no code reads
+        present[-1] = False
+        found_codes: np.ndarray = present[codes_of(values)]
+        return found_codes
     if values.dtype != among.dtype:
         values, among = as_objects(values), as_objects(among)
     return np.asarray(values.isin(among).to_numpy(dtype=bool))
@@ -648,6 +724,8 @@ def _deduplicate(name: str, frame: pd.DataFrame, arity: int, sources: list[Sourc
     keys = [f"a{i}" for i in range(arity)]
     if len(frame) <= 1:
         return frame  # nothing to repeat
+    if keys and distinct_by_codes(frame, keys):
+        return frame  # distinct in its coded columns alone: no repeat, no conflict
     if keys and len(frame) <= _FEW_ROWS and all(_kind_of_values(frame[key]) for key in keys):
         atoms = list(zip(*(frame[key].tolist() for key in keys), strict=True))
         if len(set(atoms)) == len(atoms):  # distinct (the usual case): no pandas hashing of a few rows
@@ -679,13 +757,41 @@ def _deduplicate(name: str, frame: pd.DataFrame, arity: int, sources: list[Sourc
     return frame[~repeated].reset_index(drop=True)
 
 
+def distinct_by_codes(frame: pd.DataFrame, keys: list[str]) -> bool:
+    """Whether the rows are distinct already in the coded columns (``is_coded``) among ``keys``,
+    and so in all of ``keys``: the codes as one integer (mixed radix) hashed once. False when no
+    column is coded, or the codes may not be so combined (then nothing is known)."""
+    combined = np.zeros(len(frame), dtype=np.int64)
+    space, used = 1, False
+    for key in keys:
+        column = frame[key]
+        if not is_coded(column):
+            continue
+        size = len(column.dtype.categories)
+        if space * size >= 2**62:
+            break
+        codes = codes_of(column)
+        if len(codes) and int(codes.min()) < 0:
+            return False  # a missing value
+        combined = combined * size + codes
+        space, used = space * size, True
+    if not used:
+        return False
+    if len(combined) < 2 or bool((combined[1:] > combined[:-1]).all()):  # in order already
+        return True
+    if len(combined) > 1 << 19:  # a sort is faster than a hash table this large
+        ordered = np.sort(combined)
+        return bool((ordered[1:] != ordered[:-1]).all())
+    return len(pd.unique(combined)) == len(combined)
+
+
 _FEW_ROWS = 2048  # up to this many rows, a relation's atoms are checked for repeats as Python tuples
 
 
 def _kind_of_values(values: pd.Series) -> bool:
     """Whether a column's Python values (``tolist``) are equal exactly when pandas finds them equal:
     integers, text and floats without NaN (an argument column never has a missing value)."""
-    if values.dtype.kind in "iu" or is_text(values):
+    if values.dtype.kind in "iu" or is_text(values) or is_coded(values):
         return True
     return values.dtype.kind == "f" and not bool(np.isnan(values.to_numpy()).any())
 
@@ -777,7 +883,13 @@ def with_soft_evidence(program: CheckedProgram, evidence: Evidence) -> tuple[Che
         keys = [f"a{i}" for i in range(arity)]
         hard = evidence.relations.get(name)
         if hard is not None and len(hard.frame) and keys:
-            both = frame.reset_index().merge(hard.frame.reset_index(), on=keys, suffixes=("", "_hard"))
+            hard_frame = hard.frame.assign(
+                **{key: as_objects(hard.frame[key]) for key in keys if hard.frame[key].dtype != frame[key].dtype}
+            )
+            soft_frame = frame.assign(
+                **{key: as_objects(frame[key]) for key in keys if hard.frame[key].dtype != frame[key].dtype}
+            )
+            both = soft_frame.reset_index().merge(hard_frame.reset_index(), on=keys, suffixes=("", "_hard"))
             if len(both):
                 first = both.iloc[0]
                 soft_place = _where(list(evidence.sources), frame, int(first["index"]))

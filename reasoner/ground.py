@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from reasoner.check import CheckedFormula, CheckedProgram, Predicate
 from reasoner.constants import ConstantValue
 from reasoner.errors import EvidenceError, LimitError, Option
-from reasoner.evidence import Evidence, arrow_text, is_text
+from reasoner.evidence import Evidence, arrow_text, codes_of, is_coded, is_text
 from reasoner.intern import Collection, ConstantTable, intern_columns
 from reasoner.limits import MAX_CLAUSE_FILTERS, MAX_KEY, Limits
 from reasoner.normalize import Cmp, Const, Junction, Lit, Node, Truth, Var, leaves, normalize, to_clauses
@@ -54,10 +54,18 @@ class PredicateIndex:
     evidence_keys: np.ndarray  # sorted
     evidence_truth: np.ndarray  # bool, aligned with evidence_keys
     evidence_rows: np.ndarray  # index into the relation frame, aligned
+    _made: dict[str, list[np.ndarray]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def num_atoms(self) -> int:
         return math.prod(self.sizes)
+
+    def evidence_args(self, constants: ConstantTable) -> list[np.ndarray]:
+        """``args`` of the evidence keys, made once (grounding reads them for many clauses)."""
+        found = self._made.get("args")
+        if found is None:
+            found = self._made["args"] = self.args(constants, self.evidence_keys)
+        return found
 
     def keys(self, constants: ConstantTable, columns: list[np.ndarray]) -> np.ndarray:
         key = np.zeros(len(columns[0]) if columns else 1, dtype=np.int64)
@@ -456,6 +464,8 @@ class _Columns:
 
 
 def _kind(column: pd.Series) -> str:
+    if is_coded(column):  # codes of one dictionary (``evidence._encode_texts``): grouped by that dictionary
+        return f"coded {id(column.dtype.categories)}"
     if column.dtype.kind in "iuf":
         return str(column.dtype)
     return "text" if is_text(column) else "object"
@@ -463,6 +473,13 @@ def _kind(column: pd.Series) -> str:
 
 def _factorize(columns: list[pd.Series], kind: str) -> tuple[np.ndarray, pd.Series | pa.Array | np.ndarray]:
     """Codes of the columns' values, concatenated, into their distinct values."""
+    if kind.startswith("coded"):  # codes already: only the dictionary's entries they use, renumbered
+        codes = np.concatenate([codes_of(column) for column in columns]) if len(columns) > 1 else codes_of(columns[0])
+        dictionary = columns[0].dtype.categories
+        used = np.zeros(len(dictionary), dtype=bool)
+        used[codes] = True
+        position = np.cumsum(used, dtype=np.int64) - 1
+        return position[codes], arrow_text(pd.Series(dictionary)).take(pa.array(np.flatnonzero(used)))
     if kind == "text":
         chunks = [arrow_text(column) for column in columns]
         encoded = pc.dictionary_encode(pa.concat_arrays(chunks))
@@ -534,7 +551,10 @@ def _predicate_indexes(
             keys = np.zeros(len(frame), dtype=np.int64)
             for position, (type_name, stride) in enumerate(zip(predicate.types, index.strides, strict=True)):
                 keys += columns.column_local(constants, type_name, (name, position)).astype(np.int64) * stride
-            order = np.argsort(keys, kind="stable")
+            if len(keys) < 2 or bool((keys[1:] > keys[:-1]).all()):  # in key order already (derived relations)
+                order = np.arange(len(keys), dtype=np.int64)
+            else:
+                order = np.argsort(keys, kind="stable")
             index = PredicateIndex(
                 predicate,
                 index.sizes,
@@ -611,7 +631,7 @@ class _Relations:
             ids = self._constants.domains.get(subject, np.empty(0, dtype=np.int64))
             return pa.table({"c": pa.array(np.asarray(ids, dtype=np.int64))})
         index = self._predicates[subject]
-        args = index.args(self._constants, index.evidence_keys)
+        args = index.evidence_args(self._constants)
         columns = {f"a{i}": pa.array(np.asarray(column, dtype=np.int64)) for i, column in enumerate(args)}
         columns["truth"] = pa.array(np.asarray(index.evidence_truth, dtype=bool))
         return pa.table(columns)
@@ -753,7 +773,7 @@ def _true_atoms(leaf: Lit, predicates: dict[str, PredicateIndex], constants: Con
     (its constants, and a variable it repeats)."""
     index = predicates[leaf.predicate]
     take = index.evidence_truth.copy()
-    args = index.args(constants, index.evidence_keys)
+    args = index.evidence_args(constants)
     bound: dict[int, np.ndarray] = {}
     for arg, ids in zip(leaf.args, args, strict=True):
         if isinstance(arg, Const):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from reasoner.errors import EvidenceError
-from reasoner.evidence import MemoryTable, load_evidence
+from reasoner.evidence import MemoryTable, distinct_by_codes, is_coded, isin, load_evidence
 from reasoner.pipeline import check
 
 
@@ -85,3 +85,35 @@ def test_an_atom_bound_twice_is_kept_once_with_its_first_source(tmp_path: Path, 
     labels = [evidence.sources[source].path for source in frame["source"]]
     assert labels == ["first"] * rows + ["second"]
     assert frame["row"].tolist() == [*range(1, rows + 1), 1]
+
+
+def test_bound_text_is_coded_in_one_dictionary_and_compared_by_code(tmp_path: Path) -> None:
+    # Every bound text column (of any table) holds codes into one dictionary sorted by code point;
+    # membership and distinctness read the codes and agree with the values.
+    rules = tmp_path / "rules.mln"
+    rules.write_text(
+        "P(t, u)\nQ(t)\nbind P(x, y) from first\nbind Q(x) from second\n1 P(x, y) => Q(x)\n", encoding="utf-8"
+    )
+    first = pd.DataFrame({"x": pd.Series(["b", "é", "a", "b"], dtype="str"), "y": pd.Series(list("wxyw"), dtype="str")})
+    second = pd.DataFrame({"x": pd.Series(["é", "z", "a"], dtype="str")})
+    tables = {"first": MemoryTable(first, "first", ""), "second": MemoryTable(second, "second", "")}
+    evidence = load_evidence(check([rules]), [], tables)
+    p, q = evidence.relations["P"].frame, evidence.relations["Q"].frame
+    assert is_coded(p["a0"]) and is_coded(p["a1"]) and p["a0"].dtype == q["a0"].dtype
+    assert list(q["a0"].dtype.categories) == sorted({"b", "é", "a", "w", "x", "y", "z"})
+    assert p["a0"].tolist() == ["b", "é", "a"] and p["a1"].tolist() == ["w", "x", "y"]  # the repeat dropped
+    assert isin(p["a0"], q["a0"]).tolist() == [False, True, True]
+    assert isin(q["a0"], p["a0"]).tolist() == [True, False, True]
+    assert distinct_by_codes(p, ["a0", "a1"]) and distinct_by_codes(p, ["a0"])
+    repeated = pd.concat([p, p.iloc[:1]], ignore_index=True)
+    assert is_coded(repeated["a0"]) and not distinct_by_codes(repeated, ["a0", "a1"])
+
+
+def test_a_missing_text_argument_skips_its_row_and_codes_the_rest(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.mln"
+    rules.write_text("P(t)\nQ(t)\nbind P(x) from people\n1 P(x) => Q(x)\n", encoding="utf-8")
+    people = pd.DataFrame({"x": pd.Series(["b", None, "a", "b"], dtype="str")})
+    evidence = load_evidence(check([rules]), [], {"people": MemoryTable(people, "people", "")})
+    frame = evidence.relations["P"].frame
+    assert is_coded(frame["a0"]) and frame["a0"].tolist() == ["b", "a"] and frame["row"].tolist() == [1, 3]
+    assert list(frame["a0"].dtype.categories) == ["a", "b"] and list(evidence.skipped.values()) == [1]
