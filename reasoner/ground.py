@@ -170,7 +170,7 @@ class GroundNetwork:
     program: CheckedProgram
     evidence: Evidence
     constants: ConstantTable
-    predicates: dict[str, PredicateIndex]
+    predicates: Mapping[str, PredicateIndex]  # each built when first asked for (``_PredicateIndexes``)
     atoms: AtomTable
     blocks: tuple[GroundBlock, ...]
     stats: GroundStats = field(default_factory=GroundStats)
@@ -255,7 +255,7 @@ def ground(
     started = time.perf_counter()
     columns = _Columns(program, evidence)
     constants = _constant_table(program, columns)
-    predicates = _predicate_indexes(program, evidence, constants, columns)
+    predicates = _PredicateIndexes(program, evidence, constants, columns)
     connection = _Relations(predicates, constants, limits.memory_limit)
     atom_states: dict[str, np.ndarray] = {}  # every atom's evidence state, per predicate (``_evidence_state``)
     try:
@@ -527,44 +527,70 @@ class _DomainValues(Mapping[str, list[ConstantValue]]):
         return len(self._constants.domains)
 
 
-def _predicate_indexes(
-    program: CheckedProgram, evidence: Evidence, constants: ConstantTable, columns: _Columns
-) -> dict[str, PredicateIndex]:
-    indexes = {}
-    for name, predicate in program.predicates.items():
-        sizes = tuple(len(constants.domains.get(type_name, ())) for type_name in predicate.types)
-        strides = []
-        stride = 1
-        for size in reversed(sizes):
-            strides.append(stride)
-            stride *= max(size, 1)
-        if stride > MAX_KEY:
-            raise LimitError(
-                f"predicate '{predicate.signature}' has {stride:.3g} possible atoms, more than "
-                f"the {MAX_KEY:.3g} the engine can number; split its types into smaller ones"
-            )
-        relation = evidence.relation(name)
+class _PredicateIndexes(Mapping[str, PredicateIndex]):
+    """Every predicate's ``PredicateIndex``, each built when first asked for.
+
+    Grounding asks for the predicates its formulas read (and their unknown atoms' predicates);
+    a predicate only derived rules read (the audit's ``Comparator``, ``NoStronger`` and
+    ``MatchedApproval``: 97,677 rows keyed and sorted per 100,000 applications) is indexed only
+    if a query, ``reason explain`` or a record asks for it, and then gives the same index. Sizes
+    are checked for all at once, so a predicate with too many atoms is an error of grounding."""
+
+    def __init__(
+        self, program: CheckedProgram, evidence: Evidence, constants: ConstantTable, columns: _Columns
+    ) -> None:
+        self._program, self._evidence, self._constants, self._columns = program, evidence, constants, columns
+        self._built: dict[str, PredicateIndex] = {}
+        self._shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        for name, predicate in program.predicates.items():
+            sizes = tuple(len(constants.domains.get(type_name, ())) for type_name in predicate.types)
+            strides = []
+            stride = 1
+            for size in reversed(sizes):
+                strides.append(stride)
+                stride *= max(size, 1)
+            if stride > MAX_KEY:
+                raise LimitError(
+                    f"predicate '{predicate.signature}' has {stride:.3g} possible atoms, more than "
+                    f"the {MAX_KEY:.3g} the engine can number; split its types into smaller ones"
+                )
+            self._shapes[name] = (sizes, tuple(reversed(strides)))
+
+    def __getitem__(self, name: str) -> PredicateIndex:
+        found = self._built.get(name)
+        if found is None:
+            found = self._built[name] = self._index(name)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._shapes)
+
+    def __len__(self) -> int:
+        return len(self._shapes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._shapes
+
+    def _index(self, name: str) -> PredicateIndex:
+        predicate = self._program.predicates[name]
+        sizes, strides = self._shapes[name]
+        relation = self._evidence.relation(name)
         empty = np.empty(0, dtype=np.int64)
-        index = PredicateIndex(predicate, sizes, tuple(reversed(strides)), empty, np.empty(0, dtype=bool), empty)
-        if relation is not None and len(relation.frame):
-            frame = relation.frame
-            keys = np.zeros(len(frame), dtype=np.int64)
-            for position, (type_name, stride) in enumerate(zip(predicate.types, index.strides, strict=True)):
-                keys += columns.column_local(constants, type_name, (name, position)).astype(np.int64) * stride
-            if len(keys) < 2 or bool((keys[1:] > keys[:-1]).all()):  # in key order already (derived relations)
-                order = np.arange(len(keys), dtype=np.int64)
-            else:
-                order = np.argsort(keys, kind="stable")
-            index = PredicateIndex(
-                predicate,
-                index.sizes,
-                index.strides,
-                keys[order],
-                frame["truth"].to_numpy(dtype=bool)[order],
-                order.astype(np.int64),
-            )
-        indexes[name] = index
-    return indexes
+        if relation is None or not len(relation.frame):
+            return PredicateIndex(predicate, sizes, strides, empty, np.empty(0, dtype=bool), empty)
+        frame = relation.frame
+        keys = np.zeros(len(frame), dtype=np.int64)
+        for position, (type_name, stride) in enumerate(zip(predicate.types, strides, strict=True)):
+            local = self._columns.column_local(self._constants, type_name, (name, position))
+            keys += local.astype(np.int64) * stride
+            self._columns.codes.pop((name, position))  # read once: held no longer than needed
+        if len(keys) < 2 or bool((keys[1:] > keys[:-1]).all()):  # in key order already (derived relations)
+            order = np.arange(len(keys), dtype=np.int64)
+        else:
+            order = np.argsort(keys, kind="stable")
+        return PredicateIndex(
+            predicate, sizes, strides, keys[order], frame["truth"].to_numpy(dtype=bool)[order], order.astype(np.int64)
+        )
 
 
 _THREAD = threading.local()
@@ -589,7 +615,7 @@ class _Relations:
     grounded without SQL (``_scan_clause``)."""
 
     def __init__(
-        self, predicates: dict[str, PredicateIndex], constants: ConstantTable, memory_limit: int | None
+        self, predicates: Mapping[str, PredicateIndex], constants: ConstantTable, memory_limit: int | None
     ) -> None:
         self._predicates, self._constants = predicates, constants
         self._memory_limit = memory_limit
@@ -653,7 +679,7 @@ def _candidates(
     states: dict[str, np.ndarray],
     formula: CheckedFormula,
     tree: Node,
-    predicates: dict[str, PredicateIndex],
+    predicates: Mapping[str, PredicateIndex],
     constants: ConstantTable,
     total: int,
     limit: int,
@@ -710,7 +736,7 @@ def _candidates(
 def _scan_clause(
     clause: list[Lit | Cmp],
     formula: CheckedFormula,
-    predicates: dict[str, PredicateIndex],
+    predicates: Mapping[str, PredicateIndex],
     constants: ConstantTable,
     states: dict[str, np.ndarray],
     limit: int,
@@ -768,7 +794,9 @@ def _scan_clause(
     return rows
 
 
-def _true_atoms(leaf: Lit, predicates: dict[str, PredicateIndex], constants: ConstantTable) -> dict[int, np.ndarray]:
+def _true_atoms(
+    leaf: Lit, predicates: Mapping[str, PredicateIndex], constants: ConstantTable
+) -> dict[int, np.ndarray]:
     """The variables' constants (by slot) of the true evidence atoms matching ``leaf``'s arguments
     (its constants, and a variable it repeats)."""
     index = predicates[leaf.predicate]
@@ -865,7 +893,7 @@ def _too_many(formula: CheckedFormula, count: int, limit: int, at_least: bool = 
 def _clause_query(
     clause: list[Lit | Cmp],
     formula: CheckedFormula,
-    predicates: dict[str, PredicateIndex],
+    predicates: Mapping[str, PredicateIndex],
     constants: ConstantTable,
 ) -> str:
     """SQL for the substitutions under which no literal of the clause is true by evidence."""
@@ -945,7 +973,7 @@ def _comparison_sql(op: str, left: str, right: str, constants: ConstantTable) ->
 def _leaf_states(
     tree: Node,
     substitutions: np.ndarray,
-    predicates: dict[str, PredicateIndex],
+    predicates: Mapping[str, PredicateIndex],
     constants: ConstantTable,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     count = substitutions.shape[0]
@@ -1011,7 +1039,7 @@ def _unique_keys(keys: np.ndarray, space: int) -> np.ndarray:
     return np.unique(keys)
 
 
-def _number_atoms(grounded: list[_Grounding], predicates: dict[str, PredicateIndex]) -> AtomTable:
+def _number_atoms(grounded: list[_Grounding], predicates: Mapping[str, PredicateIndex]) -> AtomTable:
     """Number the unknown atoms of every grounding: by predicate name, then by key."""
     found: dict[str, list[np.ndarray]] = {}
     for grounding in grounded:
