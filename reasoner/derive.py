@@ -27,6 +27,7 @@ from reasoner.evidence import (
     is_coded,
     is_text,
     isin,
+    isin_rows,
 )
 from reasoner.limits import MAX_DERIVED_ROWS
 from reasoner.syntax import Comparison, Constant, DerivedRule, Literal, Term, Variable
@@ -212,6 +213,10 @@ def _evaluate(rule: DerivedRule, tables: dict[str, pd.DataFrame]) -> pd.DataFram
             shared = [name for name in part.columns if name in frame.columns]
             if len(shared) == 1 and len(part.columns) == 1:  # a semi-join: keep the rows whose value it has
                 narrow(isin(frame[shared[0]], part[shared[0]]))
+            elif len(shared) == len(part.columns) and (
+                rows := isin_rows([settled()[name] for name in shared], [part[name] for name in shared])
+            ) is not None:  # a semi-join on several coded columns (``NoStronger(b, a)``): the rows it has
+                narrow(rows)
             else:
                 frame, part = _joinable(settled(), part, shared)
                 frame = frame.merge(part, on=shared, how="inner") if shared else frame.merge(part, how="cross")

@@ -707,6 +707,30 @@ def isin(values: pd.Series, among: pd.Series) -> np.ndarray:
     return np.asarray(values.isin(among).to_numpy(dtype=bool))
 
 
+def isin_rows(values: list[pd.Series], among: list[pd.Series]) -> np.ndarray | None:
+    """Whether each row of the columns ``values`` (side by side) is a row of the columns ``among``,
+    as a bool array, when every pair of columns is coded in one dictionary: each row's codes as
+    one mixed-radix integer, looked up by hashing (a semi-join on several columns without
+    pandas' merge). None when a column is not coded so, or the integer would not fit in 63 bits."""
+    if not values or len(values) != len(among):
+        return None
+    for left, right in zip(values, among, strict=True):
+        if not (is_coded(left) and is_coded(right) and left.dtype == right.dtype):
+            return None
+    radix = len(values[0].dtype.categories) + 1  # code -1 (missing) is digit 0
+    if any(len(column.dtype.categories) + 1 != radix for column in values) or radix ** len(values) >= 2**63:
+        return None
+
+    def keys(columns: list[pd.Series]) -> np.ndarray:
+        key = np.zeros(len(columns[0]), dtype=np.int64)
+        for column in columns:
+            key = key * radix + (codes_of(column) + 1)
+        return key
+
+    # pandas hashes the integers (np.isin sorts both: 5-10 times slower at 10,000 against 50,000)
+    return np.asarray(pd.Series(keys(values), copy=False).isin(keys(among)).to_numpy(), dtype=bool)
+
+
 def concat_relations(frames: list[pd.DataFrame], arity: int) -> pd.DataFrame:
     """Relation frames one after the other; a column whose dtype differs between them as Python
     values (concatenating int64 with float64 would turn integers into floats)."""

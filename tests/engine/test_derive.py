@@ -182,3 +182,28 @@ def test_derived_text_sorts_by_code_point(tmp_path: Path) -> None:
     # text stays columnar: codes into the one dictionary of the bound text, sorted by code point
     assert is_coded(frame["a0"]) and frame["a0"].dtype == evidence.relations["Edge"].frame["a0"].dtype
     assert list(frame["a0"].dtype.categories) == sorted(names)
+
+
+def test_a_semi_join_on_two_coded_columns_gives_the_merge_s_rows(tmp_path: Path) -> None:
+    """``Both(x, y) :- Edge(x, y), Back(y, x)`` joins two coded columns as a semi-join (codes as one
+    integer); from a facts file (not coded) pandas merges: the same rows, in the same order."""
+    program = "Edge(node, node)\nBack(node, node)\nBoth(node, node)\nBoth(x, y) :- Edge(x, y), Back(y, x).\n"
+    rules = tmp_path / "program.mln"
+    rules.write_text(program + "bind Edge(x, y) from edges\nbind Back(x, y) from backs\n", encoding="utf-8")
+    edges = [("a", "b"), ("b", "c"), ("c", "a"), ("a", "c"), ("d", "a")]
+    backs = [("b", "a"), ("a", "c"), ("c", "d"), ("a", "d"), ("e", "e")]
+    tables = {
+        name: MemoryTable.of(pd.DataFrame({"x": [x for x, _ in rows], "y": [y for _, y in rows]}, dtype="str"), name)
+        for name, rows in (("edges", edges), ("backs", backs))
+    }
+    coded = load_evidence(check([rules]), [], tables).relations["Both"].frame
+    facts = tmp_path / "facts.db"
+    listed_facts = [f"{name}({x}, {y})\n" for name, rows in (("Edge", edges), ("Back", backs)) for x, y in rows]
+    facts.write_text("".join(listed_facts), encoding="utf-8")
+    plain_rules = tmp_path / "plain.mln"
+    plain_rules.write_text(program, encoding="utf-8")
+    plain = load_evidence(check([plain_rules]), [facts]).relations["Both"].frame
+    assert is_coded(coded["a0"]) and not is_coded(plain["a0"])
+    listed = list(zip(coded["a0"].tolist(), coded["a1"].tolist(), strict=True))
+    assert listed == list(zip(plain["a0"].tolist(), plain["a1"].tolist(), strict=True))
+    assert listed == [("a", "b"), ("c", "a"), ("d", "a")]

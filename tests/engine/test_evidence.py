@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from reasoner.errors import EvidenceError
-from reasoner.evidence import MemoryTable, distinct_by_codes, is_coded, isin, load_evidence
+from reasoner.evidence import MemoryTable, distinct_by_codes, is_coded, isin, isin_rows, load_evidence
 from reasoner.pipeline import check
 
 
@@ -117,3 +117,30 @@ def test_a_missing_text_argument_skips_its_row_and_codes_the_rest(tmp_path: Path
     frame = evidence.relations["P"].frame
     assert is_coded(frame["a0"]) and frame["a0"].tolist() == ["b", "a"] and frame["row"].tolist() == [1, 3]
     assert list(frame["a0"].dtype.categories) == ["a", "b"] and list(evidence.skipped.values()) == [1]
+
+
+def test_rows_of_coded_columns_are_looked_up_together(tmp_path: Path) -> None:
+    # ``isin_rows`` (several coded columns at once) agrees with membership of the rows' values; a
+    # column that is not coded, or of another dictionary, leaves it to pandas (None).
+    rules = tmp_path / "rules.mln"
+    rules.write_text(
+        "P(t, t)\nR(t, t)\nN(t, n)\nbind P(x, y) from first\nbind R(x, y) from second\nbind N(x, k) from first\n"
+        "1 P(x, y) => R(x, y)\n",
+        encoding="utf-8",
+    )
+    first = pd.DataFrame({"x": pd.Series(list("abcab"), dtype="str"), "y": pd.Series(list("bcaaa"), dtype="str"),
+                          "k": [1, 2, 3, 4, 5]})
+    second = pd.DataFrame({"x": pd.Series(list("acbz"), dtype="str"), "y": pd.Series(list("aabz"), dtype="str")})
+    tables = {"first": MemoryTable(first, "first", ""), "second": MemoryTable(second, "second", "")}
+    evidence = load_evidence(check([rules]), [], tables)
+    p, r = evidence.relations["P"].frame, evidence.relations["R"].frame
+    found = isin_rows([p["a0"], p["a1"]], [r["a0"], r["a1"]])
+    pairs = set(zip(r["a0"].tolist(), r["a1"].tolist(), strict=True))
+    expected = [(x, y) in pairs for x, y in zip(p["a0"].tolist(), p["a1"].tolist(), strict=True)]
+    assert found is not None and found.tolist() == expected and any(expected) and not all(expected)
+    assert isin_rows([p["a1"], p["a0"]], [r["a0"], r["a1"]]).tolist() == [  # type: ignore[union-attr]
+        (y, x) in pairs for x, y in zip(p["a0"].tolist(), p["a1"].tolist(), strict=True)
+    ]
+    numbers = evidence.relations["N"].frame
+    assert isin_rows([p["a0"], numbers["a1"]], [r["a0"], r["a1"]]) is None
+    assert isin_rows([p["a0"]], [pd.Series(p["a0"].tolist(), dtype="category")]) is None
