@@ -255,6 +255,7 @@ def ground(
     started = time.perf_counter()
     columns = _Columns(program, evidence)
     constants = _constant_table(program, columns)
+    columns.uniques.clear()  # interned: the indexes, built on demand, read only codes and ids
     predicates = _PredicateIndexes(program, evidence, constants, columns)
     connection = _Relations(predicates, constants, limits.memory_limit)
     atom_states: dict[str, np.ndarray] = {}  # every atom's evidence state, per predicate (``_evidence_state``)
