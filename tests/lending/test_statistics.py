@@ -877,3 +877,32 @@ def test_tables_joined_as_arrays_are_the_frames_joined_tagged_and_sorted() -> No
     expected = _sorted(_tagged([(table.frame(), comparison) for table, comparison in missing]), keys)
     pd.testing.assert_frame_equal(_joined(missing, keys), expected)
     assert _joined(missing, keys)["lei"].isna().tolist()[-1]
+
+
+def test_denial_odds_joined_as_arrays_are_the_tables_joined_tagged_and_sorted(
+    synthetic: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    """The denial-odds tables of several comparisons as arrays (``lender_denial_odds_columns``, as
+    ``audit_tables`` joins them with ``tables._joined``) give the frame of ``lender_denial_odds``'s
+    tables tagged and sorted: fitted units, units with a reason, covariates not controlled."""
+    from reasoner.lending.config import Comparison
+    from reasoner.lending.evidence.statistics import Prepared, lender_denial_odds_columns
+    from reasoner.lending.evidence.tables import _joined, _sorted, _tagged
+
+    frame, _ = synthetic
+    shared = Prepared(frame)
+    cases = [
+        (Comparison("minority", "group", "White", ("minority",), "treatment"), {}),
+        (Comparison("sex", "sex", "Male", ("Female",), "treatment"), {"min_group": 60}),
+    ]
+    arrays = [
+        (lender_denial_odds_columns(frame, c.column, c.reference, c.compared, prepared=shared, **o), c)
+        for c, o in cases
+    ]
+    frames = [(lender_denial_odds(frame, c.column, c.reference, c.compared, **o), c) for c, o in cases]
+    keys = ["lei", "comparison", "group"]
+    found = _joined(arrays, keys)
+    pd.testing.assert_frame_equal(found, _sorted(_tagged(frames), keys))
+    reasons = found["reason"]
+    assert (reasons == "").sum() > 20 and reasons.str.startswith("fewer than").any()
+    assert all(type(value) is str for value in arrays[0][0].values["reason"])  # sorted as arrays, not by pandas

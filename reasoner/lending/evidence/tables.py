@@ -59,7 +59,7 @@ from reasoner.lending.evidence.statistics import (
     cluster_outlier_columns,
     denial_probabilities,
     holm_adjusted,
-    lender_denial_odds,
+    lender_denial_odds_columns,
     matched_pair_columns,
     pair_rows,
     pricing_columns,
@@ -225,7 +225,7 @@ def audit_tables(
         pairs, first, second = _with_pair_columns(pairs, frame, tolerance)
         per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
 
-    odds: list[tuple[pd.DataFrame, Comparison]] = []
+    odds: list[tuple[Columns, Comparison]] = []
     matched: list[tuple[Columns, Comparison]] = []
     pricing: list[tuple[Columns, Comparison]] = []
     outliers: list[tuple[Columns, Comparison]] = []
@@ -251,7 +251,7 @@ def audit_tables(
         prepared = shared if weighted is frame else shared.sharing(weighted)
         odds.append(
             (
-                lender_denial_odds(
+                lender_denial_odds_columns(
                     weighted,
                     column,
                     reference,
@@ -297,7 +297,7 @@ def audit_tables(
                 comparison,
             )
         )
-    denial_odds = _with_holm(_sorted(_tagged(odds), ["lei", "comparison", "group"]))
+    denial_odds = _with_holm(_joined(odds, ["lei", "comparison", "group"]))
     treatment = [comparison.name for comparison in config.comparisons if comparison.theory == "treatment"]
     denial_odds = with_evidence(denial_odds, "log_odds_ratio", math.log(config.alternative_odds_ratio), treatment)
     denial_odds = with_effects(with_power(denial_odds))
