@@ -92,6 +92,7 @@ __all__ = [
     "denial_probabilities",
     "holm_adjusted",
     "lender_denial_odds",
+    "lender_denial_odds_columns",
     "matched_pair_columns",
     "matched_pair_test",
     "pair_rows",
@@ -239,6 +240,23 @@ def lender_denial_odds(
     reason. See the module docstring for the model. ``prepared``: ``Prepared(frame)``, shared by
     the fits of several comparisons.
     """
+    return lender_denial_odds_columns(
+        frame, group_column, reference, compared, covariates, min_group=min_group, weights=weights, prepared=prepared
+    ).frame()
+
+
+def lender_denial_odds_columns(
+    frame: pd.DataFrame,
+    group_column: str,
+    reference: str,
+    compared: str | Sequence[str],
+    covariates: Sequence[str] | Covariates = DENIAL_COVARIATES,
+    *,
+    min_group: int = MIN_GROUP,
+    weights: Mapping[str, str] | None = None,
+    prepared: Prepared | None = None,
+) -> Columns:
+    """``lender_denial_odds`` as ``Columns``."""
     groups = _groups(compared, reference)
     covariates = as_covariates(covariates)
     _require(frame, ("lei", "excluded", "decision", group_column, *covariates.columns), "lender denial odds")
@@ -291,7 +309,7 @@ def _weighted_denial_odds(
     covariates: Covariates,
     min_group: int,
     prepared: Prepared,
-) -> pd.DataFrame:
+) -> Columns:
     """``lender_denial_odds`` with probability-weighted group membership (``_WeightedUnits``): the
     same columns, applications and denials as sums of weights, a weighted logistic regression."""
     usable = prepared.usable()
@@ -344,8 +362,8 @@ def _odds_table(
     covariates: tuple[np.ndarray, tuple[str, ...], int, np.ndarray],
     model: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None],
     financial: Financial | None = None,
-) -> pd.DataFrame:
-    """The denial-odds table of ``units``, fitting the units without a ``reason``: ``sizes`` are
+) -> Columns:
+    """The denial-odds table of ``units`` (as ``Columns``), fitting the units without a ``reason``: ``sizes`` are
     the reference and compared applications and denials and the model's applications;
     ``covariates`` the covariate matrix, its labels, how many are numeric and each column's category
     (``_category_columns``); ``model`` the
@@ -381,7 +399,7 @@ def _odds_table(
     good = fitted_units[status == 0]
     estimate[good] = log_odds[status == 0]
     error[good] = np.sqrt(variance[status == 0])
-    return units.table(
+    return units.columns(
         {
             "reference_applications": reference_n,
             "compared_applications": compared_n,
@@ -394,9 +412,10 @@ def _odds_table(
             "ci_low": np.exp(estimate - Z95 * error),
             "ci_high": np.exp(estimate + Z95 * error),
             "p_value": 2 * stats.norm.sf(np.abs(estimate / error)),
-            "not_controlled": pd.Series(not_controlled, dtype="str"),
-            "reason": pd.Series(reason, dtype="str"),
-        }
+            "not_controlled": not_controlled,
+            "reason": reason,
+        },
+        ("not_controlled", "reason"),
     )
 
 
