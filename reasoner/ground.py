@@ -293,6 +293,7 @@ def ground(
         connection.close()
 
     atoms = _number_atoms(grounded, predicates)
+    predicates.settle()
     blocks = [_block(grounding, atoms) for grounding in grounded]
     stats = GroundStats(
         zero_weight_formulas=zero_weight,
@@ -572,6 +573,13 @@ class _PredicateIndexes(Mapping[str, PredicateIndex]):
     def __contains__(self, name: object) -> bool:
         return name in self._shapes
 
+    def settle(self) -> None:
+        """Let go of the interned codes of the predicates indexed already (grounding is done: the
+        rest stay for an index asked for later). Nothing is removed while indexes may be built, so
+        two threads asking for one index at once both build the same one."""
+        for key in [key for key in self._columns.codes if key[0] in self._built]:
+            del self._columns.codes[key]
+
     def _index(self, name: str) -> PredicateIndex:
         predicate = self._program.predicates[name]
         sizes, strides = self._shapes[name]
@@ -584,7 +592,6 @@ class _PredicateIndexes(Mapping[str, PredicateIndex]):
         for position, (type_name, stride) in enumerate(zip(predicate.types, strides, strict=True)):
             local = self._columns.column_local(self._constants, type_name, (name, position))
             keys += local.astype(np.int64) * stride
-            self._columns.codes.pop((name, position))  # read once: held no longer than needed
         if len(keys) < 2 or bool((keys[1:] > keys[:-1]).all()):  # in key order already (derived relations)
             order = np.arange(len(keys), dtype=np.int64)
         else:
