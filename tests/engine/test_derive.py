@@ -182,3 +182,34 @@ def test_derived_text_sorts_by_code_point(tmp_path: Path) -> None:
     # text stays columnar: codes into the one dictionary of the bound text, sorted by code point
     assert is_coded(frame["a0"]) and frame["a0"].dtype == evidence.relations["Edge"].frame["a0"].dtype
     assert list(frame["a0"].dtype.categories) == sorted(names)
+
+
+def test_a_predicate_bound_from_text_and_from_integers_derives(tmp_path: Path) -> None:
+    """Edge bound from a table of text and from one of text and integers (a column's dtype differs
+    between the bindings and between Edge's two columns): the repeated variable of ``!Edge(x, x)``
+    and the joins compare values across both (a crash before the shared dictionary; found by the
+    review of engine6)."""
+    rules = tmp_path / "program.mln"
+    rules.write_text(
+        PROGRAM + "bind Edge(x, y) from words\nbind Edge(y, x) from numbers\nbind Mark(x) from marks\n",
+        encoding="utf-8",
+    )
+    words = pd.DataFrame(
+        {"x": pd.Series(["A", "A", "B", "é"], dtype="str"), "y": pd.Series(["A", "B", "C", "é"], dtype="str")}
+    )
+    numbers = pd.DataFrame({"x": [1, 2, 3], "y": pd.Series(["A", "B", "Z"], dtype="str")})  # Edge(text, integer)
+    marks = pd.DataFrame({"x": pd.Series(["A", "B", "é", 1, 2, 3], dtype=object)})
+    frames = {"words": words, "numbers": numbers, "marks": marks}
+    tables = {name: MemoryTable.of(frame, name) for name, frame in frames.items()}
+    evidence = load_evidence(check([rules]), [], tables)
+    edges: set[tuple[object, object]] = {("A", "A"), ("A", "B"), ("B", "C"), ("é", "é"), ("A", 1), ("B", 2), ("Z", 3)}
+    expected = _oracle(edges, {"A", "B", "é", 1, 2, 3}, set())  # type: ignore[arg-type]
+
+    def listed(name: str) -> set[tuple[object, ...]]:
+        frame = evidence.relations[name].frame
+        columns = [column for column in frame.columns if column.startswith("a")]
+        rows = frame[columns].itertuples(index=False)
+        return {tuple(value.item() if hasattr(value, "item") else value for value in row) for row in rows}
+
+    for name in ("Hop", "Lone", "Reach"):
+        assert listed(name) == expected[name], name

@@ -877,3 +877,68 @@ def test_tables_joined_as_arrays_are_the_frames_joined_tagged_and_sorted() -> No
     expected = _sorted(_tagged([(table.frame(), comparison) for table, comparison in missing]), keys)
     pd.testing.assert_frame_equal(_joined(missing, keys), expected)
     assert _joined(missing, keys)["lei"].isna().tolist()[-1]
+
+
+def test_denial_odds_joined_as_arrays_are_the_tables_joined_tagged_and_sorted(
+    synthetic: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    """The denial-odds tables of several comparisons as arrays (``lender_denial_odds_columns``, as
+    ``audit_tables`` joins them with ``tables._joined``) give the frame of ``lender_denial_odds``'s
+    tables tagged and sorted: fitted units, units with a reason, covariates not controlled."""
+    from reasoner.lending.config import Comparison
+    from reasoner.lending.evidence.statistics import Prepared, lender_denial_odds_columns
+    from reasoner.lending.evidence.tables import _joined, _sorted, _tagged
+
+    frame, _ = synthetic
+    shared = Prepared(frame)
+    cases = [
+        (Comparison("minority", "group", "White", ("minority",), "treatment"), {}),
+        (Comparison("sex", "sex", "Male", ("Female",), "treatment"), {"min_group": 60}),
+    ]
+    arrays = [
+        (lender_denial_odds_columns(frame, c.column, c.reference, c.compared, prepared=shared, **o), c)
+        for c, o in cases
+    ]
+    frames = [(lender_denial_odds(frame, c.column, c.reference, c.compared, **o), c) for c, o in cases]
+    keys = ["lei", "comparison", "group"]
+    found = _joined(arrays, keys)
+    pd.testing.assert_frame_equal(found, _sorted(_tagged(frames), keys))
+    reasons = found["reason"]
+    assert (reasons == "").sum() > 20 and reasons.str.startswith("fewer than").any()
+    assert all(type(value) is str for value in arrays[0][0].values["reason"])  # sorted as arrays, not by pandas
+
+
+def test_lender_counts_are_the_grouped_sums() -> None:
+    """``tables._lenders`` (counts by the lenders' codes) gives the frame of the grouping it replaced: LEIs in
+    text order (accents, case, digits), rows without an LEI or a decision, excluded rows, untested lenders."""
+    from reasoner.lending.evidence.tables import _lenders
+
+    frame = pd.DataFrame(
+        {
+            "lei": pd.Series(["Lé", "LZ", "La", None, "L1", "La", "LZ", "La", "Lé"], dtype="str"),
+            "decision": pd.Series(
+                ["denied", "approved", "withdrawn", "denied", None, "denied", "denied", "approved", "approved"],
+                dtype="str",
+            ),
+            "excluded": pd.Series(["", "", "", "", "", "dup", "", "", ""], dtype="str"),
+        }
+    )
+    odds = pd.DataFrame({"lei": ["La", "LZ", "L1"], "reason": ["", "few", ""]})
+    decided = frame["decision"].isin(("approved", "denied"))
+    usable = decided & frame["excluded"].eq("")
+    summary = pd.DataFrame(
+        {
+            "lei": frame["lei"],
+            "applications": 1,
+            "decisions": decided.astype(np.int64),
+            "usable": usable.astype(np.int64),
+            "denied": (usable & frame["decision"].eq("denied")).astype(np.int64),
+        }
+    )
+    expected = summary.groupby("lei", sort=True).sum().reset_index()
+    expected["tested"] = expected["lei"].isin(["La", "L1"]).astype(np.int64)
+    expected["lei"] = expected["lei"].astype("str")
+    found = _lenders(frame, odds)
+    pd.testing.assert_frame_equal(found, expected)
+    assert found["lei"].tolist() == ["L1", "LZ", "La", "Lé"] and found["denied"].tolist() == [0, 1, 0, 1]
+    pd.testing.assert_frame_equal(_lenders(frame.iloc[:0], odds.iloc[:0]), expected.iloc[:0], check_index_type=False)

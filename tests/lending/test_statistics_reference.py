@@ -1133,3 +1133,16 @@ def test_odds_design_in_place_has_the_bits_of_the_stacked_columns() -> None:
                      centred[rows][fit] / spread[unit[rows][fit]]]
                 )
                 assert found.tobytes() == expected.tobytes()
+
+
+def test_scipys_private_recursion_is_used_only_when_it_gives_the_numpy_bits() -> None:
+    """scipy's compiled recursion is a private name: one that fails or gives other values is set aside
+    at import (the numpy recursion is used), the real one is kept."""
+    scipy_stats = pytest.importorskip("scipy.stats._stats_pythran")
+    real = getattr(scipy_stats, "_poisson_binom", None)
+    if real is not None:
+        assert statistics._checked_compiled(real) is real
+    assert statistics._checked_compiled(lambda at, trials, kind: np.zeros(2)) is None
+    assert statistics._checked_compiled(lambda at, trials, kind: 1 / 0) is None
+    assert statistics._checked_compiled(lambda at, trials: None) is None
+    assert statistics._checked_compiled(None) is None

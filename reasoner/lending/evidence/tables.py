@@ -59,7 +59,7 @@ from reasoner.lending.evidence.statistics import (
     cluster_outlier_columns,
     denial_probabilities,
     holm_adjusted,
-    lender_denial_odds,
+    lender_denial_odds_columns,
     matched_pair_columns,
     pair_rows,
     pricing_columns,
@@ -225,7 +225,7 @@ def audit_tables(
         pairs, first, second = _with_pair_columns(pairs, frame, tolerance)
         per_comparison = {name: part for name, part in pairs.groupby("comparison", sort=True)}
 
-    odds: list[tuple[pd.DataFrame, Comparison]] = []
+    odds: list[tuple[Columns, Comparison]] = []
     matched: list[tuple[Columns, Comparison]] = []
     pricing: list[tuple[Columns, Comparison]] = []
     outliers: list[tuple[Columns, Comparison]] = []
@@ -251,7 +251,7 @@ def audit_tables(
         prepared = shared if weighted is frame else shared.sharing(weighted)
         odds.append(
             (
-                lender_denial_odds(
+                lender_denial_odds_columns(
                     weighted,
                     column,
                     reference,
@@ -297,7 +297,7 @@ def audit_tables(
                 comparison,
             )
         )
-    denial_odds = _with_holm(_sorted(_tagged(odds), ["lei", "comparison", "group"]))
+    denial_odds = _with_holm(_joined(odds, ["lei", "comparison", "group"]))
     treatment = [comparison.name for comparison in config.comparisons if comparison.theory == "treatment"]
     denial_odds = with_evidence(denial_odds, "log_odds_ratio", math.log(config.alternative_odds_ratio), treatment)
     denial_odds = with_effects(with_power(denial_odds))
@@ -599,19 +599,29 @@ def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def _lenders(frame: pd.DataFrame, denial_odds: pd.DataFrame) -> pd.DataFrame:
-    decided = frame["decision"].isin(("approved", "denied"))
-    usable = decided & frame["excluded"].eq("")
-    summary = pd.DataFrame(
+    """Per lender (LEI in text order; rows without one left out): its applications, decisions (approved or
+    denied), usable decisions (not excluded), usable denials, and whether a denial-odds row of it was fitted.
+    Counted by ``np.bincount`` over the lenders' codes (the sums of ``groupby("lei", sort=True).sum()``)."""
+    decision = frame["decision"]
+    decided = decision.isin(("approved", "denied")).to_numpy(dtype=bool)
+    usable = decided & frame["excluded"].eq("").to_numpy(dtype=bool)
+    denied = usable & decision.eq("denied").to_numpy(dtype=bool)
+    codes, leis = pd.factorize(frame["lei"], sort=True)  # text order, as the grouping sorts; missing: -1
+    known = codes >= 0
+    count = len(leis)
+
+    def counted(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(codes[known & mask], minlength=count).astype(np.int64)
+
+    lenders = pd.DataFrame(
         {
-            "lei": frame["lei"],
-            "applications": 1,
-            "decisions": decided.astype(np.int64),
-            "usable": usable.astype(np.int64),
-            "denied": (usable & frame["decision"].eq("denied")).astype(np.int64),
+            "lei": pd.Series(np.asarray(leis, dtype=object), dtype="str"),
+            "applications": counted(known),
+            "decisions": counted(decided),
+            "usable": counted(usable),
+            "denied": counted(denied),
         }
     )
-    lenders = summary.groupby("lei", sort=True).sum().reset_index()
     tested = denial_odds.loc[denial_odds["reason"] == "", "lei"].unique()
     lenders["tested"] = lenders["lei"].isin(tested).astype(np.int64)
-    lenders["lei"] = lenders["lei"].astype("str")
     return lenders
