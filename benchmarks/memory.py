@@ -89,6 +89,7 @@ class Phase:
     end: int = 0
     peak: int = 0  # exact peak of the main process within it
     seconds: float = 0.0
+    cpu: float = 0.0  # CPU seconds of the main process (``time.process_time``: every thread of it)
 
 
 @dataclass
@@ -113,6 +114,7 @@ class Recorder:
         phase = Phase(name, len(self.stack), start=resident())
         phase.peak = phase.start
         phase.seconds = time.perf_counter()
+        phase.cpu = time.process_time()
         self.phases.append(phase)
         self.stack.append(phase)
         return phase
@@ -121,6 +123,7 @@ class Recorder:
         self._settle()
         phase.end = resident()
         phase.seconds = time.perf_counter() - phase.seconds
+        phase.cpu = time.process_time() - phase.cpu
         self.stack.remove(phase)
 
     def sample(self, interval: float = 0.1) -> None:
@@ -254,13 +257,13 @@ def _report(
     rows = held.get("rows", 0)
     print(f"{register} ({rows:,} rows), {workers} worker(s), {seconds:.0f} s, load average {load:.1f}")
     print()
-    print("| phase | MB at start | peak MB | MB at end | s |")
-    print("|---|---|---|---|---|")
+    print("| phase | MB at start | peak MB | MB at end | s | main CPU s |")
+    print("|---|---|---|---|---|---|")
     for phase in recorder.phases:
         name = "&nbsp;&nbsp;" * phase.depth + phase.name
         print(
             f"| {name} | {phase.start / MB:,.0f} | {phase.peak / MB:,.0f} | {phase.end / MB:,.0f} "
-            f"| {phase.seconds:.1f} |"
+            f"| {phase.seconds:.1f} | {phase.cpu:.1f} |"
         )
     print()
     print(

@@ -611,3 +611,23 @@ def test_a_bad_value_in_a_dictionary_column_is_reported_as_in_text(tmp_path: Pat
         read_clean(path, path.name)
     assert str(refused.value) == str(expected.value)
     assert "'9' (rows 4, 31)" in str(refused.value)
+
+
+def test_a_piece_of_dictionaries_and_texts_is_what_to_pandas_gives_without_unused_categories() -> None:
+    from reasoner.lending.registers import files
+
+    def chunk(codes: list[int | None], values: list[str]) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(values))
+
+    chunks = [chunk([0, 2, None, 2], ["b", "x", "a"]), chunk([1, 1, 0], ["z", "a", "q"]), chunk([], ["c"])]
+    held = pa.chunked_array(chunks)
+    table = pa.table({"text": pa.array(list("1234567")), "lei": held, "other": pa.array(["x"] * 7)})
+    piece = files._piece(table.to_batches(), table.schema, Path("p.parquet"), frozenset({"lei"}))
+    expected = table.to_pandas()
+    expected["lei"] = expected["lei"].cat.remove_unused_categories()  # first-seen order kept: b, a, z
+    pd.testing.assert_frame_equal(piece, expected)
+    assert list(piece["lei"].cat.categories) == ["b", "a", "z"]
+    assert piece["lei"].cat.codes.dtype == np.int8
+    # a dictionary that repeats a value is refused as to_pandas refuses it
+    with pytest.raises(ValueError, match="unique"):
+        files._used_categories(pa.chunked_array([chunk([0, 1], ["a", "a"])]))

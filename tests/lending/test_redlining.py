@@ -415,6 +415,9 @@ def test_sorted_codes_of_a_held_dictionary_are_those_of_its_text() -> None:
         codes, uniques = _sorted_codes(column)
         assert codes.tolist() == expected_codes.tolist() and uniques.tolist() == list(expected)
     assert _sorted_codes(held)[0].tolist() == [1, -1, 0, 2, 1, 0]
+    every = held.cat.remove_unused_categories()  # every category used: its codes as they are
+    codes, uniques = _sorted_codes(every)
+    assert codes.tolist() == expected_codes.tolist() and uniques.tolist() == list(expected)
 
 
 @pytest.mark.parametrize("distinct", [1, 7, 5000, 10**9])
@@ -422,7 +425,7 @@ def test_distinct_keys_by_hashing_are_those_of_numpys_unique(distinct: int) -> N
     from reasoner.lending.evidence.redlining import _unique_inverse
 
     keys = np.random.default_rng(distinct).integers(0, distinct, 20_000, dtype=np.int64)
-    for case in (keys, keys[:0], keys[:1]):
+    for case in (keys, keys[:0], keys[:1], keys - distinct // 2):  # negative keys: hashed
         values, inverse = _unique_inverse(case)
         expected_values, expected_inverse = np.unique(case, return_inverse=True)
         assert values.tolist() == expected_values.tolist() and inverse.tolist() == expected_inverse.tolist()

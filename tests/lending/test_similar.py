@@ -384,3 +384,34 @@ def test_a_value_too_large_for_the_shared_tree_is_searched_block_by_block(monkey
     assert pairs[["a", "b", "rank"]].values.tolist() == expected[["a", "b", "rank"]].values.tolist()
     np.testing.assert_array_equal(pairs["distance"].to_numpy(), expected["distance"].to_numpy())
     assert pairs["lei"].nunique() > 1
+
+
+def test_the_robust_scaling_fitted_column_by_column_is_the_matrix_fit_bit_for_bit() -> None:
+    from reasoner.lending.evidence.similar import Scaling, _features, _fit, fit_scaling
+
+    rng = np.random.default_rng(5)
+    rows = 20_011
+    frame = pd.DataFrame(
+        {
+            "application_id": np.arange(rows).astype(str),
+            "excluded": rng.choice(["", "", "", "no decision"], rows),
+            "decision": rng.choice(["approved", "denied", "withdrawn"], rows),
+            "income": rng.lognormal(4.0, 1.0, rows) * rng.choice([1.0, -1.0, 0.0], rows, p=[0.9, 0.05, 0.05]),
+            "dti": np.where(rng.random(rows) < 0.1, np.nan, rng.normal(36.0, 9.0, rows).round(1)),
+            "cltv": rng.choice([80.0, 95.0], rows, p=[0.85, 0.15]),  # mostly one value: interquartile range 0
+            "loan_amount": rng.integers(1, 500, rows).astype(np.float64) * 1000.0,
+        }
+    )
+    spec = SimilaritySpec(
+        columns=("income", "dti", "cltv", "loan_amount"), log_columns=("income", "loan_amount"), blocks=()
+    )
+    decided = frame["decision"].isin(["approved", "denied"]).to_numpy() & frame["excluded"].eq("").to_numpy()
+    values = _features(frame, spec)
+    for size in (rows, 7, 0):
+        fit_rows = decided[:size] & np.isfinite(values[:size]).all(axis=1)
+        assert fit_scaling(frame.iloc[:size], spec) == _fit(values[:size], fit_rows, "robust")
+    fit_rows = decided & np.isfinite(values).all(axis=1)
+    spread = fit_scaling(frame, spec).spread
+    # cltv's range is 0: its deviation (summed down the matrix's rows, as _fit: a 1-D sum differs in its last bits)
+    assert spread is not None and spread[2] == pytest.approx(values[fit_rows, 2].std(), rel=1e-9)
+    assert fit_scaling(frame.iloc[:0], spec) == Scaling(None, None)

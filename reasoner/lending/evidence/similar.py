@@ -186,10 +186,45 @@ def fit_scaling(frame: pd.DataFrame, spec: SimilaritySpec) -> Scaling:
     It does not depend on the groups compared: every usable row with complete values counts.
     """
     _check_columns(frame, spec, groups=False)
-    values = _features(frame, spec)
     decided = frame["decision"].isin(DECISIONS).to_numpy(dtype=bool)
     usable = frame["excluded"].eq("").fillna(False).to_numpy(dtype=bool) & decided
-    return _fit(values, usable & np.isfinite(values).all(axis=1), spec.scaling)
+    if spec.scaling != "robust":
+        values = _features(frame, spec)
+        return _fit(values, usable & np.isfinite(values).all(axis=1), spec.scaling)
+    columns = _feature_columns(frame, spec)
+    for column in columns:
+        usable &= np.isfinite(column)
+    return _fit_robust(columns, usable)
+
+
+def _feature_columns(frame: pd.DataFrame, spec: SimilaritySpec) -> list[np.ndarray]:
+    """The columns of ``_features(frame, spec)``, each its own array (the same values)."""
+    columns = []
+    for name in spec.columns:
+        column = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        if name in spec.log_columns:
+            positive = column > 0
+            column = np.log(np.where(positive, column, 1.0))
+            column[~positive] = np.nan
+        columns.append(column)
+    return columns
+
+
+def _fit_robust(columns: list[np.ndarray], fit_rows: np.ndarray) -> Scaling:
+    """``_fit(np.column_stack(columns), fit_rows, "robust")``, the same bits, column by column: a
+    column's quartiles from its own contiguous values (not a partition along the rows of a matrix
+    of every column, 1.7 of 11 s at 12,000,000 rows), its standard deviation only for a column
+    whose interquartile range is 0 (from the same matrix, as ``_fit``)."""
+    if not fit_rows.any():
+        return Scaling(None, None)
+    fitted = [column[fit_rows] for column in columns]
+    quartiles = np.array([np.percentile(column, [25.0, 50.0, 75.0]) for column in fitted]).reshape(len(fitted), 3)
+    lower, centre, upper = quartiles.T
+    spread = upper - lower
+    if not (spread > 0).all():
+        spread = np.where(spread > 0, spread, np.column_stack(fitted).std(axis=0))
+    spread = np.where(spread > 0, spread, 1.0)
+    return Scaling(tuple(float(value) for value in centre), tuple(float(value) for value in spread))
 
 
 def similar_pairs(frame: pd.DataFrame, spec: SimilaritySpec, scaling: Scaling | None = None) -> pd.DataFrame:

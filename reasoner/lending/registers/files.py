@@ -120,24 +120,46 @@ def _piece(
 ) -> pd.DataFrame:
     table = _as_texts(pa.Table.from_batches(batches, schema=schema), path, dictionaries)
     _check_lengths(table, path)
-    frame = table.to_pandas()
-    for name in frame.columns:
-        if isinstance(frame[name].dtype, pd.CategoricalDtype):
-            frame[name] = _used_categories(frame[name])
-    return frame
+    kinds = [pa.types.is_dictionary(column.type) for column in table.columns]
+    if not any(kinds):
+        return table.to_pandas()
+    texts = table.select([i for i, kind in enumerate(kinds) if not kind]).to_pandas()
+    columns = {
+        name: _used_categories(column) if kind else texts[name]
+        for name, column, kind in zip(table.column_names, table.columns, kinds, strict=True)
+    }
+    return pd.DataFrame(columns, copy=False)
 
 
-def _used_categories(column: pd.Series) -> pd.Series:
-    """``column`` (a categorical) without the categories no row uses (a dictionary of several
-    record batches holds every batch's values), by counting codes rather than sorting them."""
-    codes = column.cat.codes.to_numpy()
-    categories = column.cat.categories
+def _used_categories(column: pa.ChunkedArray) -> pd.Categorical:
+    """A dictionary column of text as ``to_pandas`` gives it (a categorical of its unified dictionaries'
+    values), without the categories no row uses (a dictionary of several record batches holds every
+    batch's values), made once from the codes as they are: not a validated categorical, its unused
+    categories then counted and a second one made (2.7 + 3.6 CPU s of the main process at 12,000,000 rows)."""
+    unified = column.unify_dictionaries()  # one dictionary, values in first-seen order, as to_pandas unifies
+    if not unified.num_chunks:
+        return pd.Categorical(column.to_pandas())
+    categories = pd.Index(unified.chunk(0).dictionary.to_pandas())
+    if not categories.is_unique:  # a dictionary with repeats (none that parquet writers make): as to_pandas does
+        return _unused_dropped(pd.Categorical(column.to_pandas()))
+    indices = pa.chunked_array([chunk.indices for chunk in unified.chunks], column.type.index_type)
+    codes = (pc.fill_null(indices, -1) if indices.null_count else indices).to_numpy()  # a missing value: code -1
     used = np.bincount(codes[codes >= 0], minlength=len(categories)) > 0
+    if not used.all():
+        renumbered = np.append(np.cumsum(used, dtype=np.int64) - 1, -1)  # code -1 (missing) stays -1
+        codes, categories = renumbered[codes], categories[used]
+    # every code is a category's or -1 by construction: not checked again (pandas narrows the codes' type)
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories), validate=False)
+
+
+def _unused_dropped(column: pd.Categorical) -> pd.Categorical:
+    """``column`` without the categories no row uses."""
+    codes = column.codes
+    used = np.bincount(codes[codes >= 0], minlength=len(column.categories)) > 0
     if used.all():
         return column
-    renumbered = np.append(np.cumsum(used, dtype=codes.dtype) - 1, -1)  # code -1 (missing) stays -1
-    kept = pd.CategoricalDtype(categories[used])
-    return pd.Series(pd.Categorical.from_codes(renumbered[codes], dtype=kept), index=column.index, name=column.name)
+    renumbered = np.append(np.cumsum(used, dtype=np.int64) - 1, -1)
+    return pd.Categorical.from_codes(renumbered[codes], dtype=pd.CategoricalDtype(column.categories[used]))
 
 
 def _wanted(columns: Iterable[str] | None) -> frozenset[str] | None:
