@@ -61,10 +61,12 @@ class PredicateIndex:
         return math.prod(self.sizes)
 
     def evidence_args(self, constants: ConstantTable) -> list[np.ndarray]:
-        """``args`` of the evidence keys, made once (grounding reads them for many clauses)."""
-        found = self._made.get("args")
+        """``args`` of the evidence keys, made once per constant table (grounding reads them for many
+        clauses)."""
+        key = f"args {id(constants)}"
+        found = self._made.get(key)
         if found is None:
-            found = self._made["args"] = self.args(constants, self.evidence_keys)
+            found = self._made[key] = self.args(constants, self.evidence_keys)
         return found
 
     def keys(self, constants: ConstantTable, columns: list[np.ndarray]) -> np.ndarray:

@@ -413,3 +413,19 @@ def test_statistics_records_are_to_dict_records() -> None:
             assert type(got[name]) is type(value), name
             assert got[name] == value or (isinstance(value, float) and math.isnan(value) and math.isnan(got[name]))
     assert _records(frame.iloc[:0]) == []
+
+
+def test_an_arrow_memory_error_in_the_proofs_is_not_taken_for_a_text_arrow_cannot_hold(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Only a text Arrow cannot hold sends the proofs to ``Proof`` objects: Arrow running out of
+    memory (or another Arrow error) is not hidden behind the slower path."""
+    import pyarrow as pa
+
+    from reasoner.lending.audit import score
+    from reasoner.lending.audit.run import audit
+
+    def exhausted(*args: object, **kwargs: object) -> None:
+        raise pa.ArrowMemoryError("malloc of 1 GB failed")
+
+    monkeypatch.setattr(score, "explain_columns", exhausted)
+    with pytest.raises(pa.ArrowMemoryError):
+        audit([RULES], SAMPLE, workers=1, partition_rows=400)

@@ -219,7 +219,7 @@ def _explained(
     keys = np.array([atom.key for atom in atoms], dtype=np.int64)
     try:
         return explain_columns(run.network, run.solution, predicate, keys, occurrences)
-    except (UnicodeEncodeError, pa.ArrowException):
+    except (UnicodeEncodeError, pa.ArrowInvalid):  # a text Arrow cannot hold; not memory errors or Arrow's bugs
         return explain_keys(run.network, run.solution, predicate, keys, occurrences)
 
 
