@@ -715,7 +715,8 @@ def isin_rows(values: list[pd.Series], among: list[pd.Series]) -> np.ndarray | N
     if not values or len(values) != len(among):
         return None
     for left, right in zip(values, among, strict=True):
-        if not (is_coded(left) and is_coded(right) and left.dtype == right.dtype):
+        # the same categories in the same order (an unordered dtype equals one of its categories reordered)
+        if not (is_coded(left) and is_coded(right) and left.dtype.categories.equals(right.dtype.categories)):
             return None
     radix = len(values[0].dtype.categories) + 1  # code -1 (missing) is digit 0
     if any(len(column.dtype.categories) + 1 != radix for column in values) or radix ** len(values) >= 2**63:

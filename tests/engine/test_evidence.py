@@ -144,3 +144,6 @@ def test_rows_of_coded_columns_are_looked_up_together(tmp_path: Path) -> None:
     numbers = evidence.relations["N"].frame
     assert isin_rows([p["a0"], numbers["a1"]], [r["a0"], r["a1"]]) is None
     assert isin_rows([p["a0"]], [pd.Series(p["a0"].tolist(), dtype="category")]) is None
+    # the same texts in another order: codes that mean other texts (an unordered dtype compares equal)
+    reordered = r["a0"].cat.reorder_categories(list(r["a0"].dtype.categories)[::-1])
+    assert isin_rows([p["a0"]], [reordered]) is None

@@ -628,6 +628,11 @@ def test_a_piece_of_dictionaries_and_texts_is_what_to_pandas_gives_without_unuse
     pd.testing.assert_frame_equal(piece, expected)
     assert list(piece["lei"].cat.categories) == ["b", "a", "z"]
     assert piece["lei"].cat.codes.dtype == np.int8
+    # an ordered dictionary stays ordered, as to_pandas makes it
+    ordered = pa.chunked_array(
+        [pa.DictionaryArray.from_arrays(pa.array([1, 0], pa.int32()), pa.array(["a", "b"]), ordered=True)]
+    )
+    assert files._used_categories(ordered).ordered and pa.chunked_array(ordered).to_pandas().cat.ordered
     # a dictionary that repeats a value is refused as to_pandas refuses it
     with pytest.raises(ValueError, match="unique"):
         files._used_categories(pa.chunked_array([chunk([0, 1], ["a", "a"])]))

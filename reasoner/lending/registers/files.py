@@ -149,7 +149,8 @@ def _used_categories(column: pa.ChunkedArray) -> pd.Categorical:
         renumbered = np.append(np.cumsum(used, dtype=np.int64) - 1, -1)  # code -1 (missing) stays -1
         codes, categories = renumbered[codes], categories[used]
     # every code is a category's or -1 by construction: not checked again (pandas narrows the codes' type)
-    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories), validate=False)
+    dtype = pd.CategoricalDtype(categories, ordered=column.type.ordered)  # an ordered dictionary stays ordered
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
 def _unused_dropped(column: pd.Categorical) -> pd.Categorical:
