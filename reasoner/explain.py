@@ -9,6 +9,7 @@ atoms it rests on with their sources (file and line, or table and row).
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import cast
@@ -390,13 +391,10 @@ def _ground_formulas(
             now_states.append(states)
             flipped_states.append(states)
             continue
-        atoms = np.asarray(all_atoms)[rows]
-        inferred = (states == _UNKNOWN) & (atoms != 0)
-        values = solution.values[atoms].astype(bool)  # values[0] (no atom): unused
-        now = values == literal.positive
-        flipped = now ^ (atoms == atom_ids)
-        now_states.append(np.where(inferred, np.where(now, TRUE, FALSE), states).astype(np.int8))
-        flipped_states.append(np.where(inferred, np.where(flipped, TRUE, FALSE), states).astype(np.int8))
+        leaf_truth = _leaf_truth(literal, states, np.asarray(all_atoms)[rows], solution, atom_ids)
+        inferred = leaf_truth.inferred
+        now_states.append(leaf_truth.now)
+        flipped_states.append(leaf_truth.flipped)
         if (literal.predicate, leaf.args) in cited_leaves:  # the same atom as an earlier leaf: cited once
             continue
         cited_leaves.add((literal.predicate, leaf.args))
@@ -415,7 +413,7 @@ def _ground_formulas(
         for where in np.flatnonzero(inferred).tolist():
             sources[where] = "inferred"
         # the atom's truth: its MAP value when inferred, else the literal's state read back through its sign
-        truth = np.where(inferred, values, (states == _TRUE) == literal.positive).tolist()
+        truth = leaf_truth.truth.tolist()
         head = f"{literal.predicate}("
         arguments = [[arg] * count if isinstance(arg, str) else columns[arg] for arg in leaf.args]
         if len(arguments) == 1:
@@ -476,6 +474,35 @@ def _ground_formulas(
 
 
 _FALSE, _TRUE, _UNKNOWN = int(FALSE), int(TRUE), int(UNKNOWN)
+
+
+class _LeafTruth(typing.NamedTuple):
+    """A cited leaf in the rows explained: its states now (an unknown one read from the solution)
+    and with the explained atom flipped, whether its atom is inferred (not evidence), and the atom's
+    truth (its MAP value when inferred, else the literal's state read back through its sign)."""
+
+    now: np.ndarray
+    flipped: np.ndarray
+    inferred: np.ndarray
+    truth: np.ndarray
+
+
+def _leaf_truth(
+    literal: Lit, states: np.ndarray, atoms: np.ndarray, solution: Solution, atom_ids: np.ndarray
+) -> _LeafTruth:
+    """``_LeafTruth`` of a leaf of ``literal`` from its ``states`` and ``atoms`` in the rows explained,
+    each row's explained atom in ``atom_ids`` (0: none); shared by ``_ground_formulas`` and
+    ``_block_columns``."""
+    inferred = (states == _UNKNOWN) & (atoms != 0)
+    values = solution.values[atoms].astype(bool)  # values[0] (no atom): unused
+    now = values == literal.positive
+    flipped = now ^ (atoms == atom_ids)
+    return _LeafTruth(
+        np.where(inferred, np.where(now, TRUE, FALSE), states).astype(np.int8),
+        np.where(inferred, np.where(flipped, TRUE, FALSE), states).astype(np.int8),
+        inferred,
+        np.where(inferred, values, (states == _TRUE) == literal.positive),
+    )
 
 
 def render_proof(proof: Proof) -> str:
@@ -785,13 +812,10 @@ def _block_columns(
             now_states.append(states)
             flipped_states.append(states)
             continue
-        atoms = np.asarray(all_atoms)[rows]
-        inferred = (states == _UNKNOWN) & (atoms != 0)
-        values = solution.values[atoms].astype(bool)  # values[0] (no atom): unused
-        now = values == literal.positive
-        flipped = now ^ (atoms == atom_ids)
-        now_states.append(np.where(inferred, np.where(now, TRUE, FALSE), states).astype(np.int8))
-        flipped_states.append(np.where(inferred, np.where(flipped, TRUE, FALSE), states).astype(np.int8))
+        leaf_truth = _leaf_truth(literal, states, np.asarray(all_atoms)[rows], solution, atom_ids)
+        inferred = leaf_truth.inferred
+        now_states.append(leaf_truth.now)
+        flipped_states.append(leaf_truth.flipped)
         earlier = leaf_args.setdefault(literal.predicate, [])
         if any(args == leaf.args for args, _ in earlier):  # the same atom as an earlier leaf: cited once
             continue
@@ -839,7 +863,7 @@ def _block_columns(
         made = [("inferred" if row == -2 else "closed world") if row < 0 else next(texts) for row in distinct.tolist()]
         cited_atoms.append(atom_text)
         # the atom's truth: its MAP value when inferred, else the literal's state read back through its sign
-        cited_values.append(np.where(inferred, values, (states == _TRUE) == literal.positive))
+        cited_values.append(leaf_truth.truth)
         cited_sources.append(pa.array(made, pa.large_string()).take(pa.array(inverse.reshape(-1), pa.int64())))
         cited_keep.append(keep)
     now_value = evaluate(block.tree, now_states, count) == TRUE
