@@ -578,7 +578,8 @@ class _PredicateIndexes(Mapping[str, PredicateIndex]):
     def settle(self) -> None:
         """Let go of the interned codes of the predicates indexed already (grounding is done: the
         rest stay for an index asked for later). Nothing is removed while indexes may be built, so
-        two threads asking for one index at once both build the same one."""
+        two threads asking for one index at once both build the same one; so call it only when no
+        index is being built (``ground`` does, once its atoms are numbered)."""
         for key in [key for key in self._columns.codes if key[0] in self._built]:
             del self._columns.codes[key]
 

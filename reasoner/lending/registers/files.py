@@ -140,8 +140,8 @@ def _used_categories(column: pa.ChunkedArray) -> pd.Categorical:
     if not unified.num_chunks:
         return pd.Categorical(column.to_pandas())
     categories = pd.Index(unified.chunk(0).dictionary.to_pandas())
-    if not categories.is_unique:  # a dictionary with repeats (none that parquet writers make): as to_pandas does
-        return _unused_dropped(pd.Categorical(column.to_pandas()))
+    if not categories.is_unique:  # a dictionary with repeats (none that parquet writers make): refused as to_pandas
+        return pd.Categorical(column.to_pandas())  # refuses it ("categories must be unique"; tested)
     indices = pa.chunked_array([chunk.indices for chunk in unified.chunks], column.type.index_type)
     codes = (pc.fill_null(indices, -1) if indices.null_count else indices).to_numpy()  # a missing value: code -1
     used = np.bincount(codes[codes >= 0], minlength=len(categories)) > 0
@@ -151,16 +151,6 @@ def _used_categories(column: pa.ChunkedArray) -> pd.Categorical:
     # every code is a category's or -1 by construction: not checked again (pandas narrows the codes' type)
     dtype = pd.CategoricalDtype(categories, ordered=column.type.ordered)  # an ordered dictionary stays ordered
     return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
-
-
-def _unused_dropped(column: pd.Categorical) -> pd.Categorical:
-    """``column`` without the categories no row uses."""
-    codes = column.codes
-    used = np.bincount(codes[codes >= 0], minlength=len(column.categories)) > 0
-    if used.all():
-        return column
-    renumbered = np.append(np.cumsum(used, dtype=np.int64) - 1, -1)
-    return pd.Categorical.from_codes(renumbered[codes], dtype=pd.CategoricalDtype(column.categories[used]))
 
 
 def _wanted(columns: Iterable[str] | None) -> frozenset[str] | None:
