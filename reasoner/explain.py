@@ -261,23 +261,9 @@ def explain_keys(
             # each atom's formulas by block, then row: the order of ``Occurrences.of``
             for owner, proof in zip(owners[part].tolist(), found, strict=True):
                 formulas[owner].append(proof)
+    heads = _heads(network, solution, predicate, state, evidence_rows, atom_ids, occurrences)
     proofs = []
-    for number, (text, value_state, row, atom_id) in enumerate(
-        zip(canonical, state.tolist(), evidence_rows.tolist(), atom_ids.tolist(), strict=True)
-    ):
-        if value_state != _UNKNOWN:
-            source = _source(network, predicate, row, occurrences) if row >= 0 else "closed world"
-            value, decided_by = value_state == _TRUE, "evidence"
-        else:
-            source, value = None, bool(solution.values[atom_id]) if atom_id else False
-            decided_by = "inference" if atom_id else "no formula"
-        margin = None
-        if decided_by == "no formula":
-            margin = Decimal(0)
-        elif atom_id and atom_id in solution.margins:
-            scaled = solution.margins[atom_id]
-            # None: no world with the atom flipped satisfies the hard formulas.
-            margin = Decimal("Infinity") if scaled is None else Decimal(scaled) / solution.scale
+    for number, (text, value, decided_by, source, margin) in enumerate(zip(canonical, *heads, strict=True)):
         supporting = [proof for proof in formulas[number] if proof.effect > 0]
         opposing = [proof for proof in formulas[number] if proof.effect < 0]
         neutral = len(formulas[number]) - len(supporting) - len(opposing)
