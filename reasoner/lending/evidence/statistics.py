@@ -748,10 +748,11 @@ def unit_logistic(
     return beta, information, status
 
 
-def unit_scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+def unit_scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per unit and column: the mean and the standard deviation of the unit's rows (inf for a
-    column constant in the unit: spread at most 1e-9 of the mean's size, or of 1)."""
-    return _scales(values, unit, count)
+    column constant in the unit: spread at most 1e-9 of the mean's size, or of 1); and the values
+    centred by them (``values - means[unit]``, the same bits, which the scales computed anyway)."""
+    return _centred_scales(values, unit, count)
 
 
 def denial_probabilities(
