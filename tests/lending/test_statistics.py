@@ -31,6 +31,7 @@ from reasoner.lending.evidence.statistics import (
     matched_pair_test,
     pair_rows,
     pricing_disparity,
+    stable_order,
 )
 
 BLACK = "Black or African American"
@@ -478,6 +479,17 @@ def test_cluster_outliers_by_neighbour_share() -> None:
     )
     result = cluster_outliers(frame, pairs)
     assert result.values.tolist() == [[ids[2], "L1", "approved", 5, 0.0], [ids[0], "L2", "denied", 5, 0.8]]
+
+
+@pytest.mark.parametrize("high", [1, 7, 65_535, 65_536, 2**40])
+def test_stable_order_is_numpys_stable_argsort(high: int) -> None:
+    """``stable_order`` sorts keys that fit in 16 bits as such (numpy's radix sort): the order of
+    ``np.argsort(kind="stable")`` of the 64-bit keys, with ties, at the 16-bit limit and beyond it."""
+    rng = np.random.default_rng(high % 1000)
+    for keys in (rng.integers(0, high + 1, 5_000), np.array([high, 0, high, 0]), np.zeros(0, np.int64)):
+        assert stable_order(keys).tolist() == np.argsort(keys, kind="stable").tolist()
+    negative = np.array([3, -1, 2, -1, 3])
+    assert stable_order(negative).tolist() == np.argsort(negative, kind="stable").tolist()
 
 
 # --- synthetic register: planted effects ----------------------------------------------------

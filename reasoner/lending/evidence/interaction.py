@@ -50,6 +50,7 @@ from reasoner.lending.evidence.statistics import (
     as_covariates,
     holm_adjusted,
     one_blas_thread,
+    stable_order,
     unit_logistic,
     unit_scales,
 )
@@ -135,7 +136,7 @@ def interaction_tests(
         rows = np.flatnonzero(known & second_known & (codes >= 0))
         parts.append((rows, position[codes[rows]] * len(interactions) + index, second[rows]))
     rows, unit, second = (np.concatenate(part) for part in zip(*parts, strict=True))
-    order = np.argsort(unit, kind="stable")  # grouped by unit, each unit's rows in id order
+    order = stable_order(unit)  # grouped by unit, each unit's rows in id order
     rows, unit, second = rows[order], unit[order], second[order]
     with one_blas_thread():  # one BLAS thread: the same sums in every process
         table = _tests(

@@ -98,6 +98,7 @@ __all__ = [
     "pair_rows",
     "pricing_columns",
     "pricing_disparity",
+    "stable_order",
     "unit_logistic",
     "unit_scales",
 ]
@@ -1729,7 +1730,15 @@ def _by_unit(unit: np.ndarray) -> np.ndarray | None:
     they are grouped already."""
     if unit.size < 2 or bool((unit[1:] >= unit[:-1]).all()):
         return None
-    order: np.ndarray = np.argsort(unit, kind="stable")
+    return stable_order(unit)
+
+
+def stable_order(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` of integer keys: as 16-bit keys when they all fit, which numpy
+    sorts by radix (4-20x faster than its merge sort of 64-bit keys); a stable order is unique, so the same."""
+    if keys.size and keys.dtype.kind in "iu" and keys.min() >= 0 and keys.max() <= np.iinfo(np.uint16).max:
+        keys = keys.astype(np.uint16)
+    order: np.ndarray = np.argsort(keys, kind="stable")
     return order
 
 
