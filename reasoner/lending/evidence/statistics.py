@@ -1303,7 +1303,12 @@ def cluster_outlier_columns(
     outcome = texts.outcome
     decided = outcome[first] > 0
     first, second = first[decided], second[decided]
-    applicants, codes = np.unique(second, return_inverse=True)
+    # The compared applicants (rows, ascending) and each pair's position among them, as ``np.unique(second,
+    # return_inverse=True)`` gives them, by marking rows (one pass, no sort).
+    marked = np.zeros(outcome.size, dtype=bool)
+    marked[second] = True
+    applicants = np.flatnonzero(marked)
+    codes = (np.cumsum(marked) - 1)[second]
     neighbours = np.bincount(codes, minlength=applicants.size)
     approvals = np.bincount(codes, outcome[first] == APPROVED, applicants.size)
     approval_share = _ratio(approvals, neighbours)
