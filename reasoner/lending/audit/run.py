@@ -575,6 +575,7 @@ class _RedliningFile:
 
 
 REDLINING_FAILED = "redlining.failed"
+REDLINING_GROUP = 64  # partitions at most whose redlining rows are made by one call
 
 
 def _redlining_path(directory: Path, index: int) -> Path:
@@ -584,8 +585,10 @@ def _redlining_path(directory: Path, index: int) -> Path:
 class _RedliningWriter:
     """Each partition's redlining rows (``RedliningCells.signals``) written to ``directory`` in the order
     of the partitions, by a thread of the main process while the worker processes run: the first
-    ``first`` partitions' together (they are running), then groups twice as large each time (a call's
-    fixed cost, a few tens of milliseconds, is paid a dozen times, not once per partition). Each file
+    ``first`` partitions' together (they are running), then groups twice as large each time up to
+    ``REDLINING_GROUP`` (a call's fixed cost, a few tens of milliseconds, is paid a dozen times at
+    12,000,000 rows, not once per partition; a group takes at most about a second there, which is
+    what ``stop`` may wait). Each file
     appears whole (written under another name, then renamed); an error is kept for ``finish``/``stop``
     and marked in ``directory`` so that a worker waiting for its rows stops waiting."""
 
@@ -603,13 +606,15 @@ class _RedliningWriter:
                 group = range(start, min(start + size, len(self._leis_of)))
                 table = self._cells.signals(np.concatenate([self._leis_of[index] for index in group]))
                 for index in group:
+                    if self._stopping.is_set():
+                        return
                     rows = table[table["lei"].isin(self._leis_of[index])]
                     path = _redlining_path(self._directory, index)
                     staging = path.with_suffix(".partial")
                     with staging.open("wb") as handle:
                         pickle.dump(rows, handle, protocol=pickle.HIGHEST_PROTOCOL)
                     os.replace(staging, path)
-                start, size = group.stop, 2 * size
+                start, size = group.stop, min(2 * size, REDLINING_GROUP)
         except BaseException as error:  # noqa: BLE001 - kept for the main thread, which raises it
             if not self._stopping.is_set():
                 self.error = error
