@@ -588,9 +588,9 @@ class _RedliningWriter:
     ``first`` partitions' together (they are running), then groups twice as large each time up to
     ``REDLINING_GROUP`` (a call's fixed cost, a few tens of milliseconds, is paid a dozen times at
     12,000,000 rows, not once per partition; a group takes at most about a second there, which is
-    what ``stop`` may wait). Each file
-    appears whole (written under another name, then renamed); an error is kept for ``finish``/``stop``
-    and marked in ``directory`` so that a worker waiting for its rows stops waiting."""
+    what ``stop`` may wait). Each file appears whole (written under another name, then renamed); an
+    error is kept for ``finish``/``stop`` and marked in ``directory``, so that a worker waiting for its
+    rows stops waiting."""
 
     def __init__(self, cells: RedliningCells, leis_of: list[np.ndarray], directory: Path, first: int) -> None:
         self._cells, self._leis_of, self._directory, self._first = cells, leis_of, directory, max(1, first)
