@@ -23,6 +23,7 @@ import ctypes
 import dataclasses
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -62,9 +63,14 @@ from reasoner.lending.config import (
     load_column_map,
     load_config,
 )
-from reasoner.lending.evidence.redlining import redlining_columns
+from reasoner.lending.evidence.redlining import (
+    RedliningCells,
+    read_assessment_areas,
+    redlining_cells,
+    redlining_columns,
+)
 from reasoner.lending.evidence.similar import PairCounts, Scaling, fit_scaling
-from reasoner.lending.evidence.tables import PAIR_COLUMNS, register_redlining, similarity_spec
+from reasoner.lending.evidence.tables import PAIR_COLUMNS, similarity_spec
 from reasoner.lending.proxies.register import ProxyColumns, ProxyReport, with_proxies
 from reasoner.lending.registers.compact import CompactFrame, compact
 from reasoner.lending.registers.files import column_names, parquet_rows
@@ -282,14 +288,20 @@ def audit(
     release_arrow_memory()
     # its text columns are turned to text (astype("str")) or factorized in sorted order: as held, a column at a time
     redlining_frame = held.restore(redlining_columns(held.restore(rows=np.arange(0))), text_as_held=True)
-    redlining = register_redlining(redlining_frame, config)
+    redlining_base = _redlining_cells(redlining_frame, config)
     del redlining_frame
     release_arrow_memory()
+    elsewhere = cluster is not None or (workers > 1 and len(parts) > 1)  # this process waits while they run
+    # In worker processes, each partition's redlining rows are made here while the first partitions run
+    # (``_RedliningWriter``); otherwise the whole table now.
+    later = cluster is None and elsewhere
+    redlining = None if later else redlining_base.signals()
     lap("register-wide statistics", len(held), "rows")
 
     model_tables = {
         name: table[table["lei"].isin(present)].reset_index(drop=True) for name, table in model_tables.items()
     }
+    explanations = Explanations()
     no_rows = held.restore(rows=np.arange(0))  # a task's frame until its rows are restored where it runs
     tasks = (
         _Shipped(
@@ -299,7 +311,11 @@ def audit(
                 config=config,
                 frame=no_rows,
                 scaling=scaling,
-                redlining=redlining[redlining["lei"].isin(leis_of[index])],
+                redlining=(
+                    _RedliningFile(explanations.directory, index)
+                    if redlining is None
+                    else redlining[redlining["lei"].isin(leis_of[index])]
+                ),
                 pairs=given_pairs,
                 facts_label=facts.name,
                 facts_sha256=facts_sha256,
@@ -314,8 +330,7 @@ def audit(
     )
     finished: list[int] = []
     taken: dict[int, PartitionResult] = {}
-    elsewhere = cluster is not None or (workers > 1 and len(parts) > 1)  # this process waits while they run
-    explanations = Explanations()
+    writer = _RedliningWriter(redlining_base, leis_of, explanations.directory, 2 * workers) if later else None
     try:
         with progress.bar(f"auditing {lenders_total:,} lenders in {len(parts):,} partitions", len(held), "rows") as bar:
             # Each result goes to disk as it comes, its records until they are written (the main process
@@ -329,9 +344,15 @@ def audit(
                     taken[spilled.index] = explanations.take(spilled.index)
                 bar.update(spilled.applications)
                 bar.set_postfix_str(f"{len(finished)}/{len(parts)} partitions", refresh=False)
-    except BaseException:  # a failed partition, a limit, an interrupt: the spilled files go now, not at exit
+        if writer is not None:
+            writer.finish()
+    except BaseException as error:  # a failed partition, a limit, an interrupt: the spilled files go now, not at exit
+        failed = writer.stop() if writer is not None else None
         explanations.close()
+        if failed is not None and failed is not error and isinstance(error, Exception):
+            raise failed from None  # the redlining rows' error, not a worker's that waited for them
         raise
+    del redlining_base
     del held, cleaned
     release_arrow_memory()  # the register's columns, now that every partition has its rows
     done: list[PartitionResult] = [
@@ -512,6 +533,105 @@ def _scaling(held: CompactFrame, config: AuditConfig) -> Scaling | None:
     needed = ("application_id", "excluded", "decision", *spec.blocks, *spec.columns)  # what fit_scaling reads
     names = [name for name in dict.fromkeys(needed) if name in held.columns]
     return fit_scaling(held.restore(names, text_as_held=True), spec)  # text compared or only checked: as held
+
+
+def _redlining_cells(frame: pd.DataFrame, config: AuditConfig) -> RedliningCells:
+    """The register-wide part of the redlining table (``tables.register_redlining``'s settings): its
+    rows are made from it whole (``signals()``) or a few lenders at a time (``_RedliningWriter``)."""
+    settings = config.redlining
+    areas = None if settings.assessment_areas is None else read_assessment_areas(settings.assessment_areas)
+    return redlining_cells(
+        frame,
+        bands=settings.bands,
+        peer_volume=settings.peer_volume,
+        min_peers=settings.min_peers,
+        min_group=config.min_group,
+        assessment_areas=areas,
+    )
+
+
+REDLINING_WAIT_SECONDS = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class _RedliningFile:
+    """A partition's redlining rows, which ``_RedliningWriter`` writes into the run's spill directory
+    while the partitions run: called in the worker once its statistics are made, it waits for them.
+    (A worker outlives no run: it ends with the main process, ``_die_with``.)"""
+
+    directory: Path
+    index: int
+
+    def __call__(self) -> pd.DataFrame:
+        path = _redlining_path(self.directory, self.index)
+        while not path.exists():
+            if (self.directory / REDLINING_FAILED).exists():
+                raise UsageError("the redlining table was not made")  # the main process reports why
+            time.sleep(REDLINING_WAIT_SECONDS)
+        with path.open("rb") as handle:
+            rows: pd.DataFrame = pickle.load(handle)  # written by this run, in its own directory
+        path.unlink()
+        return rows
+
+
+REDLINING_FAILED = "redlining.failed"
+REDLINING_GROUP = 64  # partitions at most whose redlining rows are made by one call
+
+
+def _redlining_path(directory: Path, index: int) -> Path:
+    return directory / f"redlining-{index:08d}.pkl"
+
+
+class _RedliningWriter:
+    """Each partition's redlining rows (``RedliningCells.signals``) written to ``directory`` in the order
+    of the partitions, by a thread of the main process while the worker processes run: the first
+    ``first`` partitions' together (they are running), then groups twice as large each time up to
+    ``REDLINING_GROUP`` (a call's fixed cost, a few tens of milliseconds, is paid a dozen times at
+    12,000,000 rows, not once per partition; a group takes at most about a second there, which is
+    what ``stop`` may wait). Each file appears whole (written under another name, then renamed); an
+    error is kept for ``finish``/``stop`` and marked in ``directory``, so that a worker waiting for its
+    rows stops waiting."""
+
+    def __init__(self, cells: RedliningCells, leis_of: list[np.ndarray], directory: Path, first: int) -> None:
+        self._cells, self._leis_of, self._directory, self._first = cells, leis_of, directory, max(1, first)
+        self._stopping = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="reasoner-redlining", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            start, size = 0, self._first
+            while start < len(self._leis_of) and not self._stopping.is_set():
+                group = range(start, min(start + size, len(self._leis_of)))
+                table = self._cells.signals(np.concatenate([self._leis_of[index] for index in group]))
+                for index in group:
+                    if self._stopping.is_set():
+                        return
+                    rows = table[table["lei"].isin(self._leis_of[index])]
+                    path = _redlining_path(self._directory, index)
+                    staging = path.with_suffix(".partial")
+                    with staging.open("wb") as handle:
+                        pickle.dump(rows, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                    os.replace(staging, path)
+                start, size = group.stop, min(2 * size, REDLINING_GROUP)
+        except BaseException as error:  # noqa: BLE001 - kept for the main thread, which raises it
+            if not self._stopping.is_set():
+                self.error = error
+                with suppress(OSError):
+                    (self._directory / REDLINING_FAILED).touch()
+
+    def finish(self) -> None:
+        """Wait for the thread (every partition has had its rows by now); raise its error."""
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> BaseException | None:
+        """Stop after the group being made (the run failed or was interrupted); its error, if any."""
+        self._stopping.set()
+        self._thread.join()
+        return self.error
 
 
 def _excluded(held: CompactFrame) -> pd.Series:
