@@ -7,11 +7,12 @@
     → gathered findings, citations renumbered as rows of the whole register's tables
     → outputs (``outputs.write_outputs``)
 
-Partitions hold whole lenders, consecutive in LEI order, about ``partition_rows`` rows each
-(a lender larger than that is a partition by itself), so memory follows the largest lender and
-partitions run in worker processes (``workers``) or on a Dask cluster (``cluster``). Every rule
-is about one lender, so the gathered findings are those of one network for the whole register,
-byte for byte, whatever the partitions, workers or cluster (tests check it).
+Partitions hold whole lenders, consecutive in LEI order, at most ``partition_rows`` rows each
+(a lender larger than that is a partition by itself; by default as many as the largest lender's,
+and at least ``PARTITION_ROWS``), so memory follows the largest lender and partitions run in
+worker processes (``workers``) or on a Dask cluster (``cluster``). Every rule is about one
+lender, so the gathered findings are those of one network for the whole register, byte for
+byte, whatever the partitions, workers or cluster (tests check it).
 
 ``audit(...)`` returns an ``Audit`` holding what the outputs need; nothing is written until
 ``outputs.write_outputs``, which writes to a temporary directory and moves it into place.
@@ -81,7 +82,11 @@ from reasoner.syntax import PredicateDeclaration
 
 __all__ = ["PARTITION_ROWS", "Audit", "AuditTables", "Register", "audit", "builtin_rules", "default_workers"]
 
-PARTITION_ROWS = 20_000  # rows per partition (whole lenders; a larger lender is one partition)
+# The least number of rows per partition by default (whole lenders; a larger lender is one partition). By default a
+# partition may hold as many rows as the largest lender, which sets the peak memory anyway: a partition costs ~0.2 CPU s
+# of its own (the engine's tables and frames, per-call set-up of the statistics), 25% of the audit's work at
+# 12,000,000 rows in partitions of 20,000.
+PARTITION_ROWS = 20_000
 PARTITION_STAGES = (
     "similarity and statistics",
     "engine: parse",
@@ -175,7 +180,7 @@ def audit(
     workers: int | None = None,
     time_limit: float | None = None,
     progress: Progress | None = None,
-    partition_rows: int = PARTITION_ROWS,
+    partition_rows: int | None = None,
     cluster: str | None = None,
     model_evidence: Path | None = None,
 ) -> Audit:
@@ -185,13 +190,15 @@ def audit(
     (``reasoner.model.evidence``) the model rules bind; without it they are bound empty.
 
     ``workers``: processes for the partitions (None: every core); ``cluster``: the address of
-    a Dask scheduler that runs the partitions instead (``tcp://host:8786``).
+    a Dask scheduler that runs the partitions instead (``tcp://host:8786``); ``partition_rows``:
+    the most rows of a partition of whole lenders (a larger lender is one partition; None: as many
+    as the largest lender's, at least ``PARTITION_ROWS``). The results do not depend on them.
     """
     progress = progress or Progress(False)
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise UsageError("--workers must be at least 1")
-    if partition_rows < 1:
+    if partition_rows is not None and partition_rows < 1:
         raise UsageError("--partition-rows must be at least 1")
     seconds: dict[str, float] = {}
     stages: list[StageTiming] = []
@@ -220,7 +227,7 @@ def audit(
         check_proxy_columns(config, column_names(facts))
     early = cluster is None and workers > 1 and "lei" in config.blocks and pairs is None  # several partitions may run
     declared_rows = parquet_rows(facts) if progress.enabled or early else None  # None: not a parquet register
-    if early and (declared_rows or 0) > partition_rows:
+    if early and (declared_rows or 0) > (partition_rows or PARTITION_ROWS):
         _start_workers_early()
     with progress.bar(f"reading {facts.name}", declared_rows if progress.enabled else None, "rows") as bar:
         extra_numeric, extra_text = _extra_columns(config, facts)
@@ -492,27 +499,32 @@ def _check_labels(facts: Path, pairs: Path | None, tables: Sequence[str]) -> Non
             )
 
 
-def _partitions(lei: pd.Series, target: int, whole: bool) -> list[np.ndarray]:
-    """Row positions of each partition: whole lenders, consecutive in LEI order, ~``target`` rows.
+def _partitions(lei: pd.Series, target: int | None, whole: bool) -> list[np.ndarray]:
+    """Row positions of each partition: whole lenders, consecutive in LEI order, at most ``target``
+    rows (a larger lender is a partition by itself; None: the largest lender's rows, at least
+    ``PARTITION_ROWS``).
 
     ``lei``: text, or a categorical whose categories are sorted (``CompactFrame.dictionary``).
 
     Rows without a LEI (no lender to audit; they count in the similarity search's figures)
     join the first partition. Positions are in input order within a partition.
     """
-    if whole or len(lei) <= target:
+    if whole or len(lei) <= (target or PARTITION_ROWS):
         return [np.arange(len(lei))]
     codes, leis = pd.factorize(lei, sort=True)
     if not len(leis):
         return [np.arange(len(lei))]
     sizes = np.bincount(codes[codes >= 0], minlength=len(leis))
-    groups, current, filled = [], [], 0
+    limit = max(PARTITION_ROWS, int(sizes.max())) if target is None else target
+    groups: list[list[int]] = []
+    current: list[int] = []
+    filled = 0
     for code, size in enumerate(sizes.tolist()):
-        current.append(code)
-        filled += size
-        if filled >= target:
+        if current and filled + size > limit:  # the next lender would take it past the limit
             groups.append(current)
             current, filled = [], 0
+        current.append(code)
+        filled += size
     if current:
         groups.append(current)
     partition_of = np.empty(len(leis), dtype=np.int64)
