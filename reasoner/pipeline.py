@@ -24,6 +24,7 @@ from reasoner.errors import ArgumentError, Option
 from reasoner.evidence import Evidence, MemoryTable, load_evidence, with_soft_evidence
 from reasoner.explain import Proof, explain_atom, find_atom
 from reasoner.ground import TRUE, UNKNOWN, GroundNetwork, ground
+from reasoner.intern import unique_sorted
 from reasoner.limits import Limits, MemoryWatchdog, watched_memory_limit
 from reasoner.parse import parse_program, parse_text
 from reasoner.soften import broken_hard_formulas, soften
@@ -335,7 +336,7 @@ def query_table(network: GroundNetwork, queries: Sequence[QueryPattern]) -> tupl
         index = network.predicates[name]
         count = index.num_atoms
         if count > MAX_LISTED_ATOMS:
-            keys = np.unique(np.concatenate([index.evidence_keys, _unknown_keys(network, name)]))
+            keys = unique_sorted(np.concatenate([index.evidence_keys, _unknown_keys(network, name)]))
             notes.append(
                 f"{name} has {count:,} ground atoms; only the {len(keys):,} that are evidence or "
                 "in the network are listed, all others are false"

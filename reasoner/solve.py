@@ -38,6 +38,7 @@ from pysat.solvers import Solver
 from reasoner.backends import normalise, solve_highs
 from reasoner.batches import in_batches
 from reasoner.encode import Component, Components, Encoding, local_clauses
+from reasoner.intern import unique_sorted
 from reasoner.local_search import clause_costs, local_search
 
 __all__ = ["BACKENDS", "Solution", "Status", "solve"]
@@ -131,13 +132,13 @@ def solve(
             stats={"components": len(encoding.components)},
         )
     if isinstance(margin_atoms, np.ndarray):
-        wanted = np.unique(margin_atoms.astype(np.int64, copy=False))
+        wanted = unique_sorted(margin_atoms.astype(np.int64, copy=False))
     else:
-        wanted = np.unique(np.fromiter(margin_atoms, dtype=np.int64))
+        wanted = unique_sorted(np.fromiter(margin_atoms, dtype=np.int64))
     components = encoding.components
     if not split and len(components) > 1:
         clauses = np.sort(components.clauses)
-        members = np.unique(components.variables)
+        members = unique_sorted(components.variables)
         components = Components.of([Component(0, clauses, members)])
     single = np.flatnonzero(components.sizes() == 1)
     multi = [components[int(index)] for index in np.flatnonzero(components.sizes() != 1)]
