@@ -302,7 +302,8 @@ def _audit_output_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="audit: rows per partition of whole lenders (default 20,000; results do not depend on it)",
+        help="audit: the most rows of a partition of whole lenders (default: the largest lender's, at least "
+        "20,000; results do not depend on it)",
     )
     parser.add_argument(
         "--cluster", metavar="ADDRESS", help="audit: run the partitions on a Dask cluster, e.g. tcp://scheduler:8786"
@@ -698,7 +699,7 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
     if options.partition_rows is not None and options.partition_rows < 1:
         raise UsageError("--partition-rows must be at least 1")
     from reasoner.lending.audit.progress import Progress, StageTiming, timing_table
-    from reasoner.lending.audit.run import PARTITION_ROWS, audit
+    from reasoner.lending.audit.run import audit
     from reasoner.lending.outputs.write import check_output, output_lock, write_outputs
 
     signing_key = None
@@ -722,7 +723,7 @@ def _audit(rules: list[Path], tables: list[Path], options: argparse.Namespace, p
             workers=options.workers,
             time_limit=options.time_limit,
             progress=progress,
-            partition_rows=options.partition_rows or PARTITION_ROWS,
+            partition_rows=options.partition_rows,
             cluster=options.cluster,
             model_evidence=options.model_evidence,
         )

@@ -22,6 +22,7 @@ from scipy.sparse.csgraph import connected_components
 
 from reasoner.errors import LimitError
 from reasoner.ground import FALSE, TRUE, UNKNOWN, GroundBlock, GroundNetwork
+from reasoner.intern import unique_sorted
 from reasoner.limits import MAX_WEIGHT, MAX_WEIGHT_PLACES
 from reasoner.normalize import Cmp, Junction, Lit, Node, Truth
 
@@ -366,7 +367,7 @@ def _components(num_vars: int, offsets: np.ndarray, literals: np.ndarray) -> Com
     )
     _count, labels = connected_components(graph, directed=False)
     clause_bounds, clauses = _group(labels[variables[offsets[:-1]]], np.arange(num_clauses, dtype=np.int64))
-    used = np.unique(variables)
+    used = unique_sorted(variables)
     variable_bounds, members = _group(labels[used], used)
     return Components(clause_bounds, clauses, variable_bounds, members)
 

@@ -172,6 +172,28 @@ class Occurrences:
                 made[row] = prefixes[source] + str(line)
         return [made[row] for row in rows]
 
+    def source_array(self, predicate: str, rows: np.ndarray) -> pa.Array:
+        """``source_texts`` of the evidence atoms ``rows`` as Arrow text, made in Arrow: each source's
+        prefix once, then every row's line or row number (``str`` of an integer, as Arrow writes it)."""
+        if not len(rows):
+            return pa.array([], pa.large_string())
+        sources, lines = self.evidence_rows(predicate)
+        if not np.issubdtype(lines.dtype, np.integer):  # numbers as Python writes them
+            return pa.array(self.source_texts(predicate, np.asarray(rows).tolist()), pa.large_string())
+        sources, lines = sources[rows], lines[rows]
+        if (sources == sources[0]).all():  # most predicates' rows come from one source
+            prefix: pa.Array | pa.Scalar = pa.scalar(_source_prefix(self._network, int(sources[0])), pa.large_string())
+        else:
+            distinct, inverse = np.unique(sources, return_inverse=True)
+            prefix = pa.array(
+                [_source_prefix(self._network, source) for source in distinct.tolist()], pa.large_string()
+            ).take(pa.array(inverse.reshape(-1), pa.int64()))
+        return pc.binary_join_element_wise(
+            prefix,
+            pc.cast(pa.array(lines, pa.int64()), pa.large_string()),
+            pa.scalar("", pa.large_string()),
+        )
+
     def plan(self, block: GroundBlock) -> _Plan:
         """The block's ``_Plan``, prepared once."""
         found = self._plans.get(id(block))
@@ -840,17 +862,22 @@ def _block_columns(
         # where the atom's value comes from: its evidence row, -1 the closed world, -2 inferred
         origin = np.where(inferred, -2, np.where(evidence >= 0, evidence, -1)).astype(np.int64)
         distinct, inverse = np.unique(origin, return_inverse=True)
-        rows_cited = [row for row in distinct.tolist() if row >= 0]
-        texts = iter(
-            occurrences.source_texts(literal.predicate, rows_cited)
-            if occurrences
-            else [_source(network, literal.predicate, row) for row in rows_cited]
+        unsourced = int(np.searchsorted(distinct, 0))  # -2 and -1 first: inferred, closed world
+        rows_cited = distinct[unsourced:]
+        made = pa.concat_arrays(
+            [
+                pa.array(["inferred" if row == -2 else "closed world" for row in distinct[:unsourced].tolist()],
+                         pa.large_string()),
+                occurrences.source_array(literal.predicate, rows_cited)
+                if occurrences
+                else pa.array([_source(network, literal.predicate, row) for row in rows_cited.tolist()],
+                              pa.large_string()),
+            ]
         )
-        made = [("inferred" if row == -2 else "closed world") if row < 0 else next(texts) for row in distinct.tolist()]
         cited_atoms.append(atom_text)
         # the atom's truth: its MAP value when inferred, else the literal's state read back through its sign
         cited_values.append(leaf_truth.truth)
-        cited_sources.append(pa.array(made, pa.large_string()).take(pa.array(inverse.reshape(-1), pa.int64())))
+        cited_sources.append(made.take(pa.array(inverse.reshape(-1), pa.int64())))
         cited_keep.append(keep)
     now_value = evaluate(block.tree, now_states, count) == TRUE
     flipped_value = evaluate(block.tree, flipped_states, count) == TRUE

@@ -33,7 +33,7 @@ from reasoner.check import CheckedFormula, CheckedProgram, Predicate
 from reasoner.constants import ConstantValue
 from reasoner.errors import EvidenceError, LimitError, Option
 from reasoner.evidence import Evidence, arrow_text, codes_of, is_coded, is_text
-from reasoner.intern import Collection, ConstantTable, intern_columns
+from reasoner.intern import Collection, ConstantTable, intern_columns, unique_sorted
 from reasoner.limits import MAX_CLAUSE_FILTERS, MAX_KEY, Limits
 from reasoner.normalize import Cmp, Const, Junction, Lit, Node, Truth, Var, leaves, normalize, to_clauses
 from reasoner.syntax import Comparison, Constant, Formula, Quantified
@@ -872,7 +872,7 @@ def _evidence_state(index: PredicateIndex, keys: np.ndarray, states: dict[str, n
 def _unique_rows(rows: np.ndarray) -> np.ndarray:
     """The distinct rows, sorted lexicographically (as SQL's ORDER BY v0, v1, … sorts them)."""
     if rows.shape[1] == 1:
-        return np.unique(rows[:, 0]).reshape(-1, 1)
+        return unique_sorted(rows[:, 0]).reshape(-1, 1)
     ordered = rows[np.lexsort(rows.T[::-1])]
     first = np.ones(len(ordered), dtype=bool)
     first[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
@@ -1047,7 +1047,7 @@ def _unique_keys(keys: np.ndarray, space: int) -> np.ndarray:
         present = np.zeros(space, dtype=bool)
         present[keys] = True
         return np.flatnonzero(present).astype(np.int64)
-    return np.unique(keys)
+    return unique_sorted(keys)
 
 
 def _number_atoms(grounded: list[_Grounding], predicates: Mapping[str, PredicateIndex]) -> AtomTable:

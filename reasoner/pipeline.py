@@ -24,6 +24,7 @@ from reasoner.errors import ArgumentError, Option
 from reasoner.evidence import Evidence, MemoryTable, load_evidence, with_soft_evidence
 from reasoner.explain import Proof, explain_atom, find_atom
 from reasoner.ground import TRUE, UNKNOWN, GroundNetwork, ground
+from reasoner.intern import unique_sorted
 from reasoner.limits import Limits, MemoryWatchdog, watched_memory_limit
 from reasoner.parse import parse_program, parse_text
 from reasoner.soften import broken_hard_formulas, soften
@@ -71,13 +72,10 @@ class QueryAtoms:
     def __len__(self) -> int:
         return sum(len(keys) for keys in self.keys)
 
-    def margin_ids(self, predicates: set[str]) -> list[int]:
-        """The atom ids of the atoms of ``predicates`` the solver decides, in order."""
-        found: list[int] = []
-        for name, ids in zip(self.predicates, self.ids, strict=True):
-            if name in predicates:
-                found.extend(ids[ids != 0].tolist())
-        return found
+    def margin_ids(self, predicates: set[str]) -> np.ndarray:
+        """The atom ids of the atoms of ``predicates`` the solver decides, in order (int64)."""
+        found = [ids[ids != 0] for name, ids in zip(self.predicates, self.ids, strict=True) if name in predicates]
+        return np.concatenate(found).astype(np.int64, copy=False) if found else np.empty(0, dtype=np.int64)
 
     def atoms(self, network: GroundNetwork, values: np.ndarray | None = None) -> list[QueryAtom]:
         """The atoms as objects with their texts, valued from the solver's ``values`` (None: as
@@ -238,7 +236,8 @@ def run(
         lap("encode")
         found, notes = query_table(network, program.queries)
         margin_predicates = _margin_predicates(len(found), margins, program)
-        margin_atoms = found.margin_ids(margin_predicates) + _explained_atom_ids(network, explain_atoms)
+        explained = np.array(_explained_atom_ids(network, explain_atoms), dtype=np.int64)
+        margin_atoms = np.concatenate([found.margin_ids(margin_predicates), explained])
         solution = solve(encoding, margin_atoms=margin_atoms, time_limit=time_limit, workers=workers, backend=solver)
         if hard_weight is not None:
             solution.stats["hard_broken"] = broken_hard_formulas(network, encoding, hard_blocks, solution.values)
@@ -337,7 +336,7 @@ def query_table(network: GroundNetwork, queries: Sequence[QueryPattern]) -> tupl
         index = network.predicates[name]
         count = index.num_atoms
         if count > MAX_LISTED_ATOMS:
-            keys = np.unique(np.concatenate([index.evidence_keys, _unknown_keys(network, name)]))
+            keys = unique_sorted(np.concatenate([index.evidence_keys, _unknown_keys(network, name)]))
             notes.append(
                 f"{name} has {count:,} ground atoms; only the {len(keys):,} that are evidence or "
                 "in the network are listed, all others are false"

@@ -38,6 +38,7 @@ from pysat.solvers import Solver
 from reasoner.backends import normalise, solve_highs
 from reasoner.batches import in_batches
 from reasoner.encode import Component, Components, Encoding, local_clauses
+from reasoner.intern import unique_sorted
 from reasoner.local_search import clause_costs, local_search
 
 __all__ = ["BACKENDS", "Solution", "Status", "solve"]
@@ -103,7 +104,7 @@ class _Result:
 def solve(
     encoding: Encoding,
     *,
-    margin_atoms: Iterable[int] = (),
+    margin_atoms: Iterable[int] | np.ndarray = (),
     time_limit: float | None = None,
     workers: int = 1,
     split: bool = True,
@@ -130,11 +131,14 @@ def solve(
             core_evidence=encoding.violated_hard[:10],
             stats={"components": len(encoding.components)},
         )
-    wanted = np.unique(np.fromiter(margin_atoms, dtype=np.int64))
+    if isinstance(margin_atoms, np.ndarray):
+        wanted = unique_sorted(margin_atoms.astype(np.int64, copy=False))
+    else:
+        wanted = unique_sorted(np.fromiter(margin_atoms, dtype=np.int64))
     components = encoding.components
     if not split and len(components) > 1:
         clauses = np.sort(components.clauses)
-        members = np.unique(components.variables)
+        members = unique_sorted(components.variables)
         components = Components.of([Component(0, clauses, members)])
     single = np.flatnonzero(components.sizes() == 1)
     multi = [components[int(index)] for index in np.flatnonzero(components.sizes() != 1)]
@@ -150,7 +154,7 @@ def solve(
 
     cost = encoding.fixed_cost
     bound = encoding.fixed_cost
-    margins: dict[int, int | None] = {int(atom): 0 for atom in wanted}
+    margins: dict[int, int | None] = dict.fromkeys(wanted.tolist(), 0)
     statuses: set[Status] = set()
     if len(single):
         outcome = _solve_singletons(components, single, encoding, wanted, values, margins)
@@ -236,10 +240,10 @@ def _solve_singletons(
     other = np.where(choose_true, cost_false, cost_true)
     other_forbidden = np.where(choose_true, false_forbidden, true_forbidden)
     asked = np.isin(variables, wanted)
-    for variable, margin, forbidden in zip(
-        variables[asked].tolist(), (other - chosen)[asked].tolist(), other_forbidden[asked].tolist(), strict=True
-    ):
-        margins[variable] = None if forbidden else margin
+    listed = variables[asked].tolist()
+    margins.update(zip(listed, (other - chosen)[asked].tolist(), strict=True))
+    for position in np.flatnonzero(other_forbidden[asked]).tolist():  # no world with it reversed
+        margins[listed[position]] = None
     return int(chosen.sum())
 
 

@@ -110,3 +110,15 @@ def test_proofs_as_columns_are_the_proofs_of_explain_keys(tmp_path: Path) -> Non
             assert len(columns) == len(expected)
             assert [columns.proof(number) for number in range(len(columns))] == expected
     assert len(explain_columns(network, solution, "Cancer", np.empty(0, dtype=np.int64))) == 0
+
+
+def test_source_array_is_source_texts_in_arrow(tmp_path: Path) -> None:
+    """``Occurrences.source_array`` gives the texts ``source_texts`` gives, whatever rows are asked
+    (repeated, out of order, none)."""
+    network = _run(tmp_path).network
+    occurrences = Occurrences(network)
+    for predicate in ("Knows", "Smokes"):
+        count = len(occurrences.evidence_rows(predicate)[0])
+        for rows in (np.arange(count), np.arange(count)[::-1].copy(), np.array([1, 0, 1]), np.empty(0, np.int64)):
+            expected = Occurrences(network).source_texts(predicate, rows.tolist())
+            assert occurrences.source_array(predicate, rows).to_pylist() == expected

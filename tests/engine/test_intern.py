@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from reasoner.constants import order_key
 from reasoner.evidence import typed_constants
-from reasoner.intern import _python_table, intern_columns
+from reasoner.intern import _python_table, intern_columns, unique_sorted
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=4)
 any_texts = st.text(max_size=4)  # lone surrogates too: UTF-8 (Arrow) cannot hold them, Python can
@@ -110,3 +110,21 @@ def test_strings_arrow_cannot_hold_take_the_python_path() -> None:
     table, ids = intern_columns({"t": [["\ud83d", "a"], pd.Series(["b"], dtype="str")]})
     assert list(table.values) == sorted(["\ud83d", "a", "b"])
     assert [table.values[i] for i in ids["t"][0]] == ["\ud83d", "a"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), max_size=40), st.sampled_from(["int64", "int32"]))
+def test_unique_sorted_is_numpys_unique(values: list[int], dtype: str) -> None:
+    array = np.array([value % (2**31) if dtype == "int32" else value for value in values], dtype=np.int64).astype(dtype)
+    found = unique_sorted(array)
+    assert found.dtype == np.unique(array).dtype
+    assert found.tolist() == np.unique(array).tolist()
+
+
+def test_unique_sorted_of_floats_and_flags_is_numpys_unique() -> None:
+    floats = np.array([2.0, np.nan, -0.0, 0.0, np.nan, 1.5, 2.0])
+    np.testing.assert_array_equal(unique_sorted(floats), np.unique(floats))  # one NaN, as numpy gives it
+    flags = np.array([True, False, True])
+    assert unique_sorted(flags).tolist() == [False, True]
+    assert unique_sorted(np.empty(0, dtype=np.int64)).dtype == np.int64
+    assert unique_sorted(np.array([7], dtype=np.uint32)).tolist() == [7]

@@ -44,7 +44,7 @@ def test_the_atoms_are_the_columns_valued_by_the_solver_or_the_evidence(tmp_path
     assert result.values == {atom.text: atom.value for atom in expected}
     assert result.values["Cancer(Anna)"] and not result.values["Cancer(Chris)"]  # inferred; given as evidence
     assert [atom.fixed for atom in result.atoms if atom.text.startswith("Cancer")] == [False, False, True]
-    assert query.margin_ids({"Cancer"}) == [atom.atom_id for atom in expected[:3] if atom.atom_id]
+    assert query.margin_ids({"Cancer"}).tolist() == [atom.atom_id for atom in expected[:3] if atom.atom_id]
 
 
 def test_patterns_with_arguments_keep_only_their_atoms(tmp_path: Path) -> None:

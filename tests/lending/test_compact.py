@@ -249,18 +249,22 @@ def test_columns_held_from_the_cleanings_codes_are_those_factorized_from_the_row
         raw["derived_msa-md"] = np.where(np.arange(count) % 4 == 0, "NA", " 12345 ")
         raw["application_id"] = [f"ID{number:05d}" for number in range(count)]
     cleaned = clean_hmda(raw, "register.parquet", keep_codes=True)
-    assert clean_hmda(raw, "register.parquet").coded == {}  # only when asked: a caller holds no codes
+    plain = clean_hmda(raw, "register.parquet")
+    assert plain.coded == {}  # only when asked: a caller holds no codes
     assert {"race", "lei", "income", "excluded", "decision"} <= set(cleaned.coded)
+    assert cleaned.exclusions == plain.exclusions
+    assert dict(cleaned.frame.dtypes) == dict(plain.frame.dtypes)  # the coded columns stand in: dtypes, no rows
+    assert cleaned.frame["race"].isna().all() and not plain.frame["race"].isna().all()
     for name, coded in cleaned.coded.items():
-        rows = pd.Series(coded.rows(), dtype=cleaned.frame[name].dtype)
-        pd.testing.assert_series_equal(rows, cleaned.frame[name], check_names=False, check_exact=True)
-    given, factorized = compact(cleaned.frame, cleaned.coded), compact(cleaned.frame)
+        rows = pd.Series(coded.rows(), dtype=plain.frame[name].dtype)
+        pd.testing.assert_series_equal(rows, plain.frame[name], check_names=False, check_exact=True)
+    given, factorized = compact(cleaned.frame, cleaned.coded), compact(plain.frame)
     assert given.encoded == factorized.encoded
     assert _held_columns(given) == _held_columns(factorized)
     if form == "odd values":
         assert {"loan_amount", "application_id"}.isdisjoint(given.encoded)
         assert list(given.held["sex"].cat.categories) == ["Male"]
-    _same(given.restore(), cleaned.frame)
+    _same(given.restore(), plain.frame)
 
 
 def test_decoded_floats_have_missing_as_nan_with_any_code_width() -> None:

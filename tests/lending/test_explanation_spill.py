@@ -180,3 +180,56 @@ def test_a_stream_cut_batch_by_batch_holds_every_record(monkeypatch: pytest.Monk
         assert batches == -(-23 // size)
         assert found_ids == ids
         assert joined == [numbering.renumber(text) for text in plain]
+
+
+def test_sources_marked_in_arrow_are_marked_as_one_by_one() -> None:
+    """``_cited_texts`` writes each source as ``_cited_text`` does (a last " row " and a row number as
+    ``str`` writes it: marked; anything else: JSON text) and adds the labels in the same order."""
+    from reasoner.lending.audit.explanations import _cited_texts
+
+    sources = [
+        "pairs row 17", "facts.parquet row 0", "x row 01", "inferred", "closed world", 'a "q" \\ row 3',
+        "pairs row 5 row x", "t\nrow row 9", "denial_odds row 2", "é ✓ row 12", " row 5", "pairs row 4", "row 5",
+    ]
+    one_by_one, at_once = {"facts.parquet": 0}, {"facts.parquet": 0}
+    expected = [_cited_text(source, one_by_one) for source in sources]
+    assert _cited_texts(pa.array(sources, pa.large_string()), at_once).to_pylist() == expected
+    assert list(at_once.items()) == list(one_by_one.items())
+    assert _cited_texts(pa.array(["inferred"], pa.large_string()), at_once).to_pylist() == ['"inferred"']
+
+
+def test_floats_written_in_arrow_are_written_as_python_writes_them() -> None:
+    """``_float_texts`` takes Arrow's text only where it is Python's (``_floats``): fractions from 1e-4
+    to 1e16; integral values, exponents, NaN, ±inf and missing values are written by Python."""
+    from reasoner.lending.audit.explanations import _float_texts, _floats
+
+    rng = np.random.default_rng(5)
+    values: list[float | None] = [
+        *rng.random(2000).round(6).tolist(),
+        *(10 ** rng.uniform(-8, 20, 2000) * rng.choice([-1, 1], 2000)).tolist(),
+        0.0, -0.0, 1.0, -2.0, 1e-4, 9.999999e-5, 1e16, 9999999999999998.0, 5e-324,
+        float("nan"), float("inf"), -float("inf"), None,
+    ]
+    array = pa.array(values, pa.float64())
+    assert _float_texts(array).to_pylist() == _floats(values)
+    assert _float_texts(array.slice(3, 2500)).to_pylist() == _floats(values[3:2503])
+    assert _float_texts(pa.array([], pa.float64())).to_pylist() == []
+
+
+def test_record_fields_written_in_arrow_are_their_json() -> None:
+    """``_column_texts`` writes a column's values as the encoder writes them ``json_safe``: text with
+    escapes, integers, floats (NaN, ±inf), and a column Arrow cannot hold as one type value by value."""
+    import pandas as pd
+
+    from reasoner.lending.audit.explanations import _column_texts, json_safe
+
+    columns = [
+        pd.Series(["a1", 'quote " and \\ back', "tab\tand é ✓", ""]),
+        pd.Series([3, 0, -7, 2**40]),
+        pd.Series([0.5, float("nan"), float("inf"), 1.0]),
+        pd.Series(["a", 1, 2.5, None], dtype=object),
+        pd.Series([True, False, True, True]),
+    ]
+    for column in columns:
+        expected = [_ENCODER.encode(json_safe(value)) for value in column.tolist()]
+        assert _column_texts(column).to_pylist() == expected

@@ -14,11 +14,11 @@ import pytest
 from scipy import stats
 from support import REPOSITORY
 
-from reasoner.errors import EvidenceError, RuleError
+from reasoner.errors import EvidenceError, RuleError, UsageError
 from reasoner.lending import synthesize
-from reasoner.lending.audit.run import audit
+from reasoner.lending.audit.run import _RedliningFile, _RedliningWriter, audit
 from reasoner.lending.config import load_config
-from reasoner.lending.evidence.redlining import read_assessment_areas, redlining_signals
+from reasoner.lending.evidence.redlining import read_assessment_areas, redlining_cells, redlining_signals
 from reasoner.lending.evidence.statistics import holm_adjusted
 from reasoner.lending.evidence.tables import register_redlining
 from reasoner.lending.outputs.explain_finding import explain_finding
@@ -380,8 +380,13 @@ def test_a_wide_volume_band_stays_within_the_market() -> None:
     blocks += [(f"P{index}", "M1", 80.0, 1, 300) for index in range(6)]
     blocks += [(f"Q{index}", "M2", 10.0, 1, 300) for index in range(6)]
     frame = register(blocks)
-    found = row(redlining_signals(frame, peer_volume=(0.2, 5.0), min_peers=1), lei="BIG", band=50.0,
-                measure="applications", market="M1")
+    found = row(
+        redlining_signals(frame, peer_volume=(0.2, 5.0), min_peers=1),
+        lei="BIG",
+        band=50.0,
+        measure="applications",
+        market="M1",
+    )
     assert found["peers"] == 6 and found["peer_basis"] == "volume 0.2-5x"
 
 
@@ -430,3 +435,62 @@ def test_distinct_keys_by_hashing_are_those_of_numpys_unique(distinct: int) -> N
         expected_values, expected_inverse = np.unique(case, return_inverse=True)
         assert values.tolist() == expected_values.tolist() and inverse.tolist() == expected_inverse.tolist()
         assert values.dtype == expected_values.dtype
+
+
+def _with_unplaced_lender() -> pd.DataFrame:
+    """``_many_markets`` and a lender G whose every row is set aside (purchased), so G has no market."""
+    frame = _many_markets()
+    return pd.concat([frame, register([("G", "M0", 80.0, 6, 12)])], ignore_index=True)
+
+
+@pytest.mark.parametrize(
+    "leis", [["A"], ["B", "C"], ["A", "B", "C", "D", "E", "F", "G"], ["G"], ["F", "A"], ["nobody"], []]
+)
+def test_the_rows_of_some_lenders_are_the_whole_tables_rows_about_them(leis: list[str]) -> None:
+    """What the audit hands each partition while the workers run (``RedliningCells.signals(leis)``): the
+    whole table's rows about those lenders, bit for bit, with its dtypes, whichever lenders are asked."""
+    frame = _with_unplaced_lender()
+    cells = redlining_cells(frame)
+    whole = redlining_signals(frame)
+    pd.testing.assert_frame_equal(cells.signals(), whole, check_exact=True)
+    expected = whole[whole["lei"].isin(leis)].reset_index(drop=True)
+    found = cells.signals(leis)
+    if len(expected):
+        pd.testing.assert_frame_equal(found, expected, check_exact=True)
+    else:  # nothing about them: no rows, the columns of the table
+        assert found.empty and list(found.columns) == list(whole.columns)
+
+
+def test_each_partitions_redlining_rows_are_written_whole_and_in_order(tmp_path: Path) -> None:
+    """``run._RedliningWriter`` (a thread of the main process) writes each partition's rows while the workers
+    run; ``run._RedliningFile`` (in the worker) waits for them: the rows of the whole table about its lenders."""
+    frame = _with_unplaced_lender()
+    whole = redlining_signals(frame)
+    leis_of = [np.array(group, dtype=object) for group in (["A", "B"], ["C"], ["D", "E"], ["F"], ["G"])]
+    writer = _RedliningWriter(redlining_cells(frame), leis_of, tmp_path, 2)
+    for index, leis in enumerate(leis_of):
+        found = _RedliningFile(tmp_path, index)()
+        expected = whole[whole["lei"].isin(leis)]
+        if len(expected):
+            pd.testing.assert_frame_equal(found.reset_index(drop=True), expected.reset_index(drop=True))
+        else:
+            assert found.empty
+    writer.finish()
+    assert not list(tmp_path.iterdir())  # each file was taken by its partition, none half-written left
+
+
+def test_an_error_making_the_redlining_rows_stops_the_waiting_partition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer's error is marked for the waiting worker (which stops waiting) and raised by the main process."""
+    cells = redlining_cells(_with_unplaced_lender())
+
+    def broken(leis: object = None) -> pd.DataFrame:
+        raise MemoryError("no room for the redlining rows")
+
+    monkeypatch.setattr(cells, "signals", broken)
+    writer = _RedliningWriter(cells, [np.array(["A"], dtype=object)], tmp_path, 2)
+    with pytest.raises(UsageError, match="redlining table was not made"):
+        _RedliningFile(tmp_path, 0)()
+    with pytest.raises(MemoryError, match="no room"):
+        writer.finish()

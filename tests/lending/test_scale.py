@@ -16,7 +16,7 @@ import pytest
 from support import REPOSITORY, run_reason
 
 from reasoner.lending.audit.progress import Progress, StageTiming, timing_table
-from reasoner.lending.audit.run import _partitions, audit
+from reasoner.lending.audit.run import PARTITION_ROWS, _partitions, audit
 
 pytestmark = pytest.mark.slow  # end-to-end audits: outside the inner loop, pytest -m "not slow"
 
@@ -69,11 +69,30 @@ def test_partitions_hold_whole_lenders_in_lei_order() -> None:
     frame = pd.DataFrame({"lei": ["B", "A", None, "C", "A", "B", "D", "C", "A"]})
     parts = _partitions(frame["lei"], 3, whole=False)
     leis = [frame["lei"].iloc[rows].fillna("-").tolist() for rows in parts]
-    assert leis == [["A", "-", "A", "A"], ["B", "C", "B", "C"], ["D"]]  # rows without a LEI join the first
+    assert leis == [["A", "-", "A", "A"], ["B", "B"], ["C", "D", "C"]]  # rows without a LEI join the first
     assert all((np.diff(rows) > 0).all() for rows in parts)  # input order within a partition
     assert sorted(np.concatenate(parts).tolist()) == list(range(len(frame)))
     assert [rows.tolist() for rows in _partitions(frame["lei"], 3, whole=True)] == [list(range(len(frame)))]
     assert len(_partitions(frame["lei"], 100, whole=False)) == 1
+
+
+def test_partitions_are_at_most_the_limit_or_one_lender_and_by_default_the_largest_lender() -> None:
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(1, 3_000, 200)
+    sizes[[17, 150]] = [45_000, 52_000]  # two lenders larger than PARTITION_ROWS
+    lei = pd.Series(np.repeat([f"L{number:03d}" for number in range(len(sizes))], sizes)).sample(frac=1, random_state=1)
+    lei = lei.reset_index(drop=True)
+    for target, limit in ((5_000, 5_000), (None, 52_000)):
+        parts = _partitions(lei, target, whole=False)
+        held = [len(rows) for rows in parts]
+        lenders = [lei.iloc[rows].nunique() for rows in parts]
+        assert all(rows <= limit or count == 1 for rows, count in zip(held, lenders, strict=True))
+        # closed only when the next lender would not fit: no two neighbours could have been one partition
+        assert all(left + right > limit for left, right in zip(held, held[1:], strict=False))
+        assert sum(held) == len(lei)
+    assert max(len(rows) for rows in _partitions(lei, None, whole=False)) > PARTITION_ROWS
+    small = lei[~lei.isin(["L017", "L150"])].reset_index(drop=True)  # no lender above PARTITION_ROWS: it is the limit
+    assert max(len(rows) for rows in _partitions(small, None, whole=False)) <= PARTITION_ROWS
 
 
 def test_progress_reports_every_stage_with_counts_when_enabled(tmp_path: Path) -> None:

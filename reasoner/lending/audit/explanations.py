@@ -133,11 +133,13 @@ def _line(record: dict[str, Any]) -> str:
     return _ENCODER.encode(record)
 
 
-def _stream(ids: list[str], records: list[str], labels: dict[str, int]) -> bytes:
-    """``ids`` and ``records`` (with marked citations, ``_ProofText``) as a zstd-compressed Arrow IPC
-    stream (``Rendered.applications``); ``labels``: each cited table's code."""
-    if not records:
+def _stream(ids: list[str], records: list[str] | pa.Array, labels: dict[str, int]) -> bytes:
+    """``ids`` and ``records`` (with marked citations, ``_ProofText``; Python or Arrow text) as a
+    zstd-compressed Arrow IPC stream (``Rendered.applications``); ``labels``: each cited table's code."""
+    if not len(records):
         return b""
+    if not isinstance(records, pa.Array):
+        records = pa.array(records, pa.large_string())
     metadata = {"labels": json.dumps(list(labels), ensure_ascii=False)}
     sink = pa.BufferOutputStream()
     writer: pa.ipc.RecordBatchStreamWriter | None = None
@@ -145,7 +147,7 @@ def _stream(ids: list[str], records: list[str], labels: dict[str, int]) -> bytes
         # cut and written SPILL_BATCH records at a time (the batches the stream holds anyway): the cut's
         # copies of the records (split, filtered, listed) are of one batch, not of the partition's records
         for start in range(0, len(records), SPILL_BATCH):
-            pieces, codes, rows = _cut(pa.array(records[start : start + SPILL_BATCH], pa.large_string()))
+            pieces, codes, rows = _cut(records.slice(start, SPILL_BATCH))
             batch = pa.table(
                 {"id": pa.array(ids[start : start + SPILL_BATCH], pa.large_string()), "pieces": pieces,
                  "codes": codes, "rows": rows}
@@ -200,52 +202,52 @@ def _render(findings: Findings, tables: PartitionTables, config: AuditConfig, fa
             )
         )
     predicates = {label: predicate for predicate, label in config.application_findings}
-    lines, ids = [], []
     applications = findings.applications
-    compared = _comparator_texts(applications)
     labels: dict[str, int] = {}  # each cited table's code, in the order first cited
     proof_text = _ProofText(labels)
     source = _cited_text(f"{facts_label} row 1", labels)  # how the record's own "source" is written
     source_at = source.index(MARK) + 1 + len(str(labels[facts_label])) + 1  # its row follows the separator
-    names = ("application_id", "row", "lei", "finding", "confidence", "margin", "violation_score")
-    columns = [applications[name].tolist() for name in names]
-    # the partition's row of each finding, renumbered when gathered
-    local = (positions_of(tables.applications, applications["application_id"].astype(str).tolist()) + 1).tolist()
+    ids = applications["application_id"].astype(str).tolist()
     # the application findings' proofs written block by block from their columns (``ProofColumns``)
     texts = {name: (proof_text.columns(proofs), numbers) for name, (proofs, numbers) in findings.columns.items()}
-    for application_id, input_row, lei, finding, confidence, margin, score, at, comparators in zip(
-        *columns, local, compared, strict=True
-    ):
-        predicate, key = predicates[finding], str(application_id)
+    proofs = []
+    for finding, key in zip(applications["finding"].tolist(), ids, strict=True):
+        predicate = predicates[finding]
         if predicate in texts:
             written, numbers = texts[predicate]
-            proof_json = written[numbers[key]]
+            proofs.append(written[numbers[key]])
         else:
-            proof_json = proof_text(findings.proofs[(predicate, key)])
-        ids.append(key)
-        record = _line(
-            _safe(
-                {
-                    "finding": "application",
-                    "application_id": application_id,
-                    "row": input_row,
-                    "source": None,  # written below, its row marked
-                    "lei": lei,
-                    "kind": finding,
-                    "confidence": confidence,
-                    "margin": margin,
-                    "violation_score": score,
-                },
-                (),
-            )
-        )
-        # "source" (null in the head: the first "source": null of the text, no value holds an unescaped
-        # quote) with its row marked, and the record's last two keys, "comparators" and "proof", as JSON
-        # text made apart (one object's text is its items', comma-separated, in braces)
-        head, tail = record[:-1].split('"source": null', 1)
-        cited = f'{source[:source_at]}{at}{MARK}"'
-        lines.append(f'{head}"source": {cited}{tail}, "comparators": {comparators}, "proof": {proof_json}}}')
-    return Rendered(lenders, _stream(ids, lines, labels))
+            proofs.append(proof_text(findings.proofs[(predicate, key)]))
+    if not ids:
+        return Rendered(lenders, b"")
+    # the partition's row of each finding, renumbered when gathered
+    local = pc.cast(pa.array(positions_of(tables.applications, ids) + 1, pa.int64()), pa.large_string())
+    # Each record is the text ``_line(_safe(record))`` would give it, its fields in this order, with its
+    # "source" row marked, written a field at a time for all records in Arrow (``_column_texts``)
+    pieces: list[pa.Array | pa.Scalar] = [_text('{"finding": "application", "application_id": ')]
+    pieces += [_column_texts(applications["application_id"]), _text(', "row": '), _column_texts(applications["row"])]
+    pieces += [_text(f', "source": {source[:source_at]}'), local, _text(f'{MARK}"')]
+    for name, key in (("lei", "lei"), ("kind", "finding"), ("confidence", "confidence"), ("margin", "margin")):
+        pieces += [_text(f', "{name}": '), _column_texts(applications[key])]
+    pieces += [_text(', "violation_score": '), _column_texts(applications["violation_score"])]
+    pieces += [_text(', "comparators": '), _comparator_array(applications), _text(', "proof": ')]
+    pieces += [pa.array(proofs, pa.large_string()), _text("}")]
+    records = pc.binary_join_element_wise(*pieces, _text(""))
+    return Rendered(lenders, _stream(ids, records, labels))
+
+
+def _column_texts(values: pd.Series) -> pa.Array:
+    """The JSON text ``_line(json_safe(value))`` of each value of a column, as Arrow text: written by
+    ``_field_texts`` when Arrow holds the column as text, int64 or float64, else value by value."""
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python values
+        array = None
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if array is None or not _plain(array.type):
+        return pa.array([_line(json_safe(value)) for value in values.tolist()], pa.large_string())
+    return _field_texts(array).cast(pa.large_string())
 
 
 class _ProofText:
@@ -282,7 +284,7 @@ class _ProofText:
         formulas = len(proofs.rules)
         if len(proofs.citation_values):
             encoded = pc.dictionary_encode(proofs.citation_sources)
-            sources = pa.array(list(map(self._source, encoded.dictionary.to_pylist())), pa.large_string())
+            sources = self._sources_of(encoded.dictionary)
             values = pc.if_else(pa.array(proofs.citation_values, pa.bool_()), _text("true"), _text("false"))
             citations = pc.binary_join_element_wise(
                 _text('{"atom": '), _json_texts(proofs.citation_atoms), _text(', "value": '), values,
@@ -373,6 +375,13 @@ class _ProofText:
         )
         return text
 
+    def _sources_of(self, sources: pa.Array) -> pa.Array:
+        """``_source`` of each text of ``sources`` (distinct, none missing), in Arrow: the cited tables'
+        labels added to ``labels`` in the order of their first citation, as ``_source`` one by one adds them."""
+        if self._labels is None:
+            return _json_texts(sources.cast(pa.large_string()))
+        return _cited_texts(sources.cast(pa.large_string()), self._labels)
+
     def _source(self, source: str | None) -> str:
         if source is None:
             return "null"
@@ -397,6 +406,27 @@ def _cited_text(source: str, labels: dict[str, int]) -> str:
         return _encode_text(source)
     code = labels.setdefault(label, len(labels))
     return f'{_encode_text(label + " row ")[:-1]}{MARK}{code}{SEPARATOR}{row}{MARK}"'
+
+
+def _cited_texts(sources: pa.Array, labels: dict[str, int]) -> pa.Array:
+    """``_cited_text`` of each of ``sources`` (Arrow text, none missing), in Arrow: a source that cites
+    a row (its last " row " followed by a row number as ``str`` writes it) gets its label's marked
+    prefix, each label's made once (in the order of first citation), and its row; the others are
+    written as JSON text."""
+    parts = pc.extract_regex(sources, r"(?s)^(?P<label>.*) row (?P<row>0|[1-9][0-9]*)$")
+    cites = parts.is_valid()
+    plain = _json_texts(sources)
+    if not pc.any(cites, min_count=0).as_py():
+        return plain
+    label = pc.struct_field(parts, "label")
+    distinct = pc.unique(label.filter(cites))  # in the order of first occurrence
+    prefixes = [
+        f'{_encode_text(name + " row ")[:-1]}{MARK}{labels.setdefault(name, len(labels))}{SEPARATOR}'
+        for name in distinct.to_pylist()
+    ]
+    prefix = pa.array(prefixes, pa.large_string()).take(pc.index_in(label, value_set=distinct))
+    marked = pc.binary_join_element_wise(prefix, pc.struct_field(parts, "row"), _text(f'{MARK}"'), _text(""))
+    return pc.if_else(cites, marked, plain)
 
 
 def _cut(records: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
@@ -450,6 +480,12 @@ _BOOLEANS = {True: "true", False: "false"}
 
 
 def _comparator_texts(applications: pd.DataFrame) -> list[str]:
+    """``_comparator_array`` as Python texts."""
+    texts: list[str] = _comparator_array(applications).to_pylist()
+    return texts
+
+
+def _comparator_array(applications: pd.DataFrame) -> pa.Array:
     """Each finding's comparators (the ``comparators`` column, a list of structs per finding) as the
     JSON text ``_line`` gives their ``json_safe`` Python lists, made a field at a time in Arrow rather
     than as dicts to walk and encode: text as the encoder escapes it, integers and finite floats as
@@ -460,7 +496,7 @@ def _comparator_texts(applications: pd.DataFrame) -> list[str]:
     values = column.flatten()
     fields = list(column.type.value_type) if pa.types.is_list(column.type) else []
     if not fields or column.null_count or values.null_count or not all(_plain(field.type) for field in fields):
-        return [_line(json_safe(comparators)) for comparators in column.to_pylist()]
+        return pa.array([_line(json_safe(comparators)) for comparators in column.to_pylist()], pa.large_string())
     pieces: list[pa.Array | pa.Scalar] = []
     for number, field in enumerate(fields):
         pieces += [_text(("{" if number == 0 else ", ") + _encode_text(field.name) + ": ")]
@@ -469,8 +505,7 @@ def _comparator_texts(applications: pd.DataFrame) -> list[str]:
     lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
     bounds = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32), pa.int32())
     joined = pc.binary_join(pa.ListArray.from_arrays(bounds, items), _text(", "))
-    texts: list[str] = pc.binary_join_element_wise(_text("["), joined, _text("]"), _text("")).to_pylist()
-    return texts
+    return pc.binary_join_element_wise(_text("["), joined, _text("]"), _text(""))
 
 
 def _plain(kind: pa.DataType) -> bool:
@@ -483,11 +518,32 @@ def _field_texts(values: pa.Array) -> pa.Array:
     if pa.types.is_int64(values.type):
         return pc.cast(values, pa.large_string()).fill_null("null")
     if values.type == pa.float64():  # as Python writes them (Arrow writes 1.0 as "1")
-        return pa.array(_floats(values.to_pylist()), pa.large_string())
+        return _float_texts(values)
     values = values.cast(pa.large_string())
     if pc.any(pc.match_substring_regex(values, r'[\x00-\x1f"\\]'), min_count=0).as_py():  # escapes needed
         return pa.array(["null" if value is None else _encode_text(value) for value in values.to_pylist()], values.type)
     return pc.binary_join_element_wise(_text('"'), values, _text('"'), _text("")).fill_null("null")
+
+
+def _float_texts(values: pa.Array) -> pa.Array:
+    """``_floats`` of a float64 array, as Arrow text. Arrow and Python both write a float as the shortest
+    digits that read back as it; from 1e-4 up to 1e16 Python writes them without an exponent, as Arrow
+    does for a number with a fraction: those are taken from Arrow's cast, the rest (integral values,
+    which Arrow writes without ".0", exponents, NaN, ±inf, missing values) written by Python."""
+    texts = pc.cast(values, pa.large_string())
+    magnitude = np.abs(values.to_numpy(zero_copy_only=False))  # a missing value: NaN
+    with np.errstate(invalid="ignore"):
+        plain = (magnitude >= 1e-4) & (magnitude < 1e16)
+    plain &= pc.fill_null(
+        pc.and_(pc.match_substring(texts, "."), pc.invert(pc.match_substring(texts, "e"))), False
+    ).to_numpy(zero_copy_only=False)
+    rest = np.flatnonzero(~plain)
+    if not rest.size:
+        return texts
+    written = pa.array(_floats(values.take(pa.array(rest, pa.int64())).to_pylist()), pa.large_string())
+    where = np.arange(len(values), dtype=np.int64)
+    where[rest] = len(values) + np.arange(rest.size, dtype=np.int64)
+    return pa.concat_arrays([texts, written]).take(pa.array(where, pa.int64()))
 
 
 def _json_texts(values: pa.Array) -> pa.Array:

@@ -22,8 +22,10 @@ process, a worker process or a cluster worker alike.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -79,8 +81,9 @@ class PartitionTask:
 
     ``frame``: the cleaned rows of these lenders in input order (``hmda.CLEAN_COLUMNS``);
     ``scaling``: the similarity scaling of the whole register; ``redlining``: the rows of the
-    whole register's redlining table about these lenders; ``pairs``: the rows of a given pair
-    table (None: search).
+    whole register's redlining table about these lenders, or a function that gives them (called once
+    the statistics are made: the audit makes them while the partitions run); ``pairs``: the rows of a
+    given pair table (None: search).
     """
 
     index: int
@@ -88,7 +91,7 @@ class PartitionTask:
     config: AuditConfig
     frame: pd.DataFrame
     scaling: Scaling | None
-    redlining: pd.DataFrame
+    redlining: pd.DataFrame | Callable[[], pd.DataFrame]
     pairs: pd.DataFrame | None
     facts_label: str
     facts_sha256: str
@@ -129,8 +132,12 @@ def audit_partition(task: PartitionTask) -> PartitionResult:
     config = task.config
     rows = task.frame["row"].to_numpy(dtype=np.int64)
     frame = task.frame.reset_index(drop=True)
-    tables = audit_tables(frame, config, task.pairs, scaling=task.scaling, redlining=task.redlining)
+    redlining = task.redlining
+    given = redlining if isinstance(redlining, pd.DataFrame) else _NONE
+    tables = audit_tables(frame, config, task.pairs, scaling=task.scaling, redlining=given)
     seconds["similarity and statistics"] = time.perf_counter() - clock
+    if not isinstance(redlining, pd.DataFrame):  # its rows are taken last: only the engine binds them
+        tables = dataclasses.replace(tables, redlining=redlining().reset_index(drop=True))
     inputs = {"applications": (task.facts_label, task.facts_sha256), "pairs": (task.pairs_label, task.pairs_sha256)}
     # An input's rows are cited as its rows, under its digest (a directory has none). The tables computed here
     # get no digest: nothing reports a source's digest in the audit, and hashing the pair table's hundred
@@ -189,6 +196,9 @@ def audit_partition(task: PartitionTask) -> PartitionResult:
         seconds=seconds,
         peak_memory=peak_memory(),
     )
+
+
+_NONE = pd.DataFrame()  # the redlining rows until they are given
 
 
 @functools.lru_cache(maxsize=4)

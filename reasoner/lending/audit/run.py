@@ -7,11 +7,12 @@
     → gathered findings, citations renumbered as rows of the whole register's tables
     → outputs (``outputs.write_outputs``)
 
-Partitions hold whole lenders, consecutive in LEI order, about ``partition_rows`` rows each
-(a lender larger than that is a partition by itself), so memory follows the largest lender and
-partitions run in worker processes (``workers``) or on a Dask cluster (``cluster``). Every rule
-is about one lender, so the gathered findings are those of one network for the whole register,
-byte for byte, whatever the partitions, workers or cluster (tests check it).
+Partitions hold whole lenders, consecutive in LEI order, at most ``partition_rows`` rows each
+(a lender larger than that is a partition by itself; by default as many as the largest lender's,
+and at least ``PARTITION_ROWS``), so memory follows the largest lender and partitions run in
+worker processes (``workers``) or on a Dask cluster (``cluster``). Every rule is about one
+lender, so the gathered findings are those of one network for the whole register, byte for
+byte, whatever the partitions, workers or cluster (tests check it).
 
 ``audit(...)`` returns an ``Audit`` holding what the outputs need; nothing is written until
 ``outputs.write_outputs``, which writes to a temporary directory and moves it into place.
@@ -23,6 +24,7 @@ import ctypes
 import dataclasses
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -62,9 +64,14 @@ from reasoner.lending.config import (
     load_column_map,
     load_config,
 )
-from reasoner.lending.evidence.redlining import redlining_columns
+from reasoner.lending.evidence.redlining import (
+    RedliningCells,
+    read_assessment_areas,
+    redlining_cells,
+    redlining_columns,
+)
 from reasoner.lending.evidence.similar import PairCounts, Scaling, fit_scaling
-from reasoner.lending.evidence.tables import PAIR_COLUMNS, register_redlining, similarity_spec
+from reasoner.lending.evidence.tables import PAIR_COLUMNS, similarity_spec
 from reasoner.lending.proxies.register import ProxyColumns, ProxyReport, with_proxies
 from reasoner.lending.registers.compact import CompactFrame, compact
 from reasoner.lending.registers.files import column_names, parquet_rows
@@ -75,7 +82,11 @@ from reasoner.syntax import PredicateDeclaration
 
 __all__ = ["PARTITION_ROWS", "Audit", "AuditTables", "Register", "audit", "builtin_rules", "default_workers"]
 
-PARTITION_ROWS = 20_000  # rows per partition (whole lenders; a larger lender is one partition)
+# The least number of rows per partition by default (whole lenders; a larger lender is one partition). By default a
+# partition may hold as many rows as the largest lender, which sets the peak memory anyway: a partition costs ~0.2 CPU s
+# of its own (the engine's tables and frames, per-call set-up of the statistics), 25% of the audit's work at
+# 12,000,000 rows in partitions of 20,000.
+PARTITION_ROWS = 20_000
 PARTITION_STAGES = (
     "similarity and statistics",
     "engine: parse",
@@ -169,7 +180,7 @@ def audit(
     workers: int | None = None,
     time_limit: float | None = None,
     progress: Progress | None = None,
-    partition_rows: int = PARTITION_ROWS,
+    partition_rows: int | None = None,
     cluster: str | None = None,
     model_evidence: Path | None = None,
 ) -> Audit:
@@ -179,13 +190,15 @@ def audit(
     (``reasoner.model.evidence``) the model rules bind; without it they are bound empty.
 
     ``workers``: processes for the partitions (None: every core); ``cluster``: the address of
-    a Dask scheduler that runs the partitions instead (``tcp://host:8786``).
+    a Dask scheduler that runs the partitions instead (``tcp://host:8786``); ``partition_rows``:
+    the most rows of a partition of whole lenders (a larger lender is one partition; None: as many
+    as the largest lender's, at least ``PARTITION_ROWS``). The results do not depend on them.
     """
     progress = progress or Progress(False)
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise UsageError("--workers must be at least 1")
-    if partition_rows < 1:
+    if partition_rows is not None and partition_rows < 1:
         raise UsageError("--partition-rows must be at least 1")
     seconds: dict[str, float] = {}
     stages: list[StageTiming] = []
@@ -214,7 +227,7 @@ def audit(
         check_proxy_columns(config, column_names(facts))
     early = cluster is None and workers > 1 and "lei" in config.blocks and pairs is None  # several partitions may run
     declared_rows = parquet_rows(facts) if progress.enabled or early else None  # None: not a parquet register
-    if early and (declared_rows or 0) > partition_rows:
+    if early and (declared_rows or 0) > (partition_rows or PARTITION_ROWS):
         _start_workers_early()
     with progress.bar(f"reading {facts.name}", declared_rows if progress.enabled else None, "rows") as bar:
         extra_numeric, extra_text = _extra_columns(config, facts)
@@ -282,14 +295,20 @@ def audit(
     release_arrow_memory()
     # its text columns are turned to text (astype("str")) or factorized in sorted order: as held, a column at a time
     redlining_frame = held.restore(redlining_columns(held.restore(rows=np.arange(0))), text_as_held=True)
-    redlining = register_redlining(redlining_frame, config)
+    redlining_base = _redlining_cells(redlining_frame, config)
     del redlining_frame
     release_arrow_memory()
+    elsewhere = cluster is not None or (workers > 1 and len(parts) > 1)  # this process waits while they run
+    # In worker processes, each partition's redlining rows are made here while the first partitions run
+    # (``_RedliningWriter``); otherwise the whole table now.
+    later = cluster is None and elsewhere
+    redlining = None if later else redlining_base.signals()
     lap("register-wide statistics", len(held), "rows")
 
     model_tables = {
         name: table[table["lei"].isin(present)].reset_index(drop=True) for name, table in model_tables.items()
     }
+    explanations = Explanations()
     no_rows = held.restore(rows=np.arange(0))  # a task's frame until its rows are restored where it runs
     tasks = (
         _Shipped(
@@ -299,7 +318,11 @@ def audit(
                 config=config,
                 frame=no_rows,
                 scaling=scaling,
-                redlining=redlining[redlining["lei"].isin(leis_of[index])],
+                redlining=(
+                    _RedliningFile(explanations.directory, index)
+                    if redlining is None
+                    else redlining[redlining["lei"].isin(leis_of[index])]
+                ),
                 pairs=given_pairs,
                 facts_label=facts.name,
                 facts_sha256=facts_sha256,
@@ -314,8 +337,7 @@ def audit(
     )
     finished: list[int] = []
     taken: dict[int, PartitionResult] = {}
-    elsewhere = cluster is not None or (workers > 1 and len(parts) > 1)  # this process waits while they run
-    explanations = Explanations()
+    writer = _RedliningWriter(redlining_base, leis_of, explanations.directory, 2 * workers) if later else None
     try:
         with progress.bar(f"auditing {lenders_total:,} lenders in {len(parts):,} partitions", len(held), "rows") as bar:
             # Each result goes to disk as it comes, its records until they are written (the main process
@@ -329,9 +351,15 @@ def audit(
                     taken[spilled.index] = explanations.take(spilled.index)
                 bar.update(spilled.applications)
                 bar.set_postfix_str(f"{len(finished)}/{len(parts)} partitions", refresh=False)
-    except BaseException:  # a failed partition, a limit, an interrupt: the spilled files go now, not at exit
+        if writer is not None:
+            writer.finish()
+    except BaseException as error:  # a failed partition, a limit, an interrupt: the spilled files go now, not at exit
+        failed = writer.stop() if writer is not None else None
         explanations.close()
+        if failed is not None and failed is not error and isinstance(error, Exception):
+            raise failed from None  # the redlining rows' error, not a worker's that waited for them
         raise
+    del redlining_base
     del held, cleaned
     release_arrow_memory()  # the register's columns, now that every partition has its rows
     done: list[PartitionResult] = [
@@ -471,27 +499,32 @@ def _check_labels(facts: Path, pairs: Path | None, tables: Sequence[str]) -> Non
             )
 
 
-def _partitions(lei: pd.Series, target: int, whole: bool) -> list[np.ndarray]:
-    """Row positions of each partition: whole lenders, consecutive in LEI order, ~``target`` rows.
+def _partitions(lei: pd.Series, target: int | None, whole: bool) -> list[np.ndarray]:
+    """Row positions of each partition: whole lenders, consecutive in LEI order, at most ``target``
+    rows (a larger lender is a partition by itself; None: the largest lender's rows, at least
+    ``PARTITION_ROWS``).
 
     ``lei``: text, or a categorical whose categories are sorted (``CompactFrame.dictionary``).
 
     Rows without a LEI (no lender to audit; they count in the similarity search's figures)
     join the first partition. Positions are in input order within a partition.
     """
-    if whole or len(lei) <= target:
+    if whole or len(lei) <= (target or PARTITION_ROWS):
         return [np.arange(len(lei))]
     codes, leis = pd.factorize(lei, sort=True)
     if not len(leis):
         return [np.arange(len(lei))]
     sizes = np.bincount(codes[codes >= 0], minlength=len(leis))
-    groups, current, filled = [], [], 0
+    limit = max(PARTITION_ROWS, int(sizes.max())) if target is None else target
+    groups: list[list[int]] = []
+    current: list[int] = []
+    filled = 0
     for code, size in enumerate(sizes.tolist()):
-        current.append(code)
-        filled += size
-        if filled >= target:
+        if current and filled + size > limit:  # the next lender would take it past the limit
             groups.append(current)
             current, filled = [], 0
+        current.append(code)
+        filled += size
     if current:
         groups.append(current)
     partition_of = np.empty(len(leis), dtype=np.int64)
@@ -512,6 +545,105 @@ def _scaling(held: CompactFrame, config: AuditConfig) -> Scaling | None:
     needed = ("application_id", "excluded", "decision", *spec.blocks, *spec.columns)  # what fit_scaling reads
     names = [name for name in dict.fromkeys(needed) if name in held.columns]
     return fit_scaling(held.restore(names, text_as_held=True), spec)  # text compared or only checked: as held
+
+
+def _redlining_cells(frame: pd.DataFrame, config: AuditConfig) -> RedliningCells:
+    """The register-wide part of the redlining table (``tables.register_redlining``'s settings): its
+    rows are made from it whole (``signals()``) or a few lenders at a time (``_RedliningWriter``)."""
+    settings = config.redlining
+    areas = None if settings.assessment_areas is None else read_assessment_areas(settings.assessment_areas)
+    return redlining_cells(
+        frame,
+        bands=settings.bands,
+        peer_volume=settings.peer_volume,
+        min_peers=settings.min_peers,
+        min_group=config.min_group,
+        assessment_areas=areas,
+    )
+
+
+REDLINING_WAIT_SECONDS = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class _RedliningFile:
+    """A partition's redlining rows, which ``_RedliningWriter`` writes into the run's spill directory
+    while the partitions run: called in the worker once its statistics are made, it waits for them.
+    (A worker outlives no run: it ends with the main process, ``_die_with``.)"""
+
+    directory: Path
+    index: int
+
+    def __call__(self) -> pd.DataFrame:
+        path = _redlining_path(self.directory, self.index)
+        while not path.exists():
+            if (self.directory / REDLINING_FAILED).exists():
+                raise UsageError("the redlining table was not made")  # the main process reports why
+            time.sleep(REDLINING_WAIT_SECONDS)
+        with path.open("rb") as handle:
+            rows: pd.DataFrame = pickle.load(handle)  # written by this run, in its own directory
+        path.unlink()
+        return rows
+
+
+REDLINING_FAILED = "redlining.failed"
+REDLINING_GROUP = 64  # partitions at most whose redlining rows are made by one call
+
+
+def _redlining_path(directory: Path, index: int) -> Path:
+    return directory / f"redlining-{index:08d}.pkl"
+
+
+class _RedliningWriter:
+    """Each partition's redlining rows (``RedliningCells.signals``) written to ``directory`` in the order
+    of the partitions, by a thread of the main process while the worker processes run: the first
+    ``first`` partitions' together (they are running), then groups twice as large each time up to
+    ``REDLINING_GROUP`` (a call's fixed cost, a few tens of milliseconds, is paid a dozen times at
+    12,000,000 rows, not once per partition; a group takes at most about a second there, which is
+    what ``stop`` may wait). Each file appears whole (written under another name, then renamed); an
+    error is kept for ``finish``/``stop`` and marked in ``directory``, so that a worker waiting for its
+    rows stops waiting."""
+
+    def __init__(self, cells: RedliningCells, leis_of: list[np.ndarray], directory: Path, first: int) -> None:
+        self._cells, self._leis_of, self._directory, self._first = cells, leis_of, directory, max(1, first)
+        self._stopping = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="reasoner-redlining", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            start, size = 0, self._first
+            while start < len(self._leis_of) and not self._stopping.is_set():
+                group = range(start, min(start + size, len(self._leis_of)))
+                table = self._cells.signals(np.concatenate([self._leis_of[index] for index in group]))
+                for index in group:
+                    if self._stopping.is_set():
+                        return
+                    rows = table[table["lei"].isin(self._leis_of[index])]
+                    path = _redlining_path(self._directory, index)
+                    staging = path.with_suffix(".partial")
+                    with staging.open("wb") as handle:
+                        pickle.dump(rows, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                    os.replace(staging, path)
+                start, size = group.stop, min(2 * size, REDLINING_GROUP)
+        except BaseException as error:  # noqa: BLE001 - kept for the main thread, which raises it
+            if not self._stopping.is_set():
+                self.error = error
+                with suppress(OSError):
+                    (self._directory / REDLINING_FAILED).touch()
+
+    def finish(self) -> None:
+        """Wait for the thread (every partition has had its rows by now); raise its error."""
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> BaseException | None:
+        """Stop after the group being made (the run failed or was interrupted); its error, if any."""
+        self._stopping.set()
+        self._thread.join()
+        return self.error
 
 
 def _excluded(held: CompactFrame) -> pd.Series:

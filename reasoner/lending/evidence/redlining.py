@@ -44,7 +44,7 @@ here first).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -59,7 +59,9 @@ __all__ = [
     "MEASURES",
     "REDLINING_COLUMNS",
     "SEGMENT_COLUMNS",
+    "RedliningCells",
     "read_assessment_areas",
+    "redlining_cells",
     "redlining_columns",
     "redlining_signals",
 ]
@@ -108,6 +110,27 @@ def redlining_signals(
     set aside; pooled: the lender's), reason. Sorted by lei, market_kind == 'pooled' last,
     market, band, measure.
     """
+    return redlining_cells(
+        frame,
+        bands=bands,
+        peer_volume=peer_volume,
+        min_peers=min_peers,
+        min_group=min_group,
+        assessment_areas=assessment_areas,
+    ).signals()
+
+
+def redlining_cells(
+    frame: pd.DataFrame,
+    *,
+    bands: Sequence[float] = (50.0, 80.0),
+    peer_volume: tuple[float, float] = (0.5, 2.0),
+    min_peers: int = 5,
+    min_group: int = MIN_GROUP,
+    assessment_areas: pd.DataFrame | None = None,
+) -> RedliningCells:
+    """The register-wide part of ``redlining_signals`` (same arguments): ``RedliningCells.signals()``
+    is its table, ``signals(leis)`` the rows of some lenders."""
     missing = [name for name in REDLINING_COLUMNS if name not in frame.columns]
     if missing:
         raise ValueError(f"redlining signals: the frame has no column {', '.join(repr(m) for m in missing)}")
@@ -173,20 +196,67 @@ def redlining_signals(
     for name in COUNT_COLUMNS:
         lenders[name] = lenders[name].fillna(0).astype(np.int64) if name in lenders else 0
     lenders = lenders.sort_values(["market", "lei"], kind="stable").reset_index(drop=True)
+    table, cells = _peer_tests(lenders, bands, peer_volume, min_peers, min_group)
+    return RedliningCells(table, cells, rows[["lei", *COUNT_COLUMNS[:4]]], bands)
 
-    table = _peer_tests(lenders, bands, peer_volume, min_peers, min_group)
-    table["p_adjusted"] = holm_adjusted(
-        table["p_value"].to_numpy(dtype=np.float64),
-        (table["lei"] + "\x00" + table["band"].astype(str) + "\x00" + table["measure"]).to_numpy(),
-    )
-    pooled = _pooled(table, rows, bands)
-    result = pd.concat([table, pooled], ignore_index=True)
-    result["pooled_last"] = result["market_kind"] == "pooled"
-    result = result.sort_values(["lei", "pooled_last", "market", "band", "measure"], kind="stable")
-    result = result.drop(columns="pooled_last").reset_index(drop=True)
-    for name in ("lei", "market", "market_kind", "measure", "peer_basis", "reason"):
-        result[name] = result[name].astype("str")
-    return result[list(OUTPUT_COLUMNS)]
+
+class RedliningCells:
+    """The register-wide part of ``redlining_signals``: every focal lender × market × band × measure
+    with its peers' counts (``_peer_tests``), before the exact tests, Holm's adjustment and the
+    pooled rows, which are each about one lender. ``signals(leis)`` finishes the rows of some
+    lenders: the rows of ``signals()`` about them, bit for bit (a cell's exact test is its own,
+    Holm's families and the pooled sums are per lender), so that the audit can hand each partition
+    its lenders' rows as they are made (``audit.run``) rather than make the whole table first."""
+
+    def __init__(
+        self, table: pd.DataFrame, cells: np.ndarray | None, rows: pd.DataFrame, bands: tuple[float, ...]
+    ) -> None:
+        self._table = table  # p_value a placeholder; no p_adjusted
+        self._cells = cells  # per table row: a, n1, b, n0 and 1.0 when tested; None: no band (no test)
+        # The pooled rows read no exact test: made here for every lender (pandas' grouped sums of some lenders'
+        # rows may differ from the whole table's in the last bit).
+        self._pooled = _pooled(table, rows, bands)
+        self._table_rows = _rows_by_value(table["lei"])
+        self._pooled_rows = _rows_by_value(self._pooled["lei"])
+
+    def signals(self, leis: Iterable[str] | None = None) -> pd.DataFrame:
+        """The rows of the lenders ``leis`` (None: every lender), sorted as ``redlining_signals``' are."""
+        table, cells, pooled = self._table, self._cells, self._pooled
+        if leis is None:
+            table = table.copy()
+        else:
+            wanted = list(dict.fromkeys(leis))
+            chosen = _positions(self._table_rows, wanted)
+            table = table.take(chosen).reset_index(drop=True)
+            cells = None if cells is None else cells[chosen]
+            pooled = pooled.take(_positions(self._pooled_rows, wanted)).reset_index(drop=True)
+        if cells is not None:
+            table["p_value"] = _hypergeom_lower(cells[:, 0], cells[:, 1], cells[:, 2], cells[:, 3], cells[:, 4] > 0)
+        table["p_adjusted"] = holm_adjusted(
+            table["p_value"].to_numpy(dtype=np.float64),
+            (table["lei"] + "\x00" + table["band"].astype(str) + "\x00" + table["measure"]).to_numpy(),
+        )
+        result = pd.concat([table, pooled], ignore_index=True)
+        result["pooled_last"] = result["market_kind"] == "pooled"
+        result = result.sort_values(["lei", "pooled_last", "market", "band", "measure"], kind="stable")
+        result = result.drop(columns="pooled_last").reset_index(drop=True)
+        for name in ("lei", "market", "market_kind", "measure", "peer_basis", "reason"):
+            result[name] = result[name].astype("str")
+        return result[list(OUTPUT_COLUMNS)]
+
+
+def _rows_by_value(column: pd.Series) -> dict[object, np.ndarray]:
+    """The positions of each value's rows, ascending (missing values: none)."""
+    codes, values = pd.factorize(column)
+    order = np.argsort(codes, kind="stable")  # missing (-1) first
+    ends = np.cumsum(np.bincount(codes + 1, minlength=len(values) + 1))
+    return {value: order[ends[number] : ends[number + 1]] for number, value in enumerate(values.tolist())}
+
+
+def _positions(by_value: dict[object, np.ndarray], wanted: list[str]) -> np.ndarray:
+    """The rows of the values ``wanted``, in the frame's order."""
+    found = [by_value[value] for value in wanted if value in by_value]
+    return np.sort(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
 
 
 OUTPUT_COLUMNS = (
@@ -325,7 +395,7 @@ def _area_markets(rows: pd.DataFrame, areas: pd.DataFrame, counted: list[str]) -
 
 def _peer_tests(
     lenders: pd.DataFrame, bands: tuple[float, ...], peer_volume: tuple[float, float], min_peers: int, min_group: int
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, np.ndarray | None]:
     """One row per focal lender × market × band × measure: its share, its volume peers' and the
     one-sided Fisher exact test."""
     codes = pd.factorize(lenders["market"], sort=True)[0]
@@ -381,13 +451,10 @@ def _peer_tests(
             parts.append(part)
             cells.append((a, n1, b, n0, reason == ""))
     if not parts:
-        return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
-    p_value = _hypergeom_lower(*(np.concatenate(column) for column in zip(*cells, strict=True)))
-    start = 0
-    for part in parts:
-        part["p_value"] = p_value[start : start + len(part)]
-        start += len(part)
-    return pd.concat(parts, ignore_index=True)
+        return pd.DataFrame(columns=list(OUTPUT_COLUMNS)), None
+    # every band's and measure's cells as one array (the exact tests: ``RedliningCells.signals``)
+    tests = np.stack([np.concatenate(column).astype(np.float64) for column in zip(*cells, strict=True)], axis=1)
+    return pd.concat(parts, ignore_index=True), tests
 
 
 def _hypergeom_lower(a: np.ndarray, n1: np.ndarray, b: np.ndarray, n0: np.ndarray, tested: np.ndarray) -> np.ndarray:

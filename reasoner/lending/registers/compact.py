@@ -179,8 +179,9 @@ class CompactFrame:
 def compact(frame: pd.DataFrame, coded: Mapping[str, Coded] | None = None) -> CompactFrame:
     """``frame`` (a cleaned register, or a piece of one) held in fewer bytes (module docstring).
 
-    ``coded``: columns of ``frame`` as the cleaning made them (``frame[name]`` holds exactly
-    ``coded[name].rows()``), encoded from their codes."""
+    ``coded``: columns of ``frame`` as the cleaning made them, encoded from their codes; their rows are
+    ``coded[name].rows()`` (as text: ``values.strings`` of them), and ``frame[name]`` gives only the
+    column's dtype (``clean_hmda(keep_codes=True)`` does not build their rows: a stand-in of that dtype)."""
     coded = {} if coded is None else coded
     count = len(frame)
     first_row = None
@@ -200,10 +201,14 @@ def compact(frame: pd.DataFrame, coded: Mapping[str, Coded] | None = None) -> Co
             continue
         column = frame[name]
         given = coded.get(name)
-        dictionary = _encode(column) if given is None or len(given.codes) != count else _encode_coded(column, given)
+        if given is not None and len(given.codes) != count:
+            raise ValueError(f"column '{name}': {len(given.codes)} codes for {count} rows")
+        dictionary = _encode(column) if given is None else _encode_coded(column, given)
         if dictionary is not None:
             encoded.add(name)
             held[name] = pd.Series(dictionary, copy=False)
+        elif given is not None:  # too many values for a dictionary: its rows, made from the codes
+            held[name] = _coded_rows(given, column.dtype)
         else:  # a copy: a view would keep the frame's other columns of its block alive
             held[name] = pd.Series(column.array.copy(), dtype=column.dtype, copy=False)
     return CompactFrame(
@@ -283,6 +288,16 @@ def _encode(column: pd.Series) -> pd.Categorical | None:
         if restored.tobytes() != original.tobytes():
             return None
     return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(uniques))
+
+
+def _coded_rows(coded: Coded, dtype: Any) -> pd.Series:
+    """The rows of ``coded`` as a column of ``dtype``: text as ``values.strings`` makes it (an Arrow
+    dictionary of the values, None missing, cast to text), numbers taken."""
+    if dtype == TEXT:
+        dictionary = pa.array(list(coded.values), type=pa.string())
+        indices = pa.array(np.asarray(coded.codes, dtype=np.int32))
+        return pd.Series(pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string()).to_pandas(), copy=False)
+    return pd.Series(coded.rows(), dtype=dtype, copy=False)
 
 
 def _encode_coded(column: pd.Series, coded: Coded) -> pd.Categorical | None:

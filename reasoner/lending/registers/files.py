@@ -42,7 +42,10 @@ __all__ = [
 DELIMITERS = ("|", "\t", ",", ";")
 
 
-BATCH_ROWS = 250_000  # rows per batch of ``read_hmda_batches`` (a parquet input's record batches gathered)
+BATCH_ROWS = 1_000_000  # rows per batch of ``read_hmda_batches`` (a parquet input's record batches gathered)
+# 1,000,000, not 250,000: a piece's distinct values are parsed once per piece (most of a row group's dictionary
+# in every piece), so four times fewer pieces read 12,000,000 rows in 26 CPU s instead of 33; the read's peak
+# 2,069 -> 2,309 MB, below the register-wide pass's (2.7 GB, benchmarks/HISTORY.md)
 # Record batches and files the scanner reads ahead: a row group of 1,000,000 rows peaked at 803 MB with
 # pyarrow's defaults (16, 4) and 643 MB with (2, 1), in no more time (3,000,000 rows, benchmarks/memory.py)
 SCAN_READAHEAD = (2, 1)

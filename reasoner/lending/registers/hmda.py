@@ -509,7 +509,9 @@ def clean_hmda(
     ``first_row``: the input row of ``raw``'s first row, when it is a piece of the input
     (``read_clean``); ``whole=False`` leaves the checks that need every row (no usable row)
     to the caller; ``keep_codes``: the result's ``coded`` holds each column as the codes it was
-    made from (``read_clean``'s compact pieces are held from them), else it is empty.
+    made from (``read_clean``'s compact pieces are held from them), else it is empty; then the frame's
+    coded columns only stand in (their dtype, no rows: 25 text and float columns a piece not built,
+    ``compact.compact`` makes its dictionaries or rows from the codes).
     """
     source = str(source_name)
     count = len(raw)
@@ -551,7 +553,8 @@ def clean_hmda(
     coded["race"] = text("derived_race", DERIVED_RACE)
     coded["ethnicity"] = text("derived_ethnicity", DERIVED_ETHNICITY)
     coded["sex"] = text("derived_sex", DERIVED_SEX)
-    race, ethnicity, sex = (_strings(coded[name]) for name in ("race", "ethnicity", "sex"))
+    # keep_codes: the coded columns' rows are held from their codes (``compact.compact``), not built as text here
+    rows_of = _stand_in if keep_codes else _as_rows
     ids, id_column, id_coded = _application_ids(raw, source, first_row)
     if id_coded is not None:
         coded["application_id"] = id_coded
@@ -593,30 +596,19 @@ def clean_hmda(
         {
             "row": np.arange(first_row, first_row + count, dtype=np.int64),
             "application_id": ids,
-            **{name: _strings(coded[name]) for name in places},
-            "race": race,
-            "ethnicity": ethnicity,
-            "sex": sex,
-            "age": _strings(coded["age"]),
-            "action_taken": action,
-            "decision": _strings(coded["decision"]),
-            "loan_type": coded["loan_type"].rows(),
-            "loan_purpose": coded["loan_purpose"].rows(),
-            "lien_status": coded["lien_status"].rows(),
-            "loan_amount": loan_amount,
-            "income": income,
-            "dti": dti,
-            "cltv": cltv,
             **{
-                name: coded[name].rows()
-                for name in ("property_value", "interest_rate", "rate_spread", "tract_minority_pct", "tract_income_pct")
+                name: rows_of(coded[name])
+                for name in (
+                    *places, "race", "ethnicity", "sex", "age", "action_taken", "decision", "loan_type",
+                    "loan_purpose", "lien_status", "loan_amount", "income", "dti", "cltv", "property_value",
+                    "interest_rate", "rate_spread", "tract_minority_pct", "tract_income_pct", *DENIAL_REASONS,
+                )
             },
-            **{name: coded[name].rows() for name in DENIAL_REASONS},
         }
     )
     for name in PRODUCT_FIELDS:
         coded[name] = _product_field(columns.get(name), name, count, source)
-        frame.insert(frame.columns.get_loc("loan_amount"), name, coded[name].rows())
+        frame.insert(frame.columns.get_loc("loan_amount"), name, rows_of(coded[name]))
     reasons = {
         "not a decision": decision == 2,
         "missing income": np.isnan(income),
@@ -626,11 +618,11 @@ def clean_hmda(
         "exempt cltv": cltv_exempt,
         "missing loan amount": np.isnan(loan_amount),
         "unknown race code": ~race_column.take(known_race.to_numpy(dtype=bool)),
-        "no group known": no_group_known(race, ethnicity, sex),
+        "no group known": _no_group_known(coded["race"], coded["ethnicity"], coded["sex"]),
     }
     reason_codes, exclusions = _first_reasons(reasons, count)
     coded["excluded"] = Coded(reason_codes, np.array(("", *EXCLUSION_REASONS), dtype=object))
-    frame["excluded"] = _strings(coded["excluded"])
+    frame["excluded"] = rows_of(coded["excluded"])
     if whole:
         _check_usable(exclusions, count, source)
     return CleanedHMDA(
@@ -642,6 +634,34 @@ def clean_hmda(
 def _strings(coded: Coded) -> pd.Series:
     """A text column of ``coded`` (``values.strings``)."""
     return strings(coded.codes, list(coded.values))
+
+
+def _as_rows(coded: Coded) -> pd.Series | np.ndarray:
+    """The cleaned frame's column of ``coded``: text (its values are objects) or numbers."""
+    return _strings(coded) if coded.values.dtype == object else coded.rows()
+
+
+def _stand_in(coded: Coded) -> pd.Series | np.ndarray:
+    """A column of ``_as_rows(coded)``'s dtype and length, all missing text or zeros: what
+    ``clean_hmda(keep_codes=True)`` puts in its frame for a coded column, whose rows ``compact.compact``
+    holds from the codes (it reads the frame's column for its dtype only)."""
+    count = len(coded.codes)
+    if coded.values.dtype == object:
+        return pa.nulls(count, pa.string()).to_pandas()  # the dtype ``values.strings`` gives
+    return np.zeros(count, dtype=coded.values.dtype)  # never read: zeros are the cheapest rows of any dtype
+
+
+def _no_group_known(race: Coded, ethnicity: Coded, sex: Coded) -> np.ndarray:
+    """``no_group_known`` of the three coded columns, decided once per value and taken to the rows."""
+
+    def per_row(column: Coded, test: Callable[[pd.Series], pd.Series]) -> np.ndarray:
+        return test(pd.Series(column.values, dtype=object)).to_numpy(dtype=bool)[column.codes]
+
+    return (
+        per_row(race, lambda values: values.isin(RACE_NOT_AVAILABLE))
+        & ~per_row(ethnicity, lambda values: values.eq("Hispanic or Latino"))
+        & ~per_row(sex, lambda values: values.isin(("Male", "Female")))
+    )
 
 
 def no_group_known(race: pd.Series, ethnicity: pd.Series, sex: pd.Series) -> np.ndarray:
