@@ -31,6 +31,7 @@ from reasoner.lending.evidence.statistics import (
     matched_pair_test,
     pair_rows,
     pricing_disparity,
+    stable_order,
 )
 
 BLACK = "Black or African American"
@@ -478,6 +479,44 @@ def test_cluster_outliers_by_neighbour_share() -> None:
     )
     result = cluster_outliers(frame, pairs)
     assert result.values.tolist() == [[ids[2], "L1", "approved", 5, 0.0], [ids[0], "L2", "denied", 5, 0.8]]
+
+
+def test_cluster_outliers_count_every_applicants_neighbours_as_a_grouping_does() -> None:
+    """The compared applicants found by marking their rows (branch tables11, in place of ``np.unique``):
+    neighbours and approval shares as pandas groups the decided pairs by compared applicant, over
+    random pairs (applicants without pairs, undecided neighbours, ids not in row order)."""
+    rng = np.random.default_rng(11)
+    count = 400
+    decisions = rng.choice(["approved", "denied", "withdrawn"], count, p=[0.6, 0.3, 0.1])
+    frame = frame_of({"decision": list(decisions), "lei": list(rng.choice(["L1", "L2", "L3"], count))})
+    frame = frame.iloc[rng.permutation(count)].reset_index(drop=True)
+    ids = frame["application_id"].to_numpy()
+    compared = rng.choice(count, 60, replace=False)
+    b = np.repeat(compared, rng.integers(1, 12, compared.size))
+    pairs = pd.DataFrame({"a": ids[rng.integers(0, count, b.size)], "b": ids[b], "rank": 1})
+    result = cluster_outliers(frame, pairs, min_neighbours=1, share=0.0).set_index("application_id")
+    decision = frame.set_index("application_id")["decision"]
+    neighbour = decision[pairs["a"]].to_numpy()
+    known = np.isin(neighbour, ["approved", "denied"])
+    grouped = pairs[known].assign(approved=neighbour[known] == "approved").groupby("b")["approved"]
+    expected = pd.DataFrame({"neighbours": grouped.size(), "share": grouped.mean()})
+    expected = expected[np.isin(decision[expected.index].to_numpy(), ["approved", "denied"])]
+    assert len(result) == len(expected) > 30
+    assert result["neighbours"].to_dict() == expected["neighbours"].to_dict()
+    np.testing.assert_allclose(
+        result.loc[expected.index, "neighbour_approval_share"].to_numpy(), expected["share"].to_numpy(), rtol=1e-15
+    )
+
+
+@pytest.mark.parametrize("high", [1, 7, 65_535, 65_536, 2**40])
+def test_stable_order_is_numpys_stable_argsort(high: int) -> None:
+    """``stable_order`` sorts keys that fit in 16 bits as such (numpy's radix sort): the order of
+    ``np.argsort(kind="stable")`` of the 64-bit keys, with ties, at the 16-bit limit and beyond it."""
+    rng = np.random.default_rng(high % 1000)
+    for keys in (rng.integers(0, high + 1, 5_000), np.array([high, 0, high, 0]), np.zeros(0, np.int64)):
+        assert stable_order(keys).tolist() == np.argsort(keys, kind="stable").tolist()
+    negative = np.array([3, -1, 2, -1, 3])
+    assert stable_order(negative).tolist() == np.argsort(negative, kind="stable").tolist()
 
 
 # --- synthetic register: planted effects ----------------------------------------------------

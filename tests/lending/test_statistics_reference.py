@@ -1019,6 +1019,44 @@ def test_interaction_fits_from_the_financial_fit_match_the_fits_from_zeros(
             assert new[column].equals(old[column]), column
 
 
+def test_interaction_design_in_place_has_the_bits_of_the_stacked_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interaction fits' design written column by column from the scales' centred values (branch
+    tables11) against the columns ``np.column_stack`` made of the values centred again: the same bits, on
+    a register with a constant covariate, a category (base levels left at 0) and units of every kind."""
+    import reasoner.lending.evidence.interaction as interaction_module
+
+    frame = interaction_register(3)
+    model = Covariates(
+        numeric=("income", "dti", "cltv", "loan_amount"), categorical=("loan_type",), bands=(("dti", (36.0, 43.0)),)
+    )
+    designs: list[tuple[np.ndarray, np.ndarray]] = []
+    original_logistic, original_scales = interaction_module.unit_logistic, interaction_module.unit_scales
+    gathered: list[np.ndarray] = []
+
+    def scales(values: np.ndarray, unit: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        gathered.append(values)
+        return original_scales(values, unit, count)
+
+    def logistic(design: np.ndarray, outcome: np.ndarray, unit: np.ndarray, *rest: Any, **named: Any) -> Any:
+        designs.append((design.copy(), unit))
+        return original_logistic(design, outcome, unit, *rest, **named)
+
+    monkeypatch.setattr(interaction_module, "unit_scales", scales)
+    monkeypatch.setattr(interaction_module, "unit_logistic", logistic)
+    interaction_tests(frame, covariates=model)
+    ((design, unit),), (x,) = designs, gathered
+    count = int(unit.max()) + 1
+    means, spread, _ = statistics._centred_scales(x, unit, count)
+    # A unit's column is estimated (not constant, not a category's base level) when any of its values is not 0.
+    estimated = np.zeros((count, x.shape[1]), dtype=bool)
+    np.logical_or.at(estimated, unit, design[:, 4:] != 0)
+    varies = estimated[unit]
+    stacked = np.where(varies, (x - means[unit]) / spread[unit], 0.0)
+    assert design.flags.c_contiguous and design[:, 4:].tobytes() == stacked.tobytes()
+    assert (design[:, 0] == 1.0).all() and (design[:, 3] == design[:, 1] * design[:, 2]).all()
+    assert (~varies).any() and varies.any()
+
+
 @pytest.mark.parametrize("width", [1, 2, 3, 7, 34])
 def test_unit_sums_of_grouped_rows_have_the_bits_of_one_bincount_per_column(width: int) -> None:
     """``_unit_sums`` of rows grouped by unit sums each unit's block of rows (branch stats6): the

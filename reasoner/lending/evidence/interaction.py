@@ -50,6 +50,7 @@ from reasoner.lending.evidence.statistics import (
     as_covariates,
     holm_adjusted,
     one_blas_thread,
+    stable_order,
     unit_logistic,
     unit_scales,
 )
@@ -135,11 +136,11 @@ def interaction_tests(
         rows = np.flatnonzero(known & second_known & (codes >= 0))
         parts.append((rows, position[codes[rows]] * len(interactions) + index, second[rows]))
     rows, unit, second = (np.concatenate(part) for part in zip(*parts, strict=True))
-    order = np.argsort(unit, kind="stable")  # grouped by unit, each unit's rows in id order
+    order = stable_order(unit)  # grouped by unit, each unit's rows in id order
     rows, unit, second = rows[order], unit[order], second[order]
     with one_blas_thread():  # one BLAS thread: the same sums in every process
         table = _tests(
-            _Rows(unit, lenders.size * len(interactions), denied[rows], is_minority[rows], second, values[rows]),
+            _Rows(unit, lenders.size * len(interactions), denied[rows], is_minority[rows], second, values, rows),
             min_group,
             groups,
             (prepared.financial(model), np.repeat(lenders, len(interactions))),
@@ -159,7 +160,8 @@ def _tract(frame: pd.DataFrame, percent: float) -> tuple[np.ndarray, np.ndarray]
 @dataclass(frozen=True, slots=True)
 class _Rows:
     """The rows of every unit (lender × interaction), grouped by unit, each unit's in id order:
-    their unit, denial, minority and second-basis indicators and covariates."""
+    their unit, denial, minority and second-basis indicators, and their positions ``rows`` in the
+    covariate matrix ``values`` (gathered once, by ``_fits``, for the units it fits)."""
 
     unit: np.ndarray
     count: int
@@ -167,6 +169,7 @@ class _Rows:
     minority: np.ndarray
     second: np.ndarray
     values: np.ndarray
+    rows: np.ndarray
 
 
 def _tests(
@@ -226,8 +229,7 @@ def _fits(
         return beta, variance, status
     taken = fit[data.unit]
     unit = np.searchsorted(units, data.unit[taken])  # 0..units.size - 1, still grouped
-    x = data.values[taken]
-    means, spread = unit_scales(x, unit, units.size)
+    means, spread, centred = unit_scales(data.values[data.rows[taken]], unit, units.size)
     varies = np.isfinite(spread)  # a covariate constant at the lender explains nothing
     bases = []
     # A category's indicators sum to one: its first that varies at the lender is the base, left out.
@@ -237,9 +239,15 @@ def _fits(
         has = varies[:, columns].any(axis=1)
         varies[np.flatnonzero(has), columns[first[has]]] = False
         bases.append((columns, np.flatnonzero(has), columns[first[has]]))
-    scaled = np.where(varies[unit], (x - means[unit]) / spread[unit], 0.0)
     first, other = data.minority[taken], data.second[taken]
-    design = np.column_stack([np.ones(unit.size), first, other, first & other, scaled])  # floats: no copy to make
+    # Written in place: intercept, the bases, their product, then the centred covariates over their spread (0 where
+    # a column does not vary or is a base level), the values ``np.column_stack`` of those columns made.
+    design = np.empty((unit.size, 4 + centred.shape[1]))
+    design[:, 0] = 1.0
+    design[:, 1], design[:, 2], design[:, 3] = first, other, first & other
+    scaled = design[:, 4:]
+    np.divide(centred, spread[unit], out=scaled)
+    np.copyto(scaled, 0.0, where=~varies[unit])
     # A whisper of ridge (1e-4 on standardised columns): covariates collinear among themselves (an
     # AUS result that follows the credit-score bands) leave the interaction's estimate defined.
     penalty = np.full(design.shape[1], RIDGE)
