@@ -277,3 +277,13 @@ def test_decoded_floats_have_missing_as_nan_with_any_code_width() -> None:
         expected = np.array([2.0, np.nan, -0.0, 0.5, np.nan])
         assert decoded.tobytes() == expected.tobytes()
     assert np.isnan(_decode(np.array([-1, -1], dtype=np.int8), pd.Index([], dtype=float), np.float64)).all()
+
+
+def test_pieces_are_a_twelfth_of_the_register_between_the_least_and_the_most() -> None:
+    from reasoner.lending.registers.files import BATCH_ROWS, SMALL_BATCH_ROWS, piece_rows
+
+    assert piece_rows(None) == BATCH_ROWS  # a register of unknown size: the largest pieces
+    assert piece_rows(100_000) == piece_rows(1_000_000) == SMALL_BATCH_ROWS  # at 1,000,000 rows: four pieces
+    assert piece_rows(6_000_000) == 500_000
+    assert piece_rows(12_000_000) == piece_rows(50_000_000) == BATCH_ROWS
+    assert piece_rows(3_000_001) == 250_001  # rounded up: never a thirteenth piece of one row

@@ -84,9 +84,10 @@ __all__ = ["PARTITION_ROWS", "Audit", "AuditTables", "Register", "audit", "built
 
 # The least number of rows per partition by default (whole lenders; a larger lender is one partition). By default a
 # partition may hold as many rows as the largest lender, which sets the peak memory anyway: a partition costs ~0.2 CPU s
-# of its own (the engine's tables and frames, per-call set-up of the statistics), 25% of the audit's work at
-# 12,000,000 rows in partitions of 20,000.
-PARTITION_ROWS = 20_000
+# of its own (the engine's tables and frames, per-call set-up of the statistics). At 1,000,000 rows (2 workers,
+# largest lender 15,544 rows) partitions of at most 20,000, 40,000 and 60,000 rows took 37.0/35.8, 33.5/33.6 and
+# 31.6/32.3 s, the largest worker peaking at 475, 590 and 645 MB (benchmarks/HISTORY.md).
+PARTITION_ROWS = 40_000
 PARTITION_STAGES = (
     "similarity and statistics",
     "engine: parse",
@@ -303,6 +304,8 @@ def audit(
     # (``_RedliningWriter``); otherwise the whole table now.
     later = cluster is None and elsewhere
     redlining = None if later else redlining_base.signals()
+    cells = redlining_base if later else None  # the whole table made: its cells go now, not after the partitions
+    del redlining_base
     lap("register-wide statistics", len(held), "rows")
 
     model_tables = {
@@ -337,7 +340,7 @@ def audit(
     )
     finished: list[int] = []
     taken: dict[int, PartitionResult] = {}
-    writer = _RedliningWriter(redlining_base, leis_of, explanations.directory, 2 * workers) if later else None
+    writer = None if cells is None else _RedliningWriter(cells, leis_of, explanations.directory, 2 * workers)
     try:
         with progress.bar(f"auditing {lenders_total:,} lenders in {len(parts):,} partitions", len(held), "rows") as bar:
             # Each result goes to disk as it comes, its records until they are written (the main process
@@ -359,7 +362,7 @@ def audit(
         if failed is not None and failed is not error and isinstance(error, Exception):
             raise failed from None  # the redlining rows' error, not a worker's that waited for them
         raise
-    del redlining_base
+    del cells
     del held, cleaned
     release_arrow_memory()  # the register's columns, now that every partition has its rows
     done: list[PartitionResult] = [

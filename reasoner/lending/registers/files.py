@@ -31,9 +31,11 @@ from reasoner.limits import MAX_FIELD_LENGTH, raise_if_memory_limit_reached
 
 __all__ = [
     "BATCH_ROWS",
+    "SMALL_BATCH_ROWS",
     "KNOWN_NAMES",
     "column_names",
     "parquet_rows",
+    "piece_rows",
     "read_hmda",
     "read_hmda_batches",
     "register_format",
@@ -42,10 +44,12 @@ __all__ = [
 DELIMITERS = ("|", "\t", ",", ";")
 
 
-BATCH_ROWS = 1_000_000  # rows per batch of ``read_hmda_batches`` (a parquet input's record batches gathered)
-# 1,000,000, not 250,000: a piece's distinct values are parsed once per piece (most of a row group's dictionary
-# in every piece), so four times fewer pieces read 12,000,000 rows in 26 CPU s instead of 33; the read's peak
-# 2,069 -> 2,309 MB, below the register-wide pass's (2.7 GB, benchmarks/HISTORY.md)
+BATCH_ROWS = 1_000_000  # the most rows per piece of ``read_hmda_batches`` (a parquet input's record batches gathered)
+SMALL_BATCH_ROWS = 250_000  # the fewest, unless the register is smaller
+# A piece's distinct values are parsed once per piece (most of a row group's dictionary in every piece), so pieces
+# of 1,000,000 rows read 12,000,000 in 26 CPU s instead of 33 with 250,000, the read's peak 2,069 -> 2,309 MB:
+# below the register-wide pass's (2.7 GB). At 1,000,000 rows one piece would peak at 1,185 MB, not 714 (the
+# register-wide pass needs ~750): pieces are a twelfth of the register, between the two (``piece_rows``).
 # Record batches and files the scanner reads ahead: a row group of 1,000,000 rows peaked at 803 MB with
 # pyarrow's defaults (16, 4) and 643 MB with (2, 1), in no more time (3,000,000 rows, benchmarks/memory.py)
 SCAN_READAHEAD = (2, 1)
@@ -70,6 +74,15 @@ def read_hmda(
     return table.to_pandas()
 
 
+def piece_rows(total: int | None) -> int:
+    """The rows per piece of a register of ``total`` rows (None: unknown): a twelfth of it, at least
+    ``SMALL_BATCH_ROWS`` and at most ``BATCH_ROWS``, so that the read's peak memory, which follows the piece, stays
+    below the register-wide pass's, which follows the register (benchmarks/memory.py)."""
+    if total is None:
+        return BATCH_ROWS
+    return min(BATCH_ROWS, max(SMALL_BATCH_ROWS, -(-total // 12)))
+
+
 def read_hmda_batches(
     path: str | Path,
     columns: Iterable[str] | None = None,
@@ -77,7 +90,7 @@ def read_hmda_batches(
     rows: int | None = None,
     dictionaries: Iterable[str] = (),
 ) -> Iterator[pd.DataFrame]:
-    """``read_hmda`` in consecutive pieces of about ``rows`` rows (``BATCH_ROWS``), in input order:
+    """``read_hmda`` in consecutive pieces of about ``rows`` rows (``piece_rows``), in input order:
     a parquet input (file or dataset directory) is scanned in column-pruned record batches, so
     only one piece is in memory at a time; a text input is one piece.
 
@@ -85,7 +98,6 @@ def read_hmda_batches(
     come as a ``pd.Categorical`` of the same texts, without unused categories (as
     ``values.factorize_column`` reads it: no string per row decoded and hashed again), not as ``str``."""
     path = Path(path)
-    rows = BATCH_ROWS if rows is None else rows
     with _reading(path) as parquet:
         if not parquet:
             table = _read_text(path, _wanted(columns))
@@ -97,6 +109,7 @@ def read_hmda_batches(
         import pyarrow.dataset as ds
 
         dataset = ds.dataset(path, format="parquet", partitioning="hive")
+        rows = piece_rows(dataset.count_rows()) if rows is None else rows  # the files' metadata: no scan
         scanner = dataset.scanner(
             columns=_selected(dataset.schema.names, _wanted(columns)),
             batch_size=min(rows, 1 << 17),

@@ -388,7 +388,7 @@ def read_clean(
     except EvidenceError as error:
         error.__traceback__ = None  # frees the refused piece before the input is read again
         rows = parquet_rows(path)
-        if rows is None or rows <= files.BATCH_ROWS:
+        if rows is None or rows <= files.piece_rows(rows):
             raise  # the register was one piece: the message is exact
         del parts
     whole = cleaned(read_hmda(path, columns), whole=not groups_estimated, keep_codes=compact)
