@@ -604,7 +604,8 @@ def clean_hmda(
                     "interest_rate", "rate_spread", "tract_minority_pct", "tract_income_pct", *DENIAL_REASONS,
                 )
             },
-        }
+        },
+        copy=not keep_codes,  # stand-ins not stacked into blocks (25 columns of zeros copied: 0.4 CPU s a million rows)
     )
     for name in PRODUCT_FIELDS:
         coded[name] = _product_field(columns.get(name), name, count, source)
