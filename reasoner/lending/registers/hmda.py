@@ -735,6 +735,25 @@ def _fips(column: Column | None, width: int, count: int, source: str = "", what:
     """
     if column is None:
         return Coded(np.zeros(count, dtype=np.int32), np.array([None], dtype=object))
+    texts = pa.array(column.texts, type=pa.string())
+    if not pc.all(pc.string_is_ascii(texts)).as_py():  # Python's \d takes any script's digits, Arrow's [0-9] only
+        return _fips_texts(column, width, source, what)
+    digits = pc.match_substring_regex(texts, r"^[0-9]+(\.0+)?$")
+    padded = pc.if_else(digits, pc.utf8_lpad(pc.replace_substring_regex(texts, r"\.0+$", ""), width, "0"), texts)
+    missing = pc.is_in(pc.ascii_upper(texts), pa.array(sorted(MISSING_TEXT)))
+    bad = pc.invert(pc.or_(missing, pc.match_substring_regex(padded, rf"^[0-9]{{{width}}}$"))).to_numpy(
+        zero_copy_only=False
+    )
+    if bad.any():
+        raise EvidenceError(
+            f"{source}: column '{column.label}': expected a {what} of {width} digits or 'NA', "
+            f"got {describe_bad(column, bad)}"
+        )
+    return column.coded(pc.if_else(missing, pa.scalar(None, pa.string()), padded).to_numpy(zero_copy_only=False))
+
+
+def _fips_texts(column: Column, width: int, source: str, what: str) -> Coded:
+    """``_fips`` of a column with texts that are not ASCII, by Python's string methods."""
     texts = column.series()
     digits = texts.str.fullmatch(r"\d+(\.0+)?").astype(bool)
     padded = texts.where(~digits, texts.str.split(".").str[0].str.zfill(width))
