@@ -665,3 +665,15 @@ def test_fips_in_arrow_as_by_python(texts: list[object], width: int) -> None:
         except EvidenceError as error:
             outcomes.append(str(error))
     assert outcomes[0] == outcomes[1]
+
+
+def test_a_zero_has_no_sign_whatever_the_texts_beside_it() -> None:
+    """pandas reads "-0" as the integer 0 beside integers and as -0.0 beside a fraction: the cleaned
+    value must not depend on which texts share its piece (the review of 2026-12-07)."""
+    from reasoner.lending.registers.values import _numbers
+
+    for texts in (["-0", "250000"], ["-0", "250000.5"], ["-0", "NA"], ["-0.0", "7"], ["0", "-3.5"]):
+        values, _, invalid = _numbers(pd.Series(texts, dtype=object))
+        assert values[0] == 0 and not np.signbit(values[0]) and not invalid.any(), texts
+    values, _, _ = _numbers(pd.Series(["-3.5", "-0.25"], dtype=object))
+    assert values.tolist() == [-3.5, -0.25]  # other negatives keep their sign

@@ -105,6 +105,9 @@ def _numbers(texts: pd.Series) -> Parsed:
     values = pd.to_numeric(texts.where(~missing), errors="coerce").to_numpy(dtype=float, copy=True)
     invalid = ~missing & ~np.isfinite(values)
     values[~np.isfinite(values)] = np.nan
+    # Zero without a sign: pandas reads "-0" as an integer (0) when every text beside it is an integer and as a
+    # float (-0.0) otherwise, so its sign would follow the other texts of its piece, not the register
+    values[values == 0] = 0.0
     return values, exempt, invalid
 
 
