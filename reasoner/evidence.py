@@ -447,7 +447,8 @@ def _bind(binding: Binding, bound: _Bound, program: CheckedProgram, source: int)
             columns[f"a{i}"] = pd.Categorical.from_codes(codes if whole else codes[keep], dtype=dtype, validate=False)
         else:
             typed = typed_constants(values[i] if whole else pd.Series(values[i].array.take(keep), copy=False))
-            columns[f"a{i}"] = typed.array
+            # an object column stays a Series: pandas would infer text from an object array of strings
+            columns[f"a{i}"] = typed if typed.dtype == object else typed.array
     if probabilities is not None:
         columns["probability"] = _probabilities(binding, bound, program, probabilities, keep)
     else:
