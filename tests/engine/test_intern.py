@@ -121,6 +121,12 @@ def test_unique_sorted_is_numpys_unique(values: list[int], dtype: str) -> None:
     assert found.tolist() == np.unique(array).tolist()
 
 
+def test_unique_sorted_flattens_as_numpys_unique_does() -> None:
+    grid = np.array([[3, 1], [1, 2]])
+    assert unique_sorted(grid).tolist() == np.unique(grid).tolist() == [1, 2, 3]
+    assert unique_sorted(grid[:, :1]).tolist() == [1, 3]  # not contiguous
+
+
 def test_unique_sorted_of_floats_and_flags_is_numpys_unique() -> None:
     floats = np.array([2.0, np.nan, -0.0, 0.0, np.nan, 1.5, 2.0])
     np.testing.assert_array_equal(unique_sorted(floats), np.unique(floats))  # one NaN, as numpy gives it

@@ -229,6 +229,8 @@ def test_record_fields_written_in_arrow_are_their_json() -> None:
         pd.Series([0.5, float("nan"), float("inf"), 1.0]),
         pd.Series(["a", 1, 2.5, None], dtype=object),
         pd.Series([True, False, True, True]),
+        pd.Series([1, 2.5, 3], dtype=object),  # Arrow would make every one a float: 1.0
+        pd.Series([2**63, 1], dtype=object),  # beyond int64
     ]
     for column in columns:
         expected = [_ENCODER.encode(json_safe(value)) for value in column.tolist()]

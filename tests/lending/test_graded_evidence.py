@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reasoner.lending.evidence.tables import MAX_EVIDENCE, with_evidence
+from reasoner.lending.evidence.tables import MAX_EVIDENCE, _strongest, with_evidence
 
 D = math.log(2.0)
 
@@ -74,3 +74,38 @@ def test_a_t_statistic_far_in_the_tail_keeps_its_evidence() -> None:
     assert np.isfinite(table["llr"]).all()
     assert table["llr"].iloc[0] > table["llr"].iloc[1]
     assert table["evidence_weight"].tolist() == [MAX_EVIDENCE, MAX_EVIDENCE]
+
+
+def _pandas_strongest(lei: pd.Series, llr: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The strongest rows and looks as ``with_evidence`` found them with pandas before ``_strongest``."""
+    ranked = pd.DataFrame({"lei": lei, "llr": np.where(eligible, llr, -np.inf), "row": np.arange(len(lei))})
+    ranked = ranked[eligible].sort_values(["lei", "llr", "row"], ascending=[True, False, True], kind="stable")
+    best = ranked.drop_duplicates("lei")["row"].to_numpy()
+    tried = ranked.groupby("lei", sort=False)["row"].size()
+    return best, tried.reindex(lei.iloc[best]).to_numpy(dtype=np.float64)
+
+
+@pytest.mark.parametrize("dtype", ["object", "str"])
+def test_the_strongest_rows_are_pandas_ranking(dtype: str) -> None:
+    random = np.random.default_rng(3)
+    for size in (0, 1, 7, 200):
+        names = np.array(["b", "A", "a", "é", "B1", "b0", "Z"], dtype=object)
+        lei = pd.Series(names[random.integers(0, names.size, size)], dtype=dtype)
+        llr = np.round(random.normal(size=size), 1)  # ties within a lender
+        llr[random.random(size) < 0.1] = np.inf
+        llr[random.random(size) < 0.1] = -0.0
+        eligible = np.isfinite(llr) & (random.random(size) < 0.8)
+        best, looks = _strongest(lei, llr, eligible)
+        expected_best, expected_looks = _pandas_strongest(lei, llr, eligible)
+        assert best.tolist() == expected_best.tolist()
+        assert looks.dtype == np.float64 and looks.tolist() == expected_looks.tolist()
+
+
+def test_the_strongest_rows_with_a_missing_lei() -> None:
+    lei = pd.Series(["B", None, "A", "B", None], dtype="str")
+    llr = np.array([1.0, 3.0, 0.5, 2.0, 4.0])
+    eligible = np.ones(5, dtype=bool)
+    best, looks = _strongest(lei, llr, eligible)
+    expected_best, expected_looks = _pandas_strongest(lei, llr, eligible)
+    assert best.tolist() == expected_best.tolist() == [2, 3, 4]
+    np.testing.assert_array_equal(looks, expected_looks)

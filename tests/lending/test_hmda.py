@@ -636,3 +636,32 @@ def test_a_piece_of_dictionaries_and_texts_is_what_to_pandas_gives_without_unuse
     # a dictionary that repeats a value is refused as to_pandas refuses it
     with pytest.raises(ValueError, match="unique"):
         files._used_categories(pa.chunked_array([chunk([0, 1], ["a", "a"])]))
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["6037", "06037", "6037.0", "6037.00", "NA", "na", "N/A", "n/A", "", None, "12345", " 6037 ", "0.0"],
+        ["6037.5", "6037.", "+6037", "-637", "123456", "6e3", "0x12", "1_000", "60.37", ".0", "NaN", "6037.0.0"],
+        ["6037", "abc", "6037", "x", "y", "z", "w", "00000000000000006037"],
+        ["６０３７", "٦٠٣٧", "6037", "NA"],  # digits of other scripts: Python's string methods decide them
+        ["ｘ", "6037"],
+        [6037, 1234.0, np.nan],
+    ],
+)
+@pytest.mark.parametrize("width", [5, 11])
+def test_fips_in_arrow_as_by_python(texts: list[object], width: int) -> None:
+    from reasoner.lending.registers.hmda import _fips, _fips_texts
+    from reasoner.lending.registers.values import factorize_column
+
+    column = factorize_column(pd.Series(texts), "tract")
+    outcomes = []
+    arrow = lambda: _fips(column, width, len(texts), "r", "code")  # noqa: E731
+    python = lambda: _fips_texts(column, width, "r", "code")  # noqa: E731
+    for made in (arrow, python):
+        try:
+            coded = made()
+            outcomes.append((coded.codes.tolist(), coded.values.tolist(), coded.values.dtype))
+        except EvidenceError as error:
+            outcomes.append(str(error))
+    assert outcomes[0] == outcomes[1]

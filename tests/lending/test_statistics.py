@@ -981,3 +981,14 @@ def test_lender_counts_are_the_grouped_sums() -> None:
     pd.testing.assert_frame_equal(found, expected)
     assert found["lei"].tolist() == ["L1", "LZ", "La", "Lé"] and found["denied"].tolist() == [0, 1, 0, 1]
     pd.testing.assert_frame_equal(_lenders(frame.iloc[:0], odds.iloc[:0]), expected.iloc[:0], check_index_type=False)
+
+
+def test_holm_adjustment_the_same_for_families_as_python_texts_numpy_texts_and_numbers() -> None:
+    rng = np.random.default_rng(5)
+    p = np.where(rng.random(300) < 0.1, np.nan, rng.random(300) ** 2)
+    numbers = rng.integers(0, 7, 300)
+    texts = np.array([f"L{number}" for number in numbers], dtype=object)  # Python texts: factorized directly
+    expected = holm_adjusted(p, texts.astype(str))  # numpy texts: grouped through a text Series
+    np.testing.assert_array_equal(holm_adjusted(p, texts), expected)
+    np.testing.assert_array_equal(holm_adjusted(p, numbers), expected)
+    np.testing.assert_array_equal(holm_adjusted(p, pd.Series(texts, dtype="str").to_numpy()), expected)

@@ -17,7 +17,7 @@ from reasoner.lending.audit.run import Audit, audit
 from reasoner.lending.audit.verdicts import lender_evidence
 from reasoner.lending.config import Comparison, load_config
 from reasoner.lending.evidence.denial_reasons import contradicted_reasons, reason_mix
-from reasoner.lending.evidence.effects import effect_sizes, with_effects
+from reasoner.lending.evidence.effects import EFFECT_COLUMNS, effect_sizes, with_effects
 from reasoner.lending.outputs.verdict_section import denial_reason_tables
 from reasoner.lending.outputs.write import write_outputs
 
@@ -53,7 +53,10 @@ def test_effect_intervals_follow_the_odds_ratio_interval_and_untested_rows_get_n
             "reason": ["", "fewer than 5 reference applications"],
         }
     )
+    before = table.copy()
     out = with_effects(table)
+    pd.testing.assert_frame_equal(table, before)  # the input is not changed
+    assert list(out.columns) == [*table.columns, *EFFECT_COLUMNS] and out.index.equals(table.index)
     row = out.iloc[0]
     assert row["marginal_effect_ci_low"] < row["marginal_effect"] < row["marginal_effect_ci_high"]
     assert row["excess_denials_ci_low"] < row["excess_denials"] < row["excess_denials_ci_high"]

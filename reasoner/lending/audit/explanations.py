@@ -238,13 +238,16 @@ def _render(findings: Findings, tables: PartitionTables, config: AuditConfig, fa
 
 def _column_texts(values: pd.Series) -> pa.Array:
     """The JSON text ``_line(json_safe(value))`` of each value of a column, as Arrow text: written by
-    ``_field_texts`` when Arrow holds the column as text, int64 or float64, else value by value."""
+    ``_field_texts`` when Arrow holds the column as text, int64 or float64, else value by value (so
+    too an object column of numbers, which Arrow would make all floats: ``1`` written ``1.0``)."""
     try:
         array = pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python values
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # mixed Python values, an int beyond int64
         array = None
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
+    if array is not None and values.dtype == object and not pa.types.is_string(array.type):
+        array = None
     if array is None or not _plain(array.type):
         return pa.array([_line(json_safe(value)) for value in values.tolist()], pa.large_string())
     return _field_texts(array).cast(pa.large_string())

@@ -56,12 +56,15 @@ def effect_sizes(
 
 def with_effects(denial_odds: pd.DataFrame) -> pd.DataFrame:
     """``denial_odds`` with the ``EFFECT_COLUMNS`` last (NaN for rows without an estimate)."""
-    table = denial_odds.copy()
+    table = denial_odds
     estimated = table["reason"].eq("").to_numpy(dtype=bool)
     n1 = table["compared_applications"].to_numpy(dtype=np.float64)
     p1 = np.where(estimated, table["compared_denial_rate"].to_numpy(dtype=np.float64), np.nan)
+    added: dict[str, np.ndarray] = {}
     for suffix, column in (("", "odds_ratio"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high")):
         effect, excess = effect_sizes(n1, p1, table[column].to_numpy(dtype=np.float64))
-        table[f"marginal_effect{suffix}"] = effect
-        table[f"excess_denials{suffix}"] = excess
-    return table[[*denial_odds.columns, *EFFECT_COLUMNS]]
+        added[f"marginal_effect{suffix}"] = effect
+        added[f"excess_denials{suffix}"] = excess
+    # one frame of the new columns joined once (not six insertions into a copy, then a copy to order them)
+    effects = pd.DataFrame({name: added[name] for name in EFFECT_COLUMNS}, index=table.index)
+    return pd.concat([table, effects], axis=1)

@@ -1043,7 +1043,10 @@ def holm_adjusted(p_values: np.ndarray, families: np.ndarray) -> np.ndarray:
     finite = np.flatnonzero(np.isfinite(p_values))
     if finite.size == 0:
         return adjusted
-    codes = pd.factorize(pd.Series(families[finite]).astype("str"))[0]
+    named = families[finite]
+    if not all(type(name) is str for name in named):  # families named otherwise: grouped by their texts
+        named = pd.Series(named).astype("str")
+    codes = pd.factorize(named)[0]  # texts: the same groups, without a text Series made first
     order = np.lexsort((p_values[finite], codes))
     codes_sorted, p_sorted = codes[order], p_values[finite][order]
     sizes = np.bincount(codes_sorted)

@@ -535,18 +535,33 @@ def with_evidence(table: pd.DataFrame, estimate: str, alternative: float, compar
         llr = (value * alternative - alternative**2 / 2) / error**2
     table["llr"] = llr
     eligible = table["comparison"].isin(comparisons).to_numpy() & np.isfinite(llr)
-    ranked = pd.DataFrame({"lei": table["lei"], "llr": np.where(eligible, llr, -np.inf), "row": np.arange(len(table))})
-    ranked = ranked[eligible].sort_values(["lei", "llr", "row"], ascending=[True, False, True], kind="stable")
-    best = ranked.drop_duplicates("lei")["row"].to_numpy()
-    tried = ranked.groupby("lei", sort=False)["row"].size()
+    best, looks = _strongest(table["lei"], llr, eligible)
     strongest = np.zeros(len(table), dtype=np.int64)
     strongest[best] = 1
     weight = np.zeros(len(table))
-    looks = tried.reindex(table["lei"].iloc[best]).to_numpy(dtype=np.float64)
     weight[best] = np.round(np.clip(llr[best] - np.log(looks), 0.0, MAX_EVIDENCE), 4)  # the rules' precision
     table["strongest"] = strongest
     table["evidence_weight"] = weight
     return table
+
+
+def _strongest(lei: pd.Series, llr: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per lender with an ``eligible`` row (in LEI order): its row of highest ``llr`` (the first such row
+    on a tie) and how many eligible rows it has, as float. Sorted as arrays (``np.lexsort``: texts compare
+    by code point, as pandas sorts them); should an LEI be missing, by pandas as before."""
+    rows = np.flatnonzero(eligible)
+    leis = lei.to_numpy(dtype=object)[rows]
+    if not all(type(value) is str for value in leis):  # a missing LEI: pandas' sort and grouping
+        ranked = pd.DataFrame({"lei": lei, "llr": np.where(eligible, llr, -np.inf), "row": np.arange(len(lei))})
+        ranked = ranked[eligible].sort_values(["lei", "llr", "row"], ascending=[True, False, True], kind="stable")
+        best = ranked.drop_duplicates("lei")["row"].to_numpy()
+        tried = ranked.groupby("lei", sort=False)["row"].size()
+        return best, tried.reindex(lei.iloc[best]).to_numpy(dtype=np.float64)
+    order = np.lexsort((rows, -llr[rows], leis))  # by LEI, then the highest llr (finite here), then the row
+    leis = leis[order]
+    starts = np.flatnonzero(np.concatenate(([True], leis[1:] != leis[:-1]))) if leis.size else rows[:0]
+    looks = np.diff(np.append(starts, leis.size)).astype(np.float64)
+    return rows[order][starts], looks
 
 
 def _with_holm(table: pd.DataFrame) -> pd.DataFrame:

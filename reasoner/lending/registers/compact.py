@@ -319,7 +319,8 @@ def _encode_coded(column: pd.Series, coded: Coded) -> pd.Categorical | None:
             return None
     per_code = np.full(len(coded.values), -1, dtype=np.int64)
     per_code[used] = value_codes
-    return pd.Categorical.from_codes(per_code[codes], dtype=pd.CategoricalDtype(uniques))
+    # every row's code is a used value's, so a category's: not checked again (a pass over the rows)
+    return pd.Categorical.from_codes(per_code[codes], dtype=pd.CategoricalDtype(uniques), validate=False)
 
 
 def _decode(codes: np.ndarray, categories: pd.Index, dtype: Any) -> pd.Series:
