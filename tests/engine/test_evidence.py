@@ -119,6 +119,18 @@ def test_a_missing_text_argument_skips_its_row_and_codes_the_rest(tmp_path: Path
     assert list(frame["a0"].dtype.categories) == ["a", "b"] and list(evidence.skipped.values()) == [1]
 
 
+def test_bound_columns_keep_their_dtypes_and_rows(tmp_path: Path) -> None:
+    """A whole object column of strings stays Python values (not inferred as text), numbers stay int64."""
+    rules = tmp_path / "rules.mln"
+    rules.write_text("P(t, n)\nQ(t)\nbind P(x, n) from people\n1 P(x, n) => Q(x)\n", encoding="utf-8")
+    people = pd.DataFrame({"x": pd.Series(["b", "c", "a"], dtype=object), "n": [1, 2, 3]})
+    evidence = load_evidence(check([rules]), [], {"people": MemoryTable(people, "people", "")})
+    frame = evidence.relations["P"].frame
+    assert frame["a0"].dtype == object and frame["a1"].dtype == "int64" and frame["row"].tolist() == [1, 2, 3]
+    assert frame["a0"].tolist() == ["b", "c", "a"] and frame["a1"].tolist() == [1, 2, 3]
+    assert list(frame.index) == [0, 1, 2] and list(frame.columns) == ["a0", "a1", "truth", "source", "row"]
+
+
 def test_rows_of_coded_columns_are_looked_up_together(tmp_path: Path) -> None:
     # ``isin_rows`` (several coded columns at once) agrees with membership of the rows' values; a
     # column that is not coded, or of another dictionary, leaves it to pandas (None).
