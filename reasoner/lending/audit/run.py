@@ -64,14 +64,9 @@ from reasoner.lending.config import (
     load_column_map,
     load_config,
 )
-from reasoner.lending.evidence.redlining import (
-    RedliningCells,
-    read_assessment_areas,
-    redlining_cells,
-    redlining_columns,
-)
+from reasoner.lending.evidence.redlining import RedliningCells, redlining_columns
 from reasoner.lending.evidence.similar import PairCounts, Scaling, fit_scaling
-from reasoner.lending.evidence.tables import PAIR_COLUMNS, similarity_spec
+from reasoner.lending.evidence.tables import PAIR_COLUMNS, register_redlining_cells, similarity_spec
 from reasoner.lending.proxies.register import ProxyColumns, ProxyReport, with_proxies
 from reasoner.lending.registers.compact import CompactFrame, compact
 from reasoner.lending.registers.files import column_names, parquet_rows
@@ -551,18 +546,9 @@ def _scaling(held: CompactFrame, config: AuditConfig) -> Scaling | None:
 
 
 def _redlining_cells(frame: pd.DataFrame, config: AuditConfig) -> RedliningCells:
-    """The register-wide part of the redlining table (``tables.register_redlining``'s settings): its
-    rows are made from it whole (``signals()``) or a few lenders at a time (``_RedliningWriter``)."""
-    settings = config.redlining
-    areas = None if settings.assessment_areas is None else read_assessment_areas(settings.assessment_areas)
-    return redlining_cells(
-        frame,
-        bands=settings.bands,
-        peer_volume=settings.peer_volume,
-        min_peers=settings.min_peers,
-        min_group=config.min_group,
-        assessment_areas=areas,
-    )
+    """The register-wide part of the redlining table: its rows are made from it whole (``signals()``)
+    or a few lenders at a time (``_RedliningWriter``). A name of its own: benchmarks/memory.py times it."""
+    return register_redlining_cells(frame, config)
 
 
 REDLINING_WAIT_SECONDS = 0.02

@@ -49,7 +49,7 @@ from reasoner.lending.evidence.denial_reasons import denial_reason_tables
 from reasoner.lending.evidence.effects import with_effects
 from reasoner.lending.evidence.interaction import interaction_tests
 from reasoner.lending.evidence.power import with_power
-from reasoner.lending.evidence.redlining import read_assessment_areas, redlining_signals
+from reasoner.lending.evidence.redlining import RedliningCells, read_assessment_areas, redlining_cells
 from reasoner.lending.evidence.similar import PairCounts, PairRows, Scaling, SimilaritySpec, similar_pair_rows_of
 from reasoner.lending.evidence.statistics import (
     Columns,
@@ -80,6 +80,7 @@ __all__ = [
     "application_positions",
     "audit_tables",
     "register_redlining",
+    "register_redlining_cells",
     "similarity_spec",
     "with_evidence",
 ]
@@ -369,9 +370,15 @@ def _with_estimated(table: pd.DataFrame, frame: pd.DataFrame, config: AuditConfi
 def register_redlining(frame: pd.DataFrame, config: AuditConfig) -> pd.DataFrame:
     """The redlining table of a whole register (each lender against its peers), as ``[redlining]``
     of ``audit.toml`` says: bands, volume peers, the assessment areas when a file is named."""
+    return register_redlining_cells(frame, config).signals()
+
+
+def register_redlining_cells(frame: pd.DataFrame, config: AuditConfig) -> RedliningCells:
+    """The register-wide part of ``register_redlining``'s table (cells, markets, peers, pooled rows):
+    its rows are made from it whole (``signals()``) or some lenders at a time (``signals(leis)``)."""
     settings = config.redlining
     areas = None if settings.assessment_areas is None else read_assessment_areas(settings.assessment_areas)
-    return redlining_signals(
+    return redlining_cells(
         frame,
         bands=settings.bands,
         peer_volume=settings.peer_volume,
