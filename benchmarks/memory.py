@@ -216,7 +216,7 @@ def run(register: Path, workers: int, stop_after: str | None, out: Path) -> None
     wrap(recorder, audit_module, "_partitions", "register-wide: partitions")
     wrap(recorder, audit_module, "_scaling", "register-wide: similarity scaling")
     # the register-wide part; with workers the lenders' rows are made while the partitions run (run._RedliningWriter)
-    wrap(recorder, audit_module, "_redlining_cells", "register-wide: redlining cells", stop_if("register"))
+    wrap(recorder, audit_module, "register_redlining_cells", "register-wide: redlining cells", stop_if("register"))
     audit_module._execute = execute  # type: ignore[assignment]
     wrap(recorder, audit_module, "_gather_findings", "gather: findings")
     wrap(recorder, audit_module, "_numberings", "gather: numberings")

@@ -291,7 +291,7 @@ def audit(
     release_arrow_memory()
     # its text columns are turned to text (astype("str")) or factorized in sorted order: as held, a column at a time
     redlining_frame = held.restore(redlining_columns(held.restore(rows=np.arange(0))), text_as_held=True)
-    redlining_base = _redlining_cells(redlining_frame, config)
+    redlining_base = register_redlining_cells(redlining_frame, config)
     del redlining_frame
     release_arrow_memory()
     elsewhere = cluster is not None or (workers > 1 and len(parts) > 1)  # this process waits while they run
@@ -543,12 +543,6 @@ def _scaling(held: CompactFrame, config: AuditConfig) -> Scaling | None:
     needed = ("application_id", "excluded", "decision", *spec.blocks, *spec.columns)  # what fit_scaling reads
     names = [name for name in dict.fromkeys(needed) if name in held.columns]
     return fit_scaling(held.restore(names, text_as_held=True), spec)  # text compared or only checked: as held
-
-
-def _redlining_cells(frame: pd.DataFrame, config: AuditConfig) -> RedliningCells:
-    """The register-wide part of the redlining table: its rows are made from it whole (``signals()``)
-    or a few lenders at a time (``_RedliningWriter``). A name of its own: benchmarks/memory.py times it."""
-    return register_redlining_cells(frame, config)
 
 
 REDLINING_WAIT_SECONDS = 0.02
