@@ -1184,3 +1184,18 @@ def test_scipys_private_recursion_is_used_only_when_it_gives_the_numpy_bits() ->
     assert statistics._checked_compiled(lambda at, trials, kind: 1 / 0) is None
     assert statistics._checked_compiled(lambda at, trials: None) is None
     assert statistics._checked_compiled(None) is None
+
+
+@pytest.mark.parametrize("rows", [0, 1, 4095, 4096, 4097, 10_000])
+@pytest.mark.parametrize("width", [0, 1, 30])
+def test_covariate_columns_stacked_by_blocks_are_column_stack(rows: int, width: int) -> None:
+    """``_stacked`` (a block of rows at a time) gives ``np.column_stack``'s matrix: the same bytes,
+    C-ordered floats, for block boundaries, a partial last block and no columns at all."""
+    rng = np.random.default_rng(rows + width)
+    columns = [rng.normal(size=rows) * 10.0 ** rng.integers(-300, 300) for _ in range(width)]
+    columns[:1] = [np.where(rng.random(rows) < 0.1, np.nan, -0.0)] if width else []
+    found = statistics._stacked(columns, rows)
+    expected = np.column_stack(columns) if columns else np.empty((rows, 0))
+    assert found.shape == expected.shape and found.dtype == np.float64 and found.flags.c_contiguous
+    assert found.tobytes() == expected.tobytes()
+
