@@ -203,7 +203,7 @@ def _tests(
         "ci_low": np.exp(beta - Z95 * error),
         "ci_high": np.exp(beta + Z95 * error),
         "p_value": p_value,
-        "reason": pd.Series(reason, dtype="str"),
+        "reason": pd.array(reason, dtype="str"),
     }
     return pd.DataFrame(columns)
 

@@ -57,6 +57,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import special, stats
 from threadpoolctl import ThreadpoolController
 
@@ -1053,9 +1055,22 @@ def holm_adjusted(p_values: np.ndarray, families: np.ndarray) -> np.ndarray:
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     rank = np.arange(order.size) - starts[codes_sorted]  # 0-based rank within the family
     scaled = np.minimum(1.0, (sizes[codes_sorted] - rank) * p_sorted)
-    running = pd.Series(scaled).groupby(codes_sorted).cummax().to_numpy()
-    adjusted[finite[order]] = running
+    adjusted[finite[order]] = _running_max(scaled, codes_sorted)
     return adjusted
+
+
+def _running_max(values: np.ndarray, families: np.ndarray) -> np.ndarray:
+    """Per position, the largest of ``values`` so far within its family (``families``: ascending integer
+    codes, each family's positions together), the first of equal values (as ``groupby(...).cummax()``, which
+    costs a grouping per call). Each value is ranked among the distinct values; a family's code times the
+    number of ranks plus the rank only grows from one family to the next, so one running maximum of these
+    keys runs within each family, and the position where each maximum was first reached gives its value."""
+    levels, rank = np.unique(values, return_inverse=True)
+    key = families.astype(np.int64) * levels.size + rank.reshape(-1)
+    best = np.maximum.accumulate(key)
+    first = np.ones(key.size, dtype=bool)
+    first[1:] = key[1:] > best[:-1]  # a new maximum: a family's first position or a larger value
+    return values[np.maximum.accumulate(np.where(first, np.arange(key.size), 0))]
 
 
 # --- (d) pricing ------------------------------------------------------------------------------
@@ -1437,8 +1452,8 @@ class _Units:
         """One row per unit: ``lei``, ``group`` and ``columns`` (one frame built at once)."""
         return pd.DataFrame(
             {
-                "lei": pd.Series(np.repeat(self.leis, len(self.groups)), dtype="str"),
-                "group": pd.Series(np.tile(np.array(self.groups, dtype=object), self.leis.size), dtype="str"),
+                "lei": pd.array(np.repeat(self.leis, len(self.groups)), dtype="str"),
+                "group": pd.array(np.tile(np.array(self.groups, dtype=object), self.leis.size), dtype="str"),
             }
             | dict(columns)
         )
@@ -1510,7 +1525,11 @@ def _grouped(unit_rows: np.ndarray, unit: np.ndarray, *columns: np.ndarray) -> t
 
 
 def _equals(values: pd.Series, value: str) -> np.ndarray:
-    """Per row, whether ``values`` is ``value`` (missing: no)."""
+    """Per row, whether ``values`` is ``value`` (missing: no). Text columns held by Arrow are compared
+    by Arrow itself (a fifth of the cost of pandas' comparison, whose Series and checks cost per call)."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        found: np.ndarray = pc.equal(pa.array(values.array), value).fill_null(False).to_numpy(zero_copy_only=False)
+        return found
     equal: np.ndarray = values.eq(value).fillna(False).to_numpy(dtype=bool)
     return equal
 
@@ -1532,10 +1551,11 @@ def _groups(compared: str | Sequence[str], reference: str) -> tuple[str, ...]:
 
 
 def _require(frame: pd.DataFrame, names: Iterable[str], what: str) -> None:
-    known = [str(name) for name in frame.columns]
+    """A usage error naming the first of ``names`` that is not a column of ``frame`` (and the closest
+    column's name); the columns listed as texts only then, not on every call."""
     for name in names:
         if name not in frame.columns:
-            close = closest(name, known, cutoff=0.75)
+            close = closest(name, [str(known) for known in frame.columns], cutoff=0.75)
             hint = f" (did you mean '{close}'?)" if close else ""
             raise UsageError(f"{what}: no column '{name}'{hint}")
 
@@ -1949,9 +1969,9 @@ class Columns(typing.NamedTuple):
     texts: frozenset[str]
 
     def frame(self) -> pd.DataFrame:
-        texts = self.texts
+        texts = self.texts  # text columns as arrays, not Series: a Series costs an index and its checks per column
         return pd.DataFrame(
-            {name: pd.Series(values, dtype="str") if name in texts else values for name, values in self.values.items()}
+            {name: pd.array(values, dtype="str") if name in texts else values for name, values in self.values.items()}
         )
 
 
