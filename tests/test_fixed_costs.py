@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 
+from reasoner.lending.evidence.similar import _block_codes
 from reasoner.lending.evidence.statistics import _equals, _running_max, holm_adjusted
 
 
@@ -43,3 +44,20 @@ def test_equals_of_arrow_texts_is_pandas_comparison() -> None:
             found = _equals(column, value)
             assert found.dtype == bool
             assert found.tolist() == column.eq(value).fillna(False).to_numpy(dtype=bool).tolist()
+
+
+def test_block_codes_are_groupby_numbers() -> None:
+    random = np.random.default_rng(3)
+    size = 300
+    frame = pd.DataFrame(
+        {
+            "lei": pd.Series(random.choice(["B", "A", "C", None], size), dtype="str"),
+            "kind": pd.Categorical(random.choice(["2", "1", "3"], size), categories=["3", "1", "2"]),
+            "lien": random.choice([1.0, 2.0, np.nan], size),
+        }
+    )
+    for blocks in (("lei",), ("lei", "kind"), ("lei", "kind", "lien"), ("kind", "lien")):
+        number = frame.groupby(list(blocks), sort=True, dropna=True, observed=True).ngroup()
+        expected = number.to_numpy(dtype=np.float64, na_value=-1.0).astype(np.int64)
+        assert _block_codes(frame, blocks).tolist() == expected.tolist()
+    assert _block_codes(frame, ()).tolist() == [0] * size

@@ -463,11 +463,20 @@ def _block_codes(frame: pd.DataFrame, blocks: tuple[str, ...]) -> np.ndarray:
 
     Only which rows share a block matters to the search (a row's neighbours are in its block, ties
     are broken by id, the pairs are ordered by id): the numbers are computed once for every search
-    of a frame, over all its rows."""
-    if not blocks:
-        return np.zeros(len(frame), dtype=np.int64)
-    number = frame.groupby(list(blocks), sort=True, dropna=True, observed=True).ngroup()
-    return number.to_numpy(dtype=np.float64, na_value=-1.0).astype(np.int64)  # NaN: a missing key
+    of a frame, over all its rows. Each key column factorized in its sorted order and the codes
+    combined into one integer per row, ranked by ``np.unique``: the numbers of ``groupby(blocks,
+    sort=True).ngroup()`` without a grouping's per-call cost (~5 ms)."""
+    key = np.zeros(len(frame), dtype=np.int64)
+    missing = np.zeros(len(frame), dtype=bool)
+    bound = 1  # key < bound
+    for name in blocks:
+        codes, levels = pd.factorize(frame[name], sort=True)  # -1: missing
+        missing |= codes < 0
+        if bound * max(len(levels), 1) >= 2**62:  # too many combinations for an integer: ranked first
+            key, bound = np.unique(key, return_inverse=True)[1].reshape(-1), len(frame) + 1
+        key, bound = key * len(levels) + codes, bound * max(len(levels), 1)
+    number = np.unique(np.where(missing, -1, key), return_inverse=True)[1].reshape(-1)
+    return np.where(missing, -1, number - int(missing.any()))
 
 
 def _fit(values: np.ndarray, fit_rows: np.ndarray, scaling: str) -> Scaling:
