@@ -1184,3 +1184,36 @@ def test_scipys_private_recursion_is_used_only_when_it_gives_the_numpy_bits() ->
     assert statistics._checked_compiled(lambda at, trials, kind: 1 / 0) is None
     assert statistics._checked_compiled(lambda at, trials: None) is None
     assert statistics._checked_compiled(None) is None
+
+
+@pytest.mark.parametrize("rows", [0, 1, 4095, 4096, 4097, 10_000])
+@pytest.mark.parametrize("width", [0, 1, 30])
+def test_covariate_columns_stacked_by_blocks_are_column_stack(rows: int, width: int) -> None:
+    """``_stacked`` (a block of rows at a time) gives ``np.column_stack``'s matrix: the same bytes,
+    C-ordered floats, for block boundaries, a partial last block and no columns at all."""
+    rng = np.random.default_rng(rows + width)
+    columns = [rng.normal(size=rows) * 10.0 ** rng.integers(-300, 300) for _ in range(width)]
+    columns[:1] = [np.where(rng.random(rows) < 0.1, np.nan, -0.0)] if width else []
+    found = statistics._stacked(columns, rows)
+    expected = np.column_stack(columns) if columns else np.empty((rows, 0))
+    assert found.shape == expected.shape and found.dtype == np.float64 and found.flags.c_contiguous
+    assert found.tobytes() == expected.tobytes()
+
+
+def test_units_lenders_are_the_sorted_leis_of_the_rows_taking_part() -> None:
+    """``_Units._lenders``: the lender codes present among the rows taking part (sorted, as ``np.unique``
+    finds them), their LEIs, and per row its lender's position among them (-1 for a row not taking part
+    or without an LEI), for lenders with no row taking part and rows without a code."""
+    rng = np.random.default_rng(41)
+    names = np.array([f"LEI{index:02d}" for index in range(12)], dtype=object)
+    for _ in range(20):
+        codes = rng.integers(-1, names.size, int(rng.integers(0, 300)))
+        taking_part = rng.random(codes.size) < rng.random()
+        units = statistics._Units.__new__(statistics._Units)
+        units._lenders(taking_part, (codes, names))
+        known = taking_part & (codes >= 0)
+        present = np.unique(codes[known])
+        assert units.codes.tolist() == present.tolist()
+        assert units.leis.tolist() == names[present].tolist()
+        expected = np.where(known, np.searchsorted(present, codes), -1)
+        assert units.lender.dtype == np.int64 and units.lender.tolist() == expected.tolist()
