@@ -283,10 +283,14 @@ def test_proof_texts_from_columns_are_those_of_their_proofs() -> None:
         substitutions=[(("x", "\t✓"),), (), (("x", "a"), ("y", "b"))],
         satisfied=[True, False, True],
         effects=[Decimal("1.5"), Decimal("-Infinity"), Decimal("-2")],
-        citation_offsets=np.array([0, 3, 3, 4]),
-        citation_atoms=pa.array(['Q("a \\"b\\"")', "R(\\)", 'S("\n\x01é")', "Q(a)"], pa.large_string()),
-        citation_values=np.array([False, True, True, False]),
-        citation_sources=pa.array(["table é row 3", "pairs row 17", "closed world", "inferred"], pa.large_string()),
+        citation_offsets=np.array([0, 3, 3, 6]),
+        citation_atoms=pa.array(
+            ['Q("a \\"b\\"")', "R(\\)", 'S("\n\x01é")', "Q(a)", "R(\\)", "Q(a)"], pa.large_string()
+        ),
+        citation_values=np.array([False, True, True, False, True, True]),
+        citation_sources=pa.array(
+            ["table é row 3", "pairs row 17", "closed world", "inferred", "pairs row 17", "inferred"], pa.large_string()
+        ),
     )
     for columns in [*made, odd]:
         for labels in (None, {"x": 0}):
@@ -295,6 +299,21 @@ def test_proof_texts_from_columns_are_those_of_their_proofs() -> None:
             expected = [alone(proof) for proof in proofs]
             assert text.columns(columns) == expected
             assert text.columns(columns) == expected  # the second time from the texts kept
+
+
+def test_citations_are_numbered_as_distinct_atom_value_and_source() -> None:
+    """``_distinct_citations``: a citation repeats only with its atom, value and source all equal,
+    numbered in the order of first occurrence; the same atom with another value or source is another."""
+    import pyarrow as pa
+
+    from reasoner.lending.audit.explanations import _distinct_citations
+
+    atoms = pa.array(["P(a)", "Q(b)", "P(a)", "P(a)", "P(a)", "Q(b)", "R(\\)"], pa.large_string())
+    values = np.array([True, False, True, False, True, False, True])
+    sources = pa.array([0, 1, 0, 0, 2, 1, 0], pa.int32())
+    numbers, first = _distinct_citations(atoms, values, sources)
+    assert numbers.tolist() == [0, 1, 0, 2, 3, 1, 4]
+    assert first.tolist() == [0, 1, 3, 4, 6]
 
 
 def test_partition_results_wait_on_disk_until_taken(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -288,11 +288,15 @@ class _ProofText:
         if len(proofs.citation_values):
             encoded = pc.dictionary_encode(proofs.citation_sources)
             sources = self._sources_of(encoded.dictionary)
-            values = pc.if_else(pa.array(proofs.citation_values, pa.bool_()), _text("true"), _text("false"))
-            citations = pc.binary_join_element_wise(
-                _text('{"atom": '), _json_texts(proofs.citation_atoms), _text(', "value": '), values,
-                _text(', "source": '), sources.take(encoded.indices), _text("}"), _text(""),
+            # each distinct citation (most atoms are cited by several formulas) written once, then taken
+            distinct, first = _distinct_citations(proofs.citation_atoms, proofs.citation_values, encoded.indices)
+            index = pa.array(first, pa.int64())
+            values = pc.if_else(pa.array(proofs.citation_values[first], pa.bool_()), _text("true"), _text("false"))
+            written = pc.binary_join_element_wise(
+                _text('{"atom": '), _json_texts(proofs.citation_atoms.take(index)), _text(', "value": '), values,
+                _text(', "source": '), sources.take(encoded.indices.take(index)), _text("}"), _text(""),
             )
+            citations = written.take(pa.array(distinct, pa.int64()))
             lists = pa.LargeListArray.from_arrays(pa.array(proofs.citation_offsets, pa.int64()), citations)
             atoms: list[str] = pc.binary_join(lists, _text(", ")).to_pylist()
         else:
@@ -394,6 +398,21 @@ class _ProofText:
         if text is None:
             text = self._sources[source] = _cited_text(source, self._labels)
         return text
+
+
+def _distinct_citations(atoms: pa.Array, values: np.ndarray, sources: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The citations (atom text, value, source code) numbered in the order of first occurrence: each
+    citation's number, and the position of each number's first citation."""
+    atom_codes = np.asarray(pc.dictionary_encode(atoms).indices, dtype=np.int64)
+    # an atom with its value: below 2n; numbered again (below n) before the source's code joins it
+    valued, _ = pd.factorize(atom_codes * 2 + np.asarray(values, dtype=np.int64))
+    source_codes = np.asarray(sources, dtype=np.int64)
+    numbers, _ = pd.factorize(valued.astype(np.int64) * (int(source_codes.max()) + 1) + source_codes)
+    numbers = numbers.astype(np.int64)
+    # numbered in order of first occurrence: a citation is a first one where the numbers reach a new high
+    seen = np.maximum.accumulate(numbers)
+    first = np.flatnonzero(np.concatenate([[True], seen[1:] > seen[:-1]]))
+    return numbers, first
 
 
 MARK, SEPARATOR = "\x00", "\x01"  # a cited row in a rendered record: MARK code SEPARATOR row MARK
