@@ -15,7 +15,7 @@ import reasoner.lending.evidence.similar as similar_module
 from reasoner.errors import UsageError
 from reasoner.lending import clean_hmda, synthesize
 from reasoner.lending.config import load_config
-from reasoner.lending.evidence.similar import PairCounts, SimilaritySpec, similar_pairs
+from reasoner.lending.evidence.similar import PairCounts, SimilaritySpec, _block_codes, similar_pairs
 from reasoner.lending.evidence.tables import add_group_columns, similarity_spec
 
 BLACK = "Black or African American"
@@ -415,3 +415,42 @@ def test_the_robust_scaling_fitted_column_by_column_is_the_matrix_fit_bit_for_bi
     # cltv's range is 0: its deviation (summed down the matrix's rows, as _fit: a 1-D sum differs in its last bits)
     assert spread is not None and spread[2] == pytest.approx(values[fit_rows, 2].std(), rel=1e-9)
     assert fit_scaling(frame.iloc[:0], spec) == Scaling(None, None)
+
+
+def test_block_codes_are_groupby_numbers() -> None:
+    random = np.random.default_rng(3)
+    size = 300
+    frame = pd.DataFrame(
+        {
+            "lei": pd.Series(random.choice(["B", "A", "C", None], size), dtype="str"),
+            "kind": pd.Categorical(random.choice(["2", "1", "3"], size), categories=["3", "1", "2"]),
+            "lien": random.choice([1.0, 2.0, np.nan], size),
+        }
+    )
+    for blocks in (("lei",), ("lei", "kind"), ("lei", "kind", "lien"), ("kind", "lien")):
+        number = frame.groupby(list(blocks), sort=True, dropna=True, observed=True).ngroup()
+        expected = number.to_numpy(dtype=np.float64, na_value=-1.0).astype(np.int64)
+        assert _block_codes(frame, blocks).tolist() == expected.tolist()
+    assert _block_codes(frame, ()).tolist() == [0] * size
+
+
+def test_block_codes_of_more_combinations_than_an_integer_holds_are_groupby_numbers() -> None:
+    """Four key columns of 2**16 levels each (2**64 combinations): the keys are ranked between columns."""
+    random = np.random.default_rng(5)
+    size = 70_000
+    frame = pd.DataFrame({name: random.permutation(size) % 65_536 for name in "abcd"})
+    frame.loc[::97, "c"] = np.nan
+    blocks = ("a", "b", "c", "d")
+    number = frame.groupby(list(blocks), sort=True, dropna=True, observed=True).ngroup()
+    expected = number.to_numpy(dtype=np.float64, na_value=-1.0).astype(np.int64)
+    assert _block_codes(frame, blocks).tolist() == expected.tolist()
+
+
+def test_block_codes_of_a_million_rows_are_groupby_numbers() -> None:
+    """Many rows, few combinations: ranked by counting the keys used."""
+    random = np.random.default_rng(9)
+    size = 1_000_000
+    frame = pd.DataFrame({"lei": random.integers(0, 3_000, size), "kind": random.choice([1.0, 2.0, np.nan], size)})
+    number = frame.groupby(["lei", "kind"], sort=True, dropna=True, observed=True).ngroup()
+    expected = number.to_numpy(dtype=np.float64, na_value=-1.0).astype(np.int64)
+    assert _block_codes(frame, ("lei", "kind")).tolist() == expected.tolist()

@@ -1186,11 +1186,12 @@ def test_scipys_private_recursion_is_used_only_when_it_gives_the_numpy_bits() ->
     assert statistics._checked_compiled(None) is None
 
 
-@pytest.mark.parametrize("rows", [0, 1, 4095, 4096, 4097, 10_000])
-@pytest.mark.parametrize("width", [0, 1, 30])
+@pytest.mark.parametrize("rows", [0, 1, 218, 219, 4095, 4096, 4097, 10_000])
+@pytest.mark.parametrize("width", [0, 1, 30, 32, 601])
 def test_covariate_columns_stacked_by_blocks_are_column_stack(rows: int, width: int) -> None:
-    """``_stacked`` (a block of rows at a time) gives ``np.column_stack``'s matrix: the same bytes,
-    C-ordered floats, for block boundaries, a partial last block and no columns at all."""
+    """``_stacked`` (a block of rows at a time, ``STACK_VALUES`` values a block: 4,096 rows of 32 columns,
+    218 of 601) gives ``np.column_stack``'s matrix: the same bytes, C-ordered floats, for block boundaries,
+    a partial last block and no columns at all."""
     rng = np.random.default_rng(rows + width)
     columns = [rng.normal(size=rows) * 10.0 ** rng.integers(-300, 300) for _ in range(width)]
     columns[:1] = [np.where(rng.random(rows) < 0.1, np.nan, -0.0)] if width else []

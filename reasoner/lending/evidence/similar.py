@@ -464,8 +464,9 @@ def _block_codes(frame: pd.DataFrame, blocks: tuple[str, ...]) -> np.ndarray:
     Only which rows share a block matters to the search (a row's neighbours are in its block, ties
     are broken by id, the pairs are ordered by id): the numbers are computed once for every search
     of a frame, over all its rows. Each key column factorized in its sorted order and the codes
-    combined into one integer per row, ranked by ``np.unique``: the numbers of ``groupby(blocks,
-    sort=True).ngroup()`` without a grouping's per-call cost (~5 ms)."""
+    combined into one integer per row, ranked by counting the keys used (or by ``np.unique`` when the
+    combinations far outnumber the rows): the numbers of ``groupby(blocks, sort=True).ngroup()`` without a
+    grouping's per-call cost (~5 ms), and faster than it at a million rows too."""
     key = np.zeros(len(frame), dtype=np.int64)
     missing = np.zeros(len(frame), dtype=bool)
     bound = 1  # key < bound
@@ -475,6 +476,11 @@ def _block_codes(frame: pd.DataFrame, blocks: tuple[str, ...]) -> np.ndarray:
         if bound * max(len(levels), 1) >= 2**62:  # too many combinations for an integer: ranked first
             key, bound = np.unique(key, return_inverse=True)[1].reshape(-1), len(frame) + 1
         key, bound = key * len(levels) + codes, bound * max(len(levels), 1)
+    if bound <= 4 * len(frame) + 1024:  # few combinations: ranked by counting the keys used, not by a sort
+        used = np.zeros(bound + 1, dtype=bool)
+        used[np.where(missing, bound, key)] = True
+        rank = np.cumsum(used[:bound]) - 1
+        return np.where(missing, -1, rank[np.where(missing, 0, key)])
     number = np.unique(np.where(missing, -1, key), return_inverse=True)[1].reshape(-1)
     return np.where(missing, -1, number - int(missing.any()))
 
