@@ -133,11 +133,13 @@ from reasoner.lending.registers.values import (
     describe_bad,
     describe_rows,
     factorize_column,
+    is_in,
     parse_code,
     parse_denial_reason,
     parse_dti,
     parse_number,
     strings,
+    upper_texts,
 )
 
 __all__ = [
@@ -774,7 +776,8 @@ def _product_field(column: Column | None, name: str, count: int, source: str) ->
     texts = column.series()
     if name == "total_units":
         texts = texts.map(lambda text: str(TOTAL_UNITS_BUCKETS.get(text, text)))
-    numbers = pd.to_numeric(texts.where(~texts.str.upper().isin(MISSING_TEXT | {"EXEMPT"})), errors="coerce")
+    upper = upper_texts(texts)
+    numbers = pd.to_numeric(texts.where(~is_in(upper, MISSING_TEXT | {"EXEMPT"})), errors="coerce")
     values = np.array(numbers.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)  # writable
     values[values == 1111] = np.nan
     if name in PRODUCT_CODES:
@@ -783,7 +786,7 @@ def _product_field(column: Column | None, name: str, count: int, source: str) ->
     else:
         bad = ~np.isnan(values) & ~(values >= 0)
         expected = "a number, 'NA' or 'Exempt'" + (" (or a bucket such as '5-24')" if name == "total_units" else "")
-    bad |= np.isnan(values) & ~texts.str.upper().isin(MISSING_TEXT | {"EXEMPT", "1111"}).to_numpy(dtype=bool)
+    bad |= np.isnan(values) & ~is_in(upper, MISSING_TEXT | {"EXEMPT", "1111"})
     if bad.any():
         raise EvidenceError(f"{source}: column '{column.label}': expected {expected}, got {describe_bad(column, bad)}")
     return column.coded(values)
