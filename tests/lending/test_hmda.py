@@ -734,3 +734,21 @@ def test_edge_texts_of_a_dictionary_register_read_as_python_reads_them(tmp_path:
         read_clean(path, path.name)
     assert str(refused.value) == str(expected.value)
     assert "'straße' (row 8), '\u200b5' (row 31)" in str(refused.value)
+
+
+@pytest.mark.parametrize("values", [5, 300, 40_000])
+def test_used_categories_of_wide_dictionaries_are_to_pandas_without_the_unused(values: int) -> None:
+    """Codes renumbered in the narrow type pandas keeps (int8, int16 ...), missing values kept missing."""
+    from reasoner.lending.registers import files
+
+    rng = np.random.default_rng(values)
+    dictionary = pa.array([f"v{number}" for number in rng.permutation(values)])
+    def chunk() -> pa.DictionaryArray:  # codes of the first half of the values, every seventh missing
+        codes = [None if code % 7 == 0 else int(code) for code in rng.integers(0, values // 2 + 1, 500)]
+        return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), dictionary)
+
+    column = pa.chunked_array([chunk() for _ in range(3)])
+    expected = column.to_pandas().cat.remove_unused_categories()
+    used = files._used_categories(column)
+    assert list(used.categories) == list(expected.cat.categories) and used.categories.dtype == "str"
+    assert used.codes.dtype == expected.cat.codes.dtype and np.array_equal(used.codes, expected.cat.codes)

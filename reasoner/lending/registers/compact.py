@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Coded", "CompactFrame", "compact", "concat"]
+__all__ = ["Coded", "CompactFrame", "code_type", "compact", "concat"]
 
 TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # the cleaned frame's text columns ("str")
 MAX_FLOAT_VALUES = 1 << 15  # a float or integer column with more distinct values in a piece stays as it is
@@ -317,10 +317,20 @@ def _encode_coded(column: pd.Series, coded: Coded) -> pd.Categorical | None:
     if dtype != TEXT:  # each used value comes back with its bits, so each row does
         if _decode(value_codes, uniques, dtype).to_numpy().tobytes() != values.to_numpy().tobytes():
             return None
-    per_code = np.full(len(coded.values), -1, dtype=np.int64)
+    per_code = np.full(len(coded.values), -1, dtype=code_type(len(uniques)))
     per_code[used] = value_codes
     # every row's code is a used value's, so a category's: not checked again (a pass over the rows)
-    return pd.Categorical.from_codes(per_code[codes], dtype=pd.CategoricalDtype(uniques), validate=False)
+    return pd.Categorical.from_codes(np.take(per_code, codes), dtype=pd.CategoricalDtype(uniques), validate=False)
+
+
+def code_type(categories: int) -> type[np.signedinteger[Any]]:
+    """The integer type pandas holds a categorical's codes in when it has ``categories`` values (its
+    ``coerce_indexer_dtype``): codes made in it are kept as they are, codes of another type are converted, a
+    pass over the rows (35 columns a piece) that making them narrow in the first place saves."""
+    for kind in (np.int8, np.int16, np.int32):
+        if categories < np.iinfo(kind).max:
+            return kind
+    return np.int64
 
 
 def _decode(codes: np.ndarray, categories: pd.Index, dtype: Any) -> pd.Series:
@@ -341,7 +351,7 @@ def _joined_codes(columns: list[pd.Series], count: int) -> pd.Categorical:
     """Categorical pieces as one: the union of their values (sorted), codes remapped in place."""
     categories = [column.cat.categories for column in columns]
     union = categories[0].append(categories[1:]).unique().sort_values()
-    codes = np.empty(count, dtype=np.int32 if len(union) < 2**31 else np.int64)
+    codes = np.empty(count, dtype=code_type(len(union)))
     start = 0
     for column, piece_categories in zip(columns, categories, strict=True):
         where = np.append(union.get_indexer(piece_categories), -1).astype(codes.dtype)  # code -1 (missing) stays -1
