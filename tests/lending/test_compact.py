@@ -14,7 +14,7 @@ from support import REPOSITORY
 
 from reasoner.errors import EvidenceError
 from reasoner.lending.registers import files
-from reasoner.lending.registers.compact import CompactFrame, compact, concat
+from reasoner.lending.registers.compact import CompactFrame, code_type, compact, concat
 from reasoner.lending.registers.hmda import clean_hmda, read_clean
 
 SAMPLE = REPOSITORY / "examples" / "hmda" / "sample.parquet"
@@ -261,6 +261,7 @@ def test_columns_held_from_the_cleanings_codes_are_those_factorized_from_the_row
     given, factorized = compact(cleaned.frame, cleaned.coded), compact(plain.frame)
     assert given.encoded == factorized.encoded
     assert _held_columns(given) == _held_columns(factorized)
+    assert pickle.dumps(given.held) == pickle.dumps(factorized.held)  # what a partition's worker is sent, too
     if form == "odd values":
         assert {"loan_amount", "application_id"}.isdisjoint(given.encoded)
         assert list(given.held["sex"].cat.categories) == ["Male"]
@@ -287,3 +288,21 @@ def test_pieces_are_a_twelfth_of_the_register_between_the_least_and_the_most() -
     assert piece_rows(6_000_000) == 500_000
     assert piece_rows(12_000_000) == piece_rows(50_000_000) == BATCH_ROWS
     assert piece_rows(3_000_001) == 250_001  # rounded up: never a thirteenth piece of one row
+
+
+@pytest.mark.parametrize("categories", [1, 126, 127, 128, 32766, 32767, 32768])
+def test_codes_made_in_the_code_type_are_kept_by_pandas_as_they_are(categories: int) -> None:
+    """``code_type`` is the type pandas narrows a categorical's codes to: codes made in it are not copied."""
+    codes = np.array([0, categories - 1, -1], dtype=code_type(categories))
+    held = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(range(categories)), validate=False)
+    assert held.codes.dtype == codes.dtype and np.shares_memory(held.codes, codes)
+    assert pd.Categorical.from_codes(codes.astype(np.int64), categories=range(categories)).codes.dtype == codes.dtype
+
+
+def test_a_read_piece_held_compact_pickles_as_the_cleaned_frame_compacted(tmp_path: Path) -> None:
+    """The compact frame that ``read_clean`` holds (from the codes, stand-ins in the frame) pickles to the
+    bytes of the one ``compact`` makes from the cleaned frame's rows: what the partitions' workers are sent."""
+    raw = pq.read_table(SAMPLE).to_pandas()
+    held = read_clean(SAMPLE, SAMPLE.name, compact=True).held
+    assert held is not None
+    assert pickle.dumps(held.held) == pickle.dumps(compact(clean_hmda(raw, SAMPLE.name).frame).held)
