@@ -32,6 +32,7 @@ __all__ = [
     "ReasonerError",
     "RuleError",
     "RuleFileError",
+    "UNPRINTABLE_CHARACTERS",
     "UsageError",
     "printable",
     "render_span",
@@ -39,7 +40,8 @@ __all__ = [
 
 # C0 and C1 controls, DEL, line and paragraph separators and the bidirectional overrides (which
 # reorder what a terminal shows): never written raw to a terminal or a one-line message.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+UNPRINTABLE_CHARACTERS = "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+_UNPRINTABLE = re.compile(UNPRINTABLE_CHARACTERS)
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 

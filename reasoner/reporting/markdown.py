@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from reasoner.errors import printable
+from reasoner.errors import UNPRINTABLE_CHARACTERS, printable
 from reasoner.reporting.numbers import number
 
 __all__ = ["escape_markdown", "markdown_code", "markdown_table"]
@@ -21,6 +21,11 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> 
 _MARKDOWN_SPECIAL = re.compile(r"[\\`\[\]|]")
 
 _HTML_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_HTML_CHARACTERS = re.compile(r"[&<>]")
+# Every character that escape_markdown changes (``printable``'s controls too): a text without one is
+# its own escape, found by one search instead of three substitutions (a report's table cells are
+# mostly figures: 177,000 cells at 1,000,000 applications).
+_ANY_SPECIAL = re.compile(f"{UNPRINTABLE_CHARACTERS}|[&<>\\\\`\\[\\]|]")
 
 
 def escape_markdown(text: object) -> str:
@@ -28,8 +33,10 @@ def escape_markdown(text: object) -> str:
     audit.toml) as Markdown text that shows it as it is, on one line: control characters escaped
     (``\\n``), HTML (``<``, ``>``, ``&``) as entities, and the characters of links, code and table
     cells (``\\ ` [ ] |``) backslash-escaped; ``*`` and ``_`` are left (they only emphasise)."""
-    value = printable(str(text))
-    value = re.sub(r"[&<>]", lambda match: _HTML_SPECIAL[match.group()], value)
+    value = str(text)
+    if _ANY_SPECIAL.search(value) is None:
+        return value
+    value = _HTML_CHARACTERS.sub(lambda match: _HTML_SPECIAL[match.group()], printable(value))
     return _MARKDOWN_SPECIAL.sub(lambda match: "\\" + match.group(), value)
 
 
