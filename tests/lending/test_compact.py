@@ -14,7 +14,7 @@ from support import REPOSITORY
 
 from reasoner.errors import EvidenceError
 from reasoner.lending.registers import files
-from reasoner.lending.registers.compact import CompactFrame, compact, concat
+from reasoner.lending.registers.compact import CompactFrame, code_type, compact, concat
 from reasoner.lending.registers.hmda import clean_hmda, read_clean
 
 SAMPLE = REPOSITORY / "examples" / "hmda" / "sample.parquet"
@@ -258,9 +258,13 @@ def test_columns_held_from_the_cleanings_codes_are_those_factorized_from_the_row
     for name, coded in cleaned.coded.items():
         rows = pd.Series(coded.rows(), dtype=plain.frame[name].dtype)
         pd.testing.assert_series_equal(rows, plain.frame[name], check_names=False, check_exact=True)
-    given, factorized = compact(cleaned.frame, cleaned.coded), compact(plain.frame)
+    ids_are_rows = cleaned.id_column == "row" or None  # as ``hmda._held`` tells: ids of the rows only stand in
+    assert form == "odd values" or (cleaned.frame["application_id"].isna().all() and ids_are_rows)
+    given, factorized = compact(cleaned.frame, cleaned.coded, ids_are_rows=ids_are_rows), compact(plain.frame)
+    assert given.ids_are_rows == factorized.ids_are_rows == (form != "odd values")
     assert given.encoded == factorized.encoded
     assert _held_columns(given) == _held_columns(factorized)
+    assert pickle.dumps(given.held) == pickle.dumps(factorized.held)  # what a partition's worker is sent, too
     if form == "odd values":
         assert {"loan_amount", "application_id"}.isdisjoint(given.encoded)
         assert list(given.held["sex"].cat.categories) == ["Male"]
@@ -287,3 +291,21 @@ def test_pieces_are_a_twelfth_of_the_register_between_the_least_and_the_most() -
     assert piece_rows(6_000_000) == 500_000
     assert piece_rows(12_000_000) == piece_rows(50_000_000) == BATCH_ROWS
     assert piece_rows(3_000_001) == 250_001  # rounded up: never a thirteenth piece of one row
+
+
+@pytest.mark.parametrize("categories", [1, 126, 127, 128, 32766, 32767, 32768])
+def test_codes_made_in_the_code_type_are_kept_by_pandas_as_they_are(categories: int) -> None:
+    """``code_type`` is the type pandas narrows a categorical's codes to: codes made in it are not copied."""
+    codes = np.array([0, categories - 1, -1], dtype=code_type(categories))
+    held = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(range(categories)), validate=False)
+    assert held.codes.dtype == codes.dtype and np.shares_memory(held.codes, codes)
+    assert pd.Categorical.from_codes(codes.astype(np.int64), categories=range(categories)).codes.dtype == codes.dtype
+
+
+def test_a_read_piece_held_compact_pickles_as_the_cleaned_frame_compacted(tmp_path: Path) -> None:
+    """The compact frame that ``read_clean`` holds (from the codes, stand-ins in the frame) pickles to the
+    bytes of the one ``compact`` makes from the cleaned frame's rows: what the partitions' workers are sent."""
+    raw = pq.read_table(SAMPLE).to_pandas()
+    held = read_clean(SAMPLE, SAMPLE.name, compact=True).held
+    assert held is not None
+    assert pickle.dumps(held.held) == pickle.dumps(compact(clean_hmda(raw, SAMPLE.name).frame).held)

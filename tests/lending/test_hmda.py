@@ -677,3 +677,78 @@ def test_a_zero_has_no_sign_whatever_the_texts_beside_it() -> None:
         assert values[0] == 0 and not np.signbit(values[0]) and not invalid.any(), texts
     values, _, _ = _numbers(pd.Series(["-3.5", "-0.25"], dtype=object))
     assert values.tolist() == [-3.5, -0.25]  # other negatives keep their sign
+
+
+# Python's str.isspace beyond ' \t\n\r': \x0b, \x0c, \x1c … \x1f (ASCII: stripped by Arrow), \x85, \xa0, \u2000,
+# \u3000 (not ASCII: stripped by Python); 'ß', 'ı' and 'ﬅ' change length or script when upper-cased
+EDGE_TEXTS = [
+    " 250 ", "\x1c250\x1f", "\x0b\x0cNA\x1d\x1e", "\t\n\rExempt\r\n", "a b", "", "   ",
+    "\xa0250\u2000", "\x85N/A\u3000", "straße", "ıi", "ﬅ", "\u200b5",  # U+200B: not a space to Python
+]
+
+
+@pytest.mark.parametrize("dtype", ["str", object, "category"])
+@pytest.mark.parametrize("texts", [EDGE_TEXTS[:7], EDGE_TEXTS, [*EDGE_TEXTS[:7], None], [None, None]])
+def test_factorized_texts_are_stripped_as_python_strips_them(texts: list[str | None], dtype: object) -> None:
+    from reasoner.lending.registers.values import factorize_column
+
+    column = factorize_column(pd.Series(texts, dtype=dtype), "income")
+    assert column.texts[column.codes].tolist() == ["" if text is None else text.strip() for text in texts]
+    assert column.texts.dtype == object and all(type(text) is str for text in column.texts)
+
+
+@pytest.mark.parametrize(
+    "texts", [EDGE_TEXTS[:7], EDGE_TEXTS, ["exempt", "n/a", "Na", "ǰ", "ŉ"], ["NA", np.nan, 7, "ß"], []]
+)
+def test_upper_texts_are_python_upper_and_found_as_pandas_finds_them(texts: list[object]) -> None:
+    from reasoner.lending.registers.values import MISSING_TEXT, is_in, upper_texts
+
+    series = pd.Series(texts, dtype=object)
+    expected = series.str.upper()
+    upper = upper_texts(series)
+    assert upper.to_pylist() == [None if pd.isna(text) else text for text in expected]
+    for values in (MISSING_TEXT, {"EXEMPT"}, {"SS", "STRASSE", "II", "ST"}):
+        assert is_in(upper, values).tolist() == expected.isin(values).tolist()
+
+
+def test_edge_texts_of_a_dictionary_register_read_as_python_reads_them(tmp_path: Path) -> None:
+    """Numbers padded with Python's spaces that are not ' ' read as numbers (ASCII or not); 'ß' and a
+    zero-width space are refused in the same message, whether the read is pieces of dictionaries or text."""
+    from reasoner.lending.registers.hmda import read_clean
+
+    frame = _register(40)
+    frame.loc[[1, 2, 3], "income"] = ["\x1c250\x1f", "\xa0250\u2000", "\x0b\x0cNA\x1d"]
+    frame.loc[[4, 5], "loan_amount"] = ["\t\n\rExempt\r\n", "\x85n/a\u3000"]
+    path = tmp_path / "edges.parquet"
+    _dictionary_register(path, frame)
+    held = read_clean(path, path.name, compact=True).held
+    assert held is not None
+    restored = held.restore(["income", "loan_amount"])
+    assert restored["income"].iloc[1:4].tolist()[:2] == [250_000.0, 250_000.0] and np.isnan(restored["income"][3])
+    assert restored["loan_amount"].iloc[4:6].isna().all()
+    frame.loc[[7, 30], "income"] = ["straße", "\u200b5"]
+    _dictionary_register(path, frame)
+    with pytest.raises(EvidenceError) as expected:
+        clean_hmda(read_hmda(path, INPUT_COLUMNS), path.name)
+    with pytest.raises(EvidenceError) as refused:
+        read_clean(path, path.name)
+    assert str(refused.value) == str(expected.value)
+    assert "'straße' (row 8), '\u200b5' (row 31)" in str(refused.value)
+
+
+@pytest.mark.parametrize("values", [5, 300, 40_000])
+def test_used_categories_of_wide_dictionaries_are_to_pandas_without_the_unused(values: int) -> None:
+    """Codes renumbered in the narrow type pandas keeps (int8, int16 ...), missing values kept missing."""
+    from reasoner.lending.registers import files
+
+    rng = np.random.default_rng(values)
+    dictionary = pa.array([f"v{number}" for number in rng.permutation(values)])
+    def chunk() -> pa.DictionaryArray:  # codes of the first half of the values, every seventh missing
+        codes = [None if code % 7 == 0 else int(code) for code in rng.integers(0, values // 2 + 1, 500)]
+        return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), dictionary)
+
+    column = pa.chunked_array([chunk() for _ in range(3)])
+    expected = column.to_pandas().cat.remove_unused_categories()
+    used = files._used_categories(column)
+    assert list(used.categories) == list(expected.cat.categories) and used.categories.dtype == "str"
+    assert used.codes.dtype == expected.cat.codes.dtype and np.array_equal(used.codes, expected.cat.codes)

@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Coded", "CompactFrame", "compact", "concat"]
+__all__ = ["Coded", "CompactFrame", "code_type", "compact", "concat"]
 
 TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # the cleaned frame's text columns ("str")
 MAX_FLOAT_VALUES = 1 << 15  # a float or integer column with more distinct values in a piece stays as it is
@@ -176,12 +176,16 @@ class CompactFrame:
         return np.asarray(rows, dtype=np.int64) + self.first_row
 
 
-def compact(frame: pd.DataFrame, coded: Mapping[str, Coded] | None = None) -> CompactFrame:
+def compact(
+    frame: pd.DataFrame, coded: Mapping[str, Coded] | None = None, *, ids_are_rows: bool | None = None
+) -> CompactFrame:
     """``frame`` (a cleaned register, or a piece of one) held in fewer bytes (module docstring).
 
     ``coded``: columns of ``frame`` as the cleaning made them, encoded from their codes; their rows are
     ``coded[name].rows()`` (as text: ``values.strings`` of them), and ``frame[name]`` gives only the
-    column's dtype (``clean_hmda(keep_codes=True)`` does not build their rows: a stand-in of that dtype)."""
+    column's dtype (``clean_hmda(keep_codes=True)`` does not build their rows: a stand-in of that dtype).
+    ``ids_are_rows``: True when the caller made ``application_id`` the ``row`` as text (a register without
+    ids: ``clean_hmda(keep_codes=True)``'s column only stands in); None: the two are compared."""
     coded = {} if coded is None else coded
     count = len(frame)
     first_row = None
@@ -190,10 +194,7 @@ def compact(frame: pd.DataFrame, coded: Mapping[str, Coded] | None = None) -> Co
         start = int(numbers[0]) if count else 1
         if np.array_equal(numbers, np.arange(start, start + count, dtype=np.int64)):
             first_row = start
-    ids_are_rows = False
-    if "application_id" in frame.columns and "row" in frame.columns and frame["application_id"].dtype == TEXT:
-        as_text = pc.cast(pa.array(frame["row"].to_numpy(dtype=np.int64)), pa.string()).to_pandas()
-        ids_are_rows = bool(frame["application_id"].reset_index(drop=True).equals(as_text))
+    ids_are_rows = _ids_are_rows(frame) if ids_are_rows is None else ids_are_rows
     held: dict[str, pd.Series] = {}
     encoded: set[str] = set()
     for name in frame.columns:
@@ -220,6 +221,14 @@ def compact(frame: pd.DataFrame, coded: Mapping[str, Coded] | None = None) -> Co
         ids_are_rows,
         count,
     )
+
+
+def _ids_are_rows(frame: pd.DataFrame) -> bool:
+    """Whether ``application_id`` is ``row`` as text (then held as the rows)."""
+    if "application_id" not in frame.columns or "row" not in frame.columns or frame["application_id"].dtype != TEXT:
+        return False
+    as_text = pc.cast(pa.array(frame["row"].to_numpy(dtype=np.int64)), pa.string()).to_pandas()
+    return bool(frame["application_id"].reset_index(drop=True).equals(as_text))
 
 
 def concat(parts: Sequence[CompactFrame]) -> CompactFrame:
@@ -317,10 +326,20 @@ def _encode_coded(column: pd.Series, coded: Coded) -> pd.Categorical | None:
     if dtype != TEXT:  # each used value comes back with its bits, so each row does
         if _decode(value_codes, uniques, dtype).to_numpy().tobytes() != values.to_numpy().tobytes():
             return None
-    per_code = np.full(len(coded.values), -1, dtype=np.int64)
+    per_code = np.full(len(coded.values), -1, dtype=code_type(len(uniques)))
     per_code[used] = value_codes
     # every row's code is a used value's, so a category's: not checked again (a pass over the rows)
-    return pd.Categorical.from_codes(per_code[codes], dtype=pd.CategoricalDtype(uniques), validate=False)
+    return pd.Categorical.from_codes(np.take(per_code, codes), dtype=pd.CategoricalDtype(uniques), validate=False)
+
+
+def code_type(categories: int) -> type[np.signedinteger[Any]]:
+    """The integer type pandas holds a categorical's codes in when it has ``categories`` values (its
+    ``coerce_indexer_dtype``): codes made in it are kept as they are, codes of another type are converted, a
+    pass over the rows (35 columns a piece) that making them narrow in the first place saves."""
+    for kind in (np.int8, np.int16, np.int32):
+        if categories < np.iinfo(kind).max:
+            return kind
+    return np.int64
 
 
 def _decode(codes: np.ndarray, categories: pd.Index, dtype: Any) -> pd.Series:
@@ -341,7 +360,7 @@ def _joined_codes(columns: list[pd.Series], count: int) -> pd.Categorical:
     """Categorical pieces as one: the union of their values (sorted), codes remapped in place."""
     categories = [column.cat.categories for column in columns]
     union = categories[0].append(categories[1:]).unique().sort_values()
-    codes = np.empty(count, dtype=np.int32 if len(union) < 2**31 else np.int64)
+    codes = np.empty(count, dtype=code_type(len(union)))
     start = 0
     for column, piece_categories in zip(columns, categories, strict=True):
         where = np.append(union.get_indexer(piece_categories), -1).astype(codes.dtype)  # code -1 (missing) stays -1

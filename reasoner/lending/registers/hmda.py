@@ -133,11 +133,13 @@ from reasoner.lending.registers.values import (
     describe_bad,
     describe_rows,
     factorize_column,
+    is_in,
     parse_code,
     parse_denial_reason,
     parse_dti,
     parse_number,
     strings,
+    upper_texts,
 )
 
 __all__ = [
@@ -397,7 +399,8 @@ def read_clean(
 
 def _held(cleaned: CleanedHMDA) -> CleanedHMDA:
     """``cleaned`` with its rows held compact (``CleanedHMDA.held``) and a frame without rows."""
-    held = compact_frame(cleaned.frame, cleaned.coded)
+    # a register without ids: they are the rows as text by construction (the frame's may only stand in)
+    held = compact_frame(cleaned.frame, cleaned.coded, ids_are_rows=cleaned.id_column == "row" or None)
     # not ``frame.iloc[:0]``: a view of the piece's columns, it would keep every piece's bytes
     return dataclasses.replace(cleaned, frame=held.restore(rows=np.arange(0)), held=held, coded={})
 
@@ -554,8 +557,10 @@ def clean_hmda(
     coded["ethnicity"] = text("derived_ethnicity", DERIVED_ETHNICITY)
     coded["sex"] = text("derived_sex", DERIVED_SEX)
     # keep_codes: the coded columns' rows are held from their codes (``compact.compact``), not built as text here
-    rows_of = _stand_in if keep_codes else _as_rows
-    ids, id_column, id_coded = _application_ids(raw, source, first_row)
+    rows_of = _stand_ins(count) if keep_codes else _as_rows
+    ids, id_column, id_coded = _application_ids(raw, source)
+    if ids is None:  # no id column: the row numbers as text, held as the rows they are (``_held``), not built
+        ids = rows_of(absent(None)) if keep_codes else _row_ids(first_row, count)
     if id_coded is not None:
         coded["application_id"] = id_coded
     coded.update(
@@ -642,14 +647,24 @@ def _as_rows(coded: Coded) -> pd.Series | np.ndarray:
     return _strings(coded) if coded.values.dtype == object else coded.rows()
 
 
-def _stand_in(coded: Coded) -> pd.Series | np.ndarray:
-    """A column of ``_as_rows(coded)``'s dtype and length, all missing text or zeros: what
-    ``clean_hmda(keep_codes=True)`` puts in its frame for a coded column, whose rows ``compact.compact``
-    holds from the codes (it reads the frame's column for its dtype only)."""
-    count = len(coded.codes)
-    if coded.values.dtype == object:
-        return pa.nulls(count, pa.string()).to_pandas()  # the dtype ``values.strings`` gives
-    return np.zeros(count, dtype=coded.values.dtype)  # never read: zeros are the cheapest rows of any dtype
+def _stand_ins(count: int) -> Callable[[Coded], pd.Series | np.ndarray]:
+    """Per coded column a column of ``_as_rows(coded)``'s dtype and ``count`` rows, all missing text or zeros:
+    what ``clean_hmda(keep_codes=True)`` puts in its frame for a coded column, whose rows ``compact.compact``
+    holds from the codes (it reads the frame's column for its dtype only). The zeros of a dtype and the
+    nulls behind the text are made once and shared by the columns (never written: pandas copies on write), not
+    once a column (25 columns a piece: 0.2 CPU s a million rows); each text column has its own dtype object,
+    as before (a shared one would pickle the compact frame to other bytes)."""
+    nulls = pa.nulls(count, pa.string())
+    zeros: dict[Any, np.ndarray] = {}
+
+    def stand_in(coded: Coded) -> pd.Series | np.ndarray:
+        if coded.values.dtype == object:
+            return nulls.to_pandas()  # the dtype ``values.strings`` gives
+        if coded.values.dtype not in zeros:  # never read: zeros are the cheapest rows of any dtype
+            zeros[coded.values.dtype] = np.zeros(count, dtype=coded.values.dtype)
+        return zeros[coded.values.dtype]
+
+    return stand_in
 
 
 def _no_group_known(race: Coded, ethnicity: Coded, sex: Coded) -> np.ndarray:
@@ -774,7 +789,8 @@ def _product_field(column: Column | None, name: str, count: int, source: str) ->
     texts = column.series()
     if name == "total_units":
         texts = texts.map(lambda text: str(TOTAL_UNITS_BUCKETS.get(text, text)))
-    numbers = pd.to_numeric(texts.where(~texts.str.upper().isin(MISSING_TEXT | {"EXEMPT"})), errors="coerce")
+    upper = upper_texts(texts)
+    numbers = pd.to_numeric(texts.where(~is_in(upper, MISSING_TEXT | {"EXEMPT"})), errors="coerce")
     values = np.array(numbers.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)  # writable
     values[values == 1111] = np.nan
     if name in PRODUCT_CODES:
@@ -783,7 +799,7 @@ def _product_field(column: Column | None, name: str, count: int, source: str) ->
     else:
         bad = ~np.isnan(values) & ~(values >= 0)
         expected = "a number, 'NA' or 'Exempt'" + (" (or a bucket such as '5-24')" if name == "total_units" else "")
-    bad |= np.isnan(values) & ~texts.str.upper().isin(MISSING_TEXT | {"EXEMPT", "1111"}).to_numpy(dtype=bool)
+    bad |= np.isnan(values) & ~is_in(upper, MISSING_TEXT | {"EXEMPT", "1111"})
     if bad.any():
         raise EvidenceError(f"{source}: column '{column.label}': expected {expected}, got {describe_bad(column, bad)}")
     return column.coded(values)
@@ -815,14 +831,13 @@ def _age(column: Column | None, source: str, text: Callable[..., Coded]) -> Code
     return column.coded([bucket or value for bucket, value in zip(bucketed, spelled, strict=True)])
 
 
-def _application_ids(raw: pd.DataFrame, source: str, first_row: int = 1) -> tuple[pd.Series, str, Coded | None]:
-    """Ids from ``application_id`` or ``uli`` (checked: none empty, none repeated), else the row; and
-    the ids as coded (None: the row)."""
+def _application_ids(raw: pd.DataFrame, source: str) -> tuple[pd.Series | None, str, Coded | None]:
+    """Ids from ``application_id`` or ``uli`` (checked: none empty, none repeated), else None (the ids are
+    the rows: ``_row_ids``); the column they come from ('row': none); and the ids as coded (None: the row)."""
     present = {normalize_name(label): label for label in raw.columns}
     name = next((name for name in ID_COLUMNS if name in present), None)
     if name is None:
-        rows = pa.array(np.arange(first_row, first_row + len(raw), dtype=np.int64))
-        return pc.cast(rows, pa.string()).to_pandas(), "row", None
+        return None, "row", None
     label = present[name]
     column = factorize_column(raw[label], str(label))
     ids = column.take_strings(list(column.texts))
@@ -844,6 +859,11 @@ def _application_ids(raw: pd.DataFrame, source: str, first_row: int = 1) -> tupl
         tail = f" and {more} more" if more > 0 else ""
         raise EvidenceError(f"{source}: column '{label}': duplicate application ids {described}{tail}")
     return ids, name, column.coded(list(column.texts))
+
+
+def _row_ids(first_row: int, count: int) -> pd.Series:
+    """The ids of a register without any: its row numbers as text."""
+    return pc.cast(pa.array(np.arange(first_row, first_row + count, dtype=np.int64)), pa.string()).to_pandas()
 
 
 def _first_reasons(reasons: dict[str, np.ndarray], count: int) -> tuple[np.ndarray, dict[str, int]]:

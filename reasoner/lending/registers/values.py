@@ -27,14 +27,18 @@ __all__ = [
     "describe_bad",
     "describe_rows",
     "factorize_column",
+    "is_in",
     "parse_code",
     "parse_denial_reason",
     "parse_dti",
     "parse_number",
     "strings",
+    "upper_texts",
 ]
 
 MISSING_TEXT = frozenset({"", "NA", "N/A"})
+# the ASCII characters that are ``str.isspace()``: what ``str.strip()`` strips from ASCII text (with \x1c … \x1f)
+ASCII_WHITESPACE = "".join(chr(code) for code in range(128) if chr(code).isspace())
 SHOWN = 3
 
 
@@ -71,14 +75,48 @@ def factorize_column(column: pd.Series, label: str) -> Column:
         raw_codes, uniques = pd.factorize(column, use_na_sentinel=True)
         codes = np.asarray(raw_codes, dtype=np.int32)
     if pd.api.types.is_numeric_dtype(uniques.dtype) or pd.api.types.is_bool_dtype(uniques.dtype):
-        texts = pc.cast(pa.array(np.asarray(uniques)), pa.string()).to_numpy(zero_copy_only=False)
-    else:
-        texts = np.asarray(uniques.astype(object), dtype=object)
-    texts = pd.Series(texts, dtype=object).str.strip().to_numpy(dtype=object)
+        texts = _stripped(pc.cast(pa.array(np.asarray(uniques)), pa.string()))
+    elif isinstance(uniques.dtype, pd.StringDtype):
+        texts = _stripped(pa.array(uniques.array))
+    else:  # objects (not all of them text, maybe): as pandas' ``str`` methods take them
+        objects = np.asarray(uniques.astype(object), dtype=object)
+        texts = pd.Series(objects, dtype=object).str.strip().to_numpy(dtype=object)
     if (codes < 0).any():  # null → ''
         texts = np.append(texts, "")
         codes = np.where(codes < 0, texts.size - 1, codes)
     return Column(label, codes, texts)
+
+
+def _stripped(texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """``str.strip()`` of each text (none missing), as an object array: by Arrow when every text is ASCII,
+    where ``ASCII_WHITESPACE`` is exactly what Python strips; else by Python, which strips any Unicode space
+    (U+0085, U+00A0, U+2000 ...) that Arrow's ``utf8_trim_whitespace`` may not."""
+    if _all_ascii(texts):
+        stripped: np.ndarray = pc.utf8_trim(texts, ASCII_WHITESPACE).to_numpy(zero_copy_only=False)
+        return stripped
+    return pd.Series(texts.to_numpy(zero_copy_only=False), dtype=object).str.strip().to_numpy(dtype=object)
+
+
+def _all_ascii(texts: pa.Array | pa.ChunkedArray) -> bool:
+    return bool(pc.all(pc.string_is_ascii(texts), min_count=0).as_py())
+
+
+def upper_texts(texts: pd.Series) -> pa.Array:
+    """``texts.str.upper()`` as Arrow text (a value that is not text: null, as pandas gives NaN): by Arrow when
+    every value is ASCII text, else by Python (``str.upper`` maps 'ß' to 'SS', 'ı' to 'I', 'ﬅ' to 'ST')."""
+    try:
+        array = pa.array(texts, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a value that is no text (an integer of an object column)
+        array = None
+    if array is not None and not array.null_count and _all_ascii(array):
+        return pc.ascii_upper(array)
+    return pa.array(texts.str.upper(), type=pa.string(), from_pandas=True)
+
+
+def is_in(texts: pa.Array, values: Iterable[str]) -> np.ndarray:
+    """Per text whether it is one of ``values`` (a null is not)."""
+    found: np.ndarray = pc.is_in(texts, pa.array(sorted(values), pa.string())).to_numpy(zero_copy_only=False)
+    return found
 
 
 def strings(codes: np.ndarray, per_code: Sequence[str | None]) -> pd.Series:
@@ -99,9 +137,9 @@ Parsed = tuple[np.ndarray, np.ndarray, np.ndarray]  # value, exempt, invalid —
 
 
 def _numbers(texts: pd.Series) -> Parsed:
-    upper = texts.str.upper()
-    exempt = upper.eq("EXEMPT").to_numpy(dtype=bool)
-    missing = upper.isin(MISSING_TEXT).to_numpy(dtype=bool) | exempt
+    upper = upper_texts(texts)
+    exempt = is_in(upper, ("EXEMPT",))
+    missing = is_in(upper, MISSING_TEXT) | exempt
     values = pd.to_numeric(texts.where(~missing), errors="coerce").to_numpy(dtype=float, copy=True)
     invalid = ~missing & ~np.isfinite(values)
     values[~np.isfinite(values)] = np.nan
