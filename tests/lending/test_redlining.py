@@ -479,6 +479,35 @@ def test_each_partitions_redlining_rows_are_written_whole_and_in_order(tmp_path:
     assert not list(tmp_path.iterdir())  # each file was taken by its partition, none half-written left
 
 
+def test_the_redlining_rows_are_made_in_the_order_the_partitions_are_dispatched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dispatched largest first (``run._largest_first``), the partitions' rows are made in that order, the
+    first ``first`` together, then groups twice as large: each partition's file holds its own lenders' rows."""
+    frame = _with_unplaced_lender()
+    whole = redlining_signals(frame)
+    cells = redlining_cells(frame)
+    made = cells.signals
+    asked: list[list[str]] = []
+
+    def recorded(leis: object = None) -> pd.DataFrame:
+        asked.append(list(leis))  # type: ignore[call-overload]
+        return made(leis)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cells, "signals", recorded)
+    leis_of = [np.array(group, dtype=object) for group in (["A", "B"], ["C"], ["D", "E"], ["F"], ["G"])]
+    writer = _RedliningWriter(cells, leis_of, tmp_path, 2, [4, 2, 0, 1, 3])
+    writer.finish()
+    assert asked == [["G", "D", "E"], ["A", "B", "C", "F"]]
+    for index, leis in enumerate(leis_of):
+        found = _RedliningFile(tmp_path, index)()
+        expected = whole[whole["lei"].isin(leis)]
+        if len(expected):
+            pd.testing.assert_frame_equal(found.reset_index(drop=True), expected.reset_index(drop=True))
+        else:  # G: no market
+            assert found.empty
+
+
 def test_an_error_making_the_redlining_rows_stops_the_waiting_partition(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,10 +9,11 @@
 
 Partitions hold whole lenders, consecutive in LEI order, at most ``partition_rows`` rows each
 (a lender larger than that is a partition by itself; by default as many as the largest lender's,
-and at least ``PARTITION_ROWS``), so memory follows the largest lender and partitions run in
-worker processes (``workers``) or on a Dask cluster (``cluster``). Every rule is about one
-lender, so the gathered findings are those of one network for the whole register, byte for
-byte, whatever the partitions, workers or cluster (tests check it).
+and at least ``PARTITION_ROWS``, and with several worker processes smaller towards the end so that
+they finish together, the largest dispatched first), so memory follows the largest lender and
+partitions run in worker processes (``workers``) or on a Dask cluster (``cluster``). Every rule is
+about one lender, so the gathered findings are those of one network for the whole register, byte
+for byte, whatever the partitions, workers or cluster (tests check it).
 
 ``audit(...)`` returns an ``Audit`` holding what the outputs need; nothing is written until
 ``outputs.write_outputs``, which writes to a temporary directory and moves it into place.
@@ -83,6 +84,9 @@ __all__ = ["PARTITION_ROWS", "Audit", "AuditTables", "Register", "audit", "built
 # largest lender 15,544 rows) partitions of at most 20,000, 40,000 and 60,000 rows took 37.0/35.8, 33.5/33.6 and
 # 31.6/32.3 s, the largest worker peaking at 475, 590 and 645 MB (benchmarks/HISTORY.md).
 PARTITION_ROWS = 40_000
+# The least rows of a partition cut smaller towards the end of the register (``_partitions``, several worker processes,
+# default limit): below it a partition's own ~0.2 CPU s outweighs the idle core it saves.
+TAIL_ROWS = 10_000
 PARTITION_STAGES = (
     "similarity and statistics",
     "engine: parse",
@@ -281,7 +285,9 @@ def audit(
     whole = given_pairs is not None or "lei" not in config.blocks
     lei = held.dictionary("lei")  # codes in LEI order (not 28 bytes a row of text); restored when not held so
     lei = held.column("lei") if lei is None else lei
-    parts = _partitions(lei, partition_rows, whole)
+    local = cluster is None and workers > 1  # worker processes of this machine: the default plan ends them together
+    parts = _partitions(lei, partition_rows, whole, workers if local else 1)
+    order = _largest_first(parts) if local else list(range(len(parts)))  # the order they are dispatched in
     leis_of = [np.asarray(lei.iloc[rows].dropna().unique(), dtype=object) for rows in parts]
     # Model rows of lenders in the register, sorted by lei: each partition's rows are one block of them.
     present = np.asarray(lei.dropna().unique(), dtype=object)
@@ -329,13 +335,13 @@ def audit(
                 time_limit=None if time_limit is None else max(0.1, time_limit - (time.perf_counter() - started)),
                 model={name: table[table["lei"].isin(leis_of[index])] for name, table in model_tables.items()},
             ),
-            held.take(rows),  # restored as the cleaned frame's rows, its dtypes and values, where it runs
+            held.take(parts[index]),  # restored as the cleaned frame's rows, its dtypes and values, where it runs
         )
-        for index, rows in enumerate(parts)
+        for index in order
     )
     finished: list[int] = []
     taken: dict[int, PartitionResult] = {}
-    writer = None if cells is None else _RedliningWriter(cells, leis_of, explanations.directory, 2 * workers)
+    writer = None if cells is None else _RedliningWriter(cells, leis_of, explanations.directory, 2 * workers, order)
     try:
         with progress.bar(f"auditing {lenders_total:,} lenders in {len(parts):,} partitions", len(held), "rows") as bar:
             # Each result goes to disk as it comes, its records until they are written (the main process
@@ -497,10 +503,10 @@ def _check_labels(facts: Path, pairs: Path | None, tables: Sequence[str]) -> Non
             )
 
 
-def _partitions(lei: pd.Series, target: int | None, whole: bool) -> list[np.ndarray]:
+def _partitions(lei: pd.Series, target: int | None, whole: bool, workers: int = 1) -> list[np.ndarray]:
     """Row positions of each partition: whole lenders, consecutive in LEI order, at most ``target``
     rows (a larger lender is a partition by itself; None: the largest lender's rows, at least
-    ``PARTITION_ROWS``).
+    ``PARTITION_ROWS``, and with several ``workers`` smaller towards the end: ``_tapered``).
 
     ``lei``: text, or a categorical whose categories are sorted (``CompactFrame.dictionary``).
 
@@ -514,17 +520,7 @@ def _partitions(lei: pd.Series, target: int | None, whole: bool) -> list[np.ndar
         return [np.arange(len(lei))]
     sizes = np.bincount(codes[codes >= 0], minlength=len(leis))
     limit = max(PARTITION_ROWS, int(sizes.max())) if target is None else target
-    groups: list[list[int]] = []
-    current: list[int] = []
-    filled = 0
-    for code, size in enumerate(sizes.tolist()):
-        if current and filled + size > limit:  # the next lender would take it past the limit
-            groups.append(current)
-            current, filled = [], 0
-        current.append(code)
-        filled += size
-    if current:
-        groups.append(current)
+    groups = _packed(sizes, limit, workers if target is None else 1)
     partition_of = np.empty(len(leis), dtype=np.int64)
     for number, members in enumerate(groups):
         partition_of[members] = number
@@ -533,6 +529,44 @@ def _partitions(lei: pd.Series, target: int | None, whole: bool) -> list[np.ndar
     order = np.argsort(which.astype(np.int16) if len(groups) <= np.iinfo(np.int16).max else which, kind="stable")
     bounds = np.cumsum(np.bincount(which, minlength=len(groups)))[:-1]
     return list(np.split(order, bounds))
+
+
+def _packed(sizes: np.ndarray, limit: int, workers: int) -> list[list[int]]:
+    """The lenders (their rows ``sizes``, in LEI order) packed into groups of consecutive lenders:
+    a group is closed when the next lender would take it past its limit, ``limit`` rows or, with
+    several ``workers``, ``_tapered``'s smaller one."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    filled = 0
+    left = int(sizes.sum())  # the rows not in a closed group
+    cap = _tapered(left, limit, workers)
+    for code, size in enumerate(sizes.tolist()):
+        if current and filled + size > cap:  # the next lender would take it past the limit
+            groups.append(current)
+            left -= filled
+            current, filled = [], 0
+            cap = _tapered(left, limit, workers)
+        current.append(code)
+        filled += size
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _tapered(left: int, limit: int, workers: int) -> int:
+    """The most rows of the next partition when ``left`` rows remain: with several ``workers`` a
+    worker's share of them (guided self-scheduling), so the last partitions are small and the
+    workers end about together instead of one idling while the other audits a partition of
+    ``limit`` rows; never more than ``limit`` (memory), never less than ``TAIL_ROWS``."""
+    if workers <= 1:
+        return limit
+    return min(limit, max(TAIL_ROWS, -(-left // workers)))
+
+
+def _largest_first(parts: list[np.ndarray]) -> list[int]:
+    """The partitions' indices, the most rows first (ties in index order): a large lender late in
+    LEI order does not start last and hold one worker while the other has finished."""
+    return sorted(range(len(parts)), key=lambda index: -len(parts[index]))
 
 
 def _scaling(held: CompactFrame, config: AuditConfig) -> Scaling | None:
@@ -579,16 +613,24 @@ def _redlining_path(directory: Path, index: int) -> Path:
 
 class _RedliningWriter:
     """Each partition's redlining rows (``RedliningCells.signals``) written to ``directory`` in the order
-    of the partitions, by a thread of the main process while the worker processes run: the first
-    ``first`` partitions' together (they are running), then groups twice as large each time up to
-    ``REDLINING_GROUP`` (a call's fixed cost, a few tens of milliseconds, is paid a dozen times at
-    12,000,000 rows, not once per partition; a group takes at most about a second there, which is
-    what ``stop`` may wait). Each file appears whole (written under another name, then renamed); an
-    error is kept for ``finish``/``stop`` and marked in ``directory``, so that a worker waiting for its
-    rows stops waiting."""
+    the partitions are dispatched (``order`` of their indices; None: theirs), by a thread of the main
+    process while the worker processes run: the first ``first`` partitions' together (they are
+    running), then groups twice as large each time up to ``REDLINING_GROUP`` (a call's fixed cost, a
+    few tens of milliseconds, is paid a dozen times at 12,000,000 rows, not once per partition; a
+    group takes at most about a second there, which is what ``stop`` may wait). Each file appears
+    whole (written under another name, then renamed); an error is kept for ``finish``/``stop`` and
+    marked in ``directory``, so that a worker waiting for its rows stops waiting."""
 
-    def __init__(self, cells: RedliningCells, leis_of: list[np.ndarray], directory: Path, first: int) -> None:
+    def __init__(
+        self,
+        cells: RedliningCells,
+        leis_of: list[np.ndarray],
+        directory: Path,
+        first: int,
+        order: Sequence[int] | None = None,
+    ) -> None:
         self._cells, self._leis_of, self._directory, self._first = cells, leis_of, directory, max(1, first)
+        self._order = list(range(len(leis_of)) if order is None else order)
         self._stopping = threading.Event()
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="reasoner-redlining", daemon=True)
@@ -597,8 +639,8 @@ class _RedliningWriter:
     def _run(self) -> None:
         try:
             start, size = 0, self._first
-            while start < len(self._leis_of) and not self._stopping.is_set():
-                group = range(start, min(start + size, len(self._leis_of)))
+            while start < len(self._order) and not self._stopping.is_set():
+                group = self._order[start : start + size]
                 table = self._cells.signals(np.concatenate([self._leis_of[index] for index in group]))
                 for index in group:
                     if self._stopping.is_set():
@@ -609,7 +651,7 @@ class _RedliningWriter:
                     with staging.open("wb") as handle:
                         pickle.dump(rows, handle, protocol=pickle.HIGHEST_PROTOCOL)
                     os.replace(staging, path)
-                start, size = group.stop, min(2 * size, REDLINING_GROUP)
+                start, size = start + len(group), min(2 * size, REDLINING_GROUP)
         except BaseException as error:  # noqa: BLE001 - kept for the main thread, which raises it
             if not self._stopping.is_set():
                 self.error = error
