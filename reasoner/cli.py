@@ -303,7 +303,7 @@ def _audit_output_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="audit: the most rows of a partition of whole lenders (default: the largest lender's, at least "
-        "40,000; results do not depend on it)",
+        "40,000, smaller towards the end with several workers; results do not depend on it)",
     )
     parser.add_argument(
         "--cluster", metavar="ADDRESS", help="audit: run the partitions on a Dask cluster, e.g. tcp://scheduler:8786"

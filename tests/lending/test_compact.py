@@ -258,10 +258,7 @@ def test_columns_held_from_the_cleanings_codes_are_those_factorized_from_the_row
     for name, coded in cleaned.coded.items():
         rows = pd.Series(coded.rows(), dtype=plain.frame[name].dtype)
         pd.testing.assert_series_equal(rows, plain.frame[name], check_names=False, check_exact=True)
-    ids_are_rows = cleaned.id_column == "row" or None  # as ``hmda._held`` tells: ids of the rows only stand in
-    assert form == "odd values" or (cleaned.frame["application_id"].isna().all() and ids_are_rows)
-    given, factorized = compact(cleaned.frame, cleaned.coded, ids_are_rows=ids_are_rows), compact(plain.frame)
-    assert given.ids_are_rows == factorized.ids_are_rows == (form != "odd values")
+    given, factorized = compact(cleaned.frame, cleaned.coded), compact(plain.frame)
     assert given.encoded == factorized.encoded
     assert _held_columns(given) == _held_columns(factorized)
     assert pickle.dumps(given.held) == pickle.dumps(factorized.held)  # what a partition's worker is sent, too

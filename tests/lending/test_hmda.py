@@ -706,9 +706,18 @@ def test_upper_texts_are_python_upper_and_found_as_pandas_finds_them(texts: list
     series = pd.Series(texts, dtype=object)
     expected = series.str.upper()
     upper = upper_texts(series)
-    assert upper.to_pylist() == [None if pd.isna(text) else text for text in expected]
+    found = upper.to_pylist() if isinstance(upper, pa.Array) else upper.tolist()
+    assert [None if pd.isna(text) else text for text in found] == [None if pd.isna(text) else text for text in expected]
     for values in (MISSING_TEXT, {"EXEMPT"}, {"SS", "STRASSE", "II", "ST"}):
         assert is_in(upper, values).tolist() == expected.isin(values).tolist()
+
+
+def test_a_text_arrow_cannot_hold_is_refused_as_a_bad_number_not_a_crash() -> None:
+    """A lone surrogate (a frame read with ``encoding_errors="surrogateescape"``): the column's error, as before."""
+    from reasoner.lending.registers.values import _numbers
+
+    values, _, invalid = _numbers(pd.Series(["12\ud800", "5", "NA"], dtype=object))
+    assert invalid.tolist() == [True, False, False] and values[1] == 5.0
 
 
 def test_edge_texts_of_a_dictionary_register_read_as_python_reads_them(tmp_path: Path) -> None:

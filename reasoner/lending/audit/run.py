@@ -192,7 +192,8 @@ def audit(
     ``workers``: processes for the partitions (None: every core); ``cluster``: the address of
     a Dask scheduler that runs the partitions instead (``tcp://host:8786``); ``partition_rows``:
     the most rows of a partition of whole lenders (a larger lender is one partition; None: as many
-    as the largest lender's, at least ``PARTITION_ROWS``). The results do not depend on them.
+    as the largest lender's, at least ``PARTITION_ROWS``, and with several worker processes smaller
+    towards the end, dispatched largest first: ``_partitions``). The results do not depend on them.
     """
     progress = progress or Progress(False)
     workers = default_workers() if workers is None else workers
@@ -287,7 +288,9 @@ def audit(
     lei = held.column("lei") if lei is None else lei
     local = cluster is None and workers > 1  # worker processes of this machine: the default plan ends them together
     parts = _partitions(lei, partition_rows, whole, workers if local else 1)
-    order = _largest_first(parts) if local else list(range(len(parts)))  # the order they are dispatched in
+    # the order they are dispatched in: an explicit --partition-rows bounds memory, so its plan goes in LEI order
+    # (largest first would put its largest lenders, each above the limit, in flight together)
+    order = _largest_first(parts) if local and partition_rows is None else list(range(len(parts)))
     leis_of = [np.asarray(lei.iloc[rows].dropna().unique(), dtype=object) for rows in parts]
     # Model rows of lenders in the register, sorted by lei: each partition's rows are one block of them.
     present = np.asarray(lei.dropna().unique(), dtype=object)

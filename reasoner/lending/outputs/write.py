@@ -422,8 +422,12 @@ def _not_outputs(out: Path) -> str | None:
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """``frame`` as zstd parquet without pandas metadata (stable bytes across pandas versions)."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    """``frame`` as zstd parquet without pandas metadata (stable bytes across pandas versions), each column one
+    chunk: an Arrow-backed column keeps the chunks of the partitions it was gathered from, and the writer
+    checks a column's dictionary size chunk by chunk, so where it falls back to plain encoding (a dictionary
+    past 1 MiB: the comparators' ids at 12,000,000 rows) followed the partitions: other bytes with 1 and 2
+    workers, whose plans differ."""
+    table = pa.Table.from_pandas(frame, preserve_index=False).combine_chunks()
     table = table.replace_schema_metadata(None)  # no pandas metadata: stable bytes across pandas versions
     pq.write_table(table, path, compression="zstd")
 

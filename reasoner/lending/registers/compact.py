@@ -176,16 +176,12 @@ class CompactFrame:
         return np.asarray(rows, dtype=np.int64) + self.first_row
 
 
-def compact(
-    frame: pd.DataFrame, coded: Mapping[str, Coded] | None = None, *, ids_are_rows: bool | None = None
-) -> CompactFrame:
+def compact(frame: pd.DataFrame, coded: Mapping[str, Coded] | None = None) -> CompactFrame:
     """``frame`` (a cleaned register, or a piece of one) held in fewer bytes (module docstring).
 
     ``coded``: columns of ``frame`` as the cleaning made them, encoded from their codes; their rows are
     ``coded[name].rows()`` (as text: ``values.strings`` of them), and ``frame[name]`` gives only the
-    column's dtype (``clean_hmda(keep_codes=True)`` does not build their rows: a stand-in of that dtype).
-    ``ids_are_rows``: True when the caller made ``application_id`` the ``row`` as text (a register without
-    ids: ``clean_hmda(keep_codes=True)``'s column only stands in); None: the two are compared."""
+    column's dtype (``clean_hmda(keep_codes=True)`` does not build their rows: a stand-in of that dtype)."""
     coded = {} if coded is None else coded
     count = len(frame)
     first_row = None
@@ -194,7 +190,10 @@ def compact(
         start = int(numbers[0]) if count else 1
         if np.array_equal(numbers, np.arange(start, start + count, dtype=np.int64)):
             first_row = start
-    ids_are_rows = _ids_are_rows(frame) if ids_are_rows is None else ids_are_rows
+    ids_are_rows = False
+    if "application_id" in frame.columns and "row" in frame.columns and frame["application_id"].dtype == TEXT:
+        as_text = pc.cast(pa.array(frame["row"].to_numpy(dtype=np.int64)), pa.string()).to_pandas()
+        ids_are_rows = bool(frame["application_id"].reset_index(drop=True).equals(as_text))
     held: dict[str, pd.Series] = {}
     encoded: set[str] = set()
     for name in frame.columns:
@@ -221,14 +220,6 @@ def compact(
         ids_are_rows,
         count,
     )
-
-
-def _ids_are_rows(frame: pd.DataFrame) -> bool:
-    """Whether ``application_id`` is ``row`` as text (then held as the rows)."""
-    if "application_id" not in frame.columns or "row" not in frame.columns or frame["application_id"].dtype != TEXT:
-        return False
-    as_text = pc.cast(pa.array(frame["row"].to_numpy(dtype=np.int64)), pa.string()).to_pandas()
-    return bool(frame["application_id"].reset_index(drop=True).equals(as_text))
 
 
 def concat(parts: Sequence[CompactFrame]) -> CompactFrame:

@@ -166,7 +166,8 @@ def _used_categories(column: pa.ChunkedArray) -> pd.Categorical:
     codes = (pc.fill_null(indices, -1) if indices.null_count else indices).to_numpy()  # a missing value: code -1
     used = np.bincount(codes[codes >= 0] if indices.null_count else codes, minlength=len(dictionary)) > 0
     if not used.all():
-        renumbered = np.append(np.cumsum(used, dtype=code_type(int(used.sum()))) - 1, -1)  # -1 (missing) stays -1
+        kind = code_type(int(used.sum()))  # np.append of -1 would make them int64, which pandas then narrows: a copy
+        renumbered = np.concatenate([np.cumsum(used, dtype=kind) - 1, np.array([-1], dtype=kind)])  # -1 stays -1
         codes, dictionary = np.take(renumbered, codes), dictionary.filter(pa.array(used))
     # every code is a category's or -1 by construction: not checked again (pandas narrows the codes' type)
     dtype = pd.CategoricalDtype(pd.Index(dictionary.to_pandas()), ordered=column.type.ordered)  # ordered stays so

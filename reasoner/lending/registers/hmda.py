@@ -399,8 +399,7 @@ def read_clean(
 
 def _held(cleaned: CleanedHMDA) -> CleanedHMDA:
     """``cleaned`` with its rows held compact (``CleanedHMDA.held``) and a frame without rows."""
-    # a register without ids: they are the rows as text by construction (the frame's may only stand in)
-    held = compact_frame(cleaned.frame, cleaned.coded, ids_are_rows=cleaned.id_column == "row" or None)
+    held = compact_frame(cleaned.frame, cleaned.coded)
     # not ``frame.iloc[:0]``: a view of the piece's columns, it would keep every piece's bytes
     return dataclasses.replace(cleaned, frame=held.restore(rows=np.arange(0)), held=held, coded={})
 
@@ -558,9 +557,7 @@ def clean_hmda(
     coded["sex"] = text("derived_sex", DERIVED_SEX)
     # keep_codes: the coded columns' rows are held from their codes (``compact.compact``), not built as text here
     rows_of = _stand_ins(count) if keep_codes else _as_rows
-    ids, id_column, id_coded = _application_ids(raw, source)
-    if ids is None:  # no id column: the row numbers as text, held as the rows they are (``_held``), not built
-        ids = rows_of(absent(None)) if keep_codes else _row_ids(first_row, count)
+    ids, id_column, id_coded = _application_ids(raw, source, first_row)
     if id_coded is not None:
         coded["application_id"] = id_coded
     coded.update(
@@ -831,13 +828,14 @@ def _age(column: Column | None, source: str, text: Callable[..., Coded]) -> Code
     return column.coded([bucket or value for bucket, value in zip(bucketed, spelled, strict=True)])
 
 
-def _application_ids(raw: pd.DataFrame, source: str) -> tuple[pd.Series | None, str, Coded | None]:
-    """Ids from ``application_id`` or ``uli`` (checked: none empty, none repeated), else None (the ids are
-    the rows: ``_row_ids``); the column they come from ('row': none); and the ids as coded (None: the row)."""
+def _application_ids(raw: pd.DataFrame, source: str, first_row: int = 1) -> tuple[pd.Series, str, Coded | None]:
+    """Ids from ``application_id`` or ``uli`` (checked: none empty, none repeated), else the row; and
+    the ids as coded (None: the row)."""
     present = {normalize_name(label): label for label in raw.columns}
     name = next((name for name in ID_COLUMNS if name in present), None)
     if name is None:
-        return None, "row", None
+        rows = pa.array(np.arange(first_row, first_row + len(raw), dtype=np.int64))
+        return pc.cast(rows, pa.string()).to_pandas(), "row", None
     label = present[name]
     column = factorize_column(raw[label], str(label))
     ids = column.take_strings(list(column.texts))
@@ -859,11 +857,6 @@ def _application_ids(raw: pd.DataFrame, source: str) -> tuple[pd.Series | None, 
         tail = f" and {more} more" if more > 0 else ""
         raise EvidenceError(f"{source}: column '{label}': duplicate application ids {described}{tail}")
     return ids, name, column.coded(list(column.texts))
-
-
-def _row_ids(first_row: int, count: int) -> pd.Series:
-    """The ids of a register without any: its row numbers as text."""
-    return pc.cast(pa.array(np.arange(first_row, first_row + count, dtype=np.int64)), pa.string()).to_pandas()
 
 
 def _first_reasons(reasons: dict[str, np.ndarray], count: int) -> tuple[np.ndarray, dict[str, int]]:

@@ -101,20 +101,24 @@ def _all_ascii(texts: pa.Array | pa.ChunkedArray) -> bool:
     return bool(pc.all(pc.string_is_ascii(texts), min_count=0).as_py())
 
 
-def upper_texts(texts: pd.Series) -> pa.Array:
-    """``texts.str.upper()`` as Arrow text (a value that is not text: null, as pandas gives NaN): by Arrow when
-    every value is ASCII text, else by Python (``str.upper`` maps 'ß' to 'SS', 'ı' to 'I', 'ﬅ' to 'ST')."""
+def upper_texts(texts: pd.Series) -> pa.Array | pd.Series:
+    """``texts.str.upper()``: as Arrow text when every value is ASCII text (upper-cased by Arrow), else as
+    pandas gives it (``str.upper`` maps 'ß' to 'SS', 'ı' to 'I', 'ﬅ' to 'ST'; a value that is not text, or a
+    text Arrow cannot hold such as a lone surrogate, stays as pandas has it). ``is_in`` takes either."""
     try:
         array = pa.array(texts, type=pa.string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a value that is no text (an integer of an object column)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):  # no text, or not UTF-8 (a lone surrogate)
         array = None
     if array is not None and not array.null_count and _all_ascii(array):
         return pc.ascii_upper(array)
-    return pa.array(texts.str.upper(), type=pa.string(), from_pandas=True)
+    upper: pd.Series = texts.str.upper()
+    return upper
 
 
-def is_in(texts: pa.Array, values: Iterable[str]) -> np.ndarray:
-    """Per text whether it is one of ``values`` (a null is not)."""
+def is_in(texts: pa.Array | pd.Series, values: Iterable[str]) -> np.ndarray:
+    """Per text (``upper_texts``) whether it is one of ``values`` (a missing value is not)."""
+    if isinstance(texts, pd.Series):
+        return texts.isin(list(values)).to_numpy(dtype=bool)
     found: np.ndarray = pc.is_in(texts, pa.array(sorted(values), pa.string())).to_numpy(zero_copy_only=False)
     return found
 
