@@ -79,8 +79,7 @@ def factorize_column(column: pd.Series, label: str) -> Column:
     elif isinstance(uniques.dtype, pd.StringDtype):
         texts = _stripped(pa.array(uniques.array))
     else:  # objects (not all of them text, maybe): as pandas' ``str`` methods take them
-        objects = np.asarray(uniques.astype(object), dtype=object)
-        texts = pd.Series(objects, dtype=object).str.strip().to_numpy(dtype=object)
+        texts = _python_stripped(np.asarray(uniques.astype(object), dtype=object))
     if (codes < 0).any():  # null → ''
         texts = np.append(texts, "")
         codes = np.where(codes < 0, texts.size - 1, codes)
@@ -94,7 +93,13 @@ def _stripped(texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if _all_ascii(texts):
         stripped: np.ndarray = pc.utf8_trim(texts, ASCII_WHITESPACE).to_numpy(zero_copy_only=False)
         return stripped
-    return pd.Series(texts.to_numpy(zero_copy_only=False), dtype=object).str.strip().to_numpy(dtype=object)
+    return _python_stripped(texts.to_numpy(zero_copy_only=False))
+
+
+def _python_stripped(values: np.ndarray) -> np.ndarray:
+    """``str.strip()`` of each value by pandas' ``str`` methods (Python's own), as an object array."""
+    stripped: np.ndarray = pd.Series(values, dtype=object).str.strip().to_numpy(dtype=object)
+    return stripped
 
 
 def _all_ascii(texts: pa.Array | pa.ChunkedArray) -> bool:
